@@ -1,0 +1,120 @@
+//! Wire types of the CCI 2.0 API (Kubernetes-style JSON under `/apis/cci/v2/...`).
+//!
+//! The engine speaks these as a client and the mock serves them. Sharing the *shapes* is fine;
+//! the mock still validates every request itself (it is the engine's adversary, not its twin).
+//!
+//! CCI objects reuse the Kubernetes `ObjectMeta`, `PodSpec` and `PodStatus` bodies, but carry
+//! `apiVersion: cci/v2`, which the k8s-openapi top-level types refuse to deserialize; hence the
+//! thin envelopes here.
+#![warn(missing_docs)]
+
+use k8s_openapi::api::core::v1::{PodSpec, PodStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ListMeta, ObjectMeta};
+use serde::{Deserialize, Serialize};
+
+/// The `apiVersion` of every CCI 2.0 object.
+pub const API_VERSION: &str = "cci/v2";
+/// Path prefix of the CCI 2.0 API group.
+pub const API_PREFIX: &str = "/apis/cci/v2";
+/// The header that carries the caller's token.
+pub const AUTH_HEADER: &str = "X-Auth-Token";
+/// Label put on every CCI pod by the engine: the UID of the cluster pod it stands for.
+pub const LABEL_CLUSTER_POD_UID: &str = "bursting.cci.io/cluster-pod-uid";
+/// Annotation on every CCI pod: `namespace/name` of the cluster pod it stands for.
+pub const ANNOTATION_CLUSTER_POD: &str = "bursting.cci.io/cluster-pod";
+/// Label on the CCI namespace naming the cluster that owns it.
+pub const LABEL_CLUSTER_ID: &str = "bursting.cci.io/cluster-id";
+
+/// The CCI namespace a cluster's burst pods live in: `bursting-{clusterID}`.
+pub fn namespace_for_cluster(cluster_id: &str) -> String {
+    format!("bursting-{cluster_id}")
+}
+
+/// A CCI namespace.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Namespace {
+    /// Always [`API_VERSION`].
+    pub api_version: String,
+    /// Always `Namespace`.
+    pub kind: String,
+    /// Name, labels, uid, creation time.
+    pub metadata: ObjectMeta,
+}
+
+impl Namespace {
+    /// A namespace object ready to be created.
+    pub fn new(metadata: ObjectMeta) -> Self {
+        Self {
+            api_version: API_VERSION.into(),
+            kind: "Namespace".into(),
+            metadata,
+        }
+    }
+}
+
+/// A CCI pod: a Kubernetes pod body under the `cci/v2` API version.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pod {
+    /// Always [`API_VERSION`].
+    pub api_version: String,
+    /// Always `Pod`.
+    pub kind: String,
+    /// Name, namespace, labels, annotations; uid and resourceVersion are set by the service.
+    pub metadata: ObjectMeta,
+    /// The pod's desired state.
+    #[serde(default)]
+    pub spec: PodSpec,
+    /// Set by the service; ignored on create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<PodStatus>,
+}
+
+impl Pod {
+    /// A pod object ready to be created.
+    pub fn new(metadata: ObjectMeta, spec: PodSpec) -> Self {
+        Self {
+            api_version: API_VERSION.into(),
+            kind: "Pod".into(),
+            metadata,
+            spec,
+            status: None,
+        }
+    }
+}
+
+/// A list of objects, as returned by collection GETs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct List<T> {
+    /// Always [`API_VERSION`].
+    pub api_version: String,
+    /// `PodList`, `NamespaceList`, ...
+    pub kind: String,
+    /// Carries the collection's resourceVersion.
+    #[serde(default)]
+    pub metadata: ListMeta,
+    /// The objects.
+    pub items: Vec<T>,
+}
+
+/// The one error body of the API: Kubernetes `Status`, plus the CCI error code.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    /// `Status`.
+    pub kind: String,
+    /// `v1`.
+    pub api_version: String,
+    /// `Failure` for errors.
+    pub status: String,
+    /// A sentence a person can act on.
+    pub message: String,
+    /// Machine-readable reason: `NotFound`, `AlreadyExists`, `Unauthorized`, `Invalid`, ...
+    pub reason: String,
+    /// The HTTP status code.
+    pub code: u16,
+    /// The CCI error code, e.g. `CCI.01.400001`.
+    pub error_code: String,
+}

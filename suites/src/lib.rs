@@ -1,0 +1,1 @@
+//! Conformance suites live in `tests/`; this crate has no library code.
