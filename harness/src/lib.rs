@@ -1,1 +1,19 @@
-//! placeholder
+//! burstcert: the conformance harness for the bursting add-on.
+//!
+//! It builds the pinned upstream Kubernetes binaries ([`tools`]), brings up clusters
+//! ([`cluster`]), runs the mock CCI and the engine beside them ([`env`]), and gives each scenario a
+//! namespace, waits with deadlines and snapshot redactions ([`scenario`], [`wait`], [`snapshot`]).
+#![warn(missing_docs)]
+
+pub mod cluster;
+pub mod env;
+pub mod error;
+pub mod mock;
+pub mod process;
+pub mod progress;
+pub mod scenario;
+pub mod snapshot;
+pub mod tools;
+pub mod wait;
+
+pub use error::{Error, Result};

@@ -1,1 +1,161 @@
-fn main() {}
+//! `burstcert`: bring up a real local Kubernetes cluster and (later) certify a release of the
+//! bursting add-on against the documented scenarios.
+//!
+//! ```text
+//! burstcert cluster up [--name N] [--nodes K]   # leaves a cluster running, prints its kubeconfig
+//! burstcert cluster list
+//! burstcert cluster down [--name N]
+//! burstcert tools build                          # builds the pinned Kubernetes binaries now
+//! ```
+
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use burstcert::cluster::local::{self, LocalCluster, LocalOptions};
+use burstcert::cluster::nodes::{NodeShape, create_nodes};
+use burstcert::cluster::{ClusterProvider as _, client_for};
+use burstcert::progress::Progress;
+use burstcert::tools::{PREBUILT_ENV, Tools};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "burstcert",
+    version,
+    about = "Conformance harness for the CCE bursting add-on: real local Kubernetes clusters, a mock CCI, scenarios.",
+    after_help = format!(
+        "The local cluster's binaries (Kubernetes, etcd, kwok) are built from the Go module proxy on first \
+         use and cached; set {PREBUILT_ENV} to a folder of prebuilt binaries to skip that."
+    )
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Local clusters: a real control plane and kwok nodes, as processes on loopback.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
+    /// The pinned upstream binaries.
+    Tools {
+        #[command(subcommand)]
+        command: ToolsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Bring up a cluster and leave it running; prints the kubeconfig path on stdout.
+    Up {
+        /// Cluster name (default: a random `burstcert-xxxxxx`).
+        #[arg(long)]
+        name: Option<String>,
+        /// Number of ordinary (kwok) nodes: 4 CPU, 16Gi, 110 pods, amd64 each.
+        #[arg(long, default_value_t = 2)]
+        nodes: usize,
+    },
+    /// Stop a cluster and remove its files (default: the only cluster there is).
+    Down {
+        /// Cluster name.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List local clusters.
+    List,
+}
+
+#[derive(Subcommand)]
+enum ToolsCommand {
+    /// Build (or find) the pinned binaries and print their folder.
+    Build,
+    /// Print the pinned versions.
+    Versions,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("burstcert: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let progress = Progress::stderr();
+    match cli.command {
+        Command::Tools {
+            command: ToolsCommand::Build,
+        } => {
+            let tools = Tools::ensure(&progress)?;
+            println!("{}", tools.dir().display());
+        }
+        Command::Tools {
+            command: ToolsCommand::Versions,
+        } => {
+            let pins = burstcert::tools::Pins::current();
+            println!(
+                "kubernetes {}\netcd {}\nkwok {}",
+                pins.kubernetes, pins.etcd, pins.kwok
+            );
+        }
+        Command::Cluster {
+            command: ClusterCommand::List,
+        } => {
+            for name in local::list()? {
+                println!("{name}\t{}", local::kubeconfig_path(&name)?.display());
+            }
+        }
+        Command::Cluster {
+            command: ClusterCommand::Down { name },
+        } => {
+            let name = match name {
+                Some(n) => n,
+                None => match local::list()?.as_slice() {
+                    [only] => only.clone(),
+                    [] => bail!("there is no local cluster"),
+                    many => bail!(
+                        "there are {} clusters ({}); name one with --name",
+                        many.len(),
+                        many.join(", ")
+                    ),
+                },
+            };
+            let tools = Tools::ensure(&progress)?;
+            local::delete(&tools, &name)?;
+            eprintln!("burstcert: cluster {name} is down");
+        }
+        Command::Cluster {
+            command: ClusterCommand::Up { name, nodes },
+        } => {
+            let tools = Tools::ensure(&progress)?;
+            // Torn down if anything below fails; kept only once it is complete.
+            let cluster = LocalCluster::create(
+                &tools,
+                LocalOptions {
+                    name,
+                    cleanup_at_exit: true,
+                },
+                &progress,
+            )?;
+            let runtime = tokio::runtime::Runtime::new().context("start tokio")?;
+            runtime.block_on(async {
+                let client = client_for(cluster.kubeconfig()).await?;
+                let shapes: Vec<NodeShape> = (0..nodes).map(NodeShape::standard).collect();
+                create_nodes(&client, &shapes).await?;
+                anyhow::Ok(())
+            })?;
+            let (name, kubeconfig) = cluster.keep_running();
+            eprintln!(
+                "burstcert: cluster {name} is up with {nodes} kwok nodes; `burstcert cluster down --name {name}` stops it"
+            );
+            println!("{}", kubeconfig.display());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,304 @@
+//! The shared test environment: one local cluster, one mock CCI and one engine per test binary.
+//!
+//! Bringing up a control plane costs seconds to tens of seconds; the full suite has about a
+//! hundred scenarios. So each test binary (one per scenario family) brings one environment up on
+//! first use and shares it; each scenario gets its own namespace ([`crate::scenario`]). Every
+//! process is guarded ([`crate::process`]): when the test binary exits, passes, fails or panics,
+//! the engine, the mock and the whole control plane are stopped.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Node;
+use kube::api::Api;
+
+use crate::cluster::local::{LocalCluster, LocalOptions};
+use crate::cluster::nodes::{NodeShape, create_nodes};
+use crate::cluster::{ClusterProvider, client_for};
+use crate::error::{Error, Result};
+use crate::mock::MockCci;
+use crate::process::{Guarded, tail_file};
+use crate::progress::Progress;
+use crate::tools::Tools;
+use crate::wait;
+
+/// Environment variable naming the `bursting-engine` binary (default: beside this executable).
+pub const ENGINE_BIN_ENV: &str = "BURSTCERT_ENGINE_BIN";
+/// Environment variable naming the `mock-cci` binary (default: beside this executable).
+pub const MOCK_BIN_ENV: &str = "BURSTCERT_MOCK_CCI_BIN";
+/// Name of the engine's virtual node.
+pub const VIRTUAL_NODE: &str = "bursting-node";
+/// How many ordinary (kwok) nodes the shared cluster gets.
+pub const DEFAULT_KWOK_NODES: usize = 2;
+
+/// A running environment: cluster, mock CCI, engine.
+#[derive(Debug)]
+pub struct Env {
+    cluster: Mutex<LocalCluster>,
+    kubeconfig: PathBuf,
+    cluster_name: String,
+    /// The mock CCI, as the tenant the engine uses.
+    pub mock: MockCci,
+    /// The cluster id the engine was started with.
+    pub cluster_id: String,
+    /// The CCI namespace of this cluster, `bursting-{cluster_id}`.
+    pub cci_namespace: String,
+    /// Where the engine's and the mock's logs go.
+    pub logs: PathBuf,
+    engine: Mutex<Guarded>,
+    _mock_process: Guarded,
+}
+
+static SHARED: OnceLock<std::result::Result<Env, String>> = OnceLock::new();
+
+/// The environment shared by every scenario of this process, brought up on first use.
+pub async fn shared() -> Result<&'static Env> {
+    let result = tokio::task::spawn_blocking(|| {
+        SHARED.get_or_init(|| Env::start().map_err(|e| e.to_string()))
+    })
+    .await
+    .map_err(|e| Error::Step {
+        step: "bring up the test environment".into(),
+        detail: e.to_string(),
+    })?;
+    result.as_ref().map_err(|e| Error::Step {
+        step: "bring up the test environment (shared by this test binary)".into(),
+        detail: e.clone(),
+    })
+}
+
+impl Env {
+    /// Brings everything up (blocking). Prefer [`shared`].
+    pub fn start() -> Result<Self> {
+        let progress = Progress::stderr();
+        let tools = Tools::ensure(&progress)?;
+        let cluster = LocalCluster::create(
+            &tools,
+            LocalOptions {
+                name: None,
+                cleanup_at_exit: true,
+            },
+            &progress,
+        )?;
+        let cluster_name = cluster.name().to_owned();
+        let kubeconfig = cluster.kubeconfig().to_owned();
+        eprintln!(
+            "burstcert: cluster {cluster_name}, kubeconfig {}",
+            kubeconfig.display()
+        );
+        let logs = std::env::temp_dir().join("burstcert").join(&cluster_name);
+        let cluster_id = cluster_name.trim_start_matches("burstcert-").to_owned();
+        let token = format!("token-{cluster_id}");
+
+        let mock_log = logs.join("mock-cci.log");
+        let mock_process = Guarded::spawn(
+            "mock-cci",
+            &workspace_binary("mock-cci", "mock-cci", MOCK_BIN_ENV)?,
+            &[
+                "--listen".into(),
+                "127.0.0.1:0".into(),
+                "--token".into(),
+                token.clone(),
+            ],
+            &[],
+            &mock_log,
+        )?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|source| Error::Io {
+                context: "start a runtime for bring-up".into(),
+                source,
+            })?;
+        let mock_url = runtime.block_on(mock_address(&mock_log))?;
+        let mock = MockCci::new(&mock_url, &token);
+
+        let engine_args = vec![
+            "virtual-kubelet".to_owned(),
+            "--kubeconfig".into(),
+            kubeconfig.display().to_string(),
+            "--cci-endpoint".into(),
+            mock_url.clone(),
+            "--cluster-id".into(),
+            cluster_id.clone(),
+            "--node-name".into(),
+            VIRTUAL_NODE.into(),
+        ];
+        let engine_log = logs.join("engine.log");
+        let engine = runtime.block_on(async {
+            let client = client_for(&kubeconfig).await?;
+            let shapes: Vec<NodeShape> = (0..DEFAULT_KWOK_NODES).map(NodeShape::standard).collect();
+            create_nodes(&client, &shapes).await?;
+            let engine = Guarded::spawn(
+                "bursting-engine",
+                &workspace_binary("bursting-engine", "bursting-engine", ENGINE_BIN_ENV)?,
+                &engine_args,
+                &[
+                    ("CCI_TOKEN".into(), token.clone()),
+                    ("RUST_LOG".into(), "info".into()),
+                ],
+                &engine_log,
+            )?;
+            let step =
+                progress.spinner("wait for nodes to be Ready (kwok nodes and bursting-node)");
+            let names: Vec<String> = shapes
+                .iter()
+                .map(|s| s.name.clone())
+                .chain([VIRTUAL_NODE.to_owned()])
+                .collect();
+            wait_nodes_ready(&client, &names, &engine_log).await?;
+            step.finish("nodes Ready");
+            Ok::<_, Error>(engine)
+        })?;
+        Ok(Self {
+            cluster: Mutex::new(cluster),
+            kubeconfig,
+            cluster_name,
+            mock,
+            cci_namespace: cci_api::namespace_for_cluster(&cluster_id),
+            cluster_id,
+            logs,
+            engine: Mutex::new(engine),
+            _mock_process: mock_process,
+        })
+    }
+
+    /// A new kube client for this environment (clients belong to the runtime that made them,
+    /// and every test has its own runtime).
+    pub async fn client(&self) -> Result<kube::Client> {
+        client_for(&self.kubeconfig).await
+    }
+
+    /// The admin kubeconfig.
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// The cluster's name.
+    pub fn cluster_name(&self) -> &str {
+        &self.cluster_name
+    }
+
+    /// The last lines of the engine's log, for diagnoses.
+    pub fn engine_log_tail(&self, lines: usize) -> String {
+        match self.engine.lock() {
+            Ok(engine) => engine.log_tail(lines),
+            Err(_) => tail_file(&self.logs.join("engine.log"), lines),
+        }
+    }
+
+    /// Tears the cluster down now (tests normally leave that to process exit).
+    pub fn destroy(&self) -> Result<()> {
+        if let Ok(mut engine) = self.engine.lock() {
+            engine.stop();
+        }
+        match self.cluster.lock() {
+            Ok(mut cluster) => cluster.destroy(),
+            Err(_) => Ok(()),
+        }
+    }
+}
+
+/// Reads the address the mock printed on start.
+async fn mock_address(log: &Path) -> Result<String> {
+    wait::until(
+        "the mock CCI to print its address",
+        Duration::from_secs(30),
+        || async {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            Ok(text
+                .lines()
+                .find_map(|l| l.strip_prefix("mock-cci listening on "))
+                .map(|s| s.trim().to_owned()))
+        },
+        || async { tail_file(log, 20) },
+    )
+    .await
+}
+
+async fn wait_nodes_ready(
+    client: &kube::Client,
+    names: &[String],
+    engine_log: &Path,
+) -> Result<()> {
+    let api: Api<Node> = Api::all(client.clone());
+    wait::until(
+        &format!("nodes {} to be Ready", names.join(", ")),
+        Duration::from_secs(90),
+        || async {
+            for name in names {
+                let Some(node) = api.get_opt(name).await.map_err(|source| Error::Kube {
+                    context: format!("get node {name}"),
+                    source,
+                })?
+                else {
+                    return Ok(None);
+                };
+                if !node_ready(&node) {
+                    return Ok(None);
+                }
+            }
+            Ok(Some(()))
+        },
+        || async {
+            let nodes = api.list(&Default::default()).await.map(|l| {
+                l.items
+                    .iter()
+                    .map(|n| {
+                        format!(
+                            "  {} ready={}",
+                            n.metadata.name.as_deref().unwrap_or("?"),
+                            node_ready(n)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+            format!(
+                "nodes:\n{}\nengine log:\n{}",
+                nodes.unwrap_or_else(|e| e.to_string()),
+                tail_file(engine_log, 30)
+            )
+        },
+    )
+    .await
+}
+
+/// Whether a node reports Ready=True.
+pub fn node_ready(node: &Node) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Finds a binary of this workspace: the environment variable, else beside the running
+/// executable (`target/debug/`), else one folder up (test executables live in `target/debug/deps/`).
+pub fn workspace_binary(
+    binary: &'static str,
+    package: &'static str,
+    env: &'static str,
+) -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os(env) {
+        return Ok(PathBuf::from(path));
+    }
+    let exe = std::env::current_exe().map_err(|source| Error::Io {
+        context: "find the running executable".into(),
+        source,
+    })?;
+    let mut looked = Vec::new();
+    for dir in exe.ancestors().skip(1).take(2) {
+        let candidate = dir.join(binary);
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+        looked.push(dir.display().to_string());
+    }
+    Err(Error::WorkspaceBinaryMissing {
+        binary,
+        package,
+        looked: looked.join(", "),
+        env,
+    })
+}

@@ -1,0 +1,95 @@
+//! The harness's view of the mock CCI: what the mock holds, read through its API.
+//!
+//! Suites read the CCI side only from here (the mock's own state), never from the engine.
+
+use cci_api::{AUTH_HEADER, List, Pod};
+
+use crate::error::{Error, Result};
+
+/// A client of the mock CCI for one tenant.
+#[derive(Clone, Debug)]
+pub struct MockCci {
+    url: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl MockCci {
+    /// A client for the mock at `url` (e.g. `http://127.0.0.1:4321`) as the tenant of `token`.
+    pub fn new(url: &str, token: &str) -> Self {
+        Self {
+            url: url.trim_end_matches('/').to_owned(),
+            token: token.to_owned(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// The mock's base URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The tenant token.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Every pod in a CCI namespace (empty when the namespace does not exist).
+    pub async fn pods(&self, namespace: &str) -> Result<Vec<Pod>> {
+        let url = format!(
+            "{}{}/namespaces/{namespace}/pods",
+            self.url,
+            cci_api::API_PREFIX
+        );
+        let context = || format!("list CCI pods in {namespace}");
+        let resp = self
+            .http
+            .get(&url)
+            .header(AUTH_HEADER, &self.token)
+            .send()
+            .await
+            .map_err(|source| Error::Http {
+                context: context(),
+                source,
+            })?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(Vec::new());
+        }
+        let resp = resp.error_for_status().map_err(|source| Error::Http {
+            context: context(),
+            source,
+        })?;
+        let list: List<Pod> = resp.json().await.map_err(|source| Error::Http {
+            context: context(),
+            source,
+        })?;
+        Ok(list.items)
+    }
+
+    /// A one-paragraph summary of a namespace for timeout diagnoses.
+    pub async fn describe(&self, namespace: &str) -> String {
+        match self.pods(namespace).await {
+            Ok(pods) => {
+                let rows: Vec<String> = pods
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "  {} {}",
+                            p.metadata.name.as_deref().unwrap_or("?"),
+                            p.status
+                                .as_ref()
+                                .and_then(|s| s.phase.as_deref())
+                                .unwrap_or("?")
+                        )
+                    })
+                    .collect();
+                format!(
+                    "mock CCI namespace {namespace}: {} pods\n{}",
+                    pods.len(),
+                    rows.join("\n")
+                )
+            }
+            Err(e) => format!("mock CCI namespace {namespace}: {e}"),
+        }
+    }
+}

@@ -1,0 +1,396 @@
+//! The upstream binaries a local cluster runs: built from the Go module proxy on first use.
+//!
+//! The pins live in one place, the wrapper modules under `tools/k8s/` (their `go.mod` files name
+//! the Kubernetes, etcd and kwok releases). Those files are compiled into the harness, so the
+//! harness can build the binaries from any working directory, and their hash keys the cache: a new
+//! pin means a new cache folder, never a stale binary.
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, IoContext, Result};
+use crate::progress::Progress;
+
+/// Environment variable naming a folder of prebuilt binaries; when set nothing is built.
+pub const PREBUILT_ENV: &str = "BURSTCERT_K8S_BIN";
+/// Environment variable overriding the cache root (default `$XDG_CACHE_HOME/burstcert` or
+/// `~/.cache/burstcert`).
+pub const CACHE_ENV: &str = "BURSTCERT_CACHE_DIR";
+
+/// Every binary a local cluster needs, as file names inside the tools folder.
+pub const BINARIES: [&str; 7] = [
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubectl",
+    "etcd",
+    "kwok",
+    "kwokctl",
+];
+
+/// One wrapper Go module and what it builds.
+struct Wrapper {
+    /// Folder name under `tools/k8s/` and in the build tree.
+    dir: &'static str,
+    go_mod: &'static str,
+    go_sum: &'static str,
+    /// The module whose `require` line is the pin.
+    pinned_module: &'static str,
+    /// (package path, output binary name)
+    packages: &'static [(&'static str, &'static str)],
+}
+
+const KUBERNETES: Wrapper = Wrapper {
+    dir: "kubernetes",
+    go_mod: include_str!("../../tools/k8s/kubernetes/go.mod"),
+    go_sum: include_str!("../../tools/k8s/kubernetes/go.sum"),
+    pinned_module: "k8s.io/kubernetes",
+    packages: &[
+        ("k8s.io/kubernetes/cmd/kube-apiserver", "kube-apiserver"),
+        (
+            "k8s.io/kubernetes/cmd/kube-controller-manager",
+            "kube-controller-manager",
+        ),
+        ("k8s.io/kubernetes/cmd/kube-scheduler", "kube-scheduler"),
+        ("k8s.io/kubernetes/cmd/kubectl", "kubectl"),
+    ],
+};
+
+const ETCD: Wrapper = Wrapper {
+    dir: "etcd",
+    go_mod: include_str!("../../tools/k8s/etcd/go.mod"),
+    go_sum: include_str!("../../tools/k8s/etcd/go.sum"),
+    pinned_module: "go.etcd.io/etcd/server/v3",
+    packages: &[("go.etcd.io/etcd/server/v3", "etcd")],
+};
+
+const KWOK: Wrapper = Wrapper {
+    dir: "kwok",
+    go_mod: include_str!("../../tools/k8s/kwok/go.mod"),
+    go_sum: include_str!("../../tools/k8s/kwok/go.sum"),
+    pinned_module: "sigs.k8s.io/kwok",
+    packages: &[
+        ("sigs.k8s.io/kwok/cmd/kwok", "kwok"),
+        ("sigs.k8s.io/kwok/cmd/kwokctl", "kwokctl"),
+    ],
+};
+
+const WRAPPERS: [&Wrapper; 3] = [&KUBERNETES, &ETCD, &KWOK];
+
+/// The pinned versions, read from the wrapper modules.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pins {
+    /// Kubernetes release, e.g. `v1.36.3`.
+    pub kubernetes: String,
+    /// etcd release, e.g. `v3.6.16`.
+    pub etcd: String,
+    /// kwok release, e.g. `v0.8.0`.
+    pub kwok: String,
+}
+
+impl Pins {
+    /// The pins compiled into this harness.
+    pub fn current() -> Self {
+        let get = |w: &Wrapper| {
+            required_version(w.go_mod, w.pinned_module).unwrap_or_else(|| {
+                panic!("tools/k8s/{}/go.mod requires no {}", w.dir, w.pinned_module)
+            })
+        };
+        Self {
+            kubernetes: get(&KUBERNETES),
+            etcd: get(&ETCD),
+            kwok: get(&KWOK),
+        }
+    }
+
+    /// The Kubernetes minor version, e.g. `36`.
+    pub fn kubernetes_minor(&self) -> &str {
+        self.kubernetes.split('.').nth(1).unwrap_or("0")
+    }
+}
+
+/// The version a `go.mod` requires of `module`, from a `require` line or block.
+pub fn required_version(go_mod: &str, module: &str) -> Option<String> {
+    go_mod.lines().find_map(|line| {
+        let mut words = line.split_whitespace();
+        let first = words.next()?;
+        let first = if first == "require" {
+            words.next()?
+        } else {
+            first
+        };
+        (first == module).then(|| words.next().map(str::to_owned))?
+    })
+}
+
+/// A folder that holds every binary of [`BINARIES`].
+#[derive(Clone, Debug)]
+pub struct Tools {
+    dir: PathBuf,
+    /// The versions these binaries were built at (the compiled-in pins).
+    pub pins: Pins,
+}
+
+impl Tools {
+    /// Binaries in `dir`, unchecked (see [`Tools::ensure`] for the checked way).
+    pub fn at(dir: impl Into<PathBuf>, pins: Pins) -> Self {
+        Self {
+            dir: dir.into(),
+            pins,
+        }
+    }
+
+    /// Path of one binary, e.g. `tools.bin("kwokctl")`.
+    pub fn bin(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// The folder itself.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Finds the binaries: the folder named by [`PREBUILT_ENV`], else the cache, building into it
+    /// on first use (minutes on 2 cores; progress is shown).
+    pub fn ensure(progress: &Progress) -> Result<Self> {
+        let pins = Pins::current();
+        if let Some(dir) = std::env::var_os(PREBUILT_ENV) {
+            let dir = PathBuf::from(dir);
+            check_complete(&dir).map_err(|binary| Error::PrebuiltMissing {
+                env: PREBUILT_ENV,
+                dir: dir.clone(),
+                binary,
+                binaries: BINARIES.join(", "),
+            })?;
+            return Ok(Self { dir, pins });
+        }
+        let dir = cache_root()?.join(format!(
+            "k8s-{}-etcd-{}-kwok-{}-{}",
+            pins.kubernetes,
+            pins.etcd,
+            pins.kwok,
+            wrapper_hash()
+        ));
+        if check_complete(&dir).is_ok() {
+            return Ok(Self { dir, pins });
+        }
+        build_all(&dir, &pins, progress)?;
+        Ok(Self { dir, pins })
+    }
+}
+
+/// The root of the harness's caches.
+pub fn cache_root() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os(CACHE_ENV) {
+        return Ok(PathBuf::from(dir));
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        return Ok(PathBuf::from(dir).join("burstcert"));
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => Ok(PathBuf::from(home).join(".cache").join("burstcert")),
+        None => Err(Error::Step {
+            step: "locate cache".into(),
+            detail: format!("neither {CACHE_ENV}, XDG_CACHE_HOME nor HOME is set"),
+        }),
+    }
+}
+
+fn check_complete(dir: &Path) -> Result<(), String> {
+    for name in BINARIES {
+        if !dir.join(name).is_file() {
+            return Err(name.to_owned());
+        }
+    }
+    Ok(())
+}
+
+/// A short hash of every wrapper module file: the cache key beside the versions.
+fn wrapper_hash() -> String {
+    let mut hasher = Sha256::new();
+    for w in WRAPPERS {
+        hasher.update(w.go_mod.as_bytes());
+        hasher.update(w.go_sum.as_bytes());
+    }
+    let digest = hasher.finalize();
+    digest[..6].iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+fn build_all(dest: &Path, pins: &Pins, progress: &Progress) -> Result<()> {
+    match Command::new("go").arg("version").output() {
+        Ok(out) if out.status.success() => {}
+        _ => {
+            return Err(Error::GoMissing {
+                kube: pins.kubernetes.clone(),
+                env: PREBUILT_ENV,
+                binaries: BINARIES.join(", "),
+            });
+        }
+    }
+    let parent = dest.parent().expect("cache folder has a parent");
+    std::fs::create_dir_all(parent).io_context(|| format!("create {}", parent.display()))?;
+    // Build into a scratch folder and rename it into place, so an interrupted build never
+    // leaves a folder that looks complete.
+    let scratch = parent.join(format!(
+        ".building-{}-{}",
+        std::process::id(),
+        dest.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let _ = std::fs::remove_dir_all(&scratch);
+    let result = (|| {
+        for wrapper in WRAPPERS {
+            build_wrapper(wrapper, &scratch, pins, progress)?;
+        }
+        match std::fs::rename(scratch.join("bin"), dest) {
+            // Another process finished the same build first: theirs is as good as ours.
+            Err(_) if check_complete(dest).is_ok() => Ok(()),
+            other => other.io_context(|| format!("move built binaries to {}", dest.display())),
+        }
+    })();
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+fn build_wrapper(w: &Wrapper, scratch: &Path, pins: &Pins, progress: &Progress) -> Result<()> {
+    let src = scratch.join("src").join(w.dir);
+    let bin = scratch.join("bin");
+    std::fs::create_dir_all(&src).io_context(|| format!("create {}", src.display()))?;
+    std::fs::create_dir_all(&bin).io_context(|| format!("create {}", bin.display()))?;
+    std::fs::write(src.join("go.mod"), w.go_mod).io_context(|| "write go.mod".into())?;
+    std::fs::write(src.join("go.sum"), w.go_sum).io_context(|| "write go.sum".into())?;
+    let version = required_version(w.go_mod, w.pinned_module).unwrap_or_default();
+    for (package, name) in w.packages {
+        let step = format!("build {name} {version}");
+        let mut bar = progress.spinner(&step);
+        let mut cmd = Command::new("go");
+        cmd.current_dir(&src)
+            .env("CGO_ENABLED", "0")
+            .args(["build", "-v", "-trimpath", "-tags", "selinux,notest"])
+            .arg(format!("-ldflags={}", ldflags(w, pins)))
+            .arg("-o")
+            .arg(bin.join(name))
+            .arg(package)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .io_context(|| format!("start `go build {package}`"))?;
+        let mut tail = std::collections::VecDeque::with_capacity(30);
+        let mut compiled = 0usize;
+        if let Some(stderr) = child.stderr.take() {
+            for line in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
+                compiled += 1;
+                bar.set_message(format!("{step}: {compiled} packages compiled"));
+                if tail.len() == 30 {
+                    tail.pop_front();
+                }
+                tail.push_back(line);
+            }
+        }
+        let status = child
+            .wait()
+            .io_context(|| format!("wait for `go build {package}`"))?;
+        if !status.success() {
+            bar.fail(&format!("{step} failed"));
+            return Err(Error::GoBuild {
+                what: format!("{name} ({package})"),
+                status,
+                tail: tail.into_iter().collect::<Vec<_>>().join("\n"),
+            });
+        }
+        bar.finish(&format!("{step}: done"));
+    }
+    Ok(())
+}
+
+/// Version stamps, as upstream's release builds set them (kwokctl reads `--version` of each
+/// binary and distrusts `v0.0.0-master`).
+fn ldflags(w: &Wrapper, pins: &Pins) -> String {
+    if w.dir != KUBERNETES.dir {
+        return "-s -w".into();
+    }
+    let v = &pins.kubernetes;
+    format!(
+        "-s -w -X k8s.io/component-base/version.gitVersion={v} -X k8s.io/component-base/version.gitMajor=1 \
+         -X k8s.io/component-base/version.gitMinor={minor} -X k8s.io/component-base/version.gitTreeState=clean \
+         -X k8s.io/client-go/pkg/version.gitVersion={v}",
+        minor = pins.kubernetes_minor()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case::single_line("module x\n\nrequire k8s.io/kubernetes v1.36.3\n", Some("v1.36.3"))]
+    #[case::block_with_comment(
+        "require (\n\tk8s.io/kubernetes v1.36.3 // indirect\n)\n",
+        Some("v1.36.3")
+    )]
+    #[case::other_module_only("require (\n\tk8s.io/api v0.36.3\n)\n", None)]
+    #[case::replace_line_is_not_a_require("replace k8s.io/kubernetesx => k8s.io/x v1\n", None)]
+    fn required_version_reads_require_lines_and_blocks(
+        #[case] go_mod: &str,
+        #[case] want: Option<&str>,
+    ) {
+        assert_eq!(
+            required_version(go_mod, "k8s.io/kubernetes").as_deref(),
+            want
+        );
+    }
+
+    #[test]
+    fn pins_come_from_the_wrapper_modules_and_agree_with_the_staging_replaces() {
+        let pins = Pins::current();
+        assert!(pins.kubernetes.starts_with("v1."), "{pins:?}");
+        assert!(pins.etcd.starts_with("v3."), "{pins:?}");
+        assert!(pins.kwok.starts_with("v0."), "{pins:?}");
+        // Every staging module must be replaced by the v0.Y.Z twin of the pinned v1.Y.Z.
+        let staging = format!("v0.{}", pins.kubernetes.trim_start_matches("v1."));
+        let replaces: Vec<&str> = KUBERNETES
+            .go_mod
+            .lines()
+            .filter(|l| l.contains("=>"))
+            .collect();
+        assert!(
+            replaces.len() >= 29,
+            "only {} replace lines",
+            replaces.len()
+        );
+        for line in replaces {
+            assert!(
+                line.trim_end().ends_with(&staging),
+                "{line} is not at {staging}"
+            );
+        }
+    }
+
+    #[test]
+    fn kubernetes_binaries_get_version_stamps_and_others_do_not() {
+        let pins = Pins::current();
+        assert!(ldflags(&KUBERNETES, &pins).contains(&format!("gitVersion={}", pins.kubernetes)));
+        assert_eq!(ldflags(&ETCD, &pins), "-s -w");
+    }
+
+    #[test]
+    fn every_binary_is_built_by_exactly_one_wrapper() {
+        let mut built: Vec<&str> = WRAPPERS
+            .iter()
+            .flat_map(|w| w.packages.iter().map(|p| p.1))
+            .collect();
+        built.sort_unstable();
+        let mut want = BINARIES.to_vec();
+        want.sort_unstable();
+        assert_eq!(built, want);
+    }
+}
