@@ -8,6 +8,7 @@
 pub mod cluster;
 pub mod env;
 pub mod error;
+pub mod fixtures;
 pub mod mock;
 pub mod process;
 pub mod progress;

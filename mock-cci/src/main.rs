@@ -1,1 +1,103 @@
-fn main() {}
+//! `mock-cci`: the mock CCI 2.0 API as a process.
+//!
+//! ```text
+//! cargo run -p mock-cci -- --listen 127.0.0.1:8080 --token s3cret=tenant-a --token other
+//! curl -H 'X-Auth-Token: s3cret' http://127.0.0.1:8080/apis/cci/v2/namespaces
+//! curl http://127.0.0.1:8080/admin/v1/pods
+//! ```
+//!
+//! It prints exactly one line to stdout, `mock-cci listening on http://IP:PORT`, once it
+//! accepts connections (so `--listen 127.0.0.1:0` lets the caller learn the port), logs to
+//! stderr (`RUST_LOG` filters, default `info`), and exits cleanly on SIGINT or SIGTERM.
+
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use mock_cci::{DEFAULT_LISTEN, DEFAULT_RUNNING_AFTER, MockConfig, Server, TokenSpec};
+use tracing_subscriber::EnvFilter;
+
+/// A strict, stateful mock of the CCI 2.0 API, for conformance tests.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "MOCK_CCI_LISTEN", default_value_t = DEFAULT_LISTEN)]
+    listen: SocketAddr,
+
+    /// An accepted X-Auth-Token, as TOKEN (the tenant is the token) or TOKEN=TENANT. Repeatable.
+    #[arg(long = "token", value_name = "TOKEN[=TENANT]")]
+    tokens: Vec<TokenSpec>,
+
+    /// How long a new pod stays Pending before it turns Running, in milliseconds.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_RUNNING_AFTER.as_millis() as u64)]
+    running_after_ms: u64,
+}
+
+impl Args {
+    fn config(&self) -> MockConfig {
+        let tokens = self
+            .tokens
+            .iter()
+            .map(|spec| (spec.token.clone(), spec.tenant.clone()))
+            .collect();
+        MockConfig {
+            listen: self.listen,
+            tokens,
+            running_after: Duration::from_millis(self.running_after_ms),
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let config = args.config();
+    if config.tokens.is_empty() {
+        tracing::warn!("no --token given: every API request will be refused with 401");
+    }
+    let tenants: Vec<_> = config.tokens.values().collect();
+    tracing::info!(?tenants, running_after = ?config.running_after, "starting");
+
+    let server = Server::bind(config).await?;
+    {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "mock-cci listening on {}", server.url())
+            .and_then(|()| stdout.flush())
+            .context("cannot write the address to stdout")?;
+    }
+
+    let signal = shutdown_signal().await?;
+    tracing::info!(signal, "shutting down");
+    server.shutdown().await?;
+    Ok(())
+}
+
+/// Waits for SIGINT or SIGTERM and names the one that came.
+async fn shutdown_signal() -> anyhow::Result<&'static str> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result.map(|()| "SIGINT").context("cannot listen for SIGINT"),
+            _ = term.recv() => Ok("SIGTERM"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c()
+            .await
+            .context("cannot listen for Ctrl-C")?;
+        Ok("Ctrl-C")
+    }
+}

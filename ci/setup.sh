@@ -1,0 +1,17 @@
+# Sourced by .ci/run: makes sure the tools the project needs are on this machine.
+# Go >= 1.26 builds the pinned Kubernetes; Rust builds the workspace. Both ship with the machine
+# image; anything else we need is installed here.
+set -euo pipefail
+need_go="1.26"
+if ! command -v go >/dev/null 2>&1; then
+  echo "go is missing: the local cluster's binaries are built from the Go module proxy and need Go >= $need_go" >&2
+  echo "(or set BURSTCERT_K8S_BIN to a folder of prebuilt kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, kwok, kwokctl)" >&2
+  exit 1
+fi
+have_go=$(go env GOVERSION | sed 's/^go//')
+if [ "$(printf '%s\n%s\n' "$need_go" "$have_go" | sort -V | head -1)" != "$need_go" ]; then
+  # The Go module proxy serves toolchains too; this is the one sanctioned way to get a newer Go.
+  export GOTOOLCHAIN="go${need_go}.0"
+fi
+command -v cargo >/dev/null 2>&1 || { echo "cargo is missing: install Rust (rustup) >= 1.89" >&2; exit 1; }
+command -v pgrep >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq procps; }

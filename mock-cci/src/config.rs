@@ -1,0 +1,141 @@
+//! Typed configuration of the mock, with its defaults.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Where the mock listens unless told otherwise: loopback, any free port.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0));
+
+/// How long a new pod stays `Pending` before it turns `Running`, unless told otherwise.
+pub const DEFAULT_RUNNING_AFTER: Duration = Duration::from_millis(500);
+
+/// Everything the mock needs to know before it starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MockConfig {
+    /// The address [`Server::bind`](crate::Server::bind) listens on; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// The accepted tokens (`X-Auth-Token` values), each mapped to the tenant (project) it
+    /// authenticates as. Several tokens may map to one tenant.
+    pub tokens: BTreeMap<String, String>,
+    /// How long after its creation a pod turns `Running`.
+    pub running_after: Duration,
+}
+
+impl Default for MockConfig {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN,
+            tokens: BTreeMap::new(),
+            running_after: DEFAULT_RUNNING_AFTER,
+        }
+    }
+}
+
+impl MockConfig {
+    /// Accepts `token` as the credential of `tenant`.
+    #[must_use]
+    pub fn with_token(mut self, token: impl Into<String>, tenant: impl Into<String>) -> Self {
+        self.tokens.insert(token.into(), tenant.into());
+        self
+    }
+
+    /// Sets how long after its creation a pod turns `Running`.
+    #[must_use]
+    pub fn with_running_after(mut self, running_after: Duration) -> Self {
+        self.running_after = running_after;
+        self
+    }
+
+    /// Sets the listen address.
+    #[must_use]
+    pub fn with_listen(mut self, listen: SocketAddr) -> Self {
+        self.listen = listen;
+        self
+    }
+}
+
+/// One `--token` argument: `TOKEN` (the tenant is the token itself) or `TOKEN=TENANT`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenSpec {
+    /// The value clients send in `X-Auth-Token`.
+    pub token: String,
+    /// The tenant (project) the token authenticates as.
+    pub tenant: String,
+}
+
+/// Why a `--token` argument was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("token {spec:?} is not of the form TOKEN or TOKEN=TENANT: {problem}")]
+pub struct TokenSpecError {
+    spec: String,
+    problem: &'static str,
+}
+
+impl FromStr for TokenSpec {
+    type Err = TokenSpecError;
+
+    fn from_str(spec: &str) -> Result<Self, Self::Err> {
+        let refuse = |problem| TokenSpecError {
+            spec: spec.to_owned(),
+            problem,
+        };
+        let (token, tenant) = spec.split_once('=').unwrap_or((spec, spec));
+        if token.is_empty() {
+            return Err(refuse("the token is empty"));
+        }
+        if tenant.is_empty() {
+            return Err(refuse("the tenant after '=' is empty"));
+        }
+        // NB: a header value cannot hold control characters, so such a token could never be sent.
+        if token.chars().any(|c| c.is_ascii_control() || !c.is_ascii()) {
+            return Err(refuse("the token must be printable ASCII"));
+        }
+        Ok(Self {
+            token: token.to_owned(),
+            tenant: tenant.to_owned(),
+        })
+    }
+}
+
+impl fmt::Display for TokenSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={}", self.token, self.tenant)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case::bare_token_is_its_own_tenant("abc", "abc", "abc")]
+    #[case::token_and_tenant("abc=tenant-a", "abc", "tenant-a")]
+    #[case::tenant_may_contain_equals("abc=a=b", "abc", "a=b")]
+    fn token_spec_parses(#[case] spec: &str, #[case] token: &str, #[case] tenant: &str) {
+        let parsed: TokenSpec = spec.parse().unwrap();
+        assert_eq!(parsed.token, token);
+        assert_eq!(parsed.tenant, tenant);
+    }
+
+    #[rstest]
+    #[case::empty("")]
+    #[case::empty_token("=tenant")]
+    #[case::empty_tenant("abc=")]
+    #[case::control_character("a\tb")]
+    fn token_spec_refuses(#[case] spec: &str) {
+        let err = spec.parse::<TokenSpec>().unwrap_err();
+        assert!(err.to_string().contains("TOKEN=TENANT"), "{err}");
+    }
+
+    #[test]
+    fn default_config_listens_on_a_free_loopback_port_and_starts_pods_after_half_a_second() {
+        let config = MockConfig::default();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:0");
+        assert_eq!(config.running_after, Duration::from_millis(500));
+        assert!(config.tokens.is_empty());
+    }
+}

@@ -1,0 +1,327 @@
+//! The one error type of the mock, and the one JSON shape every error is answered in.
+
+use std::net::SocketAddr;
+
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use cci_api::{AUTH_HEADER, Status};
+
+use crate::validate::FieldError;
+
+/// `Result` with the mock's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the mock. API errors become a [`cci_api::Status`] body
+/// through the one [`IntoResponse`] impl below.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request carried no token.
+    #[error(
+        "the request has no {AUTH_HEADER} header: send the token of a tenant the mock was started with (--token)"
+    )]
+    MissingToken,
+
+    /// The token is not one the mock was started with (or is not a valid header value).
+    #[error(
+        "the {AUTH_HEADER} token is not known to this service: use a token the mock was started with (--token TOKEN[=TENANT])"
+    )]
+    UnknownToken,
+
+    /// The namespace exists but belongs to another tenant.
+    #[error(
+        "namespace {namespace:?} belongs to another tenant: tenant {tenant:?} may only use the namespaces it created"
+    )]
+    Forbidden {
+        /// The caller's tenant.
+        tenant: String,
+        /// The namespace it touched.
+        namespace: String,
+    },
+
+    /// No namespace of that name.
+    #[error("namespace {namespace:?} not found: create it first with POST /apis/cci/v2/namespaces")]
+    NamespaceNotFound {
+        /// The namespace asked for.
+        namespace: String,
+    },
+
+    /// No pod of that name in the namespace.
+    #[error("pod {name:?} not found in namespace {namespace:?}")]
+    PodNotFound {
+        /// The namespace looked in.
+        namespace: String,
+        /// The pod asked for.
+        name: String,
+    },
+
+    /// The request path is not part of the API.
+    #[error(
+        "the server could not find the requested resource: {method} {path} is not part of this API"
+    )]
+    RouteNotFound {
+        /// The request method.
+        method: String,
+        /// The request path.
+        path: String,
+    },
+
+    /// The path exists, the method does not.
+    #[error("method {method} is not allowed on {path}")]
+    MethodNotAllowed {
+        /// The request method.
+        method: String,
+        /// The request path.
+        path: String,
+    },
+
+    /// A namespace of that name exists already (namespace names are global).
+    #[error("namespace {namespace:?} already exists: choose another name")]
+    NamespaceExists {
+        /// The name asked for.
+        namespace: String,
+    },
+
+    /// A pod of that name exists already in the namespace.
+    #[error(
+        "pod {name:?} already exists in namespace {namespace:?}: delete it first or choose another name"
+    )]
+    PodExists {
+        /// The namespace.
+        namespace: String,
+        /// The pod name asked for.
+        name: String,
+    },
+
+    /// The object breaks one or more validation rules; every broken rule is listed.
+    #[error("{} is invalid: {}", subject(kind, name), join(causes))]
+    Invalid {
+        /// `pod`, `namespace`.
+        kind: &'static str,
+        /// The object's name as sent (may be empty).
+        name: String,
+        /// The broken rules, at least one.
+        causes: Vec<FieldError>,
+    },
+
+    /// The body is not JSON of the expected shape.
+    #[error("the request body is not a valid {kind} in JSON: {source}")]
+    MalformedBody {
+        /// What the body should have been: `Pod`, `Namespace`.
+        kind: &'static str,
+        /// What the decoder said, with line and column.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// The body is not declared as JSON.
+    #[error(
+        "the request body must be JSON: send Content-Type: application/json (got {})",
+        content_type.as_deref().map_or("no Content-Type".to_owned(), |c| format!("{c:?}"))
+    )]
+    UnsupportedMediaType {
+        /// The Content-Type sent, if any.
+        content_type: Option<String>,
+    },
+
+    /// The body could not be read at all (too large, connection broken).
+    #[error("the request body could not be read: {0}")]
+    UnreadableBody(#[source] BytesRejection),
+
+    /// The `labelSelector` query parameter does not parse.
+    #[error("unable to parse labelSelector {selector:?}: {problem}")]
+    InvalidSelector {
+        /// The selector as sent.
+        selector: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+
+    /// The query string does not parse.
+    #[error("the query string is invalid: {0}")]
+    BadQuery(#[source] QueryRejection),
+
+    /// A path segment does not parse.
+    #[error("the request path is invalid: {0}")]
+    BadPath(#[source] PathRejection),
+
+    /// The server could not listen on the configured address.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why the OS refused.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The server failed while serving or shutting down.
+    #[error("the mock server failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+fn subject(kind: &str, name: &str) -> String {
+    if name.is_empty() {
+        kind.to_owned()
+    } else {
+        format!("{kind} {name:?}")
+    }
+}
+
+fn join(causes: &[FieldError]) -> String {
+    causes
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl Error {
+    /// The HTTP status the error is answered with.
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            Error::MissingToken | Error::UnknownToken => StatusCode::UNAUTHORIZED,
+            Error::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Error::NamespaceNotFound { .. }
+            | Error::PodNotFound { .. }
+            | Error::RouteNotFound { .. } => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Error::NamespaceExists { .. } | Error::PodExists { .. } => StatusCode::CONFLICT,
+            Error::Invalid { .. }
+            | Error::MalformedBody { .. }
+            | Error::InvalidSelector { .. }
+            | Error::BadQuery(_) => StatusCode::BAD_REQUEST,
+            Error::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::UnreadableBody(rejection) => rejection.status(),
+            Error::BadPath(rejection) => rejection.status(),
+            Error::Bind { .. } | Error::Serve(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The machine-readable reason, as Kubernetes spells it.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Invalid { .. } => "Invalid",
+            Error::NamespaceExists { .. } | Error::PodExists { .. } => "AlreadyExists",
+            _ => match self.status_code() {
+                StatusCode::BAD_REQUEST => "BadRequest",
+                StatusCode::UNAUTHORIZED => "Unauthorized",
+                StatusCode::FORBIDDEN => "Forbidden",
+                StatusCode::NOT_FOUND => "NotFound",
+                StatusCode::METHOD_NOT_ALLOWED => "MethodNotAllowed",
+                StatusCode::CONFLICT => "Conflict",
+                StatusCode::PAYLOAD_TOO_LARGE => "RequestEntityTooLarge",
+                StatusCode::UNSUPPORTED_MEDIA_TYPE => "UnsupportedMediaType",
+                _ => "InternalError",
+            },
+        }
+    }
+
+    /// The CCI error code: `CCI.01.` + the HTTP status + a three-digit detail
+    /// (`400001` for validation failures, `000` otherwise).
+    pub fn error_code(&self) -> String {
+        let detail = match self {
+            Error::Invalid { .. } => 1,
+            _ => 0,
+        };
+        format!("CCI.01.{}{detail:03}", self.status_code().as_u16())
+    }
+
+    /// The error as the API's `Status` body.
+    pub fn to_status(&self) -> Status {
+        let code = self.status_code().as_u16();
+        Status {
+            kind: "Status".into(),
+            api_version: "v1".into(),
+            status: "Failure".into(),
+            message: self.to_string(),
+            reason: self.reason().into(),
+            code,
+            error_code: self.error_code(),
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.to_status();
+        if self.status_code().is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        } else {
+            tracing::info!(code = status.code, reason = %status.reason, detail = %status.message, "request refused");
+        }
+        (self.status_code(), axum::Json(status)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_pod_lists_every_broken_rule_in_one_sentence() {
+        let err = Error::Invalid {
+            kind: "pod",
+            name: "x".into(),
+            causes: vec![
+                FieldError::new("spec.containers", "at least one container is required"),
+                FieldError::new("metadata.labels", "key \"-\" is invalid"),
+            ],
+        };
+        assert_eq!(
+            err.to_string(),
+            r#"pod "x" is invalid: spec.containers: at least one container is required; metadata.labels: key "-" is invalid"#
+        );
+        let status = err.to_status();
+        assert_eq!(status.code, 400);
+        assert_eq!(status.reason, "Invalid");
+        assert_eq!(status.error_code, "CCI.01.400001");
+    }
+
+    #[test]
+    fn status_codes_and_cci_codes_follow_the_http_status() {
+        let cases = [
+            (Error::MissingToken, 401, "Unauthorized", "CCI.01.401000"),
+            (
+                Error::Forbidden {
+                    tenant: "a".into(),
+                    namespace: "n".into(),
+                },
+                403,
+                "Forbidden",
+                "CCI.01.403000",
+            ),
+            (
+                Error::PodNotFound {
+                    namespace: "n".into(),
+                    name: "p".into(),
+                },
+                404,
+                "NotFound",
+                "CCI.01.404000",
+            ),
+            (
+                Error::PodExists {
+                    namespace: "n".into(),
+                    name: "p".into(),
+                },
+                409,
+                "AlreadyExists",
+                "CCI.01.409000",
+            ),
+        ];
+        for (err, code, reason, cci) in cases {
+            let status = err.to_status();
+            assert_eq!(
+                (
+                    status.code,
+                    status.reason.as_str(),
+                    status.error_code.as_str()
+                ),
+                (code, reason, cci)
+            );
+            assert_eq!(status.kind, "Status");
+            assert_eq!(status.status, "Failure");
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! The mock on a real socket: the `mock-cci` binary, and `Server` in-process.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::Command;
+use tokio::time::timeout;
+
+const PATIENCE: Duration = Duration::from_secs(20);
+
+#[tokio::test]
+async fn the_binary_prints_its_address_serves_healthz_and_exits_cleanly_on_sigterm() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mock-cci"))
+        .args(["--listen", "127.0.0.1:0", "--token", "t=tenant"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    timeout(PATIENCE, BufReader::new(stdout).read_line(&mut line))
+        .await
+        .expect("the address line within the deadline")
+        .unwrap();
+    let url = line
+        .trim_end()
+        .strip_prefix("mock-cci listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    let addr: std::net::SocketAddr = url.parse().unwrap();
+    assert_ne!(addr.port(), 0);
+
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: mock\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    timeout(PATIENCE, stream.read_to_string(&mut response))
+        .await
+        .expect("a response within the deadline")
+        .unwrap();
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    assert!(response.ends_with("\r\n\r\nok"), "{response}");
+
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let exit = timeout(PATIENCE, child.wait())
+        .await
+        .expect("the mock exits within the deadline")
+        .unwrap();
+    assert!(exit.success(), "exit status {exit}");
+}
+
+#[tokio::test]
+async fn an_in_process_server_binds_a_free_port_serves_and_shuts_down() {
+    let config = mock_cci::MockConfig::default().with_token("t", "tenant");
+    let server = mock_cci::Server::bind(config).await.unwrap();
+    assert_ne!(server.addr().port(), 0);
+    assert_eq!(server.url(), format!("http://{}", server.addr()));
+
+    let mut stream = TcpStream::connect(server.addr()).await.unwrap();
+    stream
+        .write_all(b"GET /admin/v1/pods HTTP/1.1\r\nHost: mock\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    timeout(PATIENCE, stream.read_to_string(&mut response))
+        .await
+        .expect("a response within the deadline")
+        .unwrap();
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    assert!(response.ends_with("\r\n\r\n[]"), "{response}");
+    assert!(server.state().pods().is_empty());
+
+    let addr = server.addr();
+    timeout(PATIENCE, server.shutdown())
+        .await
+        .expect("shutdown within the deadline")
+        .unwrap();
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "nothing listens after shutdown"
+    );
+}
