@@ -1,1 +1,18 @@
-//! placeholder
+//! The reference bursting engine: a virtual kubelet ([`vk`]) whose provider runs the pods bound
+//! to the virtual node `bursting-node` on CCI.
+//!
+//! - [`translate`]: cluster pod ⇄ CCI pod, pure functions.
+//! - [`cci`]: a small client of the CCI API.
+//! - [`provider`]: [`CciProvider`], the `vk::Provider` on top of both.
+//! - [`node`]: what the virtual node looks like.
+#![warn(missing_docs)]
+
+pub mod cci;
+mod error;
+pub mod node;
+pub mod provider;
+pub mod translate;
+
+pub use cci::CciClient;
+pub use error::{Error, Result};
+pub use provider::CciProvider;

@@ -1,1 +1,157 @@
-fn main() {}
+//! `bursting-engine`: the reference bursting engine, one binary with subcommands.
+//!
+//! Run the virtual node against a cluster and a CCI endpoint:
+//!
+//! ```text
+//! CCI_TOKEN=secret bursting-engine virtual-kubelet \
+//!     --kubeconfig ~/.kube/config \
+//!     --cci-endpoint http://127.0.0.1:8443 \
+//!     --cluster-id my-cluster
+//! ```
+//!
+//! Without `--kubeconfig` the usual inference applies (`KUBECONFIG`, `~/.kube/config`, or the
+//! in-cluster service account). Logs go to stderr; set their level with `RUST_LOG` (default
+//! `info`). SIGINT or SIGTERM stops it cleanly; the node and the CCI pods are left in place.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bursting_engine::node::{self, cci_node_config};
+use bursting_engine::{CciClient, CciProvider};
+use clap::{Args, Parser, Subcommand};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use tracing_subscriber::EnvFilter;
+
+/// The reference bursting engine.
+#[derive(Parser)]
+#[command(name = "bursting-engine", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the virtual node: pods bound to it run on CCI.
+    VirtualKubelet(VirtualKubeletArgs),
+}
+
+#[derive(Args)]
+struct VirtualKubeletArgs {
+    /// Kubeconfig file; default: KUBECONFIG, ~/.kube/config, or in-cluster.
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
+    /// Base URL of the CCI API, e.g. http://127.0.0.1:8443.
+    #[arg(long, value_name = "URL")]
+    cci_endpoint: String,
+    /// Token sent as X-Auth-Token to CCI.
+    #[arg(long, env = "CCI_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    cci_token: String,
+    /// The cluster's ID; pods run in the CCI namespace bursting-{ID}.
+    #[arg(long, value_name = "ID")]
+    cluster_id: String,
+    /// Name of the virtual node.
+    #[arg(long, default_value = node::DEFAULT_NODE_NAME)]
+    node_name: String,
+    /// How often pod statuses are read from CCI, in milliseconds.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    status_interval_ms: u64,
+    /// InternalIP address of the node.
+    #[arg(long, default_value = "127.0.0.1")]
+    node_ip: IpAddr,
+    /// CPU capacity of the node.
+    #[arg(long, default_value = node::DEFAULT_CPU)]
+    node_cpu: String,
+    /// Memory capacity of the node.
+    #[arg(long, default_value = node::DEFAULT_MEMORY)]
+    node_memory: String,
+    /// Pod capacity of the node.
+    #[arg(long, default_value = node::DEFAULT_PODS)]
+    node_pods: String,
+    /// Kubelet port advertised in the node status.
+    #[arg(long, default_value_t = 10250)]
+    kubelet_port: u16,
+    /// How often the node lease is renewed, in seconds.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    lease_interval_secs: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::VirtualKubelet(args) => virtual_kubelet(args).await,
+    }
+}
+
+async fn kube_client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+                .await
+                .with_context(|| format!("loading kubeconfig {}", path.display()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("no kubeconfig given and none could be inferred")?,
+    };
+    kube::Client::try_from(config).context("building the Kubernetes client")
+}
+
+async fn virtual_kubelet(args: VirtualKubeletArgs) -> anyhow::Result<()> {
+    let cci = CciClient::new(&args.cci_endpoint, args.cci_token)?;
+    let provider = CciProvider::new(cci, &args.cluster_id)?;
+    let client = kube_client(args.kubeconfig.as_ref()).await?;
+
+    let mut node = cci_node_config(
+        &args.node_name,
+        &args.node_ip.to_string(),
+        vk::NodeResources {
+            cpu: args.node_cpu,
+            memory: args.node_memory,
+            pods: args.node_pods,
+        },
+    );
+    node.kubelet_port = i32::from(args.kubelet_port);
+    let mut config = vk::Config::new(node);
+    config.status_interval = Duration::from_millis(args.status_interval_ms);
+    config.lease_interval = Duration::from_secs(args.lease_interval_secs);
+
+    if let Err(e) = provider.ensure_namespace().await {
+        // Not fatal: it is retried with the first pod.
+        tracing::warn!(error = %e, namespace = provider.namespace(), "could not ensure the CCI namespace yet");
+    }
+    tracing::info!(
+        node = %args.node_name,
+        cci = %args.cci_endpoint,
+        namespace = provider.namespace(),
+        "starting the virtual kubelet"
+    );
+    let shutdown = shutdown_signal()?;
+    vk::run(client, config, provider, shutdown).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!("SIGINT received"),
+            _ = terminate.recv() => tracing::info!("SIGTERM received"),
+        }
+    })
+}

@@ -15,13 +15,25 @@ const SCALE_PATIENCE: Duration = Duration::from_secs(90);
 
 /// The cluster pods of the Deployment, and which of them run on the virtual node.
 async fn running_on_virtual_node(s: &Scenario, selector: &str) -> anyhow::Result<(usize, usize)> {
-    let pods = s.api::<Pod>().list(&ListParams::default().labels(selector)).await?;
-    let live: Vec<&Pod> = pods.items.iter().filter(|p| p.metadata.deletion_timestamp.is_none()).collect();
+    let pods = s
+        .api::<Pod>()
+        .list(&ListParams::default().labels(selector))
+        .await?;
+    let live: Vec<&Pod> = pods
+        .items
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .collect();
     let running = live
         .iter()
         .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(VIRTUAL_NODE))
         .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
-        .filter(|p| p.status.as_ref().and_then(|s| s.pod_ip.as_deref()).is_some())
+        .filter(|p| {
+            p.status
+                .as_ref()
+                .and_then(|s| s.pod_ip.as_deref())
+                .is_some()
+        })
         .count();
     Ok((pods.items.len(), running))
 }
@@ -33,9 +45,13 @@ async fn converge(s: &Scenario, selector: &str, n: usize) -> anyhow::Result<()> 
         &format!("{n} pods Running on {VIRTUAL_NODE} and {n} Running CCI pods"),
         SCALE_PATIENCE,
         || async {
-            let (total, running) = running_on_virtual_node(s, selector)
-                .await
-                .map_err(|e| burstcert::Error::Step { step: "list pods".into(), detail: e.to_string() })?;
+            let (total, running) =
+                running_on_virtual_node(s, selector)
+                    .await
+                    .map_err(|e| burstcert::Error::Step {
+                        step: "list pods".into(),
+                        detail: e.to_string(),
+                    })?;
             let cci = s.cci_pods().await?;
             let cci_running = cci
                 .iter()
@@ -64,11 +80,18 @@ async fn scale(s: &Scenario, name: &str, replicas: i32) -> anyhow::Result<()> {
 /// WL-02: Deployment, 2 replicas, `enforce`: both Running on the virtual node; scale to 5, then
 /// to 0: CCI holds 5, then none (no leaked instances).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wl_02_enforce_deployment_bursts_two_then_five_then_zero_and_leaves_nothing_on_cci() -> anyhow::Result<()> {
+async fn wl_02_enforce_deployment_bursts_two_then_five_then_zero_and_leaves_nothing_on_cci()
+-> anyhow::Result<()> {
     let s = Scenario::new("WL-02").await?;
     let deployment: Deployment = fixtures::load("workloads/wl-02-deployment.yaml")?;
-    let name = deployment.metadata.name.clone().context("fixture has a name")?;
-    s.api::<Deployment>().create(&PostParams::default(), &deployment).await?;
+    let name = deployment
+        .metadata
+        .name
+        .clone()
+        .context("fixture has a name")?;
+    s.api::<Deployment>()
+        .create(&PostParams::default(), &deployment)
+        .await?;
     let selector = "app=nginx";
 
     converge(&s, selector, 2).await?;

@@ -1,1 +1,237 @@
-//! placeholder
+//! A small virtual-kubelet framework.
+//!
+//! A virtual kubelet registers a [`Node`](k8s_openapi::api::core::v1::Node) that no machine
+//! backs, keeps it alive (lease and status heartbeat), and runs the pods the scheduler binds to
+//! it through a [`Provider`]: another service that creates, deletes and reports on them.
+//!
+//! [`run`] does all of it:
+//!
+//! - **node**: created or brought up to date from a [`NodeConfig`] (labels, taints, capacity,
+//!   conditions `Ready`, `MemoryPressure`, `DiskPressure`, `PIDPressure`,
+//!   `NetworkUnavailable`); its Lease in `kube-node-lease` renewed every
+//!   [`Config::lease_interval`]; its status posted every [`Config::node_status_interval`]; the
+//!   node registered again if someone deletes it.
+//! - **pods**: a watch on `spec.nodeName=<node>` feeds a work queue keyed by namespace/name.
+//!   A new pod is created on the provider; a pod with a deletion timestamp is deleted on the
+//!   provider and then removed from the cluster (grace period 0); a pod that vanishes is deleted
+//!   on the provider. Transient failures are retried with backoff.
+//! - **statuses**: every [`Config::status_interval`] one [`Provider::pod_statuses`] call; a
+//!   pod's status is patched only when it changed.
+//! - **orphans**: remote pods whose cluster pod is really gone are deleted, only after the first
+//!   full list of the node's pods, and only after the API server confirms the pod is gone.
+//!
+//! # The smallest provider
+//!
+//! ```no_run
+//! use k8s_openapi::api::core::v1::Pod;
+//! use vk::{Config, NodeConfig, Provider, RemotePod, Result};
+//!
+//! /// Accepts every pod and runs none of them.
+//! struct Nothing;
+//!
+//! impl Provider for Nothing {
+//!     async fn create_pod(&self, _pod: &Pod) -> Result<()> {
+//!         Ok(())
+//!     }
+//!     async fn delete_pod(&self, _pod: &Pod) -> Result<()> {
+//!         Ok(())
+//!     }
+//!     async fn list_pods(&self) -> Result<Vec<RemotePod>> {
+//!         Ok(Vec::new())
+//!     }
+//! }
+//!
+//! # async fn start() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = kube::Client::try_default().await?;
+//! let config = Config::new(NodeConfig::new("my-virtual-node"));
+//! let shutdown = async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! };
+//! vk::run(client, config, Nothing, shutdown).await?;
+//! # Ok(())
+//! # }
+//! ```
+#![warn(missing_docs)]
+
+mod error;
+mod node;
+mod pods;
+mod provider;
+mod queue;
+pub mod status;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::Client;
+use tokio::task::JoinSet;
+
+pub use error::{BoxError, Error, Result};
+pub use node::{
+    DEFAULT_CPU, DEFAULT_INTERNAL_IP, DEFAULT_KUBELET_PORT, DEFAULT_MEMORY, DEFAULT_PODS,
+    LABEL_TYPE, NODE_LEASE_NAMESPACE, NodeConfig, NodeResources, TYPE_VIRTUAL_KUBELET, node_object,
+    node_status,
+};
+pub use provider::{LogOptions, PodStatuses, Provider, RemotePod};
+
+use node::NodeAgent;
+use pods::PodController;
+
+/// Default [`Config::status_interval`].
+pub const DEFAULT_STATUS_INTERVAL: Duration = Duration::from_secs(1);
+/// Default [`Config::lease_interval`].
+pub const DEFAULT_LEASE_INTERVAL: Duration = Duration::from_secs(10);
+/// Default [`Config::lease_duration_seconds`] (the kubelet's).
+pub const DEFAULT_LEASE_DURATION_SECONDS: i32 = 40;
+/// Default [`Config::node_status_interval`].
+pub const DEFAULT_NODE_STATUS_INTERVAL: Duration = Duration::from_secs(60);
+/// Default [`Config::orphan_sweep_interval`].
+pub const DEFAULT_ORPHAN_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+/// Default [`Config::workers`].
+pub const DEFAULT_WORKERS: usize = 4;
+/// Default [`Config::retry_base`].
+pub const DEFAULT_RETRY_BASE: Duration = Duration::from_millis(200);
+/// Default [`Config::retry_max`].
+pub const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// How the virtual kubelet runs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The node to register.
+    pub node: NodeConfig,
+    /// How often pod statuses are read from the provider.
+    pub status_interval: Duration,
+    /// How often the node lease is renewed.
+    pub lease_interval: Duration,
+    /// `leaseDurationSeconds` of the node lease.
+    pub lease_duration_seconds: i32,
+    /// How often the node status (conditions' heartbeat) is posted.
+    pub node_status_interval: Duration,
+    /// How often remote pods are checked for orphans (the first check follows the first full
+    /// list of cluster pods).
+    pub orphan_sweep_interval: Duration,
+    /// How many pods are synced concurrently.
+    pub workers: usize,
+    /// First retry delay of a failed pod sync; doubles on each failure.
+    pub retry_base: Duration,
+    /// Longest retry delay.
+    pub retry_max: Duration,
+}
+
+impl Config {
+    /// The defaults (`DEFAULT_*`) for `node`.
+    pub fn new(node: NodeConfig) -> Self {
+        Self {
+            node,
+            status_interval: DEFAULT_STATUS_INTERVAL,
+            lease_interval: DEFAULT_LEASE_INTERVAL,
+            lease_duration_seconds: DEFAULT_LEASE_DURATION_SECONDS,
+            node_status_interval: DEFAULT_NODE_STATUS_INTERVAL,
+            orphan_sweep_interval: DEFAULT_ORPHAN_SWEEP_INTERVAL,
+            workers: DEFAULT_WORKERS,
+            retry_base: DEFAULT_RETRY_BASE,
+            retry_max: DEFAULT_RETRY_MAX,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::new(NodeConfig::default())
+    }
+}
+
+/// Register the node and run its pods through `provider` until `shutdown` completes.
+///
+/// Shutdown stops every loop and returns `Ok`; it deregisters nothing and deletes no remote pod
+/// (a restarted kubelet picks its pods up again). Registration is retried while the API server
+/// is unreachable; it fails at once on a refusal (e.g. missing RBAC).
+pub async fn run<P: Provider>(
+    client: Client,
+    config: Config,
+    provider: P,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let work = async {
+        let mut agent = NodeAgent::new(
+            client.clone(),
+            config.node.clone(),
+            config.lease_duration_seconds,
+        );
+        let mut attempt = 0;
+        while let Err(e) = agent.register().await {
+            if !e.is_retryable() {
+                return Err(e);
+            }
+            let delay = queue::backoff(config.retry_base, config.retry_max, attempt);
+            attempt += 1;
+            tracing::warn!(error = %e, retry_in = ?delay, "node registration failed");
+            tokio::time::sleep(delay).await;
+        }
+        if let Err(e) = agent.renew_lease().await {
+            tracing::warn!(error = %e, "first lease renewal failed");
+        }
+
+        let controller = Arc::new(PodController::new(client, &config, Arc::new(provider)));
+        let mut tasks = JoinSet::new();
+        tasks.spawn(agent.keep_alive(config.lease_interval, config.node_status_interval));
+        tasks.spawn(Arc::clone(&controller).watch());
+        // Nothing touches pods before the first full list: an empty cache must not read as
+        // "every pod is gone". NB: awaited once, here; kube-runtime's readiness future wakes only
+        // the last of several concurrent waiters.
+        tokio::select! {
+            ready = controller.ready() => if !ready {
+                return Err(Error::TaskStopped("the pod watch ended before its first list".into()));
+            },
+            ended = tasks.join_next() => return Err(stopped(ended)),
+        }
+        tracing::info!(node = %config.node.name, "virtual kubelet running");
+        let status_interval = config.status_interval;
+        let sweep_interval = config.orphan_sweep_interval;
+        let c = Arc::clone(&controller);
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(status_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                c.sync_statuses().await;
+            }
+        });
+        let c = Arc::clone(&controller);
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(sweep_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = c.sweep_orphans().await {
+                    tracing::warn!(error = %e, "orphan sweep failed");
+                }
+            }
+        });
+        for _ in 0..config.workers.max(1) {
+            tasks.spawn(Arc::clone(&controller).work());
+        }
+
+        // Every task loops forever: one ending is a bug, reported rather than limped along with.
+        let ended = tasks.join_next().await;
+        controller.queue.close();
+        Err(stopped(ended))
+    };
+    tokio::select! {
+        result = work => result,
+        () = shutdown => {
+            tracing::info!("shutdown requested; stopping the virtual kubelet");
+            Ok(())
+        }
+    }
+}
+
+/// The error for a background task that ended (they all loop forever).
+fn stopped(ended: Option<Result<(), tokio::task::JoinError>>) -> Error {
+    Error::TaskStopped(match ended {
+        Some(Err(e)) if e.is_panic() => format!("a task panicked: {e}"),
+        Some(Err(e)) => e.to_string(),
+        _ => "a task returned".into(),
+    })
+}

@@ -194,6 +194,14 @@ impl LocalCluster {
             "start control plane {name} (Kubernetes {})",
             tools.pins.kubernetes
         );
+        // NB: two `kwokctl create cluster` started in the same instant (parallel tests) were seen
+        // to give both API servers the same port; kwokctl then waits out --wait and still exits 0.
+        // A bring-up takes ~3 s, so they take turns, and readiness is checked by us, not trusted.
+        let lock_path = kwok_root.join("create.lock");
+        let lock = std::fs::File::create(&lock_path)
+            .io_context(|| format!("open {}", lock_path.display()))?;
+        lock.lock()
+            .io_context(|| format!("lock {}", lock_path.display()))?;
         let bar = progress.spinner(&step);
         let out = Command::new(&kwokctl)
             .args([
@@ -204,7 +212,7 @@ impl LocalCluster {
                 "--runtime",
                 "binary",
                 "--wait",
-                "3m",
+                "90s",
             ])
             .arg("--config")
             .arg(&config)
@@ -213,10 +221,12 @@ impl LocalCluster {
             .envs(envs.iter().map(|(k, v)| (k, v)))
             .output()
             .io_context(|| format!("run {}", kwokctl.display()))?;
-        if !out.status.success() || !cluster.kubeconfig.exists() {
+        let ready = out.status.success() && cluster.kubeconfig.exists() && cluster.readyz(tools);
+        drop(lock);
+        if !ready {
             bar.fail(&format!("{step}: failed"));
             let detail = format!(
-                "kwokctl exited with {}\n{}\n{}\ncomponent logs:\n{}",
+                "kwokctl exited with {} (API server ready: no)\n{}\n{}\ncomponent logs:\n{}",
                 out.status,
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr),
@@ -227,6 +237,16 @@ impl LocalCluster {
         }
         bar.finish(&format!("{step}: ready"));
         Ok(cluster)
+    }
+
+    /// Whether the API server answers `/readyz` with `ok`.
+    fn readyz(&self, tools: &Tools) -> bool {
+        Command::new(tools.bin("kubectl"))
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(["get", "--raw", "/readyz", "--request-timeout=10s"])
+            .output()
+            .is_ok_and(|o| o.status.success() && o.stdout.starts_with(b"ok"))
     }
 
     /// The folder kwokctl keeps the cluster's pki, pids and logs in.

@@ -1,0 +1,230 @@
+//! A small client of the CCI 2.0 API (plain JSON over HTTP, token in `X-Auth-Token`).
+
+use std::time::Duration;
+
+use cci_api::{API_PREFIX, AUTH_HEADER, List, Namespace, Pod, Status};
+use reqwest::{Method, Url};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::{Error, Result};
+
+/// Timeout of one CCI request.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Timeout of connecting to CCI.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A CCI API client. Cheap to clone (the connection pool is shared).
+#[derive(Clone)]
+pub struct CciClient {
+    http: reqwest::Client,
+    /// The endpoint without a trailing `/`.
+    endpoint: String,
+    token: String,
+}
+
+impl std::fmt::Debug for CciClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // NB: never the token.
+        f.debug_struct("CciClient")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CciClient {
+    /// A client of the CCI API at `endpoint` (e.g. `http://127.0.0.1:8443`), authenticating with
+    /// `token`.
+    pub fn new(endpoint: &str, token: impl Into<String>) -> Result<Self> {
+        let bad = |reason: &str| Error::Endpoint {
+            endpoint: endpoint.into(),
+            reason: reason.into(),
+        };
+        let url = Url::parse(endpoint).map_err(|e| bad(&e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(bad("the scheme must be http or https"));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(DEFAULT_REQUEST_TIMEOUT)
+            .connect_timeout(DEFAULT_CONNECT_TIMEOUT)
+            .build()
+            .map_err(|e| bad(&e.to_string()))?;
+        Ok(Self {
+            http,
+            endpoint: endpoint.trim_end_matches('/').to_string(),
+            token: token.into(),
+        })
+    }
+
+    /// The endpoint this client talks to.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: String,
+        body: Option<&(impl Serialize + Sync)>,
+    ) -> Result<T> {
+        let bytes = self.send(method.clone(), &path, body).await?;
+        serde_json::from_slice(&bytes).map_err(|source| Error::Decode {
+            method,
+            path,
+            source,
+        })
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&(impl Serialize + Sync)>,
+    ) -> Result<Vec<u8>> {
+        let http_err = |source| Error::Http {
+            method: method.clone(),
+            path: path.to_string(),
+            source,
+        };
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.endpoint))
+            .header(AUTH_HEADER, &self.token)
+            .header(reqwest::header::ACCEPT, "application/json");
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(http_err)?;
+        let code = response.status();
+        let bytes = response.bytes().await.map_err(http_err)?;
+        if code.is_success() {
+            return Ok(bytes.to_vec());
+        }
+        let (reason, message) = error_body(&bytes, code);
+        tracing::debug!(%method, path, code = code.as_u16(), %reason, %message, "cci error");
+        Err(Error::Api {
+            method,
+            path: path.to_string(),
+            code: code.as_u16(),
+            reason,
+            message,
+        })
+    }
+
+    /// Create a namespace.
+    pub async fn create_namespace(&self, namespace: &Namespace) -> Result<Namespace> {
+        self.call(
+            Method::POST,
+            format!("{API_PREFIX}/namespaces"),
+            Some(namespace),
+        )
+        .await
+    }
+
+    /// Read a namespace.
+    pub async fn get_namespace(&self, name: &str) -> Result<Namespace> {
+        self.call(
+            Method::GET,
+            format!("{API_PREFIX}/namespaces/{name}"),
+            NO_BODY,
+        )
+        .await
+    }
+
+    /// Create a pod in `namespace`; answers the stored pod.
+    pub async fn create_pod(&self, namespace: &str, pod: &Pod) -> Result<Pod> {
+        self.call(
+            Method::POST,
+            format!("{API_PREFIX}/namespaces/{namespace}/pods"),
+            Some(pod),
+        )
+        .await
+    }
+
+    /// Read a pod.
+    pub async fn get_pod(&self, namespace: &str, name: &str) -> Result<Pod> {
+        self.call(
+            Method::GET,
+            format!("{API_PREFIX}/namespaces/{namespace}/pods/{name}"),
+            NO_BODY,
+        )
+        .await
+    }
+
+    /// List the pods of `namespace`.
+    pub async fn list_pods(&self, namespace: &str) -> Result<List<Pod>> {
+        self.call(
+            Method::GET,
+            format!("{API_PREFIX}/namespaces/{namespace}/pods"),
+            NO_BODY,
+        )
+        .await
+    }
+
+    /// Delete a pod. A pod that does not exist is an [`Error::Api`] with code 404.
+    pub async fn delete_pod(&self, namespace: &str, name: &str) -> Result<()> {
+        self.send(
+            Method::DELETE,
+            &format!("{API_PREFIX}/namespaces/{namespace}/pods/{name}"),
+            NO_BODY,
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+const NO_BODY: Option<&()> = None;
+
+/// Reason and message of an error answer: the API's `Status` shape when it is one, else the
+/// body's text.
+fn error_body(bytes: &[u8], code: reqwest::StatusCode) -> (String, String) {
+    if let Ok(status) = serde_json::from_slice::<Status>(bytes) {
+        return (status.reason, status.message);
+    }
+    // Lenient: a Status-like body missing some fields still names its reason.
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) {
+        let field = |f: &str| value.get(f).and_then(|v| v.as_str()).map(str::to_string);
+        if let (Some(reason), message) = (field("reason"), field("message")) {
+            return (reason, message.unwrap_or_default());
+        }
+    }
+    let text = String::from_utf8_lossy(bytes).chars().take(500).collect();
+    (
+        code.canonical_reason()
+            .unwrap_or("Unknown")
+            .replace(' ', ""),
+        text,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_endpoint_must_be_an_http_url() {
+        assert!(CciClient::new("http://127.0.0.1:1/", "t").is_ok());
+        let err = CciClient::new("127.0.0.1:1", "t").unwrap_err();
+        assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
+        assert!(CciClient::new("ftp://x", "t").is_err());
+    }
+
+    #[test]
+    fn error_bodies_are_read_strictly_then_leniently_then_as_text() {
+        let code = reqwest::StatusCode::NOT_FOUND;
+        let full = br#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"pod x not found","reason":"NotFound","code":404,"errorCode":"CCI.01.404001"}"#;
+        assert_eq!(
+            error_body(full, code),
+            ("NotFound".into(), "pod x not found".into())
+        );
+        let partial = br#"{"reason":"NotFound","code":404}"#;
+        assert_eq!(
+            error_body(partial, code),
+            ("NotFound".into(), String::new())
+        );
+        assert_eq!(
+            error_body(b"no such thing", code),
+            ("NotFound".into(), "no such thing".into())
+        );
+    }
+}

@@ -1,0 +1,120 @@
+//! The crate's one error type, and how it maps onto the provider contract's kinds.
+
+/// What can go wrong talking to CCI or translating a pod for it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// CCI answered with an error status.
+    #[error("cci {method} {path}: {code} {reason}: {message}")]
+    Api {
+        /// HTTP method of the request.
+        method: reqwest::Method,
+        /// Path of the request.
+        path: String,
+        /// HTTP status code.
+        code: u16,
+        /// Machine-readable reason (`NotFound`, `AlreadyExists`, `Invalid`, ...).
+        reason: String,
+        /// CCI's message.
+        message: String,
+    },
+
+    /// The request could not be sent, or the answer not read.
+    #[error("cci {method} {path}: request failed")]
+    Http {
+        /// HTTP method of the request.
+        method: reqwest::Method,
+        /// Path of the request.
+        path: String,
+        /// The transport error.
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// CCI answered with a body that is not what the API promises.
+    #[error("cci {method} {path}: unexpected answer body")]
+    Decode {
+        /// HTTP method of the request.
+        method: reqwest::Method,
+        /// Path of the request.
+        path: String,
+        /// The decoding error.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// The CCI endpoint given in the configuration is not a usable URL.
+    #[error("cci endpoint {endpoint:?} is not an http(s) URL: {reason}")]
+    Endpoint {
+        /// The endpoint as given.
+        endpoint: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The cluster pod cannot be run on CCI as it is.
+    #[error("pod {pod}: {reason}")]
+    Translate {
+        /// `namespace/name` of the cluster pod.
+        pod: String,
+        /// What is wrong, for the person who applied the manifest.
+        reason: String,
+    },
+
+    /// A CCI pod of the wanted name already exists and stands for another cluster pod (an
+    /// earlier pod of the same name whose deletion has not finished).
+    #[error(
+        "cci pod {namespace}/{name} stands for cluster pod uid {found:?}, not {expected:?}; waiting for it to be deleted"
+    )]
+    NameTaken {
+        /// CCI namespace.
+        namespace: String,
+        /// CCI pod name.
+        name: String,
+        /// UID of the cluster pod being created.
+        expected: String,
+        /// UID label found on the existing CCI pod.
+        found: String,
+    },
+
+    /// The cluster ID cannot name a CCI namespace.
+    #[error(
+        "cluster id {0:?} must be lower-case alphanumerics and '-', start and end with an alphanumeric, and be at most 53 characters (the CCI namespace is bursting-{{cluster id}})"
+    )]
+    ClusterId(String),
+}
+
+impl Error {
+    /// The HTTP status code, when CCI answered with an error.
+    pub fn code(&self) -> Option<u16> {
+        match self {
+            Self::Api { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// `Result` with this crate's [`Error`] as the default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<Error> for vk::Error {
+    fn from(e: Error) -> Self {
+        match &e {
+            Error::Api { code: 404, .. } => vk::Error::NotFound(e.to_string()),
+            // A refusal of the request itself: the same pod will be refused again.
+            Error::Api {
+                code: 400 | 422, ..
+            }
+            | Error::Translate { .. }
+            | Error::Endpoint { .. }
+            | Error::ClusterId(_) => vk::Error::InvalidInput(e.to_string()),
+            // 401/403 included: a token can be rotated and a quota raised without a restart.
+            Error::Api { .. }
+            | Error::Http { .. }
+            | Error::Decode { .. }
+            | Error::NameTaken { .. } => vk::Error::Transient {
+                message: e.to_string(),
+                source: Some(Box::new(e)),
+            },
+        }
+    }
+}

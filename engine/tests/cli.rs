@@ -1,0 +1,84 @@
+//! The binary's command line, run as a user would.
+
+use std::process::{Command, Output};
+
+fn engine(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bursting-engine"))
+        .args(args)
+        .env_remove("CCI_TOKEN")
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("the bursting-engine binary runs")
+}
+
+#[test]
+fn help_lists_the_virtual_kubelet_subcommand() {
+    let out = engine(&["--help"]);
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("virtual-kubelet"), "{stdout}");
+}
+
+#[test]
+fn virtual_kubelet_help_lists_its_flags() {
+    let out = engine(&["virtual-kubelet", "--help"]);
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--kubeconfig",
+        "--cci-endpoint",
+        "--cci-token",
+        "--cluster-id",
+        "--node-name",
+        "--status-interval-ms",
+        "--node-ip",
+        "CCI_TOKEN",
+        "bursting-node",
+    ] {
+        assert!(stdout.contains(flag), "{flag} missing from:\n{stdout}");
+    }
+}
+
+#[test]
+fn a_missing_required_flag_is_named_in_the_error() {
+    let out = engine(&[
+        "virtual-kubelet",
+        "--cci-endpoint",
+        "http://127.0.0.1:1",
+        "--cci-token",
+        "t",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--cluster-id"), "{stderr}");
+}
+
+#[test]
+fn the_token_may_come_from_the_environment_but_must_come_from_somewhere() {
+    let out = engine(&[
+        "virtual-kubelet",
+        "--cci-endpoint",
+        "http://127.0.0.1:1",
+        "--cluster-id",
+        "c1",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--cci-token"), "{stderr}");
+}
+
+#[test]
+fn a_bad_cluster_id_is_refused_before_anything_starts() {
+    let out = engine(&[
+        "virtual-kubelet",
+        "--cci-endpoint",
+        "http://127.0.0.1:1",
+        "--cci-token",
+        "t",
+        "--cluster-id",
+        "Not_A_Label",
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Not_A_Label"), "{stderr}");
+}

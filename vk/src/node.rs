@@ -1,0 +1,526 @@
+//! The virtual node: its configuration, registration, lease and status heartbeat.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::core::v1::{
+    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeSpec, NodeStatus,
+    NodeSystemInfo, Taint,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+
+use crate::error::api_code;
+use crate::{Error, Result};
+
+/// Namespace holding the node leases.
+pub const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
+/// Label every virtual node carries by default: `type=virtual-kubelet`.
+pub const LABEL_TYPE: &str = "type";
+/// Value of [`LABEL_TYPE`].
+pub const TYPE_VIRTUAL_KUBELET: &str = "virtual-kubelet";
+
+/// Default CPU capacity of a node.
+pub const DEFAULT_CPU: &str = "20";
+/// Default memory capacity of a node.
+pub const DEFAULT_MEMORY: &str = "100Gi";
+/// Default pod capacity of a node.
+pub const DEFAULT_PODS: &str = "110";
+/// Default internal IP of a node.
+pub const DEFAULT_INTERNAL_IP: &str = "127.0.0.1";
+/// Default kubelet port advertised in the node status.
+pub const DEFAULT_KUBELET_PORT: i32 = 10250;
+
+/// CPU, memory and pod count, as Kubernetes quantities (`"2000"`, `"8Ti"`, `"5000"`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeResources {
+    /// CPU cores, e.g. `"2000"` or `"500m"`.
+    pub cpu: String,
+    /// Memory, e.g. `"8Ti"`.
+    pub memory: String,
+    /// Maximum number of pods.
+    pub pods: String,
+}
+
+impl Default for NodeResources {
+    fn default() -> Self {
+        Self {
+            cpu: DEFAULT_CPU.into(),
+            memory: DEFAULT_MEMORY.into(),
+            pods: DEFAULT_PODS.into(),
+        }
+    }
+}
+
+impl NodeResources {
+    fn to_map(&self) -> BTreeMap<String, Quantity> {
+        BTreeMap::from([
+            ("cpu".to_string(), Quantity(self.cpu.clone())),
+            ("memory".to_string(), Quantity(self.memory.clone())),
+            ("pods".to_string(), Quantity(self.pods.clone())),
+        ])
+    }
+}
+
+/// What the virtual node looks like to the cluster.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeConfig {
+    /// Node name.
+    pub name: String,
+    /// Extra labels. `kubernetes.io/hostname`, `kubernetes.io/os` and `kubernetes.io/arch` are
+    /// always set from the fields below; a label here with the same key overrides them.
+    pub labels: BTreeMap<String, String>,
+    /// Taints. Taints other actors put on the node under other keys are kept on re-registration.
+    pub taints: Vec<Taint>,
+    /// Capacity.
+    pub capacity: NodeResources,
+    /// Allocatable; `None` means the same as the capacity.
+    pub allocatable: Option<NodeResources>,
+    /// The `InternalIP` address of the node.
+    pub internal_ip: String,
+    /// The kubelet port advertised in `status.daemonEndpoints`.
+    pub kubelet_port: i32,
+    /// Operating system (`kubernetes.io/os`).
+    pub os: String,
+    /// Architecture (`kubernetes.io/arch`).
+    pub arch: String,
+    /// The kubelet version reported in `status.nodeInfo`.
+    pub kubelet_version: String,
+}
+
+impl NodeConfig {
+    /// A node named `name` with the defaults: label `type=virtual-kubelet`, no taints, capacity
+    /// [`DEFAULT_CPU`] / [`DEFAULT_MEMORY`] / [`DEFAULT_PODS`], IP [`DEFAULT_INTERNAL_IP`],
+    /// port [`DEFAULT_KUBELET_PORT`], `linux` / `amd64`.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            labels: BTreeMap::from([(LABEL_TYPE.to_string(), TYPE_VIRTUAL_KUBELET.to_string())]),
+            taints: Vec::new(),
+            capacity: NodeResources::default(),
+            allocatable: None,
+            internal_ip: DEFAULT_INTERNAL_IP.into(),
+            kubelet_port: DEFAULT_KUBELET_PORT,
+            os: "linux".into(),
+            arch: "amd64".into(),
+            kubelet_version: format!("v0.0.0-vk-{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+
+    /// Add or replace a label.
+    pub fn with_label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Add a taint (key, value, effect such as `NoSchedule`).
+    pub fn with_taint(
+        mut self,
+        key: impl Into<String>,
+        value: impl Into<String>,
+        effect: impl Into<String>,
+    ) -> Self {
+        self.taints.push(Taint {
+            key: key.into(),
+            value: Some(value.into()),
+            effect: effect.into(),
+            time_added: None,
+        });
+        self
+    }
+
+    /// The labels the node object carries: well-known ones, then [`NodeConfig::labels`].
+    pub fn node_labels(&self) -> BTreeMap<String, String> {
+        let mut labels = BTreeMap::from([
+            ("kubernetes.io/hostname".to_string(), self.name.clone()),
+            ("kubernetes.io/os".to_string(), self.os.clone()),
+            ("kubernetes.io/arch".to_string(), self.arch.clone()),
+        ]);
+        labels.extend(self.labels.clone());
+        labels
+    }
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self::new("virtual-kubelet")
+    }
+}
+
+fn condition(
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    now: &Timestamp,
+) -> NodeCondition {
+    NodeCondition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: Some(reason.into()),
+        message: Some(message.into()),
+        last_heartbeat_time: Some(Time(*now)),
+        last_transition_time: Some(Time(*now)),
+    }
+}
+
+/// The node status the kubelet reports: healthy conditions, capacity, addresses, node info.
+///
+/// `transition` is the time the conditions last changed (the registration time).
+pub fn node_status(config: &NodeConfig, transition: &Timestamp, now: &Timestamp) -> NodeStatus {
+    let mut conditions = vec![
+        condition(
+            "Ready",
+            "True",
+            "KubeletReady",
+            "kubelet is posting ready status",
+            now,
+        ),
+        condition(
+            "MemoryPressure",
+            "False",
+            "KubeletHasSufficientMemory",
+            "kubelet has sufficient memory available",
+            now,
+        ),
+        condition(
+            "DiskPressure",
+            "False",
+            "KubeletHasNoDiskPressure",
+            "kubelet has no disk pressure",
+            now,
+        ),
+        condition(
+            "PIDPressure",
+            "False",
+            "KubeletHasSufficientPID",
+            "kubelet has sufficient PID available",
+            now,
+        ),
+        condition(
+            "NetworkUnavailable",
+            "False",
+            "RouteCreated",
+            "virtual node network is always available",
+            now,
+        ),
+    ];
+    for c in &mut conditions {
+        c.last_transition_time = Some(Time(*transition));
+    }
+    NodeStatus {
+        capacity: Some(config.capacity.to_map()),
+        allocatable: Some(
+            config
+                .allocatable
+                .as_ref()
+                .unwrap_or(&config.capacity)
+                .to_map(),
+        ),
+        conditions: Some(conditions),
+        addresses: Some(vec![
+            NodeAddress {
+                type_: "InternalIP".into(),
+                address: config.internal_ip.clone(),
+            },
+            NodeAddress {
+                type_: "Hostname".into(),
+                address: config.name.clone(),
+            },
+        ]),
+        daemon_endpoints: Some(NodeDaemonEndpoints {
+            kubelet_endpoint: Some(DaemonEndpoint {
+                port: config.kubelet_port,
+            }),
+        }),
+        node_info: Some(NodeSystemInfo {
+            architecture: config.arch.clone(),
+            operating_system: config.os.clone(),
+            kubelet_version: config.kubelet_version.clone(),
+            kube_proxy_version: String::new(),
+            container_runtime_version: "vk://".into(),
+            kernel_version: String::new(),
+            os_image: String::new(),
+            boot_id: String::new(),
+            machine_id: String::new(),
+            system_uuid: String::new(),
+            ..NodeSystemInfo::default()
+        }),
+        ..NodeStatus::default()
+    }
+}
+
+/// The full node object to create.
+pub fn node_object(config: &NodeConfig, now: &Timestamp) -> Node {
+    Node {
+        metadata: ObjectMeta {
+            name: Some(config.name.clone()),
+            labels: Some(config.node_labels()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(NodeSpec {
+            taints: (!config.taints.is_empty()).then(|| config.taints.clone()),
+            ..NodeSpec::default()
+        }),
+        status: Some(node_status(config, now, now)),
+    }
+}
+
+/// Our taints, plus the ones other actors set under other keys (a cordon, a node lock).
+fn merged_taints(existing: &[Taint], ours: &[Taint]) -> Vec<Taint> {
+    existing
+        .iter()
+        .filter(|t| !ours.iter().any(|o| o.key == t.key && o.effect == t.effect))
+        .cloned()
+        .chain(ours.iter().cloned())
+        .collect()
+}
+
+/// Registers the node and keeps it alive: lease renewals and status heartbeats.
+pub(crate) struct NodeAgent {
+    nodes: Api<Node>,
+    leases: Api<Lease>,
+    config: NodeConfig,
+    lease_duration_seconds: i32,
+    /// When the conditions last changed: the registration time.
+    transition: Timestamp,
+    /// UID of the node object we registered (owner of the lease).
+    uid: Option<String>,
+}
+
+impl NodeAgent {
+    pub(crate) fn new(client: Client, config: NodeConfig, lease_duration_seconds: i32) -> Self {
+        Self {
+            nodes: Api::all(client.clone()),
+            leases: Api::namespaced(client, NODE_LEASE_NAMESPACE),
+            config,
+            lease_duration_seconds,
+            transition: Timestamp::now(),
+            uid: None,
+        }
+    }
+
+    /// Create the node, or bring an existing one up to date (labels, our taints, status).
+    pub(crate) async fn register(&mut self) -> Result<()> {
+        let name = self.config.name.clone();
+        let now = Timestamp::now();
+        self.transition = now;
+        let existing = self
+            .nodes
+            .get_opt(&name)
+            .await
+            .map_err(|e| Error::kube(format!("get node {name}"), e))?;
+        let node = match existing {
+            None => {
+                let node = node_object(&self.config, &now);
+                match self.nodes.create(&PostParams::default(), &node).await {
+                    Ok(created) => {
+                        tracing::info!(node = %name, "registered node");
+                        created
+                    }
+                    Err(e) if api_code(&e) == Some(409) => self.update_meta(None).await?,
+                    Err(e) => return Err(Error::kube(format!("create node {name}"), e)),
+                }
+            }
+            Some(existing) => {
+                tracing::info!(node = %name, "node exists; updating it");
+                self.update_meta(Some(&existing)).await?
+            }
+        };
+        self.uid = node.metadata.uid.clone();
+        self.patch_status().await?;
+        Ok(())
+    }
+
+    async fn update_meta(&self, existing: Option<&Node>) -> Result<Node> {
+        let name = &self.config.name;
+        let existing = match existing {
+            Some(n) => n.clone(),
+            None => self
+                .nodes
+                .get(name)
+                .await
+                .map_err(|e| Error::kube(format!("get node {name}"), e))?,
+        };
+        let current_taints = existing
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.clone())
+            .unwrap_or_default();
+        let patch = serde_json::json!({
+            "metadata": { "labels": self.config.node_labels() },
+            "spec": { "taints": merged_taints(&current_taints, &self.config.taints) },
+        });
+        self.nodes
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| Error::kube(format!("update node {name}"), e))
+    }
+
+    async fn patch_status(&self) -> Result<()> {
+        let name = &self.config.name;
+        let status = node_status(&self.config, &self.transition, &Timestamp::now());
+        let patch = serde_json::json!({ "status": status });
+        self.nodes
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| Error::kube(format!("patch status of node {name}"), e))?;
+        Ok(())
+    }
+
+    /// Post the status heartbeat; recreate the node if someone deleted it.
+    pub(crate) async fn heartbeat(&mut self) -> Result<()> {
+        match self.patch_status().await {
+            Err(Error::Kube { source, .. }) if api_code(&source) == Some(404) => {
+                tracing::warn!(node = %self.config.name, "node was deleted; registering it again");
+                self.register().await
+            }
+            other => other,
+        }
+    }
+
+    /// Renew the node lease, creating it (owned by the node) when missing.
+    pub(crate) async fn renew_lease(&mut self) -> Result<()> {
+        let name = self.config.name.clone();
+        let patch = serde_json::json!({
+            "spec": {
+                "holderIdentity": name,
+                "leaseDurationSeconds": self.lease_duration_seconds,
+                "renewTime": MicroTime(Timestamp::now()),
+            }
+        });
+        match self
+            .leases
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if api_code(&e) == Some(404) => {
+                // The lease is owned by the node: gone together means the node was deleted.
+                if self
+                    .nodes
+                    .get_opt(&name)
+                    .await
+                    .map_err(|e| Error::kube(format!("get node {name}"), e))?
+                    .is_none()
+                {
+                    tracing::warn!(node = %name, "node was deleted; registering it again");
+                    self.register().await?;
+                }
+                self.create_lease().await
+            }
+            Err(e) => Err(Error::kube(format!("renew lease {name}"), e)),
+        }
+    }
+
+    async fn create_lease(&self) -> Result<()> {
+        let name = &self.config.name;
+        let lease = Lease {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                namespace: Some(NODE_LEASE_NAMESPACE.into()),
+                owner_references: self.uid.as_ref().map(|uid| {
+                    vec![OwnerReference {
+                        api_version: "v1".into(),
+                        kind: "Node".into(),
+                        name: name.clone(),
+                        uid: uid.clone(),
+                        ..OwnerReference::default()
+                    }]
+                }),
+                ..ObjectMeta::default()
+            },
+            spec: Some(LeaseSpec {
+                holder_identity: Some(name.clone()),
+                lease_duration_seconds: Some(self.lease_duration_seconds),
+                renew_time: Some(MicroTime(Timestamp::now())),
+                ..LeaseSpec::default()
+            }),
+        };
+        match self.leases.create(&PostParams::default(), &lease).await {
+            Ok(_) => Ok(()),
+            // Someone (a previous run) created it between our patch and create: renewed next tick.
+            Err(e) if api_code(&e) == Some(409) => Ok(()),
+            Err(e) => Err(Error::kube(format!("create lease {name}"), e)),
+        }
+    }
+
+    /// Renew the lease every `lease_interval` and post the status every `status_interval`,
+    /// forever; failures are logged and retried on the next tick.
+    pub(crate) async fn keep_alive(mut self, lease_interval: Duration, status_interval: Duration) {
+        let mut lease_tick = tokio::time::interval(lease_interval);
+        let mut status_tick = tokio::time::interval(status_interval);
+        lease_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first status tick fires at once; registration just posted it.
+        status_tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = lease_tick.tick() => {
+                    if let Err(e) = self.renew_lease().await {
+                        tracing::warn!(error = %e, "lease renewal failed");
+                    }
+                }
+                _ = status_tick.tick() => {
+                    if let Err(e) = self.heartbeat().await {
+                        tracing::warn!(error = %e, "node status heartbeat failed");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_object_carries_well_known_labels_taints_and_capacity() {
+        let config = NodeConfig::new("bursting-node")
+            .with_label("type", "virtual-kubelet")
+            .with_taint("virtual-kubelet.io/provider", "cci", "NoSchedule");
+        let node = node_object(&config, &Timestamp::now());
+        let labels = node.metadata.labels.unwrap();
+        assert_eq!(labels["kubernetes.io/hostname"], "bursting-node");
+        assert_eq!(labels["kubernetes.io/os"], "linux");
+        assert_eq!(labels["type"], "virtual-kubelet");
+        let taints = node.spec.unwrap().taints.unwrap();
+        assert_eq!(taints[0].key, "virtual-kubelet.io/provider");
+        let status = node.status.unwrap();
+        assert_eq!(status.capacity.unwrap()["pods"], Quantity("110".into()));
+        let types: Vec<_> = status
+            .conditions
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.type_, c.status))
+            .collect();
+        assert!(types.contains(&("Ready".into(), "True".into())));
+        assert!(types.contains(&("NetworkUnavailable".into(), "False".into())));
+    }
+
+    #[test]
+    fn merged_taints_keep_foreign_keys_and_replace_ours() {
+        let foreign = Taint {
+            key: "node.kubernetes.io/unschedulable".into(),
+            effect: "NoSchedule".into(),
+            ..Taint::default()
+        };
+        let old_ours = Taint {
+            key: "virtual-kubelet.io/provider".into(),
+            value: Some("old".into()),
+            effect: "NoSchedule".into(),
+            ..Taint::default()
+        };
+        let ours = Taint {
+            value: Some("cci".into()),
+            ..old_ours.clone()
+        };
+        let merged = merged_taints(&[foreign.clone(), old_ours], std::slice::from_ref(&ours));
+        assert_eq!(merged, vec![foreign, ours]);
+    }
+}

@@ -1,0 +1,481 @@
+//! The pod controller: watch the node's pods, drive the provider, sync statuses back.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::json;
+
+use crate::error::api_code;
+use crate::queue::WorkQueue;
+use crate::status::{is_terminal, lost_status, merge_status, status_changed, status_patch};
+use crate::{Config, Error, Provider, Result};
+
+/// Consecutive status rounds a created pod may be missing from the provider's answer before its
+/// cluster pod is marked `Failed` (one miss can be a list racing a create).
+const LOST_AFTER_MISSES: u32 = 3;
+
+/// Namespace and name of a cluster pod: the work queue's key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct PodKey {
+    namespace: String,
+    name: String,
+}
+
+impl PodKey {
+    fn of(pod: &Pod) -> Self {
+        Self {
+            namespace: pod.namespace().unwrap_or_default(),
+            name: pod.name_any(),
+        }
+    }
+
+    fn object_ref(&self) -> ObjectRef<Pod> {
+        ObjectRef::new(&self.name).within(&self.namespace)
+    }
+}
+
+impl fmt::Display for PodKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// What the controller remembers of a pod it has handled.
+#[derive(Clone)]
+struct Seen {
+    /// The pod as last reconciled: what to delete if it vanishes.
+    pod: Arc<Pod>,
+    /// `create_pod` succeeded for this UID.
+    created: bool,
+    /// `create_pod` refused this input as invalid; not retried until the input changes.
+    refused: bool,
+}
+
+fn uid(pod: &Pod) -> &str {
+    pod.metadata.uid.as_deref().unwrap_or_default()
+}
+
+/// What the provider reads from a pod and what can change on it without a new UID.
+fn same_input(a: &Pod, b: &Pod) -> bool {
+    a.spec == b.spec && a.metadata.annotations == b.metadata.annotations
+}
+
+pub(crate) struct PodController<P> {
+    client: Client,
+    provider: Arc<P>,
+    node_name: String,
+    store: Store<Pod>,
+    writer: Mutex<Option<reflector::store::Writer<Pod>>>,
+    pub(crate) queue: Arc<WorkQueue<PodKey>>,
+    seen: Mutex<HashMap<PodKey, Seen>>,
+    /// Last status patched per pod UID, so a stale cache does not cause the same patch twice.
+    patched: Mutex<HashMap<String, PodStatus>>,
+    /// Consecutive status rounds each created pod UID was missing from the provider's answer.
+    misses: Mutex<HashMap<String, u32>>,
+    recorder: Recorder,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // NB: nothing panics while these locks are held; a poisoned map is still consistent.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl<P: Provider> PodController<P> {
+    pub(crate) fn new(client: Client, config: &Config, provider: Arc<P>) -> Self {
+        let (store, writer) = reflector::store();
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "virtual-kubelet".into(),
+                instance: Some(config.node.name.clone()),
+            },
+        );
+        Self {
+            client,
+            provider,
+            node_name: config.node.name.clone(),
+            store,
+            writer: Mutex::new(Some(writer)),
+            queue: WorkQueue::new(config.retry_base, config.retry_max),
+            seen: Mutex::new(HashMap::new()),
+            patched: Mutex::new(HashMap::new()),
+            misses: Mutex::new(HashMap::new()),
+            recorder,
+        }
+    }
+
+    fn pods_in(&self, namespace: &str) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    /// Watch the pods bound to the node (`spec.nodeName=<node>`) into the store, queueing every
+    /// pod that changes. Runs until the task is dropped.
+    pub(crate) async fn watch(self: Arc<Self>) {
+        let Some(writer) = lock(&self.writer).take() else {
+            tracing::error!("pod watch started twice");
+            return;
+        };
+        let api: Api<Pod> = Api::all(self.client.clone());
+        let config =
+            watcher::Config::default().fields(&format!("spec.nodeName={}", self.node_name));
+        let stream = reflector::reflector(
+            writer,
+            watcher::watcher(api, config)
+                .default_backoff()
+                .modify(|pod| pod.managed_fields_mut().clear()),
+        );
+        futures::pin_mut!(stream);
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(Event::Apply(pod) | Event::Delete(pod)) => self.queue.add(PodKey::of(&pod)),
+                // The store swaps in the full list at InitDone; queue everything then, including
+                // the pods we knew that are no longer listed (they vanished while unwatched).
+                Ok(Event::InitDone) => {
+                    let mut keys: HashSet<PodKey> =
+                        self.store.state().iter().map(|p| PodKey::of(p)).collect();
+                    keys.extend(lock(&self.seen).keys().cloned());
+                    tracing::info!(pods = keys.len(), "pod list complete");
+                    keys.into_iter().for_each(|k| self.queue.add(k));
+                }
+                Ok(Event::Init | Event::InitApply(_)) => {}
+                Err(e) => tracing::warn!(error = %e, "pod watch failed; retrying"),
+            }
+        }
+    }
+
+    /// Wait for the first full list of the node's pods; `false` if the watch ended first.
+    ///
+    /// NB: await this from one task only (kube-runtime wakes only the last concurrent waiter).
+    pub(crate) async fn ready(&self) -> bool {
+        self.store.wait_until_ready().await.is_ok()
+    }
+
+    /// Take keys off the queue and reconcile them, retrying failures with backoff.
+    pub(crate) async fn work(self: Arc<Self>) {
+        while let Some(key) = self.queue.next().await {
+            match self.reconcile(&key).await {
+                Ok(()) => self.queue.forget(&key),
+                Err(e) if e.is_retryable() => {
+                    let delay = self.queue.retry(key.clone());
+                    tracing::warn!(pod = %key, error = %e, retry_in = ?delay, "pod sync failed");
+                }
+                Err(e) => {
+                    self.queue.forget(&key);
+                    tracing::warn!(pod = %key, error = %e, "pod sync failed; not retrying");
+                }
+            }
+            self.queue.done(&key);
+        }
+    }
+
+    async fn reconcile(&self, key: &PodKey) -> Result<()> {
+        let current = self.store.get(&key.object_ref());
+        let prev = lock(&self.seen).get(key).cloned();
+        match current {
+            Some(pod) if pod.metadata.deletion_timestamp.is_some() => {
+                self.finalize(key, &pod).await
+            }
+            Some(pod) => self.sync(key, pod, prev).await,
+            None => {
+                if let Some(prev) = prev {
+                    tracing::info!(pod = %key, "pod vanished; deleting its remote pod");
+                    self.delete_remote(&prev.pod).await?;
+                    self.forget(key, &prev.pod);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn forget(&self, key: &PodKey, pod: &Pod) {
+        let mut seen = lock(&self.seen);
+        if seen.get(key).is_some_and(|s| uid(&s.pod) == uid(pod)) {
+            seen.remove(key);
+        }
+        drop(seen);
+        lock(&self.patched).remove(uid(pod));
+        lock(&self.misses).remove(uid(pod));
+    }
+
+    async fn sync(&self, key: &PodKey, pod: Arc<Pod>, mut prev: Option<Seen>) -> Result<()> {
+        if let Some(old) = prev.as_ref().filter(|p| uid(&p.pod) != uid(&pod)) {
+            // The name now holds a new pod: the old one's remote pod goes first.
+            tracing::info!(pod = %key, old_uid = uid(&old.pod), "pod replaced under the same name");
+            self.delete_remote(&old.pod).await?;
+            self.forget(key, &old.pod);
+            prev = None;
+        }
+        let remember = |created: bool, refused: bool| {
+            lock(&self.seen).insert(
+                key.clone(),
+                Seen {
+                    pod: pod.clone(),
+                    created,
+                    refused,
+                },
+            );
+        };
+        match prev {
+            Some(prev) if prev.created => {
+                if !same_input(&prev.pod, &pod) {
+                    match self.provider.update_pod(&pod).await {
+                        Ok(()) | Err(Error::NotImplemented(_)) => {}
+                        Err(Error::InvalidInput(msg)) => {
+                            self.warn(&pod, "ProviderUpdateFailed", "UpdatePod", &msg)
+                                .await;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                remember(true, false);
+                Ok(())
+            }
+            Some(prev) if prev.refused && same_input(&prev.pod, &pod) => {
+                remember(false, true);
+                Ok(())
+            }
+            _ if is_terminal(pod.status.as_ref()) => {
+                // A finished pod is never started again (e.g. after a restart).
+                remember(false, false);
+                Ok(())
+            }
+            _ => {
+                // Remembered before the call: if the pod vanishes now, whatever the call may have
+                // created remotely is deleted.
+                remember(false, false);
+                match self.provider.create_pod(&pod).await {
+                    Ok(()) => {
+                        tracing::info!(pod = %key, uid = uid(&pod), "created remote pod");
+                        remember(true, false);
+                        Ok(())
+                    }
+                    Err(Error::InvalidInput(msg)) => {
+                        tracing::warn!(pod = %key, reason = %msg, "provider refused the pod");
+                        remember(false, true);
+                        self.warn(&pod, "ProviderCreateFailed", "CreatePod", &msg)
+                            .await;
+                        self.mark_refused(&pod, &msg).await;
+                        Ok(())
+                    }
+                    Err(e) => {
+                        self.warn(&pod, "ProviderCreateFailed", "CreatePod", &e.to_string())
+                            .await;
+                        Err(e)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The pod is being deleted: remove the remote pod, then finish the deletion in the cluster
+    /// (grace period 0), which is the kubelet's part of deleting a pod.
+    async fn finalize(&self, key: &PodKey, pod: &Pod) -> Result<()> {
+        self.delete_remote(pod).await?;
+        let params = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(Preconditions {
+                uid: pod.metadata.uid.clone(),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        match self
+            .pods_in(&key.namespace)
+            .delete(&key.name, &params)
+            .await
+        {
+            Ok(_) => tracing::info!(pod = %key, "pod deleted"),
+            // Gone already, or the name now holds another pod (UID precondition failed).
+            Err(e) if matches!(api_code(&e), Some(404 | 409)) => {}
+            Err(e) => return Err(Error::kube(format!("delete pod {key}"), e)),
+        }
+        self.forget(key, pod);
+        Ok(())
+    }
+
+    async fn delete_remote(&self, pod: &Pod) -> Result<()> {
+        match self.provider.delete_pod(pod).await {
+            Ok(()) | Err(Error::NotFound(_)) => Ok(()),
+            Err(Error::InvalidInput(msg)) => {
+                // Such a pod could never have been created remotely.
+                tracing::debug!(pod = %PodKey::of(pod), reason = %msg, "provider: nothing to delete");
+                Ok(())
+            }
+            Err(e) => {
+                if e.is_retryable() {
+                    self.warn(pod, "ProviderDeleteFailed", "DeletePod", &e.to_string())
+                        .await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn warn(&self, pod: &Pod, reason: &str, action: &str, note: &str) {
+        if pod.metadata.creation_timestamp.is_none() {
+            return; // a stub, not an object of the cluster
+        }
+        let event = KubeEvent {
+            type_: EventType::Warning,
+            reason: reason.into(),
+            note: Some(note.chars().take(1000).collect()),
+            action: action.into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, &pod.object_ref(&())).await {
+            tracing::debug!(pod = %PodKey::of(pod), error = %e, "could not publish event");
+        }
+    }
+
+    /// Note on the pod's status why the provider refused it (the pod stays `Pending`).
+    async fn mark_refused(&self, pod: &Pod, message: &str) {
+        let key = PodKey::of(pod);
+        let patch = json!({ "status": { "reason": "ProviderFailed", "message": message } });
+        if let Err(e) = self
+            .pods_in(&key.namespace)
+            .patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            tracing::warn!(pod = %key, error = %e, "could not note the refusal on the pod status");
+        }
+    }
+
+    /// One round of status sync: one bulk call to the provider, a patch per changed pod.
+    pub(crate) async fn sync_statuses(&self) {
+        let statuses = match self.provider.pod_statuses().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read pod statuses from the provider");
+                return;
+            }
+        };
+        let pods = self.store.state();
+        for pod in &pods {
+            if pod.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            let key = PodKey::of(pod);
+            let pod_uid = uid(pod);
+            let desired = match statuses.get(pod_uid) {
+                Some(remote) => {
+                    lock(&self.misses).remove(pod_uid);
+                    merge_status(pod.status.as_ref(), remote)
+                }
+                None => {
+                    let created = lock(&self.seen)
+                        .get(&key)
+                        .is_some_and(|s| s.created && uid(&s.pod) == pod_uid);
+                    if !created || is_terminal(pod.status.as_ref()) {
+                        continue;
+                    }
+                    let misses = {
+                        let mut misses = lock(&self.misses);
+                        let n = misses.entry(pod_uid.to_string()).or_insert(0);
+                        *n += 1;
+                        *n
+                    };
+                    if misses < LOST_AFTER_MISSES {
+                        continue;
+                    }
+                    tracing::warn!(pod = %key, "remote pod disappeared; marking the pod Failed");
+                    lost_status(
+                        pod.status.as_ref(),
+                        "the pod was not found on the provider and may have been deleted there",
+                        &Timestamp::now(),
+                    )
+                }
+            };
+            if !status_changed(pod.status.as_ref(), &desired) {
+                continue;
+            }
+            if lock(&self.patched)
+                .get(pod_uid)
+                .is_some_and(|last| !status_changed(Some(last), &desired))
+            {
+                continue; // already sent; the cache has not caught up yet
+            }
+            self.patch_status(pod, desired).await;
+        }
+        // Drop bookkeeping of pods that left the node.
+        let live: HashSet<&str> = pods.iter().map(|p| uid(p)).collect();
+        lock(&self.patched).retain(|u, _| live.contains(u.as_str()));
+        lock(&self.misses).retain(|u, _| live.contains(u.as_str()));
+    }
+
+    async fn patch_status(&self, pod: &Pod, desired: PodStatus) {
+        let key = PodKey::of(pod);
+        let mut patch = status_patch(&desired);
+        // Optimistic concurrency: a patch computed from a stale pod is refused, and the next
+        // round recomputes it from the fresh one.
+        patch["metadata"] = json!({ "resourceVersion": pod.resource_version() });
+        match self
+            .pods_in(&key.namespace)
+            .patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => {
+                tracing::debug!(pod = %key, phase = ?desired.phase, "patched pod status");
+                lock(&self.patched).insert(uid(pod).to_string(), desired);
+            }
+            Err(e) if matches!(api_code(&e), Some(404 | 409)) => {
+                tracing::debug!(pod = %key, error = %e, "status patch skipped");
+            }
+            Err(e) => tracing::warn!(pod = %key, error = %e, "could not patch pod status"),
+        }
+    }
+
+    /// Delete remote pods whose cluster pod is really gone.
+    ///
+    /// Runs only after the first full list (the caller waits for [`PodController::ready`]), and
+    /// asks the API server itself before deleting anything the cache does not know: a slow or
+    /// partial cache must never cost a running pod.
+    pub(crate) async fn sweep_orphans(&self) -> Result<()> {
+        let remote = self.provider.list_pods().await?;
+        let mut deleted = 0usize;
+        for r in remote {
+            if r.uid.is_empty() || r.name.is_empty() || r.namespace.is_empty() {
+                continue; // not one of ours, or unreadable: never delete what we cannot name
+            }
+            let key = PodKey {
+                namespace: r.namespace.clone(),
+                name: r.name.clone(),
+            };
+            if self
+                .store
+                .get(&key.object_ref())
+                .is_some_and(|p| uid(&p) == r.uid)
+            {
+                continue;
+            }
+            match self.pods_in(&r.namespace).get_opt(&r.name).await {
+                Ok(Some(p)) if uid(&p) == r.uid => continue,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(pod = %key, error = %e, "orphan check failed; keeping the remote pod");
+                    continue;
+                }
+            }
+            tracing::info!(pod = %key, uid = %r.uid, "deleting orphaned remote pod: its cluster pod is gone");
+            match self.provider.delete_pod(&r.to_stub_pod()).await {
+                Ok(()) | Err(Error::NotFound(_)) => deleted += 1,
+                Err(e) => {
+                    tracing::warn!(pod = %key, error = %e, "could not delete orphaned remote pod")
+                }
+            }
+        }
+        if deleted > 0 {
+            tracing::info!(deleted, "orphan sweep done");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,128 @@
+//! The [`Provider`] trait: what a backend implements to run a node's pods somewhere else.
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::{Error, Result};
+
+/// Remote statuses of the pods a provider runs, keyed by the **cluster** pod's UID.
+pub type PodStatuses = HashMap<String, PodStatus>;
+
+/// A pod as the provider sees it on its side, named by the cluster pod it stands for.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RemotePod {
+    /// Namespace of the cluster pod.
+    pub namespace: String,
+    /// Name of the cluster pod.
+    pub name: String,
+    /// UID of the cluster pod (the identity that matters: a pod recreated under the same name
+    /// has a new UID, and the remote pod of the old one is then an orphan).
+    pub uid: String,
+    /// The remote status translated to a cluster pod status, if the provider knows one.
+    pub status: Option<PodStatus>,
+}
+
+impl RemotePod {
+    /// A cluster pod carrying only this pod's namespace, name and UID.
+    ///
+    /// The controller hands such a stub to [`Provider::delete_pod`] when the cluster pod is
+    /// gone and its last full state is unknown (the orphan sweep after a restart).
+    pub fn to_stub_pod(&self) -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                namespace: Some(self.namespace.clone()),
+                name: Some(self.name.clone()),
+                uid: Some(self.uid.clone()),
+                ..ObjectMeta::default()
+            },
+            ..Pod::default()
+        }
+    }
+}
+
+/// Options of a [`Provider::logs`] call.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogOptions {
+    /// Only the last this many lines.
+    pub tail_lines: Option<i64>,
+    /// The previous (terminated) instance of the container.
+    pub previous: bool,
+    /// Prefix each line with its timestamp.
+    pub timestamps: bool,
+}
+
+/// A backend that runs the pods bound to the virtual node.
+///
+/// Contract shared by every method:
+///
+/// - The pod handed in is the cluster's object as last seen; it is borrowed and **must not be
+///   mutated** (clone what you need to change).
+/// - Errors say what the controller should do: [`Error::NotFound`] (the remote object does not
+///   exist), [`Error::InvalidInput`] (this pod can never run here as it is: reported on the pod,
+///   not retried until the pod changes), [`Error::Transient`] (retried with backoff).
+/// - Calls for different pods may run concurrently; calls for the same pod never overlap.
+/// - Pods are identified by their cluster UID: a pod deleted and recreated under the same
+///   namespace/name is a different pod.
+///
+/// Only [`create_pod`](Provider::create_pod), [`delete_pod`](Provider::delete_pod) and
+/// [`list_pods`](Provider::list_pods) are required; the rest have defaults.
+pub trait Provider: Send + Sync + 'static {
+    /// Start running `pod` on the provider's side.
+    ///
+    /// Must be idempotent for the same pod UID: after a restart the controller calls it again for
+    /// every live pod of the node, and a remote pod that already stands for this UID is success.
+    /// It is not called for pods in a terminal phase (`Succeeded`, `Failed`).
+    fn create_pod(&self, pod: &Pod) -> impl Future<Output = Result<()>> + Send;
+
+    /// The cluster pod's spec changed (only images and a few fields are mutable on a pod).
+    ///
+    /// Called only for pods that were created. The default does nothing.
+    fn update_pod(&self, pod: &Pod) -> impl Future<Output = Result<()>> + Send {
+        let _ = pod;
+        async { Ok(()) }
+    }
+
+    /// Stop and remove the remote pod standing for `pod`.
+    ///
+    /// May be called more than once for the same pod, and for pods that were never created:
+    /// a remote pod that does not exist is success (return `Ok` or [`Error::NotFound`]). The pod
+    /// may be a stub carrying only namespace, name and UID (see [`RemotePod::to_stub_pod`]); a
+    /// remote pod of that name standing for **another** UID must be left alone.
+    fn delete_pod(&self, pod: &Pod) -> impl Future<Output = Result<()>> + Send;
+
+    /// Every pod the provider runs for this node, with its status if known.
+    ///
+    /// Used after the first full list of cluster pods to find orphans (remote pods whose cluster
+    /// pod is gone), and by the default [`pod_statuses`](Provider::pod_statuses).
+    fn list_pods(&self) -> impl Future<Output = Result<Vec<RemotePod>>> + Send;
+
+    /// The current remote statuses of all pods the provider runs, keyed by cluster pod UID.
+    ///
+    /// Called every status interval; the controller patches a cluster pod's status only when it
+    /// changed. One bulk call, never one per pod. The default is built from
+    /// [`list_pods`](Provider::list_pods).
+    fn pod_statuses(&self) -> impl Future<Output = Result<PodStatuses>> + Send {
+        async {
+            Ok(self
+                .list_pods()
+                .await?
+                .into_iter()
+                .filter_map(|p| Some((p.uid, p.status?)))
+                .collect())
+        }
+    }
+
+    /// The logs of one container. Optional; the default is [`Error::NotImplemented`].
+    fn logs(
+        &self,
+        pod: &Pod,
+        container: &str,
+        options: &LogOptions,
+    ) -> impl Future<Output = Result<String>> + Send {
+        let _ = (pod, container, options);
+        async { Err(Error::NotImplemented("logs")) }
+    }
+}
