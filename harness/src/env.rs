@@ -47,7 +47,29 @@ pub struct Env {
     /// Where the engine's and the mock's logs go.
     pub logs: PathBuf,
     engine: Mutex<Guarded>,
+    engine_launch: EngineLaunch,
     _mock_process: Guarded,
+}
+
+/// How the engine is started, kept so it can be restarted.
+#[derive(Debug, Clone)]
+struct EngineLaunch {
+    binary: PathBuf,
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
+    log: PathBuf,
+}
+
+impl EngineLaunch {
+    fn spawn(&self) -> Result<Guarded> {
+        Guarded::spawn(
+            "bursting-engine",
+            &self.binary,
+            &self.args,
+            &self.envs,
+            &self.log,
+        )
+    }
 }
 
 static SHARED: OnceLock<std::result::Result<Env, String>> = OnceLock::new();
@@ -126,20 +148,20 @@ impl Env {
             VIRTUAL_NODE.into(),
         ];
         let engine_log = logs.join("engine.log");
+        let engine_launch = EngineLaunch {
+            binary: workspace_binary("bursting-engine", "bursting-engine", ENGINE_BIN_ENV)?,
+            args: engine_args,
+            envs: vec![
+                ("CCI_TOKEN".into(), token.clone()),
+                ("RUST_LOG".into(), "info".into()),
+            ],
+            log: engine_log.clone(),
+        };
         let engine = runtime.block_on(async {
             let client = client_for(&kubeconfig).await?;
             let shapes: Vec<NodeShape> = (0..DEFAULT_KWOK_NODES).map(NodeShape::standard).collect();
             create_nodes(&client, &shapes).await?;
-            let engine = Guarded::spawn(
-                "bursting-engine",
-                &workspace_binary("bursting-engine", "bursting-engine", ENGINE_BIN_ENV)?,
-                &engine_args,
-                &[
-                    ("CCI_TOKEN".into(), token.clone()),
-                    ("RUST_LOG".into(), "info".into()),
-                ],
-                &engine_log,
-            )?;
+            let engine = engine_launch.spawn()?;
             let step =
                 progress.spinner("wait for nodes to be Ready (kwok nodes and bursting-node)");
             let names: Vec<String> = shapes
@@ -160,6 +182,7 @@ impl Env {
             cluster_id,
             logs,
             engine: Mutex::new(engine),
+            engine_launch,
             _mock_process: mock_process,
         })
     }
@@ -186,6 +209,33 @@ impl Env {
             Ok(engine) => engine.log_tail(lines),
             Err(_) => tail_file(&self.logs.join("engine.log"), lines),
         }
+    }
+
+    /// Kills the engine with SIGKILL, as a crash would. Restart it with [`Env::start_engine`].
+    pub fn kill_engine(&self) -> Result<()> {
+        let mut engine = self.engine.lock().map_err(|_| Error::Step {
+            step: "kill the engine".into(),
+            detail: "engine handle poisoned".into(),
+        })?;
+        let killed = engine.kill_program()?;
+        if killed.is_empty() {
+            return Err(Error::Step {
+                step: "kill the engine".into(),
+                detail: "no engine process was running".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Starts the engine again with the same arguments (the old handle is stopped first).
+    pub fn start_engine(&self) -> Result<()> {
+        let mut engine = self.engine.lock().map_err(|_| Error::Step {
+            step: "start the engine".into(),
+            detail: "engine handle poisoned".into(),
+        })?;
+        engine.stop();
+        *engine = self.engine_launch.spawn()?;
+        Ok(())
     }
 
     /// Tears the cluster down now (tests normally leave that to process exit).

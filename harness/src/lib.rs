@@ -5,6 +5,7 @@
 //! namespace, waits with deadlines and snapshot redactions ([`scenario`], [`wait`], [`snapshot`]).
 #![warn(missing_docs)]
 
+pub mod catalogue;
 pub mod cluster;
 pub mod env;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod mock;
 pub mod process;
 pub mod progress;
 pub mod scenario;
+pub mod scenarios;
 pub mod snapshot;
 pub mod tools;
 pub mod wait;

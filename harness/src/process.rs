@@ -102,6 +102,33 @@ impl Guarded {
         matches!(self.supervisor.try_wait(), Ok(None))
     }
 
+    /// Kills the supervised program with SIGKILL, as a crash would (the supervisor stays, so
+    /// dropping the handle later is still clean). Returns the pids killed.
+    pub fn kill_program(&mut self) -> Result<Vec<u32>> {
+        let sup = self.supervisor.id();
+        let children = std::fs::read_to_string(format!("/proc/{sup}/task/{sup}/children"))
+            .io_context(|| format!("list children of the {} supervisor", self.name))?;
+        let mut killed = Vec::new();
+        for pid in children
+            .split_whitespace()
+            .filter_map(|p| p.parse::<u32>().ok())
+        {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            // The supervisor's other child is the `cat` that watches our pipe.
+            if comm.trim() == "cat" {
+                continue;
+            }
+            let status = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status()
+                .io_context(|| format!("kill {pid}"))?;
+            if status.success() {
+                killed.push(pid);
+            }
+        }
+        Ok(killed)
+    }
+
     /// Stops the program and waits for it (at most ~15 s).
     pub fn stop(&mut self) {
         drop(self.stdin.take());

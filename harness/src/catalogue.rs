@@ -1,0 +1,237 @@
+//! Every scenario ID of `SCENARIOS.md`, with its title and, where it exists, its body.
+//!
+//! The catalogue is the one list both `cargo test` (the suites call [`run`] by ID) and
+//! `burstcert certify` walk, so a report can never miss an ID: a scenario without a body is
+//! reported as "not implemented", which is not a pass.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use futures::FutureExt as _;
+
+use crate::scenario::Scenario;
+use crate::scenarios;
+
+/// What a scenario body concluded when it did not fail.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "outcome", content = "reason", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Every assertion held.
+    Passed,
+    /// An assertion failed, a wait ran out, or the body panicked; the text says which.
+    Failed(String),
+    /// The scenario cannot run here (a release gate, a cluster without the mock's inside view);
+    /// the text says why. Never counted as passed.
+    NotApplicable(String),
+    /// The scenario has no body yet. Never counted as passed.
+    NotImplemented,
+}
+
+impl Outcome {
+    /// Short label for reports.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Passed => "passed",
+            Outcome::Failed(_) => "failed",
+            Outcome::NotApplicable(_) => "not applicable",
+            Outcome::NotImplemented => "not implemented",
+        }
+    }
+
+    /// The reason, where there is one.
+    pub fn reason(&self) -> &str {
+        match self {
+            Outcome::Failed(r) | Outcome::NotApplicable(r) => r,
+            Outcome::Passed => "",
+            Outcome::NotImplemented => "no scenario body yet",
+        }
+    }
+}
+
+/// A scenario body: runs in its own namespace of the shared environment.
+pub type Body =
+    for<'a> fn(&'a Scenario) -> Pin<Box<dyn Future<Output = anyhow::Result<Outcome>> + Send + 'a>>;
+
+/// One catalogue entry.
+#[derive(Clone, Copy)]
+pub struct Entry {
+    /// The ID, e.g. `WL-02`.
+    pub id: &'static str,
+    /// One line from `SCENARIOS.md`.
+    pub title: &'static str,
+    /// The body, if written.
+    pub body: Option<Body>,
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("id", &self.id)
+            .field("implemented", &self.body.is_some())
+            .finish()
+    }
+}
+
+macro_rules! entries {
+    ($( $id:literal, $title:literal, $body:expr; )*) => {
+        /// The whole catalogue, in `SCENARIOS.md` order.
+        pub fn entries() -> Vec<Entry> {
+            vec![$( Entry { id: $id, title: $title, body: $body } ),*]
+        }
+    };
+}
+
+entries! {
+    "WL-01", "A bare enforce Pod (the seed's nginx) runs on bursting-node; the CCI pod exists", None;
+    "WL-02", "Deployment 2 replicas enforce: Running on the virtual node; scale to 5, then 0, CCI follows", Some(scenarios::wl::wl_02);
+    "WL-03", "StatefulSet 3 replicas: ordinal names kept on CCI; deleting -1 recreates it under the same name", Some(scenarios::wl::wl_03);
+    "WL-04", "The seed's Job: never more than 5 pods active on CCI; deadline fails it; without it completes 50", None;
+    "WL-05", "CronJob: batch/v1beta1 refused with a clear error; batch/v1 creates Jobs whose pods burst", None;
+    "WL-06", "DaemonSet labelled enforce: its pods never reach the virtual node", Some(scenarios::wl::wl_06);
+    "WL-07", "Policy matrix enforce/auto/localPrefer/off/none x nodes with room/full", None;
+    "WL-08", "Label added to a running Deployment moves nothing; after a rollout restart new pods burst", None;
+    "VOL-01", "ConfigMap mounted: mirrored to CCI with equal data; an update reaches CCI", None;
+    "VOL-02", "Secret mounted: mirrored; its data never appears in engine logs or events", None;
+    "VOL-03", "EmptyDir: plain works; subPath refused; 1Gi works; 1536Mi refused; > 10 x CPU refused", None;
+    "VOL-04", "DownwardAPI: refused on 1.3.24, works on 1.3.25", None;
+    "VOL-05", "Projected serviceAccountToken: gated as VOL-04; long-lived token Secret on CCI", None;
+    "VOL-06", "PVC: SFS and SFS Turbo through CSI work; other classes refused", None;
+    "VOL-07", "HostPath refused; /etc/localtime works on 1.5.9, refused on 1.5.8", None;
+    "VOL-08", "flexVolume and local volumes refused", None;
+    "HP-01", "The seed's hostPath Deployment runs; snapshot of the CCI pod's volumes and mounts", None;
+    "HP-02", "One hostPath named replaceByEmptyDir", None;
+    "HP-03", "One hostPath named remove", None;
+    "HP-04", "* with remove", None;
+    "HP-05", "* leaves an /etc/localtime hostPath alone (refused before 1.5.9, runs from 1.5.9)", None;
+    "HP-06", "A policy naming the /etc/localtime volume replaces it", None;
+    "HP-07", "Malformed JSON, unknown policyType, bad sizeLimit: refused, the message quotes the entry", None;
+    "RES-01", "Requests/limits table to expected flavour and annotations, including init containers", None;
+    "RES-02", "pod-size-specs pins the size; no flavour or too small is refused", None;
+    "RES-03", "A pod bigger than every flavour: Warning event on the CCE pod, nothing on CCI", None;
+    "LOCK-01", "CCI sold out: the burst pod fails, the node turns SchedulingDisabled, new enforce pods wait", None;
+    "LOCK-02", "kubectl uncordon unlocks it and the waiting pods run", None;
+    "LOCK-03", "The lock lifts by itself when its (shortened) duration ends", None;
+    "UN-01", "Normal uninstall: gc jobs finish; everything of the add-on and its CCI namespace gone; others untouched", None;
+    "UN-02", "No schedulable node: uninstall fails (delete-failed), CCI intact; after a node is added it succeeds", None;
+    "UN-03", "Wrong swr_addr: gc jobs cannot pull; uninstall again and delete both jobs within 210 s completes", None;
+    "UN-04", "Cluster deleted without uninstall: CCI namespace and billable pods left; the cleanup command removes them", None;
+    "UP-01", "1.5.17 to 1.5.18 with burst pods: same UIDs both sides; only new pods get the new sidecar", None;
+    "UP-02", "Rollback 1.5.18 to 1.5.17: A cannot reach a Service, B can; upgrade or recreate restores A", None;
+    "UP-03", "Pods created through an upgrade: none unmutated, none refused for the webhook being down", None;
+    "INST-01", "Subnet overlapping 10.247.0.0/16: refused, nothing created", None;
+    "INST-02", "Arm nodes with release <= 1.5.37: add-on pods avoid them; only-Arm cluster refused", None;
+    "INST-03", "Pod room: single needs 7 (8) free slots on a node, ha two such nodes; else refused with numbers", None;
+    "INST-04", "LoadBalancer Service for burst pods refused before 1.5.5, works from 1.5.5", None;
+    "INST-05", "Volcano <= 1.17.10 with a cloud-storage volume: the pod stays off CCI with an event", None;
+    "NET-01", "With interconnect, a CCI pod reaches a cluster Service and back", None;
+    "NET-02", "Without interconnect, a CCI pod cannot reach a cluster Service", None;
+    "VK-01", "Graceful delete (grace period honoured) and force delete both remove the CCI pod", Some(scenarios::vk::vk_01);
+    "VK-02", "Optional missing ConfigMap/Secret: runs; mandatory missing: waits with an event naming it", None;
+    "VK-03", "The virtual node deleted by hand is recreated with a new UID within a minute; pods keep running", Some(scenarios::vk::vk_03);
+    "R-01", "Engine killed while bursting 100 pods and restarted: all Running, exactly one CCI pod each", Some(scenarios::r::r_01);
+    "R-02", "CCI answering 5xx or slowly for a while: pods converge once it recovers; no duplicates", None;
+    "R-03", "The API server restarted: the engine reconnects; node lease and pods unaffected", None;
+}
+
+/// The entry of one ID.
+pub fn find(id: &str) -> Option<Entry> {
+    entries().into_iter().find(|e| e.id == id)
+}
+
+/// Runs one scenario by ID in a fresh namespace of the shared environment and returns its
+/// outcome; a body's error or panic becomes [`Outcome::Failed`] with the diagnosis.
+pub async fn run(id: &str) -> Outcome {
+    let Some(entry) = find(id) else {
+        return Outcome::Failed(format!("no scenario {id} in the catalogue"));
+    };
+    let Some(body) = entry.body else {
+        return Outcome::NotImplemented;
+    };
+    let scenario = match Scenario::new(id).await {
+        Ok(s) => s,
+        Err(e) => return Outcome::Failed(format!("setting up {id}: {e}")),
+    };
+    let result = std::panic::AssertUnwindSafe(body(&scenario))
+        .catch_unwind()
+        .await;
+    let outcome = match result {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(e)) => Outcome::Failed(format!("{e:#}")),
+        Err(panic) => Outcome::Failed(format!(
+            "panicked: {}",
+            panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("(no message)")
+        )),
+    };
+    if let Err(e) = scenario.finish().await {
+        tracing::warn!(%id, "clean-up failed: {e}");
+    }
+    outcome
+}
+
+/// For the suites: runs `id` and fails the test unless it passed (a not-applicable scenario
+/// prints why and does not fail the test; it is not counted as passed in any report).
+pub async fn assert_passes(id: &str) {
+    match run(id).await {
+        Outcome::Passed => {}
+        Outcome::NotApplicable(why) => eprintln!("{id}: not applicable: {why}"),
+        other => panic!("{id} {}: {}", other.label(), other.reason()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_and_follow_the_family_number_shape() {
+        let entries = entries();
+        let mut ids: Vec<&str> = entries.iter().map(|e| e.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), entries.len(), "duplicate IDs");
+        for id in ids {
+            let (family, number) = id.split_once('-').expect("FAMILY-NN");
+            assert!(family.chars().all(|c| c.is_ascii_uppercase()), "{id}");
+            assert!(
+                number.len() == 2 && number.chars().all(|c| c.is_ascii_digit()),
+                "{id}"
+            );
+        }
+    }
+
+    /// The catalogue lists exactly the IDs of the spec (read from the shared folder beside the
+    /// checkout, where developers and CI have it).
+    #[test]
+    fn the_catalogue_lists_every_id_of_scenarios_md_and_no_other() {
+        let spec =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/spec/SCENARIOS.md");
+        let Ok(text) = std::fs::read_to_string(&spec) else {
+            eprintln!(
+                "not applicable: {} is not beside this checkout",
+                spec.display()
+            );
+            return;
+        };
+        let re_ids: std::collections::BTreeSet<String> = text
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .filter(|w| {
+                w.split_once('-').is_some_and(|(f, n)| {
+                    [
+                        "WL", "VOL", "HP", "RES", "LOCK", "UN", "UP", "INST", "NET", "VK", "R",
+                    ]
+                    .contains(&f)
+                        && n.len() == 2
+                        && n.chars().all(|c| c.is_ascii_digit())
+                })
+            })
+            .map(str::to_owned)
+            .collect();
+        let ours: std::collections::BTreeSet<String> =
+            entries().iter().map(|e| e.id.to_owned()).collect();
+        assert_eq!(ours, re_ids);
+    }
+}

@@ -1,0 +1,90 @@
+//! Scenario bodies, by family. Each body runs in its own namespace ([`Scenario`]) and asserts
+//! only on what the cluster and the mock CCI hold.
+
+pub mod r;
+pub mod vk;
+pub mod wl;
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::ListParams;
+
+use crate::env::VIRTUAL_NODE;
+use crate::scenario::Scenario;
+use crate::wait;
+
+/// A scenario body's future.
+pub type BodyFuture<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = anyhow::Result<crate::catalogue::Outcome>> + Send + 'a>,
+>;
+
+/// Whether a cluster pod is Running with an IP on the virtual node.
+pub fn running_on_virtual_node(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none()
+        && pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(VIRTUAL_NODE)
+        && pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+        && pod
+            .status
+            .as_ref()
+            .and_then(|s| s.pod_ip.as_deref())
+            .is_some()
+}
+
+/// Whether a CCI pod is Running.
+pub fn cci_running(pod: &cci_api::Pod) -> bool {
+    pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+}
+
+/// The UID of the cluster pod a CCI pod stands for.
+pub fn cluster_uid_of(pod: &cci_api::Pod) -> Option<&str> {
+    pod.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(cci_api::LABEL_CLUSTER_POD_UID))
+        .map(String::as_str)
+}
+
+/// Waits until the pods matching `selector` are exactly `n`, all Running on the virtual node,
+/// and the mock holds exactly one Running CCI pod for each of them (matched by UID), and no
+/// other CCI pod for this scenario.
+pub async fn converge(
+    s: &Scenario,
+    selector: &str,
+    n: usize,
+    patience: Duration,
+) -> anyhow::Result<Vec<Pod>> {
+    let pods = wait::until(
+        &format!("{n} pods ({selector}) Running on {VIRTUAL_NODE}, one Running CCI pod each"),
+        patience,
+        || async {
+            let pods = s
+                .api::<Pod>()
+                .list(&ListParams::default().labels(selector))
+                .await
+                .map_err(|source| crate::Error::Kube {
+                    context: "list scenario pods".into(),
+                    source,
+                })?
+                .items;
+            let running = pods.iter().filter(|p| running_on_virtual_node(p)).count();
+            let cci = s.cci_pods().await?;
+            let mut cci_uids: Vec<&str> = cci
+                .iter()
+                .filter(|p| cci_running(p))
+                .filter_map(cluster_uid_of)
+                .collect();
+            cci_uids.sort_unstable();
+            let mut uids: Vec<&str> = pods
+                .iter()
+                .filter_map(|p| p.metadata.uid.as_deref())
+                .collect();
+            uids.sort_unstable();
+            let done = pods.len() == n && running == n && cci.len() == n && cci_uids == uids;
+            Ok(done.then(|| pods.clone()))
+        },
+        || s.diagnose(),
+    )
+    .await?;
+    Ok(pods)
+}

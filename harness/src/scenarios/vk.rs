@@ -1,0 +1,119 @@
+//! VK: virtual-kubelet parity.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, DeleteParams, PostParams};
+
+use super::{BodyFuture, cluster_uid_of, converge};
+use crate::catalogue::Outcome;
+use crate::env::VIRTUAL_NODE;
+use crate::scenario::Scenario;
+use crate::{fixtures, wait};
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Creates the fixture pod under `name` and waits until it runs on CCI; returns its UID.
+async fn burst_pod(s: &Scenario, name: &str) -> anyhow::Result<String> {
+    let mut pod: Pod = fixtures::load("workloads/vk-pod.yaml")?;
+    pod.metadata.name = Some(name.to_owned());
+    pod.metadata
+        .labels
+        .get_or_insert_default()
+        .insert("vk".into(), name.to_owned());
+    s.api::<Pod>().create(&PostParams::default(), &pod).await?;
+    let pods = converge(s, &format!("vk={name}"), 1, PATIENCE).await?;
+    pods[0].metadata.uid.clone().context("pod has a uid")
+}
+
+/// Waits until neither the cluster pod nor a CCI pod for `uid` exists.
+async fn gone_on_both_sides(s: &Scenario, name: &str, uid: &str) -> anyhow::Result<()> {
+    wait::until(
+        &format!("pod {name} gone from the cluster and from CCI"),
+        PATIENCE,
+        || async {
+            let cluster =
+                s.api::<Pod>()
+                    .get_opt(name)
+                    .await
+                    .map_err(|source| crate::Error::Kube {
+                        context: format!("get pod {name}"),
+                        source,
+                    })?;
+            let on_cci = s
+                .cci_pods()
+                .await?
+                .iter()
+                .any(|p| cluster_uid_of(p) == Some(uid));
+            Ok((cluster.is_none() && !on_cci).then_some(()))
+        },
+        || s.diagnose(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// VK-01: graceful delete and force delete both remove the CCI pod.
+pub fn vk_01(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(async move {
+        let graceful = burst_pod(s, "graceful").await?;
+        s.api::<Pod>()
+            .delete("graceful", &DeleteParams::default().grace_period(5))
+            .await?;
+        gone_on_both_sides(s, "graceful", &graceful).await?;
+
+        let forced = burst_pod(s, "forced").await?;
+        // `kubectl delete --force --grace-period=0`: the API object goes at once, the kubelet
+        // (here the engine) must still clean up behind it.
+        s.api::<Pod>()
+            .delete("forced", &DeleteParams::default().grace_period(0))
+            .await?;
+        gone_on_both_sides(s, "forced", &forced).await?;
+        Ok(Outcome::Passed)
+    })
+}
+
+/// VK-03: the virtual node deleted by hand is recreated with a new UID within a minute; its
+/// pods keep running.
+pub fn vk_03(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(async move {
+        let uid = burst_pod(s, "survivor").await?;
+        let nodes: Api<Node> = Api::all(s.client.clone());
+        let old = nodes
+            .get(VIRTUAL_NODE)
+            .await?
+            .metadata
+            .uid
+            .context("node uid")?;
+        nodes.delete(VIRTUAL_NODE, &DeleteParams::default()).await?;
+        wait::until(
+            &format!("{VIRTUAL_NODE} recreated with a new UID and Ready"),
+            PATIENCE,
+            || async {
+                let node =
+                    nodes
+                        .get_opt(VIRTUAL_NODE)
+                        .await
+                        .map_err(|source| crate::Error::Kube {
+                            context: "get node".into(),
+                            source,
+                        })?;
+                Ok(node
+                    .filter(|n| {
+                        n.metadata.uid.as_deref() != Some(old.as_str()) && crate::env::node_ready(n)
+                    })
+                    .map(|_| ()))
+            },
+            || s.diagnose(),
+        )
+        .await?;
+        let pods = converge(s, "vk=survivor", 1, PATIENCE).await?;
+        anyhow::ensure!(
+            pods[0].metadata.uid.as_deref() == Some(uid.as_str()),
+            "the pod was replaced (uid {:?}, was {uid})",
+            pods[0].metadata.uid
+        );
+        Ok(Outcome::Passed)
+    })
+}

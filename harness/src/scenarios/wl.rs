@@ -1,0 +1,185 @@
+//! WL: workload kinds (BEHAVIOR.md §1, §3, §4).
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+
+use super::{BodyFuture, cluster_uid_of, converge};
+use crate::catalogue::Outcome;
+use crate::env::VIRTUAL_NODE;
+use crate::scenario::Scenario;
+use crate::{fixtures, snapshot, wait};
+
+/// How long a scale step may take: the scheduler, the engine and the mock each add a little.
+const SCALE_PATIENCE: Duration = Duration::from_secs(90);
+
+async fn scale<K>(s: &Scenario, name: &str, replicas: i32) -> anyhow::Result<()>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    <K as kube::Resource>::DynamicType: Default,
+{
+    s.api::<K>()
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({ "spec": { "replicas": replicas } })),
+        )
+        .await
+        .with_context(|| format!("scale {name} to {replicas}"))?;
+    Ok(())
+}
+
+/// WL-02: Deployment, 2 replicas, `enforce`: both Running on the virtual node; scale to 5, then
+/// to 0: CCI holds 5, then none (no leaked instances).
+pub fn wl_02(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(async move {
+        let deployment: Deployment = fixtures::load("workloads/wl-02-deployment.yaml")?;
+        let name = deployment
+            .metadata
+            .name
+            .clone()
+            .context("fixture has a name")?;
+        s.api::<Deployment>()
+            .create(&PostParams::default(), &deployment)
+            .await?;
+        let selector = "app=nginx";
+
+        converge(s, selector, 2, SCALE_PATIENCE).await?;
+        // What a reviewer should see: one CCI pod as the engine created it.
+        let mut cci = s.cci_pods().await?;
+        cci.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        let pod = serde_json::to_value(&cci[0])?;
+        snapshot::settings().bind(|| insta::assert_json_snapshot!("wl_02_cci_pod", pod));
+
+        scale::<Deployment>(s, &name, 5).await?;
+        converge(s, selector, 5, SCALE_PATIENCE).await?;
+        scale::<Deployment>(s, &name, 0).await?;
+        converge(s, selector, 0, SCALE_PATIENCE).await?;
+        Ok(Outcome::Passed)
+    })
+}
+
+/// WL-03: StatefulSet, 3 replicas: ordinal names kept on CCI; deleting `-1` recreates it under
+/// the same name.
+pub fn wl_03(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(async move {
+        let sts: StatefulSet = fixtures::load("workloads/wl-03-statefulset.yaml")?;
+        s.api::<StatefulSet>()
+            .create(&PostParams::default(), &sts)
+            .await?;
+        let selector = "app=web";
+        let pods = converge(s, selector, 3, SCALE_PATIENCE).await?;
+        let expected: Vec<String> = (0..3).map(|i| format!("{}.web-{i}", s.namespace)).collect();
+        let mut names: Vec<String> = s
+            .cci_pods()
+            .await?
+            .into_iter()
+            .filter_map(|p| p.metadata.name)
+            .collect();
+        names.sort();
+        anyhow::ensure!(
+            names == expected,
+            "CCI pod names {names:?}, expected the ordinals {expected:?}"
+        );
+
+        let old_uid = pods
+            .iter()
+            .find(|p| p.metadata.name.as_deref() == Some("web-1"))
+            .and_then(|p| p.metadata.uid.clone())
+            .context("web-1 has a uid")?;
+        s.api::<Pod>()
+            .delete("web-1", &DeleteParams::default())
+            .await?;
+        let name = format!("{}.web-1", s.namespace);
+        wait::until(
+            "web-1 recreated on CCI under the same name for the new pod",
+            SCALE_PATIENCE,
+            || async {
+                let cci = s.cci_pods().await?;
+                let Some(pod) = cci
+                    .iter()
+                    .find(|p| p.metadata.name.as_deref() == Some(&name))
+                else {
+                    return Ok(None);
+                };
+                let uid = cluster_uid_of(pod).unwrap_or_default();
+                Ok((uid != old_uid && super::cci_running(pod)).then_some(()))
+            },
+            || s.diagnose(),
+        )
+        .await?;
+        converge(s, selector, 3, SCALE_PATIENCE).await?;
+        scale::<StatefulSet>(s, "web", 0).await?;
+        converge(s, selector, 0, SCALE_PATIENCE).await?;
+        Ok(Outcome::Passed)
+    })
+}
+
+/// WL-06: a DaemonSet labelled `enforce`: its pods never reach the virtual node (they run on
+/// every ordinary node instead).
+pub fn wl_06(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(async move {
+        let ds: DaemonSet = fixtures::load("workloads/wl-06-daemonset.yaml")?;
+        s.api::<DaemonSet>()
+            .create(&PostParams::default(), &ds)
+            .await?;
+        let kwok_nodes = crate::env::DEFAULT_KWOK_NODES;
+        let pods = wait::until(
+            &format!("the DaemonSet's {kwok_nodes} pods Running on the kwok nodes"),
+            SCALE_PATIENCE,
+            || async {
+                let pods = s
+                    .api::<Pod>()
+                    .list(&ListParams::default().labels("app=agent"))
+                    .await
+                    .map_err(|source| crate::Error::Kube {
+                        context: "list pods".into(),
+                        source,
+                    })?
+                    .items;
+                let running = pods
+                    .iter()
+                    .filter(|p| {
+                        p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+                    })
+                    .count();
+                Ok((running == kwok_nodes).then_some(pods))
+            },
+            || s.diagnose(),
+        )
+        .await?;
+        let on_virtual: Vec<_> = pods
+            .iter()
+            .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(VIRTUAL_NODE))
+            .filter_map(|p| p.metadata.name.clone())
+            .collect();
+        anyhow::ensure!(
+            on_virtual.is_empty(),
+            "DaemonSet pods on {VIRTUAL_NODE}: {on_virtual:?}"
+        );
+        let ds_status = s
+            .api::<DaemonSet>()
+            .get("agent")
+            .await?
+            .status
+            .context("DaemonSet status")?;
+        anyhow::ensure!(
+            ds_status.desired_number_scheduled as usize == kwok_nodes,
+            "the DaemonSet wants {} pods; the virtual node must not count",
+            ds_status.desired_number_scheduled
+        );
+        let cci = s.cci_pods().await?;
+        anyhow::ensure!(
+            cci.is_empty(),
+            "CCI holds {} pods of this scenario",
+            cci.len()
+        );
+        Ok(Outcome::Passed)
+    })
+}

@@ -1,0 +1,15 @@
+//! VK: virtual-kubelet parity, against a real local control plane and the mock CCI.
+
+use burstcert::catalogue::assert_passes;
+
+/// VK-01: graceful and force delete both remove the CCI pod.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vk_01_graceful_and_force_delete_both_remove_the_cci_pod() {
+    assert_passes("VK-01").await;
+}
+
+/// VK-03: the virtual node deleted by hand comes back with a new UID; its pods keep running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vk_03_a_deleted_virtual_node_is_recreated_and_its_pods_keep_running() {
+    assert_passes("VK-03").await;
+}
