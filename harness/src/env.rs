@@ -90,6 +90,11 @@ pub async fn shared() -> Result<&'static Env> {
     })
 }
 
+/// The shared environment, if this process brought one up.
+pub fn shared_if_started() -> Option<&'static Env> {
+    SHARED.get().and_then(|r| r.as_ref().ok())
+}
+
 impl Env {
     /// Brings everything up (blocking). Prefer [`shared`].
     pub fn start() -> Result<Self> {

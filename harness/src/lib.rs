@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod catalogue;
+pub mod certify;
 pub mod cluster;
 pub mod env;
 pub mod error;

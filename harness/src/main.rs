@@ -2,6 +2,7 @@
 //! bursting add-on against the documented scenarios.
 //!
 //! ```text
+//! burstcert certify [--release X.Y.Z] [--focus ID…] [--skip ID…] [--report DIR]
 //! burstcert cluster up [--name N] [--nodes K]   # leaves a cluster running, prints its kubeconfig
 //! burstcert cluster list
 //! burstcert cluster down [--name N]
@@ -35,6 +36,26 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Certify the bundled engine: bring up a local cluster, the mock CCI and the engine, run
+    /// every scenario of the catalogue, write report.md, junit.xml and report.json. Exits 0 only
+    /// when no scenario failed and none is unimplemented.
+    Certify {
+        /// The add-on release to certify the engine as.
+        #[arg(long, default_value = burstcert::certify::DEFAULT_RELEASE)]
+        release: String,
+        /// Cluster to run on. Only `local` exists yet (kind and existing clusters are planned).
+        #[arg(long, default_value = "local", value_parser = ["local"])]
+        cluster: String,
+        /// Run only these scenario IDs or families (e.g. `WL-02`, `VK`); repeatable.
+        #[arg(long, num_args = 1..)]
+        focus: Vec<String>,
+        /// Skip these scenario IDs or families; repeatable.
+        #[arg(long, num_args = 1..)]
+        skip: Vec<String>,
+        /// Folder for the report.
+        #[arg(long, default_value = "burstcert-report")]
+        report: std::path::PathBuf,
+    },
     /// Local clusters: a real control plane and kwok nodes, as processes on loopback.
     Cluster {
         #[command(subcommand)]
@@ -89,6 +110,44 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let progress = Progress::stderr();
     match cli.command {
+        Command::Certify {
+            release,
+            cluster: _,
+            focus,
+            skip,
+            report,
+        } => {
+            let options = burstcert::certify::Options {
+                release,
+                focus,
+                skip,
+                report_dir: report.clone(),
+            };
+            let runtime = tokio::runtime::Runtime::new().context("start tokio")?;
+            let result = runtime.block_on(burstcert::certify::certify(&options))?;
+            let totals: Vec<String> = result
+                .totals()
+                .iter()
+                .map(|(l, n)| format!("{n} {l}"))
+                .collect();
+            eprintln!(
+                "burstcert: release {} {}: {} (report in {})",
+                result.release,
+                if result.certified() {
+                    "CERTIFIED"
+                } else {
+                    "NOT CERTIFIED"
+                },
+                totals.join(", "),
+                report.display()
+            );
+            if let Some(env) = burstcert::env::shared_if_started() {
+                let _ = env.destroy();
+            }
+            if !result.certified() {
+                std::process::exit(1);
+            }
+        }
         Command::Tools {
             command: ToolsCommand::Build,
         } => {
