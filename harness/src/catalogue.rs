@@ -25,6 +25,8 @@ pub enum Outcome {
     NotApplicable(String),
     /// The scenario has no body yet. Never counted as passed.
     NotImplemented,
+    /// Left out of this run by `--focus` / `--skip`. Never counted as passed.
+    Skipped(String),
 }
 
 impl Outcome {
@@ -35,13 +37,14 @@ impl Outcome {
             Outcome::Failed(_) => "failed",
             Outcome::NotApplicable(_) => "not applicable",
             Outcome::NotImplemented => "not implemented",
+            Outcome::Skipped(_) => "skipped",
         }
     }
 
     /// The reason, where there is one.
     pub fn reason(&self) -> &str {
         match self {
-            Outcome::Failed(r) | Outcome::NotApplicable(r) => r,
+            Outcome::Failed(r) | Outcome::NotApplicable(r) | Outcome::Skipped(r) => r,
             Outcome::Passed => "",
             Outcome::NotImplemented => "no scenario body yet",
         }

@@ -56,25 +56,40 @@ pub struct Report {
 impl Report {
     /// How many rows have each outcome label, in a fixed order.
     pub fn totals(&self) -> Vec<(&'static str, usize)> {
-        ["passed", "failed", "not applicable", "not implemented"]
-            .into_iter()
-            .map(|label| {
-                (
-                    label,
-                    self.rows
-                        .iter()
-                        .filter(|r| r.outcome.label() == label)
-                        .count(),
-                )
-            })
-            .collect()
+        [
+            "passed",
+            "failed",
+            "not applicable",
+            "not implemented",
+            "skipped",
+        ]
+        .into_iter()
+        .map(|label| {
+            (
+                label,
+                self.rows
+                    .iter()
+                    .filter(|r| r.outcome.label() == label)
+                    .count(),
+            )
+        })
+        .collect()
     }
 
-    /// Whether the release is certified: nothing failed and nothing is unimplemented.
+    /// Whether the release is certified: every scenario ran and passed or is not applicable.
     pub fn certified(&self) -> bool {
         self.rows
             .iter()
             .all(|r| matches!(r.outcome, Outcome::Passed | Outcome::NotApplicable(_)))
+    }
+
+    /// Whether the run succeeded: nothing that was selected failed or lacks a body (the exit
+    /// code of `burstcert certify`; a `--focus` run can succeed without certifying).
+    pub fn succeeded(&self) -> bool {
+        !self
+            .rows
+            .iter()
+            .any(|r| matches!(r.outcome, Outcome::Failed(_) | Outcome::NotImplemented))
     }
 
     /// The report as Markdown.
@@ -264,7 +279,7 @@ pub async fn certify(options: &Options) -> Result<Report> {
     for entry in &entries {
         let started = Instant::now();
         let outcome = match (entry.body, excluded(entry, options)) {
-            (_, Some(why)) => Outcome::NotApplicable(why),
+            (_, Some(why)) => Outcome::Skipped(why),
             (None, None) => Outcome::NotImplemented,
             (Some(_), None) => {
                 ran += 1;
@@ -337,6 +352,10 @@ mod tests {
         assert!(report(vec![Outcome::Passed, Outcome::NotApplicable("gate".into())]).certified());
         assert!(!report(vec![Outcome::Passed, Outcome::Failed("boom".into())]).certified());
         assert!(!report(vec![Outcome::Passed, Outcome::NotImplemented]).certified());
+        let partial = report(vec![Outcome::Passed, Outcome::Skipped("--focus".into())]);
+        assert!(!partial.certified(), "a partial run certifies nothing");
+        assert!(partial.succeeded(), "but a passing partial run succeeds");
+        assert!(!report(vec![Outcome::NotImplemented]).succeeded());
     }
 
     #[test]
@@ -378,7 +397,9 @@ mod tests {
             "{md}"
         );
         assert!(
-            md.contains("CERTIFIED: 1 passed, 0 failed, 1 not applicable, 0 not implemented"),
+            md.contains(
+                "CERTIFIED: 1 passed, 0 failed, 1 not applicable, 0 not implemented, 0 skipped"
+            ),
             "{md}"
         );
     }

@@ -144,7 +144,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(env) = burstcert::env::shared_if_started() {
                 let _ = env.destroy();
             }
-            if !result.certified() {
+            if !result.succeeded() {
                 std::process::exit(1);
             }
         }
