@@ -8,7 +8,12 @@
 //! thin envelopes here.
 #![warn(missing_docs)]
 
-use k8s_openapi::api::core::v1::{PodSpec, PodStatus};
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{
+    PersistentVolumeClaimSpec, PersistentVolumeClaimStatus, PodSpec, PodStatus,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ListMeta, ObjectMeta};
 use serde::{Deserialize, Serialize};
 
@@ -35,8 +40,10 @@ pub fn namespace_for_cluster(cluster_id: &str) -> String {
 #[serde(rename_all = "camelCase")]
 pub struct Namespace {
     /// Always [`API_VERSION`].
+    #[serde(default)]
     pub api_version: String,
     /// Always `Namespace`.
+    #[serde(default)]
     pub kind: String,
     /// Name, labels, uid, creation time.
     pub metadata: ObjectMeta,
@@ -58,8 +65,10 @@ impl Namespace {
 #[serde(rename_all = "camelCase")]
 pub struct Pod {
     /// Always [`API_VERSION`].
+    #[serde(default)]
     pub api_version: String,
     /// Always `Pod`.
+    #[serde(default)]
     pub kind: String,
     /// Name, namespace, labels, annotations; uid and resourceVersion are set by the service.
     pub metadata: ObjectMeta,
@@ -84,11 +93,130 @@ impl Pod {
     }
 }
 
+/// A CCI ConfigMap: a Kubernetes ConfigMap body under the `cci/v2` API version.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigMap {
+    /// Always [`API_VERSION`].
+    #[serde(default)]
+    pub api_version: String,
+    /// Always `ConfigMap`.
+    #[serde(default)]
+    pub kind: String,
+    /// Name, labels; uid and resourceVersion are set by the service.
+    pub metadata: ObjectMeta,
+    /// UTF-8 entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<BTreeMap<String, String>>,
+    /// Binary entries (base64 on the wire).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary_data: Option<BTreeMap<String, ByteString>>,
+    /// When true, the data can no longer be changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub immutable: Option<bool>,
+}
+
+impl ConfigMap {
+    /// A ConfigMap object ready to be created.
+    pub fn new(metadata: ObjectMeta, data: BTreeMap<String, String>) -> Self {
+        Self {
+            api_version: API_VERSION.into(),
+            kind: "ConfigMap".into(),
+            metadata,
+            data: Some(data),
+            ..Self::default()
+        }
+    }
+}
+
+/// A CCI Secret: a Kubernetes Secret body under the `cci/v2` API version.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Secret {
+    /// Always [`API_VERSION`].
+    #[serde(default)]
+    pub api_version: String,
+    /// Always `Secret`.
+    #[serde(default)]
+    pub kind: String,
+    /// Name, labels; uid and resourceVersion are set by the service.
+    pub metadata: ObjectMeta,
+    /// Entries (base64 on the wire).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<BTreeMap<String, ByteString>>,
+    /// Write-only UTF-8 entries, merged into `data` by the service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub string_data: Option<BTreeMap<String, String>>,
+    /// `Opaque` (the default), `kubernetes.io/dockerconfigjson`, ...
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<String>,
+    /// When true, the data can no longer be changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub immutable: Option<bool>,
+}
+
+impl Secret {
+    /// A Secret object ready to be created.
+    pub fn new(metadata: ObjectMeta, data: BTreeMap<String, ByteString>) -> Self {
+        Self {
+            api_version: API_VERSION.into(),
+            kind: "Secret".into(),
+            metadata,
+            data: Some(data),
+            ..Self::default()
+        }
+    }
+}
+
+/// A CCI PersistentVolumeClaim: Kubernetes claim bodies under the `cci/v2` API version.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PersistentVolumeClaim {
+    /// Always [`API_VERSION`].
+    #[serde(default)]
+    pub api_version: String,
+    /// Always `PersistentVolumeClaim`.
+    #[serde(default)]
+    pub kind: String,
+    /// Name, labels; uid and resourceVersion are set by the service.
+    pub metadata: ObjectMeta,
+    /// The claim: storage class, access modes, size.
+    #[serde(default)]
+    pub spec: PersistentVolumeClaimSpec,
+    /// Set by the service; ignored on create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<PersistentVolumeClaimStatus>,
+}
+
+impl PersistentVolumeClaim {
+    /// A claim object ready to be created.
+    pub fn new(metadata: ObjectMeta, spec: PersistentVolumeClaimSpec) -> Self {
+        Self {
+            api_version: API_VERSION.into(),
+            kind: "PersistentVolumeClaim".into(),
+            metadata,
+            spec,
+            status: None,
+        }
+    }
+}
+
+/// One line of a watch stream (`?watch=true`): newline-delimited JSON, as Kubernetes sends it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WatchEvent<T> {
+    /// `ADDED`, `MODIFIED`, `DELETED`, or `ERROR` (then `object` is a [`Status`]).
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// The object after the change (before it, for `DELETED`).
+    pub object: T,
+}
+
 /// A list of objects, as returned by collection GETs.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct List<T> {
     /// Always [`API_VERSION`].
+    #[serde(default)]
     pub api_version: String,
     /// `PodList`, `NamespaceList`, ...
     pub kind: String,

@@ -12,6 +12,7 @@ mod error;
 pub mod node;
 pub mod provider;
 pub mod translate;
+pub mod webhook;
 
 pub use cci::CciClient;
 pub use error::{Error, Result};

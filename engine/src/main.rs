@@ -36,6 +36,27 @@ struct Cli {
 enum Command {
     /// Run the virtual node: pods bound to it run on CCI.
     VirtualKubelet(VirtualKubeletArgs),
+    /// Serve the admission webhook (POST /mutate) over TLS.
+    Webhook(WebhookArgs),
+}
+
+#[derive(Args)]
+struct WebhookArgs {
+    /// Kubeconfig file; default: KUBECONFIG, ~/.kube/config, or in-cluster.
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
+    /// Address to listen on (port 0 picks a free port; the bound address is printed).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    listen: std::net::SocketAddr,
+    /// PEM file with the serving certificate (chain).
+    #[arg(long, value_name = "PATH")]
+    tls_cert_file: PathBuf,
+    /// PEM file with the serving certificate's private key.
+    #[arg(long, value_name = "PATH")]
+    tls_key_file: PathBuf,
+    /// The add-on release whose rules apply, e.g. 1.5.18.
+    #[arg(long, value_name = "X.Y.Z")]
+    release: String,
 }
 
 #[derive(Args)]
@@ -88,6 +109,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::VirtualKubelet(args) => virtual_kubelet(args).await,
+        Command::Webhook(args) => webhook(args).await,
     }
 }
 
@@ -105,6 +127,54 @@ async fn kube_client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Clien
             .context("no kubeconfig given and none could be inferred")?,
     };
     kube::Client::try_from(config).context("building the Kubernetes client")
+}
+
+async fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
+    let release: burst_rules::release::Release = args
+        .release
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--release {}: {e}", args.release))?;
+    // NB: rustls needs one process-wide crypto provider; ring is the one kube-rs uses too.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(
+        &args.tls_cert_file,
+        &args.tls_key_file,
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "loading the serving certificate {} and key {}",
+            args.tls_cert_file.display(),
+            args.tls_key_file.display()
+        )
+    })?;
+    let client = kube_client(args.kubeconfig.as_ref()).await?;
+    let listener = std::net::TcpListener::bind(args.listen)
+        .with_context(|| format!("binding {}", args.listen))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let app = bursting_engine::webhook::router(bursting_engine::webhook::WebhookState::new(
+        client, release,
+    ));
+    let handle = axum_server::Handle::new();
+    let stop = handle.clone();
+    let shutdown = shutdown_signal()?;
+    tokio::spawn(async move {
+        shutdown.await;
+        stop.graceful_shutdown(Some(Duration::from_secs(5)));
+    });
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "webhook listening on https://{addr}")?;
+        out.flush()?;
+    }
+    tracing::info!(%addr, release = %args.release, "serving the admission webhook");
+    axum_server::from_tcp_rustls(listener, tls)?
+        .handle(handle)
+        .serve(app.into_make_service())
+        .await
+        .context("serving the webhook")
 }
 
 async fn virtual_kubelet(args: VirtualKubeletArgs) -> anyhow::Result<()> {

@@ -258,6 +258,15 @@ pub fn check_release(release: &str) -> Result<()> {
 /// line per scenario, and returns the report (also written to `options.report_dir`).
 pub async fn certify(options: &Options) -> Result<Report> {
     check_release(&options.release)?;
+    if !crate::env::configure_release(&options.release) {
+        return Err(crate::Error::Step {
+            step: "read --release".into(),
+            detail: format!(
+                "this process already runs the engine as {}",
+                crate::env::release()
+            ),
+        });
+    }
     let entries = catalogue::entries();
     let selected = entries
         .iter()

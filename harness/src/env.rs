@@ -48,6 +48,7 @@ pub struct Env {
     pub logs: PathBuf,
     engine: Mutex<Guarded>,
     engine_launch: EngineLaunch,
+    _webhook: Guarded,
     _mock_process: Guarded,
 }
 
@@ -73,6 +74,21 @@ impl EngineLaunch {
 }
 
 static SHARED: OnceLock<std::result::Result<Env, String>> = OnceLock::new();
+static RELEASE: OnceLock<String> = OnceLock::new();
+
+/// Name of the webhook configuration the environment registers.
+pub const WEBHOOK_CONFIGURATION: &str = "bursting-webhook";
+
+/// Sets the add-on release the shared environment runs the engine as (before it starts;
+/// default [`crate::certify::DEFAULT_RELEASE`]). Returns false if it was already set differently.
+pub fn configure_release(release: &str) -> bool {
+    RELEASE.get_or_init(|| release.to_owned()) == release
+}
+
+/// The release the shared environment runs (or will run) the engine as.
+pub fn release() -> &'static str {
+    RELEASE.get_or_init(|| crate::certify::DEFAULT_RELEASE.to_owned())
+}
 
 /// The environment shared by every scenario of this process, brought up on first use.
 pub async fn shared() -> Result<&'static Env> {
@@ -176,8 +192,12 @@ impl Env {
                 .collect();
             wait_nodes_ready(&client, &names, &engine_log).await?;
             step.finish("nodes Ready");
-            Ok::<_, Error>(engine)
+            let step = progress.spinner("start the admission webhook and register it");
+            let webhook = start_webhook(&client, &kubeconfig, &logs).await?;
+            step.finish("webhook registered");
+            Ok::<_, Error>((engine, webhook))
         })?;
+        let (engine, webhook) = engine;
         Ok(Self {
             cluster: Mutex::new(cluster),
             kubeconfig,
@@ -188,6 +208,7 @@ impl Env {
             logs,
             engine: Mutex::new(engine),
             engine_launch,
+            _webhook: webhook,
             _mock_process: mock_process,
         })
     }
@@ -206,6 +227,11 @@ impl Env {
     /// The cluster's name.
     pub fn cluster_name(&self) -> &str {
         &self.cluster_name
+    }
+
+    /// The last lines of the webhook's log, for diagnoses.
+    pub fn webhook_log_tail(&self, lines: usize) -> String {
+        tail_file(&self.logs.join("webhook.log"), lines)
     }
 
     /// The last lines of the engine's log, for diagnoses.
@@ -257,19 +283,117 @@ impl Env {
 
 /// Reads the address the mock printed on start.
 async fn mock_address(log: &Path) -> Result<String> {
+    printed_address(log, "mock-cci listening on ", "the mock CCI").await
+}
+
+/// Waits for a process to print `{prefix}{address}` into its log.
+async fn printed_address(log: &Path, prefix: &str, who: &str) -> Result<String> {
     wait::until(
-        "the mock CCI to print its address",
+        &format!("{who} to print its address"),
         Duration::from_secs(30),
         || async {
             let text = std::fs::read_to_string(log).unwrap_or_default();
             Ok(text
                 .lines()
-                .find_map(|l| l.strip_prefix("mock-cci listening on "))
+                .find_map(|l| l.strip_prefix(prefix))
                 .map(|s| s.trim().to_owned()))
         },
         || async { tail_file(log, 20) },
     )
     .await
+}
+
+/// Starts `bursting-engine webhook` with a fresh CA and serving certificate, and registers it
+/// for pod creation. `failurePolicy: Fail`: a pod meant for CCI must never be admitted
+/// unmutated because the webhook was down (UP-03); system namespaces are exempt so the cluster
+/// itself never depends on it.
+async fn start_webhook(client: &kube::Client, kubeconfig: &Path, logs: &Path) -> Result<Guarded> {
+    use k8s_openapi::api::admissionregistration::v1::{
+        MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations, WebhookClientConfig,
+    };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+    use kube::api::PostParams;
+
+    let pki = crate::pki::generate(&["localhost".into()], &["127.0.0.1".parse().expect("ip")])?;
+    let cert = logs.join("webhook.crt");
+    let key = logs.join("webhook.key");
+    std::fs::create_dir_all(logs).map_err(|source| Error::Io {
+        context: format!("create {}", logs.display()),
+        source,
+    })?;
+    for (path, text) in [(&cert, &pki.cert_pem), (&key, &pki.key_pem)] {
+        std::fs::write(path, text).map_err(|source| Error::Io {
+            context: format!("write {}", path.display()),
+            source,
+        })?;
+    }
+    let log = logs.join("webhook.log");
+    let webhook = Guarded::spawn(
+        "bursting-webhook",
+        &workspace_binary("bursting-engine", "bursting-engine", ENGINE_BIN_ENV)?,
+        &[
+            "webhook".into(),
+            "--kubeconfig".into(),
+            kubeconfig.display().to_string(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--tls-cert-file".into(),
+            cert.display().to_string(),
+            "--tls-key-file".into(),
+            key.display().to_string(),
+            "--release".into(),
+            release().to_owned(),
+        ],
+        &[("RUST_LOG".into(), "info".into())],
+        &log,
+    )?;
+    let url = printed_address(&log, "webhook listening on ", "the webhook").await?;
+    let config = MutatingWebhookConfiguration {
+        metadata: kube::api::ObjectMeta {
+            name: Some(WEBHOOK_CONFIGURATION.into()),
+            ..Default::default()
+        },
+        webhooks: Some(vec![MutatingWebhook {
+            name: "pods.bursting.cci.io".into(),
+            admission_review_versions: vec!["v1".into()],
+            client_config: WebhookClientConfig {
+                url: Some(format!("{url}/mutate")),
+                ca_bundle: Some(k8s_openapi::ByteString(pki.ca_pem.into_bytes())),
+                ..Default::default()
+            },
+            failure_policy: Some("Fail".into()),
+            side_effects: "None".into(),
+            timeout_seconds: Some(10),
+            namespace_selector: Some(LabelSelector {
+                match_expressions: Some(vec![LabelSelectorRequirement {
+                    key: "kubernetes.io/metadata.name".into(),
+                    operator: "NotIn".into(),
+                    values: Some(vec![
+                        "kube-system".into(),
+                        "kube-node-lease".into(),
+                        "kube-public".into(),
+                    ]),
+                }]),
+                ..Default::default()
+            }),
+            rules: Some(vec![RuleWithOperations {
+                operations: Some(vec!["CREATE".into()]),
+                api_groups: Some(vec!["".into()]),
+                api_versions: Some(vec!["v1".into()]),
+                resources: Some(vec!["pods".into()]),
+                scope: Some("Namespaced".into()),
+            }]),
+            ..Default::default()
+        }]),
+    };
+    Api::<MutatingWebhookConfiguration>::all(client.clone())
+        .create(&PostParams::default(), &config)
+        .await
+        .map_err(|source| Error::Kube {
+            context: format!("register the webhook configuration {WEBHOOK_CONFIGURATION}"),
+            source,
+        })?;
+    Ok(webhook)
 }
 
 async fn wait_nodes_ready(

@@ -12,6 +12,7 @@ pub mod env;
 pub mod error;
 pub mod fixtures;
 pub mod mock;
+pub mod pki;
 pub mod process;
 pub mod progress;
 pub mod scenario;

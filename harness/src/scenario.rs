@@ -154,11 +154,12 @@ impl Scenario {
             })
             .unwrap_or_else(|e| format!("  (cannot list events: {e})"));
         format!(
-            "scenario {} namespace {}\npods:\n{pods}\nrecent events:\n{events}\n{}\nengine log (last 30 lines):\n{}",
+            "scenario {} namespace {}\npods:\n{pods}\nrecent events:\n{events}\n{}\nengine log (last 30 lines):\n{}\nwebhook log (last 15 lines):\n{}",
             self.id,
             self.namespace,
             self.mock().describe(self.cci_namespace()).await,
-            self.env.engine_log_tail(30)
+            self.env.engine_log_tail(30),
+            self.env.webhook_log_tail(15)
         )
     }
 

@@ -1,29 +1,44 @@
-//! The HTTP surface: routes, extractors and handlers. Handlers only translate between HTTP and
-//! the [`Store`](crate::state::Store); every rule lives there or in [`validate`](crate::validate).
+//! The HTTP surface of the CCI API: routes and handlers. Handlers only translate between HTTP
+//! and the [`Store`]; every rule lives there or in [`validate`](crate::validate). Every handler
+//! goes through [`serve`], which applies the request faults first.
 
-use axum::extract::{FromRequest, FromRequestParts, Request, State};
-use axum::http::request::Parts;
-use axum::http::{Method, StatusCode, Uri, header};
+use std::time::{Duration, Instant as StdInstant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Router, body::Bytes};
-use cci_api::{API_PREFIX, AUTH_HEADER, List, Namespace, Pod};
-use serde::Deserialize;
-use serde::de::DeserializeOwned;
+use cci_api::{
+    API_PREFIX, AUTH_HEADER, ConfigMap, List, Namespace, PersistentVolumeClaim, Pod, Secret,
+};
+use tokio::time::Instant;
 
 use crate::MockState;
 use crate::error::{Error, Result};
-use crate::selector::LabelSelector;
-use crate::state::{NamespaceRecord, PodRecord};
+use crate::extract::{DeleteBody, Json, Kind, ListQuery, Path, Query, Tenant};
+use crate::faults::{Operation, Resource, Verb};
+use crate::state::{DeleteOptions, Store, StoredObject};
+use crate::watch_stream;
+
+/// The largest request body accepted: a 1 MiB ConfigMap, JSON-escaped, fits.
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 
 /// The mock's routes, ready to serve or to drive with `tower::ServiceExt::oneshot`.
 ///
 /// - `GET /healthz`: `ok`, no token needed.
-/// - Under [`API_PREFIX`], with an [`AUTH_HEADER`] token: `namespaces` (GET, POST),
-///   `namespaces/{ns}` (GET, DELETE), `namespaces/{ns}/pods` (GET with `?labelSelector=`,
-///   POST), `namespaces/{ns}/pods/{name}` (GET, DELETE).
-/// - `GET /admin/v1/pods` and `GET /admin/v1/namespaces`: every tenant's objects, no token.
+/// - Under [`API_PREFIX`] (`/apis/cci/v2`), with an [`AUTH_HEADER`] token:
+///   - `namespaces` (GET, POST), `namespaces/{ns}` (GET, DELETE);
+///   - `namespaces/{ns}/pods` (GET with `?labelSelector=`; with `?watch=true[&resourceVersion=N]
+///     [&timeoutSeconds=N]` a stream of newline-delimited watch events; POST),
+///     `namespaces/{ns}/pods/{name}` (GET; DELETE with `?gracePeriodSeconds=N` or a
+///     `DeleteOptions` body);
+///   - `namespaces/{ns}/{configmaps|secrets|persistentvolumeclaims}` (GET with
+///     `?labelSelector=`, POST) and `…/{name}` (GET, PUT, DELETE).
+/// - The inside view under `/_mock/`, no token (see [`crate::admin`] docs): `state`, `pods`,
+///   `namespaces`, `requests`, `faults`, `reset`, `ledger`, `peak`; `/admin/v1/pods` and
+///   `/admin/v1/namespaces` are aliases kept for older callers.
 ///
 /// Every error is answered with a [`cci_api::Status`] body.
 pub fn app(state: MockState) -> Router {
@@ -40,25 +55,58 @@ pub fn app(state: MockState) -> Router {
         .route(
             "/namespaces/{namespace}/pods/{name}",
             get(get_pod).delete(delete_pod),
-        );
-    let admin = Router::new()
-        .route("/pods", get(admin_pods))
-        .route("/namespaces", get(admin_namespaces));
+        )
+        .merge(object_routes::<ConfigMap>("configmaps"))
+        .merge(object_routes::<Secret>("secrets"))
+        .merge(object_routes::<PersistentVolumeClaim>(
+            "persistentvolumeclaims",
+        ));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .nest(API_PREFIX, cci)
-        .nest("/admin/v1", admin)
+        .merge(crate::admin::routes())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(log_request))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), log_request))
         .with_state(state)
 }
 
-async fn log_request(request: Request, next: Next) -> Response {
-    let method = request.method().clone();
-    let uri = request.uri().clone();
+fn object_routes<T: StoredObject + Kind>(plural: &str) -> Router<MockState> {
+    Router::new()
+        .route(
+            &format!("/namespaces/{{namespace}}/{plural}"),
+            get(list_objects::<T>).post(create_object::<T>),
+        )
+        .route(
+            &format!("/namespaces/{{namespace}}/{plural}/{{name}}"),
+            get(get_object::<T>)
+                .put(update_object::<T>)
+                .delete(delete_object::<T>),
+        )
+}
+
+async fn log_request(State(state): State<MockState>, request: Request, next: Next) -> Response {
+    let method = request.method().to_string();
+    let path = request
+        .uri()
+        .path_and_query()
+        .map_or_else(|| request.uri().path().to_owned(), ToString::to_string);
+    let inside = path.starts_with("/_mock") || path.starts_with("/admin/") || path == "/healthz";
+    let tenant = request
+        .headers()
+        .get(AUTH_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|token| state.tenant_for_token(token))
+        .map(str::to_owned);
+    let arrived = Instant::now();
+    let started = StdInstant::now();
     let response = next.run(request).await;
-    tracing::debug!(%method, %uri, status = response.status().as_u16(), "request");
+    let status = response.status().as_u16();
+    tracing::debug!(%method, %path, status, elapsed = ?started.elapsed(), "request");
+    if !inside {
+        state.request_log(|log| log.push(method, path, tenant, status, arrived, Instant::now()));
+    }
     response
 }
 
@@ -76,113 +124,57 @@ async fn method_not_allowed(method: Method, uri: Uri) -> Error {
     }
 }
 
-/// The tenant the request's token authenticates as.
-struct Tenant(String);
-
-impl FromRequestParts<MockState> for Tenant {
-    type Rejection = Error;
-
-    async fn from_request_parts(parts: &mut Parts, state: &MockState) -> Result<Self> {
-        let header = parts.headers.get(AUTH_HEADER).ok_or(Error::MissingToken)?;
-        let token = header.to_str().map_err(|_| Error::UnknownToken)?;
-        state
-            .tenant_for_token(token)
-            .map(|tenant| Tenant(tenant.to_owned()))
-            .ok_or(Error::UnknownToken)
+/// Applies the request faults for `operation`, then runs `f` on the store.
+async fn serve<T>(
+    state: &MockState,
+    tenant: &str,
+    namespace: Option<&str>,
+    operation: Operation,
+    f: impl FnOnce(&mut Store, Instant) -> Result<T>,
+) -> Result<T> {
+    let effects = state.with_store(|s, _| s.faults.on_request(tenant, namespace, operation));
+    if !effects.latency.is_zero() {
+        tokio::time::sleep(effects.latency).await;
     }
-}
-
-/// A JSON body whose every failure is answered in the `Status` shape.
-struct Json<T>(T);
-
-/// The kind name a body type is reported as in decoding errors.
-trait Kind {
-    const KIND: &'static str;
-}
-
-impl Kind for Pod {
-    const KIND: &'static str = "Pod";
-}
-
-impl Kind for Namespace {
-    const KIND: &'static str = "Namespace";
-}
-
-impl<T: DeserializeOwned + Kind, S: Send + Sync> FromRequest<S> for Json<T> {
-    type Rejection = Error;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self> {
-        let content_type = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
-        let is_json = content_type.as_deref().is_some_and(|ct| {
-            let essence = ct.split(';').next().unwrap_or_default().trim();
-            essence.eq_ignore_ascii_case("application/json") || essence.ends_with("+json")
+    if let Some((status, fault)) = effects.error {
+        return Err(Error::Injected {
+            status,
+            operation,
+            fault,
         });
-        if !is_json {
-            return Err(Error::UnsupportedMediaType { content_type });
+    }
+    match effects.timeout {
+        None => state.with_store(f),
+        Some(applied) => {
+            if applied {
+                let _ = state.with_store(f);
+            }
+            tokio::time::sleep(state.config().timeout).await;
+            Err(Error::Timeout { operation, applied })
         }
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(Error::UnreadableBody)?;
-        serde_json::from_slice(&bytes)
-            .map(Json)
-            .map_err(|source| Error::MalformedBody {
-                kind: T::KIND,
-                source,
-            })
-    }
-}
-
-/// Path parameters whose failures are answered in the `Status` shape.
-struct Path<T>(T);
-
-impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
-    type Rejection = Error;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
-        axum::extract::Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|axum::extract::Path(value)| Path(value))
-            .map_err(Error::BadPath)
-    }
-}
-
-/// The query parameters of a collection GET.
-#[derive(Deserialize)]
-struct ListQuery {
-    #[serde(rename = "labelSelector", default)]
-    label_selector: Option<String>,
-}
-
-/// The parsed `?labelSelector=` of a collection GET (empty when absent).
-struct Selector(LabelSelector);
-
-impl<S: Send + Sync> FromRequestParts<S> for Selector {
-    type Rejection = Error;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
-        let axum::extract::Query(query) =
-            axum::extract::Query::<ListQuery>::from_request_parts(parts, state)
-                .await
-                .map_err(Error::BadQuery)?;
-        let selector = query.label_selector.unwrap_or_default();
-        selector
-            .parse()
-            .map(Selector)
-            .map_err(|problem| Error::InvalidSelector { selector, problem })
     }
 }
 
 type Created<T> = (StatusCode, axum::Json<T>);
+
+const fn op(verb: Verb, resource: Resource) -> Operation {
+    Operation::new(verb, resource)
+}
 
 async fn create_namespace(
     State(state): State<MockState>,
     Tenant(tenant): Tenant,
     Json(namespace): Json<Namespace>,
 ) -> Result<Created<Namespace>> {
-    let created = state.with_store(|s, now| s.create_namespace(&tenant, namespace, now))?;
+    let name = namespace.metadata.name.clone();
+    let created = serve(
+        &state,
+        &tenant,
+        name.as_deref(),
+        op(Verb::Create, Resource::Namespaces),
+        |s, now| s.create_namespace(&tenant, namespace, now),
+    )
+    .await?;
     tracing::info!(
         tenant,
         namespace = created.metadata.name.as_deref(),
@@ -194,9 +186,18 @@ async fn create_namespace(
 async fn list_namespaces(
     State(state): State<MockState>,
     Tenant(tenant): Tenant,
-    Selector(selector): Selector,
-) -> axum::Json<List<Namespace>> {
-    axum::Json(state.with_store(|s, now| s.list_namespaces(&tenant, &selector, now)))
+    Query(query): Query<ListQuery>,
+) -> Result<axum::Json<List<Namespace>>> {
+    let selector = query.selector()?;
+    let list = serve(
+        &state,
+        &tenant,
+        None,
+        op(Verb::List, Resource::Namespaces),
+        |s, now| Ok(s.list_namespaces(&tenant, &selector, now)),
+    )
+    .await?;
+    Ok(axum::Json(list))
 }
 
 async fn get_namespace(
@@ -204,7 +205,14 @@ async fn get_namespace(
     Tenant(tenant): Tenant,
     Path(namespace): Path<String>,
 ) -> Result<axum::Json<Namespace>> {
-    let found = state.with_store(|s, now| s.get_namespace(&tenant, &namespace, now))?;
+    let found = serve(
+        &state,
+        &tenant,
+        Some(&namespace),
+        op(Verb::Get, Resource::Namespaces),
+        |s, now| s.get_namespace(&tenant, &namespace, now),
+    )
+    .await?;
     Ok(axum::Json(found))
 }
 
@@ -213,8 +221,15 @@ async fn delete_namespace(
     Tenant(tenant): Tenant,
     Path(namespace): Path<String>,
 ) -> Result<axum::Json<Namespace>> {
-    let deleted = state.with_store(|s, now| s.delete_namespace(&tenant, &namespace, now))?;
-    tracing::info!(tenant, namespace, "namespace deleted with its pods");
+    let deleted = serve(
+        &state,
+        &tenant,
+        Some(&namespace),
+        op(Verb::Delete, Resource::Namespaces),
+        |s, now| s.delete_namespace(&tenant, &namespace, now),
+    )
+    .await?;
+    tracing::info!(tenant, namespace, "namespace deleted with everything in it");
     Ok(axum::Json(deleted))
 }
 
@@ -224,7 +239,14 @@ async fn create_pod(
     Path(namespace): Path<String>,
     Json(pod): Json<Pod>,
 ) -> Result<Created<Pod>> {
-    let created = state.with_store(|s, now| s.create_pod(&tenant, &namespace, pod, now))?;
+    let created = serve(
+        &state,
+        &tenant,
+        Some(&namespace),
+        op(Verb::Create, Resource::Pods),
+        |s, now| s.create_pod(&tenant, &namespace, pod, now),
+    )
+    .await?;
     tracing::info!(
         tenant,
         namespace,
@@ -238,10 +260,31 @@ async fn list_pods(
     State(state): State<MockState>,
     Tenant(tenant): Tenant,
     Path(namespace): Path<String>,
-    Selector(selector): Selector,
-) -> Result<axum::Json<List<Pod>>> {
-    let list = state.with_store(|s, now| s.list_pods(&tenant, &namespace, &selector, now))?;
-    Ok(axum::Json(list))
+    Query(query): Query<ListQuery>,
+) -> Result<Response> {
+    let selector = query.selector()?;
+    if query.is_watch()? {
+        let since = query.since()?;
+        let timeout = query.timeout_seconds.map(Duration::from_secs);
+        serve(
+            &state,
+            &tenant,
+            Some(&namespace),
+            op(Verb::Watch, Resource::Pods),
+            |_, _| Ok(()),
+        )
+        .await?;
+        return watch_stream::watch_pods(state, tenant, namespace, selector, since, timeout);
+    }
+    let list = serve(
+        &state,
+        &tenant,
+        Some(&namespace),
+        op(Verb::List, Resource::Pods),
+        |s, now| s.list_pods(&tenant, &namespace, &selector, now),
+    )
+    .await?;
+    Ok(axum::Json(list).into_response())
 }
 
 async fn get_pod(
@@ -249,7 +292,14 @@ async fn get_pod(
     Tenant(tenant): Tenant,
     Path((namespace, name)): Path<(String, String)>,
 ) -> Result<axum::Json<Pod>> {
-    let pod = state.with_store(|s, now| s.get_pod(&tenant, &namespace, &name, now))?;
+    let pod = serve(
+        &state,
+        &tenant,
+        Some(&namespace),
+        op(Verb::Get, Resource::Pods),
+        |s, now| s.get_pod(&tenant, &namespace, &name, now),
+    )
+    .await?;
     Ok(axum::Json(pod))
 }
 
@@ -257,16 +307,110 @@ async fn delete_pod(
     State(state): State<MockState>,
     Tenant(tenant): Tenant,
     Path((namespace, name)): Path<(String, String)>,
+    Query(query): Query<DeleteOptions>,
+    DeleteBody(body): DeleteBody,
 ) -> Result<axum::Json<Pod>> {
-    let pod = state.with_store(|s, now| s.delete_pod(&tenant, &namespace, &name, now))?;
-    tracing::info!(tenant, namespace, pod = name, "pod deleted");
+    let options = DeleteOptions {
+        grace_period_seconds: body.grace_period_seconds.or(query.grace_period_seconds),
+    };
+    let pod = serve(
+        &state,
+        &tenant,
+        Some(&namespace),
+        op(Verb::Delete, Resource::Pods),
+        |s, now| s.delete_pod(&tenant, &namespace, &name, options, now),
+    )
+    .await?;
+    tracing::info!(tenant, namespace, pod = name, ?options, "pod deleted");
     Ok(axum::Json(pod))
 }
 
-async fn admin_pods(State(state): State<MockState>) -> axum::Json<Vec<PodRecord>> {
-    axum::Json(state.pods())
+async fn create_object<T: StoredObject + Kind>(
+    State(state): State<MockState>,
+    Tenant(tenant): Tenant,
+    Path(namespace): Path<String>,
+    Json(object): Json<T>,
+) -> Result<Created<T>> {
+    let created = serve(
+        &state,
+        &tenant,
+        Some(&namespace),
+        op(Verb::Create, T::RESOURCE),
+        |s, now| s.create_object(&tenant, &namespace, object, now),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, axum::Json(created)))
 }
 
-async fn admin_namespaces(State(state): State<MockState>) -> axum::Json<Vec<NamespaceRecord>> {
-    axum::Json(state.namespaces())
+async fn list_objects<T: StoredObject + Kind>(
+    State(state): State<MockState>,
+    Tenant(tenant): Tenant,
+    Path(namespace): Path<String>,
+    Query(query): Query<ListQuery>,
+) -> Result<axum::Json<List<T>>> {
+    let selector = query.selector()?;
+    if query.is_watch()? {
+        return Err(Error::BadRequest(format!(
+            "watch is served for pods only: list {} and compare resourceVersions",
+            T::LIST_KIND
+        )));
+    }
+    let list = serve(
+        &state,
+        &tenant,
+        Some(&namespace),
+        op(Verb::List, T::RESOURCE),
+        |s, now| s.list_objects(&tenant, &namespace, &selector, now),
+    )
+    .await?;
+    Ok(axum::Json(list))
+}
+
+async fn get_object<T: StoredObject + Kind>(
+    State(state): State<MockState>,
+    Tenant(tenant): Tenant,
+    Path((namespace, name)): Path<(String, String)>,
+) -> Result<axum::Json<T>> {
+    let object = serve(
+        &state,
+        &tenant,
+        Some(&namespace),
+        op(Verb::Get, T::RESOURCE),
+        |s, now| s.get_object(&tenant, &namespace, &name, now),
+    )
+    .await?;
+    Ok(axum::Json(object))
+}
+
+async fn update_object<T: StoredObject + Kind>(
+    State(state): State<MockState>,
+    Tenant(tenant): Tenant,
+    Path((namespace, name)): Path<(String, String)>,
+    Json(object): Json<T>,
+) -> Result<axum::Json<T>> {
+    let updated = serve(
+        &state,
+        &tenant,
+        Some(&namespace),
+        op(Verb::Update, T::RESOURCE),
+        |s, now| s.update_object(&tenant, &namespace, &name, object, now),
+    )
+    .await?;
+    Ok(axum::Json(updated))
+}
+
+async fn delete_object<T: StoredObject + Kind>(
+    State(state): State<MockState>,
+    Tenant(tenant): Tenant,
+    Path((namespace, name)): Path<(String, String)>,
+) -> Result<axum::Json<T>> {
+    let deleted = serve(
+        &state,
+        &tenant,
+        Some(&namespace),
+        op(Verb::Delete, T::RESOURCE),
+        |s, now| s.delete_object(&tenant, &namespace, &name, now),
+    )
+    .await?;
+    Ok(axum::Json(deleted))
 }

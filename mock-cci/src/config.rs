@@ -12,6 +12,24 @@ pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr
 /// How long a new pod stays `Pending` before it turns `Running`, unless told otherwise.
 pub const DEFAULT_RUNNING_AFTER: Duration = Duration::from_millis(500);
 
+/// How long the seed's `perl -Mbignum=bpi -wle 'print bpi(2000)'` runs before it exits 0.
+pub const DEFAULT_COMPUTE_TIME: Duration = Duration::from_secs(3);
+
+/// The kubelet's first restart back-off; it doubles per restart up to five minutes.
+pub const DEFAULT_RESTART_BACKOFF: Duration = Duration::from_secs(10);
+
+/// How long a request hit by a `timeout` fault is left waiting before it is answered `504`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How many pod changes are kept for watches that resume from a `resourceVersion`.
+pub const DEFAULT_WATCH_HISTORY: usize = 10_000;
+
+/// How many requests the request log keeps.
+pub const DEFAULT_REQUEST_LOG: usize = 10_000;
+
+/// The storage classes accepted as SFS and SFS Turbo: the names CCE's Everest driver gives them.
+pub const DEFAULT_SFS_STORAGE_CLASSES: [&str; 2] = ["csi-nas", "csi-sfsturbo"];
+
 /// Everything the mock needs to know before it starts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MockConfig {
@@ -22,6 +40,18 @@ pub struct MockConfig {
     pub tokens: BTreeMap<String, String>,
     /// How long after its creation a pod turns `Running`.
     pub running_after: Duration,
+    /// How long the seed's `perl … bpi(2000)` container runs (see [`crate::behaviour`]).
+    pub compute_time: Duration,
+    /// The first restart back-off of a container (doubling, capped at five minutes).
+    pub restart_backoff: Duration,
+    /// How long a `timeout` fault leaves a request waiting before answering `504`.
+    pub timeout: Duration,
+    /// How many pod changes watches can resume from.
+    pub watch_history: usize,
+    /// How many requests the request log keeps.
+    pub request_log: usize,
+    /// The storage classes that are SFS or SFS Turbo; claims of any other class are refused.
+    pub sfs_storage_classes: Vec<String>,
 }
 
 impl Default for MockConfig {
@@ -30,6 +60,12 @@ impl Default for MockConfig {
             listen: DEFAULT_LISTEN,
             tokens: BTreeMap::new(),
             running_after: DEFAULT_RUNNING_AFTER,
+            compute_time: DEFAULT_COMPUTE_TIME,
+            restart_backoff: DEFAULT_RESTART_BACKOFF,
+            timeout: DEFAULT_TIMEOUT,
+            watch_history: DEFAULT_WATCH_HISTORY,
+            request_log: DEFAULT_REQUEST_LOG,
+            sfs_storage_classes: DEFAULT_SFS_STORAGE_CLASSES.map(String::from).to_vec(),
         }
     }
 }
@@ -46,6 +82,41 @@ impl MockConfig {
     #[must_use]
     pub fn with_running_after(mut self, running_after: Duration) -> Self {
         self.running_after = running_after;
+        self
+    }
+
+    /// Sets how long the seed's `perl … bpi(2000)` container runs.
+    #[must_use]
+    pub fn with_compute_time(mut self, compute_time: Duration) -> Self {
+        self.compute_time = compute_time;
+        self
+    }
+
+    /// Sets the first restart back-off.
+    #[must_use]
+    pub fn with_restart_backoff(mut self, backoff: Duration) -> Self {
+        self.restart_backoff = backoff;
+        self
+    }
+
+    /// Sets how long a `timeout` fault leaves a request waiting.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets how many pod changes watches can resume from.
+    #[must_use]
+    pub fn with_watch_history(mut self, events: usize) -> Self {
+        self.watch_history = events;
+        self
+    }
+
+    /// Sets the storage classes accepted as SFS / SFS Turbo.
+    #[must_use]
+    pub fn with_sfs_storage_classes(mut self, classes: &[&str]) -> Self {
+        self.sfs_storage_classes = classes.iter().map(|c| (*c).to_owned()).collect();
         self
     }
 
@@ -137,5 +208,6 @@ mod tests {
         assert_eq!(config.listen.to_string(), "127.0.0.1:0");
         assert_eq!(config.running_after, Duration::from_millis(500));
         assert!(config.tokens.is_empty());
+        assert_eq!(config.sfs_storage_classes, ["csi-nas", "csi-sfsturbo"]);
     }
 }

@@ -7,7 +7,16 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use cci_api::{AUTH_HEADER, Status};
 
+use crate::faults::{Operation, Scope};
+use crate::flavour::Flavour;
 use crate::validate::FieldError;
+
+fn scope_name(scope: &Scope) -> String {
+    match scope {
+        Scope::Tenant(tenant) => format!("tenant {tenant:?}"),
+        Scope::Namespace(namespace) => format!("namespace {namespace:?}"),
+    }
+}
 
 /// `Result` with the mock's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -46,12 +55,14 @@ pub enum Error {
         namespace: String,
     },
 
-    /// No pod of that name in the namespace.
-    #[error("pod {name:?} not found in namespace {namespace:?}")]
-    PodNotFound {
+    /// No object of that kind and name in the namespace.
+    #[error("{kind} {name:?} not found in namespace {namespace:?}")]
+    NotFound {
+        /// `pod`, `ConfigMap`, ...
+        kind: &'static str,
         /// The namespace looked in.
         namespace: String,
-        /// The pod asked for.
+        /// The name asked for.
         name: String,
     },
 
@@ -82,21 +93,103 @@ pub enum Error {
         namespace: String,
     },
 
-    /// A pod of that name exists already in the namespace.
+    /// An object of that kind and name exists already in the namespace.
     #[error(
-        "pod {name:?} already exists in namespace {namespace:?}: delete it first or choose another name"
+        "{kind} {name:?} already exists in namespace {namespace:?}: delete it first or choose another name"
     )]
-    PodExists {
+    AlreadyExists {
+        /// `pod`, `ConfigMap`, ...
+        kind: &'static str,
         /// The namespace.
         namespace: String,
-        /// The pod name asked for.
+        /// The name asked for.
         name: String,
     },
+
+    /// An update carried a `resourceVersion` that is no longer the stored one.
+    #[error(
+        "Operation cannot be fulfilled on {kind} {name:?}: the object has been modified (resourceVersion {sent} sent, {current} stored); please apply your changes to the latest version and try again"
+    )]
+    Conflict {
+        /// `ConfigMap`, ...
+        kind: &'static str,
+        /// The object's name.
+        name: String,
+        /// The `resourceVersion` sent.
+        sent: String,
+        /// The stored one.
+        current: String,
+    },
+
+    /// A watch asked to resume from a `resourceVersion` whose changes are no longer kept.
+    #[error(
+        "too old resource version: {requested} (the oldest kept is {oldest}): list again and watch from the list's resourceVersion"
+    )]
+    Gone {
+        /// The `resourceVersion` asked for.
+        requested: u64,
+        /// The oldest one a watch may start from.
+        oldest: u64,
+    },
+
+    /// A sold-out fault: CCI has no capacity for the pod's size.
+    #[error(
+        "insufficient resources: flavour {size} is sold out in this region, the pod was not created (fault {fault}): retry later or choose another size"
+    )]
+    SoldOut {
+        /// The pod's size.
+        size: Flavour,
+        /// The id of the fault.
+        fault: u64,
+    },
+
+    /// A quota fault: the scope holds as many pods as it may.
+    #[error(
+        "exceeded quota: {} may hold at most {max_pods} pods and holds {live} (fault {fault}): delete pods or raise the quota",
+        scope_name(scope)
+    )]
+    QuotaExceeded {
+        /// Where the quota applies.
+        scope: Scope,
+        /// How many pods it allows.
+        max_pods: u32,
+        /// How many it holds.
+        live: usize,
+        /// The id of the fault.
+        fault: u64,
+    },
+
+    /// An error-rate fault failed the request.
+    #[error("injected failure for {operation} (fault {fault}): the service answered {status}")]
+    Injected {
+        /// The status answered.
+        status: u16,
+        /// What the request did.
+        operation: Operation,
+        /// The id of the fault.
+        fault: u64,
+    },
+
+    /// A timeout fault left the request without an answer.
+    #[error(
+        "the server was unable to return a response in the time allotted for {operation} (timeout fault); the operation {} applied",
+        if *applied { "may have been" } else { "was not" }
+    )]
+    Timeout {
+        /// What the request did.
+        operation: Operation,
+        /// Whether the operation took effect.
+        applied: bool,
+    },
+
+    /// The request cannot be acted on as sent (a bad query value, a bad fault).
+    #[error("{0}")]
+    BadRequest(String),
 
     /// The object breaks one or more validation rules; every broken rule is listed.
     #[error("{} is invalid: {}", subject(kind, name), join(causes))]
     Invalid {
-        /// `pod`, `namespace`.
+        /// `Pod`, `Namespace`, `ConfigMap`, ...
         kind: &'static str,
         /// The object's name as sent (may be empty).
         name: String,
@@ -107,7 +200,7 @@ pub enum Error {
     /// The body is not JSON of the expected shape.
     #[error("the request body is not a valid {kind} in JSON: {source}")]
     MalformedBody {
-        /// What the body should have been: `Pod`, `Namespace`.
+        /// What the body should have been: `Pod`, `Namespace`, ...
         kind: &'static str,
         /// What the decoder said, with line and column.
         #[source]
@@ -161,6 +254,7 @@ pub enum Error {
 }
 
 fn subject(kind: &str, name: &str) -> String {
+    // NB: Kubernetes: `Pod "x" is invalid: …`.
     if name.is_empty() {
         kind.to_owned()
     } else {
@@ -181,16 +275,25 @@ impl Error {
     pub fn status_code(&self) -> StatusCode {
         match self {
             Error::MissingToken | Error::UnknownToken => StatusCode::UNAUTHORIZED,
-            Error::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Error::Forbidden { .. } | Error::QuotaExceeded { .. } => StatusCode::FORBIDDEN,
             Error::NamespaceNotFound { .. }
-            | Error::PodNotFound { .. }
+            | Error::NotFound { .. }
             | Error::RouteNotFound { .. } => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Error::NamespaceExists { .. } | Error::PodExists { .. } => StatusCode::CONFLICT,
+            Error::NamespaceExists { .. }
+            | Error::AlreadyExists { .. }
+            | Error::Conflict { .. } => StatusCode::CONFLICT,
+            Error::Gone { .. } => StatusCode::GONE,
             Error::Invalid { .. }
+            | Error::SoldOut { .. }
             | Error::MalformedBody { .. }
             | Error::InvalidSelector { .. }
+            | Error::BadRequest(_)
             | Error::BadQuery(_) => StatusCode::BAD_REQUEST,
+            Error::Injected { status, .. } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            }
+            Error::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Error::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::UnreadableBody(rejection) => rejection.status(),
             Error::BadPath(rejection) => rejection.status(),
@@ -202,7 +305,8 @@ impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
             Error::Invalid { .. } => "Invalid",
-            Error::NamespaceExists { .. } | Error::PodExists { .. } => "AlreadyExists",
+            Error::NamespaceExists { .. } | Error::AlreadyExists { .. } => "AlreadyExists",
+            Error::Gone { .. } => "Expired",
             _ => match self.status_code() {
                 StatusCode::BAD_REQUEST => "BadRequest",
                 StatusCode::UNAUTHORIZED => "Unauthorized",
@@ -210,18 +314,23 @@ impl Error {
                 StatusCode::NOT_FOUND => "NotFound",
                 StatusCode::METHOD_NOT_ALLOWED => "MethodNotAllowed",
                 StatusCode::CONFLICT => "Conflict",
+                StatusCode::GONE => "Gone",
                 StatusCode::PAYLOAD_TOO_LARGE => "RequestEntityTooLarge",
                 StatusCode::UNSUPPORTED_MEDIA_TYPE => "UnsupportedMediaType",
+                StatusCode::TOO_MANY_REQUESTS => "TooManyRequests",
+                StatusCode::SERVICE_UNAVAILABLE => "ServiceUnavailable",
+                StatusCode::GATEWAY_TIMEOUT => "Timeout",
                 _ => "InternalError",
             },
         }
     }
 
-    /// The CCI error code: `CCI.01.` + the HTTP status + a three-digit detail
-    /// (`400001` for validation failures, `000` otherwise).
+    /// The CCI error code: `CCI.01.` + the HTTP status + a three-digit detail: `001` for
+    /// validation failures, `002` for sold out (400) and quota exceeded (403), `000` otherwise.
     pub fn error_code(&self) -> String {
         let detail = match self {
             Error::Invalid { .. } => 1,
+            Error::SoldOut { .. } | Error::QuotaExceeded { .. } => 2,
             _ => 0,
         };
         format!("CCI.01.{}{detail:03}", self.status_code().as_u16())
@@ -261,16 +370,16 @@ mod tests {
     #[test]
     fn invalid_pod_lists_every_broken_rule_in_one_sentence() {
         let err = Error::Invalid {
-            kind: "pod",
+            kind: "Pod",
             name: "x".into(),
             causes: vec![
-                FieldError::new("spec.containers", "at least one container is required"),
-                FieldError::new("metadata.labels", "key \"-\" is invalid"),
+                FieldError::required("spec.containers", "at least one container is required"),
+                FieldError::invalid("metadata.labels", "key \"-\" is invalid"),
             ],
         };
         assert_eq!(
             err.to_string(),
-            r#"pod "x" is invalid: spec.containers: at least one container is required; metadata.labels: key "-" is invalid"#
+            r#"Pod "x" is invalid: spec.containers: Required value: at least one container is required; metadata.labels: Invalid value: key "-" is invalid"#
         );
         let status = err.to_status();
         assert_eq!(status.code, 400);
@@ -292,7 +401,8 @@ mod tests {
                 "CCI.01.403000",
             ),
             (
-                Error::PodNotFound {
+                Error::NotFound {
+                    kind: "pod",
                     namespace: "n".into(),
                     name: "p".into(),
                 },
@@ -301,7 +411,8 @@ mod tests {
                 "CCI.01.404000",
             ),
             (
-                Error::PodExists {
+                Error::AlreadyExists {
+                    kind: "pod",
                     namespace: "n".into(),
                     name: "p".into(),
                 },

@@ -3,9 +3,11 @@
 //!
 //! It serves Kubernetes-style REST paths under [`cci_api::API_PREFIX`], authenticates every
 //! request by its [`cci_api::AUTH_HEADER`] token, validates every object the way the real
-//! service would, and simulates the pod lifecycle (`Pending`, then `Running` after
-//! [`MockConfig::running_after`]). An admin view under `/admin/v1` shows every tenant's objects
-//! for test assertions.
+//! service would ([`validate`]), and simulates the pod lifecycle ([`state`], [`behaviour`]):
+//! `Pending`, `Running` after [`MockConfig::running_after`], then containers that exit and
+//! restart as their commands say. Faults ([`faults`]) are set per tenant or namespace, a ledger
+//! bills running pods, and an inside view under `/_mock/` shows every tenant's objects, the
+//! request log, bills and peak concurrency for test assertions (see [`app`] for every path).
 //!
 //! Drive it in-process without a socket through [`app`], or on a port through [`Server`]:
 //!
@@ -25,21 +27,36 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::jiff::Timestamp;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
+mod admin;
 mod api;
+pub mod behaviour;
 pub mod config;
 pub mod error;
+mod extract;
+pub mod faults;
+pub mod flavour;
+pub mod quantity;
+pub mod requests;
 pub mod selector;
 mod server;
 pub mod state;
 pub mod validate;
+mod watch_stream;
 
 pub use api::app;
-pub use config::{DEFAULT_LISTEN, DEFAULT_RUNNING_AFTER, MockConfig, TokenSpec};
+pub use config::{
+    DEFAULT_COMPUTE_TIME, DEFAULT_LISTEN, DEFAULT_RESTART_BACKOFF, DEFAULT_RUNNING_AFTER,
+    DEFAULT_SFS_STORAGE_CLASSES, DEFAULT_TIMEOUT, DEFAULT_WATCH_HISTORY, MockConfig, TokenSpec,
+};
 pub use error::{Error, Result};
+pub use faults::{Fault, FaultSpec, Scope};
 pub use server::Server;
-pub use state::{NamespaceRecord, PodRecord};
+pub use state::{Bill, NamespaceRecord, Peak, PodRecord};
+
+use requests::RequestLog;
 
 use state::{Epoch, Store};
 
@@ -65,6 +82,9 @@ pub struct MockState {
 struct Shared {
     config: MockConfig,
     store: Mutex<Store>,
+    /// The store's `resourceVersion` after the last operation; watches wait on it.
+    changes: watch::Sender<u64>,
+    requests: Mutex<RequestLog>,
 }
 
 impl MockState {
@@ -77,11 +97,14 @@ impl MockState {
         };
         // NB: the seed only has to differ between mocks; the clock is a fine fallback.
         let seed = getrandom::u64().unwrap_or_else(|_| epoch.wall.as_nanosecond() as u64);
-        let store = Store::new(config.running_after, epoch, seed);
+        let store = Store::new(config.clone(), epoch, seed);
+        let requests = RequestLog::new(config.request_log, epoch);
         Self {
             shared: Arc::new(Shared {
                 config,
                 store: Mutex::new(store),
+                changes: watch::Sender::new(0),
+                requests: Mutex::new(requests),
             }),
         }
     }
@@ -108,8 +131,33 @@ impl MockState {
         self.with_store(|store, now| store.namespace_records(now))
     }
 
-    /// Runs `f` on the store with the current instant, under the lock.
-    pub(crate) fn with_store<R>(&self, f: impl FnOnce(&mut Store, Instant) -> R) -> R {
+    /// Every namespace's bill so far (what `GET /_mock/ledger` answers).
+    pub fn bills(&self) -> Vec<Bill> {
+        self.with_store(|store, now| store.bills(now))
+    }
+
+    /// The requests served so far, oldest first (what `GET /_mock/requests` answers).
+    pub fn requests(&self) -> Vec<requests::RequestRecord> {
+        self.request_log(|log| log.records())
+    }
+
+    /// Sets a fault, as `POST /_mock/faults` does; answers its id.
+    pub fn set_fault(&self, spec: FaultSpec) -> Result<u64> {
+        self.with_store(|store, now| {
+            store.settle(now);
+            store.faults.add(spec).map(|f| f.id)
+        })
+        .map_err(Error::BadRequest)
+    }
+
+    /// Clears every fault.
+    pub fn clear_faults(&self) {
+        self.with_store(|store, _| store.faults.clear());
+    }
+
+    /// Runs `f` on the store with the current instant, under the lock, and wakes the watches
+    /// when something changed.
+    pub fn with_store<R>(&self, f: impl FnOnce(&mut Store, Instant) -> R) -> R {
         // NB: a panic in one request must not fail every later one; store operations check
         // everything before they change anything, so a poisoned store is still consistent.
         let mut store = self
@@ -118,6 +166,29 @@ impl MockState {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         // NB: read the clock under the lock, so `now` never goes backwards between operations.
-        f(&mut store, Instant::now())
+        let result = f(&mut store, Instant::now());
+        let rv = store.current_resource_version();
+        drop(store);
+        self.shared.changes.send_if_modified(|seen| {
+            let changed = *seen != rv;
+            *seen = rv;
+            changed
+        });
+        result
+    }
+
+    /// A receiver that wakes whenever the store changes.
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
+        self.shared.changes.subscribe()
+    }
+
+    /// Runs `f` on the request log, under its lock.
+    pub(crate) fn request_log<R>(&self, f: impl FnOnce(&mut RequestLog) -> R) -> R {
+        let mut log = self
+            .shared
+            .requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        f(&mut log)
     }
 }

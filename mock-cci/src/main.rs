@@ -3,7 +3,9 @@
 //! ```text
 //! cargo run -p mock-cci -- --listen 127.0.0.1:8080 --token s3cret=tenant-a --token other
 //! curl -H 'X-Auth-Token: s3cret' http://127.0.0.1:8080/apis/cci/v2/namespaces
-//! curl http://127.0.0.1:8080/admin/v1/pods
+//! curl http://127.0.0.1:8080/_mock/state
+//! curl -X POST -H 'Content-Type: application/json' http://127.0.0.1:8080/_mock/faults \
+//!   -d '{"scope": {"tenant": "tenant-a"}, "fault": {"type": "soldOut"}}'
 //! ```
 //!
 //! It prints exactly one line to stdout, `mock-cci listening on http://IP:PORT`, once it
@@ -16,7 +18,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use mock_cci::{DEFAULT_LISTEN, DEFAULT_RUNNING_AFTER, MockConfig, Server, TokenSpec};
+use mock_cci::{
+    DEFAULT_COMPUTE_TIME, DEFAULT_LISTEN, DEFAULT_RESTART_BACKOFF, DEFAULT_RUNNING_AFTER,
+    DEFAULT_SFS_STORAGE_CLASSES, DEFAULT_TIMEOUT, DEFAULT_WATCH_HISTORY, MockConfig, Server,
+    TokenSpec,
+};
 use tracing_subscriber::EnvFilter;
 
 /// A strict, stateful mock of the CCI 2.0 API, for conformance tests.
@@ -34,6 +40,26 @@ struct Args {
     /// How long a new pod stays Pending before it turns Running, in milliseconds.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_RUNNING_AFTER.as_millis() as u64)]
     running_after_ms: u64,
+
+    /// How long the seed's `perl -Mbignum=bpi -wle 'print bpi(2000)'` runs, in milliseconds.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_COMPUTE_TIME.as_millis() as u64)]
+    compute_time_ms: u64,
+
+    /// A container's first restart back-off (doubling, at most 5 minutes), in milliseconds.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_RESTART_BACKOFF.as_millis() as u64)]
+    restart_backoff_ms: u64,
+
+    /// How long a `timeout` fault leaves a request waiting before answering 504, in milliseconds.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_TIMEOUT.as_millis() as u64)]
+    timeout_ms: u64,
+
+    /// How many pod changes watches can resume from (older resourceVersions get 410 Gone).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_WATCH_HISTORY)]
+    watch_history: usize,
+
+    /// A storage class accepted as SFS or SFS Turbo. Repeatable; default csi-nas and csi-sfsturbo.
+    #[arg(long = "sfs-storage-class", value_name = "CLASS")]
+    sfs_storage_classes: Vec<String>,
 }
 
 impl Args {
@@ -43,10 +69,21 @@ impl Args {
             .iter()
             .map(|spec| (spec.token.clone(), spec.tenant.clone()))
             .collect();
+        let sfs_storage_classes = if self.sfs_storage_classes.is_empty() {
+            DEFAULT_SFS_STORAGE_CLASSES.map(String::from).to_vec()
+        } else {
+            self.sfs_storage_classes.clone()
+        };
         MockConfig {
             listen: self.listen,
             tokens,
             running_after: Duration::from_millis(self.running_after_ms),
+            compute_time: Duration::from_millis(self.compute_time_ms),
+            restart_backoff: Duration::from_millis(self.restart_backoff_ms),
+            timeout: Duration::from_millis(self.timeout_ms),
+            watch_history: self.watch_history,
+            sfs_storage_classes,
+            ..MockConfig::default()
         }
     }
 }

@@ -1,101 +1,13 @@
 //! The mock's HTTP API, driven through `app()` without a socket.
 
+mod common;
+
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use http_body_util::BodyExt;
-use mock_cci::{MockConfig, MockState, app};
+use common::*;
 use serde_json::{Value, json};
-use tower::ServiceExt;
-
-const TOKEN_A: &str = "token-a";
-const TOKEN_B: &str = "token-b";
-const RUNNING_AFTER: Duration = Duration::from_millis(500);
-
-fn mock() -> (Router, MockState) {
-    let config = MockConfig::default()
-        .with_token(TOKEN_A, "tenant-a")
-        .with_token(TOKEN_B, "tenant-b")
-        .with_running_after(RUNNING_AFTER);
-    let state = MockState::new(config);
-    (app(state.clone()), state)
-}
-
-struct Reply {
-    status: StatusCode,
-    body: Value,
-}
-
-async fn send(app: &Router, request: Request<Body>) -> Reply {
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let body = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    Reply { status, body }
-}
-
-async fn call(
-    app: &Router,
-    method: Method,
-    uri: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> Reply {
-    let mut request = Request::builder().method(method).uri(uri);
-    if let Some(token) = token {
-        request = request.header("X-Auth-Token", token);
-    }
-    let body = match body {
-        Some(json) => {
-            request = request.header(header::CONTENT_TYPE, "application/json");
-            Body::from(json.to_string())
-        }
-        None => Body::empty(),
-    };
-    send(app, request.body(body).unwrap()).await
-}
-
-fn namespace(name: &str) -> Value {
-    json!({"apiVersion": "cci/v2", "kind": "Namespace", "metadata": {"name": name}})
-}
-
-fn pod(name: &str, labels: Value) -> Value {
-    json!({
-        "apiVersion": "cci/v2",
-        "kind": "Pod",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]},
-    })
-}
-
-/// A mock with namespace `ns` of tenant A.
-async fn mock_with_namespace() -> (Router, MockState) {
-    let (app, state) = mock();
-    let reply = call(
-        &app,
-        Method::POST,
-        "/apis/cci/v2/namespaces",
-        Some(TOKEN_A),
-        Some(namespace("ns")),
-    )
-    .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
-    (app, state)
-}
-
-fn assert_status(reply: &Reply, code: u16, reason: &str, error_code: &str) {
-    assert_eq!(reply.status.as_u16(), code, "{}", reply.body);
-    assert_eq!(reply.body["kind"], "Status", "{}", reply.body);
-    assert_eq!(reply.body["apiVersion"], "v1");
-    assert_eq!(reply.body["status"], "Failure");
-    assert_eq!(reply.body["code"], code);
-    assert_eq!(reply.body["reason"], reason, "{}", reply.body);
-    assert_eq!(reply.body["errorCode"], error_code, "{}", reply.body);
-    assert!(!reply.body["message"].as_str().unwrap().is_empty());
-}
 
 #[tokio::test]
 async fn healthz_answers_ok_without_a_token() {
@@ -241,7 +153,7 @@ async fn a_namespace_name_that_is_not_a_dns_label_is_invalid() {
         reply.body["message"]
             .as_str()
             .unwrap()
-            .starts_with(r#"namespace "Not_OK" is invalid: metadata.name: "#)
+            .starts_with(r#"Namespace "Not_OK" is invalid: metadata.name: Invalid value: "#)
     );
 }
 
@@ -480,7 +392,7 @@ async fn an_invalid_pod_is_refused_with_a_sentence_naming_the_field() {
     assert_status(&reply, 400, "Invalid", "CCI.01.400001");
     assert_eq!(
         reply.body["message"],
-        r#"pod "x" is invalid: spec.containers: at least one container is required"#
+        r#"Pod "x" is invalid: spec.containers: Required value: at least one container is required"#
     );
 
     let reply = call(
@@ -496,7 +408,7 @@ async fn an_invalid_pod_is_refused_with_a_sentence_naming_the_field() {
         reply.body["message"]
             .as_str()
             .unwrap()
-            .contains("metadata.labels: label key"),
+            .contains("metadata.labels: Invalid value: label key"),
         "{}",
         reply.body
     );

@@ -1,0 +1,90 @@
+//! The request log: every API request the mock served, bounded, oldest first.
+//!
+//! Requests to the inside view (`/_mock/…`, `/admin/…`) and `/healthz` are not logged, so what
+//! a test reads is what the engine did.
+
+use std::collections::VecDeque;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::state::Epoch;
+
+/// One served request.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestRecord {
+    /// Position in the log, from 1.
+    pub seq: u64,
+    /// When it arrived (wall clock).
+    pub time: Time,
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// The path with its query string.
+    pub path: String,
+    /// The tenant its token authenticates as (absent for no or unknown token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// The HTTP status answered.
+    pub status: u16,
+    /// How long it took to answer (for a watch: until its headers were sent), in milliseconds.
+    pub duration_ms: u64,
+}
+
+/// The last requests served.
+#[derive(Debug)]
+pub struct RequestLog {
+    records: VecDeque<RequestRecord>,
+    capacity: usize,
+    next: u64,
+    epoch: Epoch,
+}
+
+impl RequestLog {
+    /// An empty log keeping at most `capacity` requests.
+    pub fn new(capacity: usize, epoch: Epoch) -> Self {
+        Self {
+            records: VecDeque::new(),
+            capacity: capacity.max(1),
+            next: 0,
+            epoch,
+        }
+    }
+
+    /// Records a request that arrived at `at` and was answered `status` at `done`.
+    pub fn push(
+        &mut self,
+        method: String,
+        path: String,
+        tenant: Option<String>,
+        status: u16,
+        at: Instant,
+        done: Instant,
+    ) {
+        if self.records.len() == self.capacity {
+            self.records.pop_front();
+        }
+        self.next += 1;
+        self.records.push_back(RequestRecord {
+            seq: self.next,
+            time: self.epoch.wall(at),
+            method,
+            path,
+            tenant,
+            status,
+            duration_ms: u64::try_from(done.saturating_duration_since(at).as_millis())
+                .unwrap_or(u64::MAX),
+        });
+    }
+
+    /// The requests kept, oldest first.
+    pub fn records(&self) -> Vec<RequestRecord> {
+        self.records.iter().cloned().collect()
+    }
+
+    /// Forgets every request (the sequence numbers go on).
+    pub fn clear(&mut self) {
+        self.records.clear();
+    }
+}

@@ -1,0 +1,749 @@
+//! The store without HTTP: lifecycle, deletion, faults, billing, peaks, watch history.
+
+use std::time::Duration;
+
+use cci_api::Pod;
+use k8s_openapi::api::core::v1::{Container, PodSpec, ResourceRequirements};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use rstest::rstest;
+
+use super::*;
+use crate::faults::{Fault, FaultSpec, Scope};
+
+const DELAY: Duration = Duration::from_millis(500);
+const BACKOFF: Duration = Duration::from_secs(10);
+
+fn store() -> (Store, Instant) {
+    let now = Instant::now();
+    let epoch = Epoch {
+        instant: now,
+        wall: Timestamp::from_second(1_700_000_000).unwrap(),
+    };
+    let config = MockConfig::default()
+        .with_running_after(DELAY)
+        .with_restart_backoff(BACKOFF)
+        .with_watch_history(100);
+    (Store::new(config, epoch, 42), now)
+}
+
+fn namespace(name: &str) -> Namespace {
+    Namespace::new(ObjectMeta {
+        name: Some(name.into()),
+        ..ObjectMeta::default()
+    })
+}
+
+fn resources(cpu: &str, memory: &str) -> ResourceRequirements {
+    let both = BTreeMap::from([
+        ("cpu".to_owned(), Quantity(cpu.into())),
+        ("memory".to_owned(), Quantity(memory.into())),
+    ]);
+    ResourceRequirements {
+        requests: Some(both.clone()),
+        limits: Some(both),
+        claims: None,
+    }
+}
+
+fn pod(name: &str, labels: &[(&str, &str)]) -> Pod {
+    Pod::new(
+        ObjectMeta {
+            name: Some(name.into()),
+            labels: Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            ),
+            ..ObjectMeta::default()
+        },
+        PodSpec {
+            containers: vec![Container {
+                name: "app".into(),
+                image: Some("nginx:1.27".into()),
+                resources: Some(resources("500m", "1Gi")),
+                ..Container::default()
+            }],
+            ..PodSpec::default()
+        },
+    )
+}
+
+/// A pod whose container runs `command` under `policy`.
+fn job_pod(name: &str, command: &[&str], policy: &str) -> Pod {
+    let mut p = pod(name, &[("job", "x")]);
+    p.spec.containers[0].command = Some(command.iter().map(|c| (*c).to_owned()).collect());
+    p.spec.restart_policy = Some(policy.into());
+    p
+}
+
+fn rv(meta: &ObjectMeta) -> u64 {
+    meta.resource_version.as_deref().unwrap().parse().unwrap()
+}
+
+fn phase(pod: &Pod) -> &str {
+    pod.status.as_ref().unwrap().phase.as_deref().unwrap()
+}
+
+fn container(pod: &Pod) -> &k8s_openapi::api::core::v1::ContainerStatus {
+    &pod.status
+        .as_ref()
+        .unwrap()
+        .container_statuses
+        .as_ref()
+        .unwrap()[0]
+}
+
+fn with_namespace() -> (Store, Instant) {
+    let (mut s, t0) = store();
+    s.create_namespace("a", namespace("ns"), t0).unwrap();
+    (s, t0)
+}
+
+#[test]
+fn a_created_pod_gets_uid_namespace_timestamp_resource_version_size_and_pending_phase() {
+    let (mut s, t0) = with_namespace();
+    let created = s.create_pod("a", "ns", pod("web", &[]), t0).unwrap();
+    let meta = &created.metadata;
+    assert_eq!(meta.namespace.as_deref(), Some("ns"));
+    assert_eq!(meta.uid.as_ref().unwrap().len(), 36);
+    assert_eq!(meta.resource_version.as_deref(), Some("2"));
+    assert_eq!(
+        meta.creation_timestamp.as_ref().unwrap().0.as_second(),
+        1_700_000_000
+    );
+    assert_eq!(
+        meta.annotations.as_ref().unwrap()["resource.cci.io/size"],
+        "0.5_1"
+    );
+    assert_eq!(phase(&created), "Pending");
+    assert_eq!(s.get_pod("a", "ns", "web", t0).unwrap(), created);
+}
+
+#[test]
+fn a_pod_turns_running_after_the_delay_with_a_new_resource_version() {
+    let (mut s, t0) = with_namespace();
+    let created = s.create_pod("a", "ns", pod("web", &[]), t0).unwrap();
+
+    let early = s.get_pod("a", "ns", "web", t0 + DELAY / 2).unwrap();
+    assert_eq!(early, created, "nothing changes before the delay");
+
+    let running = s.get_pod("a", "ns", "web", t0 + DELAY).unwrap();
+    assert_eq!(phase(&running), "Running");
+    assert_eq!(rv(&running.metadata), rv(&created.metadata) + 1);
+    let status = running.status.as_ref().unwrap();
+    assert_eq!(status.pod_ip.as_deref(), Some("172.31.0.1"));
+    let started = status.start_time.as_ref().unwrap().0;
+    assert_eq!(started.as_millisecond(), 1_700_000_000_500);
+    let types: Vec<_> = status
+        .conditions
+        .iter()
+        .flatten()
+        .map(|c| (c.type_.as_str(), c.status.as_str()))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            ("PodScheduled", "True"),
+            ("Initialized", "True"),
+            ("ContainersReady", "True"),
+            ("Ready", "True")
+        ]
+    );
+    let container = container(&running);
+    let uid = running.metadata.uid.as_deref().unwrap();
+    assert_eq!(
+        container.container_id.as_deref(),
+        Some(format!("cci://{uid}/app").as_str())
+    );
+    assert!(container.ready);
+    assert_eq!(container.started, Some(true));
+    assert!(container.last_state.is_none());
+
+    let again = s.get_pod("a", "ns", "web", t0 + DELAY * 10).unwrap();
+    assert_eq!(again, running, "a pod that runs for ever changes no more");
+}
+
+#[test]
+fn transitions_are_numbered_before_a_later_write_and_in_the_order_they_fell_due() {
+    let (mut s, t0) = with_namespace();
+    s.create_pod("a", "ns", pod("first", &[]), t0).unwrap();
+    s.create_pod("a", "ns", pod("second", &[]), t0 + DELAY / 10)
+        .unwrap();
+    // Falls between the two transitions, and no read happened since the first fell due.
+    let other = s
+        .create_namespace("a", namespace("other"), t0 + DELAY + DELAY / 20)
+        .unwrap();
+    let later = t0 + DELAY * 2;
+    let first = s.get_pod("a", "ns", "first", later).unwrap();
+    let second = s.get_pod("a", "ns", "second", later).unwrap();
+    assert_eq!(phase(&first), "Running");
+    assert_eq!(phase(&second), "Running");
+    assert!(rv(&first.metadata) < rv(&other.metadata));
+    assert!(rv(&other.metadata) < rv(&second.metadata));
+}
+
+#[test]
+fn running_pods_get_distinct_ips_and_released_ips_are_not_reused_at_once() {
+    let (mut s, t0) = with_namespace();
+    for name in ["p1", "p2", "p3"] {
+        s.create_pod("a", "ns", pod(name, &[]), t0).unwrap();
+    }
+    let later = t0 + DELAY;
+    let ips: BTreeSet<_> = s
+        .list_pods("a", "ns", &LabelSelector::default(), later)
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|p| p.status.unwrap().pod_ip.unwrap())
+        .collect();
+    assert_eq!(ips.len(), 3);
+    s.delete_pod("a", "ns", "p1", DeleteOptions::default(), later)
+        .unwrap();
+    s.create_pod("a", "ns", pod("p4", &[]), later).unwrap();
+    let p4 = s.get_pod("a", "ns", "p4", later + DELAY).unwrap();
+    assert!(!ips.contains(p4.status.unwrap().pod_ip.as_ref().unwrap()));
+}
+
+#[test]
+fn another_tenant_is_forbidden_and_a_missing_namespace_is_not_found() {
+    let (mut s, t0) = with_namespace();
+    assert!(matches!(
+        s.get_namespace("b", "ns", t0),
+        Err(Error::Forbidden { .. })
+    ));
+    assert!(matches!(
+        s.create_pod("b", "ns", pod("web", &[]), t0),
+        Err(Error::Forbidden { .. })
+    ));
+    assert!(matches!(
+        s.create_pod("a", "nope", pod("web", &[]), t0),
+        Err(Error::NamespaceNotFound { .. })
+    ));
+    assert!(
+        s.list_namespaces("b", &LabelSelector::default(), t0)
+            .items
+            .is_empty()
+    );
+}
+
+#[test]
+fn duplicate_names_conflict() {
+    let (mut s, t0) = with_namespace();
+    assert!(matches!(
+        s.create_namespace("b", namespace("ns"), t0),
+        Err(Error::NamespaceExists { .. })
+    ));
+    s.create_pod("a", "ns", pod("web", &[]), t0).unwrap();
+    assert!(matches!(
+        s.create_pod("a", "ns", pod("web", &[]), t0),
+        Err(Error::AlreadyExists { .. })
+    ));
+}
+
+#[test]
+fn list_selects_by_label_and_carries_the_current_resource_version() {
+    let (mut s, t0) = with_namespace();
+    s.create_pod("a", "ns", pod("web", &[("app", "web")]), t0)
+        .unwrap();
+    s.create_pod("a", "ns", pod("db", &[("app", "db")]), t0)
+        .unwrap();
+    let list = s
+        .list_pods("a", "ns", &"app=web".parse().unwrap(), t0)
+        .unwrap();
+    assert_eq!(list.kind, "PodList");
+    assert_eq!(list.metadata.resource_version.as_deref(), Some("3"));
+    let names: Vec<_> = list
+        .items
+        .iter()
+        .map(|p| p.metadata.name.as_deref().unwrap())
+        .collect();
+    assert_eq!(names, ["web"]);
+    let list = s
+        .list_pods("a", "ns", &LabelSelector::default(), t0 + DELAY)
+        .unwrap();
+    assert_eq!(list.metadata.resource_version.as_deref(), Some("5"));
+}
+
+#[test]
+fn deleting_a_pod_without_grace_returns_it_with_a_new_resource_version_and_forgets_it() {
+    let (mut s, t0) = with_namespace();
+    let created = s.create_pod("a", "ns", pod("web", &[]), t0).unwrap();
+    let deleted = s
+        .delete_pod("a", "ns", "web", DeleteOptions::default(), t0)
+        .unwrap();
+    assert_eq!(deleted.metadata.uid, created.metadata.uid);
+    assert!(rv(&deleted.metadata) > rv(&created.metadata));
+    assert!(matches!(
+        s.get_pod("a", "ns", "web", t0),
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.delete_pod("a", "ns", "web", DeleteOptions::default(), t0),
+        Err(Error::NotFound { .. })
+    ));
+}
+
+#[test]
+fn a_graceful_delete_marks_the_pod_and_removes_it_when_the_grace_period_ends() {
+    let (mut s, t0) = with_namespace();
+    s.create_pod("a", "ns", pod("web", &[]), t0).unwrap();
+    let running_at = t0 + DELAY;
+    let grace = DeleteOptions {
+        grace_period_seconds: Some(30),
+    };
+    let terminating = s.delete_pod("a", "ns", "web", grace, running_at).unwrap();
+    let deadline = terminating.metadata.deletion_timestamp.clone().unwrap();
+    assert_eq!(deadline.0.as_millisecond(), 1_700_000_030_500);
+    assert_eq!(terminating.metadata.deletion_grace_period_seconds, Some(30));
+    assert!(s.pod_records(running_at)[0].terminating);
+
+    let still = s
+        .get_pod("a", "ns", "web", running_at + Duration::from_secs(29))
+        .unwrap();
+    assert_eq!(still, terminating);
+    // A second delete with a shorter grace period shortens it.
+    let shorter = DeleteOptions {
+        grace_period_seconds: Some(1),
+    };
+    s.delete_pod(
+        "a",
+        "ns",
+        "web",
+        shorter,
+        running_at + Duration::from_secs(29),
+    )
+    .unwrap();
+    assert!(matches!(
+        s.get_pod("a", "ns", "web", running_at + Duration::from_secs(30)),
+        Err(Error::NotFound { .. })
+    ));
+}
+
+#[test]
+fn a_pod_that_has_not_started_is_deleted_at_once_whatever_the_grace_period() {
+    let (mut s, t0) = with_namespace();
+    s.create_pod("a", "ns", pod("web", &[]), t0).unwrap();
+    let grace = DeleteOptions {
+        grace_period_seconds: Some(30),
+    };
+    s.delete_pod("a", "ns", "web", grace, t0).unwrap();
+    assert!(s.pod_records(t0).is_empty());
+}
+
+#[test]
+fn deleting_a_namespace_deletes_its_pods() {
+    let (mut s, t0) = with_namespace();
+    s.create_pod("a", "ns", pod("web", &[]), t0).unwrap();
+    assert_eq!(s.namespace_records(t0)[0].pod_count, 1);
+    s.delete_namespace("a", "ns", t0).unwrap();
+    assert!(s.pod_records(t0).is_empty());
+    assert!(s.namespace_records(t0).is_empty());
+    s.create_namespace("a", namespace("ns"), t0).unwrap();
+    assert!(matches!(
+        s.get_pod("a", "ns", "web", t0),
+        Err(Error::NotFound { .. })
+    ));
+}
+
+#[test]
+fn an_invalid_pod_is_refused_before_it_is_stored() {
+    let (mut s, t0) = with_namespace();
+    let mut bad = pod("web", &[]);
+    bad.spec.containers.clear();
+    let err = s.create_pod("a", "ns", bad, t0).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with(r#"Pod "web" is invalid: spec.containers: Required value: at least one container is required"#),
+        "{err}"
+    );
+    assert!(s.pod_records(t0).is_empty());
+    assert_eq!(s.resource_version(t0), 1, "nothing was numbered either");
+}
+
+#[test]
+fn uids_are_distinct_and_shaped_like_uuid_v4() {
+    let mut counters = Counters {
+        resource_version: 0,
+        seq: 0,
+        uid_seed: 7,
+    };
+    let uids: BTreeSet<_> = (0..1000).map(|_| counters.next_uid()).collect();
+    assert_eq!(uids.len(), 1000);
+    for uid in &uids {
+        assert_eq!(uid.as_bytes()[14], b'4', "{uid}");
+        assert!(
+            matches!(uid.as_bytes()[19], b'8' | b'9' | b'a' | b'b'),
+            "{uid}"
+        );
+    }
+}
+
+#[rstest]
+#[case::sleep_never_succeeds(&["sleep", "5"], "Never", "Succeeded", 0, "Completed")]
+#[case::exit_never_fails(&["sh", "-c", "sleep 5; exit 3"], "Never", "Failed", 3, "Error")]
+#[case::sleep_on_failure_succeeds(&["sleep", "5"], "OnFailure", "Succeeded", 0, "Completed")]
+fn a_container_that_exits_for_good_ends_the_pod(
+    #[case] command: &[&str],
+    #[case] policy: &str,
+    #[case] expected_phase: &str,
+    #[case] code: i32,
+    #[case] reason: &str,
+) {
+    let (mut s, t0) = with_namespace();
+    s.create_pod("a", "ns", job_pod("job", command, policy), t0)
+        .unwrap();
+    let before = s
+        .get_pod("a", "ns", "job", t0 + DELAY + Duration::from_millis(4999))
+        .unwrap();
+    assert_eq!(phase(&before), "Running");
+    let done = s
+        .get_pod("a", "ns", "job", t0 + DELAY + Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(phase(&done), expected_phase);
+    let terminated = container(&done)
+        .state
+        .as_ref()
+        .unwrap()
+        .terminated
+        .as_ref()
+        .unwrap();
+    assert_eq!(terminated.exit_code, code);
+    assert_eq!(terminated.reason.as_deref(), Some(reason));
+    assert_eq!(
+        terminated.finished_at.as_ref().unwrap().0.as_millisecond(),
+        1_700_000_005_500
+    );
+    let ready = &done.status.as_ref().unwrap().conditions.as_ref().unwrap()[3];
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_deref()),
+        ("False", Some("PodCompleted"))
+    );
+    let later = s
+        .get_pod("a", "ns", "job", t0 + Duration::from_secs(3600))
+        .unwrap();
+    assert_eq!(later, done, "a finished pod changes no more");
+}
+
+#[test]
+fn a_failing_container_restarts_with_a_doubling_back_off_and_counts_restarts() {
+    let (mut s, t0) = with_namespace();
+    s.create_pod(
+        "a",
+        "ns",
+        job_pod("job", &["sh", "-c", "exit 1"], "OnFailure"),
+        t0,
+    )
+    .unwrap();
+    let started = t0 + DELAY;
+    let crashed = s.get_pod("a", "ns", "job", started).unwrap();
+    assert_eq!(phase(&crashed), "Running", "the pod runs while it restarts");
+    let status = container(&crashed);
+    assert_eq!(
+        status
+            .state
+            .as_ref()
+            .unwrap()
+            .waiting
+            .as_ref()
+            .unwrap()
+            .reason
+            .as_deref(),
+        Some("CrashLoopBackOff")
+    );
+    assert_eq!(status.restart_count, 0);
+    assert_eq!(
+        status
+            .last_state
+            .as_ref()
+            .unwrap()
+            .terminated
+            .as_ref()
+            .unwrap()
+            .exit_code,
+        1
+    );
+    // Restarts at +10 s (and crashes at once), then at +10+20 s.
+    let once = s.get_pod("a", "ns", "job", started + BACKOFF).unwrap();
+    assert_eq!(container(&once).restart_count, 1);
+    let still_once = s
+        .get_pod(
+            "a",
+            "ns",
+            "job",
+            started + BACKOFF * 3 - Duration::from_millis(1),
+        )
+        .unwrap();
+    assert_eq!(container(&still_once).restart_count, 1);
+    let twice = s.get_pod("a", "ns", "job", started + BACKOFF * 3).unwrap();
+    assert_eq!(container(&twice).restart_count, 2);
+}
+
+#[test]
+fn restart_policy_always_restarts_even_a_container_that_succeeded() {
+    let (mut s, t0) = with_namespace();
+    s.create_pod("a", "ns", job_pod("web", &["sleep", "1"], "Always"), t0)
+        .unwrap();
+    let after = s
+        .get_pod(
+            "a",
+            "ns",
+            "web",
+            t0 + DELAY + Duration::from_secs(1) + BACKOFF,
+        )
+        .unwrap();
+    assert_eq!(phase(&after), "Running");
+    let status = container(&after);
+    assert_eq!(status.restart_count, 1);
+    assert!(status.ready);
+    let last = status
+        .last_state
+        .as_ref()
+        .unwrap()
+        .terminated
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        (last.exit_code, last.reason.as_deref()),
+        (0, Some("Completed"))
+    );
+}
+
+#[test]
+fn the_behaviour_annotation_overrides_the_command() {
+    let (mut s, t0) = with_namespace();
+    let mut p = job_pod("job", &["sleep", "1000"], "Never");
+    p.metadata.annotations = Some(BTreeMap::from([(
+        "mock.cci.io/behaviour".to_owned(),
+        "fail-after=2s,exit-code=7".to_owned(),
+    )]));
+    s.create_pod("a", "ns", p, t0).unwrap();
+    let done = s
+        .get_pod("a", "ns", "job", t0 + DELAY + Duration::from_secs(2))
+        .unwrap();
+    assert_eq!(phase(&done), "Failed");
+    assert_eq!(
+        container(&done)
+            .state
+            .as_ref()
+            .unwrap()
+            .terminated
+            .as_ref()
+            .unwrap()
+            .exit_code,
+        7
+    );
+}
+
+fn fault(s: &mut Store, scope: Scope, fault: Fault) -> u64 {
+    s.faults.add(FaultSpec { scope, fault }).unwrap().id
+}
+
+#[test]
+fn a_sold_out_flavour_refuses_the_pod_and_creates_nothing() {
+    let (mut s, t0) = with_namespace();
+    fault(
+        &mut s,
+        Scope::Namespace("ns".into()),
+        Fault::SoldOut {
+            flavours: vec!["0.5_1".into()],
+        },
+    );
+    let err = s.create_pod("a", "ns", pod("web", &[]), t0).unwrap_err();
+    assert!(matches!(err, Error::SoldOut { .. }));
+    let status = err.to_status();
+    assert_eq!(
+        (status.code, status.error_code.as_str()),
+        (400, "CCI.01.400002")
+    );
+    assert!(status.message.contains("sold out"), "{}", status.message);
+    assert!(
+        status.message.contains("insufficient resources"),
+        "{}",
+        status.message
+    );
+    assert!(s.pod_records(t0).is_empty());
+    let mut big = pod("big", &[]);
+    big.spec.containers[0].resources = Some(resources("2", "4Gi"));
+    s.create_pod("a", "ns", big, t0).unwrap();
+}
+
+#[test]
+fn a_quota_refuses_pods_beyond_its_limit_counting_only_live_pods() {
+    let (mut s, t0) = with_namespace();
+    fault(
+        &mut s,
+        Scope::Tenant("a".into()),
+        Fault::QuotaExceeded { max_pods: 1 },
+    );
+    s.create_pod("a", "ns", job_pod("one", &["true"], "Never"), t0)
+        .unwrap();
+    let err = s.create_pod("a", "ns", pod("two", &[]), t0).unwrap_err();
+    assert_eq!(err.to_status().code, 403);
+    assert!(err.to_string().starts_with("exceeded quota"), "{err}");
+    // Once the first pod has finished, it no longer counts.
+    s.create_pod("a", "ns", pod("two", &[]), t0 + DELAY)
+        .unwrap();
+}
+
+#[test]
+fn an_image_pull_fault_holds_the_pod_pending_until_it_is_cleared() {
+    let (mut s, t0) = with_namespace();
+    let id = fault(
+        &mut s,
+        Scope::Tenant("a".into()),
+        Fault::ImagePullFailure {
+            image_pattern: "nginx:*".into(),
+        },
+    );
+    s.create_pod("a", "ns", pod("web", &[]), t0).unwrap();
+    let first = s.get_pod("a", "ns", "web", t0 + DELAY).unwrap();
+    assert_eq!(phase(&first), "Pending");
+    let reason = |p: &Pod| {
+        container(p)
+            .state
+            .as_ref()
+            .unwrap()
+            .waiting
+            .as_ref()
+            .unwrap()
+            .reason
+            .clone()
+            .unwrap()
+    };
+    assert_eq!(reason(&first), "ErrImagePull");
+    let later = s.get_pod("a", "ns", "web", t0 + DELAY + BACKOFF).unwrap();
+    assert_eq!(reason(&later), "ImagePullBackOff");
+    assert!(s.faults.remove(id));
+    let running = s
+        .get_pod("a", "ns", "web", t0 + DELAY + BACKOFF * 3)
+        .unwrap();
+    assert_eq!(phase(&running), "Running");
+}
+
+#[test]
+fn running_pods_are_billed_until_they_finish_or_are_deleted_even_after_the_namespace_goes() {
+    let (mut s, t0) = with_namespace();
+    s.create_pod("a", "ns", pod("web", &[]), t0).unwrap();
+    s.create_pod("a", "ns", job_pod("job", &["sleep", "10"], "Never"), t0)
+        .unwrap();
+    let bill = |s: &mut Store, at| s.bills(at).remove(0);
+    assert_eq!(bill(&mut s, t0 + DELAY).pod_seconds, 0.0, "pending is free");
+    let at = t0 + DELAY + Duration::from_secs(20);
+    let b = bill(&mut s, at);
+    assert_eq!(b.pod_seconds, 30.0);
+    assert_eq!(b.vcpu_seconds, 15.0);
+    assert_eq!(b.running_pods, 1);
+    s.delete_namespace("a", "ns", at).unwrap();
+    let b = bill(&mut s, at + Duration::from_secs(100));
+    assert_eq!(b.pod_seconds, 30.0);
+    assert!(!b.exists);
+    assert_eq!(b.running_pods, 0);
+}
+
+#[test]
+fn the_peak_counts_running_pods_of_a_selector_at_once() {
+    let (mut s, t0) = with_namespace();
+    for i in 0..3 {
+        let start = t0 + Duration::from_secs(i * 5);
+        s.create_pod(
+            "a",
+            "ns",
+            job_pod(&format!("job-{i}"), &["sleep", "7"], "Never"),
+            start,
+        )
+        .unwrap();
+    }
+    s.create_pod("a", "ns", pod("other", &[]), t0).unwrap();
+    let selector: LabelSelector = "job=x".parse().unwrap();
+    let at = t0 + Duration::from_secs(60);
+    let running = s.peak("ns", &selector, Period::Running, at);
+    assert_eq!((running.peak, running.current), (2, 0));
+    let active = s.peak("ns", &LabelSelector::default(), Period::Active, at);
+    assert_eq!((active.peak, active.current), (3, 1));
+}
+
+#[test]
+fn pod_events_follow_every_change_and_too_old_versions_are_gone() {
+    let (mut s, t0) = with_namespace();
+    s.create_pod("a", "ns", job_pod("job", &["sleep", "1"], "Never"), t0)
+        .unwrap();
+    let all = LabelSelector::default();
+    let events = s
+        .pod_events("a", "ns", &all, 0, t0 + Duration::from_secs(5))
+        .unwrap();
+    let seen: Vec<_> = events
+        .iter()
+        .map(|e| (e.type_.as_str(), phase(&e.pod).to_owned()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("ADDED", "Pending".to_owned()),
+            ("MODIFIED", "Running".to_owned()),
+            ("MODIFIED", "Succeeded".to_owned())
+        ]
+    );
+    let last = events.last().unwrap().rv;
+    s.delete_pod(
+        "a",
+        "ns",
+        "job",
+        DeleteOptions::default(),
+        t0 + Duration::from_secs(5),
+    )
+    .unwrap();
+    let deleted = s
+        .pod_events("a", "ns", &all, last, t0 + Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(deleted.len(), 1);
+    assert_eq!(deleted[0].type_, EventType::Deleted);
+    assert!(matches!(
+        s.pod_events("b", "ns", &all, 0, t0),
+        Err(Error::Forbidden { .. })
+    ));
+    // The history keeps 100 changes.
+    for i in 0..60 {
+        s.create_pod(
+            "a",
+            "ns",
+            pod(&format!("p{i}"), &[]),
+            t0 + Duration::from_secs(6),
+        )
+        .unwrap();
+    }
+    let err = s
+        .pod_events("a", "ns", &all, 1, t0 + Duration::from_secs(7))
+        .unwrap_err();
+    assert!(matches!(err, Error::Gone { .. }), "{err}");
+    assert_eq!(err.to_status().code, 410);
+}
+
+#[test]
+fn settling_thousands_of_pods_touches_only_the_changes_due() {
+    let (mut s, t0) = with_namespace();
+    for i in 0..3000 {
+        s.create_pod("a", "ns", pod(&format!("p{i}"), &[]), t0)
+            .unwrap();
+    }
+    assert_eq!(s.timers.len(), 3000);
+    s.settle(t0 + DELAY);
+    assert!(s.timers.is_empty(), "pods that run for ever need no timer");
+    assert_eq!(s.resource_version(t0 + DELAY), 1 + 3000 * 2);
+}
+
+#[test]
+fn reset_deletes_everything_and_forgets_faults_and_bills() {
+    let (mut s, t0) = with_namespace();
+    s.create_pod("a", "ns", pod("web", &[]), t0).unwrap();
+    fault(
+        &mut s,
+        Scope::Tenant("a".into()),
+        Fault::SoldOut { flavours: vec![] },
+    );
+    s.reset(t0 + DELAY);
+    assert!(s.namespace_records(t0 + DELAY).is_empty());
+    assert!(s.faults.list().is_empty());
+    assert!(s.bills(t0 + DELAY).is_empty());
+    assert_eq!(s.dump(t0 + DELAY)["tenants"], serde_json::json!({}),);
+}
