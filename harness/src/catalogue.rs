@@ -85,14 +85,14 @@ macro_rules! entries {
 }
 
 entries! {
-    "WL-01", "A bare enforce Pod (the seed's nginx) runs on bursting-node; the CCI pod exists", None;
+    "WL-01", "A bare enforce Pod (the seed's nginx) runs on bursting-node; the CCI pod exists", Some(scenarios::wl::wl_01);
     "WL-02", "Deployment 2 replicas enforce: Running on the virtual node; scale to 5, then 0, CCI follows", Some(scenarios::wl::wl_02);
     "WL-03", "StatefulSet 3 replicas: ordinal names kept on CCI; deleting -1 recreates it under the same name", Some(scenarios::wl::wl_03);
     "WL-04", "The seed's Job: never more than 5 pods active on CCI; deadline fails it; without it completes 50", None;
     "WL-05", "CronJob: batch/v1beta1 refused with a clear error; batch/v1 creates Jobs whose pods burst", None;
     "WL-06", "DaemonSet labelled enforce: its pods never reach the virtual node", Some(scenarios::wl::wl_06);
     "WL-07", "Policy matrix enforce/auto/localPrefer/off/none x nodes with room/full", None;
-    "WL-08", "Label added to a running Deployment moves nothing; after a rollout restart new pods burst", None;
+    "WL-08", "Label added to a running Deployment moves nothing; after a rollout restart new pods burst", Some(scenarios::wl::wl_08);
     "VOL-01", "ConfigMap mounted: mirrored to CCI with equal data; an update reaches CCI", None;
     "VOL-02", "Secret mounted: mirrored; its data never appears in engine logs or events", None;
     "VOL-03", "EmptyDir: plain works; subPath refused; 1Gi works; 1536Mi refused; > 10 x CPU refused", None;
@@ -100,14 +100,14 @@ entries! {
     "VOL-05", "Projected serviceAccountToken: gated as VOL-04; long-lived token Secret on CCI", None;
     "VOL-06", "PVC: SFS and SFS Turbo through CSI work; other classes refused", None;
     "VOL-07", "HostPath refused; /etc/localtime works on 1.5.9, refused on 1.5.8", None;
-    "VOL-08", "flexVolume and local volumes refused", None;
+    "VOL-08", "flexVolume and local volumes refused", Some(scenarios::refusals::vol_08);
     "HP-01", "The seed's hostPath Deployment runs; snapshot of the CCI pod's volumes and mounts", None;
     "HP-02", "One hostPath named replaceByEmptyDir", None;
     "HP-03", "One hostPath named remove", None;
     "HP-04", "* with remove", None;
     "HP-05", "* leaves an /etc/localtime hostPath alone (refused before 1.5.9, runs from 1.5.9)", None;
     "HP-06", "A policy naming the /etc/localtime volume replaces it", None;
-    "HP-07", "Malformed JSON, unknown policyType, bad sizeLimit: refused, the message quotes the entry", None;
+    "HP-07", "Malformed JSON, unknown policyType, bad sizeLimit: refused, the message quotes the entry", Some(scenarios::refusals::hp_07);
     "RES-01", "Requests/limits table to expected flavour and annotations, including init containers", None;
     "RES-02", "pod-size-specs pins the size; no flavour or too small is refused", None;
     "RES-03", "A pod bigger than every flavour: Warning event on the CCE pod, nothing on CCI", None;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Event, Namespace, Pod};
+use k8s_openapi::api::core::v1::{Event, Namespace, Pod, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 
@@ -54,6 +54,25 @@ impl Scenario {
                 context: format!("create namespace {namespace} for {id}"),
                 source,
             })?;
+        // Pods cannot be created before the controller-manager gives the namespace its
+        // `default` service account; a scenario must not race it.
+        let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &namespace);
+        crate::wait::until(
+            &format!("the default service account of {namespace}"),
+            Duration::from_secs(30),
+            || async {
+                Ok(accounts
+                    .get_opt("default")
+                    .await
+                    .map_err(|source| Error::Kube {
+                        context: "get service account default".into(),
+                        source,
+                    })?
+                    .map(|_| ()))
+            },
+            || async { String::from("the controller-manager did not create it") },
+        )
+        .await?;
         eprintln!(
             "burstcert: scenario {id} in namespace {namespace} (cluster {})",
             env.cluster_name()

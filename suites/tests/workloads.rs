@@ -3,6 +3,12 @@
 
 use burstcert::catalogue::assert_passes;
 
+/// WL-01: the seed's nginx pod labelled `enforce` runs on the virtual node and on CCI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wl_01_the_seeds_nginx_pod_labelled_enforce_runs_on_bursting_node_and_on_cci() {
+    assert_passes("WL-01").await;
+}
+
 /// WL-02: Deployment, 2 replicas, `enforce`: both Running on the virtual node; scale to 5, then
 /// to 0: CCI holds 5, then none.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -20,6 +26,12 @@ async fn wl_03_statefulset_keeps_ordinal_names_on_cci_and_recreates_web_1_under_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wl_06_daemonset_labelled_enforce_never_reaches_the_virtual_node() {
     assert_passes("WL-06").await;
+}
+
+/// WL-08: labelling a running Deployment moves nothing; a rollout restart bursts the new pods.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wl_08_labelling_a_running_deployment_moves_nothing_until_a_rollout_restart() {
+    assert_passes("WL-08").await;
 }
 
 /// The shared cluster runs the pinned upstream release (real kube-apiserver, not a stand-in).

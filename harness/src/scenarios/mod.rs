@@ -2,6 +2,7 @@
 //! only on what the cluster and the mock CCI hold.
 
 pub mod r;
+pub mod refusals;
 pub mod vk;
 pub mod wl;
 
@@ -13,6 +14,9 @@ use kube::api::ListParams;
 use crate::env::VIRTUAL_NODE;
 use crate::scenario::Scenario;
 use crate::wait;
+
+/// The seed's policy label.
+pub const POLICY_LABEL: &str = "virtual-kubelet.io/burst-to-cci";
 
 /// A scenario body's future.
 pub type BodyFuture<'a> = std::pin::Pin<

@@ -183,3 +183,145 @@ pub fn wl_06(s: &Scenario) -> BodyFuture<'_> {
         Ok(Outcome::Passed)
     })
 }
+
+/// WL-01: a bare Pod labelled `enforce` (the seed's nginx: 500m / 1024Mi, `imagepull-secret`)
+/// runs on `bursting-node`; the CCI pod exists in `bursting-{clusterID}`.
+pub fn wl_01(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(async move {
+        let mut pod: Pod = fixtures::load("seed/nginx-pod.yaml")?;
+        pod.metadata
+            .labels
+            .get_or_insert_default()
+            .insert(super::POLICY_LABEL.into(), "enforce".into());
+        s.api::<Pod>().create(&PostParams::default(), &pod).await?;
+        let pods = converge(
+            s,
+            &format!("{}=enforce", super::POLICY_LABEL),
+            1,
+            SCALE_PATIENCE,
+        )
+        .await?;
+        let uid = pods[0].metadata.uid.clone().context("uid")?;
+        let cci = s.cci_pods().await?;
+        let on_cci = cci
+            .iter()
+            .find(|p| cluster_uid_of(p) == Some(uid.as_str()))
+            .context("no CCI pod for the nginx pod")?;
+        anyhow::ensure!(
+            on_cci.metadata.namespace.as_deref() == Some(s.cci_namespace()),
+            "the CCI pod is in {:?}, not {}",
+            on_cci.metadata.namespace,
+            s.cci_namespace()
+        );
+        s.api::<Pod>()
+            .delete("nginx", &DeleteParams::default())
+            .await?;
+        converge(
+            s,
+            &format!("{}=enforce", super::POLICY_LABEL),
+            0,
+            SCALE_PATIENCE,
+        )
+        .await?;
+        Ok(Outcome::Passed)
+    })
+}
+
+/// WL-08: the label added to a running Deployment moves nothing; after a rollout restart the
+/// new pods burst.
+pub fn wl_08(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(async move {
+        let mut deployment: Deployment = fixtures::load("workloads/wl-02-deployment.yaml")?;
+        deployment.metadata.labels = None;
+        s.api::<Deployment>()
+            .create(&PostParams::default(), &deployment)
+            .await?;
+        let local = wait::until(
+            "2 pods Running on cluster (kwok) nodes",
+            SCALE_PATIENCE,
+            || async {
+                let pods = s
+                    .api::<Pod>()
+                    .list(&ListParams::default().labels("app=nginx"))
+                    .await
+                    .map_err(|source| crate::Error::Kube {
+                        context: "list pods".into(),
+                        source,
+                    })?
+                    .items;
+                let ok = pods.len() == 2
+                    && pods.iter().all(|p| {
+                        p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+                            && p.spec.as_ref().and_then(|s| s.node_name.as_deref())
+                                != Some(VIRTUAL_NODE)
+                    });
+                Ok(ok.then_some(pods))
+            },
+            || s.diagnose(),
+        )
+        .await?;
+        let before: Vec<String> = local
+            .iter()
+            .filter_map(|p| p.metadata.uid.clone())
+            .collect();
+
+        s.api::<Deployment>()
+            .patch(
+                "nginx",
+                &PatchParams::default(),
+                &Patch::Merge(
+                    serde_json::json!({"metadata": {"labels": {super::POLICY_LABEL: "enforce"}}}),
+                ),
+            )
+            .await?;
+        // Nothing may move: give the cluster a moment's worth of chances to (wrongly) act, by
+        // waiting for the Deployment controller to observe the change.
+        wait::until(
+            "the Deployment controller to observe the new label",
+            SCALE_PATIENCE,
+            || async {
+                let d = s.api::<Deployment>().get("nginx").await.map_err(|source| {
+                    crate::Error::Kube {
+                        context: "get deployment".into(),
+                        source,
+                    }
+                })?;
+                let observed = d.status.as_ref().and_then(|st| st.observed_generation);
+                Ok((observed == d.metadata.generation).then_some(()))
+            },
+            || s.diagnose(),
+        )
+        .await?;
+        let pods = s
+            .api::<Pod>()
+            .list(&ListParams::default().labels("app=nginx"))
+            .await?
+            .items;
+        let after: Vec<String> = pods.iter().filter_map(|p| p.metadata.uid.clone()).collect();
+        anyhow::ensure!(
+            after == before,
+            "pods changed when only the label was added: {before:?} -> {after:?}"
+        );
+        anyhow::ensure!(
+            s.cci_pods().await?.is_empty(),
+            "something burst when only the label was added"
+        );
+
+        // `kubectl rollout restart`.
+        s.api::<Deployment>()
+            .patch(
+                "nginx",
+                &PatchParams::default(),
+                &Patch::Merge(
+                    serde_json::json!({"spec": {"template": {"metadata": {"annotations": {
+                        "kubectl.kubernetes.io/restartedAt": "burstcert-wl-08"
+                    }}}}}),
+                ),
+            )
+            .await?;
+        converge(s, "app=nginx", 2, SCALE_PATIENCE).await?;
+        scale::<Deployment>(s, "nginx", 0).await?;
+        converge(s, "app=nginx", 0, SCALE_PATIENCE).await?;
+        Ok(Outcome::Passed)
+    })
+}
