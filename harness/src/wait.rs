@@ -62,6 +62,33 @@ where
     }
 }
 
+/// The blocking twin of [`until`], for code without a runtime: polls `check` until it yields
+/// `Some`, or returns the timeout error with `diagnose()`'s text.
+pub fn until_blocking<T>(
+    what: &str,
+    base: Duration,
+    mut check: impl FnMut() -> Option<T>,
+    diagnose: impl FnOnce() -> String,
+) -> Result<T> {
+    let limit = patience(base);
+    let deadline = std::time::Instant::now() + limit;
+    let mut interval = Duration::from_millis(50);
+    loop {
+        if let Some(value) = check() {
+            return Ok(value);
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(Error::Timeout {
+                what: what.to_owned(),
+                seconds: limit.as_secs(),
+                diagnosis: diagnose(),
+            });
+        }
+        std::thread::sleep(interval);
+        interval = (interval * 2).min(Duration::from_millis(500));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use burstcert::cluster::local::{LocalCluster, LocalOptions, random_name};
 use burstcert::cluster::{ClusterProvider as _, client_for};
@@ -28,19 +28,13 @@ fn processes_of(cluster: &str) -> Vec<String> {
 }
 
 fn wait_no_processes(cluster: &str, patience: Duration) {
-    let deadline = Instant::now() + burstcert::wait::patience(patience);
-    loop {
-        let left = processes_of(cluster);
-        if left.is_empty() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "processes of {cluster} still running:\n{}",
-            left.join("\n")
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    burstcert::wait::until_blocking(
+        &format!("every process of cluster {cluster} to end"),
+        patience,
+        || processes_of(cluster).is_empty().then_some(()),
+        || processes_of(cluster).join("\n"),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -163,13 +157,11 @@ fn an_aborted_process_leaves_no_cluster_process() {
     let name = std::fs::read_to_string(&report).expect("the helper made a cluster before aborting");
     wait_no_processes(&name, Duration::from_secs(60));
     let dir = burstcert::cluster::local::kubeconfig_path(&name).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while dir.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "{} was not removed",
-            dir.display()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    burstcert::wait::until_blocking(
+        &format!("{} to be removed", dir.display()),
+        Duration::from_secs(30),
+        || (!dir.exists()).then_some(()),
+        String::new,
+    )
+    .unwrap();
 }
