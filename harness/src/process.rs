@@ -276,8 +276,8 @@ mod tests {
         wait_for("the program to stop", || !alive(&pid));
     }
 
-    #[test]
-    fn an_armed_cleanup_runs_when_asked_and_not_before() {
+    /// A cleanup that touches a marker file: (handle, marker, the folder holding both).
+    fn armed_marker() -> (OnExit, PathBuf, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let marker = dir.path().join("cleaned");
         let armed = OnExit::arm(
@@ -287,6 +287,12 @@ mod tests {
             &dir.path().join("cleanup.log"),
         )
         .unwrap();
+        (armed, marker, dir)
+    }
+
+    #[test]
+    fn an_armed_cleanup_runs_when_asked_and_not_before() {
+        let (armed, marker, _dir) = armed_marker();
         assert!(!marker.exists(), "cleanup ran before it was triggered");
         assert!(armed.run_now().unwrap().success());
         assert!(marker.exists(), "cleanup did not run");
@@ -294,15 +300,7 @@ mod tests {
 
     #[test]
     fn a_disarmed_cleanup_never_runs() {
-        let dir = tempfile::tempdir().unwrap();
-        let marker = dir.path().join("cleaned");
-        let armed = OnExit::arm(
-            Path::new("/bin/sh"),
-            &["-c".into(), format!("touch {}", marker.display())],
-            &[],
-            &dir.path().join("cleanup.log"),
-        )
-        .unwrap();
+        let (armed, marker, _dir) = armed_marker();
         armed.disarm();
         assert!(!marker.exists());
     }
