@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{
-    PersistentVolumeClaimSpec, PersistentVolumeClaimStatus, PodSpec, PodStatus,
+    PersistentVolumeClaimSpec, PersistentVolumeClaimStatus, PodSpec, PodStatus, ServiceSpec,
+    ServiceStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ListMeta, ObjectMeta};
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,10 @@ use serde::{Deserialize, Serialize};
 pub const API_VERSION: &str = "cci/v2";
 /// Path prefix of the CCI 2.0 API group.
 pub const API_PREFIX: &str = "/apis/cci/v2";
+/// The `apiVersion` of the network objects (the yangtse API group).
+pub const NETWORK_API_VERSION: &str = "yangtse/v2";
+/// Path prefix of the yangtse (network) API group.
+pub const NETWORK_API_PREFIX: &str = "/apis/yangtse/v2";
 /// The header that carries the caller's token.
 pub const AUTH_HEADER: &str = "X-Auth-Token";
 /// Label put on every CCI pod by the engine: the UID of the cluster pod it stands for.
@@ -29,6 +34,10 @@ pub const LABEL_CLUSTER_POD_UID: &str = "bursting.cci.io/cluster-pod-uid";
 pub const ANNOTATION_CLUSTER_POD: &str = "bursting.cci.io/cluster-pod";
 /// Label on the CCI namespace naming the cluster that owns it.
 pub const LABEL_CLUSTER_ID: &str = "bursting.cci.io/cluster-id";
+
+/// Annotation on a CCI pod naming the protocol its network sidecar speaks (e.g. `v2` for pods
+/// burst by releases `>= 1.5.18`); a pod without it speaks `v1`. The mock's `probe` reads it.
+pub const ANNOTATION_SIDECAR_PROTOCOL: &str = "bursting.cci.io/sidecar-protocol";
 
 /// The CCI namespace a cluster's burst pods live in: `bursting-{clusterID}`.
 pub fn namespace_for_cluster(cluster_id: &str) -> String {
@@ -199,6 +208,133 @@ impl PersistentVolumeClaim {
             status: None,
         }
     }
+}
+
+/// A CCI Service: a Kubernetes Service body under the `cci/v2` API version.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Service {
+    /// Always [`API_VERSION`].
+    #[serde(default)]
+    pub api_version: String,
+    /// Always `Service`.
+    #[serde(default)]
+    pub kind: String,
+    /// Name, labels; uid and resourceVersion are set by the service.
+    pub metadata: ObjectMeta,
+    /// Ports, selector, type; `clusterIP` is assigned by the service.
+    #[serde(default)]
+    pub spec: ServiceSpec,
+    /// Set by the service; ignored on create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ServiceStatus>,
+}
+
+/// The registration of a cluster's network proxy (BEHAVIOR.md §10): which cluster Services CCI
+/// pods of the namespace may reach through it, and which sidecar protocols it speaks. Created by
+/// the add-on's `proxy` component; the mock's `probe` reads it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProxyRegistration {
+    /// Always [`API_VERSION`].
+    #[serde(default)]
+    pub api_version: String,
+    /// Always `ProxyRegistration`.
+    #[serde(default)]
+    pub kind: String,
+    /// Name (one per proxy), labels.
+    pub metadata: ObjectMeta,
+    /// What the proxy offers.
+    #[serde(default)]
+    pub spec: ProxyRegistrationSpec,
+}
+
+/// What a registered proxy offers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProxyRegistrationSpec {
+    /// The sidecar protocols it speaks, e.g. `["v1", "v2"]`.
+    #[serde(default)]
+    pub protocols: Vec<String>,
+    /// The cluster Services it forwards to, as `namespace/name`; `*` for all.
+    #[serde(default)]
+    pub services: Vec<String>,
+}
+
+/// A command run in a CCI pod's container (`POST …/pods/{name}/exec`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecRequest {
+    /// The container; may be omitted when the pod has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// The command and its arguments.
+    pub command: Vec<String>,
+}
+
+/// What a command run in a container printed and how it exited.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecResult {
+    /// The exit code (0 is success).
+    pub exit_code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// A CCI network (`yangtse/v2`): the VPC subnets and security groups a namespace's pods use.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Network {
+    /// Always [`NETWORK_API_VERSION`].
+    #[serde(default)]
+    pub api_version: String,
+    /// Always `Network`.
+    #[serde(default)]
+    pub kind: String,
+    /// Name, labels, annotations; uid and resourceVersion are set by the service.
+    pub metadata: ObjectMeta,
+    /// Where the pods' interfaces go.
+    #[serde(default)]
+    pub spec: NetworkSpec,
+    /// Set by the service; ignored on create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<NetworkStatus>,
+}
+
+/// The desired state of a [`Network`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkSpec {
+    /// E.g. `underlay_neutron`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_type: Option<String>,
+    /// Security group ids applied to the pods' interfaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_groups: Option<Vec<String>>,
+    /// The VPC subnets the pods get addresses from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnets: Option<Vec<NetworkSubnet>>,
+}
+
+/// One subnet of a [`NetworkSpec`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkSubnet {
+    /// The VPC subnet id.
+    #[serde(default, rename = "subnetID")]
+    pub subnet_id: String,
+}
+
+/// The observed state of a [`Network`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkStatus {
+    /// `Active` once usable.
+    #[serde(default)]
+    pub state: String,
 }
 
 /// One line of a watch stream (`?watch=true`): newline-delimited JSON, as Kubernetes sends it.

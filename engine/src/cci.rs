@@ -171,6 +171,67 @@ impl CciClient {
         .await?;
         Ok(())
     }
+
+    /// Create an object of the collection `plural` (`configmaps`, `secrets`,
+    /// `persistentvolumeclaims`) in `namespace`; answers the stored object.
+    pub async fn create_object<T>(&self, namespace: &str, plural: &str, object: &T) -> Result<T>
+    where
+        T: Serialize + DeserializeOwned + Sync,
+    {
+        self.call(
+            Method::POST,
+            format!("{API_PREFIX}/namespaces/{namespace}/{plural}"),
+            Some(object),
+        )
+        .await
+    }
+
+    /// Read object `name` of the collection `plural` in `namespace`.
+    pub async fn get_object<T: DeserializeOwned>(
+        &self,
+        namespace: &str,
+        plural: &str,
+        name: &str,
+    ) -> Result<T> {
+        self.call(
+            Method::GET,
+            format!("{API_PREFIX}/namespaces/{namespace}/{plural}/{name}"),
+            NO_BODY,
+        )
+        .await
+    }
+
+    /// Replace object `name` of the collection `plural` in `namespace` (unconditionally when
+    /// the object carries no `resourceVersion`); answers the stored object.
+    pub async fn replace_object<T>(
+        &self,
+        namespace: &str,
+        plural: &str,
+        name: &str,
+        object: &T,
+    ) -> Result<T>
+    where
+        T: Serialize + DeserializeOwned + Sync,
+    {
+        self.call(
+            Method::PUT,
+            format!("{API_PREFIX}/namespaces/{namespace}/{plural}/{name}"),
+            Some(object),
+        )
+        .await
+    }
+
+    /// Delete object `name` of the collection `plural` in `namespace`. One that does not exist
+    /// is an [`Error::Api`] with code 404.
+    pub async fn delete_object(&self, namespace: &str, plural: &str, name: &str) -> Result<()> {
+        self.send(
+            Method::DELETE,
+            &format!("{API_PREFIX}/namespaces/{namespace}/{plural}/{name}"),
+            NO_BODY,
+        )
+        .await?;
+        Ok(())
+    }
 }
 
 const NO_BODY: Option<&()> = None;

@@ -76,6 +76,26 @@ pub enum Error {
         found: String,
     },
 
+    /// An object the pod needs (not marked optional) does not exist in the cluster yet: the
+    /// pod waits for it (VK-02).
+    #[error(
+        "waiting for {object}: the pod refers to it and it does not exist in the cluster; the pod starts on CCI once it is created"
+    )]
+    Waiting {
+        /// The object, e.g. `configmap shop/app-config`.
+        object: String,
+    },
+
+    /// A call to the cluster's API server failed.
+    #[error("cluster: {action}")]
+    Cluster {
+        /// What was being done, e.g. `read configmap shop/app-config`.
+        action: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+
     /// The cluster ID cannot name a CCI namespace.
     #[error(
         "cluster id {0:?} must be lower-case alphanumerics and '-', start and end with an alphanumeric, and be at most 53 characters (the CCI namespace is bursting-{{cluster id}})"
@@ -93,6 +113,9 @@ impl Error {
     }
 }
 
+/// The pod status reason of a pod CCI refused because its flavour is sold out.
+pub const REASON_SOLD_OUT: &str = "SoldOut";
+
 /// `Result` with this crate's [`Error`] as the default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -100,6 +123,14 @@ impl From<Error> for vk::Error {
     fn from(e: Error) -> Self {
         match &e {
             Error::Api { code: 404, .. } => vk::Error::NotFound(e.to_string()),
+            // NB: CCI answers a sold-out flavour with 400 and "sold out" in the message (the
+            // mock: CCI.01.400002); the pod is failed so its controller replaces it (§7).
+            Error::Api {
+                code: 400, message, ..
+            } if message.contains("sold out") => vk::Error::PodFailed {
+                reason: REASON_SOLD_OUT.into(),
+                message: message.clone(),
+            },
             // A refusal of the request itself: the same pod will be refused again.
             Error::Api {
                 code: 400 | 422, ..
@@ -111,6 +142,8 @@ impl From<Error> for vk::Error {
             Error::Api { .. }
             | Error::Http { .. }
             | Error::Decode { .. }
+            | Error::Waiting { .. }
+            | Error::Cluster { .. }
             | Error::NameTaken { .. } => vk::Error::Transient {
                 message: e.to_string(),
                 source: Some(Box::new(e)),

@@ -3,11 +3,13 @@
 //!
 //! - [`translate`]: cluster pod ⇄ CCI pod, pure functions.
 //! - [`cci`]: a small client of the CCI API.
+//! - [`cluster`]: reading the ConfigMaps, Secrets and claims burst pods use.
 //! - [`provider`]: [`CciProvider`], the `vk::Provider` on top of both.
 //! - [`node`]: what the virtual node looks like.
 #![warn(missing_docs)]
 
 pub mod cci;
+pub mod cluster;
 mod error;
 pub mod node;
 pub mod provider;
@@ -15,5 +17,6 @@ pub mod translate;
 pub mod webhook;
 
 pub use cci::CciClient;
-pub use error::{Error, Result};
+pub use cluster::{ClusterObject, ClusterObjects, MemoryObjects};
+pub use error::{Error, REASON_SOLD_OUT, Result};
 pub use provider::CciProvider;

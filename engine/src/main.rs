@@ -9,12 +9,18 @@
 //!     --cluster-id my-cluster
 //! ```
 //!
+//! Besides the node, its lease and its pods, the engine reads the ConfigMaps, Secrets and
+//! PersistentVolumeClaims burst pods use and watches ConfigMaps and Secrets in all namespaces
+//! (metadata only), to mirror them to CCI: its identity needs `get` on those three and `list`,
+//! `watch` on the first two, cluster-wide.
+//!
 //! Without `--kubeconfig` the usual inference applies (`KUBECONFIG`, `~/.kube/config`, or the
 //! in-cluster service account). Logs go to stderr; set their level with `RUST_LOG` (default
 //! `info`). SIGINT or SIGTERM stops it cleanly; the node and the CCI pods are left in place.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -179,8 +185,10 @@ async fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
 
 async fn virtual_kubelet(args: VirtualKubeletArgs) -> anyhow::Result<()> {
     let cci = CciClient::new(&args.cci_endpoint, args.cci_token)?;
-    let provider = CciProvider::new(cci, &args.cluster_id)?;
+    // Checked before the cluster is contacted: a bad flag is reported as such.
+    bursting_engine::translate::check_cluster_id(&args.cluster_id)?;
     let client = kube_client(args.kubeconfig.as_ref()).await?;
+    let provider = Arc::new(CciProvider::new(cci, client.clone(), &args.cluster_id)?);
 
     let mut node = cci_node_config(
         &args.node_name,
@@ -207,7 +215,11 @@ async fn virtual_kubelet(args: VirtualKubeletArgs) -> anyhow::Result<()> {
         "starting the virtual kubelet"
     );
     let shutdown = shutdown_signal()?;
+    // NB: ended when this function returns (the task is aborted with the JoinSet).
+    let mut background = tokio::task::JoinSet::new();
+    background.spawn(Arc::clone(&provider).watch_cluster_objects(client.clone()));
     vk::run(client, config, provider, shutdown).await?;
+    background.abort_all();
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,34 +1,129 @@
 //! [`CciProvider`]: the `vk` provider that runs the virtual node's pods on CCI.
+//!
+//! # Mirroring
+//!
+//! Before a pod is created on CCI, every ConfigMap, Secret and PersistentVolumeClaim it refers
+//! to ([`translate::references`]) is read from the cluster and created or replaced on CCI under
+//! its mirrored name (`{namespace}.{name}`), labelled with the cluster ID and
+//! `bursting.cci.io/cluster-object`.
+//!
+//! - A missing object that some reference needs (not `optional`) makes the create fail with
+//!   [`Error::Waiting`], a transient error: the controller retries with backoff and emits a
+//!   Warning event naming the object, so the pod waits for it (VK-02).
+//! - A missing object that every reference marks `optional` is skipped, and the references
+//!   stay in the CCI pod, still `optional`: CCI then runs the pod as Kubernetes would (an empty
+//!   volume, no variables). Should the object appear later, [`CciProvider::refresh`] (driven by
+//!   [`CciProvider::watch_cluster_objects`]) mirrors it, since it stays tracked.
+//! - Claims are created once; a claim's spec is immutable, so an existing copy is left as it is.
+//!
+//! Every object a pod refers to is counted against the pod's UID from the moment its creation
+//! starts. When the last pod using an object is deleted, its CCI copy is deleted too. The
+//! count lives in memory and is rebuilt as the controller re-creates (idempotently) every live
+//! pod after a restart; copies of pods deleted while the engine was down are left to the
+//! cluster's gc job.
+//!
+//! Secret data is never logged nor put in an error or event.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use k8s_openapi::api::core::v1::Pod;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use kube::core::PartialObjectMeta;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::Mutex;
 use vk::RemotePod;
 
 use crate::cci::CciClient;
-use crate::translate::{self, cci_pod_name, cluster_uid_of, identity};
+use crate::cluster::{ClusterObject, ClusterObjects};
+use crate::translate::{self, ObjectKey, ObjectKind, cci_pod_name, cluster_uid_of, identity};
 use crate::{Error, Result};
 
+/// Which pods use which mirrored objects.
+#[derive(Debug, Default)]
+struct Mirrors {
+    /// Cluster pod UIDs using each object.
+    users: HashMap<ObjectKey, HashSet<String>>,
+    /// Objects each cluster pod UID uses.
+    uses: HashMap<String, Vec<ObjectKey>>,
+    /// The cluster `resourceVersion` last copied to CCI, per object.
+    copied: HashMap<ObjectKey, String>,
+}
+
+impl Mirrors {
+    /// Count `keys` as used by `uid` (replacing what it used before).
+    fn register(&mut self, uid: &str, keys: Vec<ObjectKey>) {
+        self.release(uid);
+        for key in &keys {
+            self.users
+                .entry(key.clone())
+                .or_default()
+                .insert(uid.to_string());
+        }
+        self.uses.insert(uid.to_string(), keys);
+    }
+
+    /// Stop counting `uid`; answers the objects no pod uses any more.
+    fn release(&mut self, uid: &str) -> Vec<ObjectKey> {
+        let mut unused = Vec::new();
+        for key in self.uses.remove(uid).unwrap_or_default() {
+            if let Some(users) = self.users.get_mut(&key) {
+                users.remove(uid);
+                if users.is_empty() {
+                    self.users.remove(&key);
+                    self.copied.remove(&key);
+                    unused.push(key);
+                }
+            }
+        }
+        unused
+    }
+}
+
 /// Runs cluster pods as CCI pods in the namespace `bursting-{clusterID}`.
-#[derive(Debug)]
 pub struct CciProvider {
     client: CciClient,
+    cluster: Arc<dyn ClusterObjects>,
     cluster_id: String,
     namespace: String,
     /// The CCI namespace is known to exist (created once, again if it vanishes).
     namespace_ready: AtomicBool,
+    /// NB: an async lock, held across the CCI calls that delete or refresh a copy, so that a
+    /// copy is never deleted under a pod that has just started to use it.
+    mirrors: Arc<Mutex<Mirrors>>,
+}
+
+impl std::fmt::Debug for CciProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CciProvider")
+            .field("client", &self.client)
+            .field("cluster_id", &self.cluster_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl CciProvider {
-    /// A provider for cluster `cluster_id` talking through `client`.
-    pub fn new(client: CciClient, cluster_id: impl Into<String>) -> Result<Self> {
+    /// A provider for cluster `cluster_id` talking to CCI through `client` and reading the
+    /// objects pods use from `cluster` (a [`kube::Client`], or
+    /// [`MemoryObjects`](crate::MemoryObjects) in tests).
+    pub fn new(
+        client: CciClient,
+        cluster: impl ClusterObjects,
+        cluster_id: impl Into<String>,
+    ) -> Result<Self> {
         let cluster_id = cluster_id.into();
         translate::check_cluster_id(&cluster_id)?;
         Ok(Self {
             client,
+            cluster: Arc::new(cluster),
             namespace: cci_api::namespace_for_cluster(&cluster_id),
             cluster_id,
             namespace_ready: AtomicBool::new(false),
+            mirrors: Arc::default(),
         })
     }
 
@@ -55,11 +150,43 @@ impl CciProvider {
         Ok(())
     }
 
+    /// The mirrored objects some pod uses, each with the number of pods using it.
+    pub async fn mirrored(&self) -> Vec<(ObjectKey, usize)> {
+        let mirrors = self.mirrors.lock().await;
+        let mut out: Vec<_> = mirrors
+            .users
+            .iter()
+            .map(|(k, users)| (k.clone(), users.len()))
+            .collect();
+        out.sort();
+        out
+    }
+
     async fn create(&self, pod: &Pod) -> Result<()> {
         let cci = translate::to_cci_pod(pod, &self.cluster_id)?;
         let (_, _, uid) = identity(pod)?;
         let name = cci.metadata.name.clone().unwrap_or_default();
+        let refs = translate::references(pod);
+        // Counted before anything is copied: a concurrent delete of another pod must not
+        // remove a copy this one is about to use.
+        self.mirrors
+            .lock()
+            .await
+            .register(uid, refs.keys().cloned().collect());
         self.ensure_namespace().await?;
+        for (key, optional) in &refs {
+            match self.cluster.get(key).await? {
+                Some(object) => self.copy(key, &object).await?,
+                None if *optional => {
+                    tracing::debug!(object = %key, "optional object missing; not mirrored");
+                }
+                None => {
+                    return Err(Error::Waiting {
+                        object: key.to_string(),
+                    });
+                }
+            }
+        }
         match self.client.create_pod(&self.namespace, &cci).await {
             Ok(_) => Ok(()),
             // Created before (a retry after a lost answer, or a restart): fine if it is this pod.
@@ -85,6 +212,161 @@ impl CciProvider {
         }
     }
 
+    /// Create or replace the CCI copy of `object`, unless this version is copied already.
+    async fn copy(&self, key: &ObjectKey, object: &ClusterObject) -> Result<()> {
+        let version = object.resource_version().unwrap_or_default().to_string();
+        if !version.is_empty() && self.mirrors.lock().await.copied.get(key) == Some(&version) {
+            return Ok(());
+        }
+        self.write_copy(key, object).await?;
+        if !version.is_empty() {
+            self.mirrors
+                .lock()
+                .await
+                .copied
+                .insert(key.clone(), version);
+        }
+        Ok(())
+    }
+
+    /// Create or replace the CCI copy of `object` (no bookkeeping).
+    async fn write_copy(&self, key: &ObjectKey, object: &ClusterObject) -> Result<()> {
+        let id = &self.cluster_id;
+        match object {
+            ClusterObject::ConfigMap(o) => {
+                self.upsert(key, &translate::cci_config_map(o, id), true)
+                    .await
+            }
+            ClusterObject::Secret(o) => self.upsert(key, &translate::cci_secret(o, id), true).await,
+            ClusterObject::PersistentVolumeClaim(o) => {
+                self.upsert(key, &translate::cci_claim(o, id), false).await
+            }
+        }
+    }
+
+    async fn upsert<T>(&self, key: &ObjectKey, object: &T, replace: bool) -> Result<()>
+    where
+        T: Serialize + DeserializeOwned + Sync,
+    {
+        let plural = key.kind.plural();
+        let name = key.mirror_name();
+        match self
+            .client
+            .create_object(&self.namespace, plural, object)
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(object = %key, cci_name = %name, "mirrored to CCI");
+                Ok(())
+            }
+            Err(e) if e.code() == Some(409) && replace => {
+                self.client
+                    .replace_object(&self.namespace, plural, &name, object)
+                    .await?;
+                tracing::debug!(object = %key, cci_name = %name, "mirror replaced");
+                Ok(())
+            }
+            Err(e) if e.code() == Some(409) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Copy cluster object `key` to CCI again if some pod uses it (after it changed in the
+    /// cluster). An object gone from the cluster leaves its copy alone: the pods using it keep
+    /// the last content, as Kubernetes keeps a deleted ConfigMap's files in a running pod.
+    pub async fn refresh(&self, key: &ObjectKey) -> Result<()> {
+        // NB: held across the copy, so a copy is never re-created after its last user left.
+        let mut mirrors = self.mirrors.lock().await;
+        if !mirrors.users.contains_key(key) {
+            return Ok(());
+        }
+        let Some(object) = self.cluster.get(key).await? else {
+            return Ok(());
+        };
+        let version = object.resource_version().map(str::to_string);
+        if version.is_some() && mirrors.copied.get(key) == version.as_ref() {
+            return Ok(());
+        }
+        self.write_copy(key, &object).await?;
+        tracing::info!(object = %key, "CCI copy updated");
+        if let Some(version) = version {
+            mirrors.copied.insert(key.clone(), version);
+        }
+        Ok(())
+    }
+
+    /// Whether some pod uses cluster object `key` and its copy is older than `version`.
+    async fn stale(&self, key: &ObjectKey, version: Option<&str>) -> bool {
+        let mirrors = self.mirrors.lock().await;
+        mirrors.users.contains_key(key) && mirrors.copied.get(key).map(String::as_str) != version
+    }
+
+    /// Watch the cluster's ConfigMaps and Secrets (all namespaces, metadata only) and
+    /// [`refresh`](Self::refresh) the copies of those that pods use when they change. Runs until
+    /// dropped; watch errors are retried with backoff.
+    pub async fn watch_cluster_objects(self: Arc<Self>, client: kube::Client) {
+        let config_maps = watcher::watcher(
+            kube::Api::<PartialObjectMeta<ConfigMap>>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .map(|e| changed(ObjectKind::ConfigMap, e));
+        let secrets = watcher::watcher(
+            kube::Api::<PartialObjectMeta<Secret>>::all(client),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .map(|e| changed(ObjectKind::Secret, e));
+        let events = futures::stream::select(config_maps, secrets);
+        futures::pin_mut!(events);
+        while let Some(event) = events.next().await {
+            let (key, version) = match event {
+                Ok(Some(changed)) => changed,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "configmap/secret watch failed; retrying");
+                    continue;
+                }
+            };
+            if !self.stale(&key, version.as_deref()).await {
+                continue;
+            }
+            if let Err(e) = self.refresh(&key).await {
+                tracing::warn!(object = %key, error = %e, "could not update the CCI copy");
+            }
+        }
+    }
+
+    /// Stop counting `pod` as a user of its objects and delete the copies nobody uses any more.
+    async fn release(&self, uid: &str) -> Result<()> {
+        let mut mirrors = self.mirrors.lock().await;
+        let unused = mirrors.release(uid);
+        let mut failed = Vec::new();
+        let mut error = None;
+        for key in unused {
+            match self
+                .client
+                .delete_object(&self.namespace, key.kind.plural(), &key.mirror_name())
+                .await
+            {
+                Ok(()) => tracing::info!(object = %key, "deleted CCI copy: no burst pod uses it"),
+                Err(e) if e.code() == Some(404) => {}
+                Err(e) => {
+                    failed.push(key);
+                    error = Some(e);
+                }
+            }
+        }
+        match error {
+            None => Ok(()),
+            Some(e) => {
+                // Kept counted against the pod, so the retried delete tries again.
+                mirrors.register(uid, failed);
+                Err(e)
+            }
+        }
+    }
+
     async fn delete(&self, pod: &Pod) -> Result<()> {
         let m = &pod.metadata;
         let (Some(namespace), Some(name)) = (m.namespace.as_deref(), m.name.as_deref()) else {
@@ -93,13 +375,22 @@ impl CciProvider {
                 reason: "has no namespace or no name".into(),
             });
         };
+        self.delete_pod_only(m.uid.as_deref(), namespace, name)
+            .await?;
+        if let Some(uid) = m.uid.as_deref() {
+            self.release(uid).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_pod_only(&self, uid: Option<&str>, namespace: &str, name: &str) -> Result<()> {
         let cci_name = cci_pod_name(namespace, name);
         let existing = match self.client.get_pod(&self.namespace, &cci_name).await {
             Ok(p) => p,
             Err(e) if e.code() == Some(404) => return Ok(()),
             Err(e) => return Err(e),
         };
-        if let (Some(want), Some(found)) = (m.uid.as_deref(), cluster_uid_of(&existing))
+        if let (Some(want), Some(found)) = (uid, cluster_uid_of(&existing))
             && want != found
         {
             // The name now stands for another cluster pod: ours is gone already.
@@ -129,6 +420,24 @@ impl CciProvider {
             Err(e) => Err(e),
         }
     }
+}
+
+/// The object an applied watch event names, with its `resourceVersion`.
+fn changed<K>(
+    kind: ObjectKind,
+    event: watcher::Result<Event<PartialObjectMeta<K>>>,
+) -> watcher::Result<Option<(ObjectKey, Option<String>)>> {
+    Ok(match event? {
+        Event::Apply(m) | Event::InitApply(m) => Some((
+            ObjectKey::new(
+                kind,
+                m.metadata.namespace.unwrap_or_default(),
+                m.metadata.name.unwrap_or_default(),
+            ),
+            m.metadata.resource_version,
+        )),
+        _ => None,
+    })
 }
 
 impl vk::Provider for CciProvider {

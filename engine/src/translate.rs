@@ -1,4 +1,4 @@
-//! Cluster pod ⇄ CCI pod: pure functions, no IO.
+//! Cluster pod ⇄ CCI pod, and the cluster objects a pod needs on CCI: pure functions, no IO.
 //!
 //! # Naming
 //!
@@ -9,29 +9,67 @@
 //! recreated under the same name is another pod) and `namespace/name` as the annotation
 //! [`ANNOTATION_CLUSTER_POD`].
 //!
+//! The ConfigMaps, Secrets and PersistentVolumeClaims a pod uses are mirrored under the same
+//! scheme ([`mirror_name`]): cluster ConfigMap `shop/app-config` is the CCI ConfigMap
+//! `shop.app-config`, and every reference in the CCI pod is renamed accordingly.
+//!
 //! # What is carried over
 //!
-//! The pod's `restartPolicy` and, for each app container: name, image, command, args, the env
-//! variables with a literal `value`, ports (container port, name, protocol) and resources
-//! (requests and limits).
+//! - The pod's `restartPolicy`; its `resource.cci.io/pod-size-specs` annotation.
+//! - For each app **and init** container: name, image, command, args, ports (container port,
+//!   name, protocol), `restartPolicy` (sidecars), resources (see below), `env` (literal values;
+//!   `valueFrom` with `fieldRef`, `resourceFieldRef` and `fileKeyRef` as they are;
+//!   `configMapKeyRef` / `secretKeyRef` renamed to the mirrored object), `envFrom` (renamed,
+//!   prefix kept) and `volumeMounts` (name, mountPath, subPath, readOnly).
+//! - Volumes: emptyDir (medium, sizeLimit), downwardAPI (as is), configMap and secret (renamed;
+//!   items, defaultMode, optional kept), persistentVolumeClaim (renamed), projected (configMap
+//!   and secret sources renamed, downwardAPI kept, a `serviceAccountToken` source replaced, see
+//!   below) and hostPath **only** for the path `/etc/localtime`. Any other volume is refused
+//!   ([`Error::Translate`]): the webhook has already replaced or refused those, so one reaching
+//!   the engine is a pod that cannot run on CCI.
+//!
+//! # What is changed
+//!
+//! - **Limits equal requests** (CCI's rule, `BEHAVIOR.md` §4): for each container and each
+//!   resource it names, the larger of its request and its limit becomes both. Taking the larger
+//!   never gives a container less than it was promised (a limit is what it may use), at the
+//!   cost of a pod sized from the limits when they exceed the requests.
+//! - **Size**: `resource.cci.io/size` is the flavour `burst_rules::flavour` rounds the
+//!   *translated* containers up to (or the one `resource.cci.io/pod-size-specs` pins), written
+//!   `{vCPU}_{GiB}` (`0.5_1`), so CCI, which sizes the pod it is sent, agrees with it. A pod that
+//!   fits no flavour, or names no resources at all, is refused with the numbers.
+//! - **Image pulls** always use the CCI secret `imagepull-secret` (§4); the cluster pod's own
+//!   `imagePullSecrets` mean nothing on CCI.
+//! - A projected **`serviceAccountToken`** source becomes the `token` key of the service
+//!   account's long-lived token Secret, by convention named [`service_account_token_secret`]
+//!   (`{serviceAccount}-token`) and mirrored like any Secret; `expirationSeconds` and `audience`
+//!   have no effect (§5).
 //!
 //! # What is dropped
 //!
-//! Everything that only means something on a cluster node, or that needs an object mirrored to
-//! CCI first: `nodeName`, `nodeSelector`, `affinity`, `tolerations`, `schedulerName`,
-//! `priority`/`priorityClassName`, the service account and its token volume, all volumes and
-//! volume mounts, init and ephemeral containers, `imagePullSecrets`, security contexts, probes,
-//! lifecycle hooks, env `valueFrom` and `envFrom`, host ports, host networking/PID/IPC, DNS
-//! settings, hostname/subdomain and the termination grace period. The cluster pod's own labels
-//! and annotations are not copied either.
+//! Everything that only means something on a cluster node: `nodeName`, `nodeSelector`,
+//! `affinity`, `tolerations`, `schedulerName`, `priority`/`priorityClassName`, the service
+//! account, the `kube-api-access-*` projected volume the API server injects (CCI has no API
+//! server token to put there) and every mount of it, ephemeral containers, security contexts,
+//! probes, lifecycle hooks, host ports, host networking/PID/IPC, DNS settings,
+//! hostname/subdomain and the termination grace period. The cluster pod's own labels and
+//! annotations are not copied either (except the size pin).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use burst_rules::flavour::{ANNOTATION_POD_SIZE_SPECS, ANNOTATION_SIZE};
+use burst_rules::quantity::Quantity as RulesQuantity;
 use cci_api::{ANNOTATION_CLUSTER_POD, LABEL_CLUSTER_ID, LABEL_CLUSTER_POD_UID};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, ContainerStatus, EnvVar, HostIP, Pod, PodCondition, PodIP, PodSpec,
-    PodStatus, ResourceRequirements,
+    ConfigMap, ConfigMapEnvSource, ConfigMapKeySelector, ConfigMapProjection,
+    ConfigMapVolumeSource, Container, ContainerPort, ContainerStatus, EnvFromSource, EnvVar,
+    EnvVarSource, HostIP, HostPathVolumeSource, KeyToPath, LocalObjectReference,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, Pod,
+    PodCondition, PodIP, PodSpec, PodStatus, ProjectedVolumeSource, ResourceRequirements, Secret,
+    SecretEnvSource, SecretKeySelector, SecretProjection, SecretVolumeSource, Volume, VolumeMount,
+    VolumeProjection,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::{Error, Result};
@@ -40,10 +78,35 @@ use crate::{Error, Result};
 pub const MAX_CCI_POD_NAME_LEN: usize = 253;
 /// Longest cluster ID: the CCI namespace `bursting-{id}` must stay a 63-character DNS label.
 pub const MAX_CLUSTER_ID_LEN: usize = 63 - "bursting-".len();
+/// The image pull secret every CCI pod uses (`BEHAVIOR.md` §4).
+pub const IMAGE_PULL_SECRET: &str = "imagepull-secret";
+/// The only hostPath a CCI pod may mount (`BEHAVIOR.md` §5, from release 1.5.9).
+pub const LOCALTIME_PATH: &str = "/etc/localtime";
+/// Name prefix of the projected service account token volume the API server injects.
+pub const KUBE_API_ACCESS_PREFIX: &str = "kube-api-access-";
+/// Label on every mirrored CCI object: `{namespace}.{name}` of the cluster object (left out
+/// when longer than a label value may be; the annotation of the same key always has it).
+pub const LABEL_CLUSTER_OBJECT: &str = "bursting.cci.io/cluster-object";
+/// Annotation on every mirrored CCI object: `{namespace}/{name}` of the cluster object.
+pub const ANNOTATION_CLUSTER_OBJECT: &str = "bursting.cci.io/cluster-object";
+/// Annotation on every mirrored CCI object: the cluster object's `resourceVersion` it copies.
+pub const ANNOTATION_CLUSTER_RESOURCE_VERSION: &str = "bursting.cci.io/cluster-resource-version";
 
 /// The CCI pod name of cluster pod `namespace/name`: `{namespace}.{name}`.
 pub fn cci_pod_name(namespace: &str, name: &str) -> String {
     format!("{namespace}.{name}")
+}
+
+/// The CCI name of the mirror of cluster object `namespace/name` (a ConfigMap, Secret or
+/// PersistentVolumeClaim): `{namespace}.{name}`, the scheme of pods.
+pub fn mirror_name(namespace: &str, name: &str) -> String {
+    format!("{namespace}.{name}")
+}
+
+/// The token Secret of service account `service_account`, by convention `{name}-token`: the
+/// long-lived token a projected `serviceAccountToken` source is replaced by (§5).
+pub fn service_account_token_secret(service_account: &str) -> String {
+    format!("{service_account}-token")
 }
 
 /// The cluster `(namespace, name)` a CCI pod name stands for (split at the first dot).
@@ -105,10 +168,177 @@ pub fn identity(pod: &Pod) -> Result<(&str, &str, &str)> {
     Ok((namespace, name, uid))
 }
 
-/// The CCI pod standing for cluster pod `pod` of cluster `cluster_id`.
+/// The kind of a cluster object a pod needs mirrored to CCI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ObjectKind {
+    /// A ConfigMap.
+    ConfigMap,
+    /// A Secret.
+    Secret,
+    /// A PersistentVolumeClaim.
+    PersistentVolumeClaim,
+}
+
+impl ObjectKind {
+    /// The kind's name in messages: `configmap`, `secret`, `persistentvolumeclaim`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ConfigMap => "configmap",
+            Self::Secret => "secret",
+            Self::PersistentVolumeClaim => "persistentvolumeclaim",
+        }
+    }
+
+    /// The resource's plural in CCI API paths: `configmaps`, `secrets`,
+    /// `persistentvolumeclaims`.
+    pub fn plural(self) -> &'static str {
+        match self {
+            Self::ConfigMap => "configmaps",
+            Self::Secret => "secrets",
+            Self::PersistentVolumeClaim => "persistentvolumeclaims",
+        }
+    }
+}
+
+impl std::fmt::Display for ObjectKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One cluster object: kind, namespace and name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectKey {
+    /// What it is.
+    pub kind: ObjectKind,
+    /// Its cluster namespace (the pod's).
+    pub namespace: String,
+    /// Its cluster name.
+    pub name: String,
+}
+
+impl ObjectKey {
+    /// The key of `kind` `namespace/name`.
+    pub fn new(kind: ObjectKind, namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            kind,
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    /// The CCI name of its mirror.
+    pub fn mirror_name(&self) -> String {
+        mirror_name(&self.namespace, &self.name)
+    }
+}
+
+impl std::fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// The cluster objects a pod's CCI copy refers to, each with whether every reference to it is
+/// `optional` (a pod waits for a missing object unless it is optional everywhere).
+pub type References = BTreeMap<ObjectKey, bool>;
+
+/// Every ConfigMap, Secret and PersistentVolumeClaim the CCI copy of `pod` refers to: volumes,
+/// projected sources (the service account token Secret included), `env` and `envFrom` of every
+/// app and init container. The `kube-api-access-*` volume is not counted (it is dropped).
+pub fn references(pod: &Pod) -> References {
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+    let mut refs = References::new();
+    let Some(spec) = pod.spec.as_ref() else {
+        return refs;
+    };
+    let mut add = |kind: ObjectKind, name: &str, optional: Option<bool>| {
+        if name.is_empty() {
+            return;
+        }
+        let optional = optional == Some(true);
+        refs.entry(ObjectKey::new(kind, namespace, name))
+            .and_modify(|o| *o &= optional)
+            .or_insert(optional);
+    };
+    for v in spec.volumes.iter().flatten() {
+        if is_kube_api_access(v) {
+            continue;
+        }
+        if let Some(s) = &v.config_map {
+            add(ObjectKind::ConfigMap, &s.name, s.optional);
+        }
+        if let Some(s) = &v.secret {
+            add(
+                ObjectKind::Secret,
+                s.secret_name.as_deref().unwrap_or_default(),
+                s.optional,
+            );
+        }
+        if let Some(s) = &v.persistent_volume_claim {
+            add(ObjectKind::PersistentVolumeClaim, &s.claim_name, None);
+        }
+        for p in v.projected.iter().flat_map(|p| p.sources.iter().flatten()) {
+            if let Some(s) = &p.config_map {
+                add(ObjectKind::ConfigMap, &s.name, s.optional);
+            }
+            if let Some(s) = &p.secret {
+                add(ObjectKind::Secret, &s.name, s.optional);
+            }
+            if p.service_account_token.is_some() {
+                add(
+                    ObjectKind::Secret,
+                    &service_account_token_secret(service_account(spec)),
+                    None,
+                );
+            }
+        }
+    }
+    let containers = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(&spec.containers);
+    for c in containers {
+        for source in c.env.iter().flatten().filter_map(|e| e.value_from.as_ref()) {
+            if let Some(r) = &source.config_map_key_ref {
+                add(ObjectKind::ConfigMap, &r.name, r.optional);
+            }
+            if let Some(r) = &source.secret_key_ref {
+                add(ObjectKind::Secret, &r.name, r.optional);
+            }
+        }
+        for from in c.env_from.iter().flatten() {
+            if let Some(r) = &from.config_map_ref {
+                add(ObjectKind::ConfigMap, &r.name, r.optional);
+            }
+            if let Some(r) = &from.secret_ref {
+                add(ObjectKind::Secret, &r.name, r.optional);
+            }
+        }
+    }
+    refs
+}
+
+fn service_account(spec: &PodSpec) -> &str {
+    #[allow(deprecated)]
+    let legacy = spec.service_account.as_deref();
+    spec.service_account_name
+        .as_deref()
+        .or(legacy)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("default")
+}
+
+fn is_kube_api_access(v: &Volume) -> bool {
+    v.name.starts_with(KUBE_API_ACCESS_PREFIX)
+}
+
+/// The CCI pod standing for cluster pod `pod` of cluster `cluster_id` (see the module docs).
 ///
 /// Refuses pods that cannot run on CCI: DaemonSet pods (they never burst), pods without
-/// containers, and pods whose CCI name would exceed [`MAX_CCI_POD_NAME_LEN`].
+/// containers, pods whose CCI name would exceed [`MAX_CCI_POD_NAME_LEN`], volumes CCI does not
+/// mount, and pods that fit no flavour.
 pub fn to_cci_pod(pod: &Pod, cluster_id: &str) -> Result<cci_api::Pod> {
     let (namespace, name, uid) = identity(pod)?;
     let refuse = |reason: String| Error::Translate {
@@ -133,12 +363,58 @@ pub fn to_cci_pod(pod: &Pod, cluster_id: &str) -> Result<cci_api::Pod> {
             cci_name.len()
         )));
     }
-    let spec = pod.spec.as_ref();
-    let containers: Vec<Container> = spec
-        .map(|s| s.containers.iter().map(to_cci_container).collect())
-        .unwrap_or_default();
-    if containers.is_empty() {
+    let empty = PodSpec::default();
+    let spec = pod.spec.as_ref().unwrap_or(&empty);
+    if spec.containers.is_empty() {
         return Err(refuse("has no containers".into()));
+    }
+    let mut volumes = Vec::new();
+    let mut dropped = BTreeSet::new();
+    for v in spec.volumes.iter().flatten() {
+        if is_kube_api_access(v) {
+            dropped.insert(v.name.as_str());
+            continue;
+        }
+        volumes.push(to_cci_volume(namespace, service_account(spec), v).map_err(refuse)?);
+    }
+    let container = |c: &Container| to_cci_container(namespace, c, &dropped).map_err(refuse);
+    let containers = spec
+        .containers
+        .iter()
+        .map(container)
+        .collect::<Result<Vec<_>>>()?;
+    let init_containers = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .map(container)
+        .collect::<Result<Vec<_>>>()?;
+    let cci_spec = PodSpec {
+        containers,
+        init_containers: (!init_containers.is_empty()).then_some(init_containers),
+        volumes: (!volumes.is_empty()).then_some(volumes),
+        image_pull_secrets: Some(vec![LocalObjectReference {
+            name: IMAGE_PULL_SECRET.into(),
+        }]),
+        restart_policy: spec.restart_policy.clone(),
+        ..PodSpec::default()
+    };
+    let pinned = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ANNOTATION_POD_SIZE_SPECS));
+    let sizing = burst_rules::flavour::size(&cci_spec, pinned.map(String::as_str))
+        .map_err(|e| refuse(e.to_string()))?;
+    let mut annotations = BTreeMap::from([
+        (
+            ANNOTATION_CLUSTER_POD.to_string(),
+            format!("{namespace}/{name}"),
+        ),
+        (ANNOTATION_SIZE.to_string(), sizing.flavour.spec()),
+    ]);
+    if let Some(pinned) = pinned {
+        annotations.insert(ANNOTATION_POD_SIZE_SPECS.to_string(), pinned.clone());
     }
     let metadata = ObjectMeta {
         name: Some(cci_name),
@@ -147,36 +423,223 @@ pub fn to_cci_pod(pod: &Pod, cluster_id: &str) -> Result<cci_api::Pod> {
             LABEL_CLUSTER_POD_UID.to_string(),
             uid.to_string(),
         )])),
-        annotations: Some(BTreeMap::from([(
-            ANNOTATION_CLUSTER_POD.to_string(),
-            format!("{namespace}/{name}"),
-        )])),
+        annotations: Some(annotations),
         ..ObjectMeta::default()
     };
-    let spec = PodSpec {
-        containers,
-        restart_policy: spec.and_then(|s| s.restart_policy.clone()),
-        ..PodSpec::default()
-    };
-    Ok(cci_api::Pod::new(metadata, spec))
+    Ok(cci_api::Pod::new(metadata, cci_spec))
 }
 
-fn to_cci_container(c: &Container) -> Container {
-    Container {
+/// The CCI volume for cluster volume `v` of a pod in `namespace` running as `service_account`,
+/// or why CCI cannot mount it.
+fn to_cci_volume(
+    namespace: &str,
+    service_account: &str,
+    v: &Volume,
+) -> std::result::Result<Volume, String> {
+    let rename = |name: &str| mirror_name(namespace, name);
+    let out = Volume {
+        name: v.name.clone(),
+        ..Volume::default()
+    };
+    if let Some(s) = &v.empty_dir {
+        return Ok(Volume {
+            empty_dir: Some(s.clone()),
+            ..out
+        });
+    }
+    if let Some(s) = &v.host_path {
+        if s.path != LOCALTIME_PATH {
+            return Err(format!(
+                "hostPath volume {:?} (path {:?}) cannot run on CCI, a shared cluster; only {LOCALTIME_PATH:?} is passed through: remove it or replace it with coordinator.cci.io/hostpath-replacement",
+                v.name, s.path
+            ));
+        }
+        return Ok(Volume {
+            host_path: Some(HostPathVolumeSource {
+                path: s.path.clone(),
+                type_: s.type_.clone(),
+            }),
+            ..out
+        });
+    }
+    if let Some(s) = &v.config_map {
+        return Ok(Volume {
+            config_map: Some(ConfigMapVolumeSource {
+                name: rename(&s.name),
+                ..s.clone()
+            }),
+            ..out
+        });
+    }
+    if let Some(s) = &v.secret {
+        return Ok(Volume {
+            secret: Some(SecretVolumeSource {
+                secret_name: s.secret_name.as_deref().map(rename),
+                ..s.clone()
+            }),
+            ..out
+        });
+    }
+    if let Some(s) = &v.persistent_volume_claim {
+        return Ok(Volume {
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: rename(&s.claim_name),
+                read_only: s.read_only,
+            }),
+            ..out
+        });
+    }
+    if let Some(s) = &v.downward_api {
+        return Ok(Volume {
+            downward_api: Some(s.clone()),
+            ..out
+        });
+    }
+    if let Some(p) = &v.projected {
+        let sources = p
+            .sources
+            .iter()
+            .flatten()
+            .map(|s| to_cci_projection(&v.name, &rename, service_account, s))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        return Ok(Volume {
+            projected: Some(ProjectedVolumeSource {
+                default_mode: p.default_mode,
+                sources: Some(sources),
+            }),
+            ..out
+        });
+    }
+    // NB: name the type from the wire form, so every present and future type reads right.
+    let kind = serde_json::to_value(v)
+        .ok()
+        .and_then(|j| {
+            j.as_object()
+                .and_then(|o| o.keys().find(|k| *k != "name").cloned())
+        })
+        .unwrap_or_else(|| "untyped".into());
+    Err(format!(
+        "{kind} volume {:?} cannot run on CCI: CCI mounts emptyDir, configMap, secret, downwardAPI, projected, persistentVolumeClaim (SFS, SFS Turbo) and the hostPath {LOCALTIME_PATH}",
+        v.name
+    ))
+}
+
+fn to_cci_projection(
+    volume: &str,
+    rename: &impl Fn(&str) -> String,
+    service_account: &str,
+    s: &VolumeProjection,
+) -> std::result::Result<VolumeProjection, String> {
+    if let Some(c) = &s.config_map {
+        return Ok(VolumeProjection {
+            config_map: Some(ConfigMapProjection {
+                name: rename(&c.name),
+                ..c.clone()
+            }),
+            ..VolumeProjection::default()
+        });
+    }
+    if let Some(c) = &s.secret {
+        return Ok(VolumeProjection {
+            secret: Some(SecretProjection {
+                name: rename(&c.name),
+                ..c.clone()
+            }),
+            ..VolumeProjection::default()
+        });
+    }
+    if let Some(d) = &s.downward_api {
+        return Ok(VolumeProjection {
+            downward_api: Some(d.clone()),
+            ..VolumeProjection::default()
+        });
+    }
+    if let Some(t) = &s.service_account_token {
+        // §5: the long-lived token of the service account's token Secret; expirationSeconds and
+        // audience have no effect.
+        return Ok(VolumeProjection {
+            secret: Some(SecretProjection {
+                name: rename(&service_account_token_secret(service_account)),
+                items: Some(vec![KeyToPath {
+                    key: "token".into(),
+                    path: t.path.clone(),
+                    mode: None,
+                }]),
+                optional: None,
+            }),
+            ..VolumeProjection::default()
+        });
+    }
+    Err(format!(
+        "projected volume {volume:?}: clusterTrustBundle and podCertificate sources cannot run on CCI"
+    ))
+}
+
+fn to_cci_container(
+    namespace: &str,
+    c: &Container,
+    dropped_volumes: &BTreeSet<&str>,
+) -> std::result::Result<Container, String> {
+    let rename = |name: &str| mirror_name(namespace, name);
+    let env = c.env.as_ref().map(|env| {
+        env.iter()
+            .map(|e| EnvVar {
+                name: e.name.clone(),
+                value: e.value.clone(),
+                value_from: e.value_from.as_ref().map(|s| EnvVarSource {
+                    config_map_key_ref: s.config_map_key_ref.as_ref().map(|r| {
+                        ConfigMapKeySelector {
+                            name: rename(&r.name),
+                            ..r.clone()
+                        }
+                    }),
+                    secret_key_ref: s.secret_key_ref.as_ref().map(|r| SecretKeySelector {
+                        name: rename(&r.name),
+                        ..r.clone()
+                    }),
+                    ..s.clone()
+                }),
+            })
+            .collect()
+    });
+    let env_from = c.env_from.as_ref().map(|from| {
+        from.iter()
+            .map(|f| EnvFromSource {
+                prefix: f.prefix.clone(),
+                config_map_ref: f.config_map_ref.as_ref().map(|r| ConfigMapEnvSource {
+                    name: rename(&r.name),
+                    optional: r.optional,
+                }),
+                secret_ref: f.secret_ref.as_ref().map(|r| SecretEnvSource {
+                    name: rename(&r.name),
+                    optional: r.optional,
+                }),
+            })
+            .collect()
+    });
+    let mounts: Vec<VolumeMount> = c
+        .volume_mounts
+        .iter()
+        .flatten()
+        .filter(|m| {
+            !dropped_volumes.contains(m.name.as_str())
+                && !m.name.starts_with(KUBE_API_ACCESS_PREFIX)
+        })
+        .map(|m| VolumeMount {
+            name: m.name.clone(),
+            mount_path: m.mount_path.clone(),
+            sub_path: m.sub_path.clone(),
+            read_only: m.read_only,
+            ..VolumeMount::default()
+        })
+        .collect();
+    Ok(Container {
         name: c.name.clone(),
         image: c.image.clone(),
         command: c.command.clone(),
         args: c.args.clone(),
-        env: c.env.as_ref().map(|env| {
-            env.iter()
-                .filter(|e| e.value_from.is_none())
-                .map(|e| EnvVar {
-                    name: e.name.clone(),
-                    value: e.value.clone(),
-                    value_from: None,
-                })
-                .collect()
-        }),
+        env,
+        env_from,
         ports: c.ports.as_ref().map(|ports| {
             ports
                 .iter()
@@ -189,13 +652,169 @@ fn to_cci_container(c: &Container) -> Container {
                 })
                 .collect()
         }),
-        resources: c.resources.as_ref().map(|r| ResourceRequirements {
-            requests: r.requests.clone(),
-            limits: r.limits.clone(),
-            claims: None,
-        }),
+        resources: c
+            .resources
+            .as_ref()
+            .map(|r| limits_equal_requests(&c.name, r))
+            .transpose()?,
+        volume_mounts: (!mounts.is_empty()).then_some(mounts),
+        restart_policy: c.restart_policy.clone(),
         ..Container::default()
+    })
+}
+
+/// `requests` and `limits` both set, per resource, to the larger of the two (CCI requires them
+/// equal, §4); a resource named on one side only gets that value on both.
+fn limits_equal_requests(
+    container: &str,
+    r: &ResourceRequirements,
+) -> std::result::Result<ResourceRequirements, String> {
+    let empty = BTreeMap::new();
+    let requests = r.requests.as_ref().unwrap_or(&empty);
+    let limits = r.limits.as_ref().unwrap_or(&empty);
+    let millis = |side: &str, resource: &str, q: &Quantity| {
+        RulesQuantity::parse(&q.0)
+            .ok()
+            .and_then(|v| v.millis())
+            .ok_or_else(|| {
+                format!(
+                    "container {container:?}: resources.{side}.{resource} {:?} is not a usable quantity",
+                    q.0
+                )
+            })
+    };
+    let mut both = BTreeMap::new();
+    for resource in requests.keys().chain(limits.keys()) {
+        if both.contains_key(resource) {
+            continue;
+        }
+        let value = match (requests.get(resource), limits.get(resource)) {
+            (Some(req), Some(lim)) => {
+                if millis("limits", resource, lim)? > millis("requests", resource, req)? {
+                    lim
+                } else {
+                    req
+                }
+            }
+            (Some(one), None) | (None, Some(one)) => one,
+            (None, None) => continue,
+        };
+        both.insert(resource.clone(), value.clone());
     }
+    if both.is_empty() {
+        return Ok(ResourceRequirements::default());
+    }
+    Ok(ResourceRequirements {
+        requests: Some(both.clone()),
+        limits: Some(both),
+        claims: None,
+    })
+}
+
+/// Labels and annotations of the CCI mirror of cluster object `namespace/name`.
+fn mirror_meta(
+    cluster_id: &str,
+    namespace: &str,
+    name: &str,
+    resource_version: Option<&str>,
+) -> ObjectMeta {
+    let mut labels = BTreeMap::from([(LABEL_CLUSTER_ID.to_string(), cluster_id.to_string())]);
+    let dotted = mirror_name(namespace, name);
+    // NB: a label value holds at most 63 characters; the annotation always names the object.
+    if dotted.len() <= 63 {
+        labels.insert(LABEL_CLUSTER_OBJECT.to_string(), dotted.clone());
+    }
+    let mut annotations = BTreeMap::from([(
+        ANNOTATION_CLUSTER_OBJECT.to_string(),
+        format!("{namespace}/{name}"),
+    )]);
+    if let Some(rv) = resource_version {
+        annotations.insert(
+            ANNOTATION_CLUSTER_RESOURCE_VERSION.to_string(),
+            rv.to_string(),
+        );
+    }
+    ObjectMeta {
+        name: Some(dotted),
+        namespace: Some(cci_api::namespace_for_cluster(cluster_id)),
+        labels: Some(labels),
+        annotations: Some(annotations),
+        ..ObjectMeta::default()
+    }
+}
+
+fn namespace_and_name(meta: &ObjectMeta) -> (&str, &str) {
+    (
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default(),
+    )
+}
+
+/// The CCI mirror of a cluster ConfigMap: data, binary data and immutability.
+pub fn cci_config_map(cm: &ConfigMap, cluster_id: &str) -> cci_api::ConfigMap {
+    let (namespace, name) = namespace_and_name(&cm.metadata);
+    cci_api::ConfigMap {
+        binary_data: cm.binary_data.clone(),
+        immutable: cm.immutable,
+        ..cci_api::ConfigMap::new(
+            mirror_meta(
+                cluster_id,
+                namespace,
+                name,
+                cm.metadata.resource_version.as_deref(),
+            ),
+            cm.data.clone().unwrap_or_default(),
+        )
+    }
+}
+
+/// The CCI mirror of a cluster Secret: data and type. A service account token Secret becomes
+/// `Opaque` (on CCI it is only the token's carrier); `stringData` is write-only and never read
+/// back from the cluster.
+pub fn cci_secret(secret: &Secret, cluster_id: &str) -> cci_api::Secret {
+    let (namespace, name) = namespace_and_name(&secret.metadata);
+    let type_ = match secret.type_.as_deref() {
+        Some("kubernetes.io/service-account-token") => Some("Opaque".to_string()),
+        other => other.map(str::to_string),
+    };
+    cci_api::Secret {
+        type_,
+        immutable: secret.immutable,
+        ..cci_api::Secret::new(
+            mirror_meta(
+                cluster_id,
+                namespace,
+                name,
+                secret.metadata.resource_version.as_deref(),
+            ),
+            secret.data.clone().unwrap_or_default(),
+        )
+    }
+}
+
+/// The CCI mirror of a cluster claim: access modes, size, storage class and volume mode. The
+/// binding to a cluster volume (`volumeName`, `selector`, `dataSource`) means nothing on CCI.
+pub fn cci_claim(
+    claim: &PersistentVolumeClaim,
+    cluster_id: &str,
+) -> cci_api::PersistentVolumeClaim {
+    let (namespace, name) = namespace_and_name(&claim.metadata);
+    let spec = claim.spec.clone().unwrap_or_default();
+    cci_api::PersistentVolumeClaim::new(
+        mirror_meta(
+            cluster_id,
+            namespace,
+            name,
+            claim.metadata.resource_version.as_deref(),
+        ),
+        PersistentVolumeClaimSpec {
+            access_modes: spec.access_modes,
+            resources: spec.resources,
+            storage_class_name: spec.storage_class_name,
+            volume_mode: spec.volume_mode,
+            ..PersistentVolumeClaimSpec::default()
+        },
+    )
 }
 
 /// The cluster pod a CCI pod stands for, with its status mapped back; `None` for a CCI pod the
@@ -303,10 +922,11 @@ pub fn cluster_status(cci: &PodStatus, cci_spec: &PodSpec) -> PodStatus {
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{
-        Affinity, ContainerState, ContainerStateRunning, EnvVarSource, ObjectFieldSelector,
-        Toleration, Volume,
+        Affinity, ClusterTrustBundleProjection, ContainerState, ContainerStateRunning,
+        DownwardAPIProjection, DownwardAPIVolumeFile, DownwardAPIVolumeSource,
+        EmptyDirVolumeSource, NFSVolumeSource, ObjectFieldSelector, ResourceFieldSelector,
+        ServiceAccountTokenProjection, Toleration, VolumeResourceRequirements,
     };
-    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
     use rstest::rstest;
 
@@ -413,8 +1033,10 @@ mod tests {
         assert_eq!(c.command.as_ref().unwrap(), &["nginx"]);
         assert_eq!(c.args.as_ref().unwrap().len(), 2);
         let env = c.env.as_ref().unwrap();
-        assert_eq!(env.len(), 1, "valueFrom variables are dropped");
+        assert_eq!(env.len(), 2, "fieldRef variables are kept");
         assert_eq!(env[0].value.as_deref(), Some("burst"));
+        let field_ref = env[1].value_from.as_ref().unwrap().field_ref.as_ref();
+        assert_eq!(field_ref.unwrap().field_path, "metadata.name");
         let port = &c.ports.as_ref().unwrap()[0];
         assert_eq!((port.container_port, port.host_port), (80, None));
         assert_eq!(
@@ -553,6 +1175,615 @@ mod tests {
         assert_eq!(
             (remote.namespace.as_str(), remote.name.as_str()),
             ("shop", "web.v2")
+        );
+    }
+
+    // --- volumes, mounts, env, resources, size ---
+
+    fn resources(pairs: &[(&str, &str, &str)]) -> ResourceRequirements {
+        let side = |limits: bool| {
+            let map: BTreeMap<String, Quantity> = pairs
+                .iter()
+                .map(|&(r, req, lim)| (r, if limits { lim } else { req }))
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(r, v)| (r.to_string(), Quantity(v.into())))
+                .collect();
+            (!map.is_empty()).then_some(map)
+        };
+        ResourceRequirements {
+            requests: side(false),
+            limits: side(true),
+            claims: None,
+        }
+    }
+
+    /// A pod of 0.5 vCPU / 1 GiB in namespace `shop` with one app container and `volumes`.
+    fn pod_with(volumes: Vec<Volume>, mounts: Vec<VolumeMount>) -> Pod {
+        let mut pod = cluster_pod("shop", "web-0");
+        let spec = pod.spec.as_mut().unwrap();
+        spec.volumes = Some(volumes);
+        spec.containers[0].volume_mounts = Some(mounts);
+        spec.containers[0].resources =
+            Some(resources(&[("cpu", "500m", "500m"), ("memory", "1Gi", "")]));
+        pod
+    }
+
+    fn volume(name: &str, set: impl FnOnce(&mut Volume)) -> Volume {
+        let mut v = Volume {
+            name: name.into(),
+            ..Volume::default()
+        };
+        set(&mut v);
+        v
+    }
+
+    fn only_volume(pod: &Pod) -> Volume {
+        let cci = to_cci_pod(pod, "c1").unwrap();
+        let volumes = cci.spec.volumes.unwrap();
+        assert_eq!(volumes.len(), 1, "{volumes:?}");
+        volumes.into_iter().next().unwrap()
+    }
+
+    fn key_to_path(key: &str, path: &str) -> KeyToPath {
+        KeyToPath {
+            key: key.into(),
+            path: path.into(),
+            mode: None,
+        }
+    }
+
+    #[rstest]
+    #[case::empty_dir(
+        volume("scratch", |v| v.empty_dir = Some(EmptyDirVolumeSource {
+            medium: Some("Memory".into()), size_limit: Some(Quantity("1Gi".into())),
+        })),
+        volume("scratch", |v| v.empty_dir = Some(EmptyDirVolumeSource {
+            medium: Some("Memory".into()), size_limit: Some(Quantity("1Gi".into())),
+        })),
+    )]
+    #[case::localtime(
+        volume("tz", |v| v.host_path = Some(HostPathVolumeSource {
+            path: "/etc/localtime".into(), type_: Some("File".into()),
+        })),
+        volume("tz", |v| v.host_path = Some(HostPathVolumeSource {
+            path: "/etc/localtime".into(), type_: Some("File".into()),
+        })),
+    )]
+    #[case::config_map(
+        volume("conf", |v| v.config_map = Some(ConfigMapVolumeSource {
+            name: "app-config".into(), items: Some(vec![key_to_path("a", "b")]),
+            default_mode: Some(0o440), optional: Some(true),
+        })),
+        volume("conf", |v| v.config_map = Some(ConfigMapVolumeSource {
+            name: "shop.app-config".into(), items: Some(vec![key_to_path("a", "b")]),
+            default_mode: Some(0o440), optional: Some(true),
+        })),
+    )]
+    #[case::secret(
+        volume("creds", |v| v.secret = Some(SecretVolumeSource {
+            secret_name: Some("db".into()), items: Some(vec![key_to_path("pw", "password")]),
+            default_mode: Some(0o400), optional: None,
+        })),
+        volume("creds", |v| v.secret = Some(SecretVolumeSource {
+            secret_name: Some("shop.db".into()), items: Some(vec![key_to_path("pw", "password")]),
+            default_mode: Some(0o400), optional: None,
+        })),
+    )]
+    #[case::claim(
+        volume("data", |v| v.persistent_volume_claim = Some(PersistentVolumeClaimVolumeSource {
+            claim_name: "shared".into(), read_only: Some(true),
+        })),
+        volume("data", |v| v.persistent_volume_claim = Some(PersistentVolumeClaimVolumeSource {
+            claim_name: "shop.shared".into(), read_only: Some(true),
+        })),
+    )]
+    #[case::downward_api(
+        volume("info", |v| v.downward_api = Some(downward())),
+        volume("info", |v| v.downward_api = Some(downward())),
+    )]
+    #[case::projected(
+        volume("bundle", |v| v.projected = Some(ProjectedVolumeSource {
+            default_mode: Some(0o444),
+            sources: Some(vec![
+                VolumeProjection { config_map: Some(ConfigMapProjection {
+                    name: "app-config".into(), items: None, optional: Some(true) }),
+                    ..VolumeProjection::default() },
+                VolumeProjection { secret: Some(SecretProjection {
+                    name: "db".into(), items: Some(vec![key_to_path("pw", "pw")]), optional: None }),
+                    ..VolumeProjection::default() },
+                VolumeProjection { downward_api: Some(DownwardAPIProjection {
+                    items: downward().items }), ..VolumeProjection::default() },
+                VolumeProjection { service_account_token: Some(ServiceAccountTokenProjection {
+                    path: "sa/token".into(), expiration_seconds: Some(600),
+                    audience: Some("vault".into()) }),
+                    ..VolumeProjection::default() },
+            ]),
+        })),
+        volume("bundle", |v| v.projected = Some(ProjectedVolumeSource {
+            default_mode: Some(0o444),
+            sources: Some(vec![
+                VolumeProjection { config_map: Some(ConfigMapProjection {
+                    name: "shop.app-config".into(), items: None, optional: Some(true) }),
+                    ..VolumeProjection::default() },
+                VolumeProjection { secret: Some(SecretProjection {
+                    name: "shop.db".into(), items: Some(vec![key_to_path("pw", "pw")]), optional: None }),
+                    ..VolumeProjection::default() },
+                VolumeProjection { downward_api: Some(DownwardAPIProjection {
+                    items: downward().items }), ..VolumeProjection::default() },
+                VolumeProjection { secret: Some(SecretProjection {
+                    name: "shop.default-token".into(),
+                    items: Some(vec![key_to_path("token", "sa/token")]), optional: None }),
+                    ..VolumeProjection::default() },
+            ]),
+        })),
+    )]
+    fn each_volume_type_cci_mounts_is_carried_over_with_mirrored_names(
+        #[case] cluster: Volume,
+        #[case] expected: Volume,
+    ) {
+        assert_eq!(only_volume(&pod_with(vec![cluster], vec![])), expected);
+    }
+
+    fn downward() -> DownwardAPIVolumeSource {
+        DownwardAPIVolumeSource {
+            default_mode: None,
+            items: Some(vec![DownwardAPIVolumeFile {
+                path: "labels".into(),
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: "metadata.labels".into(),
+                    api_version: None,
+                }),
+                ..DownwardAPIVolumeFile::default()
+            }]),
+        }
+    }
+
+    #[rstest]
+    #[case::other_host_path(
+        volume("logs", |v| v.host_path = Some(HostPathVolumeSource { path: "/var/log".into(), type_: None })),
+        "hostPath volume \"logs\" (path \"/var/log\") cannot run on CCI"
+    )]
+    #[case::nfs(
+        volume("share", |v| v.nfs = Some(NFSVolumeSource { path: "/x".into(), server: "nas".into(), read_only: None })),
+        "nfs volume \"share\" cannot run on CCI"
+    )]
+    #[case::untyped(volume("nothing", |_| {}), "untyped volume \"nothing\"")]
+    #[case::trust_bundle(
+        volume("ca", |v| v.projected = Some(ProjectedVolumeSource { default_mode: None, sources: Some(vec![
+            VolumeProjection { cluster_trust_bundle: Some(ClusterTrustBundleProjection {
+                path: "ca.pem".into(), ..ClusterTrustBundleProjection::default() }),
+                ..VolumeProjection::default() }]) })),
+        "clusterTrustBundle and podCertificate sources cannot run on CCI"
+    )]
+    fn volumes_cci_cannot_mount_are_refused_naming_the_volume(
+        #[case] cluster: Volume,
+        #[case] hint: &str,
+    ) {
+        let err = to_cci_pod(&pod_with(vec![cluster], vec![]), "c1").unwrap_err();
+        assert!(err.to_string().contains(hint), "{err}");
+        assert!(matches!(vk::Error::from(err), vk::Error::InvalidInput(_)));
+    }
+
+    fn mount(name: &str, path: &str) -> VolumeMount {
+        VolumeMount {
+            name: name.into(),
+            mount_path: path.into(),
+            ..VolumeMount::default()
+        }
+    }
+
+    #[test]
+    fn mounts_keep_name_path_sub_path_and_read_only_and_the_api_access_volume_is_dropped() {
+        let conf = volume("conf", |v| {
+            v.config_map = Some(ConfigMapVolumeSource {
+                name: "app-config".into(),
+                ..ConfigMapVolumeSource::default()
+            })
+        });
+        let api_access = volume("kube-api-access-x7k2p", |v| {
+            v.projected = Some(ProjectedVolumeSource::default())
+        });
+        let kept = VolumeMount {
+            sub_path: Some("nginx.conf".into()),
+            read_only: Some(true),
+            mount_propagation: Some("HostToContainer".into()),
+            ..mount("conf", "/etc/nginx/nginx.conf")
+        };
+        let pod = pod_with(
+            vec![conf, api_access],
+            vec![
+                kept.clone(),
+                mount(
+                    "kube-api-access-x7k2p",
+                    "/var/run/secrets/kubernetes.io/serviceaccount",
+                ),
+            ],
+        );
+        let cci = to_cci_pod(&pod, "c1").unwrap();
+        assert_eq!(cci.spec.volumes.as_ref().unwrap().len(), 1);
+        assert_eq!(
+            cci.spec.containers[0].volume_mounts.as_ref().unwrap(),
+            &vec![VolumeMount {
+                mount_propagation: None,
+                ..kept
+            }]
+        );
+        assert!(!references(&pod).keys().any(|k| k.name.contains("token")));
+    }
+
+    fn env_from_ref(name: &str, config_map: bool) -> EnvVar {
+        let source = if config_map {
+            EnvVarSource {
+                config_map_key_ref: Some(ConfigMapKeySelector {
+                    name: "app-config".into(),
+                    key: "mode".into(),
+                    optional: Some(true),
+                }),
+                ..EnvVarSource::default()
+            }
+        } else {
+            EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: "db".into(),
+                    key: "pw".into(),
+                    optional: None,
+                }),
+                ..EnvVarSource::default()
+            }
+        };
+        EnvVar {
+            name: name.into(),
+            value: None,
+            value_from: Some(source),
+        }
+    }
+
+    #[test]
+    fn env_references_are_renamed_and_field_and_resource_refs_kept() {
+        let mut pod = pod_with(vec![], vec![]);
+        let c = &mut pod.spec.as_mut().unwrap().containers[0];
+        let resource_ref = EnvVar {
+            name: "CPU".into(),
+            value: None,
+            value_from: Some(EnvVarSource {
+                resource_field_ref: Some(ResourceFieldSelector {
+                    resource: "limits.cpu".into(),
+                    ..ResourceFieldSelector::default()
+                }),
+                ..EnvVarSource::default()
+            }),
+        };
+        c.env = Some(vec![
+            env_from_ref("MODE", true),
+            env_from_ref("PW", false),
+            resource_ref.clone(),
+        ]);
+        c.env_from = Some(vec![
+            EnvFromSource {
+                prefix: Some("APP_".into()),
+                config_map_ref: Some(ConfigMapEnvSource {
+                    name: "app-config".into(),
+                    optional: None,
+                }),
+                secret_ref: None,
+            },
+            EnvFromSource {
+                prefix: None,
+                config_map_ref: None,
+                secret_ref: Some(SecretEnvSource {
+                    name: "db".into(),
+                    optional: Some(true),
+                }),
+            },
+        ]);
+        let cci = to_cci_pod(&pod, "c1").unwrap();
+        let c = &cci.spec.containers[0];
+        let env = c.env.as_ref().unwrap();
+        let cm = env[0]
+            .value_from
+            .as_ref()
+            .unwrap()
+            .config_map_key_ref
+            .as_ref();
+        assert_eq!(
+            cm.unwrap(),
+            &ConfigMapKeySelector {
+                name: "shop.app-config".into(),
+                key: "mode".into(),
+                optional: Some(true)
+            }
+        );
+        let secret = env[1].value_from.as_ref().unwrap().secret_key_ref.as_ref();
+        assert_eq!(secret.unwrap().name, "shop.db");
+        assert_eq!(env[2], resource_ref);
+        let from = c.env_from.as_ref().unwrap();
+        assert_eq!(from[0].prefix.as_deref(), Some("APP_"));
+        assert_eq!(
+            from[0].config_map_ref.as_ref().unwrap().name,
+            "shop.app-config"
+        );
+        assert_eq!(
+            from[1].secret_ref.as_ref().unwrap(),
+            &SecretEnvSource {
+                name: "shop.db".into(),
+                optional: Some(true)
+            }
+        );
+    }
+
+    #[test]
+    fn init_containers_are_translated_like_app_containers() {
+        let mut pod = pod_with(vec![], vec![]);
+        pod.spec.as_mut().unwrap().init_containers = Some(vec![Container {
+            name: "setup".into(),
+            image: Some("busybox".into()),
+            env: Some(vec![env_from_ref("PW", false)]),
+            resources: Some(resources(&[("cpu", "250m", "1"), ("memory", "", "2Gi")])),
+            volume_mounts: Some(vec![mount("kube-api-access-abcde", "/var/run")]),
+            security_context: Some(Default::default()),
+            ..Container::default()
+        }]);
+        let cci = to_cci_pod(&pod, "c1").unwrap();
+        let init = &cci.spec.init_containers.as_ref().unwrap()[0];
+        assert_eq!(init.name, "setup");
+        assert_eq!(init.security_context, None);
+        assert_eq!(init.volume_mounts, None, "the api access mount is dropped");
+        let pw = init.env.as_ref().unwrap()[0].value_from.as_ref().unwrap();
+        assert_eq!(pw.secret_key_ref.as_ref().unwrap().name, "shop.db");
+        let r = init.resources.as_ref().unwrap();
+        assert_eq!(r.requests, r.limits);
+        assert_eq!(r.limits.as_ref().unwrap()["cpu"], Quantity("1".into()));
+        // The init container (1 vCPU / 2 GiB) is larger than the app container.
+        assert_eq!(cci.metadata.annotations.unwrap()[ANNOTATION_SIZE], "1_2");
+    }
+
+    #[rstest]
+    #[case::equal(("500m", "500m"), "500m")]
+    #[case::limit_larger(("250m", "1"), "1")]
+    #[case::request_larger_than_a_lower_spelled_limit(("1.5", "1200m"), "1.5")]
+    #[case::request_only(("300m", ""), "300m")]
+    #[case::limit_only(("", "2"), "2")]
+    fn limits_and_requests_both_become_the_larger_of_the_two(
+        #[case] (request, limit): (&str, &str),
+        #[case] both: &str,
+    ) {
+        let mut pod = pod_with(vec![], vec![]);
+        pod.spec.as_mut().unwrap().containers[0].resources = Some(resources(&[
+            ("cpu", request, limit),
+            ("memory", "1Gi", "512Mi"),
+        ]));
+        let cci = to_cci_pod(&pod, "c1").unwrap();
+        let r = cci.spec.containers[0].resources.clone().unwrap();
+        assert_eq!(r.requests, r.limits);
+        let requests = r.requests.unwrap();
+        assert_eq!(requests["cpu"], Quantity(both.into()));
+        assert_eq!(requests["memory"], Quantity("1Gi".into()));
+    }
+
+    #[rstest]
+    #[case::seed_nginx(&[("cpu", "500m", "500m"), ("memory", "1Gi", "1Gi")], None, "0.5_1")]
+    #[case::small(&[("cpu", "100m", ""), ("memory", "100Mi", "")], None, "0.25_0.5")]
+    #[case::memory_heavy(&[("cpu", "1", ""), ("memory", "10Gi", "")], None, "2_10")]
+    #[case::from_limits(&[("cpu", "500m", "3"), ("memory", "1Gi", "")], None, "4_4")]
+    #[case::pinned(&[("cpu", "500m", ""), ("memory", "1Gi", "")], Some("2_4"), "2_4")]
+    fn the_size_annotation_is_the_flavour_the_translated_containers_round_up_to(
+        #[case] container: &[(&str, &str, &str)],
+        #[case] pinned: Option<&str>,
+        #[case] size: &str,
+    ) {
+        let mut pod = pod_with(vec![], vec![]);
+        pod.spec.as_mut().unwrap().containers[0].resources = Some(resources(container));
+        if let Some(pinned) = pinned {
+            pod.metadata.annotations = Some(BTreeMap::from([(
+                ANNOTATION_POD_SIZE_SPECS.to_string(),
+                pinned.to_string(),
+            )]));
+        }
+        let annotations = to_cci_pod(&pod, "c1")
+            .unwrap()
+            .metadata
+            .annotations
+            .unwrap();
+        assert_eq!(annotations[ANNOTATION_SIZE], size);
+        assert_eq!(
+            annotations
+                .get(ANNOTATION_POD_SIZE_SPECS)
+                .map(String::as_str),
+            pinned
+        );
+    }
+
+    #[rstest]
+    #[case::too_many_cores(&[("cpu", "65", ""), ("memory", "1Gi", "")], "fits no CCI flavour")]
+    #[case::too_much_memory(&[("cpu", "1", ""), ("memory", "600Gi", "")], "600Gi")]
+    #[case::nothing_named(&[], "no container has cpu or memory")]
+    fn a_pod_that_fits_no_flavour_is_refused_with_the_numbers(
+        #[case] container: &[(&str, &str, &str)],
+        #[case] hint: &str,
+    ) {
+        let mut pod = pod_with(vec![], vec![]);
+        pod.spec.as_mut().unwrap().containers[0].resources = Some(resources(container));
+        let err = to_cci_pod(&pod, "c1").unwrap_err();
+        assert!(err.to_string().contains(hint), "{err}");
+        assert!(matches!(vk::Error::from(err), vk::Error::InvalidInput(_)));
+    }
+
+    #[test]
+    fn image_pulls_always_use_the_cci_pull_secret() {
+        let mut pod = pod_with(vec![], vec![]);
+        pod.spec.as_mut().unwrap().image_pull_secrets = Some(vec![LocalObjectReference {
+            name: "my-registry".into(),
+        }]);
+        let cci = to_cci_pod(&pod, "c1").unwrap();
+        assert_eq!(
+            cci.spec.image_pull_secrets.unwrap(),
+            vec![LocalObjectReference {
+                name: "imagepull-secret".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn references_name_every_object_once_and_are_optional_only_when_every_use_is() {
+        let mut pod = pod_with(
+            vec![
+                volume("conf", |v| {
+                    v.config_map = Some(ConfigMapVolumeSource {
+                        name: "app-config".into(),
+                        optional: Some(true),
+                        ..ConfigMapVolumeSource::default()
+                    })
+                }),
+                volume("data", |v| {
+                    v.persistent_volume_claim = Some(PersistentVolumeClaimVolumeSource {
+                        claim_name: "shared".into(),
+                        read_only: None,
+                    })
+                }),
+                volume("token", |v| {
+                    v.projected = Some(ProjectedVolumeSource {
+                        default_mode: None,
+                        sources: Some(vec![VolumeProjection {
+                            service_account_token: Some(ServiceAccountTokenProjection {
+                                path: "token".into(),
+                                ..ServiceAccountTokenProjection::default()
+                            }),
+                            ..VolumeProjection::default()
+                        }]),
+                    })
+                }),
+            ],
+            vec![],
+        );
+        let spec = pod.spec.as_mut().unwrap();
+        spec.service_account_name = Some("builder".into());
+        // The ConfigMap is optional in the volume but required by this variable.
+        let mut required = env_from_ref("MODE", true);
+        required
+            .value_from
+            .as_mut()
+            .unwrap()
+            .config_map_key_ref
+            .as_mut()
+            .unwrap()
+            .optional = None;
+        spec.containers[0].env = Some(vec![required, env_from_ref("PW", false)]);
+        spec.containers[0].env_from = Some(vec![EnvFromSource {
+            secret_ref: Some(SecretEnvSource {
+                name: "extra".into(),
+                optional: Some(true),
+            }),
+            ..EnvFromSource::default()
+        }]);
+        let refs: Vec<(String, bool)> = references(&pod)
+            .into_iter()
+            .map(|(k, optional)| (k.to_string(), optional))
+            .collect();
+        assert_eq!(
+            refs,
+            [
+                ("configmap shop/app-config", false),
+                ("secret shop/builder-token", false),
+                ("secret shop/db", false),
+                ("secret shop/extra", true),
+                ("persistentvolumeclaim shop/shared", false),
+            ]
+            .map(|(k, o)| (k.to_string(), o))
+        );
+    }
+
+    fn object_meta(name: &str) -> ObjectMeta {
+        ObjectMeta {
+            namespace: Some("shop".into()),
+            name: Some(name.into()),
+            resource_version: Some("42".into()),
+            uid: Some("cluster-uid".into()),
+            ..ObjectMeta::default()
+        }
+    }
+
+    #[test]
+    fn mirrored_objects_are_named_namespace_dot_name_and_labelled_for_the_cluster() {
+        let cm = ConfigMap {
+            metadata: object_meta("app-config"),
+            data: Some(BTreeMap::from([("mode".into(), "fast".into())])),
+            ..ConfigMap::default()
+        };
+        let copy = cci_config_map(&cm, "c1");
+        assert_eq!(copy.kind, "ConfigMap");
+        assert_eq!(copy.metadata.name.as_deref(), Some("shop.app-config"));
+        assert_eq!(copy.metadata.namespace.as_deref(), Some("bursting-c1"));
+        assert_eq!(copy.metadata.uid, None);
+        assert_eq!(copy.metadata.resource_version, None);
+        let labels = copy.metadata.labels.unwrap();
+        assert_eq!(labels[LABEL_CLUSTER_ID], "c1");
+        assert_eq!(labels[LABEL_CLUSTER_OBJECT], "shop.app-config");
+        let annotations = copy.metadata.annotations.unwrap();
+        assert_eq!(annotations[ANNOTATION_CLUSTER_OBJECT], "shop/app-config");
+        assert_eq!(annotations[ANNOTATION_CLUSTER_RESOURCE_VERSION], "42");
+        assert_eq!(copy.data, cm.data);
+    }
+
+    #[test]
+    fn a_name_too_long_for_a_label_value_is_only_in_the_annotation() {
+        let cm = ConfigMap {
+            metadata: object_meta(&"c".repeat(80)),
+            ..ConfigMap::default()
+        };
+        let copy = cci_config_map(&cm, "c1");
+        assert!(
+            !copy
+                .metadata
+                .labels
+                .unwrap()
+                .contains_key(LABEL_CLUSTER_OBJECT)
+        );
+        assert!(copy.metadata.annotations.unwrap()[ANNOTATION_CLUSTER_OBJECT].ends_with("ccc"));
+    }
+
+    #[test]
+    fn a_service_account_token_secret_is_mirrored_as_opaque_with_its_data() {
+        let secret = Secret {
+            metadata: object_meta("builder-token"),
+            type_: Some("kubernetes.io/service-account-token".into()),
+            data: Some(BTreeMap::from([(
+                "token".into(),
+                k8s_openapi::ByteString(b"t0k3n".to_vec()),
+            )])),
+            ..Secret::default()
+        };
+        let copy = cci_secret(&secret, "c1");
+        assert_eq!(copy.type_.as_deref(), Some("Opaque"));
+        assert_eq!(copy.data, secret.data);
+        assert_eq!(copy.metadata.name.as_deref(), Some("shop.builder-token"));
+    }
+
+    #[test]
+    fn a_claim_keeps_its_class_size_and_modes_but_not_its_cluster_binding() {
+        let claim = PersistentVolumeClaim {
+            metadata: object_meta("shared"),
+            spec: Some(PersistentVolumeClaimSpec {
+                access_modes: Some(vec!["ReadWriteMany".into()]),
+                storage_class_name: Some("csi-nas".into()),
+                volume_name: Some("pv-123".into()),
+                resources: Some(VolumeResourceRequirements {
+                    requests: Some(BTreeMap::from([(
+                        "storage".into(),
+                        Quantity("10Gi".into()),
+                    )])),
+                    limits: None,
+                }),
+                ..PersistentVolumeClaimSpec::default()
+            }),
+            status: None,
+        };
+        let copy = cci_claim(&claim, "c1");
+        assert_eq!(copy.metadata.name.as_deref(), Some("shop.shared"));
+        assert_eq!(copy.spec.storage_class_name.as_deref(), Some("csi-nas"));
+        assert_eq!(copy.spec.volume_name, None);
+        assert_eq!(
+            copy.spec.resources.unwrap().requests.unwrap()["storage"],
+            Quantity("10Gi".into())
         );
     }
 }

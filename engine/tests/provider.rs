@@ -11,9 +11,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use bursting_engine::{CciClient, CciProvider};
+use bursting_engine::{CciClient, CciProvider, MemoryObjects};
 use cci_api::{LABEL_CLUSTER_ID, LABEL_CLUSTER_POD_UID, List, Namespace, Pod as CciPod, Status};
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodStatus};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodStatus, ResourceRequirements};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use vk::Provider;
 
@@ -188,7 +189,7 @@ async fn serve() -> (SocketAddr, Shared) {
 
 fn provider(addr: SocketAddr, token: &str) -> CciProvider {
     let client = CciClient::new(&format!("http://{addr}/"), token).unwrap();
-    CciProvider::new(client, "c1").unwrap()
+    CciProvider::new(client, MemoryObjects::default(), "c1").unwrap()
 }
 
 fn pod(name: &str, uid: &str, image: &str) -> Pod {
@@ -203,6 +204,14 @@ fn pod(name: &str, uid: &str, image: &str) -> Pod {
             containers: vec![Container {
                 name: "app".into(),
                 image: Some(image.into()),
+                // NB: CCI sizes pods from their resources; a pod naming none is refused (§4).
+                resources: Some(ResourceRequirements {
+                    requests: Some(BTreeMap::from([
+                        ("cpu".into(), Quantity("500m".into())),
+                        ("memory".into(), Quantity("1Gi".into())),
+                    ])),
+                    ..ResourceRequirements::default()
+                }),
                 ..Container::default()
             }],
             ..PodSpec::default()

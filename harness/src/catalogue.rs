@@ -93,15 +93,15 @@ entries! {
     "WL-06", "DaemonSet labelled enforce: its pods never reach the virtual node", Some(scenarios::wl::wl_06);
     "WL-07", "Policy matrix enforce/auto/localPrefer/off/none x nodes with room/full", None;
     "WL-08", "Label added to a running Deployment moves nothing; after a rollout restart new pods burst", Some(scenarios::wl::wl_08);
-    "VOL-01", "ConfigMap mounted: mirrored to CCI with equal data; an update reaches CCI", None;
-    "VOL-02", "Secret mounted: mirrored; its data never appears in engine logs or events", None;
+    "VOL-01", "ConfigMap mounted: mirrored to CCI with equal data; an update reaches CCI", Some(scenarios::vol::vol_01);
+    "VOL-02", "Secret mounted: mirrored; its data never appears in engine logs or events", Some(scenarios::vol::vol_02);
     "VOL-03", "EmptyDir: plain works; subPath refused; 1Gi works; 1536Mi refused; > 10 x CPU refused", None;
     "VOL-04", "DownwardAPI: refused on 1.3.24, works on 1.3.25", None;
     "VOL-05", "Projected serviceAccountToken: gated as VOL-04; long-lived token Secret on CCI", None;
     "VOL-06", "PVC: SFS and SFS Turbo through CSI work; other classes refused", None;
     "VOL-07", "HostPath refused; /etc/localtime works on 1.5.9, refused on 1.5.8", None;
     "VOL-08", "flexVolume and local volumes refused", Some(scenarios::refusals::vol_08);
-    "HP-01", "The seed's hostPath Deployment runs; snapshot of the CCI pod's volumes and mounts", None;
+    "HP-01", "The seed's hostPath Deployment runs; snapshot of the CCI pod's volumes and mounts", Some(scenarios::hp::hp_01);
     "HP-02", "One hostPath named replaceByEmptyDir", None;
     "HP-03", "One hostPath named remove", None;
     "HP-04", "* with remove", None;
@@ -129,7 +129,7 @@ entries! {
     "NET-01", "With interconnect, a CCI pod reaches a cluster Service and back", None;
     "NET-02", "Without interconnect, a CCI pod cannot reach a cluster Service", None;
     "VK-01", "Graceful delete (grace period honoured) and force delete both remove the CCI pod", Some(scenarios::vk::vk_01);
-    "VK-02", "Optional missing ConfigMap/Secret: runs; mandatory missing: waits with an event naming it", None;
+    "VK-02", "Optional missing ConfigMap/Secret: runs; mandatory missing: waits with an event naming it", Some(scenarios::vol::vk_02);
     "VK-03", "The virtual node deleted by hand is recreated with a new UID within a minute; pods keep running", Some(scenarios::vk::vk_03);
     "R-01", "Engine killed while bursting 100 pods and restarted: all Running, exactly one CCI pod each", Some(scenarios::r::r_01);
     "R-02", "CCI answering 5xx or slowly for a while: pods converge once it recovers; no duplicates", None;

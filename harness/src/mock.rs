@@ -66,6 +66,42 @@ impl MockCci {
         Ok(list.items)
     }
 
+    /// One object of a namespace by its plural (`configmaps`, `secrets`, …); `None` if absent.
+    pub async fn object<T: serde::de::DeserializeOwned>(
+        &self,
+        namespace: &str,
+        plural: &str,
+        name: &str,
+    ) -> Result<Option<T>> {
+        let url = format!(
+            "{}{}/namespaces/{namespace}/{plural}/{name}",
+            self.url,
+            cci_api::API_PREFIX
+        );
+        let context = || format!("get CCI {plural} {namespace}/{name}");
+        let resp = self
+            .http
+            .get(&url)
+            .header(AUTH_HEADER, &self.token)
+            .send()
+            .await
+            .map_err(|source| Error::Http {
+                context: context(),
+                source,
+            })?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let resp = resp.error_for_status().map_err(|source| Error::Http {
+            context: context(),
+            source,
+        })?;
+        resp.json().await.map(Some).map_err(|source| Error::Http {
+            context: context(),
+            source,
+        })
+    }
+
     /// A one-paragraph summary of a namespace for timeout diagnoses.
     pub async fn describe(&self, namespace: &str) -> String {
         match self.pods(namespace).await {

@@ -11,7 +11,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use cci_api::{
-    API_PREFIX, AUTH_HEADER, ConfigMap, List, Namespace, PersistentVolumeClaim, Pod, Secret,
+    API_PREFIX, AUTH_HEADER, ConfigMap, ExecRequest, ExecResult, List, NETWORK_API_PREFIX,
+    Namespace, Network, PersistentVolumeClaim, Pod, ProxyRegistration, Secret, Service,
 };
 use tokio::time::Instant;
 
@@ -19,7 +20,7 @@ use crate::MockState;
 use crate::error::{Error, Result};
 use crate::extract::{DeleteBody, Json, Kind, ListQuery, Path, Query, Tenant};
 use crate::faults::{Operation, Resource, Verb};
-use crate::state::{DeleteOptions, Store, StoredObject};
+use crate::state::{DeleteOptions, LogOptions, Store, StoredObject};
 use crate::watch_stream;
 
 /// The largest request body accepted: a 1 MiB ConfigMap, JSON-escaped, fits.
@@ -33,9 +34,15 @@ pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 ///   - `namespaces/{ns}/pods` (GET with `?labelSelector=`; with `?watch=true[&resourceVersion=N]
 ///     [&timeoutSeconds=N]` a stream of newline-delimited watch events; POST),
 ///     `namespaces/{ns}/pods/{name}` (GET; DELETE with `?gracePeriodSeconds=N` or a
-///     `DeleteOptions` body);
-///   - `namespaces/{ns}/{configmaps|secrets|persistentvolumeclaims}` (GET with
+///     `DeleteOptions` body), `namespaces/{ns}/pods/{name}/log` (GET, text; `?container=`,
+///     `?previous=true`, `?tailLines=N`), `namespaces/{ns}/pods/{name}/exec` (POST an
+///     [`ExecRequest`](cci_api::ExecRequest); only `probe <service>` is simulated, see
+///     [`crate::state`]'s network model);
+///   - `namespaces/{ns}/{configmaps|secrets|persistentvolumeclaims|services|proxyregistrations}`
+///     (GET with
 ///     `?labelSelector=`, POST) and `…/{name}` (GET, PUT, DELETE).
+/// - Under [`NETWORK_API_PREFIX`] (`/apis/yangtse/v2`), with a token:
+///   `namespaces/{ns}/networks` and `…/{name}`, as the objects above.
 /// - The inside view under `/_mock/`, no token (see [`crate::admin`] docs): `state`, `pods`,
 ///   `namespaces`, `requests`, `faults`, `reset`, `ledger`, `peak`; `/admin/v1/pods` and
 ///   `/admin/v1/namespaces` are aliases kept for older callers.
@@ -56,14 +63,23 @@ pub fn app(state: MockState) -> Router {
             "/namespaces/{namespace}/pods/{name}",
             get(get_pod).delete(delete_pod),
         )
+        .route("/namespaces/{namespace}/pods/{name}/log", get(pod_log))
+        .route(
+            "/namespaces/{namespace}/pods/{name}/exec",
+            axum::routing::post(pod_exec),
+        )
         .merge(object_routes::<ConfigMap>("configmaps"))
         .merge(object_routes::<Secret>("secrets"))
         .merge(object_routes::<PersistentVolumeClaim>(
             "persistentvolumeclaims",
-        ));
+        ))
+        .merge(object_routes::<Service>("services"))
+        .merge(object_routes::<ProxyRegistration>("proxyregistrations"));
+    let yangtse = object_routes::<Network>("networks");
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .nest(API_PREFIX, cci)
+        .nest(NETWORK_API_PREFIX, yangtse)
         .merge(crate::admin::routes())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -323,6 +339,39 @@ async fn delete_pod(
     .await?;
     tracing::info!(tenant, namespace, pod = name, ?options, "pod deleted");
     Ok(axum::Json(pod))
+}
+
+async fn pod_log(
+    State(state): State<MockState>,
+    Tenant(tenant): Tenant,
+    Path((namespace, name)): Path<(String, String)>,
+    Query(options): Query<LogOptions>,
+) -> Result<String> {
+    serve(
+        &state,
+        &tenant,
+        Some(&namespace),
+        op(Verb::Get, Resource::Log),
+        |s, now| s.pod_log(&tenant, &namespace, &name, &options, now),
+    )
+    .await
+}
+
+async fn pod_exec(
+    State(state): State<MockState>,
+    Tenant(tenant): Tenant,
+    Path((namespace, name)): Path<(String, String)>,
+    Json(request): Json<ExecRequest>,
+) -> Result<axum::Json<ExecResult>> {
+    let result = serve(
+        &state,
+        &tenant,
+        Some(&namespace),
+        op(Verb::Create, Resource::Exec),
+        |s, now| s.exec(&tenant, &namespace, &name, &request, now),
+    )
+    .await?;
+    Ok(axum::Json(result))
 }
 
 async fn create_object<T: StoredObject + Kind>(

@@ -171,6 +171,20 @@ impl FromStr for TokenSpec {
     }
 }
 
+/// Parses a token file: one `TOKEN` or `TOKEN=TENANT` per line; blank lines and lines starting
+/// with `#` are skipped. The error names the line.
+pub fn parse_token_file(text: &str) -> Result<Vec<TokenSpec>, String> {
+    text.lines()
+        .enumerate()
+        .map(|(index, line)| (index + 1, line.trim()))
+        .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
+        .map(|(number, line)| {
+            line.parse()
+                .map_err(|e: TokenSpecError| format!("line {number}: {e}"))
+        })
+        .collect()
+}
+
 impl fmt::Display for TokenSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}={}", self.token, self.tenant)
@@ -200,6 +214,18 @@ mod tests {
     fn token_spec_refuses(#[case] spec: &str) {
         let err = spec.parse::<TokenSpec>().unwrap_err();
         assert!(err.to_string().contains("TOKEN=TENANT"), "{err}");
+    }
+
+    #[test]
+    fn a_token_file_has_one_token_per_line_and_comments() {
+        let specs = parse_token_file("# tenants\na=tenant-a\n\n  b  \n").unwrap();
+        assert_eq!(specs.len(), 2);
+        assert_eq!(
+            (specs[1].token.as_str(), specs[1].tenant.as_str()),
+            ("b", "b")
+        );
+        let err = parse_token_file("ok\n=bad\n").unwrap_err();
+        assert!(err.starts_with("line 2: "), "{err}");
     }
 
     #[test]

@@ -4,7 +4,10 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
-use cci_api::{AUTH_HEADER, ConfigMap, Namespace, PersistentVolumeClaim, Pod, Secret};
+use cci_api::{
+    AUTH_HEADER, ConfigMap, ExecRequest, Namespace, Network, PersistentVolumeClaim, Pod,
+    ProxyRegistration, Secret, Service,
+};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -50,6 +53,10 @@ kinds!(
     ConfigMap => "ConfigMap",
     Secret => "Secret",
     PersistentVolumeClaim => "PersistentVolumeClaim",
+    Network => "Network",
+    Service => "Service",
+    ProxyRegistration => "ProxyRegistration",
+    ExecRequest => "ExecRequest",
     FaultSpec => "fault",
 );
 
@@ -149,11 +156,19 @@ pub(crate) struct ListQuery {
     pub resource_version: Option<String>,
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
+    /// Refused when set: this service selects by label only.
+    #[serde(default)]
+    pub field_selector: Option<String>,
 }
 
 impl ListQuery {
-    /// The parsed `labelSelector` (empty when absent).
+    /// The parsed `labelSelector` (empty when absent); a `fieldSelector` is refused.
     pub fn selector(&self) -> Result<LabelSelector> {
+        if let Some(fields) = self.field_selector.as_deref().filter(|f| !f.is_empty()) {
+            return Err(Error::BadRequest(format!(
+                "fieldSelector {fields:?} is not supported by this service: select by labelSelector, or get the object by name"
+            )));
+        }
         let selector = self.label_selector.clone().unwrap_or_default();
         selector
             .parse()

@@ -181,10 +181,16 @@ named_enum!(
         Secrets = "secrets",
         /// PersistentVolumeClaims.
         PersistentVolumeClaims = "persistentvolumeclaims",
+        /// Services.
+        Services = "services",
         /// Networks (yangtse).
         Networks = "networks",
         /// Pod logs.
         Log = "pods/log",
+        /// Commands run in pods.
+        Exec = "pods/exec",
+        /// Proxy registrations.
+        ProxyRegistrations = "proxyregistrations",
     }
 );
 

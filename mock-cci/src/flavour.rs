@@ -130,7 +130,7 @@ fn parse_decimal(text: &str, unit: u64) -> Option<u64> {
     let mut place = unit;
     for digit in fraction.bytes() {
         let d = u64::from(digit - b'0');
-        if place % 10 != 0 {
+        if !place.is_multiple_of(10) {
             // A digit finer than the unit: only zeros are allowed there.
             if d != 0 {
                 return None;
@@ -151,9 +151,9 @@ impl fmt::Display for Flavour {
             decimal(u64::from(self.cpu_milli), 1000),
             // NB: MiB → GiB is a power of two, so write the fraction of 1024 through 1/1000s
             // only when it is exact (every sold size is a whole or half GiB).
-            if self.mem_mib % 1024 == 0 {
+            if self.mem_mib.is_multiple_of(1024) {
                 (self.mem_mib / 1024).to_string()
-            } else if self.mem_mib % 512 == 0 {
+            } else if self.mem_mib.is_multiple_of(512) {
                 format!("{}.5", self.mem_mib / 1024)
             } else {
                 format!("{}Mi", self.mem_mib)

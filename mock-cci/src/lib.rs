@@ -30,7 +30,7 @@ use k8s_openapi::jiff::Timestamp;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-mod admin;
+pub mod admin;
 mod api;
 pub mod behaviour;
 pub mod config;

@@ -37,6 +37,10 @@ struct Args {
     #[arg(long = "token", value_name = "TOKEN[=TENANT]")]
     tokens: Vec<TokenSpec>,
 
+    /// A file of accepted tokens, one TOKEN or TOKEN=TENANT per line (`#` starts a comment).
+    #[arg(long, value_name = "PATH")]
+    token_file: Option<std::path::PathBuf>,
+
     /// How long a new pod stays Pending before it turns Running, in milliseconds.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_RUNNING_AFTER.as_millis() as u64)]
     running_after_ms: u64,
@@ -63,9 +67,18 @@ struct Args {
 }
 
 impl Args {
-    fn config(&self) -> MockConfig {
-        let tokens = self
-            .tokens
+    fn config(&self) -> anyhow::Result<MockConfig> {
+        let mut specs = self.tokens.clone();
+        if let Some(path) = &self.token_file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the token file {}", path.display()))?;
+            specs.extend(
+                mock_cci::config::parse_token_file(&text).map_err(|problem| {
+                    anyhow::anyhow!("the token file {} is malformed: {problem}", path.display())
+                })?,
+            );
+        }
+        let tokens = specs
             .iter()
             .map(|spec| (spec.token.clone(), spec.tenant.clone()))
             .collect();
@@ -74,7 +87,7 @@ impl Args {
         } else {
             self.sfs_storage_classes.clone()
         };
-        MockConfig {
+        Ok(MockConfig {
             listen: self.listen,
             tokens,
             running_after: Duration::from_millis(self.running_after_ms),
@@ -84,7 +97,7 @@ impl Args {
             watch_history: self.watch_history,
             sfs_storage_classes,
             ..MockConfig::default()
-        }
+        })
     }
 }
 
@@ -98,13 +111,14 @@ async fn main() -> anyhow::Result<()> {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
-    let config = args.config();
+    let config = args.config()?;
     if config.tokens.is_empty() {
         tracing::warn!("no --token given: every API request will be refused with 401");
     }
     let tenants: Vec<_> = config.tokens.values().collect();
     tracing::info!(?tenants, running_after = ?config.running_after, "starting");
 
+    let signal = shutdown_signal()?;
     let server = Server::bind(config).await?;
     {
         let mut stdout = std::io::stdout().lock();
@@ -113,28 +127,34 @@ async fn main() -> anyhow::Result<()> {
             .context("cannot write the address to stdout")?;
     }
 
-    let signal = shutdown_signal().await?;
+    let signal = signal.await;
     tracing::info!(signal, "shutting down");
     server.shutdown().await?;
     Ok(())
 }
 
-/// Waits for SIGINT or SIGTERM and names the one that came.
-async fn shutdown_signal() -> anyhow::Result<&'static str> {
+/// Listens for SIGINT and SIGTERM now, and answers a future that waits for one and names it.
+///
+/// NB: the handlers are installed before the address is printed, so a caller that signals as
+/// soon as it has read the address never kills the process by the default action.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = &'static str>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-        tokio::select! {
-            result = tokio::signal::ctrl_c() => result.map(|()| "SIGINT").context("cannot listen for SIGINT"),
-            _ = term.recv() => Ok("SIGTERM"),
-        }
+        let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+        Ok(async move {
+            tokio::select! {
+                _ = int.recv() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            }
+        })
     }
     #[cfg(not(unix))]
     {
-        tokio::signal::ctrl_c()
-            .await
-            .context("cannot listen for Ctrl-C")?;
-        Ok("Ctrl-C")
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        })
     }
 }

@@ -12,7 +12,7 @@
 //!   `0.5`). A container may declare none at all, as long as another container declares them or
 //!   the pod pins its size with [`ANNOTATION_POD_SIZE_SPECS`].
 //! - **Size.** The pod's demand is the larger of the app containers' sum and the largest init
-//!   container; it is rounded up to the nearest [flavour](crate::flavour), or pinned by
+//!   container; it is rounded up to the nearest flavour ([`crate::flavour`]), or pinned by
 //!   [`ANNOTATION_POD_SIZE_SPECS`] (which must name a flavour no smaller than the demand). A
 //!   pod larger than every flavour is refused. When the pod already carries [`ANNOTATION_SIZE`]
 //!   it must equal that size.
@@ -29,7 +29,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use cci_api::{API_VERSION, ConfigMap, Namespace, PersistentVolumeClaim, Pod, Secret};
+use cci_api::{
+    API_VERSION, ConfigMap, NETWORK_API_VERSION, Namespace, Network, PersistentVolumeClaim, Pod,
+    ProxyRegistration, Secret, Service,
+};
 use k8s_openapi::api::core::v1::{Container, ResourceRequirements, Volume};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -280,15 +283,26 @@ fn check_type_meta(
     expected_kind: &str,
     errors: &mut Vec<FieldError>,
 ) {
+    check_type_meta_of(API_VERSION, api_version, kind, expected_kind, errors);
+}
+
+fn check_type_meta_of(
+    expected_api_version: &str,
+    api_version: &str,
+    kind: &str,
+    expected_kind: &str,
+    errors: &mut Vec<FieldError>,
+) {
+    let api = expected_api_version;
     if api_version.is_empty() {
         errors.push(FieldError::required(
             "apiVersion",
-            format!("must be {API_VERSION:?}"),
+            format!("must be {api:?}"),
         ));
-    } else if api_version != API_VERSION {
+    } else if api_version != api {
         errors.push(FieldError::invalid(
             "apiVersion",
-            format!("{api_version:?}: must be {API_VERSION:?}"),
+            format!("{api_version:?}: must be {api:?}"),
         ));
     }
     if kind.is_empty() {
@@ -1092,13 +1106,16 @@ fn check_empty_dir_size(
         return;
     }
     if let Some(size) = size {
-        // NB: at most 10 GiB per vCPU of the size: bytes ≤ 10 × cpu_milli / 1000 × GiB.
-        let max_bytes = u64::from(size.cpu_milli) * GIB / 100;
+        // NB: at most 10 GiB per CPU core of the size, counting a fraction of a core as a whole
+        // core. The seed's own example (a 0.25 vCPU pod with a 10Gi emptyDir) must burst, and a
+        // strict 10 × 0.25 = 2.5 GiB would refuse it; the seed wins over a literal reading.
+        let cores = u64::from(size.cpu_milli).div_ceil(1000);
+        let max_bytes = cores * 10 * GIB;
         if bytes > max_bytes {
             errors.push(FieldError::invalid(
                 field,
                 format!(
-                    "emptyDir volume {name:?}: sizeLimit {limit:?} is more than 10 × the pod's {} vCPU (at most {} GiB): lower it or give the pod more CPU",
+                    "emptyDir volume {name:?}: sizeLimit {limit:?} is more than 10 × the pod's {cores} CPU core(s) (a {} vCPU size; at most {} GiB): lower it or give the pod more CPU",
                     f64::from(size.cpu_milli) / 1000.0,
                     max_bytes / GIB
                 ),
@@ -1240,6 +1257,187 @@ pub fn validate_secret(secret: &Secret, namespace: &str, write: Write) -> Vec<Fi
             }
         }
         _ => {}
+    }
+    errors
+}
+
+/// The CIDR CCI gives Service cluster IPs from (BEHAVIOR.md §10).
+pub const SERVICE_CIDR: &str = "10.247.0.0/16";
+
+/// Every rule a Service sent for `write` in `namespace` breaks (empty when it is valid).
+pub fn validate_service(service: &Service, namespace: &str, write: Write) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    check_type_meta(&service.api_version, &service.kind, "Service", &mut errors);
+    check_name(
+        &service.metadata,
+        "Service (a DNS-1035 label)",
+        "web",
+        false,
+        &mut errors,
+    );
+    if let Some(name) = service.metadata.name.as_deref()
+        && name.starts_with(|c: char| c.is_ascii_digit())
+    {
+        errors.push(FieldError::invalid(
+            "metadata.name",
+            format!("{name:?}: a Service name must start with a letter (DNS-1035)"),
+        ));
+    }
+    check_namespace_field(&service.metadata, namespace, &mut errors);
+    check_common_metadata(&service.metadata, write, &mut errors);
+    let spec = &service.spec;
+    match spec.type_.as_deref() {
+        None | Some("ClusterIP" | "LoadBalancer") => {}
+        Some(other) => errors.push(FieldError::not_supported(
+            "spec.type",
+            format!("{other:?}: CCI Services are ClusterIP or LoadBalancer"),
+        )),
+    }
+    let ports = spec.ports.as_deref().unwrap_or_default();
+    if ports.is_empty() && spec.cluster_ip.as_deref() != Some("None") {
+        errors.push(FieldError::required(
+            "spec.ports",
+            "at least one port is required",
+        ));
+    }
+    let mut names = BTreeSet::new();
+    for (index, port) in ports.iter().enumerate() {
+        let field = format!("spec.ports[{index}]");
+        if !(1..=65535).contains(&port.port) {
+            errors.push(FieldError::invalid(
+                format!("{field}.port"),
+                format!("{}: must be between 1 and 65535, inclusive", port.port),
+            ));
+        }
+        if let Some(protocol) = port.protocol.as_deref()
+            && !matches!(protocol, "TCP" | "UDP" | "SCTP")
+        {
+            errors.push(FieldError::not_supported(
+                format!("{field}.protocol"),
+                format!("{protocol:?}: supported values: \"TCP\", \"UDP\", \"SCTP\""),
+            ));
+        }
+        if ports.len() > 1 && port.name.as_deref().is_none_or(str::is_empty) {
+            errors.push(FieldError::required(
+                format!("{field}.name"),
+                "ports must be named when there is more than one",
+            ));
+        }
+        if let Some(name) = port.name.as_deref()
+            && !name.is_empty()
+            && !names.insert(name)
+        {
+            errors.push(FieldError::duplicate(
+                format!("{field}.name"),
+                format!("{name:?}"),
+            ));
+        }
+    }
+    if let Some(ip) = spec.cluster_ip.as_deref()
+        && !ip.is_empty()
+        && ip != "None"
+        && !ip.starts_with("10.247.")
+    {
+        errors.push(FieldError::invalid(
+            "spec.clusterIP",
+            format!("{ip:?} is not in the CCI Service CIDR {SERVICE_CIDR}: leave it empty, the service assigns one"),
+        ));
+    }
+    errors
+}
+
+/// Every rule a proxy registration sent for `write` in `namespace` breaks (empty when valid).
+pub fn validate_proxy_registration(
+    registration: &ProxyRegistration,
+    namespace: &str,
+    write: Write,
+) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    check_type_meta(
+        &registration.api_version,
+        &registration.kind,
+        "ProxyRegistration",
+        &mut errors,
+    );
+    check_name(
+        &registration.metadata,
+        "proxy registration (a DNS-1123 subdomain)",
+        "cluster-proxy",
+        true,
+        &mut errors,
+    );
+    check_namespace_field(&registration.metadata, namespace, &mut errors);
+    check_common_metadata(&registration.metadata, write, &mut errors);
+    if registration.spec.protocols.is_empty() {
+        errors.push(FieldError::required(
+            "spec.protocols",
+            "name the sidecar protocols the proxy speaks, e.g. [\"v1\", \"v2\"]",
+        ));
+    }
+    for (index, protocol) in registration.spec.protocols.iter().enumerate() {
+        if let Err(problem) = check_label_value(protocol).and_then(|()| {
+            if protocol.is_empty() {
+                Err("must not be empty".into())
+            } else {
+                Ok(())
+            }
+        }) {
+            errors.push(FieldError::invalid(
+                format!("spec.protocols[{index}]"),
+                problem,
+            ));
+        }
+    }
+    for (index, service) in registration.spec.services.iter().enumerate() {
+        let valid = service == "*"
+            || service.split_once('/').is_some_and(|(ns, name)| {
+                check_dns1123_label(ns).is_ok() && check_dns1123_label(name).is_ok()
+            });
+        if !valid {
+            errors.push(FieldError::invalid(
+                format!("spec.services[{index}]"),
+                format!(
+                    "{service:?}: write a cluster Service as \"namespace/name\", or \"*\" for all"
+                ),
+            ));
+        }
+    }
+    errors
+}
+
+/// Every rule a network sent for `write` in `namespace` breaks (empty when it is valid).
+pub fn validate_network(network: &Network, namespace: &str, write: Write) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    check_type_meta_of(
+        NETWORK_API_VERSION,
+        &network.api_version,
+        &network.kind,
+        "Network",
+        &mut errors,
+    );
+    check_name(
+        &network.metadata,
+        "network (a DNS-1123 label)",
+        "bursting-net",
+        false,
+        &mut errors,
+    );
+    check_namespace_field(&network.metadata, namespace, &mut errors);
+    check_common_metadata(&network.metadata, write, &mut errors);
+    let subnets = network.spec.subnets.as_deref().unwrap_or_default();
+    if subnets.is_empty() {
+        errors.push(FieldError::required(
+            "spec.subnets",
+            "name at least one VPC subnet: [{\"subnetID\": \"…\"}]",
+        ));
+    }
+    for (index, subnet) in subnets.iter().enumerate() {
+        if subnet.subnet_id.trim().is_empty() {
+            errors.push(FieldError::required(
+                format!("spec.subnets[{index}].subnetID"),
+                "the VPC subnet id",
+            ));
+        }
     }
     errors
 }
@@ -1577,11 +1775,11 @@ mod tests {
     }
 
     #[rstest]
-    #[case::quarter_core_takes_two_gi("250m", "512Mi", "2Gi", true)]
-    #[case::quarter_core_refuses_three_gi("250m", "512Mi", "3Gi", false)]
+    #[case::quarter_core_counts_as_one_core_like_the_seeds_example("250m", "512Mi", "10Gi", true)]
+    #[case::quarter_core_refuses_eleven_gi("250m", "512Mi", "11Gi", false)]
     #[case::four_cores_take_forty_gi("4", "8Gi", "40Gi", true)]
     #[case::four_cores_refuse_forty_one_gi("4", "8Gi", "41Gi", false)]
-    fn an_empty_dir_holds_at_most_ten_gi_per_vcpu(
+    fn an_empty_dir_holds_at_most_ten_gi_per_started_core(
         #[case] cpu: &str,
         #[case] memory: &str,
         #[case] limit: &str,

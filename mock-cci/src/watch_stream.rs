@@ -142,7 +142,7 @@ pub(crate) fn watch_pods(
         selector,
         seen,
         changes,
-        deadline: timeout.map(|t| Instant::now() + t),
+        deadline: timeout.and_then(|t| Instant::now().checked_add(t)),
         done: false,
     };
     let body = Body::from_stream(stream::unfold(cursor, Cursor::next));

@@ -285,3 +285,43 @@ async fn objects_of_another_tenant_are_forbidden_and_go_with_their_namespace() {
     );
     assert!(state.pods().is_empty());
 }
+
+const SERVICES: &str = "/apis/cci/v2/namespaces/ns/services";
+
+#[tokio::test]
+async fn a_service_gets_a_cluster_ip_from_the_cci_service_cidr_and_keeps_it() {
+    let (app, _) = mock_with_namespace().await;
+    let body = json!({"apiVersion": "cci/v2", "kind": "Service", "metadata": {"name": "web"},
+                      "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}});
+    let created = post(&app, SERVICES, body).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let ip = created.body["spec"]["clusterIP"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(ip.starts_with("10.247."), "{ip}");
+    assert_eq!(created.body["spec"]["type"], "ClusterIP");
+    let mut changed = created.body.clone();
+    changed["spec"]["ports"][0]["port"] = json!(81);
+    let updated = put(&app, &format!("{SERVICES}/web"), changed).await;
+    assert_eq!(updated.status, StatusCode::OK, "{}", updated.body);
+    assert_eq!(updated.body["spec"]["clusterIP"], ip);
+
+    let bad = json!({"apiVersion": "cci/v2", "kind": "Service", "metadata": {"name": "1web"},
+                     "spec": {"type": "NodePort", "clusterIP": "10.0.0.1", "ports": [{"port": 70000, "protocol": "ICMP"}]}});
+    let reply = post(&app, SERVICES, bad).await;
+    assert_status(&reply, 400, "Invalid", "CCI.01.400001");
+    for field in [
+        "metadata.name",
+        "spec.type",
+        "spec.ports[0].port",
+        "spec.ports[0].protocol",
+        "spec.clusterIP",
+    ] {
+        assert!(
+            reply.message().contains(field),
+            "{field}: {}",
+            reply.message()
+        );
+    }
+}

@@ -156,7 +156,7 @@ async fn the_service_accepts_the_pod_and_writes_its_size(
     mount(p, json!({"name": "scratch", "mountPath": "/s", "subPath": "a"}));
 }, "spec.containers[0].volumeMounts[0].subPath: Forbidden")]
 #[case::empty_dir_not_whole_gi(|p: &mut Value| volume(p, json!({"name": "s", "emptyDir": {"sizeLimit": "1536Mi"}})), "spec.volumes[0].emptyDir.sizeLimit: Invalid value: emptyDir volume \"s\": sizeLimit \"1536Mi\" is not a whole number of Gi")]
-#[case::empty_dir_over_ten_per_cpu(|p: &mut Value| volume(p, json!({"name": "s", "emptyDir": {"sizeLimit": "6Gi"}})), "is more than 10 × the pod's 0.5 vCPU")]
+#[case::empty_dir_over_ten_per_started_core(|p: &mut Value| volume(p, json!({"name": "s", "emptyDir": {"sizeLimit": "11Gi"}})), "is more than 10 × the pod's 1 CPU core(s) (a 0.5 vCPU size")]
 #[case::missing_config_map(|p: &mut Value| volume(p, json!({"name": "c", "configMap": {"name": "nope"}})), "spec.volumes[0].configMap.name: Not found: ConfigMap \"nope\" does not exist")]
 #[case::missing_secret(|p: &mut Value| volume(p, json!({"name": "s", "secret": {"secretName": "nope"}})), "spec.volumes[0].secret.secretName: Not found")]
 #[case::missing_claim(|p: &mut Value| volume(p, json!({"name": "d", "persistentVolumeClaim": {"claimName": "nope"}})), "spec.volumes[0].persistentVolumeClaim.claimName: Not found")]

@@ -57,7 +57,7 @@ pub const NODE_LABEL_VALUE: &str = "virtual-kubelet";
 pub const PREFERRED_WEIGHT: i32 = 100;
 /// Volcano's scheduler name.
 pub const VOLCANO: &str = "volcano";
-/// The last Volcano release that cannot place pods with cloud storage on CCI. [seed]
+/// The last Volcano release that cannot place pods with cloud storage on CCI. \[seed\]
 pub const VOLCANO_LAST_WITHOUT_CLOUD_STORAGE: Release = Release::new(1, 17, 10);
 
 /// What the webhook knows about the cluster, as plain data.

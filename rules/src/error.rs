@@ -73,7 +73,10 @@ pub enum Error {
     },
 
     /// `resource.cci.io/pod-size-specs` is well formed but names no CCI flavour.
-    #[error("annotation resource.cci.io/pod-size-specs {value:?} names no CCI flavour: {hint}")]
+    #[error(
+        "annotation resource.cci.io/pod-size-specs {value:?} names no CCI flavour: {hint}; pin \
+         one of those, or remove the annotation to size the pod from its containers"
+    )]
     PodSizeSpecsNotAFlavour {
         /// The annotation's value.
         value: String,

@@ -12,8 +12,8 @@
 //!   ephemeral containers); `replaceByEmptyDir` turns it into an emptyDir of that sizeLimit,
 //!   keeping its mounts.
 //! - `"*"` applies to every hostPath volume **except** one whose path is `/etc/localtime`
-//!   (trailing slashes ignored), which only a policy naming that volume touches. [seed]
-//! - A named policy wins over `*` for its volume. [design]
+//!   (trailing slashes ignored), which only a policy naming that volume touches. \[seed\]
+//! - A named policy wins over `*` for its volume. \[design\]
 //!
 //! Parsing ([`Replacement::parse`]) refuses malformed JSON, an entry that is not an object,
 //! a missing name, an unknown `policyType` (with a specific message for `replaceByLocalDir`

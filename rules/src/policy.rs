@@ -33,13 +33,13 @@ pub const LABELS: [&str; 2] = [LABEL, LABEL_NEW];
 /// Where a workload's pods may run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Policy {
-    /// Pods must run on CCI. [seed]
+    /// Pods must run on CCI. \[seed\]
     Enforce,
-    /// The scheduler's scoring decides between cluster nodes and CCI. [docs]
+    /// The scheduler's scoring decides between cluster nodes and CCI. \[docs\]
     Auto,
-    /// Cluster nodes first; CCI only when the cluster lacks room. [docs]
+    /// Cluster nodes first; CCI only when the cluster lacks room. \[docs\]
     LocalPrefer,
-    /// Never on CCI. [docs]
+    /// Never on CCI. \[docs\]
     Off,
 }
 

@@ -116,21 +116,21 @@ pub enum Bound {
 /// one table in code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Gate {
-    /// DownwardAPI and Projected volumes may go to CCI (`>= 1.3.25`). [seed]
+    /// DownwardAPI and Projected volumes may go to CCI (`>= 1.3.25`). \[seed\]
     DownwardApiAndProjected,
     /// The add-on's own pods need room: 7 pod slots per node for `single`, 8 with the network
-    /// interconnect; two such nodes for `ha` (`>= 1.5.2`). [seed]
+    /// interconnect; two such nodes for `ha` (`>= 1.5.2`). \[seed\]
     FootprintCheck,
-    /// Services of type LoadBalancer (a dedicated ELB) may select burst pods (`>= 1.5.5`). [seed]
+    /// Services of type LoadBalancer (a dedicated ELB) may select burst pods (`>= 1.5.5`). \[seed\]
     LoadBalancerService,
     /// A hostPath volume whose path is `/etc/localtime` may go to CCI, carrying the node's time
-    /// zone (`>= 1.5.9`). [seed]
+    /// zone (`>= 1.5.9`). \[seed\]
     EtcLocaltimeHostPath,
     /// Burst pods get the new sidecar (network protocol v2); rolling back below this release
-    /// cuts them off from Services (`>= 1.5.18`). [seed]
+    /// cuts them off from Services (`>= 1.5.18`). \[seed\]
     SidecarV2,
     /// The add-on does not support Arm clusters; its own pods avoid Arm nodes (`<= 1.5.37`).
-    /// [seed]
+    /// \[seed\]
     ArmUnsupported,
 }
 

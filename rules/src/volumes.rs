@@ -21,11 +21,11 @@
 //! - A `sizeLimit` of zero is refused like a fractional one (not a positive whole Gi).
 //! - A volume with no source at all is an emptyDir, as Kubernetes defaults it.
 //! - A projected volume's `clusterTrustBundle` and `podCertificate` sources have no CCI
-//!   counterpart and are refused. [design]
+//!   counterpart and are refused. \[design\]
 //! - The projected volume that Kubernetes' ServiceAccount admission injects into every pod
 //!   (`kube-api-access-*`: a serviceAccountToken, the `kube-root-ca.crt` ConfigMap and the
 //!   namespace from the downward API) is not the user's: before 1.3.25 the engine leaves it
-//!   out of the CCI pod rather than refusing every pod. [design] A projected volume the user
+//!   out of the CCI pod rather than refusing every pod. \[design\] A projected volume the user
 //!   wrote is gated as §5 says.
 //! - A PersistentVolumeClaim that does not exist yet, or has no storage class, or whose class
 //!   is unknown, cannot be shown to be SFS and is refused like any other class. A local

@@ -13,3 +13,9 @@ async fn vk_01_graceful_and_force_delete_both_remove_the_cci_pod() {
 async fn vk_03_a_deleted_virtual_node_is_recreated_and_its_pods_keep_running() {
     assert_passes("VK-03").await;
 }
+
+/// VK-02: optional missing objects let the pod run; a mandatory missing one makes it wait, named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vk_02_missing_optional_objects_run_and_a_missing_mandatory_one_waits_with_an_event() {
+    assert_passes("VK-02").await;
+}

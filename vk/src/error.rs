@@ -5,7 +5,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Everything that can go wrong in a provider call or in the kubelet's own API calls.
 ///
-/// Providers answer with the first three kinds; the controller decides from the kind what to do:
+/// Providers answer with the first four kinds; the controller decides from the kind what to do:
 /// [`Error::NotFound`] on a delete is success, [`Error::InvalidInput`] is reported on the pod and
 /// not retried until the pod changes, [`Error::Transient`] is retried with backoff.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +17,17 @@ pub enum Error {
     /// The pod cannot be run as it is; retrying the same input will fail the same way.
     #[error("invalid input: {0}")]
     InvalidInput(String),
+
+    /// The provider's side refused to run the pod for a reason that is not in the pod itself
+    /// (e.g. capacity sold out): the pod is reported `Failed` with `reason` and `message`, so
+    /// that its controller replaces it; not retried.
+    #[error("pod failed: {reason}: {message}")]
+    PodFailed {
+        /// A CamelCase reason for the pod status, e.g. `SoldOut`.
+        reason: String,
+        /// What happened, for the person reading the pod.
+        message: String,
+    },
 
     /// A failure that may go away by itself (network, throttling, the remote side busy):
     /// the controller retries with backoff.
@@ -86,6 +97,7 @@ impl Error {
             },
             Self::NotFound(_)
             | Self::InvalidInput(_)
+            | Self::PodFailed { .. }
             | Self::NotImplemented(_)
             | Self::TaskStopped(_) => false,
         }

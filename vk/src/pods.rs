@@ -267,6 +267,13 @@ impl<P: Provider> PodController<P> {
                         self.mark_refused(&pod, &msg).await;
                         Ok(())
                     }
+                    Err(Error::PodFailed { reason, message }) => {
+                        tracing::warn!(pod = %key, %reason, %message, "provider failed the pod");
+                        remember(false, true);
+                        self.warn(&pod, &reason, "CreatePod", &message).await;
+                        self.mark_failed(&pod, &reason, &message).await;
+                        Ok(())
+                    }
                     Err(e) => {
                         self.warn(&pod, "ProviderCreateFailed", "CreatePod", &e.to_string())
                             .await;
@@ -347,6 +354,20 @@ impl<P: Provider> PodController<P> {
             .await
         {
             tracing::warn!(pod = %key, error = %e, "could not note the refusal on the pod status");
+        }
+    }
+
+    /// Report the pod `Failed` with the provider's reason (its controller then replaces it).
+    async fn mark_failed(&self, pod: &Pod, reason: &str, message: &str) {
+        let key = PodKey::of(pod);
+        let patch =
+            json!({ "status": { "phase": "Failed", "reason": reason, "message": message } });
+        if let Err(e) = self
+            .pods_in(&key.namespace)
+            .patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            tracing::warn!(pod = %key, error = %e, "could not mark the pod Failed");
         }
     }
 

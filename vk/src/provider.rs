@@ -62,7 +62,9 @@ pub struct LogOptions {
 ///   mutated** (clone what you need to change).
 /// - Errors say what the controller should do: [`Error::NotFound`] (the remote object does not
 ///   exist), [`Error::InvalidInput`] (this pod can never run here as it is: reported on the pod,
-///   not retried until the pod changes), [`Error::Transient`] (retried with backoff).
+///   not retried until the pod changes), [`Error::PodFailed`] (the remote side refused it for
+///   a reason outside the pod, e.g. no capacity: the pod is reported `Failed`),
+///   [`Error::Transient`] (retried with backoff).
 /// - Calls for different pods may run concurrently; calls for the same pod never overlap.
 /// - Pods are identified by their cluster UID: a pod deleted and recreated under the same
 ///   namespace/name is a different pod.
@@ -124,5 +126,38 @@ pub trait Provider: Send + Sync + 'static {
     ) -> impl Future<Output = Result<String>> + Send {
         let _ = (pod, container, options);
         async { Err(Error::NotImplemented("logs")) }
+    }
+}
+
+/// A shared provider is a provider: the caller keeps a handle to drive its own background
+/// work (e.g. watching what the provider mirrors) while [`crate::run`] owns the other.
+impl<P: Provider> Provider for std::sync::Arc<P> {
+    fn create_pod(&self, pod: &Pod) -> impl Future<Output = Result<()>> + Send {
+        P::create_pod(self, pod)
+    }
+
+    fn update_pod(&self, pod: &Pod) -> impl Future<Output = Result<()>> + Send {
+        P::update_pod(self, pod)
+    }
+
+    fn delete_pod(&self, pod: &Pod) -> impl Future<Output = Result<()>> + Send {
+        P::delete_pod(self, pod)
+    }
+
+    fn list_pods(&self) -> impl Future<Output = Result<Vec<RemotePod>>> + Send {
+        P::list_pods(self)
+    }
+
+    fn pod_statuses(&self) -> impl Future<Output = Result<PodStatuses>> + Send {
+        P::pod_statuses(self)
+    }
+
+    fn logs(
+        &self,
+        pod: &Pod,
+        container: &str,
+        options: &LogOptions,
+    ) -> impl Future<Output = Result<String>> + Send {
+        P::logs(self, pod, container, options)
     }
 }

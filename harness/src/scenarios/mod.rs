@@ -1,9 +1,11 @@
 //! Scenario bodies, by family. Each body runs in its own namespace ([`Scenario`]) and asserts
 //! only on what the cluster and the mock CCI hold.
 
+pub mod hp;
 pub mod r;
 pub mod refusals;
 pub mod vk;
+pub mod vol;
 pub mod wl;
 
 use std::time::Duration;
@@ -51,7 +53,7 @@ pub fn cluster_uid_of(pod: &cci_api::Pod) -> Option<&str> {
 
 /// Waits until the pods matching `selector` are exactly `n`, all Running on the virtual node,
 /// and the mock holds exactly one Running CCI pod for each of them (matched by UID), and no
-/// other CCI pod for this scenario.
+/// other CCI pod for this scenario: `selector` must cover every pod the scenario bursts.
 pub async fn converge(
     s: &Scenario,
     selector: &str,

@@ -21,7 +21,7 @@
 //! without its `resourceVersion` changing. The timestamps of a change (`startTime`, `startedAt`,
 //! `finishedAt`, conditions) are those of the instant it fell due, not the instant it was
 //! observed. Nothing runs in the background: a watch sleeps until [`Store::next_due`] and then
-//! settles (see [`crate::api`]), so its events arrive on time.
+//! settles (the watch stream of `GET …/pods?watch=true`), so its events arrive on time.
 //!
 //! # Pods
 //!
@@ -58,13 +58,16 @@ use crate::validate;
 
 mod events;
 mod ledger;
+mod network;
 mod objects;
 mod pods;
 
 pub use events::{EventType, Gone, History, PodEvent};
 pub use ledger::{Bill, Ledger, Peak, Peaks, Period};
 pub use objects::StoredObject;
-pub use pods::{DeleteOptions, PHASE_FAILED, PHASE_PENDING, PHASE_RUNNING, PHASE_SUCCEEDED};
+pub use pods::{
+    DeleteOptions, LogOptions, PHASE_FAILED, PHASE_PENDING, PHASE_RUNNING, PHASE_SUCCEEDED,
+};
 
 use objects::Objects;
 use pods::PodEntry;
@@ -341,8 +344,13 @@ impl Store {
     pub fn check_watch(&mut self, tenant: &str, ns: &str, since: u64, now: Instant) -> Result<()> {
         self.settle(now);
         owned(&self.namespaces, tenant, ns)?;
-        self.pod_events(tenant, ns, &LabelSelector::default(), since, now)
+        self.history
+            .since(ns, since, |_| false)
             .map(drop)
+            .map_err(|gone| Error::Gone {
+                requested: since,
+                oldest: gone.oldest,
+            })
     }
 
     /// Creates a namespace owned by `tenant`.
@@ -483,7 +491,8 @@ impl Store {
     }
 
     /// Everything the store holds, as JSON with a stable order: tenants → namespaces → the
-    /// namespace object, pods, configmaps, secrets, persistentvolumeclaims (each by name).
+    /// namespace object, pods, configmaps, secrets, persistentvolumeclaims, services,
+    /// proxyregistrations, networks (each by name).
     pub fn dump(&mut self, now: Instant) -> serde_json::Value {
         self.settle(now);
         let mut tenants: BTreeMap<&str, BTreeMap<&str, serde_json::Value>> = BTreeMap::new();
@@ -496,6 +505,9 @@ impl Store {
                 "configmaps": entry.objects.config_maps,
                 "secrets": entry.objects.secrets,
                 "persistentvolumeclaims": entry.objects.claims,
+                "services": entry.objects.services,
+                "proxyregistrations": entry.objects.proxies,
+                "networks": entry.objects.networks,
             });
             tenants
                 .entry(entry.tenant.as_str())

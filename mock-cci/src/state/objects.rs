@@ -3,7 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use cci_api::{ConfigMap, List, PersistentVolumeClaim, Secret};
+use cci_api::{
+    ConfigMap, List, Network, NetworkStatus, PersistentVolumeClaim, ProxyRegistration, Secret,
+    Service,
+};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::PersistentVolumeClaimStatus;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -25,6 +28,9 @@ pub struct Objects {
     pub(crate) config_maps: BTreeMap<String, ConfigMap>,
     pub(crate) secrets: BTreeMap<String, Secret>,
     pub(crate) claims: BTreeMap<String, PersistentVolumeClaim>,
+    pub(crate) networks: BTreeMap<String, Network>,
+    pub(crate) services: BTreeMap<String, Service>,
+    pub(crate) proxies: BTreeMap<String, ProxyRegistration>,
 }
 
 /// A kind of plain object the store keeps per namespace.
@@ -49,8 +55,9 @@ pub trait StoredObject: Clone + Serialize + DeserializeOwned + Send + 'static {
     fn admit(&mut self, namespace: &str, write: Write, config: &MockConfig) -> Vec<FieldError>;
     /// The rules replacing `old` with `self` breaks (immutable fields).
     fn check_update(&self, old: &Self) -> Vec<FieldError>;
-    /// Fills what the service sets on a stored object (status), given the one it replaces.
-    fn complete(&mut self, _old: Option<&Self>) {}
+    /// Fills what the service sets on a stored object (status, addresses), given the one it
+    /// replaces; `seq` is a number unique to this write.
+    fn complete(&mut self, _old: Option<&Self>, _seq: u64) {}
 }
 
 fn immutable_data(immutable: Option<bool>, same_data: bool, was: Option<bool>) -> Vec<FieldError> {
@@ -203,7 +210,7 @@ impl StoredObject for PersistentVolumeClaim {
         errors
     }
 
-    fn complete(&mut self, _old: Option<&Self>) {
+    fn complete(&mut self, _old: Option<&Self>, _seq: u64) {
         // NB: SFS volumes are provisioned at once in the mock: the claim is Bound.
         let capacity = self
             .spec
@@ -216,6 +223,133 @@ impl StoredObject for PersistentVolumeClaim {
             capacity,
             ..PersistentVolumeClaimStatus::default()
         });
+    }
+}
+
+impl StoredObject for Network {
+    const KIND: &'static str = "Network";
+    const LIST_KIND: &'static str = "NetworkList";
+    const RESOURCE: Resource = Resource::Networks;
+
+    fn metadata(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+
+    fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+
+    fn map(objects: &Objects) -> &BTreeMap<String, Self> {
+        &objects.networks
+    }
+
+    fn map_mut(objects: &mut Objects) -> &mut BTreeMap<String, Self> {
+        &mut objects.networks
+    }
+
+    fn admit(&mut self, namespace: &str, write: Write, _config: &MockConfig) -> Vec<FieldError> {
+        validate::validate_network(self, namespace, write)
+    }
+
+    fn check_update(&self, old: &Self) -> Vec<FieldError> {
+        if self.spec.subnets != old.spec.subnets {
+            vec![FieldError::forbidden(
+                "spec.subnets",
+                "field is immutable: create another network",
+            )]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn complete(&mut self, _old: Option<&Self>, _seq: u64) {
+        // NB: the mock's networks are usable at once.
+        self.status = Some(NetworkStatus {
+            state: "Active".into(),
+        });
+    }
+}
+
+impl StoredObject for Service {
+    const KIND: &'static str = "Service";
+    const LIST_KIND: &'static str = "ServiceList";
+    const RESOURCE: Resource = Resource::Services;
+
+    fn metadata(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+
+    fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+
+    fn map(objects: &Objects) -> &BTreeMap<String, Self> {
+        &objects.services
+    }
+
+    fn map_mut(objects: &mut Objects) -> &mut BTreeMap<String, Self> {
+        &mut objects.services
+    }
+
+    fn admit(&mut self, namespace: &str, write: Write, _config: &MockConfig) -> Vec<FieldError> {
+        validate::validate_service(self, namespace, write)
+    }
+
+    fn check_update(&self, old: &Self) -> Vec<FieldError> {
+        let sent = self.spec.cluster_ip.as_deref().unwrap_or_default();
+        if !sent.is_empty() && self.spec.cluster_ip != old.spec.cluster_ip {
+            vec![FieldError::invalid("spec.clusterIP", "field is immutable")]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn complete(&mut self, old: Option<&Self>, seq: u64) {
+        // NB: a cluster IP from 10.247.0.0/16, kept across updates; "None" stays headless.
+        let ip = match (
+            old.and_then(|o| o.spec.cluster_ip.clone()),
+            self.spec.cluster_ip.as_deref(),
+        ) {
+            (Some(kept), _) => kept,
+            (None, Some(sent)) if !sent.is_empty() => sent.to_owned(),
+            (None, _) => {
+                let index = seq % (256 * 254);
+                format!("10.247.{}.{}", index / 254, index % 254 + 1)
+            }
+        };
+        self.spec.cluster_ips = Some(vec![ip.clone()]);
+        self.spec.cluster_ip = Some(ip);
+        self.spec.type_.get_or_insert_with(|| "ClusterIP".into());
+    }
+}
+
+impl StoredObject for ProxyRegistration {
+    const KIND: &'static str = "ProxyRegistration";
+    const LIST_KIND: &'static str = "ProxyRegistrationList";
+    const RESOURCE: Resource = Resource::ProxyRegistrations;
+
+    fn metadata(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+
+    fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+
+    fn map(objects: &Objects) -> &BTreeMap<String, Self> {
+        &objects.proxies
+    }
+
+    fn map_mut(objects: &mut Objects) -> &mut BTreeMap<String, Self> {
+        &mut objects.proxies
+    }
+
+    fn admit(&mut self, namespace: &str, write: Write, _config: &MockConfig) -> Vec<FieldError> {
+        validate::validate_proxy_registration(self, namespace, write)
+    }
+
+    fn check_update(&self, _old: &Self) -> Vec<FieldError> {
+        Vec::new()
     }
 }
 
@@ -262,7 +396,8 @@ impl Store {
         meta.namespace = Some(ns.to_owned());
         meta.creation_timestamp = Some(created);
         meta.resource_version = Some(rv);
-        object.complete(None);
+        let seq = self.counters.next_seq();
+        object.complete(None, seq);
         let entry = owned_mut(&mut self.namespaces, tenant, ns)?;
         T::map_mut(&mut entry.objects).insert(name, object.clone());
         Ok(object)
@@ -346,7 +481,8 @@ impl Store {
             });
         }
         let old_meta = old.metadata().clone();
-        object.complete(Some(old));
+        let seq = self.counters.next_seq();
+        object.complete(Some(old), seq);
         let rv = self.counters.next_resource_version();
         let meta = object.metadata_mut();
         meta.name = Some(name.to_owned());

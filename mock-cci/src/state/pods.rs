@@ -82,7 +82,7 @@ struct ContainerSim {
 impl ContainerSim {
     fn next_due(&self) -> Option<Instant> {
         match (self.state, self.behaviour) {
-            (CState::Running { since }, Behaviour::Exit { after, .. }) => since.checked_add(after),
+            (CState::Running { since }, Behaviour::Exit { after, .. }) => Some(later(since, after)),
             (CState::BackOff { until }, _) => Some(until),
             _ => None,
         }
@@ -137,6 +137,15 @@ pub(crate) struct PodEntry {
     running: Option<IntervalId>,
     /// The due instant pushed on the store's timer queue, if any.
     scheduled: Option<Instant>,
+}
+
+/// The longest simulated delay: longer configured or requested delays are cut to it, so adding
+/// one to an instant never overflows.
+const MAX_DELAY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// `at` plus `delay` (at most [`MAX_DELAY`]).
+fn later(at: Instant, delay: Duration) -> Instant {
+    at.checked_add(delay.min(MAX_DELAY)).unwrap_or(at)
 }
 
 fn backoff(base: Duration, restarts: u32) -> Duration {
@@ -225,7 +234,7 @@ impl PodEntry {
             self.stage = Stage::PullFailing {
                 since,
                 attempts: attempts + 1,
-                retry_at: at + backoff(base, attempts),
+                retry_at: later(at, backoff(base, attempts)),
                 failing,
             };
             return Outcome::Changed;
@@ -234,7 +243,7 @@ impl PodEntry {
             // NB: with every fake IP taken the pod stays Pending, as on a full subnet, and retries.
             tracing::warn!("no fake pod IP left; the pod stays Pending");
             self.stage = Stage::Pending {
-                start_at: at + backoff(base, 0),
+                start_at: later(at, backoff(base, 0)),
             };
             return Outcome::Unchanged;
         };
@@ -260,7 +269,7 @@ impl PodEntry {
                     let term = Term {
                         code,
                         started: since,
-                        finished: since + after,
+                        finished: later(since, after),
                     };
                     let restart = match self.policy {
                         RestartPolicy::Always => true,
@@ -270,7 +279,7 @@ impl PodEntry {
                     if restart {
                         let restarts = u32::try_from(container.restarts).unwrap_or(0);
                         container.state = CState::BackOff {
-                            until: term.finished + backoff(base, restarts),
+                            until: later(term.finished, backoff(base, restarts)),
                         };
                         container.last = Some(term);
                     } else {
@@ -810,7 +819,7 @@ impl Store {
             seq: self.counters.next_seq(),
             size,
             stage: Stage::Pending {
-                start_at: now + self.config.running_after,
+                start_at: later(now, self.config.running_after),
             },
             containers,
             policy: restart_policy(&pod.spec),
@@ -889,7 +898,7 @@ impl Store {
         if grace == 0 || !matches!(entry.stage, Stage::Started { .. }) {
             return Ok(self.remove_pod(ns, name, now));
         }
-        let deadline = now + Duration::from_secs(grace);
+        let deadline = later(now, Duration::from_secs(grace));
         if entry.deleting_at.is_some_and(|d| d <= deadline) {
             return Ok(entry.pod.clone());
         }
@@ -903,5 +912,145 @@ impl Store {
         schedule(&mut self.timers, ns, name, entry);
         self.record_event(ns, EventType::Modified, &pod, rv);
         Ok(pod)
+    }
+}
+
+/// The options of `GET …/pods/{name}/log`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogOptions {
+    /// The container; may be omitted when the pod has one.
+    #[serde(default)]
+    pub container: Option<String>,
+    /// The previous (terminated) run of a restarted container instead of the current one.
+    #[serde(default)]
+    pub previous: Option<bool>,
+    /// Only the last N lines.
+    #[serde(default)]
+    pub tail_lines: Option<usize>,
+}
+
+fn describe(behaviour: Behaviour) -> String {
+    match behaviour {
+        Behaviour::Run => "it runs until the pod is deleted".into(),
+        Behaviour::Exit { after, code } => {
+            format!("it exits with code {code} after {}s", after.as_secs_f64())
+        }
+    }
+}
+
+impl PodEntry {
+    /// The container `name`, or the only one when `name` is `None`.
+    fn select_container(&self, name: Option<&str>) -> Result<&ContainerSim> {
+        let pod = self.pod.metadata.name.as_deref().unwrap_or_default();
+        match (name, self.containers.as_slice()) {
+            (Some(name), containers) => {
+                containers.iter().find(|c| c.name == name).ok_or_else(|| {
+                    Error::BadRequest(format!("container {name:?} is not valid for pod {pod:?}"))
+                })
+            }
+            (None, [only]) => Ok(only),
+            (None, containers) => {
+                let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
+                Err(Error::BadRequest(format!(
+                    "a container name must be specified for pod {pod}, choose one of: [{}]",
+                    names.join(" ")
+                )))
+            }
+        }
+    }
+
+    /// Checks that container `name` (or the only one) runs, as exec needs.
+    pub(super) fn check_running(&self, name: Option<&str>) -> Result<()> {
+        let container = self.select_container(name)?;
+        match (&self.stage, container.state) {
+            (Stage::Started { .. }, CState::Running { .. }) => Ok(()),
+            _ => Err(Error::BadRequest(format!(
+                "container {:?} in pod {:?} is not running: commands run only in running containers",
+                container.name,
+                self.pod.metadata.name.as_deref().unwrap_or_default()
+            ))),
+        }
+    }
+
+    /// The lines the mock writes for a container's life (see [`Store::pod_log`]).
+    fn log(&self, options: &LogOptions, epoch: &Epoch) -> Result<String> {
+        let pod = self.pod.metadata.name.as_deref().unwrap_or_default();
+        let bad = |message: String| Error::BadRequest(message);
+        let container = self.select_container(options.container.as_deref())?;
+        let name = &container.name;
+        let line = |at: Instant, text: String| {
+            format!("{} mock-cci: container {name:?} {text}\n", epoch.wall(at).0)
+        };
+        let started = |at| {
+            line(
+                at,
+                format!(
+                    "started from image {:?}; {}",
+                    container.image,
+                    describe(container.behaviour)
+                ),
+            )
+        };
+        let exited = |term: &Term| {
+            started(term.started) + &line(term.finished, format!("exited with code {}", term.code))
+        };
+        let text = if options.previous == Some(true) {
+            let term = container.last.as_ref().ok_or_else(|| {
+                bad(format!(
+                    "previous terminated container {name:?} in pod {pod:?} not found"
+                ))
+            })?;
+            exited(term)
+        } else {
+            match (&self.stage, &container.state) {
+                (Stage::Started { .. } | Stage::Finished { .. }, CState::Running { since }) => {
+                    started(*since)
+                }
+                (_, CState::Terminated(term)) => exited(term),
+                (_, CState::BackOff { .. }) => match &container.last {
+                    Some(term) => exited(term),
+                    None => String::new(),
+                },
+                _ => {
+                    let reason = match self.stage {
+                        Stage::PullFailing { .. } => "ErrImagePull",
+                        _ => "ContainerCreating",
+                    };
+                    return Err(bad(format!(
+                        "container {name:?} in pod {pod:?} is waiting to start: {reason}"
+                    )));
+                }
+            }
+        };
+        Ok(match options.tail_lines {
+            Some(n) => {
+                let lines: Vec<&str> = text.lines().collect();
+                let skip = lines.len().saturating_sub(n);
+                lines[skip..].iter().map(|l| format!("{l}\n")).collect()
+            }
+            None => text,
+        })
+    }
+}
+
+impl Store {
+    /// What `kubectl logs` shows for a container of pod `name`: the lines the mock writes for
+    /// the container's current run (when it started, from which image, what it will do, how it
+    /// exited), or its previous run.
+    pub fn pod_log(
+        &mut self,
+        tenant: &str,
+        ns: &str,
+        name: &str,
+        options: &LogOptions,
+        now: Instant,
+    ) -> Result<String> {
+        self.settle(now);
+        let entry = owned(&self.namespaces, tenant, ns)?
+            .pods
+            .get(name)
+            .ok_or_else(|| pod_not_found(ns, name))?;
+        entry.log(options, &self.epoch)
     }
 }

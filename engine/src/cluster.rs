@@ -1,0 +1,119 @@
+//! Reading the cluster objects a burst pod uses: the [`ClusterObjects`] seam, implemented for
+//! [`kube::Client`] and, for tests and dry runs, in memory ([`MemoryObjects`]).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret};
+use kube::Api;
+
+use crate::translate::{ObjectKey, ObjectKind};
+use crate::{Error, Result};
+
+/// One cluster object a pod refers to.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClusterObject {
+    /// A ConfigMap.
+    ConfigMap(ConfigMap),
+    /// A Secret. NB: its `Debug` shows the data; never log it.
+    Secret(Secret),
+    /// A PersistentVolumeClaim (boxed: it is several times larger than the others).
+    PersistentVolumeClaim(Box<PersistentVolumeClaim>),
+}
+
+impl ClusterObject {
+    /// The object's `resourceVersion`, if it has one.
+    pub fn resource_version(&self) -> Option<&str> {
+        match self {
+            Self::ConfigMap(o) => o.metadata.resource_version.as_deref(),
+            Self::Secret(o) => o.metadata.resource_version.as_deref(),
+            Self::PersistentVolumeClaim(o) => o.metadata.resource_version.as_deref(),
+        }
+    }
+}
+
+/// Reads ConfigMaps, Secrets and PersistentVolumeClaims from the cluster.
+///
+/// Contract: `Ok(None)` when the object does not exist; an error only when the cluster could
+/// not answer (it is retried).
+pub trait ClusterObjects: Send + Sync + 'static {
+    /// The object `key` names, or `None` when it does not exist.
+    fn get<'a>(&'a self, key: &'a ObjectKey) -> BoxFuture<'a, Result<Option<ClusterObject>>>;
+}
+
+impl ClusterObjects for kube::Client {
+    fn get<'a>(&'a self, key: &'a ObjectKey) -> BoxFuture<'a, Result<Option<ClusterObject>>> {
+        Box::pin(async move {
+            let failed = |source| Error::Cluster {
+                action: format!("read {key}"),
+                source,
+            };
+            let client = self.clone();
+            let ns = key.namespace.as_str();
+            Ok(match key.kind {
+                ObjectKind::ConfigMap => Api::<ConfigMap>::namespaced(client, ns)
+                    .get_opt(&key.name)
+                    .await
+                    .map_err(failed)?
+                    .map(ClusterObject::ConfigMap),
+                ObjectKind::Secret => Api::<Secret>::namespaced(client, ns)
+                    .get_opt(&key.name)
+                    .await
+                    .map_err(failed)?
+                    .map(ClusterObject::Secret),
+                ObjectKind::PersistentVolumeClaim => {
+                    Api::<PersistentVolumeClaim>::namespaced(client, ns)
+                        .get_opt(&key.name)
+                        .await
+                        .map_err(failed)?
+                        .map(|c| ClusterObject::PersistentVolumeClaim(Box::new(c)))
+                }
+            })
+        })
+    }
+}
+
+/// Cluster objects held in memory: a stand-in for the cluster in tests and dry runs. Clones
+/// share the objects.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryObjects {
+    objects: Arc<Mutex<BTreeMap<ObjectKey, ClusterObject>>>,
+}
+
+impl MemoryObjects {
+    /// Add or replace an object (keyed by its kind, namespace and name).
+    pub fn put(&self, object: ClusterObject) {
+        let (kind, meta) = match &object {
+            ClusterObject::ConfigMap(o) => (ObjectKind::ConfigMap, &o.metadata),
+            ClusterObject::Secret(o) => (ObjectKind::Secret, &o.metadata),
+            ClusterObject::PersistentVolumeClaim(o) => {
+                (ObjectKind::PersistentVolumeClaim, &o.metadata)
+            }
+        };
+        let key = ObjectKey::new(
+            kind,
+            meta.namespace.clone().unwrap_or_default(),
+            meta.name.clone().unwrap_or_default(),
+        );
+        self.lock().insert(key, object);
+    }
+
+    /// Remove an object; whether it was there.
+    pub fn remove(&self, key: &ObjectKey) -> bool {
+        self.lock().remove(key).is_some()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<ObjectKey, ClusterObject>> {
+        self.objects
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl ClusterObjects for MemoryObjects {
+    fn get<'a>(&'a self, key: &'a ObjectKey) -> BoxFuture<'a, Result<Option<ClusterObject>>> {
+        let found = self.lock().get(key).cloned();
+        Box::pin(async move { Ok(found) })
+    }
+}

@@ -1,0 +1,234 @@
+//! VOL and VK-02: ConfigMaps and Secrets that burst pods use, mirrored to CCI.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod, Secret};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+
+use super::{BodyFuture, converge};
+use crate::catalogue::Outcome;
+use crate::scenario::Scenario;
+use crate::{fixtures, wait};
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// The seed's nginx pod labelled `enforce`, named `name`, with `volumes` (JSON) mounted in order
+/// under `/mnt/0`, `/mnt/1`, …
+fn pod_with(name: &str, volumes: serde_json::Value) -> anyhow::Result<Pod> {
+    let mut pod: Pod = fixtures::load("seed/nginx-pod.yaml")?;
+    pod.metadata.name = Some(name.to_owned());
+    let labels = pod.metadata.labels.get_or_insert_default();
+    labels.insert(super::POLICY_LABEL.into(), "enforce".into());
+    labels.insert("scenario-pod".into(), name.to_owned());
+    let volumes: Vec<k8s_openapi::api::core::v1::Volume> = serde_json::from_value(volumes)?;
+    let spec = pod.spec.as_mut().context("spec")?;
+    spec.containers[0].volume_mounts = Some(
+        volumes
+            .iter()
+            .enumerate()
+            .map(|(i, v)| k8s_openapi::api::core::v1::VolumeMount {
+                name: v.name.clone(),
+                mount_path: format!("/mnt/{i}"),
+                ..Default::default()
+            })
+            .collect(),
+    );
+    spec.volumes = Some(volumes);
+    Ok(pod)
+}
+
+/// The name a cluster object gets on CCI (the engine's naming, as documented).
+fn cci_name(s: &Scenario, name: &str) -> String {
+    format!("{}.{name}", s.namespace)
+}
+
+/// VOL-01: a mounted ConfigMap is mirrored to CCI with equal data; an update reaches CCI.
+pub fn vol_01(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(async move {
+        let cm: ConfigMap = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "settings"},
+            "data": {"mode": "fast", "level": "3"}
+        }))?;
+        s.api::<ConfigMap>()
+            .create(&PostParams::default(), &cm)
+            .await?;
+        let pod = pod_with(
+            "reader",
+            serde_json::json!([{"name": "cfg", "configMap": {"name": "settings"}}]),
+        )?;
+        s.api::<Pod>().create(&PostParams::default(), &pod).await?;
+        converge(s, "scenario-pod=reader", 1, PATIENCE).await?;
+
+        let name = cci_name(s, "settings");
+        let same_data = |want: BTreeMap<String, String>| {
+            let name = name.clone();
+            async move {
+                let got: Option<cci_api::ConfigMap> = s
+                    .mock()
+                    .object(s.cci_namespace(), "configmaps", &name)
+                    .await?;
+                Ok(got.filter(|c| c.data.as_ref() == Some(&want)).map(|_| ()))
+            }
+        };
+        let first = BTreeMap::from([
+            ("mode".to_owned(), "fast".to_owned()),
+            ("level".to_owned(), "3".to_owned()),
+        ]);
+        wait::until(
+            "the ConfigMap mirrored with equal data",
+            PATIENCE,
+            || same_data(first.clone()),
+            || s.diagnose(),
+        )
+        .await?;
+
+        s.api::<ConfigMap>()
+            .patch(
+                "settings",
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"data": {"level": "4"}})),
+            )
+            .await?;
+        let second = BTreeMap::from([
+            ("mode".to_owned(), "fast".to_owned()),
+            ("level".to_owned(), "4".to_owned()),
+        ]);
+        wait::until(
+            "the ConfigMap update on CCI",
+            PATIENCE,
+            || same_data(second.clone()),
+            || s.diagnose(),
+        )
+        .await?;
+        Ok(Outcome::Passed)
+    })
+}
+
+/// VOL-02: a mounted Secret is mirrored; its data never appears in the engine's log or in events.
+pub fn vol_02(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(async move {
+        // A value that cannot appear anywhere by chance.
+        let value = format!("s3cr3t-{}", &s.namespace);
+        let secret: Secret = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "credentials"},
+            "stringData": {"password": value}
+        }))?;
+        s.api::<Secret>()
+            .create(&PostParams::default(), &secret)
+            .await?;
+        let pod = pod_with(
+            "holder",
+            serde_json::json!([{"name": "creds", "secret": {"secretName": "credentials"}}]),
+        )?;
+        s.api::<Pod>().create(&PostParams::default(), &pod).await?;
+        converge(s, "scenario-pod=holder", 1, PATIENCE).await?;
+        let name = cci_name(s, "credentials");
+        let mirrored = wait::until(
+            "the Secret mirrored with equal data",
+            PATIENCE,
+            || async {
+                let got: Option<cci_api::Secret> =
+                    s.mock().object(s.cci_namespace(), "secrets", &name).await?;
+                Ok(got.filter(|sec| {
+                    sec.data
+                        .as_ref()
+                        .and_then(|d| d.get("password"))
+                        .is_some_and(|b| b.0 == value.as_bytes())
+                }))
+            },
+            || s.diagnose(),
+        )
+        .await?;
+        anyhow::ensure!(mirrored.metadata.name.as_deref() == Some(name.as_str()));
+
+        let log = std::fs::read_to_string(s.env.logs.join("engine.log")).unwrap_or_default();
+        anyhow::ensure!(
+            !log.contains(&value),
+            "the Secret's value appears in the engine log"
+        );
+        let events = s.api::<Event>().list(&ListParams::default()).await?;
+        for e in events.items {
+            anyhow::ensure!(
+                !e.message.unwrap_or_default().contains(&value),
+                "the Secret's value appears in an event"
+            );
+        }
+        Ok(Outcome::Passed)
+    })
+}
+
+/// VK-02: an optional missing ConfigMap/Secret lets the pod run; a mandatory missing one makes
+/// it wait with an event naming the object, and it runs once the object exists.
+pub fn vk_02(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(async move {
+        let optional = pod_with(
+            "optional",
+            serde_json::json!([
+                {"name": "cfg", "configMap": {"name": "absent-config", "optional": true}},
+                {"name": "sec", "secret": {"secretName": "absent-secret", "optional": true}}
+            ]),
+        )?;
+        s.api::<Pod>()
+            .create(&PostParams::default(), &optional)
+            .await?;
+        converge(s, "scenario-pod=optional", 1, PATIENCE).await?;
+
+        let mandatory = pod_with(
+            "mandatory",
+            serde_json::json!([{"name": "cfg", "configMap": {"name": "later-config"}}]),
+        )?;
+        s.api::<Pod>()
+            .create(&PostParams::default(), &mandatory)
+            .await?;
+        wait::until(
+            "a Warning event on pod mandatory naming configmap later-config",
+            PATIENCE,
+            || async {
+                let events = s
+                    .api::<Event>()
+                    .list(&ListParams::default().fields("involvedObject.name=mandatory"))
+                    .await
+                    .map_err(|source| crate::Error::Kube {
+                        context: "list events".into(),
+                        source,
+                    })?;
+                Ok(events
+                    .items
+                    .iter()
+                    .any(|e| {
+                        e.type_.as_deref() == Some("Warning")
+                            && e.message.as_deref().unwrap_or("").contains("later-config")
+                    })
+                    .then_some(()))
+            },
+            || s.diagnose(),
+        )
+        .await?;
+        let on_cci = s.cci_pods().await?;
+        anyhow::ensure!(
+            on_cci.len() == 1,
+            "the pod with a missing mandatory ConfigMap reached CCI ({} CCI pods)",
+            on_cci.len()
+        );
+
+        let cm: ConfigMap = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "later-config"}, "data": {"k": "v"}
+        }))?;
+        s.api::<ConfigMap>()
+            .create(&PostParams::default(), &cm)
+            .await?;
+        // Both pods now: converge counts every CCI pod of the scenario.
+        converge(
+            s,
+            &format!("{}=enforce", super::POLICY_LABEL),
+            2,
+            Duration::from_secs(90),
+        )
+        .await?;
+        Ok(Outcome::Passed)
+    })
+}

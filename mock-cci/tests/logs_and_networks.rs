@@ -1,0 +1,192 @@
+//! Pod logs (the lines the mock writes for a container's life) and yangtse networks.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use common::*;
+use serde_json::json;
+
+const NETWORKS: &str = "/apis/yangtse/v2/namespaces/ns/networks";
+
+#[tokio::test(start_paused = true)]
+async fn a_container_log_tells_when_it_started_and_how_it_exited() {
+    let (app, _) = mock_with_namespace().await;
+    let mut job = pod("job", json!({}));
+    job["spec"]["containers"][0]["command"] = json!(["sh", "-c", "sleep 2; exit 3"]);
+    job["spec"]["restartPolicy"] = json!("Never");
+    post(&app, PODS, job).await;
+    let waiting = get(&app, &format!("{PODS}/job/log")).await;
+    assert_status(&waiting, 400, "BadRequest", "CCI.01.400000");
+    assert!(
+        waiting
+            .message()
+            .contains("is waiting to start: ContainerCreating"),
+        "{}",
+        waiting.message()
+    );
+
+    tokio::time::advance(RUNNING_AFTER + Duration::from_secs(2)).await;
+    let log = get(&app, &format!("{PODS}/job/log")).await;
+    assert_eq!(log.status, StatusCode::OK);
+    let text = log.body.as_str().unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].ends_with(r#"mock-cci: container "app" started from image "nginx:1.27"; it exits with code 3 after 2s"#), "{text}");
+    assert!(
+        lines[1].ends_with(r#"mock-cci: container "app" exited with code 3"#),
+        "{text}"
+    );
+    let tail = get(&app, &format!("{PODS}/job/log?tailLines=1&container=app")).await;
+    assert_eq!(tail.body.as_str().unwrap().lines().count(), 1);
+    let wrong = get(&app, &format!("{PODS}/job/log?container=nope")).await;
+    assert_status(&wrong, 400, "BadRequest", "CCI.01.400000");
+    let previous = get(&app, &format!("{PODS}/job/log?previous=true")).await;
+    assert!(
+        previous.message().contains("previous terminated container"),
+        "{}",
+        previous.message()
+    );
+}
+
+#[tokio::test]
+async fn a_network_is_created_active_listed_and_deleted() {
+    let (app, _) = mock_with_namespace().await;
+    let network = json!({"apiVersion": "yangtse/v2", "kind": "Network", "metadata": {"name": "net"},
+                         "spec": {"networkType": "underlay_neutron", "subnets": [{"subnetID": "subnet-1"}]}});
+    let created = post(&app, NETWORKS, network).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(created.body["status"]["state"], "Active");
+    let list = get(&app, NETWORKS).await;
+    assert_eq!(list.body["kind"], "NetworkList");
+    assert_eq!(
+        list.body["items"][0]["spec"]["subnets"][0]["subnetID"],
+        "subnet-1"
+    );
+    assert_eq!(
+        delete(&app, &format!("{NETWORKS}/net")).await.status,
+        StatusCode::OK
+    );
+
+    let bad =
+        json!({"apiVersion": "cci/v2", "kind": "Network", "metadata": {"name": "net"}, "spec": {}});
+    let reply = call(&app, Method::POST, NETWORKS, Some(TOKEN_A), Some(bad)).await;
+    assert_status(&reply, 400, "Invalid", "CCI.01.400001");
+    assert!(
+        reply.message().contains("apiVersion: Invalid value"),
+        "{}",
+        reply.message()
+    );
+    assert!(
+        reply.message().contains("spec.subnets: Required value"),
+        "{}",
+        reply.message()
+    );
+}
+
+const PROXIES: &str = "/apis/cci/v2/namespaces/ns/proxyregistrations";
+
+async fn probe(app: &axum::Router, pod: &str, target: &str) -> (i64, String) {
+    let reply = post(
+        app,
+        &format!("{PODS}/{pod}/exec"),
+        json!({"command": ["probe", target]}),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let text = format!(
+        "{}{}",
+        reply.body["stdout"].as_str().unwrap(),
+        reply.body["stderr"].as_str().unwrap()
+    );
+    (reply.body["exitCode"].as_i64().unwrap(), text)
+}
+
+fn proxy(protocols: &[&str]) -> serde_json::Value {
+    json!({"apiVersion": "cci/v2", "kind": "ProxyRegistration", "metadata": {"name": "cluster-proxy"},
+           "spec": {"protocols": protocols, "services": ["default/web"]}})
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_probe_reaches_a_cluster_service_only_through_a_proxy_that_speaks_the_pods_protocol() {
+    let (app, _) = mock_with_namespace().await;
+    post(&app, PODS, pod("old", json!({}))).await;
+    let mut new = pod("new", json!({}));
+    new["metadata"]["annotations"] = json!({"bursting.cci.io/sidecar-protocol": "v2"});
+    post(&app, PODS, new).await;
+    let pending = post(
+        &app,
+        &format!("{PODS}/old/exec"),
+        json!({"command": ["probe", "web.default"]}),
+    )
+    .await;
+    assert_status(&pending, 400, "BadRequest", "CCI.01.400000");
+    tokio::time::advance(RUNNING_AFTER).await;
+
+    let (code, text) = probe(&app, "old", "web.default").await;
+    assert_eq!(code, 1);
+    assert!(text.contains("no network proxy is registered"), "{text}");
+
+    // An add-on release before 1.5.18 registers a proxy that speaks v1 only.
+    let created = post(&app, PROXIES, proxy(&["v1"])).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(
+        probe(&app, "old", "web.default.svc.cluster.local").await.0,
+        0
+    );
+    let (code, text) = probe(&app, "new", "web.default").await;
+    assert_eq!(code, 1);
+    assert!(text.contains("connection refused"), "{text}");
+    let (code, text) = probe(&app, "old", "db.default").await;
+    assert_eq!(code, 1, "{text}");
+
+    // Upgrading again registers v2 as well: both reach the Service.
+    let mut upgraded = proxy(&["v1", "v2"]);
+    upgraded["metadata"]["resourceVersion"] = created.body["metadata"]["resourceVersion"].clone();
+    assert_eq!(
+        put(&app, &format!("{PROXIES}/cluster-proxy"), upgraded)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(probe(&app, "new", "web.default").await.0, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_probe_reaches_a_cci_service_directly_and_other_commands_are_not_found() {
+    let (app, _) = mock_with_namespace().await;
+    post(&app, PODS, pod("web", json!({}))).await;
+    let service = json!({"apiVersion": "cci/v2", "kind": "Service", "metadata": {"name": "api"},
+                         "spec": {"ports": [{"port": 80}]}});
+    post(&app, "/apis/cci/v2/namespaces/ns/services", service).await;
+    tokio::time::advance(RUNNING_AFTER).await;
+    let (code, text) = probe(&app, "web", "api").await;
+    assert_eq!(code, 0, "{text}");
+    let reply = post(
+        &app,
+        &format!("{PODS}/web/exec"),
+        json!({"command": ["ls", "/"]}),
+    )
+    .await;
+    assert_eq!(reply.body["exitCode"], 127);
+}
+
+#[tokio::test]
+async fn a_proxy_registration_names_services_as_namespace_and_name() {
+    let (app, _) = mock_with_namespace().await;
+    let mut bad = proxy(&[]);
+    bad["spec"]["services"] = json!(["web"]);
+    let reply = post(&app, PROXIES, bad).await;
+    assert_status(&reply, 400, "Invalid", "CCI.01.400001");
+    assert!(
+        reply.message().contains("spec.protocols: Required value"),
+        "{}",
+        reply.message()
+    );
+    assert!(
+        reply.message().contains("spec.services[0]: Invalid value"),
+        "{}",
+        reply.message()
+    );
+}
