@@ -6,11 +6,13 @@
 //! - [`cluster`]: reading the ConfigMaps, Secrets and claims burst pods use.
 //! - [`provider`]: [`CciProvider`], the `vk::Provider` on top of both.
 //! - [`node`]: what the virtual node looks like.
+//! - [`lock`]: the node lock taken when CCI is sold out.
 #![warn(missing_docs)]
 
 pub mod cci;
 pub mod cluster;
 mod error;
+pub mod lock;
 pub mod node;
 pub mod provider;
 pub mod translate;

@@ -12,7 +12,8 @@
 //! Besides the node, its lease and its pods, the engine reads the ConfigMaps, Secrets and
 //! PersistentVolumeClaims burst pods use and watches ConfigMaps and Secrets in all namespaces
 //! (metadata only), to mirror them to CCI: its identity needs `get` on those three and `list`,
-//! `watch` on the first two, cluster-wide.
+//! `watch` on the first two, cluster-wide; and `patch` on its node, which it cordons for
+//! `--lock-duration-secs` (default 30 minutes) when CCI answers sold out (see `lock`).
 //!
 //! Without `--kubeconfig` the usual inference applies (`KUBECONFIG`, `~/.kube/config`, or the
 //! in-cluster service account). Logs go to stderr; set their level with `RUST_LOG` (default
@@ -24,6 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use bursting_engine::lock::NodeLock;
 use bursting_engine::node::{self, cci_node_config};
 use bursting_engine::{CciClient, CciProvider};
 use clap::{Args, Parser, Subcommand};
@@ -103,6 +105,9 @@ struct VirtualKubeletArgs {
     /// How often the node lease is renewed, in seconds.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     lease_interval_secs: u64,
+    /// How long the node stays locked (cordoned) after CCI answers sold out, in seconds.
+    #[arg(long, default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..))]
+    lock_duration_secs: u64,
 }
 
 #[tokio::main]
@@ -188,7 +193,15 @@ async fn virtual_kubelet(args: VirtualKubeletArgs) -> anyhow::Result<()> {
     // Checked before the cluster is contacted: a bad flag is reported as such.
     bursting_engine::translate::check_cluster_id(&args.cluster_id)?;
     let client = kube_client(args.kubeconfig.as_ref()).await?;
-    let provider = Arc::new(CciProvider::new(cci, client.clone(), &args.cluster_id)?);
+    let node_lock = Arc::new(NodeLock::new(
+        client.clone(),
+        &args.node_name,
+        Duration::from_secs(args.lock_duration_secs),
+    ));
+    let provider = Arc::new(
+        CciProvider::new(cci, client.clone(), &args.cluster_id)?
+            .with_node_lock(Arc::clone(&node_lock)),
+    );
 
     let mut node = cci_node_config(
         &args.node_name,
@@ -218,6 +231,8 @@ async fn virtual_kubelet(args: VirtualKubeletArgs) -> anyhow::Result<()> {
     // NB: ended when this function returns (the task is aborted with the JoinSet).
     let mut background = tokio::task::JoinSet::new();
     background.spawn(Arc::clone(&provider).watch_cluster_objects(client.clone()));
+    // Also at start-up: a lock that ended while the engine was down is released.
+    background.spawn(node_lock.run());
     vk::run(client, config, provider, shutdown).await?;
     background.abort_all();
     tracing::info!("stopped");

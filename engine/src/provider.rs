@@ -40,6 +40,7 @@ use vk::RemotePod;
 
 use crate::cci::CciClient;
 use crate::cluster::{ClusterObject, ClusterObjects};
+use crate::lock::NodeLock;
 use crate::translate::{self, ObjectKey, ObjectKind, cci_pod_name, cluster_uid_of, identity};
 use crate::{Error, Result};
 
@@ -95,6 +96,8 @@ pub struct CciProvider {
     /// NB: an async lock, held across the CCI calls that delete or refresh a copy, so that a
     /// copy is never deleted under a pod that has just started to use it.
     mirrors: Arc<Mutex<Mirrors>>,
+    /// Locks the virtual node when CCI answers sold out (BEHAVIOR.md §7); none in tests.
+    node_lock: Option<Arc<NodeLock>>,
 }
 
 impl std::fmt::Debug for CciProvider {
@@ -124,7 +127,15 @@ impl CciProvider {
             cluster_id,
             namespace_ready: AtomicBool::new(false),
             mirrors: Arc::default(),
+            node_lock: None,
         })
+    }
+
+    /// Locks the virtual node through `lock` whenever CCI refuses a pod as sold out.
+    #[must_use]
+    pub fn with_node_lock(mut self, lock: Arc<NodeLock>) -> Self {
+        self.node_lock = Some(lock);
+        self
     }
 
     /// The CCI namespace the pods live in.
@@ -442,7 +453,14 @@ fn changed<K>(
 
 impl vk::Provider for CciProvider {
     async fn create_pod(&self, pod: &Pod) -> vk::Result<()> {
-        Ok(self.create(pod).await?)
+        let result = self.create(pod).await.map_err(vk::Error::from);
+        if let (Err(e), Some(lock)) = (&result, &self.node_lock)
+            && crate::lock::locks_node(e)
+        {
+            // Before the pod is reported Failed: whoever sees the failure sees the lock.
+            lock.engage().await;
+        }
+        result
     }
 
     async fn delete_pod(&self, pod: &Pod) -> vk::Result<()> {

@@ -29,6 +29,21 @@ pub const ENGINE_BIN_ENV: &str = "BURSTCERT_ENGINE_BIN";
 pub const MOCK_BIN_ENV: &str = "BURSTCERT_MOCK_CCI_BIN";
 /// Name of the engine's virtual node.
 pub const VIRTUAL_NODE: &str = "bursting-node";
+/// Environment variable setting the engine's node lock duration in seconds (§7; default
+/// [`DEFAULT_LOCK_SECONDS`], so LOCK-03 runs in test time).
+pub const LOCK_SECONDS_ENV: &str = "BURSTCERT_LOCK_SECONDS";
+/// Default node lock duration of the engine under test, in seconds.
+pub const DEFAULT_LOCK_SECONDS: u64 = 20;
+
+/// The node lock duration the engine is started with ([`LOCK_SECONDS_ENV`]).
+pub fn lock_seconds() -> u64 {
+    std::env::var(LOCK_SECONDS_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .unwrap_or(DEFAULT_LOCK_SECONDS)
+}
+
 /// How many ordinary (kwok) nodes the shared cluster gets.
 pub const DEFAULT_KWOK_NODES: usize = 2;
 
@@ -167,6 +182,8 @@ impl Env {
             cluster_id.clone(),
             "--node-name".into(),
             VIRTUAL_NODE.into(),
+            "--lock-duration-secs".into(),
+            lock_seconds().to_string(),
         ];
         let engine_log = logs.join("engine.log");
         let engine_launch = EngineLaunch {

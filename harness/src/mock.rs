@@ -102,6 +102,59 @@ impl MockCci {
         })
     }
 
+    /// Sets a fault through the mock's admin API (`POST /_mock/faults`, no token): `scope` is
+    /// `{"tenant": T}` or `{"namespace": NS}`, `fault` e.g. `{"type": "soldOut", "flavours": []}`.
+    /// Answers its id, for [`MockCci::clear_fault`].
+    pub async fn set_fault(
+        &self,
+        scope: serde_json::Value,
+        fault: serde_json::Value,
+    ) -> Result<u64> {
+        let context = || format!("set mock fault {fault} on {scope}");
+        let body = serde_json::json!({ "scope": scope, "fault": fault });
+        let resp = self
+            .http
+            .post(format!("{}/_mock/faults", self.url))
+            .json(&body)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|source| Error::Http {
+                context: context(),
+                source,
+            })?;
+        let set: serde_json::Value = resp.json().await.map_err(|source| Error::Http {
+            context: context(),
+            source,
+        })?;
+        set["id"].as_u64().ok_or_else(|| Error::Step {
+            step: context(),
+            detail: format!("the mock answered without an id: {set}"),
+        })
+    }
+
+    /// Clears one fault (`DELETE /_mock/faults/{id}`); clearing one already gone is fine.
+    pub async fn clear_fault(&self, id: u64) -> Result<()> {
+        let context = || format!("clear mock fault {id}");
+        let resp = self
+            .http
+            .delete(format!("{}/_mock/faults/{id}", self.url))
+            .send()
+            .await
+            .map_err(|source| Error::Http {
+                context: context(),
+                source,
+            })?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(());
+        }
+        resp.error_for_status().map_err(|source| Error::Http {
+            context: context(),
+            source,
+        })?;
+        Ok(())
+    }
+
     /// A one-paragraph summary of a namespace for timeout diagnoses.
     pub async fn describe(&self, namespace: &str) -> String {
         match self.pods(namespace).await {

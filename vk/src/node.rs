@@ -280,6 +280,16 @@ fn merged_taints(existing: &[Taint], ours: &[Taint]) -> Vec<Taint> {
         .collect()
 }
 
+/// The merge patch that brings an existing node up to date: our labels and taints. It names
+/// nothing else of the spec, so a cordon (`spec.unschedulable`, e.g. a node lock) survives
+/// re-registration.
+fn meta_patch(config: &NodeConfig, current_taints: &[Taint]) -> serde_json::Value {
+    serde_json::json!({
+        "metadata": { "labels": config.node_labels() },
+        "spec": { "taints": merged_taints(current_taints, &config.taints) },
+    })
+}
+
 /// Registers the node and keeps it alive: lease renewals and status heartbeats.
 pub(crate) struct NodeAgent {
     nodes: Api<Node>,
@@ -351,10 +361,7 @@ impl NodeAgent {
             .as_ref()
             .and_then(|s| s.taints.clone())
             .unwrap_or_default();
-        let patch = serde_json::json!({
-            "metadata": { "labels": self.config.node_labels() },
-            "spec": { "taints": merged_taints(&current_taints, &self.config.taints) },
-        });
+        let patch = meta_patch(&self.config, &current_taints);
         self.nodes
             .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
@@ -501,6 +508,15 @@ mod tests {
             .collect();
         assert!(types.contains(&("Ready".into(), "True".into())));
         assert!(types.contains(&("NetworkUnavailable".into(), "False".into())));
+    }
+
+    #[test]
+    fn re_registration_leaves_a_cordon_alone() {
+        let config = NodeConfig::new("bursting-node").with_taint("k", "v", "NoSchedule");
+        let patch = meta_patch(&config, &[]);
+        let spec = patch["spec"].as_object().unwrap();
+        assert_eq!(spec.keys().collect::<Vec<_>>(), vec!["taints"]);
+        assert!(patch.get("status").is_none());
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Scenario bodies, by family. Each body runs in its own namespace ([`Scenario`]) and asserts
 //! only on what the cluster and the mock CCI hold.
 
+pub mod gated;
 pub mod hp;
+pub mod lock;
 pub mod r;
 pub mod refusals;
 pub mod vk;

@@ -1,0 +1,300 @@
+//! LOCK: capacity exhaustion and the node lock (BEHAVIOR.md §7).
+//!
+//! The lock is cluster-wide state (the one virtual node), so these scenarios run one after the
+//! other in their own test binary. Each clears its fault and leaves the node uncordoned when it
+//! ends, failed or not.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+
+use super::{BodyFuture, POLICY_LABEL, cluster_uid_of, converge};
+use crate::catalogue::Outcome;
+use crate::env::{VIRTUAL_NODE, lock_seconds};
+use crate::scenario::Scenario;
+use crate::{fixtures, wait};
+
+/// The engine's annotation holding the lock's end.
+pub const ANNOTATION_LOCKED_UNTIL: &str = "bursting.cci.io/locked-until";
+/// The pod status reason of a sold-out refusal.
+const REASON_SOLD_OUT: &str = "SoldOut";
+const PATIENCE: Duration = Duration::from_secs(60);
+/// Label naming each pod of these scenarios.
+const POD_LABEL: &str = "lock";
+
+fn nodes(s: &Scenario) -> Api<Node> {
+    Api::all(s.client.clone())
+}
+
+fn cordoned(node: &Node) -> bool {
+    node.spec
+        .as_ref()
+        .and_then(|s| s.unschedulable)
+        .unwrap_or(false)
+}
+
+fn locked_until(node: &Node) -> Option<&str> {
+    node.metadata
+        .annotations
+        .as_ref()?
+        .get(ANNOTATION_LOCKED_UNTIL)
+        .map(String::as_str)
+}
+
+async fn virtual_node(s: &Scenario) -> crate::Result<Node> {
+    nodes(s)
+        .get(VIRTUAL_NODE)
+        .await
+        .map_err(|source| crate::Error::Kube {
+            context: format!("get node {VIRTUAL_NODE}"),
+            source,
+        })
+}
+
+async fn pod(s: &Scenario, name: &str) -> crate::Result<Option<Pod>> {
+    s.api::<Pod>()
+        .get_opt(name)
+        .await
+        .map_err(|source| crate::Error::Kube {
+            context: format!("get pod {name}"),
+            source,
+        })
+}
+
+/// A diagnosis: the node's lock state, then the scenario's.
+async fn diagnose(s: &Scenario) -> String {
+    let node = match virtual_node(s).await {
+        Ok(n) => format!(
+            "{VIRTUAL_NODE}: unschedulable={} locked-until={:?}",
+            cordoned(&n),
+            locked_until(&n)
+        ),
+        Err(e) => format!("{VIRTUAL_NODE}: {e}"),
+    };
+    format!("{node}\n{}", s.diagnose().await)
+}
+
+/// Creates the seed's nginx pod labelled `enforce`, named `name`.
+async fn create_nginx(s: &Scenario, name: &str) -> anyhow::Result<()> {
+    let mut pod: Pod = fixtures::load("seed/nginx-pod.yaml")?;
+    pod.metadata.name = Some(name.to_owned());
+    let labels = pod.metadata.labels.get_or_insert_default();
+    labels.insert(POLICY_LABEL.into(), "enforce".into());
+    labels.insert(POD_LABEL.into(), name.to_owned());
+    s.api::<Pod>().create(&PostParams::default(), &pod).await?;
+    Ok(())
+}
+
+/// Sells CCI out for this cluster's namespace; answers the fault's id.
+async fn sell_out(s: &Scenario) -> anyhow::Result<u64> {
+    Ok(s.mock()
+        .set_fault(
+            serde_json::json!({ "namespace": s.cci_namespace() }),
+            serde_json::json!({ "type": "soldOut", "flavours": [] }),
+        )
+        .await?)
+}
+
+/// With CCI sold out: a burst pod `name` fails with reason `SoldOut`, never reaches CCI, and
+/// the virtual node is cordoned with a lock end recorded. Answers the lock's end.
+async fn burst_and_lock(s: &Scenario, name: &str) -> anyhow::Result<Timestamp> {
+    create_nginx(s, name).await?;
+    wait::until(
+        &format!("pod {name} Failed with reason {REASON_SOLD_OUT}"),
+        PATIENCE,
+        || async {
+            let p = pod(s, name).await?;
+            let status = p.as_ref().and_then(|p| p.status.as_ref());
+            Ok((status.and_then(|s| s.phase.as_deref()) == Some("Failed")
+                && status.and_then(|s| s.reason.as_deref()) == Some(REASON_SOLD_OUT))
+            .then_some(()))
+        },
+        || diagnose(s),
+    )
+    .await?;
+    let until = wait::until(
+        &format!("{VIRTUAL_NODE} cordoned (SchedulingDisabled) with {ANNOTATION_LOCKED_UNTIL}"),
+        PATIENCE,
+        || async {
+            let node = virtual_node(s).await?;
+            Ok(if cordoned(&node) {
+                locked_until(&node).map(str::to_owned)
+            } else {
+                None
+            })
+        },
+        || diagnose(s),
+    )
+    .await?;
+    let until: Timestamp = until
+        .parse()
+        .with_context(|| format!("{ANNOTATION_LOCKED_UNTIL}={until:?} is not RFC 3339"))?;
+    let uid = pod(s, name)
+        .await?
+        .and_then(|p| p.metadata.uid)
+        .context("the failed pod has a uid")?;
+    anyhow::ensure!(
+        !s.cci_pods()
+            .await?
+            .iter()
+            .any(|p| cluster_uid_of(p) == Some(uid.as_str())),
+        "the sold-out pod {name} has a CCI pod"
+    );
+    Ok(until)
+}
+
+/// A new `enforce` pod `name` waits: Pending, the scheduler found no node for it, no CCI pod.
+async fn create_waiting(s: &Scenario, name: &str) -> anyhow::Result<()> {
+    create_nginx(s, name).await?;
+    wait::until(
+        &format!("pod {name} Pending and Unschedulable (the virtual node is locked)"),
+        PATIENCE,
+        || async {
+            let Some(p) = pod(s, name).await? else {
+                return Ok(None);
+            };
+            let bound = p.spec.as_ref().and_then(|s| s.node_name.as_deref());
+            let status = p.status.as_ref();
+            let unschedulable = status
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| {
+                    cs.iter().any(|c| {
+                        c.type_ == "PodScheduled"
+                            && c.status == "False"
+                            && c.reason.as_deref() == Some("Unschedulable")
+                    })
+                });
+            Ok((bound.is_none()
+                && status.and_then(|s| s.phase.as_deref()) == Some("Pending")
+                && unschedulable)
+                .then_some(()))
+        },
+        || diagnose(s),
+    )
+    .await?;
+    anyhow::ensure!(
+        s.cci_pods().await?.is_empty(),
+        "a CCI pod exists while the node is locked"
+    );
+    Ok(())
+}
+
+/// Waits until the waiting pod runs on CCI, and the node is schedulable with no lock recorded.
+async fn waiting_runs(s: &Scenario, name: &str) -> anyhow::Result<()> {
+    converge(s, &format!("{POD_LABEL}={name}"), 1, PATIENCE).await?;
+    wait::until(
+        &format!("{VIRTUAL_NODE} schedulable with no {ANNOTATION_LOCKED_UNTIL}"),
+        PATIENCE,
+        || async {
+            let node = virtual_node(s).await?;
+            Ok((!cordoned(&node) && locked_until(&node).is_none()).then_some(()))
+        },
+        || diagnose(s),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Clears the fault and leaves the node uncordoned with no lock recorded, whatever happened.
+/// The scenario's pods go first: a pod still waiting must not be scheduled by the uncordon
+/// into the next scenario's sold-out CCI.
+async fn restore(s: &Scenario, fault: Option<u64>) -> anyhow::Result<()> {
+    s.api::<Pod>()
+        .delete_collection(
+            &DeleteParams::default().grace_period(0),
+            &ListParams::default(),
+        )
+        .await?;
+    if let Some(id) = fault {
+        s.mock().clear_fault(id).await?;
+    }
+    let patch = serde_json::json!({
+        "metadata": { "annotations": { ANNOTATION_LOCKED_UNTIL: null } },
+        "spec": { "unschedulable": null },
+    });
+    nodes(s)
+        .patch(VIRTUAL_NODE, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
+}
+
+/// Runs `body` with CCI sold out for this cluster, then restores the fault and the node.
+async fn with_sold_out<'a, F, Fut>(s: &'a Scenario, body: F) -> anyhow::Result<Outcome>
+where
+    F: FnOnce(&'a Scenario, u64) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Outcome>> + 'a,
+{
+    // A lock left by an earlier run must not be mistaken for this one.
+    restore(s, None).await?;
+    let fault = sell_out(s).await?;
+    let result = body(s, fault).await;
+    let restored = restore(s, Some(fault)).await;
+    let outcome = result?;
+    restored.context("restoring the node and the mock after the scenario")?;
+    Ok(outcome)
+}
+
+/// LOCK-01: with CCI sold out, a burst pod fails, the node turns `SchedulingDisabled`, and a
+/// new `enforce` pod waits, unscheduled.
+pub fn lock_01(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(with_sold_out(s, |s, _fault| async move {
+        burst_and_lock(s, "sold-out").await?;
+        create_waiting(s, "waiting").await?;
+        Ok(Outcome::Passed)
+    }))
+}
+
+/// LOCK-02: `kubectl uncordon` unlocks the node before its lock ends; once CCI has capacity
+/// again the waiting pod runs, and the engine drops its lock rather than cordon again.
+pub fn lock_02(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(with_sold_out(s, |s, fault| async move {
+        let until = burst_and_lock(s, "sold-out").await?;
+        create_waiting(s, "waiting").await?;
+        s.mock().clear_fault(fault).await?;
+        anyhow::ensure!(
+            Timestamp::now() < until,
+            "the lock (until {until}) ended before the uncordon; raise {}",
+            crate::env::LOCK_SECONDS_ENV
+        );
+        // `kubectl uncordon`.
+        nodes(s)
+            .patch(
+                VIRTUAL_NODE,
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({ "spec": { "unschedulable": false } })),
+            )
+            .await?;
+        waiting_runs(s, "waiting").await?;
+        Ok(Outcome::Passed)
+    }))
+}
+
+/// LOCK-03: the lock lifts by itself when its (shortened) duration ends; the waiting pod then
+/// runs.
+pub fn lock_03(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(with_sold_out(s, |s, fault| async move {
+        let until = burst_and_lock(s, "sold-out").await?;
+        create_waiting(s, "waiting").await?;
+        s.mock().clear_fault(fault).await?;
+        let patience = Duration::from_secs(lock_seconds()) + PATIENCE;
+        let lifted_at = wait::until(
+            &format!("{VIRTUAL_NODE} uncordoned by the engine when its lock ends ({until})"),
+            patience,
+            || async {
+                let node = virtual_node(s).await?;
+                Ok((!cordoned(&node)).then(Timestamp::now))
+            },
+            || diagnose(s),
+        )
+        .await?;
+        anyhow::ensure!(
+            lifted_at.as_second() >= until.as_second() - 1,
+            "the lock lifted at {lifted_at}, before its end {until}"
+        );
+        waiting_runs(s, "waiting").await?;
+        Ok(Outcome::Passed)
+    }))
+}

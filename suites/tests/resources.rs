@@ -1,0 +1,10 @@
+//! RES: pod sizes and flavours (BEHAVIOR.md §4), against a real local control plane, the webhook
+//! and the mock CCI.
+
+use burstcert::catalogue::assert_passes;
+
+/// RES-02: pod-size-specs pins the CCI size; a value that is no flavour or too small is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn res_02_pod_size_specs_pins_the_flavour_and_bad_pins_are_refused() {
+    assert_passes("RES-02").await;
+}
