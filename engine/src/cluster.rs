@@ -117,3 +117,76 @@ impl ClusterObjects for MemoryObjects {
         Box::pin(async move { Ok(found) })
     }
 }
+
+/// Writes annotations on a cluster pod: the engine records the flavour a burst pod was rounded
+/// up to (`virtual-kubelet.cci.io/burst-pod-cpu` / `-memory`, BEHAVIOR.md §1) on it.
+pub trait PodAnnotator: Send + Sync + 'static {
+    /// Merges `annotations` into those of pod `namespace/name`.
+    fn annotate<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+        annotations: BTreeMap<String, String>,
+    ) -> BoxFuture<'a, Result<()>>;
+}
+
+impl PodAnnotator for kube::Client {
+    fn annotate<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+        annotations: BTreeMap<String, String>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let patch = serde_json::json!({ "metadata": { "annotations": annotations } });
+            Api::<k8s_openapi::api::core::v1::Pod>::namespaced(self.clone(), namespace)
+                .patch(
+                    name,
+                    &kube::api::PatchParams::default(),
+                    &kube::api::Patch::Merge(&patch),
+                )
+                .await
+                .map_err(|source| Error::Cluster {
+                    action: format!("annotate pod {namespace}/{name}"),
+                    source,
+                })?;
+            Ok(())
+        })
+    }
+}
+
+/// Annotations recorded in memory, per `namespace/name`: a stand-in for the cluster in tests.
+/// Clones share the record.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryAnnotations {
+    pods: Arc<Mutex<BTreeMap<String, BTreeMap<String, String>>>>,
+}
+
+impl MemoryAnnotations {
+    /// The annotations written on pod `namespace/name` so far.
+    pub fn of(&self, namespace: &str, name: &str) -> BTreeMap<String, String> {
+        self.pods
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&format!("{namespace}/{name}"))
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+impl PodAnnotator for MemoryAnnotations {
+    fn annotate<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+        annotations: BTreeMap<String, String>,
+    ) -> BoxFuture<'a, Result<()>> {
+        self.pods
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(format!("{namespace}/{name}"))
+            .or_default()
+            .extend(annotations);
+        Box::pin(async { Ok(()) })
+    }
+}

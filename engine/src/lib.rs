@@ -19,6 +19,6 @@ pub mod translate;
 pub mod webhook;
 
 pub use cci::CciClient;
-pub use cluster::{ClusterObject, ClusterObjects, MemoryObjects};
+pub use cluster::{ClusterObject, ClusterObjects, MemoryAnnotations, MemoryObjects, PodAnnotator};
 pub use error::{Error, REASON_SOLD_OUT, Result};
 pub use provider::CciProvider;

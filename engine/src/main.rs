@@ -200,7 +200,8 @@ async fn virtual_kubelet(args: VirtualKubeletArgs) -> anyhow::Result<()> {
     ));
     let provider = Arc::new(
         CciProvider::new(cci, client.clone(), &args.cluster_id)?
-            .with_node_lock(Arc::clone(&node_lock)),
+            .with_node_lock(Arc::clone(&node_lock))
+            .with_pod_annotator(client.clone()),
     );
 
     let mut node = cci_node_config(

@@ -39,7 +39,7 @@ use tokio::sync::Mutex;
 use vk::RemotePod;
 
 use crate::cci::CciClient;
-use crate::cluster::{ClusterObject, ClusterObjects};
+use crate::cluster::{ClusterObject, ClusterObjects, PodAnnotator};
 use crate::lock::NodeLock;
 use crate::translate::{self, ObjectKey, ObjectKind, cci_pod_name, cluster_uid_of, identity};
 use crate::{Error, Result};
@@ -98,6 +98,8 @@ pub struct CciProvider {
     mirrors: Arc<Mutex<Mirrors>>,
     /// Locks the virtual node when CCI answers sold out (BEHAVIOR.md §7); none in tests.
     node_lock: Option<Arc<NodeLock>>,
+    /// Writes the flavour on the cluster pod after its CCI pod is created (§1); none in tests.
+    annotator: Option<Arc<dyn PodAnnotator>>,
 }
 
 impl std::fmt::Debug for CciProvider {
@@ -128,6 +130,7 @@ impl CciProvider {
             namespace_ready: AtomicBool::new(false),
             mirrors: Arc::default(),
             node_lock: None,
+            annotator: None,
         })
     }
 
@@ -135,6 +138,15 @@ impl CciProvider {
     #[must_use]
     pub fn with_node_lock(mut self, lock: Arc<NodeLock>) -> Self {
         self.node_lock = Some(lock);
+        self
+    }
+
+    /// Writes `virtual-kubelet.cci.io/burst-pod-cpu` / `-memory` (the flavour the pod was
+    /// rounded up to, BEHAVIOR.md §1) on each cluster pod through `annotator` once its CCI pod
+    /// exists.
+    #[must_use]
+    pub fn with_pod_annotator(mut self, annotator: impl PodAnnotator) -> Self {
+        self.annotator = Some(Arc::new(annotator));
         self
     }
 
@@ -198,7 +210,7 @@ impl CciProvider {
                 }
             }
         }
-        match self.client.create_pod(&self.namespace, &cci).await {
+        let created = match self.client.create_pod(&self.namespace, &cci).await {
             Ok(_) => Ok(()),
             // Created before (a retry after a lost answer, or a restart): fine if it is this pod.
             Err(e) if e.code() == Some(409) => {
@@ -220,6 +232,36 @@ impl CciProvider {
                 }
                 Err(e)
             }
+        };
+        created?;
+        self.annotate_flavour(pod, &cci).await;
+        Ok(())
+    }
+
+    /// Writes the CCI pod's flavour on the cluster pod (§1), unless it carries it already.
+    /// Best effort: the CCI pod exists and runs whether or not the annotation lands.
+    async fn annotate_flavour(&self, pod: &Pod, cci: &cci_api::Pod) {
+        let Some(annotator) = &self.annotator else {
+            return;
+        };
+        let Some(flavour) = cci
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(burst_rules::flavour::ANNOTATION_SIZE))
+            .and_then(|size| burst_rules::flavour::parse_pod_size_specs(size).ok())
+        else {
+            return;
+        };
+        let wanted = flavour.cluster_pod_annotations();
+        let current = pod.metadata.annotations.clone().unwrap_or_default();
+        if wanted.iter().all(|(k, v)| current.get(k) == Some(v)) {
+            return;
+        }
+        let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+        let name = pod.metadata.name.as_deref().unwrap_or_default();
+        if let Err(e) = annotator.annotate(namespace, name, wanted).await {
+            tracing::warn!(pod = %format!("{namespace}/{name}"), error = %e, "could not write the flavour annotations on the cluster pod");
         }
     }
 

@@ -4,6 +4,11 @@
 //! cluster's StorageClasses and PVCs), calls `burst_rules::decide::decide`, and turns the
 //! decision into an admission response: a JSON patch, a refusal, or an allow with an event
 //! saying why the pod was kept local.
+//!
+//! `POST /validate` checks Services (CREATE and UPDATE) with `burst_rules::decide::check_service`.
+//! A Service "selects burst pods" when its selector matches, in its namespace, a live pod bound
+//! to the virtual node or tolerating the virtual node's taint by name (the mark the mutating
+//! webhook leaves on every pod it lets burst). A Service without a selector selects nothing.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,7 +16,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use k8s_openapi::api::core::v1::{Event, ObjectReference, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{Event, ObjectReference, PersistentVolumeClaim, Pod, Service};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, DynamicObject, PostParams};
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
@@ -30,10 +35,11 @@ impl WebhookState {
     }
 }
 
-/// The webhook's routes: `POST /mutate`, `GET /healthz`.
+/// The webhook's routes: `POST /mutate` (pods), `POST /validate` (Services), `GET /healthz`.
 pub fn router(state: WebhookState) -> Router {
     Router::new()
         .route("/mutate", post(mutate))
+        .route("/validate", post(validate))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(Arc::new(state))
 }
@@ -103,6 +109,116 @@ async fn admit(
         }
         burst_rules::decide::Decision::Refuse { message } => response.deny(message),
     }
+}
+
+/// Validates a Service (CREATE and UPDATE) with `burst_rules::decide::check_service`.
+async fn validate(
+    State(state): State<Arc<WebhookState>>,
+    Json(review): Json<AdmissionReview<Service>>,
+) -> Json<AdmissionReview<DynamicObject>> {
+    let request: AdmissionRequest<Service> = match review.try_into() {
+        Ok(r) => r,
+        Err(e) => return Json(AdmissionResponse::invalid(e.to_string()).into_review()),
+    };
+    let response = AdmissionResponse::from(&request);
+    let (Operation::Create | Operation::Update, Some(service)) =
+        (&request.operation, request.object.as_ref())
+    else {
+        return Json(response.into_review());
+    };
+    let namespace = request
+        .namespace
+        .clone()
+        .or_else(|| service.metadata.namespace.clone())
+        .unwrap_or_else(|| "default".into());
+    let mut service = service.clone();
+    service
+        .metadata
+        .namespace
+        .get_or_insert_with(|| namespace.clone());
+    if service.metadata.name.is_none() {
+        service.metadata.name = Some(request.name.clone());
+    }
+    Json(
+        check_service(&state, &namespace, &service, response)
+            .await
+            .into_review(),
+    )
+}
+
+async fn check_service(
+    state: &WebhookState,
+    namespace: &str,
+    service: &Service,
+    response: AdmissionResponse,
+) -> AdmissionResponse {
+    // Only a LoadBalancer Service below the gate can be refused; spare the pod list otherwise.
+    if !is_load_balancer(service) {
+        return response;
+    }
+    let Some(selector) = selector_query(service) else {
+        return response;
+    };
+    let pods = match Api::<Pod>::namespaced(state.client.clone(), namespace)
+        .list(&kube::api::ListParams::default().labels(&selector))
+        .await
+    {
+        Ok(list) => list.items,
+        Err(e) => {
+            return response.deny(format!(
+                "bursting webhook cannot list the pods Service {namespace}/{} selects: {e}",
+                service.metadata.name.as_deref().unwrap_or("?")
+            ));
+        }
+    };
+    let selects_burst_pods = pods.iter().any(is_burst_pod);
+    match burst_rules::decide::check_service(service, state.release, selects_burst_pods) {
+        burst_rules::decide::Decision::Refuse { message } => response.deny(message),
+        _ => response,
+    }
+}
+
+fn is_load_balancer(service: &Service) -> bool {
+    service
+        .spec
+        .as_ref()
+        .and_then(|s| s.type_.as_deref())
+        .is_some_and(|t| t == "LoadBalancer")
+}
+
+/// The Service's selector as a label query (`a=b,c=d`), or `None` when it has none (a Service
+/// without a selector selects no pods).
+fn selector_query(service: &Service) -> Option<String> {
+    let selector = service.spec.as_ref()?.selector.as_ref()?;
+    if selector.is_empty() {
+        return None;
+    }
+    Some(
+        selector
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(","),
+    )
+}
+
+/// Whether a pod runs on CCI or may go there: bound to the virtual node, or tolerating its taint
+/// by name (the toleration the mutating webhook adds to every pod it lets burst, `enforce`,
+/// `auto` and `localPrefer` alike). A catch-all toleration (no key) does not count: it marks
+/// pods that tolerate every node, not pods meant for CCI. Terminating pods do not count.
+fn is_burst_pod(pod: &Pod) -> bool {
+    if pod.metadata.deletion_timestamp.is_some() {
+        return false;
+    }
+    let Some(spec) = pod.spec.as_ref() else {
+        return false;
+    };
+    spec.node_name.as_deref() == Some(crate::node::DEFAULT_NODE_NAME)
+        || spec
+            .tolerations
+            .iter()
+            .flatten()
+            .any(|t| t.key.as_deref() == Some(burst_rules::decide::TAINT_KEY))
 }
 
 struct Facts {
@@ -228,4 +344,53 @@ async fn kept_local_event(
         .create(&PostParams::default(), &event)
         .await
         .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(json: serde_json::Value) -> Pod {
+        serde_json::from_value(json).expect("pod")
+    }
+
+    #[test]
+    fn a_pod_on_the_virtual_node_or_tolerating_its_taint_is_a_burst_pod() {
+        let on_node =
+            pod(serde_json::json!({"spec": {"nodeName": "bursting-node", "containers": []}}));
+        assert!(is_burst_pod(&on_node));
+        let tolerating = pod(
+            serde_json::json!({"spec": {"containers": [], "tolerations": [
+            {"key": "virtual-kubelet.io/provider", "operator": "Exists", "effect": "NoSchedule"}]}}),
+        );
+        assert!(is_burst_pod(&tolerating));
+        let local = pod(
+            serde_json::json!({"spec": {"nodeName": "node-1", "containers": [],
+            "tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists"}]}}),
+        );
+        assert!(!is_burst_pod(&local));
+        let mut gone = on_node.clone();
+        gone.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::now(),
+            ));
+        assert!(!is_burst_pod(&gone));
+    }
+
+    #[test]
+    fn the_selector_becomes_a_label_query_and_no_selector_selects_nothing() {
+        let svc: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web"},
+            "spec": {"type": "LoadBalancer", "selector": {"app": "web", "tier": "front"}}
+        }))
+        .expect("service");
+        assert!(is_load_balancer(&svc));
+        assert_eq!(selector_query(&svc).as_deref(), Some("app=web,tier=front"));
+        let bare: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "ext"}, "spec": {"type": "ClusterIP"}
+        }))
+        .expect("service");
+        assert!(!is_load_balancer(&bare));
+        assert_eq!(selector_query(&bare), None);
+    }
 }

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use bursting_engine::{CciClient, CciProvider, MemoryObjects};
+use bursting_engine::{CciClient, CciProvider, MemoryAnnotations, MemoryObjects};
 use cci_api::{LABEL_CLUSTER_ID, LABEL_CLUSTER_POD_UID, List, Namespace, Pod as CciPod, Status};
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodStatus, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -338,4 +338,17 @@ async fn list_and_statuses_name_the_cluster_pods_by_uid() {
         statuses["uid-2"].pod_ips.as_ref().unwrap()[0].ip,
         "192.168.7.7"
     );
+}
+
+#[tokio::test]
+async fn a_created_pod_gets_its_flavour_annotated_on_the_cluster_side() {
+    let (addr, _state) = serve().await;
+    let annotations = MemoryAnnotations::default();
+    let p = provider(addr, TOKEN).with_pod_annotator(annotations.clone());
+    // 500m / 1Gi is itself a flavour: 0.5 vCPU, 1 GiB.
+    p.create_pod(&pod("web-0", "uid-1", "nginx")).await.unwrap();
+    let got = annotations.of("shop", "web-0");
+    assert_eq!(got["virtual-kubelet.cci.io/burst-pod-cpu"], "0.5u");
+    assert_eq!(got["virtual-kubelet.cci.io/burst-pod-memory"], "1Gi");
+    assert!(annotations.of("shop", "other").is_empty());
 }

@@ -88,10 +88,10 @@ entries! {
     "WL-01", "A bare enforce Pod (the seed's nginx) runs on bursting-node; the CCI pod exists", Some(scenarios::wl::wl_01);
     "WL-02", "Deployment 2 replicas enforce: Running on the virtual node; scale to 5, then 0, CCI follows", Some(scenarios::wl::wl_02);
     "WL-03", "StatefulSet 3 replicas: ordinal names kept on CCI; deleting -1 recreates it under the same name", Some(scenarios::wl::wl_03);
-    "WL-04", "The seed's Job: never more than 5 pods active on CCI; deadline fails it; without it completes 50", None;
-    "WL-05", "CronJob: batch/v1beta1 refused with a clear error; batch/v1 creates Jobs whose pods burst", None;
+    "WL-04", "The seed's Job: never more than 5 pods active on CCI; deadline fails it; without it completes 50", Some(scenarios::jobs::wl_04);
+    "WL-05", "CronJob: batch/v1beta1 refused with a clear error; batch/v1 creates Jobs whose pods burst", Some(scenarios::jobs::wl_05);
     "WL-06", "DaemonSet labelled enforce: its pods never reach the virtual node", Some(scenarios::wl::wl_06);
-    "WL-07", "Policy matrix enforce/auto/localPrefer/off/none x nodes with room/full", None;
+    "WL-07", "Policy matrix enforce/auto/localPrefer/off/none x nodes with room/full", Some(scenarios::policy::wl_07);
     "WL-08", "Label added to a running Deployment moves nothing; after a rollout restart new pods burst", Some(scenarios::wl::wl_08);
     "VOL-01", "ConfigMap mounted: mirrored to CCI with equal data; an update reaches CCI", Some(scenarios::vol::vol_01);
     "VOL-02", "Secret mounted: mirrored; its data never appears in engine logs or events", Some(scenarios::vol::vol_02);
@@ -108,7 +108,7 @@ entries! {
     "HP-05", "* leaves an /etc/localtime hostPath alone (refused before 1.5.9, runs from 1.5.9)", Some(scenarios::gated::hp_05);
     "HP-06", "A policy naming the /etc/localtime volume replaces it", Some(scenarios::gated::hp_06);
     "HP-07", "Malformed JSON, unknown policyType, bad sizeLimit: refused, the message quotes the entry", Some(scenarios::refusals::hp_07);
-    "RES-01", "Requests/limits table to expected flavour and annotations, including init containers", None;
+    "RES-01", "Requests/limits table to expected flavour and annotations, including init containers", Some(scenarios::rounding::res_01);
     "RES-02", "pod-size-specs pins the size; no flavour or too small is refused", Some(scenarios::gated::res_02);
     "RES-03", "A pod bigger than every flavour: Warning event on the CCE pod, nothing on CCI", None;
     "LOCK-01", "CCI sold out: the burst pod fails, the node turns SchedulingDisabled, new enforce pods wait", Some(scenarios::lock::lock_01);
@@ -124,7 +124,7 @@ entries! {
     "INST-01", "Subnet overlapping 10.247.0.0/16: refused, nothing created", None;
     "INST-02", "Arm nodes with release <= 1.5.37: add-on pods avoid them; only-Arm cluster refused", None;
     "INST-03", "Pod room: single needs 7 (8) free slots on a node, ha two such nodes; else refused with numbers", None;
-    "INST-04", "LoadBalancer Service for burst pods refused before 1.5.5, works from 1.5.5", None;
+    "INST-04", "LoadBalancer Service for burst pods refused before 1.5.5, works from 1.5.5", Some(scenarios::install::inst_04);
     "INST-05", "Volcano <= 1.17.10 with a cloud-storage volume: the pod stays off CCI with an event", None;
     "NET-01", "With interconnect, a CCI pod reaches a cluster Service and back", None;
     "NET-02", "Without interconnect, a CCI pod cannot reach a cluster Service", None;
@@ -132,8 +132,8 @@ entries! {
     "VK-02", "Optional missing ConfigMap/Secret: runs; mandatory missing: waits with an event naming it", Some(scenarios::vol::vk_02);
     "VK-03", "The virtual node deleted by hand is recreated with a new UID within a minute; pods keep running", Some(scenarios::vk::vk_03);
     "R-01", "Engine killed while bursting 100 pods and restarted: all Running, exactly one CCI pod each", Some(scenarios::r::r_01);
-    "R-02", "CCI answering 5xx or slowly for a while: pods converge once it recovers; no duplicates", None;
-    "R-03", "The API server restarted: the engine reconnects; node lease and pods unaffected", None;
+    "R-02", "CCI answering 5xx or slowly for a while: pods converge once it recovers; no duplicates", Some(scenarios::faults::r_02);
+    "R-03", "The API server restarted: the engine reconnects; node lease and pods unaffected", Some(scenarios::restart::r_03);
 }
 
 /// The entry of one ID.

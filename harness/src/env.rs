@@ -63,6 +63,8 @@ pub struct Env {
     pub logs: PathBuf,
     engine: Mutex<Guarded>,
     engine_launch: EngineLaunch,
+    /// The API server, once [`Env::restart_api_server`] restarted it (kwokctl started the first).
+    api_server: Mutex<Option<Guarded>>,
     _webhook: Guarded,
     _mock_process: Guarded,
 }
@@ -93,6 +95,9 @@ static RELEASE: OnceLock<String> = OnceLock::new();
 
 /// Name of the webhook configuration the environment registers.
 pub const WEBHOOK_CONFIGURATION: &str = "bursting-webhook";
+
+/// Name of the validating webhook configuration (Services) the environment registers.
+pub const VALIDATING_WEBHOOK_CONFIGURATION: &str = "bursting-webhook-validate";
 
 /// Sets the add-on release the shared environment runs the engine as (before it starts;
 /// default [`crate::certify::DEFAULT_RELEASE`]). Returns false if it was already set differently.
@@ -225,6 +230,7 @@ impl Env {
             logs,
             engine: Mutex::new(engine),
             engine_launch,
+            api_server: Mutex::new(None),
             _webhook: webhook,
             _mock_process: mock_process,
         })
@@ -286,6 +292,111 @@ impl Env {
         Ok(())
     }
 
+    /// Restarts the cluster's kube-apiserver (R-03): SIGTERM to the running one (its pid from
+    /// kwokctl's pid file), then the same command line, working folder and environment again,
+    /// under a [`Guarded`] supervisor so it cannot outlive the harness, writing its new pid into
+    /// the pid file so `kwokctl delete cluster` still stops it. Returns once the old process is
+    /// gone and the new one started; the caller waits for the API to answer.
+    pub fn restart_api_server(&self) -> Result<()> {
+        let step = |detail: String| Error::Step {
+            step: "restart kube-apiserver".into(),
+            detail,
+        };
+        let workdir = self
+            .cluster
+            .lock()
+            .map_err(|_| step("cluster handle poisoned".into()))?
+            .workdir()
+            .to_owned();
+        let pid_file = workdir.join("pids").join("kube-apiserver.pid");
+        let pid: u32 = std::fs::read_to_string(&pid_file)
+            .map_err(|e| step(format!("read {}: {e}", pid_file.display())))?
+            .trim()
+            .parse()
+            .map_err(|e| step(format!("pid in {}: {e}", pid_file.display())))?;
+        let proc = PathBuf::from(format!("/proc/{pid}"));
+        let split = |bytes: Vec<u8>| -> Vec<String> {
+            bytes
+                .split(|b| *b == 0)
+                .filter(|p| !p.is_empty())
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .collect()
+        };
+        let cmdline = split(
+            std::fs::read(proc.join("cmdline"))
+                .map_err(|e| step(format!("read the command line of pid {pid}: {e}")))?,
+        );
+        let environ: Vec<(String, String)> =
+            split(std::fs::read(proc.join("environ")).unwrap_or_default())
+                .into_iter()
+                .filter_map(|kv| {
+                    kv.split_once('=')
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                })
+                .collect();
+        let cwd = std::fs::read_link(proc.join("cwd")).unwrap_or_else(|_| workdir.clone());
+        if cmdline.is_empty() {
+            return Err(step(format!(
+                "pid {pid} has no command line (not running?)"
+            )));
+        }
+        let alive = |pid: u32| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|stat| !stat.contains(") Z "))
+        };
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .map_err(|e| step(format!("kill {pid}: {e}")))?;
+        if !status.success() {
+            return Err(step(format!("kill -TERM {pid} failed")));
+        }
+        // On SIGTERM the API server stops listening at once but then waits up to 60 s for open
+        // watches to drain; like any supervisor (and ours, `Guarded`) escalate to SIGKILL when
+        // it lingers, so the outage stays a restart, not a minute-long absence.
+        let exited = wait::until_blocking(
+            &format!("kube-apiserver (pid {pid}) to exit on SIGTERM"),
+            Duration::from_secs(3),
+            || (!alive(pid)).then_some(()),
+            String::new,
+        );
+        if exited.is_err() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            wait::until_blocking(
+                &format!("kube-apiserver (pid {pid}) to exit on SIGKILL"),
+                Duration::from_secs(30),
+                || (!alive(pid)).then_some(()),
+                || tail_file(&workdir.join("logs").join("kube-apiserver.log"), 20),
+            )?;
+        }
+        // `$$` is the API server's pid after `exec`.
+        let script = r#"echo $$ > "$1" && cd "$2" && shift 2 && exec "$@""#;
+        let mut args = vec![
+            "-c".to_owned(),
+            script.to_owned(),
+            "kube-apiserver".to_owned(),
+            pid_file.display().to_string(),
+            cwd.display().to_string(),
+        ];
+        args.extend(cmdline);
+        let guarded = Guarded::spawn(
+            "kube-apiserver",
+            Path::new("/bin/sh"),
+            &args,
+            &environ,
+            &workdir.join("logs").join("kube-apiserver.log"),
+        )?;
+        let old = self
+            .api_server
+            .lock()
+            .map_err(|_| step("api server handle poisoned".into()))?
+            .replace(guarded);
+        drop(old);
+        Ok(())
+    }
+
     /// Tears the cluster down now (tests normally leave that to process exit).
     pub fn destroy(&self) -> Result<()> {
         if let Ok(mut engine) = self.engine.lock() {
@@ -326,7 +437,8 @@ async fn printed_address(log: &Path, prefix: &str, who: &str) -> Result<String> 
 /// itself never depends on it.
 async fn start_webhook(client: &kube::Client, kubeconfig: &Path, logs: &Path) -> Result<Guarded> {
     use k8s_openapi::api::admissionregistration::v1::{
-        MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations, WebhookClientConfig,
+        MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations, ValidatingWebhook,
+        ValidatingWebhookConfiguration, WebhookClientConfig,
     };
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
     use kube::api::PostParams;
@@ -403,11 +515,47 @@ async fn start_webhook(client: &kube::Client, kubeconfig: &Path, logs: &Path) ->
             ..Default::default()
         }]),
     };
+    let hook = config.webhooks.as_ref().expect("one webhook")[0].clone();
     Api::<MutatingWebhookConfiguration>::all(client.clone())
         .create(&PostParams::default(), &config)
         .await
         .map_err(|source| Error::Kube {
             context: format!("register the webhook configuration {WEBHOOK_CONFIGURATION}"),
+            source,
+        })?;
+    let validating = ValidatingWebhookConfiguration {
+        metadata: kube::api::ObjectMeta {
+            name: Some(VALIDATING_WEBHOOK_CONFIGURATION.into()),
+            ..Default::default()
+        },
+        webhooks: Some(vec![ValidatingWebhook {
+            name: "services.bursting.cci.io".into(),
+            admission_review_versions: vec!["v1".into()],
+            client_config: WebhookClientConfig {
+                url: Some(format!("{url}/validate")),
+                ..hook.client_config.clone()
+            },
+            failure_policy: Some("Fail".into()),
+            side_effects: "None".into(),
+            timeout_seconds: Some(10),
+            namespace_selector: hook.namespace_selector.clone(),
+            rules: Some(vec![RuleWithOperations {
+                operations: Some(vec!["CREATE".into(), "UPDATE".into()]),
+                api_groups: Some(vec!["".into()]),
+                api_versions: Some(vec!["v1".into()]),
+                resources: Some(vec!["services".into()]),
+                scope: Some("Namespaced".into()),
+            }]),
+            ..Default::default()
+        }]),
+    };
+    Api::<ValidatingWebhookConfiguration>::all(client.clone())
+        .create(&PostParams::default(), &validating)
+        .await
+        .map_err(|source| Error::Kube {
+            context: format!(
+                "register the webhook configuration {VALIDATING_WEBHOOK_CONFIGURATION}"
+            ),
             source,
         })?;
     Ok(webhook)

@@ -155,6 +155,26 @@ impl MockCci {
         Ok(())
     }
 
+    /// A GET of the mock's inside view (no token), e.g. `/_mock/faults` or
+    /// `/_mock/peak?namespace=NS` (WL-04, R-02), as JSON.
+    pub async fn inside(&self, path_and_query: &str) -> Result<serde_json::Value> {
+        let context = || format!("GET mock {path_and_query}");
+        let resp = self
+            .http
+            .get(format!("{}{path_and_query}", self.url))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|source| Error::Http {
+                context: context(),
+                source,
+            })?;
+        resp.json().await.map_err(|source| Error::Http {
+            context: context(),
+            source,
+        })
+    }
+
     /// A one-paragraph summary of a namespace for timeout diagnoses.
     pub async fn describe(&self, namespace: &str) -> String {
         match self.pods(namespace).await {

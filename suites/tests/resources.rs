@@ -8,3 +8,10 @@ use burstcert::catalogue::assert_passes;
 async fn res_02_pod_size_specs_pins_the_flavour_and_bad_pins_are_refused() {
     assert_passes("RES-02").await;
 }
+
+/// RES-01: requests/limits (init containers included) round up to the expected flavour, on the
+/// CCI pod and on the cluster pod's annotations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn res_01_requests_and_limits_round_up_to_the_expected_flavour_and_annotations() {
+    assert_passes("RES-01").await;
+}

@@ -123,6 +123,16 @@ componentsPatches:
   # machine implements ClusterIPs, but the host node's pods listen on loopback addresses.
   - key: enable-aggregator-routing
     value: "true"
+# One instance each and no kubelet to restart them: without leader election they ride out an
+# API server restart (R-03) instead of exiting when they cannot renew their lease.
+- name: kube-scheduler
+  extraArgs:
+  - key: leader-elect
+    value: "false"
+- name: kube-controller-manager
+  extraArgs:
+  - key: leader-elect
+    value: "false"
 - name: kwok-controller
   extraArgs:
   - key: manage-all-nodes

@@ -1,11 +1,17 @@
 //! Scenario bodies, by family. Each body runs in its own namespace ([`Scenario`]) and asserts
 //! only on what the cluster and the mock CCI hold.
 
+pub mod faults;
 pub mod gated;
 pub mod hp;
+pub mod install;
+pub mod jobs;
 pub mod lock;
+pub mod policy;
 pub mod r;
 pub mod refusals;
+pub mod restart;
+pub mod rounding;
 pub mod vk;
 pub mod vol;
 pub mod wl;

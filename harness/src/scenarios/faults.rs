@@ -1,0 +1,91 @@
+//! Faults of the CCI service: the engine must ride them out without duplicates.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::PostParams;
+
+use super::{BodyFuture, cluster_uid_of, converge};
+use crate::catalogue::Outcome;
+use crate::scenario::Scenario;
+use crate::{fixtures, wait};
+
+/// with CCI failing half the pod creations with 503 and answering them 1.5 s late, a
+/// 5-replica Deployment (`enforce`) is created; once the engine has met several failures the
+/// faults are cleared and the Deployment converges with exactly one CCI pod per cluster pod.
+/// The faults are scoped to this cluster's CCI namespace and cleared also when a step fails.
+pub fn r_02(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(async move {
+        let scope = serde_json::json!({ "namespace": s.cci_namespace() });
+        let errors = s
+            .mock()
+            .set_fault(
+                scope.clone(),
+                serde_json::json!({"type": "errorRate", "operations": ["create pods"], "percent": 50, "status": 503}),
+            )
+            .await?;
+        let slow = match s
+            .mock()
+            .set_fault(
+                scope,
+                serde_json::json!({"type": "latency", "operations": ["create pods"], "millis": 1500}),
+            )
+            .await
+        {
+            Ok(id) => id,
+            Err(e) => {
+                let _ = s.mock().clear_fault(errors).await;
+                return Err(e.into());
+            }
+        };
+        let during = faulty_phase(s, errors).await;
+        let cleared = (
+            s.mock().clear_fault(errors).await,
+            s.mock().clear_fault(slow).await,
+        );
+        during?;
+        cleared.0?;
+        cleared.1?;
+
+        let pods = converge(s, "app=nginx", 5, Duration::from_secs(180)).await?;
+        let cci = s.cci_pods().await?;
+        let uids: BTreeSet<&str> = cci.iter().filter_map(cluster_uid_of).collect();
+        anyhow::ensure!(
+            uids.len() == cci.len() && cci.len() == pods.len(),
+            "duplicates on CCI: {} CCI pods for {} cluster pods",
+            cci.len(),
+            pods.len()
+        );
+        Ok(Outcome::Passed)
+    })
+}
+
+/// Creates the Deployment and waits until the error fault has failed at least 3 creations.
+async fn faulty_phase(s: &Scenario, errors: u64) -> anyhow::Result<()> {
+    let mut deployment: Deployment = fixtures::load("workloads/wl-02-deployment.yaml")?;
+    deployment.metadata.name = Some("flaky".into());
+    deployment.spec.as_mut().context("spec")?.replicas = Some(5);
+    s.api::<Deployment>()
+        .create(&PostParams::default(), &deployment)
+        .await?;
+    wait::until(
+        "the mock to have failed 3 pod creations with 503",
+        Duration::from_secs(90),
+        || async {
+            let faults = s.mock().inside("/_mock/faults").await?;
+            let fired = faults
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|f| f["id"].as_u64() == Some(errors))
+                .and_then(|f| f["fired"].as_u64())
+                .unwrap_or(0);
+            Ok((fired >= 3).then_some(fired))
+        },
+        || s.diagnose(),
+    )
+    .await?;
+    Ok(())
+}
