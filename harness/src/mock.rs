@@ -34,36 +34,43 @@ impl MockCci {
         &self.token
     }
 
-    /// Every pod in a CCI namespace (empty when the namespace does not exist).
-    pub async fn pods(&self, namespace: &str) -> Result<Vec<Pod>> {
-        let url = format!(
-            "{}{}/namespaces/{namespace}/pods",
-            self.url,
-            cci_api::API_PREFIX
-        );
-        let context = || format!("list CCI pods in {namespace}");
+    /// GETs a tenant path under the CCI API and decodes it; `None` on 404.
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        context: &str,
+    ) -> Result<Option<T>> {
+        let http = |source| Error::Http {
+            context: context.to_owned(),
+            source,
+        };
         let resp = self
             .http
-            .get(&url)
+            .get(format!("{}{}{path}", self.url, cci_api::API_PREFIX))
             .header(AUTH_HEADER, &self.token)
             .send()
             .await
-            .map_err(|source| Error::Http {
-                context: context(),
-                source,
-            })?;
+            .map_err(http)?;
         if resp.status() == reqwest::StatusCode::NOT_FOUND {
-            return Ok(Vec::new());
+            return Ok(None);
         }
-        let resp = resp.error_for_status().map_err(|source| Error::Http {
-            context: context(),
-            source,
-        })?;
-        let list: List<Pod> = resp.json().await.map_err(|source| Error::Http {
-            context: context(),
-            source,
-        })?;
-        Ok(list.items)
+        resp.error_for_status()
+            .map_err(http)?
+            .json()
+            .await
+            .map(Some)
+            .map_err(http)
+    }
+
+    /// Every pod in a CCI namespace (empty when the namespace does not exist).
+    pub async fn pods(&self, namespace: &str) -> Result<Vec<Pod>> {
+        let list: Option<List<Pod>> = self
+            .get_json(
+                &format!("/namespaces/{namespace}/pods"),
+                &format!("list CCI pods in {namespace}"),
+            )
+            .await?;
+        Ok(list.map(|l| l.items).unwrap_or_default())
     }
 
     /// One object of a namespace by its plural (`configmaps`, `secrets`, …); `None` if absent.
@@ -73,33 +80,11 @@ impl MockCci {
         plural: &str,
         name: &str,
     ) -> Result<Option<T>> {
-        let url = format!(
-            "{}{}/namespaces/{namespace}/{plural}/{name}",
-            self.url,
-            cci_api::API_PREFIX
-        );
-        let context = || format!("get CCI {plural} {namespace}/{name}");
-        let resp = self
-            .http
-            .get(&url)
-            .header(AUTH_HEADER, &self.token)
-            .send()
-            .await
-            .map_err(|source| Error::Http {
-                context: context(),
-                source,
-            })?;
-        if resp.status() == reqwest::StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        let resp = resp.error_for_status().map_err(|source| Error::Http {
-            context: context(),
-            source,
-        })?;
-        resp.json().await.map(Some).map_err(|source| Error::Http {
-            context: context(),
-            source,
-        })
+        self.get_json(
+            &format!("/namespaces/{namespace}/{plural}/{name}"),
+            &format!("get CCI {plural} {namespace}/{name}"),
+        )
+        .await
     }
 
     /// Sets a fault through the mock's admin API (`POST /_mock/faults`, no token): `scope` is
