@@ -16,10 +16,10 @@ use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, DeleteParams, PostParams};
 
 use super::refusals::expect_refused;
-use super::{BodyFuture, POLICY_LABEL, converge};
+use super::{BodyFuture, POLICY_LABEL, converge, pod_with};
 use crate::catalogue::Outcome;
 use crate::scenario::Scenario;
-use crate::{fixtures, snapshot};
+use crate::snapshot;
 
 const PATIENCE: Duration = Duration::from_secs(60);
 /// Pod annotation of the hostPath replacement policies.
@@ -46,43 +46,6 @@ fn release_at_least(min: (u32, u32, u32)) -> anyhow::Result<bool> {
         anyhow::bail!("release {release:?} is not X.Y.Z");
     };
     Ok((x, y, z) >= min)
-}
-
-/// The seed's nginx pod (0.5 vCPU, 1Gi) labelled `enforce`, named `name`, with `volumes` (JSON)
-/// mounted in order under `/mnt/0`, `/mnt/1`, … and `annotations`.
-fn pod_with(
-    name: &str,
-    volumes: serde_json::Value,
-    annotations: &[(&str, &str)],
-) -> anyhow::Result<Pod> {
-    let mut pod: Pod = fixtures::load("seed/nginx-pod.yaml")?;
-    pod.metadata.name = Some(name.to_owned());
-    let labels = pod.metadata.labels.get_or_insert_default();
-    labels.insert(POLICY_LABEL.into(), "enforce".into());
-    labels.insert("scenario-pod".into(), name.to_owned());
-    for (k, v) in annotations {
-        pod.metadata
-            .annotations
-            .get_or_insert_default()
-            .insert((*k).into(), (*v).into());
-    }
-    let volumes: Vec<Volume> = serde_json::from_value(volumes)?;
-    let spec = pod.spec.as_mut().context("spec")?;
-    if !volumes.is_empty() {
-        spec.containers[0].volume_mounts = Some(
-            volumes
-                .iter()
-                .enumerate()
-                .map(|(i, v)| k8s_openapi::api::core::v1::VolumeMount {
-                    name: v.name.clone(),
-                    mount_path: format!("/mnt/{i}"),
-                    ..Default::default()
-                })
-                .collect(),
-        );
-        spec.volumes = Some(volumes);
-    }
-    Ok(pod)
 }
 
 /// Creates `pod` (it must be admitted).

@@ -28,6 +28,46 @@ use crate::wait;
 /// The seed's policy label.
 pub const POLICY_LABEL: &str = "virtual-kubelet.io/burst-to-cci";
 
+/// The seed's nginx pod (0.5 vCPU, 1Gi) labelled `enforce`, named `name`, with `volumes` (JSON)
+/// mounted in order under `/mnt/0`, `/mnt/1`, … and `annotations`.
+pub fn pod_with(
+    name: &str,
+    volumes: serde_json::Value,
+    annotations: &[(&str, &str)],
+) -> anyhow::Result<Pod> {
+    let mut pod: Pod = crate::fixtures::load("seed/nginx-pod.yaml")?;
+    pod.metadata.name = Some(name.to_owned());
+    let labels = pod.metadata.labels.get_or_insert_default();
+    labels.insert(POLICY_LABEL.into(), "enforce".into());
+    labels.insert("scenario-pod".into(), name.to_owned());
+    for (k, v) in annotations {
+        pod.metadata
+            .annotations
+            .get_or_insert_default()
+            .insert((*k).into(), (*v).into());
+    }
+    let volumes: Vec<k8s_openapi::api::core::v1::Volume> = serde_json::from_value(volumes)?;
+    let spec = pod
+        .spec
+        .as_mut()
+        .ok_or_else(|| anyhow::anyhow!("the fixture has no spec"))?;
+    if !volumes.is_empty() {
+        spec.containers[0].volume_mounts = Some(
+            volumes
+                .iter()
+                .enumerate()
+                .map(|(i, v)| k8s_openapi::api::core::v1::VolumeMount {
+                    name: v.name.clone(),
+                    mount_path: format!("/mnt/{i}"),
+                    ..Default::default()
+                })
+                .collect(),
+        );
+        spec.volumes = Some(volumes);
+    }
+    Ok(pod)
+}
+
 /// A scenario body's future.
 pub type BodyFuture<'a> = std::pin::Pin<
     Box<dyn std::future::Future<Output = anyhow::Result<crate::catalogue::Outcome>> + Send + 'a>,

@@ -3,40 +3,19 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod, Secret};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 
 use super::{BodyFuture, converge};
 use crate::catalogue::Outcome;
 use crate::scenario::Scenario;
-use crate::{fixtures, wait};
+use crate::wait;
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
-/// The seed's nginx pod labelled `enforce`, named `name`, with `volumes` (JSON) mounted in order
-/// under `/mnt/0`, `/mnt/1`, …
+/// The seed's nginx pod labelled `enforce` with `volumes` mounted under `/mnt/N`.
 fn pod_with(name: &str, volumes: serde_json::Value) -> anyhow::Result<Pod> {
-    let mut pod: Pod = fixtures::load("seed/nginx-pod.yaml")?;
-    pod.metadata.name = Some(name.to_owned());
-    let labels = pod.metadata.labels.get_or_insert_default();
-    labels.insert(super::POLICY_LABEL.into(), "enforce".into());
-    labels.insert("scenario-pod".into(), name.to_owned());
-    let volumes: Vec<k8s_openapi::api::core::v1::Volume> = serde_json::from_value(volumes)?;
-    let spec = pod.spec.as_mut().context("spec")?;
-    spec.containers[0].volume_mounts = Some(
-        volumes
-            .iter()
-            .enumerate()
-            .map(|(i, v)| k8s_openapi::api::core::v1::VolumeMount {
-                name: v.name.clone(),
-                mount_path: format!("/mnt/{i}"),
-                ..Default::default()
-            })
-            .collect(),
-    );
-    spec.volumes = Some(volumes);
-    Ok(pod)
+    super::pod_with(name, volumes, &[])
 }
 
 /// The name a cluster object gets on CCI (the engine's naming, as documented).
