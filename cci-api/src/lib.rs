@@ -39,6 +39,11 @@ pub const LABEL_CLUSTER_ID: &str = "bursting.cci.io/cluster-id";
 /// burst by releases `>= 1.5.18`); a pod without it speaks `v1`. The mock's `probe` reads it.
 pub const ANNOTATION_SIDECAR_PROTOCOL: &str = "bursting.cci.io/sidecar-protocol";
 
+/// Annotation on a CCI pod: the add-on release (`X.Y.Z`) of the engine that created it. Kept as
+/// written: an engine restarted at another release does not rewrite existing pods, so this says
+/// which release's rules (e.g. which sidecar) the pod was burst under (BEHAVIOR.md §9).
+pub const ANNOTATION_RELEASE: &str = "bursting.cci.io/release";
+
 /// The CCI namespace a cluster's burst pods live in: `bursting-{clusterID}`.
 pub fn namespace_for_cluster(cluster_id: &str) -> String {
     format!("bursting-{cluster_id}")

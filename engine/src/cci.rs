@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use cci_api::{API_PREFIX, AUTH_HEADER, List, Namespace, Pod, Status};
+use cci_api::{API_PREFIX, AUTH_HEADER, List, NETWORK_API_PREFIX, Namespace, Network, Pod, Status};
 use reqwest::{Method, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -131,6 +131,36 @@ impl CciClient {
         .await
     }
 
+    /// Delete a namespace (with everything in it). One that does not exist is an
+    /// [`Error::Api`] with code 404.
+    pub async fn delete_namespace(&self, name: &str) -> Result<()> {
+        self.send(
+            Method::DELETE,
+            &format!("{API_PREFIX}/namespaces/{name}"),
+            NO_BODY,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Create the CCI namespace of cluster `cluster_id` (`bursting-{clusterID}`, labelled with
+    /// the ID) unless it exists; answers whether it was created. Every component that needs
+    /// the namespace (the virtual kubelet, the proxy) goes through here, so they agree on it.
+    pub async fn ensure_cluster_namespace(&self, cluster_id: &str) -> Result<bool> {
+        let namespace = crate::translate::cci_namespace(cluster_id);
+        match self.create_namespace(&namespace).await {
+            Ok(_) => {
+                tracing::info!(
+                    namespace = namespace.metadata.name.as_deref().unwrap_or_default(),
+                    "created CCI namespace"
+                );
+                Ok(true)
+            }
+            Err(e) if e.code() == Some(409) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Create a pod in `namespace`; answers the stored pod.
     pub async fn create_pod(&self, namespace: &str, pod: &Pod) -> Result<Pod> {
         self.call(
@@ -172,8 +202,21 @@ impl CciClient {
         Ok(())
     }
 
+    /// Delete a pod at once (`gracePeriodSeconds=0`): for clean-up, where nobody waits for the
+    /// containers to stop. A pod that does not exist is an [`Error::Api`] with code 404.
+    pub async fn delete_pod_now(&self, namespace: &str, name: &str) -> Result<()> {
+        self.send(
+            Method::DELETE,
+            &format!("{API_PREFIX}/namespaces/{namespace}/pods/{name}?gracePeriodSeconds=0"),
+            NO_BODY,
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Create an object of the collection `plural` (`configmaps`, `secrets`,
-    /// `persistentvolumeclaims`) in `namespace`; answers the stored object.
+    /// `persistentvolumeclaims`, `services`, `proxyregistrations`) in `namespace`; answers the
+    /// stored object.
     pub async fn create_object<T>(&self, namespace: &str, plural: &str, object: &T) -> Result<T>
     where
         T: Serialize + DeserializeOwned + Sync,
@@ -182,6 +225,20 @@ impl CciClient {
             Method::POST,
             format!("{API_PREFIX}/namespaces/{namespace}/{plural}"),
             Some(object),
+        )
+        .await
+    }
+
+    /// List the objects of the collection `plural` in `namespace`.
+    pub async fn list_objects<T: DeserializeOwned>(
+        &self,
+        namespace: &str,
+        plural: &str,
+    ) -> Result<List<T>> {
+        self.call(
+            Method::GET,
+            format!("{API_PREFIX}/namespaces/{namespace}/{plural}"),
+            NO_BODY,
         )
         .await
     }
@@ -227,6 +284,41 @@ impl CciClient {
         self.send(
             Method::DELETE,
             &format!("{API_PREFIX}/namespaces/{namespace}/{plural}/{name}"),
+            NO_BODY,
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// The network objects live in their own API group (`yangtse/v2`), hence their own methods.
+impl CciClient {
+    /// Create a network in `namespace`; answers the stored network.
+    pub async fn create_network(&self, namespace: &str, network: &Network) -> Result<Network> {
+        self.call(
+            Method::POST,
+            format!("{NETWORK_API_PREFIX}/namespaces/{namespace}/networks"),
+            Some(network),
+        )
+        .await
+    }
+
+    /// List the networks of `namespace`.
+    pub async fn list_networks(&self, namespace: &str) -> Result<List<Network>> {
+        self.call(
+            Method::GET,
+            format!("{NETWORK_API_PREFIX}/namespaces/{namespace}/networks"),
+            NO_BODY,
+        )
+        .await
+    }
+
+    /// Delete network `name` of `namespace`. One that does not exist is an [`Error::Api`] with
+    /// code 404.
+    pub async fn delete_network(&self, namespace: &str, name: &str) -> Result<()> {
+        self.send(
+            Method::DELETE,
+            &format!("{NETWORK_API_PREFIX}/namespaces/{namespace}/networks/{name}"),
             NO_BODY,
         )
         .await?;

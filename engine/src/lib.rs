@@ -22,3 +22,7 @@ pub use cci::CciClient;
 pub use cluster::{ClusterObject, ClusterObjects, MemoryAnnotations, MemoryObjects, PodAnnotator};
 pub use error::{Error, REASON_SOLD_OUT, Result};
 pub use provider::CciProvider;
+
+/// The add-on release the engine runs as unless told otherwise (`--release`).
+pub const DEFAULT_RELEASE: burst_rules::release::Release =
+    burst_rules::release::Release::new(1, 5, 18);

@@ -15,6 +15,11 @@
 //! `watch` on the first two, cluster-wide; and `patch` on its node, which it cordons for
 //! `--lock-duration-secs` (default 30 minutes) when CCI answers sold out (see `lock`).
 //!
+//! `--release X.Y.Z` (default 1.5.18) is the add-on release the engine runs as: new CCI pods get
+//! that release's sidecar (annotation `bursting.cci.io/sidecar-protocol`: `v2` from 1.5.18, else
+//! `v1`) and volume gates, and record it (`bursting.cci.io/release`). Pods already on CCI are
+//! never rewritten when the engine restarts at another release.
+//!
 //! Without `--kubeconfig` the usual inference applies (`KUBECONFIG`, `~/.kube/config`, or the
 //! in-cluster service account). Logs go to stderr; set their level with `RUST_LOG` (default
 //! `info`). SIGINT or SIGTERM stops it cleanly; the node and the CCI pods are left in place.
@@ -25,9 +30,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use burst_rules::release::Release;
 use bursting_engine::lock::NodeLock;
 use bursting_engine::node::{self, cci_node_config};
-use bursting_engine::{CciClient, CciProvider};
+use bursting_engine::{CciClient, CciProvider, DEFAULT_RELEASE};
 use clap::{Args, Parser, Subcommand};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tracing_subscriber::EnvFilter;
@@ -63,8 +69,8 @@ struct WebhookArgs {
     #[arg(long, value_name = "PATH")]
     tls_key_file: PathBuf,
     /// The add-on release whose rules apply, e.g. 1.5.18.
-    #[arg(long, value_name = "X.Y.Z")]
-    release: String,
+    #[arg(long, value_name = "X.Y.Z", value_parser = parse_release)]
+    release: Release,
 }
 
 #[derive(Args)]
@@ -81,6 +87,9 @@ struct VirtualKubeletArgs {
     /// The cluster's ID; pods run in the CCI namespace bursting-{ID}.
     #[arg(long, value_name = "ID")]
     cluster_id: String,
+    /// The add-on release the engine runs as: its sidecar and volume gates apply to new pods.
+    #[arg(long, value_name = "X.Y.Z", default_value_t = DEFAULT_RELEASE, value_parser = parse_release)]
+    release: Release,
     /// Name of the virtual node.
     #[arg(long, default_value = node::DEFAULT_NODE_NAME)]
     node_name: String,
@@ -124,6 +133,11 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// `--release`: `X.Y.Z`, read by the same parser as everywhere else (clap names the flag).
+fn parse_release(value: &str) -> Result<Release, String> {
+    value.parse().map_err(|e: burst_rules::Error| e.to_string())
+}
+
 async fn kube_client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client> {
     let config = match kubeconfig {
         Some(path) => {
@@ -141,10 +155,7 @@ async fn kube_client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Clien
 }
 
 async fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
-    let release: burst_rules::release::Release = args
-        .release
-        .parse()
-        .map_err(|e| anyhow::anyhow!("--release {}: {e}", args.release))?;
+    let release = args.release;
     // NB: rustls needs one process-wide crypto provider; ring is the one kube-rs uses too.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(
@@ -200,6 +211,7 @@ async fn virtual_kubelet(args: VirtualKubeletArgs) -> anyhow::Result<()> {
     ));
     let provider = Arc::new(
         CciProvider::new(cci, client.clone(), &args.cluster_id)?
+            .with_release(args.release)
             .with_node_lock(Arc::clone(&node_lock))
             .with_pod_annotator(client.clone()),
     );
@@ -226,6 +238,7 @@ async fn virtual_kubelet(args: VirtualKubeletArgs) -> anyhow::Result<()> {
         node = %args.node_name,
         cci = %args.cci_endpoint,
         namespace = provider.namespace(),
+        release = %args.release,
         "starting the virtual kubelet"
     );
     let shutdown = shutdown_signal()?;

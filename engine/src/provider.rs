@@ -23,6 +23,16 @@
 //! cluster's gc job.
 //!
 //! Secret data is never logged nor put in an error or event.
+//!
+//! # Releases
+//!
+//! The provider translates as its release ([`CciProvider::with_release`], default
+//! [`DEFAULT_RELEASE`](crate::DEFAULT_RELEASE)): new CCI pods get that release's sidecar and
+//! volume gates (see [`translate`]). Pods are never recreated or rewritten for a release: after
+//! a restart at another release, the controller's idempotent create finds each live pod's CCI
+//! pod by the cluster pod's UID and leaves it as it is, even one this release would refuse
+//! (e.g. `/etc/localtime` after a rollback below 1.5.9), so upgrades and rollbacks keep running
+//! pods (BEHAVIOR.md §9).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -37,6 +47,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 use vk::RemotePod;
+
+use burst_rules::release::Release;
 
 use crate::cci::CciClient;
 use crate::cluster::{ClusterObject, ClusterObjects, PodAnnotator};
@@ -91,6 +103,8 @@ pub struct CciProvider {
     cluster: Arc<dyn ClusterObjects>,
     cluster_id: String,
     namespace: String,
+    /// The add-on release new CCI pods are translated as.
+    release: Release,
     /// The CCI namespace is known to exist (created once, again if it vanishes).
     namespace_ready: AtomicBool,
     /// NB: an async lock, held across the CCI calls that delete or refresh a copy, so that a
@@ -107,6 +121,7 @@ impl std::fmt::Debug for CciProvider {
         f.debug_struct("CciProvider")
             .field("client", &self.client)
             .field("cluster_id", &self.cluster_id)
+            .field("release", &self.release)
             .finish_non_exhaustive()
     }
 }
@@ -127,11 +142,25 @@ impl CciProvider {
             cluster: Arc::new(cluster),
             namespace: cci_api::namespace_for_cluster(&cluster_id),
             cluster_id,
+            release: crate::DEFAULT_RELEASE,
             namespace_ready: AtomicBool::new(false),
             mirrors: Arc::default(),
             node_lock: None,
             annotator: None,
         })
+    }
+
+    /// Translates new pods as add-on release `release` (default
+    /// [`DEFAULT_RELEASE`](crate::DEFAULT_RELEASE)): its sidecar, its volume gates.
+    #[must_use]
+    pub fn with_release(mut self, release: Release) -> Self {
+        self.release = release;
+        self
+    }
+
+    /// The add-on release new pods are translated as.
+    pub fn add_on_release(&self) -> Release {
+        self.release
     }
 
     /// Locks the virtual node through `lock` whenever CCI refuses a pod as sold out.
@@ -160,15 +189,9 @@ impl CciProvider {
         if self.namespace_ready.load(Ordering::Acquire) {
             return Ok(());
         }
-        match self
-            .client
-            .create_namespace(&translate::cci_namespace(&self.cluster_id))
-            .await
-        {
-            Ok(_) => tracing::info!(namespace = %self.namespace, "created CCI namespace"),
-            Err(e) if e.code() == Some(409) => {}
-            Err(e) => return Err(e),
-        }
+        self.client
+            .ensure_cluster_namespace(&self.cluster_id)
+            .await?;
         self.namespace_ready.store(true, Ordering::Release);
         Ok(())
     }
@@ -186,7 +209,11 @@ impl CciProvider {
     }
 
     async fn create(&self, pod: &Pod) -> Result<()> {
-        let cci = translate::to_cci_pod(pod, &self.cluster_id)?;
+        let cci = match translate::to_cci_pod(pod, &self.cluster_id, self.release) {
+            Ok(cci) => cci,
+            Err(refusal @ Error::Translate { .. }) => return self.adopt(pod, refusal).await,
+            Err(e) => return Err(e),
+        };
         let (_, _, uid) = identity(pod)?;
         let name = cci.metadata.name.clone().unwrap_or_default();
         let refs = translate::references(pod);
@@ -235,6 +262,38 @@ impl CciProvider {
         };
         created?;
         self.annotate_flavour(pod, &cci).await;
+        Ok(())
+    }
+
+    /// A pod this release refuses may still have a CCI pod, burst under another release before a
+    /// restart (e.g. `/etc/localtime` after a rollback below 1.5.9): that one is adopted as it
+    /// is, never failed after the fact (§9). Without one, `refusal` stands.
+    async fn adopt(&self, pod: &Pod, refusal: Error) -> Result<()> {
+        let Ok((namespace, name, uid)) = identity(pod) else {
+            return Err(refusal);
+        };
+        let cci_name = cci_pod_name(namespace, name);
+        let existing = match self.client.get_pod(&self.namespace, &cci_name).await {
+            Ok(existing) => existing,
+            Err(e) if e.code() == Some(404) => return Err(refusal),
+            Err(e) => return Err(e),
+        };
+        if cluster_uid_of(&existing) != Some(uid) {
+            return Err(refusal);
+        }
+        tracing::info!(
+            cci_pod = %cci_name,
+            release = %self.release,
+            burst_under = existing.metadata.annotations.as_ref().and_then(|a| a.get(cci_api::ANNOTATION_RELEASE)).map_or("unknown", String::as_str),
+            reason = %refusal,
+            "this release would refuse the pod, but it runs on CCI already: left as it is"
+        );
+        // Counted like any pod's objects, so their copies go when it does.
+        self.mirrors
+            .lock()
+            .await
+            .register(uid, translate::references(pod).into_keys().collect());
+        self.annotate_flavour(pod, &existing).await;
         Ok(())
     }
 

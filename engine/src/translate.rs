@@ -28,6 +28,22 @@
 //!   ([`Error::Translate`]): the webhook has already replaced or refused those, so one reaching
 //!   the engine is a pod that cannot run on CCI.
 //!
+//! # Release
+//!
+//! The engine runs "as" an add-on release ([`Release`]) and translates through the one gate
+//! table of `burst_rules::release`, as the webhook decides through it:
+//!
+//! - downwardAPI and projected volumes need [`Gate::DownwardApiAndProjected`] (`>= 1.3.25`), the
+//!   hostPath `/etc/localtime` needs [`Gate::EtcLocaltimeHostPath`] (`>= 1.5.9`); below those
+//!   the pod is refused with the gate named. (The injected `kube-api-access-*` volume is dropped
+//!   whatever the release.)
+//! - The CCI pod says which sidecar it gets: [`ANNOTATION_SIDECAR_PROTOCOL`] is
+//!   [`SIDECAR_PROTOCOL_V2`] when the release allows [`Gate::SidecarV2`] (`>= 1.5.18`), else
+//!   [`SIDECAR_PROTOCOL_V1`]; and [`ANNOTATION_RELEASE`] records the release itself (§9).
+//!
+//! These describe the pod *as created*: a CCI pod is never rewritten, so one burst under
+//! another release keeps its sidecar (the provider adopts it as it is after a restart).
+//!
 //! # What is changed
 //!
 //! - **Limits equal requests** (CCI's rule, `BEHAVIOR.md` §4): for each container and each
@@ -59,7 +75,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use burst_rules::flavour::{ANNOTATION_POD_SIZE_SPECS, ANNOTATION_SIZE};
 use burst_rules::quantity::Quantity as RulesQuantity;
-use cci_api::{ANNOTATION_CLUSTER_POD, LABEL_CLUSTER_ID, LABEL_CLUSTER_POD_UID};
+use burst_rules::release::{Gate, Release};
+use cci_api::{
+    ANNOTATION_CLUSTER_POD, ANNOTATION_RELEASE, ANNOTATION_SIDECAR_PROTOCOL, LABEL_CLUSTER_ID,
+    LABEL_CLUSTER_POD_UID,
+};
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapEnvSource, ConfigMapKeySelector, ConfigMapProjection,
     ConfigMapVolumeSource, Container, ContainerPort, ContainerStatus, EnvFromSource, EnvVar,
@@ -91,6 +111,21 @@ pub const LABEL_CLUSTER_OBJECT: &str = "bursting.cci.io/cluster-object";
 pub const ANNOTATION_CLUSTER_OBJECT: &str = "bursting.cci.io/cluster-object";
 /// Annotation on every mirrored CCI object: the cluster object's `resourceVersion` it copies.
 pub const ANNOTATION_CLUSTER_RESOURCE_VERSION: &str = "bursting.cci.io/cluster-resource-version";
+
+/// The sidecar protocol of pods burst by releases before 1.5.18 (and of pods that do not say).
+pub const SIDECAR_PROTOCOL_V1: &str = "v1";
+/// The protocol of the new sidecar, injected from release 1.5.18 ([`Gate::SidecarV2`]).
+pub const SIDECAR_PROTOCOL_V2: &str = "v2";
+
+/// The sidecar protocol a pod burst by `release` speaks: [`SIDECAR_PROTOCOL_V2`] when the
+/// release allows [`Gate::SidecarV2`], else [`SIDECAR_PROTOCOL_V1`].
+pub fn sidecar_protocol(release: Release) -> &'static str {
+    if release.allows(Gate::SidecarV2) {
+        SIDECAR_PROTOCOL_V2
+    } else {
+        SIDECAR_PROTOCOL_V1
+    }
+}
 
 /// The CCI pod name of cluster pod `namespace/name`: `{namespace}.{name}`.
 pub fn cci_pod_name(namespace: &str, name: &str) -> String {
@@ -334,12 +369,13 @@ fn is_kube_api_access(v: &Volume) -> bool {
     v.name.starts_with(KUBE_API_ACCESS_PREFIX)
 }
 
-/// The CCI pod standing for cluster pod `pod` of cluster `cluster_id` (see the module docs).
+/// The CCI pod standing for cluster pod `pod` of cluster `cluster_id`, burst by an engine
+/// running as `release` (see the module docs).
 ///
 /// Refuses pods that cannot run on CCI: DaemonSet pods (they never burst), pods without
 /// containers, pods whose CCI name would exceed [`MAX_CCI_POD_NAME_LEN`], volumes CCI does not
-/// mount, and pods that fit no flavour.
-pub fn to_cci_pod(pod: &Pod, cluster_id: &str) -> Result<cci_api::Pod> {
+/// mount (or not at `release`), and pods that fit no flavour.
+pub fn to_cci_pod(pod: &Pod, cluster_id: &str, release: Release) -> Result<cci_api::Pod> {
     let (namespace, name, uid) = identity(pod)?;
     let refuse = |reason: String| Error::Translate {
         pod: format!("{namespace}/{name}"),
@@ -375,7 +411,7 @@ pub fn to_cci_pod(pod: &Pod, cluster_id: &str) -> Result<cci_api::Pod> {
             dropped.insert(v.name.as_str());
             continue;
         }
-        volumes.push(to_cci_volume(namespace, service_account(spec), v).map_err(refuse)?);
+        volumes.push(to_cci_volume(namespace, service_account(spec), release, v).map_err(refuse)?);
     }
     let container = |c: &Container| to_cci_container(namespace, c, &dropped).map_err(refuse);
     let containers = spec
@@ -412,6 +448,11 @@ pub fn to_cci_pod(pod: &Pod, cluster_id: &str) -> Result<cci_api::Pod> {
             format!("{namespace}/{name}"),
         ),
         (ANNOTATION_SIZE.to_string(), sizing.flavour.spec()),
+        (
+            ANNOTATION_SIDECAR_PROTOCOL.to_string(),
+            sidecar_protocol(release).to_string(),
+        ),
+        (ANNOTATION_RELEASE.to_string(), release.to_string()),
     ]);
     if let Some(pinned) = pinned {
         annotations.insert(ANNOTATION_POD_SIZE_SPECS.to_string(), pinned.clone());
@@ -430,13 +471,24 @@ pub fn to_cci_pod(pod: &Pod, cluster_id: &str) -> Result<cci_api::Pod> {
 }
 
 /// The CCI volume for cluster volume `v` of a pod in `namespace` running as `service_account`,
-/// or why CCI cannot mount it.
+/// or why CCI cannot mount it (at `release`).
 fn to_cci_volume(
     namespace: &str,
     service_account: &str,
+    release: Release,
     v: &Volume,
 ) -> std::result::Result<Volume, String> {
     let rename = |name: &str| mirror_name(namespace, name);
+    // Worded like the webhook's refusals: the volume, the gate, what to do.
+    let gated = |gate: Gate, what: &str| {
+        (!release.allows(gate)).then(|| {
+            format!(
+                "{what} volume {:?} cannot run on CCI: it {}; upgrade the add-on, or remove the volume",
+                v.name,
+                gate.explain(release)
+            )
+        })
+    };
     let out = Volume {
         name: v.name.clone(),
         ..Volume::default()
@@ -453,6 +505,9 @@ fn to_cci_volume(
                 "hostPath volume {:?} (path {:?}) cannot run on CCI, a shared cluster; only {LOCALTIME_PATH:?} is passed through: remove it or replace it with coordinator.cci.io/hostpath-replacement",
                 v.name, s.path
             ));
+        }
+        if let Some(refusal) = gated(Gate::EtcLocaltimeHostPath, "hostPath") {
+            return Err(refusal);
         }
         return Ok(Volume {
             host_path: Some(HostPathVolumeSource {
@@ -490,12 +545,18 @@ fn to_cci_volume(
         });
     }
     if let Some(s) = &v.downward_api {
+        if let Some(refusal) = gated(Gate::DownwardApiAndProjected, "downwardAPI") {
+            return Err(refusal);
+        }
         return Ok(Volume {
             downward_api: Some(s.clone()),
             ..out
         });
     }
     if let Some(p) = &v.projected {
+        if let Some(refusal) = gated(Gate::DownwardApiAndProjected, "projected") {
+            return Err(refusal);
+        }
         let sources = p
             .sources
             .iter()
@@ -930,6 +991,9 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
     use rstest::rstest;
 
+    /// The release the engine runs as by default: every gate of the table but the last is open.
+    const LATEST: Release = crate::DEFAULT_RELEASE;
+
     fn cluster_pod(namespace: &str, name: &str) -> Pod {
         Pod {
             metadata: ObjectMeta {
@@ -999,7 +1063,7 @@ mod tests {
 
     #[test]
     fn a_cluster_pod_becomes_a_cci_pod_named_namespace_dot_name_in_the_cluster_namespace() {
-        let cci = to_cci_pod(&cluster_pod("shop", "web-0"), "c1").unwrap();
+        let cci = to_cci_pod(&cluster_pod("shop", "web-0"), "c1", LATEST).unwrap();
         assert_eq!(cci.api_version, "cci/v2");
         assert_eq!(cci.kind, "Pod");
         assert_eq!(cci.metadata.name.as_deref(), Some("shop.web-0"));
@@ -1019,7 +1083,7 @@ mod tests {
 
     #[test]
     fn containers_keep_what_runs_them_and_drop_what_binds_them_to_a_node() {
-        let cci = to_cci_pod(&cluster_pod("shop", "web-0"), "c1").unwrap();
+        let cci = to_cci_pod(&cluster_pod("shop", "web-0"), "c1", LATEST).unwrap();
         let spec = &cci.spec;
         assert_eq!(spec.restart_policy.as_deref(), Some("Never"));
         assert_eq!(spec.node_name, None);
@@ -1054,7 +1118,10 @@ mod tests {
             ..PodStatus::default()
         });
         a.metadata.labels = None;
-        assert_eq!(to_cci_pod(&a, "c1").unwrap(), to_cci_pod(&b, "c1").unwrap());
+        assert_eq!(
+            to_cci_pod(&a, "c1", LATEST).unwrap(),
+            to_cci_pod(&b, "c1", LATEST).unwrap()
+        );
     }
 
     #[rstest]
@@ -1071,7 +1138,7 @@ mod tests {
     ) {
         let mut pod = cluster_pod("shop", "web-0");
         break_it(&mut pod);
-        let err = to_cci_pod(&pod, "c1").unwrap_err();
+        let err = to_cci_pod(&pod, "c1", LATEST).unwrap_err();
         assert!(err.to_string().contains(hint), "{err}");
         assert!(matches!(vk::Error::from(err), vk::Error::InvalidInput(_)));
     }
@@ -1110,7 +1177,7 @@ mod tests {
     }
 
     fn running_cci_pod() -> cci_api::Pod {
-        let mut cci = to_cci_pod(&cluster_pod("shop", "web.v2"), "c1").unwrap();
+        let mut cci = to_cci_pod(&cluster_pod("shop", "web.v2"), "c1", LATEST).unwrap();
         cci.metadata.uid = Some("cci-uid".into());
         cci.status = Some(PodStatus {
             phase: Some("Running".into()),
@@ -1218,7 +1285,7 @@ mod tests {
     }
 
     fn only_volume(pod: &Pod) -> Volume {
-        let cci = to_cci_pod(pod, "c1").unwrap();
+        let cci = to_cci_pod(pod, "c1", LATEST).unwrap();
         let volumes = cci.spec.volumes.unwrap();
         assert_eq!(volumes.len(), 1, "{volumes:?}");
         volumes.into_iter().next().unwrap()
@@ -1359,7 +1426,7 @@ mod tests {
         #[case] cluster: Volume,
         #[case] hint: &str,
     ) {
-        let err = to_cci_pod(&pod_with(vec![cluster], vec![]), "c1").unwrap_err();
+        let err = to_cci_pod(&pod_with(vec![cluster], vec![]), "c1", LATEST).unwrap_err();
         assert!(err.to_string().contains(hint), "{err}");
         assert!(matches!(vk::Error::from(err), vk::Error::InvalidInput(_)));
     }
@@ -1399,7 +1466,7 @@ mod tests {
                 ),
             ],
         );
-        let cci = to_cci_pod(&pod, "c1").unwrap();
+        let cci = to_cci_pod(&pod, "c1", LATEST).unwrap();
         assert_eq!(cci.spec.volumes.as_ref().unwrap().len(), 1);
         assert_eq!(
             cci.spec.containers[0].volume_mounts.as_ref().unwrap(),
@@ -1476,7 +1543,7 @@ mod tests {
                 }),
             },
         ]);
-        let cci = to_cci_pod(&pod, "c1").unwrap();
+        let cci = to_cci_pod(&pod, "c1", LATEST).unwrap();
         let c = &cci.spec.containers[0];
         let env = c.env.as_ref().unwrap();
         let cm = env[0]
@@ -1523,7 +1590,7 @@ mod tests {
             security_context: Some(Default::default()),
             ..Container::default()
         }]);
-        let cci = to_cci_pod(&pod, "c1").unwrap();
+        let cci = to_cci_pod(&pod, "c1", LATEST).unwrap();
         let init = &cci.spec.init_containers.as_ref().unwrap()[0];
         assert_eq!(init.name, "setup");
         assert_eq!(init.security_context, None);
@@ -1552,7 +1619,7 @@ mod tests {
             ("cpu", request, limit),
             ("memory", "1Gi", "512Mi"),
         ]));
-        let cci = to_cci_pod(&pod, "c1").unwrap();
+        let cci = to_cci_pod(&pod, "c1", LATEST).unwrap();
         let r = cci.spec.containers[0].resources.clone().unwrap();
         assert_eq!(r.requests, r.limits);
         let requests = r.requests.unwrap();
@@ -1579,7 +1646,7 @@ mod tests {
                 pinned.to_string(),
             )]));
         }
-        let annotations = to_cci_pod(&pod, "c1")
+        let annotations = to_cci_pod(&pod, "c1", LATEST)
             .unwrap()
             .metadata
             .annotations
@@ -1603,7 +1670,7 @@ mod tests {
     ) {
         let mut pod = pod_with(vec![], vec![]);
         pod.spec.as_mut().unwrap().containers[0].resources = Some(resources(container));
-        let err = to_cci_pod(&pod, "c1").unwrap_err();
+        let err = to_cci_pod(&pod, "c1", LATEST).unwrap_err();
         assert!(err.to_string().contains(hint), "{err}");
         assert!(matches!(vk::Error::from(err), vk::Error::InvalidInput(_)));
     }
@@ -1614,7 +1681,7 @@ mod tests {
         pod.spec.as_mut().unwrap().image_pull_secrets = Some(vec![LocalObjectReference {
             name: "my-registry".into(),
         }]);
-        let cci = to_cci_pod(&pod, "c1").unwrap();
+        let cci = to_cci_pod(&pod, "c1", LATEST).unwrap();
         assert_eq!(
             cci.spec.image_pull_secrets.unwrap(),
             vec![LocalObjectReference {
@@ -1785,5 +1852,110 @@ mod tests {
             copy.spec.resources.unwrap().requests.unwrap()["storage"],
             Quantity("10Gi".into())
         );
+    }
+
+    // --- release ---
+
+    fn annotations_at(release: &str) -> BTreeMap<String, String> {
+        let release: Release = release.parse().unwrap();
+        to_cci_pod(&cluster_pod("shop", "web-0"), "c1", release)
+            .unwrap()
+            .metadata
+            .annotations
+            .unwrap()
+    }
+
+    #[rstest]
+    #[case::long_before("1.3.25", "v1")]
+    #[case::just_before("1.5.17", "v1")]
+    #[case::at_the_gate("1.5.18", "v2")]
+    #[case::after("1.6.0", "v2")]
+    fn the_cci_pod_names_the_sidecar_protocol_of_the_engines_release(
+        #[case] release: &str,
+        #[case] protocol: &str,
+    ) {
+        assert_eq!(
+            annotations_at(release)[ANNOTATION_SIDECAR_PROTOCOL],
+            protocol
+        );
+        assert_eq!(
+            sidecar_protocol(release.parse().unwrap()),
+            protocol,
+            "the annotation and the proxy read the same function"
+        );
+    }
+
+    #[rstest]
+    #[case::older("1.5.17")]
+    #[case::newer("1.5.18")]
+    fn the_cci_pod_records_the_release_that_burst_it(#[case] release: &str) {
+        assert_eq!(annotations_at(release)[ANNOTATION_RELEASE], release);
+    }
+
+    fn localtime() -> Volume {
+        volume("tz", |v| {
+            v.host_path = Some(HostPathVolumeSource {
+                path: LOCALTIME_PATH.into(),
+                type_: None,
+            });
+        })
+    }
+
+    fn projected_config() -> Volume {
+        volume("bundle", |v| {
+            v.projected = Some(ProjectedVolumeSource {
+                default_mode: None,
+                sources: Some(vec![VolumeProjection {
+                    config_map: Some(ConfigMapProjection {
+                        name: "app-config".into(),
+                        items: None,
+                        optional: None,
+                    }),
+                    ..VolumeProjection::default()
+                }]),
+            });
+        })
+    }
+
+    #[rstest]
+    #[case::localtime_before(
+        localtime(),
+        "1.5.8",
+        Some("requires add-on release >= 1.5.9; this is 1.5.8")
+    )]
+    #[case::localtime_at(localtime(), "1.5.9", None)]
+    #[case::downward_api_before(
+        volume("info", |v| v.downward_api = Some(downward())),
+        "1.3.24",
+        Some("downwardAPI volume \"info\" cannot run on CCI: it requires add-on release >= 1.3.25; this is 1.3.24")
+    )]
+    #[case::downward_api_at(volume("info", |v| v.downward_api = Some(downward())), "1.3.25", None)]
+    #[case::projected_before(projected_config(), "1.3.24", Some("projected volume \"bundle\""))]
+    #[case::projected_at(projected_config(), "1.3.25", None)]
+    fn release_gated_volumes_follow_the_engines_release_through_the_gate_table(
+        #[case] cluster: Volume,
+        #[case] release: &str,
+        #[case] refusal: Option<&str>,
+    ) {
+        let pod = pod_with(vec![cluster], vec![]);
+        let result = to_cci_pod(&pod, "c1", release.parse().unwrap());
+        match refusal {
+            None => assert_eq!(result.unwrap().spec.volumes.unwrap().len(), 1),
+            Some(hint) => {
+                let err = result.unwrap_err();
+                assert!(err.to_string().contains(hint), "{err}");
+                assert!(matches!(vk::Error::from(err), vk::Error::InvalidInput(_)));
+            }
+        }
+    }
+
+    #[test]
+    fn the_injected_api_access_volume_is_dropped_whatever_the_release() {
+        let mut pod = cluster_pod("shop", "web-0");
+        pod.spec.as_mut().unwrap().volumes = Some(vec![volume("kube-api-access-x1y2z", |v| {
+            v.projected = Some(ProjectedVolumeSource::default());
+        })]);
+        let cci = to_cci_pod(&pod, "c1", Release::new(1, 3, 0)).unwrap();
+        assert_eq!(cci.spec.volumes, None);
     }
 }

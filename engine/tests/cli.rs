@@ -32,6 +32,8 @@ fn virtual_kubelet_help_lists_its_flags() {
         "--node-name",
         "--status-interval-ms",
         "--node-ip",
+        "--release",
+        "1.5.18",
         "CCI_TOKEN",
         "bursting-node",
     ] {
@@ -81,4 +83,23 @@ fn a_bad_cluster_id_is_refused_before_anything_starts() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("Not_A_Label"), "{stderr}");
+}
+
+#[test]
+fn a_bad_release_is_refused_naming_the_flag() {
+    let out = engine(&[
+        "virtual-kubelet",
+        "--cci-endpoint",
+        "http://127.0.0.1:1",
+        "--cci-token",
+        "t",
+        "--cluster-id",
+        "c1",
+        "--release",
+        "1.5",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--release"), "{stderr}");
+    assert!(stderr.contains("1.5"), "{stderr}");
 }
