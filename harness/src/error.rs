@@ -49,6 +49,14 @@ pub enum Error {
         /// What went wrong, with the command's output where there was one.
         detail: String,
     },
+    /// A command refused to act (a failed precondition); nothing was created or changed.
+    #[error("{what} refused:\n  - {}", reasons.join("\n  - "))]
+    Refused {
+        /// What was refused, e.g. `install of the add-on 1.5.18`.
+        what: String,
+        /// Each failed rule, with its numbers.
+        reasons: Vec<String>,
+    },
     /// No cluster of that name exists.
     #[error("no local cluster named `{0}` (see `burstcert cluster list`)")]
     NoSuchCluster(String),

@@ -1,0 +1,944 @@
+//! Install, upgrade, rollback, uninstall and status of the add-on on a cluster (`BEHAVIOR.md`
+//! §2, §8, §9).
+//!
+//! The add-on's state is a ConfigMap, `kube-system/bursting-addon`, so `kubectl` shows it too:
+//! `data.status` is one of [`Status`], `data.params` the parameters installed (the CCI credential
+//! is kept only in its Secret), `data.previous` those of the release before the last upgrade
+//! (what rollback returns to), `data.message` the reason of a failure.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret, ServiceAccount};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::{Client, ResourceExt as _};
+
+use super::params::{InstallParams, NodeFacts, preflight};
+use super::render::{
+    self, CREDENTIALS, NAMESPACE, Rendered, Target, VIRTUAL_KUBELET, VIRTUAL_NODE, WEBHOOK,
+    WEBHOOK_TLS,
+};
+use crate::error::{Error, Result};
+use crate::pki::WebhookPki;
+use crate::progress::Progress;
+use crate::wait;
+
+/// The ConfigMap holding the add-on's state.
+pub const STATE: &str = "bursting-addon";
+/// Field manager of every server-side apply.
+const MANAGER: &str = "burstcert";
+/// How long uninstall waits for the gc jobs by default (the seed's 210 s recovery window).
+pub const DEFAULT_GC_TIMEOUT: Duration = Duration::from_secs(210);
+
+/// Where the add-on stands, as `kubectl get configmap -n kube-system bursting-addon` shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Install is applying objects or waiting for them.
+    Installing,
+    /// Every component is up.
+    Running,
+    /// Install failed; its objects were removed again.
+    InstallFailed,
+    /// An upgrade or rollback is replacing components.
+    Upgrading,
+    /// An upgrade or rollback failed; the components are as far as it got.
+    UpgradeFailed,
+    /// Uninstall is running (gc jobs, then removal).
+    Deleting,
+    /// Uninstall failed; see the message. Uninstall may be started again.
+    DeleteFailed,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Installing => "Installing",
+            Status::Running => "Running",
+            Status::InstallFailed => "InstallFailed",
+            Status::Upgrading => "Upgrading",
+            Status::UpgradeFailed => "UpgradeFailed",
+            Status::Deleting => "Deleting",
+            Status::DeleteFailed => "DeleteFailed",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        [
+            Status::Installing,
+            Status::Running,
+            Status::InstallFailed,
+            Status::Upgrading,
+            Status::UpgradeFailed,
+            Status::Deleting,
+            Status::DeleteFailed,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The recorded state of an installed add-on.
+#[derive(Clone, Debug)]
+pub struct AddonState {
+    /// Where it stands.
+    pub status: Status,
+    /// The parameters installed (with the credential read back from its Secret).
+    pub params: InstallParams,
+    /// The parameters before the last upgrade, if any.
+    pub previous: Option<InstallParams>,
+    /// Why the last operation failed, if it did.
+    pub message: String,
+}
+
+/// Options of [`uninstall`].
+#[derive(Clone, Debug)]
+pub struct UninstallOptions {
+    /// How long to wait for the gc jobs before failing with DeleteFailed.
+    pub gc_timeout: Duration,
+}
+
+impl Default for UninstallOptions {
+    fn default() -> Self {
+        Self {
+            gc_timeout: DEFAULT_GC_TIMEOUT,
+        }
+    }
+}
+
+fn kube_err(context: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+    let context = context.into();
+    move |source| Error::Kube { context, source }
+}
+
+fn is_not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+/// Reads the add-on's state; `None` when it is not installed.
+pub async fn state(client: &Client) -> Result<Option<AddonState>> {
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), NAMESPACE);
+    let Some(map) = maps
+        .get_opt(STATE)
+        .await
+        .map_err(kube_err("read the add-on state"))?
+    else {
+        return Ok(None);
+    };
+    let data = map.data.unwrap_or_default();
+    let parse = |key: &str| -> Result<Option<InstallParams>> {
+        data.get(key)
+            .filter(|t| !t.is_empty())
+            .map(|t| serde_json::from_str(t))
+            .transpose()
+            .map_err(|e| Error::Step {
+                step: format!("read the add-on state ({STATE}.data.{key})"),
+                detail: e.to_string(),
+            })
+    };
+    let Some(mut params) = parse("params")? else {
+        return Err(Error::Step {
+            step: "read the add-on state".into(),
+            detail: format!("{NAMESPACE}/{STATE} has no data.params"),
+        });
+    };
+    let mut previous = parse("previous")?;
+    // The credential lives only in its Secret.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), NAMESPACE);
+    if let Some(secret) = secrets
+        .get_opt(CREDENTIALS)
+        .await
+        .map_err(kube_err("read the CCI credential"))?
+        && let Some(token) = secret.data.and_then(|d| d.get("token").cloned())
+    {
+        let token = String::from_utf8_lossy(&token.0).into_owned();
+        params.cci_token.clone_from(&token);
+        if let Some(p) = previous.as_mut() {
+            p.cci_token = token;
+        }
+    }
+    let status = data
+        .get("status")
+        .and_then(|s| Status::parse(s))
+        .unwrap_or(Status::InstallFailed);
+    Ok(Some(AddonState {
+        status,
+        params,
+        previous,
+        message: data.get("message").cloned().unwrap_or_default(),
+    }))
+}
+
+fn without_secret(params: &InstallParams) -> String {
+    let mut p = params.clone();
+    p.cci_token = String::new();
+    serde_json::to_string(&p).expect("parameters serialize")
+}
+
+async fn record(
+    client: &Client,
+    status: Status,
+    params: &InstallParams,
+    previous: Option<&InstallParams>,
+    message: &str,
+) -> Result<()> {
+    let mut data = BTreeMap::from([
+        ("status".to_owned(), status.to_string()),
+        ("release".to_owned(), params.release.to_string()),
+        ("params".to_owned(), without_secret(params)),
+        ("message".to_owned(), message.to_owned()),
+    ]);
+    data.insert(
+        "previous".into(),
+        previous.map(without_secret).unwrap_or_default(),
+    );
+    let map = ConfigMap {
+        metadata: kube::api::ObjectMeta {
+            name: Some(STATE.into()),
+            namespace: Some(NAMESPACE.into()),
+            labels: Some(render::labels(params, "state")),
+            ..Default::default()
+        },
+        data: Some(data),
+        ..ConfigMap::default()
+    };
+    Api::<ConfigMap>::namespaced(client.clone(), NAMESPACE)
+        .patch(
+            STATE,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&map),
+        )
+        .await
+        .map_err(kube_err(format!("record the add-on status {status}")))?;
+    Ok(())
+}
+
+/// Sets the recorded status (and message) without touching anything else.
+async fn set_status(
+    client: &Client,
+    state: &AddonState,
+    status: Status,
+    message: &str,
+) -> Result<()> {
+    record(
+        client,
+        status,
+        &state.params,
+        state.previous.as_ref(),
+        message,
+    )
+    .await
+}
+
+fn dynamic_api(client: &Client, r: &ApiResource, namespaced: bool) -> Api<DynamicObject> {
+    if namespaced {
+        Api::namespaced_with(client.clone(), NAMESPACE, r)
+    } else {
+        Api::all_with(client.clone(), r)
+    }
+}
+
+async fn apply(client: &Client, object: &Rendered) -> Result<()> {
+    dynamic_api(client, &object.resource, object.namespaced)
+        .patch(
+            &object.object.name_any(),
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&object.object),
+        )
+        .await
+        .map_err(kube_err(format!("apply {}", object.describe())))?;
+    Ok(())
+}
+
+/// What install knows about each node: eligible when the add-on's pods may go there.
+pub async fn node_facts(client: &Client, target: &Target) -> Result<Vec<NodeFacts>> {
+    let nodes = Api::<Node>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(kube_err("list nodes"))?;
+    let pods = Api::<Pod>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(kube_err("list pods"))?;
+    let mut facts = Vec::new();
+    for node in nodes.items {
+        let name = node.name_any();
+        if name == VIRTUAL_NODE {
+            continue;
+        }
+        let labels = node.labels();
+        let spec = node.spec.clone().unwrap_or_default();
+        let tolerated = |key: &str| match target {
+            Target::Local { host_label, .. } => key == host_label,
+            Target::Production => false,
+        };
+        let blocked =
+            spec.taints.iter().flatten().any(|t| {
+                matches!(t.effect.as_str(), "NoSchedule" | "NoExecute") && !tolerated(&t.key)
+            });
+        let selected = match target {
+            Target::Local { host_label, .. } => {
+                labels.get(host_label).map(String::as_str) == Some("true")
+            }
+            Target::Production => true,
+        };
+        let allocatable = node
+            .status
+            .as_ref()
+            .and_then(|s| s.allocatable.as_ref())
+            .and_then(|a| a.get("pods"))
+            .and_then(|q| q.0.parse().ok())
+            .unwrap_or(0);
+        let used = pods
+            .items
+            .iter()
+            .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(&name))
+            .filter(|p| {
+                !matches!(
+                    p.status.as_ref().and_then(|s| s.phase.as_deref()),
+                    Some("Succeeded" | "Failed")
+                )
+            })
+            .count();
+        facts.push(NodeFacts {
+            arch: labels
+                .get("kubernetes.io/arch")
+                .cloned()
+                .unwrap_or_else(|| "amd64".into()),
+            name,
+            allocatable_pods: allocatable,
+            pods: u32::try_from(used).unwrap_or(u32::MAX),
+            eligible: !spec.unschedulable.unwrap_or(false) && !blocked && selected,
+        });
+    }
+    Ok(facts)
+}
+
+/// The webhook's PKI: a fresh one for the Service's DNS names (and the local service proxy's
+/// address, on local clusters).
+fn new_pki(target: &Target) -> Result<WebhookPki> {
+    let dns = vec![
+        format!("{WEBHOOK}.{NAMESPACE}.svc"),
+        format!("{WEBHOOK}.{NAMESPACE}.svc.cluster.local"),
+    ];
+    let ips: Vec<IpAddr> = match target {
+        Target::Local { webhook_url, .. } => url_host(webhook_url).into_iter().collect(),
+        Target::Production => Vec::new(),
+    };
+    crate::pki::generate(&dns, &ips)
+}
+
+fn url_host(url: &str) -> Option<IpAddr> {
+    let rest = url.split_once("://")?.1;
+    let host = rest.split(['/', ':']).next()?;
+    host.parse().ok()
+}
+
+/// The PKI of the installed webhook, so an upgrade keeps the CA the configurations trust.
+async fn current_pki(client: &Client) -> Result<Option<WebhookPki>> {
+    let secret = Api::<Secret>::namespaced(client.clone(), NAMESPACE)
+        .get_opt(WEBHOOK_TLS)
+        .await
+        .map_err(kube_err("read the webhook certificate"))?;
+    let Some(data) = secret.and_then(|s| s.data) else {
+        return Ok(None);
+    };
+    let text = |k: &str| {
+        data.get(k)
+            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+    };
+    Ok(match (text("ca.crt"), text("tls.crt"), text("tls.key")) {
+        (Some(ca_pem), Some(cert_pem), Some(key_pem)) => Some(WebhookPki {
+            ca_pem,
+            cert_pem,
+            key_pem,
+        }),
+        _ => None,
+    })
+}
+
+/// Installs the add-on: preconditions first (refused with the numbers, nothing created), then
+/// every object, then waits until the components run and the virtual node is Ready. A failure
+/// after objects were created removes them again and records `InstallFailed`.
+pub async fn install(
+    client: &Client,
+    params: &InstallParams,
+    target: &Target,
+    progress: &Progress,
+) -> Result<()> {
+    let what = format!("install of the add-on {}", params.release);
+    let refusals = preflight(params, &node_facts(client, target).await?);
+    if !refusals.is_empty() {
+        return Err(Error::Refused {
+            what,
+            reasons: refusals.iter().map(ToString::to_string).collect(),
+        });
+    }
+    if let Some(existing) = state(client).await?
+        && existing.status != Status::InstallFailed
+    {
+        return Err(Error::Refused {
+            what,
+            reasons: vec![format!(
+                "the add-on is already installed (release {}, status {}); use upgrade, or uninstall first",
+                existing.params.release, existing.status
+            )],
+        });
+    }
+    let pki = new_pki(target)?;
+    let objects = render::render(params, target, &pki);
+    record(client, Status::Installing, params, None, "").await?;
+    let step = progress.spinner(&format!("install the add-on {}", params.release));
+    let applied = async {
+        for object in &objects {
+            apply(client, object).await?;
+        }
+        wait_running(client, params).await
+    }
+    .await;
+    match applied {
+        Ok(()) => {
+            record(client, Status::Running, params, None, "").await?;
+            step.finish(&format!("add-on {} Running", params.release));
+            Ok(())
+        }
+        Err(e) => {
+            step.fail("install failed; removing what it created");
+            remove_objects(client).await?;
+            record(client, Status::InstallFailed, params, None, &e.to_string()).await?;
+            Err(e)
+        }
+    }
+}
+
+/// Waits until every Deployment of the add-on has all its replicas updated and available, and
+/// the virtual node is Ready.
+async fn wait_running(client: &Client, params: &InstallParams) -> Result<()> {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
+    let nodes: Api<Node> = Api::all(client.clone());
+    wait::until(
+        &format!(
+            "the add-on {} to run (components available, {VIRTUAL_NODE} Ready)",
+            params.release
+        ),
+        Duration::from_secs(120),
+        || async {
+            let list = deployments
+                .list(&ListParams::default().labels(&render::selector()))
+                .await
+                .map_err(kube_err("list the add-on's deployments"))?;
+            let release = params.release.to_string();
+            for d in &list.items {
+                let wanted = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+                let status = d.status.clone().unwrap_or_default();
+                let current = d.labels().get("bursting.cci.io/release") == Some(&release)
+                    && d.metadata.generation == status.observed_generation
+                    && status.updated_replicas.unwrap_or(0) == wanted
+                    && status.available_replicas.unwrap_or(0) == wanted
+                    && status.replicas.unwrap_or(0) == wanted;
+                if !current {
+                    return Ok(None);
+                }
+            }
+            let Some(node) = nodes
+                .get_opt(VIRTUAL_NODE)
+                .await
+                .map_err(kube_err("get the virtual node"))?
+            else {
+                return Ok(None);
+            };
+            Ok(crate::env::node_ready(&node).then_some(()))
+        },
+        || diagnose(client),
+    )
+    .await
+}
+
+/// The add-on's pods and why they are not ready, for a timeout's message.
+pub async fn diagnose(client: &Client) -> String {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+    let mut out = String::from("add-on pods:\n");
+    match pods
+        .list(&ListParams::default().labels(&render::selector()))
+        .await
+    {
+        Ok(list) => {
+            for p in list.items {
+                let status = p.status.unwrap_or_default();
+                let waiting: Vec<String> = status
+                    .container_statuses
+                    .iter()
+                    .flatten()
+                    .filter_map(|c| {
+                        let w = c.state.as_ref()?.waiting.as_ref()?;
+                        Some(format!(
+                            "{}: {} {}",
+                            c.name,
+                            w.reason.clone().unwrap_or_default(),
+                            w.message.clone().unwrap_or_default()
+                        ))
+                    })
+                    .collect();
+                let conditions: Vec<String> = status
+                    .conditions
+                    .iter()
+                    .flatten()
+                    .filter(|c| c.status != "True")
+                    .map(|c| {
+                        format!(
+                            "{}={} {}",
+                            c.type_,
+                            c.status,
+                            c.message.clone().unwrap_or_default()
+                        )
+                    })
+                    .collect();
+                out.push_str(&format!(
+                    "  {} node={} phase={} {} {}\n",
+                    p.metadata.name.unwrap_or_default(),
+                    p.spec
+                        .and_then(|s| s.node_name)
+                        .unwrap_or_else(|| "-".into()),
+                    status.phase.unwrap_or_default(),
+                    waiting.join("; "),
+                    conditions.join("; ")
+                ));
+            }
+        }
+        Err(e) => out.push_str(&format!("  (cannot list: {e})\n")),
+    }
+    out
+}
+
+/// Upgrades (or rolls back, or reconfigures) the installed add-on to `params`: components are
+/// replaced in place (the webhook pod by pod, a new one Ready before an old one goes), burst
+/// pods stay, the webhook's certificate is kept. The parameters replaced become the ones
+/// rollback returns to.
+pub async fn upgrade(
+    client: &Client,
+    params: &InstallParams,
+    target: &Target,
+    progress: &Progress,
+) -> Result<()> {
+    let Some(current) = state(client).await? else {
+        return Err(Error::Refused {
+            what: format!("upgrade of the add-on to {}", params.release),
+            reasons: vec!["the add-on is not installed".into()],
+        });
+    };
+    if !matches!(current.status, Status::Running | Status::UpgradeFailed) {
+        return Err(Error::Refused {
+            what: format!("upgrade of the add-on to {}", params.release),
+            reasons: vec![format!(
+                "the add-on is {}; it must be Running",
+                current.status
+            )],
+        });
+    }
+    let pki = match current_pki(client).await? {
+        Some(pki) => pki,
+        None => new_pki(target)?,
+    };
+    let objects = render::render(params, target, &pki);
+    record(client, Status::Upgrading, params, Some(&current.params), "").await?;
+    let step = progress.spinner(&format!(
+        "upgrade the add-on {} -> {}",
+        current.params.release, params.release
+    ));
+    let done = async {
+        for object in &objects {
+            apply(client, object).await?;
+        }
+        // A component the new parameters no longer have (the proxy without interconnect).
+        remove_stale(client, &objects).await?;
+        wait_running(client, params).await
+    }
+    .await;
+    match done {
+        Ok(()) => {
+            record(client, Status::Running, params, Some(&current.params), "").await?;
+            step.finish(&format!("add-on {} Running", params.release));
+            Ok(())
+        }
+        Err(e) => {
+            step.fail("upgrade failed");
+            record(
+                client,
+                Status::UpgradeFailed,
+                params,
+                Some(&current.params),
+                &e.to_string(),
+            )
+            .await?;
+            Err(e)
+        }
+    }
+}
+
+/// Returns to the parameters before the last upgrade.
+pub async fn rollback(
+    client: &Client,
+    target: &Target,
+    progress: &Progress,
+) -> Result<InstallParams> {
+    let current = state(client).await?;
+    let Some(previous) = current.and_then(|s| s.previous) else {
+        return Err(Error::Refused {
+            what: "rollback of the add-on".into(),
+            reasons: vec!["no earlier release is recorded (nothing was upgraded)".into()],
+        });
+    };
+    upgrade(client, &previous, target, progress).await?;
+    Ok(previous)
+}
+
+/// Changes the recorded parameters without redeploying (as editing the add-on's values does):
+/// they take effect at the next upgrade, and uninstall's gc jobs use them.
+pub async fn configure(client: &Client, params: &InstallParams) -> Result<()> {
+    let Some(current) = state(client).await? else {
+        return Err(Error::Refused {
+            what: "configure the add-on".into(),
+            reasons: vec!["the add-on is not installed".into()],
+        });
+    };
+    record(
+        client,
+        current.status,
+        params,
+        current.previous.as_ref(),
+        &current.message,
+    )
+    .await
+}
+
+/// Kinds the add-on creates, namespaced first; webhook configurations first of all, so no pod
+/// creation is sent to a webhook that is going away.
+fn addon_kinds() -> Vec<(ApiResource, bool)> {
+    use k8s_openapi::api::admissionregistration::v1::{
+        MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+    };
+    use k8s_openapi::api::core::v1::Service;
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+    vec![
+        (
+            ApiResource::erase::<MutatingWebhookConfiguration>(&()),
+            false,
+        ),
+        (
+            ApiResource::erase::<ValidatingWebhookConfiguration>(&()),
+            false,
+        ),
+        (ApiResource::erase::<Deployment>(&()), true),
+        (ApiResource::erase::<Job>(&()), true),
+        (ApiResource::erase::<Service>(&()), true),
+        (ApiResource::erase::<Secret>(&()), true),
+        (ApiResource::erase::<ServiceAccount>(&()), true),
+        (ApiResource::erase::<ClusterRoleBinding>(&()), false),
+        (ApiResource::erase::<ClusterRole>(&()), false),
+    ]
+}
+
+/// Deletes objects of the add-on that are not in `keep`.
+async fn remove_stale(client: &Client, keep: &[Rendered]) -> Result<()> {
+    for (resource, namespaced) in addon_kinds() {
+        if resource.kind == "Job" {
+            continue;
+        }
+        let api = dynamic_api(client, &resource, namespaced);
+        let list = api
+            .list(&ListParams::default().labels(&render::selector()))
+            .await
+            .map_err(kube_err(format!("list {}s of the add-on", resource.kind)))?;
+        for object in list.items {
+            let name = object.name_any();
+            let kept = keep
+                .iter()
+                .any(|r| r.resource.kind == resource.kind && r.object.name_any() == name);
+            if !kept {
+                delete(&api, &resource.kind, &name).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn delete(api: &Api<DynamicObject>, kind: &str, name: &str) -> Result<()> {
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(Error::Kube {
+            context: format!("delete {kind} {name}"),
+            source: e,
+        }),
+    }
+}
+
+/// Deletes every object labelled as the add-on's (not the state ConfigMap).
+async fn remove_objects(client: &Client) -> Result<()> {
+    for (resource, namespaced) in addon_kinds() {
+        let api = dynamic_api(client, &resource, namespaced);
+        let list = api
+            .list(&ListParams::default().labels(&render::selector()))
+            .await
+            .map_err(kube_err(format!("list {}s of the add-on", resource.kind)))?;
+        for object in list.items {
+            delete(&api, &resource.kind, &object.name_any()).await?;
+        }
+    }
+    Ok(())
+}
+
+/// How one gc job ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum JobEnd {
+    Complete,
+    Failed(String),
+    /// Deleted while uninstall waited (the seed's recovery for a wrong registry).
+    Gone,
+}
+
+fn job_end(job: Option<&Job>) -> Option<JobEnd> {
+    let Some(job) = job else {
+        return Some(JobEnd::Gone);
+    };
+    let conditions = job.status.as_ref()?.conditions.as_ref()?;
+    for c in conditions {
+        if c.status == "True" && c.type_ == "Complete" {
+            return Some(JobEnd::Complete);
+        }
+        if c.status == "True" && c.type_ == "Failed" {
+            return Some(JobEnd::Failed(c.message.clone().unwrap_or_default()));
+        }
+    }
+    None
+}
+
+/// Uninstalls the add-on (§8): stops the virtual kubelet, runs the two gc jobs in `kube-system`
+/// (image from the recorded `swr_addr`) and waits for them; only when both completed (or were
+/// deleted by hand) removes every object of the add-on, the virtual node and the state. A gc job
+/// that fails or does not finish within `gc_timeout` leaves the add-on `DeleteFailed` with the
+/// CCI side as it was; running uninstall again picks up the same jobs.
+pub async fn uninstall(
+    client: &Client,
+    target: &Target,
+    options: &UninstallOptions,
+    progress: &Progress,
+) -> Result<()> {
+    let Some(current) = state(client).await? else {
+        return Err(Error::Refused {
+            what: "uninstall of the add-on".into(),
+            reasons: vec!["the add-on is not installed".into()],
+        });
+    };
+    set_status(client, &current, Status::Deleting, "").await?;
+    let step = progress.spinner("uninstall the add-on: stop the virtual kubelet, run the gc jobs");
+    match run_gc(client, &current.params, target, options).await {
+        Ok(()) => {}
+        Err(e) => {
+            step.fail("uninstall failed");
+            set_status(client, &current, Status::DeleteFailed, &e.to_string()).await?;
+            return Err(e);
+        }
+    }
+    remove_objects(client).await?;
+    let nodes: Api<Node> = Api::all(client.clone());
+    match nodes.delete(VIRTUAL_NODE, &DeleteParams::default()).await {
+        Ok(_) => {}
+        Err(e) if is_not_found(&e) => {}
+        Err(e) => return Err(kube_err(format!("delete node {VIRTUAL_NODE}"))(e)),
+    }
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
+    match leases.delete(VIRTUAL_NODE, &DeleteParams::default()).await {
+        Ok(_) => {}
+        Err(e) if is_not_found(&e) => {}
+        Err(e) => return Err(kube_err(format!("delete lease {VIRTUAL_NODE}"))(e)),
+    }
+    // The add-on's pods end with their Deployments and Jobs; wait so "uninstalled" means gone.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+    wait::until(
+        "the add-on's pods to be gone",
+        Duration::from_secs(60),
+        || async {
+            let list = pods
+                .list(&ListParams::default().labels(&render::selector()))
+                .await
+                .map_err(kube_err("list the add-on's pods"))?;
+            Ok(list.items.is_empty().then_some(()))
+        },
+        || diagnose(client),
+    )
+    .await?;
+    match Api::<ConfigMap>::namespaced(client.clone(), NAMESPACE)
+        .delete(STATE, &DeleteParams::default())
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if is_not_found(&e) => {}
+        Err(e) => return Err(kube_err("delete the add-on state")(e)),
+    }
+    step.finish("add-on uninstalled");
+    Ok(())
+}
+
+async fn run_gc(
+    client: &Client,
+    params: &InstallParams,
+    target: &Target,
+    options: &UninstallOptions,
+) -> Result<()> {
+    // The engine must be stopped first, or it would recreate what the gc removes.
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
+    match deployments
+        .delete(VIRTUAL_KUBELET, &DeleteParams::foreground())
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if is_not_found(&e) => {}
+        Err(e) => return Err(kube_err(format!("delete deployment {VIRTUAL_KUBELET}"))(e)),
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+    let vk_selector = "app.kubernetes.io/component=virtual-kubelet";
+    wait::until(
+        "the virtual kubelet to stop",
+        Duration::from_secs(60),
+        || async {
+            let list = pods
+                .list(&ListParams::default().labels(vk_selector))
+                .await
+                .map_err(kube_err("list the virtual kubelet's pods"))?;
+            Ok(list.items.is_empty().then_some(()))
+        },
+        || diagnose(client),
+    )
+    .await?;
+
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), NAMESPACE);
+    let account = render::gc_account(params);
+    accounts
+        .patch(
+            &account.name_any(),
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&account),
+        )
+        .await
+        .map_err(kube_err("apply the gc service account"))?;
+    let jobs: Api<Job> = Api::namespaced(client.clone(), NAMESPACE);
+    let wanted = render::gc_jobs(params, target);
+    for job in &wanted {
+        // A job left by an earlier attempt is waited on, not replaced.
+        if jobs
+            .get_opt(&job.name_any())
+            .await
+            .map_err(kube_err("read the gc jobs"))?
+            .is_none()
+        {
+            jobs.create(&Default::default(), job)
+                .await
+                .map_err(kube_err(format!("create gc job {}", job.name_any())))?;
+        }
+    }
+    let names: Vec<String> = wanted.iter().map(|j| j.name_any()).collect();
+    let ends = wait::until(
+        &format!("the gc jobs {} to finish", names.join(", ")),
+        options.gc_timeout,
+        || async {
+            let mut ends = Vec::new();
+            for name in &names {
+                let job = jobs
+                    .get_opt(name)
+                    .await
+                    .map_err(kube_err("read the gc jobs"))?;
+                match job_end(job.as_ref()) {
+                    Some(end) => ends.push((name.clone(), end)),
+                    None => return Ok(None),
+                }
+            }
+            Ok(Some(ends))
+        },
+        || gc_diagnosis(client),
+    )
+    .await?;
+    let failed: Vec<String> = ends
+        .iter()
+        .filter_map(|(name, end)| match end {
+            JobEnd::Failed(why) => Some(format!("gc job {name} failed: {why}")),
+            _ => None,
+        })
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Step {
+            step: "run the gc jobs".into(),
+            detail: format!("{}\n{}", failed.join("\n"), gc_diagnosis(client).await),
+        })
+    }
+}
+
+/// The gc jobs' pods (they carry the add-on's labels): where they are and why they wait.
+async fn gc_diagnosis(client: &Client) -> String {
+    diagnose(client).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_names_round_trip() {
+        for s in [
+            Status::Installing,
+            Status::Running,
+            Status::InstallFailed,
+            Status::Upgrading,
+            Status::UpgradeFailed,
+            Status::Deleting,
+            Status::DeleteFailed,
+        ] {
+            assert_eq!(Status::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(Status::parse("Deleted"), None);
+    }
+
+    #[test]
+    fn a_deleted_gc_job_counts_as_finished_and_a_failed_one_names_its_reason() {
+        assert_eq!(job_end(None), Some(JobEnd::Gone));
+        let mut job = Job::default();
+        assert_eq!(job_end(Some(&job)), None);
+        job.status = Some(k8s_openapi::api::batch::v1::JobStatus {
+            conditions: Some(vec![k8s_openapi::api::batch::v1::JobCondition {
+                type_: "Failed".into(),
+                status: "True".into(),
+                message: Some("BackoffLimitExceeded".into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        });
+        assert_eq!(
+            job_end(Some(&job)),
+            Some(JobEnd::Failed("BackoffLimitExceeded".into()))
+        );
+    }
+
+    #[test]
+    fn the_webhook_certificate_names_the_local_proxy_address() {
+        assert_eq!(
+            url_host("https://127.254.1.2:443"),
+            Some("127.254.1.2".parse().unwrap())
+        );
+        assert_eq!(
+            url_host("https://bursting-webhook.kube-system.svc:443/x"),
+            None
+        );
+    }
+}

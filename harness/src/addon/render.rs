@@ -1,0 +1,850 @@
+//! The add-on as Kubernetes objects, rendered from [`InstallParams`]. Pure: the PKI and the
+//! target come in as values, so `burstcert render` and the installer print and apply the same
+//! objects, and tests can read them without a cluster.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations, ServiceReference,
+    ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
+};
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+};
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{
+    Affinity, Container, ContainerPort, EnvVar, EnvVarSource, NodeAffinity, NodeSelector,
+    NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector, PodSpec, PodTemplateSpec,
+    Probe, ResourceRequirements, Secret, SecretKeySelector, SecretVolumeSource, Service,
+    ServiceAccount, ServicePort, ServiceSpec, TCPSocketAction, Toleration, Volume, VolumeMount,
+};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    LabelSelector, LabelSelectorRequirement, ObjectMeta,
+};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::api::{ApiResource, DynamicObject};
+use kube::{Resource, ResourceExt as _};
+use serde::Serialize;
+
+use super::params::{InstallParams, avoids_arm};
+use crate::pki::WebhookPki;
+
+/// Where the add-on's objects live.
+pub const NAMESPACE: &str = "kube-system";
+/// Label on every object of the add-on (`app.kubernetes.io/part-of`).
+pub const PART_OF: &str = "bursting-addon";
+/// The virtual node the engine registers.
+pub const VIRTUAL_NODE: &str = "bursting-node";
+/// The webhook's Service, Deployment and configurations.
+pub const WEBHOOK: &str = "bursting-webhook";
+/// The virtual kubelet's Deployment.
+pub const VIRTUAL_KUBELET: &str = "bursting-virtual-kubelet";
+/// The proxy's Deployment (network interconnect).
+pub const PROXY: &str = "bursting-proxy";
+/// The Secret with the CCI credential.
+pub const CREDENTIALS: &str = "bursting-cci-credentials";
+/// The Secret with the webhook's serving certificate.
+pub const WEBHOOK_TLS: &str = "bursting-webhook-tls";
+/// The webhook's port in its pod.
+pub const WEBHOOK_PORT: i32 = 8443;
+/// The webhook Service's port.
+pub const WEBHOOK_SERVICE_PORT: i32 = 443;
+/// The gc jobs' service account.
+pub const GC: &str = "bursting-gc";
+
+/// Where the rendered add-on runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A real cluster: webhooks addressed by Service, no host-node overlay.
+    Production,
+    /// A local cluster: the add-on's pods run on the harness's host node (they tolerate its
+    /// taint and select it), and webhook configurations address the host node's service proxy
+    /// by URL, because the API server cannot route to loopback pod addresses (see
+    /// [`crate::hostnode`]).
+    Local {
+        /// Base URL the webhook Service is reachable at, e.g. `https://127.254.3.4:443`.
+        webhook_url: String,
+        /// Label (and taint key) of the host node.
+        host_label: String,
+    },
+}
+
+/// One rendered object, ready to print or apply.
+#[derive(Clone, Debug)]
+pub struct Rendered {
+    /// Its API resource (group, version, kind, plural).
+    pub resource: ApiResource,
+    /// Whether it lives in a namespace.
+    pub namespaced: bool,
+    /// The object.
+    pub object: DynamicObject,
+}
+
+impl Rendered {
+    fn of<K>(object: &K) -> Self
+    where
+        K: Resource<DynamicType = ()> + Serialize,
+    {
+        let resource = ApiResource::erase::<K>(&());
+        let mut value = serde_json::to_value(object).expect("Kubernetes objects serialize");
+        value["apiVersion"] = resource.api_version.clone().into();
+        value["kind"] = resource.kind.clone().into();
+        let object: DynamicObject =
+            serde_json::from_value(value).expect("a serialized object is a dynamic object");
+        Self {
+            namespaced: object.metadata.namespace.is_some(),
+            resource,
+            object,
+        }
+    }
+
+    /// `Kind/name` (with the namespace when there is one), for messages.
+    pub fn describe(&self) -> String {
+        match &self.object.metadata.namespace {
+            Some(ns) => format!("{} {ns}/{}", self.resource.kind, self.object.name_any()),
+            None => format!("{} {}", self.resource.kind, self.object.name_any()),
+        }
+    }
+}
+
+/// The labels every object of the add-on carries.
+pub fn labels(params: &InstallParams, component: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/part-of".into(), PART_OF.into()),
+        ("app.kubernetes.io/component".into(), component.into()),
+        ("app.kubernetes.io/managed-by".into(), "burstcert".into()),
+        ("bursting.cci.io/release".into(), params.release.to_string()),
+    ])
+}
+
+/// The label selector that finds every object of the add-on.
+pub fn selector() -> String {
+    format!("app.kubernetes.io/part-of={PART_OF}")
+}
+
+fn meta(params: &InstallParams, name: &str, component: &str, namespaced: bool) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.into()),
+        namespace: namespaced.then(|| NAMESPACE.into()),
+        labels: Some(labels(params, component)),
+        ..ObjectMeta::default()
+    }
+}
+
+fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
+    let strings = |v: &[&str]| Some(v.iter().map(|s| (*s).to_owned()).collect());
+    PolicyRule {
+        api_groups: strings(groups),
+        resources: strings(resources),
+        verbs: verbs.iter().map(|s| (*s).to_owned()).collect(),
+        ..PolicyRule::default()
+    }
+}
+
+/// Least-privilege rules of each component (no wildcard verbs or resources).
+fn rules_of(component: &str) -> Vec<PolicyRule> {
+    const READ: &[&str] = &["get", "list", "watch"];
+    match component {
+        "virtual-kubelet" => vec![
+            rule(
+                &[""],
+                &["nodes"],
+                &[
+                    "get", "list", "watch", "create", "update", "patch", "delete",
+                ],
+            ),
+            rule(&[""], &["nodes/status"], &["get", "update", "patch"]),
+            rule(
+                &["coordination.k8s.io"],
+                &["leases"],
+                &["get", "list", "watch", "create", "update", "patch"],
+            ),
+            rule(
+                &[""],
+                &["pods"],
+                &["get", "list", "watch", "update", "patch", "delete"],
+            ),
+            rule(&[""], &["pods/status"], &["get", "update", "patch"]),
+            rule(
+                &[""],
+                &[
+                    "configmaps",
+                    "secrets",
+                    "persistentvolumeclaims",
+                    "serviceaccounts",
+                ],
+                READ,
+            ),
+            rule(
+                &["", "events.k8s.io"],
+                &["events"],
+                &["create", "update", "patch"],
+            ),
+        ],
+        "webhook" => vec![
+            rule(
+                &[""],
+                &["pods", "persistentvolumeclaims", "namespaces", "nodes"],
+                READ,
+            ),
+            rule(
+                &["apps"],
+                &["deployments", "replicasets", "statefulsets", "daemonsets"],
+                &["get"],
+            ),
+            rule(&["batch"], &["jobs", "cronjobs"], &["get"]),
+            rule(&["storage.k8s.io"], &["storageclasses"], READ),
+            rule(
+                &["", "events.k8s.io"],
+                &["events"],
+                &["create", "update", "patch"],
+            ),
+        ],
+        _ => Vec::new(),
+    }
+}
+
+fn rbac(params: &InstallParams, name: &str, component: &str) -> Vec<Rendered> {
+    let account = ServiceAccount {
+        metadata: meta(params, name, component, true),
+        ..ServiceAccount::default()
+    };
+    let mut out = vec![Rendered::of(&account)];
+    let rules = rules_of(component);
+    if rules.is_empty() {
+        return out;
+    }
+    let role = ClusterRole {
+        metadata: meta(params, name, component, false),
+        rules: Some(rules),
+        ..ClusterRole::default()
+    };
+    let binding = ClusterRoleBinding {
+        metadata: meta(params, name, component, false),
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "ClusterRole".into(),
+            name: name.into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: name.into(),
+            namespace: Some(NAMESPACE.into()),
+            ..Subject::default()
+        }]),
+    };
+    out.push(Rendered::of(&role));
+    out.push(Rendered::of(&binding));
+    out
+}
+
+fn env(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        ..EnvVar::default()
+    }
+}
+
+fn pod_ip_env() -> EnvVar {
+    EnvVar {
+        name: "POD_IP".into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: "status.podIP".into(),
+                ..ObjectFieldSelector::default()
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
+fn token_env() -> EnvVar {
+    EnvVar {
+        name: "CCI_TOKEN".into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: CREDENTIALS.into(),
+                key: "token".into(),
+                optional: Some(false),
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
+fn container(params: &InstallParams, name: &str, args: Vec<String>, env: Vec<EnvVar>) -> Container {
+    let (cpu, memory) = params.spec.resources();
+    let amounts = BTreeMap::from([
+        ("cpu".to_owned(), Quantity(cpu.to_owned())),
+        ("memory".to_owned(), Quantity(memory.to_owned())),
+    ]);
+    Container {
+        name: name.into(),
+        image: Some(params.image()),
+        image_pull_policy: Some("IfNotPresent".into()),
+        args: Some(args),
+        env: Some(env),
+        resources: Some(ResourceRequirements {
+            requests: Some(amounts.clone()),
+            limits: Some(amounts),
+            ..ResourceRequirements::default()
+        }),
+        ..Container::default()
+    }
+}
+
+/// Scheduling constraints of the add-on's pods: off Arm nodes up to 1.5.37 (§2); on local
+/// clusters, onto the host node.
+fn place(params: &InstallParams, target: &Target, spec: &mut PodSpec) {
+    if avoids_arm(params.release) {
+        spec.affinity = Some(Affinity {
+            node_affinity: Some(NodeAffinity {
+                required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                    node_selector_terms: vec![NodeSelectorTerm {
+                        match_expressions: Some(vec![NodeSelectorRequirement {
+                            key: "kubernetes.io/arch".into(),
+                            operator: "In".into(),
+                            values: Some(vec!["amd64".into()]),
+                        }]),
+                        ..NodeSelectorTerm::default()
+                    }],
+                }),
+                ..NodeAffinity::default()
+            }),
+            ..Affinity::default()
+        });
+    }
+    if let Target::Local { host_label, .. } = target {
+        spec.node_selector = Some(BTreeMap::from([(host_label.clone(), "true".into())]));
+        spec.tolerations = Some(vec![Toleration {
+            key: Some(host_label.clone()),
+            operator: Some("Exists".into()),
+            effect: Some("NoSchedule".into()),
+            ..Toleration::default()
+        }]);
+    }
+}
+
+fn deployment(
+    params: &InstallParams,
+    target: &Target,
+    name: &str,
+    component: &str,
+    replicas: i32,
+    strategy: DeploymentStrategy,
+    mut pod: PodSpec,
+) -> Deployment {
+    let select = BTreeMap::from([
+        ("app.kubernetes.io/part-of".to_owned(), PART_OF.to_owned()),
+        (
+            "app.kubernetes.io/component".to_owned(),
+            component.to_owned(),
+        ),
+    ]);
+    pod.service_account_name = Some(name.into());
+    place(params, target, &mut pod);
+    Deployment {
+        metadata: meta(params, name, component, true),
+        spec: Some(DeploymentSpec {
+            replicas: Some(replicas),
+            selector: LabelSelector {
+                match_labels: Some(select),
+                ..LabelSelector::default()
+            },
+            strategy: Some(strategy),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(params, component)),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(pod),
+            },
+            ..DeploymentSpec::default()
+        }),
+        ..Deployment::default()
+    }
+}
+
+/// Replaced pod by pod, a new one Ready before an old one goes: the webhook never lapses (§9).
+fn rolling() -> DeploymentStrategy {
+    DeploymentStrategy {
+        type_: Some("RollingUpdate".into()),
+        rolling_update: Some(RollingUpdateDeployment {
+            max_surge: Some(IntOrString::Int(1)),
+            max_unavailable: Some(IntOrString::Int(0)),
+        }),
+    }
+}
+
+fn webhook_client(target: &Target, path: &str, ca: &str) -> WebhookClientConfig {
+    let ca_bundle = Some(k8s_openapi::ByteString(ca.as_bytes().to_vec()));
+    match target {
+        Target::Production => WebhookClientConfig {
+            service: Some(ServiceReference {
+                namespace: NAMESPACE.into(),
+                name: WEBHOOK.into(),
+                path: Some(path.into()),
+                port: Some(WEBHOOK_SERVICE_PORT),
+            }),
+            ca_bundle,
+            ..WebhookClientConfig::default()
+        },
+        Target::Local { webhook_url, .. } => WebhookClientConfig {
+            url: Some(format!("{}{path}", webhook_url.trim_end_matches('/'))),
+            ca_bundle,
+            ..WebhookClientConfig::default()
+        },
+    }
+}
+
+/// Namespaces whose pods never go through the webhook, so the cluster itself never depends on it.
+fn namespace_selector() -> LabelSelector {
+    LabelSelector {
+        match_expressions: Some(vec![LabelSelectorRequirement {
+            key: "kubernetes.io/metadata.name".into(),
+            operator: "NotIn".into(),
+            values: Some(vec![
+                "kube-system".into(),
+                "kube-node-lease".into(),
+                "kube-public".into(),
+            ]),
+        }]),
+        ..LabelSelector::default()
+    }
+}
+
+fn webhook_configurations(
+    params: &InstallParams,
+    target: &Target,
+    pki: &WebhookPki,
+) -> Vec<Rendered> {
+    let rule = |operations: &[&str], resource: &str| RuleWithOperations {
+        operations: Some(operations.iter().map(|s| (*s).to_owned()).collect()),
+        api_groups: Some(vec![String::new()]),
+        api_versions: Some(vec!["v1".into()]),
+        resources: Some(vec![resource.into()]),
+        scope: Some("Namespaced".into()),
+    };
+    let mutating = MutatingWebhookConfiguration {
+        metadata: meta(params, WEBHOOK, "webhook", false),
+        webhooks: Some(vec![MutatingWebhook {
+            name: "pods.bursting.cci.io".into(),
+            admission_review_versions: vec!["v1".into()],
+            client_config: webhook_client(target, "/mutate", &pki.ca_pem),
+            // A pod meant for CCI must never be admitted unmutated because the webhook was down.
+            failure_policy: Some("Fail".into()),
+            side_effects: "None".into(),
+            timeout_seconds: Some(10),
+            namespace_selector: Some(namespace_selector()),
+            rules: Some(vec![rule(&["CREATE"], "pods")]),
+            ..MutatingWebhook::default()
+        }]),
+    };
+    let validating = ValidatingWebhookConfiguration {
+        metadata: meta(params, &format!("{WEBHOOK}-validate"), "webhook", false),
+        webhooks: Some(vec![ValidatingWebhook {
+            name: "services.bursting.cci.io".into(),
+            admission_review_versions: vec!["v1".into()],
+            client_config: webhook_client(target, "/validate", &pki.ca_pem),
+            failure_policy: Some("Fail".into()),
+            side_effects: "None".into(),
+            timeout_seconds: Some(10),
+            namespace_selector: Some(namespace_selector()),
+            rules: Some(vec![rule(&["CREATE", "UPDATE"], "services")]),
+            ..ValidatingWebhook::default()
+        }]),
+    };
+    vec![Rendered::of(&mutating), Rendered::of(&validating)]
+}
+
+/// Every object of the add-on, in the order they are applied (identities and secrets first,
+/// workloads next, webhook configurations last so nothing is sent to a webhook not yet serving).
+pub fn render(params: &InstallParams, target: &Target, pki: &WebhookPki) -> Vec<Rendered> {
+    let mut out = Vec::new();
+    out.extend(rbac(params, VIRTUAL_KUBELET, "virtual-kubelet"));
+    out.extend(rbac(params, WEBHOOK, "webhook"));
+    if params.interconnect {
+        out.extend(rbac(params, PROXY, "proxy"));
+    }
+    out.push(Rendered::of(&Secret {
+        metadata: meta(params, CREDENTIALS, "credentials", true),
+        string_data: Some(BTreeMap::from([
+            ("token".into(), params.cci_token.clone()),
+            ("endpoint".into(), params.cci_endpoint.clone()),
+        ])),
+        type_: Some("Opaque".into()),
+        ..Secret::default()
+    }));
+    out.push(Rendered::of(&Secret {
+        metadata: meta(params, WEBHOOK_TLS, "webhook", true),
+        string_data: Some(BTreeMap::from([
+            ("tls.crt".into(), pki.cert_pem.clone()),
+            ("tls.key".into(), pki.key_pem.clone()),
+            ("ca.crt".into(), pki.ca_pem.clone()),
+        ])),
+        type_: Some("kubernetes.io/tls".into()),
+        ..Secret::default()
+    }));
+
+    let mut vk_args = vec![
+        "virtual-kubelet".to_owned(),
+        format!("--cci-endpoint={}", params.cci_endpoint),
+        format!("--cluster-id={}", params.cluster_id),
+        format!("--node-name={VIRTUAL_NODE}"),
+        format!("--release={}", params.release),
+        "--node-ip=$(POD_IP)".to_owned(),
+    ];
+    if let Some(secs) = params.lock_duration_secs {
+        vk_args.push(format!("--lock-duration-secs={secs}"));
+    }
+    let vk_pod = PodSpec {
+        containers: vec![container(
+            params,
+            "virtual-kubelet",
+            vk_args,
+            vec![pod_ip_env(), token_env(), env("RUST_LOG", "info")],
+        )],
+        ..PodSpec::default()
+    };
+    // One replica whatever the spec: two virtual kubelets without leader election would both
+    // drive the node. Recreate, so an old and a new engine never run side by side.
+    out.push(Rendered::of(&deployment(
+        params,
+        target,
+        VIRTUAL_KUBELET,
+        "virtual-kubelet",
+        1,
+        DeploymentStrategy {
+            type_: Some("Recreate".into()),
+            rolling_update: None,
+        },
+        vk_pod,
+    )));
+
+    let webhook_pod = PodSpec {
+        containers: vec![Container {
+            ports: Some(vec![ContainerPort {
+                name: Some("https".into()),
+                container_port: WEBHOOK_PORT,
+                protocol: Some("TCP".into()),
+                ..ContainerPort::default()
+            }]),
+            readiness_probe: Some(Probe {
+                tcp_socket: Some(TCPSocketAction {
+                    port: IntOrString::Int(WEBHOOK_PORT),
+                    ..TCPSocketAction::default()
+                }),
+                period_seconds: Some(2),
+                ..Probe::default()
+            }),
+            volume_mounts: Some(vec![VolumeMount {
+                name: "tls".into(),
+                mount_path: "/etc/bursting/tls".into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            }]),
+            ..container(
+                params,
+                "webhook",
+                vec![
+                    "webhook".into(),
+                    format!("--listen=$(POD_IP):{WEBHOOK_PORT}"),
+                    "--tls-cert-file=/etc/bursting/tls/tls.crt".into(),
+                    "--tls-key-file=/etc/bursting/tls/tls.key".into(),
+                    format!("--release={}", params.release),
+                ],
+                vec![pod_ip_env(), env("RUST_LOG", "info")],
+            )
+        }],
+        volumes: Some(vec![Volume {
+            name: "tls".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(WEBHOOK_TLS.into()),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        }]),
+        ..PodSpec::default()
+    };
+    out.push(Rendered::of(&deployment(
+        params,
+        target,
+        WEBHOOK,
+        "webhook",
+        params.spec.replicas(),
+        rolling(),
+        webhook_pod,
+    )));
+    out.push(Rendered::of(&Service {
+        metadata: meta(params, WEBHOOK, "webhook", true),
+        spec: Some(ServiceSpec {
+            selector: Some(BTreeMap::from([
+                ("app.kubernetes.io/part-of".to_owned(), PART_OF.to_owned()),
+                (
+                    "app.kubernetes.io/component".to_owned(),
+                    "webhook".to_owned(),
+                ),
+            ])),
+            ports: Some(vec![ServicePort {
+                name: Some("https".into()),
+                port: WEBHOOK_SERVICE_PORT,
+                target_port: Some(IntOrString::String("https".into())),
+                protocol: Some("TCP".into()),
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    }));
+
+    if params.interconnect {
+        let proxy_pod = PodSpec {
+            containers: vec![container(
+                params,
+                "proxy",
+                vec![
+                    "proxy".into(),
+                    format!("--cci-endpoint={}", params.cci_endpoint),
+                    format!("--cluster-id={}", params.cluster_id),
+                    format!("--release={}", params.release),
+                ],
+                vec![token_env(), env("RUST_LOG", "info")],
+            )],
+            ..PodSpec::default()
+        };
+        out.push(Rendered::of(&deployment(
+            params,
+            target,
+            PROXY,
+            "proxy",
+            params.spec.replicas(),
+            rolling(),
+            proxy_pod,
+        )));
+    }
+    out.extend(webhook_configurations(params, target, pki));
+    out
+}
+
+/// The two gc Jobs uninstall starts (§8): `virtual-kubelet-{id}-resource-gc-jobs` and
+/// `virtual-kubelet-{id}-namespace-gc-jobs`, image from `swr_addr`. They run on ordinary nodes
+/// (no toleration of the virtual node), so they need a schedulable one.
+pub fn gc_jobs(params: &InstallParams, target: &Target) -> Vec<Job> {
+    ["resource", "namespace"]
+        .into_iter()
+        .map(|scope| {
+            let scope_arg = if scope == "resource" {
+                "resources"
+            } else {
+                "namespace"
+            };
+            let mut pod = PodSpec {
+                restart_policy: Some("Never".into()),
+                service_account_name: Some(GC.into()),
+                automount_service_account_token: Some(false),
+                containers: vec![container(
+                    params,
+                    "gc",
+                    vec![
+                        "gc".into(),
+                        format!("--scope={scope_arg}"),
+                        format!("--cci-endpoint={}", params.cci_endpoint),
+                        format!("--cluster-id={}", params.cluster_id),
+                    ],
+                    vec![token_env(), env("RUST_LOG", "info")],
+                )],
+                ..PodSpec::default()
+            };
+            place(params, target, &mut pod);
+            Job {
+                metadata: meta(params, &gc_job_name(params, scope), "gc", true),
+                spec: Some(JobSpec {
+                    backoff_limit: Some(2),
+                    template: PodTemplateSpec {
+                        metadata: Some(ObjectMeta {
+                            labels: Some(labels(params, "gc")),
+                            ..ObjectMeta::default()
+                        }),
+                        spec: Some(pod),
+                    },
+                    ..JobSpec::default()
+                }),
+                ..Job::default()
+            }
+        })
+        .collect()
+}
+
+/// `virtual-kubelet-{id}-{scope}-gc-jobs`.
+pub fn gc_job_name(params: &InstallParams, scope: &str) -> String {
+    format!("virtual-kubelet-{}-{scope}-gc-jobs", params.cluster_id)
+}
+
+/// The gc jobs' service account (they need no API access: `automountServiceAccountToken: false`).
+pub fn gc_account(params: &InstallParams) -> ServiceAccount {
+    ServiceAccount {
+        metadata: meta(params, GC, "gc", true),
+        automount_service_account_token: Some(false),
+        ..ServiceAccount::default()
+    }
+}
+
+/// Every rendered object as one YAML stream (`---` between documents).
+pub fn to_yaml(objects: &[Rendered]) -> String {
+    objects
+        .iter()
+        .map(|r| serde_saphyr::to_string(&r.object).expect("objects serialize to YAML"))
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::params::tests::params;
+    use super::*;
+
+    fn pki() -> WebhookPki {
+        WebhookPki {
+            ca_pem: "CA".into(),
+            cert_pem: "CERT".into(),
+            key_pem: "KEY".into(),
+        }
+    }
+
+    fn kinds(objects: &[Rendered]) -> Vec<String> {
+        objects.iter().map(Rendered::describe).collect()
+    }
+
+    #[test]
+    fn every_object_is_labelled_as_part_of_the_addon() {
+        for r in render(&params("1.5.18"), &Target::Production, &pki()) {
+            assert_eq!(
+                r.object
+                    .labels()
+                    .get("app.kubernetes.io/part-of")
+                    .map(String::as_str),
+                Some(PART_OF),
+                "{}",
+                r.describe()
+            );
+        }
+    }
+
+    #[test]
+    fn the_proxy_is_rendered_only_with_the_interconnect() {
+        let mut p = params("1.5.18");
+        assert!(
+            !kinds(&render(&p, &Target::Production, &pki()))
+                .iter()
+                .any(|k| k.contains(PROXY))
+        );
+        p.interconnect = true;
+        assert!(
+            kinds(&render(&p, &Target::Production, &pki()))
+                .contains(&format!("Deployment {NAMESPACE}/{PROXY}"))
+        );
+    }
+
+    #[test]
+    fn no_role_grants_a_wildcard() {
+        for component in ["virtual-kubelet", "webhook", "proxy"] {
+            for r in rules_of(component) {
+                assert!(!r.verbs.iter().any(|v| v == "*"), "{component}: {r:?}");
+                assert!(
+                    !r.resources.unwrap_or_default().iter().any(|v| v == "*"),
+                    "{component}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn webhooks_are_addressed_by_service_in_production_and_by_url_locally() {
+        let p = params("1.5.18");
+        let production = render(&p, &Target::Production, &pki());
+        let hook = production
+            .iter()
+            .find(|r| r.resource.kind == "MutatingWebhookConfiguration")
+            .unwrap();
+        assert_eq!(
+            hook.object.data["webhooks"][0]["clientConfig"]["service"]["name"],
+            WEBHOOK
+        );
+        let local = Target::Local {
+            webhook_url: "https://127.254.0.9:443".into(),
+            host_label: "burstcert.dev/host-node".into(),
+        };
+        let local = render(&p, &local, &pki());
+        let hook = local
+            .iter()
+            .find(|r| r.resource.kind == "MutatingWebhookConfiguration")
+            .unwrap();
+        assert_eq!(
+            hook.object.data["webhooks"][0]["clientConfig"]["url"],
+            "https://127.254.0.9:443/mutate"
+        );
+    }
+
+    #[rstest::rstest]
+    #[case("1.5.37", true)]
+    #[case("1.5.38", false)]
+    fn the_addon_pods_avoid_arm_nodes_up_to_1_5_37(#[case] release: &str, #[case] avoids: bool) {
+        for r in render(&params(release), &Target::Production, &pki()) {
+            if r.resource.kind != "Deployment" {
+                continue;
+            }
+            let affinity = &r.object.data["spec"]["template"]["spec"]["affinity"];
+            assert_eq!(!affinity.is_null(), avoids, "{}", r.describe());
+        }
+    }
+
+    #[test]
+    fn gc_jobs_match_the_documented_names_and_use_the_registry() {
+        let p = params("1.5.18");
+        let jobs = gc_jobs(&p, &Target::Production);
+        let names: Vec<String> = jobs.iter().map(|j| j.name_any()).collect();
+        assert_eq!(
+            names,
+            [
+                "virtual-kubelet-c1-resource-gc-jobs",
+                "virtual-kubelet-c1-namespace-gc-jobs"
+            ]
+        );
+        for job in &jobs {
+            let image = job
+                .spec
+                .as_ref()
+                .unwrap()
+                .template
+                .spec
+                .as_ref()
+                .unwrap()
+                .containers[0]
+                .image
+                .clone();
+            assert_eq!(
+                image.as_deref(),
+                Some("swr.example/team/bursting-engine:1.5.18")
+            );
+        }
+    }
+
+    #[test]
+    fn webhook_configurations_come_last_so_nothing_calls_a_webhook_not_yet_deployed() {
+        let objects = render(&params("1.5.18"), &Target::Production, &pki());
+        let first_hook = objects
+            .iter()
+            .position(|r| r.resource.kind.ends_with("WebhookConfiguration"))
+            .unwrap();
+        assert!(
+            objects[first_hook..]
+                .iter()
+                .all(|r| r.resource.kind.ends_with("WebhookConfiguration"))
+        );
+    }
+}
