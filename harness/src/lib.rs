@@ -5,6 +5,7 @@
 //! namespace, waits with deadlines and snapshot redactions ([`scenario`], [`wait`], [`snapshot`]).
 #![warn(missing_docs)]
 
+pub mod addon;
 pub mod catalogue;
 pub mod certify;
 pub mod cluster;
