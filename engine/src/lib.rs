@@ -7,6 +7,7 @@
 //! - [`provider`]: [`CciProvider`], the `vk::Provider` on top of both.
 //! - [`node`]: what the virtual node looks like.
 //! - [`lock`]: the node lock taken when CCI is sold out.
+//! - [`proxy`]: the network-interconnect proxy's registration on CCI.
 #![warn(missing_docs)]
 
 pub mod cci;
@@ -15,6 +16,7 @@ mod error;
 pub mod lock;
 pub mod node;
 pub mod provider;
+pub mod proxy;
 pub mod translate;
 pub mod webhook;
 

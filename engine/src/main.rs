@@ -1,28 +1,56 @@
-//! `bursting-engine`: the reference bursting engine, one binary with subcommands.
+//! `bursting-engine`: the reference bursting engine, one binary with subcommands. Every
+//! subcommand logs to stderr (level from `RUST_LOG`, default `info`); stdout carries only the
+//! lines a caller waits for. A bad flag exits with code 2 and names the flag. Where a kubeconfig
+//! is used, `--kubeconfig` is optional: the usual inference applies (`KUBECONFIG`,
+//! `~/.kube/config`, or the in-cluster service account). The CCI token comes from
+//! `--cci-token` or the environment variable `CCI_TOKEN`. `--release X.Y.Z` is the add-on
+//! release a component runs as (the gates of `burst_rules::release`).
 //!
-//! Run the virtual node against a cluster and a CCI endpoint:
+//! # `virtual-kubelet`: the virtual node
 //!
 //! ```text
 //! CCI_TOKEN=secret bursting-engine virtual-kubelet \
 //!     --kubeconfig ~/.kube/config \
 //!     --cci-endpoint http://127.0.0.1:8443 \
-//!     --cluster-id my-cluster
+//!     --cluster-id my-cluster [--release 1.5.18]
 //! ```
 //!
-//! Besides the node, its lease and its pods, the engine reads the ConfigMaps, Secrets and
-//! PersistentVolumeClaims burst pods use and watches ConfigMaps and Secrets in all namespaces
-//! (metadata only), to mirror them to CCI: its identity needs `get` on those three and `list`,
-//! `watch` on the first two, cluster-wide; and `patch` on its node, which it cordons for
-//! `--lock-duration-secs` (default 30 minutes) when CCI answers sold out (see `lock`).
+//! Pods bound to the node run on CCI in the namespace `bursting-{clusterID}`. New CCI pods get
+//! the sidecar of `--release` (default 1.5.18; annotation `bursting.cci.io/sidecar-protocol`:
+//! `v2` from 1.5.18, else `v1`), its volume gates, and record it (`bursting.cci.io/release`).
+//! Pods already on CCI are never recreated or rewritten when the engine restarts at another
+//! release. SIGINT or SIGTERM stops it; the node and the CCI pods are left in place.
 //!
-//! `--release X.Y.Z` (default 1.5.18) is the add-on release the engine runs as: new CCI pods get
-//! that release's sidecar (annotation `bursting.cci.io/sidecar-protocol`: `v2` from 1.5.18, else
-//! `v1`) and volume gates, and record it (`bursting.cci.io/release`). Pods already on CCI are
-//! never rewritten when the engine restarts at another release.
+//! RBAC: besides the node, its lease and its pods (and their status and events), the engine
+//! reads the ConfigMaps, Secrets and PersistentVolumeClaims burst pods use and watches
+//! ConfigMaps and Secrets in all namespaces (metadata only), to mirror them to CCI: its identity
+//! needs `get` on those three and `list`, `watch` on the first two, cluster-wide; and `patch` on
+//! its node, which it cordons for `--lock-duration-secs` (default 30 minutes) when CCI answers
+//! sold out (see `lock`).
 //!
-//! Without `--kubeconfig` the usual inference applies (`KUBECONFIG`, `~/.kube/config`, or the
-//! in-cluster service account). Logs go to stderr; set their level with `RUST_LOG` (default
-//! `info`). SIGINT or SIGTERM stops it cleanly; the node and the CCI pods are left in place.
+//! # `webhook`: the admission webhook
+//!
+//! ```text
+//! bursting-engine webhook --release 1.5.18 --listen 0.0.0.0:8443 \
+//!     --tls-cert-file tls.crt --tls-key-file tls.key
+//! ```
+//!
+//! Prints `webhook listening on https://ADDR`. RBAC: `get` on the workloads that own pods
+//! (ReplicaSets, Deployments, StatefulSets, Jobs, CronJobs, DaemonSets), `list` on pods,
+//! PersistentVolumeClaims and StorageClasses, `create` on events.
+//!
+//! # `proxy`: the network interconnect (BEHAVIOR.md §10)
+//!
+//! ```text
+//! CCI_TOKEN=secret bursting-engine proxy --cci-endpoint http://127.0.0.1:8443 \
+//!     --cluster-id my-cluster [--release 1.5.18] [--resync-secs 10]
+//! ```
+//!
+//! Ensures the CCI namespace and keeps the `ProxyRegistration` `cluster-proxy` in it: every
+//! Service (`*`), protocols `v1` (and `v2` from 1.5.18), re-asserted every `--resync-secs`.
+//! Prints `proxy registered` once first registered. SIGINT or SIGTERM stops it and leaves the
+//! registration in place (a rolling upgrade replaces the proxy; the uninstall gc removes it).
+//! RBAC: none in the cluster (`--kubeconfig` is accepted and not used); only the CCI token.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -52,6 +80,30 @@ enum Command {
     VirtualKubelet(VirtualKubeletArgs),
     /// Serve the admission webhook (POST /mutate) over TLS.
     Webhook(WebhookArgs),
+    /// Run the network-interconnect proxy: keep its registration on CCI.
+    Proxy(ProxyArgs),
+}
+
+#[derive(Args)]
+struct ProxyArgs {
+    /// Accepted like the other components' flag and not used: the proxy needs no cluster access.
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
+    /// Base URL of the CCI API, e.g. http://127.0.0.1:8443.
+    #[arg(long, value_name = "URL")]
+    cci_endpoint: String,
+    /// Token sent as X-Auth-Token to CCI.
+    #[arg(long, env = "CCI_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    cci_token: String,
+    /// The cluster's ID; the registration lives in the CCI namespace bursting-{ID}.
+    #[arg(long, value_name = "ID")]
+    cluster_id: String,
+    /// The add-on release the proxy runs as: it speaks v1, and v2 too from 1.5.18.
+    #[arg(long, value_name = "X.Y.Z", default_value_t = DEFAULT_RELEASE, value_parser = parse_release)]
+    release: Release,
+    /// How often the registration is re-asserted, in seconds.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    resync_secs: u64,
 }
 
 #[derive(Args)]
@@ -130,6 +182,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::VirtualKubelet(args) => virtual_kubelet(args).await,
         Command::Webhook(args) => webhook(args).await,
+        Command::Proxy(args) => proxy(args).await,
     }
 }
 
@@ -250,6 +303,41 @@ async fn virtual_kubelet(args: VirtualKubeletArgs) -> anyhow::Result<()> {
     vk::run(client, config, provider, shutdown).await?;
     background.abort_all();
     tracing::info!("stopped");
+    Ok(())
+}
+
+async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
+    bursting_engine::translate::check_cluster_id(&args.cluster_id)?;
+    let cci = CciClient::new(&args.cci_endpoint, args.cci_token)?;
+    if let Some(path) = &args.kubeconfig {
+        tracing::debug!(kubeconfig = %path.display(), "not used: the proxy needs no cluster access");
+    }
+    let shutdown = shutdown_signal()?;
+    tracing::info!(
+        cci = %args.cci_endpoint,
+        namespace = %cci_api::namespace_for_cluster(&args.cluster_id),
+        release = %args.release,
+        protocols = ?bursting_engine::proxy::protocols(args.release),
+        "starting the proxy"
+    );
+    let registered = || {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        // NB: a closed stdout must not stop the proxy; the log says the same.
+        let _ = writeln!(out, "proxy registered").and_then(|()| out.flush());
+    };
+    tokio::select! {
+        () = bursting_engine::proxy::run(
+            &cci,
+            &args.cluster_id,
+            args.release,
+            Duration::from_secs(args.resync_secs),
+            registered,
+        ) => {}
+        () = shutdown => {}
+    }
+    // The registration stays: a rolling upgrade replaces this pod, the uninstall gc removes it.
+    tracing::info!("stopped; the proxy registration is left in place");
     Ok(())
 }
 
