@@ -101,6 +101,27 @@ pub enum Error {
         "cluster id {0:?} must be lower-case alphanumerics and '-', start and end with an alphanumeric, and be at most 53 characters (the CCI namespace is bursting-{{cluster id}})"
     )]
     ClusterId(String),
+
+    /// A step of the uninstall gc failed (the cause is the CCI error).
+    #[error("gc: {step}")]
+    Gc {
+        /// What was being done, e.g. `delete pod bursting-c1/shop.web-0`.
+        step: String,
+        /// Why it failed.
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// A step of the uninstall gc did not finish before its deadline.
+    #[error("gc: {step}: not done after {}s; {left}", waited.as_secs())]
+    GcTimeout {
+        /// What was awaited, e.g. `wait for the pods of bursting-c1 to be gone`.
+        step: String,
+        /// How long it waited.
+        waited: std::time::Duration,
+        /// What is still there.
+        left: String,
+    },
 }
 
 impl Error {
@@ -144,7 +165,9 @@ impl From<Error> for vk::Error {
             | Error::Decode { .. }
             | Error::Waiting { .. }
             | Error::Cluster { .. }
-            | Error::NameTaken { .. } => vk::Error::Transient {
+            | Error::NameTaken { .. }
+            | Error::Gc { .. }
+            | Error::GcTimeout { .. } => vk::Error::Transient {
                 message: e.to_string(),
                 source: Some(Box::new(e)),
             },

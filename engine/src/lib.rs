@@ -8,11 +8,13 @@
 //! - [`node`]: what the virtual node looks like.
 //! - [`lock`]: the node lock taken when CCI is sold out.
 //! - [`proxy`]: the network-interconnect proxy's registration on CCI.
+//! - [`gc`]: the uninstall gc of a cluster's CCI namespace.
 #![warn(missing_docs)]
 
 pub mod cci;
 pub mod cluster;
 mod error;
+pub mod gc;
 pub mod lock;
 pub mod node;
 pub mod provider;

@@ -51,6 +51,24 @@
 //! Prints `proxy registered` once first registered. SIGINT or SIGTERM stops it and leaves the
 //! registration in place (a rolling upgrade replaces the proxy; the uninstall gc removes it).
 //! RBAC: none in the cluster (`--kubeconfig` is accepted and not used); only the CCI token.
+//!
+//! # `gc`: the uninstall gc (BEHAVIOR.md §8)
+//!
+//! ```text
+//! CCI_TOKEN=secret bursting-engine gc --scope resources|namespace \
+//!     --cci-endpoint http://127.0.0.1:8443 --cluster-id my-cluster
+//! ```
+//!
+//! What the add-on's `virtual-kubelet-*-resource-gc-jobs` (`--scope resources`) and
+//! `virtual-kubelet-*-namespace-gc-jobs` (`--scope namespace`) run: deletes every pod (grace 0),
+//! ConfigMap, Secret, PersistentVolumeClaim, Service, ProxyRegistration and network in
+//! `bursting-{clusterID}` and waits (up to 60 s) until no pod is left; with `namespace`, then
+//! deletes the namespace and waits until it is gone. No other CCI namespace is touched, and a
+//! second run, or a cluster with nothing on CCI, succeeds. Prints one summary line, e.g.
+//! `gc namespace bursting-abc: removed 3 pods, 2 configmaps, 1 secrets, 0 pvcs, 0 services,
+//! 1 proxyregistrations, 0 networks; namespace removed`, and exits 0; on an error it exits 1
+//! naming the failed step. RBAC: none in the cluster; only the CCI token (list and delete in the
+//! namespace, delete the namespace).
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -59,6 +77,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use burst_rules::release::Release;
+use bursting_engine::gc::Scope;
 use bursting_engine::lock::NodeLock;
 use bursting_engine::node::{self, cci_node_config};
 use bursting_engine::{CciClient, CciProvider, DEFAULT_RELEASE};
@@ -82,6 +101,42 @@ enum Command {
     Webhook(WebhookArgs),
     /// Run the network-interconnect proxy: keep its registration on CCI.
     Proxy(ProxyArgs),
+    /// Remove the cluster's resources (and namespace) from CCI: the uninstall gc.
+    Gc(GcArgs),
+}
+
+#[derive(Args)]
+struct GcArgs {
+    /// What to remove: everything in the namespace, or that and the namespace itself.
+    #[arg(long, value_enum)]
+    scope: GcScope,
+    /// Base URL of the CCI API, e.g. http://127.0.0.1:8443.
+    #[arg(long, value_name = "URL")]
+    cci_endpoint: String,
+    /// Token sent as X-Auth-Token to CCI.
+    #[arg(long, env = "CCI_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    cci_token: String,
+    /// The cluster's ID; only the CCI namespace bursting-{ID} is touched.
+    #[arg(long, value_name = "ID")]
+    cluster_id: String,
+}
+
+/// `--scope` of `gc`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum GcScope {
+    /// Pods, ConfigMaps, Secrets, claims, Services, proxy registrations, networks.
+    Resources,
+    /// All of the above, then the namespace.
+    Namespace,
+}
+
+impl From<GcScope> for Scope {
+    fn from(scope: GcScope) -> Self {
+        match scope {
+            GcScope::Resources => Scope::Resources,
+            GcScope::Namespace => Scope::Namespace,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -183,6 +238,7 @@ async fn main() -> anyhow::Result<()> {
         Command::VirtualKubelet(args) => virtual_kubelet(args).await,
         Command::Webhook(args) => webhook(args).await,
         Command::Proxy(args) => proxy(args).await,
+        Command::Gc(args) => gc(args).await,
     }
 }
 
@@ -338,6 +394,16 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
     }
     // The registration stays: a rolling upgrade replaces this pod, the uninstall gc removes it.
     tracing::info!("stopped; the proxy registration is left in place");
+    Ok(())
+}
+
+async fn gc(args: GcArgs) -> anyhow::Result<()> {
+    let cci = CciClient::new(&args.cci_endpoint, args.cci_token)?;
+    let report = bursting_engine::gc::collect(&cci, &args.cluster_id, args.scope.into()).await?;
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{report}")?;
+    out.flush()?;
     Ok(())
 }
 

@@ -12,11 +12,16 @@ fn engine(args: &[&str]) -> Output {
 }
 
 #[test]
-fn help_lists_the_virtual_kubelet_subcommand() {
+fn help_lists_every_subcommand() {
     let out = engine(&["--help"]);
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("virtual-kubelet"), "{stdout}");
+    for subcommand in ["virtual-kubelet", "webhook", "proxy", "gc"] {
+        assert!(
+            stdout.contains(subcommand),
+            "{subcommand} missing from:\n{stdout}"
+        );
+    }
 }
 
 #[test]
