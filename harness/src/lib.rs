@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod env;
 pub mod error;
 pub mod fixtures;
+pub mod hostnode;
 pub mod mock;
 pub mod pki;
 pub mod process;

@@ -1,0 +1,432 @@
+//! The host node's [`vk::Provider`]: a table of pods, each run by a task of
+//! [`super::runner`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::jiff::Timestamp;
+use kube::Resource as _;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use tokio::sync::watch;
+use vk::{LogOptions, RemotePod};
+
+use super::ips::IpPool;
+use super::probe::container_port;
+use super::runner::{self, GRACE_MAX};
+use super::sandbox::{self, Admin};
+use super::status::{ContainerRecord, PodState};
+use super::{HostNodeOptions, Registry};
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // NB: nothing panics while these locks are held; a poisoned table is still consistent.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What every pod task shares: the API, the images, where files go.
+pub(crate) struct Ctx {
+    pub client: kube::Client,
+    pub registry: Registry,
+    pub images: Vec<(String, PathBuf)>,
+    pub logs: PathBuf,
+    pub admin: Admin,
+    recorder: Recorder,
+}
+
+impl Ctx {
+    pub fn new(client: kube::Client, options: &HostNodeOptions, admin: Admin) -> Self {
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "kubelet".into(),
+                instance: Some(options.node_name.clone()),
+            },
+        );
+        Self {
+            client,
+            registry: options.registry.clone(),
+            images: options.images.clone(),
+            logs: options.logs.clone(),
+            admin,
+            recorder,
+        }
+    }
+
+    /// Publishes an event on the pod, as a kubelet would (best effort, in the background).
+    pub fn event(&self, pod: &Pod, warning: bool, reason: &str, note: &str) {
+        let event = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.into(),
+            note: Some(note.chars().take(1000).collect()),
+            action: reason.into(),
+            secondary: None,
+        };
+        let reference = pod.object_ref(&());
+        let recorder = self.recorder.clone();
+        tokio::spawn(async move {
+            if let Err(e) = recorder.publish(&event, &reference).await {
+                tracing::debug!(error = %e, "host node: could not publish an event");
+            }
+        });
+    }
+}
+
+/// One pod on the host node.
+pub(crate) struct PodHandle {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub ip: Ipv4Addr,
+    pub dir: PathBuf,
+    /// The pod as it was handed to us.
+    pub pod: Arc<Pod>,
+    state: Mutex<PodState>,
+    stop: watch::Sender<Option<Duration>>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    runs: AtomicU32,
+    /// Pids of the running processes, by container.
+    pids: Mutex<HashMap<String, u32>>,
+    /// Per container: where the previous and the current run's output start in its log.
+    log_starts: Mutex<HashMap<String, (u64, u64)>>,
+}
+
+impl PodHandle {
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// Changes the pod's state under its lock.
+    pub fn update<R>(&self, f: impl FnOnce(&mut PodState) -> R) -> R {
+        f(&mut lock(&self.state))
+    }
+
+    /// Changes one container's record (`init` picks the init containers).
+    pub fn update_container<R: Default>(
+        &self,
+        init: bool,
+        index: usize,
+        f: impl FnOnce(&mut ContainerRecord) -> R,
+    ) -> R {
+        self.update(|s| s.container_mut(init, index).map(f).unwrap_or_default())
+    }
+
+    /// Notes the pid of a container's running process (`None` once it ended).
+    pub fn set_pid(&self, container: &str, pid: Option<u32>) {
+        let mut pids = lock(&self.pids);
+        match pid {
+            Some(pid) => pids.insert(container.to_owned(), pid),
+            None => pids.remove(container),
+        };
+    }
+
+    /// A new run number for a container start.
+    pub fn next_run(&self) -> u32 {
+        self.runs.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Notes where a container's new run starts writing in its log.
+    pub fn mark_log_start(&self, container: &str, offset: u64) {
+        let mut starts = lock(&self.log_starts);
+        let entry = starts.entry(container.to_owned()).or_insert((0, 0));
+        *entry = (entry.1, offset);
+    }
+
+    fn labels(&self) -> &BTreeMap<String, String> {
+        static EMPTY: BTreeMap<String, String> = BTreeMap::new();
+        self.pod.metadata.labels.as_ref().unwrap_or(&EMPTY)
+    }
+
+    fn matches(&self, namespace: &str, selector: &BTreeMap<String, String>) -> bool {
+        self.namespace == namespace
+            && !selector.is_empty()
+            && selector
+                .iter()
+                .all(|(k, v)| self.labels().get(k) == Some(v))
+    }
+
+    /// Ready and not finished.
+    pub fn ready(&self) -> bool {
+        self.update(|s| s.ready() && !s.terminal())
+    }
+
+    /// The port a Service's `targetPort` names on this pod.
+    fn target_port(&self, target: &IntOrString) -> Option<u16> {
+        let spec = self.pod.spec.as_ref()?;
+        match target {
+            IntOrString::Int(n) => u16::try_from(*n).ok(),
+            IntOrString::String(_) => spec
+                .containers
+                .iter()
+                .find_map(|c| container_port(target, c)),
+        }
+    }
+
+    /// Stops every process (SIGTERM, SIGKILL after `grace`) and waits for the pod's task.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.stop.send_replace(Some(grace.min(GRACE_MAX)));
+        let task = lock(&self.task).take();
+        if let Some(mut task) = task {
+            // Bounded: grace + SIGKILL wait + supervisor stop; a task stuck past that is cut.
+            let limit = grace.min(GRACE_MAX) + Duration::from_secs(30);
+            if tokio::time::timeout(limit, &mut task).await.is_err() {
+                tracing::warn!(pod = %self.key(), "host node: pod task did not stop in time");
+                task.abort();
+            }
+        }
+    }
+}
+
+/// The provider: pods by UID, and the address pool.
+pub(crate) struct HostProvider {
+    pub ctx: Arc<Ctx>,
+    pods: Mutex<HashMap<String, Arc<PodHandle>>>,
+    ips: Mutex<IpPool>,
+}
+
+fn uid_of(pod: &Pod) -> &str {
+    pod.metadata.uid.as_deref().unwrap_or_default()
+}
+
+impl HostProvider {
+    pub fn new(ctx: Ctx) -> Self {
+        Self {
+            ctx: Arc::new(ctx),
+            pods: Mutex::new(HashMap::new()),
+            ips: Mutex::new(IpPool::default()),
+        }
+    }
+
+    fn handles(&self) -> Vec<Arc<PodHandle>> {
+        lock(&self.pods).values().cloned().collect()
+    }
+
+    /// The live pod named `namespace/name` (the newest, should two share the name).
+    pub fn find(&self, namespace: &str, name: &str) -> Option<Arc<PodHandle>> {
+        self.handles()
+            .into_iter()
+            .filter(|h| h.namespace == namespace && h.name == name)
+            .max_by_key(|h| h.update(|s| s.start_time))
+    }
+
+    /// Whether any pod of `namespace` matches `selector`.
+    pub fn any_match(&self, namespace: &str, selector: &BTreeMap<String, String>) -> bool {
+        self.handles()
+            .iter()
+            .any(|h| h.matches(namespace, selector))
+    }
+
+    /// Addresses of the ready pods matching `selector`, at the port `target` names on each.
+    pub fn ready_backends(
+        &self,
+        namespace: &str,
+        selector: &BTreeMap<String, String>,
+        target: &IntOrString,
+    ) -> Vec<SocketAddr> {
+        let mut backends: Vec<SocketAddr> = self
+            .handles()
+            .iter()
+            .filter(|h| h.matches(namespace, selector) && h.ready())
+            .filter_map(|h| Some(SocketAddr::from((h.ip, h.target_port(target)?))))
+            .collect();
+        backends.sort();
+        backends
+    }
+
+    /// Pids of the running processes of container `container` in the pods of `namespace` whose
+    /// names start with `prefix`.
+    pub fn running_pids(&self, namespace: &str, prefix: &str, container: &str) -> Vec<u32> {
+        self.handles()
+            .iter()
+            .filter(|h| h.namespace == namespace && h.name.starts_with(prefix))
+            .filter_map(|h| lock(&h.pids).get(container).copied())
+            .collect()
+    }
+
+    /// Stops every pod (the host node is going away).
+    pub async fn stop_all(&self) {
+        let handles = self.handles();
+        futures::future::join_all(handles.iter().map(|h| h.shutdown(Duration::from_secs(5)))).await;
+        let mut pods = lock(&self.pods);
+        let mut ips = lock(&self.ips);
+        for h in handles {
+            pods.remove(&h.uid);
+            ips.release(h.ip);
+        }
+    }
+}
+
+impl vk::Provider for HostProvider {
+    async fn create_pod(&self, pod: &Pod) -> vk::Result<()> {
+        let uid = uid_of(pod).to_owned();
+        if lock(&self.pods).contains_key(&uid) {
+            return Ok(());
+        }
+        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let Some(ip) = lock(&self.ips).allocate() else {
+            return Err(vk::Error::PodFailed {
+                reason: "OutOfAddresses".into(),
+                message: "the host node has no loopback address left for the pod".into(),
+            });
+        };
+        let dir = sandbox::pod_dir(&self.ctx.logs, &namespace, &name, &uid);
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            lock(&self.ips).release(ip);
+            return Err(vk::Error::transient(
+                format!("create the pod folder {}", dir.display()),
+                e,
+            ));
+        }
+        if let Ok(text) = serde_json::to_string_pretty(pod) {
+            let _ = std::fs::write(dir.join("pod.json"), text);
+        }
+        let spec = pod.spec.clone().unwrap_or_default();
+        let named = |cs: &[k8s_openapi::api::core::v1::Container]| -> Vec<(String, String)> {
+            cs.iter()
+                .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
+                .collect()
+        };
+        let state = PodState::new(
+            ip,
+            Timestamp::now(),
+            &named(spec.init_containers.as_deref().unwrap_or_default()),
+            &named(&spec.containers),
+        );
+        let (stop, stop_rx) = watch::channel(None);
+        let handle = Arc::new(PodHandle {
+            namespace,
+            name,
+            uid: uid.clone(),
+            ip,
+            dir,
+            pod: Arc::new(pod.clone()),
+            state: Mutex::new(state),
+            stop,
+            task: Mutex::new(None),
+            runs: AtomicU32::new(0),
+            pids: Mutex::new(HashMap::new()),
+            log_starts: Mutex::new(HashMap::new()),
+        });
+        let task = tokio::spawn(runner::run_pod(
+            Arc::clone(&self.ctx),
+            Arc::clone(&handle),
+            stop_rx,
+        ));
+        *lock(&handle.task) = Some(task);
+        tracing::info!(pod = %handle.key(), %ip, "host node: pod started");
+        lock(&self.pods).insert(uid, handle);
+        Ok(())
+    }
+
+    async fn delete_pod(&self, pod: &Pod) -> vk::Result<()> {
+        let uid = uid_of(pod);
+        let Some(handle) = lock(&self.pods).get(uid).cloned() else {
+            return Ok(());
+        };
+        let grace = pod
+            .metadata
+            .deletion_grace_period_seconds
+            .or_else(|| {
+                handle
+                    .pod
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.termination_grace_period_seconds)
+            })
+            .unwrap_or(30)
+            .max(0);
+        handle.shutdown(Duration::from_secs(grace as u64)).await;
+        lock(&self.pods).remove(uid);
+        lock(&self.ips).release(handle.ip);
+        tracing::info!(pod = %handle.key(), "host node: pod stopped");
+        Ok(())
+    }
+
+    async fn list_pods(&self) -> vk::Result<Vec<RemotePod>> {
+        let now = Timestamp::now();
+        Ok(self
+            .handles()
+            .iter()
+            .map(|h| RemotePod {
+                namespace: h.namespace.clone(),
+                name: h.name.clone(),
+                uid: h.uid.clone(),
+                status: Some(h.update(|s| s.pod_status(now))),
+            })
+            .collect())
+    }
+
+    async fn logs(&self, pod: &Pod, container: &str, options: &LogOptions) -> vk::Result<String> {
+        let handle = lock(&self.pods).get(uid_of(pod)).cloned().or_else(|| {
+            self.find(
+                pod.metadata.namespace.as_deref().unwrap_or_default(),
+                pod.metadata.name.as_deref().unwrap_or_default(),
+            )
+        });
+        let Some(handle) = handle else {
+            return Err(vk::Error::NotFound(format!(
+                "pod {}/{} is not on the host node",
+                pod.metadata.namespace.as_deref().unwrap_or_default(),
+                pod.metadata.name.as_deref().unwrap_or_default()
+            )));
+        };
+        let path = handle.dir.join(format!("{container}.log"));
+        let bytes = std::fs::read(&path).map_err(|_| {
+            vk::Error::NotFound(format!(
+                "no log for container {container} of {}",
+                handle.key()
+            ))
+        })?;
+        let (previous, current) = lock(&handle.log_starts)
+            .get(container)
+            .copied()
+            .unwrap_or((0, 0));
+        let (from, to) = if options.previous {
+            (previous, current)
+        } else {
+            (current, bytes.len() as u64)
+        };
+        let slice = &bytes[(from as usize).min(bytes.len())..(to as usize).min(bytes.len())];
+        Ok(log_text(slice, options.tail_lines))
+    }
+}
+
+/// A log's text without the supervisor's start banner, cut to the last `tail` lines.
+pub(crate) fn log_text(bytes: &[u8], tail: Option<i64>) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with("---- started by burstcert"))
+        .collect();
+    let skip = match tail {
+        Some(n) if n >= 0 => lines.len().saturating_sub(n as usize),
+        _ => 0,
+    };
+    let mut out = lines[skip..].join("\n");
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logs_drop_the_supervisor_banner_and_honour_tail_lines() {
+        let log = b"---- started by burstcert (pid 1) ----\none\ntwo\nthree\n";
+        assert_eq!(log_text(log, None), "one\ntwo\nthree\n");
+        assert_eq!(log_text(log, Some(2)), "two\nthree\n");
+        assert_eq!(log_text(log, Some(0)), "");
+    }
+}
