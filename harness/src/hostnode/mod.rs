@@ -14,7 +14,8 @@
 //! `name` one of [`HostNodeOptions::images`]; it stands for that local binary, which is the
 //! image's entrypoint. Any other image (another registry, another user, an unknown name) leaves
 //! the container waiting `ErrImagePull` (`failed to pull image "X": not found in registry
-//! {address}/{user}`), then `ImagePullBackOff`, over and over; the pod stays `Pending` and
+//! {address}/{user}`) for 3 s, then `ImagePullBackOff` for 10 s, 20 s, … (at most 5 min), and
+//! round again, with `Failed` / `BackOff` events like a kubelet's; the pod stays `Pending` and
 //! nothing of it starts.
 //!
 //! # Processes
@@ -81,14 +82,24 @@
 //! # Services
 //!
 //! See [`service_proxy`]: Services selecting host-node pods are reachable at
-//! [`service_vip`]`(namespace, name)` on each of their TCP ports.
+//! [`service_vip`]`(namespace, name)` on each of their TCP ports ([`service_url`] for
+//! `https://`). Ports below 1024 (a webhook Service's 443) need root or
+//! `CAP_NET_BIND_SERVICE`, which the harness has on CI; otherwise the listener is logged as
+//! failing.
+//!
+//! # For diagnoses and faults
+//!
+//! [`HostNode::pod_dir`], [`HostNode::pod_log`] and [`HostNode::newest_log`] find pod folders
+//! and logs (also of pods already gone); [`HostNode::kill_containers`] SIGKILLs running
+//! containers as a crash would.
 //!
 //! # Not done
 //!
 //! Liveness/startup probes, `exec`/`grpc` probes, `resourceFieldRef`, resource limits, native
 //! sidecars (init containers with `restartPolicy: Always` run as ordinary init containers),
 //! `kubectl logs`/`exec` through the API server (there is no kubelet port; use
-//! [`HostNode::pod_log`]), UDP Services.
+//! [`HostNode::pod_log`]; the provider's `logs` honours `tailLines` and `previous`, not
+//! `timestamps`), UDP Services, readiness gates.
 
 mod expand;
 mod image;
