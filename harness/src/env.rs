@@ -1,10 +1,13 @@
-//! The shared test environment: one local cluster, one mock CCI and one engine per test binary.
+//! The shared test environment: one local cluster, one mock CCI, the host node and the add-on
+//! installed from its manifests, per test binary.
 //!
-//! Bringing up a control plane costs seconds to tens of seconds; the full suite has about a
-//! hundred scenarios. So each test binary (one per scenario family) brings one environment up on
-//! first use and shares it; each scenario gets its own namespace ([`crate::scenario`]). Every
-//! process is guarded ([`crate::process`]): when the test binary exits, passes, fails or panics,
-//! the engine, the mock and the whole control plane are stopped.
+//! Bringing up a control plane costs seconds; the full suite has about a hundred scenarios. So
+//! each test binary (one per scenario family) brings one environment up on first use and shares
+//! it; each scenario gets its own namespace ([`crate::scenario`]). The engine is not started by
+//! the harness: the add-on is installed the way the cloud installs it ([`crate::addon`]), and its
+//! virtual kubelet, webhook and proxy run as pods on the host node ([`crate::hostnode`]), as local
+//! processes. Every process is guarded ([`crate::process`]): when the test binary exits, passes,
+//! fails or panics, the add-on's processes, the mock and the whole control plane are stopped.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -13,10 +16,16 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::Api;
 
+use burst_rules::release::Release;
+
+use crate::addon::lifecycle::{self, Status};
+use crate::addon::params::{ClusterType, ENGINE_IMAGE, InstallParams, NetworkMode, Spec};
+use crate::addon::render::{self, Target};
 use crate::cluster::local::{LocalCluster, LocalOptions};
 use crate::cluster::nodes::{NodeShape, create_nodes};
 use crate::cluster::{ClusterProvider, client_for};
 use crate::error::{Error, Result};
+use crate::hostnode::{self, HostNode, HostNodeOptions, Registry};
 use crate::mock::MockCci;
 use crate::process::{Guarded, tail_file};
 use crate::progress::Progress;
@@ -47,7 +56,14 @@ pub fn lock_seconds() -> u64 {
 /// How many ordinary (kwok) nodes the shared cluster gets.
 pub const DEFAULT_KWOK_NODES: usize = 2;
 
-/// A running environment: cluster, mock CCI, engine.
+/// The registry address the host node serves the add-on's image under.
+pub const REGISTRY: &str = "swr.burstcert.local";
+/// The registry user of the add-on's image.
+pub const REGISTRY_USER: &str = "burstcert";
+/// Pod capacity of the host node.
+pub const HOST_NODE_PODS: u32 = 40;
+
+/// A running environment: cluster, mock CCI, host node, the add-on.
 #[derive(Debug)]
 pub struct Env {
     cluster: Mutex<LocalCluster>,
@@ -55,49 +71,31 @@ pub struct Env {
     cluster_name: String,
     /// The mock CCI, as the tenant the engine uses.
     pub mock: MockCci,
-    /// The cluster id the engine was started with.
+    /// The cluster id the add-on was installed with.
     pub cluster_id: String,
     /// The CCI namespace of this cluster, `bursting-{cluster_id}`.
     pub cci_namespace: String,
-    /// Where the engine's and the mock's logs go.
+    /// Where the add-on's, the host node's and the mock's logs go.
     pub logs: PathBuf,
-    engine: Mutex<Guarded>,
-    engine_launch: EngineLaunch,
+    host: Mutex<HostNode>,
+    target: Target,
+    defaults: InstallParams,
     /// The API server, once [`Env::restart_api_server`] restarted it (kwokctl started the first).
     api_server: Mutex<Option<Guarded>>,
-    _webhook: Guarded,
     _mock_process: Guarded,
-}
-
-/// How the engine is started, kept so it can be restarted.
-#[derive(Debug, Clone)]
-struct EngineLaunch {
-    binary: PathBuf,
-    args: Vec<String>,
-    envs: Vec<(String, String)>,
-    log: PathBuf,
-}
-
-impl EngineLaunch {
-    fn spawn(&self) -> Result<Guarded> {
-        Guarded::spawn(
-            "bursting-engine",
-            &self.binary,
-            &self.args,
-            &self.envs,
-            &self.log,
-        )
-    }
 }
 
 static SHARED: OnceLock<std::result::Result<Env, String>> = OnceLock::new();
 static RELEASE: OnceLock<String> = OnceLock::new();
 
-/// Name of the webhook configuration the environment registers.
-pub const WEBHOOK_CONFIGURATION: &str = "bursting-webhook";
+/// Serializes the scenarios that change the add-on or other cluster-wide state (install,
+/// upgrade, uninstall, node labels): they share one cluster with each other.
+static LIFECYCLE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Name of the validating webhook configuration (Services) the environment registers.
-pub const VALIDATING_WEBHOOK_CONFIGURATION: &str = "bursting-webhook-validate";
+/// Waits for the lifecycle lock (see [`LIFECYCLE`]); hold the guard for the whole scenario.
+pub async fn lifecycle_lock() -> tokio::sync::MutexGuard<'static, ()> {
+    LIFECYCLE.lock().await
+}
 
 /// Sets the add-on release the shared environment runs the engine as (before it starts;
 /// default [`crate::certify::DEFAULT_RELEASE`]). Returns false if it was already set differently.
@@ -176,50 +174,84 @@ impl Env {
             })?;
         let mock_url = runtime.block_on(mock_address(&mock_log))?;
         let mock = MockCci::new(&mock_url, &token);
-
-        let engine_args = vec![
-            "virtual-kubelet".to_owned(),
-            "--kubeconfig".into(),
-            kubeconfig.display().to_string(),
-            "--cci-endpoint".into(),
-            mock_url.clone(),
-            "--cluster-id".into(),
-            cluster_id.clone(),
-            "--node-name".into(),
-            VIRTUAL_NODE.into(),
-            "--lock-duration-secs".into(),
-            lock_seconds().to_string(),
-        ];
-        let engine_log = logs.join("engine.log");
-        let engine_launch = EngineLaunch {
-            binary: workspace_binary("bursting-engine", "bursting-engine", ENGINE_BIN_ENV)?,
-            args: engine_args,
-            envs: vec![
-                ("CCI_TOKEN".into(), token.clone()),
-                ("RUST_LOG".into(), "info".into()),
-            ],
-            log: engine_log.clone(),
-        };
-        let engine = runtime.block_on(async {
+        runtime.block_on(async {
             let client = client_for(&kubeconfig).await?;
             let shapes: Vec<NodeShape> = (0..DEFAULT_KWOK_NODES).map(NodeShape::standard).collect();
-            create_nodes(&client, &shapes).await?;
-            let engine = engine_launch.spawn()?;
-            let step =
-                progress.spinner("wait for nodes to be Ready (kwok nodes and bursting-node)");
-            let names: Vec<String> = shapes
-                .iter()
-                .map(|s| s.name.clone())
-                .chain([VIRTUAL_NODE.to_owned()])
-                .collect();
-            wait_nodes_ready(&client, &names, &engine_log).await?;
-            step.finish("nodes Ready");
-            let step = progress.spinner("start the admission webhook and register it");
-            let webhook = start_webhook(&client, &kubeconfig, &logs).await?;
-            step.finish("webhook registered");
-            Ok::<_, Error>((engine, webhook))
+            create_nodes(&client, &shapes).await
         })?;
-        let (engine, webhook) = engine;
+
+        let step = progress.spinner("start the host node (it runs the add-on's pods as processes)");
+        let host = HostNode::start(HostNodeOptions {
+            node_name: hostnode::HOST_NODE.into(),
+            registry: Registry {
+                address: REGISTRY.into(),
+                user: REGISTRY_USER.into(),
+            },
+            images: vec![(
+                ENGINE_IMAGE.into(),
+                workspace_binary("bursting-engine", "bursting-engine", ENGINE_BIN_ENV)?,
+            )],
+            kubeconfig: kubeconfig.clone(),
+            logs: logs.join("host"),
+            pods: HOST_NODE_PODS,
+            cpu: "8".into(),
+            memory: "16Gi".into(),
+        })?;
+        step.finish("host node Ready");
+
+        let target = Target::Local {
+            webhook_url: hostnode::service_url(
+                render::NAMESPACE,
+                render::WEBHOOK,
+                render::WEBHOOK_SERVICE_PORT as u16,
+            ),
+            host_label: hostnode::HOST_NODE_LABEL.into(),
+        };
+        let defaults = InstallParams {
+            release: Release::parse(release()).map_err(|e| Error::Step {
+                step: "read the release to install".into(),
+                detail: e.to_string(),
+            })?,
+            spec: Spec::Single,
+            interconnect: true,
+            swr_addr: REGISTRY.into(),
+            swr_user: REGISTRY_USER.into(),
+            cluster_id: cluster_id.clone(),
+            cluster_name: cluster_name.clone(),
+            network_mode: NetworkMode::Vpc,
+            cluster_type: ClusterType::Standard,
+            vpc_id: "vpc-local".into(),
+            subnet_id: "subnet-local".into(),
+            subnet_cidr: "192.168.0.0/16".into(),
+            project_id: "project-local".into(),
+            cci_endpoint: mock_url.clone(),
+            cci_token: token.clone(),
+            lock_duration_secs: Some(lock_seconds()),
+        };
+        runtime.block_on(async {
+            let client = client_for(&kubeconfig).await?;
+            // The node lifecycle controller lifts the not-ready taint a moment after the node
+            // turns Ready; until then nothing may be scheduled there (install would rightly refuse).
+            wait::until(
+                "the host node to be schedulable (no not-ready taint)",
+                Duration::from_secs(60),
+                || async {
+                    let facts = lifecycle::node_facts(&client, &target).await?;
+                    Ok(facts
+                        .iter()
+                        .any(|f| f.name == hostnode::HOST_NODE && f.ineligible.is_none())
+                        .then_some(()))
+                },
+                || async {
+                    match lifecycle::node_facts(&client, &target).await {
+                        Ok(facts) => format!("{facts:#?}"),
+                        Err(e) => e.to_string(),
+                    }
+                },
+            )
+            .await?;
+            lifecycle::install(&client, &defaults, &target, &progress).await
+        })?;
         Ok(Self {
             cluster: Mutex::new(cluster),
             kubeconfig,
@@ -228,12 +260,44 @@ impl Env {
             cci_namespace: cci_api::namespace_for_cluster(&cluster_id),
             cluster_id,
             logs,
-            engine: Mutex::new(engine),
-            engine_launch,
+            host: Mutex::new(host),
+            target,
+            defaults,
             api_server: Mutex::new(None),
-            _webhook: webhook,
             _mock_process: mock_process,
         })
+    }
+
+    /// Where the add-on runs: the host node, webhooks through its service proxy.
+    pub fn addon_target(&self) -> &Target {
+        &self.target
+    }
+
+    /// The parameters the environment installs the add-on with (release, interconnect on, the
+    /// host node's registry, the mock as CCI, the shortened node lock).
+    pub fn addon_defaults(&self) -> &InstallParams {
+        &self.defaults
+    }
+
+    /// Puts the add-on back as the environment installed it: upgraded (or rolled) back to the
+    /// default parameters when they differ, installed again when it was uninstalled, cleared and
+    /// installed when an uninstall left it DeleteFailed.
+    pub async fn restore_addon(&self) -> Result<()> {
+        let client = self.client().await?;
+        let quiet = Progress::quiet();
+        match lifecycle::state(&client).await? {
+            Some(state) if matches!(state.status, Status::Running | Status::UpgradeFailed) => {
+                if state.status == Status::Running && state.params == self.defaults {
+                    return Ok(());
+                }
+                lifecycle::upgrade(&client, &self.defaults, &self.target, &quiet).await
+            }
+            Some(_) => {
+                lifecycle::force_remove(&client).await?;
+                lifecycle::install(&client, &self.defaults, &self.target, &quiet).await
+            }
+            None => lifecycle::install(&client, &self.defaults, &self.target, &quiet).await,
+        }
     }
 
     /// A new kube client for this environment (clients belong to the runtime that made them,
@@ -252,44 +316,88 @@ impl Env {
         &self.cluster_name
     }
 
-    /// The last lines of the webhook's log, for diagnoses.
+    /// The last lines of the webhook's log (its newest pod on the host node), for diagnoses.
     pub fn webhook_log_tail(&self, lines: usize) -> String {
-        tail_file(&self.logs.join("webhook.log"), lines)
+        self.component_log_tail(render::WEBHOOK, "webhook", lines)
     }
 
-    /// The last lines of the engine's log, for diagnoses.
+    /// The last lines of the engine's log (the virtual kubelet's newest pod), for diagnoses.
     pub fn engine_log_tail(&self, lines: usize) -> String {
-        match self.engine.lock() {
-            Ok(engine) => engine.log_tail(lines),
-            Err(_) => tail_file(&self.logs.join("engine.log"), lines),
+        self.component_log_tail(render::VIRTUAL_KUBELET, "virtual-kubelet", lines)
+    }
+
+    fn component_log_tail(&self, deployment: &str, container: &str, lines: usize) -> String {
+        let prefix = format!("{}_{deployment}-", render::NAMESPACE);
+        match self.host.lock() {
+            Ok(host) => match host.newest_log(&prefix, container) {
+                Some(path) => tail_file(&path, lines),
+                None => format!("(no log of {deployment} on the host node yet)"),
+            },
+            Err(_) => "(host node handle poisoned)".into(),
         }
     }
 
-    /// Kills the engine with SIGKILL, as a crash would. Restart it with [`Env::start_engine`].
-    pub fn kill_engine(&self) -> Result<()> {
-        let mut engine = self.engine.lock().map_err(|_| Error::Step {
-            step: "kill the engine".into(),
-            detail: "engine handle poisoned".into(),
-        })?;
-        let killed = engine.kill_program()?;
-        if killed.is_empty() {
+    /// Kills the virtual kubelet's process with SIGKILL, as a crash would; the host node
+    /// restarts it under its pod's restart policy, as a kubelet would. Returns the restart count
+    /// before the kill, for [`Env::wait_engine_restarted`].
+    pub async fn kill_engine(&self) -> Result<i32> {
+        let before = self.engine_restarts().await?;
+        let killed = {
+            let host = self.host.lock().map_err(|_| Error::Step {
+                step: "kill the engine".into(),
+                detail: "host node handle poisoned".into(),
+            })?;
+            host.kill_containers(
+                render::NAMESPACE,
+                &format!("{}-", render::VIRTUAL_KUBELET),
+                "virtual-kubelet",
+            )
+        };
+        if killed == 0 {
             return Err(Error::Step {
                 step: "kill the engine".into(),
-                detail: "no engine process was running".into(),
+                detail: "no virtual-kubelet process was running on the host node".into(),
             });
         }
-        Ok(())
+        Ok(before)
     }
 
-    /// Starts the engine again with the same arguments (the old handle is stopped first).
-    pub fn start_engine(&self) -> Result<()> {
-        let mut engine = self.engine.lock().map_err(|_| Error::Step {
-            step: "start the engine".into(),
-            detail: "engine handle poisoned".into(),
-        })?;
-        engine.stop();
-        *engine = self.engine_launch.spawn()?;
-        Ok(())
+    /// The virtual kubelet container's restart count (the highest of its pods).
+    async fn engine_restarts(&self) -> Result<i32> {
+        let client = self.client().await?;
+        let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client, render::NAMESPACE);
+        let list = pods
+            .list(
+                &kube::api::ListParams::default()
+                    .labels("app.kubernetes.io/component=virtual-kubelet"),
+            )
+            .await
+            .map_err(|source| Error::Kube {
+                context: "list the virtual kubelet's pods".into(),
+                source,
+            })?;
+        Ok(list
+            .items
+            .iter()
+            .flat_map(|p| {
+                p.status
+                    .iter()
+                    .flat_map(|s| s.container_statuses.iter().flatten())
+            })
+            .map(|c| c.restart_count)
+            .max()
+            .unwrap_or(0))
+    }
+
+    /// Waits until the virtual kubelet was restarted after [`Env::kill_engine`] and runs.
+    pub async fn wait_engine_restarted(&self, before: i32) -> Result<()> {
+        wait::until(
+            "the host node to restart the killed virtual kubelet",
+            Duration::from_secs(60),
+            || async { Ok((self.engine_restarts().await? > before).then_some(())) },
+            || async { self.engine_log_tail(20) },
+        )
+        .await
     }
 
     /// Restarts the cluster's kube-apiserver: SIGTERM to the running one (its pid from
@@ -399,8 +507,8 @@ impl Env {
 
     /// Tears the cluster down now (tests normally leave that to process exit).
     pub fn destroy(&self) -> Result<()> {
-        if let Ok(mut engine) = self.engine.lock() {
-            engine.stop();
+        if let Ok(mut host) = self.host.lock() {
+            host.stop();
         }
         match self.cluster.lock() {
             Ok(mut cluster) => cluster.destroy(),
@@ -427,184 +535,6 @@ async fn printed_address(log: &Path, prefix: &str, who: &str) -> Result<String> 
                 .map(|s| s.trim().to_owned()))
         },
         || async { tail_file(log, 20) },
-    )
-    .await
-}
-
-/// Starts `bursting-engine webhook` with a fresh CA and serving certificate, and registers it
-/// for pod creation. `failurePolicy: Fail`: a pod meant for CCI must never be admitted
-/// unmutated because the webhook was down (UP-03); system namespaces are exempt so the cluster
-/// itself never depends on it.
-async fn start_webhook(client: &kube::Client, kubeconfig: &Path, logs: &Path) -> Result<Guarded> {
-    use k8s_openapi::api::admissionregistration::v1::{
-        MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations, ValidatingWebhook,
-        ValidatingWebhookConfiguration, WebhookClientConfig,
-    };
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
-    use kube::api::PostParams;
-
-    let pki = crate::pki::generate(&["localhost".into()], &["127.0.0.1".parse().expect("ip")])?;
-    let cert = logs.join("webhook.crt");
-    let key = logs.join("webhook.key");
-    std::fs::create_dir_all(logs).map_err(|source| Error::Io {
-        context: format!("create {}", logs.display()),
-        source,
-    })?;
-    for (path, text) in [(&cert, &pki.cert_pem), (&key, &pki.key_pem)] {
-        std::fs::write(path, text).map_err(|source| Error::Io {
-            context: format!("write {}", path.display()),
-            source,
-        })?;
-    }
-    let log = logs.join("webhook.log");
-    let webhook = Guarded::spawn(
-        "bursting-webhook",
-        &workspace_binary("bursting-engine", "bursting-engine", ENGINE_BIN_ENV)?,
-        &[
-            "webhook".into(),
-            "--kubeconfig".into(),
-            kubeconfig.display().to_string(),
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--tls-cert-file".into(),
-            cert.display().to_string(),
-            "--tls-key-file".into(),
-            key.display().to_string(),
-            "--release".into(),
-            release().to_owned(),
-        ],
-        &[("RUST_LOG".into(), "info".into())],
-        &log,
-    )?;
-    let url = printed_address(&log, "webhook listening on ", "the webhook").await?;
-    let config = MutatingWebhookConfiguration {
-        metadata: kube::api::ObjectMeta {
-            name: Some(WEBHOOK_CONFIGURATION.into()),
-            ..Default::default()
-        },
-        webhooks: Some(vec![MutatingWebhook {
-            name: "pods.bursting.cci.io".into(),
-            admission_review_versions: vec!["v1".into()],
-            client_config: WebhookClientConfig {
-                url: Some(format!("{url}/mutate")),
-                ca_bundle: Some(k8s_openapi::ByteString(pki.ca_pem.into_bytes())),
-                ..Default::default()
-            },
-            failure_policy: Some("Fail".into()),
-            side_effects: "None".into(),
-            timeout_seconds: Some(10),
-            namespace_selector: Some(LabelSelector {
-                match_expressions: Some(vec![LabelSelectorRequirement {
-                    key: "kubernetes.io/metadata.name".into(),
-                    operator: "NotIn".into(),
-                    values: Some(vec![
-                        "kube-system".into(),
-                        "kube-node-lease".into(),
-                        "kube-public".into(),
-                    ]),
-                }]),
-                ..Default::default()
-            }),
-            rules: Some(vec![RuleWithOperations {
-                operations: Some(vec!["CREATE".into()]),
-                api_groups: Some(vec!["".into()]),
-                api_versions: Some(vec!["v1".into()]),
-                resources: Some(vec!["pods".into()]),
-                scope: Some("Namespaced".into()),
-            }]),
-            ..Default::default()
-        }]),
-    };
-    let hook = config.webhooks.as_ref().expect("one webhook")[0].clone();
-    Api::<MutatingWebhookConfiguration>::all(client.clone())
-        .create(&PostParams::default(), &config)
-        .await
-        .map_err(|source| Error::Kube {
-            context: format!("register the webhook configuration {WEBHOOK_CONFIGURATION}"),
-            source,
-        })?;
-    let validating = ValidatingWebhookConfiguration {
-        metadata: kube::api::ObjectMeta {
-            name: Some(VALIDATING_WEBHOOK_CONFIGURATION.into()),
-            ..Default::default()
-        },
-        webhooks: Some(vec![ValidatingWebhook {
-            name: "services.bursting.cci.io".into(),
-            admission_review_versions: vec!["v1".into()],
-            client_config: WebhookClientConfig {
-                url: Some(format!("{url}/validate")),
-                ..hook.client_config.clone()
-            },
-            failure_policy: Some("Fail".into()),
-            side_effects: "None".into(),
-            timeout_seconds: Some(10),
-            namespace_selector: hook.namespace_selector.clone(),
-            rules: Some(vec![RuleWithOperations {
-                operations: Some(vec!["CREATE".into(), "UPDATE".into()]),
-                api_groups: Some(vec!["".into()]),
-                api_versions: Some(vec!["v1".into()]),
-                resources: Some(vec!["services".into()]),
-                scope: Some("Namespaced".into()),
-            }]),
-            ..Default::default()
-        }]),
-    };
-    Api::<ValidatingWebhookConfiguration>::all(client.clone())
-        .create(&PostParams::default(), &validating)
-        .await
-        .map_err(|source| Error::Kube {
-            context: format!(
-                "register the webhook configuration {VALIDATING_WEBHOOK_CONFIGURATION}"
-            ),
-            source,
-        })?;
-    Ok(webhook)
-}
-
-async fn wait_nodes_ready(
-    client: &kube::Client,
-    names: &[String],
-    engine_log: &Path,
-) -> Result<()> {
-    let api: Api<Node> = Api::all(client.clone());
-    wait::until(
-        &format!("nodes {} to be Ready", names.join(", ")),
-        Duration::from_secs(90),
-        || async {
-            for name in names {
-                let Some(node) = api.get_opt(name).await.map_err(|source| Error::Kube {
-                    context: format!("get node {name}"),
-                    source,
-                })?
-                else {
-                    return Ok(None);
-                };
-                if !node_ready(&node) {
-                    return Ok(None);
-                }
-            }
-            Ok(Some(()))
-        },
-        || async {
-            let nodes = api.list(&Default::default()).await.map(|l| {
-                l.items
-                    .iter()
-                    .map(|n| {
-                        format!(
-                            "  {} ready={}",
-                            n.metadata.name.as_deref().unwrap_or("?"),
-                            node_ready(n)
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            });
-            format!(
-                "nodes:\n{}\nengine log:\n{}",
-                nodes.unwrap_or_else(|e| e.to_string()),
-                tail_file(engine_log, 30)
-            )
-        },
     )
     .await
 }

@@ -7,6 +7,10 @@
 //! burstcert cluster list
 //! burstcert cluster down [--name N]
 //! burstcert tools build                          # builds the pinned Kubernetes binaries now
+//! burstcert up [--release X.Y.Z]                 # cluster + mock CCI + host node + add-on, until Ctrl-C
+//! burstcert addon install|upgrade|rollback|uninstall|configure|status [--kubeconfig P] [params]
+//! burstcert render [params] [--local]           # the add-on's objects as YAML
+//! burstcert cci purge --cluster-id X --cci-endpoint URL   # what a deleted cluster left on CCI
 //! ```
 
 use std::process::ExitCode;
@@ -43,9 +47,14 @@ enum Command {
         /// The add-on release to certify the engine as.
         #[arg(long, default_value = burstcert::certify::DEFAULT_RELEASE)]
         release: String,
-        /// Cluster to run on. Only `local` exists yet (kind and existing clusters are planned).
-        #[arg(long, default_value = "local", value_parser = ["local"])]
+        /// Cluster to run on: `local` (a fresh local cluster, the mock CCI and the add-on),
+        /// `existing` (the cluster of --kubeconfig; scenarios needing the mock report not
+        /// applicable) or `kind` (not available here: its node image cannot be fetched).
+        #[arg(long, default_value = "local", value_parser = ["local", "existing", "kind"])]
         cluster: String,
+        /// Kubeconfig of the existing cluster (with --cluster existing).
+        #[arg(long, value_name = "PATH", required_if_eq("cluster", "existing"))]
+        kubeconfig: Option<std::path::PathBuf>,
         /// Run only these scenario IDs or families (e.g. `WL-02`, `VK`); repeatable.
         #[arg(long, num_args = 1..)]
         focus: Vec<String>,
@@ -55,6 +64,32 @@ enum Command {
         /// Folder for the report.
         #[arg(long, default_value = "burstcert-report")]
         report: std::path::PathBuf,
+    },
+    /// Bring up the whole environment and keep it until Ctrl-C: a local cluster, the mock CCI,
+    /// the host node and the add-on installed from its manifests. Prints the kubeconfig, so
+    /// `kubectl` and `burstcert addon …` can be used on it from another terminal.
+    Up {
+        /// The add-on release to install.
+        #[arg(long, default_value = burstcert::certify::DEFAULT_RELEASE)]
+        release: String,
+    },
+    /// The add-on's lifecycle on a cluster (state in kube-system/bursting-addon).
+    Addon {
+        #[command(subcommand)]
+        command: burstcert::addon::cli::AddonCommand,
+    },
+    /// Print the add-on's objects as YAML, rendered from install parameters.
+    Render {
+        #[command(flatten)]
+        params: burstcert::addon::cli::ParamsArgs,
+        /// Render for a local burstcert cluster (pods on the host node, webhooks by URL).
+        #[arg(long)]
+        local: bool,
+    },
+    /// Operations on the CCI side.
+    Cci {
+        #[command(subcommand)]
+        command: CciCommand,
     },
     /// Local clusters: a real control plane and kwok nodes, as processes on loopback.
     Cluster {
@@ -90,6 +125,23 @@ enum ClusterCommand {
 }
 
 #[derive(Subcommand)]
+enum CciCommand {
+    /// Remove what a cluster deleted without uninstall left on CCI (its bursting-{id}
+    /// namespace and billable pods), and report it.
+    Purge {
+        /// The deleted cluster's id.
+        #[arg(long)]
+        cluster_id: String,
+        /// Base URL of the CCI API.
+        #[arg(long, value_name = "URL")]
+        cci_endpoint: String,
+        /// CCI credential.
+        #[arg(long, env = "CCI_TOKEN", hide_env_values = true)]
+        cci_token: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum ToolsCommand {
     /// Build (or find) the pinned binaries and print their folder.
     Build,
@@ -112,16 +164,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Certify {
             release,
-            cluster: _,
+            cluster,
+            kubeconfig,
             focus,
             skip,
             report,
         } => {
+            let cluster = match (cluster.as_str(), kubeconfig) {
+                ("existing", Some(path)) => burstcert::certify::ClusterChoice::Existing(path),
+                ("kind", _) => burstcert::certify::ClusterChoice::Kind,
+                _ => burstcert::certify::ClusterChoice::Local,
+            };
             let options = burstcert::certify::Options {
                 release,
                 focus,
                 skip,
                 report_dir: report.clone(),
+                cluster,
             };
             let runtime = tokio::runtime::Runtime::new().context("start tokio")?;
             let result = runtime.block_on(burstcert::certify::certify(&options))?;
@@ -147,6 +206,45 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if !result.succeeded() {
                 std::process::exit(1);
             }
+        }
+        Command::Up { release } => {
+            anyhow::ensure!(
+                burstcert::env::configure_release(&release),
+                "release already set"
+            );
+            let env = burstcert::env::Env::start()?;
+            eprintln!(
+                "burstcert: up: add-on {release} Running; cluster id {}; mock CCI at {}; Ctrl-C stops everything",
+                env.cluster_id,
+                env.mock.url()
+            );
+            println!("{}", env.kubeconfig().display());
+            let runtime = tokio::runtime::Runtime::new().context("start tokio")?;
+            runtime.block_on(tokio::signal::ctrl_c())?;
+            env.destroy()?;
+        }
+        Command::Addon { command } => {
+            let runtime = tokio::runtime::Runtime::new().context("start tokio")?;
+            runtime.block_on(burstcert::addon::cli::run(command, &progress))?;
+        }
+        Command::Render { params, local } => {
+            print!("{}", burstcert::addon::cli::render_yaml(&params, local)?);
+        }
+        Command::Cci {
+            command:
+                CciCommand::Purge {
+                    cluster_id,
+                    cci_endpoint,
+                    cci_token,
+                },
+        } => {
+            let runtime = tokio::runtime::Runtime::new().context("start tokio")?;
+            let report = runtime.block_on(burstcert::addon::purge::purge(
+                &cci_endpoint,
+                &cci_token,
+                &cluster_id,
+            ))?;
+            println!("{report}");
         }
         Command::Tools {
             command: ToolsCommand::Build,

@@ -160,6 +160,105 @@ impl MockCci {
         })
     }
 
+    /// Sends `method` to a tenant API path (under the API prefix) with an optional JSON body;
+    /// `Ok(None)` for 404, the decoded answer otherwise.
+    async fn send_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        context: &str,
+    ) -> Result<Option<serde_json::Value>> {
+        let http = |source| Error::Http {
+            context: context.to_owned(),
+            source,
+        };
+        let mut request = self
+            .http
+            .request(method, format!("{}{}{path}", self.url, cci_api::API_PREFIX))
+            .header(AUTH_HEADER, &self.token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let resp = request.send().await.map_err(http)?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let status = resp.status();
+        let text = resp.text().await.map_err(http)?;
+        if !status.is_success() {
+            return Err(Error::Step {
+                step: context.to_owned(),
+                detail: format!("CCI answered {status}: {text}"),
+            });
+        }
+        Ok(Some(
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        ))
+    }
+
+    /// Creates an object through the tenant API (`POST {path}`), as another client of CCI would.
+    pub async fn create(
+        &self,
+        path: &str,
+        object: &serde_json::Value,
+    ) -> Result<serde_json::Value> {
+        let context = format!("POST CCI {path}");
+        self.send_json(reqwest::Method::POST, path, Some(object), &context)
+            .await?
+            .ok_or_else(|| Error::Step {
+                step: context,
+                detail: "CCI answered 404".into(),
+            })
+    }
+
+    /// Deletes an object through the tenant API; a missing one is fine.
+    pub async fn delete(&self, path: &str) -> Result<()> {
+        let context = format!("DELETE CCI {path}");
+        self.send_json(reqwest::Method::DELETE, path, None, &context)
+            .await
+            .map(|_| ())
+    }
+
+    /// Runs a command in a CCI pod's container (`POST …/pods/{name}/exec`); the mock simulates
+    /// `probe <service>[.<namespace>]` with its network model.
+    pub async fn exec(
+        &self,
+        namespace: &str,
+        pod: &str,
+        command: &[&str],
+    ) -> Result<cci_api::ExecResult> {
+        let context = format!("exec {command:?} in CCI pod {namespace}/{pod}");
+        let body = serde_json::json!({ "command": command });
+        let answer = self
+            .send_json(
+                reqwest::Method::POST,
+                &format!("/namespaces/{namespace}/pods/{pod}/exec"),
+                Some(&body),
+                &context,
+            )
+            .await?
+            .ok_or_else(|| Error::Step {
+                step: context.clone(),
+                detail: "no such pod".into(),
+            })?;
+        serde_json::from_value(answer).map_err(|e| Error::Step {
+            step: context,
+            detail: e.to_string(),
+        })
+    }
+
+    /// Whether a CCI namespace exists.
+    pub async fn namespace_exists(&self, namespace: &str) -> Result<bool> {
+        Ok(self
+            .get_json::<serde_json::Value>(
+                &format!("/namespaces/{namespace}"),
+                &format!("get CCI namespace {namespace}"),
+            )
+            .await?
+            .is_some())
+    }
+
     /// A one-paragraph summary of a namespace for timeout diagnoses.
     pub async fn describe(&self, namespace: &str) -> String {
         match self.pods(namespace).await {

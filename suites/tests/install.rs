@@ -10,3 +10,23 @@ async fn inst_04_a_load_balancer_service_for_burst_pods_is_refused_before_1_5_5_
 {
     assert_passes("INST-04").await;
 }
+
+/// INST-01: a cluster subnet overlapping 10.247.0.0/16 is refused with both CIDRs named, and
+/// nothing is created or changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inst_01_a_subnet_overlapping_the_cci_service_cidr_is_refused_and_nothing_is_created() {
+    assert_passes("INST-01").await;
+}
+
+/// INST-02: up to 1.5.37 the add-on's pods keep off Arm nodes, and an all-Arm cluster is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inst_02_the_addon_avoids_arm_nodes_and_refuses_a_cluster_of_only_arm_nodes() {
+    assert_passes("INST-02").await;
+}
+
+/// INST-03: `single` needs 7 free pod slots on a node (8 with interconnect), `ha` two such nodes;
+/// otherwise install is refused with the numbers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inst_03_install_is_refused_with_the_numbers_when_nodes_lack_pod_room() {
+    assert_passes("INST-03").await;
+}

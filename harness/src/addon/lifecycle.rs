@@ -282,15 +282,23 @@ pub async fn node_facts(client: &Client, target: &Target) -> Result<Vec<NodeFact
             Target::Local { host_label, .. } => key == host_label,
             Target::Production => false,
         };
-        let blocked =
-            spec.taints.iter().flatten().any(|t| {
-                matches!(t.effect.as_str(), "NoSchedule" | "NoExecute") && !tolerated(&t.key)
-            });
+        let blocked = spec.taints.iter().flatten().find(|t| {
+            matches!(t.effect.as_str(), "NoSchedule" | "NoExecute") && !tolerated(&t.key)
+        });
         let selected = match target {
             Target::Local { host_label, .. } => {
                 labels.get(host_label).map(String::as_str) == Some("true")
             }
             Target::Production => true,
+        };
+        let ineligible = if spec.unschedulable.unwrap_or(false) {
+            Some("cordoned".to_owned())
+        } else if let Some(t) = blocked {
+            Some(format!("taint {}:{} not tolerated", t.key, t.effect))
+        } else if let (false, Target::Local { host_label, .. }) = (selected, target) {
+            Some(format!("not a host node (no label {host_label}=true)"))
+        } else {
+            None
         };
         let allocatable = node
             .status
@@ -318,7 +326,7 @@ pub async fn node_facts(client: &Client, target: &Target) -> Result<Vec<NodeFact
             name,
             allocatable_pods: allocatable,
             pods: u32::try_from(used).unwrap_or(u32::MAX),
-            eligible: !spec.unschedulable.unwrap_or(false) && !blocked && selected,
+            ineligible,
         });
     }
     Ok(facts)
@@ -696,6 +704,20 @@ async fn remove_objects(client: &Client) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Removes every object of the add-on and its state without running the gc (the CCI side is
+/// left as it is): what a test environment does to start over after a failed uninstall.
+pub async fn force_remove(client: &Client) -> Result<()> {
+    remove_objects(client).await?;
+    match Api::<ConfigMap>::namespaced(client.clone(), NAMESPACE)
+        .delete(STATE, &DeleteParams::default())
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(kube_err("delete the add-on state")(e)),
+    }
 }
 
 /// How one gc job ended.

@@ -2,8 +2,10 @@
 //! ([`params`]), the objects they render to ([`render`]), and install / upgrade / rollback /
 //! uninstall / status on a cluster ([`lifecycle`]).
 
+pub mod cli;
 pub mod lifecycle;
 pub mod params;
+pub mod purge;
 pub mod render;
 
 pub use lifecycle::{AddonState, Status, UninstallOptions};

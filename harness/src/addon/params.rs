@@ -160,9 +160,9 @@ pub struct NodeFacts {
     pub allocatable_pods: u32,
     /// Pods bound to it that are not finished.
     pub pods: u32,
-    /// Whether the add-on's pods may be scheduled there (not cordoned, no taint they do not
-    /// tolerate, matching their node selector).
-    pub eligible: bool,
+    /// Why the add-on's pods may not be scheduled there (cordoned, a taint they do not
+    /// tolerate, not matching their node selector); `None` when they may.
+    pub ineligible: Option<String>,
 }
 
 impl NodeFacts {
@@ -247,7 +247,7 @@ pub fn preflight(params: &InstallParams, nodes: &[NodeFacts]) -> Vec<Refusal> {
     let arm_blocked = avoids_arm(params.release);
     let usable: Vec<&NodeFacts> = nodes
         .iter()
-        .filter(|n| n.eligible && !(arm_blocked && n.arch != "amd64"))
+        .filter(|n| n.ineligible.is_none() && !(arm_blocked && n.arch != "amd64"))
         .collect();
     if arm_blocked && !nodes.is_empty() && nodes.iter().all(|n| n.arch != "amd64") {
         refusals.push(Refusal {
@@ -276,8 +276,13 @@ pub fn preflight(params: &InstallParams, nodes: &[NodeFacts]) -> Vec<Refusal> {
                 .iter()
                 .map(|n| format!("{} {} free of {}", n.name, n.free(), n.allocatable_pods))
                 .collect();
+            seen.extend(nodes.iter().filter_map(|n| {
+                n.ineligible
+                    .as_ref()
+                    .map(|why| format!("{} not usable: {why}", n.name))
+            }));
             if seen.is_empty() {
-                seen.push("no node the add-on may use".into());
+                seen.push("no node at all".into());
             }
             let spec = match params.spec {
                 Spec::Single => "single",
@@ -339,7 +344,7 @@ pub(crate) mod tests {
             arch: arch.into(),
             allocatable_pods: allocatable,
             pods,
-            eligible: true,
+            ineligible: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! Scenario bodies, by family. Each body runs in its own namespace ([`Scenario`]) and asserts
 //! only on what the cluster and the mock CCI hold.
 
+pub mod addon;
 pub mod faults;
 pub mod gated;
 pub mod hp;

@@ -35,14 +35,14 @@ pub fn r_01(s: &Scenario) -> BodyFuture<'_> {
             || s.diagnose(),
         )
         .await?;
-        s.env.kill_engine()?;
+        let restarts = s.env.kill_engine().await?;
         let at_kill = s.cci_pods().await?.len();
         eprintln!("R-01: engine killed with {at_kill} CCI pods (saw {partial})");
         anyhow::ensure!(
             at_kill < 100,
             "the engine finished before it could be killed; nothing was tested"
         );
-        s.env.start_engine()?;
+        s.env.wait_engine_restarted(restarts).await?;
 
         let pods = converge(s, "app=nginx", 100, Duration::from_secs(300)).await?;
         // converge already matched UIDs one to one; check no duplicate names either.

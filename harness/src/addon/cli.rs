@@ -1,0 +1,321 @@
+//! The `burstcert render`, `burstcert addon …` and `burstcert cci purge` commands.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use burst_rules::release::Release;
+use clap::{Args, Subcommand, ValueEnum};
+
+use super::lifecycle::{self, UninstallOptions};
+use super::params::{ClusterType, InstallParams, NetworkMode, Spec};
+use super::render::{self, Target};
+use crate::progress::Progress;
+
+/// Where the add-on's pods go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TargetKind {
+    /// A local burstcert cluster (its host node runs the add-on's pods) if the cluster has one,
+    /// otherwise production.
+    Auto,
+    /// A local burstcert cluster with its host node.
+    Local,
+    /// Any other cluster: webhooks by Service, no host-node overlay.
+    Production,
+}
+
+/// Install parameters (`BEHAVIOR.md` §2). For `upgrade` and `configure`, a flag not given keeps
+/// the installed value.
+#[derive(Args, Debug, Clone)]
+pub struct ParamsArgs {
+    /// Add-on release, e.g. 1.5.18.
+    #[arg(long, value_name = "X.Y.Z")]
+    pub release: Option<String>,
+    /// `single` (1 replica per component) or `ha` (2).
+    #[arg(long)]
+    pub spec: Option<String>,
+    /// Network interconnect (installs the proxy).
+    #[arg(long, value_name = "BOOL")]
+    pub interconnect: Option<bool>,
+    /// Registry address of the add-on's images (and its gc jobs).
+    #[arg(long)]
+    pub swr_addr: Option<String>,
+    /// Registry user.
+    #[arg(long)]
+    pub swr_user: Option<String>,
+    /// Cluster id (the CCI namespace is bursting-{id}).
+    #[arg(long)]
+    pub cluster_id: Option<String>,
+    /// Cluster name.
+    #[arg(long)]
+    pub cluster_name: Option<String>,
+    /// Subnet CIDR of the cluster (must not overlap 10.247.0.0/16).
+    #[arg(long)]
+    pub subnet_cidr: Option<String>,
+    /// VPC id.
+    #[arg(long)]
+    pub vpc_id: Option<String>,
+    /// Subnet id.
+    #[arg(long)]
+    pub subnet_id: Option<String>,
+    /// Project id.
+    #[arg(long)]
+    pub project_id: Option<String>,
+    /// Base URL of the CCI API.
+    #[arg(long, value_name = "URL")]
+    pub cci_endpoint: Option<String>,
+    /// CCI credential (stored in the add-on's Secret).
+    #[arg(long, env = "CCI_TOKEN", hide_env_values = true)]
+    pub cci_token: Option<String>,
+    /// Node lock duration after sold out, in seconds (a test knob; default: the engine's 30 min).
+    #[arg(long)]
+    pub lock_duration_secs: Option<u64>,
+}
+
+impl ParamsArgs {
+    /// `base` with every given flag applied.
+    pub fn apply(&self, mut base: InstallParams) -> anyhow::Result<InstallParams> {
+        if let Some(r) = &self.release {
+            base.release = Release::parse(r).map_err(|e| anyhow::anyhow!("--release {r}: {e}"))?;
+        }
+        if let Some(s) = &self.spec {
+            base.spec = s
+                .parse::<Spec>()
+                .map_err(|e| anyhow::anyhow!("--spec: {e}"))?;
+        }
+        macro_rules! set {
+            ($($field:ident),*) => {$(
+                if let Some(v) = &self.$field {
+                    base.$field = v.clone();
+                }
+            )*};
+        }
+        set!(
+            swr_addr,
+            swr_user,
+            cluster_id,
+            cluster_name,
+            subnet_cidr,
+            vpc_id,
+            subnet_id,
+            project_id,
+            cci_endpoint,
+            cci_token
+        );
+        if let Some(i) = self.interconnect {
+            base.interconnect = i;
+        }
+        if self.lock_duration_secs.is_some() {
+            base.lock_duration_secs = self.lock_duration_secs;
+        }
+        Ok(base)
+    }
+
+    /// Parameters for a fresh install: the flags over documented defaults; the identity flags
+    /// are required.
+    pub fn for_install(&self) -> anyhow::Result<InstallParams> {
+        let base = InstallParams {
+            release: Release::parse(crate::certify::DEFAULT_RELEASE).expect("default release"),
+            spec: Spec::Single,
+            interconnect: false,
+            swr_addr: String::new(),
+            swr_user: String::new(),
+            cluster_id: String::new(),
+            cluster_name: String::new(),
+            network_mode: NetworkMode::Vpc,
+            cluster_type: ClusterType::Standard,
+            vpc_id: String::new(),
+            subnet_id: String::new(),
+            subnet_cidr: "192.168.0.0/16".into(),
+            project_id: String::new(),
+            cci_endpoint: String::new(),
+            cci_token: String::new(),
+            lock_duration_secs: None,
+        };
+        let params = self.apply(base)?;
+        for (flag, value) in [
+            ("--cluster-id", &params.cluster_id),
+            ("--cci-endpoint", &params.cci_endpoint),
+            ("--cci-token (or CCI_TOKEN)", &params.cci_token),
+            ("--swr-addr", &params.swr_addr),
+            ("--swr-user", &params.swr_user),
+        ] {
+            anyhow::ensure!(!value.is_empty(), "{flag} is required to install");
+        }
+        Ok(params)
+    }
+}
+
+/// How to reach the cluster.
+#[derive(Args, Debug, Clone)]
+pub struct ClusterArgs {
+    /// Kubeconfig of the cluster (default: KUBECONFIG, ~/.kube/config).
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Where the add-on's pods go.
+    #[arg(long, value_enum, default_value_t = TargetKind::Auto)]
+    pub target: TargetKind,
+}
+
+/// `burstcert addon …`.
+#[derive(Subcommand, Debug)]
+pub enum AddonCommand {
+    /// Check the preconditions, then install the add-on into kube-system and wait until it runs.
+    Install {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        #[command(flatten)]
+        params: ParamsArgs,
+    },
+    /// Replace the add-on's components with another release or parameters; burst pods stay.
+    Upgrade {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        #[command(flatten)]
+        params: ParamsArgs,
+    },
+    /// Return to the release and parameters before the last upgrade.
+    Rollback {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// Run the gc jobs, then remove everything of the add-on and the virtual node.
+    Uninstall {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// How long to wait for the gc jobs before failing (DeleteFailed).
+        #[arg(long, default_value_t = 210)]
+        gc_timeout_secs: u64,
+    },
+    /// Change the recorded parameters without redeploying (used by the next upgrade or uninstall).
+    Configure {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        #[command(flatten)]
+        params: ParamsArgs,
+    },
+    /// Print the add-on's status, release and parameters.
+    Status {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+}
+
+async fn connect(args: &ClusterArgs) -> anyhow::Result<(kube::Client, Target)> {
+    let client = match &args.kubeconfig {
+        Some(path) => crate::cluster::client_for(path).await?,
+        None => kube::Client::try_default()
+            .await
+            .context("no --kubeconfig given and none could be inferred")?,
+    };
+    let local = || Target::Local {
+        webhook_url: crate::hostnode::service_url(
+            render::NAMESPACE,
+            render::WEBHOOK,
+            render::WEBHOOK_SERVICE_PORT as u16,
+        ),
+        host_label: crate::hostnode::HOST_NODE_LABEL.into(),
+    };
+    let target = match args.target {
+        TargetKind::Local => local(),
+        TargetKind::Production => Target::Production,
+        TargetKind::Auto => {
+            let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
+            if nodes
+                .get_opt(crate::hostnode::HOST_NODE)
+                .await
+                .context("look for the host node")?
+                .is_some()
+            {
+                local()
+            } else {
+                Target::Production
+            }
+        }
+    };
+    Ok((client, target))
+}
+
+async fn installed(client: &kube::Client) -> anyhow::Result<lifecycle::AddonState> {
+    lifecycle::state(client)
+        .await?
+        .context("the add-on is not installed on this cluster")
+}
+
+/// Runs one `burstcert addon` command.
+pub async fn run(command: AddonCommand, progress: &Progress) -> anyhow::Result<()> {
+    match command {
+        AddonCommand::Install { cluster, params } => {
+            let (client, target) = connect(&cluster).await?;
+            lifecycle::install(&client, &params.for_install()?, &target, progress).await?;
+        }
+        AddonCommand::Upgrade { cluster, params } => {
+            let (client, target) = connect(&cluster).await?;
+            let next = params.apply(installed(&client).await?.params)?;
+            lifecycle::upgrade(&client, &next, &target, progress).await?;
+        }
+        AddonCommand::Rollback { cluster } => {
+            let (client, target) = connect(&cluster).await?;
+            let to = lifecycle::rollback(&client, &target, progress).await?;
+            eprintln!("burstcert: rolled back to {}", to.release);
+        }
+        AddonCommand::Uninstall {
+            cluster,
+            gc_timeout_secs,
+        } => {
+            let (client, target) = connect(&cluster).await?;
+            let options = UninstallOptions {
+                gc_timeout: Duration::from_secs(gc_timeout_secs),
+            };
+            lifecycle::uninstall(&client, &target, &options, progress).await?;
+        }
+        AddonCommand::Configure { cluster, params } => {
+            let (client, _) = connect(&cluster).await?;
+            let next = params.apply(installed(&client).await?.params)?;
+            lifecycle::configure(&client, &next).await?;
+        }
+        AddonCommand::Status { cluster } => {
+            let (client, _) = connect(&cluster).await?;
+            match lifecycle::state(&client).await? {
+                None => println!("not installed"),
+                Some(state) => {
+                    let mut shown = state.params.clone();
+                    shown.cci_token = "(in Secret bursting-cci-credentials)".into();
+                    println!("status:   {}", state.status);
+                    println!("release:  {}", state.params.release);
+                    if let Some(previous) = &state.previous {
+                        println!("previous: {} (rollback returns there)", previous.release);
+                    }
+                    if !state.message.is_empty() {
+                        println!("message:  {}", state.message);
+                    }
+                    println!("params:   {}", serde_json::to_string_pretty(&shown)?);
+                    print!("{}", lifecycle::diagnose(&client).await);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `burstcert render`: the add-on's objects as YAML (with a freshly generated webhook PKI).
+pub fn render_yaml(params: &ParamsArgs, local: bool) -> anyhow::Result<String> {
+    let params = params.for_install()?;
+    let target = if local {
+        Target::Local {
+            webhook_url: crate::hostnode::service_url(
+                render::NAMESPACE,
+                render::WEBHOOK,
+                render::WEBHOOK_SERVICE_PORT as u16,
+            ),
+            host_label: crate::hostnode::HOST_NODE_LABEL.into(),
+        }
+    } else {
+        Target::Production
+    };
+    let pki = crate::pki::generate(
+        &[format!("{}.{}.svc", render::WEBHOOK, render::NAMESPACE)],
+        &[],
+    )?;
+    Ok(render::to_yaml(&render::render(&params, &target, &pki)))
+}

@@ -1,0 +1,1104 @@
+//! The add-on's own lifecycle (`BEHAVIOR.md` §2, §8, §9, §10): install preconditions (INST-01..03),
+//! uninstall (UN-01..04), upgrade and rollback (UP-01..03), network interconnect (NET-01, NET-02).
+//!
+//! Every body here changes cluster-wide state (the add-on in `kube-system`, nodes), so each holds
+//! [`crate::env::lifecycle_lock`] and leaves the add-on as the environment installed it
+//! ([`crate::env::Env::restore_addon`]), also when it fails.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use burst_rules::release::Release;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use kube::ResourceExt as _;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+
+use super::{BodyFuture, POLICY_LABEL, cluster_uid_of, converge};
+use crate::addon::lifecycle::{self, Status, UninstallOptions};
+use crate::addon::params::{InstallParams, Spec};
+use crate::addon::render::{self, NAMESPACE};
+use crate::catalogue::Outcome;
+use crate::progress::Progress;
+use crate::scenario::Scenario;
+use crate::{fixtures, wait};
+
+const PATIENCE: Duration = Duration::from_secs(120);
+/// The last release with the old sidecar.
+const OLD_SIDECAR: Release = Release::new(1, 5, 17);
+/// The first release with the new sidecar.
+const NEW_SIDECAR: Release = Release::new(1, 5, 18);
+/// The annotation the engine records the sidecar protocol in.
+const SIDECAR_ANNOTATION: &str = "bursting.cci.io/sidecar-protocol";
+
+fn release() -> anyhow::Result<Release> {
+    Release::parse(crate::env::release()).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Runs `body` holding the lifecycle lock, then puts the add-on back as the environment
+/// installed it, whether the body passed or not.
+async fn serially<'a, F>(s: &'a Scenario, body: F) -> anyhow::Result<Outcome>
+where
+    F: std::future::Future<Output = anyhow::Result<Outcome>> + Send + 'a,
+{
+    let _guard = crate::env::lifecycle_lock().await;
+    let outcome = body.await;
+    let restored = s.env.restore_addon().await;
+    match (outcome, restored) {
+        (Ok(o), Ok(())) => Ok(o),
+        (Err(e), _) => Err(e),
+        (Ok(_), Err(e)) => Err(anyhow::anyhow!(e).context("restoring the add-on afterwards")),
+    }
+}
+
+/// A Deployment of `replicas` seed nginx pods labelled `enforce` and `app={name}`.
+async fn burst(s: &Scenario, name: &str, replicas: i32) -> anyhow::Result<Vec<Pod>> {
+    let mut deployment: Deployment = fixtures::load("workloads/wl-02-deployment.yaml")?;
+    deployment.metadata.name = Some(name.into());
+    let spec = deployment.spec.as_mut().context("spec")?;
+    spec.replicas = Some(replicas);
+    let app = BTreeMap::from([("app".to_owned(), name.to_owned())]);
+    spec.selector.match_labels = Some(app.clone());
+    let template = spec.template.metadata.get_or_insert_default();
+    let labels = template.labels.get_or_insert_default();
+    labels.extend(app);
+    labels.insert(POLICY_LABEL.into(), "enforce".into());
+    s.api::<Deployment>()
+        .create(&PostParams::default(), &deployment)
+        .await
+        .with_context(|| format!("create deployment {name}"))?;
+    Ok(converge(
+        s,
+        &format!("app={name}"),
+        usize::try_from(replicas)?,
+        PATIENCE,
+    )
+    .await?)
+}
+
+/// The CCI pods standing for the scenario's pods with label `app={app}`, by cluster UID.
+async fn cci_by_uid(s: &Scenario, app: &str) -> anyhow::Result<BTreeMap<String, cci_api::Pod>> {
+    let pods = s
+        .api::<Pod>()
+        .list(&ListParams::default().labels(&format!("app={app}")))
+        .await?;
+    let uids: BTreeSet<String> = pods
+        .items
+        .iter()
+        .filter_map(|p| p.metadata.uid.clone())
+        .collect();
+    Ok(s.cci_pods()
+        .await?
+        .into_iter()
+        .filter_map(|p| {
+            let uid = cluster_uid_of(&p)?.to_owned();
+            uids.contains(&uid).then_some((uid, p))
+        })
+        .collect())
+}
+
+fn sidecar(pod: &cci_api::Pod) -> &str {
+    pod.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(SIDECAR_ANNOTATION))
+        .map_or("(none)", String::as_str)
+}
+
+async fn move_to(s: &Scenario, params: &InstallParams) -> anyhow::Result<()> {
+    lifecycle::upgrade(&s.client, params, s.env.addon_target(), &Progress::quiet())
+        .await
+        .with_context(|| format!("upgrade the add-on to {}", params.release))
+}
+
+fn at(release: Release, s: &Scenario) -> InstallParams {
+    let mut p = s.env.addon_defaults().clone();
+    p.release = release;
+    p
+}
+
+/// Every object of the add-on left anywhere in the cluster: the kinds `kubectl get
+/// all,sa,clusterrole,clusterrolebinding,mutatingwebhookconfiguration,validatingwebhookconfiguration -A`
+/// lists, found by label or by a `bursting` name, plus the virtual node and the state ConfigMap.
+async fn leftovers(client: &kube::Client) -> anyhow::Result<Vec<String>> {
+    use k8s_openapi::api::admissionregistration::v1::{
+        MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+    };
+    use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+
+    async fn names<K>(api: Api<K>, kind: &str) -> anyhow::Result<Vec<String>>
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let list = api.list(&ListParams::default()).await?;
+        Ok(list
+            .items
+            .iter()
+            .filter(|o| {
+                o.labels()
+                    .get("app.kubernetes.io/part-of")
+                    .map(String::as_str)
+                    == Some(render::PART_OF)
+                    || o.name_any().contains("bursting")
+                    || o.name_any().contains("-gc-jobs")
+            })
+            .map(|o| {
+                format!(
+                    "{kind} {}/{}",
+                    o.namespace().unwrap_or_default(),
+                    o.name_any()
+                )
+            })
+            .collect())
+    }
+    let c = client.clone();
+    let mut found = Vec::new();
+    found.extend(names(Api::<Deployment>::all(c.clone()), "deployment").await?);
+    found.extend(names(Api::<Job>::all(c.clone()), "job").await?);
+    found.extend(names(Api::<Pod>::namespaced(c.clone(), NAMESPACE), "pod").await?);
+    found.extend(names(Api::<Service>::all(c.clone()), "service").await?);
+    found.extend(names(Api::<ServiceAccount>::all(c.clone()), "serviceaccount").await?);
+    found.extend(names(Api::<ClusterRole>::all(c.clone()), "clusterrole").await?);
+    found.extend(
+        names(
+            Api::<ClusterRoleBinding>::all(c.clone()),
+            "clusterrolebinding",
+        )
+        .await?,
+    );
+    found.extend(
+        names(
+            Api::<MutatingWebhookConfiguration>::all(c.clone()),
+            "mutatingwebhookconfiguration",
+        )
+        .await?,
+    );
+    found.extend(
+        names(
+            Api::<ValidatingWebhookConfiguration>::all(c.clone()),
+            "validatingwebhookconfiguration",
+        )
+        .await?,
+    );
+    found.extend(
+        names(
+            Api::<ConfigMap>::namespaced(c.clone(), NAMESPACE),
+            "configmap",
+        )
+        .await?,
+    );
+    found.extend(names(Api::<Node>::all(c), "node").await?);
+    Ok(found)
+}
+
+/// The resourceVersions of everything in `kube-system` and the cluster-scoped kinds the add-on
+/// creates: equal before and after means "nothing created or changed".
+async fn fingerprint(client: &kube::Client) -> anyhow::Result<BTreeMap<String, String>> {
+    use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
+    use k8s_openapi::api::rbac::v1::ClusterRole;
+    let mut out = BTreeMap::new();
+    macro_rules! add {
+        ($api:expr, $kind:literal) => {
+            for o in $api.list(&ListParams::default()).await?.items {
+                out.insert(
+                    format!("{} {}", $kind, o.name_any()),
+                    o.resource_version().unwrap_or_default(),
+                );
+            }
+        };
+    }
+    add!(
+        Api::<Deployment>::namespaced(client.clone(), NAMESPACE),
+        "deployment"
+    );
+    add!(
+        Api::<Secret>::namespaced(client.clone(), NAMESPACE),
+        "secret"
+    );
+    add!(
+        Api::<ConfigMap>::namespaced(client.clone(), NAMESPACE),
+        "configmap"
+    );
+    add!(
+        Api::<ServiceAccount>::namespaced(client.clone(), NAMESPACE),
+        "serviceaccount"
+    );
+    add!(Api::<ClusterRole>::all(client.clone()), "clusterrole");
+    add!(
+        Api::<MutatingWebhookConfiguration>::all(client.clone()),
+        "mutatingwebhookconfiguration"
+    );
+    // Leases and endpoint-like objects change on their own; the kinds above do not.
+    out.retain(|k, _| !k.contains("kube-root-ca") && !k.contains("extension-apiserver"));
+    Ok(out)
+}
+
+/// Expects `result` to be the refusal of an install naming `rule` and every `needle`.
+fn expect_refusal(
+    result: crate::Result<()>,
+    rule: &str,
+    needles: &[&str],
+) -> anyhow::Result<String> {
+    let message = match result {
+        Ok(()) => anyhow::bail!("install was accepted; expected a refusal by rule `{rule}`"),
+        Err(crate::Error::Refused { reasons, .. }) => reasons.join("\n"),
+        Err(other) => anyhow::bail!("install failed, but not as a refusal: {other}"),
+    };
+    anyhow::ensure!(
+        message.contains(&format!("{rule}:")),
+        "the refusal does not name the rule `{rule}`: {message}"
+    );
+    for needle in needles {
+        anyhow::ensure!(
+            message.contains(needle),
+            "the refusal does not say {needle:?}: {message}"
+        );
+    }
+    Ok(message)
+}
+
+/// An install attempt with `params` on the cluster as it is: must be refused, and nothing in
+/// `kube-system` or the add-on's cluster-scoped kinds may change.
+async fn refused_install(
+    s: &Scenario,
+    params: &InstallParams,
+    rule: &str,
+    needles: &[&str],
+) -> anyhow::Result<String> {
+    let before = fingerprint(&s.client).await?;
+    let result =
+        lifecycle::install(&s.client, params, s.env.addon_target(), &Progress::quiet()).await;
+    let message = expect_refusal(result, rule, needles)?;
+    let after = fingerprint(&s.client).await?;
+    let changed: Vec<&String> = after
+        .iter()
+        .filter(|(k, v)| before.get(*k) != Some(*v))
+        .map(|(k, _)| k)
+        .chain(before.keys().filter(|k| !after.contains_key(*k)))
+        .collect();
+    anyhow::ensure!(changed.is_empty(), "a refused install changed {changed:?}");
+    Ok(message)
+}
+
+/// INST-01: a subnet overlapping 10.247.0.0/16 is refused with both CIDRs named; nothing created.
+pub fn inst_01(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(serially(s, async move {
+        for cidr in ["10.247.0.0/16", "10.247.128.0/20", "10.0.0.0/8"] {
+            let mut p = s.env.addon_defaults().clone();
+            p.subnet_cidr = cidr.into();
+            refused_install(s, &p, "subnet", &[cidr, "10.247.0.0/16"]).await?;
+        }
+        // The other side: a subnet beside it passes the check (install then stops only because
+        // the add-on is already there).
+        let mut p = s.env.addon_defaults().clone();
+        p.subnet_cidr = "10.248.0.0/16".into();
+        let facts = lifecycle::node_facts(&s.client, s.env.addon_target()).await?;
+        let refusals = crate::addon::params::preflight(&p, &facts);
+        anyhow::ensure!(
+            refusals.is_empty(),
+            "10.248.0.0/16 was refused: {refusals:?}"
+        );
+        Ok(Outcome::Passed)
+    }))
+}
+
+/// INST-02: up to 1.5.37 the add-on's pods carry an amd64 node affinity and run on the amd64
+/// host node; a cluster whose nodes are all Arm is refused, nothing created.
+pub fn inst_02(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(serially(s, async move {
+        let release = release()?;
+        let pods: Api<Pod> = Api::namespaced(s.client.clone(), NAMESPACE);
+        let addon = pods
+            .list(&ListParams::default().labels(&render::selector()))
+            .await?;
+        anyhow::ensure!(!addon.items.is_empty(), "no add-on pod runs");
+        let arm_gate = crate::addon::params::avoids_arm(release);
+        for pod in &addon.items {
+            let affinity = pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.affinity.as_ref())
+                .and_then(|a| a.node_affinity.as_ref())
+                .map(|a| serde_json::to_string(a).unwrap_or_default())
+                .unwrap_or_default();
+            anyhow::ensure!(
+                affinity.contains("amd64") == arm_gate,
+                "pod {}: amd64 affinity present={} but release {release} {} avoid Arm",
+                pod.name_any(),
+                affinity.contains("amd64"),
+                if arm_gate { "must" } else { "need not" }
+            );
+        }
+        if !arm_gate {
+            return Ok(Outcome::NotApplicable(format!(
+                "release {release} supports Arm clusters (the rule applies up to 1.5.37); checked the affinity is absent"
+            )));
+        }
+        // Make every node Arm for a moment: install must refuse, naming the rule.
+        let nodes: Api<Node> = Api::all(s.client.clone());
+        let mut original = Vec::new();
+        for node in nodes.list(&ListParams::default()).await?.items {
+            if node.name_any() == render::VIRTUAL_NODE {
+                continue;
+            }
+            let arch = node.labels().get("kubernetes.io/arch").cloned();
+            original.push((node.name_any(), arch));
+        }
+        let relabel = |arch: Option<String>| serde_json::json!({"metadata": {"labels": {"kubernetes.io/arch": arch}}});
+        for (name, _) in &original {
+            nodes
+                .patch(
+                    name,
+                    &PatchParams::default(),
+                    &Patch::Merge(relabel(Some("arm64".into()))),
+                )
+                .await?;
+        }
+        let attempt = refused_install(
+            s,
+            s.env.addon_defaults(),
+            "arm",
+            &["does not support Arm", "arm64"],
+        )
+        .await;
+        for (name, arch) in &original {
+            nodes
+                .patch(
+                    name,
+                    &PatchParams::default(),
+                    &Patch::Merge(relabel(arch.clone())),
+                )
+                .await?;
+        }
+        attempt?;
+        Ok(Outcome::Passed)
+    }))
+}
+
+/// INST-03: `single` needs a node with 7 free pod slots (8 with interconnect), `ha` two such
+/// nodes; with fewer, install is refused with the numbers and creates nothing. Slots are taken
+/// on the host node by pods whose image cannot be pulled (they hold their slot like any pod).
+pub fn inst_03(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(serially(s, async move {
+        let release = release()?;
+        if !burst_rules::release::Gate::FootprintCheck.applies_to(release) {
+            return Ok(Outcome::NotApplicable(format!(
+                "the pod-room check starts at 1.5.2; this is {release}"
+            )));
+        }
+        let target = s.env.addon_target().clone();
+        let host = crate::hostnode::HOST_NODE;
+        let facts = lifecycle::node_facts(&s.client, &target).await?;
+        let free = facts
+            .iter()
+            .find(|f| f.name == host)
+            .map(|f| f.free())
+            .context("the host node is not among the nodes")?;
+        let mut params = s.env.addon_defaults().clone();
+        params.interconnect = true;
+        // Leave exactly 7 free: enough without interconnect, one short with it.
+        let fill = free.saturating_sub(7);
+        let filler = |i: u32| -> anyhow::Result<Pod> {
+            Ok(serde_json::from_value(serde_json::json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": format!("slot-{i}"), "labels": {"inst-03": "filler"}},
+                "spec": {
+                    "nodeName": host,
+                    "tolerations": [{"operator": "Exists"}],
+                    "containers": [{"name": "c", "image": "registry.invalid/filler:1"}]
+                }
+            }))?)
+        };
+        for i in 0..fill {
+            s.api::<Pod>()
+                .create(&PostParams::default(), &filler(i)?)
+                .await?;
+        }
+        let check = |p: &InstallParams| {
+            let target = target.clone();
+            let p = p.clone();
+            async move {
+                let facts = lifecycle::node_facts(&s.client, &target).await?;
+                Ok::<_, anyhow::Error>(crate::addon::params::preflight(&p, &facts))
+            }
+        };
+        wait::until(
+            "the filler pods to hold their slots on the host node",
+            Duration::from_secs(30),
+            || async {
+                let facts = lifecycle::node_facts(&s.client, &target).await?;
+                Ok(facts
+                    .iter()
+                    .any(|f| f.name == host && f.free() == 7)
+                    .then_some(()))
+            },
+            || s.diagnose(),
+        )
+        .await?;
+        refused_install(s, &params, "pod room", &["8 free pod slots", "7 free"]).await?;
+        params.interconnect = false;
+        let single = check(&params).await?;
+        anyhow::ensure!(
+            single.is_empty(),
+            "single without interconnect and 7 free slots was refused: {single:?}"
+        );
+        params.spec = Spec::Ha;
+        refused_install(
+            s,
+            &params,
+            "pod room",
+            &["2 node(s)", "7 free pod slots", "14 in all"],
+        )
+        .await?;
+        Ok(Outcome::Passed)
+    }))
+}
+
+/// UN-01: uninstall runs both gc jobs to completion; afterwards nothing of the add-on is left in
+/// the cluster, its CCI namespace is gone, and another cluster's CCI namespace is untouched.
+pub fn un_01(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(serially(s, async move {
+        burst(s, "un-01", 2).await?;
+        let other = other_cluster(s).await?;
+        let started = Instant::now();
+        lifecycle::uninstall(
+            &s.client,
+            s.env.addon_target(),
+            &UninstallOptions {
+                gc_timeout: Duration::from_secs(120),
+            },
+            &Progress::quiet(),
+        )
+        .await?;
+        eprintln!(
+            "UN-01: uninstall took {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
+        let left = leftovers(&s.client).await?;
+        anyhow::ensure!(left.is_empty(), "left after uninstall: {left:?}");
+        anyhow::ensure!(
+            !s.mock().namespace_exists(s.cci_namespace()).await?,
+            "the CCI namespace {} is still there",
+            s.cci_namespace()
+        );
+        let other_pods = s.mock().pods(&other).await?;
+        anyhow::ensure!(
+            other_pods.len() == 1 && s.mock().namespace_exists(&other).await?,
+            "the other cluster's namespace {other} was touched: {} pods",
+            other_pods.len()
+        );
+        s.mock().delete(&format!("/namespaces/{other}")).await?;
+        Ok(Outcome::Passed)
+    }))
+}
+
+/// Another cluster's CCI namespace with one pod, made through the CCI API as its engine would.
+async fn other_cluster(s: &Scenario) -> anyhow::Result<String> {
+    let ns = format!("bursting-other-{}", &s.namespace[s.namespace.len() - 5..]);
+    s.mock()
+        .create(
+            "/namespaces",
+            &serde_json::json!({"metadata": {"name": ns}}),
+        )
+        .await?;
+    let size = BTreeMap::from([("cpu", "500m"), ("memory", "1Gi")]);
+    s.mock()
+        .create(
+            &format!("/namespaces/{ns}/pods"),
+            &serde_json::json!({
+                "metadata": {"name": "theirs"},
+                "spec": {"containers": [{"name": "c", "image": "nginx:latest",
+                    "resources": {"requests": size, "limits": size}}]}
+            }),
+        )
+        .await?;
+    Ok(ns)
+}
+
+/// The number of CCI pods of this cluster, and whether its namespace exists.
+async fn cci_side(s: &Scenario) -> anyhow::Result<(usize, bool)> {
+    Ok((
+        s.mock().pods(s.cci_namespace()).await?.len(),
+        s.mock().namespace_exists(s.cci_namespace()).await?,
+    ))
+}
+
+async fn cordon(s: &Scenario, names: &[String], on: bool) -> anyhow::Result<()> {
+    let nodes: Api<Node> = Api::all(s.client.clone());
+    for name in names {
+        nodes
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"spec": {"unschedulable": on}})),
+            )
+            .await
+            .with_context(|| format!("cordon={on} node {name}"))?;
+    }
+    Ok(())
+}
+
+/// Expects a failed uninstall leaving the add-on DeleteFailed, with `needle` in the reason.
+async fn expect_delete_failed(
+    s: &Scenario,
+    result: crate::Result<()>,
+    needle: &str,
+) -> anyhow::Result<()> {
+    let err = match result {
+        Ok(()) => anyhow::bail!("uninstall succeeded; expected it to fail"),
+        Err(e) => e.to_string(),
+    };
+    anyhow::ensure!(
+        err.contains(needle),
+        "the failure does not mention {needle:?}: {err}"
+    );
+    let state = lifecycle::state(&s.client)
+        .await?
+        .context("the add-on state is gone")?;
+    anyhow::ensure!(
+        state.status == Status::DeleteFailed,
+        "the add-on shows {} after a failed uninstall",
+        state.status
+    );
+    Ok(())
+}
+
+/// UN-02: with no schedulable node the gc jobs cannot run: uninstall fails, the add-on shows
+/// DeleteFailed and the CCI side is intact; once a node is schedulable again, uninstall succeeds.
+pub fn un_02(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(serially(s, async move {
+        burst(s, "un-02", 2).await?;
+        let before = cci_side(s).await?;
+        let nodes: Vec<String> = Api::<Node>::all(s.client.clone())
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .map(|n| n.name_any())
+            .filter(|n| n != render::VIRTUAL_NODE)
+            .collect();
+        cordon(s, &nodes, true).await?;
+        let first = lifecycle::uninstall(
+            &s.client,
+            s.env.addon_target(),
+            &UninstallOptions {
+                gc_timeout: Duration::from_secs(20),
+            },
+            &Progress::quiet(),
+        )
+        .await;
+        let checked = async {
+            expect_delete_failed(s, first, "gc jobs").await?;
+            let after = cci_side(s).await?;
+            anyhow::ensure!(
+                after == before,
+                "the CCI side changed: {before:?} -> {after:?}"
+            );
+            Ok(())
+        }
+        .await;
+        cordon(s, &nodes, false).await?;
+        checked?;
+        lifecycle::uninstall(
+            &s.client,
+            s.env.addon_target(),
+            &UninstallOptions {
+                gc_timeout: Duration::from_secs(120),
+            },
+            &Progress::quiet(),
+        )
+        .await
+        .context("the second uninstall, with nodes schedulable again")?;
+        let left = leftovers(&s.client).await?;
+        anyhow::ensure!(left.is_empty(), "left after uninstall: {left:?}");
+        anyhow::ensure!(
+            cci_side(s).await? == (0, false),
+            "the CCI side is still there"
+        );
+        Ok(Outcome::Passed)
+    }))
+}
+
+/// UN-03: with a wrong `swr_addr` the gc jobs cannot pull: uninstall fails; started again, with
+/// both gc jobs deleted by hand within 210 s, it completes (the CCI namespace, never cleaned, is
+/// then removed with `burstcert cci purge`).
+pub fn un_03(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(serially(s, async move {
+        burst(s, "un-03", 1).await?;
+        let mut wrong = s.env.addon_defaults().clone();
+        wrong.swr_addr = "swr.wrong.example".into();
+        lifecycle::configure(&s.client, &wrong).await?;
+        let first = lifecycle::uninstall(
+            &s.client,
+            s.env.addon_target(),
+            &UninstallOptions {
+                gc_timeout: Duration::from_secs(20),
+            },
+            &Progress::quiet(),
+        )
+        .await;
+        expect_delete_failed(s, first, "gc jobs").await?;
+        // The gc pods say why: the image cannot be pulled.
+        let pods: Api<Pod> = Api::namespaced(s.client.clone(), NAMESPACE);
+        let gc_pods = pods
+            .list(&ListParams::default().labels("app.kubernetes.io/component=gc"))
+            .await?;
+        let reasons: Vec<String> = gc_pods
+            .items
+            .iter()
+            .flat_map(|p| {
+                p.status
+                    .iter()
+                    .flat_map(|st| st.container_statuses.iter().flatten())
+            })
+            .filter_map(|c| c.state.as_ref()?.waiting.as_ref()?.reason.clone())
+            .collect();
+        anyhow::ensure!(
+            !reasons.is_empty()
+                && reasons
+                    .iter()
+                    .all(|r| r == "ErrImagePull" || r == "ImagePullBackOff"),
+            "gc pods are not failing to pull: {reasons:?}"
+        );
+        anyhow::ensure!(cci_side(s).await?.1, "the CCI namespace vanished");
+
+        // Recovery: uninstall again, and delete both jobs while it waits.
+        let started = Instant::now();
+        let client = s.client.clone();
+        let target = s.env.addon_target().clone();
+        let second = tokio::spawn(async move {
+            lifecycle::uninstall(
+                &client,
+                &target,
+                &UninstallOptions::default(),
+                &Progress::quiet(),
+            )
+            .await
+        });
+        let jobs: Api<Job> = Api::namespaced(s.client.clone(), NAMESPACE);
+        wait::until(
+            "uninstall to be waiting on the gc jobs again",
+            Duration::from_secs(30),
+            || async {
+                let state = lifecycle::state(&s.client).await?;
+                Ok(state
+                    .is_some_and(|st| st.status == Status::Deleting)
+                    .then_some(()))
+            },
+            || s.diagnose(),
+        )
+        .await?;
+        for job in render::gc_jobs(&wrong, s.env.addon_target()) {
+            jobs.delete(&job.name_any(), &DeleteParams::background())
+                .await?;
+        }
+        let deleted_after = started.elapsed();
+        anyhow::ensure!(
+            deleted_after < Duration::from_secs(210),
+            "jobs deleted too late"
+        );
+        second
+            .await?
+            .context("the second uninstall, gc jobs deleted by hand")?;
+        eprintln!(
+            "UN-03: jobs deleted {:.1}s into the second uninstall, which then completed in {:.1}s",
+            deleted_after.as_secs_f64(),
+            started.elapsed().as_secs_f64()
+        );
+        let left = leftovers(&s.client).await?;
+        anyhow::ensure!(left.is_empty(), "left after uninstall: {left:?}");
+        // Nothing cleaned the CCI side: that is the seed's caveat, and purge's job.
+        let (pods, exists) = cci_side(s).await?;
+        anyhow::ensure!(
+            exists && pods >= 1,
+            "expected the CCI side left behind, saw {pods} pods"
+        );
+        let report =
+            crate::addon::purge::purge(s.mock().url(), s.mock().token(), &s.env.cluster_id).await?;
+        anyhow::ensure!(report.pods >= 1, "purge removed no pod: {report}");
+        anyhow::ensure!(cci_side(s).await? == (0, false), "purge left the CCI side");
+        Ok(Outcome::Passed)
+    }))
+}
+
+/// UN-04: a cluster deleted without uninstall leaves its `bursting-{id}` namespace and billable
+/// pods on CCI; `burstcert cci purge --cluster-id` removes them and says what it stopped.
+pub fn un_04(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(serially(s, async move {
+        // The deleted cluster: one whose engine burst two pods, then vanished (no uninstall,
+        // no gc). Its pods were made through the CCI API as its engine made them.
+        let gone = format!("gone{}", &s.namespace[s.namespace.len() - 5..]);
+        let ns = cci_api::namespace_for_cluster(&gone);
+        s.mock()
+            .create(
+                "/namespaces",
+                &serde_json::json!({"metadata": {"name": ns}}),
+            )
+            .await?;
+        let size = BTreeMap::from([("cpu", "1"), ("memory", "2Gi")]);
+        for name in ["web-0", "web-1"] {
+            s.mock()
+                .create(
+                    &format!("/namespaces/{ns}/pods"),
+                    &serde_json::json!({
+                        "metadata": {"name": name},
+                        "spec": {"containers": [{"name": "c", "image": "nginx:latest",
+                            "resources": {"requests": size, "limits": size}}]}
+                    }),
+                )
+                .await?;
+        }
+        wait::until(
+            "the left-behind pods to be Running (billable)",
+            Duration::from_secs(30),
+            || async {
+                let pods = s.mock().pods(&ns).await?;
+                Ok((pods.len() == 2 && pods.iter().all(super::cci_running)).then_some(()))
+            },
+            || async { s.mock().describe(&ns).await },
+        )
+        .await?;
+        let ours_before = s.mock().pods(s.cci_namespace()).await?.len();
+        let report = crate::addon::purge::purge(s.mock().url(), s.mock().token(), &gone).await?;
+        eprintln!("UN-04: {report}");
+        anyhow::ensure!(
+            report.pods == 2,
+            "purge removed {} pods, expected 2: {report}",
+            report.pods
+        );
+        anyhow::ensure!(
+            report.vcpu_seconds > 0.0,
+            "purge reported no billable time: {report}"
+        );
+        anyhow::ensure!(
+            !s.mock().namespace_exists(&ns).await?,
+            "{ns} is still there"
+        );
+        anyhow::ensure!(
+            s.mock().pods(s.cci_namespace()).await?.len() == ours_before,
+            "purge touched this cluster's namespace"
+        );
+        Ok(Outcome::Passed)
+    }))
+}
+
+/// UP-01: 1.5.17 → this release (≥ 1.5.18) with burst pods running: the same pods on both sides
+/// (cluster UIDs and CCI UIDs), their sidecar unchanged (v1); a pod created afterwards gets v2.
+pub fn up_01(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(serially(s, async move {
+        let release = release()?;
+        if release < NEW_SIDECAR {
+            return Ok(Outcome::NotApplicable(format!(
+                "the sidecar upgrade is 1.5.17 -> 1.5.18 or later; this is {release}"
+            )));
+        }
+        move_to(s, &at(OLD_SIDECAR, s)).await?;
+        burst(s, "up-01", 2).await?;
+        let before = cci_by_uid(s, "up-01").await?;
+        for pod in before.values() {
+            anyhow::ensure!(
+                sidecar(pod) == "v1",
+                "1.5.17 burst a pod with sidecar {}",
+                sidecar(pod)
+            );
+        }
+        move_to(s, &at(release, s)).await?;
+        // Let the new engine run a few status rounds before comparing.
+        let pods = converge(s, "app=up-01", 2, PATIENCE).await?;
+        let after = cci_by_uid(s, "up-01").await?;
+        let ids = |m: &BTreeMap<String, cci_api::Pod>| -> Vec<(String, Option<String>, String)> {
+            m.iter()
+                .map(|(k, p)| (k.clone(), p.metadata.uid.clone(), sidecar(p).to_owned()))
+                .collect()
+        };
+        anyhow::ensure!(
+            ids(&before) == ids(&after),
+            "the upgrade changed burst pods:\nbefore {:?}\nafter  {:?}",
+            ids(&before),
+            ids(&after)
+        );
+        anyhow::ensure!(pods.len() == 2, "cluster pods changed");
+        s.api::<Deployment>()
+            .patch(
+                "up-01",
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"spec": {"replicas": 3}})),
+            )
+            .await?;
+        converge(s, "app=up-01", 3, PATIENCE).await?;
+        let now = cci_by_uid(s, "up-01").await?;
+        let new: Vec<&cci_api::Pod> = now
+            .iter()
+            .filter(|(uid, _)| !before.contains_key(*uid))
+            .map(|(_, p)| p)
+            .collect();
+        anyhow::ensure!(
+            new.len() == 1 && sidecar(new[0]) == "v2",
+            "the pod created after the upgrade has sidecar {:?}",
+            new.iter().map(|p| sidecar(p)).collect::<Vec<_>>()
+        );
+        Ok(Outcome::Passed)
+    }))
+}
+
+/// A ClusterIP Service `web` in the scenario's namespace, the target of the probes.
+async fn web_service(s: &Scenario) -> anyhow::Result<String> {
+    let service: Service = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "protocol": "TCP"}]}
+    }))?;
+    s.api::<Service>()
+        .create(&PostParams::default(), &service)
+        .await?;
+    Ok(format!("web.{}", s.namespace))
+}
+
+/// Probes `target` from the CCI pod of the scenario pod with label `app={app}` until it
+/// answers `reachable` (exit 0 or not), or fails with the last answer.
+async fn probe_until(
+    s: &Scenario,
+    app: &str,
+    target: &str,
+    reachable: bool,
+) -> anyhow::Result<String> {
+    let what = format!(
+        "the CCI pod of app={app} to {} {target}",
+        if reachable {
+            "reach"
+        } else {
+            "no longer reach"
+        }
+    );
+    let last = std::sync::Mutex::new(String::new());
+    let result = wait::until(
+        &what,
+        Duration::from_secs(45),
+        || async {
+            let pods = cci_by_uid(s, app).await.map_err(|e| crate::Error::Step {
+                step: format!("find the CCI pod of app={app}"),
+                detail: e.to_string(),
+            })?;
+            let Some(pod) = pods.values().next() else {
+                return Ok(None);
+            };
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            let answer = s
+                .mock()
+                .exec(s.cci_namespace(), &name, &["probe", target])
+                .await?;
+            let text = format!(
+                "exit {}: {}{}",
+                answer.exit_code, answer.stdout, answer.stderr
+            );
+            *last.lock().expect("probe answer") = text.clone();
+            Ok(((answer.exit_code == 0) == reachable).then_some(text))
+        },
+        || async {
+            format!(
+                "last probe: {}",
+                last.lock().map(|l| l.clone()).unwrap_or_default()
+            )
+        },
+    )
+    .await?;
+    Ok(result)
+}
+
+/// UP-02: burst A on this release (≥ 1.5.18), roll back to 1.5.17 and burst B: A can no longer
+/// reach a Service, B can; upgrading again restores A; after another rollback, recreating A
+/// restores it too.
+pub fn up_02(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(serially(s, async move {
+        let release = release()?;
+        if release < NEW_SIDECAR {
+            return Ok(Outcome::NotApplicable(format!(
+                "the rollback caveat is from >= 1.5.18 to < 1.5.18; this is {release}"
+            )));
+        }
+        let target = web_service(s).await?;
+        burst(s, "a", 1).await?;
+        probe_until(s, "a", &target, true).await?;
+        move_to(s, &at(OLD_SIDECAR, s)).await?;
+        burst(s, "b", 1).await?;
+        let refused = probe_until(s, "a", &target, false).await?;
+        eprintln!("UP-02: after rollback, A: {refused}");
+        probe_until(s, "b", &target, true).await?;
+        move_to(s, &at(release, s)).await?;
+        probe_until(s, "a", &target, true).await?;
+        // Recreating A under the old release restores it as well.
+        move_to(s, &at(OLD_SIDECAR, s)).await?;
+        probe_until(s, "a", &target, false).await?;
+        s.api::<Pod>()
+            .delete_collection(
+                &DeleteParams::default(),
+                &ListParams::default().labels("app=a"),
+            )
+            .await?;
+        wait::until(
+            "A to be recreated under 1.5.17 (sidecar v1)",
+            PATIENCE,
+            || async {
+                let pods = cci_by_uid(s, "a").await.map_err(|e| crate::Error::Step {
+                    step: "find the CCI pod of A".into(),
+                    detail: e.to_string(),
+                })?;
+                Ok(pods
+                    .values()
+                    .any(|p| sidecar(p) == "v1" && super::cci_running(p))
+                    .then_some(()))
+            },
+            || s.diagnose(),
+        )
+        .await?;
+        probe_until(s, "a", &target, true).await?;
+        Ok(Outcome::Passed)
+    }))
+}
+
+/// UP-03: pods created one after another all through an upgrade: every one admitted, none
+/// refused because the webhook was away, every one mutated (it reaches the virtual node).
+pub fn up_03(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(serially(s, async move {
+        let release = release()?;
+        // From the release just before, or (at x.y.0) the same release with other resources:
+        // either way every component's pods are replaced.
+        let mut from = at(release, s);
+        if release.patch > 0 {
+            from.release = Release::new(release.major, release.minor, release.patch - 1);
+        } else {
+            from.spec = Spec::Custom {
+                replicas: 1,
+                cpu: "300m".into(),
+                memory: "512Mi".into(),
+            };
+        }
+        move_to(s, &from).await?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let api = s.api::<Pod>();
+        let creator = {
+            let stop = stop.clone();
+            let api = api.clone();
+            tokio::spawn(async move {
+                let mut created = Vec::new();
+                let mut refused = Vec::new();
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let mut pod: Pod = match fixtures::load("seed/nginx-pod.yaml") {
+                        Ok(p) => p,
+                        Err(e) => {
+                            refused.push(e.to_string());
+                            break;
+                        }
+                    };
+                    pod.metadata.name = Some(format!("through-{i}"));
+                    let labels = pod.metadata.labels.get_or_insert_default();
+                    labels.insert(POLICY_LABEL.into(), "enforce".into());
+                    labels.insert("app".into(), "through".into());
+                    match api.create(&PostParams::default(), &pod).await {
+                        Ok(p) => created.push(p),
+                        Err(e) => refused.push(format!("through-{i}: {e}")),
+                    }
+                    i += 1;
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                (created, refused)
+            })
+        };
+        let upgraded = move_to(s, &at(release, s)).await;
+        // A few more after the last old pod went.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let (created, refused) = creator.await?;
+        upgraded?;
+        anyhow::ensure!(
+            refused.is_empty(),
+            "pods refused during the upgrade: {refused:?}"
+        );
+        anyhow::ensure!(
+            created.len() >= 10,
+            "only {} pods were created during the upgrade",
+            created.len()
+        );
+        let unmutated: Vec<String> = created
+            .iter()
+            .filter(|p| {
+                !p.spec
+                    .as_ref()
+                    .and_then(|s| s.tolerations.as_ref())
+                    .is_some_and(|ts| {
+                        ts.iter()
+                            .any(|t| t.key.as_deref() == Some("virtual-kubelet.io/provider"))
+                    })
+            })
+            .map(|p| p.name_any())
+            .collect();
+        anyhow::ensure!(
+            unmutated.is_empty(),
+            "admitted without the webhook's mutation: {unmutated:?}"
+        );
+        eprintln!(
+            "UP-03: {} pods created through the upgrade, all mutated",
+            created.len()
+        );
+        converge(s, "app=through", created.len(), PATIENCE).await?;
+        Ok(Outcome::Passed)
+    }))
+}
+
+/// NET-01: with the network interconnect, a CCI pod reaches a cluster Service (and the answer
+/// comes back through the proxy).
+pub fn net_01(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(serially(s, async move {
+        let mut on = s.env.addon_defaults().clone();
+        on.interconnect = true;
+        if !s.env.addon_defaults().interconnect {
+            move_to(s, &on).await?;
+        }
+        let target = web_service(s).await?;
+        burst(s, "net-01", 1).await?;
+        let answer = probe_until(s, "net-01", &target, true).await?;
+        anyhow::ensure!(
+            answer.contains("proxy"),
+            "reached, but not through the proxy: {answer}"
+        );
+        Ok(Outcome::Passed)
+    }))
+}
+
+/// NET-02: without the network interconnect (no proxy), a CCI pod cannot reach a cluster
+/// Service. The add-on is installed afresh without it, so no registration of an earlier proxy
+/// is left on CCI.
+pub fn net_02(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(serially(s, async move {
+        let mut off = s.env.addon_defaults().clone();
+        off.interconnect = false;
+        lifecycle::uninstall(
+            &s.client,
+            s.env.addon_target(),
+            &UninstallOptions::default(),
+            &Progress::quiet(),
+        )
+        .await?;
+        lifecycle::install(&s.client, &off, s.env.addon_target(), &Progress::quiet()).await?;
+        let target = web_service(s).await?;
+        burst(s, "net-02", 1).await?;
+        let answer = probe_until(s, "net-02", &target, false).await?;
+        anyhow::ensure!(
+            answer.contains("interconnect is off"),
+            "unreachable, but for another reason: {answer}"
+        );
+        let proxies = Api::<Deployment>::namespaced(s.client.clone(), NAMESPACE)
+            .get_opt(render::PROXY)
+            .await?;
+        anyhow::ensure!(
+            proxies.is_none(),
+            "a proxy Deployment exists without interconnect"
+        );
+        Ok(Outcome::Passed)
+    }))
+}
