@@ -764,7 +764,7 @@ pub async fn uninstall(
     };
     set_status(client, &current, Status::Deleting, "").await?;
     let step = progress.spinner("uninstall the add-on: stop the virtual kubelet, run the gc jobs");
-    match run_gc(client, &current.params, target, options).await {
+    match run_gc(client, &current, target, options).await {
         Ok(()) => {}
         Err(e) => {
             step.fail("uninstall failed");
@@ -814,10 +814,11 @@ pub async fn uninstall(
 
 async fn run_gc(
     client: &Client,
-    params: &InstallParams,
+    current: &AddonState,
     target: &Target,
     options: &UninstallOptions,
 ) -> Result<()> {
+    let params = &current.params;
     // The engine must be stopped first, or it would recreate what the gc removes.
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
     match deployments
@@ -870,6 +871,14 @@ async fn run_gc(
         }
     }
     let names: Vec<String> = wanted.iter().map(|j| j.name_any()).collect();
+    // Said in the state, so an operator (or a test) knows deleting the jobs now is safe.
+    set_status(
+        client,
+        current,
+        Status::Deleting,
+        &format!("waiting for the gc jobs {}", names.join(", ")),
+    )
+    .await?;
     let ends = wait::until(
         &format!("the gc jobs {} to finish", names.join(", ")),
         options.gc_timeout,

@@ -81,7 +81,7 @@ pub fn billable(pods: &[cci_api::Pod], now: k8s_openapi::jiff::Timestamp) -> (us
         let seconds = status
             .start_time
             .as_ref()
-            .map(|t| (now - t.0).get_seconds().max(0) as f64)
+            .map(|t| now.duration_since(t.0).as_secs_f64().max(0.0))
             .unwrap_or(0.0);
         let (mut cpu, mut mem) = (0.0, 0.0);
         for c in &pod.spec.containers {

@@ -502,7 +502,7 @@ async fn other_cluster(s: &Scenario) -> anyhow::Result<String> {
     s.mock()
         .create(
             "/namespaces",
-            &serde_json::json!({"metadata": {"name": ns}}),
+            &serde_json::json!({"apiVersion": cci_api::API_VERSION, "kind": "Namespace", "metadata": {"name": ns}}),
         )
         .await?;
     let size = BTreeMap::from([("cpu", "500m"), ("memory", "1Gi")]);
@@ -510,6 +510,7 @@ async fn other_cluster(s: &Scenario) -> anyhow::Result<String> {
         .create(
             &format!("/namespaces/{ns}/pods"),
             &serde_json::json!({
+                "apiVersion": cci_api::API_VERSION, "kind": "Pod",
                 "metadata": {"name": "theirs"},
                 "spec": {"containers": [{"name": "c", "image": "nginx:latest",
                     "resources": {"requests": size, "limits": size}}]}
@@ -686,7 +687,10 @@ pub fn un_03(s: &Scenario) -> BodyFuture<'_> {
             || async {
                 let state = lifecycle::state(&s.client).await?;
                 Ok(state
-                    .is_some_and(|st| st.status == Status::Deleting)
+                    .is_some_and(|st| {
+                        st.status == Status::Deleting
+                            && st.message.starts_with("waiting for the gc jobs")
+                    })
                     .then_some(()))
             },
             || s.diagnose(),
@@ -736,7 +740,7 @@ pub fn un_04(s: &Scenario) -> BodyFuture<'_> {
         s.mock()
             .create(
                 "/namespaces",
-                &serde_json::json!({"metadata": {"name": ns}}),
+                &serde_json::json!({"apiVersion": cci_api::API_VERSION, "kind": "Namespace", "metadata": {"name": ns}}),
             )
             .await?;
         let size = BTreeMap::from([("cpu", "1"), ("memory", "2Gi")]);
@@ -745,6 +749,7 @@ pub fn un_04(s: &Scenario) -> BodyFuture<'_> {
                 .create(
                     &format!("/namespaces/{ns}/pods"),
                     &serde_json::json!({
+                        "apiVersion": cci_api::API_VERSION, "kind": "Pod",
                         "metadata": {"name": name},
                         "spec": {"containers": [{"name": "c", "image": "nginx:latest",
                             "resources": {"requests": size, "limits": size}}]}
