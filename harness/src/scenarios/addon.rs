@@ -69,11 +69,39 @@ async fn burst(s: &Scenario, name: &str, replicas: i32) -> anyhow::Result<Vec<Po
         .create(&PostParams::default(), &deployment)
         .await
         .with_context(|| format!("create deployment {name}"))?;
-    Ok(converge(
-        s,
-        &format!("app={name}"),
-        usize::try_from(replicas)?,
+    wait_burst(s, name, usize::try_from(replicas)?).await
+}
+
+/// Waits until `n` pods with `app={app}` run on the virtual node, each with a Running CCI pod.
+/// (Unlike [`converge`], other burst pods of the scenario may exist beside them.)
+async fn wait_burst(s: &Scenario, app: &str, n: usize) -> anyhow::Result<Vec<Pod>> {
+    let step = |e: anyhow::Error| crate::Error::Step {
+        step: format!("read the pods of app={app}"),
+        detail: e.to_string(),
+    };
+    Ok(wait::until(
+        &format!("{n} pods (app={app}) Running on the virtual node, each with a Running CCI pod"),
         PATIENCE,
+        || async {
+            let pods = s
+                .api::<Pod>()
+                .list(&ListParams::default().labels(&format!("app={app}")))
+                .await
+                .map_err(|e| step(e.into()))?
+                .items;
+            let cci = cci_by_uid(s, app).await.map_err(step)?;
+            let ready = pods.len() == n
+                && pods.iter().all(|p| {
+                    super::running_on_virtual_node(p)
+                        && p.metadata
+                            .uid
+                            .as_ref()
+                            .and_then(|u| cci.get(u))
+                            .is_some_and(super::cci_running)
+                });
+            Ok(ready.then_some(pods))
+        },
+        || s.diagnose(),
     )
     .await?)
 }
