@@ -496,6 +496,7 @@ mod tests {
             focus: focus.iter().map(|s| s.to_string()).collect(),
             skip: skip.iter().map(|s| s.to_string()).collect(),
             report_dir: PathBuf::new(),
+            cluster: ClusterChoice::Local,
         };
         let wl02 = catalogue::find("WL-02").unwrap();
         assert_eq!(excluded(&wl02, &opts(&[], &[])), None);

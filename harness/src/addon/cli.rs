@@ -162,25 +162,31 @@ pub struct ClusterArgs {
 pub enum AddonCommand {
     /// Check the preconditions, then install the add-on into kube-system and wait until it runs.
     Install {
+        /// How to reach the cluster.
         #[command(flatten)]
         cluster: ClusterArgs,
+        /// The parameters.
         #[command(flatten)]
         params: ParamsArgs,
     },
     /// Replace the add-on's components with another release or parameters; burst pods stay.
     Upgrade {
+        /// How to reach the cluster.
         #[command(flatten)]
         cluster: ClusterArgs,
+        /// The parameters.
         #[command(flatten)]
         params: ParamsArgs,
     },
     /// Return to the release and parameters before the last upgrade.
     Rollback {
+        /// How to reach the cluster.
         #[command(flatten)]
         cluster: ClusterArgs,
     },
     /// Run the gc jobs, then remove everything of the add-on and the virtual node.
     Uninstall {
+        /// How to reach the cluster.
         #[command(flatten)]
         cluster: ClusterArgs,
         /// How long to wait for the gc jobs before failing (DeleteFailed).
@@ -189,13 +195,16 @@ pub enum AddonCommand {
     },
     /// Change the recorded parameters without redeploying (used by the next upgrade or uninstall).
     Configure {
+        /// How to reach the cluster.
         #[command(flatten)]
         cluster: ClusterArgs,
+        /// The parameters.
         #[command(flatten)]
         params: ParamsArgs,
     },
     /// Print the add-on's status, release and parameters.
     Status {
+        /// How to reach the cluster.
         #[command(flatten)]
         cluster: ClusterArgs,
     },
