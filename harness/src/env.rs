@@ -362,6 +362,20 @@ impl Env {
         Ok(before)
     }
 
+    /// Pids of the running virtual kubelet processes on the host node.
+    pub fn engine_pids(&self) -> Vec<u32> {
+        self.host
+            .lock()
+            .map(|h| {
+                h.container_pids(
+                    render::NAMESPACE,
+                    &format!("{}-", render::VIRTUAL_KUBELET),
+                    "virtual-kubelet",
+                )
+            })
+            .unwrap_or_default()
+    }
+
     /// The virtual kubelet container's restart count (the highest of its pods).
     async fn engine_restarts(&self) -> Result<i32> {
         let client = self.client().await?;

@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod addon;
+pub mod bench;
 pub mod catalogue;
 pub mod certify;
 pub mod cluster;

@@ -86,6 +86,19 @@ enum Command {
         #[arg(long)]
         local: bool,
     },
+    /// Measure the engine on a fresh environment: N replicas to Running on bursting-node vs
+    /// kwok nodes (ratio), and the virtual kubelet's RSS with P pods and P ConfigMaps of K KiB.
+    Bench {
+        /// Replicas of the start-up comparison (0 skips it).
+        #[arg(long, default_value_t = 1000)]
+        replicas: usize,
+        /// Burst pods (each with its own ConfigMap) for the memory measurement (0 skips it).
+        #[arg(long, default_value_t = 4000)]
+        memory_pods: usize,
+        /// KiB per ConfigMap.
+        #[arg(long, default_value_t = 300)]
+        configmap_kib: usize,
+    },
     /// Operations on the CCI side.
     Cci {
         #[command(subcommand)]
@@ -222,6 +235,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let runtime = tokio::runtime::Runtime::new().context("start tokio")?;
             runtime.block_on(tokio::signal::ctrl_c())?;
             env.destroy()?;
+        }
+        Command::Bench {
+            replicas,
+            memory_pods,
+            configmap_kib,
+        } => {
+            let env = burstcert::env::Env::start()?;
+            let runtime = tokio::runtime::Runtime::new().context("start tokio")?;
+            let report = runtime.block_on(burstcert::bench::run(
+                &env,
+                &burstcert::bench::BenchOptions {
+                    replicas,
+                    memory_pods,
+                    configmap_kib,
+                },
+            ));
+            env.destroy()?;
+            print!("{}", report?);
         }
         Command::Addon { command } => {
             let runtime = tokio::runtime::Runtime::new().context("start tokio")?;

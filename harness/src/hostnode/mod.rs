@@ -336,6 +336,11 @@ impl HostNode {
             .filter(|p| p.is_file())
             .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
     }
+    /// Pids of the running processes of container `container` in the pods of `namespace`
+    /// whose names start with `pod_prefix` (for measurements such as the engine's RSS).
+    pub fn container_pids(&self, namespace: &str, pod_prefix: &str, container: &str) -> Vec<u32> {
+        self.provider.running_pids(namespace, pod_prefix, container)
+    }
 
     /// Kills (SIGKILL, to the whole process group) the running processes of container
     /// `container` in the pods of `namespace` whose names start with `pod_prefix`, as a crash
