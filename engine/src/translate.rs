@@ -68,8 +68,16 @@
 //! account, the `kube-api-access-*` projected volume the API server injects (CCI has no API
 //! server token to put there) and every mount of it, ephemeral containers, security contexts,
 //! probes, lifecycle hooks, host ports, host networking/PID/IPC, DNS settings,
-//! hostname/subdomain and the termination grace period. The cluster pod's own labels and
-//! annotations are not copied either (except the size pin).
+//! hostname/subdomain and the termination grace period. The cluster pod's annotations are not
+//! copied either (except the size pin).
+//!
+//! # Labels
+//!
+//! The CCI pod carries the cluster pod's labels as they are when it is created (so CCI-side
+//! views can be filtered as the cluster's are, e.g. by `job-name`), with the engine's own
+//! label [`LABEL_CLUSTER_POD_UID`] on top: on a conflict the engine's value wins, since it is
+//! the pod's identity. The API server has already checked the labels' syntax, which is CCI's
+//! too. A CCI pod is never rewritten, so later label changes on the cluster pod stay there.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -457,13 +465,13 @@ pub fn to_cci_pod(pod: &Pod, cluster_id: &str, release: Release) -> Result<cci_a
     if let Some(pinned) = pinned {
         annotations.insert(ANNOTATION_POD_SIZE_SPECS.to_string(), pinned.clone());
     }
+    let mut labels = pod.metadata.labels.clone().unwrap_or_default();
+    // NB: inserted last, so a cluster label of the same key never hides the pod's identity.
+    labels.insert(LABEL_CLUSTER_POD_UID.to_string(), uid.to_string());
     let metadata = ObjectMeta {
         name: Some(cci_name),
         namespace: Some(cci_api::namespace_for_cluster(cluster_id)),
-        labels: Some(BTreeMap::from([(
-            LABEL_CLUSTER_POD_UID.to_string(),
-            uid.to_string(),
-        )])),
+        labels: Some(labels),
         annotations: Some(annotations),
         ..ObjectMeta::default()
     };
@@ -1069,15 +1077,66 @@ mod tests {
         assert_eq!(cci.metadata.name.as_deref(), Some("shop.web-0"));
         assert_eq!(cci.metadata.namespace.as_deref(), Some("bursting-c1"));
         assert_eq!(
-            cci.metadata.labels.unwrap(),
-            BTreeMap::from([(
-                LABEL_CLUSTER_POD_UID.to_string(),
-                "6f1c0d7e-0000-4000-8000-000000000001".to_string()
-            )])
+            cci.metadata.labels.unwrap()[LABEL_CLUSTER_POD_UID],
+            "6f1c0d7e-0000-4000-8000-000000000001"
         );
         assert_eq!(
             cci.metadata.annotations.unwrap()[ANNOTATION_CLUSTER_POD],
             "shop/web-0"
+        );
+    }
+
+    #[test]
+    fn the_cci_pod_carries_the_cluster_pods_labels_and_the_engines_own_label_wins() {
+        let mut pod = cluster_pod("shop", "pi-x7k2p");
+        pod.metadata.labels = Some(BTreeMap::from([
+            ("job-name".into(), "pi".into()),
+            ("batch.kubernetes.io/job-name".into(), "pi".into()),
+            ("virtual-kubelet.io/burst-to-cci".into(), "enforce".into()),
+            // A label claiming another pod's identity must not hide this pod's.
+            (LABEL_CLUSTER_POD_UID.into(), "someone-else".into()),
+        ]));
+        let labels = to_cci_pod(&pod, "c1", LATEST)
+            .unwrap()
+            .metadata
+            .labels
+            .unwrap();
+        assert_eq!(
+            labels,
+            BTreeMap::from([
+                ("batch.kubernetes.io/job-name".to_string(), "pi".to_string()),
+                ("job-name".to_string(), "pi".to_string()),
+                (
+                    "virtual-kubelet.io/burst-to-cci".to_string(),
+                    "enforce".to_string()
+                ),
+                (
+                    LABEL_CLUSTER_POD_UID.to_string(),
+                    "6f1c0d7e-0000-4000-8000-000000000001".to_string()
+                ),
+            ])
+        );
+        // The identity read back is the pod's own UID.
+        let cci = to_cci_pod(&pod, "c1", LATEST).unwrap();
+        assert_eq!(
+            cluster_uid_of(&cci),
+            Some("6f1c0d7e-0000-4000-8000-000000000001")
+        );
+    }
+
+    #[test]
+    fn a_cluster_pod_without_labels_gets_only_the_engines_label() {
+        let mut pod = cluster_pod("shop", "web-0");
+        pod.metadata.labels = None;
+        let labels = to_cci_pod(&pod, "c1", LATEST)
+            .unwrap()
+            .metadata
+            .labels
+            .unwrap();
+        assert_eq!(
+            labels.keys().collect::<Vec<_>>(),
+            [LABEL_CLUSTER_POD_UID],
+            "{labels:?}"
         );
     }
 
@@ -1110,14 +1169,13 @@ mod tests {
     }
 
     #[test]
-    fn translation_does_not_depend_on_the_cluster_pods_status_or_labels() {
+    fn translation_does_not_depend_on_the_cluster_pods_status() {
         let mut a = cluster_pod("shop", "web-0");
         let b = a.clone();
         a.status = Some(PodStatus {
             phase: Some("Pending".into()),
             ..PodStatus::default()
         });
-        a.metadata.labels = None;
         assert_eq!(
             to_cci_pod(&a, "c1", LATEST).unwrap(),
             to_cci_pod(&b, "c1", LATEST).unwrap()

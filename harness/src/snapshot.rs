@@ -24,6 +24,14 @@ pub fn settings() -> insta::Settings {
             r#".metadata.labels["bursting.cci.io/cluster-pod-uid"]"#,
             "[uid]",
         ),
+        // Cluster labels CCI pods carry over, generated per workload revision or Job.
+        (r#".metadata.labels["pod-template-hash"]"#, "[hash]"),
+        (r#".metadata.labels["controller-revision-hash"]"#, "[hash]"),
+        (r#".metadata.labels["controller-uid"]"#, "[uid]"),
+        (
+            r#".metadata.labels["batch.kubernetes.io/controller-uid"]"#,
+            "[uid]",
+        ),
     ] {
         s.add_redaction(selector, replacement);
     }

@@ -54,6 +54,9 @@ fn seed_job(name: &str) -> anyhow::Result<Job> {
     Ok(job)
 }
 
+/// The label the Job controller puts on its pods: the Job's UID.
+const JOB_UID_LABEL: &str = "batch.kubernetes.io/controller-uid";
+
 fn condition(job: &Job, type_: &str) -> Option<String> {
     job.status
         .as_ref()?
@@ -104,12 +107,12 @@ async fn get_job(s: &Scenario, name: &str) -> crate::Result<Job> {
 /// WL-04: the seed's Job. With `activeDeadlineSeconds: 10` and containers that run 60 s it
 /// fails with `DeadlineExceeded` and its CCI pods are gone; without the deadline (the seed's
 /// perl, which the mock completes after `--compute-time-ms`, 3 s) it completes 50, every pod
-/// on the virtual node, and the mock never held more than 5 active pods at once.
+/// on the virtual node, and the mock never held more than 5 of its pods active at once.
 ///
-/// The engine copies no cluster labels to CCI pods (engine/src/translate.rs), so the mock's
-/// peak cannot be filtered to the Job: the peak is read over the cluster's whole CCI
-/// namespace, an upper bound that holds because the `jobs` suite runs its scenarios one at a
-/// time and this scenario waits for the first Job's CCI pods to be gone before the second.
+/// The peak is read per Job: CCI pods carry their cluster pod's labels (engine/src/translate.rs),
+/// and the Job controller labels its pods `job-name` and [`JOB_UID_LABEL`], so pods of the
+/// deadline-failed Job still terminating, or of a Job of the same name in another scenario,
+/// never count against this one.
 pub fn wl_04(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(async move {
         // 1. The deadline.
@@ -159,7 +162,8 @@ pub fn wl_04(s: &Scenario) -> BodyFuture<'_> {
         // 2. Without the deadline: 50 completions, 5 at a time.
         let mut job = seed_job("pi")?;
         job.spec.as_mut().context("spec")?.active_deadline_seconds = None;
-        s.api::<Job>().create(&PostParams::default(), &job).await?;
+        let created = s.api::<Job>().create(&PostParams::default(), &job).await?;
+        let pi_uid = created.metadata.uid.context("the Job pi has no uid")?;
         let done = wait::until(
             "pi to complete 50",
             Duration::from_secs(300),
@@ -190,14 +194,21 @@ pub fn wl_04(s: &Scenario) -> BodyFuture<'_> {
 
         let peak = s
             .mock()
-            .inside(&format!("/_mock/peak?namespace={}", s.cci_namespace()))
+            .inside(&format!(
+                "/_mock/peak?namespace={}&labelSelector=job-name%3Dpi%2C{JOB_UID_LABEL}%3D{pi_uid}",
+                s.cci_namespace()
+            ))
             .await?;
         let active = peak["active"]["peak"].as_u64().context("active peak")?;
-        eprintln!("WL-04: peak of active CCI pods {active}");
-        anyhow::ensure!(active >= 1, "nothing ever ran on CCI: {peak}");
+        eprintln!("WL-04: peak of pi's active CCI pods {active}");
+        // At least one: the selector matched pi's pods (their labels reached CCI).
+        anyhow::ensure!(
+            active >= 1,
+            "no CCI pod labelled job-name=pi ever ran: {peak}"
+        );
         anyhow::ensure!(
             active <= 5,
-            "the mock held {active} active pods at once (parallelism 5): {peak}"
+            "the mock held {active} active pods of pi at once (parallelism 5): {peak}"
         );
         Ok(Outcome::Passed)
     })
