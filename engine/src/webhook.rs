@@ -1,9 +1,19 @@
 //! The admission webhook: a thin HTTP layer over the pure decision of `burst-rules`.
 //!
 //! The handler gathers the facts the decision needs (the pod's owner chain and its labels, the
-//! cluster's StorageClasses and PVCs), calls `burst_rules::decide::decide`, and turns the
-//! decision into an admission response: a JSON patch, a refusal, or an allow with an event
-//! saying why the pod was kept local.
+//! cluster's StorageClasses and PVCs, the installed Volcano's version), calls
+//! `burst_rules::decide::decide`, and turns the decision into an admission response: a JSON
+//! patch, a refusal, or an allow with a Warning event saying why the pod was kept local (the
+//! user asked for CCI and does not get it; none for a dry run, which must have no side effects).
+//!
+//! **Volcano** (BEHAVIOR.md §2, INST-05): Volcano `<= 1.17.10` cannot place pods with
+//! cloud-storage volumes on CCI. The version is read only for a pod that names the scheduler
+//! `volcano` and has such a volume: from the image tag of the Deployment `volcano-scheduler`
+//! in `volcano-system`, else in `kube-system` (where Volcano's charts and CCE's add-on put it;
+//! `…/vc-scheduler:v1.17.10` is 1.17.10). No such Deployment, or a tag that is no version, is
+//! "no Volcano restriction". The answer is kept for [`VOLCANO_CACHE_TTL`] so admission stays
+//! one API call short; a Volcano upgrade is seen within that time. (A cluster that makes
+//! Volcano its *default* scheduler is not discovered: pods must name it.)
 //!
 //! `POST /validate` checks Services (CREATE and UPDATE) with `burst_rules::decide::check_service`.
 //! A Service "selects burst pods" when its selector matches, in its namespace, a live pod bound
@@ -11,28 +21,91 @@
 //! webhook leaves on every pod it lets burst). A Service without a selector selects nothing.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use burst_rules::release::Release;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, ObjectReference, PersistentVolumeClaim, Pod, Service};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, DynamicObject, PostParams};
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 
+/// Where Volcano's scheduler is looked for, in order: (namespace, Deployment name).
+pub const VOLCANO_SCHEDULER_DEPLOYMENTS: &[(&str, &str)] = &[
+    ("volcano-system", "volcano-scheduler"),
+    ("kube-system", "volcano-scheduler"),
+];
+/// How long a discovered Volcano version (or its absence) is trusted before it is read again.
+pub const VOLCANO_CACHE_TTL: Duration = Duration::from_secs(10);
+
 /// What every request shares.
 #[derive(Clone)]
 pub struct WebhookState {
     client: kube::Client,
-    release: burst_rules::release::Release,
+    release: Release,
+    volcano: Arc<Mutex<VolcanoCache>>,
 }
 
 impl WebhookState {
     /// State for a webhook serving `release`.
-    pub fn new(client: kube::Client, release: burst_rules::release::Release) -> Self {
-        Self { client, release }
+    pub fn new(client: kube::Client, release: Release) -> Self {
+        Self {
+            client,
+            release,
+            volcano: Arc::default(),
+        }
     }
+}
+
+/// The installed Volcano's version as last read, and when.
+#[derive(Debug, Default)]
+struct VolcanoCache {
+    read: Option<(Instant, Option<Release>)>,
+}
+
+impl VolcanoCache {
+    /// The version read less than [`VOLCANO_CACHE_TTL`] before `now`, if any (`Some(None)`: no
+    /// Volcano then).
+    fn fresh(&self, now: Instant) -> Option<Option<Release>> {
+        self.read
+            .filter(|(at, _)| now.saturating_duration_since(*at) < VOLCANO_CACHE_TTL)
+            .map(|(_, version)| version)
+    }
+
+    fn store(&mut self, now: Instant, version: Option<Release>) {
+        self.read = Some((now, version));
+    }
+}
+
+/// The Volcano release a `volcano-scheduler` Deployment runs: the tag of its scheduler
+/// container's image (the container whose image names `vc-scheduler` or `volcano`, else the
+/// first), e.g. `volcanosh/vc-scheduler:v1.17.10` → 1.17.10. A suffix after the version
+/// (`v1.12.1-hw.2`) and a digest are ignored; no tag, or one that is no version (`latest`),
+/// is `None`.
+pub fn volcano_version_of(deployment: &Deployment) -> Option<Release> {
+    let containers = &deployment.spec.as_ref()?.template.spec.as_ref()?.containers;
+    let image = |c: &k8s_openapi::api::core::v1::Container| c.image.clone().unwrap_or_default();
+    let repository = |image: &str| {
+        let last = image.rsplit('/').next().unwrap_or(image);
+        last.split([':', '@']).next().unwrap_or(last).to_owned()
+    };
+    let scheduler = containers
+        .iter()
+        .find(|c| {
+            let name = repository(&image(c));
+            name.contains("vc-scheduler") || name.contains("volcano")
+        })
+        .or_else(|| containers.first())?;
+    let image = image(scheduler);
+    let last = image.rsplit('/').next().unwrap_or(&image);
+    let without_digest = last.split('@').next().unwrap_or(last);
+    let (_, tag) = without_digest.rsplit_once(':')?;
+    let version = tag.split(['-', '+']).next().unwrap_or(tag);
+    version.parse().ok()
 }
 
 /// The webhook's routes: `POST /mutate` (pods), `POST /validate` (Services), `GET /healthz`.
@@ -60,13 +133,18 @@ async fn mutate(
         .namespace
         .clone()
         .unwrap_or_else(|| "default".into());
-    Json(admit(&state, &namespace, pod, response).await.into_review())
+    Json(
+        admit(&state, &namespace, pod, request.dry_run, response)
+            .await
+            .into_review(),
+    )
 }
 
 async fn admit(
     state: &WebhookState,
     namespace: &str,
     pod: &Pod,
+    dry_run: bool,
     response: AdmissionResponse,
 ) -> AdmissionResponse {
     let facts = match gather(state, namespace, pod).await {
@@ -102,9 +180,12 @@ async fn admit(
             }
         }
         burst_rules::decide::Decision::KeepLocal { reason } => {
-            tracing::info!(%namespace, pod = %name, %reason, "kept local");
-            // The pod has no UID yet; the event names it and explains (best effort).
-            let _ = kept_local_event(&state.client, namespace, &name, &reason).await;
+            tracing::info!(%namespace, pod = %name, %reason, dry_run, "kept local");
+            // The pod has no UID yet; the event names it and explains (best effort). A dry run
+            // creates no pod, so it gets no event: the webhook declares no side effects.
+            if !dry_run {
+                let _ = kept_local_event(&state.client, namespace, &name, &reason).await;
+            }
             response
         }
         burst_rules::decide::Decision::Refuse { message } => response.deny(message),
@@ -268,6 +349,9 @@ async fn gather(state: &WebhookState, namespace: &str, pod: &Pod) -> Result<Fact
         .and_then(|s| s.volumes.as_ref())
         .is_some_and(|vs| vs.iter().any(|v| v.persistent_volume_claim.is_some()));
     let mut cluster = burst_rules::decide::ClusterFacts::default();
+    if volcano_may_matter(pod) {
+        cluster.volcano_version = volcano_version(state).await?;
+    }
     if uses_pvc {
         for sc in Api::<StorageClass>::all(state.client.clone())
             .list(&Default::default())
@@ -289,6 +373,42 @@ async fn gather(state: &WebhookState, namespace: &str, pod: &Pod) -> Result<Fact
         }
     }
     Ok(Facts { owners, cluster })
+}
+
+/// Whether the Volcano rule could apply to `pod`: it names the scheduler `volcano` and has a
+/// cloud-storage volume. Only then is the version worth reading.
+fn volcano_may_matter(pod: &Pod) -> bool {
+    pod.spec.as_ref().is_some_and(|spec| {
+        spec.scheduler_name.as_deref() == Some(burst_rules::decide::VOLCANO)
+            && !burst_rules::volumes::cloud_storage_volumes(spec).is_empty()
+    })
+}
+
+/// The installed Volcano's version (see the module docs), from the cache when it is fresh.
+async fn volcano_version(state: &WebhookState) -> Result<Option<Release>, kube::Error> {
+    let cached = state
+        .volcano
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .fresh(Instant::now());
+    if let Some(version) = cached {
+        return Ok(version);
+    }
+    let mut version = None;
+    for (namespace, name) in VOLCANO_SCHEDULER_DEPLOYMENTS {
+        let api: Api<Deployment> = Api::namespaced(state.client.clone(), namespace);
+        if let Some(deployment) = api.get_opt(name).await? {
+            version = volcano_version_of(&deployment);
+            tracing::debug!(%namespace, %name, ?version, "found Volcano's scheduler");
+            break;
+        }
+    }
+    state
+        .volcano
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .store(Instant::now(), version);
+    Ok(version)
 }
 
 fn controller_of(meta: &kube::api::ObjectMeta) -> Option<(String, String, String)> {
@@ -330,7 +450,9 @@ async fn kept_local_event(
         },
         reason: Some("KeptLocal".into()),
         message: Some(reason.to_owned()),
-        type_: Some("Normal".into()),
+        // NB: a Warning, as §4 asks for a pod that fits no flavour: every pod kept local here
+        // carries a policy label asking for CCI, and will not get it.
+        type_: Some("Warning".into()),
         first_timestamp: Some(now.clone()),
         last_timestamp: Some(now),
         count: Some(1),
@@ -375,6 +497,84 @@ mod tests {
                 k8s_openapi::jiff::Timestamp::now(),
             ));
         assert!(!is_burst_pod(&gone));
+    }
+
+    fn scheduler_deployment(images: &[&str]) -> Deployment {
+        let containers: Vec<serde_json::Value> = images
+            .iter()
+            .enumerate()
+            .map(|(i, image)| serde_json::json!({"name": format!("c{i}"), "image": image}))
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "volcano-scheduler", "namespace": "volcano-system"},
+            "spec": {
+                "selector": {"matchLabels": {"app": "volcano-scheduler"}},
+                "template": {"spec": {"containers": containers}}
+            }
+        }))
+        .expect("deployment")
+    }
+
+    #[test]
+    fn volcanos_version_is_the_tag_of_its_scheduler_image() {
+        let version = |images: &[&str]| {
+            volcano_version_of(&scheduler_deployment(images)).map(|r| r.to_string())
+        };
+        let v = |s: &str| Some(s.to_owned());
+        assert_eq!(version(&["volcanosh/vc-scheduler:v1.17.10"]), v("1.17.10"));
+        assert_eq!(version(&["volcanosh/vc-scheduler:v1.17.11"]), v("1.17.11"));
+        assert_eq!(
+            version(&["registry.local:5000/volcano/vc-scheduler:1.9.0"]),
+            v("1.9.0"),
+            "a registry port is not the tag"
+        );
+        assert_eq!(
+            version(&["swr.example.com/hwofficial/volcano-scheduler:v1.12.1-hw.2"]),
+            v("1.12.1")
+        );
+        assert_eq!(
+            version(&["volcanosh/vc-scheduler:v1.17.10@sha256:0123abcd"]),
+            v("1.17.10")
+        );
+        assert_eq!(
+            version(&["istio/proxyv2:1.20.0", "volcanosh/vc-scheduler:v1.8.2"]),
+            v("1.8.2"),
+            "the scheduler's container, not a sidecar"
+        );
+        assert_eq!(version(&["volcanosh/vc-scheduler"]), None);
+        assert_eq!(version(&["volcanosh/vc-scheduler:latest"]), None);
+        assert_eq!(version(&["registry.local:5000/vc-scheduler"]), None);
+        assert_eq!(version(&[]), None);
+    }
+
+    #[test]
+    fn a_volcano_version_is_trusted_for_the_cache_ttl_only() {
+        let t0 = Instant::now();
+        let mut cache = VolcanoCache::default();
+        assert_eq!(cache.fresh(t0), None);
+        let v = Some("1.17.10".parse().unwrap());
+        cache.store(t0, v);
+        assert_eq!(cache.fresh(t0 + VOLCANO_CACHE_TTL / 2), Some(v));
+        assert_eq!(cache.fresh(t0 + VOLCANO_CACHE_TTL), None);
+        cache.store(t0, None);
+        assert_eq!(cache.fresh(t0), Some(None), "no Volcano is remembered too");
+    }
+
+    #[test]
+    fn only_a_pod_volcano_schedules_with_cloud_storage_needs_the_volcano_version() {
+        let with = |scheduler: Option<&str>, volume: serde_json::Value| {
+            let mut spec = serde_json::json!({"containers": [], "volumes": [volume]});
+            if let Some(s) = scheduler {
+                spec["schedulerName"] = s.into();
+            }
+            volcano_may_matter(&pod(serde_json::json!({"spec": spec})))
+        };
+        let claim = serde_json::json!({"name": "d", "persistentVolumeClaim": {"claimName": "c"}});
+        let config = serde_json::json!({"name": "d", "configMap": {"name": "c"}});
+        assert!(with(Some("volcano"), claim.clone()));
+        assert!(!with(Some("volcano"), config));
+        assert!(!with(None, claim.clone()));
+        assert!(!with(Some("default-scheduler"), claim));
     }
 
     #[test]

@@ -222,6 +222,29 @@ pub async fn run(env: &Env, options: &BenchOptions) -> Result<BenchReport> {
         configmap_kib: options.configmap_kib,
         ..BenchReport::default()
     };
+    // A node just registered carries the not-ready taint until the node lifecycle controller
+    // lifts it; measuring before that would time the controller, not the engine.
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    wait::until(
+        "bursting-node to be schedulable (no not-ready taint)",
+        Duration::from_secs(90),
+        || async {
+            let node = nodes
+                .get_opt(crate::env::VIRTUAL_NODE)
+                .await
+                .map_err(kube("get bursting-node"))?;
+            Ok(node
+                .filter(|n| {
+                    !n.spec
+                        .iter()
+                        .flat_map(|s| s.taints.iter().flatten())
+                        .any(|t| t.key.starts_with("node.kubernetes.io/"))
+                })
+                .map(|_| ()))
+        },
+        || async { String::new() },
+    )
+    .await?;
     let suffix = &crate::cluster::local::random_name()[10..];
     if options.replicas > 0 {
         // Room for every replica on kwok nodes labelled for the benchmark (250 pods each).

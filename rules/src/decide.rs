@@ -16,7 +16,13 @@
 //!    that is what would run on CCI.
 //! 3. **Size** ([`crate::flavour`]) and **volumes** ([`crate::volumes`]): every problem is
 //!    collected. Under `enforce` they → `Refuse` (the pod must run on CCI and cannot); under
-//!    `auto`/`localPrefer` → `KeepLocal` (it can still run on the cluster).
+//!    `auto`/`localPrefer` → `KeepLocal` (it can still run on the cluster). One exception: a
+//!    pod whose size fits no flavour ([`crate::Error::NoFlavour`]), and has no other problem,
+//!    is admitted under `enforce` and mutated as usual, because §4 has such a pod "not created
+//!    on CCI and get a Warning event on its CCE side": a refused pod would not exist to carry
+//!    the event. The virtual kubelet refuses to create it on CCI and posts that event (RES-03).
+//!    A bad or too small `resource.cci.io/pod-size-specs` pin, or no resources at all, is
+//!    still refused (§4 says so).
 //! 4. **Volcano** `<= 1.17.10` scheduling a pod with cloud storage → `KeepLocal`, for every
 //!    policy (INST-05: the pod stays off CCI with an explaining event).
 //! 5. Otherwise → [`Decision::Mutate`] with an RFC 6902 patch:
@@ -227,8 +233,15 @@ pub fn decide(input: &AdmissionInput) -> Decision {
         .and_then(|a| a.get(ANNOTATION_POD_SIZE_SPECS))
         .map(String::as_str);
     let sizing = flavour::size(&effective, size_specs);
+    // NB: a size beyond every flavour is the engine's to refuse under `enforce` (see the module
+    // docs); it is only a problem here for the policies that can keep the pod local.
+    let mut no_flavour = None;
     let flavour = match &sizing {
         Ok(s) => Some(s.flavour),
+        Err(e @ crate::Error::NoFlavour { .. }) => {
+            no_flavour = Some(e.to_string());
+            None
+        }
         Err(e) => {
             problems.push(e.to_string());
             None
@@ -246,9 +259,16 @@ pub fn decide(input: &AdmissionInput) -> Decision {
         }
         problems.extend(violations.into_iter().map(|v| v.message));
     }
+    let enforce = resolved.policy == Policy::Enforce;
+    if let Some(e) = &no_flavour
+        && (!enforce || !problems.is_empty())
+    {
+        // Refused or kept local anyway: the size is one more thing the user has to fix.
+        problems.insert(0, e.clone());
+    }
     if !problems.is_empty() {
         let problems = list(&problems);
-        return if resolved.policy == Policy::Enforce {
+        return if enforce {
             Decision::Refuse {
                 message: format!("{who} cannot run on CCI, as {resolved} requires: {problems}"),
             }
@@ -302,8 +322,13 @@ pub fn decide(input: &AdmissionInput) -> Decision {
     if patch.is_empty() {
         return Decision::Allow;
     }
-    if let Ok(s) = sizing {
-        reasons.push(format!("on CCI it runs as flavour {}", s.flavour));
+    match (sizing, no_flavour) {
+        (Ok(s), _) => reasons.push(format!("on CCI it runs as flavour {}", s.flavour)),
+        (Err(_), Some(e)) => reasons.push(format!(
+            "{e}: the virtual kubelet will not create it on CCI and will post a Warning event \
+             on the pod"
+        )),
+        (Err(_), None) => {}
     }
     Decision::Mutate {
         patch: Value::Array(patch),

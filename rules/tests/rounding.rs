@@ -1,5 +1,6 @@
 //! BEHAVIOR.md §4 (resource rounding), RES-01…RES-03, through `decide`: the pre-check refuses
-//! under `enforce` with the numbers and keeps the pod local otherwise.
+//! under `enforce` with the numbers and keeps the pod local otherwise; a size beyond every
+//! flavour alone is admitted under `enforce` (the virtual kubelet refuses it with an event).
 
 mod common;
 
@@ -205,45 +206,113 @@ fn the_pod_size_specs_annotation(
     }
 }
 
-/// RES-03: bigger than every flavour.
+/// RES-03: bigger than every flavour. Under `enforce` the pod is admitted and sent to the
+/// virtual node (the virtual kubelet refuses it there with a Warning event on the pod, §4);
+/// under `auto` and `localPrefer` it is kept local with the numbers.
 #[rstest]
 #[case::cpu(
     "[{name: a, resources: {requests: {cpu: 65, memory: 1Gi}}}]",
+    "",
     "cpu 65 and memory 1Gi"
 )]
 #[case::memory(
     "[{name: a, resources: {requests: {cpu: 1, memory: 600Gi}}}]",
+    "",
     "cpu 1 and memory 600Gi"
+)]
+#[case::both(
+    "[{name: a, resources: {requests: {cpu: 80, memory: 100Gi}}}]",
+    "",
+    "cpu 80 and memory 100Gi"
 )]
 #[case::init(
     "[{name: a, resources: {requests: {cpu: 1, memory: 1Gi}}}]",
+    "[{name: i, resources: {requests: {cpu: 100}}}]",
     "cpu 100 and memory 1Gi"
 )]
-fn a_pod_larger_than_every_flavour(#[case] containers: &str, #[case] numbers: &str) {
-    let init = if numbers.starts_with("cpu 100") {
-        "[{name: i, resources: {requests: {cpu: 100}}}]"
-    } else {
-        ""
-    };
-    let enforce = decide_pod(&sized_pod("enforce", containers, init), latest());
-    let Decision::Refuse { message } = &enforce else {
+fn a_pod_larger_than_every_flavour(
+    #[case] containers: &str,
+    #[case] init: &str,
+    #[case] numbers: &str,
+) {
+    let flavour_problem = format!(
+        "the pod needs {numbers} (the larger of the sum of container requests, each container \
+         limit and the largest init container), which fits no CCI flavour (the largest are 48 \
+         vCPU / 384 GiB and 64 vCPU / 512 GiB)"
+    );
+
+    let p = sized_pod("enforce", containers, init);
+    let enforce = decide_pod(&p, latest());
+    let Decision::Mutate { reasons, .. } = &enforce else {
         panic!("{enforce:?}")
     };
     assert!(
-        message.contains(&format!("the pod needs {numbers}")),
-        "{message}"
+        reasons
+            .iter()
+            .any(|r| r.contains(&flavour_problem) && r.contains("Warning event")),
+        "{reasons:?}"
     );
+    let spec = patched(&p, &enforce).spec.unwrap();
+    let required = spec
+        .affinity
+        .and_then(|a| a.node_affinity)
+        .and_then(|n| n.required_during_scheduling_ignored_during_execution)
+        .expect("required node affinity");
     assert!(
-        message.contains(
-            "fits no CCI flavour (the largest are 48 vCPU / 384 GiB and 64 vCPU / 512 GiB)"
-        ),
-        "{message}"
+        required.node_selector_terms[0]
+            .match_expressions
+            .iter()
+            .flatten()
+            .any(|e| e.key == "type" && e.operator == "In"),
+        "{required:?}"
     );
-    let local = decide_pod(&sized_pod("localPrefer", containers, init), latest());
-    let Decision::KeepLocal { reason } = &local else {
-        panic!("{local:?}")
+
+    for policy in ["auto", "localPrefer"] {
+        let local = decide_pod(&sized_pod(policy, containers, init), latest());
+        let Decision::KeepLocal { reason } = &local else {
+            panic!("{policy}: {local:?}")
+        };
+        assert!(reason.contains(&flavour_problem), "{reason}");
+    }
+}
+
+/// RES-03's exception is narrow: a size beyond every flavour with another problem, a pin that
+/// is too small for it, or no resources at all, are still refused under `enforce`.
+#[rstest]
+#[case::with_a_host_path(
+    "[{name: a, resources: {requests: {cpu: 80, memory: 100Gi}}, volumeMounts: [{name: logs, mountPath: /l}]}]",
+    Some("{name: logs, hostPath: {path: /var/log}}"),
+    None,
+    &["2 problems", "fits no CCI flavour", "logs"]
+)]
+#[case::pinned_too_small(
+    "[{name: a, resources: {requests: {cpu: 80, memory: 100Gi}}}]",
+    None,
+    Some("64_512"),
+    &["\"64_512\"", "is smaller than the containers need (cpu 80 and memory 100Gi)"]
+)]
+#[case::no_resources(NONE, None, None, &["no container has cpu or memory requests or limits"])]
+fn an_enforce_pod_with_more_than_a_size_beyond_every_flavour_is_refused(
+    #[case] containers: &str,
+    #[case] volume: Option<&str>,
+    #[case] pin: Option<&str>,
+    #[case] needles: &[&str],
+) {
+    let mut p = sized_pod("enforce", containers, "");
+    if let Some(volume) = volume {
+        p.spec.as_mut().unwrap().volumes =
+            Some(vec![serde_saphyr::from_str(volume).expect("volume")]);
+    }
+    if let Some(pin) = pin {
+        p = with_annotation(p, ANNOTATION_POD_SIZE_SPECS, pin);
+    }
+    let decision = decide_pod(&p, latest());
+    let Decision::Refuse { message } = &decision else {
+        panic!("{decision:?}")
     };
-    assert!(reason.contains(numbers), "{reason}");
+    for needle in needles {
+        assert!(message.contains(needle), "{message}\n  wanted: {needle}");
+    }
 }
 
 #[rstest]

@@ -301,10 +301,24 @@ fn init_container_sub_paths_on_an_empty_dir_count_too() {
 
 #[test]
 fn without_a_flavour_the_core_limit_is_not_judged_but_sizing_is_reported() {
-    let p = pod_with("enforce", "100", &sized_empty_dir("500Gi"), "");
+    // `auto`: kept local for the size alone.
+    let p = pod_with("auto", "100", &sized_empty_dir("500Gi"), "");
     let message = decide_pod(&p, latest()).message().unwrap().to_string();
     assert!(message.contains("fits no CCI flavour"), "{message}");
     assert!(!message.contains("emptyDir"), "{message}");
+    // `enforce`: admitted for the virtual kubelet to refuse (RES-03), the emptyDir not judged.
+    let p = pod_with("enforce", "100", &sized_empty_dir("500Gi"), "");
+    let Decision::Mutate { reasons, .. } = decide_pod(&p, latest()) else {
+        panic!("not admitted")
+    };
+    assert!(
+        reasons.iter().any(|r| r.contains("fits no CCI flavour")),
+        "{reasons:?}"
+    );
+    assert!(
+        !reasons.iter().any(|r| r.contains("emptyDir")),
+        "{reasons:?}"
+    );
     let f = parse_pod_size_specs("64_128").unwrap();
     let spec = p.spec.as_ref().unwrap();
     assert!(volumes::check(spec, latest(), &cluster(), Some(f)).is_ok());
