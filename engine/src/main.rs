@@ -36,8 +36,9 @@
 //! ```
 //!
 //! Prints `webhook listening on https://ADDR`. RBAC: `get` on the workloads that own pods
-//! (ReplicaSets, Deployments, StatefulSets, Jobs, CronJobs, DaemonSets), `list` on pods,
-//! PersistentVolumeClaims and StorageClasses, `create` on events.
+//! (ReplicaSets, Deployments, StatefulSets, Jobs, CronJobs, DaemonSets; the Deployment
+//! `volcano-scheduler` in `volcano-system` or `kube-system` tells the installed Volcano's
+//! version), `list` on pods, PersistentVolumeClaims and StorageClasses, `create` on events.
 //!
 //! # `proxy`: the network interconnect (BEHAVIOR.md §10)
 //!
