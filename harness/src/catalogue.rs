@@ -97,7 +97,7 @@ entries! {
     "VOL-02", "Secret mounted: mirrored; its data never appears in engine logs or events", Some(scenarios::vol::vol_02);
     "VOL-03", "EmptyDir: plain works; subPath refused; 1Gi works; 1536Mi refused; > 10 x CPU refused", Some(scenarios::gated::vol_03);
     "VOL-04", "DownwardAPI: refused on 1.3.24, works on 1.3.25", Some(scenarios::gated::vol_04);
-    "VOL-05", "Projected serviceAccountToken: gated as VOL-04; long-lived token Secret on CCI", None;
+    "VOL-05", "Projected serviceAccountToken: gated as VOL-04; long-lived token Secret on CCI", Some(scenarios::gated::vol_05);
     "VOL-06", "PVC: SFS and SFS Turbo through CSI work; other classes refused", Some(scenarios::gated::vol_06);
     "VOL-07", "HostPath refused; /etc/localtime works on 1.5.9, refused on 1.5.8", Some(scenarios::gated::vol_07);
     "VOL-08", "flexVolume and local volumes refused", Some(scenarios::refusals::vol_08);
@@ -110,7 +110,7 @@ entries! {
     "HP-07", "Malformed JSON, unknown policyType, bad sizeLimit: refused, the message quotes the entry", Some(scenarios::refusals::hp_07);
     "RES-01", "Requests/limits table to expected flavour and annotations, including init containers", Some(scenarios::rounding::res_01);
     "RES-02", "pod-size-specs pins the size; no flavour or too small is refused", Some(scenarios::gated::res_02);
-    "RES-03", "A pod bigger than every flavour: Warning event on the CCE pod, nothing on CCI", None;
+    "RES-03", "A pod bigger than every flavour: Warning event on the CCE pod, nothing on CCI", Some(scenarios::rounding::res_03);
     "LOCK-01", "CCI sold out: the burst pod fails, the node turns SchedulingDisabled, new enforce pods wait", Some(scenarios::lock::lock_01);
     "LOCK-02", "kubectl uncordon unlocks it and the waiting pods run", Some(scenarios::lock::lock_02);
     "LOCK-03", "The lock lifts by itself when its (shortened) duration ends", Some(scenarios::lock::lock_03);
@@ -125,7 +125,7 @@ entries! {
     "INST-02", "Arm nodes with release <= 1.5.37: add-on pods avoid them; only-Arm cluster refused", Some(scenarios::addon::inst_02);
     "INST-03", "Pod room: single needs 7 (8) free slots on a node, ha two such nodes; else refused with numbers", Some(scenarios::addon::inst_03);
     "INST-04", "LoadBalancer Service for burst pods refused before 1.5.5, works from 1.5.5", Some(scenarios::install::inst_04);
-    "INST-05", "Volcano <= 1.17.10 with a cloud-storage volume: the pod stays off CCI with an event", None;
+    "INST-05", "Volcano <= 1.17.10 with a cloud-storage volume: the pod stays off CCI with an event", Some(scenarios::install::inst_05);
     "NET-01", "With interconnect, a CCI pod reaches a cluster Service and back", Some(scenarios::addon::net_01);
     "NET-02", "Without interconnect, a CCI pod cannot reach a cluster Service", Some(scenarios::addon::net_02);
     "VK-01", "Graceful delete (grace period honoured) and force delete both remove the CCI pod", Some(scenarios::vk::vk_01);

@@ -30,3 +30,10 @@ async fn inst_02_the_addon_avoids_arm_nodes_and_refuses_a_cluster_of_only_arm_no
 async fn inst_03_install_is_refused_with_the_numbers_when_nodes_lack_pod_room() {
     assert_passes("INST-03").await;
 }
+
+/// INST-05: with Volcano 1.17.10 installed, a pod Volcano schedules with an SFS claim stays off
+/// CCI with an event explaining why; with 1.17.11 it bursts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inst_05_volcano_up_to_1_17_10_keeps_pods_with_cloud_storage_off_cci_with_an_event() {
+    assert_passes("INST-05").await;
+}

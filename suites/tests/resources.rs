@@ -15,3 +15,10 @@ async fn res_02_pod_size_specs_pins_the_flavour_and_bad_pins_are_refused() {
 async fn res_01_requests_and_limits_round_up_to_the_expected_flavour_and_annotations() {
     assert_passes("RES-01").await;
 }
+
+/// RES-03: a pod bigger than every flavour is bound to the virtual node, gets a Warning event
+/// naming the numbers, and never reaches CCI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn res_03_a_pod_bigger_than_every_flavour_gets_a_warning_event_and_nothing_on_cci() {
+    assert_passes("RES-03").await;
+}

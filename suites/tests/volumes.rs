@@ -34,6 +34,13 @@ async fn vol_04_downward_api_volumes_follow_the_1_3_25_gate() {
     assert_passes("VOL-04").await;
 }
 
+/// VOL-05: a projected serviceAccountToken source follows the 1.3.25 gate; on CCI it is the
+/// service account's long-lived token Secret, without expirationSeconds or audience.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vol_05_a_projected_service_account_token_becomes_the_long_lived_token_secret_on_cci() {
+    assert_passes("VOL-05").await;
+}
+
 /// VOL-06: claims of SFS and SFS Turbo CSI classes run; EVS, OBS and non-CSI classes are refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vol_06_only_sfs_and_sfs_turbo_claims_through_csi_reach_cci() {

@@ -1,5 +1,5 @@
 //! Volume rules and release gates (BEHAVIOR.md §4 pinned sizes, §5 volumes, §6 hostPath
-//! replacement): VOL-03, VOL-04, VOL-06, VOL-07, HP-02…HP-06, RES-02.
+//! replacement): VOL-03, VOL-04, VOL-05, VOL-06, VOL-07, HP-02…HP-06, RES-02.
 //!
 //! Each body asserts the side of a gate the shared environment's release is on
 //! ([`crate::env::release`]): refused with a message naming the volume, the rule and the gate, or
@@ -11,7 +11,9 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod, Volume};
+use k8s_openapi::api::core::v1::{
+    PersistentVolume, PersistentVolumeClaim, Pod, Secret, ServiceAccount, Volume,
+};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, DeleteParams, PostParams};
 
@@ -19,7 +21,7 @@ use super::refusals::expect_refused;
 use super::{BodyFuture, POLICY_LABEL, converge, pod_with};
 use crate::catalogue::Outcome;
 use crate::scenario::Scenario;
-use crate::snapshot;
+use crate::{snapshot, wait};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 /// Pod annotation of the hostPath replacement policies.
@@ -386,8 +388,143 @@ pub fn vol_04(s: &Scenario) -> BodyFuture<'_> {
     })
 }
 
+/// The service account VOL-05's pod runs as, and its long-lived token Secret (the engine's
+/// convention: `{account}-token`).
+const TOKEN_ACCOUNT: &str = "burster";
+const TOKEN_SECRET: &str = "burster-token";
+
+/// VOL-05: a projected volume with a `serviceAccountToken` source (expirationSeconds 3600,
+/// audience `vault`) and a downwardAPI source. Gated as VOL-04: refused before 1.3.25 (naming
+/// the volume, the type and the gate). From 1.3.25 it runs on CCI, where the token source is
+/// the `token` key of the service account's long-lived token Secret, mirrored as
+/// `{namespace}.burster-token` and holding the very token the cluster's token controller wrote;
+/// `serviceAccountToken`, `expirationSeconds` and `audience` appear nowhere in the CCI volume.
+pub fn vol_05(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(async move {
+        // The account and its token Secret, filled in by kube-controller-manager's token
+        // controller (the long-lived token §5 speaks of).
+        let account: ServiceAccount = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": TOKEN_ACCOUNT}
+        }))?;
+        s.api::<ServiceAccount>()
+            .create(&PostParams::default(), &account)
+            .await
+            .context("create service account burster")?;
+        let secret: Secret = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": TOKEN_SECRET,
+                         "annotations": {"kubernetes.io/service-account.name": TOKEN_ACCOUNT}},
+            "type": "kubernetes.io/service-account-token"
+        }))?;
+        s.api::<Secret>()
+            .create(&PostParams::default(), &secret)
+            .await
+            .context("create secret burster-token")?;
+        let token = wait::until(
+            "the token controller to fill secret burster-token's data.token",
+            PATIENCE,
+            || async {
+                let secret = s
+                    .api::<Secret>()
+                    .get(TOKEN_SECRET)
+                    .await
+                    .map_err(|source| crate::Error::Kube {
+                        context: "get secret burster-token".into(),
+                        source,
+                    })?;
+                Ok(secret
+                    .data
+                    .and_then(|d| d.get("token").cloned())
+                    .filter(|t| !t.0.is_empty()))
+            },
+            || s.diagnose(),
+        )
+        .await?;
+
+        let mut pod = pod_with(
+            "projected",
+            serde_json::json!([{"name": "sa-token", "projected": {"sources": [
+                {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600,
+                                         "audience": "vault"}},
+                {"downwardAPI": {"items": [
+                    {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}
+                ]}}
+            ]}}]),
+            &[],
+        )?;
+        pod.spec.as_mut().context("spec")?.service_account_name = Some(TOKEN_ACCOUNT.into());
+        if !release_at_least((1, 3, 25))? {
+            expect_refused(s, &pod, &["sa-token", "projected", ">= 1.3.25"]).await?;
+            return Ok(Outcome::Passed);
+        }
+        create(s, &pod).await?;
+        converge(s, &enforce_selector(), 1, PATIENCE).await?;
+        let cci = cci_pod_of(s, "projected").await?;
+        let mirrored = format!("{}.{TOKEN_SECRET}", s.namespace);
+        let projected = volume(&cci, "sa-token")
+            .and_then(|v| v.projected.as_ref())
+            .with_context(|| {
+                format!(
+                    "the CCI pod has no projected volume sa-token: {}",
+                    volumes_view(&cci)
+                )
+            })?;
+        let token_source = projected.sources.iter().flatten().find_map(|src| {
+            src.secret
+                .as_ref()
+                .filter(|sec| sec.name == mirrored)
+                .map(|sec| sec.items.clone().unwrap_or_default())
+        });
+        anyhow::ensure!(
+            token_source.as_ref().is_some_and(|items| items.len() == 1
+                && items[0].key == "token"
+                && items[0].path == "token"),
+            "the CCI volume does not project key token of secret {mirrored} at path token: {}",
+            volumes_view(&cci)
+        );
+        anyhow::ensure!(
+            projected
+                .sources
+                .iter()
+                .flatten()
+                .any(|src| src.downward_api.is_some()),
+            "the downwardAPI source is missing on CCI: {}",
+            volumes_view(&cci)
+        );
+        anyhow::ensure!(mounted(&cci, "sa-token"), "sa-token is not mounted on CCI");
+        let wire = serde_json::to_string(projected)?;
+        for dropped in [
+            "serviceAccountToken",
+            "expirationSeconds",
+            "audience",
+            "vault",
+        ] {
+            anyhow::ensure!(
+                !wire.contains(dropped),
+                "the CCI volume still carries {dropped:?}: {wire}"
+            );
+        }
+        let on_cci: Option<cci_api::Secret> = s
+            .mock()
+            .object(s.cci_namespace(), "secrets", &mirrored)
+            .await?;
+        let on_cci = on_cci.with_context(|| format!("secret {mirrored} is not on CCI"))?;
+        // NB: compared, never printed: it is a credential.
+        anyhow::ensure!(
+            on_cci.data.as_ref().and_then(|d| d.get("token")) == Some(&token),
+            "secret {mirrored} on CCI does not hold the token of the cluster's burster-token \
+             (keys on CCI: {:?})",
+            on_cci.data.as_ref().map(|d| d.keys().collect::<Vec<_>>())
+        );
+        snapshot::settings().bind(|| {
+            insta::assert_json_snapshot!("vol_05_cci_pod_volumes", volumes_view(&cci));
+        });
+        Ok(Outcome::Passed)
+    })
+}
+
 /// Creates StorageClass `name` with `provisioner` unless it exists.
-async fn ensure_class(
+pub(super) async fn ensure_class(
     classes: &Api<StorageClass>,
     name: &str,
     provisioner: &str,
@@ -406,7 +543,7 @@ async fn ensure_class(
 }
 
 /// A claim `name` of `class`.
-fn claim(name: &str, class: &str) -> anyhow::Result<PersistentVolumeClaim> {
+pub(super) fn claim(name: &str, class: &str) -> anyhow::Result<PersistentVolumeClaim> {
     Ok(serde_json::from_value(serde_json::json!({
         "apiVersion": "v1", "kind": "PersistentVolumeClaim",
         "metadata": {"name": name},

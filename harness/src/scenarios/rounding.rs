@@ -1,15 +1,18 @@
-//! RES-01: requests and limits to the expected CCI flavour and annotations (BEHAVIOR.md §1, §4).
+//! RES-01: requests and limits to the expected CCI flavour and annotations (BEHAVIOR.md §1, §4);
+//! RES-03: a pod bigger than every flavour gets a Warning event and nothing on CCI.
 
 use std::time::Duration;
 
 use anyhow::Context as _;
-use k8s_openapi::api::core::v1::{Container, Pod};
-use kube::api::PostParams;
+use k8s_openapi::api::core::v1::{Container, Event, Pod, ResourceRequirements};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::api::{ListParams, PostParams};
 
-use super::{BodyFuture, POLICY_LABEL, cluster_uid_of, converge};
+use super::{BodyFuture, POLICY_LABEL, cluster_uid_of, converge, pod_with};
 use crate::catalogue::Outcome;
+use crate::env::VIRTUAL_NODE;
 use crate::scenario::Scenario;
-use crate::{fixtures, wait};
+use crate::{fixtures, snapshot, wait};
 
 const PATIENCE: Duration = Duration::from_secs(120);
 const SIZE: &str = "resource.cci.io/size";
@@ -212,6 +215,131 @@ pub fn res_01(s: &Scenario) -> BodyFuture<'_> {
                 row.memory
             );
         }
+        Ok(Outcome::Passed)
+    })
+}
+
+/// The Warning events on cluster pod `name` of the scenario, oldest first.
+async fn warnings_on(s: &Scenario, name: &str) -> crate::Result<Vec<Event>> {
+    let mut events = s
+        .api::<Event>()
+        .list(&ListParams::default().fields(&format!("involvedObject.name={name}")))
+        .await
+        .map_err(|source| crate::Error::Kube {
+            context: format!("list events of pod {name}"),
+            source,
+        })?
+        .items;
+    events.retain(|e| e.type_.as_deref() == Some("Warning"));
+    events.sort_by_key(|e| e.metadata.creation_timestamp.clone().map(|t| t.0));
+    Ok(events)
+}
+
+/// How many CCI pods of cluster pod `name` (by its UID, the engine's label; with `labels`, by
+/// those cluster labels too, which CCI pods carry over) the mock ever held at once: 0 means
+/// none was ever created, not even briefly.
+async fn cci_peak_of(s: &Scenario, name: &str, labels: &str) -> anyhow::Result<u64> {
+    let pod = s.api::<Pod>().get(name).await?;
+    let uid = pod.metadata.uid.context("uid")?;
+    let mut selector = format!("{}={uid}", cci_api::LABEL_CLUSTER_POD_UID);
+    if !labels.is_empty() {
+        selector = format!("{labels},{selector}");
+    }
+    let peak = s
+        .mock()
+        .inside(&format!(
+            "/_mock/peak?namespace={}&labelSelector={}",
+            s.cci_namespace(),
+            selector.replace('=', "%3D").replace(',', "%2C")
+        ))
+        .await?;
+    peak["active"]["peak"]
+        .as_u64()
+        .with_context(|| format!("no active peak in {peak}"))
+}
+
+/// RES-03: an `enforce` pod asking 80 vCPU / 100Gi (beyond 64 vCPU / 512 GiB, the largest
+/// flavours) is admitted and bound to the virtual node; the virtual kubelet refuses it: a
+/// Warning event on the pod names the flavour problem with the numbers, its status says
+/// `ProviderFailed`, and the mock never holds a CCI pod for it — checked when the event
+/// appears, and again after a pod that fits has gone to CCI and come back Running through the
+/// engine's status rounds (the engine was not merely slow to get to the big one).
+pub fn res_03(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(async move {
+        let mut big = pod_with("too-big", serde_json::json!([]), &[])?;
+        let size = std::collections::BTreeMap::from([
+            ("cpu".to_owned(), Quantity("80".into())),
+            ("memory".to_owned(), Quantity("100Gi".into())),
+        ]);
+        big.spec.as_mut().context("spec")?.containers[0].resources = Some(ResourceRequirements {
+            requests: Some(size.clone()),
+            limits: Some(size),
+            claims: None,
+        });
+        s.api::<Pod>()
+            .create(&PostParams::default(), &big)
+            .await
+            .context("create the 80 vCPU / 100Gi pod (§4: admitted, refused by the engine)")?;
+
+        let event = wait::until(
+            &format!("pod too-big bound to {VIRTUAL_NODE} with a Warning event naming the flavour problem"),
+            PATIENCE,
+            || async {
+                let pod = s.api::<Pod>().get("too-big").await.map_err(|source| {
+                    crate::Error::Kube {
+                        context: "get pod too-big".into(),
+                        source,
+                    }
+                })?;
+                let bound = pod.spec.as_ref().and_then(|sp| sp.node_name.as_deref())
+                    == Some(VIRTUAL_NODE);
+                let event = warnings_on(s, "too-big").await?.into_iter().find(|e| {
+                    e.message
+                        .as_deref()
+                        .is_some_and(|m| m.contains("fits no CCI flavour"))
+                });
+                Ok(event.filter(|_| bound))
+            },
+            || s.diagnose(),
+        )
+        .await?;
+        let message = event.message.clone().unwrap_or_default();
+        for needle in ["too-big", "cpu 80 and memory 100Gi", "64 vCPU / 512 GiB"] {
+            anyhow::ensure!(
+                message.contains(needle),
+                "the Warning event does not mention {needle:?}: {message}"
+            );
+        }
+        anyhow::ensure!(
+            s.cci_pods().await?.is_empty(),
+            "CCI holds a pod for the pod that fits no flavour"
+        );
+        snapshot::settings().bind(|| insta::assert_snapshot!("res_03_no_flavour_event", message));
+
+        // A pod that fits, created after: once it ran on CCI and its Running status came back
+        // through the engine's status rounds, the big one must still have nothing there
+        // (`converge` allows no CCI pod of the scenario but the one it waits for).
+        let fits = pod_with("fits", serde_json::json!([]), &[])?;
+        s.api::<Pod>().create(&PostParams::default(), &fits).await?;
+        converge(s, "scenario-pod=fits", 1, PATIENCE).await?;
+        anyhow::ensure!(
+            cci_peak_of(s, "fits", "scenario-pod=fits").await? == 1,
+            "the mock's peak does not see the pod that fits by its cluster labels"
+        );
+        let peak = cci_peak_of(s, "too-big", "").await?;
+        anyhow::ensure!(
+            peak == 0,
+            "the mock held {peak} CCI pod(s) for the pod that fits no flavour at some point"
+        );
+        let pod = s.api::<Pod>().get("too-big").await?;
+        let status = pod.status.unwrap_or_default();
+        anyhow::ensure!(
+            status.phase.as_deref() != Some("Running")
+                && status.reason.as_deref() == Some("ProviderFailed"),
+            "pod too-big: phase {:?} reason {:?}, expected not Running and ProviderFailed",
+            status.phase,
+            status.reason
+        );
         Ok(Outcome::Passed)
     })
 }
