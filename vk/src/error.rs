@@ -48,6 +48,18 @@ pub enum Error {
     #[error("virtual kubelet stopped: {0}")]
     TaskStopped(String),
 
+    /// The kubelet API (see [`crate::kubelet`]) could not be set up or stopped serving.
+    #[error("kubelet api on {addr}: {action}")]
+    KubeletApi {
+        /// The listen address.
+        addr: std::net::SocketAddr,
+        /// What failed, e.g. `bind` or `load the client CA`.
+        action: String,
+        /// The cause, if any.
+        #[source]
+        source: Option<BoxError>,
+    },
+
     /// A call to the Kubernetes API server failed.
     #[error("kubernetes api: {context}")]
     Kube {
@@ -99,6 +111,7 @@ impl Error {
             | Self::InvalidInput(_)
             | Self::PodFailed { .. }
             | Self::NotImplemented(_)
+            | Self::KubeletApi { .. }
             | Self::TaskStopped(_) => false,
         }
     }

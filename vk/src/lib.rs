@@ -19,6 +19,8 @@
 //!   pod's status is patched only when it changed.
 //! - **orphans**: remote pods whose cluster pod is really gone are deleted, only after the first
 //!   full list of the node's pods, and only after the API server confirms the pod is gone.
+//! - **kubelet API** (when [`Config::kubelet_listen`] is set): `kubectl logs` through the API
+//!   server, over HTTPS with client certificates checked; see [`kubelet`].
 //!
 //! # The smallest provider
 //!
@@ -54,6 +56,7 @@
 #![warn(missing_docs)]
 
 mod error;
+pub mod kubelet;
 mod node;
 mod pods;
 mod provider;
@@ -61,6 +64,7 @@ mod queue;
 pub mod status;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -117,6 +121,14 @@ pub struct Config {
     pub retry_base: Duration,
     /// Longest retry delay.
     pub retry_max: Duration,
+    /// Serve the kubelet API ([`kubelet`]: `/containerLogs`, `/healthz`) on this address;
+    /// `None` (the default) serves nothing. The API server calls the node's InternalIP at
+    /// [`NodeConfig::kubelet_port`], so that is what to listen on.
+    pub kubelet_listen: Option<SocketAddr>,
+    /// The CA certificates (DER) that sign the client certificates the kubelet API accepts: the
+    /// cluster CA that signs the API server's `--kubelet-client-certificate`. Required when
+    /// [`kubelet_listen`](Self::kubelet_listen) is set.
+    pub kubelet_client_ca: Vec<Vec<u8>>,
 }
 
 impl Config {
@@ -132,6 +144,8 @@ impl Config {
             workers: DEFAULT_WORKERS,
             retry_base: DEFAULT_RETRY_BASE,
             retry_max: DEFAULT_RETRY_MAX,
+            kubelet_listen: None,
+            kubelet_client_ca: Vec::new(),
         }
     }
 }
@@ -146,13 +160,24 @@ impl Default for Config {
 ///
 /// Shutdown stops every loop and returns `Ok`; it deregisters nothing and deletes no remote pod
 /// (a restarted kubelet picks its pods up again). Registration is retried while the API server
-/// is unreachable; it fails at once on a refusal (e.g. missing RBAC).
+/// is unreachable; it fails at once on a refusal (e.g. missing RBAC). With
+/// [`Config::kubelet_listen`], its address is bound first, and a failure to bind it (or to set
+/// up its TLS) fails at once, before the node is registered.
 pub async fn run<P: Provider>(
     client: Client,
     config: Config,
     provider: P,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
+    let kubelet_server = match config.kubelet_listen {
+        Some(listen) => Some(kubelet::KubeletServer::bind(
+            listen,
+            &config.node,
+            &config.kubelet_client_ca,
+        )?),
+        None => None,
+    };
+    let provider = Arc::new(provider);
     let work = async {
         let mut agent = NodeAgent::new(
             client.clone(),
@@ -173,7 +198,7 @@ pub async fn run<P: Provider>(
             tracing::warn!(error = %e, "first lease renewal failed");
         }
 
-        let controller = Arc::new(PodController::new(client, &config, Arc::new(provider)));
+        let controller = Arc::new(PodController::new(client, &config, Arc::clone(&provider)));
         let mut tasks = JoinSet::new();
         tasks.spawn(agent.keep_alive(config.lease_interval, config.node_status_interval));
         tasks.spawn(Arc::clone(&controller).watch());
@@ -187,6 +212,20 @@ pub async fn run<P: Provider>(
             ended = tasks.join_next() => return Err(stopped(ended)),
         }
         tracing::info!(node = %config.node.name, "virtual kubelet running");
+        // After the first list: until then every pod would read as "not on this node".
+        if let Some(server) = kubelet_server {
+            let app = kubelet::app(kubelet::KubeletState::new(
+                Arc::clone(&provider),
+                controller.store(),
+                config.node.name.clone(),
+            ));
+            tracing::info!(addr = %server.addr(), "serving the kubelet API (containerLogs) over TLS");
+            tasks.spawn(async move {
+                if let Err(e) = server.serve(app).await {
+                    tracing::error!(error = %e, "the kubelet API stopped");
+                }
+            });
+        }
         let status_interval = config.status_interval;
         let sweep_interval = config.orphan_sweep_interval;
         let c = Arc::clone(&controller);

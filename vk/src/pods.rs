@@ -160,6 +160,11 @@ impl<P: Provider> PodController<P> {
         self.store.wait_until_ready().await.is_ok()
     }
 
+    /// The cache of the node's pods (filled by [`watch`](Self::watch)).
+    pub(crate) fn store(&self) -> Store<Pod> {
+        self.store.clone()
+    }
+
     /// Take keys off the queue and reconcile them, retrying failures with backoff.
     pub(crate) async fn work(self: Arc<Self>) {
         while let Some(key) = self.queue.next().await {

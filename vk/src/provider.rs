@@ -43,15 +43,28 @@ impl RemotePod {
     }
 }
 
-/// Options of a [`Provider::logs`] call.
+/// Options of a [`Provider::logs`] call: the query of the kubelet's `/containerLogs` (see
+/// [`crate::kubelet`]), already validated.
+///
+/// A provider honours what its backend can do and says so in its docs; the kubelet API applies
+/// [`limit_bytes`](Self::limit_bytes) itself and answers [`follow`](Self::follow) with the
+/// logs as of now, so providers may ignore those two.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LogOptions {
-    /// Only the last this many lines.
+    /// Only the last this many lines (≥ 0).
     pub tail_lines: Option<i64>,
     /// The previous (terminated) instance of the container.
     pub previous: bool,
     /// Prefix each line with its timestamp.
     pub timestamps: bool,
+    /// The caller asked to follow the log (`kubectl logs -f`).
+    pub follow: bool,
+    /// At most this many bytes (≥ 1); the end may cut a line.
+    pub limit_bytes: Option<i64>,
+    /// Only lines of the last this many seconds (≥ 1; never set with `since_time`).
+    pub since_seconds: Option<i64>,
+    /// Only lines from this time on (never set with `since_seconds`).
+    pub since_time: Option<k8s_openapi::jiff::Timestamp>,
 }
 
 /// A backend that runs the pods bound to the virtual node.
@@ -117,7 +130,14 @@ pub trait Provider: Send + Sync + 'static {
         }
     }
 
-    /// The logs of one container. Optional; the default is [`Error::NotImplemented`].
+    /// The logs of one container of a pod of this node (`kubectl logs`, through the kubelet API
+    /// of [`crate::kubelet`]). Optional; the default is [`Error::NotImplemented`], which the
+    /// kubelet API answers with 501.
+    ///
+    /// `container` is one of the pod's containers (checked before the call). Errors: a remote
+    /// pod or container that does not exist is [`Error::NotFound`] (404); a container that
+    /// cannot have logs as asked (still waiting to start, no previous instance) is
+    /// [`Error::InvalidInput`] (400, as a kubelet answers).
     fn logs(
         &self,
         pod: &Pod,
