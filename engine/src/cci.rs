@@ -191,6 +191,36 @@ impl CciClient {
         .await
     }
 
+    /// The log of one container of a pod, as text (`GET …/pods/{name}/log`): the last
+    /// `tail_lines` lines when given, the previous (terminated) instance when `previous`. A pod
+    /// that does not exist is an [`Error::Api`] with code 404; a container that has no such log
+    /// (still waiting, no previous instance) one with code 400.
+    pub async fn pod_log(
+        &self,
+        namespace: &str,
+        name: &str,
+        container: &str,
+        tail_lines: Option<i64>,
+        previous: bool,
+    ) -> Result<String> {
+        let mut query = vec![("container", container.to_owned())];
+        if let Some(n) = tail_lines {
+            query.push(("tailLines", n.to_string()));
+        }
+        if previous {
+            query.push(("previous", "true".to_owned()));
+        }
+        let query = serde_urlencoded::to_string(&query).unwrap_or_default();
+        let bytes = self
+            .send(
+                Method::GET,
+                &format!("{API_PREFIX}/namespaces/{namespace}/pods/{name}/log?{query}"),
+                NO_BODY,
+            )
+            .await?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
     /// Delete a pod. A pod that does not exist is an [`Error::Api`] with code 404.
     pub async fn delete_pod(&self, namespace: &str, name: &str) -> Result<()> {
         self.send(

@@ -21,6 +21,14 @@
 //! Pods already on CCI are never recreated or rewritten when the engine restarts at another
 //! release. SIGINT or SIGTERM stops it; the node and the CCI pods are left in place.
 //!
+//! `kubectl logs` of burst pods: the engine serves the kubelet API (`vk::kubelet`:
+//! `/containerLogs`, `/healthz`) over HTTPS on `--kubelet-listen` (default
+//! `{--node-ip}:{--kubelet-port}`, which the node advertises; `off` serves nothing), with a
+//! self-signed certificate made at start, and accepts only clients whose certificate a CA of
+//! `--kubelet-client-ca` signed (default: the CA of the kubeconfig in use, i.e. the cluster CA
+//! that signs the API server's `--kubelet-client-certificate`). `follow` answers the logs as of
+//! now and ends.
+//!
 //! RBAC: besides the node, its lease and its pods (and their status and events), the engine
 //! reads the ConfigMaps, Secrets and PersistentVolumeClaims burst pods use and watches
 //! ConfigMaps and Secrets in all namespaces (metadata only), to mirror them to CCI: its identity
@@ -71,8 +79,8 @@
 //! naming the failed step. RBAC: none in the cluster; only the CCI token (list and delete in the
 //! namespace, delete the namespace).
 
-use std::net::IpAddr;
-use std::path::PathBuf;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -219,6 +227,14 @@ struct VirtualKubeletArgs {
     /// Kubelet port advertised in the node status.
     #[arg(long, default_value_t = 10250)]
     kubelet_port: u16,
+    /// Where the kubelet API (`kubectl logs` through the API server) listens: ADDR:PORT, or
+    /// `off`. Default: --node-ip at --kubelet-port, where the API server calls.
+    #[arg(long, value_name = "ADDR:PORT|off", value_parser = parse_kubelet_listen)]
+    kubelet_listen: Option<KubeletListen>,
+    /// PEM file of the CAs whose client certificates the kubelet API accepts (the API server's
+    /// --kubelet-client-certificate). Default: the CA of the kubeconfig in use.
+    #[arg(long, value_name = "PATH")]
+    kubelet_client_ca: Option<PathBuf>,
     /// How often the node lease is renewed, in seconds.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     lease_interval_secs: u64,
@@ -243,13 +259,65 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// `--kubelet-listen`.
+#[derive(Clone, Copy, Debug)]
+enum KubeletListen {
+    /// `off`: no kubelet API.
+    Off,
+    /// Listen here.
+    At(SocketAddr),
+}
+
+fn parse_kubelet_listen(value: &str) -> Result<KubeletListen, String> {
+    if value == "off" {
+        return Ok(KubeletListen::Off);
+    }
+    value
+        .parse()
+        .map(KubeletListen::At)
+        .map_err(|_| format!("{value:?} is neither ADDR:PORT (e.g. 0.0.0.0:10250) nor off"))
+}
+
+/// The CA certificates (DER) the kubelet API checks client certificates against: those of
+/// `file`, else the kubeconfig's CA.
+fn kubelet_client_ca(file: Option<&Path>, kube: &kube::Config) -> anyhow::Result<Vec<Vec<u8>>> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let from_pem = |path: &Path| -> anyhow::Result<Vec<Vec<u8>>> {
+        CertificateDer::pem_file_iter(path)
+            .and_then(|certs| {
+                certs
+                    .map(|c| c.map(|c| c.to_vec()))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .with_context(|| format!("reading the CA certificates in {}", path.display()))
+    };
+    let certificates = match (file, &kube.root_cert, &kube.root_cert_file) {
+        (Some(path), _, _) => from_pem(path)?,
+        (None, Some(der), _) => der.clone(),
+        (None, None, Some(path)) => from_pem(path)?,
+        (None, None, None) => anyhow::bail!(
+            "--kubelet-client-ca is needed: the kubeconfig names no CA to check the API server's client certificate against (or --kubelet-listen=off)"
+        ),
+    };
+    anyhow::ensure!(
+        !certificates.is_empty(),
+        "no CA certificate for the kubelet API's clients (--kubelet-client-ca or the kubeconfig's CA)"
+    );
+    Ok(certificates)
+}
+
 /// `--release`: `X.Y.Z`, read by the same parser as everywhere else (clap names the flag).
 fn parse_release(value: &str) -> Result<Release, String> {
     value.parse().map_err(|e: burst_rules::Error| e.to_string())
 }
 
 async fn kube_client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client> {
-    let config = match kubeconfig {
+    kube::Client::try_from(kube_config(kubeconfig).await?).context("building the Kubernetes client")
+}
+
+async fn kube_config(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Config> {
+    Ok(match kubeconfig {
         Some(path) => {
             let kc = Kubeconfig::read_from(path)
                 .with_context(|| format!("reading kubeconfig {}", path.display()))?;
@@ -260,8 +328,7 @@ async fn kube_client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Clien
         None => kube::Config::infer()
             .await
             .context("no kubeconfig given and none could be inferred")?,
-    };
-    kube::Client::try_from(config).context("building the Kubernetes client")
+    })
 }
 
 async fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
@@ -313,7 +380,22 @@ async fn virtual_kubelet(args: VirtualKubeletArgs) -> anyhow::Result<()> {
     let cci = CciClient::new(&args.cci_endpoint, args.cci_token)?;
     // Checked before the cluster is contacted: a bad flag is reported as such.
     bursting_engine::translate::check_cluster_id(&args.cluster_id)?;
-    let client = kube_client(args.kubeconfig.as_ref()).await?;
+    let kubelet_listen = match args.kubelet_listen {
+        None => Some(SocketAddr::new(args.node_ip, args.kubelet_port)),
+        Some(KubeletListen::Off) => None,
+        Some(KubeletListen::At(addr)) => Some(addr),
+    };
+    if let Some(addr) = kubelet_listen
+        && addr.port() != args.kubelet_port
+    {
+        tracing::warn!(%addr, kubelet_port = args.kubelet_port, "the kubelet API listens on another port than the node advertises: the API server will not reach it");
+    }
+    let kube_config = kube_config(args.kubeconfig.as_ref()).await?;
+    let kubelet_client_ca = match kubelet_listen {
+        Some(_) => kubelet_client_ca(args.kubelet_client_ca.as_deref(), &kube_config)?,
+        None => Vec::new(),
+    };
+    let client = kube::Client::try_from(kube_config).context("building the Kubernetes client")?;
     let node_lock = Arc::new(NodeLock::new(
         client.clone(),
         &args.node_name,
@@ -339,6 +421,8 @@ async fn virtual_kubelet(args: VirtualKubeletArgs) -> anyhow::Result<()> {
     let mut config = vk::Config::new(node);
     config.status_interval = Duration::from_millis(args.status_interval_ms);
     config.lease_interval = Duration::from_secs(args.lease_interval_secs);
+    config.kubelet_listen = kubelet_listen;
+    config.kubelet_client_ca = kubelet_client_ca;
 
     if let Err(e) = provider.ensure_namespace().await {
         // Not fatal: it is retried with the first pod.

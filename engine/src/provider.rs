@@ -33,6 +33,15 @@
 //! pod by the cluster pod's UID and leaves it as it is, even one this release would refuse
 //! (e.g. `/etc/localtime` after a rollback below 1.5.9), so upgrades and rollbacks keep running
 //! pods (BEHAVIOR.md §9).
+//!
+//! # Logs
+//!
+//! [`vk::Provider::logs`] (`kubectl logs`, through the virtual kubelet's API) reads CCI's
+//! `GET …/pods/{name}/log` of the CCI pod standing for the cluster pod (checked by UID: a CCI
+//! pod of the name that stands for an earlier pod is not this pod's). `tailLines` and
+//! `previous` are passed on; CCI's log API has no `timestamps` nor `since*`, so those are not
+//! (the text is CCI's, as it is). A container CCI has no such log for (still waiting to start,
+//! no previous instance) is [`vk::Error::InvalidInput`] with CCI's message.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -479,6 +488,42 @@ impl CciProvider {
         }
     }
 
+    /// The log of `container` of the CCI pod standing for `pod` (see [Logs](self#logs)).
+    async fn log(
+        &self,
+        pod: &Pod,
+        container: &str,
+        options: &vk::LogOptions,
+    ) -> vk::Result<String> {
+        let (namespace, name, uid) = identity(pod)?;
+        let cci_name = cci_pod_name(namespace, name);
+        let existing = self.client.get_pod(&self.namespace, &cci_name).await?;
+        if cluster_uid_of(&existing) != Some(uid) {
+            return Err(vk::Error::NotFound(format!(
+                "pod {namespace}/{name} has no CCI pod yet: {}/{cci_name} stands for an earlier pod of that name",
+                self.namespace
+            )));
+        }
+        match self
+            .client
+            .pod_log(
+                &self.namespace,
+                &cci_name,
+                container,
+                options.tail_lines,
+                options.previous,
+            )
+            .await
+        {
+            Ok(text) => Ok(text),
+            // CCI's own words, as a kubelet's: `container "main" in pod … is waiting to start`.
+            Err(Error::Api {
+                code: 400, message, ..
+            }) => Err(vk::Error::InvalidInput(message)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     async fn delete(&self, pod: &Pod) -> Result<()> {
         let m = &pod.metadata;
         let (Some(namespace), Some(name)) = (m.namespace.as_deref(), m.name.as_deref()) else {
@@ -570,5 +615,14 @@ impl vk::Provider for CciProvider {
 
     async fn list_pods(&self) -> vk::Result<Vec<RemotePod>> {
         Ok(self.list().await?)
+    }
+
+    async fn logs(
+        &self,
+        pod: &Pod,
+        container: &str,
+        options: &vk::LogOptions,
+    ) -> vk::Result<String> {
+        self.log(pod, container, options).await
     }
 }

@@ -108,3 +108,22 @@ fn a_bad_release_is_refused_naming_the_flag() {
     assert!(stderr.contains("--release"), "{stderr}");
     assert!(stderr.contains("1.5"), "{stderr}");
 }
+
+#[test]
+fn a_bad_kubelet_listen_is_refused_naming_the_flag_and_what_it_takes() {
+    let out = engine(&[
+        "virtual-kubelet",
+        "--cci-endpoint",
+        "http://127.0.0.1:1",
+        "--cci-token",
+        "t",
+        "--cluster-id",
+        "c1",
+        "--kubelet-listen",
+        "10250",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--kubelet-listen"), "{stderr}");
+    assert!(stderr.contains("off"), "{stderr}");
+}
