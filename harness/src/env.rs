@@ -83,6 +83,8 @@ pub struct Env {
     /// The API server, once [`Env::restart_api_server`] restarted it (kwokctl started the first).
     api_server: Mutex<Option<Guarded>>,
     _mock_process: Guarded,
+    /// Held (locked) while the environment lives: its host node's address block.
+    _address_block: std::fs::File,
 }
 
 static SHARED: OnceLock<std::result::Result<Env, String>> = OnceLock::new();
@@ -180,6 +182,15 @@ impl Env {
             create_nodes(&client, &shapes).await
         })?;
 
+        // Pod addresses and service VIPs of their own, even beside another environment.
+        let (address_block, block_claim) = hostnode::ips::claim_block(
+            &cluster_name,
+            &crate::tools::cache_root()?.join("address-blocks"),
+        )
+        .map_err(|source| Error::Io {
+            context: "claim a loopback address block for the host node".into(),
+            source,
+        })?;
         let step = progress.spinner("start the host node (it runs the add-on's pods as processes)");
         let host = HostNode::start(HostNodeOptions {
             node_name: hostnode::HOST_NODE.into(),
@@ -196,11 +207,13 @@ impl Env {
             pods: HOST_NODE_PODS,
             cpu: "8".into(),
             memory: "16Gi".into(),
+            address_block,
         })?;
         step.finish("host node Ready");
 
         let target = Target::Local {
             webhook_url: hostnode::service_url(
+                address_block,
                 render::NAMESPACE,
                 render::WEBHOOK,
                 render::WEBHOOK_SERVICE_PORT as u16,
@@ -265,6 +278,7 @@ impl Env {
             defaults,
             api_server: Mutex::new(None),
             _mock_process: mock_process,
+            _address_block: block_claim,
         })
     }
 

@@ -812,7 +812,7 @@ async fn a_service_over_two_python_replicas_is_reachable_through_its_vip_and_bot
     let ips: HashSet<&String> = pods.values().collect();
     assert_eq!(ips.len(), 2, "each replica has its own address: {pods:?}");
 
-    let vip = service_vip(&ns.name, "web");
+    let vip = service_vip(burstcert::hostnode::ips::DEFAULT_BLOCK, &ns.name, "web");
     let answered = Mutex::new(HashSet::new());
     wait::until(
         &format!("both replicas to answer through {vip}:80"),
@@ -859,7 +859,7 @@ async fn a_service_without_a_ready_pod_closes_connections_at_once() {
     .await;
     ns.wait_pod("unready", "Running", |p| phase(p) == "Running")
         .await;
-    let vip = service_vip(&ns.name, "unready");
+    let vip = service_vip(burstcert::hostnode::ips::DEFAULT_BLOCK, &ns.name, "unready");
     let closed_in = wait::until(
         &format!("{vip}:8443 to accept and close at once"),
         Duration::from_secs(30),

@@ -217,8 +217,20 @@ async fn connect(args: &ClusterArgs) -> anyhow::Result<(kube::Client, Target)> {
             .await
             .context("no --kubeconfig given and none could be inferred")?,
     };
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
+    let host = nodes
+        .get_opt(crate::hostnode::HOST_NODE)
+        .await
+        .context("look for the host node")?;
+    let block = host
+        .as_ref()
+        .and_then(|n| n.metadata.labels.as_ref())
+        .and_then(|l| l.get(crate::hostnode::ADDRESS_BLOCK_LABEL))
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(crate::hostnode::ips::DEFAULT_BLOCK);
     let local = || Target::Local {
         webhook_url: crate::hostnode::service_url(
+            block,
             render::NAMESPACE,
             render::WEBHOOK,
             render::WEBHOOK_SERVICE_PORT as u16,
@@ -229,13 +241,7 @@ async fn connect(args: &ClusterArgs) -> anyhow::Result<(kube::Client, Target)> {
         TargetKind::Local => local(),
         TargetKind::Production => Target::Production,
         TargetKind::Auto => {
-            let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
-            if nodes
-                .get_opt(crate::hostnode::HOST_NODE)
-                .await
-                .context("look for the host node")?
-                .is_some()
-            {
+            if host.is_some() {
                 local()
             } else {
                 Target::Production
@@ -313,6 +319,7 @@ pub fn render_yaml(params: &ParamsArgs, local: bool) -> anyhow::Result<String> {
     let target = if local {
         Target::Local {
             webhook_url: crate::hostnode::service_url(
+                crate::hostnode::ips::DEFAULT_BLOCK,
                 render::NAMESPACE,
                 render::WEBHOOK,
                 render::WEBHOOK_SERVICE_PORT as u16,

@@ -103,7 +103,7 @@
 
 mod expand;
 mod image;
-mod ips;
+pub mod ips;
 mod probe;
 mod provider;
 mod runner;
@@ -119,6 +119,9 @@ use k8s_openapi::api::core::v1::Node;
 use kube::api::Api;
 
 pub use service_proxy::{service_url, service_vip};
+
+/// Label on the host node naming its address block (so a CLI finds its service VIPs).
+pub const ADDRESS_BLOCK_LABEL: &str = "burstcert.dev/address-block";
 
 use crate::cluster::client_for;
 use crate::error::{Error, Result};
@@ -163,6 +166,9 @@ pub struct HostNodeOptions {
     pub cpu: String,
     /// Memory capacity, e.g. `"16Gi"`.
     pub memory: String,
+    /// Second octet of the pods' loopback addresses, and the salt of the service VIPs (claim
+    /// one with [`ips::claim_block`] when several host nodes may run on one machine).
+    pub address_block: u8,
 }
 
 impl HostNodeOptions {
@@ -182,6 +188,7 @@ impl HostNodeOptions {
             pods: 32,
             cpu: "8".into(),
             memory: "16Gi".into(),
+            address_block: ips::DEFAULT_BLOCK,
         }
     }
 }
@@ -191,6 +198,7 @@ pub fn host_node_config(options: &HostNodeOptions) -> vk::NodeConfig {
     let mut config = vk::NodeConfig::new(&options.node_name)
         .with_label(vk::LABEL_TYPE, HOST_NODE_TYPE)
         .with_label(HOST_NODE_LABEL, "true")
+        .with_label(ADDRESS_BLOCK_LABEL, options.address_block.to_string())
         .with_taint(HOST_NODE_LABEL, "true", "NoSchedule");
     config.internal_ip = "127.0.0.1".into();
     config.capacity = vk::NodeResources {
@@ -397,11 +405,10 @@ async fn serve(
             return;
         }
     };
-    let provider = Arc::new(HostProvider::new(provider::Ctx::new(
-        client.clone(),
-        &options,
-        admin,
-    )));
+    let provider = Arc::new(HostProvider::new(
+        provider::Ctx::new(client.clone(), &options, admin),
+        options.address_block,
+    ));
     let mut config = vk::Config::new(host_node_config(&options));
     config.status_interval = STATUS_INTERVAL;
     // Deletions wait out grace periods; more workers keep one slow stop from holding up others.
@@ -418,7 +425,11 @@ async fn serve(
         Arc::clone(&provider),
         shutdown,
     ));
-    let proxy = tokio::spawn(service_proxy::run(client.clone(), Arc::clone(&provider)));
+    let proxy = tokio::spawn(service_proxy::run(
+        client.clone(),
+        Arc::clone(&provider),
+        options.address_block,
+    ));
 
     let nodes: Api<Node> = Api::all(client.clone());
     let name = options.node_name.clone();

@@ -197,11 +197,11 @@ fn uid_of(pod: &Pod) -> &str {
 }
 
 impl HostProvider {
-    pub fn new(ctx: Ctx) -> Self {
+    pub fn new(ctx: Ctx, block: u8) -> Self {
         Self {
             ctx: Arc::new(ctx),
             pods: Mutex::new(HashMap::new()),
-            ips: Mutex::new(IpPool::default()),
+            ips: Mutex::new(IpPool::new(block)),
         }
     }
 

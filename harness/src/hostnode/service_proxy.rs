@@ -32,20 +32,21 @@ use super::provider::{HostProvider, lock};
 /// How often listeners are brought in line with Services and pods.
 pub const RECONCILE_INTERVAL: Duration = Duration::from_millis(500);
 
-/// The stable loopback address of a Service: `127.254.X.Y`, where `X.Y` come from the SHA-256 of
-/// `"{namespace}/{name}"` (first four bytes, big-endian, modulo 256 × 254; `Y` is never 0 or
-/// 255). The same Service always gets the same address, in every run; two Services may collide
-/// (about 1 in 65 000), in which case the second one's listeners fail to bind and are logged.
-pub fn service_vip(namespace: &str, name: &str) -> Ipv4Addr {
-    let digest = Sha256::digest(format!("{namespace}/{name}").as_bytes());
+/// The stable loopback address of a Service on the host node of address block `block`:
+/// `127.254.X.Y`, where `X.Y` come from the SHA-256 of `"{block}/{namespace}/{name}"` (first four
+/// bytes, big-endian, modulo 256 × 254; `Y` is never 0 or 255). The same Service of the same
+/// block always gets the same address; two may collide (about 1 in 65 000), in which case the
+/// second one's listeners fail to bind and are logged.
+pub fn service_vip(block: u8, namespace: &str, name: &str) -> Ipv4Addr {
+    let digest = Sha256::digest(format!("{block}/{namespace}/{name}").as_bytes());
     let n = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) % (256 * 254);
     Ipv4Addr::new(127, 254, (n / 254) as u8, (n % 254 + 1) as u8)
 }
 
-/// `https://{service_vip(namespace, name)}:{port}`: where a webhook configuration's `url`
-/// reaches a host-node Service (the serving certificate needs the VIP as an IP SAN).
-pub fn service_url(namespace: &str, name: &str, port: u16) -> String {
-    format!("https://{}:{port}", service_vip(namespace, name))
+/// `https://{service_vip(block, namespace, name)}:{port}`: where a webhook configuration's
+/// `url` reaches a host-node Service (the serving certificate needs the VIP as an IP SAN).
+pub fn service_url(block: u8, namespace: &str, name: &str, port: u16) -> String {
+    format!("https://{}:{port}", service_vip(block, namespace, name))
 }
 
 /// Where one Service port sends connections.
@@ -111,7 +112,7 @@ fn desired(services: &[Arc<Service>], pods: &HostProvider) -> HashMap<Key, Targe
 }
 
 /// Runs the proxy until the task is dropped.
-pub(crate) async fn run(client: kube::Client, pods: Arc<HostProvider>) {
+pub(crate) async fn run(client: kube::Client, pods: Arc<HostProvider>, block: u8) {
     let (store, writer) = reflector::store::<Service>();
     let watch = async move {
         let stream = reflector::reflector(
@@ -128,11 +129,11 @@ pub(crate) async fn run(client: kube::Client, pods: Arc<HostProvider>) {
     };
     tokio::select! {
         () = watch => {}
-        () = reconcile(store, pods) => {}
+        () = reconcile(store, pods, block) => {}
     }
 }
 
-async fn reconcile(store: Store<Service>, pods: Arc<HostProvider>) {
+async fn reconcile(store: Store<Service>, pods: Arc<HostProvider>, block: u8) {
     let mut listeners: HashMap<Key, Listener> = HashMap::new();
     let mut failed: HashMap<Key, String> = HashMap::new();
     let mut tick = tokio::time::interval(RECONCILE_INTERVAL);
@@ -150,7 +151,7 @@ async fn reconcile(store: Store<Service>, pods: Arc<HostProvider>) {
                 }
                 continue;
             }
-            let vip = service_vip(&key.0, &key.1);
+            let vip = service_vip(block, &key.0, &key.1);
             match TcpListener::bind((vip, key.2)).await {
                 Ok(socket) => {
                     tracing::info!(service = %format!("{}/{}", key.0, key.1), address = %format!("{vip}:{}", key.2), "service proxy: listening");
@@ -210,15 +211,15 @@ mod tests {
 
     #[test]
     fn a_service_vip_is_stable_in_127_254_and_differs_between_services() {
-        let a = service_vip("kube-system", "bursting-webhook");
-        assert_eq!(a, service_vip("kube-system", "bursting-webhook"));
+        let a = service_vip(100, "kube-system", "bursting-webhook");
+        assert_eq!(a, service_vip(100, "kube-system", "bursting-webhook"));
         let [x, y, _, last] = a.octets();
         assert_eq!((x, y), (127, 254));
         assert!((1..=254).contains(&last));
-        assert_ne!(a, service_vip("kube-system", "bursting-proxy"));
-        assert_ne!(a, service_vip("default", "bursting-webhook"));
+        assert_ne!(a, service_vip(100, "kube-system", "bursting-proxy"));
+        assert_ne!(a, service_vip(100, "default", "bursting-webhook"));
         assert_eq!(
-            service_url("kube-system", "bursting-webhook", 443),
+            service_url(100, "kube-system", "bursting-webhook", 443),
             format!("https://{a}:443")
         );
     }
@@ -226,7 +227,7 @@ mod tests {
     #[test]
     fn vips_spread_over_the_range() {
         let distinct: std::collections::HashSet<Ipv4Addr> = (0..500)
-            .map(|i| service_vip("ns", &format!("svc-{i}")))
+            .map(|i| service_vip(100, "ns", &format!("svc-{i}")))
             .collect();
         assert!(distinct.len() >= 495, "{} distinct of 500", distinct.len());
     }
