@@ -248,6 +248,54 @@ impl MockCci {
         })
     }
 
+    /// The log the mock holds for a container of a CCI pod (`GET …/pods/{pod}/log`), the last
+    /// `tail_lines` lines when given.
+    pub async fn logs(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        tail_lines: Option<i64>,
+    ) -> Result<String> {
+        let context = format!("read the log of container {container} of CCI pod {namespace}/{pod}");
+        let http = |source| Error::Http {
+            context: context.clone(),
+            source,
+        };
+        let mut query = vec![("container", container.to_owned())];
+        if let Some(n) = tail_lines {
+            query.push(("tailLines", n.to_string()));
+        }
+        let url = reqwest::Url::parse_with_params(
+            &format!(
+                "{}{}/namespaces/{namespace}/pods/{pod}/log",
+                self.url,
+                cci_api::API_PREFIX
+            ),
+            &query,
+        )
+        .map_err(|e| Error::Step {
+            step: context.clone(),
+            detail: e.to_string(),
+        })?;
+        let resp = self
+            .http
+            .get(url)
+            .header(AUTH_HEADER, &self.token)
+            .send()
+            .await
+            .map_err(http)?;
+        let status = resp.status();
+        let text = resp.text().await.map_err(http)?;
+        if !status.is_success() {
+            return Err(Error::Step {
+                step: context,
+                detail: format!("CCI answered {status}: {text}"),
+            });
+        }
+        Ok(text)
+    }
+
     /// Whether a CCI namespace exists.
     pub async fn namespace_exists(&self, namespace: &str) -> Result<bool> {
         Ok(self

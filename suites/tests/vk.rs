@@ -19,3 +19,22 @@ async fn vk_03_a_deleted_virtual_node_is_recreated_and_its_pods_keep_running() {
 async fn vk_02_missing_optional_objects_run_and_a_missing_mandatory_one_waits_with_an_event() {
     assert_passes("VK-02").await;
 }
+
+/// VK-LOGS (not a SCENARIOS.md ID, so not in the catalogue): `kubectl logs` of a burst pod goes
+/// from the API server to the engine's kubelet API and answers what CCI holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_logs_of_a_burst_pod_answers_what_cci_holds_for_its_container() {
+    use burstcert::catalogue::Outcome;
+    let scenario = burstcert::scenario::Scenario::new("VK-LOGS")
+        .await
+        .expect("setting up VK-LOGS");
+    let outcome = burstcert::scenarios::vk::vk_logs(&scenario).await;
+    if let Err(e) = scenario.finish().await {
+        eprintln!("VK-LOGS: clean-up failed: {e}");
+    }
+    match outcome {
+        Ok(Outcome::Passed) => {}
+        Ok(other) => panic!("VK-LOGS {}: {}", other.label(), other.reason()),
+        Err(e) => panic!("VK-LOGS failed: {e:#}"),
+    }
+}

@@ -98,10 +98,12 @@ pub fn random_name() -> String {
     format!("burstcert-{:06x}", h.finish() & 0xff_ffff)
 }
 
-/// The `KwokctlConfiguration` for a cluster: local binaries (nothing is downloaded), loopback
-/// only, endpoint routing in the API server, and kwok restricted to annotated nodes.
-pub fn kwokctl_config(tools: &Tools) -> String {
+/// The `KwokctlConfiguration` for a cluster whose kwokctl folder is `workdir`: local binaries
+/// (nothing is downloaded), loopback only, endpoint routing in the API server, the API server's
+/// calls to kubelets as kubeadm sets them up, and kwok restricted to annotated nodes.
+pub fn kwokctl_config(tools: &Tools, workdir: &Path) -> String {
     let bin = |n: &str| tools.bin(n).display().to_string();
+    let pki = workdir.join("pki");
     let (key, value) = KWOK_NODE_ANNOTATION;
     format!(
         r#"apiVersion: config.kwok.x-k8s.io/v1alpha1
@@ -123,6 +125,17 @@ componentsPatches:
   # machine implements ClusterIPs, but the host node's pods listen on loopback addresses.
   - key: enable-aggregator-routing
     value: "true"
+  # `kubectl logs` of burst pods, as kubeadm sets it up: kubelets are called at their InternalIP
+  # (the virtual node's Hostname is its name, which resolves nowhere), with a client certificate
+  # the cluster CA signed (kwokctl's admin.crt, made before the API server starts), which the
+  # virtual kubelet checks against that CA. Kubelet serving certificates stay unchecked (no
+  # --kubelet-certificate-authority), as in kwokctl's default set-up.
+  - key: kubelet-preferred-address-types
+    value: "InternalIP,ExternalIP,Hostname"
+  - key: kubelet-client-certificate
+    value: "{client_cert}"
+  - key: kubelet-client-key
+    value: "{client_key}"
 # One instance each and no kubelet to restart them: without leader election they ride out an
 # API server restart (R-03) instead of exiting when they cannot renew their lease.
 - name: kube-scheduler
@@ -147,6 +160,8 @@ componentsPatches:
         kubectl = bin("kubectl"),
         etcd = bin("etcd"),
         kwok = bin("kwok"),
+        client_cert = pki.join("admin.crt").display(),
+        client_key = pki.join("admin.key").display(),
     )
 }
 
@@ -170,7 +185,7 @@ impl LocalCluster {
         std::fs::create_dir_all(&config_dir)
             .io_context(|| format!("create {}", config_dir.display()))?;
         let config = config_dir.join(format!("{name}.yaml"));
-        std::fs::write(&config, kwokctl_config(tools))
+        std::fs::write(&config, kwokctl_config(tools, &workdir))
             .io_context(|| format!("write {}", config.display()))?;
         let envs = vec![("KWOK_WORKDIR".to_owned(), kwok_root.display().to_string())];
         let kwokctl = tools.bin("kwokctl");
@@ -362,8 +377,10 @@ mod tests {
     #[test]
     fn kwokctl_config_uses_local_binaries_loopback_and_annotated_nodes_only() {
         let tools = Tools::at("/opt/k8s", Pins::current());
-        let yaml = kwokctl_config(&tools);
+        let yaml = kwokctl_config(&tools, Path::new("/k/clusters/c1"));
         assert!(yaml.contains("bindAddress: 127.0.0.1"));
+        assert!(yaml.contains(r#"value: "/k/clusters/c1/pki/admin.crt""#));
+        assert!(yaml.contains(r#"value: "InternalIP,ExternalIP,Hostname""#));
         assert!(yaml.contains(r#"kubeApiserverBinary: "/opt/k8s/kube-apiserver""#));
         assert!(yaml.contains(r#"value: "kwok.x-k8s.io/node=fake""#));
         assert!(yaml.contains("enable-aggregator-routing"));

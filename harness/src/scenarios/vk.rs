@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams, LogParams, PostParams};
 
 use super::{BodyFuture, cluster_uid_of, converge};
 use crate::catalogue::Outcome;
@@ -114,6 +114,58 @@ pub fn vk_03(s: &Scenario) -> BodyFuture<'_> {
             "the pod was replaced (uid {:?}, was {uid})",
             pods[0].metadata.uid
         );
+        Ok(Outcome::Passed)
+    })
+}
+
+/// `kubectl logs` of a burst pod (not a SCENARIOS.md ID; `suites/tests/vk.rs` runs it as
+/// VK-LOGS): the API server calls the engine's kubelet API at the virtual node's InternalIP and
+/// kubelet port, and the answer, with and without `--tail`, is what the mock holds for the
+/// container of the pod's CCI pod.
+pub fn vk_logs(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(async move {
+        const NAME: &str = "logs";
+        let pod = super::pod_with(NAME, serde_json::json!([]), &[])?;
+        let container = pod
+            .spec
+            .as_ref()
+            .and_then(|spec| spec.containers.first())
+            .map(|c| c.name.clone())
+            .context("the seed pod has a container")?;
+        s.api::<Pod>().create(&PostParams::default(), &pod).await?;
+        let pods = converge(s, &format!("scenario-pod={NAME}"), 1, PATIENCE).await?;
+        let uid = pods[0].metadata.uid.clone().context("pod has a uid")?;
+        let cci_pod = s
+            .cci_pods()
+            .await?
+            .into_iter()
+            .find(|p| cluster_uid_of(p) == Some(uid.as_str()))
+            .and_then(|p| p.metadata.name)
+            .context("the CCI pod of the burst pod")?;
+        for tail_lines in [None, Some(1)] {
+            // `kubectl logs logs -c container-0 [--tail=1]`
+            let params = LogParams {
+                container: Some(container.clone()),
+                tail_lines,
+                ..LogParams::default()
+            };
+            let through_api_server =
+                s.api::<Pod>().logs(NAME, &params).await.with_context(|| {
+                    format!("kubectl logs {NAME} -c {container} (tail {tail_lines:?})")
+                })?;
+            let on_cci = s
+                .mock()
+                .logs(s.cci_namespace(), &cci_pod, &container, tail_lines)
+                .await?;
+            anyhow::ensure!(
+                !on_cci.is_empty(),
+                "the mock holds no log for {cci_pod}/{container}"
+            );
+            anyhow::ensure!(
+                through_api_server == on_cci,
+                "kubectl logs (tail {tail_lines:?}) answered {through_api_server:?}; CCI holds {on_cci:?}"
+            );
+        }
         Ok(Outcome::Passed)
     })
 }
