@@ -25,6 +25,15 @@ pub fn settings() -> insta::Settings {
             "[uid]",
         ),
         // Cluster labels CCI pods carry over, generated per workload revision or Job.
+        // Release-dependent: each scenario that cares asserts them against its release.
+        (
+            r#".metadata.annotations["bursting.cci.io/release"]"#,
+            "[release]",
+        ),
+        (
+            r#".metadata.annotations["bursting.cci.io/sidecar-protocol"]"#,
+            "[sidecar-protocol]",
+        ),
         (r#".metadata.labels["pod-template-hash"]"#, "[hash]"),
         (r#".metadata.labels["controller-revision-hash"]"#, "[hash]"),
         (r#".metadata.labels["controller-uid"]"#, "[uid]"),

@@ -55,6 +55,21 @@ pub fn wl_02(s: &Scenario) -> BodyFuture<'_> {
         let mut cci = s.cci_pods().await?;
         cci.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
         let pod = serde_json::to_value(&cci[0])?;
+        // Redacted in the snapshot (they follow the release), so checked here.
+        let release = crate::env::release();
+        let sidecar = if burst_rules::release::Release::parse(release)
+            .is_ok_and(|r| burst_rules::release::Gate::SidecarV2.applies_to(r))
+        {
+            "v2"
+        } else {
+            "v1"
+        };
+        let annotations = &pod["metadata"]["annotations"];
+        anyhow::ensure!(
+            annotations["bursting.cci.io/release"] == release
+                && annotations["bursting.cci.io/sidecar-protocol"] == sidecar,
+            "the CCI pod should record release {release} and sidecar {sidecar}: {annotations}"
+        );
         snapshot::settings().bind(|| insta::assert_json_snapshot!("wl_02_cci_pod", pod));
 
         scale::<Deployment>(s, &name, 5).await?;
