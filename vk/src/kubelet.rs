@@ -231,17 +231,14 @@ async fn container_logs<P: Provider>(
             );
             response
         }
+        // The provider's own words for what the caller can act on, as a kubelet's
+        // (`container "main" in pod … is waiting to start`).
+        Err(Error::NotFound(message)) => text(StatusCode::NOT_FOUND, message),
+        Err(Error::InvalidInput(message)) => text(StatusCode::BAD_REQUEST, message),
+        Err(e @ Error::NotImplemented(_)) => text(StatusCode::NOT_IMPLEMENTED, e.to_string()),
         Err(e) => {
-            let code = match &e {
-                Error::NotFound(_) => StatusCode::NOT_FOUND,
-                Error::InvalidInput(_) => StatusCode::BAD_REQUEST,
-                Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
-            };
-            if code == StatusCode::INTERNAL_SERVER_ERROR {
-                tracing::warn!(pod = %format!("{namespace}/{name}"), %container, error = %e, "logs failed");
-            }
-            text(code, e.to_string())
+            tracing::warn!(pod = %format!("{namespace}/{name}"), %container, error = %e, "logs failed");
+            text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
         }
     }
 }
@@ -659,6 +656,12 @@ mod tests {
             let (code, body) = get(Fake::answering(answer), "/containerLogs/shop/web/main").await;
             assert_eq!(code, expected, "{body}");
             assert!(!body.is_empty());
+            if code == StatusCode::BAD_REQUEST {
+                assert_eq!(
+                    body, "container main is waiting to start",
+                    "the provider's words"
+                );
+            }
         }
     }
 
