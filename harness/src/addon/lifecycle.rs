@@ -465,11 +465,43 @@ async fn wait_running(client: &Client, params: &InstallParams) -> Result<()> {
             else {
                 return Ok(None);
             };
-            Ok(crate::env::node_ready(&node).then_some(()))
+            if !crate::env::node_ready(&node) {
+                return Ok(None);
+            }
+            // Available pods are not yet a webhook the API server can reach (the path to them,
+            // a Service, may lag): a dry-run pod creation goes through the real webhook.
+            Ok(webhook_answers(client).await.then_some(()))
         },
         || diagnose(client),
     )
     .await
+}
+
+/// Whether the API server can call the add-on's webhook: a server-side dry run of a plain pod in
+/// `default` (a namespace the webhook covers) is admitted. Creates nothing.
+async fn webhook_answers(client: &Client) -> bool {
+    let probe: Pod = match serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "bursting-webhook-probe"},
+        "spec": {"containers": [{"name": "c", "image": "probe"}]}
+    })) {
+        Ok(p) => p,
+        Err(_) => return false,
+    };
+    let params = kube::api::PostParams {
+        dry_run: true,
+        field_manager: Some(MANAGER.into()),
+    };
+    match Api::<Pod>::namespaced(client.clone(), "default")
+        .create(&params, &probe)
+        .await
+    {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::debug!(error = %e, "the webhook does not answer yet");
+            false
+        }
+    }
 }
 
 /// The add-on's pods and why they are not ready, for a timeout's message.
