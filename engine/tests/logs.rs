@@ -2,13 +2,12 @@
 //! logs` of a burst pod is CCI's log of the CCI pod standing for it, and the errors say what a
 //! kubelet would.
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::time::Duration;
 
 use bursting_engine::{CciClient, CciProvider, MemoryObjects};
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, ResourceRequirements};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::core::v1::Pod;
 use mock_cci::{MockConfig, Server};
 use vk::{LogOptions, Provider};
 
@@ -26,34 +25,6 @@ async fn fixture(running_after: Duration) -> (Server, CciProvider) {
     let cci = CciClient::new(&server.url(), TOKEN).unwrap();
     let provider = CciProvider::new(cci, MemoryObjects::default(), "c1").unwrap();
     (server, provider)
-}
-
-fn pod(name: &str, uid: &str) -> Pod {
-    let quantities = BTreeMap::from([
-        ("cpu".into(), Quantity("500m".into())),
-        ("memory".into(), Quantity("1Gi".into())),
-    ]);
-    Pod {
-        metadata: ObjectMeta {
-            namespace: Some("shop".into()),
-            name: Some(name.into()),
-            uid: Some(uid.into()),
-            ..ObjectMeta::default()
-        },
-        spec: Some(PodSpec {
-            containers: vec![Container {
-                name: "app".into(),
-                image: Some("nginx:1.27".into()),
-                resources: Some(ResourceRequirements {
-                    requests: Some(quantities),
-                    ..ResourceRequirements::default()
-                }),
-                ..Container::default()
-            }],
-            ..PodSpec::default()
-        }),
-        status: None,
-    }
 }
 
 /// What the mock answers a tenant for `GET …/pods/{name}/log?{query}`, read without the engine.
@@ -148,4 +119,8 @@ async fn a_container_without_such_a_log_is_invalid_input_in_cci_words() {
         matches!(&none, vk::Error::InvalidInput(m) if m.contains("previous")),
         "{none}"
     );
+}
+
+fn pod(name: &str, uid: &str) -> Pod {
+    common::pod(name, uid, Vec::new())
 }

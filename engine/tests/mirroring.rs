@@ -3,16 +3,17 @@
 //! wait, changes reach CCI, and copies go when the last pod using them does. The cluster is
 //! stood in for by `MemoryObjects`.
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use bursting_engine::translate::{ObjectKey, ObjectKind};
 use bursting_engine::{CciClient, CciProvider, ClusterObject, MemoryObjects};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapEnvSource, ConfigMapVolumeSource, Container, EnvFromSource,
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, Pod,
-    PodSpec, ProjectedVolumeSource, ResourceRequirements, Secret, SecretVolumeSource,
-    ServiceAccountTokenProjection, Volume, VolumeMount, VolumeProjection,
+    ConfigMap, ConfigMapEnvSource, ConfigMapVolumeSource, EnvFromSource, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, ProjectedVolumeSource, Secret,
+    SecretVolumeSource, ServiceAccountTokenProjection, Volume, VolumeProjection,
     VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -122,45 +123,6 @@ fn secret_volume(name: &str, secret: &str, optional: Option<bool>) -> Volume {
     })
 }
 
-/// A pod of 0.5 vCPU / 1 GiB in `shop`, mounting each of `volumes` under `/mnt/{name}`.
-fn pod(name: &str, uid: &str, volumes: Vec<Volume>) -> Pod {
-    let mounts = volumes
-        .iter()
-        .map(|v| VolumeMount {
-            name: v.name.clone(),
-            mount_path: format!("/mnt/{}", v.name),
-            ..VolumeMount::default()
-        })
-        .collect();
-    let quantities = BTreeMap::from([
-        ("cpu".into(), Quantity("500m".into())),
-        ("memory".into(), Quantity("1Gi".into())),
-    ]);
-    Pod {
-        metadata: ObjectMeta {
-            namespace: Some("shop".into()),
-            name: Some(name.into()),
-            uid: Some(uid.into()),
-            ..ObjectMeta::default()
-        },
-        spec: Some(PodSpec {
-            containers: vec![Container {
-                name: "app".into(),
-                image: Some("nginx:1.27".into()),
-                volume_mounts: Some(mounts),
-                resources: Some(ResourceRequirements {
-                    requests: Some(quantities),
-                    ..ResourceRequirements::default()
-                }),
-                ..Container::default()
-            }],
-            volumes: Some(volumes),
-            ..PodSpec::default()
-        }),
-        status: None,
-    }
-}
-
 impl Fixture {
     fn cci_pods(&self) -> Vec<String> {
         self.server
@@ -186,7 +148,7 @@ async fn a_pod_with_configmap_secret_and_claim_volumes_runs_on_the_strict_mock()
     f.cluster.put(config_map("app-config", "1", "fast"));
     f.cluster.put(secret("db", "password"));
     f.cluster.put(claim("shared"));
-    let web = pod(
+    let web = common::pod(
         "web-0",
         "uid-1",
         vec![
@@ -229,7 +191,7 @@ async fn a_pod_with_configmap_secret_and_claim_volumes_runs_on_the_strict_mock()
 #[tokio::test]
 async fn a_missing_configmap_makes_the_pod_wait_naming_it_and_creates_nothing() {
     let f = fixture().await;
-    let web = pod(
+    let web = common::pod(
         "web-0",
         "uid-1",
         vec![config_map_volume("conf", "app-config", None)],
@@ -250,7 +212,7 @@ async fn a_missing_configmap_makes_the_pod_wait_naming_it_and_creates_nothing() 
 #[tokio::test]
 async fn an_optional_missing_secret_is_skipped_and_the_pod_still_runs() {
     let f = fixture().await;
-    let mut web = pod(
+    let mut web = common::pod(
         "web-0",
         "uid-1",
         vec![secret_volume("creds", "maybe", Some(true))],
@@ -276,7 +238,7 @@ async fn an_optional_missing_secret_is_skipped_and_the_pod_still_runs() {
 async fn a_changed_configmap_reaches_cci_on_refresh() {
     let f = fixture().await;
     f.cluster.put(config_map("app-config", "1", "fast"));
-    let web = pod(
+    let web = common::pod(
         "web-0",
         "uid-1",
         vec![config_map_volume("conf", "app-config", None)],
@@ -300,8 +262,8 @@ async fn a_copy_is_deleted_with_the_last_pod_using_it_and_deletes_are_idempotent
     f.cluster.put(config_map("app-config", "1", "fast"));
     let volumes = || vec![config_map_volume("conf", "app-config", None)];
     let (a, b) = (
-        pod("web-0", "uid-a", volumes()),
-        pod("web-1", "uid-b", volumes()),
+        common::pod("web-0", "uid-a", volumes()),
+        common::pod("web-1", "uid-b", volumes()),
     );
     f.provider.create_pod(&a).await.unwrap();
     f.provider.create_pod(&b).await.unwrap();
@@ -321,7 +283,7 @@ async fn a_copy_is_deleted_with_the_last_pod_using_it_and_deletes_are_idempotent
 async fn a_projected_service_account_token_runs_as_the_accounts_token_secret() {
     let f = fixture().await;
     f.cluster.put(secret("default-token", "token"));
-    let web = pod(
+    let web = common::pod(
         "web-0",
         "uid-1",
         vec![volume("sa", |v| {
@@ -353,7 +315,7 @@ async fn errors_about_a_secret_never_carry_its_data() {
     let f = fixture().await;
     // A Secret key CCI refuses: the create of the copy fails, the pod is not created.
     f.cluster.put(secret("db", "bad key!"));
-    let web = pod("web-0", "uid-1", vec![secret_volume("creds", "db", None)]);
+    let web = common::pod("web-0", "uid-1", vec![secret_volume("creds", "db", None)]);
     let err = f.provider.create_pod(&web).await.unwrap_err();
     assert!(!err.to_string().contains("hunter2"), "{err}");
     assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
@@ -374,7 +336,7 @@ async fn a_pod_refused_for_a_sold_out_flavour_fails_with_the_reason() {
         .unwrap();
     let err = f
         .provider
-        .create_pod(&pod("web-0", "uid-1", vec![]))
+        .create_pod(&common::pod("web-0", "uid-1", vec![]))
         .await
         .unwrap_err();
     match err {

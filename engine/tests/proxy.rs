@@ -2,16 +2,15 @@
 //! protocols per release, the re-assertion after a deletion or another proxy's write, and what
 //! burst pods can reach through it on either side of 1.5.18 (BEHAVIOR.md §9, §10).
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::time::Duration;
 
 use burst_rules::release::Release;
 use bursting_engine::proxy::{self, PROXY_REGISTRATIONS, REGISTRATION_NAME, Registered};
 use bursting_engine::{CciClient, CciProvider, MemoryObjects};
 use cci_api::{ExecRequest, ProxyRegistration};
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, ResourceRequirements};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::core::v1::Pod;
 use mock_cci::{MockConfig, Server};
 use rstest::rstest;
 use vk::Provider;
@@ -145,35 +144,6 @@ async fn a_running_proxy_creates_its_namespace_and_reasserts_a_deleted_or_overwr
     runner.abort();
 }
 
-/// A running pod of 0.25 vCPU / 0.5 GiB in `shop`.
-fn pod(name: &str, uid: &str) -> Pod {
-    let quantities = BTreeMap::from([
-        ("cpu".into(), Quantity("250m".into())),
-        ("memory".into(), Quantity("512Mi".into())),
-    ]);
-    Pod {
-        metadata: ObjectMeta {
-            namespace: Some("shop".into()),
-            name: Some(name.into()),
-            uid: Some(uid.into()),
-            ..ObjectMeta::default()
-        },
-        spec: Some(PodSpec {
-            containers: vec![Container {
-                name: "app".into(),
-                image: Some("nginx:1.27".into()),
-                resources: Some(ResourceRequirements {
-                    requests: Some(quantities),
-                    ..ResourceRequirements::default()
-                }),
-                ..Container::default()
-            }],
-            ..PodSpec::default()
-        }),
-        status: None,
-    }
-}
-
 /// Whether CCI pod `name` reaches the cluster Service `web.default`.
 fn reaches_cluster_service(server: &Server, name: &str) -> bool {
     let request = ExecRequest {
@@ -269,4 +239,9 @@ async fn the_proxy_command_says_when_it_is_registered_and_leaves_the_registratio
         ["v1"],
         "still registered: a rolling upgrade replaces the proxy, the gc removes it"
     );
+}
+
+/// A pod of 0.25 vCPU / 0.5 GiB in `shop`.
+fn pod(name: &str, uid: &str) -> Pod {
+    common::sized_pod(name, uid, "250m", "512Mi", Vec::new())
 }

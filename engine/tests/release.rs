@@ -3,16 +3,12 @@
 //! restarted at another release (a new `CciProvider` on the same CCI) never rewrites or fails
 //! the pods that run already (BEHAVIOR.md §9).
 
-use std::collections::BTreeMap;
+mod common;
 
 use burst_rules::release::Release;
 use bursting_engine::{CciClient, CciProvider, MemoryObjects};
 use cci_api::{ANNOTATION_RELEASE, ANNOTATION_SIDECAR_PROTOCOL};
-use k8s_openapi::api::core::v1::{
-    Container, HostPathVolumeSource, Pod, PodSpec, ResourceRequirements, Volume, VolumeMount,
-};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::core::v1::{HostPathVolumeSource, Volume};
 use mock_cci::{MockConfig, Server};
 use vk::Provider;
 
@@ -32,45 +28,6 @@ fn engine_at(cci: &CciClient, release: &str) -> CciProvider {
     CciProvider::new(cci.clone(), MemoryObjects::default(), "c1")
         .unwrap()
         .with_release(release.parse::<Release>().unwrap())
-}
-
-/// A pod of 0.5 vCPU / 1 GiB in `shop`, mounting each of `volumes`.
-fn pod(name: &str, uid: &str, volumes: Vec<Volume>) -> Pod {
-    let mounts = volumes
-        .iter()
-        .map(|v| VolumeMount {
-            name: v.name.clone(),
-            mount_path: format!("/mnt/{}", v.name),
-            ..VolumeMount::default()
-        })
-        .collect();
-    let quantities = BTreeMap::from([
-        ("cpu".into(), Quantity("500m".into())),
-        ("memory".into(), Quantity("1Gi".into())),
-    ]);
-    Pod {
-        metadata: ObjectMeta {
-            namespace: Some("shop".into()),
-            name: Some(name.into()),
-            uid: Some(uid.into()),
-            ..ObjectMeta::default()
-        },
-        spec: Some(PodSpec {
-            containers: vec![Container {
-                name: "app".into(),
-                image: Some("nginx:1.27".into()),
-                volume_mounts: Some(mounts),
-                resources: Some(ResourceRequirements {
-                    requests: Some(quantities),
-                    ..ResourceRequirements::default()
-                }),
-                ..Container::default()
-            }],
-            volumes: Some(volumes),
-            ..PodSpec::default()
-        }),
-        status: None,
-    }
 }
 
 fn localtime() -> Volume {
@@ -98,7 +55,7 @@ async fn burst_as(cci: &CciClient, name: &str) -> (String, String, String) {
 #[tokio::test]
 async fn only_pods_created_after_an_upgrade_get_the_new_sidecar_and_a_rollback_rewrites_nothing() {
     let (_server, cci) = mock().await;
-    let old = pod("old", "uid-old", vec![]);
+    let old = common::pod("old", "uid-old", vec![]);
     engine_at(&cci, "1.5.17").create_pod(&old).await.unwrap();
     let before = burst_as(&cci, "shop.old").await;
     assert_eq!((before.0.as_str(), before.1.as_str()), ("v1", "1.5.17"));
@@ -106,7 +63,7 @@ async fn only_pods_created_after_an_upgrade_get_the_new_sidecar_and_a_rollback_r
     // Upgrade: the restarted engine re-creates every live pod (idempotently) and a new one.
     let upgraded = engine_at(&cci, "1.5.18");
     upgraded.create_pod(&old).await.unwrap();
-    let new = pod("new", "uid-new", vec![]);
+    let new = common::pod("new", "uid-new", vec![]);
     upgraded.create_pod(&new).await.unwrap();
     assert_eq!(
         burst_as(&cci, "shop.old").await,
@@ -127,7 +84,7 @@ async fn only_pods_created_after_an_upgrade_get_the_new_sidecar_and_a_rollback_r
 #[tokio::test]
 async fn a_running_pod_this_release_would_refuse_is_adopted_as_it_is_not_failed() {
     let (_server, cci) = mock().await;
-    let clock = pod("clock", "uid-clock", vec![localtime()]);
+    let clock = common::pod("clock", "uid-clock", vec![localtime()]);
     engine_at(&cci, "1.5.9").create_pod(&clock).await.unwrap();
     let before = burst_as(&cci, "shop.clock").await;
 
@@ -143,7 +100,7 @@ async fn a_running_pod_this_release_would_refuse_is_adopted_as_it_is_not_failed(
 #[tokio::test]
 async fn a_new_pod_this_release_refuses_is_refused_naming_the_gate() {
     let (_server, cci) = mock().await;
-    let clock = pod("clock", "uid-clock", vec![localtime()]);
+    let clock = common::pod("clock", "uid-clock", vec![localtime()]);
     let err = engine_at(&cci, "1.5.8")
         .create_pod(&clock)
         .await
@@ -158,11 +115,11 @@ async fn a_new_pod_this_release_refuses_is_refused_naming_the_gate() {
 async fn a_refused_pod_does_not_adopt_a_cci_pod_of_another_uid_under_its_name() {
     let (_server, cci) = mock().await;
     engine_at(&cci, "1.5.9")
-        .create_pod(&pod("clock", "uid-first", vec![localtime()]))
+        .create_pod(&common::pod("clock", "uid-first", vec![localtime()]))
         .await
         .unwrap();
     let err = engine_at(&cci, "1.5.8")
-        .create_pod(&pod("clock", "uid-second", vec![localtime()]))
+        .create_pod(&common::pod("clock", "uid-second", vec![localtime()]))
         .await
         .unwrap_err();
     assert!(matches!(err, vk::Error::InvalidInput(_)), "{err:?}");

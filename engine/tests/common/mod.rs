@@ -1,0 +1,55 @@
+//! Builders shared by the engine's integration tests (each test file uses what it needs).
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Container, Pod, PodSpec, ResourceRequirements, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+/// A cluster pod `shop/{name}` with UID `uid`, one `nginx:1.27` container requesting `cpu` and
+/// `memory`, mounting each of `volumes` under `/mnt/{volume name}`.
+pub fn sized_pod(name: &str, uid: &str, cpu: &str, memory: &str, volumes: Vec<Volume>) -> Pod {
+    let mounts: Vec<VolumeMount> = volumes
+        .iter()
+        .map(|v| VolumeMount {
+            name: v.name.clone(),
+            mount_path: format!("/mnt/{}", v.name),
+            ..VolumeMount::default()
+        })
+        .collect();
+    let quantities = BTreeMap::from([
+        ("cpu".into(), Quantity(cpu.into())),
+        ("memory".into(), Quantity(memory.into())),
+    ]);
+    Pod {
+        metadata: ObjectMeta {
+            namespace: Some("shop".into()),
+            name: Some(name.into()),
+            uid: Some(uid.into()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PodSpec {
+            containers: vec![Container {
+                name: "app".into(),
+                image: Some("nginx:1.27".into()),
+                volume_mounts: (!mounts.is_empty()).then_some(mounts),
+                resources: Some(ResourceRequirements {
+                    requests: Some(quantities),
+                    ..ResourceRequirements::default()
+                }),
+                ..Container::default()
+            }],
+            volumes: (!volumes.is_empty()).then_some(volumes),
+            ..PodSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// [`sized_pod`] of 0.5 vCPU / 1 GiB.
+pub fn pod(name: &str, uid: &str, volumes: Vec<Volume>) -> Pod {
+    sized_pod(name, uid, "500m", "1Gi", volumes)
+}
