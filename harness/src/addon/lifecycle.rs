@@ -705,21 +705,27 @@ async fn remove_stale(client: &Client, keep: &[Rendered]) -> Result<()> {
                 .iter()
                 .any(|r| r.resource.kind == resource.kind && r.object.name_any() == name);
             if !kept {
-                delete(&api, &resource.kind, &name).await?;
+                delete_if_present(&api, &name, &DeleteParams::background(), &resource.kind).await?;
             }
         }
     }
     Ok(())
 }
 
-async fn delete(api: &Api<DynamicObject>, kind: &str, name: &str) -> Result<()> {
-    match api.delete(name, &DeleteParams::background()).await {
+/// Deletes `name` through `api`; one already gone is fine (every removal here is idempotent).
+async fn delete_if_present<K>(
+    api: &Api<K>,
+    name: &str,
+    params: &DeleteParams,
+    what: &str,
+) -> Result<()>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.delete(name, params).await {
         Ok(_) => Ok(()),
         Err(e) if is_not_found(&e) => Ok(()),
-        Err(e) => Err(Error::Kube {
-            context: format!("delete {kind} {name}"),
-            source: e,
-        }),
+        Err(e) => Err(kube_err(format!("delete {what} {name}"))(e)),
     }
 }
 
@@ -732,7 +738,13 @@ async fn remove_objects(client: &Client) -> Result<()> {
             .await
             .map_err(kube_err(format!("list {}s of the add-on", resource.kind)))?;
         for object in list.items {
-            delete(&api, &resource.kind, &object.name_any()).await?;
+            delete_if_present(
+                &api,
+                &object.name_any(),
+                &DeleteParams::background(),
+                &resource.kind,
+            )
+            .await?;
         }
     }
     Ok(())
@@ -742,14 +754,12 @@ async fn remove_objects(client: &Client) -> Result<()> {
 /// left as it is): what a test environment does to start over after a failed uninstall.
 pub async fn force_remove(client: &Client) -> Result<()> {
     remove_objects(client).await?;
-    match Api::<ConfigMap>::namespaced(client.clone(), NAMESPACE)
-        .delete(STATE, &DeleteParams::default())
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) if is_not_found(&e) => Ok(()),
-        Err(e) => Err(kube_err("delete the add-on state")(e)),
-    }
+    delete_state(client).await
+}
+
+async fn delete_state(client: &Client) -> Result<()> {
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), NAMESPACE);
+    delete_if_present(&maps, STATE, &DeleteParams::default(), "the add-on state").await
 }
 
 /// How one gc job ended.
@@ -806,17 +816,9 @@ pub async fn uninstall(
     }
     remove_objects(client).await?;
     let nodes: Api<Node> = Api::all(client.clone());
-    match nodes.delete(VIRTUAL_NODE, &DeleteParams::default()).await {
-        Ok(_) => {}
-        Err(e) if is_not_found(&e) => {}
-        Err(e) => return Err(kube_err(format!("delete node {VIRTUAL_NODE}"))(e)),
-    }
+    delete_if_present(&nodes, VIRTUAL_NODE, &DeleteParams::default(), "node").await?;
     let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
-    match leases.delete(VIRTUAL_NODE, &DeleteParams::default()).await {
-        Ok(_) => {}
-        Err(e) if is_not_found(&e) => {}
-        Err(e) => return Err(kube_err(format!("delete lease {VIRTUAL_NODE}"))(e)),
-    }
+    delete_if_present(&leases, VIRTUAL_NODE, &DeleteParams::default(), "lease").await?;
     // The add-on's pods end with their Deployments and Jobs; wait so "uninstalled" means gone.
     let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
     wait::until(
@@ -832,14 +834,7 @@ pub async fn uninstall(
         || diagnose(client),
     )
     .await?;
-    match Api::<ConfigMap>::namespaced(client.clone(), NAMESPACE)
-        .delete(STATE, &DeleteParams::default())
-        .await
-    {
-        Ok(_) => {}
-        Err(e) if is_not_found(&e) => {}
-        Err(e) => return Err(kube_err("delete the add-on state")(e)),
-    }
+    delete_state(client).await?;
     step.finish("add-on uninstalled");
     Ok(())
 }
@@ -853,14 +848,13 @@ async fn run_gc(
     let params = &current.params;
     // The engine must be stopped first, or it would recreate what the gc removes.
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
-    match deployments
-        .delete(VIRTUAL_KUBELET, &DeleteParams::foreground())
-        .await
-    {
-        Ok(_) => {}
-        Err(e) if is_not_found(&e) => {}
-        Err(e) => return Err(kube_err(format!("delete deployment {VIRTUAL_KUBELET}"))(e)),
-    }
+    delete_if_present(
+        &deployments,
+        VIRTUAL_KUBELET,
+        &DeleteParams::foreground(),
+        "deployment",
+    )
+    .await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
     let vk_selector = "app.kubernetes.io/component=virtual-kubelet";
     wait::until(
@@ -928,7 +922,7 @@ async fn run_gc(
             }
             Ok(Some(ends))
         },
-        || gc_diagnosis(client),
+        || diagnose(client),
     )
     .await?;
     let failed: Vec<String> = ends
@@ -943,14 +937,9 @@ async fn run_gc(
     } else {
         Err(Error::Step {
             step: "run the gc jobs".into(),
-            detail: format!("{}\n{}", failed.join("\n"), gc_diagnosis(client).await),
+            detail: format!("{}\n{}", failed.join("\n"), diagnose(client).await),
         })
     }
-}
-
-/// The gc jobs' pods (they carry the add-on's labels): where they are and why they wait.
-async fn gc_diagnosis(client: &Client) -> String {
-    diagnose(client).await
 }
 
 #[cfg(test)]
