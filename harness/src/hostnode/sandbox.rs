@@ -652,6 +652,29 @@ impl Objects {
     }
 }
 
+/// One key of a ConfigMap's or Secret's data as an env value, in the kubelet's words when the
+/// object or key is missing; `None` when missing and `optional`. `kind` is (as in messages about a
+/// key, as in messages about the object).
+fn key_value(
+    data: Option<BTreeMap<String, Vec<u8>>>,
+    kind: (&str, &str),
+    ns: &str,
+    name: &str,
+    key: &str,
+    optional: Option<bool>,
+) -> std::result::Result<Option<String>, String> {
+    let optional = optional.unwrap_or(false);
+    match data {
+        Some(data) => match data.get(key) {
+            Some(v) => Ok(Some(text(v))),
+            None if optional => Ok(None),
+            None => Err(format!("couldn't find key {key} in {} {ns}/{name}", kind.0)),
+        },
+        None if optional => Ok(None),
+        None => Err(format!("{} \"{name}\" not found", kind.1)),
+    }
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -705,37 +728,18 @@ pub async fn container_env(
             if let Some(f) = &from.field_ref {
                 Some(field_value(pod, &f.field_path, ip)?)
             } else if let Some(r) = &from.secret_key_ref {
-                let optional = r.optional.unwrap_or(false);
-                match objects.secret(client, ns, &r.name).await? {
-                    Some(data) => match data.get(&r.key) {
-                        Some(v) => Some(text(v)),
-                        None if optional => None,
-                        None => {
-                            return Err(format!(
-                                "couldn't find key {} in Secret {ns}/{}",
-                                r.key, r.name
-                            ));
-                        }
-                    },
-                    None if optional => None,
-                    None => return Err(format!("secret \"{}\" not found", r.name)),
-                }
+                let data = objects.secret(client, ns, &r.name).await?;
+                key_value(data, ("Secret", "secret"), ns, &r.name, &r.key, r.optional)?
             } else if let Some(r) = &from.config_map_key_ref {
-                let optional = r.optional.unwrap_or(false);
-                match objects.config_map(client, ns, &r.name).await? {
-                    Some(data) => match data.get(&r.key) {
-                        Some(v) => Some(text(v)),
-                        None if optional => None,
-                        None => {
-                            return Err(format!(
-                                "couldn't find key {} in ConfigMap {ns}/{}",
-                                r.key, r.name
-                            ));
-                        }
-                    },
-                    None if optional => None,
-                    None => return Err(format!("configmap \"{}\" not found", r.name)),
-                }
+                let data = objects.config_map(client, ns, &r.name).await?;
+                key_value(
+                    data,
+                    ("ConfigMap", "configmap"),
+                    ns,
+                    &r.name,
+                    &r.key,
+                    r.optional,
+                )?
             } else {
                 return Err(format!(
                     "env {}: only fieldRef, secretKeyRef and configMapKeyRef are supported by the host node",
