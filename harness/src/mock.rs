@@ -20,7 +20,13 @@ impl MockCci {
         Self {
             url: url.trim_end_matches('/').to_owned(),
             token: token.to_owned(),
-            http: reqwest::Client::new(),
+            // No idle connections kept: the client lives in the shared environment, and each test
+            // has its own tokio runtime; a pooled connection made on a runtime that has ended
+            // fails the next request ("dispatch task is gone").
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap_or_default(),
         }
     }
 
