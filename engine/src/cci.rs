@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use cci_api::{API_PREFIX, AUTH_HEADER, List, NETWORK_API_PREFIX, Namespace, Network, Pod, Status};
+use cci_api::{
+    API_PREFIX, AUTH_HEADER, List, NETWORK_API_PREFIX, Namespace, Network, Pod, PodSummary, Status,
+};
 use reqwest::{Method, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -80,7 +82,7 @@ impl CciClient {
         method: Method,
         path: &str,
         body: Option<&(impl Serialize + Sync)>,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<bytes::Bytes> {
         let http_err = |source| Error::Http {
             method: method.clone(),
             path: path.to_string(),
@@ -98,7 +100,8 @@ impl CciClient {
         let code = response.status();
         let bytes = response.bytes().await.map_err(http_err)?;
         if code.is_success() {
-            return Ok(bytes.to_vec());
+            // NB: handed on as received, not copied: a pod list can be megabytes.
+            return Ok(bytes);
         }
         let (reason, message) = error_body(&bytes, code);
         tracing::debug!(%method, path, code = code.as_u16(), %reason, %message, "cci error");
@@ -183,6 +186,17 @@ impl CciClient {
 
     /// List the pods of `namespace`.
     pub async fn list_pods(&self, namespace: &str) -> Result<List<Pod>> {
+        self.call(
+            Method::GET,
+            format!("{API_PREFIX}/namespaces/{namespace}/pods"),
+            NO_BODY,
+        )
+        .await
+    }
+
+    /// The pods of `namespace` as [`PodSummary`]s: metadata, container names and images,
+    /// status. What a status round needs, at a tenth of the memory of [`list_pods`](Self::list_pods).
+    pub async fn list_pod_summaries(&self, namespace: &str) -> Result<List<PodSummary>> {
         self.call(
             Method::GET,
             format!("{API_PREFIX}/namespaces/{namespace}/pods"),

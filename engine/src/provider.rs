@@ -567,7 +567,7 @@ impl CciProvider {
     async fn list(&self) -> Result<Vec<RemotePod>> {
         // NB: the namespace is the cluster's own, so every pod with the UID label is ours; the
         // filter is client-side so no label selector support is needed from the API.
-        match self.client.list_pods(&self.namespace).await {
+        match self.client.list_pod_summaries(&self.namespace).await {
             Ok(list) => Ok(list
                 .items
                 .iter()

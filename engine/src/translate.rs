@@ -888,7 +888,7 @@ pub fn cci_claim(
 
 /// The cluster pod a CCI pod stands for, with its status mapped back; `None` for a CCI pod the
 /// engine did not create (no UID label, or no readable cluster name).
-pub fn remote_pod(cci: &cci_api::Pod) -> Option<vk::RemotePod> {
+pub fn remote_pod(cci: &cci_api::PodSummary) -> Option<vk::RemotePod> {
     let m = &cci.metadata;
     let uid = m.labels.as_ref()?.get(LABEL_CLUSTER_POD_UID)?.clone();
     let (namespace, name) = match m
@@ -903,7 +903,10 @@ pub fn remote_pod(cci: &cci_api::Pod) -> Option<vk::RemotePod> {
         namespace: namespace.to_string(),
         name: name.to_string(),
         uid,
-        status: cci.status.as_ref().map(|s| cluster_status(s, &cci.spec)),
+        status: cci
+            .status
+            .as_ref()
+            .map(|s| cluster_status(s, &cci.spec.containers)),
     })
 }
 
@@ -922,11 +925,10 @@ pub fn cluster_uid_of(cci: &cci_api::Pod) -> Option<&str> {
 /// Fields that belong to the cluster (QoS class, observed generation, nominated node, resize,
 /// resource claims) are left out. `podIPs`/`hostIPs` are derived from `podIP`/`hostIP` when CCI
 /// only gives the latter, since the API server requires them to agree. A container status
-/// without an image gets the image of the CCI spec's container.
-pub fn cluster_status(cci: &PodStatus, cci_spec: &PodSpec) -> PodStatus {
+/// without an image gets the image of the CCI spec's container of that name.
+pub fn cluster_status(cci: &PodStatus, containers: &[cci_api::ContainerSummary]) -> PodStatus {
     let image_of = |name: &str| {
-        cci_spec
-            .containers
+        containers
             .iter()
             .find(|c| c.name == name)
             .and_then(|c| c.image.clone())
@@ -1266,7 +1268,7 @@ mod tests {
 
     #[test]
     fn a_cci_pod_names_its_cluster_pod_and_brings_its_status_back() {
-        let remote = remote_pod(&running_cci_pod()).unwrap();
+        let remote = remote_pod(&(&running_cci_pod()).into()).unwrap();
         assert_eq!(
             (remote.namespace.as_str(), remote.name.as_str()),
             ("shop", "web.v2")
@@ -1289,14 +1291,14 @@ mod tests {
     fn a_cci_pod_without_the_uid_label_is_not_ours() {
         let mut cci = running_cci_pod();
         cci.metadata.labels = None;
-        assert_eq!(remote_pod(&cci), None);
+        assert_eq!(remote_pod(&(&cci).into()), None);
     }
 
     #[test]
     fn without_the_annotation_the_cluster_pod_is_read_from_the_cci_name() {
         let mut cci = running_cci_pod();
         cci.metadata.annotations = None;
-        let remote = remote_pod(&cci).unwrap();
+        let remote = remote_pod(&(&cci).into()).unwrap();
         assert_eq!(
             (remote.namespace.as_str(), remote.name.as_str()),
             ("shop", "web.v2")
