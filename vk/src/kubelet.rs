@@ -49,7 +49,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::runtime::reflector::{ObjectRef, Store};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
-use crate::{Error, LogOptions, NodeConfig, Provider, Result};
+use crate::{CachedPod, Error, LogOptions, NodeConfig, Provider, Result};
 
 /// A `/containerLogs` query that cannot be served: the 400's body.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -135,7 +135,7 @@ pub fn parse_log_query(query: Option<&str>) -> Result<LogOptions, BadQuery> {
 /// What the kubelet API's routes read: the provider, and the node's pods.
 pub struct KubeletState<P> {
     provider: Arc<P>,
-    pods: Store<Pod>,
+    pods: Store<CachedPod>,
     node_name: String,
 }
 
@@ -152,7 +152,7 @@ impl<P> Clone for KubeletState<P> {
 impl<P: Provider> KubeletState<P> {
     /// Logs come from `provider`, for the pods in `pods` (the node `node_name`'s pods; the pod
     /// controller's cache in [`crate::run`]).
-    pub fn new(provider: Arc<P>, pods: Store<Pod>, node_name: impl Into<String>) -> Self {
+    pub fn new(provider: Arc<P>, pods: Store<CachedPod>, node_name: impl Into<String>) -> Self {
         Self {
             provider,
             pods,
@@ -204,7 +204,16 @@ async fn container_logs<P: Provider>(
     };
     let key = ObjectRef::new(&name).within(&namespace);
     let node = &state.node_name;
-    let Some(pod) = state.pods.get(&key).filter(|pod| {
+    let pod = match state
+        .pods
+        .get(&key)
+        .map(|cached| cached.to_pod())
+        .transpose()
+    {
+        Ok(pod) => pod,
+        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let Some(pod) = pod.filter(|pod| {
         pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node.as_str())
     }) else {
         return text(
@@ -544,10 +553,10 @@ mod tests {
     }
 
     /// The node's cache holding `web` (on this node) and `elsewhere` (on another one).
-    fn pods() -> Store<Pod> {
+    fn pods() -> Store<CachedPod> {
         let (store, mut writer) = reflector::store();
         for p in [pod("web", NODE), pod("elsewhere", "other-node")] {
-            writer.apply_watcher_event(&watcher::Event::Apply(p));
+            writer.apply_watcher_event(&watcher::Event::Apply(CachedPod::from_pod(&p)));
         }
         store
     }

@@ -55,6 +55,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod cache;
 mod error;
 pub mod kubelet;
 mod node;
@@ -71,6 +72,7 @@ use std::time::Duration;
 use kube::Client;
 use tokio::task::JoinSet;
 
+pub use cache::CachedPod;
 pub use error::{BoxError, Error, Result};
 pub use node::{
     DEFAULT_CPU, DEFAULT_INTERNAL_IP, DEFAULT_KUBELET_PORT, DEFAULT_MEMORY, DEFAULT_PODS,

@@ -15,6 +15,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
+use crate::cache::CachedPod;
 use crate::error::api_code;
 use crate::queue::WorkQueue;
 use crate::status::{is_terminal, lost_status, merge_status, status_changed, status_patch};
@@ -32,14 +33,14 @@ pub(crate) struct PodKey {
 }
 
 impl PodKey {
-    fn of(pod: &Pod) -> Self {
+    fn of(pod: &impl Resource) -> Self {
         Self {
-            namespace: pod.namespace().unwrap_or_default(),
-            name: pod.name_any(),
+            namespace: pod.meta().namespace.clone().unwrap_or_default(),
+            name: pod.meta().name.clone().unwrap_or_default(),
         }
     }
 
-    fn object_ref(&self) -> ObjectRef<Pod> {
+    fn object_ref(&self) -> ObjectRef<CachedPod> {
         ObjectRef::new(&self.name).within(&self.namespace)
     }
 }
@@ -54,28 +55,28 @@ impl fmt::Display for PodKey {
 #[derive(Clone)]
 struct Seen {
     /// The pod as last reconciled: what to delete if it vanishes.
-    pod: Arc<Pod>,
+    pod: Arc<CachedPod>,
     /// `create_pod` succeeded for this UID.
     created: bool,
     /// `create_pod` refused this input as invalid; not retried until the input changes.
     refused: bool,
 }
 
-fn uid(pod: &Pod) -> &str {
-    pod.metadata.uid.as_deref().unwrap_or_default()
+fn uid(pod: &impl Resource) -> &str {
+    pod.meta().uid.as_deref().unwrap_or_default()
 }
 
 /// What the provider reads from a pod and what can change on it without a new UID.
-fn same_input(a: &Pod, b: &Pod) -> bool {
-    a.spec == b.spec && a.metadata.annotations == b.metadata.annotations
+fn same_input(a: &CachedPod, b: &CachedPod) -> bool {
+    a.same_spec(b) && a.metadata.annotations == b.metadata.annotations
 }
 
 pub(crate) struct PodController<P> {
     client: Client,
     provider: Arc<P>,
     node_name: String,
-    store: Store<Pod>,
-    writer: Mutex<Option<reflector::store::Writer<Pod>>>,
+    store: Store<CachedPod>,
+    writer: Mutex<Option<reflector::store::Writer<CachedPod>>>,
     pub(crate) queue: Arc<WorkQueue<PodKey>>,
     seen: Mutex<HashMap<PodKey, Seen>>,
     /// Last status patched per pod UID, so a stale cache does not cause the same patch twice.
@@ -125,7 +126,7 @@ impl<P: Provider> PodController<P> {
             tracing::error!("pod watch started twice");
             return;
         };
-        let api: Api<Pod> = Api::all(self.client.clone());
+        let api: Api<CachedPod> = Api::all(self.client.clone());
         let config =
             watcher::Config::default().fields(&format!("spec.nodeName={}", self.node_name));
         let stream = reflector::reflector(
@@ -141,8 +142,12 @@ impl<P: Provider> PodController<P> {
                 // The store swaps in the full list at InitDone; queue everything then, including
                 // the pods we knew that are no longer listed (they vanished while unwatched).
                 Ok(Event::InitDone) => {
-                    let mut keys: HashSet<PodKey> =
-                        self.store.state().iter().map(|p| PodKey::of(p)).collect();
+                    let mut keys: HashSet<PodKey> = self
+                        .store
+                        .state()
+                        .iter()
+                        .map(|p| PodKey::of(&**p))
+                        .collect();
                     keys.extend(lock(&self.seen).keys().cloned());
                     tracing::info!(pods = keys.len(), "pod list complete");
                     keys.into_iter().for_each(|k| self.queue.add(k));
@@ -161,7 +166,7 @@ impl<P: Provider> PodController<P> {
     }
 
     /// The cache of the node's pods (filled by [`watch`](Self::watch)).
-    pub(crate) fn store(&self) -> Store<Pod> {
+    pub(crate) fn store(&self) -> Store<CachedPod> {
         self.store.clone()
     }
 
@@ -194,17 +199,17 @@ impl<P: Provider> PodController<P> {
             None => {
                 if let Some(prev) = prev {
                     tracing::info!(pod = %key, "pod vanished; deleting its remote pod");
-                    self.delete_remote(&prev.pod).await?;
-                    self.forget(key, &prev.pod);
+                    self.delete_remote(&prev.pod.to_pod()?).await?;
+                    self.forget(key, &*prev.pod);
                 }
                 Ok(())
             }
         }
     }
 
-    fn forget(&self, key: &PodKey, pod: &Pod) {
+    fn forget(&self, key: &PodKey, pod: &impl Resource) {
         let mut seen = lock(&self.seen);
-        if seen.get(key).is_some_and(|s| uid(&s.pod) == uid(pod)) {
+        if seen.get(key).is_some_and(|s| uid(&*s.pod) == uid(pod)) {
             seen.remove(key);
         }
         drop(seen);
@@ -212,19 +217,25 @@ impl<P: Provider> PodController<P> {
         lock(&self.misses).remove(uid(pod));
     }
 
-    async fn sync(&self, key: &PodKey, pod: Arc<Pod>, mut prev: Option<Seen>) -> Result<()> {
-        if let Some(old) = prev.as_ref().filter(|p| uid(&p.pod) != uid(&pod)) {
+    async fn sync(
+        &self,
+        key: &PodKey,
+        cached: Arc<CachedPod>,
+        mut prev: Option<Seen>,
+    ) -> Result<()> {
+        if let Some(old) = prev.as_ref().filter(|p| uid(&*p.pod) != uid(&*cached)) {
             // The name now holds a new pod: the old one's remote pod goes first.
-            tracing::info!(pod = %key, old_uid = uid(&old.pod), "pod replaced under the same name");
-            self.delete_remote(&old.pod).await?;
-            self.forget(key, &old.pod);
+            tracing::info!(pod = %key, old_uid = uid(&*old.pod), "pod replaced under the same name");
+            self.delete_remote(&old.pod.to_pod()?).await?;
+            self.forget(key, &*old.pod);
             prev = None;
         }
+        let pod = cached.to_pod()?;
         let remember = |created: bool, refused: bool| {
             lock(&self.seen).insert(
                 key.clone(),
                 Seen {
-                    pod: pod.clone(),
+                    pod: cached.clone(),
                     created,
                     refused,
                 },
@@ -232,7 +243,7 @@ impl<P: Provider> PodController<P> {
         };
         match prev {
             Some(prev) if prev.created => {
-                if !same_input(&prev.pod, &pod) {
+                if !same_input(&prev.pod, &cached) {
                     match self.provider.update_pod(&pod).await {
                         Ok(()) | Err(Error::NotImplemented(_)) => {}
                         Err(Error::InvalidInput(msg)) => {
@@ -245,7 +256,7 @@ impl<P: Provider> PodController<P> {
                 remember(true, false);
                 Ok(())
             }
-            Some(prev) if prev.refused && same_input(&prev.pod, &pod) => {
+            Some(prev) if prev.refused && same_input(&prev.pod, &cached) => {
                 remember(false, true);
                 Ok(())
             }
@@ -291,8 +302,8 @@ impl<P: Provider> PodController<P> {
 
     /// The pod is being deleted: remove the remote pod, then finish the deletion in the cluster
     /// (grace period 0), which is the kubelet's part of deleting a pod.
-    async fn finalize(&self, key: &PodKey, pod: &Pod) -> Result<()> {
-        self.delete_remote(pod).await?;
+    async fn finalize(&self, key: &PodKey, pod: &CachedPod) -> Result<()> {
+        self.delete_remote(&pod.to_pod()?).await?;
         let params = DeleteParams {
             grace_period_seconds: Some(0),
             preconditions: Some(Preconditions {
@@ -390,8 +401,8 @@ impl<P: Provider> PodController<P> {
             if pod.metadata.deletion_timestamp.is_some() {
                 continue;
             }
-            let key = PodKey::of(pod);
-            let pod_uid = uid(pod);
+            let key = PodKey::of(&**pod);
+            let pod_uid = uid(&**pod);
             let desired = match statuses.get(pod_uid) {
                 Some(remote) => {
                     lock(&self.misses).remove(pod_uid);
@@ -400,7 +411,7 @@ impl<P: Provider> PodController<P> {
                 None => {
                     let created = lock(&self.seen)
                         .get(&key)
-                        .is_some_and(|s| s.created && uid(&s.pod) == pod_uid);
+                        .is_some_and(|s| s.created && uid(&*s.pod) == pod_uid);
                     if !created || is_terminal(pod.status.as_ref()) {
                         continue;
                     }
@@ -433,12 +444,12 @@ impl<P: Provider> PodController<P> {
             self.patch_status(pod, desired).await;
         }
         // Drop bookkeeping of pods that left the node.
-        let live: HashSet<&str> = pods.iter().map(|p| uid(p)).collect();
+        let live: HashSet<&str> = pods.iter().map(|p| uid(&**p)).collect();
         lock(&self.patched).retain(|u, _| live.contains(u.as_str()));
         lock(&self.misses).retain(|u, _| live.contains(u.as_str()));
     }
 
-    async fn patch_status(&self, pod: &Pod, desired: PodStatus) {
+    async fn patch_status(&self, pod: &CachedPod, desired: PodStatus) {
         let key = PodKey::of(pod);
         let mut patch = status_patch(&desired);
         // Optimistic concurrency: a patch computed from a stale pod is refused, and the next
@@ -479,7 +490,7 @@ impl<P: Provider> PodController<P> {
             if self
                 .store
                 .get(&key.object_ref())
-                .is_some_and(|p| uid(&p) == r.uid)
+                .is_some_and(|p| uid(&*p) == r.uid)
             {
                 continue;
             }
