@@ -47,13 +47,15 @@
 //! # What is changed
 //!
 //! - **Limits equal requests** (CCI's rule, `BEHAVIOR.md` §4): for each container and each
-//!   resource it names, the larger of its request and its limit becomes both. Taking the larger
-//!   never gives a container less than it was promised (a limit is what it may use), at the
-//!   cost of a pod sized from the limits when they exceed the requests.
-//! - **Size**: `resource.cci.io/size` is the flavour `burst_rules::flavour` rounds the
-//!   *translated* containers up to (or the one `resource.cci.io/pod-size-specs` pins), written
-//!   `{vCPU}_{GiB}` (`0.5_1`), so CCI, which sizes the pod it is sent, agrees with it. A pod that
-//!   fits no flavour, or names no resources at all, is refused with the numbers.
+//!   resource it names, its request becomes both (its limit, when it has no request).
+//! - **Size**: `resource.cci.io/size` is §4's size of the *cluster* pod, as
+//!   `burst_rules::flavour` computes it: max(sum of requests, each limit, largest init
+//!   container) rounded up to a flavour (or the one `resource.cci.io/pod-size-specs` pins),
+//!   written `{vCPU}_{GiB}` (`0.5_1`). Two containers of request 0.5 / limit 1 vCPU are `1_2`,
+//!   not the `2_4` their limits would add up to. CCI sizes a pod from the containers it is sent,
+//!   so when a limit makes the pod larger than its translated containers round up to, the
+//!   engine pins that size with `resource.cci.io/pod-size-specs` on the CCI pod. A pod that fits
+//!   no flavour, or names no resources at all, is refused with the numbers.
 //! - **Image pulls** always use the CCI secret `imagepull-secret` (§4); the cluster pod's own
 //!   `imagePullSecrets` mean nothing on CCI.
 //! - A projected **`serviceAccountToken`** source becomes the `token` key of the service
@@ -448,8 +450,15 @@ pub fn to_cci_pod(pod: &Pod, cluster_id: &str, release: Release) -> Result<cci_a
         .annotations
         .as_ref()
         .and_then(|a| a.get(ANNOTATION_POD_SIZE_SPECS));
-    let sizing = burst_rules::flavour::size(&cci_spec, pinned.map(String::as_str))
+    // §4's size comes from the cluster pod's own resources: max(sum of requests, each limit,
+    // largest init container). The translated containers hold only their requests, so when a
+    // limit makes the pod larger than they add up to, the size is pinned for CCI (which sizes a
+    // pod from its containers unless pod-size-specs names a larger flavour).
+    let sizing = burst_rules::flavour::size(spec, pinned.map(String::as_str))
         .map_err(|e| refuse(e.to_string()))?;
+    let containers_round_to = burst_rules::flavour::size(&cci_spec, None)
+        .ok()
+        .map(|s| s.flavour);
     let mut annotations = BTreeMap::from([
         (
             ANNOTATION_CLUSTER_POD.to_string(),
@@ -464,6 +473,8 @@ pub fn to_cci_pod(pod: &Pod, cluster_id: &str, release: Release) -> Result<cci_a
     ]);
     if let Some(pinned) = pinned {
         annotations.insert(ANNOTATION_POD_SIZE_SPECS.to_string(), pinned.clone());
+    } else if containers_round_to != Some(sizing.flavour) {
+        annotations.insert(ANNOTATION_POD_SIZE_SPECS.to_string(), sizing.flavour.spec());
     }
     let mut labels = pod.metadata.labels.clone().unwrap_or_default();
     // NB: inserted last, so a cluster label of the same key never hides the pod's identity.
@@ -732,8 +743,10 @@ fn to_cci_container(
     })
 }
 
-/// `requests` and `limits` both set, per resource, to the larger of the two (CCI requires them
-/// equal, §4); a resource named on one side only gets that value on both.
+/// `requests` and `limits` both set, per resource, to the request (CCI requires them equal,
+/// §4; "limits made equal to requests"); a resource with a limit only gets the limit on both, as
+/// Kubernetes defaults a missing request to the limit. A limit above the request is not lost: it
+/// counts in the pod's size, which CCI gives the pod as a whole (see [`to_cci_pod`]).
 fn limits_equal_requests(
     container: &str,
     r: &ResourceRequirements,
@@ -759,11 +772,10 @@ fn limits_equal_requests(
         }
         let value = match (requests.get(resource), limits.get(resource)) {
             (Some(req), Some(lim)) => {
-                if millis("limits", resource, lim)? > millis("requests", resource, req)? {
-                    lim
-                } else {
-                    req
-                }
+                // Both are read, so an unusable limit is refused even though the request wins.
+                millis("limits", resource, lim)?;
+                millis("requests", resource, req)?;
+                req
             }
             (Some(one), None) | (None, Some(one)) => one,
             (None, None) => continue,
@@ -1659,25 +1671,27 @@ mod tests {
         assert_eq!(pw.secret_key_ref.as_ref().unwrap().name, "shop.db");
         let r = init.resources.as_ref().unwrap();
         assert_eq!(r.requests, r.limits);
-        assert_eq!(r.limits.as_ref().unwrap()["cpu"], Quantity("1".into()));
-        // The init container (1 vCPU / 2 GiB) is larger than the app container.
-        assert_eq!(cci.metadata.annotations.unwrap()[ANNOTATION_SIZE], "1_2");
+        assert_eq!(r.limits.as_ref().unwrap()["cpu"], Quantity("250m".into()));
+        // The init container (limit 1 vCPU / 2 GiB) is larger than the app container; CCI gets
+        // only its request, so the engine pins the size.
+        let annotations = cci.metadata.annotations.unwrap();
+        assert_eq!(annotations[ANNOTATION_SIZE], "1_2");
+        assert_eq!(annotations[ANNOTATION_POD_SIZE_SPECS], "1_2");
     }
 
     #[rstest]
     #[case::equal(("500m", "500m"), "500m")]
-    #[case::limit_larger(("250m", "1"), "1")]
-    #[case::request_larger_than_a_lower_spelled_limit(("1.5", "1200m"), "1.5")]
+    #[case::limit_larger(("250m", "1"), "250m")]
     #[case::request_only(("300m", ""), "300m")]
     #[case::limit_only(("", "2"), "2")]
-    fn limits_and_requests_both_become_the_larger_of_the_two(
+    fn limits_and_requests_both_become_the_request_or_else_the_limit(
         #[case] (request, limit): (&str, &str),
         #[case] both: &str,
     ) {
         let mut pod = pod_with(vec![], vec![]);
         pod.spec.as_mut().unwrap().containers[0].resources = Some(resources(&[
             ("cpu", request, limit),
-            ("memory", "1Gi", "512Mi"),
+            ("memory", "1Gi", "2Gi"),
         ]));
         let cci = to_cci_pod(&pod, "c1", LATEST).unwrap();
         let r = cci.spec.containers[0].resources.clone().unwrap();
@@ -1688,15 +1702,16 @@ mod tests {
     }
 
     #[rstest]
-    #[case::seed_nginx(&[("cpu", "500m", "500m"), ("memory", "1Gi", "1Gi")], None, "0.5_1")]
-    #[case::small(&[("cpu", "100m", ""), ("memory", "100Mi", "")], None, "0.25_0.5")]
-    #[case::memory_heavy(&[("cpu", "1", ""), ("memory", "10Gi", "")], None, "2_10")]
-    #[case::from_limits(&[("cpu", "500m", "3"), ("memory", "1Gi", "")], None, "4_4")]
-    #[case::pinned(&[("cpu", "500m", ""), ("memory", "1Gi", "")], Some("2_4"), "2_4")]
-    fn the_size_annotation_is_the_flavour_the_translated_containers_round_up_to(
+    #[case::seed_nginx(&[("cpu", "500m", "500m"), ("memory", "1Gi", "1Gi")], None, "0.5_1", None)]
+    #[case::small(&[("cpu", "100m", ""), ("memory", "100Mi", "")], None, "0.25_0.5", None)]
+    #[case::memory_heavy(&[("cpu", "1", ""), ("memory", "10Gi", "")], None, "2_10", None)]
+    #[case::from_limits(&[("cpu", "500m", "3"), ("memory", "1Gi", "")], None, "4_4", Some("4_4"))]
+    #[case::pinned(&[("cpu", "500m", ""), ("memory", "1Gi", "")], Some("2_4"), "2_4", Some("2_4"))]
+    fn the_size_annotation_is_the_cluster_pods_size_pinned_when_the_containers_round_lower(
         #[case] container: &[(&str, &str, &str)],
         #[case] pinned: Option<&str>,
         #[case] size: &str,
+        #[case] pinned_on_cci: Option<&str>,
     ) {
         let mut pod = pod_with(vec![], vec![]);
         pod.spec.as_mut().unwrap().containers[0].resources = Some(resources(container));
@@ -1716,8 +1731,29 @@ mod tests {
             annotations
                 .get(ANNOTATION_POD_SIZE_SPECS)
                 .map(String::as_str),
-            pinned
+            pinned_on_cci
         );
+    }
+
+    #[test]
+    fn two_containers_with_limits_above_requests_are_sized_by_section_4_not_by_their_limits() {
+        let mut pod = pod_with(vec![], vec![]);
+        let mut second = pod.spec.as_ref().unwrap().containers[0].clone();
+        second.name = "second".into();
+        pod.spec.as_mut().unwrap().containers.push(second);
+        for c in &mut pod.spec.as_mut().unwrap().containers {
+            c.resources = Some(resources(&[("cpu", "500m", "1"), ("memory", "1Gi", "2Gi")]));
+        }
+        let cci = to_cci_pod(&pod, "c1", LATEST).unwrap();
+        let annotations = cci.metadata.annotations.unwrap();
+        // max(0.5 + 0.5, 1, 1) vCPU, max(1 + 1, 2, 2) GiB; the requests alone round to 1_2 too.
+        assert_eq!(annotations[ANNOTATION_SIZE], "1_2");
+        assert_eq!(annotations.get(ANNOTATION_POD_SIZE_SPECS), None);
+        for c in &cci.spec.containers {
+            let r = c.resources.clone().unwrap();
+            assert_eq!(r.requests, r.limits);
+            assert_eq!(r.limits.unwrap()["cpu"], Quantity("500m".into()));
+        }
     }
 
     #[rstest]

@@ -72,11 +72,29 @@ const ROWS: &[Row] = &[
         cpu: "2u",
         memory: "4Gi",
     },
-    // NB: no row with limits above requests yet. §4 (and burst_rules::flavour's docs) size two
-    // containers of request 0.5 / limit 1 vCPU, 1 / 2 GiB as 1_2 (max of the sum of requests
-    // and each limit), but the engine first raises every request to its limit (CCI wants them
-    // equal) and sizes the result: 2_4. Which is right is an open question for the lead; the
-    // row belongs here once it is decided.
+    // Limits above requests, two containers: max(0.5 + 0.5, 1, 1) vCPU, max(1 + 1, 2, 2) GiB.
+    // Not the 2_4 the limits add up to: each limit counts on its own.
+    Row {
+        name: "limits-above",
+        containers: &[
+            (("500m", "1Gi"), ("1", "2Gi")),
+            (("500m", "1Gi"), ("1", "2Gi")),
+        ],
+        init: &[],
+        size: "1_2",
+        cpu: "1u",
+        memory: "2Gi",
+    },
+    // One container whose limit is above its request: the limit sizes the pod (2 vCPU, 4 GiB),
+    // though CCI gets the request as both (the engine pins the size for CCI).
+    Row {
+        name: "limit-sizes",
+        containers: &[(("500m", "1Gi"), ("2", "4Gi"))],
+        init: &[],
+        size: "2_4",
+        cpu: "2u",
+        memory: "4Gi",
+    },
     // The manual's example: 6 vCPU / 15 GiB becomes 8 vCPU / 16 GiB.
     Row {
         name: "manual",
@@ -181,6 +199,19 @@ pub fn res_01(s: &Scenario) -> BodyFuture<'_> {
                 row.name,
                 row.size
             );
+            // §4: CCI gets limits equal to requests, and "limits made equal to requests" keeps
+            // the request (the mock already refuses unequal ones; this checks which value won).
+            let cluster_spec = cluster.spec.as_ref().context("cluster pod spec")?;
+            for (c, sent) in cluster_spec.containers.iter().zip(&on_cci.spec.containers) {
+                let requests = c.resources.as_ref().and_then(|r| r.requests.clone());
+                let sent_limits = sent.resources.as_ref().and_then(|r| r.limits.clone());
+                anyhow::ensure!(
+                    sent_limits == requests,
+                    "row {}: container {} went to CCI with limits {sent_limits:?}, expected its requests {requests:?}",
+                    row.name,
+                    c.name
+                );
+            }
         }
         // The engine writes the cluster pod's annotations right after the CCI pod exists.
         for row in ROWS {
