@@ -47,6 +47,8 @@
 //! (ReplicaSets, Deployments, StatefulSets, Jobs, CronJobs, DaemonSets; the Deployment
 //! `volcano-scheduler` in `volcano-system` or `kube-system` tells the installed Volcano's
 //! version), `list` on pods, PersistentVolumeClaims and StorageClasses, `create` on events.
+//! On SIGTERM it drains for `--shutdown-delay-secs` (default 3): it keeps answering, each
+//! answer with `Connection: close`, while its Service stops routing to it, then stops.
 //!
 //! # `proxy`: the network interconnect (BEHAVIOR.md §10)
 //!
@@ -187,6 +189,11 @@ struct WebhookArgs {
     /// The add-on release whose rules apply, e.g. 1.5.18.
     #[arg(long, value_name = "X.Y.Z", value_parser = parse_release)]
     release: Release,
+    /// Seconds to keep answering after SIGTERM, each answer asking its client to close the
+    /// connection, before the server stops: a Service stops routing to a terminating pod only
+    /// after it got SIGTERM, and a kept-alive connection closed under a request fails it.
+    #[arg(long, default_value_t = 3, value_name = "SECONDS")]
+    shutdown_delay_secs: u64,
 }
 
 #[derive(Args)]
@@ -352,14 +359,40 @@ async fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", args.listen))?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
+    let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let app = bursting_engine::webhook::router(bursting_engine::webhook::WebhookState::new(
         client, release,
-    ));
+    ))
+    .layer(axum::middleware::map_response({
+        let draining = Arc::clone(&draining);
+        move |mut response: axum::response::Response| {
+            let draining = draining.load(std::sync::atomic::Ordering::Relaxed);
+            async move {
+                if draining {
+                    response.headers_mut().insert(
+                        axum::http::header::CONNECTION,
+                        axum::http::HeaderValue::from_static("close"),
+                    );
+                }
+                response
+            }
+        }
+    }));
     let handle = axum_server::Handle::new();
     let stop = handle.clone();
     let shutdown = shutdown_signal()?;
+    let delay = Duration::from_secs(args.shutdown_delay_secs);
     tokio::spawn(async move {
         shutdown.await;
+        // Drain first: keep serving while the Service stops routing here, closing each
+        // connection after its answer, so that no idle kept-alive connection is left for the
+        // final close to race (the API server would see its webhook call reset).
+        tracing::info!(
+            ?delay,
+            "draining: answering with Connection: close, then stopping"
+        );
+        draining.store(true, std::sync::atomic::Ordering::Relaxed);
+        tokio::time::sleep(delay).await;
         stop.graceful_shutdown(Some(Duration::from_secs(5)));
     });
     {

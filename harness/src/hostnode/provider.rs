@@ -153,9 +153,10 @@ impl PodHandle {
                 .all(|(k, v)| self.labels().get(k) == Some(v))
     }
 
-    /// Ready and not finished.
+    /// Ready, not finished and not being stopped: as in Kubernetes, a terminating pod leaves its
+    /// Services' endpoints (here the service proxy's backends) once its deletion starts.
     pub fn ready(&self) -> bool {
-        self.update(|s| s.ready() && !s.terminal())
+        self.stop.borrow().is_none() && self.update(|s| s.ready() && !s.terminal())
     }
 
     /// The port a Service's `targetPort` names on this pod.

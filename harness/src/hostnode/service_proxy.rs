@@ -4,10 +4,11 @@
 //! range`), so nothing routes a Service to a host-node pod. This proxy does, for TCP: every
 //! Service (any namespace) whose selector matches at least one host-node pod gets, for each TCP
 //! port, a listener on `{service_vip(namespace, name)}:{port}`. Each accepted connection goes to
-//! one **Ready** matching pod (round robin), at the port the Service's `targetPort` names
-//! (a number, or a named `containerPort` looked up per pod; absent means the same as `port`),
-//! and bytes are copied both ways. With no ready pod the connection is closed at once, so a
-//! caller fails fast.
+//! one **Ready** matching pod (round robin; the next one when a pod refuses the connect; a pod
+//! being deleted is not ready), at the port the Service's `targetPort` names (a number, or a
+//! named `containerPort` looked up per pod; absent means the same as `port`), and bytes are
+//! copied both ways. With no ready pod the connection is closed at once, so a caller fails
+//! fast.
 //!
 //! Services are watched (a kube-runtime reflector); pods and their readiness are read from the
 //! host node's own table at each connection; listeners are brought in line every 500 ms.
@@ -190,18 +191,26 @@ async fn serve(socket: TcpListener, target: Arc<Mutex<Target>>, pods: Arc<HostPr
             drop(conn); // no ready pod: the caller sees the connection closed at once
             continue;
         }
-        let backend = backends[next.fetch_add(1, Ordering::Relaxed) % backends.len()];
-        tokio::spawn(forward(conn, backend));
+        let mut backends = backends;
+        let first = next.fetch_add(1, Ordering::Relaxed) % backends.len();
+        backends.rotate_left(first);
+        tokio::spawn(forward(conn, backends));
     }
 }
 
-async fn forward(mut conn: TcpStream, backend: SocketAddr) {
-    match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(backend)).await {
-        Ok(Ok(mut upstream)) => {
-            let _ = tokio::io::copy_bidirectional(&mut conn, &mut upstream).await;
+/// Forwards `conn` to the first of `backends` (round-robin order) that accepts a connection:
+/// a pod can stop between the backend list and the connect, and the caller should not pay
+/// for that while another ready pod answers.
+async fn forward(mut conn: TcpStream, backends: Vec<SocketAddr>) {
+    for backend in backends {
+        match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(backend)).await {
+            Ok(Ok(mut upstream)) => {
+                let _ = tokio::io::copy_bidirectional(&mut conn, &mut upstream).await;
+                return;
+            }
+            Ok(Err(e)) => tracing::debug!(%backend, error = %e, "service proxy: backend refused"),
+            Err(_) => tracing::debug!(%backend, "service proxy: backend did not answer"),
         }
-        Ok(Err(e)) => tracing::debug!(%backend, error = %e, "service proxy: backend refused"),
-        Err(_) => tracing::debug!(%backend, "service proxy: backend did not answer"),
     }
 }
 
