@@ -51,6 +51,8 @@ pub struct BenchReport {
     pub memory_pods: usize,
     /// KiB per ConfigMap.
     pub configmap_kib: usize,
+    /// The engine binary the host node ran (its RSS is the engine's).
+    pub engine_binary: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Display for BenchReport {
@@ -71,6 +73,20 @@ impl std::fmt::Display for BenchReport {
                 self.memory_pods,
                 self.configmap_kib,
                 self.rss_peak_mib.unwrap_or(0.0)
+            )?;
+        }
+        if let Some(binary) = &self.engine_binary {
+            // NB: a debug build's RSS is not the product's (its code alone adds ~60 MiB idle).
+            let debug = binary.components().any(|c| c.as_os_str() == "debug");
+            writeln!(
+                f,
+                "engine binary: {}{}",
+                binary.display(),
+                if debug {
+                    " (a debug build: for the RSS target measure a release build, see the README)"
+                } else {
+                    ""
+                }
             )?;
         }
         Ok(())
@@ -220,6 +236,12 @@ pub async fn run(env: &Env, options: &BenchOptions) -> Result<BenchReport> {
         replicas: options.replicas,
         memory_pods: options.memory_pods,
         configmap_kib: options.configmap_kib,
+        engine_binary: crate::env::workspace_binary(
+            "bursting-engine",
+            "bursting-engine",
+            crate::env::ENGINE_BIN_ENV,
+        )
+        .ok(),
         ..BenchReport::default()
     };
     // A node just registered carries the not-ready taint until the node lifecycle controller
