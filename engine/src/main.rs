@@ -21,6 +21,12 @@
 //! Pods already on CCI are never recreated or rewritten when the engine restarts at another
 //! release. SIGINT or SIGTERM stops it; the node and the CCI pods are left in place.
 //!
+//! With `--leader-elect` (the add-on always passes it; `ha` runs two replicas) it first waits
+//! to hold the Lease `kube-system/{node-name}-virtual-kubelet` (`vk::leader`; identity
+//! `POD_NAME`): a waiting replica touches neither the node nor CCI. A leader that loses the lease
+//! exits with an error (its pod restarts as a candidate); one stopped by a signal gives the
+//! lease up, so the other replica takes over at once. RBAC: `get`, `create`, `update` on leases.
+//!
 //! `kubectl logs` of burst pods: the engine serves the kubelet API (`vk::kubelet`:
 //! `/containerLogs`, `/healthz`) over HTTPS on `--kubelet-listen` (default
 //! `{--node-ip}:{--kubelet-port}`, which the node advertises; `off` serves nothing), with a
@@ -107,7 +113,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the virtual node: pods bound to it run on CCI.
-    VirtualKubelet(VirtualKubeletArgs),
+    VirtualKubelet(Box<VirtualKubeletArgs>),
     /// Serve the admission webhook (POST /mutate) over TLS.
     Webhook(WebhookArgs),
     /// Run the network-interconnect proxy: keep its registration on CCI.
@@ -248,6 +254,19 @@ struct VirtualKubeletArgs {
     /// How long the node stays locked (cordoned) after CCI answers sold out, in seconds.
     #[arg(long, default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..))]
     lock_duration_secs: u64,
+    /// Elect a leader on a Lease before running the node, so several replicas (the add-on's
+    /// `ha` spec) never drive it at once; the others wait and take over when it stops.
+    #[arg(long)]
+    leader_elect: bool,
+    /// Namespace of the leader lease.
+    #[arg(long, default_value = "kube-system", value_name = "NAMESPACE")]
+    leader_elect_namespace: String,
+    /// Name of the leader lease [default: {node-name}-virtual-kubelet].
+    #[arg(long, value_name = "NAME")]
+    leader_elect_lease: Option<String>,
+    /// This replica's identity in the election (the pod's name) [default: {hostname}-{pid}].
+    #[arg(long, env = "POD_NAME", value_name = "ID")]
+    leader_elect_identity: Option<String>,
 }
 
 #[tokio::main]
@@ -259,7 +278,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::VirtualKubelet(args) => virtual_kubelet(args).await,
+        Command::VirtualKubelet(args) => virtual_kubelet(*args).await,
         Command::Webhook(args) => webhook(args).await,
         Command::Proxy(args) => proxy(args).await,
         Command::Gc(args) => gc(args).await,
@@ -429,6 +448,33 @@ async fn virtual_kubelet(args: VirtualKubeletArgs) -> anyhow::Result<()> {
         None => Vec::new(),
     };
     let client = kube::Client::try_from(kube_config).context("building the Kubernetes client")?;
+    let shutdown = futures::FutureExt::shared(Box::pin(shutdown_signal()?));
+    // NB: before anything acts on the node or on CCI: a waiting replica only waits.
+    let leadership = if args.leader_elect {
+        let election = vk::leader::LeaderElection::new(
+            &args.leader_elect_namespace,
+            args.leader_elect_lease
+                .clone()
+                .unwrap_or_else(|| format!("{}-virtual-kubelet", args.node_name)),
+            args.leader_elect_identity.clone().unwrap_or_else(|| {
+                let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .map(|h| h.trim().to_owned())
+                    .unwrap_or_else(|_| "virtual-kubelet".into());
+                format!("{host}-{}", std::process::id())
+            }),
+        );
+        tokio::select! {
+            leadership = election.acquire(&client) => {
+                Some(leadership.context("electing the leader")?)
+            }
+            () = shutdown.clone() => {
+                tracing::info!("stopped while waiting to lead");
+                return Ok(());
+            }
+        }
+    } else {
+        None
+    };
     let node_lock = Arc::new(NodeLock::new(
         client.clone(),
         &args.node_name,
@@ -468,14 +514,28 @@ async fn virtual_kubelet(args: VirtualKubeletArgs) -> anyhow::Result<()> {
         release = %args.release,
         "starting the virtual kubelet"
     );
-    let shutdown = shutdown_signal()?;
     // NB: ended when this function returns (the task is aborted with the JoinSet).
     let mut background = tokio::task::JoinSet::new();
     background.spawn(Arc::clone(&provider).watch_cluster_objects(client.clone()));
     // Also at start-up: a lock that ended while the engine was down is released.
     background.spawn(node_lock.run());
-    vk::run(client, config, provider, shutdown).await?;
+    let lost = async {
+        match &leadership {
+            Some(leadership) => leadership.hold().await,
+            None => std::future::pending().await,
+        }
+    };
+    let result = tokio::select! {
+        result = vk::run(client, config, provider, shutdown) => result.map_err(anyhow::Error::from),
+        // Stop leading at once: another replica may take the node over from here on.
+        lost = lost => Err(anyhow::Error::from(lost)),
+    };
     background.abort_all();
+    if let Some(leadership) = &leadership {
+        // A no-op when the lease is someone else's by now.
+        leadership.release().await;
+    }
+    result?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -21,6 +21,8 @@
 //!   full list of the node's pods, and only after the API server confirms the pod is gone.
 //! - **kubelet API** (when [`Config::kubelet_listen`] is set): `kubectl logs` through the API
 //!   server, over HTTPS with client certificates checked; see [`kubelet`].
+//! - **replicas**: [`leader`] elects one of several replicas on a Lease before it runs the
+//!   node; the others wait and take over when it stops renewing.
 //!
 //! # The smallest provider
 //!
@@ -58,6 +60,7 @@
 mod cache;
 mod error;
 pub mod kubelet;
+pub mod leader;
 mod node;
 mod pods;
 mod provider;

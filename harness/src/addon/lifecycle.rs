@@ -819,6 +819,14 @@ pub async fn uninstall(
     delete_if_present(&nodes, VIRTUAL_NODE, &DeleteParams::default(), "node").await?;
     let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
     delete_if_present(&leases, VIRTUAL_NODE, &DeleteParams::default(), "lease").await?;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), NAMESPACE);
+    delete_if_present(
+        &leases,
+        render::LEADER_LEASE,
+        &DeleteParams::default(),
+        "leader lease",
+    )
+    .await?;
     // The add-on's pods end with their Deployments and Jobs; wait so "uninstalled" means gone.
     let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
     wait::until(

@@ -41,6 +41,8 @@ pub const VIRTUAL_NODE: &str = "bursting-node";
 pub const WEBHOOK: &str = "bursting-webhook";
 /// The virtual kubelet's Deployment.
 pub const VIRTUAL_KUBELET: &str = "bursting-virtual-kubelet";
+/// The Lease (in [`NAMESPACE`]) the virtual kubelet's replicas elect their leader on.
+pub const LEADER_LEASE: &str = "bursting-node-virtual-kubelet";
 /// The proxy's Deployment (network interconnect).
 pub const PROXY: &str = "bursting-proxy";
 /// The Secret with the CCI credential.
@@ -248,18 +250,22 @@ fn env(name: &str, value: &str) -> EnvVar {
     }
 }
 
-fn pod_ip_env() -> EnvVar {
+fn field_env(name: &str, field_path: &str) -> EnvVar {
     EnvVar {
-        name: "POD_IP".into(),
+        name: name.into(),
         value_from: Some(EnvVarSource {
             field_ref: Some(ObjectFieldSelector {
-                field_path: "status.podIP".into(),
+                field_path: field_path.into(),
                 ..ObjectFieldSelector::default()
             }),
             ..EnvVarSource::default()
         }),
         ..EnvVar::default()
     }
+}
+
+fn pod_ip_env() -> EnvVar {
+    field_env("POD_IP", "status.podIP")
 }
 
 fn token_env() -> EnvVar {
@@ -498,6 +504,9 @@ pub fn render(params: &InstallParams, target: &Target, pki: &WebhookPki) -> Vec<
         format!("--node-name={VIRTUAL_NODE}"),
         format!("--release={}", params.release),
         "--node-ip=$(POD_IP)".to_owned(),
+        "--leader-elect".to_owned(),
+        format!("--leader-elect-namespace={NAMESPACE}"),
+        format!("--leader-elect-lease={LEADER_LEASE}"),
     ];
     if let Some(secs) = params.lock_duration_secs {
         vk_args.push(format!("--lock-duration-secs={secs}"));
@@ -507,18 +516,23 @@ pub fn render(params: &InstallParams, target: &Target, pki: &WebhookPki) -> Vec<
             params,
             "virtual-kubelet",
             vk_args,
-            vec![pod_ip_env(), token_env(), env("RUST_LOG", "info")],
+            vec![
+                pod_ip_env(),
+                field_env("POD_NAME", "metadata.name"),
+                token_env(),
+                env("RUST_LOG", "info"),
+            ],
         )],
         ..PodSpec::default()
     };
-    // One replica whatever the spec: two virtual kubelets without leader election would both
-    // drive the node. Recreate, so an old and a new engine never run side by side.
+    // The spec's replicas, of which the elected leader drives the node (the others wait on
+    // LEADER_LEASE). Recreate, so an old release and a new one never run side by side.
     out.push(Rendered::of(&deployment(
         params,
         target,
         VIRTUAL_KUBELET,
         "virtual-kubelet",
-        1,
+        params.spec.replicas(),
         DeploymentStrategy {
             type_: Some("Recreate".into()),
             rolling_update: None,

@@ -149,7 +149,7 @@ fn at(release: Release, s: &Scenario) -> InstallParams {
 
 /// Every object of the add-on left anywhere in the cluster: the kinds `kubectl get
 /// all,sa,clusterrole,clusterrolebinding,mutatingwebhookconfiguration,validatingwebhookconfiguration -A`
-/// lists, found by label or by a `bursting` name, plus the virtual node and the state ConfigMap.
+/// lists, found by label or by a `bursting` name, plus the virtual node, the leases (node and leader) and the state ConfigMap.
 async fn leftovers(client: &kube::Client) -> anyhow::Result<Vec<String>> {
     use k8s_openapi::api::admissionregistration::v1::{
         MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
@@ -215,6 +215,13 @@ async fn leftovers(client: &kube::Client) -> anyhow::Result<Vec<String>> {
         names(
             Api::<ConfigMap>::namespaced(c.clone(), NAMESPACE),
             "configmap",
+        )
+        .await?,
+    );
+    found.extend(
+        names(
+            Api::<k8s_openapi::api::coordination::v1::Lease>::all(c.clone()),
+            "lease",
         )
         .await?,
     );
