@@ -379,24 +379,12 @@ async fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let app = bursting_engine::webhook::router(bursting_engine::webhook::WebhookState::new(
-        client, release,
-    ))
-    .layer(axum::middleware::map_response({
-        let draining = Arc::clone(&draining);
-        move |mut response: axum::response::Response| {
-            let draining = draining.load(std::sync::atomic::Ordering::Relaxed);
-            async move {
-                if draining {
-                    response.headers_mut().insert(
-                        axum::http::header::CONNECTION,
-                        axum::http::HeaderValue::from_static("close"),
-                    );
-                }
-                response
-            }
-        }
-    }));
+    let app = bursting_engine::webhook::drain_on(
+        bursting_engine::webhook::router(bursting_engine::webhook::WebhookState::new(
+            client, release,
+        )),
+        Arc::clone(&draining),
+    );
     let handle = axum_server::Handle::new();
     let stop = handle.clone();
     let shutdown = shutdown_signal()?;

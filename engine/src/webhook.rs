@@ -21,6 +21,7 @@
 //! webhook leaves on every pod it lets burst). A Service without a selector selects nothing.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -115,6 +116,28 @@ pub fn router(state: WebhookState) -> Router {
         .route("/validate", post(validate))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(Arc::new(state))
+}
+
+/// `router`, whose answers ask their client to close the connection once `draining` is set.
+///
+/// What the webhook does between SIGTERM and its stop: it keeps answering while its Service stops
+/// routing to it, but leaves no kept-alive connection idle for the final close to race (the API
+/// server would see its webhook call reset, and refuse the pod being admitted).
+pub fn drain_on(router: Router, draining: Arc<AtomicBool>) -> Router {
+    router.layer(axum::middleware::map_response(
+        move |mut response: axum::response::Response| {
+            let close = draining.load(Ordering::Relaxed);
+            async move {
+                if close {
+                    response.headers_mut().insert(
+                        axum::http::header::CONNECTION,
+                        axum::http::HeaderValue::from_static("close"),
+                    );
+                }
+                response
+            }
+        },
+    ))
 }
 
 async fn mutate(
@@ -471,6 +494,28 @@ async fn kept_local_event(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn answers_ask_to_close_the_connection_only_once_draining() {
+        use tower::ServiceExt as _;
+        let draining = Arc::new(AtomicBool::new(false));
+        let app = drain_on(
+            Router::new().route("/healthz", get(|| async { "ok" })),
+            Arc::clone(&draining),
+        );
+        let get_healthz = || {
+            axum::http::Request::get("/healthz")
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        let before = app.clone().oneshot(get_healthz()).await.unwrap();
+        assert_eq!(before.status(), 200);
+        assert_eq!(before.headers().get("connection"), None);
+        draining.store(true, Ordering::Relaxed);
+        let after = app.oneshot(get_healthz()).await.unwrap();
+        assert_eq!(after.status(), 200, "still answering while draining");
+        assert_eq!(after.headers()["connection"], "close");
+    }
 
     fn pod(json: serde_json::Value) -> Pod {
         serde_json::from_value(json).expect("pod")
