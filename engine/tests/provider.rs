@@ -2,6 +2,8 @@
 //! provider contract (idempotent create and delete, UID ownership). The real mock's behaviour is
 //! judged by the suites; this stub only answers the way the API document says.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -13,9 +15,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use bursting_engine::{CciClient, CciProvider, MemoryAnnotations, MemoryObjects};
 use cci_api::{LABEL_CLUSTER_ID, LABEL_CLUSTER_POD_UID, List, Namespace, Pod as CciPod, Status};
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodStatus, ResourceRequirements};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use vk::Provider;
 
 const TOKEN: &str = "secret";
@@ -192,32 +192,13 @@ fn provider(addr: SocketAddr, token: &str) -> CciProvider {
     CciProvider::new(client, MemoryObjects::default(), "c1").unwrap()
 }
 
+/// [`common::pod`] with the image `image` (the fake CCI below answers by image).
 fn pod(name: &str, uid: &str, image: &str) -> Pod {
-    Pod {
-        metadata: ObjectMeta {
-            namespace: Some("shop".into()),
-            name: Some(name.into()),
-            uid: Some(uid.into()),
-            ..ObjectMeta::default()
-        },
-        spec: Some(PodSpec {
-            containers: vec![Container {
-                name: "app".into(),
-                image: Some(image.into()),
-                // NB: CCI sizes pods from their resources; a pod naming none is refused (§4).
-                resources: Some(ResourceRequirements {
-                    requests: Some(BTreeMap::from([
-                        ("cpu".into(), Quantity("500m".into())),
-                        ("memory".into(), Quantity("1Gi".into())),
-                    ])),
-                    ..ResourceRequirements::default()
-                }),
-                ..Container::default()
-            }],
-            ..PodSpec::default()
-        }),
-        status: None,
+    let mut pod = common::pod(name, uid, vec![]);
+    if let Some(spec) = pod.spec.as_mut() {
+        spec.containers[0].image = Some(image.into());
     }
+    pod
 }
 
 fn pod_names(state: &Shared) -> BTreeSet<String> {
