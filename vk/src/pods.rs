@@ -230,7 +230,8 @@ impl<P: Provider> PodController<P> {
             self.forget(key, &*old.pod);
             prev = None;
         }
-        let pod = cached.to_pod()?;
+        // NB: the spec is parsed only for a provider call; most reconciles (a status patch's
+        // echo) make none.
         let remember = |created: bool, refused: bool| {
             lock(&self.seen).insert(
                 key.clone(),
@@ -244,6 +245,7 @@ impl<P: Provider> PodController<P> {
         match prev {
             Some(prev) if prev.created => {
                 if !same_input(&prev.pod, &cached) {
+                    let pod = cached.to_pod()?;
                     match self.provider.update_pod(&pod).await {
                         Ok(()) | Err(Error::NotImplemented(_)) => {}
                         Err(Error::InvalidInput(msg)) => {
@@ -260,12 +262,13 @@ impl<P: Provider> PodController<P> {
                 remember(false, true);
                 Ok(())
             }
-            _ if is_terminal(pod.status.as_ref()) => {
+            _ if is_terminal(cached.status.as_ref()) => {
                 // A finished pod is never started again (e.g. after a restart).
                 remember(false, false);
                 Ok(())
             }
             _ => {
+                let pod = cached.to_pod()?;
                 // Remembered before the call: if the pod vanishes now, whatever the call may have
                 // created remotely is deleted.
                 remember(false, false);
