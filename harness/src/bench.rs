@@ -236,12 +236,7 @@ pub async fn run(env: &Env, options: &BenchOptions) -> Result<BenchReport> {
         replicas: options.replicas,
         memory_pods: options.memory_pods,
         configmap_kib: options.configmap_kib,
-        engine_binary: crate::env::workspace_binary(
-            "bursting-engine",
-            "bursting-engine",
-            crate::env::ENGINE_BIN_ENV,
-        )
-        .ok(),
+        engine_binary: Some(env.engine_binary.clone()),
         ..BenchReport::default()
     };
     // A node just registered carries the not-ready taint until the node lifecycle controller

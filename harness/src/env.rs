@@ -77,6 +77,8 @@ pub struct Env {
     pub cci_namespace: String,
     /// Where the add-on's, the host node's and the mock's logs go.
     pub logs: PathBuf,
+    /// The `bursting-engine` binary the host node serves as the add-on's image.
+    pub engine_binary: PathBuf,
     host: Mutex<HostNode>,
     target: Target,
     defaults: InstallParams,
@@ -192,16 +194,14 @@ impl Env {
             source,
         })?;
         let step = progress.spinner("start the host node (it runs the add-on's pods as processes)");
+        let engine_binary = workspace_binary("bursting-engine", "bursting-engine", ENGINE_BIN_ENV)?;
         let host = HostNode::start(HostNodeOptions {
             node_name: hostnode::HOST_NODE.into(),
             registry: Registry {
                 address: REGISTRY.into(),
                 user: REGISTRY_USER.into(),
             },
-            images: vec![(
-                ENGINE_IMAGE.into(),
-                workspace_binary("bursting-engine", "bursting-engine", ENGINE_BIN_ENV)?,
-            )],
+            images: vec![(ENGINE_IMAGE.into(), engine_binary.clone())],
             kubeconfig: kubeconfig.clone(),
             logs: logs.join("host"),
             pods: HOST_NODE_PODS,
@@ -273,6 +273,7 @@ impl Env {
             cci_namespace: cci_api::namespace_for_cluster(&cluster_id),
             cluster_id,
             logs,
+            engine_binary,
             host: Mutex::new(host),
             target,
             defaults,
