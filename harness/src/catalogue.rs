@@ -9,6 +9,8 @@ use std::pin::Pin;
 
 use futures::FutureExt as _;
 
+use burst_rules::release::{Bound, Gate, Release};
+
 use crate::scenario::Scenario;
 use crate::scenarios;
 
@@ -20,9 +22,13 @@ pub enum Outcome {
     Passed,
     /// An assertion failed, a wait ran out, or the body panicked; the text says which.
     Failed(String),
-    /// The scenario cannot run here (a release gate, a cluster without the mock's inside view);
-    /// the text says why. Never counted as passed.
+    /// The release does not have the behaviour (a release gate); the text names the gate.
+    /// Never counted as passed, but a certified release may have such rows.
     NotApplicable(String),
+    /// The scenario could not run on this target (e.g. it needs the mock CCI's inside view and
+    /// the cluster has none); the text says what it needs. Never counted as passed, and a run
+    /// with such rows is never certified.
+    NotRun(String),
     /// The scenario has no body yet. Never counted as passed.
     NotImplemented,
     /// Left out of this run by `--focus` / `--skip`. Never counted as passed.
@@ -36,6 +42,7 @@ impl Outcome {
             Outcome::Passed => "passed",
             Outcome::Failed(_) => "failed",
             Outcome::NotApplicable(_) => "not applicable",
+            Outcome::NotRun(_) => "not run",
             Outcome::NotImplemented => "not implemented",
             Outcome::Skipped(_) => "skipped",
         }
@@ -44,7 +51,10 @@ impl Outcome {
     /// The reason, where there is one.
     pub fn reason(&self) -> &str {
         match self {
-            Outcome::Failed(r) | Outcome::NotApplicable(r) | Outcome::Skipped(r) => r,
+            Outcome::Failed(r)
+            | Outcome::NotApplicable(r)
+            | Outcome::NotRun(r)
+            | Outcome::Skipped(r) => r,
             Outcome::Passed => "",
             Outcome::NotImplemented => "no scenario body yet",
         }
@@ -64,6 +74,52 @@ pub struct Entry {
     pub title: &'static str,
     /// The body, if written.
     pub body: Option<Body>,
+    /// For a scenario that checks a release gate: what it checks on each side.
+    pub gate: Option<GateSides>,
+}
+
+/// What a gated scenario checks on each side of its release gate, so a report row says what
+/// this release was checked for, not both sides when only one ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GateSides {
+    /// The gate (its threshold is `burst_rules::release`'s, the one table).
+    pub gate: Gate,
+    /// What is checked at a release without the behaviour.
+    pub without: &'static str,
+    /// What is checked at a release with it.
+    pub with: &'static str,
+}
+
+const fn gated(gate: Gate, without: &'static str, with: &'static str) -> Option<GateSides> {
+    Some(GateSides {
+        gate,
+        without,
+        with,
+    })
+}
+
+impl Entry {
+    /// The title of this entry's report row at `release`: for a gated scenario, the side of
+    /// the gate the release is on, e.g. `DownwardAPI refused at 1.3.24 (gate >= 1.3.25)` or
+    /// `DownwardAPI works (from 1.3.25; checked at 1.5.18)`; else the catalogue title.
+    pub fn title_for(&self, release: Release) -> String {
+        let Some(sides) = self.gate else {
+            return self.title.to_owned();
+        };
+        if sides.gate.applies_to(release) {
+            let range = match sides.gate.bound() {
+                Bound::AtLeast(r) => format!("from {r}"),
+                Bound::AtMost(r) => format!("up to {r}"),
+            };
+            format!("{} ({range}; checked at {release})", sides.with)
+        } else {
+            format!(
+                "{} at {release} (gate {})",
+                sides.without,
+                sides.gate.condition()
+            )
+        }
+    }
 }
 
 impl std::fmt::Debug for Entry {
@@ -76,12 +132,14 @@ impl std::fmt::Debug for Entry {
 }
 
 macro_rules! entries {
-    ($( $id:literal, $title:literal, $body:expr; )*) => {
+    ($( $id:literal, $title:literal, $body:expr $(, $gate:expr)?; )*) => {
         /// The whole catalogue, in `SCENARIOS.md` order.
         pub fn entries() -> Vec<Entry> {
-            vec![$( Entry { id: $id, title: $title, body: $body } ),*]
+            vec![$( Entry { id: $id, title: $title, body: $body, gate: entries!(@gate $($gate)?) } ),*]
         }
     };
+    (@gate) => { None };
+    (@gate $gate:expr) => { $gate };
 }
 
 entries! {
@@ -96,16 +154,20 @@ entries! {
     "VOL-01", "ConfigMap mounted: mirrored to CCI with equal data; an update reaches CCI", Some(scenarios::vol::vol_01);
     "VOL-02", "Secret mounted: mirrored; its data never appears in engine logs or events", Some(scenarios::vol::vol_02);
     "VOL-03", "EmptyDir: plain works; subPath refused; 1Gi works; 1536Mi refused; > 10 x CPU refused", Some(scenarios::gated::vol_03);
-    "VOL-04", "DownwardAPI: refused on 1.3.24, works on 1.3.25", Some(scenarios::gated::vol_04);
-    "VOL-05", "Projected serviceAccountToken: gated as VOL-04; long-lived token Secret on CCI", Some(scenarios::gated::vol_05);
+    "VOL-04", "DownwardAPI: refused on 1.3.24, works on 1.3.25", Some(scenarios::gated::vol_04),
+        gated(Gate::DownwardApiAndProjected, "DownwardAPI volume refused", "DownwardAPI volume runs on CCI");
+    "VOL-05", "Projected serviceAccountToken: gated as VOL-04; long-lived token Secret on CCI", Some(scenarios::gated::vol_05),
+        gated(Gate::DownwardApiAndProjected, "Projected serviceAccountToken refused", "Projected serviceAccountToken runs on CCI as the long-lived token Secret");
     "VOL-06", "PVC: SFS and SFS Turbo through CSI work; other classes refused", Some(scenarios::gated::vol_06);
-    "VOL-07", "HostPath refused; /etc/localtime works on 1.5.9, refused on 1.5.8", Some(scenarios::gated::vol_07);
+    "VOL-07", "HostPath refused; /etc/localtime works on 1.5.9, refused on 1.5.8", Some(scenarios::gated::vol_07),
+        gated(Gate::EtcLocaltimeHostPath, "HostPath refused, /etc/localtime too", "HostPath refused; /etc/localtime runs on CCI");
     "VOL-08", "flexVolume and local volumes refused", Some(scenarios::refusals::vol_08);
     "HP-01", "The seed's hostPath Deployment runs; snapshot of the CCI pod's volumes and mounts", Some(scenarios::hp::hp_01);
     "HP-02", "One hostPath named replaceByEmptyDir", Some(scenarios::gated::hp_02);
     "HP-03", "One hostPath named remove", Some(scenarios::gated::hp_03);
     "HP-04", "* with remove", Some(scenarios::gated::hp_04);
-    "HP-05", "* leaves an /etc/localtime hostPath alone (refused before 1.5.9, runs from 1.5.9)", Some(scenarios::gated::hp_05);
+    "HP-05", "* leaves an /etc/localtime hostPath alone (refused before 1.5.9, runs from 1.5.9)", Some(scenarios::gated::hp_05),
+        gated(Gate::EtcLocaltimeHostPath, "* with an /etc/localtime hostPath: refused", "* leaves an /etc/localtime hostPath alone, it runs on CCI");
     "HP-06", "A policy naming the /etc/localtime volume replaces it", Some(scenarios::gated::hp_06);
     "HP-07", "Malformed JSON, unknown policyType, bad sizeLimit: refused, the message quotes the entry", Some(scenarios::refusals::hp_07);
     "RES-01", "Requests/limits table to expected flavour and annotations, including init containers", Some(scenarios::rounding::res_01);
@@ -118,13 +180,18 @@ entries! {
     "UN-02", "No schedulable node: uninstall fails (delete-failed), CCI intact; after a node is added it succeeds", Some(scenarios::addon::un_02);
     "UN-03", "Wrong swr_addr: gc jobs cannot pull; uninstall again and delete both jobs within 210 s completes", Some(scenarios::addon::un_03);
     "UN-04", "Cluster deleted without uninstall: CCI namespace and billable pods left; the cleanup command removes them", Some(scenarios::addon::un_04);
-    "UP-01", "1.5.17 to 1.5.18 with burst pods: same UIDs both sides; only new pods get the new sidecar", Some(scenarios::addon::up_01);
-    "UP-02", "Rollback 1.5.18 to 1.5.17: A cannot reach a Service, B can; upgrade or recreate restores A", Some(scenarios::addon::up_02);
+    "UP-01", "1.5.17 to 1.5.18 with burst pods: same UIDs both sides; only new pods get the new sidecar", Some(scenarios::addon::up_01),
+        gated(Gate::SidecarV2, "No sidecar upgrade to check", "Upgrade from 1.5.17 with burst pods: same UIDs both sides; only new pods get the new sidecar");
+    "UP-02", "Rollback 1.5.18 to 1.5.17: A cannot reach a Service, B can; upgrade or recreate restores A", Some(scenarios::addon::up_02),
+        gated(Gate::SidecarV2, "No sidecar rollback caveat to check", "Rollback to 1.5.17: A cannot reach a Service, B can; upgrade or recreate restores A");
     "UP-03", "Pods created through an upgrade: none unmutated, none refused for the webhook being down", Some(scenarios::addon::up_03);
     "INST-01", "Subnet overlapping 10.247.0.0/16: refused, nothing created", Some(scenarios::addon::inst_01);
-    "INST-02", "Arm nodes with release <= 1.5.37: add-on pods avoid them; only-Arm cluster refused", Some(scenarios::addon::inst_02);
-    "INST-03", "Pod room: single needs 7 (8) free slots on a node, ha two such nodes; else refused with numbers", Some(scenarios::addon::inst_03);
-    "INST-04", "LoadBalancer Service for burst pods refused before 1.5.5, works from 1.5.5", Some(scenarios::install::inst_04);
+    "INST-02", "Arm nodes with release <= 1.5.37: add-on pods avoid them; only-Arm cluster refused", Some(scenarios::addon::inst_02),
+        gated(Gate::ArmUnsupported, "Arm supported: no amd64-only affinity on the add-on's pods", "Arm nodes: add-on pods avoid them; only-Arm cluster refused");
+    "INST-03", "Pod room: single needs 7 (8) free slots on a node, ha two such nodes; else refused with numbers", Some(scenarios::addon::inst_03),
+        gated(Gate::FootprintCheck, "No pod-room check", "Pod room: single needs 7 (8) free slots on a node, ha two such nodes; else refused with numbers");
+    "INST-04", "LoadBalancer Service for burst pods refused before 1.5.5, works from 1.5.5", Some(scenarios::install::inst_04),
+        gated(Gate::LoadBalancerService, "LoadBalancer Service for burst pods refused", "LoadBalancer Service for burst pods works");
     "INST-05", "Volcano <= 1.17.10 with a cloud-storage volume: the pod stays off CCI with an event", Some(scenarios::install::inst_05);
     "NET-01", "With interconnect, a CCI pod reaches a cluster Service and back", Some(scenarios::addon::net_01);
     "NET-02", "Without interconnect, a CCI pod cannot reach a cluster Service", Some(scenarios::addon::net_02);
@@ -188,6 +255,30 @@ pub async fn assert_passes(id: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gated_row_says_which_side_of_its_gate_this_release_was_checked_on() {
+        let vol04 = find("VOL-04").unwrap();
+        assert_eq!(
+            vol04.title_for(Release::new(1, 3, 24)),
+            "DownwardAPI volume refused at 1.3.24 (gate >= 1.3.25)"
+        );
+        assert_eq!(
+            vol04.title_for(Release::new(1, 5, 18)),
+            "DownwardAPI volume runs on CCI (from 1.3.25; checked at 1.5.18)"
+        );
+        let arm = find("INST-02").unwrap();
+        assert!(
+            arm.title_for(Release::new(1, 5, 38))
+                .ends_with("at 1.5.38 (gate <= 1.5.37)")
+        );
+        assert!(
+            arm.title_for(Release::new(1, 5, 37))
+                .ends_with("(up to 1.5.37; checked at 1.5.37)")
+        );
+        let wl02 = find("WL-02").unwrap();
+        assert_eq!(wl02.title_for(Release::new(1, 3, 24)), wl02.title);
+    }
 
     #[test]
     fn ids_are_unique_and_follow_the_family_number_shape() {

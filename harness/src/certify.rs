@@ -7,6 +7,8 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use burst_rules::release::Release;
+
 use crate::catalogue::{self, Entry, Outcome};
 use crate::error::{IoContext, Result};
 
@@ -17,7 +19,7 @@ pub const DEFAULT_RELEASE: &str = "1.5.18";
 #[derive(Clone, Debug)]
 pub struct Options {
     /// The add-on release the engine is certified as, e.g. `1.5.18`.
-    pub release: String,
+    pub release: Release,
     /// Only these IDs (empty: all).
     pub focus: Vec<String>,
     /// Not these IDs.
@@ -47,8 +49,9 @@ pub const KIND_BLOCKED: &str = "kind needs its node image (kindest/node) from a 
     Maven Central, Debian); the kind CLI itself builds from the Go module proxy, the node image \
     cannot be had. Use --cluster local (the same upstream control plane, as processes)";
 
-/// Reports every selected scenario on an existing cluster: reachable, and not applicable
-/// because each needs the mock's inside view.
+/// Reports every selected scenario on an existing cluster: reachable, and not run because each
+/// body still reads the mock's inside view (never "not applicable", which only a release gate
+/// decides, and never certified).
 async fn certify_existing(options: &Options, kubeconfig: &std::path::Path) -> Result<Report> {
     let client = crate::cluster::client_for(kubeconfig).await?;
     let version = client
@@ -71,19 +74,19 @@ async fn certify_existing(options: &Options, kubeconfig: &std::path::Path) -> Re
         .iter()
         .map(|entry| Row {
             id: entry.id.to_owned(),
-            title: entry.title.to_owned(),
+            title: entry.title_for(options.release),
             outcome: match excluded(entry, options) {
                 Some(why) => Outcome::Skipped(why),
-                None => Outcome::NotApplicable(format!(
-                    "needs mock CCI: its assertions read the CCI side through the mock's inside view, which an existing cluster's CCI does not offer{}",
-                    if has_node { "" } else { " (and this cluster has no bursting-node)" }
+                None => Outcome::NotRun(format!(
+                    "needs the mock CCI's inside view (its assertions read the CCI side through it), which an existing cluster does not offer{}",
+                    if has_node { "" } else { "; and this cluster has no bursting-node (is the add-on installed?)" }
                 )),
             },
             seconds: 0.0,
         })
         .collect();
     let report = Report {
-        release: options.release.clone(),
+        release: options.release.to_string(),
         cluster: format!("existing ({})", kubeconfig.display()),
         kubernetes: version.git_version,
         rows,
@@ -119,13 +122,113 @@ pub struct Report {
     pub rows: Vec<Row>,
 }
 
+/// What a run concludes about the release; the report and the exit code carry it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Verdict {
+    /// Every catalogue scenario ran and passed, or is not applicable at this release (a gate).
+    /// Exit code 0.
+    Certified,
+    /// At least one scenario failed or has no body. Exit code 1.
+    Failed,
+    /// Nothing failed, but some scenarios did not run: this target could not run them, or
+    /// `--focus` / `--skip` left them out. A focused run that passes is incomplete. Exit code 3.
+    Incomplete,
+}
+
+impl Verdict {
+    /// The process exit code of `burstcert certify` for this verdict.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Verdict::Certified => 0,
+            Verdict::Failed => 1,
+            Verdict::Incomplete => 3,
+        }
+    }
+
+    /// `CERTIFIED`, `FAILED` or `INCOMPLETE`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Verdict::Certified => "CERTIFIED",
+            Verdict::Failed => "FAILED",
+            Verdict::Incomplete => "INCOMPLETE",
+        }
+    }
+}
+
+/// Exit code of `burstcert` for a usage error (e.g. `--focus` naming no scenario), as clap's.
+pub const USAGE_EXIT_CODE: u8 = 2;
+/// Exit code of `burstcert` when it could not run at all (a step failed, e.g. bring-up).
+pub const ERROR_EXIT_CODE: u8 = 4;
+
 impl Report {
+    /// The run's verdict: failed if any row failed or lacks a body, else incomplete if any row
+    /// did not run (not run here, or left out), else certified.
+    pub fn verdict(&self) -> Verdict {
+        if self
+            .rows
+            .iter()
+            .any(|r| matches!(r.outcome, Outcome::Failed(_) | Outcome::NotImplemented))
+        {
+            Verdict::Failed
+        } else if self
+            .rows
+            .iter()
+            .any(|r| matches!(r.outcome, Outcome::NotRun(_) | Outcome::Skipped(_)))
+        {
+            Verdict::Incomplete
+        } else {
+            Verdict::Certified
+        }
+    }
+
+    /// One line saying the verdict and why, e.g.
+    /// `INCOMPLETE: 1 passed; 48 left out by --focus/--skip (a partial run certifies nothing)`.
+    pub fn summary(&self) -> String {
+        let count = |f: fn(&Outcome) -> bool| self.rows.iter().filter(|r| f(&r.outcome)).count();
+        let totals: Vec<String> = self
+            .totals()
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(l, n)| format!("{n} {l}"))
+            .collect();
+        let mut line = format!(
+            "{} release {}: {}",
+            self.verdict().label(),
+            self.release,
+            totals.join(", ")
+        );
+        let failed: Vec<&str> = self
+            .rows
+            .iter()
+            .filter(|r| matches!(r.outcome, Outcome::Failed(_) | Outcome::NotImplemented))
+            .map(|r| r.id.as_str())
+            .collect();
+        if !failed.is_empty() {
+            line.push_str(&format!("; failed: {}", failed.join(", ")));
+        }
+        let not_run = count(|o| matches!(o, Outcome::NotRun(_)));
+        if not_run > 0 {
+            line.push_str(&format!(
+                "; {not_run} could not run on this cluster (see each row's need)"
+            ));
+        }
+        let left_out = count(|o| matches!(o, Outcome::Skipped(_)));
+        if left_out > 0 {
+            line.push_str(&format!(
+                "; {left_out} left out by --focus/--skip (a partial run certifies nothing)"
+            ));
+        }
+        line
+    }
+
     /// How many rows have each outcome label, in a fixed order.
     pub fn totals(&self) -> Vec<(&'static str, usize)> {
         [
             "passed",
             "failed",
             "not applicable",
+            "not run",
             "not implemented",
             "skipped",
         ]
@@ -142,43 +245,13 @@ impl Report {
         .collect()
     }
 
-    /// Whether the release is certified: every scenario ran and passed or is not applicable.
-    pub fn certified(&self) -> bool {
-        self.rows
-            .iter()
-            .all(|r| matches!(r.outcome, Outcome::Passed | Outcome::NotApplicable(_)))
-    }
-
-    /// Whether the run succeeded: nothing that was selected failed or lacks a body (the exit
-    /// code of `burstcert certify`; a `--focus` run can succeed without certifying).
-    pub fn succeeded(&self) -> bool {
-        !self
-            .rows
-            .iter()
-            .any(|r| matches!(r.outcome, Outcome::Failed(_) | Outcome::NotImplemented))
-    }
-
     /// The report as Markdown.
     pub fn markdown(&self) -> String {
         let mut md = format!(
             "# burstcert report\n\nRelease **{}** on a **{}** cluster (Kubernetes {}).\n\n",
             self.release, self.cluster, self.kubernetes
         );
-        let totals: Vec<String> = self
-            .totals()
-            .iter()
-            .map(|(l, n)| format!("{n} {l}"))
-            .collect();
-        let _ = writeln!(
-            md,
-            "{}: {}\n",
-            if self.certified() {
-                "CERTIFIED"
-            } else {
-                "NOT CERTIFIED"
-            },
-            totals.join(", ")
-        );
+        let _ = writeln!(md, "**{}**\n", self.summary());
         md.push_str("| ID | title | outcome | time | reason |\n|---|---|---|---|---|\n");
         for r in &self.rows {
             let _ = writeln!(
@@ -205,18 +278,15 @@ impl Report {
         let skipped = self
             .rows
             .iter()
-            .filter(|r| {
-                matches!(
-                    r.outcome,
-                    Outcome::NotApplicable(_) | Outcome::NotImplemented
-                )
-            })
+            .filter(|r| !matches!(r.outcome, Outcome::Passed | Outcome::Failed(_)))
             .count();
         let time: f64 = self.rows.iter().map(|r| r.seconds).sum();
         let mut xml = format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n<testsuite name=\"burstcert {}\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\" time=\"{time:.1}\">\n",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n<testsuite name=\"burstcert {}\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\" time=\"{time:.1}\">\n  <properties>\n    <property name=\"verdict\" value=\"{}\"/>\n    <property name=\"summary\" value=\"{}\"/>\n  </properties>\n",
             xml_escape(&self.release),
-            self.rows.len()
+            self.rows.len(),
+            self.verdict().label(),
+            xml_escape(&self.summary())
         );
         for r in &self.rows {
             let family = r.id.split('-').next().unwrap_or("");
@@ -255,7 +325,10 @@ impl Report {
     /// Writes `report.md`, `junit.xml` and `report.json` into `dir`.
     pub fn write(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).io_context(|| format!("create {}", dir.display()))?;
-        let json = serde_json::to_string_pretty(self).expect("report serializes");
+        let mut json = serde_json::to_value(self).expect("report serializes");
+        json["verdict"] = serde_json::to_value(self.verdict()).expect("verdict serializes");
+        json["summary"] = self.summary().into();
+        let json = serde_json::to_string_pretty(&json).expect("report serializes");
         for (name, text) in [
             ("report.md", self.markdown()),
             ("junit.xml", self.junit()),
@@ -288,42 +361,72 @@ fn xml_escape(text: &str) -> String {
         })
 }
 
+/// Whether `pattern` (a `--focus` / `--skip` value) names `entry`: its ID, or its family
+/// (`WL` names `WL-01`…), case-insensitively.
+fn names(pattern: &str, entry: &Entry) -> bool {
+    let family = entry.id.split_once('-').map_or(entry.id, |(f, _)| f);
+    entry.id.eq_ignore_ascii_case(pattern) || family.eq_ignore_ascii_case(pattern)
+}
+
 /// Why an entry is not selected by `--focus` / `--skip`, if it is not.
 fn excluded(entry: &Entry, options: &Options) -> Option<String> {
-    let matches = |pattern: &String| {
-        entry.id.eq_ignore_ascii_case(pattern) || entry.id.starts_with(&format!("{pattern}-"))
-    };
-    if !options.focus.is_empty() && !options.focus.iter().any(matches) {
+    if !options.focus.is_empty() && !options.focus.iter().any(|p| names(p, entry)) {
         return Some("not selected by --focus".into());
     }
     options
         .skip
         .iter()
-        .any(matches)
+        .any(|p| names(p, entry))
         .then(|| "excluded by --skip".into())
 }
 
-/// Checks a release string is `X.Y.Z`.
-pub fn check_release(release: &str) -> Result<()> {
-    let parts: Vec<&str> = release.split('.').collect();
-    if parts.len() == 3
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
-    {
-        Ok(())
-    } else {
-        Err(crate::Error::Step {
-            step: "read --release".into(),
-            detail: format!("{release:?} is not a release like 1.5.18 (X.Y.Z)"),
+/// Checks that every `--focus` / `--skip` value names a scenario ID or family of the
+/// catalogue: a typo must not turn into a run of nothing. The error lists what exists.
+pub fn check_selection(options: &Options) -> std::result::Result<(), String> {
+    let entries = catalogue::entries();
+    let unknown: Vec<String> = [("--focus", &options.focus), ("--skip", &options.skip)]
+        .into_iter()
+        .flat_map(|(flag, patterns)| {
+            patterns
+                .iter()
+                .filter(|p| !entries.iter().any(|e| names(p, e)))
+                .map(move |p| format!("{flag} {p}"))
         })
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
     }
+    let mut families: Vec<&str> = entries
+        .iter()
+        .map(|e| e.id.split_once('-').map_or(e.id, |(f, _)| f))
+        .collect();
+    families.dedup();
+    Err(format!(
+        "{} names no scenario ID or family of the catalogue (families: {}; IDs like WL-02)",
+        unknown.join(", "),
+        families.join(", ")
+    ))
+}
+
+/// Parses an add-on release for `--release`: three numbers, `X.Y.Z`.
+pub fn parse_release(text: &str) -> std::result::Result<Release, String> {
+    let well_formed = text.split('.').count() == 3
+        && text
+            .split('.')
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+    if !well_formed {
+        return Err(format!("{text:?} is not a release like 1.5.18 (X.Y.Z)"));
+    }
+    Release::parse(text).map_err(|e| format!("{text:?}: {e}"))
 }
 
 /// Runs the selected scenarios one after another on the shared local environment, printing a
 /// line per scenario, and returns the report (also written to `options.report_dir`).
 pub async fn certify(options: &Options) -> Result<Report> {
-    check_release(&options.release)?;
+    check_selection(options).map_err(|detail| crate::Error::Step {
+        step: "read --focus / --skip".into(),
+        detail,
+    })?;
     match &options.cluster {
         ClusterChoice::Local => {}
         ClusterChoice::Kind => {
@@ -334,7 +437,7 @@ pub async fn certify(options: &Options) -> Result<Report> {
         }
         ClusterChoice::Existing(kubeconfig) => return certify_existing(options, kubeconfig).await,
     }
-    if !crate::env::configure_release(&options.release) {
+    if !crate::env::configure_release(&options.release.to_string()) {
         return Err(crate::Error::Step {
             step: "read --release".into(),
             detail: format!(
@@ -370,7 +473,8 @@ pub async fn certify(options: &Options) -> Result<Report> {
                 ran += 1;
                 eprintln!(
                     "burstcert: [{ran}/{selected}] {} {} ...",
-                    entry.id, entry.title
+                    entry.id,
+                    entry.title_for(options.release)
                 );
                 catalogue::run(entry.id).await
             }
@@ -391,13 +495,13 @@ pub async fn certify(options: &Options) -> Result<Report> {
         }
         rows.push(Row {
             id: entry.id.to_owned(),
-            title: entry.title.to_owned(),
+            title: entry.title_for(options.release),
             outcome,
             seconds,
         });
     }
     let report = Report {
-        release: options.release.clone(),
+        release: options.release.to_string(),
         cluster: "local".into(),
         kubernetes,
         rows,
@@ -413,6 +517,7 @@ fn first_line(text: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rstest::rstest;
 
     fn report(outcomes: Vec<Outcome>) -> Report {
         Report {
@@ -432,28 +537,76 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_release_is_certified_only_when_nothing_failed_or_is_missing() {
-        assert!(report(vec![Outcome::Passed, Outcome::NotApplicable("gate".into())]).certified());
-        assert!(!report(vec![Outcome::Passed, Outcome::Failed("boom".into())]).certified());
-        assert!(!report(vec![Outcome::Passed, Outcome::NotImplemented]).certified());
-        let partial = report(vec![Outcome::Passed, Outcome::Skipped("--focus".into())]);
-        assert!(!partial.certified(), "a partial run certifies nothing");
-        assert!(partial.succeeded(), "but a passing partial run succeeds");
-        assert!(!report(vec![Outcome::NotImplemented]).succeeded());
+    fn na() -> Outcome {
+        Outcome::NotApplicable("gate >= 1.3.25".into())
+    }
+    fn failed() -> Outcome {
+        Outcome::Failed("boom".into())
+    }
+    fn not_run() -> Outcome {
+        Outcome::NotRun("needs the mock".into())
+    }
+    fn skipped() -> Outcome {
+        Outcome::Skipped("not selected by --focus".into())
+    }
+
+    #[rstest]
+    #[case::all_passed(vec![Outcome::Passed, Outcome::Passed], Verdict::Certified)]
+    #[case::a_gate_is_not_a_gap(vec![Outcome::Passed, na()], Verdict::Certified)]
+    #[case::one_failure(vec![Outcome::Passed, failed()], Verdict::Failed)]
+    #[case::a_missing_body(vec![Outcome::Passed, Outcome::NotImplemented], Verdict::Failed)]
+    #[case::failure_beats_gaps(vec![failed(), skipped(), not_run()], Verdict::Failed)]
+    #[case::focused(vec![Outcome::Passed, skipped()], Verdict::Incomplete)]
+    #[case::not_runnable_here(vec![Outcome::Passed, not_run()], Verdict::Incomplete)]
+    #[case::nothing_ran(vec![not_run(), not_run()], Verdict::Incomplete)]
+    fn the_verdict_certifies_only_a_run_where_every_scenario_ran(
+        #[case] outcomes: Vec<Outcome>,
+        #[case] expected: Verdict,
+    ) {
+        assert_eq!(report(outcomes).verdict(), expected);
     }
 
     #[test]
-    fn junit_counts_failures_and_skips_and_escapes_text() {
+    fn each_verdict_has_its_own_exit_code_and_none_is_the_usage_or_error_code() {
+        let codes = [
+            Verdict::Certified.exit_code(),
+            Verdict::Failed.exit_code(),
+            Verdict::Incomplete.exit_code(),
+            USAGE_EXIT_CODE,
+            ERROR_EXIT_CODE,
+        ];
+        assert_eq!(codes, [0, 1, 3, 2, 4]);
+    }
+
+    #[test]
+    fn a_focused_run_that_passes_says_in_one_line_that_it_certifies_nothing() {
+        let line = report(vec![Outcome::Passed, skipped(), skipped()]).summary();
+        assert_eq!(
+            line,
+            "INCOMPLETE release 1.5.18: 1 passed, 2 skipped; 2 left out by --focus/--skip (a partial run certifies nothing)"
+        );
+        let line = report(vec![Outcome::Passed, failed(), not_run()]).summary();
+        assert!(line.starts_with("FAILED release 1.5.18"), "{line}");
+        assert!(line.contains("failed: WL-02"), "{line}");
+        assert!(line.contains("1 could not run on this cluster"), "{line}");
+    }
+
+    #[test]
+    fn junit_counts_failures_and_skips_carries_the_verdict_and_escapes_text() {
         let xml = report(vec![
             Outcome::Passed,
             Outcome::Failed("timed out <waiting>\nmore".into()),
-            Outcome::NotApplicable("needs mock CCI".into()),
+            na(),
             Outcome::NotImplemented,
+            not_run(),
         ])
         .junit();
         assert!(
-            xml.contains(r#"tests="4" failures="1" skipped="2""#),
+            xml.contains(r#"tests="5" failures="1" skipped="3""#),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(r#"<property name="verdict" value="FAILED"/>"#),
             "{xml}"
         );
         assert!(xml.contains("a &lt;title&gt; &amp; more"), "{xml}");
@@ -461,11 +614,12 @@ mod tests {
             xml.contains(r#"<failure message="timed out &lt;waiting&gt;">"#),
             "{xml}"
         );
-        assert!(xml.contains("not applicable: needs mock CCI"), "{xml}");
+        assert!(xml.contains("not applicable: gate &gt;= 1.3.25"), "{xml}");
+        assert!(xml.contains("not run: needs the mock"), "{xml}");
     }
 
     #[test]
-    fn markdown_has_a_row_per_id_with_outcome_and_reason() {
+    fn markdown_has_the_verdict_and_a_row_per_id_with_outcome_and_reason() {
         let md = report(vec![
             Outcome::Passed,
             Outcome::NotApplicable("release 1.3.24 | gate".into()),
@@ -482,25 +636,40 @@ mod tests {
             "{md}"
         );
         assert!(
-            md.contains(
-                "CERTIFIED: 1 passed, 0 failed, 1 not applicable, 0 not implemented, 0 skipped"
-            ),
+            md.contains("**CERTIFIED release 1.5.18: 1 passed, 1 not applicable**"),
             "{md}"
         );
     }
 
     #[test]
-    fn focus_and_skip_select_by_id_or_family() {
-        let opts = |focus: &[&str], skip: &[&str]| Options {
-            release: "1.5.18".into(),
+    fn the_json_report_carries_the_verdict() {
+        let dir = tempfile::tempdir().unwrap();
+        report(vec![Outcome::Passed, skipped()])
+            .write(dir.path())
+            .unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
+                .unwrap();
+        assert_eq!(json["verdict"], "INCOMPLETE");
+        assert_eq!(json["rows"][1]["outcome"], "skipped");
+    }
+
+    fn opts(focus: &[&str], skip: &[&str]) -> Options {
+        Options {
+            release: Release::new(1, 5, 18),
             focus: focus.iter().map(|s| s.to_string()).collect(),
             skip: skip.iter().map(|s| s.to_string()).collect(),
             report_dir: PathBuf::new(),
             cluster: ClusterChoice::Local,
-        };
+        }
+    }
+
+    #[test]
+    fn focus_and_skip_select_by_id_or_family() {
         let wl02 = catalogue::find("WL-02").unwrap();
         assert_eq!(excluded(&wl02, &opts(&[], &[])), None);
         assert_eq!(excluded(&wl02, &opts(&["WL"], &[])), None);
+        assert_eq!(excluded(&wl02, &opts(&["wl"], &[])), None);
         assert_eq!(excluded(&wl02, &opts(&["wl-02"], &[])), None);
         assert!(excluded(&wl02, &opts(&["VK"], &[])).is_some());
         assert!(excluded(&wl02, &opts(&[], &["WL-02"])).is_some());
@@ -510,11 +679,33 @@ mod tests {
         );
     }
 
+    #[rstest]
+    #[case::an_id(&["WL-02"], &[], true)]
+    #[case::a_family(&["vk"], &["R-01"], true)]
+    #[case::a_typo(&["NOPE"], &[], false)]
+    #[case::a_prefix(&["WL-0"], &[], false)]
+    #[case::a_bad_skip(&["WL"], &["WL-99"], false)]
+    fn focus_and_skip_must_name_something_in_the_catalogue(
+        #[case] focus: &[&str],
+        #[case] skip: &[&str],
+        #[case] ok: bool,
+    ) {
+        let checked = check_selection(&opts(focus, skip));
+        assert_eq!(checked.is_ok(), ok, "{checked:?}");
+        if let Err(e) = checked {
+            assert!(e.contains("names no scenario"), "{e}");
+            assert!(
+                e.contains("WL, VOL, HP"),
+                "the error lists the families: {e}"
+            );
+        }
+    }
+
     #[test]
     fn releases_must_be_three_numbers() {
-        assert!(check_release("1.5.18").is_ok());
-        for bad in ["1.5", "1.5.x", "v1.5.18", "1..5", ""] {
-            assert!(check_release(bad).is_err(), "{bad}");
+        assert_eq!(parse_release("1.5.18"), Ok(Release::new(1, 5, 18)));
+        for bad in ["1.5", "1.5.x", "v1.5.18", "1..5", "", "1.5.18.1"] {
+            assert!(parse_release(bad).is_err(), "{bad}");
         }
     }
 }

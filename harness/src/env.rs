@@ -32,9 +32,11 @@ use crate::progress::Progress;
 use crate::tools::Tools;
 use crate::wait;
 
-/// Environment variable naming the `bursting-engine` binary (default: beside this executable).
+/// Environment variable naming a prebuilt `bursting-engine` binary (default: built from the
+/// current source, see [`crate::binaries`]).
 pub const ENGINE_BIN_ENV: &str = "BURSTCERT_ENGINE_BIN";
-/// Environment variable naming the `mock-cci` binary (default: beside this executable).
+/// Environment variable naming a prebuilt `mock-cci` binary (default: built from the current
+/// source, see [`crate::binaries`]).
 pub const MOCK_BIN_ENV: &str = "BURSTCERT_MOCK_CCI_BIN";
 /// Name of the engine's virtual node.
 pub const VIRTUAL_NODE: &str = "bursting-node";
@@ -137,6 +139,10 @@ impl Env {
     /// Brings everything up (blocking). Prefer [`shared`].
     pub fn start() -> Result<Self> {
         let progress = Progress::stderr();
+        // The engine and the mock first: built from the current source (or named by the
+        // environment), before anything is created that a failed build would leave behind.
+        let mock_binary = crate::binaries::resolve(crate::binaries::MOCK)?;
+        let engine_binary = crate::binaries::resolve(crate::binaries::ENGINE)?;
         let tools = Tools::ensure(&progress)?;
         let cluster = LocalCluster::create(
             &tools,
@@ -159,7 +165,7 @@ impl Env {
         let mock_log = logs.join("mock-cci.log");
         let mock_process = Guarded::spawn(
             "mock-cci",
-            &workspace_binary("mock-cci", "mock-cci", MOCK_BIN_ENV)?,
+            &mock_binary,
             &[
                 "--listen".into(),
                 "127.0.0.1:0".into(),
@@ -194,7 +200,6 @@ impl Env {
             source,
         })?;
         let step = progress.spinner("start the host node (it runs the add-on's pods as processes)");
-        let engine_binary = workspace_binary("bursting-engine", "bursting-engine", ENGINE_BIN_ENV)?;
         let host = HostNode::start(HostNodeOptions {
             node_name: hostnode::HOST_NODE.into(),
             registry: Registry {
@@ -574,34 +579,4 @@ pub fn node_ready(node: &Node) -> bool {
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
-/// Finds a binary of this workspace: the environment variable, else beside the running
-/// executable (`target/debug/`), else one folder up (test executables live in `target/debug/deps/`).
-pub fn workspace_binary(
-    binary: &'static str,
-    package: &'static str,
-    env: &'static str,
-) -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os(env) {
-        return Ok(PathBuf::from(path));
-    }
-    let exe = std::env::current_exe().map_err(|source| Error::Io {
-        context: "find the running executable".into(),
-        source,
-    })?;
-    let mut looked = Vec::new();
-    for dir in exe.ancestors().skip(1).take(2) {
-        let candidate = dir.join(binary);
-        if candidate.is_file() {
-            return Ok(candidate);
-        }
-        looked.push(dir.display().to_string());
-    }
-    Err(Error::WorkspaceBinaryMissing {
-        binary,
-        package,
-        looked: looked.join(", "),
-        env,
-    })
 }

@@ -84,6 +84,15 @@ pub enum Error {
         /// What the harness saw when it gave up.
         diagnosis: String,
     },
+    /// A container waited on will not start by waiting longer (crash-looping, its image pull
+    /// backing off, …); the detail has its exit code and last log lines.
+    #[error("gave up waiting for {what}: {detail}")]
+    Stuck {
+        /// What was waited on (filled in by [`crate::wait::until`]).
+        what: String,
+        /// The container, why it is stuck and its own words.
+        detail: String,
+    },
     /// A filesystem or process operation failed.
     #[error("{context}: {source}")]
     Io {

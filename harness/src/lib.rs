@@ -7,6 +7,7 @@
 
 pub mod addon;
 pub mod bench;
+pub mod binaries;
 pub mod catalogue;
 pub mod certify;
 pub mod cluster;
@@ -21,6 +22,7 @@ pub mod progress;
 pub mod scenario;
 pub mod scenarios;
 pub mod snapshot;
+pub mod stuck;
 pub mod tools;
 pub mod wait;
 

@@ -16,6 +16,7 @@
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
+use burstcert::binaries::user_path;
 use burstcert::cluster::local::{self, LocalCluster, LocalOptions};
 use burstcert::cluster::nodes::{NodeShape, create_nodes};
 use burstcert::cluster::{ClusterProvider as _, client_for};
@@ -40,16 +41,22 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Certify the bundled engine: bring up a local cluster, the mock CCI and the engine, run
-    /// every scenario of the catalogue, write report.md, junit.xml and report.json. Exits 0 only
-    /// when no scenario failed and none is unimplemented.
+    /// Certify the bundled engine: bring up a local cluster, the mock CCI and the engine (built
+    /// from the current source when run from the workspace), run every scenario of the
+    /// catalogue, write report.md, junit.xml and report.json.
+    #[command(after_help = "Exit codes (the report carries the same verdict):\n  \
+        0  CERTIFIED   every scenario ran and passed, or is not applicable at this release (a gate)\n  \
+        1  FAILED      a scenario failed or has no body\n  \
+        2  usage error e.g. --focus naming no scenario ID or family\n  \
+        3  INCOMPLETE  nothing failed, but scenarios did not run (this cluster cannot run them, or --focus/--skip left them out)\n  \
+        4  error       the harness could not run (the failed step is named)")]
     Certify {
         /// The add-on release to certify the engine as.
-        #[arg(long, default_value = burstcert::certify::DEFAULT_RELEASE)]
-        release: String,
+        #[arg(long, default_value = burstcert::certify::DEFAULT_RELEASE, value_parser = burstcert::certify::parse_release)]
+        release: burst_rules::release::Release,
         /// Cluster to run on: `local` (a fresh local cluster, the mock CCI and the add-on),
-        /// `existing` (the cluster of --kubeconfig; scenarios needing the mock report not
-        /// applicable) or `kind` (not available here: its node image cannot be fetched).
+        /// `existing` (the cluster of --kubeconfig; scenarios needing the mock are reported not
+        /// run, so the verdict is at best INCOMPLETE) or `kind` (not available yet).
         #[arg(long, default_value = "local", value_parser = ["local", "existing", "kind"])]
         cluster: String,
         /// Kubeconfig of the existing cluster (with --cluster existing).
@@ -70,8 +77,8 @@ enum Command {
     /// `kubectl` and `burstcert addon …` can be used on it from another terminal.
     Up {
         /// The add-on release to install.
-        #[arg(long, default_value = burstcert::certify::DEFAULT_RELEASE)]
-        release: String,
+        #[arg(long, default_value = burstcert::certify::DEFAULT_RELEASE, value_parser = burstcert::certify::parse_release)]
+        release: burst_rules::release::Release,
     },
     /// The add-on's lifecycle on a cluster (state in kube-system/bursting-addon).
     Addon {
@@ -163,16 +170,22 @@ enum ToolsCommand {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+    let cli = Cli::parse();
+    // `certify` says its verdict with 0, 1 and 3; its own errors need a code of their own.
+    let error_code = match cli.command {
+        Command::Certify { .. } => burstcert::certify::ERROR_EXIT_CODE,
+        _ => 1,
+    };
+    match run(cli) {
+        Ok(code) => code,
         Err(e) => {
             eprintln!("burstcert: error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(error_code)
         }
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let progress = Progress::stderr();
     match cli.command {
         Command::Certify {
@@ -183,8 +196,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             skip,
             report,
         } => {
+            let report = user_path(report);
             let cluster = match (cluster.as_str(), kubeconfig) {
-                ("existing", Some(path)) => burstcert::certify::ClusterChoice::Existing(path),
+                ("existing", Some(path)) => {
+                    burstcert::certify::ClusterChoice::Existing(user_path(path))
+                }
                 ("kind", _) => burstcert::certify::ClusterChoice::Kind,
                 _ => burstcert::certify::ClusterChoice::Local,
             };
@@ -195,32 +211,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 report_dir: report.clone(),
                 cluster,
             };
+            if let Err(e) = burstcert::certify::check_selection(&options) {
+                eprintln!("burstcert: usage error: {e}");
+                return Ok(ExitCode::from(burstcert::certify::USAGE_EXIT_CODE));
+            }
             let runtime = tokio::runtime::Runtime::new().context("start tokio")?;
-            let result = runtime.block_on(burstcert::certify::certify(&options))?;
-            let totals: Vec<String> = result
-                .totals()
-                .iter()
-                .map(|(l, n)| format!("{n} {l}"))
-                .collect();
-            eprintln!(
-                "burstcert: release {} {}: {} (report in {})",
-                result.release,
-                if result.certified() {
-                    "CERTIFIED"
-                } else {
-                    "NOT CERTIFIED"
-                },
-                totals.join(", "),
-                report.display()
-            );
+            let result = runtime.block_on(burstcert::certify::certify(&options));
             if let Some(env) = burstcert::env::shared_if_started() {
                 let _ = env.destroy();
             }
-            if !result.succeeded() {
-                std::process::exit(1);
-            }
+            let result = result?;
+            eprintln!(
+                "burstcert: {} (report in {})",
+                result.summary(),
+                report.display()
+            );
+            return Ok(ExitCode::from(result.verdict().exit_code()));
         }
         Command::Up { release } => {
+            let release = release.to_string();
             anyhow::ensure!(
                 burstcert::env::configure_release(&release),
                 "release already set"
@@ -345,5 +354,5 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", kubeconfig.display());
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

@@ -159,7 +159,7 @@ impl Tools {
     pub fn ensure(progress: &Progress) -> Result<Self> {
         let pins = Pins::current();
         if let Some(dir) = std::env::var_os(PREBUILT_ENV) {
-            let dir = PathBuf::from(dir);
+            let dir = crate::binaries::user_path(PathBuf::from(dir));
             check_complete(&dir).map_err(|binary| Error::PrebuiltMissing {
                 env: PREBUILT_ENV,
                 dir: dir.clone(),
@@ -186,10 +186,10 @@ impl Tools {
 /// The root of the harness's caches.
 pub fn cache_root() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os(CACHE_ENV) {
-        return Ok(PathBuf::from(dir));
+        return Ok(crate::binaries::user_path(PathBuf::from(dir)));
     }
     if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
-        return Ok(PathBuf::from(dir).join("burstcert"));
+        return Ok(crate::binaries::user_path(PathBuf::from(dir)).join("burstcert"));
     }
     match std::env::var_os("HOME") {
         Some(home) => Ok(PathBuf::from(home).join(".cache").join("burstcert")),

@@ -22,7 +22,8 @@ pub fn patience(base: Duration) -> Duration {
 /// `what` and the diagnosis `diagnose` gathers at that moment.
 ///
 /// `check` errors are treated as "not yet" (an API server restarting is not a failure of the
-/// condition) and the last one is part of the diagnosis.
+/// condition) and the last one is part of the diagnosis; except [`Error::Stuck`]: a container
+/// that will not start ends the wait at once (see [`crate::stuck`]).
 pub async fn until<T, F, Fut, D, DFut>(
     what: &str,
     base: Duration,
@@ -43,6 +44,12 @@ where
         match check().await {
             Ok(Some(value)) => return Ok(value),
             Ok(None) => {}
+            Err(Error::Stuck { detail, .. }) => {
+                return Err(Error::Stuck {
+                    what: what.to_owned(),
+                    detail,
+                });
+            }
             Err(e) => last_error = Some(e.to_string()),
         }
         if tokio::time::Instant::now() >= deadline {
@@ -109,6 +116,33 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(got, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn until_stops_at_once_on_a_stuck_container_and_names_the_wait() {
+        let calls = AtomicU32::new(0);
+        let started = tokio::time::Instant::now();
+        let err = until::<(), _, _, _, _>(
+            "the add-on 1.5.18 to run",
+            Duration::from_secs(120),
+            || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(Error::Stuck {
+                    what: String::new(),
+                    detail: "container x cannot start: CrashLoopBackOff".into(),
+                })
+            },
+            || async { String::new() },
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert_eq!(
+            err,
+            "gave up waiting for the add-on 1.5.18 to run: container x cannot start: CrashLoopBackOff"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -212,7 +212,7 @@ pub enum AddonCommand {
 
 async fn connect(args: &ClusterArgs) -> anyhow::Result<(kube::Client, Target)> {
     let client = match &args.kubeconfig {
-        Some(path) => crate::cluster::client_for(path).await?,
+        Some(path) => crate::cluster::client_for(&crate::binaries::user_path(path)).await?,
         None => kube::Client::try_default()
             .await
             .context("no --kubeconfig given and none could be inferred")?,

@@ -441,6 +441,16 @@ async fn wait_running(client: &Client, params: &InstallParams) -> Result<()> {
         ),
         Duration::from_secs(120),
         || async {
+            // A component that crash-loops or cannot pull will not run by waiting: say so now,
+            // in its own words.
+            // (Only this release's components: not an old pod an upgrade is replacing, nor a gc
+            // Job's pod.)
+            let components = format!(
+                "{},bursting.cci.io/release={},app.kubernetes.io/component!=gc",
+                render::selector(),
+                params.release
+            );
+            crate::stuck::fail_if_stuck(client, NAMESPACE, &components).await?;
             let list = deployments
                 .list(&ListParams::default().labels(&render::selector()))
                 .await

@@ -103,11 +103,13 @@ pub async fn purge(endpoint: &str, token: &str, cluster_id: &str) -> Result<Purg
     let cci = MockCci::new(endpoint, token);
     let pods = cci.pods(&namespace).await?;
     let (running, vcpu_seconds, gib_seconds) = billable(&pods, k8s_openapi::jiff::Timestamp::now());
-    let engine = crate::env::workspace_binary(
-        "bursting-engine",
-        "bursting-engine",
-        crate::env::ENGINE_BIN_ENV,
-    )?;
+    // May run `cargo build` (from a workspace): not on the runtime's threads.
+    let engine = tokio::task::spawn_blocking(|| crate::binaries::resolve(crate::binaries::ENGINE))
+        .await
+        .map_err(|e| crate::Error::Step {
+            step: "find the engine binary".into(),
+            detail: e.to_string(),
+        })??;
     let args = [
         "gc".to_owned(),
         "--scope".into(),

@@ -293,6 +293,9 @@ fn container(params: &InstallParams, name: &str, args: Vec<String>, env: Vec<Env
         name: name.into(),
         image: Some(params.image()),
         image_pull_policy: Some("IfNotPresent".into()),
+        // A crashing component's last log lines become its termination message, so a failed
+        // install (and `kubectl describe`) shows the component's own words.
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
         args: Some(args),
         env: Some(env),
         resources: Some(ResourceRequirements {

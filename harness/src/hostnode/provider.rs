@@ -140,6 +140,17 @@ impl PodHandle {
         *entry = (entry.1, offset);
     }
 
+    /// The end of a container's current run's output, as a kubelet gives it for
+    /// `terminationMessagePolicy: FallbackToLogsOnError`: the last 80 lines, at most 2048 bytes.
+    pub fn current_log_tail(&self, container: &str) -> String {
+        let bytes = std::fs::read(self.dir.join(format!("{container}.log"))).unwrap_or_default();
+        let from = lock(&self.log_starts)
+            .get(container)
+            .map_or(0, |(_, current)| *current as usize)
+            .min(bytes.len());
+        termination_message_from_log(&log_text(&bytes[from..], Some(80)))
+    }
+
     fn labels(&self) -> &BTreeMap<String, String> {
         static EMPTY: BTreeMap<String, String> = BTreeMap::new();
         self.pod.metadata.labels.as_ref().unwrap_or(&EMPTY)
@@ -402,6 +413,20 @@ impl vk::Provider for HostProvider {
 }
 
 /// A log's text without the supervisor's start banner, cut to the last `tail` lines.
+/// A log tail cut to the kubelet's 2048 bytes for a termination message (at a character
+/// boundary, keeping the end).
+pub(crate) fn termination_message_from_log(tail: &str) -> String {
+    const LIMIT: usize = 2048;
+    if tail.len() <= LIMIT {
+        return tail.to_owned();
+    }
+    let mut start = tail.len() - LIMIT;
+    while !tail.is_char_boundary(start) {
+        start += 1;
+    }
+    tail[start..].to_owned()
+}
+
 pub(crate) fn log_text(bytes: &[u8], tail: Option<i64>) -> String {
     let text = String::from_utf8_lossy(bytes);
     let lines: Vec<&str> = text
@@ -422,6 +447,19 @@ pub(crate) fn log_text(bytes: &[u8], tail: Option<i64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_termination_message_keeps_the_last_2048_bytes_of_the_log() {
+        let short = "env: 'x': No such file or directory\n";
+        assert_eq!(termination_message_from_log(short), short);
+        let long = format!("{}é{}", "a".repeat(3000), "z".repeat(2047));
+        let cut = termination_message_from_log(&long);
+        assert!(
+            cut.len() <= 2048 && cut.ends_with(&"z".repeat(2047)),
+            "{}",
+            cut.len()
+        );
+    }
 
     #[test]
     fn logs_drop_the_supervisor_banner_and_honour_tail_lines() {

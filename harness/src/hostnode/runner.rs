@@ -641,12 +641,21 @@ async fn run_container(
                     Outcome::Exited(code) => (code, false),
                     Outcome::Stopped(code) => (code, true),
                 };
-                let term = Term::exited(
+                let mut term = Term::exited(
                     code,
                     Some(instance.started_at),
                     Some(instance.id.clone()),
                     now,
                 );
+                // As a kubelet: a failed container's log tail becomes its termination message
+                // when it asks for that, so `kubectl describe` (and waits) can show why.
+                if code != 0
+                    && container.termination_message_policy.as_deref()
+                        == Some("FallbackToLogsOnError")
+                {
+                    let tail = handle.current_log_tail(name);
+                    term.message = (!tail.trim().is_empty()).then_some(tail);
+                }
                 instance.release().await;
                 if stopped {
                     update(&mut |c| {
