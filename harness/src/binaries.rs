@@ -182,7 +182,19 @@ impl Workspace {
             step: format!("build the engine and the mock CCI ({shown})"),
             detail,
         };
-        let mut child = Command::new(&cargo)
+        let mut command = Command::new(&cargo);
+        // NB: `cargo run` / `cargo test` describe their package to the running executable in
+        // the environment (CARGO_MANIFEST_DIR, CARGO_PKG_*, …); a build script that watches one
+        // of them (ring's does) would make this build and the outer one rebuild each other.
+        for (name, _) in std::env::vars_os() {
+            if name
+                .to_str()
+                .is_some_and(set_by_cargo_for_the_running_package)
+            {
+                command.env_remove(&name);
+            }
+        }
+        let mut child = command
             .args(&args)
             .current_dir(&self.root)
             .stdin(Stdio::null())
@@ -234,6 +246,23 @@ impl Workspace {
         step.finish("engine and mock CCI built from the current source");
         Ok(built)
     }
+}
+
+/// Whether cargo sets environment variable `name` to describe the package whose executable it
+/// runs (not configuration the user gave it).
+fn set_by_cargo_for_the_running_package(name: &str) -> bool {
+    [
+        "CARGO_PKG_",
+        "CARGO_MANIFEST_",
+        "CARGO_BIN_EXE_",
+        "CARGO_CRATE_NAME",
+        "CARGO_BIN_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+    ]
+    .iter()
+    .any(|prefix| name.starts_with(prefix))
+        || name == "OUT_DIR"
 }
 
 /// The folder of a workspace package.
@@ -320,6 +349,20 @@ mod tests {
                 .join("target/release/bursting-engine")
         );
         assert_eq!(user_path("/abs/x"), PathBuf::from("/abs/x"));
+    }
+
+    #[rstest]
+    #[case::manifest_dir("CARGO_MANIFEST_DIR", true)]
+    #[case::package_name("CARGO_PKG_NAME", true)]
+    #[case::bin_exe("CARGO_BIN_EXE_burstcert", true)]
+    #[case::target_dir("CARGO_TARGET_DIR", false)]
+    #[case::cargo_home("CARGO_HOME", false)]
+    #[case::rustflags("RUSTFLAGS", false)]
+    fn only_what_cargo_says_about_the_running_package_is_dropped(
+        #[case] name: &str,
+        #[case] dropped: bool,
+    ) {
+        assert_eq!(set_by_cargo_for_the_running_package(name), dropped);
     }
 
     #[test]

@@ -50,7 +50,8 @@ impl fmt::Display for Stuck {
             write!(f, ", last exit code {code}")?;
         }
         if self.restarts > 0 {
-            write!(f, ", restarted {} times", self.restarts)?;
+            let times = if self.restarts == 1 { "time" } else { "times" };
+            write!(f, ", restarted {} {times}", self.restarts)?;
         }
         if !self.message.is_empty() {
             write!(f, " ({})", self.message)?;
