@@ -1,14 +1,19 @@
 //! Reading the cluster objects a burst pod uses: the [`ClusterObjects`] seam, implemented for
 //! [`kube::Client`] and, for tests and dry runs, in memory ([`MemoryObjects`]).
+//!
+//! Besides the objects a pod names, a pod with a projected `serviceAccountToken` source needs
+//! its service account and the namespace's token Secrets, to find the account's token Secret
+//! ([`translate::choose_token_secret`](crate::translate::choose_token_secret)).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, ServiceAccount};
 use kube::Api;
+use kube::api::ListParams;
 
-use crate::translate::{ObjectKey, ObjectKind};
+use crate::translate::{ObjectKey, ObjectKind, SERVICE_ACCOUNT_TOKEN_TYPE};
 use crate::{Error, Result};
 
 /// One cluster object a pod refers to.
@@ -40,6 +45,17 @@ impl ClusterObject {
 pub trait ClusterObjects: Send + Sync + 'static {
     /// The object `key` names, or `None` when it does not exist.
     fn get<'a>(&'a self, key: &'a ObjectKey) -> BoxFuture<'a, Result<Option<ClusterObject>>>;
+
+    /// Service account `namespace/name`, or `None` when it does not exist.
+    fn service_account<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ServiceAccount>>>;
+
+    /// The Secrets of type `kubernetes.io/service-account-token` in `namespace` (whatever their
+    /// names and accounts). NB: they carry tokens; never log them.
+    fn token_secrets<'a>(&'a self, namespace: &'a str) -> BoxFuture<'a, Result<Vec<Secret>>>;
 }
 
 impl ClusterObjects for kube::Client {
@@ -72,6 +88,37 @@ impl ClusterObjects for kube::Client {
             })
         })
     }
+
+    fn service_account<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ServiceAccount>>> {
+        Box::pin(async move {
+            Api::<ServiceAccount>::namespaced(self.clone(), namespace)
+                .get_opt(name)
+                .await
+                .map_err(|source| Error::Cluster {
+                    action: format!("read serviceaccount {namespace}/{name}"),
+                    source,
+                })
+        })
+    }
+
+    fn token_secrets<'a>(&'a self, namespace: &'a str) -> BoxFuture<'a, Result<Vec<Secret>>> {
+        Box::pin(async move {
+            let params =
+                ListParams::default().fields(&format!("type={SERVICE_ACCOUNT_TOKEN_TYPE}"));
+            Ok(Api::<Secret>::namespaced(self.clone(), namespace)
+                .list(&params)
+                .await
+                .map_err(|source| Error::Cluster {
+                    action: format!("list the token secrets of namespace {namespace}"),
+                    source,
+                })?
+                .items)
+        })
+    }
 }
 
 /// Cluster objects held in memory: a stand-in for the cluster in tests and dry runs. Clones
@@ -79,6 +126,7 @@ impl ClusterObjects for kube::Client {
 #[derive(Clone, Debug, Default)]
 pub struct MemoryObjects {
     objects: Arc<Mutex<BTreeMap<ObjectKey, ClusterObject>>>,
+    accounts: Arc<Mutex<BTreeMap<(String, String), ServiceAccount>>>,
 }
 
 impl MemoryObjects {
@@ -104,6 +152,18 @@ impl MemoryObjects {
         self.lock().remove(key).is_some()
     }
 
+    /// Add or replace a service account (keyed by its namespace and name).
+    pub fn put_service_account(&self, account: ServiceAccount) {
+        let key = (
+            account.metadata.namespace.clone().unwrap_or_default(),
+            account.metadata.name.clone().unwrap_or_default(),
+        );
+        self.accounts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key, account);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<ObjectKey, ClusterObject>> {
         self.objects
             .lock()
@@ -114,6 +174,37 @@ impl MemoryObjects {
 impl ClusterObjects for MemoryObjects {
     fn get<'a>(&'a self, key: &'a ObjectKey) -> BoxFuture<'a, Result<Option<ClusterObject>>> {
         let found = self.lock().get(key).cloned();
+        Box::pin(async move { Ok(found) })
+    }
+
+    fn service_account<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ServiceAccount>>> {
+        let found = self
+            .accounts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned();
+        Box::pin(async move { Ok(found) })
+    }
+
+    fn token_secrets<'a>(&'a self, namespace: &'a str) -> BoxFuture<'a, Result<Vec<Secret>>> {
+        let found = self
+            .lock()
+            .iter()
+            .filter(|(key, _)| key.kind == ObjectKind::Secret && key.namespace == namespace)
+            .filter_map(|(_, object)| match object {
+                ClusterObject::Secret(s)
+                    if s.type_.as_deref() == Some(SERVICE_ACCOUNT_TOKEN_TYPE) =>
+                {
+                    Some(s.clone())
+                }
+                _ => None,
+            })
+            .collect();
         Box::pin(async move { Ok(found) })
     }
 }

@@ -86,6 +86,19 @@ pub enum Error {
         object: String,
     },
 
+    /// The pod has a projected `serviceAccountToken` source and its service account has no
+    /// token Secret with a token yet (BEHAVIOR.md §5): the pod waits; `reason` says what is
+    /// missing and what to create.
+    #[error("waiting for a token Secret of service account {namespace}/{account}: {reason}")]
+    WaitingForToken {
+        /// The pod's namespace.
+        namespace: String,
+        /// The service account.
+        account: String,
+        /// What is missing, and what to do.
+        reason: String,
+    },
+
     /// A call to the cluster's API server failed.
     #[error("cluster: {action}")]
     Cluster {
@@ -164,6 +177,7 @@ impl From<Error> for vk::Error {
             | Error::Http { .. }
             | Error::Decode { .. }
             | Error::Waiting { .. }
+            | Error::WaitingForToken { .. }
             | Error::Cluster { .. }
             | Error::NameTaken { .. }
             | Error::Gc { .. }

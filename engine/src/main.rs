@@ -38,9 +38,12 @@
 //! RBAC: besides the node, its lease and its pods (and their status and events), the engine
 //! reads the ConfigMaps, Secrets and PersistentVolumeClaims burst pods use and watches
 //! ConfigMaps and Secrets in all namespaces (metadata only), to mirror them to CCI: its identity
-//! needs `get` on those three and `list`, `watch` on the first two, cluster-wide; and `patch` on
-//! its node, which it cordons for `--lock-duration-secs` (default 30 minutes) when CCI answers
-//! sold out (see `lock`).
+//! needs `get` on those three and `list`, `watch` on the first two, cluster-wide; `get` on
+//! serviceaccounts, to find the token Secret of a pod's account when the pod has a projected
+//! `serviceAccountToken` source (the account's UID and `secrets` list; the namespace's Secrets of
+//! type `kubernetes.io/service-account-token` are listed under the `list` on Secrets); and
+//! `patch` on its node, which it cordons for `--lock-duration-secs` (default 30 minutes) when CCI
+//! answers sold out (see `lock`).
 //!
 //! # `webhook`: the admission webhook
 //!

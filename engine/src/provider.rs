@@ -24,6 +24,22 @@
 //!
 //! Secret data is never logged nor put in an error or event.
 //!
+//! # Service account tokens
+//!
+//! A projected `serviceAccountToken` source becomes the token of the service account's token
+//! Secret (BEHAVIOR.md §5), found as Kubernetes defines it, whatever its name: the account is
+//! read (its UID and `secrets` list) and so are the Secrets of type
+//! `kubernetes.io/service-account-token` of the pod's namespace, and
+//! [`translate::choose_token_secret`] picks one. That Secret is then mirrored and counted like
+//! any other, under its own name (`{namespace}.{secretName}` on CCI), so a rotated token (its
+//! data changing) reaches CCI through [`CciProvider::watch_cluster_objects`].
+//!
+//! The add-on never creates a token Secret. Without one whose token is filled in (or without the
+//! account) the create fails with [`Error::WaitingForToken`], transient: the pod waits, with a
+//! Warning event naming what to create, and the controller's retries (backoff up to its
+//! `retry_max`, 30 s by default) look again, so the pod starts on CCI, unchanged, once such a
+//! Secret exists and has its token.
+//!
 //! # Releases
 //!
 //! The provider translates as its release ([`CciProvider::with_release`], default
@@ -62,8 +78,20 @@ use burst_rules::release::Release;
 use crate::cci::CciClient;
 use crate::cluster::{ClusterObject, ClusterObjects, PodAnnotator};
 use crate::lock::NodeLock;
-use crate::translate::{self, ObjectKey, ObjectKind, cci_pod_name, cluster_uid_of, identity};
+use crate::translate::{
+    self, ObjectKey, ObjectKind, TokenSecret, cci_pod_name, cluster_uid_of, identity,
+};
 use crate::{Error, Result};
+
+/// The token Secret a pod needs, as [`CciProvider::token_secret`] found it.
+enum Token {
+    /// The pod has no projected `serviceAccountToken` source.
+    NotNeeded,
+    /// The name of the account's token Secret.
+    Found(String),
+    /// There is none with a token yet: the pod waits with this error.
+    Waiting(Error),
+}
 
 /// Which pods use which mirrored objects.
 #[derive(Debug, Default)]
@@ -217,15 +245,61 @@ impl CciProvider {
         out
     }
 
+    /// The token Secret a projected `serviceAccountToken` source of `pod` becomes (see
+    /// [Service account tokens](self#service-account-tokens)).
+    async fn token_secret(&self, pod: &Pod) -> Result<Token> {
+        let Some(account) = translate::token_account(pod) else {
+            return Ok(Token::NotNeeded);
+        };
+        let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+        let waiting = |reason: String| {
+            Ok(Token::Waiting(Error::WaitingForToken {
+                namespace: namespace.into(),
+                account: account.into(),
+                reason,
+            }))
+        };
+        let Some(sa) = self.cluster.service_account(namespace, account).await? else {
+            return waiting(format!(
+                "service account {namespace}/{account} does not exist; the pod starts on CCI once it and its token Secret do"
+            ));
+        };
+        let secrets = self.cluster.token_secrets(namespace).await?;
+        match translate::choose_token_secret(&sa, &secrets) {
+            TokenSecret::Ready(s) => Ok(Token::Found(s.metadata.name.clone().unwrap_or_default())),
+            TokenSecret::NotFilled(s) => waiting(format!(
+                "secret {namespace}/{} has no token yet (the token controller fills it in); the pod starts on CCI once it has",
+                s.metadata.name.as_deref().unwrap_or_default()
+            )),
+            TokenSecret::Missing => Ok(Token::Waiting(translate::missing_token_secret(
+                namespace, account,
+            ))),
+        }
+    }
+
     async fn create(&self, pod: &Pod) -> Result<()> {
-        let cci = match translate::to_cci_pod(pod, &self.cluster_id, self.release) {
+        let token = self.token_secret(pod).await?;
+        let token_secret = match &token {
+            Token::Found(name) => Some(name.as_str()),
+            Token::NotNeeded | Token::Waiting(_) => None,
+        };
+        let cci = match translate::to_cci_pod(pod, &self.cluster_id, self.release, token_secret) {
             Ok(cci) => cci,
-            Err(refusal @ Error::Translate { .. }) => return self.adopt(pod, refusal).await,
+            Err(refusal @ Error::Translate { .. }) => {
+                return self.adopt(pod, refusal, token_secret).await;
+            }
+            // The lookup knows best why there is no token Secret.
+            Err(e @ Error::WaitingForToken { .. }) => {
+                return Err(match token {
+                    Token::Waiting(why) => why,
+                    _ => e,
+                });
+            }
             Err(e) => return Err(e),
         };
         let (_, _, uid) = identity(pod)?;
         let name = cci.metadata.name.clone().unwrap_or_default();
-        let refs = translate::references(pod);
+        let refs = translate::references(pod, token_secret);
         // Counted before anything is copied: a concurrent delete of another pod must not
         // remove a copy this one is about to use.
         self.mirrors
@@ -277,7 +351,7 @@ impl CciProvider {
     /// A pod this release refuses may still have a CCI pod, burst under another release before a
     /// restart (e.g. `/etc/localtime` after a rollback below 1.5.9): that one is adopted as it
     /// is, never failed after the fact (§9). Without one, `refusal` stands.
-    async fn adopt(&self, pod: &Pod, refusal: Error) -> Result<()> {
+    async fn adopt(&self, pod: &Pod, refusal: Error, token_secret: Option<&str>) -> Result<()> {
         let Ok((namespace, name, uid)) = identity(pod) else {
             return Err(refusal);
         };
@@ -298,10 +372,12 @@ impl CciProvider {
             "this release would refuse the pod, but it runs on CCI already: left as it is"
         );
         // Counted like any pod's objects, so their copies go when it does.
-        self.mirrors
-            .lock()
-            .await
-            .register(uid, translate::references(pod).into_keys().collect());
+        self.mirrors.lock().await.register(
+            uid,
+            translate::references(pod, token_secret)
+                .into_keys()
+                .collect(),
+        );
         self.annotate_flavour(pod, &existing).await;
         Ok(())
     }

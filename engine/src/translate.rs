@@ -59,9 +59,15 @@
 //! - **Image pulls** always use the CCI secret `imagepull-secret` (§4); the cluster pod's own
 //!   `imagePullSecrets` mean nothing on CCI.
 //! - A projected **`serviceAccountToken`** source becomes the `token` key of the service
-//!   account's long-lived token Secret, by convention named [`service_account_token_secret`]
-//!   (`{serviceAccount}-token`) and mirrored like any Secret; `expirationSeconds` and `audience`
-//!   have no effect (§5).
+//!   account's long-lived token Secret, mirrored like any Secret; `expirationSeconds` and
+//!   `audience` have no effect (§5). That Secret is the one Kubernetes defines: type
+//!   [`SERVICE_ACCOUNT_TOKEN_TYPE`] in the pod's namespace, annotated
+//!   [`ANNOTATION_SERVICE_ACCOUNT_NAME`] with the account (and [`ANNOTATION_SERVICE_ACCOUNT_UID`],
+//!   when set, with its UID), whatever its name. The caller finds it ([`choose_token_secret`],
+//!   from the account and the namespace's token Secrets) and hands its name to [`to_cci_pod`];
+//!   without one the pod waits ([`Error::WaitingForToken`], naming what to create). The add-on
+//!   never creates one: the seed only says the pod mounts "the token of the corresponding
+//!   service-account-token Secret".
 //!
 //! # What is dropped
 //!
@@ -96,8 +102,8 @@ use k8s_openapi::api::core::v1::{
     EnvVarSource, HostIP, HostPathVolumeSource, KeyToPath, LocalObjectReference,
     PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, Pod,
     PodCondition, PodIP, PodSpec, PodStatus, ProjectedVolumeSource, ResourceRequirements, Secret,
-    SecretEnvSource, SecretKeySelector, SecretProjection, SecretVolumeSource, Volume, VolumeMount,
-    VolumeProjection,
+    SecretEnvSource, SecretKeySelector, SecretProjection, SecretVolumeSource, ServiceAccount,
+    Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -148,10 +154,122 @@ pub fn mirror_name(namespace: &str, name: &str) -> String {
     format!("{namespace}.{name}")
 }
 
-/// The token Secret of service account `service_account`, by convention `{name}-token`: the
-/// long-lived token a projected `serviceAccountToken` source is replaced by (§5).
-pub fn service_account_token_secret(service_account: &str) -> String {
-    format!("{service_account}-token")
+/// The type of a service account's long-lived token Secret.
+pub const SERVICE_ACCOUNT_TOKEN_TYPE: &str = "kubernetes.io/service-account-token";
+/// Annotation of a token Secret: the name of the service account it holds the token of.
+pub const ANNOTATION_SERVICE_ACCOUNT_NAME: &str = "kubernetes.io/service-account.name";
+/// Annotation of a token Secret: the UID of that service account (set by the token controller).
+pub const ANNOTATION_SERVICE_ACCOUNT_UID: &str = "kubernetes.io/service-account.uid";
+/// The key of a token Secret that holds the token.
+pub const TOKEN_KEY: &str = "token";
+
+/// What [`choose_token_secret`] found for a service account.
+#[derive(Debug, PartialEq)]
+pub enum TokenSecret<'a> {
+    /// A token Secret of the account with its token filled in: the one to mount.
+    Ready(&'a Secret),
+    /// Token Secrets of the account exist, but the token controller has filled in none yet;
+    /// this is the one that will be mounted once it has.
+    NotFilled(&'a Secret),
+    /// The account has no token Secret.
+    Missing,
+}
+
+/// The service account whose token a projected `serviceAccountToken` source of `pod` stands for
+/// (the pod's account, `default` when it names none), if the pod has such a source outside the
+/// dropped `kube-api-access-*` volume.
+pub fn token_account(pod: &Pod) -> Option<&str> {
+    let spec = pod.spec.as_ref()?;
+    let wants_token = spec
+        .volumes
+        .iter()
+        .flatten()
+        .filter(|v| !is_kube_api_access(v))
+        .flat_map(|v| v.projected.iter().flat_map(|p| p.sources.iter().flatten()))
+        .any(|s| s.service_account_token.is_some());
+    wants_token.then(|| service_account(spec))
+}
+
+/// Whether `secret` is a token Secret of service account `account` (as Kubernetes defines one):
+/// type [`SERVICE_ACCOUNT_TOKEN_TYPE`], in the account's namespace, annotated
+/// [`ANNOTATION_SERVICE_ACCOUNT_NAME`] with the account's name and, when the Secret carries
+/// [`ANNOTATION_SERVICE_ACCOUNT_UID`] and the account has a UID, with that UID (a Secret of an
+/// earlier account of the same name is not this one's).
+pub fn is_token_secret_of(secret: &Secret, account: &ServiceAccount) -> bool {
+    let annotation = |key: &str| {
+        secret
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(key))
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    };
+    let account_uid = account.metadata.uid.as_deref().filter(|u| !u.is_empty());
+    let uid_matches = match (annotation(ANNOTATION_SERVICE_ACCOUNT_UID), account_uid) {
+        (Some(on_secret), Some(of_account)) => on_secret == of_account,
+        _ => true,
+    };
+    secret.type_.as_deref() == Some(SERVICE_ACCOUNT_TOKEN_TYPE)
+        && secret.metadata.namespace == account.metadata.namespace
+        && annotation(ANNOTATION_SERVICE_ACCOUNT_NAME).is_some()
+        && annotation(ANNOTATION_SERVICE_ACCOUNT_NAME) == account.metadata.name.as_deref()
+        && uid_matches
+}
+
+/// Whether the token controller has filled in `secret`'s token.
+fn has_token(secret: &Secret) -> bool {
+    secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(TOKEN_KEY))
+        .is_some_and(|t| !t.0.is_empty())
+}
+
+/// The token Secret of service account `account` a projected `serviceAccountToken` source
+/// becomes, among `secrets` (those of the account's namespace; any others are ignored).
+///
+/// Only token Secrets of the account count ([`is_token_secret_of`]). When several do, the choice
+/// is stable: one whose token is filled in before one whose token is not, then one the account
+/// lists in its `secrets`, then the oldest (`creationTimestamp`; one without comes last), then
+/// the first by name.
+pub fn choose_token_secret<'a>(account: &ServiceAccount, secrets: &'a [Secret]) -> TokenSecret<'a> {
+    let listed: BTreeSet<&str> = account
+        .secrets
+        .iter()
+        .flatten()
+        .filter_map(|r| r.name.as_deref())
+        .collect();
+    let chosen = secrets
+        .iter()
+        .filter(|s| is_token_secret_of(s, account))
+        .min_by_key(|s| {
+            let name = s.metadata.name.as_deref().unwrap_or_default();
+            let created = s.metadata.creation_timestamp.as_ref();
+            (
+                !has_token(s),
+                !listed.contains(name),
+                created.is_none(),
+                created,
+                name,
+            )
+        });
+    match chosen {
+        Some(s) if has_token(s) => TokenSecret::Ready(s),
+        Some(s) => TokenSecret::NotFilled(s),
+        None => TokenSecret::Missing,
+    }
+}
+
+/// The pod waits: service account `namespace/account` has no token Secret; says what to create.
+pub fn missing_token_secret(namespace: &str, account: &str) -> Error {
+    Error::WaitingForToken {
+        namespace: namespace.into(),
+        account: account.into(),
+        reason: format!(
+            "none exists; create one in namespace {namespace}: a Secret of type {SERVICE_ACCOUNT_TOKEN_TYPE} with the annotation {ANNOTATION_SERVICE_ACCOUNT_NAME}: {account} (any name; the token controller fills in its token); the pod starts on CCI once it has its token"
+        ),
+    }
 }
 
 /// The cluster `(namespace, name)` a CCI pod name stands for (split at the first dot).
@@ -289,9 +407,11 @@ impl std::fmt::Display for ObjectKey {
 pub type References = BTreeMap<ObjectKey, bool>;
 
 /// Every ConfigMap, Secret and PersistentVolumeClaim the CCI copy of `pod` refers to: volumes,
-/// projected sources (the service account token Secret included), `env` and `envFrom` of every
-/// app and init container. The `kube-api-access-*` volume is not counted (it is dropped).
-pub fn references(pod: &Pod) -> References {
+/// projected sources, `env` and `envFrom` of every app and init container, and `token_secret`
+/// (the service account's token Secret, [`choose_token_secret`]) when a projected
+/// `serviceAccountToken` source stands for it. The `kube-api-access-*` volume is not counted
+/// (it is dropped).
+pub fn references(pod: &Pod, token_secret: Option<&str>) -> References {
     let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
     let mut refs = References::new();
     let Some(spec) = pod.spec.as_ref() else {
@@ -330,12 +450,10 @@ pub fn references(pod: &Pod) -> References {
             if let Some(s) = &p.secret {
                 add(ObjectKind::Secret, &s.name, s.optional);
             }
-            if p.service_account_token.is_some() {
-                add(
-                    ObjectKind::Secret,
-                    &service_account_token_secret(service_account(spec)),
-                    None,
-                );
+            if p.service_account_token.is_some()
+                && let Some(token_secret) = token_secret
+            {
+                add(ObjectKind::Secret, token_secret, None);
             }
         }
     }
@@ -380,12 +498,21 @@ fn is_kube_api_access(v: &Volume) -> bool {
 }
 
 /// The CCI pod standing for cluster pod `pod` of cluster `cluster_id`, burst by an engine
-/// running as `release` (see the module docs).
+/// running as `release` (see the module docs). `token_secret` names the service account's
+/// token Secret ([`choose_token_secret`]) a projected `serviceAccountToken` source becomes;
+/// `None` when there is none.
 ///
 /// Refuses pods that cannot run on CCI: DaemonSet pods (they never burst), pods without
 /// containers, pods whose CCI name would exceed [`MAX_CCI_POD_NAME_LEN`], volumes CCI does not
-/// mount (or not at `release`), and pods that fit no flavour.
-pub fn to_cci_pod(pod: &Pod, cluster_id: &str, release: Release) -> Result<cci_api::Pod> {
+/// mount (or not at `release`), and pods that fit no flavour. After every refusal is ruled out,
+/// a pod with a `serviceAccountToken` source and no `token_secret` is
+/// [`Error::WaitingForToken`] ([`missing_token_secret`]).
+pub fn to_cci_pod(
+    pod: &Pod,
+    cluster_id: &str,
+    release: Release,
+    token_secret: Option<&str>,
+) -> Result<cci_api::Pod> {
     let (namespace, name, uid) = identity(pod)?;
     let refuse = |reason: String| Error::Translate {
         pod: format!("{namespace}/{name}"),
@@ -421,7 +548,9 @@ pub fn to_cci_pod(pod: &Pod, cluster_id: &str, release: Release) -> Result<cci_a
             dropped.insert(v.name.as_str());
             continue;
         }
-        volumes.push(to_cci_volume(namespace, service_account(spec), release, v).map_err(refuse)?);
+        // NB: without a token Secret the name is never used: the pod waits, below.
+        let token = token_secret.unwrap_or_default();
+        volumes.push(to_cci_volume(namespace, token, release, v).map_err(refuse)?);
     }
     let container = |c: &Container| to_cci_container(namespace, c, &dropped).map_err(refuse);
     let containers = spec
@@ -456,6 +585,11 @@ pub fn to_cci_pod(pod: &Pod, cluster_id: &str, release: Release) -> Result<cci_a
     // pod from its containers unless pod-size-specs names a larger flavour).
     let sizing = burst_rules::flavour::size(spec, pinned.map(String::as_str))
         .map_err(|e| refuse(e.to_string()))?;
+    if token_secret.is_none()
+        && let Some(account) = token_account(pod)
+    {
+        return Err(missing_token_secret(namespace, account));
+    }
     let containers_round_to = burst_rules::flavour::size(&cci_spec, None)
         .ok()
         .map(|s| s.flavour);
@@ -489,11 +623,11 @@ pub fn to_cci_pod(pod: &Pod, cluster_id: &str, release: Release) -> Result<cci_a
     Ok(cci_api::Pod::new(metadata, cci_spec))
 }
 
-/// The CCI volume for cluster volume `v` of a pod in `namespace` running as `service_account`,
-/// or why CCI cannot mount it (at `release`).
+/// The CCI volume for cluster volume `v` of a pod in `namespace` whose service account's token
+/// Secret is `token_secret`, or why CCI cannot mount it (at `release`).
 fn to_cci_volume(
     namespace: &str,
-    service_account: &str,
+    token_secret: &str,
     release: Release,
     v: &Volume,
 ) -> std::result::Result<Volume, String> {
@@ -580,7 +714,7 @@ fn to_cci_volume(
             .sources
             .iter()
             .flatten()
-            .map(|s| to_cci_projection(&v.name, &rename, service_account, s))
+            .map(|s| to_cci_projection(&v.name, &rename, token_secret, s))
             .collect::<std::result::Result<Vec<_>, _>>()?;
         return Ok(Volume {
             projected: Some(ProjectedVolumeSource {
@@ -607,7 +741,7 @@ fn to_cci_volume(
 fn to_cci_projection(
     volume: &str,
     rename: &impl Fn(&str) -> String,
-    service_account: &str,
+    token_secret: &str,
     s: &VolumeProjection,
 ) -> std::result::Result<VolumeProjection, String> {
     if let Some(c) = &s.config_map {
@@ -639,9 +773,9 @@ fn to_cci_projection(
         // audience have no effect.
         return Ok(VolumeProjection {
             secret: Some(SecretProjection {
-                name: rename(&service_account_token_secret(service_account)),
+                name: rename(token_secret),
                 items: Some(vec![KeyToPath {
-                    key: "token".into(),
+                    key: TOKEN_KEY.into(),
                     path: t.path.clone(),
                     mode: None,
                 }]),
@@ -855,7 +989,7 @@ pub fn cci_config_map(cm: &ConfigMap, cluster_id: &str) -> cci_api::ConfigMap {
 pub fn cci_secret(secret: &Secret, cluster_id: &str) -> cci_api::Secret {
     let (namespace, name) = namespace_and_name(&secret.metadata);
     let type_ = match secret.type_.as_deref() {
-        Some("kubernetes.io/service-account-token") => Some("Opaque".to_string()),
+        Some(SERVICE_ACCOUNT_TOKEN_TYPE) => Some("Opaque".to_string()),
         other => other.map(str::to_string),
     };
     cci_api::Secret {
@@ -1085,7 +1219,7 @@ mod tests {
 
     #[test]
     fn a_cluster_pod_becomes_a_cci_pod_named_namespace_dot_name_in_the_cluster_namespace() {
-        let cci = to_cci_pod(&cluster_pod("shop", "web-0"), "c1", LATEST).unwrap();
+        let cci = to_cci_pod(&cluster_pod("shop", "web-0"), "c1", LATEST, None).unwrap();
         assert_eq!(cci.api_version, "cci/v2");
         assert_eq!(cci.kind, "Pod");
         assert_eq!(cci.metadata.name.as_deref(), Some("shop.web-0"));
@@ -1110,7 +1244,7 @@ mod tests {
             // A label claiming another pod's identity must not hide this pod's.
             (LABEL_CLUSTER_POD_UID.into(), "someone-else".into()),
         ]));
-        let labels = to_cci_pod(&pod, "c1", LATEST)
+        let labels = to_cci_pod(&pod, "c1", LATEST, None)
             .unwrap()
             .metadata
             .labels
@@ -1131,7 +1265,7 @@ mod tests {
             ])
         );
         // The identity read back is the pod's own UID.
-        let cci = to_cci_pod(&pod, "c1", LATEST).unwrap();
+        let cci = to_cci_pod(&pod, "c1", LATEST, None).unwrap();
         assert_eq!(
             cluster_uid_of(&cci),
             Some("6f1c0d7e-0000-4000-8000-000000000001")
@@ -1142,7 +1276,7 @@ mod tests {
     fn a_cluster_pod_without_labels_gets_only_the_engines_label() {
         let mut pod = cluster_pod("shop", "web-0");
         pod.metadata.labels = None;
-        let labels = to_cci_pod(&pod, "c1", LATEST)
+        let labels = to_cci_pod(&pod, "c1", LATEST, None)
             .unwrap()
             .metadata
             .labels
@@ -1156,7 +1290,7 @@ mod tests {
 
     #[test]
     fn containers_keep_what_runs_them_and_drop_what_binds_them_to_a_node() {
-        let cci = to_cci_pod(&cluster_pod("shop", "web-0"), "c1", LATEST).unwrap();
+        let cci = to_cci_pod(&cluster_pod("shop", "web-0"), "c1", LATEST, None).unwrap();
         let spec = &cci.spec;
         assert_eq!(spec.restart_policy.as_deref(), Some("Never"));
         assert_eq!(spec.node_name, None);
@@ -1191,8 +1325,8 @@ mod tests {
             ..PodStatus::default()
         });
         assert_eq!(
-            to_cci_pod(&a, "c1", LATEST).unwrap(),
-            to_cci_pod(&b, "c1", LATEST).unwrap()
+            to_cci_pod(&a, "c1", LATEST, None).unwrap(),
+            to_cci_pod(&b, "c1", LATEST, None).unwrap()
         );
     }
 
@@ -1210,7 +1344,7 @@ mod tests {
     ) {
         let mut pod = cluster_pod("shop", "web-0");
         break_it(&mut pod);
-        let err = to_cci_pod(&pod, "c1", LATEST).unwrap_err();
+        let err = to_cci_pod(&pod, "c1", LATEST, None).unwrap_err();
         assert!(err.to_string().contains(hint), "{err}");
         assert!(matches!(vk::Error::from(err), vk::Error::InvalidInput(_)));
     }
@@ -1249,7 +1383,7 @@ mod tests {
     }
 
     fn running_cci_pod() -> cci_api::Pod {
-        let mut cci = to_cci_pod(&cluster_pod("shop", "web.v2"), "c1", LATEST).unwrap();
+        let mut cci = to_cci_pod(&cluster_pod("shop", "web.v2"), "c1", LATEST, None).unwrap();
         cci.metadata.uid = Some("cci-uid".into());
         cci.status = Some(PodStatus {
             phase: Some("Running".into()),
@@ -1357,7 +1491,7 @@ mod tests {
     }
 
     fn only_volume(pod: &Pod) -> Volume {
-        let cci = to_cci_pod(pod, "c1", LATEST).unwrap();
+        let cci = to_cci_pod(pod, "c1", LATEST, Some("default-long-lived")).unwrap();
         let volumes = cci.spec.volumes.unwrap();
         assert_eq!(volumes.len(), 1, "{volumes:?}");
         volumes.into_iter().next().unwrap()
@@ -1450,7 +1584,7 @@ mod tests {
                 VolumeProjection { downward_api: Some(DownwardAPIProjection {
                     items: downward().items }), ..VolumeProjection::default() },
                 VolumeProjection { secret: Some(SecretProjection {
-                    name: "shop.default-token".into(),
+                    name: "shop.default-long-lived".into(),
                     items: Some(vec![key_to_path("token", "sa/token")]), optional: None }),
                     ..VolumeProjection::default() },
             ]),
@@ -1498,7 +1632,7 @@ mod tests {
         #[case] cluster: Volume,
         #[case] hint: &str,
     ) {
-        let err = to_cci_pod(&pod_with(vec![cluster], vec![]), "c1", LATEST).unwrap_err();
+        let err = to_cci_pod(&pod_with(vec![cluster], vec![]), "c1", LATEST, None).unwrap_err();
         assert!(err.to_string().contains(hint), "{err}");
         assert!(matches!(vk::Error::from(err), vk::Error::InvalidInput(_)));
     }
@@ -1538,7 +1672,7 @@ mod tests {
                 ),
             ],
         );
-        let cci = to_cci_pod(&pod, "c1", LATEST).unwrap();
+        let cci = to_cci_pod(&pod, "c1", LATEST, None).unwrap();
         assert_eq!(cci.spec.volumes.as_ref().unwrap().len(), 1);
         assert_eq!(
             cci.spec.containers[0].volume_mounts.as_ref().unwrap(),
@@ -1547,7 +1681,11 @@ mod tests {
                 ..kept
             }]
         );
-        assert!(!references(&pod).keys().any(|k| k.name.contains("token")));
+        assert!(
+            !references(&pod, None)
+                .keys()
+                .any(|k| k.name.contains("token"))
+        );
     }
 
     fn env_from_ref(name: &str, config_map: bool) -> EnvVar {
@@ -1615,7 +1753,7 @@ mod tests {
                 }),
             },
         ]);
-        let cci = to_cci_pod(&pod, "c1", LATEST).unwrap();
+        let cci = to_cci_pod(&pod, "c1", LATEST, None).unwrap();
         let c = &cci.spec.containers[0];
         let env = c.env.as_ref().unwrap();
         let cm = env[0]
@@ -1662,7 +1800,7 @@ mod tests {
             security_context: Some(Default::default()),
             ..Container::default()
         }]);
-        let cci = to_cci_pod(&pod, "c1", LATEST).unwrap();
+        let cci = to_cci_pod(&pod, "c1", LATEST, None).unwrap();
         let init = &cci.spec.init_containers.as_ref().unwrap()[0];
         assert_eq!(init.name, "setup");
         assert_eq!(init.security_context, None);
@@ -1693,7 +1831,7 @@ mod tests {
             ("cpu", request, limit),
             ("memory", "1Gi", "2Gi"),
         ]));
-        let cci = to_cci_pod(&pod, "c1", LATEST).unwrap();
+        let cci = to_cci_pod(&pod, "c1", LATEST, None).unwrap();
         let r = cci.spec.containers[0].resources.clone().unwrap();
         assert_eq!(r.requests, r.limits);
         let requests = r.requests.unwrap();
@@ -1721,7 +1859,7 @@ mod tests {
                 pinned.to_string(),
             )]));
         }
-        let annotations = to_cci_pod(&pod, "c1", LATEST)
+        let annotations = to_cci_pod(&pod, "c1", LATEST, None)
             .unwrap()
             .metadata
             .annotations
@@ -1744,7 +1882,7 @@ mod tests {
         for c in &mut pod.spec.as_mut().unwrap().containers {
             c.resources = Some(resources(&[("cpu", "500m", "1"), ("memory", "1Gi", "2Gi")]));
         }
-        let cci = to_cci_pod(&pod, "c1", LATEST).unwrap();
+        let cci = to_cci_pod(&pod, "c1", LATEST, None).unwrap();
         let annotations = cci.metadata.annotations.unwrap();
         // max(0.5 + 0.5, 1, 1) vCPU, max(1 + 1, 2, 2) GiB; the requests alone round to 1_2 too.
         assert_eq!(annotations[ANNOTATION_SIZE], "1_2");
@@ -1766,7 +1904,7 @@ mod tests {
     ) {
         let mut pod = pod_with(vec![], vec![]);
         pod.spec.as_mut().unwrap().containers[0].resources = Some(resources(container));
-        let err = to_cci_pod(&pod, "c1", LATEST).unwrap_err();
+        let err = to_cci_pod(&pod, "c1", LATEST, None).unwrap_err();
         assert!(err.to_string().contains(hint), "{err}");
         assert!(matches!(vk::Error::from(err), vk::Error::InvalidInput(_)));
     }
@@ -1777,7 +1915,7 @@ mod tests {
         pod.spec.as_mut().unwrap().image_pull_secrets = Some(vec![LocalObjectReference {
             name: "my-registry".into(),
         }]);
-        let cci = to_cci_pod(&pod, "c1", LATEST).unwrap();
+        let cci = to_cci_pod(&pod, "c1", LATEST, None).unwrap();
         assert_eq!(
             cci.spec.image_pull_secrets.unwrap(),
             vec![LocalObjectReference {
@@ -1838,7 +1976,7 @@ mod tests {
             }),
             ..EnvFromSource::default()
         }]);
-        let refs: Vec<(String, bool)> = references(&pod)
+        let refs: Vec<(String, bool)> = references(&pod, Some("builder-long-lived"))
             .into_iter()
             .map(|(k, optional)| (k.to_string(), optional))
             .collect();
@@ -1846,12 +1984,231 @@ mod tests {
             refs,
             [
                 ("configmap shop/app-config", false),
-                ("secret shop/builder-token", false),
+                ("secret shop/builder-long-lived", false),
                 ("secret shop/db", false),
                 ("secret shop/extra", true),
                 ("persistentvolumeclaim shop/shared", false),
             ]
             .map(|(k, o)| (k.to_string(), o))
+        );
+    }
+
+    #[test]
+    fn without_a_token_secret_a_pod_with_a_token_source_waits_naming_what_to_create() {
+        let mut pod = pod_with(vec![token_volume()], vec![]);
+        pod.spec.as_mut().unwrap().service_account_name = Some("reporter".into());
+        assert_eq!(token_account(&pod), Some("reporter"));
+        assert!(
+            !references(&pod, None)
+                .keys()
+                .any(|k| k.kind == ObjectKind::Secret)
+        );
+        let err = to_cci_pod(&pod, "c1", LATEST, None).unwrap_err();
+        let message = err.to_string();
+        for needle in [
+            "shop/reporter",
+            "namespace shop",
+            "type kubernetes.io/service-account-token",
+            "annotation kubernetes.io/service-account.name: reporter",
+        ] {
+            assert!(message.contains(needle), "{needle:?} not in {message}");
+        }
+        assert!(matches!(vk::Error::from(err), vk::Error::Transient { .. }));
+    }
+
+    #[test]
+    fn a_refusal_comes_before_waiting_for_the_token_secret() {
+        let pod = pod_with(
+            vec![
+                token_volume(),
+                volume("nfs", |v| v.nfs = Some(NFSVolumeSource::default())),
+            ],
+            vec![],
+        );
+        let err = to_cci_pod(&pod, "c1", LATEST, None).unwrap_err();
+        assert!(matches!(err, Error::Translate { .. }), "{err}");
+    }
+
+    #[test]
+    fn only_a_token_source_outside_the_api_access_volume_needs_a_token_secret() {
+        let mut api_access = token_volume();
+        api_access.name = "kube-api-access-x7k2p".into();
+        assert_eq!(token_account(&pod_with(vec![api_access], vec![])), None);
+        assert_eq!(token_account(&cluster_pod("shop", "web-0")), None);
+        let mut unnamed = pod_with(vec![token_volume()], vec![]);
+        unnamed.spec.as_mut().unwrap().service_account_name = None;
+        assert_eq!(token_account(&unnamed), Some("default"));
+    }
+
+    fn token_volume() -> Volume {
+        volume("token", |v| {
+            v.projected = Some(ProjectedVolumeSource {
+                default_mode: None,
+                sources: Some(vec![VolumeProjection {
+                    service_account_token: Some(ServiceAccountTokenProjection {
+                        path: "token".into(),
+                        ..ServiceAccountTokenProjection::default()
+                    }),
+                    ..VolumeProjection::default()
+                }]),
+            })
+        })
+    }
+
+    // --- choosing the token Secret ---
+
+    const ACCOUNT_UID: &str = "sa-uid-1";
+
+    fn account(listed: &[&str]) -> ServiceAccount {
+        ServiceAccount {
+            metadata: ObjectMeta {
+                namespace: Some("shop".into()),
+                name: Some("reporter".into()),
+                uid: Some(ACCOUNT_UID.into()),
+                ..ObjectMeta::default()
+            },
+            secrets: (!listed.is_empty()).then(|| {
+                listed
+                    .iter()
+                    .map(|n| k8s_openapi::api::core::v1::ObjectReference {
+                        name: Some((*n).into()),
+                        ..Default::default()
+                    })
+                    .collect()
+            }),
+            ..ServiceAccount::default()
+        }
+    }
+
+    /// A filled-in token Secret `name` of `reporter`, created at second `created` of the epoch.
+    fn token_secret(name: &str, created: i64) -> Secret {
+        Secret {
+            metadata: ObjectMeta {
+                namespace: Some("shop".into()),
+                name: Some(name.into()),
+                creation_timestamp: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    k8s_openapi::jiff::Timestamp::from_second(created).unwrap(),
+                )),
+                annotations: Some(BTreeMap::from([
+                    (ANNOTATION_SERVICE_ACCOUNT_NAME.into(), "reporter".into()),
+                    (ANNOTATION_SERVICE_ACCOUNT_UID.into(), ACCOUNT_UID.into()),
+                ])),
+                ..ObjectMeta::default()
+            },
+            type_: Some(SERVICE_ACCOUNT_TOKEN_TYPE.into()),
+            data: Some(BTreeMap::from([(
+                TOKEN_KEY.into(),
+                k8s_openapi::ByteString(b"t0k3n".to_vec()),
+            )])),
+            ..Secret::default()
+        }
+    }
+
+    fn chosen(account: &ServiceAccount, secrets: &[Secret]) -> Option<String> {
+        match choose_token_secret(account, secrets) {
+            TokenSecret::Ready(s) => s.metadata.name.clone(),
+            TokenSecret::NotFilled(s) => Some(format!(
+                "not filled: {}",
+                s.metadata.name.as_deref().unwrap()
+            )),
+            TokenSecret::Missing => None,
+        }
+    }
+
+    #[test]
+    fn an_account_without_token_secrets_has_none() {
+        assert_eq!(
+            choose_token_secret(&account(&[]), &[]),
+            TokenSecret::Missing
+        );
+    }
+
+    #[test]
+    fn the_one_token_secret_of_the_account_is_chosen_whatever_its_name() {
+        let secrets = [token_secret("burster-long-lived", 10)];
+        assert_eq!(
+            chosen(&account(&[]), &secrets).as_deref(),
+            Some("burster-long-lived")
+        );
+    }
+
+    #[rstest]
+    #[case::wrong_type(|s: &mut Secret| s.type_ = Some("Opaque".into()))]
+    #[case::no_type(|s: &mut Secret| s.type_ = None)]
+    #[case::another_account(|s: &mut Secret| {
+        s.metadata.annotations.as_mut().unwrap()
+            .insert(ANNOTATION_SERVICE_ACCOUNT_NAME.into(), "builder".into());
+    })]
+    #[case::no_account_annotation(|s: &mut Secret| {
+        s.metadata.annotations.as_mut().unwrap().remove(ANNOTATION_SERVICE_ACCOUNT_NAME);
+    })]
+    #[case::an_earlier_account_of_the_same_name(|s: &mut Secret| {
+        s.metadata.annotations.as_mut().unwrap()
+            .insert(ANNOTATION_SERVICE_ACCOUNT_UID.into(), "sa-uid-0".into());
+    })]
+    #[case::another_namespace(|s: &mut Secret| s.metadata.namespace = Some("lab".into()))]
+    fn a_secret_that_is_not_the_accounts_token_secret_is_never_chosen(
+        #[case] spoil: fn(&mut Secret),
+    ) {
+        let mut secret = token_secret("reporter-token", 10);
+        spoil(&mut secret);
+        assert_eq!(
+            choose_token_secret(&account(&["reporter-token"]), std::slice::from_ref(&secret)),
+            TokenSecret::Missing
+        );
+    }
+
+    #[test]
+    fn a_token_secret_without_the_uid_annotation_counts_for_the_account() {
+        let mut secret = token_secret("manual", 10);
+        secret
+            .metadata
+            .annotations
+            .as_mut()
+            .unwrap()
+            .remove(ANNOTATION_SERVICE_ACCOUNT_UID);
+        assert_eq!(chosen(&account(&[]), &[secret]).as_deref(), Some("manual"));
+    }
+
+    #[test]
+    fn of_several_the_one_listed_in_the_accounts_secrets_is_chosen_then_the_oldest_then_by_name() {
+        let secrets = [
+            token_secret("a-newest", 30),
+            token_secret("b-listed", 20),
+            token_secret("c-oldest", 10),
+            token_secret("d-oldest-too", 10),
+        ];
+        assert_eq!(
+            chosen(&account(&["b-listed"]), &secrets).as_deref(),
+            Some("b-listed")
+        );
+        assert_eq!(chosen(&account(&[]), &secrets).as_deref(), Some("c-oldest"));
+        let mut reversed = secrets.clone();
+        reversed.reverse();
+        assert_eq!(
+            chosen(&account(&[]), &reversed).as_deref(),
+            Some("c-oldest"),
+            "the choice does not depend on the order the cluster lists them in"
+        );
+        // A listed name that is not a token Secret of the account changes nothing.
+        assert_eq!(
+            chosen(&account(&["absent"]), &secrets).as_deref(),
+            Some("c-oldest")
+        );
+    }
+
+    #[test]
+    fn a_token_secret_with_its_token_is_chosen_before_one_still_being_filled_in() {
+        let mut listed_empty = token_secret("listed-empty", 10);
+        listed_empty.data = None;
+        let filled = token_secret("filled", 20);
+        assert_eq!(
+            chosen(&account(&["listed-empty"]), &[listed_empty.clone(), filled]).as_deref(),
+            Some("filled")
+        );
+        assert_eq!(
+            chosen(&account(&[]), &[listed_empty]).as_deref(),
+            Some("not filled: listed-empty")
         );
     }
 
@@ -1954,7 +2311,7 @@ mod tests {
 
     fn annotations_at(release: &str) -> BTreeMap<String, String> {
         let release: Release = release.parse().unwrap();
-        to_cci_pod(&cluster_pod("shop", "web-0"), "c1", release)
+        to_cci_pod(&cluster_pod("shop", "web-0"), "c1", release, None)
             .unwrap()
             .metadata
             .annotations
@@ -2034,7 +2391,7 @@ mod tests {
         #[case] refusal: Option<&str>,
     ) {
         let pod = pod_with(vec![cluster], vec![]);
-        let result = to_cci_pod(&pod, "c1", release.parse().unwrap());
+        let result = to_cci_pod(&pod, "c1", release.parse().unwrap(), None);
         match refusal {
             None => assert_eq!(result.unwrap().spec.volumes.unwrap().len(), 1),
             Some(hint) => {
@@ -2051,7 +2408,7 @@ mod tests {
         pod.spec.as_mut().unwrap().volumes = Some(vec![volume("kube-api-access-x1y2z", |v| {
             v.projected = Some(ProjectedVolumeSource::default());
         })]);
-        let cci = to_cci_pod(&pod, "c1", Release::new(1, 3, 0)).unwrap();
+        let cci = to_cci_pod(&pod, "c1", Release::new(1, 3, 0), None).unwrap();
         assert_eq!(cci.spec.volumes, None);
     }
 }

@@ -69,7 +69,7 @@ fn cci_pod(cluster_id: &str, name: &str) -> cci_api::Pod {
         }),
         status: None,
     };
-    let mut cci = translate::to_cci_pod(&pod, cluster_id, DEFAULT_RELEASE).unwrap();
+    let mut cci = translate::to_cci_pod(&pod, cluster_id, DEFAULT_RELEASE, None).unwrap();
     cci.spec.termination_grace_period_seconds = Some(3600);
     cci
 }

@@ -13,7 +13,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapEnvSource, ConfigMapVolumeSource, EnvFromSource, PersistentVolumeClaim,
     PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, ProjectedVolumeSource, Secret,
-    SecretVolumeSource, ServiceAccountTokenProjection, Volume, VolumeProjection,
+    SecretVolumeSource, ServiceAccount, ServiceAccountTokenProjection, Volume, VolumeProjection,
     VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -279,13 +279,46 @@ async fn a_copy_is_deleted_with_the_last_pod_using_it_and_deletes_are_idempotent
     assert!(f.cci_pods().is_empty());
 }
 
-#[tokio::test]
-async fn a_projected_service_account_token_runs_as_the_accounts_token_secret() {
-    let f = fixture().await;
-    f.cluster.put(secret("default-token", "token"));
-    let web = common::pod(
-        "web-0",
-        "uid-1",
+const ACCOUNT_UID: &str = "sa-uid-1";
+
+fn account(name: &str) -> ServiceAccount {
+    ServiceAccount {
+        metadata: ObjectMeta {
+            namespace: Some("shop".into()),
+            name: Some(name.into()),
+            uid: Some(ACCOUNT_UID.into()),
+            ..ObjectMeta::default()
+        },
+        ..ServiceAccount::default()
+    }
+}
+
+/// Token Secret `name` of account `account` (version `version`), its token `token` (none yet
+/// when empty).
+fn token_secret(name: &str, account: &str, version: &str, token: &str) -> ClusterObject {
+    ClusterObject::Secret(Secret {
+        metadata: ObjectMeta {
+            annotations: Some(BTreeMap::from([
+                ("kubernetes.io/service-account.name".into(), account.into()),
+                (
+                    "kubernetes.io/service-account.uid".into(),
+                    ACCOUNT_UID.into(),
+                ),
+            ])),
+            ..meta(name, version)
+        },
+        type_: Some("kubernetes.io/service-account-token".into()),
+        data: (!token.is_empty())
+            .then(|| BTreeMap::from([("token".into(), ByteString(token.as_bytes().to_vec()))])),
+        ..Secret::default()
+    })
+}
+
+/// Pod `name` running as `reporter` with a projected serviceAccountToken source.
+fn token_pod(name: &str, uid: &str) -> k8s_openapi::api::core::v1::Pod {
+    let mut pod = common::pod(
+        name,
+        uid,
         vec![volume("sa", |v| {
             v.projected = Some(ProjectedVolumeSource {
                 default_mode: None,
@@ -300,14 +333,163 @@ async fn a_projected_service_account_token_runs_as_the_accounts_token_secret() {
             })
         })],
     );
+    pod.spec.as_mut().unwrap().service_account_name = Some("reporter".into());
+    pod
+}
+
+impl Fixture {
+    async fn secret_copy(&self, name: &str) -> Option<cci_api::Secret> {
+        match self.cci.get_object(NS, "secrets", name).await {
+            Ok(s) => Some(s),
+            Err(e) if e.code() == Some(404) => None,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// The Secret the CCI pod's projected volume `sa` takes its token from.
+    async fn token_on_cci_names(&self, pod: &str) -> Option<String> {
+        let pod: cci_api::Pod = self.cci.get_pod(NS, pod).await.unwrap();
+        pod.spec
+            .volumes?
+            .into_iter()
+            .find(|v| v.name == "sa")?
+            .projected?
+            .sources?
+            .into_iter()
+            .find_map(|s| s.secret)
+            .map(|s| s.name)
+    }
+}
+
+#[tokio::test]
+async fn a_projected_service_account_token_runs_as_the_accounts_token_secret_whatever_its_name() {
+    let f = fixture().await;
+    f.cluster.put_service_account(account("reporter"));
+    f.cluster.put(token_secret(
+        "reporter-long-lived",
+        "reporter",
+        "1",
+        "t0k3n",
+    ));
+    // Not the account's: another account's, and a plain Secret of the old convention's name.
+    f.cluster
+        .put(token_secret("builder-token", "builder", "1", "other"));
+    f.cluster.put(secret("reporter-token", "token"));
+    let web = token_pod("web-0", "uid-1");
     f.provider.create_pod(&web).await.unwrap();
     assert_eq!(f.cci_pods(), ["shop.web-0"]);
-    let copy: cci_api::Secret = f
-        .cci
-        .get_object(NS, "secrets", "shop.default-token")
+    assert_eq!(
+        f.token_on_cci_names("shop.web-0").await.as_deref(),
+        Some("shop.reporter-long-lived")
+    );
+    let copy = f.secret_copy("shop.reporter-long-lived").await.unwrap();
+    assert_eq!(copy.data.unwrap()["token"].0, b"t0k3n".to_vec());
+    assert_eq!(copy.type_.as_deref(), Some("Opaque"));
+    assert!(f.secret_copy("shop.reporter-token").await.is_none());
+    assert!(f.secret_copy("shop.builder-token").await.is_none());
+    let key = ObjectKey::new(ObjectKind::Secret, "shop", "reporter-long-lived");
+    assert_eq!(f.provider.mirrored().await, [(key, 1)]);
+}
+
+#[tokio::test]
+async fn without_a_token_secret_the_pod_waits_naming_what_to_create_then_runs_once_one_has_its_token()
+ {
+    let f = fixture().await;
+    f.cluster.put_service_account(account("reporter"));
+    let web = token_pod("web-0", "uid-1");
+    let err = f.provider.create_pod(&web).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    let message = err.to_string();
+    for needle in [
+        "service account shop/reporter",
+        "namespace shop",
+        "type kubernetes.io/service-account-token",
+        "annotation kubernetes.io/service-account.name: reporter",
+    ] {
+        assert!(message.contains(needle), "{needle:?} not in {message}");
+    }
+    assert!(f.cci_pods().is_empty());
+
+    // Created, not yet filled in by the token controller: still waiting, now for its token.
+    f.cluster
+        .put(token_secret("reporter-long-lived", "reporter", "1", ""));
+    let err = f.provider.create_pod(&web).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(
+        err.to_string()
+            .contains("secret shop/reporter-long-lived has no token yet"),
+        "{err}"
+    );
+    assert!(f.cci_pods().is_empty());
+
+    f.cluster.put(token_secret(
+        "reporter-long-lived",
+        "reporter",
+        "2",
+        "t0k3n",
+    ));
+    f.provider.create_pod(&web).await.unwrap();
+    assert_eq!(f.cci_pods(), ["shop.web-0"]);
+    assert_eq!(
+        f.token_on_cci_names("shop.web-0").await.as_deref(),
+        Some("shop.reporter-long-lived")
+    );
+}
+
+#[tokio::test]
+async fn a_pod_whose_service_account_is_gone_waits_for_it() {
+    let f = fixture().await;
+    f.cluster.put(token_secret(
+        "reporter-long-lived",
+        "reporter",
+        "1",
+        "t0k3n",
+    ));
+    let err = f
+        .provider
+        .create_pod(&token_pod("web-0", "uid-1"))
         .await
-        .unwrap();
-    assert!(copy.data.unwrap().contains_key("token"));
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(
+        err.to_string()
+            .contains("service account shop/reporter does not exist"),
+        "{err}"
+    );
+    assert!(f.cci_pods().is_empty());
+}
+
+#[tokio::test]
+async fn a_rotated_token_reaches_cci_and_the_copy_goes_with_the_last_pod_using_it() {
+    let f = fixture().await;
+    f.cluster.put_service_account(account("reporter"));
+    f.cluster.put(token_secret(
+        "reporter-long-lived",
+        "reporter",
+        "1",
+        "first",
+    ));
+    let (a, b) = (token_pod("web-0", "uid-a"), token_pod("web-1", "uid-b"));
+    f.provider.create_pod(&a).await.unwrap();
+    f.provider.create_pod(&b).await.unwrap();
+    let key = ObjectKey::new(ObjectKind::Secret, "shop", "reporter-long-lived");
+    assert_eq!(f.provider.mirrored().await, [(key.clone(), 2)]);
+
+    f.cluster.put(token_secret(
+        "reporter-long-lived",
+        "reporter",
+        "2",
+        "second",
+    ));
+    f.provider.refresh(&key).await.unwrap();
+    let copy = f.secret_copy("shop.reporter-long-lived").await.unwrap();
+    assert_eq!(copy.data.unwrap()["token"].0, b"second".to_vec());
+
+    f.provider.delete_pod(&a).await.unwrap();
+    assert!(f.secret_copy("shop.reporter-long-lived").await.is_some());
+    f.provider.delete_pod(&b).await.unwrap();
+    assert!(f.secret_copy("shop.reporter-long-lived").await.is_none());
+    assert!(f.provider.mirrored().await.is_empty());
 }
 
 #[tokio::test]

@@ -169,15 +169,13 @@ fn rules_of(component: &str) -> Vec<PolicyRule> {
                 &["get", "list", "watch", "update", "patch", "delete"],
             ),
             rule(&[""], &["pods/status"], &["get", "update", "patch"]),
+            // Mirrored to CCI: ConfigMaps and Secrets read and watched; claims read. A pod's
+            // service account is read to find its token Secret (BEHAVIOR.md §5).
+            rule(&[""], &["configmaps", "secrets"], READ),
             rule(
                 &[""],
-                &[
-                    "configmaps",
-                    "secrets",
-                    "persistentvolumeclaims",
-                    "serviceaccounts",
-                ],
-                READ,
+                &["persistentvolumeclaims", "serviceaccounts"],
+                &["get"],
             ),
             rule(
                 &["", "events.k8s.io"],
@@ -765,6 +763,21 @@ mod tests {
             kinds(&render(&p, &Target::Production, &pki()))
                 .contains(&format!("Deployment {NAMESPACE}/{PROXY}"))
         );
+    }
+
+    #[test]
+    fn the_virtual_kubelet_reads_service_accounts_one_by_one_and_lists_only_what_it_mirrors() {
+        let verbs = |resource: &str| -> Vec<String> {
+            rules_of("virtual-kubelet")
+                .into_iter()
+                .filter(|r| r.resources.iter().flatten().any(|x| x == resource))
+                .flat_map(|r| r.verbs)
+                .collect()
+        };
+        assert_eq!(verbs("serviceaccounts"), ["get"]);
+        assert_eq!(verbs("persistentvolumeclaims"), ["get"]);
+        assert_eq!(verbs("secrets"), ["get", "list", "watch"]);
+        assert_eq!(verbs("configmaps"), ["get", "list", "watch"]);
     }
 
     #[test]

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use k8s_openapi::api::core::v1::{
-    PersistentVolume, PersistentVolumeClaim, Pod, Secret, ServiceAccount, Volume,
+    Event, PersistentVolume, PersistentVolumeClaim, Pod, Secret, ServiceAccount, Volume,
 };
 use k8s_openapi::api::storage::v1::StorageClass;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 
 use super::refusals::expect_refused;
 use super::{BodyFuture, POLICY_LABEL, converge, pod_with};
@@ -388,21 +388,27 @@ pub fn vol_04(s: &Scenario) -> BodyFuture<'_> {
     })
 }
 
-/// The service account VOL-05's pod runs as, and its long-lived token Secret (the engine's
-/// convention: `{account}-token`).
+/// The service account VOL-05's pod runs as, and the name of its long-lived token Secret: one of
+/// the user's choosing, as the Kubernetes documentation creates one (deliberately not
+/// `{account}-token`: the engine must find it by type and annotation, not by name).
 const TOKEN_ACCOUNT: &str = "burster";
-const TOKEN_SECRET: &str = "burster-token";
+const TOKEN_SECRET: &str = "burster-long-lived";
+/// The type and annotation of a service account token Secret (what the Warning event must name).
+const TOKEN_TYPE: &str = "kubernetes.io/service-account-token";
+const TOKEN_ACCOUNT_ANNOTATION: &str = "kubernetes.io/service-account.name";
 
 /// VOL-05: a projected volume with a `serviceAccountToken` source (expirationSeconds 3600,
 /// audience `vault`) and a downwardAPI source. Gated as VOL-04: refused before 1.3.25 (naming
-/// the volume, the type and the gate). From 1.3.25 it runs on CCI, where the token source is
-/// the `token` key of the service account's long-lived token Secret, mirrored as
-/// `{namespace}.burster-token` and holding the very token the cluster's token controller wrote;
+/// the volume, the type and the gate). From 1.3.25, with the account's token Secret not created
+/// yet, the pod is admitted but does not reach CCI, and a Warning event on it names what to
+/// create (in its namespace, a Secret of type `kubernetes.io/service-account-token` annotated
+/// `kubernetes.io/service-account.name: burster`). Once that Secret exists (named
+/// `burster-long-lived`) and the token controller has filled it in, the same pod (same UID, not
+/// recreated) runs on CCI, where the token source is the `token` key of that Secret, mirrored as
+/// `{namespace}.burster-long-lived` and holding the very token the token controller wrote;
 /// `serviceAccountToken`, `expirationSeconds` and `audience` appear nowhere in the CCI volume.
 pub fn vol_05(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(async move {
-        // The account and its token Secret, filled in by kube-controller-manager's token
-        // controller (the long-lived token §5 speaks of).
         let account: ServiceAccount = serde_json::from_value(serde_json::json!({
             "apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": TOKEN_ACCOUNT}
         }))?;
@@ -410,36 +416,6 @@ pub fn vol_05(s: &Scenario) -> BodyFuture<'_> {
             .create(&PostParams::default(), &account)
             .await
             .context("create service account burster")?;
-        let secret: Secret = serde_json::from_value(serde_json::json!({
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": TOKEN_SECRET,
-                         "annotations": {"kubernetes.io/service-account.name": TOKEN_ACCOUNT}},
-            "type": "kubernetes.io/service-account-token"
-        }))?;
-        s.api::<Secret>()
-            .create(&PostParams::default(), &secret)
-            .await
-            .context("create secret burster-token")?;
-        let token = wait::until(
-            "the token controller to fill secret burster-token's data.token",
-            PATIENCE,
-            || async {
-                let secret = s
-                    .api::<Secret>()
-                    .get(TOKEN_SECRET)
-                    .await
-                    .map_err(|source| crate::Error::Kube {
-                        context: "get secret burster-token".into(),
-                        source,
-                    })?;
-                Ok(secret
-                    .data
-                    .and_then(|d| d.get("token").cloned())
-                    .filter(|t| !t.0.is_empty()))
-            },
-            || s.diagnose(),
-        )
-        .await?;
 
         let mut pod = pod_with(
             "projected",
@@ -457,8 +433,88 @@ pub fn vol_05(s: &Scenario) -> BodyFuture<'_> {
             expect_refused(s, &pod, &["sa-token", "projected", ">= 1.3.25"]).await?;
             return Ok(Outcome::Passed);
         }
+
+        // No token Secret yet: the pod waits, and says what to create.
         create(s, &pod).await?;
-        converge(s, &enforce_selector(), 1, PATIENCE).await?;
+        let uid = s
+            .api::<Pod>()
+            .get("projected")
+            .await?
+            .metadata
+            .uid
+            .context("pod projected has no uid")?;
+        let needles = [
+            TOKEN_TYPE.to_owned(),
+            format!("{TOKEN_ACCOUNT_ANNOTATION}: {TOKEN_ACCOUNT}"),
+            format!("namespace {}", s.namespace),
+        ];
+        let warning = wait::until(
+            "a Warning event on pod projected naming the token Secret to create",
+            PATIENCE,
+            || async {
+                let events = s
+                    .api::<Event>()
+                    .list(&ListParams::default().fields("involvedObject.name=projected"))
+                    .await
+                    .map_err(|source| crate::Error::Kube {
+                        context: "list events of pod projected".into(),
+                        source,
+                    })?;
+                Ok(events.items.into_iter().find_map(|e| {
+                    let message = e.message.unwrap_or_default();
+                    (e.type_.as_deref() == Some("Warning")
+                        && needles.iter().all(|n| message.contains(n.as_str())))
+                    .then_some(message)
+                }))
+            },
+            || s.diagnose(),
+        )
+        .await?;
+        anyhow::ensure!(
+            s.cci_pods().await?.is_empty(),
+            "pod projected reached CCI without a token Secret (the Warning said: {warning})"
+        );
+
+        // The account's token Secret, as the Kubernetes documentation creates one, filled in by
+        // kube-controller-manager's token controller (the long-lived token §5 speaks of).
+        let secret: Secret = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": TOKEN_SECRET,
+                         "annotations": {(TOKEN_ACCOUNT_ANNOTATION): TOKEN_ACCOUNT}},
+            "type": TOKEN_TYPE
+        }))?;
+        s.api::<Secret>()
+            .create(&PostParams::default(), &secret)
+            .await
+            .with_context(|| format!("create secret {TOKEN_SECRET}"))?;
+        let token = wait::until(
+            &format!("the token controller to fill secret {TOKEN_SECRET}'s data.token"),
+            PATIENCE,
+            || async {
+                let secret = s
+                    .api::<Secret>()
+                    .get(TOKEN_SECRET)
+                    .await
+                    .map_err(|source| crate::Error::Kube {
+                        context: format!("get secret {TOKEN_SECRET}"),
+                        source,
+                    })?;
+                Ok(secret
+                    .data
+                    .and_then(|d| d.get("token").cloned())
+                    .filter(|t| !t.0.is_empty()))
+            },
+            || s.diagnose(),
+        )
+        .await?;
+
+        // The waiting pod is retried with backoff (up to 30 s apart): allow for a few rounds.
+        let running = converge(s, &enforce_selector(), 1, Duration::from_secs(120)).await?;
+        anyhow::ensure!(
+            running[0].metadata.uid.as_deref() == Some(uid.as_str()),
+            "pod projected was recreated (uid {:?}, was {uid}) instead of starting once its token Secret existed",
+            running[0].metadata.uid
+        );
         let cci = cci_pod_of(s, "projected").await?;
         let mirrored = format!("{}.{TOKEN_SECRET}", s.namespace);
         let projected = volume(&cci, "sa-token")
@@ -512,7 +568,7 @@ pub fn vol_05(s: &Scenario) -> BodyFuture<'_> {
         // NB: compared, never printed: it is a credential.
         anyhow::ensure!(
             on_cci.data.as_ref().and_then(|d| d.get("token")) == Some(&token),
-            "secret {mirrored} on CCI does not hold the token of the cluster's burster-token \
+            "secret {mirrored} on CCI does not hold the token of the cluster's {TOKEN_SECRET} \
              (keys on CCI: {:?})",
             on_cci.data.as_ref().map(|d| d.keys().collect::<Vec<_>>())
         );
