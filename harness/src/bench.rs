@@ -9,6 +9,7 @@
 //!    own ConfigMap of K KiB (issue target ≤ 256 MiB at 4000 pods and 4000 × 300 KiB).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -236,7 +237,7 @@ pub async fn run(env: &Env, options: &BenchOptions) -> Result<BenchReport> {
         replicas: options.replicas,
         memory_pods: options.memory_pods,
         configmap_kib: options.configmap_kib,
-        engine_binary: Some(env.engine_binary.clone()),
+        engine_binary: env.engine_binary().map(Path::to_path_buf),
         ..BenchReport::default()
     };
     // A node just registered carries the not-ready taint until the node lifecycle controller

@@ -11,7 +11,7 @@ use futures::FutureExt as _;
 
 use burst_rules::release::{Bound, Gate, Release};
 
-use crate::scenario::Scenario;
+use crate::scenario::{Need, Scenario};
 use crate::scenarios;
 
 /// What a scenario body concluded when it did not fail.
@@ -76,6 +76,8 @@ pub struct Entry {
     pub body: Option<Body>,
     /// For a scenario that checks a release gate: what it checks on each side.
     pub gate: Option<GateSides>,
+    /// What it needs beyond the cluster's API and CCI's public API ([`Need`]).
+    pub needs: &'static [Need],
 }
 
 /// What a gated scenario checks on each side of its release gate, so a report row says what
@@ -132,10 +134,16 @@ impl std::fmt::Debug for Entry {
 }
 
 macro_rules! entries {
-    ($( $id:literal, $title:literal, $body:expr $(, $gate:expr)?; )*) => {
+    ($( $id:literal, $title:literal, $body:expr, [$($need:ident),*] $(, $gate:expr)?; )*) => {
         /// The whole catalogue, in `SCENARIOS.md` order.
         pub fn entries() -> Vec<Entry> {
-            vec![$( Entry { id: $id, title: $title, body: $body, gate: entries!(@gate $($gate)?) } ),*]
+            vec![$( Entry {
+                id: $id,
+                title: $title,
+                body: $body,
+                gate: entries!(@gate $($gate)?),
+                needs: &[$(Need::$need),*],
+            } ),*]
         }
     };
     (@gate) => { None };
@@ -143,64 +151,64 @@ macro_rules! entries {
 }
 
 entries! {
-    "WL-01", "A bare enforce Pod (the seed's nginx) runs on bursting-node; the CCI pod exists", Some(scenarios::wl::wl_01);
-    "WL-02", "Deployment 2 replicas enforce: Running on the virtual node; scale to 5, then 0, CCI follows", Some(scenarios::wl::wl_02);
-    "WL-03", "StatefulSet 3 replicas: ordinal names kept on CCI; deleting -1 recreates it under the same name", Some(scenarios::wl::wl_03);
-    "WL-04", "The seed's Job: never more than 5 pods active on CCI; deadline fails it; without it completes 50", Some(scenarios::jobs::wl_04);
-    "WL-05", "CronJob: batch/v1beta1 refused with a clear error; batch/v1 creates Jobs whose pods burst", Some(scenarios::jobs::wl_05);
-    "WL-06", "DaemonSet labelled enforce: its pods never reach the virtual node", Some(scenarios::wl::wl_06);
-    "WL-07", "Policy matrix enforce/auto/localPrefer/off/none x nodes with room/full", Some(scenarios::policy::wl_07);
-    "WL-08", "Label added to a running Deployment moves nothing; after a rollout restart new pods burst", Some(scenarios::wl::wl_08);
-    "VOL-01", "ConfigMap mounted: mirrored to CCI with equal data; an update reaches CCI", Some(scenarios::vol::vol_01);
-    "VOL-02", "Secret mounted: mirrored; its data never appears in engine logs or events", Some(scenarios::vol::vol_02);
-    "VOL-03", "EmptyDir: plain works; subPath refused; 1Gi works; 1536Mi refused; > 10 x CPU refused", Some(scenarios::gated::vol_03);
-    "VOL-04", "DownwardAPI: refused on 1.3.24, works on 1.3.25", Some(scenarios::gated::vol_04),
+    "WL-01", "A bare enforce Pod (the seed's nginx) runs on bursting-node; the CCI pod exists", Some(scenarios::wl::wl_01), [];
+    "WL-02", "Deployment 2 replicas enforce: Running on the virtual node; scale to 5, then 0, CCI follows", Some(scenarios::wl::wl_02), [];
+    "WL-03", "StatefulSet 3 replicas: ordinal names kept on CCI; deleting -1 recreates it under the same name", Some(scenarios::wl::wl_03), [];
+    "WL-04", "The seed's Job: never more than 5 pods active on CCI; deadline fails it; without it completes 50", Some(scenarios::jobs::wl_04), [MockAdmin];
+    "WL-05", "CronJob: batch/v1beta1 refused with a clear error; batch/v1 creates Jobs whose pods burst", Some(scenarios::jobs::wl_05), [];
+    "WL-06", "DaemonSet labelled enforce: its pods never reach the virtual node", Some(scenarios::wl::wl_06), [ChosenNodes];
+    "WL-07", "Policy matrix enforce/auto/localPrefer/off/none x nodes with room/full", Some(scenarios::policy::wl_07), [ChosenNodes];
+    "WL-08", "Label added to a running Deployment moves nothing; after a rollout restart new pods burst", Some(scenarios::wl::wl_08), [];
+    "VOL-01", "ConfigMap mounted: mirrored to CCI with equal data; an update reaches CCI", Some(scenarios::vol::vol_01), [];
+    "VOL-02", "Secret mounted: mirrored; its data never appears in engine logs or events", Some(scenarios::vol::vol_02), [AddonLogs];
+    "VOL-03", "EmptyDir: plain works; subPath refused; 1Gi works; 1536Mi refused; > 10 x CPU refused", Some(scenarios::gated::vol_03), [];
+    "VOL-04", "DownwardAPI: refused on 1.3.24, works on 1.3.25", Some(scenarios::gated::vol_04), [],
         gated(Gate::DownwardApiAndProjected, "DownwardAPI volume refused", "DownwardAPI volume runs on CCI");
-    "VOL-05", "Projected serviceAccountToken: gated as VOL-04; long-lived token Secret on CCI", Some(scenarios::gated::vol_05),
+    "VOL-05", "Projected serviceAccountToken: gated as VOL-04; long-lived token Secret on CCI", Some(scenarios::gated::vol_05), [],
         gated(Gate::DownwardApiAndProjected, "Projected serviceAccountToken refused", "Projected serviceAccountToken runs on CCI as the long-lived token Secret");
-    "VOL-06", "PVC: SFS and SFS Turbo through CSI work; other classes refused", Some(scenarios::gated::vol_06);
-    "VOL-07", "HostPath refused; /etc/localtime works on 1.5.9, refused on 1.5.8", Some(scenarios::gated::vol_07),
+    "VOL-06", "PVC: SFS and SFS Turbo through CSI work; other classes refused", Some(scenarios::gated::vol_06), [];
+    "VOL-07", "HostPath refused; /etc/localtime works on 1.5.9, refused on 1.5.8", Some(scenarios::gated::vol_07), [],
         gated(Gate::EtcLocaltimeHostPath, "HostPath refused, /etc/localtime too", "HostPath refused; /etc/localtime runs on CCI");
-    "VOL-08", "flexVolume and local volumes refused", Some(scenarios::refusals::vol_08);
-    "HP-01", "The seed's hostPath Deployment runs; snapshot of the CCI pod's volumes and mounts", Some(scenarios::hp::hp_01);
-    "HP-02", "One hostPath named replaceByEmptyDir", Some(scenarios::gated::hp_02);
-    "HP-03", "One hostPath named remove", Some(scenarios::gated::hp_03);
-    "HP-04", "* with remove", Some(scenarios::gated::hp_04);
-    "HP-05", "* leaves an /etc/localtime hostPath alone (refused before 1.5.9, runs from 1.5.9)", Some(scenarios::gated::hp_05),
+    "VOL-08", "flexVolume and local volumes refused", Some(scenarios::refusals::vol_08), [];
+    "HP-01", "The seed's hostPath Deployment runs; snapshot of the CCI pod's volumes and mounts", Some(scenarios::hp::hp_01), [];
+    "HP-02", "One hostPath named replaceByEmptyDir", Some(scenarios::gated::hp_02), [];
+    "HP-03", "One hostPath named remove", Some(scenarios::gated::hp_03), [];
+    "HP-04", "* with remove", Some(scenarios::gated::hp_04), [];
+    "HP-05", "* leaves an /etc/localtime hostPath alone (refused before 1.5.9, runs from 1.5.9)", Some(scenarios::gated::hp_05), [],
         gated(Gate::EtcLocaltimeHostPath, "* with an /etc/localtime hostPath: refused", "* leaves an /etc/localtime hostPath alone, it runs on CCI");
-    "HP-06", "A policy naming the /etc/localtime volume replaces it", Some(scenarios::gated::hp_06);
-    "HP-07", "Malformed JSON, unknown policyType, bad sizeLimit: refused, the message quotes the entry", Some(scenarios::refusals::hp_07);
-    "RES-01", "Requests/limits table to expected flavour and annotations, including init containers", Some(scenarios::rounding::res_01);
-    "RES-02", "pod-size-specs pins the size; no flavour or too small is refused", Some(scenarios::gated::res_02);
-    "RES-03", "A pod bigger than every flavour: Warning event on the CCE pod, nothing on CCI", Some(scenarios::rounding::res_03);
-    "LOCK-01", "CCI sold out: the burst pod fails, the node turns SchedulingDisabled, new enforce pods wait", Some(scenarios::lock::lock_01);
-    "LOCK-02", "kubectl uncordon unlocks it and the waiting pods run", Some(scenarios::lock::lock_02);
-    "LOCK-03", "The lock lifts by itself when its (shortened) duration ends", Some(scenarios::lock::lock_03);
-    "UN-01", "Normal uninstall: gc jobs finish; everything of the add-on and its CCI namespace gone; others untouched", Some(scenarios::addon::un_01);
-    "UN-02", "No schedulable node: uninstall fails (delete-failed), CCI intact; after a node is added it succeeds", Some(scenarios::addon::un_02);
-    "UN-03", "Wrong swr_addr: gc jobs cannot pull; uninstall again and delete both jobs within 210 s completes", Some(scenarios::addon::un_03);
-    "UN-04", "Cluster deleted without uninstall: CCI namespace and billable pods left; the cleanup command removes them", Some(scenarios::addon::un_04);
-    "UP-01", "1.5.17 to 1.5.18 with burst pods: same UIDs both sides; only new pods get the new sidecar", Some(scenarios::addon::up_01),
+    "HP-06", "A policy naming the /etc/localtime volume replaces it", Some(scenarios::gated::hp_06), [];
+    "HP-07", "Malformed JSON, unknown policyType, bad sizeLimit: refused, the message quotes the entry", Some(scenarios::refusals::hp_07), [];
+    "RES-01", "Requests/limits table to expected flavour and annotations, including init containers", Some(scenarios::rounding::res_01), [];
+    "RES-02", "pod-size-specs pins the size; no flavour or too small is refused", Some(scenarios::gated::res_02), [];
+    "RES-03", "A pod bigger than every flavour: Warning event on the CCE pod, nothing on CCI", Some(scenarios::rounding::res_03), [MockAdmin];
+    "LOCK-01", "CCI sold out: the burst pod fails, the node turns SchedulingDisabled, new enforce pods wait", Some(scenarios::lock::lock_01), [MockAdmin];
+    "LOCK-02", "kubectl uncordon unlocks it and the waiting pods run", Some(scenarios::lock::lock_02), [MockAdmin];
+    "LOCK-03", "The lock lifts by itself when its (shortened) duration ends", Some(scenarios::lock::lock_03), [MockAdmin];
+    "UN-01", "Normal uninstall: gc jobs finish; everything of the add-on and its CCI namespace gone; others untouched", Some(scenarios::addon::un_01), [Installer];
+    "UN-02", "No schedulable node: uninstall fails (delete-failed), CCI intact; after a node is added it succeeds", Some(scenarios::addon::un_02), [Installer, ChosenNodes];
+    "UN-03", "Wrong swr_addr: gc jobs cannot pull; uninstall again and delete both jobs within 210 s completes", Some(scenarios::addon::un_03), [Installer];
+    "UN-04", "Cluster deleted without uninstall: CCI namespace and billable pods left; the cleanup command removes them", Some(scenarios::addon::un_04), [Installer];
+    "UP-01", "1.5.17 to 1.5.18 with burst pods: same UIDs both sides; only new pods get the new sidecar", Some(scenarios::addon::up_01), [Installer],
         gated(Gate::SidecarV2, "No sidecar upgrade to check", "Upgrade from 1.5.17 with burst pods: same UIDs both sides; only new pods get the new sidecar");
-    "UP-02", "Rollback 1.5.18 to 1.5.17: A cannot reach a Service, B can; upgrade or recreate restores A", Some(scenarios::addon::up_02),
+    "UP-02", "Rollback 1.5.18 to 1.5.17: A cannot reach a Service, B can; upgrade or recreate restores A", Some(scenarios::addon::up_02), [Installer, MockAdmin],
         gated(Gate::SidecarV2, "No sidecar rollback caveat to check", "Rollback to 1.5.17: A cannot reach a Service, B can; upgrade or recreate restores A");
-    "UP-03", "Pods created through an upgrade: none unmutated, none refused for the webhook being down", Some(scenarios::addon::up_03);
-    "INST-01", "Subnet overlapping 10.247.0.0/16: refused, nothing created", Some(scenarios::addon::inst_01);
-    "INST-02", "Arm nodes with release <= 1.5.37: add-on pods avoid them; only-Arm cluster refused", Some(scenarios::addon::inst_02),
+    "UP-03", "Pods created through an upgrade: none unmutated, none refused for the webhook being down", Some(scenarios::addon::up_03), [Installer];
+    "INST-01", "Subnet overlapping 10.247.0.0/16: refused, nothing created", Some(scenarios::addon::inst_01), [Installer];
+    "INST-02", "Arm nodes with release <= 1.5.37: add-on pods avoid them; only-Arm cluster refused", Some(scenarios::addon::inst_02), [Installer],
         gated(Gate::ArmUnsupported, "Arm supported: no amd64-only affinity on the add-on's pods", "Arm nodes: add-on pods avoid them; only-Arm cluster refused");
-    "INST-03", "Pod room: single needs 7 (8) free slots on a node, ha two such nodes; else refused with numbers", Some(scenarios::addon::inst_03),
+    "INST-03", "Pod room: single needs 7 (8) free slots on a node, ha two such nodes; else refused with numbers", Some(scenarios::addon::inst_03), [Installer, ChosenNodes],
         gated(Gate::FootprintCheck, "No pod-room check", "Pod room: single needs 7 (8) free slots on a node, ha two such nodes; else refused with numbers");
-    "INST-04", "LoadBalancer Service for burst pods refused before 1.5.5, works from 1.5.5", Some(scenarios::install::inst_04),
+    "INST-04", "LoadBalancer Service for burst pods refused before 1.5.5, works from 1.5.5", Some(scenarios::install::inst_04), [],
         gated(Gate::LoadBalancerService, "LoadBalancer Service for burst pods refused", "LoadBalancer Service for burst pods works");
-    "INST-05", "Volcano <= 1.17.10 with a cloud-storage volume: the pod stays off CCI with an event", Some(scenarios::install::inst_05);
-    "NET-01", "With interconnect, a CCI pod reaches a cluster Service and back", Some(scenarios::addon::net_01);
-    "NET-02", "Without interconnect, a CCI pod cannot reach a cluster Service", Some(scenarios::addon::net_02);
-    "VK-01", "Graceful delete (grace period honoured) and force delete both remove the CCI pod", Some(scenarios::vk::vk_01);
-    "VK-02", "Optional missing ConfigMap/Secret: runs; mandatory missing: waits with an event naming it", Some(scenarios::vol::vk_02);
-    "VK-03", "The virtual node deleted by hand is recreated with a new UID within a minute; pods keep running", Some(scenarios::vk::vk_03);
-    "R-01", "Engine killed while bursting 100 pods and restarted: all Running, exactly one CCI pod each", Some(scenarios::r::r_01);
-    "R-02", "CCI answering 5xx or slowly for a while: pods converge once it recovers; no duplicates", Some(scenarios::faults::r_02);
-    "R-03", "The API server restarted: the engine reconnects; node lease and pods unaffected", Some(scenarios::restart::r_03);
+    "INST-05", "Volcano <= 1.17.10 with a cloud-storage volume: the pod stays off CCI with an event", Some(scenarios::install::inst_05), [Installer];
+    "NET-01", "With interconnect, a CCI pod reaches a cluster Service and back", Some(scenarios::addon::net_01), [MockAdmin, Installer];
+    "NET-02", "Without interconnect, a CCI pod cannot reach a cluster Service", Some(scenarios::addon::net_02), [MockAdmin, Installer];
+    "VK-01", "Graceful delete (grace period honoured) and force delete both remove the CCI pod", Some(scenarios::vk::vk_01), [];
+    "VK-02", "Optional missing ConfigMap/Secret: runs; mandatory missing: waits with an event naming it", Some(scenarios::vol::vk_02), [];
+    "VK-03", "The virtual node deleted by hand is recreated with a new UID within a minute; pods keep running", Some(scenarios::vk::vk_03), [];
+    "R-01", "Engine killed while bursting 100 pods and restarted: all Running, exactly one CCI pod each", Some(scenarios::r::r_01), [EngineProcess];
+    "R-02", "CCI answering 5xx or slowly for a while: pods converge once it recovers; no duplicates", Some(scenarios::faults::r_02), [MockAdmin];
+    "R-03", "The API server restarted: the engine reconnects; node lease and pods unaffected", Some(scenarios::restart::r_03), [ControlPlane];
 }
 
 /// The entry of one ID.
@@ -217,6 +225,13 @@ pub async fn run(id: &str) -> Outcome {
     let Some(body) = entry.body else {
         return Outcome::NotImplemented;
     };
+    let env = match crate::env::shared().await {
+        Ok(env) => env,
+        Err(e) => return Outcome::Failed(format!("setting up {id}: {e}")),
+    };
+    if let Some(why) = crate::scenario::unmet(entry.needs, env.offers()) {
+        return Outcome::NotRun(why);
+    }
     let scenario = match Scenario::new(id).await {
         Ok(s) => s,
         Err(e) => return Outcome::Failed(format!("setting up {id}: {e}")),
@@ -243,7 +258,8 @@ pub async fn run(id: &str) -> Outcome {
 }
 
 /// For the suites: runs `id` and fails the test unless it passed (a not-applicable scenario
-/// prints why and does not fail the test; it is not counted as passed in any report).
+/// prints why and does not fail the test; it is not counted as passed in any report). The
+/// suites run on the local target, which offers every need, so "not run" fails the test.
 pub async fn assert_passes(id: &str) {
     match run(id).await {
         Outcome::Passed => {}

@@ -18,8 +18,9 @@ pub const DEFAULT_RELEASE: &str = "1.5.18";
 /// What to certify and where to write the report.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// The add-on release the engine is certified as, e.g. `1.5.18`.
-    pub release: Release,
+    /// The add-on release to certify, e.g. `1.5.18`; `None`: [`DEFAULT_RELEASE`] on a local
+    /// cluster, the installed release on an existing one.
+    pub release: Option<Release>,
     /// Only these IDs (empty: all).
     pub focus: Vec<String>,
     /// Not these IDs.
@@ -38,9 +39,96 @@ pub enum ClusterChoice {
     Local,
     /// Docker and kind. Not available: see [`KIND_BLOCKED`].
     Kind,
-    /// Any cluster, by kubeconfig (e.g. a real cluster with the real add-on). Every scenario
-    /// reads the mock CCI's inside view, so each is reported not applicable there.
-    Existing(PathBuf),
+    /// A cluster where the add-on is installed, by kubeconfig, with the CCI endpoint it bursts
+    /// to: the scenarios that need only what such a cluster offers run; the rest are "not run".
+    Existing(ExistingChoice),
+}
+
+/// How to reach an existing cluster and its CCI side.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExistingChoice {
+    /// The cluster's kubeconfig.
+    pub kubeconfig: PathBuf,
+    /// CCI's API endpoint; default: the one the add-on was installed with (its state).
+    pub cci_endpoint: Option<String>,
+    /// The tenant's credential (from an environment variable or a file, never a flag).
+    pub cci_token: Option<Credential>,
+    /// The cluster id; default: read from the add-on (its state, or the virtual kubelet's
+    /// `--cluster-id`).
+    pub cluster_id: Option<String>,
+}
+
+/// A credential: kept out of every `Debug`, log and report.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credential(pub String);
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// What the harness read about the add-on installed on an existing cluster.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Installed {
+    /// The installed release: from burstcert's add-on state, else the virtual kubelet's image tag.
+    pub release: Option<Release>,
+    /// The cluster id it was installed with.
+    pub cluster_id: Option<String>,
+    /// The CCI endpoint it was installed with (burstcert's add-on state only).
+    pub cci_endpoint: Option<String>,
+}
+
+/// Reads the installed add-on: burstcert's state (`kube-system/bursting-addon`) when there is
+/// one, else the virtual kubelet's Deployment (image tag, `--cluster-id`). `None` when neither
+/// exists (no add-on, as far as the harness can tell).
+async fn read_installed(client: &kube::Client) -> Result<Option<Installed>> {
+    if let Some(state) = crate::addon::lifecycle::state(client).await? {
+        return Ok(Some(Installed {
+            release: Some(state.params.release),
+            cluster_id: Some(state.params.cluster_id.clone()),
+            cci_endpoint: Some(state.params.cci_endpoint.clone()),
+        }));
+    }
+    let deployments: kube::Api<k8s_openapi::api::apps::v1::Deployment> =
+        kube::Api::namespaced(client.clone(), crate::addon::render::NAMESPACE);
+    let Some(vk) = deployments
+        .get_opt(crate::addon::render::VIRTUAL_KUBELET)
+        .await
+        .map_err(|source| crate::Error::Kube {
+            context: "read the virtual kubelet's Deployment".into(),
+            source,
+        })?
+    else {
+        return Ok(None);
+    };
+    let container = vk
+        .spec
+        .and_then(|s| s.template.spec)
+        .and_then(|s| s.containers.into_iter().next());
+    Ok(Some(installed_from_container(container.as_ref())))
+}
+
+/// The release (image tag) and cluster id (`--cluster-id`) of the virtual kubelet's container.
+fn installed_from_container(
+    container: Option<&k8s_openapi::api::core::v1::Container>,
+) -> Installed {
+    let release = container
+        .and_then(|c| c.image.as_deref())
+        .and_then(|image| image.rsplit_once(':'))
+        .and_then(|(_, tag)| parse_release(tag.trim_start_matches('v')).ok());
+    let args = container
+        .iter()
+        .flat_map(|c| c.args.iter().flatten().chain(c.command.iter().flatten()));
+    let cluster_id = args
+        .filter_map(|a| a.strip_prefix("--cluster-id="))
+        .map(str::to_owned)
+        .next();
+    Installed {
+        release,
+        cluster_id,
+        cci_endpoint: None,
+    }
 }
 
 /// Why `--cluster kind` cannot run on this project's machines.
@@ -49,16 +137,18 @@ pub const KIND_BLOCKED: &str = "kind needs its node image (kindest/node) from a 
     Maven Central, Debian); the kind CLI itself builds from the Go module proxy, the node image \
     cannot be had. Use --cluster local (the same upstream control plane, as processes)";
 
-/// Reports every selected scenario on an existing cluster: reachable, and not run because each
-/// body still reads the mock's inside view (never "not applicable", which only a release gate
-/// decides, and never certified).
-async fn certify_existing(options: &Options, kubeconfig: &std::path::Path) -> Result<Report> {
-    let client = crate::cluster::client_for(kubeconfig).await?;
+/// An existing cluster where no add-on can be found: every selected scenario is "not run",
+/// saying so (nothing can be checked, and nothing is certified).
+async fn report_no_addon(
+    options: &Options,
+    existing: &ExistingChoice,
+    client: &kube::Client,
+) -> Result<Report> {
     let version = client
         .apiserver_version()
         .await
         .map_err(|source| crate::Error::Kube {
-            context: format!("reach the cluster of {}", kubeconfig.display()),
+            context: format!("reach the cluster of {}", existing.kubeconfig.display()),
             source,
         })?;
     let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
@@ -70,30 +160,104 @@ async fn certify_existing(options: &Options, kubeconfig: &std::path::Path) -> Re
             source,
         })?
         .is_some();
+    let release = options.release.unwrap_or(default_release());
     let rows = catalogue::entries()
         .iter()
         .map(|entry| Row {
             id: entry.id.to_owned(),
-            title: entry.title_for(options.release),
+            title: entry.title_for(release),
             outcome: match excluded(entry, options) {
                 Some(why) => Outcome::Skipped(why),
                 None => Outcome::NotRun(format!(
-                    "needs the mock CCI's inside view (its assertions read the CCI side through it), which an existing cluster does not offer{}",
-                    if has_node { "" } else { "; and this cluster has no bursting-node (is the add-on installed?)" }
+                    "the add-on is not installed on this cluster (no kube-system/{} Deployment, no add-on state{})",
+                    crate::addon::render::VIRTUAL_KUBELET,
+                    if has_node { "" } else { ", no bursting-node" }
                 )),
             },
             seconds: 0.0,
         })
         .collect();
     let report = Report {
-        release: options.release.to_string(),
-        cluster: format!("existing ({})", kubeconfig.display()),
+        release: release.to_string(),
+        cluster: format!("existing ({})", existing.kubeconfig.display()),
         kubernetes: version.git_version,
         rows,
     };
     report.write(&options.report_dir)?;
     Ok(report)
 }
+
+/// [`DEFAULT_RELEASE`] as a release.
+fn default_release() -> Release {
+    parse_release(DEFAULT_RELEASE).expect("the default release is X.Y.Z")
+}
+
+/// Prepares the shared environment of this process as the existing cluster: reads the
+/// installed add-on, checks the release and the credential. `Ok(None)` when no add-on is there.
+async fn attach_existing(
+    options: &Options,
+    existing: &ExistingChoice,
+) -> Result<Option<(Release, kube::Client)>> {
+    let client = crate::cluster::client_for(&existing.kubeconfig).await?;
+    let Some(installed) = read_installed(&client).await? else {
+        return Ok(None);
+    };
+    let step = |detail: String| crate::Error::Step {
+        step: "certify an existing cluster".into(),
+        detail,
+    };
+    let release = match (options.release, installed.release) {
+        (Some(told), Some(found)) if told != found => {
+            eprintln!(
+                "burstcert: warning: the cluster runs the add-on {found}, certifying it as {told} (--release): gated scenarios check {told}'s side"
+            );
+            told
+        }
+        (Some(told), _) => told,
+        (None, Some(found)) => found,
+        (None, None) => {
+            return Err(step(
+                "cannot read the installed release (no add-on state, no release tag on the virtual kubelet's image); give --release".into(),
+            ));
+        }
+    };
+    let cluster_id = existing
+        .cluster_id
+        .clone()
+        .or(installed.cluster_id)
+        .ok_or_else(|| {
+            step("cannot read the cluster id from the add-on; give --cluster-id".into())
+        })?;
+    let endpoint = existing
+        .cci_endpoint
+        .clone()
+        .or(installed.cci_endpoint)
+        .ok_or_else(|| {
+            step("the add-on does not say its CCI endpoint; give --cci-endpoint URL".into())
+        })?;
+    let token = existing.cci_token.clone().ok_or_else(|| {
+        step(format!(
+            "the tenant's CCI credential is needed to read the CCI side: set {TOKEN_ENV} or give --cci-token-file PATH"
+        ))
+    })?;
+    eprintln!(
+        "burstcert: existing cluster {}: add-on {release}, cluster id {cluster_id}, CCI at {endpoint}",
+        existing.kubeconfig.display()
+    );
+    let configured = crate::env::configure_existing(crate::env::Existing {
+        kubeconfig: existing.kubeconfig.clone(),
+        cci: crate::cci::CciClient::new(&endpoint, &token.0),
+        cluster_id,
+    });
+    if !configured {
+        return Err(step("this process already has an environment".into()));
+    }
+    Ok(Some((release, client)))
+}
+
+/// Environment variable holding the tenant's CCI credential (`certify --cluster existing`,
+/// `cci purge`).
+pub const TOKEN_ENV: &str = "CCI_TOKEN";
 
 /// One row of the report.
 #[derive(Clone, Debug, Serialize)]
@@ -427,17 +591,29 @@ pub async fn certify(options: &Options) -> Result<Report> {
         step: "read --focus / --skip".into(),
         detail,
     })?;
-    match &options.cluster {
-        ClusterChoice::Local => {}
+    let (release, cluster) = match &options.cluster {
+        ClusterChoice::Local => (
+            options.release.unwrap_or(default_release()),
+            "local".to_owned(),
+        ),
         ClusterChoice::Kind => {
             return Err(crate::Error::Step {
                 step: "bring up a kind cluster".into(),
                 detail: KIND_BLOCKED.into(),
             });
         }
-        ClusterChoice::Existing(kubeconfig) => return certify_existing(options, kubeconfig).await,
-    }
-    if !crate::env::configure_release(&options.release.to_string()) {
+        ClusterChoice::Existing(existing) => match attach_existing(options, existing).await? {
+            Some((release, _)) => (
+                release,
+                format!("existing ({})", existing.kubeconfig.display()),
+            ),
+            None => {
+                let client = crate::cluster::client_for(&existing.kubeconfig).await?;
+                return report_no_addon(options, existing, &client).await;
+            }
+        },
+    };
+    if !crate::env::configure_release(&release.to_string()) {
         return Err(crate::Error::Step {
             step: "read --release".into(),
             detail: format!(
@@ -474,7 +650,7 @@ pub async fn certify(options: &Options) -> Result<Report> {
                 eprintln!(
                     "burstcert: [{ran}/{selected}] {} {} ...",
                     entry.id,
-                    entry.title_for(options.release)
+                    entry.title_for(release)
                 );
                 catalogue::run(entry.id).await
             }
@@ -495,14 +671,14 @@ pub async fn certify(options: &Options) -> Result<Report> {
         }
         rows.push(Row {
             id: entry.id.to_owned(),
-            title: entry.title_for(options.release),
+            title: entry.title_for(release),
             outcome,
             seconds,
         });
     }
     let report = Report {
-        release: options.release.to_string(),
-        cluster: "local".into(),
+        release: release.to_string(),
+        cluster,
         kubernetes,
         rows,
     };
@@ -656,7 +832,7 @@ mod tests {
 
     fn opts(focus: &[&str], skip: &[&str]) -> Options {
         Options {
-            release: Release::new(1, 5, 18),
+            release: Some(Release::new(1, 5, 18)),
             focus: focus.iter().map(|s| s.to_string()).collect(),
             skip: skip.iter().map(|s| s.to_string()).collect(),
             report_dir: PathBuf::new(),

@@ -21,14 +21,16 @@ use burst_rules::release::Release;
 use crate::addon::lifecycle::{self, Status};
 use crate::addon::params::{ClusterType, ENGINE_IMAGE, InstallParams, NetworkMode, Spec};
 use crate::addon::render::{self, Target};
+use crate::cci::CciClient;
 use crate::cluster::local::{LocalCluster, LocalOptions};
 use crate::cluster::nodes::{NodeShape, create_nodes};
 use crate::cluster::{ClusterProvider, client_for};
 use crate::error::{Error, Result};
 use crate::hostnode::{self, HostNode, HostNodeOptions, Registry};
-use crate::mock::MockCci;
+use crate::mock_admin::MockAdmin;
 use crate::process::{Guarded, tail_file};
 use crate::progress::Progress;
+use crate::scenario::Need;
 use crate::tools::Tools;
 use crate::wait;
 
@@ -65,22 +67,34 @@ pub const REGISTRY_USER: &str = "burstcert";
 /// Pod capacity of the host node.
 pub const HOST_NODE_PODS: u32 = 40;
 
-/// A running environment: cluster, mock CCI, host node, the add-on.
+/// A running environment: a cluster with the add-on installed, and the CCI side it bursts to,
+/// reached through the tenant's public API. On the local target the harness made all of it
+/// (cluster, mock CCI, host node, the add-on) and also holds what only it can do ([`Local`]);
+/// on an existing cluster it holds only what a user of that cluster has.
 #[derive(Debug)]
 pub struct Env {
-    cluster: Mutex<LocalCluster>,
     kubeconfig: PathBuf,
     cluster_name: String,
-    /// The mock CCI, as the tenant the engine uses.
-    pub mock: MockCci,
+    /// CCI's public API, as the tenant the add-on uses.
+    pub cci: CciClient,
     /// The cluster id the add-on was installed with.
     pub cluster_id: String,
     /// The CCI namespace of this cluster, `bursting-{cluster_id}`.
     pub cci_namespace: String,
-    /// Where the add-on's, the host node's and the mock's logs go.
+    /// Where the add-on's, the host node's and the mock's logs go (local target).
     pub logs: PathBuf,
+    /// What the harness made and controls; `None` on an existing cluster.
+    local: Option<Local>,
+}
+
+/// What the harness controls on the environment it brought up itself.
+#[derive(Debug)]
+struct Local {
+    cluster: Mutex<LocalCluster>,
+    /// The mock's admin side (faults, peak counts).
+    mock_admin: MockAdmin,
     /// The `bursting-engine` binary the host node serves as the add-on's image.
-    pub engine_binary: PathBuf,
+    engine_binary: PathBuf,
     host: Mutex<HostNode>,
     target: Target,
     defaults: InstallParams,
@@ -91,8 +105,38 @@ pub struct Env {
     _address_block: std::fs::File,
 }
 
+/// An existing cluster with the add-on installed, and the CCI endpoint it bursts to: all a
+/// user of that cluster has.
+#[derive(Clone)]
+pub struct Existing {
+    /// Its kubeconfig.
+    pub kubeconfig: PathBuf,
+    /// The public CCI API and the tenant's credential.
+    pub cci: CciClient,
+    /// The cluster id the add-on was installed with.
+    pub cluster_id: String,
+}
+
+impl std::fmt::Debug for Existing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Existing")
+            .field("kubeconfig", &self.kubeconfig)
+            .field("cci", &self.cci)
+            .field("cluster_id", &self.cluster_id)
+            .finish()
+    }
+}
+
 static SHARED: OnceLock<std::result::Result<Env, String>> = OnceLock::new();
 static RELEASE: OnceLock<String> = OnceLock::new();
+/// Set by [`configure_existing`]: the shared environment is that cluster, not a local one.
+static EXISTING: OnceLock<Existing> = OnceLock::new();
+
+/// Makes the shared environment of this process the existing cluster `existing` (before it is
+/// first used). Returns false if it was already configured.
+pub fn configure_existing(existing: Existing) -> bool {
+    EXISTING.set(existing).is_ok()
+}
 
 /// Serializes the scenarios that change the add-on or other cluster-wide state (install,
 /// upgrade, uninstall, node labels): they share one cluster with each other.
@@ -117,7 +161,10 @@ pub fn release() -> &'static str {
 /// The environment shared by every scenario of this process, brought up on first use.
 pub async fn shared() -> Result<&'static Env> {
     let result = tokio::task::spawn_blocking(|| {
-        SHARED.get_or_init(|| Env::start().map_err(|e| e.to_string()))
+        SHARED.get_or_init(|| match EXISTING.get() {
+            Some(existing) => Ok(Env::attach(existing.clone())),
+            None => Env::start().map_err(|e| e.to_string()),
+        })
     })
     .await
     .map_err(|e| Error::Step {
@@ -136,6 +183,49 @@ pub fn shared_if_started() -> Option<&'static Env> {
 }
 
 impl Env {
+    /// The environment of an existing cluster: nothing is started, nothing local is offered.
+    pub fn attach(existing: Existing) -> Self {
+        let cluster_name = existing
+            .kubeconfig
+            .file_name()
+            .map_or_else(|| "existing".into(), |n| n.to_string_lossy().into_owned());
+        Self {
+            logs: std::env::temp_dir().join("burstcert").join("existing"),
+            cci_namespace: cci_api::namespace_for_cluster(&existing.cluster_id),
+            kubeconfig: existing.kubeconfig,
+            cluster_name: format!("existing ({cluster_name})"),
+            cci: existing.cci,
+            cluster_id: existing.cluster_id,
+            local: None,
+        }
+    }
+
+    /// What this environment offers scenarios beyond the cluster's API and CCI's public API.
+    pub fn offers(&self) -> &'static [Need] {
+        if self.local.is_some() { Need::ALL } else { &[] }
+    }
+
+    /// The mock's admin side, when this environment has the mock.
+    pub fn mock_admin(&self) -> Option<&MockAdmin> {
+        self.local.as_ref().map(|l| &l.mock_admin)
+    }
+
+    /// The `bursting-engine` binary the host node serves as the add-on's image (local target).
+    pub fn engine_binary(&self) -> Option<&Path> {
+        self.local.as_ref().map(|l| l.engine_binary.as_path())
+    }
+
+    /// What the harness controls; scenarios that call this declare the need, so it is there.
+    fn local(&self, need: Need) -> &Local {
+        self.local.as_ref().unwrap_or_else(|| {
+            panic!(
+                "this scenario needs {need:?} ({}), which an existing cluster does not offer; \
+                 its catalogue entry must declare it",
+                need.describe()
+            )
+        })
+    }
+
     /// Brings everything up (blocking). Prefer [`shared`].
     pub fn start() -> Result<Self> {
         let progress = Progress::stderr();
@@ -163,14 +253,22 @@ impl Env {
         let token = format!("token-{cluster_id}");
 
         let mock_log = logs.join("mock-cci.log");
+        // The tenant's token goes in a file, not on a command line `ps` shows.
+        let token_file = logs.join("mock-cci.tokens");
+        std::fs::create_dir_all(&logs)
+            .and_then(|()| std::fs::write(&token_file, format!("{token}\n")))
+            .map_err(|source| Error::Io {
+                context: format!("write {}", token_file.display()),
+                source,
+            })?;
         let mock_process = Guarded::spawn(
             "mock-cci",
             &mock_binary,
             &[
                 "--listen".into(),
                 "127.0.0.1:0".into(),
-                "--token".into(),
-                token.clone(),
+                "--token-file".into(),
+                token_file.display().to_string(),
             ],
             &[],
             &mock_log,
@@ -183,7 +281,8 @@ impl Env {
                 source,
             })?;
         let mock_url = runtime.block_on(mock_address(&mock_log))?;
-        let mock = MockCci::new(&mock_url, &token);
+        let cci = CciClient::new(&mock_url, &token);
+        let mock_admin = MockAdmin::new(&mock_url);
         runtime.block_on(async {
             let client = client_for(&kubeconfig).await?;
             let shapes: Vec<NodeShape> = (0..DEFAULT_KWOK_NODES).map(NodeShape::standard).collect();
@@ -271,32 +370,37 @@ impl Env {
             lifecycle::install(&client, &defaults, &target, &progress).await
         })?;
         Ok(Self {
-            cluster: Mutex::new(cluster),
             kubeconfig,
             cluster_name,
-            mock,
+            cci,
             cci_namespace: cci_api::namespace_for_cluster(&cluster_id),
             cluster_id,
             logs,
-            engine_binary,
-            host: Mutex::new(host),
-            target,
-            defaults,
-            api_server: Mutex::new(None),
-            _mock_process: mock_process,
-            _address_block: block_claim,
+            local: Some(Local {
+                cluster: Mutex::new(cluster),
+                mock_admin,
+                engine_binary,
+                host: Mutex::new(host),
+                target,
+                defaults,
+                api_server: Mutex::new(None),
+                _mock_process: mock_process,
+                _address_block: block_claim,
+            }),
         })
     }
 
-    /// Where the add-on runs: the host node, webhooks through its service proxy.
+    /// Where the add-on runs: the host node, webhooks through its service proxy (local target;
+    /// scenarios that call this need [`Need::Installer`]).
     pub fn addon_target(&self) -> &Target {
-        &self.target
+        &self.local(Need::Installer).target
     }
 
     /// The parameters the environment installs the add-on with (release, interconnect on, the
-    /// host node's registry, the mock as CCI, the shortened node lock).
+    /// host node's registry, the mock as CCI, the shortened node lock; local target, scenarios
+    /// that call this need [`Need::Installer`]).
     pub fn addon_defaults(&self) -> &InstallParams {
-        &self.defaults
+        &self.local(Need::Installer).defaults
     }
 
     /// Puts the add-on back as the environment installed it: upgraded (or rolled) back to the
@@ -305,18 +409,21 @@ impl Env {
     pub async fn restore_addon(&self) -> Result<()> {
         let client = self.client().await?;
         let quiet = Progress::quiet();
+        let Local {
+            defaults, target, ..
+        } = self.local(Need::Installer);
         match lifecycle::state(&client).await? {
             Some(state) if matches!(state.status, Status::Running | Status::UpgradeFailed) => {
-                if state.status == Status::Running && state.params == self.defaults {
+                if state.status == Status::Running && state.params == *defaults {
                     return Ok(());
                 }
-                lifecycle::upgrade(&client, &self.defaults, &self.target, &quiet).await
+                lifecycle::upgrade(&client, defaults, target, &quiet).await
             }
             Some(_) => {
                 lifecycle::force_remove(&client).await?;
-                lifecycle::install(&client, &self.defaults, &self.target, &quiet).await
+                lifecycle::install(&client, defaults, target, &quiet).await
             }
-            None => lifecycle::install(&client, &self.defaults, &self.target, &quiet).await,
+            None => lifecycle::install(&client, defaults, target, &quiet).await,
         }
     }
 
@@ -347,8 +454,14 @@ impl Env {
     }
 
     fn component_log_tail(&self, deployment: &str, container: &str, lines: usize) -> String {
+        let Some(local) = &self.local else {
+            return format!(
+                "(the {deployment} log is on the cluster: kubectl logs -n {} deploy/{deployment})",
+                render::NAMESPACE
+            );
+        };
         let prefix = format!("{}_{deployment}-", render::NAMESPACE);
-        match self.host.lock() {
+        match local.host.lock() {
             Ok(host) => match host.newest_log(&prefix, container) {
                 Some(path) => tail_file(&path, lines),
                 None => format!("(no log of {deployment} on the host node yet)"),
@@ -363,10 +476,14 @@ impl Env {
     pub async fn kill_engine(&self) -> Result<i32> {
         let before = self.engine_restarts().await?;
         let killed = {
-            let host = self.host.lock().map_err(|_| Error::Step {
-                step: "kill the engine".into(),
-                detail: "host node handle poisoned".into(),
-            })?;
+            let host = self
+                .local(Need::EngineProcess)
+                .host
+                .lock()
+                .map_err(|_| Error::Step {
+                    step: "kill the engine".into(),
+                    detail: "host node handle poisoned".into(),
+                })?;
             host.kill_containers(
                 render::NAMESPACE,
                 &format!("{}-", render::VIRTUAL_KUBELET),
@@ -384,7 +501,11 @@ impl Env {
 
     /// Pids of the running virtual kubelet processes on the host node.
     pub fn engine_pids(&self) -> Vec<u32> {
-        self.host
+        let Some(local) = &self.local else {
+            return Vec::new();
+        };
+        local
+            .host
             .lock()
             .map(|h| {
                 h.container_pids(
@@ -444,7 +565,8 @@ impl Env {
             step: "restart kube-apiserver".into(),
             detail,
         };
-        let workdir = self
+        let local = self.local(Need::ControlPlane);
+        let workdir = local
             .cluster
             .lock()
             .map_err(|_| step("cluster handle poisoned".into()))?
@@ -530,7 +652,7 @@ impl Env {
             &environ,
             &workdir.join("logs").join("kube-apiserver.log"),
         )?;
-        let old = self
+        let old = local
             .api_server
             .lock()
             .map_err(|_| step("api server handle poisoned".into()))?
@@ -541,10 +663,13 @@ impl Env {
 
     /// Tears the cluster down now (tests normally leave that to process exit).
     pub fn destroy(&self) -> Result<()> {
-        if let Ok(mut host) = self.host.lock() {
+        let Some(local) = &self.local else {
+            return Ok(());
+        };
+        if let Ok(mut host) = local.host.lock() {
             host.stop();
         }
-        match self.cluster.lock() {
+        match local.cluster.lock() {
             Ok(mut cluster) => cluster.destroy(),
             Err(_) => Ok(()),
         }

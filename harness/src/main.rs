@@ -51,17 +51,33 @@ enum Command {
         3  INCOMPLETE  nothing failed, but scenarios did not run (this cluster cannot run them, or --focus/--skip left them out)\n  \
         4  error       the harness could not run (the failed step is named)")]
     Certify {
-        /// The add-on release to certify the engine as.
-        #[arg(long, default_value = burstcert::certify::DEFAULT_RELEASE, value_parser = burstcert::certify::parse_release)]
-        release: burst_rules::release::Release,
+        /// The add-on release to certify [default: 1.5.18 on a local cluster; on an existing
+        /// one, the installed release (a different --release is certified with a warning:
+        /// gated scenarios then check that release's side, which shows whether the cluster
+        /// behaves as that release)].
+        #[arg(long, value_parser = burstcert::certify::parse_release)]
+        release: Option<burst_rules::release::Release>,
         /// Cluster to run on: `local` (a fresh local cluster, the mock CCI and the add-on),
-        /// `existing` (the cluster of --kubeconfig; scenarios needing the mock are reported not
-        /// run, so the verdict is at best INCOMPLETE) or `kind` (not available yet).
+        /// `existing` (the cluster of --kubeconfig with the add-on installed, and the CCI
+        /// endpoint it bursts to: the scenarios that need only the cluster's API and CCI's
+        /// public API run, the rest are "not run", so the verdict is at best INCOMPLETE) or
+        /// `kind` (not available yet).
         #[arg(long, default_value = "local", value_parser = ["local", "existing", "kind"])]
         cluster: String,
         /// Kubeconfig of the existing cluster (with --cluster existing).
         #[arg(long, value_name = "PATH", required_if_eq("cluster", "existing"))]
         kubeconfig: Option<std::path::PathBuf>,
+        /// CCI's API endpoint (with --cluster existing; default: the one the add-on was
+        /// installed with, when burstcert installed it). The tenant's credential comes from the
+        /// CCI_TOKEN environment variable or --cci-token-file, never from a flag.
+        #[arg(long, value_name = "URL")]
+        cci_endpoint: Option<String>,
+        /// File holding the tenant's CCI credential (instead of CCI_TOKEN).
+        #[arg(long, value_name = "PATH")]
+        cci_token_file: Option<std::path::PathBuf>,
+        /// The cluster id the add-on was installed with (default: read from the add-on).
+        #[arg(long)]
+        cluster_id: Option<String>,
         /// Run only these scenario IDs or families (e.g. `WL-02`, `VK`); repeatable.
         #[arg(long, num_args = 1..)]
         focus: Vec<String>,
@@ -192,6 +208,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             release,
             cluster,
             kubeconfig,
+            cci_endpoint,
+            cci_token_file,
+            cluster_id,
             focus,
             skip,
             report,
@@ -199,7 +218,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let report = user_path(report);
             let cluster = match (cluster.as_str(), kubeconfig) {
                 ("existing", Some(path)) => {
-                    burstcert::certify::ClusterChoice::Existing(user_path(path))
+                    let token = match cci_token_file {
+                        Some(file) => {
+                            let file = user_path(file);
+                            let text = std::fs::read_to_string(&file).with_context(|| {
+                                format!("read the CCI credential from {}", file.display())
+                            })?;
+                            Some(text.trim().to_owned())
+                        }
+                        None => std::env::var(burstcert::certify::TOKEN_ENV).ok(),
+                    };
+                    burstcert::certify::ClusterChoice::Existing(
+                        burstcert::certify::ExistingChoice {
+                            kubeconfig: user_path(path),
+                            cci_endpoint,
+                            cci_token: token
+                                .filter(|t| !t.is_empty())
+                                .map(burstcert::certify::Credential),
+                            cluster_id,
+                        },
+                    )
                 }
                 ("kind", _) => burstcert::certify::ClusterChoice::Kind,
                 _ => burstcert::certify::ClusterChoice::Local,
@@ -238,7 +276,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!(
                 "burstcert: up: add-on {release} Running; cluster id {}; mock CCI at {}; Ctrl-C stops everything",
                 env.cluster_id,
-                env.mock.url()
+                env.cci.url()
             );
             println!("{}", env.kubeconfig().display());
             let runtime = tokio::runtime::Runtime::new().context("start tokio")?;

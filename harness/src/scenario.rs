@@ -8,9 +8,70 @@ use k8s_openapi::api::core::v1::{Event, Namespace, Pod, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 
+use crate::cci::CciClient;
 use crate::env::{self, Env};
 use crate::error::{Error, Result};
-use crate::mock::MockCci;
+use crate::mock_admin::MockAdmin;
+
+/// What a scenario needs beyond what every cluster with the add-on offers (the Kubernetes API
+/// and CCI's public API for the tenant). A target that does not offer a need does not run the
+/// scenarios that declare it, and reports them "not run" with the need in words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Need {
+    /// The mock CCI's admin side: faults, peak counts, its network verdict.
+    MockAdmin,
+    /// The harness's own installer: install, upgrade, uninstall and reconfigure the add-on,
+    /// change cluster-wide state (node labels, kube-system objects) and put it back.
+    Installer,
+    /// Control of the add-on's processes (kill the engine as a crash would).
+    EngineProcess,
+    /// Control of the control plane's processes (restart the API server).
+    ControlPlane,
+    /// Nodes whose room the harness chooses (kwok nodes it creates, fills and counts).
+    ChosenNodes,
+    /// The add-on's container logs as files the harness can read whole.
+    AddonLogs,
+}
+
+impl Need {
+    /// Every need (what the local target offers).
+    pub const ALL: &'static [Need] = &[
+        Need::MockAdmin,
+        Need::Installer,
+        Need::EngineProcess,
+        Need::ControlPlane,
+        Need::ChosenNodes,
+        Need::AddonLogs,
+    ];
+
+    /// The need in words, for a report row.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Need::MockAdmin => {
+                "the mock CCI's admin side (faults, peak counts, network verdicts), which a real CCI does not offer"
+            }
+            Need::Installer => {
+                "the harness's own installer (it installs, upgrades or uninstalls the add-on, or changes cluster-wide state)"
+            }
+            Need::EngineProcess => "control of the add-on's processes (it kills the engine)",
+            Need::ControlPlane => {
+                "control of the control plane's processes (it restarts the API server)"
+            }
+            Need::ChosenNodes => "nodes whose room the harness chooses (kwok nodes)",
+            Need::AddonLogs => "the add-on's container logs as files",
+        }
+    }
+}
+
+/// Why a scenario with `needs` cannot run on a target that offers `offers`, if it cannot.
+pub fn unmet(needs: &[Need], offers: &[Need]) -> Option<String> {
+    let missing: Vec<&str> = needs
+        .iter()
+        .filter(|n| !offers.contains(n))
+        .map(|n| n.describe())
+        .collect();
+    (!missing.is_empty()).then(|| format!("needs {}", missing.join("; and ")))
+}
 
 /// Label put on every scenario namespace (what `burstcert` made, for clean-up and inspection).
 pub const SCENARIO_LABEL: &str = "burstcert.io/scenario";
@@ -86,9 +147,20 @@ impl Scenario {
         })
     }
 
-    /// The mock CCI, as this cluster's tenant.
-    pub fn mock(&self) -> &MockCci {
-        &self.env.mock
+    /// CCI's public API, as this cluster's tenant.
+    pub fn cci(&self) -> &CciClient {
+        &self.env.cci
+    }
+
+    /// The mock's admin side (scenarios that call this declare [`Need::MockAdmin`]).
+    pub fn mock_admin(&self) -> anyhow::Result<&MockAdmin> {
+        self.env.mock_admin().ok_or_else(|| {
+            anyhow::anyhow!(
+                "{} needs {}; its catalogue entry must declare Need::MockAdmin",
+                self.id,
+                Need::MockAdmin.describe()
+            )
+        })
     }
 
     /// The CCI namespace of this cluster.
@@ -105,21 +177,32 @@ impl Scenario {
         Api::namespaced(self.client.clone(), &self.namespace)
     }
 
-    /// CCI pods that stand for pods of this scenario's namespace.
+    /// CCI pods that stand for pods of this scenario's namespace, found as a user would: the
+    /// CCI namespace's pods matched to the namespace's cluster pods ([`stands_for`]), not only
+    /// through an annotation the reference engine writes.
     pub async fn cci_pods(&self) -> Result<Vec<cci_api::Pod>> {
-        let prefix = format!("{}/", self.namespace);
+        let cluster: Vec<ClusterPod> = self
+            .api::<Pod>()
+            .list(&ListParams::default())
+            .await
+            .map_err(|source| Error::Kube {
+                context: format!("list the pods of {}", self.namespace),
+                source,
+            })?
+            .items
+            .into_iter()
+            .map(|p| ClusterPod {
+                name: p.metadata.name.unwrap_or_default(),
+                uid: p.metadata.uid.unwrap_or_default(),
+                labels: p.metadata.labels.unwrap_or_default(),
+            })
+            .collect();
         Ok(self
-            .mock()
+            .cci()
             .pods(self.cci_namespace())
             .await?
             .into_iter()
-            .filter(|p| {
-                p.metadata
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get(cci_api::ANNOTATION_CLUSTER_POD))
-                    .is_some_and(|owner| owner.starts_with(&prefix))
-            })
+            .filter(|p| stands_for(p, &self.namespace, &cluster))
             .collect())
     }
 
@@ -176,7 +259,7 @@ impl Scenario {
             "scenario {} namespace {}\npods:\n{pods}\nrecent events:\n{events}\n{}\nengine log (last 30 lines):\n{}\nwebhook log (last 15 lines):\n{}",
             self.id,
             self.namespace,
-            self.mock().describe(self.cci_namespace()).await,
+            self.cci().describe(self.cci_namespace()).await,
             self.env.engine_log_tail(30),
             self.env.webhook_log_tail(15)
         )
@@ -220,6 +303,53 @@ impl Drop for Scenario {
     }
 }
 
+/// What [`stands_for`] knows of a cluster pod.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterPod {
+    /// Its name.
+    pub name: String,
+    /// Its UID.
+    pub uid: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Whether CCI pod `cci` stands for a pod of cluster namespace `namespace`, whose current pods
+/// are `cluster`. Any one of these is enough:
+/// - it carries the cluster pod's UID (label `bursting.cci.io/cluster-pod-uid`) or its
+///   `namespace/name` (annotation `bursting.cci.io/cluster-pod`): the reference engine's marks;
+/// - its name is `{namespace}.{name}` (the reference engine's naming; CCI keeps one namespace
+///   per cluster, so a pod's name alone could collide across cluster namespaces), or it starts
+///   with `{namespace}.` (a pod already gone from the cluster);
+/// - it carries every label of a cluster pod (non-empty) and its name contains that pod's name:
+///   how a user matches pods an engine carried over under its own naming.
+///
+/// The documentation names neither scheme; these are ours. A pod whose cluster pod is gone and
+/// that carries none of the marks and not the namespace in its name is not seen.
+pub fn stands_for(cci: &cci_api::Pod, namespace: &str, cluster: &[ClusterPod]) -> bool {
+    let meta = &cci.metadata;
+    let name = meta.name.as_deref().unwrap_or_default();
+    let labels = meta.labels.clone().unwrap_or_default();
+    let owner = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(cci_api::ANNOTATION_CLUSTER_POD));
+    if owner.is_some_and(|o| o.starts_with(&format!("{namespace}/"))) {
+        return true;
+    }
+    if name.starts_with(&format!("{namespace}.")) {
+        return true;
+    }
+    let uid = labels.get(cci_api::LABEL_CLUSTER_POD_UID);
+    cluster.iter().any(|p| {
+        uid.is_some_and(|u| !p.uid.is_empty() && *u == p.uid)
+            || (!p.labels.is_empty()
+                && !p.name.is_empty()
+                && name.contains(&p.name)
+                && p.labels.iter().all(|(k, v)| labels.get(k) == Some(v)))
+    })
+}
+
 async fn delete_namespace(client: &kube::Client, namespace: &str) -> Result<()> {
     match Api::<Namespace>::all(client.clone())
         .delete(namespace, &DeleteParams::default())
@@ -231,5 +361,65 @@ async fn delete_namespace(client: &kube::Client, namespace: &str) -> Result<()> 
             context: format!("delete namespace {namespace}"),
             source,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    fn cci_pod(name: &str, labels: &[(&str, &str)], owner: Option<&str>) -> cci_api::Pod {
+        let mut meta = ObjectMeta {
+            name: Some(name.into()),
+            labels: Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        if let Some(o) = owner {
+            meta.annotations = Some(BTreeMap::from([(
+                cci_api::ANNOTATION_CLUSTER_POD.to_owned(),
+                o.to_owned(),
+            )]));
+        }
+        cci_api::Pod::new(meta, Default::default())
+    }
+
+    fn web() -> Vec<ClusterPod> {
+        vec![ClusterPod {
+            name: "web-5d8f-abcde".into(),
+            uid: "u-1".into(),
+            labels: BTreeMap::from([("app".to_owned(), "web".to_owned())]),
+        }]
+    }
+
+    #[rstest]
+    #[case::the_owner_annotation(cci_pod("x", &[], Some("wl-02-a/web-5d8f-abcde")), true)]
+    #[case::the_uid_label(cci_pod("x", &[(cci_api::LABEL_CLUSTER_POD_UID, "u-1")], None), true)]
+    #[case::the_reference_naming(cci_pod("wl-02-a.web-5d8f-abcde", &[], None), true)]
+    #[case::gone_from_the_cluster(cci_pod("wl-02-a.web-old", &[], None), true)]
+    #[case::labels_and_name_without_any_mark(cci_pod("web-5d8f-abcde-cci", &[("app", "web"), ("tier", "x")], None), true)]
+    #[case::another_namespace(cci_pod("wl-02-b.web-5d8f-abcde", &[], Some("wl-02-b/web-5d8f-abcde")), false)]
+    #[case::same_labels_other_name(cci_pod("db-0", &[("app", "web")], None), false)]
+    #[case::same_name_other_labels(cci_pod("web-5d8f-abcde", &[("app", "db")], None), false)]
+    #[case::another_uid(cci_pod("x", &[(cci_api::LABEL_CLUSTER_POD_UID, "u-2")], None), false)]
+    fn a_cci_pod_is_matched_to_the_namespace_as_a_user_would(
+        #[case] pod: cci_api::Pod,
+        #[case] expected: bool,
+    ) {
+        assert_eq!(stands_for(&pod, "wl-02-a", &web()), expected);
+    }
+
+    #[test]
+    fn a_need_is_unmet_only_when_the_target_lacks_it_and_says_which() {
+        assert_eq!(unmet(&[], &[]), None);
+        assert_eq!(unmet(&[Need::MockAdmin], Need::ALL), None);
+        let why = unmet(&[Need::MockAdmin, Need::Installer], &[Need::Installer]).unwrap();
+        assert!(why.starts_with("needs the mock CCI's admin side"), "{why}");
+        assert!(!why.contains("installer"), "{why}");
     }
 }

@@ -10,8 +10,8 @@ use std::process::Command;
 
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
+use crate::cci::CciClient;
 use crate::error::{Error, Result};
-use crate::mock::MockCci;
 
 /// What a purge removed.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -100,7 +100,7 @@ pub fn billable(pods: &[cci_api::Pod], now: k8s_openapi::jiff::Timestamp) -> (us
 /// the add-on's gc; idempotent (a cluster with nothing left reports zeros).
 pub async fn purge(endpoint: &str, token: &str, cluster_id: &str) -> Result<PurgeReport> {
     let namespace = cci_api::namespace_for_cluster(cluster_id);
-    let cci = MockCci::new(endpoint, token);
+    let cci = CciClient::new(endpoint, token);
     let pods = cci.pods(&namespace).await?;
     let (running, vcpu_seconds, gib_seconds) = billable(&pods, k8s_openapi::jiff::Timestamp::now());
     // May run `cargo build` (from a workspace): not on the runtime's threads.

@@ -516,17 +516,17 @@ pub fn un_01(s: &Scenario) -> BodyFuture<'_> {
         let left = leftovers(&s.client).await?;
         anyhow::ensure!(left.is_empty(), "left after uninstall: {left:?}");
         anyhow::ensure!(
-            !s.mock().namespace_exists(s.cci_namespace()).await?,
+            !s.cci().namespace_exists(s.cci_namespace()).await?,
             "the CCI namespace {} is still there",
             s.cci_namespace()
         );
-        let other_pods = s.mock().pods(&other).await?;
+        let other_pods = s.cci().pods(&other).await?;
         anyhow::ensure!(
-            other_pods.len() == 1 && s.mock().namespace_exists(&other).await?,
+            other_pods.len() == 1 && s.cci().namespace_exists(&other).await?,
             "the other cluster's namespace {other} was touched: {} pods",
             other_pods.len()
         );
-        s.mock().delete(&format!("/namespaces/{other}")).await?;
+        s.cci().delete(&format!("/namespaces/{other}")).await?;
         Ok(Outcome::Passed)
     }))
 }
@@ -534,14 +534,14 @@ pub fn un_01(s: &Scenario) -> BodyFuture<'_> {
 /// Another cluster's CCI namespace with one pod, made through the CCI API as its engine would.
 async fn other_cluster(s: &Scenario) -> anyhow::Result<String> {
     let ns = format!("bursting-other-{}", &s.namespace[s.namespace.len() - 5..]);
-    s.mock()
+    s.cci()
         .create(
             "/namespaces",
             &serde_json::json!({"apiVersion": cci_api::API_VERSION, "kind": "Namespace", "metadata": {"name": ns}}),
         )
         .await?;
     let size = BTreeMap::from([("cpu", "500m"), ("memory", "1Gi")]);
-    s.mock()
+    s.cci()
         .create(
             &format!("/namespaces/{ns}/pods"),
             &serde_json::json!({
@@ -558,8 +558,8 @@ async fn other_cluster(s: &Scenario) -> anyhow::Result<String> {
 /// The number of CCI pods of this cluster, and whether its namespace exists.
 async fn cci_side(s: &Scenario) -> anyhow::Result<(usize, bool)> {
     Ok((
-        s.mock().pods(s.cci_namespace()).await?.len(),
-        s.mock().namespace_exists(s.cci_namespace()).await?,
+        s.cci().pods(s.cci_namespace()).await?.len(),
+        s.cci().namespace_exists(s.cci_namespace()).await?,
     ))
 }
 
@@ -757,7 +757,7 @@ pub fn un_03(s: &Scenario) -> BodyFuture<'_> {
             "expected the CCI side left behind, saw {pods} pods"
         );
         let report =
-            crate::addon::purge::purge(s.mock().url(), s.mock().token(), &s.env.cluster_id).await?;
+            crate::addon::purge::purge(s.cci().url(), s.cci().token(), &s.env.cluster_id).await?;
         anyhow::ensure!(report.pods >= 1, "purge removed no pod: {report}");
         anyhow::ensure!(cci_side(s).await? == (0, false), "purge left the CCI side");
         Ok(Outcome::Passed)
@@ -772,7 +772,7 @@ pub fn un_04(s: &Scenario) -> BodyFuture<'_> {
         // no gc). Its pods were made through the CCI API as its engine made them.
         let gone = format!("gone{}", &s.namespace[s.namespace.len() - 5..]);
         let ns = cci_api::namespace_for_cluster(&gone);
-        s.mock()
+        s.cci()
             .create(
                 "/namespaces",
                 &serde_json::json!({"apiVersion": cci_api::API_VERSION, "kind": "Namespace", "metadata": {"name": ns}}),
@@ -780,7 +780,7 @@ pub fn un_04(s: &Scenario) -> BodyFuture<'_> {
             .await?;
         let size = BTreeMap::from([("cpu", "1"), ("memory", "2Gi")]);
         for name in ["web-0", "web-1"] {
-            s.mock()
+            s.cci()
                 .create(
                     &format!("/namespaces/{ns}/pods"),
                     &serde_json::json!({
@@ -796,14 +796,14 @@ pub fn un_04(s: &Scenario) -> BodyFuture<'_> {
             "the left-behind pods to be Running (billable)",
             Duration::from_secs(30),
             || async {
-                let pods = s.mock().pods(&ns).await?;
+                let pods = s.cci().pods(&ns).await?;
                 Ok((pods.len() == 2 && pods.iter().all(super::cci_running)).then_some(()))
             },
-            || async { s.mock().describe(&ns).await },
+            || async { s.cci().describe(&ns).await },
         )
         .await?;
-        let ours_before = s.mock().pods(s.cci_namespace()).await?.len();
-        let report = crate::addon::purge::purge(s.mock().url(), s.mock().token(), &gone).await?;
+        let ours_before = s.cci().pods(s.cci_namespace()).await?.len();
+        let report = crate::addon::purge::purge(s.cci().url(), s.cci().token(), &gone).await?;
         eprintln!("UN-04: {report}");
         anyhow::ensure!(
             report.pods == 2,
@@ -814,12 +814,9 @@ pub fn un_04(s: &Scenario) -> BodyFuture<'_> {
             report.vcpu_seconds > 0.0,
             "purge reported no billable time: {report}"
         );
+        anyhow::ensure!(!s.cci().namespace_exists(&ns).await?, "{ns} is still there");
         anyhow::ensure!(
-            !s.mock().namespace_exists(&ns).await?,
-            "{ns} is still there"
-        );
-        anyhow::ensure!(
-            s.mock().pods(s.cci_namespace()).await?.len() == ours_before,
+            s.cci().pods(s.cci_namespace()).await?.len() == ours_before,
             "purge touched this cluster's namespace"
         );
         Ok(Outcome::Passed)
@@ -928,7 +925,7 @@ async fn probe_until(
             };
             let name = pod.metadata.name.clone().unwrap_or_default();
             let answer = s
-                .mock()
+                .cci()
                 .exec(s.cci_namespace(), &name, &["probe", target])
                 .await?;
             let text = format!(

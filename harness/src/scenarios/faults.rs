@@ -9,8 +9,11 @@ use kube::api::PostParams;
 
 use super::{BodyFuture, cluster_uid_of, converge};
 use crate::catalogue::Outcome;
+use crate::mock_admin::FaultGuard;
 use crate::scenario::Scenario;
 use crate::{fixtures, wait};
+use mock_cci::faults::Operation;
+use mock_cci::{Fault, Scope};
 
 /// with CCI failing half the pod creations with 503 and answering them 1.5 s late, a
 /// 5-replica Deployment (`enforce`) is created; once the engine has met several failures the
@@ -18,33 +21,33 @@ use crate::{fixtures, wait};
 /// The faults are scoped to this cluster's CCI namespace and cleared also when a step fails.
 pub fn r_02(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(async move {
-        let scope = serde_json::json!({ "namespace": s.cci_namespace() });
-        let errors = s
-            .mock()
+        let admin = s.mock_admin()?;
+        let scope = Scope::Namespace(s.cci_namespace().to_owned());
+        let create_pods: Operation = "create pods"
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!(e))?;
+        // Both guards clear their fault when the body ends, however it ends.
+        let errors = admin
             .set_fault(
                 scope.clone(),
-                serde_json::json!({"type": "errorRate", "operations": ["create pods"], "percent": 50, "status": 503}),
+                Fault::ErrorRate {
+                    operations: vec![create_pods],
+                    percent: 50,
+                    status: 503,
+                },
             )
             .await?;
-        let slow = match s
-            .mock()
+        let slow = admin
             .set_fault(
                 scope,
-                serde_json::json!({"type": "latency", "operations": ["create pods"], "millis": 1500}),
+                Fault::Latency {
+                    operations: vec![create_pods],
+                    millis: 1500,
+                },
             )
-            .await
-        {
-            Ok(id) => id,
-            Err(e) => {
-                let _ = s.mock().clear_fault(errors).await;
-                return Err(e.into());
-            }
-        };
-        let during = faulty_phase(s, errors).await;
-        let cleared = (
-            s.mock().clear_fault(errors).await,
-            s.mock().clear_fault(slow).await,
-        );
+            .await?;
+        let during = faulty_phase(s, &errors).await;
+        let cleared = (errors.clear().await, slow.clear().await);
         during?;
         cleared.0?;
         cleared.1?;
@@ -63,7 +66,7 @@ pub fn r_02(s: &Scenario) -> BodyFuture<'_> {
 }
 
 /// Creates the Deployment and waits until the error fault has failed at least 3 creations.
-async fn faulty_phase(s: &Scenario, errors: u64) -> anyhow::Result<()> {
+async fn faulty_phase(s: &Scenario, errors: &FaultGuard) -> anyhow::Result<()> {
     let mut deployment: Deployment = fixtures::load("workloads/wl-02-deployment.yaml")?;
     deployment.metadata.name = Some("flaky".into());
     deployment.spec.as_mut().context("spec")?.replicas = Some(5);
@@ -74,14 +77,7 @@ async fn faulty_phase(s: &Scenario, errors: u64) -> anyhow::Result<()> {
         "the mock to have failed 3 pod creations with 503",
         Duration::from_secs(90),
         || async {
-            let faults = s.mock().inside("/_mock/faults").await?;
-            let fired = faults
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|f| f["id"].as_u64() == Some(errors))
-                .and_then(|f| f["fired"].as_u64())
-                .unwrap_or(0);
+            let fired = errors.fired().await?;
             Ok((fired >= 3).then_some(fired))
         },
         || s.diagnose(),

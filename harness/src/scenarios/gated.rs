@@ -561,7 +561,7 @@ pub fn vol_05(s: &Scenario) -> BodyFuture<'_> {
             );
         }
         let on_cci: Option<cci_api::Secret> = s
-            .mock()
+            .cci()
             .object(s.cci_namespace(), "secrets", &mirrored)
             .await?;
         let on_cci = on_cci.with_context(|| format!("secret {mirrored} is not on CCI"))?;
@@ -684,7 +684,7 @@ pub fn vol_06(s: &Scenario) -> BodyFuture<'_> {
                     })?;
                 anyhow::ensure!(mounted(&cci, "store"), "the claim is not mounted on CCI");
                 let mirrored: Option<cci_api::PersistentVolumeClaim> = s
-                    .mock()
+                    .cci()
                     .object(s.cci_namespace(), "persistentvolumeclaims", &cci_claim)
                     .await?;
                 let mirrored = mirrored

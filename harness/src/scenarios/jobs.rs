@@ -193,7 +193,7 @@ pub fn wl_04(s: &Scenario) -> BodyFuture<'_> {
         anyhow::ensure!(off.is_empty(), "pods of pi not on {VIRTUAL_NODE}: {off:?}");
 
         let peak = s
-            .mock()
+            .mock_admin()?
             .inside(&format!(
                 "/_mock/peak?namespace={}&labelSelector=job-name%3Dpi%2C{JOB_UID_LABEL}%3D{pi_uid}",
                 s.cci_namespace()

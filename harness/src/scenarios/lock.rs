@@ -14,8 +14,10 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use super::{BodyFuture, POLICY_LABEL, cluster_uid_of, converge};
 use crate::catalogue::Outcome;
 use crate::env::{VIRTUAL_NODE, lock_seconds};
+use crate::mock_admin::{FaultGuard, MockAdmin};
 use crate::scenario::Scenario;
 use crate::{fixtures, wait};
+use mock_cci::{Fault, Scope};
 
 /// The engine's annotation holding the lock's end.
 pub const ANNOTATION_LOCKED_UNTIL: &str = "bursting.cci.io/locked-until";
@@ -88,12 +90,14 @@ async fn create_nginx(s: &Scenario, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Sells CCI out for this cluster's namespace; answers the fault's id.
-async fn sell_out(s: &Scenario) -> anyhow::Result<u64> {
-    Ok(s.mock()
+/// Sells CCI out (every size) for this cluster's namespace, until the guard ends.
+async fn sell_out(s: &Scenario) -> anyhow::Result<FaultGuard> {
+    Ok(s.mock_admin()?
         .set_fault(
-            serde_json::json!({ "namespace": s.cci_namespace() }),
-            serde_json::json!({ "type": "soldOut", "flavours": [] }),
+            Scope::Namespace(s.cci_namespace().to_owned()),
+            Fault::SoldOut {
+                flavours: Vec::new(),
+            },
         )
         .await?)
 }
@@ -201,15 +205,15 @@ async fn waiting_runs(s: &Scenario, name: &str) -> anyhow::Result<()> {
 /// Clears the fault and leaves the node uncordoned with no lock recorded, whatever happened.
 /// The scenario's pods go first: a pod still waiting must not be scheduled by the uncordon
 /// into the next scenario's sold-out CCI.
-async fn restore(s: &Scenario, fault: Option<u64>) -> anyhow::Result<()> {
+async fn restore(s: &Scenario, fault: Option<FaultGuard>) -> anyhow::Result<()> {
     s.api::<Pod>()
         .delete_collection(
             &DeleteParams::default().grace_period(0),
             &ListParams::default(),
         )
         .await?;
-    if let Some(id) = fault {
-        s.mock().clear_fault(id).await?;
+    if let Some(fault) = fault {
+        fault.clear().await?;
     }
     let patch = serde_json::json!({
         "metadata": { "annotations": { ANNOTATION_LOCKED_UNTIL: null } },
@@ -224,13 +228,14 @@ async fn restore(s: &Scenario, fault: Option<u64>) -> anyhow::Result<()> {
 /// Runs `body` with CCI sold out for this cluster, then restores the fault and the node.
 async fn with_sold_out<'a, F, Fut>(s: &'a Scenario, body: F) -> anyhow::Result<Outcome>
 where
-    F: FnOnce(&'a Scenario, u64) -> Fut,
+    F: FnOnce(&'a Scenario, &'a MockAdmin, u64) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<Outcome>> + 'a,
 {
     // A lock left by an earlier run must not be mistaken for this one.
     restore(s, None).await?;
+    // The guard clears the fault even if the body panics; `restore` clears it first otherwise.
     let fault = sell_out(s).await?;
-    let result = body(s, fault).await;
+    let result = body(s, s.mock_admin()?, fault.id()).await;
     let restored = restore(s, Some(fault)).await;
     let outcome = result?;
     restored.context("restoring the node and the mock after the scenario")?;
@@ -240,7 +245,7 @@ where
 /// LOCK-01: with CCI sold out, a burst pod fails, the node turns `SchedulingDisabled`, and a
 /// new `enforce` pod waits, unscheduled.
 pub fn lock_01(s: &Scenario) -> BodyFuture<'_> {
-    Box::pin(with_sold_out(s, |s, _fault| async move {
+    Box::pin(with_sold_out(s, |s, _admin, _fault| async move {
         burst_and_lock(s, "sold-out").await?;
         create_waiting(s, "waiting").await?;
         Ok(Outcome::Passed)
@@ -250,10 +255,10 @@ pub fn lock_01(s: &Scenario) -> BodyFuture<'_> {
 /// LOCK-02: `kubectl uncordon` unlocks the node before its lock ends; once CCI has capacity
 /// again the waiting pod runs, and the engine drops its lock rather than cordon again.
 pub fn lock_02(s: &Scenario) -> BodyFuture<'_> {
-    Box::pin(with_sold_out(s, |s, fault| async move {
+    Box::pin(with_sold_out(s, |s, admin, fault| async move {
         let until = burst_and_lock(s, "sold-out").await?;
         create_waiting(s, "waiting").await?;
-        s.mock().clear_fault(fault).await?;
+        admin.clear_fault(fault).await?;
         anyhow::ensure!(
             Timestamp::now() < until,
             "the lock (until {until}) ended before the uncordon; raise {}",
@@ -275,10 +280,10 @@ pub fn lock_02(s: &Scenario) -> BodyFuture<'_> {
 /// LOCK-03: the lock lifts by itself when its (shortened) duration ends; the waiting pod then
 /// runs.
 pub fn lock_03(s: &Scenario) -> BodyFuture<'_> {
-    Box::pin(with_sold_out(s, |s, fault| async move {
+    Box::pin(with_sold_out(s, |s, admin, fault| async move {
         let until = burst_and_lock(s, "sold-out").await?;
         create_waiting(s, "waiting").await?;
-        s.mock().clear_fault(fault).await?;
+        admin.clear_fault(fault).await?;
         let patience = Duration::from_secs(lock_seconds()) + PATIENCE;
         let lifted_at = wait::until(
             &format!("{VIRTUAL_NODE} uncordoned by the engine when its lock ends ({until})"),

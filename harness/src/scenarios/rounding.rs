@@ -277,7 +277,7 @@ async fn cci_peak_of(s: &Scenario, name: &str, labels: &str) -> anyhow::Result<u
         selector = format!("{labels},{selector}");
     }
     let peak = s
-        .mock()
+        .mock_admin()?
         .inside(&format!(
             "/_mock/peak?namespace={}&labelSelector={}",
             s.cci_namespace(),

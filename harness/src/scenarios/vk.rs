@@ -154,7 +154,7 @@ pub fn vk_logs(s: &Scenario) -> BodyFuture<'_> {
                     format!("kubectl logs {NAME} -c {container} (tail {tail_lines:?})")
                 })?;
             let on_cci = s
-                .mock()
+                .cci()
                 .logs(s.cci_namespace(), &cci_pod, &container, tail_lines)
                 .await?;
             anyhow::ensure!(

@@ -46,7 +46,7 @@ pub fn vol_01(s: &Scenario) -> BodyFuture<'_> {
             let name = name.clone();
             async move {
                 let got: Option<cci_api::ConfigMap> = s
-                    .mock()
+                    .cci()
                     .object(s.cci_namespace(), "configmaps", &name)
                     .await?;
                 Ok(got.filter(|c| c.data.as_ref() == Some(&want)).map(|_| ()))
@@ -111,7 +111,7 @@ pub fn vol_02(s: &Scenario) -> BodyFuture<'_> {
             PATIENCE,
             || async {
                 let got: Option<cci_api::Secret> =
-                    s.mock().object(s.cci_namespace(), "secrets", &name).await?;
+                    s.cci().object(s.cci_namespace(), "secrets", &name).await?;
                 Ok(got.filter(|sec| {
                     sec.data
                         .as_ref()

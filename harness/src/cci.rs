@@ -1,21 +1,34 @@
-//! The harness's view of the mock CCI: what the mock holds, read through its API.
+//! The harness's view of CCI through the tenant's public CCI 2.0 API (the paths, header and
+//! objects of the published reference, see `mock-cci/README.md`): what a user of the add-on can
+//! read about the CCI side. The same code reads the mock and the real service; what only the
+//! mock can tell (faults, peak counts) is in [`crate::mock_admin`].
 //!
-//! Suites read the CCI side only from here (the mock's own state), never from the engine.
+//! Scenarios read the CCI side only from here, never from the engine.
 
 use cci_api::{AUTH_HEADER, List, Pod};
 
 use crate::error::{Error, Result};
 
-/// A client of the mock CCI for one tenant.
-#[derive(Clone, Debug)]
-pub struct MockCci {
+/// A client of CCI's public API for one tenant.
+#[derive(Clone)]
+pub struct CciClient {
     url: String,
     token: String,
     http: reqwest::Client,
 }
 
-impl MockCci {
-    /// A client for the mock at `url` (e.g. `http://127.0.0.1:4321`) as the tenant of `token`.
+/// The token is a credential: never printed.
+impl std::fmt::Debug for CciClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CciClient")
+            .field("url", &self.url)
+            .field("token", &"[redacted]")
+            .finish()
+    }
+}
+
+impl CciClient {
+    /// A client for the CCI API at `url` (e.g. `http://127.0.0.1:4321`) as the tenant of `token`.
     pub fn new(url: &str, token: &str) -> Self {
         Self {
             url: url.trim_end_matches('/').to_owned(),
@@ -93,79 +106,6 @@ impl MockCci {
         .await
     }
 
-    /// Sets a fault through the mock's admin API (`POST /_mock/faults`, no token): `scope` is
-    /// `{"tenant": T}` or `{"namespace": NS}`, `fault` e.g. `{"type": "soldOut", "flavours": []}`.
-    /// Answers its id, for [`MockCci::clear_fault`].
-    pub async fn set_fault(
-        &self,
-        scope: serde_json::Value,
-        fault: serde_json::Value,
-    ) -> Result<u64> {
-        let context = || format!("set mock fault {fault} on {scope}");
-        let body = serde_json::json!({ "scope": scope, "fault": fault });
-        let resp = self
-            .http
-            .post(format!("{}/_mock/faults", self.url))
-            .json(&body)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|source| Error::Http {
-                context: context(),
-                source,
-            })?;
-        let set: serde_json::Value = resp.json().await.map_err(|source| Error::Http {
-            context: context(),
-            source,
-        })?;
-        set["id"].as_u64().ok_or_else(|| Error::Step {
-            step: context(),
-            detail: format!("the mock answered without an id: {set}"),
-        })
-    }
-
-    /// Clears one fault (`DELETE /_mock/faults/{id}`); clearing one already gone is fine.
-    pub async fn clear_fault(&self, id: u64) -> Result<()> {
-        let context = || format!("clear mock fault {id}");
-        let resp = self
-            .http
-            .delete(format!("{}/_mock/faults/{id}", self.url))
-            .send()
-            .await
-            .map_err(|source| Error::Http {
-                context: context(),
-                source,
-            })?;
-        if resp.status() == reqwest::StatusCode::NOT_FOUND {
-            return Ok(());
-        }
-        resp.error_for_status().map_err(|source| Error::Http {
-            context: context(),
-            source,
-        })?;
-        Ok(())
-    }
-
-    /// A GET of the mock's inside view (no token), e.g. `/_mock/faults` or
-    /// `/_mock/peak?namespace=NS` (WL-04, R-02), as JSON.
-    pub async fn inside(&self, path_and_query: &str) -> Result<serde_json::Value> {
-        let context = || format!("GET mock {path_and_query}");
-        let resp = self
-            .http
-            .get(format!("{}{path_and_query}", self.url))
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|source| Error::Http {
-                context: context(),
-                source,
-            })?;
-        resp.json().await.map_err(|source| Error::Http {
-            context: context(),
-            source,
-        })
-    }
-
     /// Sends `method` to a tenant API path (under the API prefix) with an optional JSON body;
     /// `Ok(None)` for 404, the decoded answer otherwise.
     async fn send_json(
@@ -226,8 +166,10 @@ impl MockCci {
             .map(|_| ())
     }
 
-    /// Runs a command in a CCI pod's container (`POST …/pods/{name}/exec`); the mock simulates
-    /// `probe <service>[.<namespace>]` with its network model.
+    /// Runs a command in a CCI pod's container (`POST …/pods/{name}/exec` with a JSON body):
+    /// the mock's own exec, which simulates `probe <service>[.<namespace>]` with its network
+    /// model; the published exec streams instead (`mock-cci/README.md`), so only scenarios that
+    /// need the mock call this.
     pub async fn exec(
         &self,
         namespace: &str,
@@ -331,12 +273,12 @@ impl MockCci {
                     })
                     .collect();
                 format!(
-                    "mock CCI namespace {namespace}: {} pods\n{}",
+                    "CCI namespace {namespace}: {} pods\n{}",
                     pods.len(),
                     rows.join("\n")
                 )
             }
-            Err(e) => format!("mock CCI namespace {namespace}: {e}"),
+            Err(e) => format!("CCI namespace {namespace}: {e}"),
         }
     }
 }

@@ -1,0 +1,160 @@
+//! The mock CCI's admin side (`/_mock/…`, no tenant token): typed faults and the inside view
+//! (peak counts) that only the mock can give. Scenarios that use it declare
+//! [`Need::MockAdmin`](crate::scenario::Need::MockAdmin); on a target without the mock (an
+//! existing cluster with a real CCI endpoint) they do not run, and nothing here is reachable.
+
+use mock_cci::faults::ActiveFault;
+use mock_cci::{Fault, FaultSpec, Scope};
+
+use crate::error::{Error, Result};
+
+/// A client of the mock's admin API.
+#[derive(Clone, Debug)]
+pub struct MockAdmin {
+    url: String,
+    http: reqwest::Client,
+}
+
+impl MockAdmin {
+    /// The admin side of the mock at `url` (its base URL; the admin API needs no token).
+    pub fn new(url: &str) -> Self {
+        Self {
+            url: url.trim_end_matches('/').to_owned(),
+            // As for the tenant client: no pooled connections across test runtimes.
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Sets `fault` on `scope` (`POST /_mock/faults`). The guard clears it when dropped,
+    /// whatever happens in between; [`FaultGuard::clear`] clears it now and says if that failed.
+    pub async fn set_fault(&self, scope: Scope, fault: Fault) -> Result<FaultGuard> {
+        let spec = FaultSpec { scope, fault };
+        let context = || format!("set mock fault {:?} on {:?}", spec.fault, spec.scope);
+        let resp = self
+            .http
+            .post(format!("{}/_mock/faults", self.url))
+            .json(&spec)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|source| Error::Http {
+                context: context(),
+                source,
+            })?;
+        let set: ActiveFault = resp.json().await.map_err(|source| Error::Http {
+            context: context(),
+            source,
+        })?;
+        Ok(FaultGuard {
+            admin: self.clone(),
+            id: Some(set.id),
+        })
+    }
+
+    /// Clears one fault (`DELETE /_mock/faults/{id}`); clearing one already gone is fine.
+    pub async fn clear_fault(&self, id: u64) -> Result<()> {
+        let context = || format!("clear mock fault {id}");
+        let resp = self
+            .http
+            .delete(format!("{}/_mock/faults/{id}", self.url))
+            .send()
+            .await
+            .map_err(|source| Error::Http {
+                context: context(),
+                source,
+            })?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(());
+        }
+        resp.error_for_status().map_err(|source| Error::Http {
+            context: context(),
+            source,
+        })?;
+        Ok(())
+    }
+
+    /// The faults that are set, with how often each matched and fired.
+    pub async fn faults(&self) -> Result<Vec<ActiveFault>> {
+        let value = self.inside("/_mock/faults").await?;
+        serde_json::from_value(value).map_err(|e| Error::Step {
+            step: "read the mock's faults".into(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// A GET of the mock's inside view, e.g. `/_mock/peak?namespace=NS` (WL-04, RES-03), as JSON.
+    pub async fn inside(&self, path_and_query: &str) -> Result<serde_json::Value> {
+        let context = || format!("GET mock {path_and_query}");
+        let resp = self
+            .http
+            .get(format!("{}{path_and_query}", self.url))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|source| Error::Http {
+                context: context(),
+                source,
+            })?;
+        resp.json().await.map_err(|source| Error::Http {
+            context: context(),
+            source,
+        })
+    }
+}
+
+/// A fault that is set; cleared when the guard is dropped (a failed or panicking scenario too).
+#[derive(Debug)]
+pub struct FaultGuard {
+    admin: MockAdmin,
+    id: Option<u64>,
+}
+
+impl FaultGuard {
+    /// The fault's id on the mock.
+    pub fn id(&self) -> u64 {
+        self.id.unwrap_or_default()
+    }
+
+    /// How many requests the fault acted on so far (failed, delayed, refused).
+    pub async fn fired(&self) -> Result<u64> {
+        Ok(self
+            .admin
+            .faults()
+            .await?
+            .iter()
+            .find(|f| Some(f.id) == self.id)
+            .map_or(0, |f| f.fired))
+    }
+
+    /// Clears the fault now.
+    pub async fn clear(mut self) -> Result<()> {
+        match self.id.take() {
+            Some(id) => self.admin.clear_fault(id).await,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for FaultGuard {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else {
+            return;
+        };
+        // The scenario's runtime may be unwinding or gone: clear on a fresh thread and runtime,
+        // and wait for it, so the next scenario never meets this fault.
+        let admin = self.admin.clone();
+        let cleared = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map(|rt| rt.block_on(admin.clear_fault(id)))
+        })
+        .join();
+        if !matches!(cleared, Ok(Ok(Ok(())))) {
+            tracing::warn!(id, "could not clear mock fault {id} when its guard ended");
+        }
+    }
+}
