@@ -6,7 +6,7 @@
 //! executable was built with, showing progress (a no-op, about a second, when they are fresh).
 //! A user who edits the engine and runs `certify` again certifies the edited engine.
 //!
-//! An environment variable ([`crate::env::ENGINE_BIN_ENV`], [`crate::env::MOCK_BIN_ENV`])
+//! An environment variable ([`ENGINE_BIN_ENV`], [`MOCK_BIN_ENV`])
 //! naming a binary wins, resolved against the current directory. Outside a workspace (an
 //! installed `burstcert`), the binaries are looked for beside the executable, and the error says
 //! what to install or set.
@@ -18,6 +18,13 @@ use std::sync::OnceLock;
 
 use crate::error::{Error, Result};
 use crate::progress::Progress;
+
+/// Environment variable naming a prebuilt `bursting-engine` binary (default: built from the
+/// current source, see [`crate::binaries`]).
+pub const ENGINE_BIN_ENV: &str = "BURSTCERT_ENGINE_BIN";
+/// Environment variable naming a prebuilt `mock-cci` binary (default: built from the current
+/// source, see [`crate::binaries`]).
+pub const MOCK_BIN_ENV: &str = "BURSTCERT_MOCK_CCI_BIN";
 
 /// A binary of this workspace the harness runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,14 +41,14 @@ pub struct WorkspaceBinary {
 pub const ENGINE: WorkspaceBinary = WorkspaceBinary {
     binary: "bursting-engine",
     package: "bursting-engine",
-    env: crate::env::ENGINE_BIN_ENV,
+    env: ENGINE_BIN_ENV,
 };
 
 /// The mock CCI.
 pub const MOCK: WorkspaceBinary = WorkspaceBinary {
     binary: "mock-cci",
     package: "mock-cci",
-    env: crate::env::MOCK_BIN_ENV,
+    env: MOCK_BIN_ENV,
 };
 
 /// Every binary the harness builds from the workspace, built together in one `cargo build`.

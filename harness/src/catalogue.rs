@@ -11,55 +11,10 @@ use futures::FutureExt as _;
 
 use burst_rules::release::{Bound, Gate, Release};
 
-use crate::scenario::{Need, Scenario};
+use crate::needs::Need;
+pub use crate::scenario::Outcome;
+use crate::scenario::Scenario;
 use crate::scenarios;
-
-/// What a scenario body concluded when it did not fail.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "outcome", content = "reason", rename_all = "snake_case")]
-pub enum Outcome {
-    /// Every assertion held.
-    Passed,
-    /// An assertion failed, a wait ran out, or the body panicked; the text says which.
-    Failed(String),
-    /// The release does not have the behaviour (a release gate); the text names the gate.
-    /// Never counted as passed, but a certified release may have such rows.
-    NotApplicable(String),
-    /// The scenario could not run on this target (e.g. it needs the mock CCI's inside view and
-    /// the cluster has none); the text says what it needs. Never counted as passed, and a run
-    /// with such rows is never certified.
-    NotRun(String),
-    /// The scenario has no body yet. Never counted as passed.
-    NotImplemented,
-    /// Left out of this run by `--focus` / `--skip`. Never counted as passed.
-    Skipped(String),
-}
-
-impl Outcome {
-    /// Short label for reports.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Outcome::Passed => "passed",
-            Outcome::Failed(_) => "failed",
-            Outcome::NotApplicable(_) => "not applicable",
-            Outcome::NotRun(_) => "not run",
-            Outcome::NotImplemented => "not implemented",
-            Outcome::Skipped(_) => "skipped",
-        }
-    }
-
-    /// The reason, where there is one.
-    pub fn reason(&self) -> &str {
-        match self {
-            Outcome::Failed(r)
-            | Outcome::NotApplicable(r)
-            | Outcome::NotRun(r)
-            | Outcome::Skipped(r) => r,
-            Outcome::Passed => "",
-            Outcome::NotImplemented => "no scenario body yet",
-        }
-    }
-}
 
 /// A scenario body: runs in its own namespace of the shared environment.
 pub type Body =
@@ -229,7 +184,7 @@ pub async fn run(id: &str) -> Outcome {
         Ok(env) => env,
         Err(e) => return Outcome::Failed(format!("setting up {id}: {e}")),
     };
-    if let Some(why) = crate::scenario::unmet(entry.needs, env.offers()) {
+    if let Some(why) = crate::needs::unmet(entry.needs, env.offers()) {
         return Outcome::NotRun(why);
     }
     let scenario = match Scenario::new(id).await {

@@ -12,8 +12,7 @@ use burst_rules::release::Release;
 use crate::catalogue::{self, Entry, Outcome};
 use crate::error::{IoContext, Result};
 
-/// The release `burstcert certify` certifies the bundled engine as when none is given.
-pub const DEFAULT_RELEASE: &str = "1.5.18";
+pub use crate::addon::params::DEFAULT_RELEASE;
 
 /// What to certify and where to write the report.
 #[derive(Clone, Debug)]

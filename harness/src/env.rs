@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Node;
 use kube::api::Api;
 
 use burst_rules::release::Release;
@@ -28,20 +27,14 @@ use crate::cluster::{ClusterProvider, client_for};
 use crate::error::{Error, Result};
 use crate::hostnode::{self, HostNode, HostNodeOptions, Registry};
 use crate::mock_admin::MockAdmin;
+use crate::needs::Need;
 use crate::process::{Guarded, tail_file};
 use crate::progress::Progress;
-use crate::scenario::Need;
 use crate::tools::Tools;
 use crate::wait;
 
-/// Environment variable naming a prebuilt `bursting-engine` binary (default: built from the
-/// current source, see [`crate::binaries`]).
-pub const ENGINE_BIN_ENV: &str = "BURSTCERT_ENGINE_BIN";
-/// Environment variable naming a prebuilt `mock-cci` binary (default: built from the current
-/// source, see [`crate::binaries`]).
-pub const MOCK_BIN_ENV: &str = "BURSTCERT_MOCK_CCI_BIN";
-/// Name of the engine's virtual node.
-pub const VIRTUAL_NODE: &str = "bursting-node";
+pub use crate::binaries::{ENGINE_BIN_ENV, MOCK_BIN_ENV};
+pub use crate::cluster::{VIRTUAL_NODE, node_ready};
 /// Environment variable setting the engine's node lock duration in seconds (§7; default
 /// [`DEFAULT_LOCK_SECONDS`], so LOCK-03 runs in test time).
 pub const LOCK_SECONDS_ENV: &str = "BURSTCERT_LOCK_SECONDS";
@@ -148,14 +141,14 @@ pub async fn lifecycle_lock() -> tokio::sync::MutexGuard<'static, ()> {
 }
 
 /// Sets the add-on release the shared environment runs the engine as (before it starts;
-/// default [`crate::certify::DEFAULT_RELEASE`]). Returns false if it was already set differently.
+/// default [`DEFAULT_RELEASE`](crate::addon::params::DEFAULT_RELEASE)). Returns false if it was already set differently.
 pub fn configure_release(release: &str) -> bool {
     RELEASE.get_or_init(|| release.to_owned()) == release
 }
 
 /// The release the shared environment runs (or will run) the engine as.
 pub fn release() -> &'static str {
-    RELEASE.get_or_init(|| crate::certify::DEFAULT_RELEASE.to_owned())
+    RELEASE.get_or_init(|| crate::addon::params::DEFAULT_RELEASE.to_owned())
 }
 
 /// The environment shared by every scenario of this process, brought up on first use.
@@ -696,12 +689,4 @@ async fn printed_address(log: &Path, prefix: &str, who: &str) -> Result<String> 
         || async { tail_file(log, 20) },
     )
     .await
-}
-
-/// Whether a node reports Ready=True.
-pub fn node_ready(node: &Node) -> bool {
-    node.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }

@@ -17,6 +17,7 @@ pub mod error;
 pub mod fixtures;
 pub mod hostnode;
 pub mod mock_admin;
+pub mod needs;
 pub mod pki;
 pub mod process;
 pub mod progress;

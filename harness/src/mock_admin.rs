@@ -1,6 +1,6 @@
 //! The mock CCI's admin side (`/_mock/…`, no tenant token): typed faults and the inside view
 //! (peak counts) that only the mock can give. Scenarios that use it declare
-//! [`Need::MockAdmin`](crate::scenario::Need::MockAdmin); on a target without the mock (an
+//! [`Need::MockAdmin`](crate::needs::Need::MockAdmin); on a target without the mock (an
 //! existing cluster with a real CCI endpoint) they do not run, and nothing here is reachable.
 
 use mock_cci::faults::ActiveFault;

@@ -12,65 +12,53 @@ use crate::cci::CciClient;
 use crate::env::{self, Env};
 use crate::error::{Error, Result};
 use crate::mock_admin::MockAdmin;
+pub use crate::needs::Need;
 
-/// What a scenario needs beyond what every cluster with the add-on offers (the Kubernetes API
-/// and CCI's public API for the tenant). A target that does not offer a need does not run the
-/// scenarios that declare it, and reports them "not run" with the need in words.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Need {
-    /// The mock CCI's admin side: faults, peak counts, its network verdict.
-    MockAdmin,
-    /// The harness's own installer: install, upgrade, uninstall and reconfigure the add-on,
-    /// change cluster-wide state (node labels, kube-system objects) and put it back.
-    Installer,
-    /// Control of the add-on's processes (kill the engine as a crash would).
-    EngineProcess,
-    /// Control of the control plane's processes (restart the API server).
-    ControlPlane,
-    /// Nodes whose room the harness chooses (kwok nodes it creates, fills and counts).
-    ChosenNodes,
-    /// The add-on's container logs as files the harness can read whole.
-    AddonLogs,
+/// What a scenario body concluded when it did not fail.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "outcome", content = "reason", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Every assertion held.
+    Passed,
+    /// An assertion failed, a wait ran out, or the body panicked; the text says which.
+    Failed(String),
+    /// The release does not have the behaviour (a release gate); the text names the gate.
+    /// Never counted as passed, but a certified release may have such rows.
+    NotApplicable(String),
+    /// The scenario could not run on this target (e.g. it needs the mock CCI's inside view and
+    /// the cluster has none); the text says what it needs. Never counted as passed, and a run
+    /// with such rows is never certified.
+    NotRun(String),
+    /// The scenario has no body yet. Never counted as passed.
+    NotImplemented,
+    /// Left out of this run by `--focus` / `--skip`. Never counted as passed.
+    Skipped(String),
 }
 
-impl Need {
-    /// Every need (what the local target offers).
-    pub const ALL: &'static [Need] = &[
-        Need::MockAdmin,
-        Need::Installer,
-        Need::EngineProcess,
-        Need::ControlPlane,
-        Need::ChosenNodes,
-        Need::AddonLogs,
-    ];
-
-    /// The need in words, for a report row.
-    pub fn describe(self) -> &'static str {
+impl Outcome {
+    /// Short label for reports.
+    pub fn label(&self) -> &'static str {
         match self {
-            Need::MockAdmin => {
-                "the mock CCI's admin side (faults, peak counts, network verdicts), which a real CCI does not offer"
-            }
-            Need::Installer => {
-                "the harness's own installer (it installs, upgrades or uninstalls the add-on, or changes cluster-wide state)"
-            }
-            Need::EngineProcess => "control of the add-on's processes (it kills the engine)",
-            Need::ControlPlane => {
-                "control of the control plane's processes (it restarts the API server)"
-            }
-            Need::ChosenNodes => "nodes whose room the harness chooses (kwok nodes)",
-            Need::AddonLogs => "the add-on's container logs as files",
+            Outcome::Passed => "passed",
+            Outcome::Failed(_) => "failed",
+            Outcome::NotApplicable(_) => "not applicable",
+            Outcome::NotRun(_) => "not run",
+            Outcome::NotImplemented => "not implemented",
+            Outcome::Skipped(_) => "skipped",
         }
     }
-}
 
-/// Why a scenario with `needs` cannot run on a target that offers `offers`, if it cannot.
-pub fn unmet(needs: &[Need], offers: &[Need]) -> Option<String> {
-    let missing: Vec<&str> = needs
-        .iter()
-        .filter(|n| !offers.contains(n))
-        .map(|n| n.describe())
-        .collect();
-    (!missing.is_empty()).then(|| format!("needs {}", missing.join("; and ")))
+    /// The reason, where there is one.
+    pub fn reason(&self) -> &str {
+        match self {
+            Outcome::Failed(r)
+            | Outcome::NotApplicable(r)
+            | Outcome::NotRun(r)
+            | Outcome::Skipped(r) => r,
+            Outcome::Passed => "",
+            Outcome::NotImplemented => "no scenario body yet",
+        }
+    }
 }
 
 /// Label put on every scenario namespace (what `burstcert` made, for clean-up and inspection).
@@ -412,14 +400,5 @@ mod tests {
         #[case] expected: bool,
     ) {
         assert_eq!(stands_for(&pod, "wl-02-a", &web()), expected);
-    }
-
-    #[test]
-    fn a_need_is_unmet_only_when_the_target_lacks_it_and_says_which() {
-        assert_eq!(unmet(&[], &[]), None);
-        assert_eq!(unmet(&[Need::MockAdmin], Need::ALL), None);
-        let why = unmet(&[Need::MockAdmin, Need::Installer], &[Need::Installer]).unwrap();
-        assert!(why.starts_with("needs the mock CCI's admin side"), "{why}");
-        assert!(!why.contains("installer"), "{why}");
     }
 }

@@ -24,7 +24,7 @@ async fn vk_02_missing_optional_objects_run_and_a_missing_mandatory_one_waits_wi
 /// from the API server to the engine's kubelet API and answers what CCI holds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_logs_of_a_burst_pod_answers_what_cci_holds_for_its_container() {
-    use burstcert::catalogue::Outcome;
+    use burstcert::scenario::Outcome;
     let scenario = burstcert::scenario::Scenario::new("VK-LOGS")
         .await
         .expect("setting up VK-LOGS");

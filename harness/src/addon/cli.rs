@@ -115,7 +115,7 @@ impl ParamsArgs {
     /// are required.
     pub fn for_install(&self) -> anyhow::Result<InstallParams> {
         let base = InstallParams {
-            release: Release::parse(crate::certify::DEFAULT_RELEASE).expect("default release"),
+            release: Release::parse(super::params::DEFAULT_RELEASE).expect("default release"),
             spec: Spec::Single,
             interconnect: false,
             swr_addr: String::new(),

@@ -475,7 +475,7 @@ async fn wait_running(client: &Client, params: &InstallParams) -> Result<()> {
             else {
                 return Ok(None);
             };
-            if !crate::env::node_ready(&node) {
+            if !crate::cluster::node_ready(&node) {
                 return Ok(None);
             }
             // Available pods are not yet a webhook the API server can reach (the path to them,

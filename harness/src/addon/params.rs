@@ -7,6 +7,9 @@ use std::net::Ipv4Addr;
 use burst_rules::release::{Gate, Release};
 use serde::{Deserialize, Serialize};
 
+/// The release `burstcert` installs and certifies when none is given.
+pub const DEFAULT_RELEASE: &str = "1.5.18";
+
 /// The CCI-side Service CIDR a cluster subnet must not overlap (§2, §10).
 pub const CCI_SERVICE_CIDR: (Ipv4Addr, u8) = (Ipv4Addr::new(10, 247, 0, 0), 16);
 

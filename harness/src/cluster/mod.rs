@@ -44,3 +44,14 @@ pub async fn client_for(kubeconfig: &Path) -> Result<kube::Client> {
         source,
     })
 }
+
+/// Name of the engine's virtual node.
+pub const VIRTUAL_NODE: &str = "bursting-node";
+
+/// Whether a node reports Ready=True.
+pub fn node_ready(node: &k8s_openapi::api::core::v1::Node) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}

@@ -20,8 +20,8 @@ use super::{BodyFuture, POLICY_LABEL, cluster_uid_of, converge};
 use crate::addon::lifecycle::{self, Status, UninstallOptions};
 use crate::addon::params::{InstallParams, Spec};
 use crate::addon::render::{self, NAMESPACE};
-use crate::catalogue::Outcome;
 use crate::progress::Progress;
+use crate::scenario::Outcome;
 use crate::scenario::Scenario;
 use crate::{fixtures, wait};
 

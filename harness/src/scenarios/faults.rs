@@ -8,8 +8,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::PostParams;
 
 use super::{BodyFuture, cluster_uid_of, converge};
-use crate::catalogue::Outcome;
 use crate::mock_admin::FaultGuard;
+use crate::scenario::Outcome;
 use crate::scenario::Scenario;
 use crate::{fixtures, wait};
 use mock_cci::faults::Operation;

@@ -19,7 +19,7 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams};
 
 use super::refusals::expect_refused;
 use super::{BodyFuture, POLICY_LABEL, converge, pod_with};
-use crate::catalogue::Outcome;
+use crate::scenario::Outcome;
 use crate::scenario::Scenario;
 use crate::{snapshot, wait};
 

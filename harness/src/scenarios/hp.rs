@@ -6,7 +6,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::PostParams;
 
 use super::{BodyFuture, converge};
-use crate::catalogue::Outcome;
+use crate::scenario::Outcome;
 use crate::scenario::Scenario;
 use crate::{fixtures, snapshot};
 

@@ -16,8 +16,8 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 
 use super::gated::{claim, ensure_class};
 use super::{BodyFuture, POLICY_LABEL, converge, pod_with};
-use crate::catalogue::Outcome;
-use crate::env::VIRTUAL_NODE;
+use crate::cluster::VIRTUAL_NODE;
+use crate::scenario::Outcome;
 use crate::scenario::Scenario;
 use crate::{fixtures, snapshot, wait};
 

@@ -13,8 +13,8 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
 
 use super::{BodyFuture, cci_running, cluster_uid_of, running_on_virtual_node};
-use crate::catalogue::Outcome;
-use crate::env::VIRTUAL_NODE;
+use crate::cluster::VIRTUAL_NODE;
+use crate::scenario::Outcome;
 use crate::scenario::Scenario;
 use crate::{fixtures, wait};
 

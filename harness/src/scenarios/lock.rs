@@ -12,9 +12,10 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 
 use super::{BodyFuture, POLICY_LABEL, cluster_uid_of, converge};
-use crate::catalogue::Outcome;
-use crate::env::{VIRTUAL_NODE, lock_seconds};
+use crate::cluster::VIRTUAL_NODE;
+use crate::env::lock_seconds;
 use crate::mock_admin::{FaultGuard, MockAdmin};
+use crate::scenario::Outcome;
 use crate::scenario::Scenario;
 use crate::{fixtures, wait};
 use mock_cci::{Fault, Scope};

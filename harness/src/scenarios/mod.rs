@@ -22,7 +22,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
 
-use crate::env::VIRTUAL_NODE;
+use crate::cluster::VIRTUAL_NODE;
 use crate::scenario::Scenario;
 use crate::wait;
 
@@ -71,7 +71,7 @@ pub fn pod_with(
 
 /// A scenario body's future.
 pub type BodyFuture<'a> = std::pin::Pin<
-    Box<dyn std::future::Future<Output = anyhow::Result<crate::catalogue::Outcome>> + Send + 'a>,
+    Box<dyn std::future::Future<Output = anyhow::Result<crate::scenario::Outcome>> + Send + 'a>,
 >;
 
 /// Whether a cluster pod is Running with an IP on the virtual node.

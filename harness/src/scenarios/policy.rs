@@ -12,8 +12,8 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 
 use super::{BodyFuture, POLICY_LABEL, cluster_uid_of, running_on_virtual_node};
-use crate::catalogue::Outcome;
-use crate::env::VIRTUAL_NODE;
+use crate::cluster::VIRTUAL_NODE;
+use crate::scenario::Outcome;
 use crate::scenario::Scenario;
 use crate::{fixtures, wait};
 

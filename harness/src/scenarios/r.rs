@@ -8,7 +8,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Patch, PatchParams, PostParams};
 
 use super::{BodyFuture, cluster_uid_of, converge};
-use crate::catalogue::Outcome;
+use crate::scenario::Outcome;
 use crate::scenario::Scenario;
 use crate::{fixtures, wait};
 

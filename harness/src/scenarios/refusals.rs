@@ -7,8 +7,8 @@ use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, DeleteParams, PostParams};
 
 use super::BodyFuture;
-use crate::catalogue::Outcome;
 use crate::fixtures;
+use crate::scenario::Outcome;
 use crate::scenario::Scenario;
 
 /// Creates `pod` and expects the webhook to refuse it with a message containing every needle;

@@ -8,8 +8,8 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, PostParams};
 
 use super::{BodyFuture, POLICY_LABEL, cluster_uid_of, converge};
-use crate::catalogue::Outcome;
-use crate::env::{VIRTUAL_NODE, node_ready};
+use crate::cluster::{VIRTUAL_NODE, node_ready};
+use crate::scenario::Outcome;
 use crate::scenario::Scenario;
 use crate::{fixtures, wait};
 

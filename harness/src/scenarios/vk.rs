@@ -7,8 +7,8 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, LogParams, PostParams};
 
 use super::{BodyFuture, cluster_uid_of, converge};
-use crate::catalogue::Outcome;
-use crate::env::VIRTUAL_NODE;
+use crate::cluster::VIRTUAL_NODE;
+use crate::scenario::Outcome;
 use crate::scenario::Scenario;
 use crate::{fixtures, wait};
 
@@ -101,7 +101,8 @@ pub fn vk_03(s: &Scenario) -> BodyFuture<'_> {
                         })?;
                 Ok(node
                     .filter(|n| {
-                        n.metadata.uid.as_deref() != Some(old.as_str()) && crate::env::node_ready(n)
+                        n.metadata.uid.as_deref() != Some(old.as_str())
+                            && crate::cluster::node_ready(n)
                     })
                     .map(|_| ()))
             },

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod, Secret};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 
 use super::{BodyFuture, converge};
-use crate::catalogue::Outcome;
+use crate::scenario::Outcome;
 use crate::scenario::Scenario;
 use crate::wait;
 

@@ -8,8 +8,8 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 
 use super::{BodyFuture, cluster_uid_of, converge};
-use crate::catalogue::Outcome;
-use crate::env::VIRTUAL_NODE;
+use crate::cluster::VIRTUAL_NODE;
+use crate::scenario::Outcome;
 use crate::scenario::Scenario;
 use crate::{fixtures, snapshot, wait};
 
