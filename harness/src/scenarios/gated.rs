@@ -736,7 +736,7 @@ pub fn res_02(s: &Scenario) -> BodyFuture<'_> {
             .as_ref()
             .and_then(|a| a.get(CCI_SIZE));
         anyhow::ensure!(
-            size.map(String::as_str) == Some("2_4"),
+            super::same_flavour(size.map(String::as_str), "2_4"),
             "the CCI pod's {CCI_SIZE} is {size:?}, not the pinned 2_4"
         );
         Ok(Outcome::Passed)

@@ -26,6 +26,24 @@ use crate::cluster::VIRTUAL_NODE;
 use crate::scenario::Scenario;
 use crate::wait;
 
+/// The (vCPU, GiB) of a CCI flavour string, in thousandths: `2_4` and `2.00_4.0` (the
+/// published example's spelling, what a real CCI writes) are the same flavour.
+pub fn flavour(text: &str) -> Option<(u64, u64)> {
+    let (cpu, memory) = text.split_once('_')?;
+    let thousandths = |n: &str| -> Option<u64> {
+        let value: f64 = n.parse().ok()?;
+        (value.is_finite() && value >= 0.0).then(|| (value * 1000.0).round() as u64)
+    };
+    Some((thousandths(cpu)?, thousandths(memory)?))
+}
+
+/// Whether a CCI size annotation names the `expected` flavour, however it is spelled.
+pub fn same_flavour(found: Option<&str>, expected: &str) -> bool {
+    found
+        .and_then(flavour)
+        .is_some_and(|f| Some(f) == flavour(expected))
+}
+
 /// The seed's policy label.
 pub const POLICY_LABEL: &str = "virtual-kubelet.io/burst-to-cci";
 
@@ -142,4 +160,20 @@ pub async fn converge(
     )
     .await?;
     Ok(pods)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flavour_is_the_same_however_cci_spells_it() {
+        assert!(same_flavour(Some("2_4"), "2_4"));
+        assert!(same_flavour(Some("2.00_4.0"), "2_4"));
+        assert!(same_flavour(Some("0.5_1"), "0.50_1.0"));
+        assert!(!same_flavour(Some("2_8"), "2_4"));
+        assert!(!same_flavour(Some("4_4"), "2_4"));
+        assert!(!same_flavour(None, "2_4"));
+        assert!(!same_flavour(Some("2x4"), "2_4"));
+    }
 }

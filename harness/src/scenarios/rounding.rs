@@ -194,7 +194,7 @@ pub fn res_01(s: &Scenario) -> BodyFuture<'_> {
                 .and_then(|a| a.get(SIZE))
                 .map(String::as_str);
             anyhow::ensure!(
-                size == Some(row.size),
+                super::same_flavour(size, row.size),
                 "row {}: CCI pod {SIZE}={size:?}, expected {}",
                 row.name,
                 row.size
