@@ -1,0 +1,54 @@
+//! The suites cover the catalogue: every catalogue ID is run by exactly one suite test, and no
+//! suite runs an ID the catalogue does not have. (No cluster: this reads the suites' sources.)
+
+use std::collections::BTreeMap;
+
+#[test]
+fn every_catalogue_id_is_run_by_exactly_one_suite_test_and_no_other_id_is() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let mut runs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let files = std::fs::read_dir(&dir).expect("the suites' tests folder");
+    for file in files.flatten() {
+        let path = file.path();
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("a suite file");
+        for piece in text.split("assert_passes(\"").skip(1) {
+            let id = piece.split('"').next().unwrap_or_default().to_owned();
+            runs.entry(id)
+                .or_default()
+                .push(path.file_name().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    assert!(
+        !runs.is_empty(),
+        "no assert_passes found under {}",
+        dir.display()
+    );
+    let catalogue: Vec<&str> = burstcert::catalogue::entries()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    let missing: Vec<&&str> = catalogue
+        .iter()
+        .filter(|id| !runs.contains_key(**id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "catalogue IDs no suite runs: {missing:?}"
+    );
+    let unknown: Vec<&String> = runs
+        .keys()
+        .filter(|id| !catalogue.contains(&id.as_str()))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "suites run IDs the catalogue lacks: {unknown:?}"
+    );
+    let twice: Vec<(&String, &Vec<String>)> = runs.iter().filter(|(_, f)| f.len() > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "IDs run by more than one suite test: {twice:?}"
+    );
+}
