@@ -385,6 +385,25 @@ impl Report {
         line
     }
 
+    /// The scenarios that bounded the wall time (run one after another, the slowest ones are
+    /// the critical path), slowest first: `WL-04 62.1s (21%)`.
+    pub fn slowest(&self, n: usize) -> Vec<String> {
+        let total: f64 = self.rows.iter().map(|r| r.seconds).sum();
+        let mut rows: Vec<&Row> = self.rows.iter().filter(|r| r.seconds > 0.0).collect();
+        rows.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+        rows.iter()
+            .take(n)
+            .map(|r| {
+                format!(
+                    "{} {:.1}s ({:.0}%)",
+                    r.id,
+                    r.seconds,
+                    100.0 * r.seconds / total.max(f64::EPSILON)
+                )
+            })
+            .collect()
+    }
+
     /// How many rows have each outcome label, in a fixed order.
     pub fn totals(&self) -> Vec<(&'static str, usize)> {
         [
@@ -751,6 +770,16 @@ mod tests {
             ERROR_EXIT_CODE,
         ];
         assert_eq!(codes, [0, 1, 3, 2, 4]);
+    }
+
+    #[test]
+    fn the_slowest_scenarios_are_listed_first_with_their_share_of_the_time() {
+        let mut r = report(vec![Outcome::Passed, Outcome::Passed, skipped()]);
+        r.rows[0].seconds = 1.0;
+        r.rows[1].seconds = 3.0;
+        r.rows[2].seconds = 0.0;
+        assert_eq!(r.slowest(5), vec!["WL-02 3.0s (75%)", "WL-01 1.0s (25%)"]);
+        assert_eq!(r.slowest(1).len(), 1);
     }
 
     #[test]

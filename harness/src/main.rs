@@ -259,6 +259,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let _ = env.destroy();
             }
             let result = result?;
+            let slowest = result.slowest(5);
+            if !slowest.is_empty() {
+                eprintln!("burstcert: slowest scenarios: {}", slowest.join(", "));
+            }
             eprintln!(
                 "burstcert: {} (report in {})",
                 result.summary(),
