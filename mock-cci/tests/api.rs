@@ -63,7 +63,7 @@ async fn another_tenants_namespace_is_forbidden_with_403() {
     ];
     for (method, uri, body) in attempts {
         let reply = call(&app, method.clone(), uri, Some(TOKEN_B), body).await;
-        assert_status(&reply, 403, "Forbidden", "CCI.01.403000");
+        assert_status(&reply, 403, "Forbidden", "CCI.01.403104");
     }
     let list = call(
         &app,

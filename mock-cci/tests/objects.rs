@@ -276,7 +276,7 @@ async fn objects_of_another_tenant_are_forbidden_and_go_with_their_namespace() {
         None,
     )
     .await;
-    assert_status(&reply, 403, "Forbidden", "CCI.01.403000");
+    assert_status(&reply, 403, "Forbidden", "CCI.01.403104");
     delete(&app, "/apis/cci/v2/namespaces/ns").await;
     post(&app, "/apis/cci/v2/namespaces", namespace("ns")).await;
     assert_eq!(

@@ -212,7 +212,7 @@ async fn a_watch_of_another_tenants_namespace_is_forbidden() {
     let Err(reply) = Watch::open(&app, "", TOKEN_B).await else {
         panic!("the watch started")
     };
-    assert_status(&reply, 403, "Forbidden", "CCI.01.403000");
+    assert_status(&reply, 403, "Forbidden", "CCI.01.403104");
 }
 
 #[tokio::test(start_paused = true)]
