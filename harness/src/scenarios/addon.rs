@@ -154,7 +154,7 @@ async fn leftovers(client: &kube::Client) -> anyhow::Result<Vec<String>> {
     use k8s_openapi::api::admissionregistration::v1::{
         MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
     };
-    use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
+    use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
     use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 
     async fn names<K>(api: Api<K>, kind: &str) -> anyhow::Result<Vec<String>>
@@ -218,6 +218,9 @@ async fn leftovers(client: &kube::Client) -> anyhow::Result<Vec<String>> {
         )
         .await?,
     );
+    // The CCI credential and the webhook's certificate; by the add-on's label or name, so a
+    // user's or a service account's Secret elsewhere is no leftover.
+    found.extend(names(Api::<Secret>::all(c.clone()), "secret").await?);
     found.extend(
         names(
             Api::<k8s_openapi::api::coordination::v1::Lease>::all(c.clone()),
