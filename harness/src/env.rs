@@ -446,6 +446,27 @@ impl Env {
         self.component_log_tail(render::VIRTUAL_KUBELET, "virtual-kubelet", lines)
     }
 
+    /// Every container log the add-on's pods (virtual kubelet, webhook, proxy, …) wrote on the
+    /// host node, of running pods and of pods already gone. Empty on an existing cluster,
+    /// where the logs are the cluster's (`Need::AddonLogs` is local only).
+    pub fn addon_logs(&self) -> Vec<PathBuf> {
+        let Some(local) = &self.local else {
+            return Vec::new();
+        };
+        let Ok(host) = local.host.lock() else {
+            return Vec::new();
+        };
+        [
+            render::VIRTUAL_KUBELET,
+            render::WEBHOOK,
+            render::PROXY,
+            render::GC,
+        ]
+        .iter()
+        .flat_map(|deployment| host.logs_of(&format!("{}_{deployment}-", render::NAMESPACE)))
+        .collect()
+    }
+
     fn component_log_tail(&self, deployment: &str, container: &str, lines: usize) -> String {
         let Some(local) = &self.local else {
             return format!(

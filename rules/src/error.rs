@@ -106,10 +106,12 @@ pub enum Error {
 
     /// The hostPath replacement annotation is not a JSON list.
     #[error(
-        "annotation coordinator.cci.io/hostpath-replacement is not a JSON list of policies \
-         ({source}); write it as [{{\"name\":\"<volume or *>\",\"policyType\":\"remove\"}}]"
+        "annotation coordinator.cci.io/hostpath-replacement, value {text}: not a JSON list of \
+         policies ({source}); write it as [{{\"name\":\"<volume or *>\",\"policyType\":\"remove\"}}]"
     )]
     HostPathJson {
+        /// The annotation's value, quoted as written.
+        text: String,
         /// The JSON parser's complaint.
         #[source]
         source: serde_json::Error,

@@ -143,7 +143,10 @@ impl Replacement {
     /// Parses the annotation's value.
     pub fn parse(text: &str) -> Result<Self> {
         let entries: Vec<&RawValue> =
-            serde_json::from_str(text).map_err(|source| Error::HostPathJson { source })?;
+            serde_json::from_str(text).map_err(|source| Error::HostPathJson {
+                text: text.to_string(),
+                source,
+            })?;
         let mut policies = Vec::with_capacity(entries.len());
         let mut seen = BTreeSet::new();
         for raw in entries {
@@ -513,10 +516,16 @@ mod tests {
     }
 
     #[rstest]
-    #[case::not_json("[{name: x}]", "is not a JSON list")]
-    #[case::not_a_list(r#"{"name":"x","policyType":"remove"}"#, "is not a JSON list")]
-    #[case::truncated(r#"[{"name":"x","policyType":"remove"}"#, "is not a JSON list")]
-    #[case::empty_text("", "is not a JSON list")]
+    #[case::not_json("[{name: x}]", "value [{name: x}]: not a JSON list")]
+    #[case::not_a_list(
+        r#"{"name":"x","policyType":"remove"}"#,
+        r#"value {"name":"x","policyType":"remove"}: not a JSON list"#
+    )]
+    #[case::truncated(
+        r#"[{"name":"x","policyType":"remove"}"#,
+        r#"value [{"name":"x","policyType":"remove"}: not a JSON list"#
+    )]
+    #[case::empty_text("", "value : not a JSON list")]
     #[case::entry_not_object(r#"["x"]"#, "entry \"x\": is not an object")]
     #[case::missing_name(
         r#"[{"policyType":"remove"}]"#,

@@ -132,7 +132,10 @@ fn the_wildcard_leaves_etc_localtime_so_it_needs_1_5_9(#[case] r: &str, #[case] 
 }
 
 #[rstest]
-#[case::malformed_json("[{\"name\": \"logs\", ", "is not a JSON list of policies")]
+#[case::malformed_json(
+    "[{\"name\": \"logs\", ",
+    "value [{\"name\": \"logs\", : not a JSON list of policies"
+)]
 #[case::local_dir(r#"[{"name":"logs","policyType":"replaceByLocalDir"}]"#, r#"entry {"name":"logs","policyType":"replaceByLocalDir"}: policyType "replaceByLocalDir" is not supported"#)]
 #[case::flex_volume(r#"[{"name":"logs","policyType":"replaceByFlexVolume"}]"#, r#"entry {"name":"logs","policyType":"replaceByFlexVolume"}: policyType "replaceByFlexVolume" is not supported"#)]
 #[case::unknown_type(

@@ -344,6 +344,23 @@ impl HostNode {
             .filter(|p| p.is_file())
             .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
     }
+    /// Every container log (`*.log`) of the pods whose folder names start with `prefix`
+    /// (`{ns}_{name-prefix}`), of running pods and of pods already gone.
+    pub fn logs_of(&self, prefix: &str) -> Vec<PathBuf> {
+        let Ok(pods) = std::fs::read_dir(self.logs.join("pods")) else {
+            return Vec::new();
+        };
+        let mut logs: Vec<PathBuf> = pods
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+            .filter_map(|e| std::fs::read_dir(e.path()).ok())
+            .flat_map(|files| files.filter_map(|f| f.ok()).map(|f| f.path()))
+            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "log"))
+            .collect();
+        logs.sort();
+        logs
+    }
+
     /// Pids of the running processes of container `container` in the pods of `namespace`
     /// whose names start with `pod_prefix` (for measurements such as the engine's RSS).
     pub fn container_pids(&self, namespace: &str, pod_prefix: &str, container: &str) -> Vec<u32> {

@@ -4,7 +4,7 @@
 //! other in their own test binary. Each clears its fault and leaves the node uncordoned when it
 //! ends, failed or not.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -25,6 +25,9 @@ pub const ANNOTATION_LOCKED_UNTIL: &str = "bursting.cci.io/locked-until";
 /// The pod status reason of a sold-out refusal.
 const REASON_SOLD_OUT: &str = "SoldOut";
 const PATIENCE: Duration = Duration::from_secs(60);
+
+/// How much later than the engine cordoned the node the harness may see it: one poll.
+const LOCK_SEEN_LATE: Duration = Duration::from_secs(1);
 /// Label naming each pod of these scenarios.
 const POD_LABEL: &str = "lock";
 
@@ -103,9 +106,17 @@ async fn sell_out(s: &Scenario) -> anyhow::Result<FaultGuard> {
         .await?)
 }
 
+/// The virtual node's lock, as the harness saw it begin.
+struct Lock {
+    /// The end the engine recorded in [`ANNOTATION_LOCKED_UNTIL`].
+    until: Timestamp,
+    /// When the harness first saw the node cordoned (the lock began at most a poll earlier).
+    seen: Instant,
+}
+
 /// With CCI sold out: a burst pod `name` fails with reason `SoldOut`, never reaches CCI, and
-/// the virtual node is cordoned with a lock end recorded. Answers the lock's end.
-async fn burst_and_lock(s: &Scenario, name: &str) -> anyhow::Result<Timestamp> {
+/// the virtual node is cordoned with a lock end recorded.
+async fn burst_and_lock(s: &Scenario, name: &str) -> anyhow::Result<Lock> {
     create_nginx(s, name).await?;
     wait::until(
         &format!("pod {name} Failed with reason {REASON_SOLD_OUT}"),
@@ -120,13 +131,13 @@ async fn burst_and_lock(s: &Scenario, name: &str) -> anyhow::Result<Timestamp> {
         || diagnose(s),
     )
     .await?;
-    let until = wait::until(
+    let (until, seen) = wait::until(
         &format!("{VIRTUAL_NODE} cordoned (SchedulingDisabled) with {ANNOTATION_LOCKED_UNTIL}"),
         PATIENCE,
         || async {
             let node = virtual_node(s).await?;
             Ok(if cordoned(&node) {
-                locked_until(&node).map(str::to_owned)
+                locked_until(&node).map(|until| (until.to_owned(), Instant::now()))
             } else {
                 None
             })
@@ -148,7 +159,7 @@ async fn burst_and_lock(s: &Scenario, name: &str) -> anyhow::Result<Timestamp> {
             .any(|p| cluster_uid_of(p) == Some(uid.as_str())),
         "the sold-out pod {name} has a CCI pod"
     );
-    Ok(until)
+    Ok(Lock { until, seen })
 }
 
 /// A new `enforce` pod `name` waits: Pending, the scheduler found no node for it, no CCI pod.
@@ -257,7 +268,7 @@ pub fn lock_01(s: &Scenario) -> BodyFuture<'_> {
 /// again the waiting pod runs, and the engine drops its lock rather than cordon again.
 pub fn lock_02(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(with_sold_out(s, |s, admin, fault| async move {
-        let until = burst_and_lock(s, "sold-out").await?;
+        let until = burst_and_lock(s, "sold-out").await?.until;
         create_waiting(s, "waiting").await?;
         admin.clear_fault(fault).await?;
         anyhow::ensure!(
@@ -282,23 +293,48 @@ pub fn lock_02(s: &Scenario) -> BodyFuture<'_> {
 /// runs.
 pub fn lock_03(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(with_sold_out(s, |s, admin, fault| async move {
-        let until = burst_and_lock(s, "sold-out").await?;
+        let lock = burst_and_lock(s, "sold-out").await?;
         create_waiting(s, "waiting").await?;
         admin.clear_fault(fault).await?;
-        let patience = Duration::from_secs(lock_seconds()) + PATIENCE;
-        let lifted_at = wait::until(
-            &format!("{VIRTUAL_NODE} uncordoned by the engine when its lock ends ({until})"),
-            patience,
+        // Measured against the configured duration from when the harness saw the node
+        // cordoned, not against the engine's own note of the end.
+        let duration = Duration::from_secs(lock_seconds());
+        // NB: the engine writes its lock end in whole seconds, so it may lift up to 1 s early.
+        let early = LOCK_SEEN_LATE + Duration::from_millis(1500);
+        let late = wait::patience(Duration::from_secs(10));
+        let lifted = wait::until(
+            &format!(
+                "{VIRTUAL_NODE} uncordoned by the engine when its {}s lock ends",
+                duration.as_secs()
+            ),
+            duration + late,
             || async {
                 let node = virtual_node(s).await?;
-                Ok((!cordoned(&node)).then(Timestamp::now))
+                Ok((!cordoned(&node)).then(Instant::now))
             },
             || diagnose(s),
         )
         .await?;
+        let held = lifted.duration_since(lock.seen);
         anyhow::ensure!(
-            lifted_at.as_second() >= until.as_second() - 1,
-            "the lock lifted at {lifted_at}, before its end {until}"
+            held + early >= duration,
+            "the lock lifted {:.1}s after the harness saw the node cordoned, before the \
+             configured {}s were over (the engine noted its end as {})",
+            held.as_secs_f64(),
+            duration.as_secs(),
+            lock.until
+        );
+        anyhow::ensure!(
+            held <= duration + late,
+            "the lock lifted {:.1}s after the harness saw the node cordoned, long after the \
+             configured {}s",
+            held.as_secs_f64(),
+            duration.as_secs()
+        );
+        eprintln!(
+            "LOCK-03: lock of {}s lifted {:.1}s after the harness saw it",
+            duration.as_secs(),
+            held.as_secs_f64()
         );
         waiting_runs(s, "waiting").await?;
         Ok(Outcome::Passed)

@@ -111,21 +111,26 @@ pub fn vol_08(s: &Scenario) -> BodyFuture<'_> {
 /// annotation are refused, and the message quotes the offending entry.
 pub fn hp_07(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(async move {
+        // Each refusal must quote the offending text as written: the whole value when it is
+        // no JSON list, else the entry, not just name the annotation every refusal names.
         let cases: [(&str, &str, &[&str]); 3] = [
             (
                 "malformed",
                 r#"[{"name": "logs", "policyType": "remove""#,
-                &["coordinator.cci.io/hostpath-replacement"],
+                &[r#"[{"name": "logs", "policyType": "remove""#],
             ),
             (
                 "unknown-policy",
                 r#"[{"name": "logs", "policyType": "replaceByLocalDir"}]"#,
-                &["replaceByLocalDir"],
+                &[r#"{"name": "logs", "policyType": "replaceByLocalDir"}"#],
             ),
             (
                 "bad-size",
                 r#"[{"name": "logs", "policyType": "replaceByEmptyDir", "emptyDir": {"sizeLimit": "1536Mi"}}]"#,
-                &["1536Mi"],
+                &[
+                    r#"{"name": "logs", "policyType": "replaceByEmptyDir", "emptyDir": {"sizeLimit": "1536Mi"}}"#,
+                    "1536Mi",
+                ],
             ),
         ];
         for (name, annotation, needles) in cases {

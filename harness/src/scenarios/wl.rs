@@ -1,10 +1,11 @@
 //! WL: workload kinds (BEHAVIOR.md §1, §3, §4).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt as _;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 
 use super::{BodyFuture, cluster_uid_of, converge};
@@ -15,6 +16,10 @@ use crate::{fixtures, snapshot, wait};
 
 /// How long a scale step may take: the scheduler, the engine and the mock each add a little.
 const SCALE_PATIENCE: Duration = Duration::from_secs(90);
+
+/// How long nothing may move after a change that must move nothing (the engine and the
+/// controllers react to a watch event well within it).
+const STEADY: Duration = Duration::from_secs(10);
 
 async fn scale<K>(s: &Scenario, name: &str, replicas: i32) -> anyhow::Result<()>
 where
@@ -242,6 +247,25 @@ pub fn wl_01(s: &Scenario) -> BodyFuture<'_> {
     })
 }
 
+/// The uids of the `app=nginx` ReplicaSets, sorted.
+async fn replica_set_uids(s: &Scenario) -> crate::Result<Vec<String>> {
+    let sets = s
+        .api::<ReplicaSet>()
+        .list(&ListParams::default().labels("app=nginx"))
+        .await
+        .map_err(|source| crate::Error::Kube {
+            context: "list ReplicaSets".into(),
+            source,
+        })?;
+    let mut uids: Vec<String> = sets
+        .items
+        .into_iter()
+        .filter_map(|r| r.metadata.uid)
+        .collect();
+    uids.sort();
+    Ok(uids)
+}
+
 /// WL-08: the label added to a running Deployment moves nothing; after a rollout restart the
 /// new pods burst.
 pub fn wl_08(s: &Scenario) -> BodyFuture<'_> {
@@ -275,10 +299,11 @@ pub fn wl_08(s: &Scenario) -> BodyFuture<'_> {
             || s.diagnose(),
         )
         .await?;
-        let before: Vec<String> = local
+        let mut before: Vec<String> = local
             .iter()
             .filter_map(|p| p.metadata.uid.clone())
             .collect();
+        before.sort();
 
         s.api::<Deployment>()
             .patch(
@@ -289,38 +314,57 @@ pub fn wl_08(s: &Scenario) -> BodyFuture<'_> {
                 ),
             )
             .await?;
-        // Nothing may move: give the cluster a moment's worth of chances to (wrongly) act, by
-        // waiting for the Deployment controller to observe the change.
-        wait::until(
-            "the Deployment controller to observe the new label",
-            SCALE_PATIENCE,
+        // Nothing may move. A labels-only patch bumps no generation, so there is no "observed"
+        // to wait for: the same pods (no new ReplicaSet, none being deleted, none on CCI) must
+        // hold for a window far longer than the engine and the controllers take to react.
+        let replica_sets = replica_set_uids(s).await?;
+        let steady_since = Instant::now();
+        let change = wait::until(
+            &format!(
+                "{}s with the pods unchanged after the label",
+                STEADY.as_secs()
+            ),
+            STEADY + SCALE_PATIENCE,
             || async {
-                let d = s.api::<Deployment>().get("nginx").await.map_err(|source| {
-                    crate::Error::Kube {
-                        context: "get deployment".into(),
+                let pods = s
+                    .api::<Pod>()
+                    .list(&ListParams::default().labels("app=nginx"))
+                    .await
+                    .map_err(|source| crate::Error::Kube {
+                        context: "list pods".into(),
                         source,
-                    }
-                })?;
-                let observed = d.status.as_ref().and_then(|st| st.observed_generation);
-                Ok((observed == d.metadata.generation).then_some(()))
+                    })?
+                    .items;
+                let mut after: Vec<String> =
+                    pods.iter().filter_map(|p| p.metadata.uid.clone()).collect();
+                after.sort();
+                let deleting: Vec<String> = pods
+                    .iter()
+                    .filter(|p| p.metadata.deletion_timestamp.is_some())
+                    .map(|p| p.name_any())
+                    .collect();
+                let cci = s.cci_pods().await?;
+                let sets = replica_set_uids(s).await?;
+                Ok(if after != before {
+                    Some(Some(format!("pods {before:?} -> {after:?}")))
+                } else if !deleting.is_empty() {
+                    Some(Some(format!("pods being deleted: {deleting:?}")))
+                } else if !cci.is_empty() {
+                    Some(Some(format!("{} pod(s) burst to CCI", cci.len())))
+                } else if sets != replica_sets {
+                    Some(Some(format!("ReplicaSets {replica_sets:?} -> {sets:?}")))
+                } else if steady_since.elapsed() >= STEADY {
+                    Some(None)
+                } else {
+                    None
+                })
             },
             || s.diagnose(),
         )
         .await?;
-        let pods = s
-            .api::<Pod>()
-            .list(&ListParams::default().labels("app=nginx"))
-            .await?
-            .items;
-        let after: Vec<String> = pods.iter().filter_map(|p| p.metadata.uid.clone()).collect();
-        anyhow::ensure!(
-            after == before,
-            "pods changed when only the label was added: {before:?} -> {after:?}"
-        );
-        anyhow::ensure!(
-            s.cci_pods().await?.is_empty(),
-            "something burst when only the label was added"
-        );
+        if let Some(change) = change {
+            anyhow::bail!("something moved when only the label was added: {change}");
+        }
 
         // `kubectl rollout restart`.
         s.api::<Deployment>()
