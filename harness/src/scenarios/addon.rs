@@ -26,10 +26,8 @@ use crate::scenario::Scenario;
 use crate::{fixtures, wait};
 
 const PATIENCE: Duration = Duration::from_secs(120);
-/// The last release with the old sidecar.
+/// The last release with the old sidecar (the one before `Gate::SidecarV2`'s threshold).
 const OLD_SIDECAR: Release = Release::new(1, 5, 17);
-/// The first release with the new sidecar.
-const NEW_SIDECAR: Release = Release::new(1, 5, 18);
 /// The annotation the engine records the sidecar protocol in.
 const SIDECAR_ANNOTATION: &str = "bursting.cci.io/sidecar-protocol";
 
@@ -864,7 +862,7 @@ pub fn un_04(s: &Scenario) -> BodyFuture<'_> {
 pub fn up_01(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(serially(s, async move {
         let release = release()?;
-        if release < NEW_SIDECAR {
+        if !burst_rules::release::Gate::SidecarV2.applies_to(release) {
             return Ok(Outcome::NotApplicable(format!(
                 "the sidecar upgrade is 1.5.17 -> 1.5.18 or later; this is {release}"
             )));
@@ -988,7 +986,7 @@ async fn probe_until(
 pub fn up_02(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(serially(s, async move {
         let release = release()?;
-        if release < NEW_SIDECAR {
+        if !burst_rules::release::Gate::SidecarV2.applies_to(release) {
             return Ok(Outcome::NotApplicable(format!(
                 "the rollback caveat is from >= 1.5.18 to < 1.5.18; this is {release}"
             )));

@@ -17,6 +17,8 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 
+use burst_rules::release::Gate;
+
 use super::refusals::expect_refused;
 use super::{BodyFuture, POLICY_LABEL, converge, pod_with};
 use crate::scenario::Outcome;
@@ -33,21 +35,6 @@ const CCI_SIZE: &str = "resource.cci.io/size";
 /// Selector of every pod these bodies burst.
 fn enforce_selector() -> String {
     format!("{POLICY_LABEL}=enforce")
-}
-
-/// Whether the environment's release is at least `min` (`X.Y.Z`, numeric part by part).
-fn release_at_least(min: (u32, u32, u32)) -> anyhow::Result<bool> {
-    let release = crate::env::release();
-    let parts: Vec<u32> = release
-        .trim_start_matches('v')
-        .split('.')
-        .map(str::parse)
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("release {release:?} is not X.Y.Z"))?;
-    let [x, y, z] = parts[..] else {
-        anyhow::bail!("release {release:?} is not X.Y.Z");
-    };
-    Ok((x, y, z) >= min)
 }
 
 /// Creates `pod` (it must be admitted).
@@ -126,7 +113,7 @@ pub fn vol_07(s: &Scenario) -> BodyFuture<'_> {
             serde_json::json!([{"name": "tz", "hostPath": {"path": "/etc/localtime"}}]),
             &[],
         )?;
-        if !release_at_least((1, 5, 9))? {
+        if !super::has(Gate::EtcLocaltimeHostPath)? {
             expect_refused(s, &tz, &["tz", "/etc/localtime", ">= 1.5.9"])
                 .await
                 .context("an /etc/localtime hostPath before 1.5.9")?;
@@ -257,7 +244,7 @@ pub fn hp_05(s: &Scenario) -> BodyFuture<'_> {
             {"name": "tz", "hostPath": {"path": "/etc/localtime"}}
         ]);
         let policies = serde_json::json!([{"name": "*", "policyType": "remove"}]);
-        if !release_at_least((1, 5, 9))? {
+        if !super::has(Gate::EtcLocaltimeHostPath)? {
             let pod = pod_with(
                 "star",
                 volumes,
@@ -371,7 +358,7 @@ pub fn vol_04(s: &Scenario) -> BodyFuture<'_> {
             ]}}]),
             &[],
         )?;
-        if !release_at_least((1, 3, 25))? {
+        if !super::has(Gate::DownwardApiAndProjected)? {
             expect_refused(s, &pod, &["podinfo", "downwardAPI", ">= 1.3.25"]).await?;
             return Ok(Outcome::Passed);
         }
@@ -429,7 +416,7 @@ pub fn vol_05(s: &Scenario) -> BodyFuture<'_> {
             &[],
         )?;
         pod.spec.as_mut().context("spec")?.service_account_name = Some(TOKEN_ACCOUNT.into());
-        if !release_at_least((1, 3, 25))? {
+        if !super::has(Gate::DownwardApiAndProjected)? {
             expect_refused(s, &pod, &["sa-token", "projected", ">= 1.3.25"]).await?;
             return Ok(Outcome::Passed);
         }

@@ -23,22 +23,6 @@ use crate::{fixtures, snapshot, wait};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 /// The first release that lets a LoadBalancer Service select burst pods.
-const LOAD_BALANCER_FROM: (u32, u32, u32) = (1, 5, 5);
-
-/// Whether the environment's release is at least `min` (`X.Y.Z`, numeric part by part).
-fn release_at_least(min: (u32, u32, u32)) -> anyhow::Result<bool> {
-    let release = crate::env::release();
-    let parts: Vec<u32> = release
-        .trim_start_matches('v')
-        .split('.')
-        .map(str::parse)
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("release {release:?} is not X.Y.Z"))?;
-    let [x, y, z] = parts[..] else {
-        anyhow::bail!("release {release:?} is not X.Y.Z");
-    };
-    Ok((x, y, z) >= min)
-}
 
 /// A Service `name` of `type_` selecting `app=web`, port 80.
 fn service(name: &str, type_: &str) -> anyhow::Result<Service> {
@@ -111,7 +95,7 @@ pub fn inst_04(s: &Scenario) -> BodyFuture<'_> {
             .create(&PostParams::default(), &service("web-lb", "LoadBalancer")?)
             .await;
         let to_lb = serde_json::json!({"spec": {"type": "LoadBalancer"}});
-        if release_at_least(LOAD_BALANCER_FROM)? {
+        if super::has(burst_rules::release::Gate::LoadBalancerService)? {
             lb.context("create LoadBalancer Service web-lb (expected to be admitted)")?;
             let got = services
                 .get_opt("web-lb")

@@ -26,6 +26,14 @@ use crate::cluster::VIRTUAL_NODE;
 use crate::scenario::Scenario;
 use crate::wait;
 
+/// Whether the release under test has the behaviour behind `gate`: the one gate oracle
+/// (`burst_rules::release`'s table), so no scenario writes a threshold of its own.
+pub fn has(gate: burst_rules::release::Gate) -> anyhow::Result<bool> {
+    let release = burst_rules::release::Release::parse(crate::env::release())
+        .map_err(|e| anyhow::anyhow!("release {:?}: {e}", crate::env::release()))?;
+    Ok(gate.applies_to(release))
+}
+
 /// The (vCPU, GiB) of a CCI flavour string, in thousandths: `2_4` and `2.00_4.0` (the
 /// published example's spelling, what a real CCI writes) are the same flavour.
 pub fn flavour(text: &str) -> Option<(u64, u64)> {
