@@ -326,9 +326,9 @@ impl Error {
     }
 
     /// The CCI error code: the published `CCI.01.403104` ("current user has no right") for
-    /// another tenant's namespace; else ours (`mock-cci/README.md`): `CCI.01.` + the HTTP status
-    /// + a three-digit detail: `001` for validation failures, `002` for sold out (400) and quota
-    /// exceeded (403), `000` otherwise.
+    /// another tenant's namespace; else ours (`mock-cci/README.md`): `CCI.01.`, the HTTP status
+    /// and a three-digit detail (`001` for validation failures, `002` for sold out (400) and
+    /// quota exceeded (403), `000` otherwise).
     pub fn error_code(&self) -> String {
         if matches!(self, Error::Forbidden { .. }) {
             return "CCI.01.403104".into();

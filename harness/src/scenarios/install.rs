@@ -22,8 +22,6 @@ use crate::scenario::Scenario;
 use crate::{fixtures, snapshot, wait};
 
 const PATIENCE: Duration = Duration::from_secs(60);
-/// The first release that lets a LoadBalancer Service select burst pods.
-
 /// A Service `name` of `type_` selecting `app=web`, port 80.
 fn service(name: &str, type_: &str) -> anyhow::Result<Service> {
     Ok(serde_json::from_value(serde_json::json!({
