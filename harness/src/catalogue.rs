@@ -55,7 +55,39 @@ const fn gated(gate: Gate, without: &'static str, with: &'static str) -> Option<
     })
 }
 
+/// Scenarios that change state other scenarios see, beyond what their needs say: they run alone.
+const CLUSTER_WIDE: [(&str, &str); 5] = [
+    (
+        "LOCK-01",
+        "sells out the cluster's CCI namespace and cordons the virtual node",
+    ),
+    (
+        "LOCK-02",
+        "sells out the cluster's CCI namespace and cordons the virtual node",
+    ),
+    (
+        "LOCK-03",
+        "sells out the cluster's CCI namespace and cordons the virtual node",
+    ),
+    (
+        "R-02",
+        "fails and slows every pod creation of the cluster's CCI namespace",
+    ),
+    ("VK-03", "deletes the virtual node every burst pod runs on"),
+];
+
 impl Entry {
+    /// Whether this scenario changes what other scenarios see (the add-on, the nodes, the
+    /// control plane, the engine's process, the CCI namespace's behaviour): it then runs alone.
+    pub fn cluster_wide(&self) -> bool {
+        self.needs.iter().any(|n| {
+            matches!(
+                n,
+                Need::Installer | Need::EngineProcess | Need::ControlPlane | Need::ChosenNodes
+            )
+        }) || CLUSTER_WIDE.iter().any(|(id, _)| *id == self.id)
+    }
+
     /// The title of this entry's report row at `release`: for a gated scenario, the side of
     /// the gate the release is on, e.g. `DownwardAPI refused at 1.3.24 (gate >= 1.3.25)` or
     /// `DownwardAPI works (from 1.3.25; checked at 1.5.18)`; else the catalogue title.

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use futures::StreamExt as _;
 use serde::Serialize;
 
 use burst_rules::release::Release;
@@ -28,6 +29,9 @@ pub struct Options {
     pub report_dir: PathBuf,
     /// Which cluster the scenarios run on.
     pub cluster: ClusterChoice,
+    /// How many namespace-confined scenarios run at once (1: one after another, in catalogue
+    /// order).
+    pub jobs: usize,
 }
 
 /// Which cluster `certify` runs on.
@@ -602,6 +606,57 @@ pub fn parse_release(text: &str) -> std::result::Result<Release, String> {
     Release::parse(text).map_err(|e| format!("{text:?}: {e}"))
 }
 
+/// One step of a run: `entries` run with at most `width` at a time.
+#[derive(Debug, PartialEq)]
+struct Batch {
+    entries: Vec<Entry>,
+    width: usize,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+/// The order of a run. `--jobs 1`: every scenario alone, in catalogue order (today's order).
+/// More: the scenarios confined to their own namespace and CCI objects run together, `jobs` at
+/// a time; then each cluster-wide one alone ([`Entry::cluster_wide`]), so no scenario's outcome
+/// depends on what runs beside it.
+fn schedule(runnable: &[Entry], jobs: usize) -> Vec<Batch> {
+    if jobs <= 1 {
+        return runnable
+            .iter()
+            .map(|e| Batch {
+                entries: vec![*e],
+                width: 1,
+            })
+            .collect();
+    }
+    let (wide, confined): (Vec<Entry>, Vec<Entry>) =
+        runnable.iter().partition(|e| e.cluster_wide());
+    let mut plan = Vec::new();
+    if !confined.is_empty() {
+        plan.push(Batch {
+            entries: confined,
+            width: jobs,
+        });
+    }
+    plan.extend(wide.into_iter().map(|e| Batch {
+        entries: vec![e],
+        width: 1,
+    }));
+    plan
+}
+
+/// The default `--jobs`: scenarios mostly wait on the cluster, so a few at a time even on two
+/// cores (the control plane, the engine and the mock share them).
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| (n.get() * 2).clamp(2, 6))
+        .unwrap_or(2)
+}
+
 /// Runs the selected scenarios one after another on the shared local environment, printing a
 /// line per scenario, and returns the report (also written to `options.report_dir`).
 pub async fn certify(options: &Options) -> Result<Report> {
@@ -656,44 +711,73 @@ pub async fn certify(options: &Options) -> Result<Report> {
     } else {
         "not started".into()
     };
-    let mut rows = Vec::with_capacity(entries.len());
-    let mut ran = 0;
-    for entry in &entries {
-        let started = Instant::now();
-        let outcome = match (entry.body, excluded(entry, options)) {
-            (_, Some(why)) => Outcome::Skipped(why),
-            (None, None) => Outcome::NotImplemented,
-            (Some(_), None) => {
-                ran += 1;
-                eprintln!(
-                    "burstcert: [{ran}/{selected}] {} {} ...",
-                    entry.id,
-                    entry.title_for(release)
-                );
-                catalogue::run(entry.id).await
-            }
-        };
-        let seconds =
-            if matches!(outcome, Outcome::NotImplemented) || excluded(entry, options).is_some() {
-                0.0
-            } else {
-                started.elapsed().as_secs_f64()
-            };
-        if entry.body.is_some() && excluded(entry, options).is_none() {
+    let started_all = Instant::now();
+    let ran = std::sync::atomic::AtomicUsize::new(0);
+    // One scenario, timed, with a line before and after (lines of concurrent scenarios interleave;
+    // each names its ID).
+    let run_one = |entry: Entry| {
+        let ran = &ran;
+        async move {
+            let n = ran.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            eprintln!(
+                "burstcert: [{n}/{selected}] {} {} ...",
+                entry.id,
+                entry.title_for(release)
+            );
+            let started = Instant::now();
+            let outcome = catalogue::run(entry.id).await;
+            let seconds = started.elapsed().as_secs_f64();
             eprintln!(
                 "burstcert:   {} {} ({seconds:.1}s) {}",
                 entry.id,
                 outcome.label(),
                 first_line(outcome.reason())
             );
+            (entry.id, outcome, seconds)
         }
-        rows.push(Row {
-            id: entry.id.to_owned(),
-            title: entry.title_for(release),
-            outcome,
-            seconds,
-        });
+    };
+    let runnable: Vec<Entry> = entries
+        .iter()
+        .filter(|e| e.body.is_some() && excluded(e, options).is_none())
+        .copied()
+        .collect();
+    let mut results: std::collections::HashMap<&str, (Outcome, f64)> =
+        std::collections::HashMap::new();
+    let plan = schedule(&runnable, options.jobs);
+    for batch in plan {
+        let outcomes: Vec<_> = futures::stream::iter(batch.entries.into_iter().map(run_one))
+            .buffer_unordered(batch.width)
+            .collect()
+            .await;
+        for (id, outcome, seconds) in outcomes {
+            results.insert(id, (outcome, seconds));
+        }
     }
+    if selected > 0 {
+        eprintln!(
+            "burstcert: {selected} scenarios in {:.0}s with --jobs {}",
+            started_all.elapsed().as_secs_f64(),
+            options.jobs
+        );
+    }
+    let rows = entries
+        .iter()
+        .map(|entry| {
+            let (outcome, seconds) = match (entry.body, excluded(entry, options)) {
+                (_, Some(why)) => (Outcome::Skipped(why), 0.0),
+                (None, None) => (Outcome::NotImplemented, 0.0),
+                (Some(_), None) => results
+                    .remove(entry.id)
+                    .unwrap_or_else(|| (Outcome::Failed("the scheduler lost it".into()), 0.0)),
+            };
+            Row {
+                id: entry.id.to_owned(),
+                title: entry.title_for(release),
+                outcome,
+                seconds,
+            }
+        })
+        .collect();
     let report = Report {
         release: release.to_string(),
         cluster,
@@ -865,6 +949,7 @@ mod tests {
             skip: skip.iter().map(|s| s.to_string()).collect(),
             report_dir: PathBuf::new(),
             cluster: ClusterChoice::Local,
+            jobs: 1,
         }
     }
 
@@ -903,6 +988,51 @@ mod tests {
                 "the error lists the families: {e}"
             );
         }
+    }
+
+    #[test]
+    fn one_job_keeps_the_catalogue_order_and_more_run_confined_scenarios_together_then_each_cluster_wide_one_alone()
+     {
+        let all = catalogue::entries();
+        let ids = |plan: &[Batch]| -> Vec<Vec<&str>> {
+            plan.iter()
+                .map(|b| b.entries.iter().map(|e| e.id).collect())
+                .collect()
+        };
+        let sequential = schedule(&all, 1);
+        assert_eq!(sequential.len(), all.len());
+        assert!(sequential.iter().all(|b| b.width == 1));
+        assert_eq!(
+            ids(&sequential).concat(),
+            all.iter().map(|e| e.id).collect::<Vec<_>>()
+        );
+        let parallel = schedule(&all, 4);
+        let first = &parallel[0];
+        assert_eq!(first.width, 4);
+        assert!(first.entries.iter().all(|e| !e.cluster_wide()));
+        for id in ["WL-02", "VOL-01", "HP-01", "WL-04"] {
+            assert!(
+                first.entries.iter().any(|e| e.id == id),
+                "{id} runs with others"
+            );
+        }
+        for batch in &parallel[1..] {
+            assert_eq!((batch.entries.len(), batch.width), (1, 1));
+            assert!(batch.entries[0].cluster_wide(), "{}", batch.entries[0].id);
+        }
+        for id in [
+            "UN-01", "LOCK-01", "R-01", "R-02", "R-03", "VK-03", "WL-07", "NET-01",
+        ] {
+            assert!(
+                parallel[1..].iter().any(|b| b.entries[0].id == id),
+                "{id} runs alone"
+            );
+        }
+        assert_eq!(
+            parallel.iter().map(|b| b.entries.len()).sum::<usize>(),
+            all.len(),
+            "every scenario once"
+        );
     }
 
     #[test]

@@ -87,6 +87,11 @@ enum Command {
         /// Folder for the report.
         #[arg(long, default_value = "burstcert-report")]
         report: std::path::PathBuf,
+        /// How many scenarios confined to their own namespace run at once (cluster-wide ones
+        /// always run alone, after them); 1 runs every scenario one after another in catalogue
+        /// order. Default: twice the cores, between 2 and 6.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=32))]
+        jobs: Option<u16>,
     },
     /// Bring up the whole environment and keep it until Ctrl-C: a local cluster, the mock CCI,
     /// the host node and the add-on installed from its manifests. Prints the kubeconfig, so
@@ -214,8 +219,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             focus,
             skip,
             report,
+            jobs,
         } => {
             let report = user_path(report);
+            let jobs = jobs.map_or_else(burstcert::certify::default_jobs, usize::from);
             let cluster = match (cluster.as_str(), kubeconfig) {
                 ("existing", Some(path)) => {
                     let token = match cci_token_file {
@@ -248,6 +255,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 skip,
                 report_dir: report.clone(),
                 cluster,
+                jobs,
             };
             if let Err(e) = burstcert::certify::check_selection(&options) {
                 eprintln!("burstcert: usage error: {e}");
