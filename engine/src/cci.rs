@@ -16,7 +16,9 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Timeout of connecting to CCI.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A CCI API client. Cheap to clone (the connection pool is shared).
+/// A CCI API client. Cheap to clone (the connection pool is shared). It sends each request
+/// once, except a 429 with a short `Retry-After` ([`MAX_RETRY_AFTER`]), sent again once after
+/// the wait; every other failure is the caller's to retry.
 #[derive(Clone)]
 pub struct CciClient {
     http: reqwest::Client,
@@ -88,15 +90,25 @@ impl CciClient {
             path: path.to_string(),
             source,
         };
-        let mut request = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.endpoint))
-            .header(AUTH_HEADER, &self.token)
-            .header(reqwest::header::ACCEPT, "application/json");
-        if let Some(body) = body {
-            request = request.json(body);
+        let request = || {
+            let request = self
+                .http
+                .request(method.clone(), format!("{}{path}", self.endpoint))
+                .header(AUTH_HEADER, &self.token)
+                .header(reqwest::header::ACCEPT, "application/json");
+            match body {
+                Some(body) => request.json(body),
+                None => request,
+            }
+        };
+        let mut response = request().send().await.map_err(http_err)?;
+        // NB: a 429 was not applied, so even a create may be sent again; once, and only after a
+        // short wait, or the caller (the controller's backoff) would be kept waiting here.
+        if let Some(wait) = retry_after(&response) {
+            tracing::debug!(%method, path, wait_ms = wait.as_millis(), "cci throttled; retrying once");
+            tokio::time::sleep(wait).await;
+            response = request().send().await.map_err(http_err)?;
         }
-        let response = request.send().await.map_err(http_err)?;
         let code = response.status();
         let bytes = response.bytes().await.map_err(http_err)?;
         if code.is_success() {
@@ -371,6 +383,27 @@ impl CciClient {
 }
 
 const NO_BODY: Option<&()> = None;
+
+/// The longest `Retry-After` of a 429 the client waits for before retrying; a longer one (or an
+/// HTTP date) is surfaced as the 429 it is, and the caller backs off.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// How long to wait before sending a throttled (429) request again: its `Retry-After` in whole
+/// seconds, when at most [`MAX_RETRY_AFTER`].
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    if response.status() != reqwest::StatusCode::TOO_MANY_REQUESTS {
+        return None;
+    }
+    let seconds: u64 = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(seconds)).filter(|wait| *wait <= MAX_RETRY_AFTER)
+}
 
 /// Reason and message of an error answer: the API's `Status` shape when it is one, else the
 /// body's text.
