@@ -10,7 +10,9 @@ use anyhow::Context as _;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
+};
 
 use super::{BodyFuture, cci_running, cluster_uid_of, running_on_virtual_node};
 use crate::cluster::VIRTUAL_NODE;
@@ -292,6 +294,8 @@ pub fn wl_05(s: &Scenario) -> BodyFuture<'_> {
         let spec = &mut cron.spec;
         spec.schedule = "*/1 * * * *".into();
         spec.concurrency_policy = Some("Forbid".into());
+        // A schedule missed less than this long ago still starts (see below).
+        spec.starting_deadline_seconds = Some(300);
         let template = &mut spec
             .job_template
             .spec
@@ -304,7 +308,19 @@ pub fn wl_05(s: &Scenario) -> BodyFuture<'_> {
             .create(&PostParams::default(), &cron)
             .await?;
         let cron_uid = cron.metadata.uid.clone().context("uid")?;
-        // The schedule fires at the next minute: up to 60 s, plus the controller's lag.
+        // Meet the cron minute without waiting for it: a last schedule recorded 90 s ago means
+        // the CronJob controller finds a missed minute (within the starting deadline) and starts
+        // its Job now, as it would after a controller restart. The Job is still the controller's,
+        // made from the CronJob's template. If it did not take, the next minute fires as before.
+        let ninety_seconds_ago =
+            k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(90);
+        let missed = serde_json::json!({"status": {"lastScheduleTime": ninety_seconds_ago
+            .strftime("%Y-%m-%dT%H:%M:%SZ").to_string()}});
+        let cron_name = cron.metadata.name.clone().context("name")?;
+        s.api::<CronJob>()
+            .patch_status(&cron_name, &PatchParams::default(), &Patch::Merge(&missed))
+            .await
+            .context("record a missed schedule on the CronJob's status")?;
         let (job, pod) = wait::until(
             "a Job of the CronJob with its pod Running on the virtual node and on CCI",
             Duration::from_secs(150),
