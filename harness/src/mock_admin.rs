@@ -32,22 +32,15 @@ impl MockAdmin {
     /// whatever happens in between; [`FaultGuard::clear`] clears it now and says if that failed.
     pub async fn set_fault(&self, scope: Scope, fault: Fault) -> Result<FaultGuard> {
         let spec = FaultSpec { scope, fault };
-        let context = || format!("set mock fault {:?} on {:?}", spec.fault, spec.scope);
-        let resp = self
-            .http
-            .post(format!("{}/_mock/faults", self.url))
-            .json(&spec)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|source| Error::Http {
-                context: context(),
-                source,
-            })?;
-        let set: ActiveFault = resp.json().await.map_err(|source| Error::Http {
-            context: context(),
-            source,
-        })?;
+        let context = format!("set mock fault {:?} on {:?}", spec.fault, spec.scope);
+        let set: ActiveFault = self
+            .json(
+                self.http
+                    .post(format!("{}/_mock/faults", self.url))
+                    .json(&spec),
+                &context,
+            )
+            .await?;
         Ok(FaultGuard {
             admin: self.clone(),
             id: Some(set.id),
@@ -87,21 +80,31 @@ impl MockAdmin {
 
     /// A GET of the mock's inside view, e.g. `/_mock/peak?namespace=NS` (WL-04, RES-03), as JSON.
     pub async fn inside(&self, path_and_query: &str) -> Result<serde_json::Value> {
-        let context = || format!("GET mock {path_and_query}");
-        let resp = self
-            .http
-            .get(format!("{}{path_and_query}", self.url))
+        self.json(
+            self.http.get(format!("{}{path_and_query}", self.url)),
+            &format!("GET mock {path_and_query}"),
+        )
+        .await
+    }
+
+    /// Sends `request`, fails on an error status, decodes the JSON answer.
+    async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+        context: &str,
+    ) -> Result<T> {
+        let http = |source| Error::Http {
+            context: context.to_owned(),
+            source,
+        };
+        request
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)
-            .map_err(|source| Error::Http {
-                context: context(),
-                source,
-            })?;
-        resp.json().await.map_err(|source| Error::Http {
-            context: context(),
-            source,
-        })
+            .map_err(http)?
+            .json()
+            .await
+            .map_err(http)
     }
 }
 
