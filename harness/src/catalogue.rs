@@ -198,6 +198,17 @@ entries! {
     "R-03", "The API server restarted: the engine reconnects; node lease and pods unaffected", Some(scenarios::restart::r_03), [ControlPlane];
 }
 
+/// Held by every running scenario: shared by those confined to their namespace, exclusively by
+/// a cluster-wide one ([`Entry::cluster_wide`]). Fair, so a waiting cluster-wide scenario is not
+/// starved by a stream of confined ones.
+static FOOTPRINT: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// How a running scenario holds [`FOOTPRINT`].
+enum Footprint {
+    Alone(#[allow(dead_code)] tokio::sync::RwLockWriteGuard<'static, ()>),
+    Shared(#[allow(dead_code)] tokio::sync::RwLockReadGuard<'static, ()>),
+}
+
 /// The entry of one ID.
 pub fn find(id: &str) -> Option<Entry> {
     entries().into_iter().find(|e| e.id == id)
@@ -219,6 +230,13 @@ pub async fn run(id: &str) -> Outcome {
     if let Some(why) = crate::needs::unmet(entry.needs, env.offers()) {
         return Outcome::NotRun(why);
     }
+    // Isolation, whoever runs scenarios side by side (certify --jobs, the test harness's
+    // threads): a cluster-wide scenario runs alone, the others together.
+    let _footprint = if entry.cluster_wide() {
+        Footprint::Alone(FOOTPRINT.write().await)
+    } else {
+        Footprint::Shared(FOOTPRINT.read().await)
+    };
     let scenario = match Scenario::new(id).await {
         Ok(s) => s,
         Err(e) => return Outcome::Failed(format!("setting up {id}: {e}")),

@@ -10,7 +10,10 @@ fn every_catalogue_id_is_run_by_exactly_one_suite_test_and_no_other_id_is() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
     let mut runs: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut other: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let files = std::fs::read_dir(&dir).expect("the suites' tests folder");
+    let folders = [dir.clone(), dir.join("scenarios")];
+    let files = folders
+        .iter()
+        .flat_map(|d| std::fs::read_dir(d).expect("a suites' tests folder"));
     for file in files.flatten() {
         let path = file.path();
         if path.extension().is_none_or(|e| e != "rs") {

@@ -230,8 +230,9 @@ async fn leftovers(client: &kube::Client) -> anyhow::Result<Vec<String>> {
     Ok(found)
 }
 
-/// The resourceVersions of everything in `kube-system` and the cluster-scoped kinds the add-on
-/// creates: equal before and after means "nothing created or changed".
+/// The resourceVersions (for Deployments: generation, labels, annotations) of everything in
+/// `kube-system` and the cluster-scoped kinds the add-on creates: equal before and after means
+/// "nothing created or changed".
 async fn fingerprint(client: &kube::Client) -> anyhow::Result<BTreeMap<String, String>> {
     use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
     use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
@@ -247,10 +248,22 @@ async fn fingerprint(client: &kube::Client) -> anyhow::Result<BTreeMap<String, S
             }
         };
     }
-    add!(
-        Api::<Deployment>::namespaced(client.clone(), NAMESPACE),
-        "deployment"
-    );
+    // A Deployment's resourceVersion also moves with its status (a rollout of an earlier
+    // scenario settling, a replica turning available): its generation, labels and annotations
+    // are what an install would change.
+    for d in Api::<Deployment>::namespaced(client.clone(), NAMESPACE)
+        .list(&ListParams::default())
+        .await?
+        .items
+    {
+        out.insert(
+            format!("deployment {}", d.name_any()),
+            format!(
+                "generation {:?} labels {:?} annotations {:?}",
+                d.metadata.generation, d.metadata.labels, d.metadata.annotations
+            ),
+        );
+    }
     add!(
         Api::<Secret>::namespaced(client.clone(), NAMESPACE),
         "secret"
