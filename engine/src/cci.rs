@@ -258,6 +258,25 @@ impl CciClient {
         Ok(())
     }
 
+    /// Delete a pod with `grace` seconds for its containers to stop (CCI's default when `None`):
+    /// the grace period of the cluster pod's graceful delete. A pod that does not exist is an
+    /// [`Error::Api`] with code 404.
+    pub async fn delete_pod_with_grace(
+        &self,
+        namespace: &str,
+        name: &str,
+        grace: Option<i64>,
+    ) -> Result<()> {
+        let query = grace.map_or_else(String::new, |g| format!("?gracePeriodSeconds={g}"));
+        self.send(
+            Method::DELETE,
+            &format!("{API_PREFIX}/namespaces/{namespace}/pods/{name}{query}"),
+            NO_BODY,
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Delete a pod at once (`gracePeriodSeconds=0`): for clean-up, where nobody waits for the
     /// containers to stop. A pod that does not exist is an [`Error::Api`] with code 404.
     pub async fn delete_pod_now(&self, namespace: &str, name: &str) -> Result<()> {

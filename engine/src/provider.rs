@@ -608,15 +608,28 @@ impl CciProvider {
                 reason: "has no namespace or no name".into(),
             });
         };
-        self.delete_pod_only(m.uid.as_deref(), namespace, name)
-            .await?;
+        // NB: the grace period of the cluster delete, which the CCI pod does not carry (the
+        // translation drops terminationGracePeriodSeconds).
+        self.delete_pod_only(
+            m.uid.as_deref(),
+            namespace,
+            name,
+            m.deletion_grace_period_seconds,
+        )
+        .await?;
         if let Some(uid) = m.uid.as_deref() {
             self.release(uid).await?;
         }
         Ok(())
     }
 
-    async fn delete_pod_only(&self, uid: Option<&str>, namespace: &str, name: &str) -> Result<()> {
+    async fn delete_pod_only(
+        &self,
+        uid: Option<&str>,
+        namespace: &str,
+        name: &str,
+        grace: Option<i64>,
+    ) -> Result<()> {
         let cci_name = cci_pod_name(namespace, name);
         let existing = match self.client.get_pod(&self.namespace, &cci_name).await {
             Ok(p) => p,
@@ -630,7 +643,11 @@ impl CciProvider {
             tracing::debug!(cci_pod = %cci_name, want, found, "not deleting a CCI pod of another uid");
             return Ok(());
         }
-        match self.client.delete_pod(&self.namespace, &cci_name).await {
+        match self
+            .client
+            .delete_pod_with_grace(&self.namespace, &cci_name, grace)
+            .await
+        {
             Ok(()) => {
                 tracing::info!(cci_pod = %cci_name, "deleted CCI pod");
                 Ok(())

@@ -262,6 +262,10 @@ impl Env {
                 "127.0.0.1:0".into(),
                 "--token-file".into(),
                 token_file.display().to_string(),
+                // NB: below the engine's 30 s request timeout, so a `Timeout` fault costs
+                // the engine seconds per try, not half a minute; the answer is lost either way.
+                "--timeout-ms".into(),
+                "5000".into(),
             ],
             &[],
             &mock_log,

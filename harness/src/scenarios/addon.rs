@@ -650,8 +650,41 @@ async fn expect_delete_failed(
     Ok(())
 }
 
-/// UN-02: with no schedulable node the gc jobs cannot run: uninstall fails, the add-on shows
-/// DeleteFailed and the CCI side is intact; once a node is schedulable again, uninstall succeeds.
+/// The gc timeout UN-02's first uninstall is given.
+const UN_02_GC_TIMEOUT: Duration = Duration::from_secs(20);
+/// How late past its gc timeout an uninstall may fail (the state write, the last poll of the
+/// jobs); a fifth of it is allowed early, for how late this scenario sees the wait begin.
+const GC_TIMEOUT_SLACK: Duration = Duration::from_secs(5);
+
+/// Uninstalls with `gc_timeout`, watching the add-on state: returns the outcome and how long
+/// after the state said "waiting for the gc jobs" the uninstall returned (`None` if never seen).
+async fn uninstall_timing_the_gc_wait(
+    s: &Scenario,
+    gc_timeout: Duration,
+) -> (crate::Result<()>, Option<Duration>) {
+    let options = UninstallOptions { gc_timeout };
+    let progress = Progress::quiet();
+    let uninstall = lifecycle::uninstall(&s.client, s.env.addon_target(), &options, &progress);
+    tokio::pin!(uninstall);
+    let mut waiting_since: Option<Instant> = None;
+    let mut poll = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tokio::select! {
+            result = &mut uninstall => return (result, waiting_since.map(|t| t.elapsed())),
+            _ = poll.tick(), if waiting_since.is_none() => {
+                if let Ok(Some(state)) = lifecycle::state(&s.client).await
+                    && state.message.starts_with("waiting for the gc jobs")
+                {
+                    waiting_since = Some(Instant::now());
+                }
+            }
+        }
+    }
+}
+
+/// UN-02: with no schedulable node the gc jobs cannot run: uninstall fails when its gc timeout
+/// (20 s here) runs out, not before and not much after; the add-on shows DeleteFailed and the
+/// CCI side is intact; once a node is schedulable again, uninstall succeeds.
 pub fn un_02(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(serially(s, async move {
         burst(s, "un-02", 2).await?;
@@ -665,17 +698,17 @@ pub fn un_02(s: &Scenario) -> BodyFuture<'_> {
             .filter(|n| n != render::VIRTUAL_NODE)
             .collect();
         cordon(s, &nodes, true).await?;
-        let first = lifecycle::uninstall(
-            &s.client,
-            s.env.addon_target(),
-            &UninstallOptions {
-                gc_timeout: Duration::from_secs(20),
-            },
-            &Progress::quiet(),
-        )
-        .await;
+        let (first, gc_waited) = uninstall_timing_the_gc_wait(s, UN_02_GC_TIMEOUT).await;
         let checked = async {
             expect_delete_failed(s, first, "gc jobs").await?;
+            let waited =
+                gc_waited.context("the state never said it was waiting for the gc jobs")?;
+            anyhow::ensure!(
+                waited + GC_TIMEOUT_SLACK / 5 >= UN_02_GC_TIMEOUT
+                    && waited <= UN_02_GC_TIMEOUT + GC_TIMEOUT_SLACK,
+                "uninstall failed {waited:?} after it began waiting for the gc jobs; the gc \
+                 timeout is {UN_02_GC_TIMEOUT:?} (slack {GC_TIMEOUT_SLACK:?})"
+            );
             let after = cci_side(s).await?;
             anyhow::ensure!(
                 after == before,

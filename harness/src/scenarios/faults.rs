@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::PostParams;
+use kube::api::{Patch, PatchParams, PostParams};
 
 use super::{BodyFuture, cluster_uid_of, converge};
 use crate::mock_admin::FaultGuard;
@@ -18,7 +18,9 @@ use mock_cci::{Fault, Scope};
 /// with CCI failing half the pod creations with 503 and answering them 1.5 s late, a
 /// 5-replica Deployment (`enforce`) is created; once the engine has met several failures the
 /// faults are cleared and the Deployment converges with exactly one CCI pod per cluster pod.
-/// The faults are scoped to this cluster's CCI namespace and cleared also when a step fails.
+/// Then, with CCI storing each pod creation but answering it only with a late `504` (the answer
+/// lost), the Deployment is scaled to 8: the engine's retries must find the pods it already
+/// made. The faults are scoped to this cluster's CCI namespace and cleared also when a step fails.
 pub fn r_02(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(async move {
         let admin = s.mock_admin()?;
@@ -52,7 +54,26 @@ pub fn r_02(s: &Scenario) -> BodyFuture<'_> {
         cleared.0?;
         cleared.1?;
 
-        let pods = converge(s, "app=nginx", 5, Duration::from_secs(180)).await?;
+        converge(s, "app=nginx", 5, Duration::from_secs(180)).await?;
+
+        // "Applied, then timed out": the mock stores each pod creation, then leaves the engine
+        // waiting and answers 504. Every pod the engine now creates is on CCI although the
+        // engine saw its create fail; its retries must find that pod, not make a second one.
+        let lost = admin
+            .set_fault(
+                Scope::Namespace(s.cci_namespace().to_owned()),
+                Fault::Timeout {
+                    operations: vec![create_pods],
+                    applied: true,
+                },
+            )
+            .await?;
+        let during = lost_answers_phase(s, &lost).await;
+        let cleared = lost.clear().await;
+        during?;
+        cleared?;
+
+        let pods = converge(s, "app=nginx", SCALED, Duration::from_secs(180)).await?;
         let cci = s.cci_pods().await?;
         let uids: BTreeSet<&str> = cci.iter().filter_map(cluster_uid_of).collect();
         anyhow::ensure!(
@@ -63,6 +84,36 @@ pub fn r_02(s: &Scenario) -> BodyFuture<'_> {
         );
         Ok(Outcome::Passed)
     })
+}
+
+/// Replicas of the Deployment once scaled up under the "applied, then timed out" fault.
+const SCALED: usize = 8;
+
+/// Scales the Deployment to [`SCALED`] and waits until every new pod's creation was applied on
+/// CCI without the engine getting an answer, and the engine has retried at least one of them.
+async fn lost_answers_phase(s: &Scenario, lost: &FaultGuard) -> anyhow::Result<()> {
+    s.api::<Deployment>()
+        .patch(
+            "flaky",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"replicas": SCALED}})),
+        )
+        .await?;
+    let added = SCALED - 5;
+    wait::until(
+        &format!(
+            "the mock to have applied {added} pod creations left unanswered, and a retry of one"
+        ),
+        Duration::from_secs(120),
+        || async {
+            let fired = usize::try_from(lost.fired().await?).unwrap_or(usize::MAX);
+            let on_cci = s.cci_pods().await?.len();
+            Ok((on_cci >= SCALED && fired > added).then_some(()))
+        },
+        || s.diagnose(),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Creates the Deployment and waits until the error fault has failed at least 3 creations.

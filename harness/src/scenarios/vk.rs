@@ -27,6 +27,22 @@ async fn burst_pod(s: &Scenario, name: &str) -> anyhow::Result<String> {
     pods[0].metadata.uid.clone().context("pod has a uid")
 }
 
+/// The CCI pod standing for the cluster pod `uid`: its own UID and creation time.
+async fn cci_identity(s: &Scenario, uid: &str) -> anyhow::Result<(String, String)> {
+    let cci = s.cci_pods().await?;
+    let mut ours = cci.iter().filter(|p| cluster_uid_of(p) == Some(uid));
+    let pod = ours.next().context("no CCI pod for the cluster pod")?;
+    anyhow::ensure!(ours.next().is_none(), "two CCI pods for one cluster pod");
+    let own = pod.metadata.uid.clone().context("CCI pod has a uid")?;
+    let created = pod
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map(|t| t.0.to_string())
+        .context("CCI pod has a creation timestamp")?;
+    Ok((own, created))
+}
+
 /// Waits until neither the cluster pod nor a CCI pod for `uid` exists.
 async fn gone_on_both_sides(s: &Scenario, name: &str, uid: &str) -> anyhow::Result<()> {
     wait::until(
@@ -54,14 +70,43 @@ async fn gone_on_both_sides(s: &Scenario, name: &str, uid: &str) -> anyhow::Resu
     Ok(())
 }
 
-/// VK-01: graceful delete and force delete both remove the CCI pod.
+/// The grace period of VK-01's graceful delete (the fixture's `terminationGracePeriodSeconds`).
+const GRACE: u32 = 5;
+
+/// VK-01: graceful delete and force delete both remove the CCI pod; the graceful one leaves it
+/// Terminating for its grace period first.
 pub fn vk_01(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(async move {
         let graceful = burst_pod(s, "graceful").await?;
+        let asked = tokio::time::Instant::now();
         s.api::<Pod>()
-            .delete("graceful", &DeleteParams::default().grace_period(5))
+            .delete("graceful", &DeleteParams::default().grace_period(GRACE))
             .await?;
+        // The CCI pod is Terminating with the grace period, not removed at once: an engine that
+        // force-deletes on CCI never shows it.
+        wait::until(
+            &format!("the CCI pod of graceful Terminating with a {GRACE} s grace period"),
+            Duration::from_secs(20),
+            || async {
+                let cci = s.cci_pods().await?;
+                let pod = cci.iter().find(|p| cluster_uid_of(p) == Some(&*graceful));
+                Ok(pod
+                    .filter(|p| {
+                        p.metadata.deletion_timestamp.is_some()
+                            && p.metadata.deletion_grace_period_seconds == Some(i64::from(GRACE))
+                    })
+                    .map(|_| ()))
+            },
+            || s.diagnose(),
+        )
+        .await?;
         gone_on_both_sides(s, "graceful", &graceful).await?;
+        let took = asked.elapsed();
+        // NB: one second of slack for the mock's clock against ours; far below the grace.
+        anyhow::ensure!(
+            took >= Duration::from_secs(u64::from(GRACE - 1)),
+            "the CCI pod of graceful was gone {took:?} after a delete with a {GRACE} s grace period"
+        );
 
         let forced = burst_pod(s, "forced").await?;
         // `kubectl delete --force --grace-period=0`: the API object goes at once, the kubelet
@@ -75,10 +120,11 @@ pub fn vk_01(s: &Scenario) -> BodyFuture<'_> {
 }
 
 /// VK-03: the virtual node deleted by hand is recreated with a new UID within a minute; its
-/// pods keep running.
+/// pods keep running, on the same CCI pods (same CCI UID and creation time).
 pub fn vk_03(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(async move {
         let uid = burst_pod(s, "survivor").await?;
+        let before = cci_identity(s, &uid).await?;
         let nodes: Api<Node> = Api::all(s.client.clone());
         let old = nodes
             .get(VIRTUAL_NODE)
@@ -114,6 +160,11 @@ pub fn vk_03(s: &Scenario) -> BodyFuture<'_> {
             pods[0].metadata.uid.as_deref() == Some(uid.as_str()),
             "the pod was replaced (uid {:?}, was {uid})",
             pods[0].metadata.uid
+        );
+        let after = cci_identity(s, &uid).await?;
+        anyhow::ensure!(
+            after == before,
+            "the CCI pod was recreated: (uid, created) {after:?}, was {before:?}"
         );
         Ok(Outcome::Passed)
     })

@@ -15,7 +15,8 @@ async fn r_01_engine_killed_mid_burst_of_100_pods_restarts_to_exactly_one_cci_po
 }
 
 /// CCI failing half the pod creations and answering slowly: a 5-replica Deployment
-/// converges once the faults are cleared, one CCI pod per cluster pod.
+/// converges once the faults are cleared; scaled to 8 while CCI applies creations but loses the
+/// answers, it still ends with one CCI pod per cluster pod.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r_02_cci_5xx_and_slow_for_a_while_then_five_pods_converge_without_duplicates() {
     let _turn = SERIAL.lock().await;
