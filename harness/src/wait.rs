@@ -27,6 +27,23 @@ pub fn patience(base: Duration) -> Duration {
 pub async fn until<T, F, Fut, D, DFut>(
     what: &str,
     base: Duration,
+    check: F,
+    diagnose: D,
+) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>>>,
+    D: FnOnce() -> DFut,
+    DFut: Future<Output = String>,
+{
+    until_exactly(what, patience(base), check, diagnose).await
+}
+
+/// [`until`] with a deadline that is behaviour, not patience: `limit` is not scaled by
+/// [`PATIENCE_ENV`] (e.g. the add-on's own gc timeout, which a scenario measures).
+pub async fn until_exactly<T, F, Fut, D, DFut>(
+    what: &str,
+    limit: Duration,
     mut check: F,
     diagnose: D,
 ) -> Result<T>
@@ -36,7 +53,6 @@ where
     D: FnOnce() -> DFut,
     DFut: Future<Output = String>,
 {
-    let limit = patience(base);
     let deadline = tokio::time::Instant::now() + limit;
     let mut interval = Duration::from_millis(100);
     let mut last_error = None;
