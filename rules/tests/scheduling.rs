@@ -36,6 +36,10 @@ const OTHER_TOLERATION: &str = r#"
   tolerations:
     - {key: dedicated, operator: Equal, value: gpu, effect: NoSchedule}"#;
 const EMPTY_TOLERATIONS: &str = "\n  tolerations: []";
+/// Tolerates every NoSchedule taint of another key: not the virtual node's toleration.
+const OTHER_KEY_EXISTS: &str = r#"
+  tolerations:
+    - {key: node.example/maintenance, operator: Exists, effect: NoSchedule}"#;
 const POD_ANTI_AFFINITY_ONLY: &str = r#"
   affinity:
     podAntiAffinity:
@@ -54,6 +58,18 @@ const REQUIRED_TERMS: &str = r#"
               - {key: topology.kubernetes.io/zone, operator: In, values: [zone-a]}
           - matchFields:
               - {key: metadata.name, operator: In, values: [node-1]}"#;
+/// Required terms with expressions that look like the virtual node's requirement but are not:
+/// the right key with another operator, the right values under another key or operator.
+const REQUIRED_NEAR_MISSES: &str = r#"
+  affinity:
+    nodeAffinity:
+      requiredDuringSchedulingIgnoredDuringExecution:
+        nodeSelectorTerms:
+          - matchExpressions:
+              - {key: type, operator: In, values: [physical]}
+              - {key: pool, operator: In, values: [virtual-kubelet]}
+          - matchExpressions:
+              - {key: pool, operator: NotIn, values: [virtual-kubelet]}"#;
 const PREFERRED_ONLY: &str = r#"
   affinity:
     nodeAffinity:
@@ -101,9 +117,11 @@ fn every_bursting_policy_patches_every_pod_shape_correctly_and_idempotently(
         BARE,
         OTHER_TOLERATION,
         EMPTY_TOLERATIONS,
+        OTHER_KEY_EXISTS,
         POD_ANTI_AFFINITY_ONLY,
         EMPTY_AFFINITY,
         REQUIRED_TERMS,
+        REQUIRED_NEAR_MISSES,
         PREFERRED_ONLY,
         ALREADY_MUTATED
     )]
@@ -385,6 +403,57 @@ fn a_pod_still_to_be_named_is_described_by_its_generate_name() {
         .insert(LABEL.into(), "nope".into());
     let message = decide_pod(&p, latest()).message().unwrap().to_string();
     assert!(message.starts_with("pod default/web-5d8f-*:"), "{message}");
+}
+
+#[test]
+fn a_pod_whose_namespace_is_not_yet_set_is_described_without_one() {
+    // An admission request may carry the pod before its namespace is defaulted into it.
+    let mut p = small_pod("web");
+    p.metadata.namespace = Some(String::new());
+    p.metadata
+        .labels
+        .get_or_insert_with(BTreeMap::new)
+        .insert(LABEL.into(), "nope".into());
+    let message = decide_pod(&p, latest()).message().unwrap().to_string();
+    assert!(message.starts_with("pod web:"), "{message}");
+}
+
+/// The decision says it added the toleration exactly when its patch adds one.
+#[rstest]
+#[case::no_tolerations(BARE, true)]
+#[case::another_toleration(OTHER_TOLERATION, true)]
+#[case::another_key_tolerated_with_exists(OTHER_KEY_EXISTS, true)]
+#[case::ours_already(ALREADY_MUTATED, false)]
+fn the_decision_names_the_toleration_only_when_it_adds_it(
+    #[case] shape: &str,
+    #[case] added: bool,
+) {
+    let decision = decide_pod(&shaped_pod("enforce", shape), latest());
+    let said = format!("{decision:?}").contains("tolerates the virtual node's taint");
+    assert_eq!(said, added, "{decision:?}");
+    let patch = decision
+        .patch()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    assert_eq!(
+        patch.contains("virtual-kubelet.io/provider"),
+        added,
+        "{patch}"
+    );
+}
+
+/// A localPrefer decision says it added the preference exactly when its patch adds one.
+#[rstest]
+#[case::no_affinity(BARE, true)]
+#[case::another_preference(PREFERRED_ONLY, true)]
+#[case::ours_already(ALREADY_MUTATED, false)]
+fn the_decision_names_the_preference_only_when_it_adds_it(
+    #[case] shape: &str,
+    #[case] added: bool,
+) {
+    let decision = decide_pod(&shaped_pod("localPrefer", shape), latest());
+    let said = format!("{decision:?}").contains("prefers nodes not labelled");
+    assert_eq!(said, added, "{decision:?}");
 }
 
 /// WL-07's rows as far as admission decides them: the policy × whether the pod can burst.
