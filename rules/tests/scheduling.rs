@@ -405,6 +405,27 @@ fn a_pod_still_to_be_named_is_described_by_its_generate_name() {
     assert!(message.starts_with("pod default/web-5d8f-*:"), "{message}");
 }
 
+/// Empty names count as absent: an empty name falls back to generateName, an empty
+/// generateName to "(unnamed)".
+#[rstest]
+#[case::empty_name_with_generate_name(Some(""), Some("web-"), "pod default/web-*:")]
+#[case::no_name_and_empty_generate_name(None, Some(""), "pod default/(unnamed):")]
+fn empty_names_are_described_as_absent(
+    #[case] name: Option<&str>,
+    #[case] generate_name: Option<&str>,
+    #[case] start: &str,
+) {
+    let mut p = small_pod("web");
+    p.metadata.name = name.map(str::to_owned);
+    p.metadata.generate_name = generate_name.map(str::to_owned);
+    p.metadata
+        .labels
+        .get_or_insert_with(BTreeMap::new)
+        .insert(LABEL.into(), "nope".into());
+    let message = decide_pod(&p, latest()).message().unwrap().to_string();
+    assert!(message.starts_with(start), "{message}");
+}
+
 #[test]
 fn a_pod_whose_namespace_is_not_yet_set_is_described_without_one() {
     // An admission request may carry the pod before its namespace is defaulted into it.
