@@ -200,9 +200,9 @@ fn default_release() -> Release {
 async fn attach_existing(
     options: &Options,
     existing: &ExistingChoice,
-) -> Result<Option<(Release, kube::Client)>> {
-    let client = crate::cluster::client_for(&existing.kubeconfig).await?;
-    let Some(installed) = read_installed(&client).await? else {
+    client: &kube::Client,
+) -> Result<Option<Release>> {
+    let Some(installed) = read_installed(client).await? else {
         return Ok(None);
     };
     let step = |detail: String| crate::Error::Step {
@@ -255,7 +255,7 @@ async fn attach_existing(
     if !configured {
         return Err(step("this process already has an environment".into()));
     }
-    Ok(Some((release, client)))
+    Ok(Some(release))
 }
 
 /// Environment variable holding the tenant's CCI credential (`certify --cluster existing`,
@@ -607,16 +607,10 @@ pub fn parse_release(text: &str) -> std::result::Result<Release, String> {
 }
 
 /// One step of a run: `entries` run with at most `width` at a time.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 struct Batch {
     entries: Vec<Entry>,
     width: usize,
-}
-
-impl PartialEq for Entry {
-    fn eq(&self, other: &Self) -> bool {
-        self.id == other.id
-    }
 }
 
 /// The order of a run. `--jobs 1`: every scenario alone, in catalogue order (today's order).
@@ -675,16 +669,16 @@ pub async fn certify(options: &Options) -> Result<Report> {
                 detail: KIND_BLOCKED.into(),
             });
         }
-        ClusterChoice::Existing(existing) => match attach_existing(options, existing).await? {
-            Some((release, _)) => (
-                release,
-                format!("existing ({})", existing.kubeconfig.display()),
-            ),
-            None => {
-                let client = crate::cluster::client_for(&existing.kubeconfig).await?;
-                return report_no_addon(options, existing, &client).await;
+        ClusterChoice::Existing(existing) => {
+            let client = crate::cluster::client_for(&existing.kubeconfig).await?;
+            match attach_existing(options, existing, &client).await? {
+                Some(release) => (
+                    release,
+                    format!("existing ({})", existing.kubeconfig.display()),
+                ),
+                None => return report_no_addon(options, existing, &client).await,
             }
-        },
+        }
     };
     if !crate::env::configure_release(&release.to_string()) {
         return Err(crate::Error::Step {
@@ -696,10 +690,12 @@ pub async fn certify(options: &Options) -> Result<Report> {
         });
     }
     let entries = catalogue::entries();
-    let selected = entries
+    let runnable: Vec<Entry> = entries
         .iter()
         .filter(|e| e.body.is_some() && excluded(e, options).is_none())
-        .count();
+        .copied()
+        .collect();
+    let selected = runnable.len();
     let kubernetes = if selected > 0 {
         let env = crate::env::shared().await?;
         env.client()
@@ -736,11 +732,6 @@ pub async fn certify(options: &Options) -> Result<Report> {
             (entry.id, outcome, seconds)
         }
     };
-    let runnable: Vec<Entry> = entries
-        .iter()
-        .filter(|e| e.body.is_some() && excluded(e, options).is_none())
-        .copied()
-        .collect();
     let mut results: std::collections::HashMap<&str, (Outcome, f64)> =
         std::collections::HashMap::new();
     let plan = schedule(&runnable, options.jobs);

@@ -100,7 +100,7 @@ struct Local {
 
 /// An existing cluster with the add-on installed, and the CCI endpoint it bursts to: all a
 /// user of that cluster has.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Existing {
     /// Its kubeconfig.
     pub kubeconfig: PathBuf,
@@ -108,16 +108,6 @@ pub struct Existing {
     pub cci: CciClient,
     /// The cluster id the add-on was installed with.
     pub cluster_id: String,
-}
-
-impl std::fmt::Debug for Existing {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Existing")
-            .field("kubeconfig", &self.kubeconfig)
-            .field("cci", &self.cci)
-            .field("cluster_id", &self.cluster_id)
-            .finish()
-    }
 }
 
 static SHARED: OnceLock<std::result::Result<Env, String>> = OnceLock::new();

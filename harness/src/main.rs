@@ -177,7 +177,7 @@ enum CciCommand {
         #[arg(long, value_name = "URL")]
         cci_endpoint: String,
         /// CCI credential.
-        #[arg(long, env = "CCI_TOKEN", hide_env_values = true)]
+        #[arg(long, env = burstcert::certify::TOKEN_ENV, hide_env_values = true)]
         cci_token: String,
     },
 }

@@ -6,8 +6,6 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use burst_rules::release::Release;
 use burstcert::addon::lifecycle;
@@ -42,23 +40,22 @@ fn certify_existing(env: &Env, report: &Path, args: &[&str]) -> (Output, Vec<Str
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let done = Arc::new(AtomicBool::new(false));
-    let watcher = {
-        let done = done.clone();
-        std::thread::spawn(move || {
-            let mut seen = Vec::new();
-            while !done.load(Ordering::Relaxed) {
-                seen.extend(processes_showing(&token));
-                std::thread::sleep(std::time::Duration::from_millis(200));
+    // Sample `ps` until certify ends: the sampler waits on the "ended" message, looking again
+    // each time 200 ms pass without it.
+    let (ended, until_ended) = std::sync::mpsc::channel::<()>();
+    let watcher = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        loop {
+            seen.extend(processes_showing(&token));
+            match until_ended.recv_timeout(std::time::Duration::from_millis(200)) {
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                _ => return seen,
             }
-            seen
-        })
-    };
+        }
+    });
     let pid = child.id();
-    let out = std::thread::spawn(move || child.wait_with_output().unwrap())
-        .join()
-        .unwrap();
-    done.store(true, Ordering::Relaxed);
+    let out = child.wait_with_output().unwrap();
+    let _ = ended.send(());
     let seen = watcher.join().unwrap();
     eprintln!(
         "certify (pid {pid}) said:\n{}",

@@ -336,14 +336,12 @@ impl HostNode {
     /// or gone.
     pub fn newest_log(&self, prefix: &str, container: &str) -> Option<PathBuf> {
         let file = format!("{container}.log");
-        std::fs::read_dir(self.logs.join("pods"))
-            .ok()?
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
-            .map(|e| e.path().join(&file))
-            .filter(|p| p.is_file())
+        self.logs_of(prefix)
+            .into_iter()
+            .filter(|p| p.file_name().is_some_and(|n| *n == *file))
             .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
     }
+
     /// Every container log (`*.log`) of the pods whose folder names start with `prefix`
     /// (`{ns}_{name-prefix}`), of running pods and of pods already gone.
     pub fn logs_of(&self, prefix: &str) -> Vec<PathBuf> {
