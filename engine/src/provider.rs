@@ -643,6 +643,13 @@ impl CciProvider {
             tracing::debug!(cci_pod = %cci_name, want, found, "not deleting a CCI pod of another uid");
             return Ok(());
         }
+        if grace.is_none() && existing.metadata.deletion_timestamp.is_some() {
+            // A delete that names no grace period (the orphan sweep's) must not cut short the
+            // one already running: CCI would apply its default (none, as the translation drops
+            // terminationGracePeriodSeconds) and kill the containers at once.
+            tracing::debug!(cci_pod = %cci_name, "CCI pod already terminating; leaving its grace period");
+            return Ok(());
+        }
         match self
             .client
             .delete_pod_with_grace(&self.namespace, &cci_name, grace)

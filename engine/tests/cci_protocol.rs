@@ -457,3 +457,52 @@ async fn a_connection_closed_without_an_answer_is_a_transient_http_error_and_not
     assert!(retryable(err));
     assert_eq!(accepts.await.unwrap(), 1, "the create was not sent again");
 }
+
+/// The CCI pod of `shop/web-0` as CCI shows it during a graceful delete.
+fn terminating_pod_json(uid: &str) -> Vec<u8> {
+    let mut pod = cci_pod(uid);
+    pod.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::now(),
+    ));
+    pod.metadata.deletion_grace_period_seconds = Some(5);
+    serde_json::to_vec(&pod).unwrap()
+}
+
+#[rstest]
+#[case::no_grace_named(None, 0)]
+#[case::forced(Some(0), 1)]
+#[case::shorter_grace(Some(2), 1)]
+#[tokio::test]
+async fn a_delete_of_a_pod_already_terminating_on_cci_cuts_its_grace_short_only_when_asked(
+    #[case] grace: Option<i64>,
+    #[case] deletes: usize,
+) {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(pod_path()))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(terminating_pod_json("uid-1"), "application/json"),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path(pod_path()))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_raw(pod_json("uid-1"), "application/json"),
+        )
+        .mount(&server)
+        .await;
+    let provider = CciProvider::new(client(&server.uri()), MemoryObjects::default(), "c1").unwrap();
+    // What the orphan sweep hands over (no grace period: the cluster pod is gone) or a
+    // cluster delete with its own grace period.
+    let mut web = common::pod("web-0", "uid-1", vec![]);
+    web.metadata.deletion_grace_period_seconds = grace;
+
+    provider.delete_pod(&web).await.unwrap();
+
+    assert_eq!(
+        received(&server, "DELETE", &pod_path()).await.len(),
+        deletes
+    );
+}
