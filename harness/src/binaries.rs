@@ -65,6 +65,28 @@ pub fn user_path(path: impl AsRef<Path>) -> PathBuf {
 /// The binary to run for `which`: the one its environment variable names, else the one built
 /// from the current source of this workspace, else the one beside this executable.
 pub fn resolve(which: WorkspaceBinary) -> Result<PathBuf> {
+    static BUILT: OnceLock<std::result::Result<Vec<(String, PathBuf)>, String>> = OnceLock::new();
+    resolve_for(which, None, &BUILT)
+}
+
+/// The static (musl) target the images of a kind cluster are built for: their binaries run
+/// `FROM scratch`.
+pub const STATIC_TARGET: &str = "x86_64-unknown-linux-musl";
+
+/// Like [`resolve`], but a static executable for a container image ([`STATIC_TARGET`]): built
+/// from the current source with the running profile (`rustup target add {STATIC_TARGET}` and
+/// Debian's `musl-tools` are needed), or named by the same environment variable (which must then
+/// name a static executable).
+pub fn resolve_static(which: WorkspaceBinary) -> Result<PathBuf> {
+    static BUILT: OnceLock<std::result::Result<Vec<(String, PathBuf)>, String>> = OnceLock::new();
+    resolve_for(which, Some(STATIC_TARGET), &BUILT)
+}
+
+fn resolve_for(
+    which: WorkspaceBinary,
+    target: Option<&str>,
+    built: &OnceLock<std::result::Result<Vec<(String, PathBuf)>, String>>,
+) -> Result<PathBuf> {
     if let Some(path) = std::env::var_os(which.env) {
         let path = user_path(PathBuf::from(path));
         if !path.is_file() {
@@ -85,11 +107,9 @@ pub fn resolve(which: WorkspaceBinary) -> Result<PathBuf> {
     })?;
     match Workspace::of_running(&exe) {
         Some(workspace) => {
-            static BUILT: OnceLock<std::result::Result<Vec<(String, PathBuf)>, String>> =
-                OnceLock::new();
-            let built = BUILT.get_or_init(|| {
+            let built = built.get_or_init(|| {
                 workspace
-                    .build(&Progress::stderr())
+                    .build(target, &Progress::stderr())
                     .map_err(|e| e.to_string())
             });
             match built {
@@ -169,11 +189,14 @@ impl Workspace {
     }
 
     /// `cargo build` of every workspace binary the harness runs; returns (name, executable).
-    fn build(&self, progress: &Progress) -> Result<Vec<(String, PathBuf)>> {
+    fn build(&self, target: Option<&str>, progress: &Progress) -> Result<Vec<(String, PathBuf)>> {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut args: Vec<String> = vec!["build".into()];
         for b in ALL {
             args.extend(["-p".into(), b.package.into()]);
+        }
+        if let Some(target) = target {
+            args.extend(["--target".into(), target.into()]);
         }
         args.extend([
             "--bins".into(),

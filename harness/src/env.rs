@@ -78,7 +78,25 @@ pub struct Env {
     pub logs: PathBuf,
     /// What the harness made and controls; `None` on an existing cluster.
     local: Option<Local>,
+    /// What the harness made on a kind cluster; `None` elsewhere.
+    kind: Option<KindParts>,
 }
+
+/// What the harness controls on a kind cluster it made: the cluster, the mock CCI's container,
+/// and the installer's target (production rendering) and defaults.
+#[derive(Debug)]
+struct KindParts {
+    cluster: Mutex<crate::kind::KindCluster>,
+    mock: crate::kind::Container,
+    mock_admin: MockAdmin,
+    target: Target,
+    defaults: InstallParams,
+}
+
+/// What a kind cluster offers beyond the cluster's and CCI's public APIs: the mock's admin side
+/// and the installer. Not the add-on's processes, the control plane's, kwok nodes or log files:
+/// those run in kind's containers.
+pub const KIND_OFFERS: &[Need] = &[Need::MockAdmin, Need::Installer];
 
 /// What the harness controls on the environment it brought up itself.
 #[derive(Debug)]
@@ -114,6 +132,13 @@ static SHARED: OnceLock<std::result::Result<Env, String>> = OnceLock::new();
 static RELEASE: OnceLock<String> = OnceLock::new();
 /// Set by [`configure_existing`]: the shared environment is that cluster, not a local one.
 static EXISTING: OnceLock<Existing> = OnceLock::new();
+/// Set by [`configure_kind`]: the shared environment is a kind cluster.
+static KIND: OnceLock<()> = OnceLock::new();
+
+/// Makes the shared environment of this process a kind cluster (before it is first used).
+pub fn configure_kind() -> bool {
+    KIND.set(()).is_ok()
+}
 
 /// Makes the shared environment of this process the existing cluster `existing` (before it is
 /// first used). Returns false if it was already configured.
@@ -144,9 +169,10 @@ pub fn release() -> &'static str {
 /// The environment shared by every scenario of this process, brought up on first use.
 pub async fn shared() -> Result<&'static Env> {
     let result = tokio::task::spawn_blocking(|| {
-        SHARED.get_or_init(|| match EXISTING.get() {
-            Some(existing) => Ok(Env::attach(existing.clone())),
-            None => Env::start().map_err(|e| e.to_string()),
+        SHARED.get_or_init(|| match (EXISTING.get(), KIND.get()) {
+            (Some(existing), _) => Ok(Env::attach(existing.clone())),
+            (None, Some(())) => Env::start_kind().map_err(|e| e.to_string()),
+            (None, None) => Env::start().map_err(|e| e.to_string()),
         })
     })
     .await
@@ -180,17 +206,39 @@ impl Env {
             cci: existing.cci,
             cluster_id: existing.cluster_id,
             local: None,
+            kind: None,
         }
     }
 
     /// What this environment offers scenarios beyond the cluster's API and CCI's public API.
     pub fn offers(&self) -> &'static [Need] {
-        if self.local.is_some() { Need::ALL } else { &[] }
+        match (&self.local, &self.kind) {
+            (Some(_), _) => Need::ALL,
+            (None, Some(_)) => KIND_OFFERS,
+            (None, None) => &[],
+        }
     }
 
     /// The mock's admin side, when this environment has the mock.
     pub fn mock_admin(&self) -> Option<&MockAdmin> {
-        self.local.as_ref().map(|l| &l.mock_admin)
+        match (&self.local, &self.kind) {
+            (Some(l), _) => Some(&l.mock_admin),
+            (None, Some(k)) => Some(&k.mock_admin),
+            (None, None) => None,
+        }
+    }
+
+    /// The installer's target and defaults (local or kind); scenarios that call this declare
+    /// [`Need::Installer`], so it is there.
+    fn installer(&self) -> (&Target, &InstallParams) {
+        match (&self.local, &self.kind) {
+            (Some(l), _) => (&l.target, &l.defaults),
+            (None, Some(k)) => (&k.target, &k.defaults),
+            (None, None) => {
+                let _ = self.local(Need::Installer);
+                unreachable!("local() panics without a local environment")
+            }
+        }
     }
 
     /// The `bursting-engine` binary the host node serves as the add-on's image (local target).
@@ -311,27 +359,7 @@ impl Env {
             ),
             host_label: hostnode::HOST_NODE_LABEL.into(),
         };
-        let defaults = InstallParams {
-            release: Release::parse(release()).map_err(|e| Error::Step {
-                step: "read the release to install".into(),
-                detail: e.to_string(),
-            })?,
-            spec: Spec::Single,
-            interconnect: true,
-            swr_addr: REGISTRY.into(),
-            swr_user: REGISTRY_USER.into(),
-            cluster_id: cluster_id.clone(),
-            cluster_name: cluster_name.clone(),
-            network_mode: NetworkMode::Vpc,
-            cluster_type: ClusterType::Standard,
-            vpc_id: "vpc-local".into(),
-            subnet_id: "subnet-local".into(),
-            subnet_cidr: "192.168.0.0/16".into(),
-            project_id: "project-local".into(),
-            cci_endpoint: mock_url.clone(),
-            cci_token: token.clone(),
-            lock_duration_secs: Some(lock_seconds()),
-        };
+        let defaults = default_params(&cluster_id, &cluster_name, &mock_url, &token)?;
         runtime.block_on(async {
             let client = client_for(&kubeconfig).await?;
             // The node lifecycle controller lifts the not-ready taint a moment after the node
@@ -363,6 +391,7 @@ impl Env {
             cci_namespace: cci_api::namespace_for_cluster(&cluster_id),
             cluster_id,
             logs,
+            kind: None,
             local: Some(Local {
                 cluster: Mutex::new(cluster),
                 mock_admin,
@@ -377,17 +406,136 @@ impl Env {
         })
     }
 
+    /// Brings up a kind cluster from locally made images, the mock CCI in a container on kind's
+    /// network and the add-on installed with the production rendering (blocking; see
+    /// [`crate::kind`]). Prefer [`shared`] after [`configure_kind`].
+    pub fn start_kind() -> Result<Self> {
+        let progress = Progress::stderr();
+        crate::kind::check_docker()?;
+        let mock_binary = crate::binaries::resolve_static(crate::binaries::MOCK)?;
+        let engine_binary = crate::binaries::resolve_static(crate::binaries::ENGINE)?;
+        let tools = Tools::ensure(&progress)?;
+        let kind_tools = crate::tools::ensure_kind(&progress)?;
+        let node_image = crate::kind::ensure_node_image(&tools, &kind_tools, &progress)?;
+
+        let cluster_name = crate::cluster::local::random_name();
+        let cluster_id = cluster_name.trim_start_matches("burstcert-").to_owned();
+        let logs = std::env::temp_dir().join("burstcert").join(&cluster_name);
+        let token = format!("token-{cluster_id}");
+        let defaults = default_params(&cluster_id, &cluster_name, "", &token)?;
+        // The add-on's image under the tags of the releases scenarios install (the default
+        // one, and 1.5.17 for the upgrade and rollback scenarios): one binary, its release
+        // comes from the install parameters, as with the real add-on's images.
+        let mut engine_tags: Vec<String> = ["1.5.17", "1.5.18", release()]
+            .iter()
+            .filter_map(|r| Release::parse(r).ok())
+            .map(|release| {
+                InstallParams {
+                    release,
+                    ..defaults.clone()
+                }
+                .image()
+            })
+            .collect();
+        engine_tags.sort();
+        engine_tags.dedup();
+        let mock_image = "burstcert/mock-cci:current".to_owned();
+        let step = progress.spinner("build the add-on's and the mock's images (static binaries)");
+        crate::kind::binary_image(&engine_binary, &engine_tags)?;
+        crate::kind::binary_image(&mock_binary, std::slice::from_ref(&mock_image))?;
+        step.finish("add-on and mock images built");
+
+        let cluster =
+            crate::kind::KindCluster::create(&kind_tools, &cluster_name, &node_image, &progress)?;
+        let kubeconfig = cluster.kubeconfig().to_owned();
+        eprintln!(
+            "burstcert: kind cluster {cluster_name}, kubeconfig {}",
+            kubeconfig.display()
+        );
+        let step = progress.spinner("kind load the add-on's image");
+        cluster.load(&engine_tags)?;
+        step.finish("add-on image on the node");
+
+        let token_file = logs.join("mock-cci.tokens");
+        std::fs::create_dir_all(&logs)
+            .and_then(|()| std::fs::write(&token_file, format!("{token}\n")))
+            .map_err(|source| Error::Io {
+                context: format!("write {}", token_file.display()),
+                source,
+            })?;
+        let mock = crate::kind::Container::run(
+            &format!("{cluster_name}-mock-cci"),
+            &cluster_name,
+            &mock_image,
+            crate::kind::MOCK_PORT,
+            &[(token_file.as_path(), "/run/burstcert/tokens")],
+            &[
+                "--listen",
+                &format!("0.0.0.0:{}", crate::kind::MOCK_PORT),
+                "--token-file",
+                "/run/burstcert/tokens",
+                "--timeout-ms",
+                "5000",
+            ],
+            &logs,
+        )?;
+        let mock_url = format!("http://{}", mock.published(crate::kind::MOCK_PORT)?);
+        let cci = CciClient::new(&mock_url, &token);
+        let mock_admin = MockAdmin::new(&mock_url);
+        // The engine in the cluster reaches the mock by its container name (Docker's DNS,
+        // served to pods through the node: see tools/kind/node's entrypoint).
+        let defaults = InstallParams {
+            cci_endpoint: format!("http://{}:{}", mock.name(), crate::kind::MOCK_PORT),
+            ..defaults
+        };
+        let target = Target::Production;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|source| Error::Io {
+                context: "start a runtime for bring-up".into(),
+                source,
+            })?;
+        runtime.block_on(async {
+            wait::until(
+                "the mock CCI container to answer",
+                Duration::from_secs(30),
+                || async { Ok(cci.namespace_exists("default").await.ok().map(|_| ())) },
+                || async { mock.logs(20) },
+            )
+            .await?;
+            let client = client_for(&kubeconfig).await?;
+            lifecycle::install(&client, &defaults, &target, &progress).await
+        })?;
+        Ok(Self {
+            kubeconfig,
+            cluster_name,
+            cci,
+            cci_namespace: cci_api::namespace_for_cluster(&cluster_id),
+            cluster_id,
+            logs,
+            local: None,
+            kind: Some(KindParts {
+                cluster: Mutex::new(cluster),
+                mock,
+                mock_admin,
+                target,
+                defaults,
+            }),
+        })
+    }
+
     /// Where the add-on runs: the host node, webhooks through its service proxy (local target;
     /// scenarios that call this need [`Need::Installer`]).
     pub fn addon_target(&self) -> &Target {
-        &self.local(Need::Installer).target
+        self.installer().0
     }
 
     /// The parameters the environment installs the add-on with (release, interconnect on, the
     /// host node's registry, the mock as CCI, the shortened node lock; local target, scenarios
     /// that call this need [`Need::Installer`]).
     pub fn addon_defaults(&self) -> &InstallParams {
-        &self.local(Need::Installer).defaults
+        self.installer().1
     }
 
     /// Puts the add-on back as the environment installed it: upgraded (or rolled) back to the
@@ -396,9 +544,7 @@ impl Env {
     pub async fn restore_addon(&self) -> Result<()> {
         let client = self.client().await?;
         let quiet = Progress::quiet();
-        let Local {
-            defaults, target, ..
-        } = self.local(Need::Installer);
+        let (target, defaults) = self.installer();
         match lifecycle::state(&client).await? {
             Some(state) if matches!(state.status, Status::Running | Status::UpgradeFailed) => {
                 if state.status == Status::Running && state.params == *defaults {
@@ -428,6 +574,14 @@ impl Env {
     /// The cluster's name.
     pub fn cluster_name(&self) -> &str {
         &self.cluster_name
+    }
+
+    /// The last lines of the mock CCI's log (its container's, on a kind cluster), for diagnoses.
+    pub fn mock_log_tail(&self, lines: usize) -> String {
+        match &self.kind {
+            Some(kind) => kind.mock.logs(lines),
+            None => tail_file(&self.logs.join("mock-cci.log"), lines),
+        }
     }
 
     /// The last lines of the webhook's log (its newest pod on the host node), for diagnoses.
@@ -671,6 +825,11 @@ impl Env {
 
     /// Tears the cluster down now (tests normally leave that to process exit).
     pub fn destroy(&self) -> Result<()> {
+        if let Some(kind) = &self.kind
+            && let Ok(mut cluster) = kind.cluster.lock()
+        {
+            return cluster.destroy();
+        }
         let Some(local) = &self.local else {
             return Ok(());
         };
@@ -682,6 +841,37 @@ impl Env {
             Err(_) => Ok(()),
         }
     }
+}
+
+/// The parameters an environment installs the add-on with: the configured release, interconnect
+/// on, the harness's registry, the mock as CCI, the shortened node lock.
+fn default_params(
+    cluster_id: &str,
+    cluster_name: &str,
+    cci_endpoint: &str,
+    token: &str,
+) -> Result<InstallParams> {
+    Ok(InstallParams {
+        release: Release::parse(release()).map_err(|e| Error::Step {
+            step: "read the release to install".into(),
+            detail: e.to_string(),
+        })?,
+        spec: Spec::Single,
+        interconnect: true,
+        swr_addr: REGISTRY.into(),
+        swr_user: REGISTRY_USER.into(),
+        cluster_id: cluster_id.into(),
+        cluster_name: cluster_name.into(),
+        network_mode: NetworkMode::Vpc,
+        cluster_type: ClusterType::Standard,
+        vpc_id: "vpc-local".into(),
+        subnet_id: "subnet-local".into(),
+        subnet_cidr: "192.168.0.0/16".into(),
+        project_id: "project-local".into(),
+        cci_endpoint: cci_endpoint.into(),
+        cci_token: token.into(),
+        lock_duration_secs: Some(lock_seconds()),
+    })
 }
 
 /// Reads the address the mock printed on start.

@@ -16,6 +16,7 @@ pub mod env;
 pub mod error;
 pub mod fixtures;
 pub mod hostnode;
+pub mod kind;
 pub mod mock_admin;
 pub mod needs;
 pub mod pki;

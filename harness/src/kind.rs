@@ -1,0 +1,826 @@
+//! kind clusters from locally made images (`--cluster kind`).
+//!
+//! No container registry is reachable from this project's machines, so every image a kind
+//! cluster runs is made here (see `shared/design/KIND.md`, which records the measurements):
+//!
+//! - **node image** `burstcert/kind-node:{kubernetes}-{key}`: Debian trixie from `debootstrap`
+//!   (its systemd still boots on cgroup v1) with Debian's containerd, runc and CNI plugins, the
+//!   files of `tools/kind/node/` (an entrypoint of our own, the kubelet's units, containerd's
+//!   config, a ptp CNI: kind's kindnetd module is not served by the Go module proxy), the
+//!   kubelet, kubeadm and kubectl, and every image `kubeadm config images list` names, built from
+//!   the same Kubernetes, etcd and CoreDNS the harness builds from the Go module proxy, and pause
+//!   from its C source, imported into the node's containerd. Cached by a key of all its inputs:
+//!   cold about 3 minutes on 2 cores, then a `docker image inspect`.
+//! - **the add-on's image** `{swr_addr}/{swr_user}/bursting-engine:{release}` and the mock's
+//!   image: the static (musl) binaries built from the current source, `FROM scratch`.
+//!
+//! The kind CLI (built from the Go module proxy like kwokctl) makes the cluster; the mock CCI runs
+//! as a container on kind's Docker network. Cluster and mock container are removed when the
+//! harness ends, however it ends ([`OnExit`]), or by `burstcert cluster down --all`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, IoContext, Result};
+use crate::process::OnExit;
+use crate::progress::Progress;
+use crate::tools::{Tools, cache_root};
+
+/// Name prefix of the kind clusters and containers the harness makes.
+pub const PREFIX: &str = "burstcert-";
+/// Docker label on every container the harness makes for a kind cluster (value: the cluster).
+pub const LABEL: &str = "io.burstcert.cluster";
+/// The Docker network kind puts its nodes on.
+pub const NETWORK: &str = "kind";
+/// The mock CCI's port inside its container.
+pub const MOCK_PORT: u16 = 8080;
+/// The Debian release of the node image.
+const SUITE: &str = "trixie";
+/// What the node's root file system holds besides `minbase`.
+const PACKAGES: &str = "systemd,systemd-sysv,dbus,containerd,runc,containernetworking-plugins,\
+    iptables,conntrack,iproute2,ethtool,socat,kmod,ca-certificates,procps,mount";
+/// Where debootstrap fetches from (Debian's packages are reachable here).
+const MIRROR: &str = "http://deb.debian.org/debian";
+
+/// The node image's files: (path under `/`, content, executable).
+const NODE_FILES: [(&str, &str, bool); 9] = [
+    (
+        "usr/local/bin/entrypoint",
+        include_str!("../../tools/kind/node/usr/local/bin/entrypoint"),
+        true,
+    ),
+    (
+        "kind/bin/kubelet-cgroup-v2",
+        include_str!("../../tools/kind/node/kind/bin/kubelet-cgroup-v2"),
+        true,
+    ),
+    (
+        "etc/containerd/config.toml",
+        include_str!("../../tools/kind/node/etc/containerd/config.toml"),
+        false,
+    ),
+    (
+        "etc/systemd/system/kubelet.service",
+        include_str!("../../tools/kind/node/etc/systemd/system/kubelet.service"),
+        false,
+    ),
+    (
+        "etc/systemd/system/kubelet.service.d/10-kubeadm.conf",
+        include_str!("../../tools/kind/node/etc/systemd/system/kubelet.service.d/10-kubeadm.conf"),
+        false,
+    ),
+    (
+        "etc/systemd/system/kubelet.slice",
+        include_str!("../../tools/kind/node/etc/systemd/system/kubelet.slice"),
+        false,
+    ),
+    (
+        "etc/default/kubelet",
+        include_str!("../../tools/kind/node/etc/default/kubelet"),
+        false,
+    ),
+    (
+        "etc/sysctl.d/10-burstcert-network.conf",
+        include_str!("../../tools/kind/node/etc/sysctl.d/10-burstcert-network.conf"),
+        false,
+    ),
+    (
+        "etc/cni/net.d/10-burstcert.conflist",
+        include_str!("../../tools/kind/node/etc/cni/net.d/10-burstcert.conflist"),
+        false,
+    ),
+];
+const BASE_DOCKERFILE: &str = include_str!("../../tools/kind/Dockerfile.base");
+/// The cluster's kind config: no kindnetd (a CNI baked into the node instead), the kubelet
+/// allowed on cgroup v1, and no negative oom_score_adj (KIND.md).
+pub const CLUSTER_CONFIG: &str = include_str!("../../tools/kind/cluster.yaml");
+
+/// Runs `program args`, returning its stdout; a failure names `step` and shows the output.
+fn run(step: &str, program: &str, args: &[&str]) -> Result<String> {
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Error::Step {
+            step: step.into(),
+            detail: format!("cannot run `{program}`: {e}"),
+        })?;
+    if !out.status.success() {
+        return Err(Error::Step {
+            step: step.into(),
+            detail: format!(
+                "`{program} {}` exited with {}:\n{}{}",
+                args.join(" "),
+                out.status,
+                tail(&String::from_utf8_lossy(&out.stdout), 15),
+                tail(&String::from_utf8_lossy(&out.stderr), 25)
+            ),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The last `n` lines of `text`.
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = lines[lines.len().saturating_sub(n)..].join("\n");
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    out
+}
+
+/// Checks that a Docker engine answers, and says how to start one when it does not.
+pub fn check_docker() -> Result<()> {
+    let answer = Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .stdin(Stdio::null())
+        .output();
+    match answer {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(Error::Step {
+            step: "reach the Docker engine (kind runs its nodes as containers)".into(),
+            detail: format!(
+                "`docker info` failed: {}\nstart one with `tools/docker/dockerd-up` (Debian: \
+                 `apt-get install docker.io` first; it adds what this VM needs, see the README)",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        }),
+        Err(e) => Err(Error::Step {
+            step: "reach the Docker engine (kind runs its nodes as containers)".into(),
+            detail: format!(
+                "cannot run `docker`: {e}; install Docker (Debian: `apt-get install docker.io`) and \
+                 start it with `tools/docker/dockerd-up`"
+            ),
+        }),
+    }
+}
+
+fn image_exists(tag: &str) -> bool {
+    Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", tag])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A scratch folder under the cache, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(what: &str) -> Result<Self> {
+        let dir = cache_root()?
+            .join("kind-build")
+            .join(format!("{what}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).io_context(|| format!("create {}", dir.display()))?;
+        Ok(Self(dir))
+    }
+
+    fn write(&self, path: &str, content: &[u8], executable: bool) -> Result<()> {
+        let file = self.0.join(path);
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent)
+                .io_context(|| format!("create {}", parent.display()))?;
+        }
+        std::fs::write(&file, content).io_context(|| format!("write {}", file.display()))?;
+        if executable {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755))
+                .io_context(|| format!("chmod {}", file.display()))?;
+        }
+        Ok(())
+    }
+
+    fn copy(&self, from: &Path, name: &str) -> Result<()> {
+        let to = self.0.join(name);
+        std::fs::copy(from, &to)
+            .io_context(|| format!("copy {} to {}", from.display(), to.display()))?;
+        Ok(())
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap_or_default()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A short hex digest of `parts`.
+fn key_of(parts: &[&[u8]]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part);
+    }
+    hasher.finalize()[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Builds (or finds in Docker's cache) the node image for the pinned Kubernetes; returns its tag.
+pub fn ensure_node_image(k8s: &Tools, kind_tools: &Tools, progress: &Progress) -> Result<String> {
+    let pins = &k8s.pins;
+    let rootfs = format!(
+        "burstcert/kind-rootfs:{SUITE}-{}",
+        key_of(&[PACKAGES.as_bytes(), MIRROR.as_bytes()])
+    );
+    let mut inputs: Vec<&[u8]> = vec![
+        rootfs.as_bytes(),
+        BASE_DOCKERFILE.as_bytes(),
+        pins.kubernetes.as_bytes(),
+        pins.etcd.as_bytes(),
+        pins.coredns.as_bytes(),
+    ];
+    for (path, content, _) in &NODE_FILES {
+        inputs.push(path.as_bytes());
+        inputs.push(content.as_bytes());
+    }
+    let node = format!(
+        "burstcert/kind-node:{}-{}",
+        pins.kubernetes,
+        key_of(&inputs)
+    );
+    if image_exists(&node) {
+        return Ok(node);
+    }
+    if !image_exists(&rootfs) {
+        build_rootfs(&rootfs, progress)?;
+    }
+    let step = progress.spinner("build the kind node's base image");
+    let base = node.replace("kind-node", "kind-base");
+    {
+        let ctx = Scratch::new("base")?;
+        for (path, content, executable) in &NODE_FILES {
+            ctx.write(&format!("node/{path}"), content.as_bytes(), *executable)?;
+        }
+        let dockerfile = BASE_DOCKERFILE.replace("burstcert/kind-rootfs:trixie", &rootfs);
+        ctx.write("Dockerfile", dockerfile.as_bytes(), false)?;
+        run(
+            "build the kind node's base image",
+            "docker",
+            &["build", "-q", "-t", &base, ctx.path()],
+        )?;
+    }
+    step.finish("kind node base image built");
+    let images = component_images(k8s, kind_tools, &rootfs, progress)?;
+    let step = progress.spinner(&format!("assemble the kind node image {node}"));
+    assemble_node(&base, &node, k8s, kind_tools, &images)?;
+    let _ = run("remove the base image", "docker", &["rmi", &base]);
+    step.finish(&format!("kind node image {node} built"));
+    Ok(node)
+}
+
+fn build_rootfs(tag: &str, progress: &Progress) -> Result<()> {
+    let step = progress.spinner(&format!(
+        "debootstrap Debian {SUITE} for the kind node (about a minute)"
+    ));
+    let dir = Scratch::new("rootfs")?;
+    let target = format!("{}/rootfs", dir.path());
+    run(
+        "debootstrap the kind node's root file system (needs root and Debian's debootstrap)",
+        "debootstrap",
+        &[
+            "--variant=minbase",
+            &format!("--include={PACKAGES}"),
+            SUITE,
+            &target,
+            MIRROR,
+        ],
+    )?;
+    run(
+        "import the kind node's root file system",
+        "sh",
+        &[
+            "-c",
+            "tar -C \"$1\" -c . | docker import - \"$2\" >/dev/null",
+            "import",
+            &target,
+            tag,
+        ],
+    )?;
+    step.finish(&format!("{tag} imported"));
+    Ok(())
+}
+
+/// Builds every image `kubeadm config images list` names; returns their tags.
+fn component_images(
+    k8s: &Tools,
+    kind_tools: &Tools,
+    rootfs: &str,
+    progress: &Progress,
+) -> Result<Vec<String>> {
+    let step = progress.spinner("build the control plane's images (kubeadm's list)");
+    let listed = run(
+        "list the images kubeadm wants",
+        kind_tools.bin("kubeadm").to_str().unwrap_or("kubeadm"),
+        &[
+            "config",
+            "images",
+            "list",
+            "--kubernetes-version",
+            &k8s.pins.kubernetes,
+        ],
+    )?;
+    let ctx = Scratch::new("images")?;
+    let mut tags = Vec::new();
+    for tag in listed.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let name = tag
+            .rsplit_once(':')
+            .map_or(tag, |(n, _)| n)
+            .rsplit('/')
+            .next()
+            .unwrap_or_default();
+        let (from, binary, dest, extra) = match name {
+            "kube-apiserver" | "kube-controller-manager" | "kube-scheduler" | "etcd" => (
+                "scratch",
+                k8s.bin(name),
+                format!("/usr/local/bin/{name}"),
+                "",
+            ),
+            "kube-proxy" => (
+                rootfs,
+                kind_tools.bin(name),
+                "/usr/local/bin/kube-proxy".into(),
+                // The base's STOPSIGNAL is systemd's; kube-proxy stops on SIGTERM.
+                "STOPSIGNAL SIGTERM",
+            ),
+            "coredns" => (
+                "scratch",
+                kind_tools.bin("coredns"),
+                "/coredns".into(),
+                "ENTRYPOINT [\"/coredns\"]",
+            ),
+            "pause" => (
+                "scratch",
+                build_pause(&k8s.pins.kubernetes, &ctx)?,
+                "/pause".into(),
+                "ENTRYPOINT [\"/pause\"]",
+            ),
+            other => {
+                return Err(Error::Step {
+                    step: "build the control plane's images".into(),
+                    detail: format!(
+                        "kubeadm wants {tag} and burstcert knows no source for {other}"
+                    ),
+                });
+            }
+        };
+        if !binary.starts_with(&ctx.0) {
+            ctx.copy(&binary, name)?;
+        }
+        let dockerfile = format!(
+            "FROM {from}\nCOPY {name} {dest}\nENV PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n{extra}\n"
+        );
+        ctx.write(&format!("Dockerfile.{name}"), dockerfile.as_bytes(), false)?;
+        run(
+            &format!("build the image {tag}"),
+            "docker",
+            &[
+                "build",
+                "-q",
+                "-f",
+                &format!("{}/Dockerfile.{name}", ctx.path()),
+                "-t",
+                tag,
+                ctx.path(),
+            ],
+        )?;
+        tags.push(tag.to_owned());
+    }
+    step.finish(&format!("{} control plane images built", tags.len()));
+    Ok(tags)
+}
+
+/// pause from its C source inside the pinned Kubernetes module, as a static binary.
+fn build_pause(kubernetes: &str, ctx: &Scratch) -> Result<PathBuf> {
+    let json = run(
+        "find the Kubernetes module's source (for pause.c)",
+        "go",
+        &[
+            "mod",
+            "download",
+            "-json",
+            &format!("k8s.io/kubernetes@{kubernetes}"),
+        ],
+    )?;
+    let dir: serde_json::Value = serde_json::from_str(&json).map_err(|e| Error::Step {
+        step: "find the Kubernetes module's source (for pause.c)".into(),
+        detail: format!("`go mod download -json` printed no JSON: {e}"),
+    })?;
+    let source =
+        Path::new(dir["Dir"].as_str().unwrap_or_default()).join("build/pause/linux/pause.c");
+    let out = ctx.0.join("pause");
+    run(
+        "compile pause (needs a C compiler: Debian's gcc)",
+        "cc",
+        &[
+            "-Os",
+            "-Wall",
+            "-static",
+            "-DVERSION=burstcert",
+            "-o",
+            out.to_str().unwrap_or_default(),
+            source.to_str().unwrap_or_default(),
+        ],
+    )?;
+    Ok(out)
+}
+
+/// What `kind build node-image` would do, without a registry: the base with the node binaries,
+/// `/kind/version` and every image imported into its containerd, committed.
+fn assemble_node(
+    base: &str,
+    node: &str,
+    k8s: &Tools,
+    kind_tools: &Tools,
+    images: &[String],
+) -> Result<()> {
+    let builder = format!("{PREFIX}node-build-{}", std::process::id());
+    let _ = Command::new("docker").args(["rm", "-f", &builder]).output();
+    // NB: no `-v /var` (kind's runtime flag), or the imported images would not be committed.
+    run(
+        "start the node image builder",
+        "docker",
+        &[
+            "run",
+            "-d",
+            "--name",
+            &builder,
+            "--label",
+            &format!("{LABEL}=node-image-build"),
+            "--privileged",
+            // An init that reaps: containerd, once stopped, must not linger as a zombie.
+            "--init",
+            "--entrypoint",
+            "sleep",
+            base,
+            "infinity",
+        ],
+    )?;
+    let result = (|| {
+        for (binary, from) in [
+            ("kubelet", kind_tools),
+            ("kubeadm", kind_tools),
+            ("kubectl", k8s),
+        ] {
+            run(
+                &format!("copy {binary} into the node image"),
+                "docker",
+                &[
+                    "cp",
+                    from.bin(binary).to_str().unwrap_or_default(),
+                    &format!("{builder}:/usr/bin/{binary}"),
+                ],
+            )?;
+        }
+        run(
+            "start containerd in the node image builder",
+            "docker",
+            &[
+                "exec",
+                &builder,
+                "sh",
+                "-c",
+                &format!(
+                    "echo {} > /kind/version && (containerd >/tmp/containerd.log 2>&1 &) && \
+                     for i in $(seq 100); do ctr version >/dev/null 2>&1 && exit 0; sleep 0.1; done; \
+                     cat /tmp/containerd.log; exit 1",
+                    k8s.pins.kubernetes
+                ),
+            ],
+        )?;
+        for image in images {
+            run(
+                &format!("import {image} into the node's containerd"),
+                "sh",
+                &[
+                    "-c",
+                    "docker save \"$1\" | docker exec -i \"$2\" ctr -n k8s.io images import \
+                     --label=io.cri-containerd.pinned=pinned --all-platforms --no-unpack --digests - >/dev/null",
+                    "import",
+                    image,
+                    &builder,
+                ],
+            )?;
+        }
+        run(
+            "stop containerd in the node image builder",
+            "docker",
+            &[
+                "exec",
+                &builder,
+                "sh",
+                "-c",
+                "pkill containerd; for i in $(seq 300); do pgrep -x containerd >/dev/null || \
+                 { rm -f /tmp/containerd.log; exit 0; }; sleep 0.1; done; echo containerd did not stop; exit 1",
+            ],
+        )?;
+        run(
+            "commit the node image",
+            "docker",
+            &[
+                "commit",
+                "--change",
+                "ENTRYPOINT [ \"/usr/local/bin/entrypoint\", \"/sbin/init\" ]",
+                "--change",
+                "CMD []",
+                &builder,
+                node,
+            ],
+        )?;
+        Ok(())
+    })();
+    let _ = Command::new("docker").args(["rm", "-f", &builder]).output();
+    result
+}
+
+/// Builds a `FROM scratch` image of one static binary under each of `tags`.
+pub fn binary_image(binary: &Path, tags: &[String]) -> Result<()> {
+    let ctx = Scratch::new("binary")?;
+    let name = binary
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("binary");
+    ctx.copy(binary, name)?;
+    ctx.write(
+        "Dockerfile",
+        format!("FROM scratch\nCOPY {name} /{name}\nENTRYPOINT [\"/{name}\"]\n").as_bytes(),
+        false,
+    )?;
+    let mut args = vec!["build", "-q"];
+    for tag in tags {
+        args.extend(["-t", tag.as_str()]);
+    }
+    args.push(ctx.path());
+    run(&format!("build the image of {name}"), "docker", &args)?;
+    Ok(())
+}
+
+/// A kind cluster the harness made; deleted when dropped or when the harness ends.
+#[derive(Debug)]
+pub struct KindCluster {
+    name: String,
+    kubeconfig: PathBuf,
+    kind: PathBuf,
+    cleanup: Option<OnExit>,
+}
+
+impl KindCluster {
+    /// `kind create cluster` from `node_image`, waiting until its node is Ready.
+    pub fn create(
+        tools: &Tools,
+        name: &str,
+        node_image: &str,
+        progress: &Progress,
+    ) -> Result<Self> {
+        let kind = tools.bin("kind");
+        let dir = cache_root()?.join("kind").join(name);
+        std::fs::create_dir_all(&dir).io_context(|| format!("create {}", dir.display()))?;
+        let kubeconfig = dir.join("kubeconfig");
+        let config = dir.join("cluster.yaml");
+        std::fs::write(&config, CLUSTER_CONFIG)
+            .io_context(|| format!("write {}", config.display()))?;
+        // Armed before anything exists, so even a crash during creation removes the cluster.
+        let cleanup = OnExit::arm(
+            &kind,
+            &[
+                "delete".into(),
+                "cluster".into(),
+                "--name".into(),
+                name.into(),
+            ],
+            &[],
+            &dir.join("cleanup.log"),
+        )?;
+        let step = progress.spinner(&format!("kind create cluster {name} (about 20 s)"));
+        let kind_str = kind.to_str().unwrap_or("kind");
+        run(
+            &format!("create the kind cluster {name}"),
+            kind_str,
+            &[
+                "create",
+                "cluster",
+                "--name",
+                name,
+                "--image",
+                node_image,
+                "--config",
+                config.to_str().unwrap_or_default(),
+                "--kubeconfig",
+                kubeconfig.to_str().unwrap_or_default(),
+                "--wait",
+                "180s",
+            ],
+        )?;
+        step.finish(&format!("kind cluster {name} Ready"));
+        Ok(Self {
+            name: name.into(),
+            kubeconfig,
+            kind,
+            cleanup: Some(cleanup),
+        })
+    }
+
+    /// Its name (kind's, also the node containers' prefix).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its admin kubeconfig.
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// Puts a local image on every node (`kind load docker-image`).
+    pub fn load(&self, images: &[String]) -> Result<()> {
+        let mut args = vec!["load", "docker-image", "--name", self.name.as_str()];
+        args.extend(images.iter().map(String::as_str));
+        run(
+            &format!("load {} into the kind cluster", images.join(", ")),
+            self.kind.to_str().unwrap_or("kind"),
+            &args,
+        )?;
+        Ok(())
+    }
+
+    /// Deletes the cluster now.
+    pub fn destroy(&mut self) -> Result<()> {
+        if let Some(cleanup) = self.cleanup.take() {
+            cleanup.run_now()?;
+        }
+        Ok(())
+    }
+}
+
+/// A container on kind's network, removed when dropped or when the harness ends.
+#[derive(Debug)]
+pub struct Container {
+    name: String,
+    _cleanup: OnExit,
+}
+
+impl Container {
+    /// `docker run -d` of `image` with `args`, named `name`, labelled for `cluster`, on kind's
+    /// network, with `port` published on loopback; `mounts` are (host file, container path)
+    /// read-only binds.
+    pub fn run(
+        name: &str,
+        cluster: &str,
+        image: &str,
+        port: u16,
+        mounts: &[(&Path, &str)],
+        args: &[&str],
+        log_dir: &Path,
+    ) -> Result<Self> {
+        let cleanup = OnExit::arm(
+            Path::new("docker"),
+            &["rm".into(), "-f".into(), name.into()],
+            &[],
+            &log_dir.join(format!("{name}-cleanup.log")),
+        )?;
+        let label = format!("{LABEL}={cluster}");
+        let publish = format!("127.0.0.1::{port}");
+        let binds: Vec<String> = mounts
+            .iter()
+            .map(|(host, inside)| format!("{}:{inside}:ro", host.display()))
+            .collect();
+        let mut all = vec![
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--label",
+            &label,
+            "--network",
+            NETWORK,
+            "-p",
+            &publish,
+        ];
+        for bind in &binds {
+            all.extend(["-v", bind.as_str()]);
+        }
+        all.push(image);
+        all.extend(args);
+        run(&format!("start the container {name}"), "docker", &all)?;
+        Ok(Self {
+            name: name.into(),
+            _cleanup: cleanup,
+        })
+    }
+
+    /// Its name, which containers and pods on kind's network resolve.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The loopback address its `port` is published at, e.g. `127.0.0.1:32768`.
+    pub fn published(&self, port: u16) -> Result<String> {
+        let out = run(
+            &format!("read the published port of {}", self.name),
+            "docker",
+            &["port", &self.name, &format!("{port}/tcp")],
+        )?;
+        out.lines()
+            .map(str::trim)
+            .find(|l| l.starts_with("127.0.0.1:"))
+            .map(str::to_owned)
+            .ok_or_else(|| Error::Step {
+                step: format!("read the published port of {}", self.name),
+                detail: format!("`docker port` printed {out:?}"),
+            })
+    }
+
+    /// Its log (stdout and stderr), for diagnoses.
+    pub fn logs(&self, lines: usize) -> String {
+        Command::new("docker")
+            .args(["logs", "--tail", &lines.to_string(), &self.name])
+            .output()
+            .map(|o| {
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                )
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// The kind clusters the harness made that still exist (`burstcert-*`).
+pub fn list(tools: &Tools) -> Result<Vec<String>> {
+    let out = run(
+        "list kind clusters",
+        tools.bin("kind").to_str().unwrap_or("kind"),
+        &["get", "clusters"],
+    )?;
+    Ok(out
+        .lines()
+        .map(str::trim)
+        .filter(|n| n.starts_with(PREFIX))
+        .map(str::to_owned)
+        .collect())
+}
+
+/// Deletes every kind cluster and container the harness made (a killed run's leftovers).
+pub fn delete_all(tools: &Tools, out: &mut impl std::io::Write) -> Result<usize> {
+    let clusters = list(tools)?;
+    for name in &clusters {
+        run(
+            &format!("delete the kind cluster {name}"),
+            tools.bin("kind").to_str().unwrap_or("kind"),
+            &["delete", "cluster", "--name", name],
+        )?;
+        let _ = writeln!(out, "deleted kind cluster {name}");
+    }
+    let containers = run(
+        "list burstcert's containers",
+        "docker",
+        &["ps", "-aq", "--filter", &format!("label={LABEL}")],
+    )?;
+    for id in containers.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        run("remove a container", "docker", &["rm", "-f", id])?;
+        let _ = writeln!(out, "removed container {id}");
+    }
+    Ok(clusters.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cluster_config_keeps_what_this_vm_needs() {
+        // Without these three the cluster does not come up here (KIND.md).
+        assert!(CLUSTER_CONFIG.contains("disableDefaultCNI: true"));
+        assert!(CLUSTER_CONFIG.contains("failCgroupV1: false"));
+        assert!(CLUSTER_CONFIG.contains("restrict_oom_score_adj = true"));
+    }
+
+    #[test]
+    fn the_node_image_key_changes_with_any_input() {
+        assert_ne!(key_of(&[b"a", b"bc"]), key_of(&[b"ab", b"c"]));
+        assert_eq!(key_of(&[b"a"]), key_of(&[b"a"]));
+        assert_eq!(key_of(&[b"a"]).len(), 12);
+    }
+
+    #[test]
+    fn the_base_dockerfile_starts_from_the_rootfs_it_is_rewritten_to() {
+        assert!(BASE_DOCKERFILE.contains("FROM burstcert/kind-rootfs:trixie\n"));
+    }
+
+    #[test]
+    fn every_node_file_is_embedded() {
+        for (path, content, _) in &NODE_FILES {
+            assert!(!content.trim().is_empty(), "{path} is empty");
+        }
+    }
+}
