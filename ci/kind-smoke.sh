@@ -24,7 +24,14 @@ if bad or rc != 3:
     sys.exit(f"kind smoke failed (exit {rc}): {bad or 'unexpected exit code'}")
 print("kind smoke: " + ", ".join(f"{i} passed" for i in want))
 PY
-left=$( (docker ps -aq --filter label=io.burstcert.cluster; docker ps -aq --filter name=burstcert-) | sort -u)
+# The cluster and the mock's container are removed by a guard the moment burstcert exits: give
+# it a deadline, then judge.
+left=x
+for _ in $(seq 1 120); do
+  left=$( (docker ps -aq --filter label=io.burstcert.cluster; docker ps -aq --filter name=burstcert-) | sort -u)
+  [ -z "$left" ] && break
+  sleep 0.5
+done
 if [ -n "$left" ]; then
   echo "containers left behind by the kind run:" >&2
   docker ps -a --filter label=io.burstcert.cluster >&2

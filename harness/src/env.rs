@@ -825,10 +825,12 @@ impl Env {
 
     /// Tears the cluster down now (tests normally leave that to process exit).
     pub fn destroy(&self) -> Result<()> {
-        if let Some(kind) = &self.kind
-            && let Ok(mut cluster) = kind.cluster.lock()
-        {
-            return cluster.destroy();
+        if let Some(kind) = &self.kind {
+            kind.mock.remove()?;
+            return match kind.cluster.lock() {
+                Ok(mut cluster) => cluster.destroy(),
+                Err(_) => Ok(()),
+            };
         }
         let Some(local) = &self.local else {
             return Ok(());

@@ -665,7 +665,7 @@ impl KindCluster {
 #[derive(Debug)]
 pub struct Container {
     name: String,
-    _cleanup: OnExit,
+    cleanup: std::sync::Mutex<Option<OnExit>>,
 }
 
 impl Container {
@@ -713,8 +713,17 @@ impl Container {
         run(&format!("start the container {name}"), "docker", &all)?;
         Ok(Self {
             name: name.into(),
-            _cleanup: cleanup,
+            cleanup: std::sync::Mutex::new(Some(cleanup)),
         })
+    }
+
+    /// Removes the container now.
+    pub fn remove(&self) -> Result<()> {
+        let cleanup = self.cleanup.lock().ok().and_then(|mut c| c.take());
+        if let Some(cleanup) = cleanup {
+            cleanup.run_now()?;
+        }
+        Ok(())
     }
 
     /// Its name, which containers and pods on kind's network resolve.

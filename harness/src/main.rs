@@ -160,8 +160,12 @@ enum ClusterCommand {
     /// Stop a cluster and remove its files (default: the only cluster there is).
     Down {
         /// Cluster name.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "all")]
         name: Option<String>,
+        /// Remove every kind cluster and container burstcert made (`burstcert-*`, what a killed
+        /// `--cluster kind` run left behind) and every local cluster.
+        #[arg(long)]
+        all: bool,
     },
     /// List local clusters.
     List,
@@ -361,7 +365,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Cluster {
-            command: ClusterCommand::Down { name },
+            command: ClusterCommand::Down { name: _, all: true },
+        } => {
+            let tools = Tools::ensure(&progress)?;
+            for name in local::list()? {
+                local::delete(&tools, &name)?;
+                eprintln!("burstcert: cluster {name} is down");
+            }
+            if burstcert::kind::check_docker().is_ok() {
+                let kind_tools = burstcert::tools::ensure_kind(&progress)?;
+                burstcert::kind::delete_all(&kind_tools, &mut std::io::stderr())?;
+            }
+        }
+        Command::Cluster {
+            command: ClusterCommand::Down { name, all: false },
         } => {
             let name = match name {
                 Some(n) => n,
