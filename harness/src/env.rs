@@ -452,9 +452,11 @@ impl Env {
             "burstcert: kind cluster {cluster_name}, kubeconfig {}",
             kubeconfig.display()
         );
-        let step = progress.spinner("kind load the add-on's image");
-        cluster.load(&engine_tags)?;
-        step.finish("add-on image on the node");
+        let step = progress.spinner("kind load the add-on's image and the workloads' stand-ins");
+        let mut images = engine_tags.clone();
+        images.extend(crate::kind::stand_in_images()?);
+        cluster.load(&images)?;
+        step.finish("add-on image and stand-ins on the node");
 
         let token_file = logs.join("mock-cci.tokens");
         std::fs::create_dir_all(&logs)

@@ -565,6 +565,43 @@ pub fn binary_image(binary: &Path, tags: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Images the scenarios' workloads name that run on ordinary nodes (on the local cluster those
+/// are kwok nodes, which run any image). No registry is reachable here, so on kind they are
+/// stand-ins: the pause image under their names (a container that runs until stopped is all a
+/// scenario asks of them). Only tags with an `IfNotPresent` default: `:latest` is always pulled.
+pub const STAND_INS: [&str; 1] = ["nginx:alpine"];
+
+/// Tags the pause image (left in Docker by [`ensure_node_image`]) as each of [`STAND_INS`].
+pub fn stand_in_images() -> Result<Vec<String>> {
+    let pause = run(
+        "find the pause image",
+        "docker",
+        &[
+            "images",
+            "registry.k8s.io/pause",
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+        ],
+    )?;
+    let Some(pause) = pause.lines().next().filter(|l| !l.is_empty()) else {
+        return Err(Error::Step {
+            step: "make the stand-in workload images".into(),
+            detail:
+                "no registry.k8s.io/pause image in Docker (remove the burstcert/kind-node image \
+                     to rebuild it with its parts)"
+                    .into(),
+        });
+    };
+    for stand_in in STAND_INS {
+        run(
+            &format!("tag {pause} as {stand_in}"),
+            "docker",
+            &["tag", pause, stand_in],
+        )?;
+    }
+    Ok(STAND_INS.iter().map(|s| (*s).to_owned()).collect())
+}
+
 /// A kind cluster the harness made; deleted when dropped or when the harness ends.
 #[derive(Debug)]
 pub struct KindCluster {
