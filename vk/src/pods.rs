@@ -83,6 +83,10 @@ pub(crate) struct PodController<P> {
     patched: Mutex<HashMap<String, PodStatus>>,
     /// Consecutive status rounds each created pod UID was missing from the provider's answer.
     misses: Mutex<HashMap<String, u32>>,
+    /// UIDs of terminating pods whose remote deletion was already asked for: the controller's
+    /// own grace-0 delete that finishes a pod is seen as one more update, and asking again
+    /// then (with grace 0) would cut the remote pod's grace period short.
+    deleting: Mutex<HashSet<String>>,
     recorder: Recorder,
 }
 
@@ -111,6 +115,7 @@ impl<P: Provider> PodController<P> {
             seen: Mutex::new(HashMap::new()),
             patched: Mutex::new(HashMap::new()),
             misses: Mutex::new(HashMap::new()),
+            deleting: Mutex::new(HashSet::new()),
             recorder,
         }
     }
@@ -306,7 +311,12 @@ impl<P: Provider> PodController<P> {
     /// The pod is being deleted: remove the remote pod, then finish the deletion in the cluster
     /// (grace period 0), which is the kubelet's part of deleting a pod.
     async fn finalize(&self, key: &PodKey, pod: &CachedPod) -> Result<()> {
-        self.delete_remote(&pod.to_pod()?).await?;
+        if lock(&self.deleting).insert(uid(pod).to_owned())
+            && let Err(e) = self.delete_remote(&pod.to_pod()?).await
+        {
+            lock(&self.deleting).remove(uid(pod));
+            return Err(e);
+        }
         let params = DeleteParams {
             grace_period_seconds: Some(0),
             preconditions: Some(Preconditions {
@@ -450,6 +460,7 @@ impl<P: Provider> PodController<P> {
         let live: HashSet<&str> = pods.iter().map(|p| uid(&**p)).collect();
         lock(&self.patched).retain(|u, _| live.contains(u.as_str()));
         lock(&self.misses).retain(|u, _| live.contains(u.as_str()));
+        lock(&self.deleting).retain(|u| live.contains(u.as_str()));
     }
 
     async fn patch_status(&self, pod: &CachedPod, desired: PodStatus) {
