@@ -445,8 +445,13 @@ impl Env {
         crate::kind::binary_image(&mock_binary, std::slice::from_ref(&mock_image))?;
         step.finish("add-on and mock images built");
 
-        let cluster =
-            crate::kind::KindCluster::create(&kind_tools, &cluster_name, &node_image, &progress)?;
+        let cluster = crate::kind::KindCluster::create(
+            &kind_tools,
+            &tools,
+            &cluster_name,
+            &node_image,
+            &progress,
+        )?;
         let kubeconfig = cluster.kubeconfig().to_owned();
         eprintln!(
             "burstcert: kind cluster {cluster_name}, kubeconfig {}",

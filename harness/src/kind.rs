@@ -87,11 +87,14 @@ const NODE_FILES: [(&str, &str, bool); 9] = [
         false,
     ),
     (
-        "etc/cni/net.d/10-burstcert.conflist",
-        include_str!("../../tools/kind/node/etc/cni/net.d/10-burstcert.conflist"),
+        CNI_TEMPLATE,
+        include_str!("../../tools/kind/node/kind/cni/10-burstcert.conflist"),
         false,
     ),
 ];
+/// The node's CNI config with `POD_SUBNET` for its pod CIDR, written to `/etc/cni/net.d/` once
+/// the node has one ([`KindCluster::create`]).
+const CNI_TEMPLATE: &str = "kind/cni/10-burstcert.conflist";
 const BASE_DOCKERFILE: &str = include_str!("../../tools/kind/Dockerfile.base");
 /// The cluster's kind config: no kindnetd (a CNI baked into the node instead), the kubelet
 /// allowed on cgroup v1, and no negative oom_score_adj (KIND.md).
@@ -612,9 +615,12 @@ pub struct KindCluster {
 }
 
 impl KindCluster {
-    /// `kind create cluster` from `node_image`, waiting until its node is Ready.
+    /// `kind create cluster` from `node_image` (a control plane and a worker), then each node's
+    /// network (its CNI config from its pod CIDR, routes to the other nodes' pods), waiting
+    /// until every node is Ready.
     pub fn create(
         tools: &Tools,
+        k8s: &Tools,
         name: &str,
         node_image: &str,
         progress: &Progress,
@@ -654,10 +660,11 @@ impl KindCluster {
                 config.to_str().unwrap_or_default(),
                 "--kubeconfig",
                 kubeconfig.to_str().unwrap_or_default(),
-                "--wait",
-                "180s",
             ],
         )?;
+        step.finish(&format!("kind cluster {name} created"));
+        let step = progress.spinner("configure the nodes' pod network");
+        configure_network(k8s, &kubeconfig)?;
         step.finish(&format!("kind cluster {name} Ready"));
         Ok(Self {
             name: name.into(),
@@ -697,6 +704,84 @@ impl KindCluster {
         Ok(())
     }
 }
+
+/// One node's network facts: (name, pod CIDR, InternalIP).
+fn node_networks(k8s: &Tools, kubeconfig: &Path) -> Result<Vec<(String, String, String)>> {
+    let out = run(
+        "read the kind nodes' pod CIDRs",
+        k8s.bin("kubectl").to_str().unwrap_or("kubectl"),
+        &[
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap_or_default(),
+            "get",
+            "nodes",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name} {.spec.podCIDR} \
+             {.status.addresses[?(@.type==\"InternalIP\")].address}{\"\\n\"}{end}",
+        ],
+    )?;
+    Ok(out
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            Some((
+                w.next()?.to_owned(),
+                w.next()?.to_owned(),
+                w.next()?.to_owned(),
+            ))
+        })
+        .collect())
+}
+
+/// Writes each node's CNI config from its pod CIDR and routes every other node's pod CIDR
+/// through that node (all nodes share kind's Docker network), then waits until all are Ready.
+/// Until then no pod has an address, so none gets a wrong one. Routes do not survive a node
+/// container's restart.
+fn configure_network(k8s: &Tools, kubeconfig: &Path) -> Result<()> {
+    let want = NODES_IN_CONFIG;
+    let nodes = crate::wait::until_blocking(
+        &format!("the controller manager to give the {want} kind nodes their pod CIDRs"),
+        std::time::Duration::from_secs(90),
+        || {
+            node_networks(k8s, kubeconfig)
+                .ok()
+                .filter(|n| n.len() == want)
+        },
+        || format!("{:?}", node_networks(k8s, kubeconfig)),
+    )?;
+    for (name, cidr, _) in &nodes {
+        let mut script = format!(
+            "sed 's#POD_SUBNET#{cidr}#' /{CNI_TEMPLATE} > /etc/cni/net.d/10-burstcert.conflist"
+        );
+        for (other, other_cidr, other_ip) in &nodes {
+            if other != name {
+                script.push_str(&format!(" && ip route replace {other_cidr} via {other_ip}"));
+            }
+        }
+        run(
+            &format!("configure the pod network of the kind node {name}"),
+            "docker",
+            &["exec", name, "sh", "-c", &script],
+        )?;
+    }
+    run(
+        "wait for the kind nodes to be Ready",
+        k8s.bin("kubectl").to_str().unwrap_or("kubectl"),
+        &[
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap_or_default(),
+            "wait",
+            "--for=condition=Ready",
+            "nodes",
+            "--all",
+            "--timeout=180s",
+        ],
+    )?;
+    Ok(())
+}
+
+/// How many nodes `tools/kind/cluster.yaml` makes.
+const NODES_IN_CONFIG: usize = 2;
 
 /// A container on kind's network, removed when dropped or when the harness ends.
 #[derive(Debug)]
@@ -849,6 +934,11 @@ mod tests {
         assert!(CLUSTER_CONFIG.contains("disableDefaultCNI: true"));
         assert!(CLUSTER_CONFIG.contains("failCgroupV1: false"));
         assert!(CLUSTER_CONFIG.contains("restrict_oom_score_adj = true"));
+        assert_eq!(
+            CLUSTER_CONFIG.matches("- role: ").count(),
+            NODES_IN_CONFIG,
+            "the network step waits for this many nodes"
+        );
     }
 
     #[test]
