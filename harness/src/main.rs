@@ -102,6 +102,10 @@ enum Command {
         /// The add-on release to install.
         #[arg(long, default_value = burstcert::certify::DEFAULT_RELEASE, value_parser = burstcert::certify::parse_release)]
         release: burst_rules::release::Release,
+        /// `local` (the host node runs the add-on's pods as processes) or `kind` (a kind
+        /// cluster from locally made images, the mock CCI in a container; needs Docker).
+        #[arg(long, default_value = "local", value_parser = ["local", "kind"])]
+        cluster: String,
     },
     /// The add-on's lifecycle on a cluster (state in kube-system/bursting-addon).
     Addon {
@@ -284,13 +288,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             return Ok(ExitCode::from(result.verdict().exit_code()));
         }
-        Command::Up { release } => {
+        Command::Up { release, cluster } => {
             let release = release.to_string();
             anyhow::ensure!(
                 burstcert::env::configure_release(&release),
                 "release already set"
             );
-            let env = burstcert::env::Env::start()?;
+            let env = if cluster == "kind" {
+                burstcert::env::Env::start_kind()?
+            } else {
+                burstcert::env::Env::start()?
+            };
             eprintln!(
                 "burstcert: up: add-on {release} Running; cluster id {}; mock CCI at {}; Ctrl-C stops everything",
                 env.cluster_id,
