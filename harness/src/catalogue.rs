@@ -182,7 +182,7 @@ entries! {
     "UP-03", "Pods created through an upgrade: none unmutated, none refused for the webhook being down", Some(scenarios::addon::up_03), [Installer];
     "INST-01", "Subnet overlapping 10.247.0.0/16: refused, nothing created", Some(scenarios::addon::inst_01), [Installer];
     "INST-02", "Arm nodes with release <= 1.5.37: add-on pods avoid them; only-Arm cluster refused", Some(scenarios::addon::inst_02), [Installer],
-        gated(Gate::ArmUnsupported, "Arm supported: no amd64-only affinity on the add-on's pods", "Arm nodes: add-on pods avoid them; only-Arm cluster refused");
+        gated(Gate::ArmUnsupported, "Arm supported: no amd64-only affinity on the add-on's pods; on an Arm-only cluster they run", "Arm nodes: add-on pods avoid them; only-Arm cluster refused");
     "INST-03", "Pod room: single needs 7 (8) free slots on a node, ha two such nodes; else refused with numbers", Some(scenarios::addon::inst_03), [Installer, ChosenNodes],
         gated(Gate::FootprintCheck, "No pod-room check", "Pod room: single needs 7 (8) free slots on a node, ha two such nodes; else refused with numbers");
     "INST-04", "LoadBalancer Service for burst pods refused before 1.5.5, works from 1.5.5", Some(scenarios::install::inst_04), [],

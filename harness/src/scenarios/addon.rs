@@ -356,7 +356,9 @@ pub fn inst_01(s: &Scenario) -> BodyFuture<'_> {
 }
 
 /// INST-02: up to 1.5.37 the add-on's pods carry an amd64 node affinity and run on the amd64
-/// host node; a cluster whose nodes are all Arm is refused, nothing created.
+/// host node; a cluster whose nodes are all Arm is refused, nothing created. From 1.5.38 (the
+/// gate's other side) no affinity keeps them off Arm, and on a cluster whose nodes are all Arm
+/// the add-on's restarted pods are scheduled and run.
 pub fn inst_02(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(serially(s, async move {
         let release = release()?;
@@ -382,12 +384,9 @@ pub fn inst_02(s: &Scenario) -> BodyFuture<'_> {
                 serde_json::to_string(&affinity).unwrap_or_default()
             );
         }
-        if !arm_gate {
-            return Ok(Outcome::NotApplicable(format!(
-                "release {release} supports Arm clusters (the rule applies up to 1.5.37); checked the affinity is absent"
-            )));
-        }
-        // Make every node Arm for a moment: install must refuse, naming the rule.
+        // Make every node Arm for a moment. Up to 1.5.37 install must refuse, naming the rule;
+        // from 1.5.38 the add-on runs there: its pods, restarted, are scheduled on Arm nodes and
+        // run again.
         let nodes: Api<Node> = Api::all(s.client.clone());
         let mut original = Vec::new();
         for node in nodes.list(&ListParams::default()).await?.items {
@@ -407,13 +406,18 @@ pub fn inst_02(s: &Scenario) -> BodyFuture<'_> {
                 )
                 .await?;
         }
-        let attempt = refused_install(
-            s,
-            s.env.addon_defaults(),
-            "arm",
-            &["does not support Arm", "arm64"],
-        )
-        .await;
+        let attempt = if arm_gate {
+            refused_install(
+                s,
+                s.env.addon_defaults(),
+                "arm",
+                &["does not support Arm", "arm64"],
+            )
+            .await
+            .map(drop)
+        } else {
+            runs_again_on_arm(s, &pods).await
+        };
         for (name, arch) in &original {
             nodes
                 .patch(
@@ -426,6 +430,77 @@ pub fn inst_02(s: &Scenario) -> BodyFuture<'_> {
         attempt?;
         Ok(Outcome::Passed)
     }))
+}
+
+/// Deletes the add-on's component pods and waits until as many new ones are Ready, each on a
+/// node labelled arm64 (every node is, for the caller's moment).
+async fn runs_again_on_arm(s: &Scenario, pods: &Api<Pod>) -> anyhow::Result<()> {
+    let components = ListParams::default().labels(&format!(
+        "{},app.kubernetes.io/component!=gc",
+        render::selector()
+    ));
+    let old: BTreeSet<String> = pods
+        .list(&components)
+        .await?
+        .items
+        .iter()
+        .filter_map(|p| p.metadata.uid.clone())
+        .collect();
+    pods.delete_collection(&DeleteParams::default(), &components)
+        .await?;
+    let nodes: Api<Node> = Api::all(s.client.clone());
+    wait::until(
+        &format!(
+            "{} new add-on pods Ready on Arm nodes after a restart on an Arm-only cluster",
+            old.len()
+        ),
+        Duration::from_secs(120),
+        || async {
+            let list = pods
+                .list(&components)
+                .await
+                .map_err(|source| crate::Error::Kube {
+                    context: "list the add-on's pods".into(),
+                    source,
+                })?;
+            let fresh: Vec<&Pod> = list
+                .items
+                .iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .filter(|p| !p.metadata.uid.as_ref().is_some_and(|u| old.contains(u)))
+                .collect();
+            if fresh.len() != old.len() {
+                return Ok(None);
+            }
+            for pod in fresh {
+                let ready = pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+                let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
+                    return Ok(None);
+                };
+                let arch = nodes
+                    .get(&node)
+                    .await
+                    .map_err(|source| crate::Error::Kube {
+                        context: format!("get node {node}"),
+                        source,
+                    })?
+                    .labels()
+                    .get("kubernetes.io/arch")
+                    .cloned();
+                if !ready || arch.as_deref() != Some("arm64") {
+                    return Ok(None);
+                }
+            }
+            Ok(Some(()))
+        },
+        || s.diagnose(),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Whether a node labelled only `kubernetes.io/arch={arch}` passes the pod's required node
