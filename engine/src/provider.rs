@@ -713,6 +713,16 @@ impl vk::Provider for CciProvider {
         Ok(self.delete(pod).await?)
     }
 
+    /// One GET of the cluster's CCI namespace: CCI answers, and this tenant may use it. A
+    /// namespace not made yet (404) is not an outage.
+    async fn ping(&self) -> vk::Result<()> {
+        match self.client.get_namespace(&self.namespace).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some(404) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     async fn list_pods(&self) -> vk::Result<Vec<RemotePod>> {
         Ok(self.list().await?)
     }

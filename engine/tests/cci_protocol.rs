@@ -506,3 +506,27 @@ async fn a_delete_of_a_pod_already_terminating_on_cci_cuts_its_grace_short_only_
         deletes
     );
 }
+
+#[rstest]
+#[case::answers(ResponseTemplate::new(200).set_body_json(serde_json::json!({"apiVersion": "cci/v2", "kind": "Namespace", "metadata": {"name": NS}})), true)]
+#[case::namespace_not_made_yet(ResponseTemplate::new(404).set_body_json(status_json(404, "NotFound")), true)]
+#[case::unavailable(ResponseTemplate::new(503).set_body_json(status_json(503, "ServiceUnavailable")), false)]
+#[case::gateway_page(ResponseTemplate::new(502).set_body_raw(HTML, "text/html"), false)]
+#[tokio::test]
+async fn the_node_is_healthy_while_the_cluster_namespace_can_be_read(
+    #[case] answer: ResponseTemplate,
+    #[case] healthy: bool,
+) {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(format!("{API_PREFIX}/namespaces/{NS}")))
+        .respond_with(answer)
+        .mount(&server)
+        .await;
+    let provider = CciProvider::new(client(&server.uri()), MemoryObjects::default(), "c1").unwrap();
+
+    assert_eq!(provider.ping().await.is_ok(), healthy);
+    // One small request: a ping never lists pods.
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 1);
+}

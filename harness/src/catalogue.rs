@@ -56,7 +56,11 @@ const fn gated(gate: Gate, without: &'static str, with: &'static str) -> Option<
 }
 
 /// Scenarios that change state other scenarios see, beyond what their needs say: they run alone.
-const CLUSTER_WIDE: [(&str, &str); 5] = [
+const CLUSTER_WIDE: [(&str, &str); 6] = [
+    (
+        "VK-04",
+        "fails every CCI request of the cluster's namespace for 30 s",
+    ),
     (
         "LOCK-01",
         "sells out the cluster's CCI namespace and cordons the virtual node",
@@ -209,9 +213,21 @@ enum Footprint {
     Shared(#[allow(dead_code)] tokio::sync::RwLockReadGuard<'static, ()>),
 }
 
-/// The entry of one ID.
+/// Scenarios proposed for `SCENARIOS.md` and not yet in it: the suites run them (by ID, like any
+/// other), `certify` does not (a certificate covers the spec's IDs).
+pub fn proposed() -> Vec<Entry> {
+    vec![Entry {
+        id: "VK-04",
+        title: "A CCI outage of 30 s shows as the virtual node NotReady with a reason and heals without losing or duplicating a pod",
+        body: Some(scenarios::vk::vk_04),
+        gate: None,
+        needs: &[Need::MockAdmin],
+    }]
+}
+
+/// The entry of one ID (of the catalogue, or [`proposed`]).
 pub fn find(id: &str) -> Option<Entry> {
-    entries().into_iter().find(|e| e.id == id)
+    entries().into_iter().chain(proposed()).find(|e| e.id == id)
 }
 
 /// Runs one scenario by ID in a fresh namespace of the shared environment and returns its

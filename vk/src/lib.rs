@@ -78,9 +78,9 @@ use tokio::task::JoinSet;
 pub use cache::CachedPod;
 pub use error::{BoxError, Error, Result};
 pub use node::{
-    DEFAULT_CPU, DEFAULT_INTERNAL_IP, DEFAULT_KUBELET_PORT, DEFAULT_MEMORY, DEFAULT_PODS,
-    LABEL_TYPE, NODE_LEASE_NAMESPACE, NodeConfig, NodeResources, TYPE_VIRTUAL_KUBELET, node_object,
-    node_status,
+    DEFAULT_CPU, DEFAULT_INTERNAL_IP, DEFAULT_KUBELET_PORT, DEFAULT_MEMORY, DEFAULT_PODS, Health,
+    LABEL_TYPE, NODE_LEASE_NAMESPACE, NodeConfig, NodeResources, PROVIDER_UNREACHABLE,
+    TYPE_VIRTUAL_KUBELET, node_object, node_status,
 };
 pub use provider::{LogOptions, PodStatuses, Provider, RemotePod};
 
@@ -97,6 +97,8 @@ pub const DEFAULT_LEASE_DURATION_SECONDS: i32 = 40;
 pub const DEFAULT_NODE_STATUS_INTERVAL: Duration = Duration::from_secs(60);
 /// Default [`Config::orphan_sweep_interval`].
 pub const DEFAULT_ORPHAN_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+/// Default [`Config::ping_interval`].
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(5);
 /// Default [`Config::workers`].
 pub const DEFAULT_WORKERS: usize = 4;
 /// Default [`Config::retry_base`].
@@ -120,6 +122,9 @@ pub struct Config {
     /// How often remote pods are checked for orphans (the first check follows the first full
     /// list of cluster pods).
     pub orphan_sweep_interval: Duration,
+    /// How often the provider is pinged ([`Provider::ping`]): a failing ping shows on the node
+    /// within this interval, and so does its recovery.
+    pub ping_interval: Duration,
     /// How many pods are synced concurrently.
     pub workers: usize,
     /// First retry delay of a failed pod sync; doubles on each failure.
@@ -146,6 +151,7 @@ impl Config {
             lease_duration_seconds: DEFAULT_LEASE_DURATION_SECONDS,
             node_status_interval: DEFAULT_NODE_STATUS_INTERVAL,
             orphan_sweep_interval: DEFAULT_ORPHAN_SWEEP_INTERVAL,
+            ping_interval: DEFAULT_PING_INTERVAL,
             workers: DEFAULT_WORKERS,
             retry_base: DEFAULT_RETRY_BASE,
             retry_max: DEFAULT_RETRY_MAX,
@@ -205,7 +211,30 @@ pub async fn run<P: Provider>(
 
         let controller = Arc::new(PodController::new(client, &config, Arc::clone(&provider)));
         let mut tasks = JoinSet::new();
-        tasks.spawn(agent.keep_alive(config.lease_interval, config.node_status_interval));
+        let (health_tx, health_rx) = tokio::sync::watch::channel(node::Health::Healthy);
+        tasks.spawn(agent.keep_alive(
+            config.lease_interval,
+            config.node_status_interval,
+            health_rx,
+        ));
+        let pinged = Arc::clone(&provider);
+        let ping_interval = config.ping_interval;
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(ping_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let health = match pinged.ping().await {
+                    Ok(()) => node::Health::Healthy,
+                    Err(e) => node::Health::Unreachable(e.to_string()),
+                };
+                health_tx.send_if_modified(|h| {
+                    let changed = *h != health;
+                    *h = health;
+                    changed
+                });
+            }
+        });
         tasks.spawn(Arc::clone(&controller).watch());
         // Nothing touches pods before the first full list: an empty cache must not read as
         // "every pod is gone". NB: awaited once, here; kube-runtime's readiness future wakes only

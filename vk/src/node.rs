@@ -168,18 +168,48 @@ fn condition(
     }
 }
 
-/// The node status the kubelet reports: healthy conditions, capacity, addresses, node info.
+/// Reason of the node's `Ready=False` condition while the provider's ping fails.
+pub const PROVIDER_UNREACHABLE: &str = "ProviderUnreachable";
+
+/// The node's health as the provider's last ping found it ([`crate::Provider::ping`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Health {
+    /// The last ping succeeded (or none failed yet).
+    #[default]
+    Healthy,
+    /// The last ping failed, with its error.
+    Unreachable(String),
+}
+
+/// The node status the kubelet reports: conditions (`Ready` from `health`, no pressure),
+/// capacity, addresses, node info.
 ///
-/// `transition` is the time the conditions last changed (the registration time).
-pub fn node_status(config: &NodeConfig, transition: &Timestamp, now: &Timestamp) -> NodeStatus {
-    let mut conditions = vec![
-        condition(
+/// `transition` is the time the conditions last changed (registration, or the last change of
+/// health).
+pub fn node_status(
+    config: &NodeConfig,
+    health: &Health,
+    transition: &Timestamp,
+    now: &Timestamp,
+) -> NodeStatus {
+    let ready = match health {
+        Health::Healthy => condition(
             "Ready",
             "True",
             "KubeletReady",
             "kubelet is posting ready status",
             now,
         ),
+        Health::Unreachable(error) => condition(
+            "Ready",
+            "False",
+            PROVIDER_UNREACHABLE,
+            &format!("the provider does not answer: {error}"),
+            now,
+        ),
+    };
+    let mut conditions = vec![
+        ready,
         condition(
             "MemoryPressure",
             "False",
@@ -266,7 +296,7 @@ pub fn node_object(config: &NodeConfig, now: &Timestamp) -> Node {
             taints: (!config.taints.is_empty()).then(|| config.taints.clone()),
             ..NodeSpec::default()
         }),
-        status: Some(node_status(config, now, now)),
+        status: Some(node_status(config, &Health::Healthy, now, now)),
     }
 }
 
@@ -296,7 +326,9 @@ pub(crate) struct NodeAgent {
     leases: Api<Lease>,
     config: NodeConfig,
     lease_duration_seconds: i32,
-    /// When the conditions last changed: the registration time.
+    /// The provider's health as last reported.
+    health: Health,
+    /// When the conditions last changed: registration, or the last change of health.
     transition: Timestamp,
     /// UID of the node object we registered (owner of the lease).
     uid: Option<String>,
@@ -309,6 +341,7 @@ impl NodeAgent {
             leases: Api::namespaced(client, NODE_LEASE_NAMESPACE),
             config,
             lease_duration_seconds,
+            health: Health::Healthy,
             transition: Timestamp::now(),
             uid: None,
         }
@@ -370,7 +403,12 @@ impl NodeAgent {
 
     async fn patch_status(&self) -> Result<()> {
         let name = &self.config.name;
-        let status = node_status(&self.config, &self.transition, &Timestamp::now());
+        let status = node_status(
+            &self.config,
+            &self.health,
+            &self.transition,
+            &Timestamp::now(),
+        );
         let patch = serde_json::json!({ "status": status });
         self.nodes
             .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
@@ -456,15 +494,41 @@ impl NodeAgent {
         }
     }
 
-    /// Renew the lease every `lease_interval` and post the status every `status_interval`,
-    /// forever; failures are logged and retried on the next tick.
-    pub(crate) async fn keep_alive(mut self, lease_interval: Duration, status_interval: Duration) {
+    /// Takes the provider's health; a change is posted at once (with a new transition time).
+    async fn set_health(&mut self, health: Health) {
+        if health == self.health {
+            return;
+        }
+        match &health {
+            Health::Healthy => {
+                tracing::info!(node = %self.config.name, "provider answers again; node Ready")
+            }
+            Health::Unreachable(e) => {
+                tracing::warn!(node = %self.config.name, error = %e, "provider does not answer; node NotReady")
+            }
+        }
+        self.health = health;
+        self.transition = Timestamp::now();
+        if let Err(e) = self.heartbeat().await {
+            tracing::warn!(error = %e, "node status update failed");
+        }
+    }
+
+    /// Renew the lease every `lease_interval`, post the status every `status_interval` and at
+    /// once when `health` changes, forever; failures are logged and retried on the next tick.
+    pub(crate) async fn keep_alive(
+        mut self,
+        lease_interval: Duration,
+        status_interval: Duration,
+        mut health: tokio::sync::watch::Receiver<Health>,
+    ) {
         let mut lease_tick = tokio::time::interval(lease_interval);
         let mut status_tick = tokio::time::interval(status_interval);
         lease_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The first status tick fires at once; registration just posted it.
         status_tick.tick().await;
+        let mut pinging = true;
         loop {
             tokio::select! {
                 _ = lease_tick.tick() => {
@@ -476,6 +540,15 @@ impl NodeAgent {
                     if let Err(e) = self.heartbeat().await {
                         tracing::warn!(error = %e, "node status heartbeat failed");
                     }
+                }
+                changed = health.changed(), if pinging => {
+                    if changed.is_err() {
+                        // The pinger is gone (shutting down): keep the last health.
+                        pinging = false;
+                        continue;
+                    }
+                    let now = health.borrow_and_update().clone();
+                    self.set_health(now).await;
                 }
             }
         }
@@ -508,6 +581,93 @@ mod tests {
             .collect();
         assert!(types.contains(&("Ready".into(), "True".into())));
         assert!(types.contains(&("NetworkUnavailable".into(), "False".into())));
+    }
+
+    #[test]
+    fn an_unreachable_provider_turns_ready_false_naming_the_reason_and_the_error() {
+        let config = NodeConfig::new("bursting-node");
+        let (then, now) = (Timestamp::UNIX_EPOCH, Timestamp::now());
+        let status = node_status(
+            &config,
+            &Health::Unreachable("503 Service Unavailable".into()),
+            &then,
+            &now,
+        );
+        let conditions = status.conditions.unwrap();
+        let ready = conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+        assert_eq!(ready.status, "False");
+        assert_eq!(ready.reason.as_deref(), Some(PROVIDER_UNREACHABLE));
+        assert!(
+            ready
+                .message
+                .as_deref()
+                .unwrap()
+                .contains("503 Service Unavailable")
+        );
+        assert_eq!(ready.last_transition_time, Some(Time(then)));
+        assert_eq!(ready.last_heartbeat_time, Some(Time(now)));
+        // The other conditions say nothing about the provider.
+        for c in conditions.iter().filter(|c| c.type_ != "Ready") {
+            assert_eq!(c.status, "False", "{}", c.type_);
+        }
+        let healthy = node_status(&config, &Health::Healthy, &then, &now);
+        let ready = healthy
+            .conditions
+            .unwrap()
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_deref()),
+            ("True", Some("KubeletReady"))
+        );
+    }
+
+    #[test]
+    fn the_status_carries_room_addresses_the_kubelet_port_and_node_info() {
+        let mut config = NodeConfig::new("bursting-node");
+        config.internal_ip = "10.1.2.3".into();
+        config.kubelet_port = 10999;
+        let now = Timestamp::now();
+        let status = node_status(&config, &Health::Healthy, &now, &now);
+        // Without its own allocatable the node offers its whole capacity.
+        assert_eq!(status.allocatable, status.capacity);
+        assert_eq!(
+            status.capacity.as_ref().unwrap()["pods"],
+            Quantity("110".into())
+        );
+        let addresses: Vec<(String, String)> = status
+            .addresses
+            .unwrap()
+            .into_iter()
+            .map(|a| (a.type_, a.address))
+            .collect();
+        assert_eq!(
+            addresses,
+            vec![
+                ("InternalIP".to_owned(), "10.1.2.3".to_owned()),
+                ("Hostname".to_owned(), "bursting-node".to_owned())
+            ]
+        );
+        let port = status
+            .daemon_endpoints
+            .unwrap()
+            .kubelet_endpoint
+            .unwrap()
+            .port;
+        assert_eq!(port, 10999);
+        let info = status.node_info.unwrap();
+        assert_eq!(info.kubelet_version, config.kubelet_version);
+        assert_eq!(
+            (info.operating_system.as_str(), info.architecture.as_str()),
+            ("linux", "amd64")
+        );
+        config.allocatable = Some(NodeResources {
+            pods: "7".into(),
+            ..NodeResources::default()
+        });
+        let status = node_status(&config, &Health::Healthy, &now, &now);
+        assert_eq!(status.allocatable.unwrap()["pods"], Quantity("7".into()));
     }
 
     #[test]

@@ -147,6 +147,18 @@ pub trait Provider: Send + Sync + 'static {
         let _ = (pod, container, options);
         async { Err(Error::NotImplemented("logs")) }
     }
+
+    /// Whether the backend answers: the node's health.
+    ///
+    /// Called every [`Config::ping_interval`](crate::Config::ping_interval). An error turns the
+    /// node's `Ready` condition `False` with reason [`PROVIDER_UNREACHABLE`](crate::PROVIDER_UNREACHABLE)
+    /// and the error as its message (so the scheduler stops placing pods here and
+    /// `kubectl get nodes` shows why) until a ping succeeds again; pods already on the node are
+    /// left as they are. Keep it cheap: one small request, never a full list. The default
+    /// always succeeds.
+    fn ping(&self) -> impl Future<Output = Result<()>> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// A shared provider is a provider: the caller keeps a handle to drive its own background
@@ -179,5 +191,9 @@ impl<P: Provider> Provider for std::sync::Arc<P> {
         options: &LogOptions,
     ) -> impl Future<Output = Result<String>> + Send {
         P::logs(self, pod, container, options)
+    }
+
+    fn ping(&self) -> impl Future<Output = Result<()>> + Send {
+        P::ping(self)
     }
 }

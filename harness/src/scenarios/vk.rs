@@ -170,6 +170,163 @@ pub fn vk_03(s: &Scenario) -> BodyFuture<'_> {
     })
 }
 
+/// How long VK-04's CCI outage lasts.
+const OUTAGE: Duration = Duration::from_secs(30);
+
+/// The virtual node's `Ready` condition: (status, reason).
+async fn node_ready(s: &Scenario) -> crate::Result<(String, String)> {
+    let node = Api::<Node>::all(s.client.clone())
+        .get(VIRTUAL_NODE)
+        .await
+        .map_err(|source| crate::Error::Kube {
+            context: format!("get node {VIRTUAL_NODE}"),
+            source,
+        })?;
+    Ok(node
+        .status
+        .and_then(|s| s.conditions)
+        .into_iter()
+        .flatten()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| (c.status, c.reason.unwrap_or_default()))
+        .unwrap_or_default())
+}
+
+/// VK-04 (proposed, not yet a SCENARIOS.md ID): a CCI outage of 30 s (every request for the
+/// cluster's CCI namespace answered 503) shows as the virtual node NotReady with the reason
+/// `ProviderUnreachable`; meanwhile the burst pods stay Running on the node; once CCI answers
+/// the node is Ready again and each pod still has its one CCI pod, the same one (CCI UID and
+/// creation time): nothing lost, nothing duplicated.
+pub fn vk_04(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(async move {
+        const STEADY: &str = "outage=steady";
+        for name in ["steady-a", "steady-b"] {
+            let mut pod: Pod = fixtures::load("workloads/vk-pod.yaml")?;
+            pod.metadata.name = Some(name.to_owned());
+            let labels = pod.metadata.labels.get_or_insert_default();
+            labels.insert("outage".into(), "steady".into());
+            s.api::<Pod>().create(&PostParams::default(), &pod).await?;
+        }
+        let mut before = Vec::new();
+        for pod in converge(s, STEADY, 2, PATIENCE).await? {
+            let name = pod.metadata.name.clone().context("pod has a name")?;
+            let uid = pod.metadata.uid.clone().context("pod has a uid")?;
+            let identity = cci_identity(s, &uid).await?;
+            before.push((name, uid, identity));
+        }
+        let outage = s
+            .mock_admin()?
+            .set_fault(
+                mock_cci::Scope::Namespace(s.cci_namespace().to_owned()),
+                mock_cci::Fault::ErrorRate {
+                    operations: Vec::new(),
+                    percent: 100,
+                    status: 503,
+                },
+            )
+            .await?;
+        let started = tokio::time::Instant::now();
+        let during = async {
+            wait::until(
+                &format!("{VIRTUAL_NODE} NotReady ({}) while CCI is down", vk::PROVIDER_UNREACHABLE),
+                Duration::from_secs(60),
+                || async {
+                    let (status, reason) = node_ready(s).await?;
+                    Ok((status == "False" && reason == vk::PROVIDER_UNREACHABLE).then_some(()))
+                },
+                || s.diagnose(),
+            )
+            .await?;
+            let noticed = started.elapsed();
+            // For the rest of the outage (CCI cannot be read now, so the cluster side is
+            // checked): the pods stay, Running, on the node.
+            let moved = wait::until(
+                &format!("the rest of the {}s outage with the pods unchanged", OUTAGE.as_secs()),
+                OUTAGE + Duration::from_secs(30),
+                || async {
+                    for (name, uid, _) in &before {
+                        let pod = s.api::<Pod>().get_opt(name).await.map_err(|source| {
+                            crate::Error::Kube {
+                                context: format!("get pod {name}"),
+                                source,
+                            }
+                        })?;
+                        let phase = pod.as_ref().and_then(|p| p.status.as_ref()?.phase.clone());
+                        let same = pod.as_ref().and_then(|p| p.metadata.uid.as_deref()) == Some(uid);
+                        let deleting = pod.as_ref().is_some_and(|p| p.metadata.deletion_timestamp.is_some());
+                        if !same || deleting || phase.as_deref() != Some("Running") {
+                            return Ok(Some(Some(format!(
+                                "pod {name} during the outage: present with its uid {same},                                  deleting {deleting}, phase {phase:?}"
+                            ))));
+                        }
+                    }
+                    Ok((started.elapsed() >= OUTAGE).then_some(None))
+                },
+                || s.diagnose(),
+            )
+            .await?;
+            if let Some(change) = moved {
+                anyhow::bail!("{change}");
+            }
+            anyhow::Ok(noticed)
+        }
+        .await;
+        let cleared = outage.clear().await;
+        let noticed = during?;
+        cleared?;
+        eprintln!("VK-04: node NotReady {noticed:.1?} into the outage");
+        wait::until(
+            &format!("{VIRTUAL_NODE} Ready again once CCI answers"),
+            Duration::from_secs(60),
+            || async {
+                let (status, _) = node_ready(s).await?;
+                Ok((status == "True").then_some(()))
+            },
+            || s.diagnose(),
+        )
+        .await?;
+        // The node lifecycle controller tainted the node not-ready; the cluster is back only
+        // when it lifts that (within its monitor period), or later scenarios would wait on it.
+        wait::until(
+            &format!("the node lifecycle controller to lift {VIRTUAL_NODE}'s not-ready taints"),
+            Duration::from_secs(90),
+            || async {
+                let node = Api::<Node>::all(s.client.clone())
+                    .get(VIRTUAL_NODE)
+                    .await
+                    .map_err(|source| crate::Error::Kube {
+                        context: format!("get node {VIRTUAL_NODE}"),
+                        source,
+                    })?;
+                let tainted = node
+                    .spec
+                    .and_then(|s| s.taints)
+                    .into_iter()
+                    .flatten()
+                    .any(|t| t.key.starts_with("node.kubernetes.io/"));
+                Ok((!tainted).then_some(()))
+            },
+            || s.diagnose(),
+        )
+        .await?;
+        let pods = converge(s, STEADY, 2, PATIENCE).await?;
+        for (name, uid, identity) in &before {
+            anyhow::ensure!(
+                pods.iter()
+                    .any(|p| p.metadata.uid.as_deref() == Some(uid.as_str())),
+                "pod {name} was replaced after the outage"
+            );
+            // One CCI pod for it (cci_identity refuses two), the one it had.
+            let after = cci_identity(s, uid).await?;
+            anyhow::ensure!(
+                &after == identity,
+                "pod {name}'s CCI pod changed across the outage: {after:?}, was {identity:?}"
+            );
+        }
+        Ok(Outcome::Passed)
+    })
+}
+
 /// `kubectl logs` of a burst pod (not a SCENARIOS.md ID; `suites/tests/vk.rs` runs it as
 /// VK-LOGS): the API server calls the engine's kubelet API at the virtual node's InternalIP and
 /// kubelet port, and the answer, with and without `--tail`, is what the mock holds for the

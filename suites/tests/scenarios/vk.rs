@@ -20,6 +20,13 @@ async fn vk_02_missing_optional_objects_run_and_a_missing_mandatory_one_waits_wi
     assert_passes("VK-02").await;
 }
 
+/// VK-04 (proposed for SCENARIOS.md): a 30 s CCI outage turns the virtual node NotReady with
+/// a reason; it heals with every pod on its one, same, CCI pod.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vk_04_a_cci_outage_shows_on_the_virtual_node_and_heals_without_losing_a_pod() {
+    assert_passes("VK-04").await;
+}
+
 /// VK-LOGS (not a SCENARIOS.md ID, so not in the catalogue): `kubectl logs` of a burst pod goes
 /// from the API server to the engine's kubelet API and answers what CCI holds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
