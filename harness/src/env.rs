@@ -93,10 +93,10 @@ struct KindParts {
     defaults: InstallParams,
 }
 
-/// What a kind cluster offers beyond the cluster's and CCI's public APIs: the mock's admin side
-/// and the installer. Not the add-on's processes, the control plane's, kwok nodes or log files:
-/// those run in kind's containers.
-pub const KIND_OFFERS: &[Need] = &[Need::MockAdmin, Need::Installer];
+/// What a kind cluster offers beyond the cluster's and CCI's public APIs: the mock's admin side,
+/// the installer and the add-on's logs (read through the API). Not the add-on's processes, the
+/// control plane's or kwok nodes: those run in kind's containers.
+pub const KIND_OFFERS: &[Need] = &[Need::MockAdmin, Need::Installer, Need::AddonLogs];
 
 /// What the harness controls on the environment it brought up itself.
 #[derive(Debug)]
@@ -620,6 +620,62 @@ impl Env {
         .iter()
         .flat_map(|deployment| host.logs_of(&format!("{}_{deployment}-", render::NAMESPACE)))
         .collect()
+    }
+
+    /// The text of every log of the add-on's containers, named: the files on the host node
+    /// (local target, see [`Env::addon_logs`]), or each container's current and previous log
+    /// read through the API (kind). Empty where neither is offered.
+    pub async fn addon_log_texts(&self) -> Result<Vec<(String, String)>> {
+        if self.kind.is_none() {
+            return Ok(self
+                .addon_logs()
+                .into_iter()
+                .filter_map(|path| {
+                    let text = std::fs::read(&path).ok()?;
+                    Some((
+                        path.display().to_string(),
+                        String::from_utf8_lossy(&text).into_owned(),
+                    ))
+                })
+                .collect());
+        }
+        let pods: Api<k8s_openapi::api::core::v1::Pod> =
+            Api::namespaced(self.client().await?, render::NAMESPACE);
+        let list = pods
+            .list(&kube::api::ListParams::default().labels(&render::selector()))
+            .await
+            .map_err(|source| Error::Kube {
+                context: "list the add-on's pods".into(),
+                source,
+            })?;
+        let mut texts = Vec::new();
+        for pod in &list.items {
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            let statuses = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.clone())
+                .unwrap_or_default();
+            for status in statuses {
+                let mut previous = vec![false];
+                if status.restart_count > 0 {
+                    previous.push(true);
+                }
+                for previous in previous {
+                    let params = kube::api::LogParams {
+                        container: Some(status.name.clone()),
+                        previous,
+                        ..kube::api::LogParams::default()
+                    };
+                    // A container that has not started has no log yet: nothing to read.
+                    if let Ok(text) = pods.logs(&name, &params).await {
+                        let which = if previous { " (previous)" } else { "" };
+                        texts.push((format!("{name}/{}{which}", status.name), text));
+                    }
+                }
+            }
+        }
+        Ok(texts)
     }
 
     fn component_log_tail(&self, deployment: &str, container: &str, lines: usize) -> String {

@@ -17,7 +17,8 @@ pub enum Need {
     ControlPlane,
     /// Nodes whose room the harness chooses (kwok nodes it creates, fills and counts).
     ChosenNodes,
-    /// The add-on's container logs as files the harness can read whole.
+    /// The add-on's container logs, read whole (files on the host node, or through the API on a
+    /// cluster the harness made).
     AddonLogs,
 }
 
@@ -46,7 +47,7 @@ impl Need {
                 "control of the control plane's processes (it restarts the API server)"
             }
             Need::ChosenNodes => "nodes whose room the harness chooses (kwok nodes)",
-            Need::AddonLogs => "the add-on's container logs as files",
+            Need::AddonLogs => "the add-on's container logs, read whole",
         }
     }
 }
