@@ -231,14 +231,11 @@ impl Env {
     /// The installer's target and defaults (local or kind); scenarios that call this declare
     /// [`Need::Installer`], so it is there.
     fn installer(&self) -> (&Target, &InstallParams) {
-        match (&self.local, &self.kind) {
-            (Some(l), _) => (&l.target, &l.defaults),
-            (None, Some(k)) => (&k.target, &k.defaults),
-            (None, None) => {
-                let _ = self.local(Need::Installer);
-                unreachable!("local() panics without a local environment")
-            }
+        if let Some(k) = &self.kind {
+            return (&k.target, &k.defaults);
         }
+        let l = self.local(Need::Installer);
+        (&l.target, &l.defaults)
     }
 
     /// The `bursting-engine` binary the host node serves as the add-on's image (local target).

@@ -223,10 +223,7 @@ fn key_of(parts: &[&[u8]]) -> String {
         hasher.update((part.len() as u64).to_le_bytes());
         hasher.update(part);
     }
-    hasher.finalize()[..6]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::tools::short_hex(&hasher.finalize())
 }
 
 /// Builds (or finds in Docker's cache) the node image for the pinned Kubernetes; returns its tag.

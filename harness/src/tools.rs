@@ -284,8 +284,12 @@ fn hash_of(wrappers: &[&Wrapper]) -> String {
         hasher.update(w.go_mod.as_bytes());
         hasher.update(w.go_sum.as_bytes());
     }
-    let digest = hasher.finalize();
-    digest[..6].iter().fold(String::new(), |mut s, b| {
+    short_hex(&hasher.finalize())
+}
+
+/// The first 6 bytes of a digest in hex: the harness's cache keys.
+pub(crate) fn short_hex(digest: &[u8]) -> String {
+    digest.iter().take(6).fold(String::new(), |mut s, b| {
         let _ = write!(s, "{b:02x}");
         s
     })

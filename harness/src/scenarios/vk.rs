@@ -173,23 +173,27 @@ pub fn vk_03(s: &Scenario) -> BodyFuture<'_> {
 /// How long VK-04's CCI outage lasts.
 const OUTAGE: Duration = Duration::from_secs(30);
 
-/// The virtual node's `Ready` condition: (status, reason).
-async fn node_ready(s: &Scenario) -> crate::Result<(String, String)> {
-    let node = Api::<Node>::all(s.client.clone())
+/// The virtual node as the API server holds it now.
+async fn virtual_node(s: &Scenario) -> crate::Result<Node> {
+    Api::<Node>::all(s.client.clone())
         .get(VIRTUAL_NODE)
         .await
         .map_err(|source| crate::Error::Kube {
             context: format!("get node {VIRTUAL_NODE}"),
             source,
-        })?;
-    Ok(node
-        .status
-        .and_then(|s| s.conditions)
-        .into_iter()
-        .flatten()
-        .find(|c| c.type_ == "Ready")
-        .map(|c| (c.status, c.reason.unwrap_or_default()))
-        .unwrap_or_default())
+        })
+}
+
+/// Whether the node's `Ready` condition is `False` for `reason`.
+fn not_ready_for(node: &Node, reason: &str) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c.type_ == "Ready" && c.status == "False" && c.reason.as_deref() == Some(reason)
+            })
+        })
 }
 
 /// VK-04 (proposed, not yet a SCENARIOS.md ID): a CCI outage of 30 s (every request for the
@@ -231,8 +235,8 @@ pub fn vk_04(s: &Scenario) -> BodyFuture<'_> {
                 &format!("{VIRTUAL_NODE} NotReady ({}) while CCI is down", vk::PROVIDER_UNREACHABLE),
                 Duration::from_secs(60),
                 || async {
-                    let (status, reason) = node_ready(s).await?;
-                    Ok((status == "False" && reason == vk::PROVIDER_UNREACHABLE).then_some(()))
+                    let node = virtual_node(s).await?;
+                    Ok(not_ready_for(&node, vk::PROVIDER_UNREACHABLE).then_some(()))
                 },
                 || s.diagnose(),
             )
@@ -279,8 +283,8 @@ pub fn vk_04(s: &Scenario) -> BodyFuture<'_> {
             &format!("{VIRTUAL_NODE} Ready again once CCI answers"),
             Duration::from_secs(60),
             || async {
-                let (status, _) = node_ready(s).await?;
-                Ok((status == "True").then_some(()))
+                let node = virtual_node(s).await?;
+                Ok(crate::cluster::node_ready(&node).then_some(()))
             },
             || s.diagnose(),
         )
@@ -291,14 +295,8 @@ pub fn vk_04(s: &Scenario) -> BodyFuture<'_> {
             &format!("the node lifecycle controller to lift {VIRTUAL_NODE}'s not-ready taints"),
             Duration::from_secs(90),
             || async {
-                let node = Api::<Node>::all(s.client.clone())
-                    .get(VIRTUAL_NODE)
-                    .await
-                    .map_err(|source| crate::Error::Kube {
-                        context: format!("get node {VIRTUAL_NODE}"),
-                        source,
-                    })?;
-                let tainted = node
+                let tainted = virtual_node(s)
+                    .await?
                     .spec
                     .and_then(|s| s.taints)
                     .into_iter()
