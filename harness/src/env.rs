@@ -50,6 +50,16 @@ pub fn lock_seconds() -> u64 {
         .unwrap_or(DEFAULT_LOCK_SECONDS)
 }
 
+/// The mock CCI's settings in every environment the harness starts (locally and on kind).
+///
+/// - `--timeout-ms 5000`: below the engine's 30 s request timeout, so a `Timeout` fault
+///   costs the engine seconds per try, not half a minute; the answer is lost either way.
+/// - `--compute-time-ms 1000`: the seed's `perl … bpi(2000)` (WL-04's Job, the only container
+///   that runs it) takes a second, about what it takes on one vCPU. WL-04 asserts the seed's
+///   counts (50 completions, at most 5 at once, the 10 s deadline), not how long a digit of pi
+///   takes; 3 s per pod made it the longest scenario of a run (10 waves of 5).
+const MOCK_TUNING: [&str; 4] = ["--timeout-ms", "5000", "--compute-time-ms", "1000"];
+
 /// How many ordinary (kwok) nodes the shared cluster gets.
 pub const DEFAULT_KWOK_NODES: usize = 2;
 
@@ -297,11 +307,10 @@ impl Env {
                 "127.0.0.1:0".into(),
                 "--token-file".into(),
                 token_file.display().to_string(),
-                // NB: below the engine's 30 s request timeout, so a `Timeout` fault costs
-                // the engine seconds per try, not half a minute; the answer is lost either way.
-                "--timeout-ms".into(),
-                "5000".into(),
-            ],
+            ]
+            .into_iter()
+            .chain(MOCK_TUNING.map(String::from))
+            .collect::<Vec<_>>(),
             &[],
             &mock_log,
         )?;
@@ -478,9 +487,10 @@ impl Env {
                 &format!("0.0.0.0:{}", crate::kind::MOCK_PORT),
                 "--token-file",
                 "/run/burstcert/tokens",
-                "--timeout-ms",
-                "5000",
-            ],
+            ]
+            .into_iter()
+            .chain(MOCK_TUNING)
+            .collect::<Vec<_>>(),
             &logs,
         )?;
         let mock_url = format!("http://{}", mock.published(crate::kind::MOCK_PORT)?);

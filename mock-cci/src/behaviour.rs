@@ -21,6 +21,15 @@
 //! What happens after an exit depends on the pod's `restartPolicy` (see
 //! [`crate::state`]): `Never` leaves the container terminated, `OnFailure` restarts it after a
 //! non-zero code, `Always` restarts it in every case, with the kubelet's back-off.
+//!
+//! A graceful delete sends every running container SIGTERM; [`OnSigterm`] says what the
+//! container does with it. The annotation [`ANNOTATION_ON_SIGTERM`] (`exit` or `ignore`) sets it
+//! for every app container; otherwise [`on_sigterm_from_command`] reads it off the container as
+//! a kubelet would see it happen: a container without a `command` runs its image's entrypoint,
+//! a server that handles SIGTERM and stops (nginx, the seed's workloads); a container with a
+//! `command` runs that program as PID 1, and PID 1 without a handler never sees SIGTERM (the
+//! kernel drops it), so it runs until the grace period ends and it is killed, unless its script
+//! sets a `trap` for `TERM`.
 
 use std::time::Duration;
 
@@ -42,6 +51,47 @@ pub enum Behaviour {
         /// Its exit code (0 is success).
         code: i32,
     },
+}
+
+/// The pod annotation that says how every app container answers SIGTERM: `exit` or `ignore`.
+pub const ANNOTATION_ON_SIGTERM: &str = "mock.cci.io/on-sigterm";
+
+/// What a running container does with the SIGTERM of a graceful delete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnSigterm {
+    /// It stops at once: the pod goes after the mock's
+    /// [`stop_time`](crate::MockConfig::stop_time), well within the grace period.
+    Exit,
+    /// It keeps running until the grace period ends and it is killed.
+    Ignore,
+}
+
+/// Parses the [`ANNOTATION_ON_SIGTERM`] value; the error is a phrase naming what is wrong.
+pub fn parse_on_sigterm(value: &str) -> Result<OnSigterm, String> {
+    match value.trim() {
+        "exit" => Ok(OnSigterm::Exit),
+        "ignore" => Ok(OnSigterm::Ignore),
+        _ => Err(format!(
+            "{value:?} is not understood here: use \"exit\" or \"ignore\""
+        )),
+    }
+}
+
+/// How a container running `command` with `args` answers SIGTERM (see the module docs).
+pub fn on_sigterm_from_command(command: &[String], args: &[String]) -> OnSigterm {
+    if command.is_empty() {
+        return OnSigterm::Exit;
+    }
+    let script = command.iter().chain(args).map(String::as_str);
+    let traps_term = script
+        .clone()
+        .any(|word| word.split_whitespace().any(|w| w == "trap"))
+        && script.clone().any(|word| word.contains("TERM"));
+    if traps_term {
+        OnSigterm::Exit
+    } else {
+        OnSigterm::Ignore
+    }
 }
 
 /// The annotation that sets one container's behaviour.
@@ -248,5 +298,32 @@ mod tests {
     #[case::unicode("succeed-after=５s")]
     fn bad_annotations_are_refused(#[case] value: &str) {
         assert!(parse_annotation(value).is_err(), "{value}");
+    }
+
+    #[rstest]
+    #[case::the_image_entrypoint(&[], &[], OnSigterm::Exit)]
+    #[case::entrypoint_with_args(&[], &["-g", "daemon off;"], OnSigterm::Exit)]
+    #[case::sleep_as_pid_1(&["sleep", "3600"], &[], OnSigterm::Ignore)]
+    #[case::a_shell_script(&["sh", "-c"], &["echo hi; sleep 60"], OnSigterm::Ignore)]
+    #[case::a_script_that_traps_term(&["sh", "-c"], &["trap 'exit 0' TERM; sleep 60 & wait"], OnSigterm::Exit)]
+    #[case::a_trap_for_another_signal(&["sh", "-c", "trap 'exit 0' HUP; sleep 60"], &[], OnSigterm::Ignore)]
+    fn sigterm_is_read_off_the_command(
+        #[case] command: &[&str],
+        #[case] args: &[&str],
+        #[case] expected: OnSigterm,
+    ) {
+        assert_eq!(
+            on_sigterm_from_command(&strings(command), &strings(args)),
+            expected
+        );
+    }
+
+    #[rstest]
+    #[case("exit", Ok(OnSigterm::Exit))]
+    #[case(" ignore ", Ok(OnSigterm::Ignore))]
+    #[case("term", Err(()))]
+    #[case("", Err(()))]
+    fn the_sigterm_annotation_parses(#[case] value: &str, #[case] expected: Result<OnSigterm, ()>) {
+        assert_eq!(parse_on_sigterm(value).map_err(|_| ()), expected);
     }
 }

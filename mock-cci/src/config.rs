@@ -15,6 +15,10 @@ pub const DEFAULT_RUNNING_AFTER: Duration = Duration::from_millis(500);
 /// How long the seed's `perl -Mbignum=bpi -wle 'print bpi(2000)'` runs before it exits 0.
 pub const DEFAULT_COMPUTE_TIME: Duration = Duration::from_secs(3);
 
+/// How long a container that exits on SIGTERM takes to stop after a graceful delete (see
+/// [`crate::behaviour::OnSigterm`]): the pod goes then, or at its grace period's end if sooner.
+pub const DEFAULT_STOP_TIME: Duration = Duration::from_secs(1);
+
 /// The kubelet's first restart back-off; it doubles per restart up to five minutes.
 pub const DEFAULT_RESTART_BACKOFF: Duration = Duration::from_secs(10);
 
@@ -44,6 +48,8 @@ pub struct MockConfig {
     pub compute_time: Duration,
     /// The first restart back-off of a container (doubling, capped at five minutes).
     pub restart_backoff: Duration,
+    /// How long containers that exit on SIGTERM take to stop after a graceful delete.
+    pub stop_time: Duration,
     /// How long a `timeout` fault leaves a request waiting before answering `504`.
     pub timeout: Duration,
     /// How many pod changes watches can resume from.
@@ -62,6 +68,7 @@ impl Default for MockConfig {
             running_after: DEFAULT_RUNNING_AFTER,
             compute_time: DEFAULT_COMPUTE_TIME,
             restart_backoff: DEFAULT_RESTART_BACKOFF,
+            stop_time: DEFAULT_STOP_TIME,
             timeout: DEFAULT_TIMEOUT,
             watch_history: DEFAULT_WATCH_HISTORY,
             request_log: DEFAULT_REQUEST_LOG,
@@ -89,6 +96,13 @@ impl MockConfig {
     #[must_use]
     pub fn with_compute_time(mut self, compute_time: Duration) -> Self {
         self.compute_time = compute_time;
+        self
+    }
+
+    /// Sets how long containers that exit on SIGTERM take to stop after a graceful delete.
+    #[must_use]
+    pub fn with_stop_time(mut self, stop_time: Duration) -> Self {
+        self.stop_time = stop_time;
         self
     }
 

@@ -49,7 +49,8 @@ mod watch_stream;
 pub use api::app;
 pub use config::{
     DEFAULT_COMPUTE_TIME, DEFAULT_LISTEN, DEFAULT_RESTART_BACKOFF, DEFAULT_RUNNING_AFTER,
-    DEFAULT_SFS_STORAGE_CLASSES, DEFAULT_TIMEOUT, DEFAULT_WATCH_HISTORY, MockConfig, TokenSpec,
+    DEFAULT_SFS_STORAGE_CLASSES, DEFAULT_STOP_TIME, DEFAULT_TIMEOUT, DEFAULT_WATCH_HISTORY,
+    MockConfig, TokenSpec,
 };
 pub use error::{Error, Result};
 pub use faults::{Fault, FaultSpec, Scope};

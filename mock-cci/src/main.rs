@@ -20,8 +20,8 @@ use anyhow::Context;
 use clap::Parser;
 use mock_cci::{
     DEFAULT_COMPUTE_TIME, DEFAULT_LISTEN, DEFAULT_RESTART_BACKOFF, DEFAULT_RUNNING_AFTER,
-    DEFAULT_SFS_STORAGE_CLASSES, DEFAULT_TIMEOUT, DEFAULT_WATCH_HISTORY, MockConfig, Server,
-    TokenSpec,
+    DEFAULT_SFS_STORAGE_CLASSES, DEFAULT_STOP_TIME, DEFAULT_TIMEOUT, DEFAULT_WATCH_HISTORY,
+    MockConfig, Server, TokenSpec,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -52,6 +52,11 @@ struct Args {
     /// A container's first restart back-off (doubling, at most 5 minutes), in milliseconds.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_RESTART_BACKOFF.as_millis() as u64)]
     restart_backoff_ms: u64,
+
+    /// How long a container that exits on SIGTERM takes to stop after a graceful delete, in
+    /// milliseconds (a container that ignores SIGTERM runs until the grace period ends).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_STOP_TIME.as_millis() as u64)]
+    stop_time_ms: u64,
 
     /// How long a `timeout` fault leaves a request waiting before answering 504, in milliseconds.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_TIMEOUT.as_millis() as u64)]
@@ -93,6 +98,7 @@ impl Args {
             running_after: Duration::from_millis(self.running_after_ms),
             compute_time: Duration::from_millis(self.compute_time_ms),
             restart_backoff: Duration::from_millis(self.restart_backoff_ms),
+            stop_time: Duration::from_millis(self.stop_time_ms),
             timeout: Duration::from_millis(self.timeout_ms),
             watch_history: self.watch_history,
             sfs_storage_classes,

@@ -36,7 +36,7 @@ use cci_api::{
 use k8s_openapi::api::core::v1::{Container, ResourceRequirements, Volume};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::behaviour::{self, ANNOTATION_BEHAVIOUR};
+use crate::behaviour::{self, ANNOTATION_BEHAVIOUR, ANNOTATION_ON_SIGTERM};
 use crate::flavour::{self, Demand, Flavour};
 use crate::quantity::Quantity;
 
@@ -734,6 +734,14 @@ fn check_behaviour_annotations(
         if let Err(problem) = behaviour::parse_annotation(value) {
             errors.push(FieldError::invalid(&field, problem));
         }
+    }
+    if let Some(value) = annotations.get(ANNOTATION_ON_SIGTERM)
+        && let Err(problem) = behaviour::parse_on_sigterm(value)
+    {
+        errors.push(FieldError::invalid(
+            &format!("metadata.annotations[{ANNOTATION_ON_SIGTERM}]"),
+            problem,
+        ));
     }
 }
 

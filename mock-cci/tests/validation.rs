@@ -173,6 +173,7 @@ async fn the_service_accepts_the_pod_and_writes_its_size(
 }, "spec.volumes[1].name: Duplicate value")]
 #[case::bad_behaviour(|p: &mut Value| annotate(p, "mock.cci.io/behaviour", "explode"), "metadata.annotations[mock.cci.io/behaviour]: Invalid value")]
 #[case::behaviour_of_no_container(|p: &mut Value| annotate(p, "mock.cci.io/behaviour.ghost", "run"), "metadata.annotations[mock.cci.io/behaviour.ghost]: Not found")]
+#[case::bad_sigterm_answer(|p: &mut Value| annotate(p, "mock.cci.io/on-sigterm", "term"), "metadata.annotations[mock.cci.io/on-sigterm]: Invalid value")]
 #[case::restart_policy(|p: &mut Value| p["spec"]["restartPolicy"] = json!("Sometimes"), "spec.restartPolicy: Unsupported value")]
 #[case::unicode_name(|p: &mut Value| p["metadata"]["name"] = json!("wéb"), "metadata.name: Invalid value")]
 #[tokio::test]

@@ -130,10 +130,22 @@ async fn a_watch_without_a_resource_version_starts_with_the_current_pods_and_fil
     assert_eq!(succeeded["object"]["status"]["phase"], "Succeeded");
 }
 
+/// SIGTERM decides when the pod goes: a server (no command) stops at once, `sleep` as PID 1
+/// runs until the grace period ends.
+#[rstest::rstest]
+#[case::a_server(None, mock_cci::DEFAULT_STOP_TIME)]
+#[case::sleep_as_pid_1(Some(json!(["sleep", "3600"])), Duration::from_secs(5))]
 #[tokio::test(start_paused = true)]
-async fn a_graceful_delete_is_seen_as_a_deletion_timestamp_then_a_deletion() {
+async fn a_graceful_delete_is_seen_as_a_deletion_timestamp_then_a_deletion(
+    #[case] command: Option<Value>,
+    #[case] gone_after: Duration,
+) {
     let (app, _) = mock_with_namespace().await;
-    let created = post(&app, PODS, pod("web", json!({}))).await;
+    let mut web = pod("web", json!({}));
+    if let Some(command) = command {
+        web["spec"]["containers"][0]["command"] = command;
+    }
+    let created = post(&app, PODS, web).await;
     let mut watch = Watch::open(
         &app,
         &format!("&resourceVersion={}", rv(&created.body)),
@@ -156,7 +168,7 @@ async fn a_graceful_delete_is_seen_as_a_deletion_timestamp_then_a_deletion() {
         5
     );
     assert_eq!(watch.next().await.unwrap()["type"], "DELETED");
-    assert_eq!(t0.elapsed(), Duration::from_secs(5));
+    assert_eq!(t0.elapsed(), gone_after);
 }
 
 #[tokio::test(start_paused = true)]

@@ -106,9 +106,9 @@ async fn get_job(s: &Scenario, name: &str) -> crate::Result<Job> {
         })
 }
 
-/// WL-04: the seed's Job. With `activeDeadlineSeconds: 10` and containers that run 60 s it
+/// WL-04: the seed's Job. With `activeDeadlineSeconds: 10` and containers that run until stopped it
 /// fails with `DeadlineExceeded` and its CCI pods are gone; without the deadline (the seed's
-/// perl, which the mock completes after `--compute-time-ms`, 3 s) it completes 50, every pod
+/// perl, which the harness's mock completes after `--compute-time-ms`, 1 s) it completes 50, every pod
 /// on the virtual node, and the mock never held more than 5 of its pods active at once.
 ///
 /// The peak is read per Job: CCI pods carry their cluster pod's labels (engine/src/translate.rs),
@@ -124,8 +124,14 @@ pub fn wl_04(s: &Scenario) -> BodyFuture<'_> {
             spec.active_deadline_seconds == Some(10),
             "the seed's deadline is 10 s"
         );
-        spec.template.spec.as_mut().context("pod spec")?.containers[0].command =
-            Some(vec!["sleep".into(), "60".into()]);
+        // Runs until stopped, and stops on SIGTERM (a shell as PID 1 ignores it unless it traps
+        // it): the deadline's kill then takes a moment, not the 30 s grace period, which is the
+        // kubelet's behaviour, not the Job's.
+        spec.template.spec.as_mut().context("pod spec")?.containers[0].command = Some(vec![
+            "sh".into(),
+            "-c".into(),
+            "trap 'exit 143' TERM; while true; do sleep 1; done".into(),
+        ]);
         s.api::<Job>().create(&PostParams::default(), &job).await?;
         wait::until(
             "a pod of pi-deadline Running on CCI before the deadline",

@@ -16,7 +16,17 @@ const PATIENCE: Duration = Duration::from_secs(60);
 
 /// Creates the fixture pod under `name` and waits until it runs on CCI; returns its UID.
 async fn burst_pod(s: &Scenario, name: &str) -> anyhow::Result<String> {
+    burst_pod_with(s, name, |_| {}).await
+}
+
+/// [`burst_pod`] with the fixture changed by `edit` first.
+async fn burst_pod_with(
+    s: &Scenario,
+    name: &str,
+    edit: impl FnOnce(&mut Pod),
+) -> anyhow::Result<String> {
     let mut pod: Pod = fixtures::load("workloads/vk-pod.yaml")?;
+    edit(&mut pod);
     pod.metadata.name = Some(name.to_owned());
     pod.metadata
         .labels
@@ -77,7 +87,15 @@ const GRACE: u32 = 5;
 /// Terminating for its grace period first.
 pub fn vk_01(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(async move {
-        let graceful = burst_pod(s, "graceful").await?;
+        // `sleep` as PID 1 has no SIGTERM handler, so the kernel drops the signal and the
+        // container runs until the grace period ends (a server would stop at once and the
+        // pod go early, hiding a cut-short grace).
+        let graceful = burst_pod_with(s, "graceful", |pod| {
+            if let Some(spec) = pod.spec.as_mut() {
+                spec.containers[0].command = Some(vec!["sleep".into(), "3600".into()]);
+            }
+        })
+        .await?;
         let asked = tokio::time::Instant::now();
         s.api::<Pod>()
             .delete("graceful", &DeleteParams::default().grace_period(GRACE))

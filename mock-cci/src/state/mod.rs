@@ -35,9 +35,11 @@
 //! are shown as completed when the pod starts.
 //!
 //! A DELETE with a grace period (`gracePeriodSeconds`, else the pod's
-//! `terminationGracePeriodSeconds`, else 0) on a running pod sets `deletionTimestamp` and
-//! removes the pod when the period ends; a grace period of 0, or a pod that has not started or
-//! has finished, goes at once.
+//! `terminationGracePeriodSeconds`, else 0) on a running pod sets `deletionTimestamp` to the
+//! period's end and sends its containers SIGTERM: when every running container exits on it
+//! ([`crate::behaviour::OnSigterm`]) the pod goes after [`stop_time`](crate::MockConfig::stop_time)
+//! (or the period's end if sooner), otherwise when the period ends; a grace period of 0, or a pod
+//! that has not started or has finished, goes at once.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};

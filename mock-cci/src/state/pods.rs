@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use super::ledger::IntervalId;
 use super::{Epoch, EventType, IpPool, NamespaceEntry, Period, PodRecord, Store, owned, owned_mut};
-use crate::behaviour::{self, ANNOTATION_BEHAVIOUR, Behaviour};
+use crate::behaviour::{self, ANNOTATION_BEHAVIOUR, ANNOTATION_ON_SIGTERM, Behaviour, OnSigterm};
 use crate::error::{Error, Result};
 use crate::faults::{Scope, glob_matches};
 use crate::flavour::Flavour;
@@ -74,6 +74,7 @@ struct ContainerSim {
     name: String,
     image: String,
     behaviour: Behaviour,
+    on_sigterm: OnSigterm,
     restarts: i32,
     state: CState,
     last: Option<Term>,
@@ -547,8 +548,9 @@ impl PodEntry {
     }
 }
 
-/// The behaviour of each app container: its own annotation, else the pod's, else its command.
-fn behaviours(pod: &Pod, compute_time: Duration) -> Vec<Behaviour> {
+/// The behaviour of each app container (its own annotation, else the pod's, else its command)
+/// and how it answers SIGTERM (the pod's annotation, else its command).
+fn behaviours(pod: &Pod, compute_time: Duration) -> Vec<(Behaviour, OnSigterm)> {
     let annotations = pod.metadata.annotations.clone().unwrap_or_default();
     let from = |key: &str| {
         annotations
@@ -556,19 +558,21 @@ fn behaviours(pod: &Pod, compute_time: Duration) -> Vec<Behaviour> {
             .and_then(|v| behaviour::parse_annotation(v).ok())
     };
     let pod_wide = from(ANNOTATION_BEHAVIOUR);
+    let on_sigterm = annotations
+        .get(ANNOTATION_ON_SIGTERM)
+        .and_then(|v| behaviour::parse_on_sigterm(v).ok());
     pod.spec
         .containers
         .iter()
         .map(|c| {
-            from(&behaviour::container_annotation(&c.name))
+            let command = c.command.as_deref().unwrap_or_default();
+            let args = c.args.as_deref().unwrap_or_default();
+            let behaviour = from(&behaviour::container_annotation(&c.name))
                 .or(pod_wide)
-                .unwrap_or_else(|| {
-                    behaviour::from_command(
-                        c.command.as_deref().unwrap_or_default(),
-                        c.args.as_deref().unwrap_or_default(),
-                        compute_time,
-                    )
-                })
+                .unwrap_or_else(|| behaviour::from_command(command, args, compute_time));
+            let on_sigterm =
+                on_sigterm.unwrap_or_else(|| behaviour::on_sigterm_from_command(command, args));
+            (behaviour, on_sigterm)
         })
         .collect()
 }
@@ -806,10 +810,11 @@ impl Store {
             .containers
             .iter()
             .zip(behaviours)
-            .map(|(c, behaviour)| ContainerSim {
+            .map(|(c, (behaviour, on_sigterm))| ContainerSim {
                 name: c.name.clone(),
                 image: c.image.clone().unwrap_or_default(),
                 behaviour,
+                on_sigterm,
                 restarts: 0,
                 state: CState::Waiting,
                 last: None,
@@ -899,10 +904,21 @@ impl Store {
             return Ok(self.remove_pod(ns, name, now));
         }
         let deadline = later(now, Duration::from_secs(grace));
-        if entry.deleting_at.is_some_and(|d| d <= deadline) {
+        // SIGTERM goes to every running container; the pod goes when the last one has stopped:
+        // soon when they all exit on it, at the deadline (SIGKILL) when one ignores it.
+        let all_exit = entry
+            .containers
+            .iter()
+            .all(|c| c.on_sigterm == OnSigterm::Exit || !matches!(c.state, CState::Running { .. }));
+        let gone_at = if all_exit {
+            later(now, self.config.stop_time).min(deadline)
+        } else {
+            deadline
+        };
+        if entry.deleting_at.is_some_and(|d| d <= gone_at) {
             return Ok(entry.pod.clone());
         }
-        entry.deleting_at = Some(deadline);
+        entry.deleting_at = Some(gone_at);
         entry.pod.metadata.deletion_timestamp = Some(self.epoch.wall(deadline));
         entry.pod.metadata.deletion_grace_period_seconds =
             Some(i64::try_from(grace).unwrap_or(i64::MAX));

@@ -12,6 +12,7 @@ use crate::faults::{Fault, FaultSpec, Scope};
 
 const DELAY: Duration = Duration::from_millis(500);
 const BACKOFF: Duration = Duration::from_secs(10);
+const STOP: Duration = Duration::from_secs(2);
 
 fn store() -> (Store, Instant) {
     let now = Instant::now();
@@ -22,6 +23,7 @@ fn store() -> (Store, Instant) {
     let config = MockConfig::default()
         .with_running_after(DELAY)
         .with_restart_backoff(BACKOFF)
+        .with_stop_time(STOP)
         .with_watch_history(100);
     (Store::new(config, epoch, 42), now)
 }
@@ -285,9 +287,11 @@ fn deleting_a_pod_without_grace_returns_it_with_a_new_resource_version_and_forge
 }
 
 #[test]
-fn a_graceful_delete_marks_the_pod_and_removes_it_when_the_grace_period_ends() {
+fn a_graceful_delete_of_a_pod_ignoring_sigterm_removes_it_when_the_grace_period_ends() {
     let (mut s, t0) = with_namespace();
-    s.create_pod("a", "ns", pod("web", &[]), t0).unwrap();
+    let mut ignoring = pod("web", &[]);
+    ignoring.spec.containers[0].command = Some(vec!["sleep".into(), "3600".into()]);
+    s.create_pod("a", "ns", ignoring, t0).unwrap();
     let running_at = t0 + DELAY;
     let grace = DeleteOptions {
         grace_period_seconds: Some(30),
@@ -316,6 +320,46 @@ fn a_graceful_delete_marks_the_pod_and_removes_it_when_the_grace_period_ends() {
     .unwrap();
     assert!(matches!(
         s.get_pod("a", "ns", "web", running_at + Duration::from_secs(30)),
+        Err(Error::NotFound { .. })
+    ));
+}
+
+#[rstest]
+#[case::a_server_without_a_command(None, None, Some(STOP))]
+#[case::told_by_the_annotation(Some(vec!["sleep", "3600"]), Some("exit"), Some(STOP))]
+#[case::sleep_as_pid_1(Some(vec!["sleep", "3600"]), None, None)]
+#[case::a_server_told_to_ignore_it(None, Some("ignore"), None)]
+fn a_graceful_delete_removes_a_pod_whose_containers_exit_on_sigterm_once_they_stopped(
+    #[case] command: Option<Vec<&str>>,
+    #[case] annotation: Option<&str>,
+    #[case] gone_after: Option<Duration>,
+) {
+    let (mut s, t0) = with_namespace();
+    let mut p = pod("web", &[]);
+    p.spec.containers[0].command = command.map(|c| c.into_iter().map(String::from).collect());
+    if let Some(value) = annotation {
+        p.metadata.annotations = Some(BTreeMap::from([(
+            crate::behaviour::ANNOTATION_ON_SIGTERM.to_owned(),
+            value.to_owned(),
+        )]));
+    }
+    s.create_pod("a", "ns", p, t0).unwrap();
+    let running_at = t0 + DELAY;
+    let grace = DeleteOptions {
+        grace_period_seconds: Some(30),
+    };
+    let terminating = s.delete_pod("a", "ns", "web", grace, running_at).unwrap();
+    // deletionTimestamp says when the kubelet would kill, whenever the containers stop.
+    let deadline = terminating.metadata.deletion_timestamp.clone().unwrap();
+    assert_eq!(deadline.0.as_millisecond(), 1_700_000_030_500);
+    let stop = gone_after.unwrap_or(Duration::from_secs(30));
+    let before = running_at + stop - Duration::from_millis(1);
+    assert!(
+        s.get_pod("a", "ns", "web", before).is_ok(),
+        "still there just before"
+    );
+    assert!(matches!(
+        s.get_pod("a", "ns", "web", running_at + stop),
         Err(Error::NotFound { .. })
     ));
 }
