@@ -739,7 +739,7 @@ fn check_behaviour_annotations(
         && let Err(problem) = behaviour::parse_on_sigterm(value)
     {
         errors.push(FieldError::invalid(
-            &format!("metadata.annotations[{ANNOTATION_ON_SIGTERM}]"),
+            format!("metadata.annotations[{ANNOTATION_ON_SIGTERM}]"),
             problem,
         ));
     }
