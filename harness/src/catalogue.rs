@@ -202,10 +202,16 @@ entries! {
     "R-03", "The API server restarted: the engine reconnects; node lease and pods unaffected", Some(scenarios::restart::r_03), [ControlPlane];
 }
 
-/// Held by every running scenario: shared by those confined to their namespace, exclusively by
-/// a cluster-wide one ([`Entry::cluster_wide`]). Fair, so a waiting cluster-wide scenario is not
-/// starved by a stream of confined ones.
-static FOOTPRINT: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+/// Held by every running scenario, one per environment: shared by those confined to their
+/// namespace, exclusively by a cluster-wide one ([`Entry::cluster_wide`]). Fair, so a waiting
+/// cluster-wide scenario is not starved by a stream of confined ones.
+/// With extra clusters ([`crate::env::configure_extra_clusters`]) a cluster-wide scenario holds
+/// one of them (and its lock), so it excludes no confined scenario on the shared one.
+static FOOTPRINTS: [tokio::sync::RwLock<()>; crate::env::MAX_CLUSTERS] = [
+    tokio::sync::RwLock::const_new(()),
+    tokio::sync::RwLock::const_new(()),
+    tokio::sync::RwLock::const_new(()),
+];
 
 /// How a running scenario holds [`FOOTPRINT`].
 enum Footprint {
@@ -239,7 +245,15 @@ pub async fn run(id: &str) -> Outcome {
     let Some(body) = entry.body else {
         return Outcome::NotImplemented;
     };
-    let env = match crate::env::shared().await {
+    let wide = entry.cluster_wide();
+    // A cluster-wide scenario waits for an extra cluster of its own, if there are any.
+    let extra = if wide {
+        crate::env::hold_extra_cluster().await
+    } else {
+        None
+    };
+    let index = extra.as_ref().map_or(0, crate::env::ExtraCluster::index);
+    let env = match crate::env::at(index).await {
         Ok(env) => env,
         Err(e) => return Outcome::Failed(format!("setting up {id}: {e}")),
     };
@@ -248,12 +262,13 @@ pub async fn run(id: &str) -> Outcome {
     }
     // Isolation, whoever runs scenarios side by side (certify --jobs, the test harness's
     // threads): a cluster-wide scenario runs alone, the others together.
-    let _footprint = if entry.cluster_wide() {
-        Footprint::Alone(FOOTPRINT.write().await)
+    let footprint = &FOOTPRINTS[index];
+    let _footprint = if wide {
+        Footprint::Alone(footprint.write().await)
     } else {
-        Footprint::Shared(FOOTPRINT.read().await)
+        Footprint::Shared(footprint.read().await)
     };
-    let scenario = match Scenario::new(id).await {
+    let scenario = match Scenario::new_on(id, env).await {
         Ok(s) => s,
         Err(e) => return Outcome::Failed(format!("setting up {id}: {e}")),
     };

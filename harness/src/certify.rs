@@ -610,9 +610,10 @@ struct Batch {
 
 /// The order of a run. `--jobs 1`: every scenario alone, in catalogue order (today's order).
 /// More: the scenarios confined to their own namespace and CCI objects run together, `jobs` at
-/// a time; then each cluster-wide one alone ([`Entry::cluster_wide`]), so no scenario's outcome
-/// depends on what runs beside it.
-fn schedule(runnable: &[Entry], jobs: usize) -> Vec<Batch> {
+/// a time; the cluster-wide ones ([`Entry::cluster_wide`]) each alone on a cluster: `extras` at
+/// once on extra clusters of their own (beside the confined batch), or with none one after
+/// another after the confined batch. So no scenario's outcome depends on what runs beside it.
+fn schedule(runnable: &[Entry], jobs: usize, extras: usize) -> Vec<Batch> {
     if jobs <= 1 {
         return runnable
             .iter()
@@ -631,10 +632,18 @@ fn schedule(runnable: &[Entry], jobs: usize) -> Vec<Batch> {
             width: jobs,
         });
     }
-    plan.extend(wide.into_iter().map(|e| Batch {
-        entries: vec![e],
-        width: 1,
-    }));
+    if extras > 0 && !wide.is_empty() {
+        // Each on an extra cluster of its own (env::hold_extra_cluster), `extras` at once.
+        plan.push(Batch {
+            entries: wide,
+            width: extras,
+        });
+    } else {
+        plan.extend(wide.into_iter().map(|e| Batch {
+            entries: vec![e],
+            width: 1,
+        }));
+    }
     plan
 }
 
@@ -646,8 +655,9 @@ pub fn default_jobs() -> usize {
         .unwrap_or(2)
 }
 
-/// Runs the selected scenarios one after another on the shared local environment, printing a
-/// line per scenario, and returns the report (also written to `options.report_dir`).
+/// Runs the selected scenarios on the environment (with `--jobs` above 1 on a local cluster,
+/// the cluster-wide ones on extra local clusters beside the others), printing a line per
+/// scenario and the critical path, and returns the report (also written to `options.report_dir`).
 pub async fn certify(options: &Options) -> Result<Report> {
     check_selection(options).map_err(|detail| crate::Error::Step {
         step: "read --focus / --skip".into(),
@@ -685,6 +695,12 @@ pub async fn certify(options: &Options) -> Result<Report> {
             ),
         });
     }
+    // On a local cluster with --jobs above 1 the cluster-wide scenarios get extra clusters of
+    // their own; --jobs 1 keeps one cluster and the catalogue's order.
+    if matches!(options.cluster, ClusterChoice::Local) && options.jobs > 1 {
+        crate::env::configure_extra_clusters(crate::env::default_extra_clusters());
+    }
+    let extras = crate::env::extra_clusters();
     let entries = catalogue::entries();
     let runnable: Vec<Entry> = entries
         .iter()
@@ -693,7 +709,7 @@ pub async fn certify(options: &Options) -> Result<Report> {
         .collect();
     let selected = runnable.len();
     let kubernetes = if selected > 0 {
-        let env = crate::env::shared().await?;
+        let env = crate::env::bring_up_all(runnable.iter().any(Entry::cluster_wide)).await?;
         env.client()
             .await?
             .apiserver_version()
@@ -725,27 +741,76 @@ pub async fn certify(options: &Options) -> Result<Report> {
                 outcome.label(),
                 first_line(outcome.reason())
             );
-            (entry.id, outcome, seconds)
+            (entry.id, outcome, seconds, Instant::now())
         }
     };
-    let mut results: std::collections::HashMap<&str, (Outcome, f64)> =
-        std::collections::HashMap::new();
-    let plan = schedule(&runnable, options.jobs);
-    for batch in plan {
-        let outcomes: Vec<_> = futures::stream::iter(batch.entries.into_iter().map(run_one))
-            .buffer_unordered(batch.width)
-            .collect()
-            .await;
-        for (id, outcome, seconds) in outcomes {
-            results.insert(id, (outcome, seconds));
+    // The batches of one lane, one after another; each scenario's outcome and each batch as it ran.
+    let run_lane = |batches: Vec<Batch>| {
+        let run_one = &run_one;
+        async move {
+            let mut outcomes = Vec::new();
+            let mut ran = Vec::new();
+            for batch in batches {
+                let batch_started = Instant::now();
+                let width = batch.width;
+                let done: Vec<_> = futures::stream::iter(batch.entries.into_iter().map(run_one))
+                    .buffer_unordered(width)
+                    .collect()
+                    .await;
+                let mut this = BatchRun {
+                    width,
+                    wall: batch_started.elapsed().as_secs_f64(),
+                    runs: Vec::new(),
+                };
+                for (id, outcome, seconds, ended) in done {
+                    this.runs.push(ScenarioRun {
+                        id,
+                        seconds,
+                        ended: ended.duration_since(batch_started).as_secs_f64(),
+                    });
+                    outcomes.push((id, outcome, seconds));
+                }
+                ran.push(this);
+            }
+            (outcomes, ran)
         }
-    }
+    };
+    let plan = schedule(&runnable, options.jobs, extras);
+    // With extra clusters the cluster-wide scenarios run beside the confined ones.
+    let (wide, confined): (Vec<Batch>, Vec<Batch>) = plan
+        .into_iter()
+        .partition(|b| extras > 0 && b.entries.iter().all(Entry::cluster_wide));
+    let ((mut outcomes, first), (more, second)) =
+        futures::join!(run_lane(confined), run_lane(wide));
+    outcomes.extend(more);
+    let mut results: std::collections::HashMap<&str, (Outcome, f64)> = outcomes
+        .into_iter()
+        .map(|(id, outcome, seconds)| (id, (outcome, seconds)))
+        .collect();
     if selected > 0 {
         eprintln!(
-            "burstcert: {selected} scenarios in {:.0}s with --jobs {}",
+            "burstcert: {selected} scenarios in {:.0}s with --jobs {}{}",
             started_all.elapsed().as_secs_f64(),
-            options.jobs
+            options.jobs,
+            match extras {
+                0 => String::new(),
+                n => format!(" (cluster-wide ones on {n} extra clusters)"),
+            }
         );
+        // Two lanes ran side by side when there were extra clusters: the longer bounded the run.
+        let (longest, beside) = if lane_wall(&second) > lane_wall(&first) {
+            (second, first)
+        } else {
+            (first, second)
+        };
+        let beside = match beside.iter().map(|b| b.runs.len()).sum::<usize>() {
+            0 => String::new(),
+            n => format!(
+                " (beside it, {n} more scenarios took {:.0}s)",
+                lane_wall(&beside)
+            ),
+        };
+        eprintln!("burstcert: {}{beside}", critical_path(&longest));
     }
     let rows = entries
         .iter()
@@ -775,6 +840,87 @@ pub async fn certify(options: &Options) -> Result<Report> {
     Ok(report)
 }
 
+/// One scenario as it ran in a batch.
+#[derive(Clone, Debug)]
+struct ScenarioRun {
+    id: &'static str,
+    /// Its own time.
+    seconds: f64,
+    /// When it ended, in seconds from its batch's start.
+    ended: f64,
+}
+
+/// One batch of a run's plan as it ran.
+#[derive(Clone, Debug)]
+struct BatchRun {
+    width: usize,
+    /// Its wall time.
+    wall: f64,
+    runs: Vec<ScenarioRun>,
+}
+
+/// How long a lane's batches took, one after another (folded from +0.0: an empty f64 sum is
+/// -0.0, printed "-0").
+fn lane_wall(lane: &[BatchRun]) -> f64 {
+    lane.iter().map(|b| b.wall).fold(0.0, |a, b| a + b)
+}
+
+/// The scenarios that bounded a run's wall time, in one line: a batch lasts until its last
+/// scenario ends, so the path is each batch's last scenario (for a batch run side by side, with
+/// its own time and the batch's) and every scenario that ran alone; longest first among those.
+fn critical_path(batches: &[BatchRun]) -> String {
+    let total = lane_wall(batches);
+    let mut together = Vec::new();
+    let mut alone = Vec::new();
+    for batch in batches {
+        let Some(last) = batch.runs.iter().max_by(|a, b| a.ended.total_cmp(&b.ended)) else {
+            continue;
+        };
+        if batch.runs.len() > 1 {
+            let mut longest: Vec<&ScenarioRun> = batch.runs.iter().collect();
+            longest.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+            let longest: Vec<String> = longest
+                .iter()
+                .take(3)
+                .map(|r| format!("{} {:.1}s", r.id, r.seconds))
+                .collect();
+            together.push(format!(
+                "{} {:.1}s ended the batch of {} run {} at a time ({:.0}s; longest {})",
+                last.id,
+                last.seconds,
+                batch.runs.len(),
+                batch.width,
+                batch.wall,
+                longest.join(", ")
+            ));
+        } else {
+            alone.push((last.id, batch.wall));
+        }
+    }
+    alone.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let mut parts = together;
+    if !alone.is_empty() {
+        let sum: f64 = alone.iter().map(|(_, s)| s).sum();
+        let each: Vec<String> = alone
+            .iter()
+            .map(|(id, s)| format!("{id} {s:.1}s"))
+            .collect();
+        parts.push(format!(
+            "{} run alone ({sum:.0}s): {}",
+            alone.len(),
+            each.join(", ")
+        ));
+    }
+    format!(
+        "critical path ({total:.0}s): {}",
+        if parts.is_empty() {
+            "nothing ran".to_owned()
+        } else {
+            parts.join("; then ")
+        }
+    )
+}
+
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or("")
 }
@@ -783,6 +929,42 @@ fn first_line(text: &str) -> &str {
 mod tests {
     use super::*;
     use rstest::rstest;
+
+    fn run(id: &'static str, seconds: f64, ended: f64) -> ScenarioRun {
+        ScenarioRun { id, seconds, ended }
+    }
+
+    #[test]
+    fn the_critical_path_names_the_scenario_that_ended_each_batch_and_every_lone_one() {
+        let batches = vec![
+            BatchRun {
+                width: 4,
+                wall: 40.0,
+                // The longest is not the last: WL-05 started late and ended the batch.
+                runs: vec![
+                    run("WL-04", 34.0, 34.5),
+                    run("WL-05", 20.0, 39.9),
+                    run("VOL-01", 2.0, 2.0),
+                ],
+            },
+            BatchRun {
+                width: 1,
+                wall: 12.0,
+                runs: vec![run("UN-01", 11.9, 12.0)],
+            },
+            BatchRun {
+                width: 1,
+                wall: 30.0,
+                runs: vec![run("R-01", 29.9, 30.0)],
+            },
+        ];
+        assert_eq!(
+            critical_path(&batches),
+            "critical path (82s): WL-05 20.0s ended the batch of 3 run 4 at a time (40s; longest \
+             WL-04 34.0s, WL-05 20.0s, VOL-01 2.0s); then 2 run alone (42s): R-01 30.0s, UN-01 12.0s"
+        );
+        assert_eq!(critical_path(&[]), "critical path (0s): nothing ran");
+    }
 
     fn report(outcomes: Vec<Outcome>) -> Report {
         Report {
@@ -986,14 +1168,14 @@ mod tests {
                 .map(|b| b.entries.iter().map(|e| e.id).collect())
                 .collect()
         };
-        let sequential = schedule(&all, 1);
+        let sequential = schedule(&all, 1, 0);
         assert_eq!(sequential.len(), all.len());
         assert!(sequential.iter().all(|b| b.width == 1));
         assert_eq!(
             ids(&sequential).concat(),
             all.iter().map(|e| e.id).collect::<Vec<_>>()
         );
-        let parallel = schedule(&all, 4);
+        let parallel = schedule(&all, 4, 0);
         let first = &parallel[0];
         assert_eq!(first.width, 4);
         assert!(first.entries.iter().all(|e| !e.cluster_wide()));
@@ -1020,6 +1202,14 @@ mod tests {
             all.len(),
             "every scenario once"
         );
+        // With two extra clusters: the confined batch, then one batch of every cluster-wide
+        // scenario, two at a time (each on a cluster of its own).
+        let extra = schedule(&all, 4, 2);
+        assert_eq!(extra.len(), 2);
+        assert_eq!(extra[0].entries.len(), first.entries.len());
+        assert_eq!(extra[1].width, 2);
+        assert!(extra[1].entries.iter().all(Entry::cluster_wide));
+        assert_eq!(extra[1].entries.len(), parallel.len() - 1);
     }
 
     #[test]

@@ -90,6 +90,8 @@ pub struct Env {
     local: Option<Local>,
     /// What the harness made on a kind cluster; `None` elsewhere.
     kind: Option<KindParts>,
+    /// See [`Env::lifecycle_lock`].
+    lifecycle: tokio::sync::Mutex<()>,
 }
 
 /// What the harness controls on a kind cluster it made: the cluster, the mock CCI's container,
@@ -138,7 +140,21 @@ pub struct Existing {
     pub cluster_id: String,
 }
 
-static SHARED: OnceLock<std::result::Result<Env, String>> = OnceLock::new();
+/// The most local environments one process brings up: the shared one and
+/// [`MAX_EXTRA_CLUSTERS`] for cluster-wide scenarios.
+pub const MAX_CLUSTERS: usize = 1 + MAX_EXTRA_CLUSTERS;
+/// The most extra local clusters for cluster-wide scenarios ([`configure_extra_clusters`]).
+pub const MAX_EXTRA_CLUSTERS: usize = 2;
+
+/// The environments of this process: `[0]` the shared one, the others the extra local clusters
+/// of the cluster-wide scenarios ([`configure_extra_clusters`]); each brought up on first use.
+static ENVS: [OnceLock<std::result::Result<Env, String>>; MAX_CLUSTERS] =
+    [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+/// Set by [`configure_extra_clusters`].
+static EXTRA: OnceLock<usize> = OnceLock::new();
+/// The extra clusters no cluster-wide scenario holds now, and permits for them.
+static FREE_EXTRA: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+static EXTRA_PERMITS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(0);
 static RELEASE: OnceLock<String> = OnceLock::new();
 /// Set by [`configure_existing`]: the shared environment is that cluster, not a local one.
 static EXISTING: OnceLock<Existing> = OnceLock::new();
@@ -156,15 +172,6 @@ pub fn configure_existing(existing: Existing) -> bool {
     EXISTING.set(existing).is_ok()
 }
 
-/// Serializes the scenarios that change the add-on or other cluster-wide state (install,
-/// upgrade, uninstall, node labels): they share one cluster with each other.
-static LIFECYCLE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Waits for the lifecycle lock (see [`LIFECYCLE`]); hold the guard for the whole scenario.
-pub async fn lifecycle_lock() -> tokio::sync::MutexGuard<'static, ()> {
-    LIFECYCLE.lock().await
-}
-
 /// Sets the add-on release the shared environment runs the engine as (before it starts;
 /// default [`DEFAULT_RELEASE`](crate::addon::params::DEFAULT_RELEASE)). Returns false if it was already set differently.
 pub fn configure_release(release: &str) -> bool {
@@ -176,10 +183,122 @@ pub fn release() -> &'static str {
     RELEASE.get_or_init(|| crate::addon::params::DEFAULT_RELEASE.to_owned())
 }
 
+/// Gives the cluster-wide scenarios ([`crate::catalogue::Entry::cluster_wide`]: install,
+/// uninstall, upgrade, lock, restarts…) `n` local clusters of their own (at most
+/// [`MAX_EXTRA_CLUSTERS`]; before any environment is used): each runs there alone, and up to `n`
+/// of them at once, beside the confined scenarios on the shared environment instead of
+/// stopping them. Only a local cluster has extras (kind and an existing cluster are one
+/// cluster). Returns false if it was already set differently.
+pub fn configure_extra_clusters(n: usize) -> bool {
+    let n = n.min(MAX_EXTRA_CLUSTERS);
+    let set = *EXTRA.get_or_init(|| {
+        if let Ok(mut free) = FREE_EXTRA.lock() {
+            // Handed out from the back: the first extra cluster first.
+            free.extend((1..=n).rev());
+        }
+        EXTRA_PERMITS.add_permits(n);
+        n
+    });
+    set == n
+}
+
+/// The extra clusters `certify --jobs N` (N > 1) and the suites give the cluster-wide
+/// scenarios: one per core, at most [`MAX_EXTRA_CLUSTERS`]. The cluster-wide scenarios add up
+/// to about 4 minutes on one cluster and mostly wait (gc timeouts, restarts, locks); an idle
+/// control plane costs little, so on 2 cores two extra clusters finish them sooner than one.
+pub fn default_extra_clusters() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, MAX_EXTRA_CLUSTERS)
+}
+
+/// How many extra local clusters the cluster-wide scenarios have (0: they share the one).
+pub fn extra_clusters() -> usize {
+    if EXISTING.get().is_some() || KIND.get().is_some() {
+        return 0;
+    }
+    EXTRA.get().copied().unwrap_or(0)
+}
+
+/// An extra cluster held by one cluster-wide scenario ([`hold_extra_cluster`]).
+#[derive(Debug)]
+pub struct ExtraCluster {
+    index: usize,
+    _permit: tokio::sync::SemaphorePermit<'static>,
+}
+
+impl ExtraCluster {
+    /// Its index among the environments (1 and up).
+    pub fn index(&self) -> usize {
+        self.index
+    }
+}
+
+impl Drop for ExtraCluster {
+    fn drop(&mut self) {
+        if let Ok(mut free) = FREE_EXTRA.lock() {
+            free.push(self.index);
+        }
+    }
+}
+
+/// Waits for an extra cluster no other cluster-wide scenario holds; `None` when there are none
+/// ([`extra_clusters`] is 0).
+pub async fn hold_extra_cluster() -> Option<ExtraCluster> {
+    if extra_clusters() == 0 {
+        return None;
+    }
+    let permit = EXTRA_PERMITS.acquire().await.ok()?;
+    let index = FREE_EXTRA.lock().ok()?.pop()?;
+    Some(ExtraCluster {
+        index,
+        _permit: permit,
+    })
+}
+
+/// Environment `index` (0: the shared one; else an extra cluster), brought up on first use.
+pub async fn at(index: usize) -> Result<&'static Env> {
+    let what = if index == 0 {
+        "the test environment (shared by this test binary)".to_owned()
+    } else {
+        format!("extra cluster {index} (for cluster-wide scenarios)")
+    };
+    let cell = ENVS.get(index).ok_or_else(|| Error::Step {
+        step: format!("bring up {what}"),
+        detail: format!("at most {MAX_CLUSTERS} environments"),
+    })?;
+    bring_up(cell, &what).await
+}
+
+/// Brings up the shared environment and, when `wide` scenarios will run, every extra cluster,
+/// all at once (so none waits for another's bring-up); returns the shared one.
+pub async fn bring_up_all(wide: bool) -> Result<&'static Env> {
+    let extras = if wide { extra_clusters() } else { 0 };
+    let all = futures::future::join_all((0..=extras).map(at)).await;
+    let mut all = all.into_iter();
+    let shared = all.next().unwrap_or_else(|| {
+        Err(Error::Step {
+            step: "bring up the test environment".into(),
+            detail: "nothing to bring up".into(),
+        })
+    });
+    for extra in all {
+        extra?;
+    }
+    shared
+}
+
 /// The environment shared by every scenario of this process, brought up on first use.
 pub async fn shared() -> Result<&'static Env> {
+    at(0).await
+}
+
+async fn bring_up(
+    cell: &'static OnceLock<std::result::Result<Env, String>>,
+    what: &str,
+) -> Result<&'static Env> {
     let result = tokio::task::spawn_blocking(|| {
-        SHARED.get_or_init(|| match (EXISTING.get(), KIND.get()) {
+        cell.get_or_init(|| match (EXISTING.get(), KIND.get()) {
             (Some(existing), _) => Ok(Env::attach(existing.clone())),
             (None, Some(())) => Env::start_kind().map_err(|e| e.to_string()),
             (None, None) => Env::start().map_err(|e| e.to_string()),
@@ -187,18 +306,20 @@ pub async fn shared() -> Result<&'static Env> {
     })
     .await
     .map_err(|e| Error::Step {
-        step: "bring up the test environment".into(),
+        step: format!("bring up {what}"),
         detail: e.to_string(),
     })?;
     result.as_ref().map_err(|e| Error::Step {
-        step: "bring up the test environment (shared by this test binary)".into(),
+        step: format!("bring up {what}"),
         detail: e.clone(),
     })
 }
 
-/// The shared environment, if this process brought one up.
-pub fn shared_if_started() -> Option<&'static Env> {
-    SHARED.get().and_then(|r| r.as_ref().ok())
+/// The environments this process brought up (the shared one first).
+pub fn started() -> Vec<&'static Env> {
+    ENVS.iter()
+        .filter_map(|cell| cell.get().and_then(|r| r.as_ref().ok()))
+        .collect()
 }
 
 impl Env {
@@ -217,7 +338,16 @@ impl Env {
             cluster_id: existing.cluster_id,
             local: None,
             kind: None,
+            lifecycle: tokio::sync::Mutex::const_new(()),
         }
+    }
+
+    /// Serializes the scenarios that change the add-on or other cluster-wide state of this
+    /// environment (install, upgrade, uninstall, node labels); hold the guard for the whole
+    /// scenario. (`catalogue::run` already runs a cluster-wide scenario alone; this also holds
+    /// for a body run any other way.)
+    pub async fn lifecycle_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.lifecycle.lock().await
     }
 
     /// What this environment offers scenarios beyond the cluster's API and CCI's public API.
@@ -398,6 +528,7 @@ impl Env {
             cluster_id,
             logs,
             kind: None,
+            lifecycle: tokio::sync::Mutex::const_new(()),
             local: Some(Local {
                 cluster: Mutex::new(cluster),
                 mock_admin,
@@ -529,6 +660,7 @@ impl Env {
             cluster_id,
             logs,
             local: None,
+            lifecycle: tokio::sync::Mutex::const_new(()),
             kind: Some(KindParts {
                 cluster: Mutex::new(cluster),
                 mock,

@@ -273,7 +273,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let runtime = tokio::runtime::Runtime::new().context("start tokio")?;
             let result = runtime.block_on(burstcert::certify::certify(&options));
-            if let Some(env) = burstcert::env::shared_if_started() {
+            for env in burstcert::env::started() {
                 let _ = env.destroy();
             }
             let result = result?;

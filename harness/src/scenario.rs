@@ -72,7 +72,7 @@ pub struct Scenario {
     pub namespace: String,
     /// An admin client of the cluster.
     pub client: kube::Client,
-    /// The shared environment.
+    /// The environment it runs on (the shared one, or an extra cluster).
     pub env: &'static Env,
     finished: bool,
 }
@@ -81,7 +81,12 @@ impl Scenario {
     /// Starts scenario `id` (e.g. `"WL-02"`): brings the shared environment up if needed and
     /// creates the namespace `{id}-{random}` (lower case).
     pub async fn new(id: &str) -> Result<Self> {
-        let env = env::shared().await?;
+        Self::new_on(id, env::shared().await?).await
+    }
+
+    /// [`Scenario::new`] on environment `env` (e.g. an extra cluster a cluster-wide scenario
+    /// holds, see [`crate::env::hold_extra_cluster`]).
+    pub async fn new_on(id: &str, env: &'static crate::env::Env) -> Result<Self> {
         let client = env.client().await?;
         let namespace = format!(
             "{}-{}",

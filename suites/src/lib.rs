@@ -1,1 +1,172 @@
-//! Conformance suites live in `tests/`; this crate has no library code.
+//! The suites' runner: every suite binary (`tests/scenarios.rs`, `tests/gates_*.rs`) is a
+//! `harness = false` test whose trials are generated from the harness's catalogue, so each
+//! scenario is described once (`burstcert::catalogue`) and no ID can be forgotten by a suite.
+//!
+//! A trial is named `{family}::{id}` in lower case (`vol::vol_05`, `r::r_01`), so
+//! `cargo test -p suites --test scenarios vol::` runs a family and `… vol_05` one scenario;
+//! `--list`, `--exact`, `--skip`, `--test-threads` and `--ignored` work as with libtest.
+//!
+//! Scenarios mostly wait on the cluster, so every trial gets a thread of its own (unless
+//! `--test-threads` says otherwise) and the harness paces them as `burstcert certify` does: the
+//! cluster-wide ones each alone on an extra local cluster of their own
+//! (`burstcert::env::configure_extra_clusters`), beside the scenarios confined to their own
+//! namespace, of which [`burstcert::certify::default_jobs`] run at once on the shared one. A scenario
+//! that is not applicable at the suite's release shows as ignored with the reason: never as
+//! passed.
+
+use std::process::ExitCode;
+use std::sync::OnceLock;
+
+use burst_rules::release::Release;
+use burstcert::catalogue::{self, Entry};
+use burstcert::scenario::Outcome;
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
+
+/// The release `gates_before` certifies: before every gate that starts (`>=`).
+pub const BEFORE_EVERY_GATE: &str = "1.3.24";
+/// The release `gates_after` certifies: after every gate that ends (`<=`).
+pub const AFTER_EVERY_GATE: &str = "1.5.38";
+
+/// The trial name of scenario `id`: `VOL-05` → `vol::vol_05`.
+pub fn trial_name(id: &str) -> String {
+    let lower = id.to_ascii_lowercase();
+    let family = lower.split('-').next().unwrap_or_default();
+    format!("{family}::{}", lower.replace('-', "_"))
+}
+
+/// The catalogue's scenarios and the proposed ones: what `tests/scenarios.rs` runs at the
+/// default release.
+pub fn every_scenario() -> Vec<Entry> {
+    catalogue::entries()
+        .into_iter()
+        .chain(catalogue::proposed())
+        .collect()
+}
+
+/// The gated scenarios whose gate puts `release` on its other side ("without the behaviour"):
+/// what a gates binary at `release` runs. Asked of `burst_rules::release`, the one gate oracle.
+pub fn other_side_of_gates(release: &str) -> Vec<Entry> {
+    let release = Release::parse(release).expect("a suite's release parses");
+    catalogue::entries()
+        .into_iter()
+        .filter(|e| e.gate.is_some_and(|g| !g.gate.applies_to(release)))
+        .collect()
+}
+
+/// One trial per entry, in run order: confined scenarios first, cluster-wide ones after.
+pub fn trials(mut entries: Vec<Entry>) -> Vec<Trial> {
+    entries.sort_by_key(Entry::cluster_wide);
+    entries.into_iter().map(|e| scenario_trial(e.id)).collect()
+}
+
+/// Paces the confined scenarios: [`burstcert::certify::default_jobs`] at once.
+fn confined_permits() -> &'static tokio::sync::Semaphore {
+    static PERMITS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    PERMITS.get_or_init(|| tokio::sync::Semaphore::new(burstcert::certify::default_jobs()))
+}
+
+/// The trial that runs scenario `id` through `burstcert::catalogue::run`.
+pub fn scenario_trial(id: &'static str) -> Trial {
+    let wide = catalogue::find(id).is_some_and(|e| e.cluster_wide());
+    Trial::ignorable_test(trial_name(id), move || {
+        let outcome = block_on(async {
+            // A cluster-wide scenario is paced by the harness (alone on its environment).
+            let _permit = if wide {
+                None
+            } else {
+                confined_permits().acquire().await.ok()
+            };
+            catalogue::run(id).await
+        })?;
+        match outcome {
+            Outcome::Passed => Ok(Completion::Completed),
+            Outcome::NotApplicable(why) => {
+                Ok(Completion::ignored_with(format!("not applicable: {why}")))
+            }
+            other => Err(Failed::from(format!(
+                "{id} {}: {}",
+                other.label(),
+                other.reason()
+            ))),
+        }
+    })
+}
+
+/// Runs `future` on a runtime of its own, as `#[tokio::test(flavor = "multi_thread")]` would.
+pub fn block_on<T>(future: impl Future<Output = T>) -> Result<T, Failed> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failed::from(format!("cannot start a tokio runtime: {e}")))?;
+    Ok(runtime.block_on(future))
+}
+
+/// A suite binary's `main`: runs `trials` with the engine at `release` (`None`: the default),
+/// parsing libtest's arguments; `--test-threads` defaults to one per trial (the harness paces
+/// them, see the crate docs), and the cluster-wide scenarios get extra local clusters when
+/// there is something to run beside them (`--test-threads 1`: one cluster, one scenario at a
+/// time, in the order above).
+pub fn main(release: Option<&str>, trials: Vec<Trial>) -> ExitCode {
+    let mut args = Arguments::from_args();
+    if let Some(release) = release
+        && !burstcert::env::configure_release(release)
+    {
+        eprintln!("this suite runs the engine as {release} only");
+        return ExitCode::FAILURE;
+    }
+    let selected: Vec<&str> = trials
+        .iter()
+        .filter(|t| !args.is_filtered_out(t))
+        .map(Trial::name)
+        .collect();
+    let kinds: Vec<bool> = every_scenario()
+        .iter()
+        .filter(|e| selected.contains(&trial_name(e.id).as_str()))
+        .map(Entry::cluster_wide)
+        .collect();
+    let threads = *args.test_threads.get_or_insert(trials.len().max(1));
+    let wide = kinds.iter().filter(|w| **w).count();
+    // Extra clusters only pay when cluster-wide scenarios run beside others.
+    if threads > 1 && wide > 0 && (wide > 1 || kinds.contains(&false)) {
+        burstcert::env::configure_extra_clusters(
+            burstcert::env::default_extra_clusters().min(wide),
+        );
+    }
+    libtest_mimic::run(&args, trials).exit_code()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trial_names_put_the_family_first_so_a_filter_selects_a_family_or_one_id() {
+        assert_eq!(trial_name("VOL-05"), "vol::vol_05");
+        assert_eq!(trial_name("R-01"), "r::r_01");
+        assert_eq!(trial_name("INST-02"), "inst::inst_02");
+    }
+
+    #[test]
+    fn confined_scenarios_come_before_cluster_wide_ones() {
+        let entries = every_scenario();
+        let names: Vec<String> = trials(entries.clone())
+            .iter()
+            .map(|t| t.name().to_owned())
+            .collect();
+        let first_wide = entries
+            .iter()
+            .filter(|e| e.cluster_wide())
+            .map(|e| names.iter().position(|n| *n == trial_name(e.id)).unwrap())
+            .min()
+            .unwrap();
+        let last_confined = entries
+            .iter()
+            .filter(|e| !e.cluster_wide())
+            .map(|e| names.iter().position(|n| *n == trial_name(e.id)).unwrap())
+            .max()
+            .unwrap();
+        assert!(last_confined < first_wide, "{names:?}");
+        assert_eq!(names.len(), entries.len());
+    }
+}

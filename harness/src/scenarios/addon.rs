@@ -41,7 +41,7 @@ async fn serially<'a, F>(s: &'a Scenario, body: F) -> anyhow::Result<Outcome>
 where
     F: std::future::Future<Output = anyhow::Result<Outcome>> + Send + 'a,
 {
-    let _guard = crate::env::lifecycle_lock().await;
+    let _guard = s.env.lifecycle_lock().await;
     let outcome = body.await;
     let restored = s.env.restore_addon().await;
     match (outcome, restored) {

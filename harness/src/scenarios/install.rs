@@ -286,7 +286,7 @@ fn volcano_pod(name: &str, claim_name: &str) -> anyhow::Result<Pod> {
 /// the Volcano install is cluster-wide.
 pub fn inst_05(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(async move {
-        let _cluster_wide = crate::env::lifecycle_lock().await;
+        let _cluster_wide = s.env.lifecycle_lock().await;
         let namespaces: Api<Namespace> = Api::all(s.client.clone());
         let made_namespace = match namespaces
             .create(

@@ -1,0 +1,41 @@
+//! Every scenario of the catalogue (and the proposed ones) at the default release, in one binary
+//! with one environment (one link, one bring-up): `cargo test -p suites --test scenarios` runs
+//! them all, `… -- vol::` one family, `… -- vol_05` one scenario (trials are generated from
+//! `burstcert::catalogue` by `suites`, see its docs).
+//!
+//! The other sides of the release gates need an engine at another release, so they have their
+//! own binaries (`gates_before.rs`, `gates_after.rs`).
+
+use std::process::ExitCode;
+
+use burstcert::scenario::{Outcome, Scenario};
+use libtest_mimic::{Failed, Trial};
+
+fn main() -> ExitCode {
+    let mut trials = suites::trials(suites::every_scenario());
+    // Confined to its namespace: first, with the other confined ones.
+    trials.insert(
+        0,
+        Trial::test("vk::kubectl_logs_of_a_burst_pod", kubectl_logs),
+    );
+    suites::main(None, trials)
+}
+
+/// Not a SCENARIOS.md ID, so not in the catalogue: `kubectl logs` of a burst pod goes from the
+/// API server to the engine's kubelet API and answers what CCI holds for its container.
+fn kubectl_logs() -> Result<(), Failed> {
+    suites::block_on(async {
+        let scenario = Scenario::new("VK-LOGS")
+            .await
+            .map_err(|e| format!("setting up VK-LOGS: {e}"))?;
+        let outcome = burstcert::scenarios::vk::vk_logs(&scenario).await;
+        if let Err(e) = scenario.finish().await {
+            eprintln!("VK-LOGS: clean-up failed: {e}");
+        }
+        match outcome {
+            Ok(Outcome::Passed) => Ok(()),
+            Ok(other) => Err(format!("VK-LOGS {}: {}", other.label(), other.reason()).into()),
+            Err(e) => Err(format!("VK-LOGS failed: {e:#}").into()),
+        }
+    })?
+}
