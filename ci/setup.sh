@@ -15,17 +15,12 @@ if [ "$(printf '%s\n%s\n' "$need_go" "$have_go" | sort -V | head -1)" != "$need_
 fi
 command -v cargo >/dev/null 2>&1 || { echo "cargo is missing: install Rust (rustup) >= 1.89" >&2; exit 1; }
 command -v pgrep >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq procps; }
-# The kind path (ci/kind-smoke.sh): Debian's Docker engine, debootstrap for the node image, musl
-# for the static engine and mock in their images, a C compiler for pause.
+# The kind path (ci/kind-smoke.sh): Debian's Docker engine, debootstrap for the node image, a C
+# compiler for pause (the engine's and mock's images carry the glibc build and its libraries).
 missing=()
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
-command -v musl-gcc >/dev/null 2>&1 || missing+=(musl-tools)
 command -v cc >/dev/null 2>&1 || missing+=(gcc)
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
-if command -v rustup >/dev/null 2>&1; then
-  rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl \
-    || rustup target add x86_64-unknown-linux-musl
 fi

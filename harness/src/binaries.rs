@@ -66,25 +66,11 @@ pub fn user_path(path: impl AsRef<Path>) -> PathBuf {
 /// from the current source of this workspace, else the one beside this executable.
 pub fn resolve(which: WorkspaceBinary) -> Result<PathBuf> {
     static BUILT: OnceLock<std::result::Result<Vec<(String, PathBuf)>, String>> = OnceLock::new();
-    resolve_for(which, None, &BUILT)
-}
-
-/// The static (musl) target the images of a kind cluster are built for: their binaries run
-/// `FROM scratch`.
-pub const STATIC_TARGET: &str = "x86_64-unknown-linux-musl";
-
-/// Like [`resolve`], but a static executable for a container image ([`STATIC_TARGET`]): built
-/// from the current source with the running profile (`rustup target add {STATIC_TARGET}` and
-/// Debian's `musl-tools` are needed), or named by the same environment variable (which must then
-/// name a static executable).
-pub fn resolve_static(which: WorkspaceBinary) -> Result<PathBuf> {
-    static BUILT: OnceLock<std::result::Result<Vec<(String, PathBuf)>, String>> = OnceLock::new();
-    resolve_for(which, Some(STATIC_TARGET), &BUILT)
+    resolve_for(which, &BUILT)
 }
 
 fn resolve_for(
     which: WorkspaceBinary,
-    target: Option<&str>,
     built: &OnceLock<std::result::Result<Vec<(String, PathBuf)>, String>>,
 ) -> Result<PathBuf> {
     if let Some(path) = std::env::var_os(which.env) {
@@ -109,7 +95,7 @@ fn resolve_for(
         Some(workspace) => {
             let built = built.get_or_init(|| {
                 workspace
-                    .build(target, &Progress::stderr())
+                    .build(&Progress::stderr())
                     .map_err(|e| e.to_string())
             });
             match built {
@@ -189,14 +175,11 @@ impl Workspace {
     }
 
     /// `cargo build` of every workspace binary the harness runs; returns (name, executable).
-    fn build(&self, target: Option<&str>, progress: &Progress) -> Result<Vec<(String, PathBuf)>> {
+    fn build(&self, progress: &Progress) -> Result<Vec<(String, PathBuf)>> {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut args: Vec<String> = vec!["build".into()];
         for b in ALL {
             args.extend(["-p".into(), b.package.into()]);
-        }
-        if let Some(target) = target {
-            args.extend(["--target".into(), target.into()]);
         }
         args.extend([
             "--bins".into(),

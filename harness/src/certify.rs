@@ -901,10 +901,15 @@ fn critical_path(batches: &[BatchRun]) -> String {
     let mut parts = together;
     if !alone.is_empty() {
         let sum: f64 = alone.iter().map(|(_, s)| s).sum();
-        let each: Vec<String> = alone
+        // The longest eight name where the time went; the rest are a count.
+        let mut each: Vec<String> = alone
             .iter()
+            .take(8)
             .map(|(id, s)| format!("{id} {s:.1}s"))
             .collect();
+        if alone.len() > 8 {
+            each.push(format!("and {} more", alone.len() - 8));
+        }
         parts.push(format!(
             "{} run alone ({sum:.0}s): {}",
             alone.len(),

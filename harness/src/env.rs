@@ -549,8 +549,8 @@ impl Env {
     pub fn start_kind() -> Result<Self> {
         let progress = Progress::stderr();
         crate::kind::check_docker()?;
-        let mock_binary = crate::binaries::resolve_static(crate::binaries::MOCK)?;
-        let engine_binary = crate::binaries::resolve_static(crate::binaries::ENGINE)?;
+        let mock_binary = crate::binaries::resolve(crate::binaries::MOCK)?;
+        let engine_binary = crate::binaries::resolve(crate::binaries::ENGINE)?;
         let tools = Tools::ensure(&progress)?;
         let kind_tools = crate::tools::ensure_kind(&progress)?;
         let node_image = crate::kind::ensure_node_image(&tools, &kind_tools, &progress)?;
@@ -577,7 +577,7 @@ impl Env {
         engine_tags.sort();
         engine_tags.dedup();
         let mock_image = "burstcert/mock-cci:current".to_owned();
-        let step = progress.spinner("build the add-on's and the mock's images (static binaries)");
+        let step = progress.spinner("build the add-on's and the mock's images");
         crate::kind::binary_image(&engine_binary, &engine_tags)?;
         crate::kind::binary_image(&mock_binary, std::slice::from_ref(&mock_image))?;
         step.finish("add-on and mock images built");

@@ -12,7 +12,8 @@
 //!   from its C source, imported into the node's containerd. Cached by a key of all its inputs:
 //!   cold about 3 minutes on 2 cores, then a `docker image inspect`.
 //! - **the add-on's image** `{swr_addr}/{swr_user}/bursting-engine:{release}` and the mock's
-//!   image: the static (musl) binaries built from the current source, `FROM scratch`.
+//!   image: the binaries built from the current source (the same build the local cluster runs),
+//!   `FROM scratch` with the loader and libraries `ldd` names.
 //!
 //! The kind CLI (built from the Go module proxy like kwokctl) makes the cluster; the mock CCI runs
 //! as a container on kind's Docker network. Cluster and mock container are removed when the
@@ -200,6 +201,10 @@ impl Scratch {
 
     fn copy(&self, from: &Path, name: &str) -> Result<()> {
         let to = self.0.join(name);
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent)
+                .io_context(|| format!("create {}", parent.display()))?;
+        }
         std::fs::copy(from, &to)
             .io_context(|| format!("copy {} to {}", from.display(), to.display()))?;
         Ok(())
@@ -551,9 +556,21 @@ pub fn binary_image(binary: &Path, tags: &[String]) -> Result<()> {
         .and_then(|n| n.to_str())
         .unwrap_or("binary");
     ctx.copy(binary, name)?;
+    // A dynamic executable brings the loader and libraries it was linked against (this host's
+    // glibc: the same build the local cluster runs, so no second, static build is needed).
+    let libraries = shared_libraries(binary)?;
+    for library in &libraries {
+        let inside = library.strip_prefix("/").unwrap_or(library);
+        ctx.copy(library, &format!("rootfs/{}", inside.display()))?;
+    }
+    let rootfs = if libraries.is_empty() {
+        ""
+    } else {
+        "COPY rootfs/ /\n"
+    };
     ctx.write(
         "Dockerfile",
-        format!("FROM scratch\nCOPY {name} /{name}\nENTRYPOINT [\"/{name}\"]\n").as_bytes(),
+        format!("FROM scratch\n{rootfs}COPY {name} /{name}\nENTRYPOINT [\"/{name}\"]\n").as_bytes(),
         false,
     )?;
     let mut args = vec!["build", "-q"];
@@ -563,6 +580,58 @@ pub fn binary_image(binary: &Path, tags: &[String]) -> Result<()> {
     args.push(ctx.path());
     run(&format!("build the image of {name}"), "docker", &args)?;
     Ok(())
+}
+
+/// The loader and shared libraries the executable `binary` needs, as `ldd` lists them (none
+/// for a static executable).
+fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>> {
+    let step = format!("list the libraries of {}", binary.display());
+    let out = Command::new("ldd")
+        .arg(binary)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Error::Step {
+            step: step.clone(),
+            detail: format!("cannot run `ldd`: {e}"),
+        })?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !out.status.success() && !text.contains("not a dynamic executable") {
+        return Err(Error::Step {
+            step,
+            detail: format!("`ldd` exited with {}:\n{}", out.status, tail(&text, 10)),
+        });
+    }
+    parse_ldd(&text).map_err(|detail| Error::Step { step, detail })
+}
+
+/// The library paths of `ldd`'s output: `name => /path (0x…)` and `/path (0x…)` (the loader);
+/// the vDSO has no file. A library `ldd` cannot find is an error naming it.
+fn parse_ldd(text: &str) -> std::result::Result<Vec<PathBuf>, String> {
+    let mut paths = Vec::new();
+    for line in text.lines().map(str::trim) {
+        let target = match line.split_once("=>") {
+            Some((name, target)) => {
+                let target = target.trim();
+                if target.starts_with("not found") {
+                    return Err(format!("`ldd` cannot find {}", name.trim()));
+                }
+                target
+            }
+            None => line,
+        };
+        if let Some(path) = target
+            .split_whitespace()
+            .next()
+            .filter(|p| p.starts_with('/'))
+        {
+            paths.push(PathBuf::from(path));
+        }
+    }
+    Ok(paths)
 }
 
 /// Images the scenarios' workloads name that run on ordinary nodes (on the local cluster those
@@ -924,6 +993,33 @@ pub fn delete_all(tools: &Tools, out: &mut impl std::io::Write) -> Result<usize>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ldd_output_gives_the_loader_and_the_libraries_but_not_the_vdso() {
+        let text = "\tlinux-vdso.so.1 (0x00007ffd)\n\
+                    \tlibgcc_s.so.1 => /lib/x86_64-linux-gnu/libgcc_s.so.1 (0x00007f1b)\n\
+                    \tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f1a)\n\
+                    \t/lib64/ld-linux-x86-64.so.2 (0x00007f1c)\n";
+        assert_eq!(
+            parse_ldd(text).unwrap(),
+            [
+                "/lib/x86_64-linux-gnu/libgcc_s.so.1",
+                "/lib/x86_64-linux-gnu/libc.so.6",
+                "/lib64/ld-linux-x86-64.so.2"
+            ]
+            .map(PathBuf::from)
+        );
+        assert_eq!(
+            parse_ldd("\tnot a dynamic executable\n").unwrap(),
+            Vec::<PathBuf>::new()
+        );
+        assert_eq!(
+            parse_ldd("\tstatically linked\n").unwrap(),
+            Vec::<PathBuf>::new()
+        );
+        let missing = parse_ldd("\tlibfoo.so.1 => not found\n").unwrap_err();
+        assert!(missing.contains("libfoo.so.1"), "{missing}");
+    }
 
     #[test]
     fn the_cluster_config_keeps_what_this_vm_needs() {

@@ -89,9 +89,12 @@ enum Command {
         /// Folder for the report.
         #[arg(long, default_value = "burstcert-report")]
         report: std::path::PathBuf,
-        /// How many scenarios confined to their own namespace run at once (cluster-wide ones
-        /// always run alone, after them); 1 runs every scenario one after another in catalogue
-        /// order. Default: twice the cores, between 2 and 6.
+        /// How many scenarios confined to their own namespace run at once. Cluster-wide ones
+        /// (install, uninstall, upgrade, lock, restarts…) always run alone on a cluster: on a
+        /// local cluster with more than 1 job, on extra local clusters of their own (one per
+        /// core, at most 2) beside the others; on kind or an existing cluster, after them. 1 runs
+        /// every scenario one after another in catalogue order on one cluster. Default: twice the
+        /// cores, between 2 and 6.
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..=32))]
         jobs: Option<u16>,
     },

@@ -104,10 +104,10 @@ pub fn block_on<T>(future: impl Future<Output = T>) -> Result<T, Failed> {
 
 /// A suite binary's `main`: runs `trials` with the engine at `release` (`None`: the default),
 /// parsing libtest's arguments; `--test-threads` defaults to one per trial (the harness paces
-/// them, see the crate docs), and the cluster-wide scenarios get extra local clusters when
-/// there is something to run beside them (`--test-threads 1`: one cluster, one scenario at a
+/// them, see the crate docs), and with `extra_clusters` the cluster-wide scenarios get extra
+/// local clusters when there is something to run beside them (`--test-threads 1`: one cluster, one scenario at a
 /// time, in the order above).
-pub fn main(release: Option<&str>, trials: Vec<Trial>) -> ExitCode {
+pub fn main(release: Option<&str>, trials: Vec<Trial>, extra_clusters: bool) -> ExitCode {
     let mut args = Arguments::from_args();
     if let Some(release) = release
         && !burstcert::env::configure_release(release)
@@ -128,7 +128,7 @@ pub fn main(release: Option<&str>, trials: Vec<Trial>) -> ExitCode {
     let threads = *args.test_threads.get_or_insert(trials.len().max(1));
     let wide = kinds.iter().filter(|w| **w).count();
     // Extra clusters only pay when cluster-wide scenarios run beside others.
-    if threads > 1 && wide > 0 && (wide > 1 || kinds.contains(&false)) {
+    if extra_clusters && threads > 1 && wide > 0 && (wide > 1 || kinds.contains(&false)) {
         burstcert::env::configure_extra_clusters(
             burstcert::env::default_extra_clusters().min(wide),
         );

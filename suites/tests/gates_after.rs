@@ -8,5 +8,7 @@ fn main() -> std::process::ExitCode {
     suites::main(
         Some(release),
         suites::trials(suites::other_side_of_gates(release)),
+        // A handful of scenarios, most of them seconds long: one cluster is enough.
+        false,
     )
 }

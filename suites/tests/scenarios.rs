@@ -18,7 +18,7 @@ fn main() -> ExitCode {
         0,
         Trial::test("vk::kubectl_logs_of_a_burst_pod", kubectl_logs),
     );
-    suites::main(None, trials)
+    suites::main(None, trials, true)
 }
 
 /// Not a SCENARIOS.md ID, so not in the catalogue: `kubectl logs` of a burst pod goes from the

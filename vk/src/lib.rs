@@ -58,6 +58,7 @@
 #![warn(missing_docs)]
 
 mod cache;
+mod decide;
 mod error;
 pub mod kubelet;
 pub mod leader;

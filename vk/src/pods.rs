@@ -16,6 +16,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
 use crate::cache::CachedPod;
+use crate::decide::{self, Action, Orphan, Reconcile, StatusStep};
 use crate::error::api_code;
 use crate::queue::WorkQueue;
 use crate::status::{is_terminal, lost_status, merge_status, status_changed, status_patch};
@@ -196,19 +197,44 @@ impl<P: Provider> PodController<P> {
     async fn reconcile(&self, key: &PodKey) -> Result<()> {
         let current = self.store.get(&key.object_ref());
         let prev = lock(&self.seen).get(key).cloned();
-        match current {
-            Some(pod) if pod.metadata.deletion_timestamp.is_some() => {
-                self.finalize(key, &pod).await
+        let cached = current.as_deref().map(|pod| decide::Cached {
+            uid: uid(pod),
+            terminating: pod.metadata.deletion_timestamp.is_some(),
+            terminal: is_terminal(pod.status.as_ref()),
+        });
+        let remembered = prev.as_ref().map(|p| decide::Remembered {
+            uid: uid(&*p.pod),
+            created: p.created,
+            refused: p.refused,
+            same_input: current.as_deref().is_some_and(|c| same_input(&p.pod, c)),
+        });
+        let delete_asked = current
+            .as_deref()
+            .is_some_and(|pod| lock(&self.deleting).contains(uid(pod)));
+        match (
+            decide::reconcile(cached, remembered, delete_asked),
+            current,
+            prev,
+        ) {
+            (Reconcile::Finalize { ask_provider }, Some(pod), _) => {
+                self.finalize(key, &pod, ask_provider).await
             }
-            Some(pod) => self.sync(key, pod, prev).await,
-            None => {
-                if let Some(prev) = prev {
-                    tracing::info!(pod = %key, "pod vanished; deleting its remote pod");
-                    self.delete_remote(&prev.pod.to_pod()?).await?;
-                    self.forget(key, &*prev.pod);
-                }
+            (Reconcile::DeleteVanished, _, Some(prev)) => {
+                tracing::info!(pod = %key, "pod vanished; deleting its remote pod");
+                self.delete_remote(&prev.pod.to_pod()?).await?;
+                self.forget(key, &*prev.pod);
                 Ok(())
             }
+            (Reconcile::Sync { replaced, action }, Some(pod), prev) => {
+                if let Some(old) = prev.filter(|_| replaced) {
+                    // The name now holds a new pod: the old one's remote pod goes first.
+                    tracing::info!(pod = %key, old_uid = uid(&*old.pod), "pod replaced under the same name");
+                    self.delete_remote(&old.pod.to_pod()?).await?;
+                    self.forget(key, &*old.pod);
+                }
+                self.sync(key, pod, action).await
+            }
+            _ => Ok(()),
         }
     }
 
@@ -222,19 +248,8 @@ impl<P: Provider> PodController<P> {
         lock(&self.misses).remove(uid(pod));
     }
 
-    async fn sync(
-        &self,
-        key: &PodKey,
-        cached: Arc<CachedPod>,
-        mut prev: Option<Seen>,
-    ) -> Result<()> {
-        if let Some(old) = prev.as_ref().filter(|p| uid(&*p.pod) != uid(&*cached)) {
-            // The name now holds a new pod: the old one's remote pod goes first.
-            tracing::info!(pod = %key, old_uid = uid(&*old.pod), "pod replaced under the same name");
-            self.delete_remote(&old.pod.to_pod()?).await?;
-            self.forget(key, &*old.pod);
-            prev = None;
-        }
+    /// Carries out `action` (see [`decide::Action`]) for the live pod `cached`.
+    async fn sync(&self, key: &PodKey, cached: Arc<CachedPod>, action: Action) -> Result<()> {
         // NB: the spec is parsed only for a provider call; most reconciles (a status patch's
         // echo) make none.
         let remember = |created: bool, refused: bool| {
@@ -247,32 +262,34 @@ impl<P: Provider> PodController<P> {
                 },
             );
         };
-        match prev {
-            Some(prev) if prev.created => {
-                if !same_input(&prev.pod, &cached) {
-                    let pod = cached.to_pod()?;
-                    match self.provider.update_pod(&pod).await {
-                        Ok(()) | Err(Error::NotImplemented(_)) => {}
-                        Err(Error::InvalidInput(msg)) => {
-                            self.warn(&pod, "ProviderUpdateFailed", "UpdatePod", &msg)
-                                .await;
-                        }
-                        Err(e) => return Err(e),
+        match action {
+            Action::Keep => {
+                remember(true, false);
+                Ok(())
+            }
+            Action::Update => {
+                let pod = cached.to_pod()?;
+                match self.provider.update_pod(&pod).await {
+                    Ok(()) | Err(Error::NotImplemented(_)) => {}
+                    Err(Error::InvalidInput(msg)) => {
+                        self.warn(&pod, "ProviderUpdateFailed", "UpdatePod", &msg)
+                            .await;
                     }
+                    Err(e) => return Err(e),
                 }
                 remember(true, false);
                 Ok(())
             }
-            Some(prev) if prev.refused && same_input(&prev.pod, &cached) => {
+            Action::StayRefused => {
                 remember(false, true);
                 Ok(())
             }
-            _ if is_terminal(cached.status.as_ref()) => {
+            Action::LeaveFinished => {
                 // A finished pod is never started again (e.g. after a restart).
                 remember(false, false);
                 Ok(())
             }
-            _ => {
+            Action::Create => {
                 let pod = cached.to_pod()?;
                 // Remembered before the call: if the pod vanishes now, whatever the call may have
                 // created remotely is deleted.
@@ -310,8 +327,9 @@ impl<P: Provider> PodController<P> {
 
     /// The pod is being deleted: remove the remote pod, then finish the deletion in the cluster
     /// (grace period 0), which is the kubelet's part of deleting a pod.
-    async fn finalize(&self, key: &PodKey, pod: &CachedPod) -> Result<()> {
-        if lock(&self.deleting).insert(uid(pod).to_owned())
+    async fn finalize(&self, key: &PodKey, pod: &CachedPod, ask_provider: bool) -> Result<()> {
+        if ask_provider
+            && lock(&self.deleting).insert(uid(pod).to_owned())
             && let Err(e) = self.delete_remote(&pod.to_pod()?).await
         {
             lock(&self.deleting).remove(uid(pod));
@@ -411,30 +429,26 @@ impl<P: Provider> PodController<P> {
         };
         let pods = self.store.state();
         for pod in &pods {
-            if pod.metadata.deletion_timestamp.is_some() {
-                continue;
-            }
             let key = PodKey::of(&**pod);
             let pod_uid = uid(&**pod);
-            let desired = match statuses.get(pod_uid) {
-                Some(remote) => {
+            let remote = statuses.get(pod_uid);
+            let facts = decide::StatusFacts {
+                terminating: pod.metadata.deletion_timestamp.is_some(),
+                on_provider: remote.is_some(),
+                created: lock(&self.seen)
+                    .get(&key)
+                    .is_some_and(|s| s.created && uid(&*s.pod) == pod_uid),
+                terminal: is_terminal(pod.status.as_ref()),
+                misses_before: lock(&self.misses).get(pod_uid).copied().unwrap_or(0),
+            };
+            let desired = match (decide::status_step(facts, LOST_AFTER_MISSES), remote) {
+                (StatusStep::FromProvider, Some(remote)) => {
                     lock(&self.misses).remove(pod_uid);
                     merge_status(pod.status.as_ref(), remote)
                 }
-                None => {
-                    let created = lock(&self.seen)
-                        .get(&key)
-                        .is_some_and(|s| s.created && uid(&*s.pod) == pod_uid);
-                    if !created || is_terminal(pod.status.as_ref()) {
-                        continue;
-                    }
-                    let misses = {
-                        let mut misses = lock(&self.misses);
-                        let n = misses.entry(pod_uid.to_string()).or_insert(0);
-                        *n += 1;
-                        *n
-                    };
-                    if misses < LOST_AFTER_MISSES {
+                (StatusStep::Missed { lost }, _) => {
+                    *lock(&self.misses).entry(pod_uid.to_string()).or_insert(0) += 1;
+                    if !lost {
                         continue;
                     }
                     tracing::warn!(pod = %key, "remote pod disappeared; marking the pod Failed");
@@ -444,6 +458,7 @@ impl<P: Provider> PodController<P> {
                         &Timestamp::now(),
                     )
                 }
+                _ => continue,
             };
             if !status_changed(pod.status.as_ref(), &desired) {
                 continue;
@@ -494,27 +509,23 @@ impl<P: Provider> PodController<P> {
         let remote = self.provider.list_pods().await?;
         let mut deleted = 0usize;
         for r in remote {
-            if r.uid.is_empty() || r.name.is_empty() || r.namespace.is_empty() {
-                continue; // not one of ours, or unreadable: never delete what we cannot name
-            }
             let key = PodKey {
                 namespace: r.namespace.clone(),
                 name: r.name.clone(),
             };
-            if self
-                .store
-                .get(&key.object_ref())
-                .is_some_and(|p| uid(&*p) == r.uid)
-            {
+            // Not one of ours, or unreadable: never delete what we cannot name.
+            let named = !(r.uid.is_empty() || r.name.is_empty() || r.namespace.is_empty());
+            let cached = named.then(|| self.store.get(&key.object_ref())).flatten();
+            if decide::orphan_by_cache(named, cached.as_deref().map(uid), &r.uid) == Orphan::Keep {
                 continue;
             }
-            match self.pods_in(&r.namespace).get_opt(&r.name).await {
-                Ok(Some(p)) if uid(&p) == r.uid => continue,
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(pod = %key, error = %e, "orphan check failed; keeping the remote pod");
-                    continue;
-                }
+            let answer = self.pods_in(&r.namespace).get_opt(&r.name).await;
+            if let Err(e) = &answer {
+                tracing::warn!(pod = %key, error = %e, "orphan check failed; keeping the remote pod");
+            }
+            let holder = answer.as_ref().map(|p| p.as_ref().map(uid)).map_err(|_| ());
+            if decide::orphan_by_api_server(holder, &r.uid) != Orphan::Delete {
+                continue;
             }
             tracing::info!(pod = %key, uid = %r.uid, "deleting orphaned remote pod: its cluster pod is gone");
             match self.provider.delete_pod(&r.to_stub_pod()).await {
