@@ -136,6 +136,12 @@ pub fn main(release: Option<&str>, trials: Vec<Trial>, extra_clusters: bool) -> 
     libtest_mimic::run(&args, trials).exit_code()
 }
 
+/// A gates binary's `main`: the gated scenarios [`other_side_of_gates`] puts on the other side
+/// at `release`, on one cluster (a handful of scenarios, most of them seconds long).
+pub fn gates_main(release: &str) -> ExitCode {
+    main(Some(release), trials(other_side_of_gates(release)), false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

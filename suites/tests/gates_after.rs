@@ -4,11 +4,5 @@
 //! in an environment of its own.
 
 fn main() -> std::process::ExitCode {
-    let release = suites::AFTER_EVERY_GATE;
-    suites::main(
-        Some(release),
-        suites::trials(suites::other_side_of_gates(release)),
-        // A handful of scenarios, most of them seconds long: one cluster is enough.
-        false,
-    )
+    suites::gates_main(suites::AFTER_EVERY_GATE)
 }

@@ -5,11 +5,5 @@
 //! scenario with nothing to check there shows as ignored, "not applicable", with the reason.
 
 fn main() -> std::process::ExitCode {
-    let release = suites::BEFORE_EVERY_GATE;
-    suites::main(
-        Some(release),
-        suites::trials(suites::other_side_of_gates(release)),
-        // A handful of scenarios, most of them seconds long: one cluster is enough.
-        false,
-    )
+    suites::gates_main(suites::BEFORE_EVERY_GATE)
 }

@@ -286,12 +286,11 @@ fn deleting_a_pod_without_grace_returns_it_with_a_new_resource_version_and_forge
     ));
 }
 
-#[test]
-fn a_graceful_delete_of_a_pod_ignoring_sigterm_removes_it_when_the_grace_period_ends() {
-    let (mut s, t0) = with_namespace();
-    let mut ignoring = pod("web", &[]);
-    ignoring.spec.containers[0].command = Some(vec!["sleep".into(), "3600".into()]);
-    s.create_pod("a", "ns", ignoring, t0).unwrap();
+/// Creates `web` from `pod`, deletes it with a 30 s grace once Running; returns when, and the
+/// pod as the delete answered it (its deletionTimestamp is the grace's end, whenever the
+/// containers stop).
+fn delete_running_with_30s_grace(s: &mut Store, pod: Pod, t0: Instant) -> (Instant, Pod) {
+    s.create_pod("a", "ns", pod, t0).unwrap();
     let running_at = t0 + DELAY;
     let grace = DeleteOptions {
         grace_period_seconds: Some(30),
@@ -299,6 +298,15 @@ fn a_graceful_delete_of_a_pod_ignoring_sigterm_removes_it_when_the_grace_period_
     let terminating = s.delete_pod("a", "ns", "web", grace, running_at).unwrap();
     let deadline = terminating.metadata.deletion_timestamp.clone().unwrap();
     assert_eq!(deadline.0.as_millisecond(), 1_700_000_030_500);
+    (running_at, terminating)
+}
+
+#[test]
+fn a_graceful_delete_of_a_pod_ignoring_sigterm_removes_it_when_the_grace_period_ends() {
+    let (mut s, t0) = with_namespace();
+    let mut ignoring = pod("web", &[]);
+    ignoring.spec.containers[0].command = Some(vec!["sleep".into(), "3600".into()]);
+    let (running_at, terminating) = delete_running_with_30s_grace(&mut s, ignoring, t0);
     assert_eq!(terminating.metadata.deletion_grace_period_seconds, Some(30));
     assert!(s.pod_records(running_at)[0].terminating);
 
@@ -343,15 +351,7 @@ fn a_graceful_delete_removes_a_pod_whose_containers_exit_on_sigterm_once_they_st
             value.to_owned(),
         )]));
     }
-    s.create_pod("a", "ns", p, t0).unwrap();
-    let running_at = t0 + DELAY;
-    let grace = DeleteOptions {
-        grace_period_seconds: Some(30),
-    };
-    let terminating = s.delete_pod("a", "ns", "web", grace, running_at).unwrap();
-    // deletionTimestamp says when the kubelet would kill, whenever the containers stop.
-    let deadline = terminating.metadata.deletion_timestamp.clone().unwrap();
-    assert_eq!(deadline.0.as_millisecond(), 1_700_000_030_500);
+    let (running_at, _) = delete_running_with_30s_grace(&mut s, p, t0);
     let stop = gone_after.unwrap_or(Duration::from_secs(30));
     let before = running_at + stop - Duration::from_millis(1);
     assert!(
