@@ -695,12 +695,6 @@ pub async fn certify(options: &Options) -> Result<Report> {
             ),
         });
     }
-    // On a local cluster with --jobs above 1 the cluster-wide scenarios get extra clusters of
-    // their own; --jobs 1 keeps one cluster and the catalogue's order.
-    if matches!(options.cluster, ClusterChoice::Local) && options.jobs > 1 {
-        crate::env::configure_extra_clusters(crate::env::default_extra_clusters());
-    }
-    let extras = crate::env::extra_clusters();
     let entries = catalogue::entries();
     let runnable: Vec<Entry> = entries
         .iter()
@@ -708,8 +702,20 @@ pub async fn certify(options: &Options) -> Result<Report> {
         .copied()
         .collect();
     let selected = runnable.len();
+    let wide = runnable.iter().filter(|e| e.cluster_wide()).count();
+    // On a local cluster with --jobs above 1 the cluster-wide scenarios get extra clusters of
+    // their own, when something can run beside them; --jobs 1 keeps one cluster and the
+    // catalogue's order.
+    if matches!(options.cluster, ClusterChoice::Local)
+        && options.jobs > 1
+        && wide > 0
+        && (wide > 1 || selected > wide)
+    {
+        crate::env::configure_extra_clusters(crate::env::default_extra_clusters().min(wide));
+    }
+    let extras = crate::env::extra_clusters();
     let kubernetes = if selected > 0 {
-        let env = crate::env::bring_up_all(runnable.iter().any(Entry::cluster_wide)).await?;
+        let env = crate::env::bring_up_all(selected > wide, wide > 0).await?;
         env.client()
             .await?
             .apiserver_version()

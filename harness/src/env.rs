@@ -270,22 +270,27 @@ pub async fn at(index: usize) -> Result<&'static Env> {
     bring_up(cell, &what).await
 }
 
-/// Brings up the shared environment and, when `wide` scenarios will run, every extra cluster,
-/// all at once (so none waits for another's bring-up); returns the shared one.
-pub async fn bring_up_all(wide: bool) -> Result<&'static Env> {
+/// Brings up, all at once (so none waits for another's bring-up), the environments a run
+/// needs: the shared one when `confined` scenarios will run (or there are no extra clusters),
+/// every extra cluster when `wide` ones will. Returns the first of them.
+pub async fn bring_up_all(confined: bool, wide: bool) -> Result<&'static Env> {
     let extras = if wide { extra_clusters() } else { 0 };
-    let all = futures::future::join_all((0..=extras).map(at)).await;
-    let mut all = all.into_iter();
-    let shared = all.next().unwrap_or_else(|| {
-        Err(Error::Step {
-            step: "bring up the test environment".into(),
-            detail: "nothing to bring up".into(),
-        })
-    });
-    for extra in all {
-        extra?;
+    let first = if confined || extras == 0 { 0 } else { 1 };
+    let mut all = futures::future::join_all((first..=extras.max(first)).map(at))
+        .await
+        .into_iter();
+    let env = all.next().unwrap_or_else(|| at_none(first));
+    for other in all {
+        other?;
     }
-    shared
+    env
+}
+
+fn at_none(index: usize) -> Result<&'static Env> {
+    Err(Error::Step {
+        step: format!("bring up environment {index}"),
+        detail: "nothing to bring up".into(),
+    })
 }
 
 /// The environment shared by every scenario of this process, brought up on first use.
