@@ -293,17 +293,6 @@ pub async fn run(id: &str) -> Outcome {
     outcome
 }
 
-/// For the suites: runs `id` and fails the test unless it passed (a not-applicable scenario
-/// prints why and does not fail the test; it is not counted as passed in any report). The
-/// suites run on the local target, which offers every need, so "not run" fails the test.
-pub async fn assert_passes(id: &str) {
-    match run(id).await {
-        Outcome::Passed => {}
-        Outcome::NotApplicable(why) => eprintln!("{id}: not applicable: {why}"),
-        other => panic!("{id} {}: {}", other.label(), other.reason()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
