@@ -1,7 +1,7 @@
 //! BEHAVIOR.md §5 (the volume matrix), VOL-01…VOL-08: every volume type × both sides of every
 //! gate, through `volumes::check` (which rule) and `decide` (what the user is told).
 
-mod common;
+use crate::common;
 
 use burst_rules::decide::Decision;
 use burst_rules::flavour::parse_pod_size_specs;

@@ -2,7 +2,7 @@
 //! protocols per release, the re-assertion after a deletion or another proxy's write, and what
 //! burst pods can reach through it on either side of 1.5.18 (BEHAVIOR.md §9, §10).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! BEHAVIOR.md §2's Volcano and ELB lines: INST-04 (LoadBalancer Services) and INST-05
 //! (Volcano <= 1.17.10 with cloud storage).
 
-mod common;
+use crate::common;
 
 use burst_rules::decide::{AdmissionInput, ClusterFacts, Decision, check_service, decide};
 use burst_rules::release::Release;

@@ -2,7 +2,7 @@
 //! provider contract (idempotent create and delete, UID ownership). The real mock's behaviour is
 //! judged by the suites; this stub only answers the way the API document says.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;

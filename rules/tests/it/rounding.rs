@@ -2,7 +2,7 @@
 //! under `enforce` with the numbers and keeps the pod local otherwise; a size beyond every
 //! flavour alone is admitted under `enforce` (the virtual kubelet refuses it with an event).
 
-mod common;
+use crate::common;
 
 use burst_rules::decide::Decision;
 use burst_rules::flavour::{ANNOTATION_POD_SIZE_SPECS, size_pod};

@@ -1,6 +1,6 @@
 //! The inside view under `/_mock/`: faults, state dump, request log, ledger, peaks, reset.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

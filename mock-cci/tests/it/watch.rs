@@ -1,6 +1,6 @@
 //! Watching pods: newline-delimited watch events that arrive when the change falls due.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

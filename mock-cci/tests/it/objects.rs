@@ -1,6 +1,6 @@
 //! ConfigMaps, Secrets and PersistentVolumeClaims through the API.
 
-mod common;
+use crate::common;
 
 use axum::http::{Method, StatusCode};
 use common::*;

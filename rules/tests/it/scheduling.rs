@@ -1,7 +1,7 @@
 //! BEHAVIOR.md §3 (scheduling policy) through `decide`: every policy × pods with and without
 //! tolerations and affinity, owner chains, DaemonSets (WL-06), the policy matrix of WL-07.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -2,7 +2,7 @@
 //! logs` of a burst pod is CCI's log of the CCI pod standing for it, and the errors say what a
 //! kubelet would.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

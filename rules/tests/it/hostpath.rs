@@ -1,7 +1,7 @@
 //! BEHAVIOR.md §6 (the hostPath replacement annotation), HP-02…HP-07, through `decide`.
 //! HP-01 (the seed's Deployment) is in `seed.rs`.
 
-mod common;
+use crate::common;
 
 use burst_rules::decide::Decision;
 use burst_rules::hostpath::ANNOTATION;

@@ -3,7 +3,7 @@
 //! restarted at another release (a new `CciProvider` on the same CCI) never rewrites or fails
 //! the pods that run already (BEHAVIOR.md §9).
 
-mod common;
+use crate::common;
 
 use burst_rules::release::Release;
 use bursting_engine::{CciClient, CciProvider, MemoryObjects};

@@ -5,7 +5,7 @@
 //! panics and never creates a pod twice. `wiremock` answers at the HTTP level; what it cannot do
 //! (close a connection mid-answer) a raw `TcpListener` does.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

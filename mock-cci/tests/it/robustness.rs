@@ -1,6 +1,6 @@
 //! Bad input never panics the server, is answered in the `Status` shape, and creates nothing.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{Method, Request, header};

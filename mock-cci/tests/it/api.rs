@@ -1,6 +1,6 @@
 //! The mock's HTTP API, driven through `app()` without a socket.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

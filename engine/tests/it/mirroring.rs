@@ -3,7 +3,7 @@
 //! wait, changes reach CCI, and copies go when the last pod using them does. The cluster is
 //! stood in for by `MemoryObjects`.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

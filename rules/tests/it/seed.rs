@@ -1,7 +1,7 @@
 //! Every example manifest of the seed (`fixtures/seed/*.yaml`) through `decide`: the hostPath
 //! Deployment (HP-01), the nginx pod (WL-01), the Job (WL-04) and the CronJob (WL-05).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -1,7 +1,7 @@
 //! Pod validation, row by row, through the API: what the service accepts (and the size it
 //! writes), and what it refuses (and the field it names).
 
-mod common;
+use crate::common;
 
 use axum::http::StatusCode;
 use common::*;

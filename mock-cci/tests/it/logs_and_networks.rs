@@ -1,6 +1,6 @@
 //! Pod logs (the lines the mock writes for a container's life) and yangtse networks.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
