@@ -541,3 +541,7 @@ impl<P: Provider> PodController<P> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "pods_scripted.rs"]
+mod scripted;

@@ -1,0 +1,399 @@
+//! The pod controller against a scripted API server (kube-rs's `ApiServerVerifier` pattern with
+//! `tower-test`): each test drives one reconcile, status round or orphan sweep and checks the
+//! requests it sends, in order, and the provider calls it makes. No cluster: the cluster tier
+//! (the suites) stays for end-to-end truth; this one pins the request sequences.
+
+use std::collections::VecDeque;
+use std::future::Future;
+
+use http::{Method, Request, Response};
+use k8s_openapi::api::core::v1::{ContainerStatus, PodSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kube::client::Body;
+use kube::runtime::watcher;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::RemotePod;
+
+type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+/// A provider that records its calls and answers `create_pod` from a script.
+#[derive(Default)]
+struct Fake {
+    calls: Mutex<Vec<String>>,
+    creates: Mutex<VecDeque<Result<()>>>,
+    remote: Mutex<Vec<RemotePod>>,
+}
+
+impl Fake {
+    fn calls(&self) -> Vec<String> {
+        lock(&self.calls).clone()
+    }
+}
+
+impl Provider for Fake {
+    async fn create_pod(&self, pod: &Pod) -> Result<()> {
+        lock(&self.calls).push(format!("create {}", PodKey::of(pod)));
+        lock(&self.creates).pop_front().unwrap_or(Ok(()))
+    }
+
+    async fn update_pod(&self, pod: &Pod) -> Result<()> {
+        lock(&self.calls).push(format!("update {}", PodKey::of(pod)));
+        Ok(())
+    }
+
+    async fn delete_pod(&self, pod: &Pod) -> Result<()> {
+        lock(&self.calls).push(format!("delete {} {}", PodKey::of(pod), uid(pod)));
+        Ok(())
+    }
+
+    async fn list_pods(&self) -> Result<Vec<RemotePod>> {
+        Ok(lock(&self.remote).clone())
+    }
+}
+
+/// The controller on a scripted API server, its cache's writer and the server's handle.
+fn controller(
+    fake: Fake,
+) -> (
+    Arc<PodController<Fake>>,
+    reflector::store::Writer<CachedPod>,
+    Handle,
+) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "default");
+    let controller = Arc::new(PodController::new(
+        client,
+        &Config::default(),
+        Arc::new(fake),
+    ));
+    let writer = lock(&controller.writer).take().expect("the store's writer");
+    (controller, writer, handle)
+}
+
+fn pod(name: &str, pod_uid: &str) -> Pod {
+    Pod {
+        metadata: ObjectMeta {
+            namespace: Some("ns".into()),
+            name: Some(name.into()),
+            uid: Some(pod_uid.into()),
+            resource_version: Some("7".into()),
+            creation_timestamp: Some(Time(Timestamp::from_second(1_700_000_000).unwrap())),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PodSpec {
+            node_name: Some("virtual-kubelet".into()),
+            ..PodSpec::default()
+        }),
+        status: Some(PodStatus {
+            phase: Some("Pending".into()),
+            ..PodStatus::default()
+        }),
+    }
+}
+
+fn terminating(mut pod: Pod) -> Pod {
+    pod.metadata.deletion_timestamp = Some(Time(Timestamp::from_second(1_700_000_060).unwrap()));
+    pod.metadata.deletion_grace_period_seconds = Some(30);
+    pod
+}
+
+fn cache(writer: &mut reflector::store::Writer<CachedPod>, pod: &Pod) {
+    writer.apply_watcher_event(&watcher::Event::Apply(CachedPod::from_pod(pod)));
+}
+
+fn key(name: &str) -> PodKey {
+    PodKey {
+        namespace: "ns".into(),
+        name: name.into(),
+    }
+}
+
+/// One request the script expects: its method, the start of its path (and query), and the
+/// status and body to answer.
+struct Expect {
+    method: Method,
+    path: &'static str,
+    status: u16,
+    answer: Value,
+}
+
+fn expect(method: Method, path: &'static str, status: u16, answer: Value) -> Expect {
+    Expect {
+        method,
+        path,
+        status,
+        answer,
+    }
+}
+
+fn not_found() -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"})
+}
+
+/// Runs `work` while answering the requests it sends, which must be `script` in order (an
+/// answer of `null` echoes the request's body, as a create does); returns what `work` returned
+/// and the body of each request (JSON, or null). Fails after 10 s rather than hang.
+async fn scripted<T>(
+    handle: &mut Handle,
+    work: impl Future<Output = T>,
+    script: Vec<Expect>,
+) -> (T, Vec<Value>) {
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        answer(handle, work, script),
+    )
+    .await
+    .expect("the work neither finished nor sent the next request within 10 s")
+}
+
+async fn answer<T>(
+    handle: &mut Handle,
+    work: impl Future<Output = T>,
+    script: Vec<Expect>,
+) -> (T, Vec<Value>) {
+    tokio::pin!(work);
+    let mut bodies = Vec::new();
+    let mut script = script.into_iter();
+    loop {
+        tokio::select! {
+            done = &mut work => {
+                let left: Vec<String> = script.map(|e| format!("{} {}", e.method, e.path)).collect();
+                assert!(left.is_empty(), "requests expected but never sent: {left:?}");
+                return (done, bodies);
+            }
+            next = handle.next_request() => {
+                let (request, send) = next.expect("the client is gone");
+                let seen = format!("{} {}", request.method(), request.uri());
+                let Some(want) = script.next() else {
+                    panic!("an unexpected request: {seen}");
+                };
+                assert!(
+                    request.method() == want.method
+                        && request.uri().to_string().starts_with(want.path),
+                    "expected {} {}, got {seen}",
+                    want.method,
+                    want.path
+                );
+                let bytes = request.into_body().collect_bytes().await.unwrap();
+                bodies.push(serde_json::from_slice(&bytes).unwrap_or(Value::Null));
+                let answer = if want.answer.is_null() {
+                    bytes.to_vec()
+                } else {
+                    serde_json::to_vec(&want.answer).unwrap()
+                };
+                send.send_response(
+                    Response::builder()
+                        .status(want.status)
+                        .body(Body::from(answer))
+                        .unwrap(),
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_new_pod_is_created_once_and_an_unchanged_one_is_left_alone() {
+    let (c, mut writer, mut api) = controller(Fake::default());
+    cache(&mut writer, &pod("web", "u1"));
+    let (done, _) = scripted(&mut api, c.reconcile(&key("web")), vec![]).await;
+    done.unwrap();
+    let (done, _) = scripted(&mut api, c.reconcile(&key("web")), vec![]).await;
+    done.unwrap();
+    assert_eq!(c.provider.calls(), ["create ns/web"]);
+}
+
+#[tokio::test]
+async fn a_refused_pod_gets_a_warning_event_and_its_status_says_why_and_is_not_retried() {
+    let fake = Fake::default();
+    lock(&fake.creates).push_back(Err(Error::InvalidInput("no such flavour".into())));
+    let (c, mut writer, mut api) = controller(fake);
+    cache(&mut writer, &pod("web", "u1"));
+    let (done, bodies) = scripted(
+        &mut api,
+        c.reconcile(&key("web")),
+        vec![
+            expect(
+                Method::POST,
+                "/apis/events.k8s.io/v1/namespaces/ns/events",
+                201,
+                Value::Null,
+            ),
+            expect(
+                Method::PATCH,
+                "/api/v1/namespaces/ns/pods/web/status",
+                200,
+                json!(pod("web", "u1")),
+            ),
+        ],
+    )
+    .await;
+    done.unwrap();
+    assert_eq!(bodies[0]["reason"], "ProviderCreateFailed");
+    assert_eq!(bodies[0]["type"], "Warning");
+    assert_eq!(bodies[0]["note"], "no such flavour");
+    assert_eq!(bodies[1]["status"]["reason"], "ProviderFailed");
+    assert_eq!(bodies[1]["status"]["message"], "no such flavour");
+    // Refused and unchanged: neither the provider nor the API server hears of it again.
+    let (done, _) = scripted(&mut api, c.reconcile(&key("web")), vec![]).await;
+    done.unwrap();
+    assert_eq!(c.provider.calls(), ["create ns/web"]);
+}
+
+#[tokio::test]
+async fn a_graceful_delete_asks_the_provider_once_and_finishes_the_pod_at_grace_0_by_uid() {
+    let (c, mut writer, mut api) = controller(Fake::default());
+    let doomed = terminating(pod("web", "u1"));
+    cache(&mut writer, &doomed);
+    let (done, bodies) = scripted(
+        &mut api,
+        c.reconcile(&key("web")),
+        vec![expect(
+            Method::DELETE,
+            "/api/v1/namespaces/ns/pods/web",
+            200,
+            json!(doomed),
+        )],
+    )
+    .await;
+    done.unwrap();
+    assert_eq!(bodies[0]["gracePeriodSeconds"], 0);
+    assert_eq!(bodies[0]["preconditions"]["uid"], "u1");
+    // Our own grace-0 delete comes back as an update while the pod is still cached: the
+    // cluster delete is repeated (gone now: 404 is fine), the provider is not asked again
+    // (asking with grace 0 would cut the remote pod's grace short).
+    let (done, _) = scripted(
+        &mut api,
+        c.reconcile(&key("web")),
+        vec![expect(
+            Method::DELETE,
+            "/api/v1/namespaces/ns/pods/web",
+            404,
+            not_found(),
+        )],
+    )
+    .await;
+    done.unwrap();
+    assert_eq!(c.provider.calls(), ["delete ns/web u1"]);
+}
+
+#[tokio::test]
+async fn a_pod_replaced_under_the_same_name_has_the_old_remote_pod_deleted_before_the_new_is_created()
+ {
+    let (c, mut writer, mut api) = controller(Fake::default());
+    cache(&mut writer, &pod("web", "u1"));
+    scripted(&mut api, c.reconcile(&key("web")), vec![])
+        .await
+        .0
+        .unwrap();
+    cache(&mut writer, &pod("web", "u2"));
+    scripted(&mut api, c.reconcile(&key("web")), vec![])
+        .await
+        .0
+        .unwrap();
+    assert_eq!(
+        c.provider.calls(),
+        ["create ns/web", "delete ns/web u1", "create ns/web"]
+    );
+}
+
+#[tokio::test]
+async fn the_orphan_sweep_deletes_only_remote_pods_the_api_server_confirms_gone() {
+    let remote = |name: &str, pod_uid: &str| RemotePod {
+        namespace: "ns".into(),
+        name: name.into(),
+        uid: pod_uid.into(),
+        status: None,
+    };
+    let fake = Fake::default();
+    *lock(&fake.remote) = vec![
+        remote("cached", "u1"), // the cache has it: no request
+        remote("gone", "u2"),   // the API server says 404: deleted
+        remote("alive", "u3"),  // the API server has it (a slow cache): kept
+        remote("reused", "u4"), // the name holds another UID now: deleted
+        remote("", "u5"),       // cannot be named: never deleted
+    ];
+    let (c, mut writer, mut api) = controller(fake);
+    cache(&mut writer, &pod("cached", "u1"));
+    scripted(&mut api, c.reconcile(&key("cached")), vec![])
+        .await
+        .0
+        .unwrap();
+    let (done, _) = scripted(
+        &mut api,
+        c.sweep_orphans(),
+        vec![
+            expect(
+                Method::GET,
+                "/api/v1/namespaces/ns/pods/gone",
+                404,
+                not_found(),
+            ),
+            expect(
+                Method::GET,
+                "/api/v1/namespaces/ns/pods/alive",
+                200,
+                json!(pod("alive", "u3")),
+            ),
+            expect(
+                Method::GET,
+                "/api/v1/namespaces/ns/pods/reused",
+                200,
+                json!(pod("reused", "u9")),
+            ),
+        ],
+    )
+    .await;
+    done.unwrap();
+    assert_eq!(
+        c.provider.calls(),
+        [
+            "create ns/cached",
+            "delete ns/gone u2",
+            "delete ns/reused u4"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_status_round_patches_a_changed_status_once_with_the_pods_resource_version() {
+    let running = PodStatus {
+        phase: Some("Running".into()),
+        container_statuses: Some(vec![ContainerStatus {
+            name: "app".into(),
+            ready: true,
+            ..ContainerStatus::default()
+        }]),
+        ..PodStatus::default()
+    };
+    let fake = Fake::default();
+    *lock(&fake.remote) = vec![RemotePod {
+        namespace: "ns".into(),
+        name: "web".into(),
+        uid: "u1".into(),
+        status: Some(running),
+    }];
+    let (c, mut writer, mut api) = controller(fake);
+    cache(&mut writer, &pod("web", "u1"));
+    scripted(&mut api, c.reconcile(&key("web")), vec![])
+        .await
+        .0
+        .unwrap();
+    let (_, bodies) = scripted(
+        &mut api,
+        c.sync_statuses(),
+        vec![expect(
+            Method::PATCH,
+            "/api/v1/namespaces/ns/pods/web/status",
+            200,
+            json!(pod("web", "u1")),
+        )],
+    )
+    .await;
+    assert_eq!(bodies[0]["status"]["phase"], "Running");
+    assert_eq!(bodies[0]["metadata"]["resourceVersion"], "7");
+    // The cache has not caught up yet: the same status is not sent twice.
+    scripted(&mut api, c.sync_statuses(), vec![]).await;
+}
