@@ -271,13 +271,8 @@ pub fn node_status(
             architecture: config.arch.clone(),
             operating_system: config.os.clone(),
             kubelet_version: config.kubelet_version.clone(),
-            kube_proxy_version: String::new(),
             container_runtime_version: "vk://".into(),
-            kernel_version: String::new(),
-            os_image: String::new(),
-            boot_id: String::new(),
-            machine_id: String::new(),
-            system_uuid: String::new(),
+            // The rest (kernel, OS image, machine and boot IDs…) are empty: no host to describe.
             ..NodeSystemInfo::default()
         }),
         ..NodeStatus::default()
@@ -565,6 +560,7 @@ mod tests {
             .with_label("type", "virtual-kubelet")
             .with_taint("virtual-kubelet.io/provider", "cci", "NoSchedule");
         let node = node_object(&config, &Timestamp::now());
+        assert_eq!(node.metadata.name.as_deref(), Some("bursting-node"));
         let labels = node.metadata.labels.unwrap();
         assert_eq!(labels["kubernetes.io/hostname"], "bursting-node");
         assert_eq!(labels["kubernetes.io/os"], "linux");
@@ -658,6 +654,7 @@ mod tests {
         assert_eq!(port, 10999);
         let info = status.node_info.unwrap();
         assert_eq!(info.kubelet_version, config.kubelet_version);
+        assert_eq!(info.container_runtime_version, "vk://");
         assert_eq!(
             (info.operating_system.as_str(), info.architecture.as_str()),
             ("linux", "amd64")

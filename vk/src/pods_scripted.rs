@@ -397,3 +397,171 @@ async fn the_status_round_patches_a_changed_status_once_with_the_pods_resource_v
     // The cache has not caught up yet: the same status is not sent twice.
     scripted(&mut api, c.sync_statuses(), vec![]).await;
 }
+
+#[tokio::test]
+async fn a_created_pod_whose_spec_or_annotations_change_is_updated_and_only_then() {
+    let (c, mut writer, mut api) = controller(Fake::default());
+    let mut web = pod("web", "u1");
+    cache(&mut writer, &web);
+    scripted(&mut api, c.reconcile(&key("web")), vec![])
+        .await
+        .0
+        .unwrap();
+    // A status change (the controller's own patch coming back) is not the provider's input.
+    web.status.as_mut().unwrap().phase = Some("Running".into());
+    cache(&mut writer, &web);
+    scripted(&mut api, c.reconcile(&key("web")), vec![])
+        .await
+        .0
+        .unwrap();
+    web.spec.as_mut().unwrap().active_deadline_seconds = Some(60);
+    cache(&mut writer, &web);
+    scripted(&mut api, c.reconcile(&key("web")), vec![])
+        .await
+        .0
+        .unwrap();
+    web.metadata.annotations = Some([("a".to_owned(), "b".to_owned())].into());
+    cache(&mut writer, &web);
+    scripted(&mut api, c.reconcile(&key("web")), vec![])
+        .await
+        .0
+        .unwrap();
+    assert_eq!(
+        c.provider.calls(),
+        ["create ns/web", "update ns/web", "update ns/web"]
+    );
+}
+
+#[tokio::test]
+async fn a_pod_that_vanished_from_the_cache_has_its_remote_pod_deleted_once() {
+    let (c, mut writer, mut api) = controller(Fake::default());
+    let web = pod("web", "u1");
+    cache(&mut writer, &web);
+    scripted(&mut api, c.reconcile(&key("web")), vec![])
+        .await
+        .0
+        .unwrap();
+    writer.apply_watcher_event(&watcher::Event::Delete(CachedPod::from_pod(&web)));
+    scripted(&mut api, c.reconcile(&key("web")), vec![])
+        .await
+        .0
+        .unwrap();
+    // Forgotten: a second reconcile of the name finds nothing to do.
+    scripted(&mut api, c.reconcile(&key("web")), vec![])
+        .await
+        .0
+        .unwrap();
+    assert_eq!(c.provider.calls(), ["create ns/web", "delete ns/web u1"]);
+}
+
+#[tokio::test]
+async fn a_failing_cluster_delete_fails_the_reconcile_so_it_is_retried() {
+    let (c, mut writer, mut api) = controller(Fake::default());
+    cache(&mut writer, &terminating(pod("web", "u1")));
+    let unavailable = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "ServiceUnavailable", "code": 503, "message": "etcd is gone"});
+    let (done, _) = scripted(
+        &mut api,
+        c.reconcile(&key("web")),
+        vec![expect(
+            Method::DELETE,
+            "/api/v1/namespaces/ns/pods/web",
+            503,
+            unavailable,
+        )],
+    )
+    .await;
+    let error = done.expect_err("a 503 on the cluster delete is an error");
+    assert!(error.to_string().contains("delete pod ns/web"), "{error}");
+}
+
+#[tokio::test]
+async fn a_pod_the_provider_fails_gets_an_event_and_is_marked_failed_with_the_reason() {
+    let fake = Fake::default();
+    lock(&fake.creates).push_back(Err(Error::PodFailed {
+        reason: "SoldOut".into(),
+        message: "no 4_8 left".into(),
+    }));
+    let (c, mut writer, mut api) = controller(fake);
+    cache(&mut writer, &pod("web", "u1"));
+    let (done, bodies) = scripted(
+        &mut api,
+        c.reconcile(&key("web")),
+        vec![
+            expect(
+                Method::POST,
+                "/apis/events.k8s.io/v1/namespaces/ns/events",
+                201,
+                Value::Null,
+            ),
+            expect(
+                Method::PATCH,
+                "/api/v1/namespaces/ns/pods/web/status",
+                200,
+                json!(pod("web", "u1")),
+            ),
+        ],
+    )
+    .await;
+    done.unwrap();
+    assert_eq!(bodies[0]["reason"], "SoldOut");
+    assert_eq!(bodies[1]["status"]["phase"], "Failed");
+    assert_eq!(bodies[1]["status"]["reason"], "SoldOut");
+    assert_eq!(bodies[1]["status"]["message"], "no 4_8 left");
+}
+
+#[tokio::test]
+async fn a_created_pod_missing_from_the_provider_is_marked_failed_at_the_third_round_only() {
+    let (c, mut writer, mut api) = controller(Fake::default());
+    cache(&mut writer, &pod("web", "u1"));
+    scripted(&mut api, c.reconcile(&key("web")), vec![])
+        .await
+        .0
+        .unwrap();
+    // One or two misses can be a list racing a create.
+    scripted(&mut api, c.sync_statuses(), vec![]).await;
+    scripted(&mut api, c.sync_statuses(), vec![]).await;
+    let (_, bodies) = scripted(
+        &mut api,
+        c.sync_statuses(),
+        vec![expect(
+            Method::PATCH,
+            "/api/v1/namespaces/ns/pods/web/status",
+            200,
+            json!(pod("web", "u1")),
+        )],
+    )
+    .await;
+    assert_eq!(bodies[0]["status"]["phase"], "Failed");
+}
+
+#[tokio::test]
+async fn a_refused_pod_missing_from_the_provider_is_never_marked_lost() {
+    let fake = Fake::default();
+    lock(&fake.creates).push_back(Err(Error::InvalidInput("no such flavour".into())));
+    let (c, mut writer, mut api) = controller(fake);
+    cache(&mut writer, &pod("web", "u1"));
+    scripted(
+        &mut api,
+        c.reconcile(&key("web")),
+        vec![
+            expect(
+                Method::POST,
+                "/apis/events.k8s.io/v1/namespaces/ns/events",
+                201,
+                Value::Null,
+            ),
+            expect(
+                Method::PATCH,
+                "/api/v1/namespaces/ns/pods/web/status",
+                200,
+                json!(pod("web", "u1")),
+            ),
+        ],
+    )
+    .await
+    .0
+    .unwrap();
+    for _ in 0..4 {
+        scripted(&mut api, c.sync_statuses(), vec![]).await;
+    }
+}
