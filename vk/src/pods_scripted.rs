@@ -309,11 +309,12 @@ async fn the_orphan_sweep_deletes_only_remote_pods_the_api_server_confirms_gone(
     };
     let fake = Fake::default();
     *lock(&fake.remote) = vec![
-        remote("cached", "u1"), // the cache has it: no request
-        remote("gone", "u2"),   // the API server says 404: deleted
-        remote("alive", "u3"),  // the API server has it (a slow cache): kept
-        remote("reused", "u4"), // the name holds another UID now: deleted
-        remote("", "u5"),       // cannot be named: never deleted
+        remote("cached", "u1"),  // the cache has it: no request
+        remote("gone", "u2"),    // the API server says 404: deleted
+        remote("alive", "u3"),   // the API server has it (a slow cache): kept
+        remote("reused", "u4"),  // the name holds another UID now: deleted
+        remote("", "u5"),        // cannot be named: never deleted
+        remote("anonymous", ""), // no UID to tell it by: never deleted
     ];
     let (c, mut writer, mut api) = controller(fake);
     cache(&mut writer, &pod("cached", "u1"));
