@@ -315,6 +315,10 @@ async fn the_orphan_sweep_deletes_only_remote_pods_the_api_server_confirms_gone(
         remote("reused", "u4"),  // the name holds another UID now: deleted
         remote("", "u5"),        // cannot be named: never deleted
         remote("anonymous", ""), // no UID to tell it by: never deleted
+        RemotePod {
+            namespace: String::new(), // nor without a namespace
+            ..remote("nowhere", "u6")
+        },
     ];
     let (c, mut writer, mut api) = controller(fake);
     cache(&mut writer, &pod("cached", "u1"));
