@@ -205,10 +205,18 @@ async fn a_new_pod_is_created_once_and_an_unchanged_one_is_left_alone() {
     assert_eq!(c.provider.calls(), ["create ns/web"]);
 }
 
-#[tokio::test]
-async fn a_refused_pod_gets_a_warning_event_and_its_status_says_why_and_is_not_retried() {
+/// The controller after `web` (u1) was created with the provider answering `error`: the
+/// reconcile sends a Warning event, then a status patch; returns their bodies too.
+async fn refused_with(
+    error: Error,
+) -> (
+    Arc<PodController<Fake>>,
+    reflector::store::Writer<CachedPod>,
+    Handle,
+    Vec<Value>,
+) {
     let fake = Fake::default();
-    lock(&fake.creates).push_back(Err(Error::InvalidInput("no such flavour".into())));
+    lock(&fake.creates).push_back(Err(error));
     let (c, mut writer, mut api) = controller(fake);
     cache(&mut writer, &pod("web", "u1"));
     let (done, bodies) = scripted(
@@ -231,6 +239,13 @@ async fn a_refused_pod_gets_a_warning_event_and_its_status_says_why_and_is_not_r
     )
     .await;
     done.unwrap();
+    (c, writer, api, bodies)
+}
+
+#[tokio::test]
+async fn a_refused_pod_gets_a_warning_event_and_its_status_says_why_and_is_not_retried() {
+    let (c, _writer, mut api, bodies) =
+        refused_with(Error::InvalidInput("no such flavour".into())).await;
     assert_eq!(bodies[0]["reason"], "ProviderCreateFailed");
     assert_eq!(bodies[0]["type"], "Warning");
     assert_eq!(bodies[0]["note"], "no such flavour");
@@ -481,33 +496,11 @@ async fn a_failing_cluster_delete_fails_the_reconcile_so_it_is_retried() {
 
 #[tokio::test]
 async fn a_pod_the_provider_fails_gets_an_event_and_is_marked_failed_with_the_reason() {
-    let fake = Fake::default();
-    lock(&fake.creates).push_back(Err(Error::PodFailed {
+    let (_, _, _, bodies) = refused_with(Error::PodFailed {
         reason: "SoldOut".into(),
         message: "no 4_8 left".into(),
-    }));
-    let (c, mut writer, mut api) = controller(fake);
-    cache(&mut writer, &pod("web", "u1"));
-    let (done, bodies) = scripted(
-        &mut api,
-        c.reconcile(&key("web")),
-        vec![
-            expect(
-                Method::POST,
-                "/apis/events.k8s.io/v1/namespaces/ns/events",
-                201,
-                Value::Null,
-            ),
-            expect(
-                Method::PATCH,
-                "/api/v1/namespaces/ns/pods/web/status",
-                200,
-                json!(pod("web", "u1")),
-            ),
-        ],
-    )
+    })
     .await;
-    done.unwrap();
     assert_eq!(bodies[0]["reason"], "SoldOut");
     assert_eq!(bodies[1]["status"]["phase"], "Failed");
     assert_eq!(bodies[1]["status"]["reason"], "SoldOut");
@@ -541,31 +534,8 @@ async fn a_created_pod_missing_from_the_provider_is_marked_failed_at_the_third_r
 
 #[tokio::test]
 async fn a_refused_pod_missing_from_the_provider_is_never_marked_lost() {
-    let fake = Fake::default();
-    lock(&fake.creates).push_back(Err(Error::InvalidInput("no such flavour".into())));
-    let (c, mut writer, mut api) = controller(fake);
-    cache(&mut writer, &pod("web", "u1"));
-    scripted(
-        &mut api,
-        c.reconcile(&key("web")),
-        vec![
-            expect(
-                Method::POST,
-                "/apis/events.k8s.io/v1/namespaces/ns/events",
-                201,
-                Value::Null,
-            ),
-            expect(
-                Method::PATCH,
-                "/api/v1/namespaces/ns/pods/web/status",
-                200,
-                json!(pod("web", "u1")),
-            ),
-        ],
-    )
-    .await
-    .0
-    .unwrap();
+    let (c, _writer, mut api, _) =
+        refused_with(Error::InvalidInput("no such flavour".into())).await;
     for _ in 0..4 {
         scripted(&mut api, c.sync_statuses(), vec![]).await;
     }
