@@ -128,6 +128,16 @@ fn expect(method: Method, path: &'static str, status: u16, answer: Value) -> Exp
     }
 }
 
+/// The status patch of pod `web` (u1), answered with the pod.
+fn web_status_patch() -> Expect {
+    expect(
+        Method::PATCH,
+        "/api/v1/namespaces/ns/pods/web/status",
+        200,
+        json!(pod("web", "u1")),
+    )
+}
+
 fn not_found() -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"})
 }
@@ -229,12 +239,7 @@ async fn refused_with(
                 201,
                 Value::Null,
             ),
-            expect(
-                Method::PATCH,
-                "/api/v1/namespaces/ns/pods/web/status",
-                200,
-                json!(pod("web", "u1")),
-            ),
+            web_status_patch(),
         ],
     )
     .await;
@@ -401,17 +406,7 @@ async fn the_status_round_patches_a_changed_status_once_with_the_pods_resource_v
         .await
         .0
         .unwrap();
-    let (_, bodies) = scripted(
-        &mut api,
-        c.sync_statuses(),
-        vec![expect(
-            Method::PATCH,
-            "/api/v1/namespaces/ns/pods/web/status",
-            200,
-            json!(pod("web", "u1")),
-        )],
-    )
-    .await;
+    let (_, bodies) = scripted(&mut api, c.sync_statuses(), vec![web_status_patch()]).await;
     assert_eq!(bodies[0]["status"]["phase"], "Running");
     assert_eq!(bodies[0]["metadata"]["resourceVersion"], "7");
     // The cache has not caught up yet: the same status is not sent twice.
@@ -518,17 +513,7 @@ async fn a_created_pod_missing_from_the_provider_is_marked_failed_at_the_third_r
     // One or two misses can be a list racing a create.
     scripted(&mut api, c.sync_statuses(), vec![]).await;
     scripted(&mut api, c.sync_statuses(), vec![]).await;
-    let (_, bodies) = scripted(
-        &mut api,
-        c.sync_statuses(),
-        vec![expect(
-            Method::PATCH,
-            "/api/v1/namespaces/ns/pods/web/status",
-            200,
-            json!(pod("web", "u1")),
-        )],
-    )
-    .await;
+    let (_, bodies) = scripted(&mut api, c.sync_statuses(), vec![web_status_patch()]).await;
     assert_eq!(bodies[0]["status"]["phase"], "Failed");
 }
 
