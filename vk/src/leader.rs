@@ -174,6 +174,25 @@ impl LeaderElection {
         }
     }
 
+    /// A new lease naming us, acquired and renewed `now`, with no transition yet.
+    fn new_lease(&self, seconds: i32, now: Timestamp) -> Lease {
+        Lease {
+            metadata: ObjectMeta {
+                name: Some(self.name.clone()),
+                namespace: Some(self.namespace.clone()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(LeaseSpec {
+                holder_identity: Some(self.identity.clone()),
+                lease_duration_seconds: Some(seconds),
+                acquire_time: Some(MicroTime(now)),
+                renew_time: Some(MicroTime(now)),
+                lease_transitions: Some(0),
+                ..LeaseSpec::default()
+            }),
+        }
+    }
+
     /// Create the lease for us, or replace `current` (at its resourceVersion) naming us, renewed
     /// `now`; `taken` counts a transition.
     async fn write(
@@ -187,21 +206,7 @@ impl LeaderElection {
         let seconds = i32::try_from(self.lease_duration.as_secs()).unwrap_or(i32::MAX);
         let result = match current {
             None => {
-                let lease = Lease {
-                    metadata: ObjectMeta {
-                        name: Some(self.name.clone()),
-                        namespace: Some(self.namespace.clone()),
-                        ..ObjectMeta::default()
-                    },
-                    spec: Some(LeaseSpec {
-                        holder_identity: Some(self.identity.clone()),
-                        lease_duration_seconds: Some(seconds),
-                        acquire_time: Some(MicroTime(now)),
-                        renew_time: Some(MicroTime(now)),
-                        lease_transitions: Some(0),
-                        ..LeaseSpec::default()
-                    }),
-                };
+                let lease = self.new_lease(seconds, now);
                 api.create(&PostParams::default(), &lease).await
             }
             Some(mut lease) => {
@@ -312,6 +317,21 @@ impl Leadership {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_lease_names_the_candidate_acquired_and_renewed_now_with_no_transition() {
+        let now = Timestamp::from_second(1_700_000_000).unwrap();
+        let lease =
+            LeaderElection::new("kube-system", "bursting-engine", "pod-a").new_lease(15, now);
+        assert_eq!(lease.metadata.name.as_deref(), Some("bursting-engine"));
+        assert_eq!(lease.metadata.namespace.as_deref(), Some("kube-system"));
+        let spec = lease.spec.unwrap();
+        assert_eq!(spec.holder_identity.as_deref(), Some("pod-a"));
+        assert_eq!(spec.lease_duration_seconds, Some(15));
+        assert_eq!(spec.acquire_time, Some(MicroTime(now)));
+        assert_eq!(spec.renew_time, Some(MicroTime(now)));
+        assert_eq!(spec.lease_transitions, Some(0));
+    }
     use rstest::rstest;
 
     fn at(seconds: i64) -> Timestamp {

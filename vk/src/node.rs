@@ -279,6 +279,33 @@ pub fn node_status(
     }
 }
 
+/// The node's lease in `kube-node-lease`, held by the node, renewed `now`, owned by the node
+/// (`node_uid`) so it goes when the node is deleted.
+pub fn node_lease(name: &str, node_uid: Option<&str>, seconds: i32, now: Timestamp) -> Lease {
+    Lease {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: Some(NODE_LEASE_NAMESPACE.into()),
+            owner_references: node_uid.map(|uid| {
+                vec![OwnerReference {
+                    api_version: "v1".into(),
+                    kind: "Node".into(),
+                    name: name.to_owned(),
+                    uid: uid.to_owned(),
+                    ..OwnerReference::default()
+                }]
+            }),
+            ..ObjectMeta::default()
+        },
+        spec: Some(LeaseSpec {
+            holder_identity: Some(name.to_owned()),
+            lease_duration_seconds: Some(seconds),
+            renew_time: Some(MicroTime(now)),
+            ..LeaseSpec::default()
+        }),
+    }
+}
+
 /// The full node object to create.
 pub fn node_object(config: &NodeConfig, now: &Timestamp) -> Node {
     Node {
@@ -459,28 +486,12 @@ impl NodeAgent {
 
     async fn create_lease(&self) -> Result<()> {
         let name = &self.config.name;
-        let lease = Lease {
-            metadata: ObjectMeta {
-                name: Some(name.clone()),
-                namespace: Some(NODE_LEASE_NAMESPACE.into()),
-                owner_references: self.uid.as_ref().map(|uid| {
-                    vec![OwnerReference {
-                        api_version: "v1".into(),
-                        kind: "Node".into(),
-                        name: name.clone(),
-                        uid: uid.clone(),
-                        ..OwnerReference::default()
-                    }]
-                }),
-                ..ObjectMeta::default()
-            },
-            spec: Some(LeaseSpec {
-                holder_identity: Some(name.clone()),
-                lease_duration_seconds: Some(self.lease_duration_seconds),
-                renew_time: Some(MicroTime(Timestamp::now())),
-                ..LeaseSpec::default()
-            }),
-        };
+        let lease = node_lease(
+            name,
+            self.uid.as_deref(),
+            self.lease_duration_seconds,
+            Timestamp::now(),
+        );
         match self.leases.create(&PostParams::default(), &lease).await {
             Ok(_) => Ok(()),
             // Someone (a previous run) created it between our patch and create: renewed next tick.
@@ -553,6 +564,30 @@ impl NodeAgent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_node_lease_is_held_and_owned_by_the_node_and_renewed_now() {
+        let now = Timestamp::from_second(1_700_000_000).unwrap();
+        let lease = node_lease("bursting-node", Some("node-uid"), 40, now);
+        assert_eq!(lease.metadata.name.as_deref(), Some("bursting-node"));
+        assert_eq!(lease.metadata.namespace.as_deref(), Some("kube-node-lease"));
+        let owner = &lease.metadata.owner_references.unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str(), owner.uid.as_str()),
+            ("Node", "bursting-node", "node-uid")
+        );
+        let spec = lease.spec.unwrap();
+        assert_eq!(spec.holder_identity.as_deref(), Some("bursting-node"));
+        assert_eq!(spec.lease_duration_seconds, Some(40));
+        assert_eq!(spec.renew_time, Some(MicroTime(now)));
+        // Before the node is known, no owner.
+        assert!(
+            node_lease("n", None, 40, now)
+                .metadata
+                .owner_references
+                .is_none()
+        );
+    }
 
     #[test]
     fn node_object_carries_well_known_labels_taints_and_capacity() {
