@@ -207,11 +207,8 @@ entries! {
 /// cluster-wide scenario is not starved by a stream of confined ones.
 /// With extra clusters ([`crate::env::configure_extra_clusters`]) a cluster-wide scenario holds
 /// one of them (and its lock), so it excludes no confined scenario on the shared one.
-static FOOTPRINTS: [tokio::sync::RwLock<()>; crate::env::MAX_CLUSTERS] = [
-    tokio::sync::RwLock::const_new(()),
-    tokio::sync::RwLock::const_new(()),
-    tokio::sync::RwLock::const_new(()),
-];
+static FOOTPRINTS: [tokio::sync::RwLock<()>; crate::env::MAX_CLUSTERS] =
+    [const { tokio::sync::RwLock::const_new(()) }; crate::env::MAX_CLUSTERS];
 
 /// How a running scenario holds [`FOOTPRINT`].
 enum Footprint {

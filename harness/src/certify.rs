@@ -608,20 +608,22 @@ struct Batch {
     width: usize,
 }
 
-/// The order of a run. `--jobs 1`: every scenario alone, in catalogue order (today's order).
-/// More: the scenarios confined to their own namespace and CCI objects run together, `jobs` at
-/// a time; the cluster-wide ones ([`Entry::cluster_wide`]) each alone on a cluster: `extras` at
-/// once on extra clusters of their own (beside the confined batch), or with none one after
+/// The plan of a run: two lanes that run side by side, each its batches one after another.
+/// `--jobs 1`: every scenario alone, in catalogue order, in the first lane. More: the scenarios
+/// confined to their own namespace and CCI objects run together, `jobs` at a time; the
+/// cluster-wide ones ([`Entry::cluster_wide`]) each alone on a cluster: with `extras` extra
+/// clusters, `extras` at once in the second lane (beside the confined batch), else one after
 /// another after the confined batch. So no scenario's outcome depends on what runs beside it.
-fn schedule(runnable: &[Entry], jobs: usize, extras: usize) -> Vec<Batch> {
+fn schedule(runnable: &[Entry], jobs: usize, extras: usize) -> [Vec<Batch>; 2] {
     if jobs <= 1 {
-        return runnable
+        let each = runnable
             .iter()
             .map(|e| Batch {
                 entries: vec![*e],
                 width: 1,
             })
             .collect();
+        return [each, Vec::new()];
     }
     let (wide, confined): (Vec<Entry>, Vec<Entry>) =
         runnable.iter().partition(|e| e.cluster_wide());
@@ -634,17 +636,17 @@ fn schedule(runnable: &[Entry], jobs: usize, extras: usize) -> Vec<Batch> {
     }
     if extras > 0 && !wide.is_empty() {
         // Each on an extra cluster of its own (env::hold_extra_cluster), `extras` at once.
-        plan.push(Batch {
+        let beside = Batch {
             entries: wide,
             width: extras,
-        });
-    } else {
-        plan.extend(wide.into_iter().map(|e| Batch {
-            entries: vec![e],
-            width: 1,
-        }));
+        };
+        return [plan, vec![beside]];
     }
-    plan
+    plan.extend(wide.into_iter().map(|e| Batch {
+        entries: vec![e],
+        width: 1,
+    }));
+    [plan, Vec::new()]
 }
 
 /// The default `--jobs`: scenarios mostly wait on the cluster, so a few at a time even on two
@@ -706,12 +708,8 @@ pub async fn certify(options: &Options) -> Result<Report> {
     // On a local cluster with --jobs above 1 the cluster-wide scenarios get extra clusters of
     // their own, when something can run beside them; --jobs 1 keeps one cluster and the
     // catalogue's order.
-    if matches!(options.cluster, ClusterChoice::Local)
-        && options.jobs > 1
-        && wide > 0
-        && (wide > 1 || selected > wide)
-    {
-        crate::env::configure_extra_clusters(crate::env::default_extra_clusters().min(wide));
+    if matches!(options.cluster, ClusterChoice::Local) && options.jobs > 1 {
+        crate::env::configure_extra_clusters(crate::env::extra_clusters_for(wide, selected - wide));
     }
     let extras = crate::env::extra_clusters();
     let kubernetes = if selected > 0 {
@@ -781,13 +779,9 @@ pub async fn certify(options: &Options) -> Result<Report> {
             (outcomes, ran)
         }
     };
-    let plan = schedule(&runnable, options.jobs, extras);
-    // With extra clusters the cluster-wide scenarios run beside the confined ones.
-    let (wide, confined): (Vec<Batch>, Vec<Batch>) = plan
-        .into_iter()
-        .partition(|b| extras > 0 && b.entries.iter().all(Entry::cluster_wide));
+    let [shared_lane, extra_lane] = schedule(&runnable, options.jobs, extras);
     let ((mut outcomes, first), (more, second)) =
-        futures::join!(run_lane(confined), run_lane(wide));
+        futures::join!(run_lane(shared_lane), run_lane(extra_lane));
     outcomes.extend(more);
     let mut results: std::collections::HashMap<&str, (Outcome, f64)> = outcomes
         .into_iter()
@@ -1179,14 +1173,16 @@ mod tests {
                 .map(|b| b.entries.iter().map(|e| e.id).collect())
                 .collect()
         };
-        let sequential = schedule(&all, 1, 0);
+        let [sequential, none] = schedule(&all, 1, 0);
+        assert!(none.is_empty());
         assert_eq!(sequential.len(), all.len());
         assert!(sequential.iter().all(|b| b.width == 1));
         assert_eq!(
             ids(&sequential).concat(),
             all.iter().map(|e| e.id).collect::<Vec<_>>()
         );
-        let parallel = schedule(&all, 4, 0);
+        let [parallel, none] = schedule(&all, 4, 0);
+        assert!(none.is_empty());
         let first = &parallel[0];
         assert_eq!(first.width, 4);
         assert!(first.entries.iter().all(|e| !e.cluster_wide()));
@@ -1213,14 +1209,15 @@ mod tests {
             all.len(),
             "every scenario once"
         );
-        // With two extra clusters: the confined batch, then one batch of every cluster-wide
-        // scenario, two at a time (each on a cluster of its own).
-        let extra = schedule(&all, 4, 2);
-        assert_eq!(extra.len(), 2);
-        assert_eq!(extra[0].entries.len(), first.entries.len());
-        assert_eq!(extra[1].width, 2);
-        assert!(extra[1].entries.iter().all(Entry::cluster_wide));
-        assert_eq!(extra[1].entries.len(), parallel.len() - 1);
+        // With two extra clusters: the confined batch in the first lane, beside one batch of
+        // every cluster-wide scenario, two at a time (each on a cluster of its own).
+        let [shared, extra] = schedule(&all, 4, 2);
+        assert_eq!(shared.len(), 1);
+        assert_eq!(shared[0].entries.len(), first.entries.len());
+        assert_eq!(extra.len(), 1);
+        assert_eq!(extra[0].width, 2);
+        assert!(extra[0].entries.iter().all(Entry::cluster_wide));
+        assert_eq!(extra[0].entries.len(), parallel.len() - 1);
     }
 
     #[test]

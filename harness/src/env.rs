@@ -90,8 +90,6 @@ pub struct Env {
     local: Option<Local>,
     /// What the harness made on a kind cluster; `None` elsewhere.
     kind: Option<KindParts>,
-    /// See [`Env::lifecycle_lock`].
-    lifecycle: tokio::sync::Mutex<()>,
 }
 
 /// What the harness controls on a kind cluster it made: the cluster, the mock CCI's container,
@@ -149,7 +147,7 @@ pub const MAX_EXTRA_CLUSTERS: usize = 2;
 /// The environments of this process: `[0]` the shared one, the others the extra local clusters
 /// of the cluster-wide scenarios ([`configure_extra_clusters`]); each brought up on first use.
 static ENVS: [OnceLock<std::result::Result<Env, String>>; MAX_CLUSTERS] =
-    [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    [const { OnceLock::new() }; MAX_CLUSTERS];
 /// Set by [`configure_extra_clusters`].
 static EXTRA: OnceLock<usize> = OnceLock::new();
 /// The extra clusters no cluster-wide scenario holds now, and permits for them.
@@ -210,6 +208,17 @@ pub fn default_extra_clusters() -> usize {
     std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, MAX_EXTRA_CLUSTERS)
+}
+
+/// How many extra clusters to give a run of `wide` cluster-wide and `confined` confined
+/// scenarios (for [`configure_extra_clusters`]): none unless something runs beside a
+/// cluster-wide one, never more than there are cluster-wide ones.
+pub fn extra_clusters_for(wide: usize, confined: usize) -> usize {
+    if wide > 1 || (wide == 1 && confined > 0) {
+        default_extra_clusters().min(wide)
+    } else {
+        0
+    }
 }
 
 /// How many extra local clusters the cluster-wide scenarios have (0: they share the one).
@@ -276,21 +285,12 @@ pub async fn at(index: usize) -> Result<&'static Env> {
 pub async fn bring_up_all(confined: bool, wide: bool) -> Result<&'static Env> {
     let extras = if wide { extra_clusters() } else { 0 };
     let first = if confined || extras == 0 { 0 } else { 1 };
-    let mut all = futures::future::join_all((first..=extras.max(first)).map(at))
+    // Never empty: `first` is at most `extras`, or 0.
+    let envs = futures::future::join_all((first..=extras.max(first)).map(at))
         .await
-        .into_iter();
-    let env = all.next().unwrap_or_else(|| at_none(first));
-    for other in all {
-        other?;
-    }
-    env
-}
-
-fn at_none(index: usize) -> Result<&'static Env> {
-    Err(Error::Step {
-        step: format!("bring up environment {index}"),
-        detail: "nothing to bring up".into(),
-    })
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?;
+    Ok(envs[0])
 }
 
 /// The environment shared by every scenario of this process, brought up on first use.
@@ -343,16 +343,7 @@ impl Env {
             cluster_id: existing.cluster_id,
             local: None,
             kind: None,
-            lifecycle: tokio::sync::Mutex::const_new(()),
         }
-    }
-
-    /// Serializes the scenarios that change the add-on or other cluster-wide state of this
-    /// environment (install, upgrade, uninstall, node labels); hold the guard for the whole
-    /// scenario. (`catalogue::run` already runs a cluster-wide scenario alone; this also holds
-    /// for a body run any other way.)
-    pub async fn lifecycle_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.lifecycle.lock().await
     }
 
     /// What this environment offers scenarios beyond the cluster's API and CCI's public API.
@@ -533,7 +524,6 @@ impl Env {
             cluster_id,
             logs,
             kind: None,
-            lifecycle: tokio::sync::Mutex::const_new(()),
             local: Some(Local {
                 cluster: Mutex::new(cluster),
                 mock_admin,
@@ -665,7 +655,6 @@ impl Env {
             cluster_id,
             logs,
             local: None,
-            lifecycle: tokio::sync::Mutex::const_new(()),
             kind: Some(KindParts {
                 cluster: Mutex::new(cluster),
                 mock,
@@ -1103,4 +1092,28 @@ async fn printed_address(log: &Path, prefix: &str, who: &str) -> Result<String> 
         || async { tail_file(log, 20) },
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extra_clusters_only_when_something_runs_beside_a_cluster_wide_scenario() {
+        let most = default_extra_clusters();
+        assert!((1..=MAX_EXTRA_CLUSTERS).contains(&most));
+        assert_eq!(extra_clusters_for(0, 30), 0, "nothing cluster-wide");
+        assert_eq!(
+            extra_clusters_for(1, 0),
+            0,
+            "one alone: the shared cluster will do"
+        );
+        assert_eq!(
+            extra_clusters_for(1, 5),
+            1,
+            "never more than the cluster-wide ones"
+        );
+        assert_eq!(extra_clusters_for(4, 0), most.min(4));
+        assert_eq!(extra_clusters_for(22, 27), most);
+    }
 }

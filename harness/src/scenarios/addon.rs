@@ -1,8 +1,9 @@
 //! The add-on's own lifecycle (`BEHAVIOR.md` §2, §8, §9, §10): install preconditions (INST-01..03),
 //! uninstall (UN-01..04), upgrade and rollback (UP-01..03), network interconnect (NET-01, NET-02).
 //!
-//! Every body here changes cluster-wide state (the add-on in `kube-system`, nodes), so each holds
-//! [`crate::env::lifecycle_lock`] and leaves the add-on as the environment installed it
+//! Every body here changes cluster-wide state (the add-on in `kube-system`, nodes): each needs
+//! the installer, which makes it cluster-wide, so `catalogue::run` runs it alone on its
+//! environment; each leaves the add-on as the environment installed it
 //! ([`crate::env::Env::restore_addon`]), also when it fails.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -35,13 +36,12 @@ fn release() -> anyhow::Result<Release> {
     Release::parse(crate::env::release()).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-/// Runs `body` holding the lifecycle lock, then puts the add-on back as the environment
-/// installed it, whether the body passed or not.
+/// Runs `body`, then puts the add-on back as the environment installed it, whether the body
+/// passed or not.
 async fn serially<'a, F>(s: &'a Scenario, body: F) -> anyhow::Result<Outcome>
 where
     F: std::future::Future<Output = anyhow::Result<Outcome>> + Send + 'a,
 {
-    let _guard = s.env.lifecycle_lock().await;
     let outcome = body.await;
     let restored = s.env.restore_addon().await;
     match (outcome, restored) {

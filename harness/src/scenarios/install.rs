@@ -282,11 +282,10 @@ fn volcano_pod(name: &str, claim_name: &str) -> anyhow::Result<Pod> {
 /// the virtual node and has nothing on CCI. With `v1.17.11` the same pod is mutated for the
 /// virtual node and gets no such event; bound to the node its affinity requires, as Volcano's
 /// scheduler would bind it, it runs on CCI with its claim. The Deployment (and the namespace,
-/// if the scenario made it) is removed at the end; the scenario holds the lifecycle lock, as
-/// the Volcano install is cluster-wide.
+/// if the scenario made it) is removed at the end; the Volcano install is cluster-wide, and so
+/// is the scenario (it needs the installer), so it runs alone.
 pub fn inst_05(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(async move {
-        let _cluster_wide = s.env.lifecycle_lock().await;
         let namespaces: Api<Namespace> = Api::all(s.client.clone());
         let made_namespace = match namespaces
             .create(
