@@ -106,10 +106,11 @@ async fn get_job(s: &Scenario, name: &str) -> crate::Result<Job> {
         })
 }
 
-/// WL-04: the seed's Job. With `activeDeadlineSeconds: 10` and containers that run until stopped it
-/// fails with `DeadlineExceeded` and its CCI pods are gone; without the deadline (the seed's
-/// perl, which the harness's mock completes after `--compute-time-ms`, 1 s) it completes 50, every pod
-/// on the virtual node, and the mock never held more than 5 of its pods active at once.
+/// WL-04: the seed's Job. With `activeDeadlineSeconds: 10` and containers that run until
+/// stopped it fails with `DeadlineExceeded` and its CCI pods are gone; without the deadline
+/// (the seed's perl, which the harness's mock completes after `--compute-time-ms`, 1 s) it
+/// completes 50, every pod on the virtual node, and the mock never held more than 5 of its pods
+/// active at once.
 ///
 /// The peak is read per Job: CCI pods carry their cluster pod's labels (engine/src/translate.rs),
 /// and the Job controller labels its pods `job-name` and [`JOB_UID_LABEL`], so pods of the
