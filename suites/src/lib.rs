@@ -53,10 +53,18 @@ pub fn other_side_of_gates(release: &str) -> Vec<Entry> {
         .collect()
 }
 
-/// One trial per entry, in run order: confined scenarios first, cluster-wide ones after.
-pub fn trials(mut entries: Vec<Entry>) -> Vec<Trial> {
+/// One trial per entry, in run order ([`in_run_order`]).
+pub fn trials(entries: Vec<Entry>) -> Vec<Trial> {
+    in_run_order(entries)
+        .into_iter()
+        .map(scenario_trial)
+        .collect()
+}
+
+/// Confined scenarios first, cluster-wide ones after (each group in catalogue order).
+fn in_run_order(mut entries: Vec<Entry>) -> Vec<Entry> {
     entries.sort_by_key(Entry::cluster_wide);
-    entries.into_iter().map(|e| scenario_trial(e.id)).collect()
+    entries
 }
 
 /// Paces the confined scenarios: [`burstcert::certify::default_jobs`] at once.
@@ -65,9 +73,9 @@ fn confined_permits() -> &'static tokio::sync::Semaphore {
     PERMITS.get_or_init(|| tokio::sync::Semaphore::new(burstcert::certify::default_jobs()))
 }
 
-/// The trial that runs scenario `id` through `burstcert::catalogue::run`.
-pub fn scenario_trial(id: &'static str) -> Trial {
-    let wide = catalogue::find(id).is_some_and(|e| e.cluster_wide());
+/// The trial that runs `entry` through `burstcert::catalogue::run`.
+pub fn scenario_trial(entry: Entry) -> Trial {
+    let (id, wide) = (entry.id, entry.cluster_wide());
     Trial::ignorable_test(trial_name(id), move || {
         let outcome = block_on(async {
             // A cluster-wide scenario is paced by the harness (alone on its environment).
@@ -102,12 +110,18 @@ pub fn block_on<T>(future: impl Future<Output = T>) -> Result<T, Failed> {
     Ok(runtime.block_on(future))
 }
 
-/// A suite binary's `main`: runs `trials` with the engine at `release` (`None`: the default),
-/// parsing libtest's arguments; `--test-threads` defaults to one per trial (the harness paces
-/// them, see the crate docs), and with `extra_clusters` the cluster-wide scenarios get extra
-/// local clusters when there is something to run beside them (`--test-threads 1`: one cluster, one scenario at a
-/// time, in the order above).
-pub fn main(release: Option<&str>, trials: Vec<Trial>, extra_clusters: bool) -> ExitCode {
+/// A suite binary's `main`: runs a trial per entry ([`trials`]) after the hand-written `more`
+/// (confined to their namespace), with the engine at `release` (`None`: the default), parsing
+/// libtest's arguments. `--test-threads` defaults to one per trial (the harness paces them, see
+/// the crate docs); with `extra_clusters` the cluster-wide scenarios get extra local clusters
+/// when something runs beside them (`--test-threads 1`: one cluster, one scenario at a time, in
+/// that order).
+pub fn main(
+    release: Option<&str>,
+    entries: Vec<Entry>,
+    more: Vec<Trial>,
+    extra_clusters: bool,
+) -> ExitCode {
     let mut args = Arguments::from_args();
     if let Some(release) = release
         && !burstcert::env::configure_release(release)
@@ -115,31 +129,38 @@ pub fn main(release: Option<&str>, trials: Vec<Trial>, extra_clusters: bool) -> 
         eprintln!("this suite runs the engine as {release} only");
         return ExitCode::FAILURE;
     }
-    let selected: Vec<&str> = trials
-        .iter()
-        .filter(|t| !args.is_filtered_out(t))
-        .map(Trial::name)
-        .collect();
-    let kinds: Vec<bool> = every_scenario()
-        .iter()
-        .filter(|e| selected.contains(&trial_name(e.id).as_str()))
-        .map(Entry::cluster_wide)
-        .collect();
-    let threads = *args.test_threads.get_or_insert(trials.len().max(1));
-    let wide = kinds.iter().filter(|w| **w).count();
-    // Extra clusters only pay when cluster-wide scenarios run beside others.
-    if extra_clusters && threads > 1 && wide > 0 && (wide > 1 || kinds.contains(&false)) {
-        burstcert::env::configure_extra_clusters(
-            burstcert::env::default_extra_clusters().min(wide),
-        );
+    let mut confined = more.iter().filter(|t| !args.is_filtered_out(t)).count();
+    let mut wide = 0;
+    let mut all = more;
+    for entry in in_run_order(entries) {
+        let trial = scenario_trial(entry);
+        if !args.is_filtered_out(&trial) {
+            if entry.cluster_wide() {
+                wide += 1;
+            } else {
+                confined += 1;
+            }
+        }
+        all.push(trial);
     }
-    libtest_mimic::run(&args, trials).exit_code()
+    let threads = *args.test_threads.get_or_insert(all.len().max(1));
+    if extra_clusters && threads > 1 {
+        burstcert::env::configure_extra_clusters(burstcert::env::extra_clusters_for(
+            wide, confined,
+        ));
+    }
+    libtest_mimic::run(&args, all).exit_code()
 }
 
 /// A gates binary's `main`: the gated scenarios [`other_side_of_gates`] puts on the other side
 /// at `release`, on one cluster (a handful of scenarios, most of them seconds long).
 pub fn gates_main(release: &str) -> ExitCode {
-    main(Some(release), trials(other_side_of_gates(release)), false)
+    main(
+        Some(release),
+        other_side_of_gates(release),
+        Vec::new(),
+        false,
+    )
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Every scenario of the catalogue (and the proposed ones) at the default release, in one binary
-//! with one environment (one link, one bring-up): `cargo test -p suites --test scenarios` runs
+//! sharing its clusters (one link, one bring-up): `cargo test -p suites --test scenarios` runs
 //! them all, `… -- vol::` one family, `… -- vol_05` one scenario (trials are generated from
 //! `burstcert::catalogue` by `suites`, see its docs).
 //!
@@ -12,13 +12,8 @@ use burstcert::scenario::{Outcome, Scenario};
 use libtest_mimic::{Failed, Trial};
 
 fn main() -> ExitCode {
-    let mut trials = suites::trials(suites::every_scenario());
-    // Confined to its namespace: first, with the other confined ones.
-    trials.insert(
-        0,
-        Trial::test("vk::kubectl_logs_of_a_burst_pod", kubectl_logs),
-    );
-    suites::main(None, trials, true)
+    let logs = Trial::test("vk::kubectl_logs_of_a_burst_pod", kubectl_logs);
+    suites::main(None, suites::every_scenario(), vec![logs], true)
 }
 
 /// Not a SCENARIOS.md ID, so not in the catalogue: `kubectl logs` of a burst pod goes from the
