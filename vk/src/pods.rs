@@ -327,13 +327,16 @@ impl<P: Provider> PodController<P> {
 
     /// The pod is being deleted: remove the remote pod, then finish the deletion in the cluster
     /// (grace period 0), which is the kubelet's part of deleting a pod.
+    /// `ask_provider` ([`decide::reconcile`]): not asked yet for this UID.
     async fn finalize(&self, key: &PodKey, pod: &CachedPod, ask_provider: bool) -> Result<()> {
-        if ask_provider
-            && lock(&self.deleting).insert(uid(pod).to_owned())
-            && let Err(e) = self.delete_remote(&pod.to_pod()?).await
-        {
-            lock(&self.deleting).remove(uid(pod));
-            return Err(e);
+        if ask_provider {
+            let remote = pod.to_pod()?;
+            lock(&self.deleting).insert(uid(pod).to_owned());
+            if let Err(e) = self.delete_remote(&remote).await {
+                // Asked again on the retry.
+                lock(&self.deleting).remove(uid(pod));
+                return Err(e);
+            }
         }
         let params = DeleteParams {
             grace_period_seconds: Some(0),
