@@ -82,11 +82,13 @@ pub fn on_sigterm_from_command(command: &[String], args: &[String]) -> OnSigterm
     if command.is_empty() {
         return OnSigterm::Exit;
     }
-    let script = command.iter().chain(args).map(String::as_str);
-    let traps_term = script
-        .clone()
-        .any(|word| word.split_whitespace().any(|w| w == "trap"))
-        && script.clone().any(|word| word.contains("TERM"));
+    let script = command
+        .iter()
+        .chain(args)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let traps_term = script.split_whitespace().any(|w| w == "trap") && script.contains("TERM");
     if traps_term {
         OnSigterm::Exit
     } else {
