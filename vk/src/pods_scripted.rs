@@ -204,14 +204,20 @@ async fn answer<T>(
     }
 }
 
+/// One reconcile of `name` that must succeed without a request to the API server.
+async fn reconcile_sending_nothing(c: &PodController<Fake>, api: &mut Handle, name: &str) {
+    scripted(api, c.reconcile(&key(name)), vec![])
+        .await
+        .0
+        .unwrap();
+}
+
 #[tokio::test]
 async fn a_new_pod_is_created_once_and_an_unchanged_one_is_left_alone() {
     let (c, mut writer, mut api) = controller(Fake::default());
     cache(&mut writer, &pod("web", "u1"));
-    let (done, _) = scripted(&mut api, c.reconcile(&key("web")), vec![]).await;
-    done.unwrap();
-    let (done, _) = scripted(&mut api, c.reconcile(&key("web")), vec![]).await;
-    done.unwrap();
+    reconcile_sending_nothing(&c, &mut api, "web").await;
+    reconcile_sending_nothing(&c, &mut api, "web").await;
     assert_eq!(c.provider.calls(), ["create ns/web"]);
 }
 
@@ -257,8 +263,7 @@ async fn a_refused_pod_gets_a_warning_event_and_its_status_says_why_and_is_not_r
     assert_eq!(bodies[1]["status"]["reason"], "ProviderFailed");
     assert_eq!(bodies[1]["status"]["message"], "no such flavour");
     // Refused and unchanged: neither the provider nor the API server hears of it again.
-    let (done, _) = scripted(&mut api, c.reconcile(&key("web")), vec![]).await;
-    done.unwrap();
+    reconcile_sending_nothing(&c, &mut api, "web").await;
     assert_eq!(c.provider.calls(), ["create ns/web"]);
 }
 
@@ -304,15 +309,9 @@ async fn a_pod_replaced_under_the_same_name_has_the_old_remote_pod_deleted_befor
  {
     let (c, mut writer, mut api) = controller(Fake::default());
     cache(&mut writer, &pod("web", "u1"));
-    scripted(&mut api, c.reconcile(&key("web")), vec![])
-        .await
-        .0
-        .unwrap();
+    reconcile_sending_nothing(&c, &mut api, "web").await;
     cache(&mut writer, &pod("web", "u2"));
-    scripted(&mut api, c.reconcile(&key("web")), vec![])
-        .await
-        .0
-        .unwrap();
+    reconcile_sending_nothing(&c, &mut api, "web").await;
     assert_eq!(
         c.provider.calls(),
         ["create ns/web", "delete ns/web u1", "create ns/web"]
@@ -342,10 +341,7 @@ async fn the_orphan_sweep_deletes_only_remote_pods_the_api_server_confirms_gone(
     ];
     let (c, mut writer, mut api) = controller(fake);
     cache(&mut writer, &pod("cached", "u1"));
-    scripted(&mut api, c.reconcile(&key("cached")), vec![])
-        .await
-        .0
-        .unwrap();
+    reconcile_sending_nothing(&c, &mut api, "cached").await;
     let (done, _) = scripted(
         &mut api,
         c.sweep_orphans(),
@@ -402,10 +398,7 @@ async fn the_status_round_patches_a_changed_status_once_with_the_pods_resource_v
     }];
     let (c, mut writer, mut api) = controller(fake);
     cache(&mut writer, &pod("web", "u1"));
-    scripted(&mut api, c.reconcile(&key("web")), vec![])
-        .await
-        .0
-        .unwrap();
+    reconcile_sending_nothing(&c, &mut api, "web").await;
     let (_, bodies) = scripted(&mut api, c.sync_statuses(), vec![web_status_patch()]).await;
     assert_eq!(bodies[0]["status"]["phase"], "Running");
     assert_eq!(bodies[0]["metadata"]["resourceVersion"], "7");
@@ -418,29 +411,17 @@ async fn a_created_pod_whose_spec_or_annotations_change_is_updated_and_only_then
     let (c, mut writer, mut api) = controller(Fake::default());
     let mut web = pod("web", "u1");
     cache(&mut writer, &web);
-    scripted(&mut api, c.reconcile(&key("web")), vec![])
-        .await
-        .0
-        .unwrap();
+    reconcile_sending_nothing(&c, &mut api, "web").await;
     // A status change (the controller's own patch coming back) is not the provider's input.
     web.status.as_mut().unwrap().phase = Some("Running".into());
     cache(&mut writer, &web);
-    scripted(&mut api, c.reconcile(&key("web")), vec![])
-        .await
-        .0
-        .unwrap();
+    reconcile_sending_nothing(&c, &mut api, "web").await;
     web.spec.as_mut().unwrap().active_deadline_seconds = Some(60);
     cache(&mut writer, &web);
-    scripted(&mut api, c.reconcile(&key("web")), vec![])
-        .await
-        .0
-        .unwrap();
+    reconcile_sending_nothing(&c, &mut api, "web").await;
     web.metadata.annotations = Some([("a".to_owned(), "b".to_owned())].into());
     cache(&mut writer, &web);
-    scripted(&mut api, c.reconcile(&key("web")), vec![])
-        .await
-        .0
-        .unwrap();
+    reconcile_sending_nothing(&c, &mut api, "web").await;
     assert_eq!(
         c.provider.calls(),
         ["create ns/web", "update ns/web", "update ns/web"]
@@ -452,20 +433,11 @@ async fn a_pod_that_vanished_from_the_cache_has_its_remote_pod_deleted_once() {
     let (c, mut writer, mut api) = controller(Fake::default());
     let web = pod("web", "u1");
     cache(&mut writer, &web);
-    scripted(&mut api, c.reconcile(&key("web")), vec![])
-        .await
-        .0
-        .unwrap();
+    reconcile_sending_nothing(&c, &mut api, "web").await;
     writer.apply_watcher_event(&watcher::Event::Delete(CachedPod::from_pod(&web)));
-    scripted(&mut api, c.reconcile(&key("web")), vec![])
-        .await
-        .0
-        .unwrap();
+    reconcile_sending_nothing(&c, &mut api, "web").await;
     // Forgotten: a second reconcile of the name finds nothing to do.
-    scripted(&mut api, c.reconcile(&key("web")), vec![])
-        .await
-        .0
-        .unwrap();
+    reconcile_sending_nothing(&c, &mut api, "web").await;
     assert_eq!(c.provider.calls(), ["create ns/web", "delete ns/web u1"]);
 }
 
@@ -506,10 +478,7 @@ async fn a_pod_the_provider_fails_gets_an_event_and_is_marked_failed_with_the_re
 async fn a_created_pod_missing_from_the_provider_is_marked_failed_at_the_third_round_only() {
     let (c, mut writer, mut api) = controller(Fake::default());
     cache(&mut writer, &pod("web", "u1"));
-    scripted(&mut api, c.reconcile(&key("web")), vec![])
-        .await
-        .0
-        .unwrap();
+    reconcile_sending_nothing(&c, &mut api, "web").await;
     // One or two misses can be a list racing a create.
     scripted(&mut api, c.sync_statuses(), vec![]).await;
     scripted(&mut api, c.sync_statuses(), vec![]).await;
