@@ -690,14 +690,39 @@ impl Env {
                 if state.status == Status::Running && state.params == *defaults {
                     return Ok(());
                 }
-                lifecycle::upgrade(&client, defaults, target, &quiet).await
+                lifecycle::upgrade(&client, defaults, target, &quiet).await?;
             }
             Some(_) => {
                 lifecycle::force_remove(&client).await?;
-                lifecycle::install(&client, defaults, target, &quiet).await
+                lifecycle::install(&client, defaults, target, &quiet).await?;
             }
-            None => lifecycle::install(&client, defaults, target, &quiet).await,
+            None => lifecycle::install(&client, defaults, target, &quiet).await?,
         }
+        // Back as installed means the replaced release's pods are gone too: while they drain
+        // they still hold slots on their node, which the next scenario on this cluster may count
+        // (INST-03 failed so in CI, right after UP-02's rollback on the same extra cluster).
+        let pods: Api<k8s_openapi::api::core::v1::Pod> =
+            Api::namespaced(client.clone(), render::NAMESPACE);
+        crate::wait::until(
+            "the replaced add-on pods to be gone",
+            Duration::from_secs(60),
+            || async {
+                let list = pods
+                    .list(&kube::api::ListParams::default().labels(&render::selector()))
+                    .await
+                    .map_err(|source| Error::Kube {
+                        context: "list the add-on's pods".into(),
+                        source,
+                    })?;
+                let draining = list
+                    .items
+                    .iter()
+                    .any(|p| p.metadata.deletion_timestamp.is_some());
+                Ok((!draining).then_some(()))
+            },
+            || lifecycle::diagnose(&client),
+        )
+        .await
     }
 
     /// A new kube client for this environment (clients belong to the runtime that made them,
