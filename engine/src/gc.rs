@@ -183,6 +183,11 @@ pub async fn collect_within(
         removed: Removed::default(),
     };
     let existed = gc.resources(deadline).await?;
+    let scope = if crate::breakage::is(crate::breakage::Breakage::GcKeepsNamespace) {
+        Scope::Resources
+    } else {
+        scope
+    };
     let namespace_outcome = match (existed, scope) {
         (false, _) => NamespaceOutcome::Absent,
         (true, Scope::Resources) => NamespaceOutcome::Kept,

@@ -9,8 +9,10 @@
 //! - [`lock`]: the node lock taken when CCI is sold out.
 //! - [`proxy`]: the network-interconnect proxy's registration on CCI.
 //! - [`gc`]: the uninstall gc of a cluster's CCI namespace.
+//! - [`breakage`]: deliberate breakages for `burstcert breakages` (feature `breakages` only).
 #![warn(missing_docs)]
 
+pub mod breakage;
 pub mod cci;
 pub mod cluster;
 mod error;

@@ -24,6 +24,7 @@ use kube::api::{Api, Patch, PatchParams};
 use tokio::sync::Notify;
 
 use crate::REASON_SOLD_OUT;
+use crate::breakage::Breakage;
 
 /// Annotation on the virtual node: when the current lock ends (RFC 3339).
 pub const ANNOTATION_LOCKED_UNTIL: &str = "bursting.cci.io/locked-until";
@@ -177,6 +178,25 @@ impl NodeLock {
         };
         let now = Timestamp::now();
         let action = decide(&node, now);
+        if action == LockAction::Release && crate::breakage::is(Breakage::LockNeverExpires) {
+            return RECHECK;
+        }
+        if action == LockAction::DropAnnotation && crate::breakage::is(Breakage::UncordonRelocks) {
+            // The bug: a recorded lock is put back, whoever lifted it.
+            if let Some(Ok(until)) = locked_until(&node)
+                && until > now
+            {
+                let _ = self
+                    .nodes
+                    .patch(
+                        &self.name,
+                        &PatchParams::default(),
+                        &Patch::Merge(&lock_patch(until)),
+                    )
+                    .await;
+                return RECHECK;
+            }
+        }
         match action {
             LockAction::Nothing => RECHECK,
             LockAction::WaitUntil(until) => {

@@ -97,6 +97,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use burst_rules::release::Release;
+use bursting_engine::breakage::{self, Breakage};
 use bursting_engine::gc::Scope;
 use bursting_engine::lock::NodeLock;
 use bursting_engine::node::{self, cci_node_config};
@@ -280,7 +281,20 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    // Only a build with the feature `breakages` reads the variable (see `breakage`); a name it
+    // does not know must not run an intact engine that then "passes" as a broken one.
+    match bursting_engine::breakage::from_env() {
+        Ok(None) => {}
+        Ok(Some(b)) => tracing::warn!(
+            breakage = b.name(),
+            "BREAKAGE ACTIVE: {}: {}",
+            b.name(),
+            b.description()
+        ),
+        Err(e) => anyhow::bail!("refusing to start: {e}"),
+    }
+    match cli.command {
         Command::VirtualKubelet(args) => virtual_kubelet(*args).await,
         Command::Webhook(args) => webhook(args).await,
         Command::Proxy(args) => proxy(args).await,
@@ -484,13 +498,22 @@ async fn virtual_kubelet(args: VirtualKubeletArgs) -> anyhow::Result<()> {
         vk::NodeResources {
             cpu: args.node_cpu,
             memory: args.node_memory,
-            pods: args.node_pods,
+            pods: if breakage::is(Breakage::NodePodCapacityTooSmall) {
+                "3".into()
+            } else {
+                args.node_pods
+            },
         },
     );
     node.kubelet_port = i32::from(args.kubelet_port);
     let mut config = vk::Config::new(node);
     config.status_interval = Duration::from_millis(args.status_interval_ms);
-    config.lease_interval = Duration::from_secs(args.lease_interval_secs);
+    config.lease_interval = if breakage::is(Breakage::LeaseNotRenewed) {
+        // Created at start, then never again within any test's patience.
+        Duration::from_secs(24 * 3600)
+    } else {
+        Duration::from_secs(args.lease_interval_secs)
+    };
     config.kubelet_listen = kubelet_listen;
     config.kubelet_client_ca = kubelet_client_ca;
 

@@ -75,6 +75,7 @@ use vk::RemotePod;
 
 use burst_rules::release::Release;
 
+use crate::breakage::{self, Breakage};
 use crate::cci::CciClient;
 use crate::cluster::{ClusterObject, ClusterObjects, PodAnnotator};
 use crate::lock::NodeLock;
@@ -310,7 +311,7 @@ impl CciProvider {
         for (key, optional) in &refs {
             match self.cluster.get(key).await? {
                 Some(object) => self.copy(key, &object).await?,
-                None if *optional => {
+                None if *optional && !breakage::is(Breakage::OptionalObjectRequired) => {
                     tracing::debug!(object = %key, "optional object missing; not mirrored");
                 }
                 None => {
@@ -326,6 +327,17 @@ impl CciProvider {
             Err(e) if e.code() == Some(409) => {
                 let existing = self.client.get_pod(&self.namespace, &name).await?;
                 match cluster_uid_of(&existing) {
+                    Some(found)
+                        if found == uid && breakage::is(Breakage::ConflictCreatesDuplicate) =>
+                    {
+                        // The bug: "the name is taken, so try another one".
+                        let mut again = cci.clone();
+                        again.metadata.name = Some(format!("{name}-retry"));
+                        self.client
+                            .create_pod(&self.namespace, &again)
+                            .await
+                            .map(|_| ())
+                    }
                     Some(found) if found == uid => Ok(()),
                     found => Err(Error::NameTaken {
                         namespace: self.namespace.clone(),
@@ -434,7 +446,18 @@ impl CciProvider {
                 self.upsert(key, &translate::cci_config_map(o, id), true)
                     .await
             }
-            ClusterObject::Secret(o) => self.upsert(key, &translate::cci_secret(o, id), true).await,
+            ClusterObject::Secret(o) => {
+                if breakage::is(Breakage::SecretDataLogged) {
+                    let data: Vec<String> = o
+                        .data
+                        .iter()
+                        .flatten()
+                        .map(|(k, v)| format!("{k}={}", String::from_utf8_lossy(&v.0)))
+                        .collect();
+                    tracing::info!(object = %key, ?data, "mirroring secret");
+                }
+                self.upsert(key, &translate::cci_secret(o, id), true).await
+            }
             ClusterObject::PersistentVolumeClaim(o) => {
                 self.upsert(key, &translate::cci_claim(o, id), false).await
             }
@@ -474,7 +497,10 @@ impl CciProvider {
     pub async fn refresh(&self, key: &ObjectKey) -> Result<()> {
         // NB: held across the copy, so a copy is never re-created after its last user left.
         let mut mirrors = self.mirrors.lock().await;
-        if !mirrors.users.contains_key(key) {
+        if !mirrors.users.contains_key(key)
+            || (key.kind == ObjectKind::ConfigMap
+                && breakage::is(Breakage::ConfigMapUpdateNotMirrored))
+        {
             return Ok(());
         }
         let Some(object) = self.cluster.get(key).await? else {
@@ -610,13 +636,17 @@ impl CciProvider {
         };
         // NB: the grace period of the cluster delete, which the CCI pod does not carry (the
         // translation drops terminationGracePeriodSeconds).
-        self.delete_pod_only(
-            m.uid.as_deref(),
-            namespace,
-            name,
-            m.deletion_grace_period_seconds,
-        )
-        .await?;
+        if breakage::is(Breakage::DeleteNotSent) {
+            tracing::info!(pod = %format!("{namespace}/{name}"), "deleted CCI pod");
+            return Ok(());
+        }
+        let grace = if breakage::is(Breakage::GracePeriodDropped) {
+            None
+        } else {
+            m.deletion_grace_period_seconds
+        };
+        self.delete_pod_only(m.uid.as_deref(), namespace, name, grace)
+            .await?;
         if let Some(uid) = m.uid.as_deref() {
             self.release(uid).await?;
         }
@@ -672,6 +702,12 @@ impl CciProvider {
                 .items
                 .iter()
                 .filter_map(translate::remote_pod)
+                .map(|mut remote| {
+                    if breakage::is(Breakage::StatusNotSynced) {
+                        remote.status = None;
+                    }
+                    remote
+                })
                 .collect()),
             Err(e) if e.code() == Some(404) => Ok(Vec::new()),
             Err(e) => Err(e),
@@ -702,6 +738,7 @@ impl vk::Provider for CciProvider {
         let result = self.create(pod).await.map_err(vk::Error::from);
         if let (Err(e), Some(lock)) = (&result, &self.node_lock)
             && crate::lock::locks_node(e)
+            && !breakage::is(Breakage::SoldOutDoesNotLock)
         {
             // Before the pod is reported Failed: whoever sees the failure sees the lock.
             lock.engage().await;

@@ -52,7 +52,9 @@ const CONFLICT_RETRIES: usize = 5;
 /// speaks v1, so pods burst before an upgrade keep reaching Services.
 pub fn protocols(release: Release) -> Vec<String> {
     let mut protocols = vec![SIDECAR_PROTOCOL_V1.to_string()];
-    if release.allows(Gate::SidecarV2) {
+    if release.allows(Gate::SidecarV2)
+        && !crate::breakage::is(crate::breakage::Breakage::ProxySpeaksV1Only)
+    {
         protocols.push(SIDECAR_PROTOCOL_V2.to_string());
     }
     protocols

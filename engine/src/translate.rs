@@ -108,6 +108,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+use crate::breakage::{self, Breakage};
 use crate::{Error, Result};
 
 /// Longest CCI pod name (a DNS-1123 subdomain).
@@ -136,7 +137,7 @@ pub const SIDECAR_PROTOCOL_V2: &str = "v2";
 /// The sidecar protocol a pod burst by `release` speaks: [`SIDECAR_PROTOCOL_V2`] when the
 /// release allows [`Gate::SidecarV2`], else [`SIDECAR_PROTOCOL_V1`].
 pub fn sidecar_protocol(release: Release) -> &'static str {
-    if release.allows(Gate::SidecarV2) {
+    if release.allows(Gate::SidecarV2) && !breakage::is(Breakage::SidecarAlwaysV1) {
         SIDECAR_PROTOCOL_V2
     } else {
         SIDECAR_PROTOCOL_V1
@@ -548,6 +549,14 @@ pub fn to_cci_pod(
             dropped.insert(v.name.as_str());
             continue;
         }
+        if breakage::is(Breakage::LocaltimeHostPathDropped)
+            && v.host_path
+                .as_ref()
+                .is_some_and(|h| h.path == LOCALTIME_PATH)
+        {
+            dropped.insert(v.name.as_str());
+            continue;
+        }
         // NB: without a token Secret the name is never used: the pod waits, below.
         let token = token_secret.unwrap_or_default();
         volumes.push(to_cci_volume(namespace, token, release, v).map_err(refuse)?);
@@ -583,7 +592,17 @@ pub fn to_cci_pod(
     // largest init container). The translated containers hold only their requests, so when a
     // limit makes the pod larger than they add up to, the size is pinned for CCI (which sizes a
     // pod from its containers unless pod-size-specs names a larger flavour).
-    let sizing = burst_rules::flavour::size(spec, pinned.map(String::as_str))
+    let without_init;
+    let sized = if breakage::is(Breakage::InitContainersNotSized) {
+        without_init = PodSpec {
+            init_containers: None,
+            ..spec.clone()
+        };
+        &without_init
+    } else {
+        spec
+    };
+    let sizing = burst_rules::flavour::size(sized, pinned.map(String::as_str))
         .map_err(|e| refuse(e.to_string()))?;
     if token_secret.is_none()
         && let Some(account) = token_account(pod)
@@ -610,7 +629,11 @@ pub fn to_cci_pod(
     } else if containers_round_to != Some(sizing.flavour) {
         annotations.insert(ANNOTATION_POD_SIZE_SPECS.to_string(), sizing.flavour.spec());
     }
-    let mut labels = pod.metadata.labels.clone().unwrap_or_default();
+    let mut labels = if breakage::is(Breakage::ClusterLabelsDropped) {
+        BTreeMap::new()
+    } else {
+        pod.metadata.labels.clone().unwrap_or_default()
+    };
     // NB: inserted last, so a cluster label of the same key never hides the pod's identity.
     labels.insert(LABEL_CLUSTER_POD_UID.to_string(), uid.to_string());
     let metadata = ObjectMeta {
@@ -647,8 +670,12 @@ fn to_cci_volume(
         ..Volume::default()
     };
     if let Some(s) = &v.empty_dir {
+        let mut s = s.clone();
+        if breakage::is(Breakage::EmptyDirSizeLimitDropped) {
+            s.size_limit = None;
+        }
         return Ok(Volume {
-            empty_dir: Some(s.clone()),
+            empty_dir: Some(s),
             ..out
         });
     }
@@ -768,6 +795,14 @@ fn to_cci_projection(
             ..VolumeProjection::default()
         });
     }
+    if let Some(t) = &s.service_account_token
+        && breakage::is(Breakage::ProjectedTokenPassedThrough)
+    {
+        return Ok(VolumeProjection {
+            service_account_token: Some(t.clone()),
+            ..VolumeProjection::default()
+        });
+    }
     if let Some(t) = &s.service_account_token {
         // §5: the long-lived token of the service account's token Secret; expirationSeconds and
         // audience have no effect.
@@ -803,7 +838,11 @@ fn to_cci_container(
                 value_from: e.value_from.as_ref().map(|s| EnvVarSource {
                     config_map_key_ref: s.config_map_key_ref.as_ref().map(|r| {
                         ConfigMapKeySelector {
-                            name: rename(&r.name),
+                            name: if breakage::is(Breakage::EnvConfigMapRefNotRenamed) {
+                                r.name.clone()
+                            } else {
+                                rename(&r.name)
+                            },
                             ..r.clone()
                         }
                     }),
@@ -909,7 +948,11 @@ fn limits_equal_requests(
                 // Both are read, so an unusable limit is refused even though the request wins.
                 millis("limits", resource, lim)?;
                 millis("requests", resource, req)?;
-                req
+                if breakage::is(Breakage::LimitsNotRequests) {
+                    lim
+                } else {
+                    req
+                }
             }
             (Some(one), None) | (None, Some(one)) => one,
             (None, None) => continue,

@@ -29,6 +29,8 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use burst_rules::release::Release;
+
+use crate::breakage::{self, Breakage};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, ObjectReference, PersistentVolumeClaim, Pod, Service};
 use k8s_openapi::api::storage::v1::StorageClass;
@@ -180,12 +182,13 @@ async fn admit(
             ));
         }
     };
-    let input = burst_rules::decide::AdmissionInput {
+    let mut input = burst_rules::decide::AdmissionInput {
         pod: pod.clone(),
         owners: facts.owners,
         release: state.release,
         cluster: facts.cluster,
     };
+    misread(&mut input);
     let name = pod
         .metadata
         .name
@@ -211,7 +214,49 @@ async fn admit(
             }
             response
         }
+        burst_rules::decide::Decision::Refuse { .. }
+            if breakage::is(Breakage::RefusalsFailOpen) =>
+        {
+            response
+        }
         burst_rules::decide::Decision::Refuse { message } => response.deny(message),
+    }
+}
+
+/// What the webhook's breakages (see `crate::breakage`) get wrong about a pod and its owners
+/// before the decision: nothing, in a build without them.
+fn misread(input: &mut burst_rules::decide::AdmissionInput) {
+    let pod_labels = input.pod.metadata.labels.get_or_insert_default();
+    let labels = std::iter::once(pod_labels).chain(input.owners.iter_mut().map(|o| &mut o.labels));
+    for labels in labels {
+        if breakage::is(Breakage::SeedLabelIgnored) {
+            labels.remove(burst_rules::policy::LABEL);
+        }
+        if breakage::is(Breakage::LocalPreferAsEnforce) {
+            for key in burst_rules::policy::LABELS {
+                if let Some(value) = labels.get_mut(key)
+                    && value == "localPrefer"
+                {
+                    *value = "enforce".into();
+                }
+            }
+        }
+    }
+    if breakage::is(Breakage::DaemonSetPodsBurst) {
+        // The bug: a DaemonSet taken for any other controller.
+        let kinds = input
+            .pod
+            .metadata
+            .owner_references
+            .iter_mut()
+            .flatten()
+            .map(|o| &mut o.kind)
+            .chain(input.owners.iter_mut().map(|o| &mut o.kind));
+        for kind in kinds {
+            if kind == "DaemonSet" {
+                *kind = "ReplicaSet".into();
+            }
+        }
     }
 }
 
@@ -372,7 +417,7 @@ async fn gather(state: &WebhookState, namespace: &str, pod: &Pod) -> Result<Fact
         .and_then(|s| s.volumes.as_ref())
         .is_some_and(|vs| vs.iter().any(|v| v.persistent_volume_claim.is_some()));
     let mut cluster = burst_rules::decide::ClusterFacts::default();
-    if volcano_may_matter(pod) {
+    if volcano_may_matter(pod) && !breakage::is(Breakage::VolcanoNotChecked) {
         cluster.volcano_version = volcano_version(state).await?;
     }
     if uses_pvc {

@@ -1,0 +1,227 @@
+//! Deliberate breakages of the engine, for `burstcert breakages`: each one is a plausible bug at
+//! a decision point only a cluster shows, and the harness runs each through `certify --focus` to
+//! prove that some scenario catches it.
+//!
+//! They exist only in a build with the cargo feature `breakages` (`cargo build -p
+//! bursting-engine --features breakages`), which nothing ships: without it [`is`] is a `const fn`
+//! answering `false`, so every `if breakage::is(…)` is dead code the compiler removes and the
+//! shipped binary behaves as if this module did not exist. The enum is there in both builds so
+//! that call sites need no `cfg`.
+//!
+//! With the feature, the environment variable [`ENV`] names the one breakage to switch on (read
+//! once). The engine refuses to start when it names no breakage ([`from_env`]), so a typo never
+//! runs an intact engine that "passes" as a broken one.
+
+/// Environment variable naming the active breakage (feature `breakages` only).
+pub const ENV: &str = "BURSTCERT_BREAKAGE";
+
+macro_rules! breakages {
+    ($( $(#[$doc:meta])* $variant:ident = $name:literal, $description:literal; )*) => {
+        /// One deliberate breakage (see the module docs); the doc of each says what it breaks.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Breakage {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl Breakage {
+            /// Every breakage, in catalogue order.
+            pub const ALL: &[Breakage] = &[$(Breakage::$variant),*];
+
+            /// Its kebab-case name, the value of [`ENV`].
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $( Breakage::$variant => $name, )*
+                }
+            }
+
+            /// One line: the engine bug it models.
+            pub const fn description(self) -> &'static str {
+                match self {
+                    $( Breakage::$variant => $description, )*
+                }
+            }
+
+            /// The breakage named `name`.
+            pub fn from_name(name: &str) -> Option<Breakage> {
+                Breakage::ALL.iter().copied().find(|b| b.name() == name)
+            }
+        }
+    };
+}
+
+breakages! {
+    /// translate: a container's limits become its limits, not its requests.
+    LimitsNotRequests = "limits-not-requests",
+        "CCI containers get their limit as both request and limit, not their request (§4)";
+    /// translate: the pod is sized without its init containers.
+    InitContainersNotSized = "init-containers-not-sized",
+        "the pod's size ignores its init containers (§4: largest init container counts)";
+    /// translate: an `/etc/localtime` hostPath is dropped instead of passed through.
+    LocaltimeHostPathDropped = "localtime-hostpath-dropped",
+        "an /etc/localtime hostPath volume and its mounts are silently dropped from the CCI pod";
+    /// translate: an emptyDir loses its sizeLimit.
+    EmptyDirSizeLimitDropped = "emptydir-size-limit-dropped",
+        "emptyDir volumes reach CCI without their sizeLimit";
+    /// translate: `env[].valueFrom.configMapKeyRef` keeps the cluster name.
+    EnvConfigMapRefNotRenamed = "env-configmap-ref-not-renamed",
+        "an env variable from a ConfigMap key names the cluster ConfigMap, not its CCI mirror";
+    /// translate: a projected `serviceAccountToken` source is sent to CCI as it is.
+    ProjectedTokenPassedThrough = "projected-token-passed-through",
+        "a projected serviceAccountToken source is sent as is, not as the token Secret (§5)";
+    /// translate: the cluster pod's labels are not carried to the CCI pod.
+    ClusterLabelsDropped = "cluster-labels-dropped",
+        "CCI pods carry only the engine's UID label, none of the cluster pod's labels";
+    /// translate: the sidecar protocol ignores the release.
+    SidecarAlwaysV1 = "sidecar-always-v1",
+        "new CCI pods get the v1 sidecar whatever the release (§9: v2 from 1.5.18)";
+    /// provider: a changed ConfigMap is not copied to CCI again.
+    ConfigMapUpdateNotMirrored = "configmap-update-not-mirrored",
+        "a ConfigMap changed in the cluster keeps its first content on CCI";
+    /// provider: a mirrored Secret's data is logged.
+    SecretDataLogged = "secret-data-logged",
+        "the Secret's data is written to the engine's log when it is mirrored";
+    /// provider: an `optional` missing object is waited for like a mandatory one.
+    OptionalObjectRequired = "optional-object-required",
+        "a missing ConfigMap/Secret marked optional makes the pod wait as if it were mandatory";
+    /// provider: a cluster delete never reaches CCI.
+    DeleteNotSent = "delete-not-sent",
+        "deleting a burst pod leaves its CCI pod running (leaked, billed)";
+    /// provider: the delete's grace period is not passed to CCI.
+    GracePeriodDropped = "grace-period-dropped",
+        "a graceful delete reaches CCI without its grace period (containers killed at once)";
+    /// provider: a create retried after a lost answer makes a second CCI pod.
+    ConflictCreatesDuplicate = "conflict-creates-duplicate",
+        "a create retried after a lost answer (409, the pod exists) creates a second CCI pod";
+    /// provider: CCI statuses never reach the cluster pods.
+    StatusNotSynced = "status-not-synced",
+        "the cluster pods' status is never updated from CCI (they never show Running)";
+    /// provider: a sold-out answer does not lock the node.
+    SoldOutDoesNotLock = "sold-out-does-not-lock",
+        "CCI answering sold out fails the pod but leaves the virtual node schedulable (§7)";
+    /// lock: an expired lock is never lifted.
+    LockNeverExpires = "lock-never-expires",
+        "the node lock outlives its duration: the node stays cordoned until an operator acts";
+    /// lock: an operator's uncordon is undone.
+    UncordonRelocks = "uncordon-relocks",
+        "after `kubectl uncordon` the engine cordons the node again from its stale lock";
+    /// node: the node lease is not renewed.
+    LeaseNotRenewed = "lease-not-renewed",
+        "the virtual node's lease is created but never renewed";
+    /// node: the node advertises room for 3 pods.
+    NodePodCapacityTooSmall = "node-pod-capacity-too-small",
+        "the virtual node advertises capacity for 3 pods instead of the configured count";
+    /// webhook: DaemonSet pods are mutated like any other.
+    DaemonSetPodsBurst = "daemonset-pods-burst",
+        "the webhook does not recognise DaemonSet pods and mutates them to burst";
+    /// webhook: the seed's label key is not read.
+    SeedLabelIgnored = "seed-label-ignored",
+        "the webhook reads only bursting.cci.io/burst-to-cci, not the seed's virtual-kubelet.io key";
+    /// webhook: `localPrefer` is applied as `enforce`.
+    LocalPreferAsEnforce = "local-prefer-as-enforce",
+        "the webhook treats localPrefer as enforce (pods burst while the cluster has room)";
+    /// webhook: refusals are turned into admissions.
+    RefusalsFailOpen = "refusals-fail-open",
+        "the webhook admits, unmutated, every pod it should refuse";
+    /// webhook: the installed Volcano's version is never read.
+    VolcanoNotChecked = "volcano-not-checked",
+        "the webhook never reads Volcano's version, so old Volcano pods with cloud storage burst";
+    /// gc: the namespace scope does not remove the namespace.
+    GcKeepsNamespace = "gc-keeps-namespace",
+        "the namespace gc job empties the CCI namespace but never deletes it";
+    /// proxy: only the v1 protocol is registered.
+    ProxySpeaksV1Only = "proxy-speaks-v1-only",
+        "the proxy registers only sidecar protocol v1, so v2 pods reach no Service";
+}
+
+/// Whether breakage `b` is active: never, in a build without the feature `breakages`.
+#[cfg(not(feature = "breakages"))]
+#[inline(always)]
+pub const fn is(b: Breakage) -> bool {
+    let _ = b;
+    false
+}
+
+/// Whether breakage `b` is the one [`ENV`] names.
+#[cfg(feature = "breakages")]
+pub fn is(b: Breakage) -> bool {
+    active() == Some(b)
+}
+
+/// The breakage [`ENV`] names (`None` when unset, empty, or naming none: [`from_env`] refuses
+/// the last at start-up).
+#[cfg(feature = "breakages")]
+fn active() -> Option<Breakage> {
+    static ACTIVE: std::sync::OnceLock<Option<Breakage>> = std::sync::OnceLock::new();
+    *ACTIVE.get_or_init(|| parse(std::env::var(ENV).ok().as_deref()).ok().flatten())
+}
+
+/// The breakage a value of [`ENV`] names: `None` when unset or empty; an error naming every
+/// breakage when it names none.
+pub fn parse(value: Option<&str>) -> Result<Option<Breakage>, String> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(name) => Breakage::from_name(name).map(Some).ok_or_else(|| {
+            format!(
+                "{ENV}={name:?} names no breakage; known: {}",
+                Breakage::ALL
+                    .iter()
+                    .map(|b| b.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }),
+    }
+}
+
+/// Reads [`ENV`] at start-up: the active breakage, or an error when it names none. Without the
+/// feature `breakages` the variable is ignored, so the shipped binary never reads it.
+pub fn from_env() -> Result<Option<Breakage>, String> {
+    if cfg!(feature = "breakages") {
+        parse(std::env::var(ENV).ok().as_deref())
+    } else {
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_kebab_case_and_parse_back() {
+        let mut names: Vec<&str> = Breakage::ALL.iter().map(|b| b.name()).collect();
+        for b in Breakage::ALL {
+            assert_eq!(parse(Some(b.name())), Ok(Some(*b)));
+            assert!(
+                b.name()
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                "{}",
+                b.name()
+            );
+            assert!(!b.description().is_empty());
+        }
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Breakage::ALL.len(), "duplicate names");
+        assert!(Breakage::ALL.len() >= 20);
+    }
+
+    #[test]
+    fn an_unknown_name_is_refused_and_an_empty_one_is_none() {
+        assert_eq!(parse(None), Ok(None));
+        assert_eq!(parse(Some(" ")), Ok(None));
+        let err = parse(Some("delete-not-snet")).unwrap_err();
+        assert!(
+            err.contains("delete-not-snet") && err.contains("delete-not-sent"),
+            "{err}"
+        );
+    }
+
+    #[cfg(not(feature = "breakages"))]
+    #[test]
+    fn without_the_feature_no_breakage_is_ever_active() {
+        assert!(Breakage::ALL.iter().all(|b| !is(*b)));
+        assert_eq!(from_env(), Ok(None));
+    }
+}
