@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod, Secret};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 
@@ -23,7 +24,8 @@ fn cci_name(s: &Scenario, name: &str) -> String {
     format!("{}.{name}", s.namespace)
 }
 
-/// VOL-01: a mounted ConfigMap is mirrored to CCI with equal data; an update reaches CCI.
+/// VOL-01: a mounted ConfigMap is mirrored to CCI with equal data; an update reaches CCI. The
+/// pod also reads one key into an env variable, which on CCI must name the mirror.
 pub fn vol_01(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(async move {
         let cm: ConfigMap = serde_json::from_value(serde_json::json!({
@@ -34,14 +36,43 @@ pub fn vol_01(s: &Scenario) -> BodyFuture<'_> {
         s.api::<ConfigMap>()
             .create(&PostParams::default(), &cm)
             .await?;
-        let pod = pod_with(
+        let mut pod = pod_with(
             "reader",
             serde_json::json!([{"name": "cfg", "configMap": {"name": "settings"}}]),
         )?;
+        pod.spec
+            .as_mut()
+            .context("the seed pod has a spec")?
+            .containers[0]
+            .env = Some(serde_json::from_value(serde_json::json!([
+            {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "mode"}}}
+        ]))?);
         s.api::<Pod>().create(&PostParams::default(), &pod).await?;
-        converge(s, "scenario-pod=reader", 1, PATIENCE).await?;
+        let pods = converge(s, "scenario-pod=reader", 1, PATIENCE).await?;
 
         let name = cci_name(s, "settings");
+        // The env variable reads the mirror, the ConfigMap CCI has, not the cluster's name.
+        let uid = pods[0]
+            .metadata
+            .uid
+            .as_deref()
+            .context("the pod has a uid")?;
+        let cci = s.cci_pods().await?;
+        let on_cci = cci
+            .iter()
+            .find(|p| super::cluster_uid_of(p) == Some(uid))
+            .context("no CCI pod for the reader pod")?;
+        let reads = on_cci.spec.containers[0]
+            .env
+            .iter()
+            .flatten()
+            .find(|e| e.name == "MODE")
+            .and_then(|e| e.value_from.as_ref()?.config_map_key_ref.as_ref())
+            .map(|r| (r.name.clone(), r.key.clone()));
+        anyhow::ensure!(
+            reads == Some((name.clone(), "mode".to_owned())),
+            "on CCI the env variable MODE reads {reads:?}, expected ({name:?}, \"mode\")"
+        );
         let same_data = |want: BTreeMap<String, String>| {
             let name = name.clone();
             async move {
