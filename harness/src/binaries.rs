@@ -125,6 +125,31 @@ fn resolve_for(
     }
 }
 
+/// Builds the engine from this workspace's source with the cargo `features` of its package (e.g.
+/// `breakages`, which nothing ships), with the running executable's profile, and answers the
+/// executable. NB: cargo puts it where the ordinary build goes (`target/<profile>/`), so copy it
+/// aside before anything builds the engine again.
+pub fn build_engine_with_features(features: &[&str], progress: &Progress) -> Result<PathBuf> {
+    let exe = std::env::current_exe().map_err(|source| Error::Io {
+        context: "find the running executable".into(),
+        source,
+    })?;
+    let workspace = Workspace::of_running(&exe).ok_or_else(|| Error::Step {
+        step: format!("build the engine with the features {}", features.join(",")),
+        detail: "this burstcert does not run from its workspace (cargo run -p burstcert)".into(),
+    })?;
+    let what = format!("the engine with the features {}", features.join(","));
+    workspace
+        .build_packages(&[ENGINE], features, &what, progress)?
+        .into_iter()
+        .find(|(name, _)| name == ENGINE.binary)
+        .map(|(_, path)| path)
+        .ok_or_else(|| Error::Step {
+            step: format!("build {what}"),
+            detail: format!("cargo built no executable named {}", ENGINE.binary),
+        })
+}
+
 /// Looks beside an installed executable (`bin/`, or `target/debug/` and one folder up for test
 /// executables in `target/debug/deps/`).
 fn beside(exe: &Path, which: WorkspaceBinary) -> Result<PathBuf> {
@@ -176,10 +201,25 @@ impl Workspace {
 
     /// `cargo build` of every workspace binary the harness runs; returns (name, executable).
     fn build(&self, progress: &Progress) -> Result<Vec<(String, PathBuf)>> {
+        self.build_packages(&ALL, &[], "the engine and the mock CCI", progress)
+    }
+
+    /// `cargo build` of the binaries of `which` with the cargo `features` (of those packages);
+    /// returns (name, executable). `what` names them in progress and errors.
+    fn build_packages(
+        &self,
+        which: &[WorkspaceBinary],
+        features: &[&str],
+        what: &str,
+        progress: &Progress,
+    ) -> Result<Vec<(String, PathBuf)>> {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut args: Vec<String> = vec!["build".into()];
-        for b in ALL {
+        for b in which {
             args.extend(["-p".into(), b.package.into()]);
+        }
+        if !features.is_empty() {
+            args.extend(["--features".into(), features.join(",")]);
         }
         args.extend([
             "--bins".into(),
@@ -188,11 +228,9 @@ impl Workspace {
             "--message-format=json-render-diagnostics".into(),
         ]);
         let shown = format!("cargo {}", args[..args.len() - 1].join(" "));
-        let mut step = progress.spinner(&format!(
-            "build the engine and the mock CCI from the current source ({shown})"
-        ));
+        let mut step = progress.spinner(&format!("build {what} from the current source ({shown})"));
         let fail = |detail: String| Error::Step {
-            step: format!("build the engine and the mock CCI ({shown})"),
+            step: format!("build {what} ({shown})"),
             detail,
         };
         let mut command = Command::new(&cargo);
@@ -256,7 +294,7 @@ impl Workspace {
                 tail.join("\n")
             )));
         }
-        step.finish("engine and mock CCI built from the current source");
+        step.finish(&format!("{what} built from the current source"));
         Ok(built)
     }
 }

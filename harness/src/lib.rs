@@ -8,6 +8,7 @@
 pub mod addon;
 pub mod bench;
 pub mod binaries;
+pub mod breakages;
 pub mod catalogue;
 pub mod cci;
 pub mod certify;

@@ -11,6 +11,7 @@
 //! burstcert addon install|upgrade|rollback|uninstall|configure|status [--kubeconfig P] [params]
 //! burstcert render [params] [--local]           # the add-on's objects as YAML
 //! burstcert cci purge --cluster-id X --cci-endpoint URL   # what a deleted cluster left on CCI
+//! burstcert breakages [--only NAME…] [--list] [--report DIR]  # which scenario catches each engine breakage
 //! ```
 
 use std::process::ExitCode;
@@ -135,6 +136,28 @@ enum Command {
         /// KiB per ConfigMap.
         #[arg(long, default_value_t = 300)]
         configmap_kib: usize,
+    },
+    /// Run each deliberate breakage of the engine (its cargo feature `breakages`, never
+    /// shipped) through `certify --focus` on the scenarios expected to catch it, and report which
+    /// scenario caught it. Writes breakages.md and breakages.json; exits 1 unless every
+    /// breakage was caught.
+    Breakages {
+        /// Only these breakages (by name; see --list); repeatable.
+        #[arg(long, num_args = 1..)]
+        only: Vec<String>,
+        /// List the breakages and the scenarios expected to catch them, and exit.
+        #[arg(long)]
+        list: bool,
+        /// Folder for breakages.md, breakages.json and each breakage's certify report and log.
+        #[arg(long, default_value = "burstcert-breakages")]
+        report: std::path::PathBuf,
+        /// Skip the baseline (the feature build with no breakage on the expected scenarios,
+        /// which keeps a scenario that fails anyway from being credited with a catch).
+        #[arg(long)]
+        no_baseline: bool,
+        /// Seconds one breakage's certify may take.
+        #[arg(long, default_value_t = burstcert::breakages::DEFAULT_TIMEOUT.as_secs())]
+        timeout_secs: u64,
     },
     /// Operations on the CCI side.
     Cci {
@@ -336,6 +359,35 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Render { params, local } => {
             print!("{}", burstcert::addon::cli::render_yaml(&params, local)?);
+        }
+        Command::Breakages {
+            only,
+            list,
+            report,
+            no_baseline,
+            timeout_secs,
+        } => {
+            if list {
+                let selected =
+                    burstcert::breakages::select(&only).map_err(|e| anyhow::anyhow!(e))?;
+                for b in selected {
+                    println!("{}\t{}\t{}", b.name, b.expected.join(","), b.symptom);
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let run = burstcert::breakages::run(&burstcert::breakages::Options {
+                only,
+                report_dir: user_path(report),
+                baseline: !no_baseline,
+                timeout: std::time::Duration::from_secs(timeout_secs),
+            })?;
+            print!("{}", run.markdown());
+            eprintln!("burstcert: breakages: {}", run.summary());
+            return Ok(if run.all_caught() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
         }
         Command::Cci {
             command:
