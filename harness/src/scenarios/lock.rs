@@ -264,8 +264,14 @@ pub fn lock_01(s: &Scenario) -> BodyFuture<'_> {
     }))
 }
 
+/// How long after a lock's recorded end the engine has surely looked at the node again (it reads
+/// it at least every 10 s), with a margin.
+const ENGINE_RECHECK: Duration = Duration::from_secs(12);
+
 /// LOCK-02: `kubectl uncordon` unlocks the node before its lock ends; once CCI has capacity
-/// again the waiting pod runs, and the engine drops its lock rather than cordon again.
+/// again the waiting pod runs, and the engine drops its lock rather than cordon again: the node
+/// is never seen cordoned again until the lock's recorded end and one engine recheck later (an
+/// engine that re-locks and lifts it later ends schedulable too, but was not unlocked by hand).
 pub fn lock_02(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(with_sold_out(s, |s, admin, fault| async move {
         let until = burst_and_lock(s, "sold-out").await?.until;
@@ -284,6 +290,32 @@ pub fn lock_02(s: &Scenario) -> BodyFuture<'_> {
                 &Patch::Merge(serde_json::json!({ "spec": { "unschedulable": false } })),
             )
             .await?;
+        let watch_until = until
+            .checked_add(ENGINE_RECHECK)
+            .context("the lock end plus a recheck")?;
+        let relocked = wait::until(
+            &format!(
+                "{VIRTUAL_NODE} to stay schedulable until {watch_until} (its lock's end and an engine recheck)"
+            ),
+            PATIENCE,
+            || async {
+                let node = virtual_node(s).await?;
+                Ok(if cordoned(&node) {
+                    Some(Some(format!("locked-until={:?}", locked_until(&node))))
+                } else if Timestamp::now() >= watch_until {
+                    Some(None)
+                } else {
+                    None
+                })
+            },
+            || diagnose(s),
+        )
+        .await?;
+        if let Some(lock) = relocked {
+            anyhow::bail!(
+                "{VIRTUAL_NODE} was cordoned again after `kubectl uncordon` ({lock}): the uncordon did not unlock it"
+            );
+        }
         waiting_runs(s, "waiting").await?;
         Ok(Outcome::Passed)
     }))
