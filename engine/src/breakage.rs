@@ -103,7 +103,7 @@ breakages! {
         "the node lock outlives its duration: the node stays cordoned until an operator acts";
     /// lock: an operator's uncordon is undone.
     UncordonRelocks = "uncordon-relocks",
-        "after `kubectl uncordon` the engine cordons the node again from its stale lock";
+        "after `kubectl uncordon` the engine finds its lock lifted and takes it again";
     /// node: the node lease is not renewed.
     LeaseNotRenewed = "lease-not-renewed",
         "the virtual node's lease is created but never renewed";

@@ -182,20 +182,17 @@ impl NodeLock {
             return RECHECK;
         }
         if action == LockAction::DropAnnotation && crate::breakage::is(Breakage::UncordonRelocks) {
-            // The bug: a recorded lock is put back, whoever lifted it.
-            if let Some(Ok(until)) = locked_until(&node)
-                && until > now
-            {
-                let _ = self
-                    .nodes
-                    .patch(
-                        &self.name,
-                        &PatchParams::default(),
-                        &Patch::Merge(&lock_patch(until)),
-                    )
-                    .await;
-                return RECHECK;
-            }
+            // The bug: a lock found lifted is taken again, whoever lifted it.
+            let until = lock_end(now, self.duration);
+            let _ = self
+                .nodes
+                .patch(
+                    &self.name,
+                    &PatchParams::default(),
+                    &Patch::Merge(&lock_patch(until)),
+                )
+                .await;
+            return RECHECK;
         }
         match action {
             LockAction::Nothing => RECHECK,

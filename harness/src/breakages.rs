@@ -133,7 +133,7 @@ pub const CATALOGUE: &[Breakage] = &[
     ),
     b(
         "conflict-creates-duplicate",
-        &["R-02"],
+        &["R-01", "R-02"],
         "a create retried after a lost answer leaves two CCI pods for one pod",
     ),
     b(
