@@ -154,7 +154,7 @@ pub const CATALOGUE: &[Breakage] = &[
     b(
         "uncordon-relocks",
         &["LOCK-02"],
-        "`kubectl uncordon` is undone: the waiting pods never run",
+        "`kubectl uncordon` is undone: the node is cordoned again at the engine's next look",
     ),
     b(
         "lease-not-renewed",
