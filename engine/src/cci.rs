@@ -1,5 +1,8 @@
 //! A small client of the CCI 2.0 API (plain JSON over HTTP, token in `X-Auth-Token`).
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use cci_api::{
@@ -15,6 +18,10 @@ use crate::{Error, Result};
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Timeout of connecting to CCI.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How much longer than its `timeoutSeconds` a watch request may take before the client gives
+/// up on it: the server ends the stream at `timeoutSeconds`, so only a stalled connection meets
+/// this.
+pub const WATCH_TIMEOUT_SLACK: Duration = Duration::from_secs(15);
 
 /// A CCI API client. Cheap to clone (the connection pool is shared). It sends each request
 /// once, except a 429 with a short `Retry-After` ([`MAX_RETRY_AFTER`]), sent again once after
@@ -25,6 +32,8 @@ pub struct CciClient {
     /// The endpoint without a trailing `/`.
     endpoint: String,
     token: String,
+    /// Shared by the clones: the process's requests, whichever clone sent them.
+    counters: Arc<RequestCounters>,
 }
 
 impl std::fmt::Debug for CciClient {
@@ -57,7 +66,14 @@ impl CciClient {
             http,
             endpoint: endpoint.trim_end_matches('/').to_string(),
             token: token.into(),
+            counters: Arc::default(),
         })
+    }
+
+    /// The requests this client (and its clones) sent so far, by kind; a request sent again
+    /// after a 429 counts twice, as CCI saw it twice.
+    pub fn request_counts(&self) -> RequestCounts {
+        self.counters.snapshot()
     }
 
     /// The endpoint this client talks to.
@@ -101,12 +117,15 @@ impl CciClient {
                 None => request,
             }
         };
+        let kind = RequestKind::of(&method, path);
+        self.counters.count(kind);
         let mut response = request().send().await.map_err(http_err)?;
         // NB: a 429 was not applied, so even a create may be sent again; once, and only after a
         // short wait, or the caller (the controller's backoff) would be kept waiting here.
         if let Some(wait) = retry_after(&response) {
             tracing::debug!(%method, path, wait_ms = wait.as_millis(), "cci throttled; retrying once");
             tokio::time::sleep(wait).await;
+            self.counters.count(kind);
             response = request().send().await.map_err(http_err)?;
         }
         let code = response.status();
@@ -215,6 +234,66 @@ impl CciClient {
             NO_BODY,
         )
         .await
+    }
+
+    /// Watch the pods of `namespace` as [`PodSummary`]s: every change after `resource_version`
+    /// (with `None`, an `ADDED` event for every pod first), for `timeout` (the server's
+    /// `timeoutSeconds`, whole seconds, at least one), after which the server ends the stream.
+    ///
+    /// A `resource_version` whose changes CCI no longer keeps is answered 410: an
+    /// [`Error::Api`] for which [`Error::is_expired`] holds (and so is an `ERROR` event carrying
+    /// that status mid-stream).
+    pub async fn watch_pod_summaries(
+        &self,
+        namespace: &str,
+        resource_version: Option<&str>,
+        timeout: Duration,
+    ) -> Result<PodWatch> {
+        let seconds = timeout.as_secs().max(1);
+        let mut query = vec![("watch", "true".to_owned())];
+        if let Some(rv) = resource_version {
+            query.push(("resourceVersion", rv.to_owned()));
+        }
+        query.push(("timeoutSeconds", seconds.to_string()));
+        let query = serde_urlencoded::to_string(&query).unwrap_or_default();
+        let path = format!("{API_PREFIX}/namespaces/{namespace}/pods?{query}");
+        let method = Method::GET;
+        let http_err = |source| Error::Http {
+            method: Method::GET,
+            path: path.clone(),
+            source,
+        };
+        self.counters.count(RequestKind::of(&method, &path));
+        let response = self
+            .http
+            .get(format!("{}{path}", self.endpoint))
+            .header(AUTH_HEADER, &self.token)
+            .header(reqwest::header::ACCEPT, "application/json")
+            // NB: replaces the client's 30 s timeout, which bounds the whole answer: a watch is
+            // answered for as long as it asked, so only a stalled stream meets this one.
+            .timeout(Duration::from_secs(seconds) + WATCH_TIMEOUT_SLACK)
+            .send()
+            .await
+            .map_err(http_err)?;
+        let code = response.status();
+        if !code.is_success() {
+            let bytes = response.bytes().await.map_err(http_err)?;
+            let (reason, message) = error_body(&bytes, code);
+            tracing::debug!(%method, path, code = code.as_u16(), %reason, %message, "cci watch refused");
+            return Err(Error::Api {
+                method,
+                path,
+                code: code.as_u16(),
+                reason,
+                message,
+            });
+        }
+        Ok(PodWatch {
+            response,
+            path,
+            buffer: Vec::new(),
+            consumed: 0,
+        })
     }
 
     /// The log of one container of a pod, as text (`GET …/pods/{name}/log`): the last
@@ -403,6 +482,256 @@ impl CciClient {
 
 const NO_BODY: Option<&()> = None;
 
+/// One event of a pod watch ([`PodWatch::next`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum PodWatchEvent {
+    /// A pod was created (or existed when a watch without `resourceVersion` started).
+    Added(PodSummary),
+    /// A pod changed (its status, mostly).
+    Modified(PodSummary),
+    /// A pod is gone; the summary is its last state, carrying the deletion's `resourceVersion`.
+    Deleted(PodSummary),
+    /// Nothing changed up to this `resourceVersion` (Kubernetes' `BOOKMARK`).
+    Bookmark(String),
+    /// The server ended the watch with this status (e.g. 410 `Expired`: it fell too far
+    /// behind); no more events follow.
+    Error(Status),
+}
+
+/// A pod watch being answered ([`CciClient::watch_pod_summaries`]): newline-delimited JSON
+/// events, read chunk by chunk as they arrive.
+#[derive(Debug)]
+pub struct PodWatch {
+    response: reqwest::Response,
+    path: String,
+    /// Bytes received and not yet handed out as events; `buffer[..consumed]` is spent.
+    buffer: Vec<u8>,
+    consumed: usize,
+}
+
+impl PodWatch {
+    /// The next event as soon as its line is complete; `Ok(None)` when the server ended the
+    /// stream (its `timeoutSeconds`). A dropped connection is [`Error::Http`]; a line that is no
+    /// watch event of a pod, or a stream cut off mid-line, is [`Error::Decode`].
+    pub async fn next(&mut self) -> Result<Option<PodWatchEvent>> {
+        loop {
+            let pending = &self.buffer[self.consumed..];
+            if let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                let line = pending[..end].trim_ascii();
+                self.consumed += end + 1;
+                if line.is_empty() {
+                    continue;
+                }
+                return decode_event(line)
+                    .map(Some)
+                    .map_err(|source| self.decode_error(source));
+            }
+            // NB: the spent prefix is dropped only before reading more, so a chunk holding many
+            // events is not shifted once per event.
+            self.buffer.drain(..self.consumed);
+            self.consumed = 0;
+            let chunk = self.response.chunk().await.map_err(|source| Error::Http {
+                method: Method::GET,
+                path: self.path.clone(),
+                source,
+            })?;
+            match chunk {
+                Some(chunk) => self.buffer.extend_from_slice(&chunk),
+                None if self.buffer.trim_ascii().is_empty() => return Ok(None),
+                // The last line without its newline: whole, or the stream was cut off.
+                None => {
+                    let line = std::mem::take(&mut self.buffer);
+                    return decode_event(line.trim_ascii())
+                        .map(Some)
+                        .map_err(|source| self.decode_error(source));
+                }
+            }
+        }
+    }
+
+    fn decode_error(&self, source: serde_json::Error) -> Error {
+        Error::Decode {
+            method: Method::GET,
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
+/// One line of a pod watch.
+fn decode_event(line: &[u8]) -> serde_json::Result<PodWatchEvent> {
+    let event: cci_api::WatchEvent<serde_json::Value> = serde_json::from_slice(line)?;
+    let object = event.object;
+    Ok(match event.type_.as_str() {
+        "ADDED" => PodWatchEvent::Added(serde_json::from_value(object)?),
+        "MODIFIED" => PodWatchEvent::Modified(serde_json::from_value(object)?),
+        "DELETED" => PodWatchEvent::Deleted(serde_json::from_value(object)?),
+        "ERROR" => PodWatchEvent::Error(serde_json::from_value(object)?),
+        "BOOKMARK" => PodWatchEvent::Bookmark(
+            object
+                .pointer("/metadata/resourceVersion")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+        ),
+        other => {
+            return Err(serde::de::Error::custom(format!(
+                "unknown watch event type {other:?}"
+            )));
+        }
+    })
+}
+
+/// What a CCI request does, as [`CciClient::request_counts`] counts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Verb {
+    /// `GET` of a collection.
+    List,
+    /// `GET` of a collection with `watch=true`.
+    Watch,
+    /// `GET` of one object.
+    Get,
+    /// `POST` to a collection.
+    Create,
+    /// `PUT` of one object.
+    Replace,
+    /// `DELETE` of one object.
+    Delete,
+    /// `GET` of a pod's log.
+    Log,
+    /// Anything else.
+    Other,
+}
+
+impl Verb {
+    const ALL: [Verb; 8] = [
+        Verb::List,
+        Verb::Watch,
+        Verb::Get,
+        Verb::Create,
+        Verb::Replace,
+        Verb::Delete,
+        Verb::Log,
+        Verb::Other,
+    ];
+
+    /// The HTTP method and the word, e.g. `GET list`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::List => "GET list",
+            Verb::Watch => "GET watch",
+            Verb::Get => "GET get",
+            Verb::Create => "POST create",
+            Verb::Replace => "PUT replace",
+            Verb::Delete => "DELETE delete",
+            Verb::Log => "GET log",
+            Verb::Other => "other",
+        }
+    }
+}
+
+/// The collections the counters tell apart; anything else counts as `other`.
+const RESOURCES: [&str; 9] = [
+    "namespaces",
+    "pods",
+    "configmaps",
+    "secrets",
+    "persistentvolumeclaims",
+    "services",
+    "proxyregistrations",
+    "networks",
+    "other",
+];
+
+/// A request's [`Verb`] and the index of its collection in [`RESOURCES`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct RequestKind {
+    verb: Verb,
+    resource: usize,
+}
+
+impl RequestKind {
+    /// Classifies a request by its method and its path below an API prefix
+    /// (`…/namespaces[/{ns}[/{plural}[/{name}[/log]]]][?query]`).
+    fn of(method: &Method, path: &str) -> Self {
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
+        let below = path
+            .split_once("/namespaces")
+            .map_or("", |(_, rest)| rest)
+            .trim_matches('/');
+        let segments: Vec<&str> = below.split('/').filter(|s| !s.is_empty()).collect();
+        let (resource, item, log) = match segments.as_slice() {
+            [] => ("namespaces", false, false),
+            [_] => ("namespaces", true, false),
+            [_, plural] => (*plural, false, false),
+            [_, plural, _] => (*plural, true, false),
+            [_, plural, _, "log"] => (*plural, true, true),
+            _ => ("other", true, false),
+        };
+        let watch = query.split('&').any(|kv| kv == "watch=true");
+        let verb = match (method.as_str(), item) {
+            ("GET", _) if log => Verb::Log,
+            ("GET", false) if watch => Verb::Watch,
+            ("GET", false) => Verb::List,
+            ("GET", true) => Verb::Get,
+            ("POST", false) => Verb::Create,
+            ("PUT", true) => Verb::Replace,
+            ("DELETE", true) => Verb::Delete,
+            _ => Verb::Other,
+        };
+        let resource = RESOURCES
+            .iter()
+            .position(|r| *r == resource)
+            .unwrap_or(RESOURCES.len() - 1);
+        Self { verb, resource }
+    }
+}
+
+/// Atomic counters, one per [`Verb`] × collection: counting costs one relaxed increment.
+#[derive(Debug, Default)]
+struct RequestCounters([[AtomicU64; RESOURCES.len()]; Verb::ALL.len()]);
+
+impl RequestCounters {
+    fn count(&self, kind: RequestKind) {
+        self.0[kind.verb as usize][kind.resource].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> RequestCounts {
+        let mut counts = BTreeMap::new();
+        for verb in Verb::ALL {
+            for (i, resource) in RESOURCES.iter().enumerate() {
+                let n = self.0[verb as usize][i].load(Ordering::Relaxed);
+                if n > 0 {
+                    counts.insert(format!("{} {resource}", verb.as_str()), n);
+                }
+            }
+        }
+        RequestCounts(counts)
+    }
+}
+
+/// How many requests of each kind a [`CciClient`] sent, keyed `"{METHOD} {verb} {collection}"`
+/// (e.g. `"GET list pods"`, `"GET watch pods"`, `"POST create pods"`); kinds never sent are
+/// absent. Serializes as that JSON object.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct RequestCounts(pub BTreeMap<String, u64>);
+
+impl RequestCounts {
+    /// How many `verb` requests on `collection` (e.g. `"pods"`) were sent.
+    pub fn get(&self, verb: Verb, collection: &str) -> u64 {
+        self.0
+            .get(&format!("{} {collection}", verb.as_str()))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// How many requests were sent in all.
+    pub fn total(&self) -> u64 {
+        self.0.values().sum()
+    }
+}
+
 /// The longest `Retry-After` of a 429 the client waits for before retrying; a longer one (or an
 /// HTTP date) is surfaced as the 429 it is, and the caller backs off.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
@@ -456,6 +785,108 @@ mod tests {
         let err = CciClient::new("127.0.0.1:1", "t").unwrap_err();
         assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
         assert!(CciClient::new("ftp://x", "t").is_err());
+    }
+
+    #[rstest::rstest]
+    #[case::list_pods("GET", "/apis/cci/v2/namespaces/ns/pods", Verb::List, "pods")]
+    #[case::watch_pods(
+        "GET",
+        "/apis/cci/v2/namespaces/ns/pods?watch=true&resourceVersion=7&timeoutSeconds=300",
+        Verb::Watch,
+        "pods"
+    )]
+    #[case::list_with_a_query(
+        "GET",
+        "/apis/cci/v2/namespaces/ns/pods?labelSelector=a",
+        Verb::List,
+        "pods"
+    )]
+    #[case::get_pod("GET", "/apis/cci/v2/namespaces/ns/pods/shop.web-0", Verb::Get, "pods")]
+    #[case::log(
+        "GET",
+        "/apis/cci/v2/namespaces/ns/pods/p/log?container=c",
+        Verb::Log,
+        "pods"
+    )]
+    #[case::create_pod("POST", "/apis/cci/v2/namespaces/ns/pods", Verb::Create, "pods")]
+    #[case::delete_pod(
+        "DELETE",
+        "/apis/cci/v2/namespaces/ns/pods/p?gracePeriodSeconds=0",
+        Verb::Delete,
+        "pods"
+    )]
+    #[case::replace_configmap(
+        "PUT",
+        "/apis/cci/v2/namespaces/ns/configmaps/shop.cfg",
+        Verb::Replace,
+        "configmaps"
+    )]
+    #[case::create_namespace("POST", "/apis/cci/v2/namespaces", Verb::Create, "namespaces")]
+    #[case::get_namespace("GET", "/apis/cci/v2/namespaces/ns", Verb::Get, "namespaces")]
+    #[case::delete_network(
+        "DELETE",
+        "/apis/yangtse/v2/namespaces/ns/networks/n",
+        Verb::Delete,
+        "networks"
+    )]
+    #[case::unknown_collection("GET", "/apis/cci/v2/namespaces/ns/widgets", Verb::List, "other")]
+    #[case::post_to_an_item("POST", "/apis/cci/v2/namespaces/ns/pods/p", Verb::Other, "pods")]
+    fn requests_are_counted_by_verb_and_collection(
+        #[case] method: &str,
+        #[case] path: &str,
+        #[case] verb: Verb,
+        #[case] resource: &str,
+    ) {
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let kind = RequestKind::of(&method, path);
+        assert_eq!((kind.verb, RESOURCES[kind.resource]), (verb, resource));
+        let counters = RequestCounters::default();
+        counters.count(kind);
+        counters.count(kind);
+        let counts = counters.snapshot();
+        assert_eq!(counts.get(verb, resource), 2);
+        assert_eq!(counts.total(), 2);
+    }
+
+    #[rstest::rstest]
+    #[case::added(
+        r#"{"type":"ADDED","object":{"metadata":{"name":"p","resourceVersion":"3"}}}"#,
+        "added p"
+    )]
+    #[case::modified(
+        r#"{"type":"MODIFIED","object":{"metadata":{"name":"p"},"status":{"phase":"Running"}}}"#,
+        "modified p"
+    )]
+    #[case::deleted(
+        r#"{"type":"DELETED","object":{"metadata":{"name":"p"}}}"#,
+        "deleted p"
+    )]
+    #[case::bookmark(
+        r#"{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"9"}}}"#,
+        "bookmark 9"
+    )]
+    #[case::expired(
+        r#"{"type":"ERROR","object":{"kind":"Status","status":"Failure","reason":"Expired","code":410,"message":"too old"}}"#,
+        "error 410 Expired"
+    )]
+    fn watch_lines_decode_into_events(#[case] line: &str, #[case] expected: &str) {
+        let name = |p: &PodSummary| p.metadata.name.clone().unwrap_or_default();
+        let got = match decode_event(line.as_bytes()).unwrap() {
+            PodWatchEvent::Added(p) => format!("added {}", name(&p)),
+            PodWatchEvent::Modified(p) => format!("modified {}", name(&p)),
+            PodWatchEvent::Deleted(p) => format!("deleted {}", name(&p)),
+            PodWatchEvent::Bookmark(rv) => format!("bookmark {rv}"),
+            PodWatchEvent::Error(s) => format!("error {} {}", s.code, s.reason),
+        };
+        assert_eq!(got, expected);
+    }
+
+    #[rstest::rstest]
+    #[case::not_json("{\"type\":\"ADDED\",\"obj")]
+    #[case::unknown_type(r#"{"type":"RENAMED","object":{}}"#)]
+    #[case::pod_without_metadata(r#"{"type":"ADDED","object":{"spec":{}}}"#)]
+    fn a_line_that_is_no_pod_event_is_a_decode_error(#[case] line: &str) {
+        assert!(decode_event(line.as_bytes()).is_err());
     }
 
     #[test]

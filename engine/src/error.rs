@@ -145,6 +145,12 @@ impl Error {
             _ => None,
         }
     }
+
+    /// CCI answered 410 `Gone`: a watch asked for changes from a `resourceVersion` CCI no longer
+    /// keeps, so whoever follows them must list afresh.
+    pub fn is_expired(&self) -> bool {
+        self.code() == Some(410)
+    }
 }
 
 /// The pod status reason of a pod CCI refused because its flavour is sold out.
