@@ -3,6 +3,7 @@
 //!
 //! - [`translate`]: cluster pod ⇄ CCI pod, pure functions.
 //! - [`cci`]: a small client of the CCI API.
+//! - [`cci_watch`]: the CCI pods, followed by a watch, that the status round reads.
 //! - [`cluster`]: reading the ConfigMaps, Secrets and claims burst pods use.
 //! - [`provider`]: [`CciProvider`], the `vk::Provider` on top of both.
 //! - [`node`]: what the virtual node looks like.
@@ -14,6 +15,7 @@
 
 pub mod breakage;
 pub mod cci;
+pub mod cci_watch;
 pub mod cluster;
 mod error;
 pub mod gc;

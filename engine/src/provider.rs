@@ -77,6 +77,7 @@ use burst_rules::release::Release;
 
 use crate::breakage::{self, Breakage};
 use crate::cci::CciClient;
+use crate::cci_watch::PodCache;
 use crate::cluster::{ClusterObject, ClusterObjects, PodAnnotator};
 use crate::lock::NodeLock;
 use crate::translate::{
@@ -152,6 +153,9 @@ pub struct CciProvider {
     node_lock: Option<Arc<NodeLock>>,
     /// Writes the flavour on the cluster pod after its CCI pod is created (§1); none in tests.
     annotator: Option<Arc<dyn PodAnnotator>>,
+    /// The CCI pods as [`watch_cci_pods`](Self::watch_cci_pods) follows them; never live when
+    /// that does not run, and then every status round lists CCI.
+    cci_pods: Arc<PodCache>,
 }
 
 impl std::fmt::Debug for CciProvider {
@@ -185,6 +189,7 @@ impl CciProvider {
             mirrors: Arc::default(),
             node_lock: None,
             annotator: None,
+            cci_pods: Arc::default(),
         })
     }
 
@@ -524,6 +529,20 @@ impl CciProvider {
         mirrors.users.contains_key(key) && mirrors.copied.get(key).map(String::as_str) != version
     }
 
+    /// Follow the CCI pods of the namespace with a watch and a full list every `resync` (see
+    /// [`cci_watch`](crate::cci_watch)), so that the status round reads them from memory
+    /// instead of listing CCI each time. Runs until dropped.
+    pub async fn watch_cci_pods(self: Arc<Self>, resync: std::time::Duration) {
+        Arc::clone(&self.cci_pods)
+            .follow(self.client.clone(), self.namespace.clone(), resync)
+            .await;
+    }
+
+    /// The CCI pod cache [`watch_cci_pods`](Self::watch_cci_pods) keeps.
+    pub fn cci_pods(&self) -> &PodCache {
+        &self.cci_pods
+    }
+
     /// Watch the cluster's ConfigMaps and Secrets (all namespaces, metadata only) and
     /// [`refresh`](Self::refresh) the copies of those that pods use when they change. Runs until
     /// dropped; watch errors are retried with backoff.
@@ -697,21 +716,28 @@ impl CciProvider {
     async fn list(&self) -> Result<Vec<RemotePod>> {
         // NB: the namespace is the cluster's own, so every pod with the UID label is ours; the
         // filter is client-side so no label selector support is needed from the API.
-        match self.client.list_pod_summaries(&self.namespace).await {
-            Ok(list) => Ok(list
-                .items
-                .iter()
-                .filter_map(translate::remote_pod)
-                .map(|mut remote| {
-                    if breakage::is(Breakage::StatusNotSynced) {
-                        remote.status = None;
-                    }
-                    remote
-                })
-                .collect()),
-            Err(e) if e.code() == Some(404) => Ok(Vec::new()),
-            Err(e) => Err(e),
-        }
+        let pods = match self.cci_pods.pods() {
+            Some(pods) => pods,
+            // Not followed (yet, or its watch is down): as CCI says now.
+            None => match self.client.list_pod_summaries(&self.namespace).await {
+                Ok(list) => list
+                    .items
+                    .iter()
+                    .filter_map(translate::remote_pod)
+                    .collect(),
+                Err(e) if e.code() == Some(404) => Vec::new(),
+                Err(e) => return Err(e),
+            },
+        };
+        Ok(pods
+            .into_iter()
+            .map(|mut remote| {
+                if breakage::is(Breakage::StatusNotSynced) {
+                    remote.status = None;
+                }
+                remote
+            })
+            .collect())
     }
 }
 
