@@ -27,6 +27,11 @@
 //! exits with an error (its pod restarts as a candidate); one stopped by a signal gives the
 //! lease up, so the other replica takes over at once. RBAC: `get`, `create`, `update` on leases.
 //!
+//! Pod statuses are read from CCI by a watch of the namespace's pods, with a full list every
+//! `--cci-resync-seconds` (default 300; `bursting_engine::cci_watch`), not by a list every
+//! status round. The counts of the engine's CCI requests since start, by kind, are logged every
+//! `--cci-request-log-seconds` (default 60) as `cci requests` with a JSON object `counts`.
+//!
 //! `kubectl logs` of burst pods: the engine serves the kubelet API (`vk::kubelet`:
 //! `/containerLogs`, `/healthz`) over HTTPS on `--kubelet-listen` (default
 //! `{--node-ip}:{--kubelet-port}`, which the node advertises; `off` serves nothing), with a
@@ -255,6 +260,14 @@ struct VirtualKubeletArgs {
     /// How often the node lease is renewed, in seconds.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     lease_interval_secs: u64,
+    /// How often the CCI pods are listed in full, in seconds; between lists the engine follows
+    /// them with a watch. The bound on how long a change the watch missed could go unseen.
+    #[arg(long, default_value_t = bursting_engine::cci_watch::DEFAULT_RESYNC.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    cci_resync_seconds: u64,
+    /// How often the counts of the engine's CCI requests are logged (`cci requests`), in
+    /// seconds; 0 never.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    cci_request_log_seconds: u64,
     /// How long the node stays locked (cordoned) after CCI answers sold out, in seconds.
     #[arg(long, default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..))]
     lock_duration_secs: u64,
@@ -435,6 +448,7 @@ async fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
 
 async fn virtual_kubelet(args: VirtualKubeletArgs) -> anyhow::Result<()> {
     let cci = CciClient::new(&args.cci_endpoint, args.cci_token)?;
+    let counted = cci.clone();
     // Checked before the cluster is contacted: a bad flag is reported as such.
     bursting_engine::translate::check_cluster_id(&args.cluster_id)?;
     let kubelet_listen = match args.kubelet_listen {
@@ -531,6 +545,14 @@ async fn virtual_kubelet(args: VirtualKubeletArgs) -> anyhow::Result<()> {
     // NB: ended when this function returns (the task is aborted with the JoinSet).
     let mut background = tokio::task::JoinSet::new();
     background.spawn(Arc::clone(&provider).watch_cluster_objects(client.clone()));
+    background
+        .spawn(Arc::clone(&provider).watch_cci_pods(Duration::from_secs(args.cci_resync_seconds)));
+    if args.cci_request_log_seconds > 0 {
+        background.spawn(log_request_counts(
+            counted,
+            Duration::from_secs(args.cci_request_log_seconds),
+        ));
+    }
     // Also at start-up: a lock that ended while the engine was down is released.
     background.spawn(node_lock.run());
     let lost = async {
@@ -552,6 +574,21 @@ async fn virtual_kubelet(args: VirtualKubeletArgs) -> anyhow::Result<()> {
     result?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Logs the counts of `cci`'s requests since start every `every` (`cci requests`, the counts
+/// as a JSON object in the field `counts`, e.g. `{"GET list pods":2,"GET watch pods":3}`): what
+/// `burstcert bench` and a person reading the engine's log compare over time.
+async fn log_request_counts(cci: CciClient, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let counts = cci.request_counts();
+        let json = serde_json::to_string(&counts).unwrap_or_default();
+        tracing::info!(total = counts.total(), counts = %json, "cci requests");
+    }
 }
 
 async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
