@@ -51,6 +51,13 @@ pub const MOCK: WorkspaceBinary = WorkspaceBinary {
     env: MOCK_BIN_ENV,
 };
 
+/// The harness's own CLI ([`resolve_cli`]).
+pub const CLI: WorkspaceBinary = WorkspaceBinary {
+    binary: "burstcert",
+    package: "burstcert",
+    env: "BURSTCERT_CLI_BIN",
+};
+
 /// Every binary the harness builds from the workspace, built together in one `cargo build`.
 const ALL: [WorkspaceBinary; 2] = [ENGINE, MOCK];
 
@@ -130,23 +137,48 @@ fn resolve_for(
 /// executable. NB: cargo puts it where the ordinary build goes (`target/<profile>/`), so copy it
 /// aside before anything builds the engine again.
 pub fn build_engine_with_features(features: &[&str], progress: &Progress) -> Result<PathBuf> {
+    build(ENGINE, features, progress)
+}
+
+/// The `burstcert` CLI itself, for a test that runs it as a user does (the suites' existing-
+/// cluster trial; other packages' tests have no `CARGO_BIN_EXE_burstcert`): the one
+/// [`CLI`]'s environment variable names, else built from this workspace's source (a no-op
+/// after `cargo test --workspace`, which built it with the same features).
+pub fn resolve_cli(progress: &Progress) -> Result<PathBuf> {
+    match std::env::var_os(CLI.env) {
+        Some(path) => Ok(user_path(PathBuf::from(path))),
+        None => build(CLI, &[], progress),
+    }
+}
+
+/// `cargo build` of `which` from this workspace's source with the cargo `features` of its
+/// package and the running executable's profile; answers the executable.
+fn build(which: WorkspaceBinary, features: &[&str], progress: &Progress) -> Result<PathBuf> {
+    let what = if features.is_empty() {
+        format!("`{}`", which.binary)
+    } else {
+        format!(
+            "`{}` with the features {}",
+            which.binary,
+            features.join(",")
+        )
+    };
     let exe = std::env::current_exe().map_err(|source| Error::Io {
         context: "find the running executable".into(),
         source,
     })?;
     let workspace = Workspace::of_running(&exe).ok_or_else(|| Error::Step {
-        step: format!("build the engine with the features {}", features.join(",")),
-        detail: "this burstcert does not run from its workspace (cargo run -p burstcert)".into(),
+        step: format!("build {what}"),
+        detail: "this executable does not run from its workspace (cargo run / cargo test)".into(),
     })?;
-    let what = format!("the engine with the features {}", features.join(","));
     workspace
-        .build_packages(&[ENGINE], features, &what, progress)?
+        .build_packages(&[which], features, &what, progress)?
         .into_iter()
-        .find(|(name, _)| name == ENGINE.binary)
+        .find(|(name, _)| name == which.binary)
         .map(|(_, path)| path)
         .ok_or_else(|| Error::Step {
             step: format!("build {what}"),
-            detail: format!("cargo built no executable named {}", ENGINE.binary),
+            detail: format!("cargo built no executable named {}", which.binary),
         })
 }
 

@@ -210,11 +210,34 @@ entries! {
 static FOOTPRINTS: [tokio::sync::RwLock<()>; crate::env::MAX_CLUSTERS] =
     [const { tokio::sync::RwLock::const_new(()) }; crate::env::MAX_CLUSTERS];
 
-/// How a running scenario holds [`FOOTPRINT`].
+/// How a running scenario holds [`FOOTPRINTS`].
 enum Footprint {
     Alone(#[allow(dead_code)] tokio::sync::RwLockWriteGuard<'static, ()>),
     Shared(#[allow(dead_code)] tokio::sync::RwLockReadGuard<'static, ()>),
 }
+
+impl Footprint {
+    /// Waits for environment `index`'s lock: `alone`, or beside the other confined scenarios.
+    async fn hold(index: usize, alone: bool) -> Self {
+        let footprint = &FOOTPRINTS[index];
+        if alone {
+            Footprint::Alone(footprint.write().await)
+        } else {
+            Footprint::Shared(footprint.read().await)
+        }
+    }
+}
+
+/// The shared environment held as a scenario holds it, for a trial that is not in the catalogue:
+/// `alone` as a cluster-wide one (a check that changes it, e.g. the suites' existing-cluster
+/// trial; the others wait until the guard is dropped), else beside the other confined ones.
+pub async fn hold_shared(alone: bool) -> crate::Result<(&'static crate::env::Env, SharedHold)> {
+    let env = crate::env::shared().await?;
+    Ok((env, SharedHold(Footprint::hold(0, alone).await)))
+}
+
+/// How a trial holds the shared environment ([`hold_shared`]).
+pub struct SharedHold(#[allow(dead_code)] Footprint);
 
 /// Scenarios proposed for `SCENARIOS.md` and not yet in it: the suites run them (by ID, like any
 /// other), `certify` does not (a certificate covers the spec's IDs).
@@ -259,12 +282,7 @@ pub async fn run(id: &str) -> Outcome {
     }
     // Isolation, whoever runs scenarios side by side (certify --jobs, the test harness's
     // threads): a cluster-wide scenario runs alone, the others together.
-    let footprint = &FOOTPRINTS[index];
-    let _footprint = if wide {
-        Footprint::Alone(footprint.write().await)
-    } else {
-        Footprint::Shared(footprint.read().await)
-    };
+    let _footprint = Footprint::hold(index, wide).await;
     let scenario = match Scenario::new_on(id, env).await {
         Ok(s) => s,
         Err(e) => return Outcome::Failed(format!("setting up {id}: {e}")),

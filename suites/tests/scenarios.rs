@@ -11,15 +11,22 @@ use std::process::ExitCode;
 use burstcert::scenario::{Outcome, Scenario};
 use libtest_mimic::{Failed, Trial};
 
+mod existing;
+
 fn main() -> ExitCode {
     let logs = Trial::test("vk::kubectl_logs_of_a_burst_pod", kubectl_logs);
-    suites::main(None, suites::every_scenario(), vec![logs], true)
+    let existing = Trial::test(existing::NAME, existing::trial);
+    suites::main(None, suites::every_scenario(), vec![logs, existing], true)
 }
 
 /// Not a SCENARIOS.md ID, so not in the catalogue: `kubectl logs` of a burst pod goes from the
 /// API server to the engine's kubelet API and answers what CCI holds for its container.
 fn kubectl_logs() -> Result<(), Failed> {
     suites::block_on(async {
+        // Beside the confined scenarios, never while a trial holds the cluster alone.
+        let (_, _shared) = burstcert::catalogue::hold_shared(false)
+            .await
+            .map_err(|e| format!("setting up VK-LOGS: {e}"))?;
         let scenario = Scenario::new("VK-LOGS")
             .await
             .map_err(|e| format!("setting up VK-LOGS: {e}"))?;

@@ -1,0 +1,1 @@
+//! Feature unification only: see this crate's `Cargo.toml`. No code.
