@@ -3,6 +3,7 @@
 //! (`cargo test -p engine --test it api::` runs one module).
 
 mod cci_protocol;
+mod cci_watch;
 mod cli;
 mod common;
 mod gc;
