@@ -36,6 +36,8 @@ fn virtual_kubelet_help_lists_its_flags() {
         "--cluster-id",
         "--node-name",
         "--status-interval-ms",
+        "--cci-resync-seconds",
+        "--cci-request-log-seconds",
         "--node-ip",
         "--release",
         "1.5.18",
