@@ -1059,6 +1059,11 @@ impl Env {
         if let Ok(mut host) = local.host.lock() {
             host.stop();
         }
+        // An API server restarted by R-03 is ours, not kwokctl's: stop it and wait, or it
+        // outlived the run by up to ~10 s (its supervisor only noticed the harness had gone).
+        if let Some(mut restarted) = local.api_server.lock().ok().and_then(|mut a| a.take()) {
+            restarted.stop();
+        }
         match local.cluster.lock() {
             Ok(mut cluster) => cluster.destroy(),
             Err(_) => Ok(()),
