@@ -26,6 +26,7 @@ pub mod progress;
 pub mod scenario;
 pub mod scenarios;
 pub mod snapshot;
+pub mod soak;
 pub mod stuck;
 pub mod tools;
 pub mod wait;

@@ -12,6 +12,7 @@
 //! burstcert render [params] [--local]           # the add-on's objects as YAML
 //! burstcert cci purge --cluster-id X --cci-endpoint URL   # what a deleted cluster left on CCI
 //! burstcert breakages [--only NAME…] [--list] [--report DIR]  # which scenario catches each engine breakage
+//! burstcert soak [--events N] [--seed S] [--max-replicas M] [--deadline-secs D]  # chaos soak, numbers
 //! ```
 
 use std::process::ExitCode;
@@ -136,6 +137,26 @@ enum Command {
         /// KiB per ConfigMap.
         #[arg(long, default_value_t = 300)]
         configmap_kib: usize,
+    },
+    /// Chaos soak on a fresh environment: N random events (scale-ups and -downs, pod deletions,
+    /// the engine killed mid-scale, the API server restarted, CCI faults: 503s, latency,
+    /// "applied, then timed out"), with convergence checks every 10 events and at the end: no
+    /// leaked or duplicate CCI pod, every pod's phase the same on both sides, nothing lost.
+    /// Prints the numbers; exits 1 if an invariant failed or the deadline passed.
+    Soak {
+        /// How many events.
+        #[arg(long, default_value_t = burstcert::soak::DEFAULT_EVENTS)]
+        events: usize,
+        /// Seed of the events (printed; the same seed gives the same events) [default: from the clock].
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Highest replica count of each of the two Deployments.
+        #[arg(long, default_value_t = burstcert::soak::DEFAULT_MAX_REPLICAS,
+              value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=500))]
+        max_replicas: usize,
+        /// Bound on the soak (bring-up excluded); past it the soak stops and says so.
+        #[arg(long, default_value_t = burstcert::soak::DEFAULT_DEADLINE.as_secs())]
+        deadline_secs: u64,
     },
     /// Run each deliberate breakage of the engine (its cargo feature `breakages`, never
     /// shipped) through `certify --focus` on the scenarios expected to catch it, and report which
@@ -352,6 +373,37 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ));
             env.destroy()?;
             print!("{}", report?);
+        }
+        Command::Soak {
+            events,
+            seed,
+            max_replicas,
+            deadline_secs,
+        } => {
+            let seed = seed.unwrap_or_else(burstcert::soak::clock_seed);
+            eprintln!("burstcert soak: seed {seed} (replay with --seed {seed})");
+            let env = burstcert::env::Env::start()?;
+            let runtime = tokio::runtime::Runtime::new().context("start tokio")?;
+            let summary = runtime.block_on(burstcert::soak::run(
+                &env,
+                &burstcert::soak::SoakOptions {
+                    events,
+                    seed,
+                    max_replicas,
+                    deadline: std::time::Duration::from_secs(deadline_secs),
+                },
+            ));
+            // Stop the runtime (and anything still running on it) before the processes go.
+            drop(runtime);
+            let destroyed = env.destroy();
+            let summary = summary?;
+            print!("{summary}");
+            destroyed?;
+            return Ok(if summary.failed() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            });
         }
         Command::Addon { command } => {
             let runtime = tokio::runtime::Runtime::new().context("start tokio")?;
