@@ -390,6 +390,9 @@ mod tests {
     #[case(1536 * MIB, "1536Mi", "1.5")]
     #[case(1000, "1000", "0.001")]
     #[case(0, "0", "0")]
+    // The ends of the suffix table (mutants of its shifts survived without them).
+    #[case(2048, "2Ki", "0.001")]
+    #[case(2 << 40, "2Ti", "2048")]
     fn memory_formats(#[case] bytes: u64, #[case] quantity: &str, #[case] gib: &str) {
         assert_eq!(format_memory(bytes), quantity);
         assert_eq!(format_gib(bytes), gib);
