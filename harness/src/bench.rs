@@ -117,6 +117,13 @@ fn engine_rss(env: &Env) -> Option<(f64, f64)> {
 }
 
 async fn namespace(client: &kube::Client, name: &str) -> Result<Api<Pod>> {
+    create_namespace(client, name).await?;
+    Ok(Api::namespaced(client.clone(), name))
+}
+
+/// Creates namespace `name` and waits for its default service account (pods are refused
+/// without it); shared with the soak.
+pub(crate) async fn create_namespace(client: &kube::Client, name: &str) -> Result<()> {
     let ns = Namespace {
         metadata: ObjectMeta {
             name: Some(name.into()),
@@ -142,8 +149,7 @@ async fn namespace(client: &kube::Client, name: &str) -> Result<Api<Pod>> {
         },
         || async { String::new() },
     )
-    .await?;
-    Ok(Api::namespaced(client.clone(), name))
+    .await
 }
 
 /// A Deployment of small pods (0.25 vCPU / 512Mi, the smallest flavour), `labels` on its pods.

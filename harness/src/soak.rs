@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
-use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use mock_cci::faults::Operation;
 use mock_cci::{Fault, Scope};
 
@@ -780,7 +780,7 @@ pub async fn run(env: &Env, options: &SoakOptions) -> Result<Summary> {
     let client = env.client().await?;
     wait_virtual_node_schedulable(&client).await?;
     let namespace = format!("soak-{}", &crate::cluster::local::random_name()[10..]);
-    create_namespace(&client, &namespace).await?;
+    crate::bench::create_namespace(&client, &namespace).await?;
     eprintln!(
         "burstcert soak: seed {} ({} events, replicas 0..={} per Deployment, deadline {} s), namespace {namespace}, CCI namespace {}",
         options.seed,
@@ -856,35 +856,6 @@ async fn wait_virtual_node_schedulable(client: &kube::Client) -> Result<()> {
                         .flat_map(|s| s.taints.iter().flatten())
                         .any(|t| t.key.starts_with("node.kubernetes.io/"))
                 })
-                .map(|_| ()))
-        },
-        || async { String::new() },
-    )
-    .await
-}
-
-async fn create_namespace(client: &kube::Client, name: &str) -> Result<()> {
-    let ns = Namespace {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..ObjectMeta::default()
-        },
-        ..Namespace::default()
-    };
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .map_err(kube(name))?;
-    let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> =
-        Api::namespaced(client.clone(), name);
-    wait::until(
-        &format!("the default service account of {name}"),
-        Duration::from_secs(30),
-        || async {
-            Ok(accounts
-                .get_opt("default")
-                .await
-                .map_err(kube("get service account"))?
                 .map(|_| ()))
         },
         || async { String::new() },
