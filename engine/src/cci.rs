@@ -846,6 +846,13 @@ mod tests {
         let counts = counters.snapshot();
         assert_eq!(counts.get(verb, resource), 2);
         assert_eq!(counts.total(), 2);
+        // Kinds never sent are absent, so the logged line names only what was sent.
+        let logged = serde_json::to_value(&counts).unwrap();
+        assert_eq!(
+            logged.as_object().map(serde_json::Map::len),
+            Some(1),
+            "{logged}"
+        );
     }
 
     #[rstest::rstest]
