@@ -236,18 +236,9 @@ async fn time_to_running(
     .await
 }
 
-/// Runs the measurements the options ask for on `env`.
-pub async fn run(env: &Env, options: &BenchOptions) -> Result<BenchReport> {
-    let client = env.client().await?;
-    let mut report = BenchReport {
-        replicas: options.replicas,
-        memory_pods: options.memory_pods,
-        configmap_kib: options.configmap_kib,
-        engine_binary: env.engine_binary().map(Path::to_path_buf),
-        ..BenchReport::default()
-    };
-    // A node just registered carries the not-ready taint until the node lifecycle controller
-    // lifts it; measuring before that would time the controller, not the engine.
+/// Waits until the virtual node carries no `node.kubernetes.io/` taint (a node just registered
+/// carries the not-ready one until the node lifecycle controller lifts it); shared with the soak.
+pub(crate) async fn wait_virtual_node_schedulable(client: &kube::Client) -> Result<()> {
     let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
     wait::until(
         "bursting-node to be schedulable (no not-ready taint)",
@@ -268,7 +259,22 @@ pub async fn run(env: &Env, options: &BenchOptions) -> Result<BenchReport> {
         },
         || async { String::new() },
     )
-    .await?;
+    .await
+}
+
+/// Runs the measurements the options ask for on `env`.
+pub async fn run(env: &Env, options: &BenchOptions) -> Result<BenchReport> {
+    let client = env.client().await?;
+    let mut report = BenchReport {
+        replicas: options.replicas,
+        memory_pods: options.memory_pods,
+        configmap_kib: options.configmap_kib,
+        engine_binary: env.engine_binary().map(Path::to_path_buf),
+        ..BenchReport::default()
+    };
+    // A node just registered carries the not-ready taint until the node lifecycle controller
+    // lifts it; measuring before that would time the controller, not the engine.
+    wait_virtual_node_schedulable(&client).await?;
     let suffix = &crate::cluster::local::random_name()[10..];
     if options.replicas > 0 {
         // Room for every replica on kwok nodes labelled for the benchmark (250 pods each).

@@ -707,15 +707,8 @@ impl Env {
             "the replaced add-on pods to be gone",
             Duration::from_secs(60),
             || async {
-                let list = pods
-                    .list(&kube::api::ListParams::default().labels(&render::selector()))
-                    .await
-                    .map_err(|source| Error::Kube {
-                        context: "list the add-on's pods".into(),
-                        source,
-                    })?;
-                let draining = list
-                    .items
+                let draining = addon_pods(&pods)
+                    .await?
                     .iter()
                     .any(|p| p.metadata.deletion_timestamp.is_some());
                 Ok((!draining).then_some(()))
@@ -799,15 +792,8 @@ impl Env {
         }
         let pods: Api<k8s_openapi::api::core::v1::Pod> =
             Api::namespaced(self.client().await?, render::NAMESPACE);
-        let list = pods
-            .list(&kube::api::ListParams::default().labels(&render::selector()))
-            .await
-            .map_err(|source| Error::Kube {
-                context: "list the add-on's pods".into(),
-                source,
-            })?;
         let mut texts = Vec::new();
-        for pod in &list.items {
+        for pod in &addon_pods(&pods).await? {
             let name = pod.metadata.name.clone().unwrap_or_default();
             let statuses = pod
                 .status
@@ -1122,6 +1108,20 @@ async fn printed_address(log: &Path, prefix: &str, who: &str) -> Result<String> 
         || async { tail_file(log, 20) },
     )
     .await
+}
+
+/// The add-on's pods in `pods` (its namespace), by the add-on's label selector.
+async fn addon_pods(
+    pods: &Api<k8s_openapi::api::core::v1::Pod>,
+) -> Result<Vec<k8s_openapi::api::core::v1::Pod>> {
+    let list = pods
+        .list(&kube::api::ListParams::default().labels(&render::selector()))
+        .await
+        .map_err(|source| Error::Kube {
+            context: "list the add-on's pods".into(),
+            source,
+        })?;
+    Ok(list.items)
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use mock_cci::faults::Operation;
 use mock_cci::{Fault, Scope};
@@ -778,7 +778,7 @@ struct Soak<'a> {
 pub async fn run(env: &Env, options: &SoakOptions) -> Result<Summary> {
     let started = Instant::now();
     let client = env.client().await?;
-    wait_virtual_node_schedulable(&client).await?;
+    crate::bench::wait_virtual_node_schedulable(&client).await?;
     let namespace = format!("soak-{}", &crate::cluster::local::random_name()[10..]);
     crate::bench::create_namespace(&client, &namespace).await?;
     eprintln!(
@@ -837,30 +837,6 @@ pub async fn run(env: &Env, options: &SoakOptions) -> Result<Summary> {
         .delete(&soak.namespace, &DeleteParams::default())
         .await;
     Ok(soak.summary)
-}
-
-async fn wait_virtual_node_schedulable(client: &kube::Client) -> Result<()> {
-    let nodes: Api<Node> = Api::all(client.clone());
-    wait::until(
-        "bursting-node to be schedulable (no not-ready taint)",
-        Duration::from_secs(90),
-        || async {
-            let node = nodes
-                .get_opt(VIRTUAL_NODE)
-                .await
-                .map_err(kube("get bursting-node"))?;
-            Ok(node
-                .filter(|n| {
-                    !n.spec
-                        .iter()
-                        .flat_map(|s| s.taints.iter().flatten())
-                        .any(|t| t.key.starts_with("node.kubernetes.io/"))
-                })
-                .map(|_| ()))
-        },
-        || async { String::new() },
-    )
-    .await
 }
 
 /// Clears every fault set on the mock.
