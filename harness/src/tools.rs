@@ -225,10 +225,9 @@ impl Tools {
             pins.kwok,
             hash_of(&WRAPPERS)
         ));
-        if check_complete(&dir, &BINARIES).is_ok() {
-            return Ok(Self { dir, pins });
-        }
-        build_all(&dir, &pins, &WRAPPERS, &BINARIES, progress)?;
+        ensure_built(&dir, &BINARIES, progress, || {
+            build_all(&dir, &pins, &WRAPPERS, &BINARIES, progress)
+        })?;
         Ok(Self { dir, pins })
     }
 }
@@ -245,9 +244,9 @@ pub fn ensure_kind(progress: &Progress) -> Result<Tools> {
         pins.coredns,
         hash_of(&KIND_WRAPPERS)
     ));
-    if check_complete(&dir, &KIND_BINARIES).is_err() {
-        build_all(&dir, &pins, &KIND_WRAPPERS, &KIND_BINARIES, progress)?;
-    }
+    ensure_built(&dir, &KIND_BINARIES, progress, || {
+        build_all(&dir, &pins, &KIND_WRAPPERS, &KIND_BINARIES, progress)
+    })?;
     Ok(Tools { dir, pins })
 }
 
@@ -293,6 +292,48 @@ pub(crate) fn short_hex(digest: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
         s
     })
+}
+
+/// Runs `build` (which puts `binaries` into `dest`) unless they are there, one builder at a time: the threads of
+/// one process (a run brings up its clusters at once, each asking for the binaries) and other
+/// processes (another `burstcert`, a test binary) wait for the one building, then find the
+/// result. Without this, builders of one process shared a scratch folder and removed each
+/// other's work ("build kube-apiserver failed" on a cold machine).
+fn ensure_built(
+    dest: &Path,
+    binaries: &[&str],
+    progress: &Progress,
+    build: impl FnOnce() -> Result<()>,
+) -> Result<()> {
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    if check_complete(dest, binaries).is_ok() {
+        return Ok(());
+    }
+    // A panic while building poisons the lock, not the cache (the scratch folder is removed).
+    let _in_process = BUILDING.lock().unwrap_or_else(|p| p.into_inner());
+    let parent = dest.parent().expect("cache folder has a parent");
+    std::fs::create_dir_all(parent).io_context(|| format!("create {}", parent.display()))?;
+    let lock_path = parent.join(format!(
+        ".lock-{}",
+        dest.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let lock = std::fs::File::create(&lock_path)
+        .io_context(|| format!("create {}", lock_path.display()))?;
+    if lock.try_lock().is_err() {
+        let bar = progress.spinner(&format!(
+            "wait for another process building {} (lock {})",
+            dest.display(),
+            lock_path.display()
+        ));
+        lock.lock()
+            .io_context(|| format!("lock {}", lock_path.display()))?;
+        bar.finish("the other process finished building");
+    }
+    // Released when `lock` is dropped (closed), also if this process dies.
+    if check_complete(dest, binaries).is_ok() {
+        return Ok(());
+    }
+    build()
 }
 
 fn build_all(
@@ -476,6 +517,39 @@ mod tests {
         let mut want = KIND_BINARIES.to_vec();
         want.sort_unstable();
         assert_eq!(built, want);
+    }
+
+    #[test]
+    fn concurrent_callers_build_once_and_all_find_the_binaries() {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        let cache = tempfile::tempdir().unwrap();
+        let dest = cache.path().join("k8s-test");
+        let builds = AtomicUsize::new(0);
+        let arrived = AtomicUsize::new(0);
+        let progress = Progress::quiet();
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    arrived.fetch_add(1, SeqCst);
+                    ensure_built(&dest, &["one", "two"], &progress, || {
+                        builds.fetch_add(1, SeqCst);
+                        // A build takes minutes: the others arrive while it is under way.
+                        let deadline =
+                            std::time::Instant::now() + std::time::Duration::from_secs(5);
+                        while arrived.load(SeqCst) < 4 && std::time::Instant::now() < deadline {
+                            std::thread::yield_now();
+                        }
+                        std::fs::create_dir_all(&dest).unwrap();
+                        std::fs::write(dest.join("one"), "").unwrap();
+                        std::fs::write(dest.join("two"), "").unwrap();
+                        Ok(())
+                    })
+                    .unwrap();
+                    assert!(check_complete(&dest, &["one", "two"]).is_ok());
+                });
+            }
+        });
+        assert_eq!(builds.into_inner(), 1);
     }
 
     #[test]
