@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use futures::StreamExt as _;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{
     DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeSpec, NodeStatus,
@@ -12,6 +13,8 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::WatchStreamExt as _;
+use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 
 use crate::error::api_code;
@@ -342,6 +345,34 @@ fn meta_patch(config: &NodeConfig, current_taints: &[Taint]) -> serde_json::Valu
     })
 }
 
+/// What the watch of the node's own object tells the agent to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NodeWatch {
+    /// Nothing.
+    Keep,
+    /// The node is gone: register it again now, not at the next heartbeat.
+    Reregister,
+}
+
+/// Decides on one event of the watch of the node's own object (`metadata.name=<node>`).
+/// `listed` tracks whether the current (re)list contained the node: a list that ends without it
+/// means it was deleted while the watch was down.
+pub(crate) fn on_node_event<K>(event: &Event<K>, listed: &mut bool) -> NodeWatch {
+    match event {
+        Event::Delete(_) => NodeWatch::Reregister,
+        Event::Init => {
+            *listed = false;
+            NodeWatch::Keep
+        }
+        Event::InitApply(_) => {
+            *listed = true;
+            NodeWatch::Keep
+        }
+        Event::InitDone if !*listed => NodeWatch::Reregister,
+        Event::InitDone | Event::Apply(_) => NodeWatch::Keep,
+    }
+}
+
 /// Registers the node and keeps it alive: lease renewals and status heartbeats.
 pub(crate) struct NodeAgent {
     nodes: Api<Node>,
@@ -520,8 +551,26 @@ impl NodeAgent {
         }
     }
 
+    /// Registers the node again after it was deleted (and its lease with it), retrying with the
+    /// next event or tick on failure.
+    async fn reregister(&mut self) {
+        tracing::warn!(node = %self.config.name, "node was deleted; registering it again");
+        if let Err(e) = self.register().await {
+            tracing::warn!(error = %e, "registering the node again failed");
+            return;
+        }
+        if let Err(e) = self.renew_lease().await {
+            tracing::warn!(error = %e, "lease renewal after registering again failed");
+        }
+    }
+
     /// Renew the lease every `lease_interval`, post the status every `status_interval` and at
-    /// once when `health` changes, forever; failures are logged and retried on the next tick.
+    /// once when `health` changes, and register the node again as soon as a watch of it sees
+    /// it deleted, forever; failures are logged and retried on the next tick.
+    ///
+    /// The watch is why a deleted node is back within a second rather than at the next lease
+    /// or status tick: while the node is missing, kube-controller-manager's pod GC may judge
+    /// every pod bound to it orphaned and force-delete them.
     pub(crate) async fn keep_alive(
         mut self,
         lease_interval: Duration,
@@ -535,8 +584,23 @@ impl NodeAgent {
         // The first status tick fires at once; registration just posted it.
         status_tick.tick().await;
         let mut pinging = true;
+        let own = watcher::Config::default().fields(&format!("metadata.name={}", self.config.name));
+        let events = watcher::watcher(self.nodes.clone(), own).default_backoff();
+        futures::pin_mut!(events);
+        let mut watching = true;
+        let mut listed = true;
         loop {
             tokio::select! {
+                event = events.next(), if watching => match event {
+                    Some(Ok(event)) => {
+                        if on_node_event(&event, &mut listed) == NodeWatch::Reregister {
+                            self.reregister().await;
+                        }
+                    }
+                    Some(Err(e)) => tracing::warn!(error = %e, "watch of the node failed; retrying"),
+                    // Never ends (it backs off and retries); the heartbeat still re-registers.
+                    None => watching = false,
+                },
                 _ = lease_tick.tick() => {
                     if let Err(e) = self.renew_lease().await {
                         tracing::warn!(error = %e, "lease renewal failed");
@@ -700,6 +764,30 @@ mod tests {
         });
         let status = node_status(&config, &Health::Healthy, &now, &now);
         assert_eq!(status.allocatable.unwrap()["pods"], Quantity("7".into()));
+    }
+
+    #[test]
+    fn the_node_is_registered_again_when_deleted_or_missing_from_a_relist() {
+        let node = Node::default();
+        let mut listed = true;
+        let cases: [(Event<Node>, NodeWatch); 7] = [
+            (Event::Apply(node.clone()), NodeWatch::Keep),
+            (Event::Delete(node.clone()), NodeWatch::Reregister),
+            // A relist that finds the node.
+            (Event::Init, NodeWatch::Keep),
+            (Event::InitApply(node.clone()), NodeWatch::Keep),
+            (Event::InitDone, NodeWatch::Keep),
+            // A relist that does not: deleted while the watch was down.
+            (Event::Init, NodeWatch::Keep),
+            (Event::InitDone, NodeWatch::Reregister),
+        ];
+        for (i, (event, want)) in cases.iter().enumerate() {
+            assert_eq!(
+                on_node_event(event, &mut listed),
+                *want,
+                "event {i}: {event:?}"
+            );
+        }
     }
 
     #[test]
