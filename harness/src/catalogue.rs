@@ -259,6 +259,23 @@ pub fn find(id: &str) -> Option<Entry> {
 /// Runs one scenario by ID in a fresh namespace of the shared environment and returns its
 /// outcome; a body's error or panic becomes [`Outcome::Failed`] with the diagnosis.
 pub async fn run(id: &str) -> Outcome {
+    run_held(id, hold_cluster_for(id).await).await
+}
+
+/// For a cluster-wide scenario, waits for an extra cluster of its own, if there are any
+/// (`None` otherwise: the scenario runs on the shared environment). `certify` waits for it
+/// before timing the scenario, so a scenario's time is its own, not its wait.
+pub async fn hold_cluster_for(id: &str) -> Option<crate::env::ExtraCluster> {
+    match find(id) {
+        Some(entry) if entry.body.is_some() && entry.cluster_wide() => {
+            crate::env::hold_extra_cluster().await
+        }
+        _ => None,
+    }
+}
+
+/// [`run`] with the extra cluster (from [`hold_cluster_for`]) already held.
+pub async fn run_held(id: &str, extra: Option<crate::env::ExtraCluster>) -> Outcome {
     let Some(entry) = find(id) else {
         return Outcome::Failed(format!("no scenario {id} in the catalogue"));
     };
@@ -266,12 +283,6 @@ pub async fn run(id: &str) -> Outcome {
         return Outcome::NotImplemented;
     };
     let wide = entry.cluster_wide();
-    // A cluster-wide scenario waits for an extra cluster of its own, if there are any.
-    let extra = if wide {
-        crate::env::hold_extra_cluster().await
-    } else {
-        None
-    };
     let index = extra.as_ref().map_or(0, crate::env::ExtraCluster::index);
     let env = match crate::env::at(index).await {
         Ok(env) => env,

@@ -612,8 +612,8 @@ struct Batch {
 /// `--jobs 1`: every scenario alone, in catalogue order, in the first lane. More: the scenarios
 /// confined to their own namespace and CCI objects run together, `jobs` at a time; the
 /// cluster-wide ones ([`Entry::cluster_wide`]) each alone on a cluster: with `extras` extra
-/// clusters, `extras` at once in the second lane (beside the confined batch), else one after
-/// another after the confined batch. So no scenario's outcome depends on what runs beside it.
+/// clusters, `extras` at once in the second lane (beside the confined batch, and one more on
+/// the shared cluster once that batch ended), else one after another after the confined batch. So no scenario's outcome depends on what runs beside it.
 fn schedule(runnable: &[Entry], jobs: usize, extras: usize) -> [Vec<Batch>; 2] {
     if jobs <= 1 {
         let each = runnable
@@ -635,10 +635,12 @@ fn schedule(runnable: &[Entry], jobs: usize, extras: usize) -> [Vec<Batch>; 2] {
         });
     }
     if extras > 0 && !wide.is_empty() {
-        // Each on an extra cluster of its own (env::hold_extra_cluster), `extras` at once.
+        // Each on an extra cluster of its own (env::hold_extra_cluster), `extras` at once, and
+        // one more once the confined batch ended and the shared cluster is lent to them
+        // (env::lend_shared_environment).
         let beside = Batch {
+            width: extras + usize::from(!plan.is_empty()),
             entries: wide,
-            width: extras,
         };
         return [plan, vec![beside]];
     }
@@ -730,6 +732,8 @@ pub async fn certify(options: &Options) -> Result<Report> {
     let run_one = |entry: Entry| {
         let ran = &ran;
         async move {
+            // A cluster-wide scenario's cluster first: its time is its own, not its wait.
+            let held = catalogue::hold_cluster_for(entry.id).await;
             let n = ran.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             eprintln!(
                 "burstcert: [{n}/{selected}] {} {} ...",
@@ -737,7 +741,7 @@ pub async fn certify(options: &Options) -> Result<Report> {
                 entry.title_for(release)
             );
             let started = Instant::now();
-            let outcome = catalogue::run(entry.id).await;
+            let outcome = catalogue::run_held(entry.id, held).await;
             let seconds = started.elapsed().as_secs_f64();
             eprintln!(
                 "burstcert:   {} {} ({seconds:.1}s) {}",
@@ -780,8 +784,18 @@ pub async fn certify(options: &Options) -> Result<Report> {
         }
     };
     let [shared_lane, extra_lane] = schedule(&runnable, options.jobs, extras);
+    let lend = extras > 0 && !shared_lane.is_empty() && !extra_lane.is_empty();
+    let shared_then_lend = async {
+        let ran = run_lane(shared_lane).await;
+        if lend && crate::env::lend_shared_environment() {
+            eprintln!(
+                "burstcert: the confined scenarios are done; the shared cluster takes cluster-wide ones too"
+            );
+        }
+        ran
+    };
     let ((mut outcomes, first), (more, second)) =
-        futures::join!(run_lane(shared_lane), run_lane(extra_lane));
+        futures::join!(shared_then_lend, run_lane(extra_lane));
     outcomes.extend(more);
     let mut results: std::collections::HashMap<&str, (Outcome, f64)> = outcomes
         .into_iter()
@@ -1210,14 +1224,20 @@ mod tests {
             "every scenario once"
         );
         // With two extra clusters: the confined batch in the first lane, beside one batch of
-        // every cluster-wide scenario, two at a time (each on a cluster of its own).
+        // every cluster-wide scenario, two at a time (each on a cluster of its own) and a third
+        // on the shared cluster once the confined batch ended.
         let [shared, extra] = schedule(&all, 4, 2);
         assert_eq!(shared.len(), 1);
         assert_eq!(shared[0].entries.len(), first.entries.len());
         assert_eq!(extra.len(), 1);
-        assert_eq!(extra[0].width, 2);
+        assert_eq!(extra[0].width, 3);
         assert!(extra[0].entries.iter().all(Entry::cluster_wide));
         assert_eq!(extra[0].entries.len(), parallel.len() - 1);
+        // Only cluster-wide ones: nothing confined ends, nothing is lent.
+        let wide: Vec<Entry> = all.iter().filter(|e| e.cluster_wide()).copied().collect();
+        let [shared, extra] = schedule(&wide, 4, 2);
+        assert!(shared.is_empty());
+        assert_eq!(extra[0].width, 2);
     }
 
     #[test]

@@ -237,7 +237,8 @@ pub struct ExtraCluster {
 }
 
 impl ExtraCluster {
-    /// Its index among the environments (1 and up).
+    /// Its index among the environments (1 and up; 0 once the shared one is lent, see
+    /// [`lend_shared_environment`]).
     pub fn index(&self) -> usize {
         self.index
     }
@@ -249,6 +250,24 @@ impl Drop for ExtraCluster {
             free.push(self.index);
         }
     }
+}
+
+/// Lends the shared environment to the cluster-wide scenarios as one more extra cluster, once
+/// nothing confined is left to run on it (`certify` calls it when its confined batch ended):
+/// the cluster-wide ones then finish on three clusters instead of two. Their outcome does not
+/// depend on a pristine cluster (`--jobs 1` runs them all on the shared one, after confined
+/// ones). Returns whether it was lent: not without extra clusters, nor when the shared
+/// environment was never brought up.
+pub fn lend_shared_environment() -> bool {
+    if extra_clusters() == 0 || !matches!(ENVS[0].get(), Some(Ok(_))) {
+        return false;
+    }
+    let Ok(mut free) = FREE_EXTRA.lock() else {
+        return false;
+    };
+    free.push(0);
+    EXTRA_PERMITS.add_permits(1);
+    true
 }
 
 /// Waits for an extra cluster no other cluster-wide scenario holds; `None` when there are none
