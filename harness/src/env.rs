@@ -339,6 +339,29 @@ async fn bring_up(
     })
 }
 
+/// Tears down every environment this process brought up, all at once (each stops its add-on's
+/// processes and deletes its cluster: seconds each, mostly waiting); the first error, if any.
+pub fn destroy_started() -> Result<()> {
+    let envs = started();
+    std::thread::scope(|scope| {
+        let running: Vec<_> = envs
+            .iter()
+            .map(|env| scope.spawn(move || env.destroy()))
+            .collect();
+        running
+            .into_iter()
+            .map(|t| {
+                t.join().unwrap_or_else(|_| {
+                    Err(Error::Step {
+                        step: "tear down an environment".into(),
+                        detail: "its teardown panicked".into(),
+                    })
+                })
+            })
+            .fold(Ok(()), Result::and)
+    })
+}
+
 /// The environments this process brought up (the shared one first).
 pub fn started() -> Vec<&'static Env> {
     ENVS.iter()

@@ -320,9 +320,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let runtime = tokio::runtime::Runtime::new().context("start tokio")?;
             let result = runtime.block_on(burstcert::certify::certify(&options));
-            for env in burstcert::env::started() {
-                let _ = env.destroy();
-            }
+            let _ = burstcert::env::destroy_started();
             let result = result?;
             let slowest = result.slowest(5);
             if !slowest.is_empty() {
