@@ -1,6 +1,7 @@
 //! `burstcert certify`: run the catalogue's scenarios as a program and write the report
 //! (`report.md`, `junit.xml`, `report.json`).
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -614,7 +615,16 @@ struct Batch {
 /// cluster-wide ones ([`Entry::cluster_wide`]) each alone on a cluster: with `extras` extra
 /// clusters, `extras` at once in the second lane (beside the confined batch, and one more on
 /// the shared cluster once that batch ended), else one after another after the confined batch. So no scenario's outcome depends on what runs beside it.
-fn schedule(runnable: &[Entry], jobs: usize, extras: usize) -> [Vec<Batch>; 2] {
+///
+/// Within a batch run side by side, the scenarios that took longest in the last report
+/// (`past`, see [`past_seconds`]) start first (those it does not know before them, then the
+/// catalogue's order): a long one started last would end the batch alone.
+fn schedule(
+    runnable: &[Entry],
+    jobs: usize,
+    extras: usize,
+    past: &HashMap<String, f64>,
+) -> [Vec<Batch>; 2] {
     if jobs <= 1 {
         let each = runnable
             .iter()
@@ -625,8 +635,13 @@ fn schedule(runnable: &[Entry], jobs: usize, extras: usize) -> [Vec<Batch>; 2] {
             .collect();
         return [each, Vec::new()];
     }
+    let mut longest_first = runnable.to_vec();
+    longest_first.sort_by(|a, b| {
+        let took = |e: &Entry| past.get(e.id).copied().unwrap_or(f64::INFINITY);
+        took(b).total_cmp(&took(a))
+    });
     let (wide, confined): (Vec<Entry>, Vec<Entry>) =
-        runnable.iter().partition(|e| e.cluster_wide());
+        longest_first.into_iter().partition(|e| e.cluster_wide());
     let mut plan = Vec::new();
     if !confined.is_empty() {
         plan.push(Batch {
@@ -649,6 +664,36 @@ fn schedule(runnable: &[Entry], jobs: usize, extras: usize) -> [Vec<Batch>; 2] {
         width: 1,
     }));
     [plan, Vec::new()]
+}
+
+/// Each scenario's seconds in the report last written to `dir` (none if there is none or it
+/// cannot be read: the order is then the catalogue's).
+fn past_seconds(dir: &Path) -> HashMap<String, f64> {
+    std::fs::read_to_string(dir.join("report.json"))
+        .map(|text| seconds_of(&text))
+        .unwrap_or_default()
+}
+
+/// The `seconds` of every row of a `report.json` that ran (a row that did not run says 0).
+fn seconds_of(report_json: &str) -> HashMap<String, f64> {
+    #[derive(serde::Deserialize)]
+    struct Past {
+        rows: Vec<PastRow>,
+    }
+    #[derive(serde::Deserialize)]
+    struct PastRow {
+        id: String,
+        seconds: f64,
+    }
+    serde_json::from_str::<Past>(report_json)
+        .map(|past| {
+            past.rows
+                .into_iter()
+                .filter(|r| r.seconds > 0.0)
+                .map(|r| (r.id, r.seconds))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The default `--jobs`: scenarios mostly wait on the cluster, so a few at a time even on two
@@ -783,7 +828,14 @@ pub async fn certify(options: &Options) -> Result<Report> {
             (outcomes, ran)
         }
     };
-    let [shared_lane, extra_lane] = schedule(&runnable, options.jobs, extras);
+    let past = past_seconds(&options.report_dir);
+    if options.jobs > 1 && !past.is_empty() {
+        eprintln!(
+            "burstcert: the scenarios that took longest in {} start first",
+            options.report_dir.join("report.json").display()
+        );
+    }
+    let [shared_lane, extra_lane] = schedule(&runnable, options.jobs, extras, &past);
     let lend = extras > 0 && !shared_lane.is_empty() && !extra_lane.is_empty();
     let shared_then_lend = async {
         let ran = run_lane(shared_lane).await;
@@ -1187,7 +1239,8 @@ mod tests {
                 .map(|b| b.entries.iter().map(|e| e.id).collect())
                 .collect()
         };
-        let [sequential, none] = schedule(&all, 1, 0);
+        let none_past = HashMap::new();
+        let [sequential, none] = schedule(&all, 1, 0, &none_past);
         assert!(none.is_empty());
         assert_eq!(sequential.len(), all.len());
         assert!(sequential.iter().all(|b| b.width == 1));
@@ -1195,7 +1248,7 @@ mod tests {
             ids(&sequential).concat(),
             all.iter().map(|e| e.id).collect::<Vec<_>>()
         );
-        let [parallel, none] = schedule(&all, 4, 0);
+        let [parallel, none] = schedule(&all, 4, 0, &none_past);
         assert!(none.is_empty());
         let first = &parallel[0];
         assert_eq!(first.width, 4);
@@ -1226,7 +1279,7 @@ mod tests {
         // With two extra clusters: the confined batch in the first lane, beside one batch of
         // every cluster-wide scenario, two at a time (each on a cluster of its own) and a third
         // on the shared cluster once the confined batch ended.
-        let [shared, extra] = schedule(&all, 4, 2);
+        let [shared, extra] = schedule(&all, 4, 2, &none_past);
         assert_eq!(shared.len(), 1);
         assert_eq!(shared[0].entries.len(), first.entries.len());
         assert_eq!(extra.len(), 1);
@@ -1235,9 +1288,47 @@ mod tests {
         assert_eq!(extra[0].entries.len(), parallel.len() - 1);
         // Only cluster-wide ones: nothing confined ends, nothing is lent.
         let wide: Vec<Entry> = all.iter().filter(|e| e.cluster_wide()).copied().collect();
-        let [shared, extra] = schedule(&wide, 4, 2);
+        let [shared, extra] = schedule(&wide, 4, 2, &none_past);
         assert!(shared.is_empty());
         assert_eq!(extra[0].width, 2);
+    }
+
+    #[test]
+    fn side_by_side_the_longest_last_time_start_first_and_one_job_keeps_the_catalogue_order() {
+        let all = catalogue::entries();
+        let past = seconds_of(
+            r#"{"rows": [
+                {"id": "R-01", "seconds": 39.5, "outcome": "passed"},
+                {"id": "UN-02", "seconds": 33.4, "outcome": "passed"},
+                {"id": "UP-01", "seconds": 13.0, "outcome": "passed"},
+                {"id": "WL-04", "seconds": 50.8, "outcome": "passed"},
+                {"id": "WL-02", "seconds": 10.0, "outcome": "passed"},
+                {"id": "VOL-04", "seconds": 0, "outcome": "not-applicable"}
+            ], "verdict": "CERTIFIED"}"#,
+        );
+        assert_eq!(past.len(), 5, "a row that did not run has no time");
+        let [shared, extra] = schedule(&all, 4, 2, &past);
+        let order = |b: &Batch| b.entries.iter().map(|e| e.id).collect::<Vec<_>>();
+        let wide = order(&extra[0]);
+        let known: Vec<&str> = wide
+            .iter()
+            .copied()
+            .filter(|id| past.contains_key(*id))
+            .collect();
+        assert_eq!(known, ["R-01", "UN-02", "UP-01"]);
+        // Unknown ones first (they may be long), in catalogue order among themselves.
+        assert!(wide.ends_with(&["R-01", "UN-02", "UP-01"]));
+        let confined = order(&shared[0]);
+        let pos = |id| confined.iter().position(|c| *c == id).unwrap();
+        assert!(pos("WL-04") > pos("VOL-04"), "unknown before known");
+        assert!(pos("WL-04") < pos("WL-02"));
+        assert_eq!(confined[confined.len() - 2..], ["WL-04", "WL-02"]);
+        let [sequential, _] = schedule(&all, 1, 0, &past);
+        assert_eq!(
+            sequential.iter().flat_map(order).collect::<Vec<_>>(),
+            all.iter().map(|e| e.id).collect::<Vec<_>>()
+        );
+        assert!(seconds_of("not json").is_empty());
     }
 
     #[test]
