@@ -364,21 +364,9 @@ mod tests {
         }
     }
 
-    /// The catalogue lists exactly the IDs of the spec (read from the shared folder beside the
-    /// checkout, where developers and CI have it).
-    #[test]
-    fn the_catalogue_lists_every_id_of_scenarios_md_and_no_other() {
-        let spec =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/spec/SCENARIOS.md");
-        let Ok(text) = std::fs::read_to_string(&spec) else {
-            eprintln!(
-                "not applicable: {} is not beside this checkout",
-                spec.display()
-            );
-            return;
-        };
-        let re_ids: std::collections::BTreeSet<String> = text
-            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+    /// The scenario IDs a `SCENARIOS.md` names.
+    fn ids_of_scenarios_md(text: &str) -> std::collections::BTreeSet<String> {
+        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
             .filter(|w| {
                 w.split_once('-').is_some_and(|(f, n)| {
                     [
@@ -390,9 +378,50 @@ mod tests {
                 })
             })
             .map(str::to_owned)
-            .collect();
+            .collect()
+    }
+
+    /// The copy of the spec the catalogue is written against, in the repository: compiled in,
+    /// so this test cannot skip itself for a missing file.
+    const SPEC_COPY: &str = include_str!("../../fixtures/spec/SCENARIOS.md");
+
+    /// The catalogue lists exactly the IDs of the spec.
+    #[test]
+    fn the_catalogue_lists_every_id_of_scenarios_md_and_no_other() {
         let ours: std::collections::BTreeSet<String> =
             entries().iter().map(|e| e.id.to_owned()).collect();
-        assert_eq!(ours, re_ids);
+        let spec = ids_of_scenarios_md(SPEC_COPY);
+        assert!(
+            spec.len() >= 49,
+            "the copy of SCENARIOS.md lost IDs: {spec:?}"
+        );
+        let missing: Vec<_> = spec.difference(&ours).collect();
+        let extra: Vec<_> = ours.difference(&spec).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "SCENARIOS.md IDs missing from the catalogue: {missing:?}; catalogue IDs not in SCENARIOS.md: {extra:?}"
+        );
+    }
+
+    /// The repository's copy names the IDs of the shared spec beside the checkout, where
+    /// developers have it (when it is there: CI's clone may have only the repository, and the
+    /// test above holds the catalogue to the copy either way).
+    #[test]
+    fn the_copy_of_scenarios_md_names_the_ids_of_the_shared_spec() {
+        let shared =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/spec/SCENARIOS.md");
+        let Ok(text) = std::fs::read_to_string(&shared) else {
+            eprintln!(
+                "not applicable: {} is not beside this checkout",
+                shared.display()
+            );
+            return;
+        };
+        assert_eq!(
+            ids_of_scenarios_md(SPEC_COPY),
+            ids_of_scenarios_md(&text),
+            "fixtures/spec/SCENARIOS.md is stale: copy {} over it",
+            shared.display()
+        );
     }
 }
