@@ -28,19 +28,19 @@
 //!
 //! ```no_run
 //! use k8s_openapi::api::core::v1::Pod;
-//! use vk::{Config, NodeConfig, Provider, RemotePod, Result};
+//! use vk::{Config, NodeConfig, Provider, ProviderResult, RemotePod};
 //!
 //! /// Accepts every pod and runs none of them.
 //! struct Nothing;
 //!
 //! impl Provider for Nothing {
-//!     async fn create_pod(&self, _pod: &Pod) -> Result<()> {
+//!     async fn create_pod(&self, _pod: &Pod) -> ProviderResult<()> {
 //!         Ok(())
 //!     }
-//!     async fn delete_pod(&self, _pod: &Pod) -> Result<()> {
+//!     async fn delete_pod(&self, _pod: &Pod) -> ProviderResult<()> {
 //!         Ok(())
 //!     }
-//!     async fn list_pods(&self) -> Result<Vec<RemotePod>> {
+//!     async fn list_pods(&self) -> ProviderResult<Vec<RemotePod>> {
 //!         Ok(Vec::new())
 //!     }
 //! }
@@ -77,7 +77,7 @@ use kube::Client;
 use tokio::task::JoinSet;
 
 pub use cache::CachedPod;
-pub use error::{BoxError, Error, Result};
+pub use error::{BoxError, Error, ProviderError, ProviderResult, Result};
 pub use node::{
     DEFAULT_CPU, DEFAULT_INTERNAL_IP, DEFAULT_KUBELET_PORT, DEFAULT_MEMORY, DEFAULT_PODS, Health,
     LABEL_TYPE, NODE_LEASE_NAMESPACE, NodeConfig, NodeResources, PROVIDER_UNREACHABLE,

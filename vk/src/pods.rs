@@ -20,7 +20,7 @@ use crate::decide::{self, Action, Orphan, Reconcile, StatusStep};
 use crate::error::api_code;
 use crate::queue::WorkQueue;
 use crate::status::{is_terminal, lost_status, merge_status, status_changed, status_patch};
-use crate::{Config, Error, Provider, Result};
+use crate::{Config, Error, Provider, ProviderError, Result};
 
 /// Consecutive status rounds a created pod may be missing from the provider's answer before its
 /// cluster pod is marked `Failed` (one miss can be a list racing a create).
@@ -270,12 +270,12 @@ impl<P: Provider> PodController<P> {
             Action::Update => {
                 let pod = cached.to_pod()?;
                 match self.provider.update_pod(&pod).await {
-                    Ok(()) | Err(Error::NotImplemented(_)) => {}
-                    Err(Error::InvalidInput(msg)) => {
+                    Ok(()) | Err(ProviderError::NotImplemented(_)) => {}
+                    Err(ProviderError::InvalidInput(msg)) => {
                         self.warn(&pod, "ProviderUpdateFailed", "UpdatePod", &msg)
                             .await;
                     }
-                    Err(e) => return Err(e),
+                    Err(e) => return Err(e.into()),
                 }
                 remember(true, false);
                 Ok(())
@@ -300,7 +300,7 @@ impl<P: Provider> PodController<P> {
                         remember(true, false);
                         Ok(())
                     }
-                    Err(Error::InvalidInput(msg)) => {
+                    Err(ProviderError::InvalidInput(msg)) => {
                         tracing::warn!(pod = %key, reason = %msg, "provider refused the pod");
                         remember(false, true);
                         self.warn(&pod, "ProviderCreateFailed", "CreatePod", &msg)
@@ -308,7 +308,7 @@ impl<P: Provider> PodController<P> {
                         self.mark_refused(&pod, &msg).await;
                         Ok(())
                     }
-                    Err(Error::PodFailed { reason, message }) => {
+                    Err(ProviderError::PodFailed { reason, message }) => {
                         tracing::warn!(pod = %key, %reason, %message, "provider failed the pod");
                         remember(false, true);
                         self.warn(&pod, &reason, "CreatePod", &message).await;
@@ -318,7 +318,7 @@ impl<P: Provider> PodController<P> {
                     Err(e) => {
                         self.warn(&pod, "ProviderCreateFailed", "CreatePod", &e.to_string())
                             .await;
-                        Err(e)
+                        Err(e.into())
                     }
                 }
             }
@@ -362,8 +362,8 @@ impl<P: Provider> PodController<P> {
 
     async fn delete_remote(&self, pod: &Pod) -> Result<()> {
         match self.provider.delete_pod(pod).await {
-            Ok(()) | Err(Error::NotFound(_)) => Ok(()),
-            Err(Error::InvalidInput(msg)) => {
+            Ok(()) | Err(ProviderError::NotFound(_)) => Ok(()),
+            Err(ProviderError::InvalidInput(msg)) => {
                 // Such a pod could never have been created remotely.
                 tracing::debug!(pod = %PodKey::of(pod), reason = %msg, "provider: nothing to delete");
                 Ok(())
@@ -373,7 +373,7 @@ impl<P: Provider> PodController<P> {
                     self.warn(pod, "ProviderDeleteFailed", "DeletePod", &e.to_string())
                         .await;
                 }
-                Err(e)
+                Err(e.into())
             }
         }
     }
@@ -532,7 +532,7 @@ impl<P: Provider> PodController<P> {
             }
             tracing::info!(pod = %key, uid = %r.uid, "deleting orphaned remote pod: its cluster pod is gone");
             match self.provider.delete_pod(&r.to_stub_pod()).await {
-                Ok(()) | Err(Error::NotFound(_)) => deleted += 1,
+                Ok(()) | Err(ProviderError::NotFound(_)) => deleted += 1,
                 Err(e) => {
                     tracing::warn!(pod = %key, error = %e, "could not delete orphaned remote pod")
                 }

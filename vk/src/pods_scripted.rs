@@ -14,7 +14,7 @@ use kube::runtime::watcher;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::RemotePod;
+use crate::{ProviderResult, RemotePod};
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
@@ -22,7 +22,7 @@ type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 #[derive(Default)]
 struct Fake {
     calls: Mutex<Vec<String>>,
-    creates: Mutex<VecDeque<Result<()>>>,
+    creates: Mutex<VecDeque<ProviderResult<()>>>,
     remote: Mutex<Vec<RemotePod>>,
 }
 
@@ -33,22 +33,22 @@ impl Fake {
 }
 
 impl Provider for Fake {
-    async fn create_pod(&self, pod: &Pod) -> Result<()> {
+    async fn create_pod(&self, pod: &Pod) -> ProviderResult<()> {
         lock(&self.calls).push(format!("create {}", PodKey::of(pod)));
         lock(&self.creates).pop_front().unwrap_or(Ok(()))
     }
 
-    async fn update_pod(&self, pod: &Pod) -> Result<()> {
+    async fn update_pod(&self, pod: &Pod) -> ProviderResult<()> {
         lock(&self.calls).push(format!("update {}", PodKey::of(pod)));
         Ok(())
     }
 
-    async fn delete_pod(&self, pod: &Pod) -> Result<()> {
+    async fn delete_pod(&self, pod: &Pod) -> ProviderResult<()> {
         lock(&self.calls).push(format!("delete {} {}", PodKey::of(pod), uid(pod)));
         Ok(())
     }
 
-    async fn list_pods(&self) -> Result<Vec<RemotePod>> {
+    async fn list_pods(&self) -> ProviderResult<Vec<RemotePod>> {
         Ok(lock(&self.remote).clone())
     }
 }
@@ -224,7 +224,7 @@ async fn a_new_pod_is_created_once_and_an_unchanged_one_is_left_alone() {
 /// The controller after `web` (u1) was created with the provider answering `error`: the
 /// reconcile sends a Warning event, then a status patch; returns their bodies too.
 async fn refused_with(
-    error: Error,
+    error: ProviderError,
 ) -> (
     Arc<PodController<Fake>>,
     reflector::store::Writer<CachedPod>,
@@ -256,7 +256,7 @@ async fn refused_with(
 #[tokio::test]
 async fn a_refused_pod_gets_a_warning_event_and_its_status_says_why_and_is_not_retried() {
     let (c, _writer, mut api, bodies) =
-        refused_with(Error::InvalidInput("no such flavour".into())).await;
+        refused_with(ProviderError::InvalidInput("no such flavour".into())).await;
     assert_eq!(bodies[0]["reason"], "ProviderCreateFailed");
     assert_eq!(bodies[0]["type"], "Warning");
     assert_eq!(bodies[0]["note"], "no such flavour");
@@ -463,7 +463,7 @@ async fn a_failing_cluster_delete_fails_the_reconcile_so_it_is_retried() {
 
 #[tokio::test]
 async fn a_pod_the_provider_fails_gets_an_event_and_is_marked_failed_with_the_reason() {
-    let (_, _, _, bodies) = refused_with(Error::PodFailed {
+    let (_, _, _, bodies) = refused_with(ProviderError::PodFailed {
         reason: "SoldOut".into(),
         message: "no 4_8 left".into(),
     })
@@ -489,7 +489,7 @@ async fn a_created_pod_missing_from_the_provider_is_marked_failed_at_the_third_r
 #[tokio::test]
 async fn a_refused_pod_missing_from_the_provider_is_never_marked_lost() {
     let (c, _writer, mut api, _) =
-        refused_with(Error::InvalidInput("no such flavour".into())).await;
+        refused_with(ProviderError::InvalidInput("no such flavour".into())).await;
     for _ in 0..4 {
         scripted(&mut api, c.sync_statuses(), vec![]).await;
     }

@@ -6,7 +6,7 @@ use std::future::Future;
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::{Error, Result};
+use crate::{ProviderError, ProviderResult};
 
 /// Remote statuses of the pods a provider runs, keyed by the **cluster** pod's UID.
 pub type PodStatuses = HashMap<String, PodStatus>;
@@ -73,11 +73,11 @@ pub struct LogOptions {
 ///
 /// - The pod handed in is the cluster's object as last seen; it is borrowed and **must not be
 ///   mutated** (clone what you need to change).
-/// - Errors say what the controller should do: [`Error::NotFound`] (the remote object does not
-///   exist), [`Error::InvalidInput`] (this pod can never run here as it is: reported on the pod,
-///   not retried until the pod changes), [`Error::PodFailed`] (the remote side refused it for
+/// - Errors are a [`ProviderError`]; its kind says what the controller should do: [`ProviderError::NotFound`] (the remote object does not
+///   exist), [`ProviderError::InvalidInput`] (this pod can never run here as it is: reported on the pod,
+///   not retried until the pod changes), [`ProviderError::PodFailed`] (the remote side refused it for
 ///   a reason outside the pod, e.g. no capacity: the pod is reported `Failed`),
-///   [`Error::Transient`] (retried with backoff).
+///   [`ProviderError::Transient`] (retried with backoff).
 /// - Calls for different pods may run concurrently; calls for the same pod never overlap.
 /// - Pods are identified by their cluster UID: a pod deleted and recreated under the same
 ///   namespace/name is a different pod.
@@ -90,12 +90,12 @@ pub trait Provider: Send + Sync + 'static {
     /// Must be idempotent for the same pod UID: after a restart the controller calls it again for
     /// every live pod of the node, and a remote pod that already stands for this UID is success.
     /// It is not called for pods in a terminal phase (`Succeeded`, `Failed`).
-    fn create_pod(&self, pod: &Pod) -> impl Future<Output = Result<()>> + Send;
+    fn create_pod(&self, pod: &Pod) -> impl Future<Output = ProviderResult<()>> + Send;
 
     /// The cluster pod's spec changed (only images and a few fields are mutable on a pod).
     ///
     /// Called only for pods that were created. The default does nothing.
-    fn update_pod(&self, pod: &Pod) -> impl Future<Output = Result<()>> + Send {
+    fn update_pod(&self, pod: &Pod) -> impl Future<Output = ProviderResult<()>> + Send {
         let _ = pod;
         async { Ok(()) }
     }
@@ -103,23 +103,23 @@ pub trait Provider: Send + Sync + 'static {
     /// Stop and remove the remote pod standing for `pod`.
     ///
     /// May be called more than once for the same pod, and for pods that were never created:
-    /// a remote pod that does not exist is success (return `Ok` or [`Error::NotFound`]). The pod
+    /// a remote pod that does not exist is success (return `Ok` or [`ProviderError::NotFound`]). The pod
     /// may be a stub carrying only namespace, name and UID (see [`RemotePod::to_stub_pod`]); a
     /// remote pod of that name standing for **another** UID must be left alone.
-    fn delete_pod(&self, pod: &Pod) -> impl Future<Output = Result<()>> + Send;
+    fn delete_pod(&self, pod: &Pod) -> impl Future<Output = ProviderResult<()>> + Send;
 
     /// Every pod the provider runs for this node, with its status if known.
     ///
     /// Used after the first full list of cluster pods to find orphans (remote pods whose cluster
     /// pod is gone), and by the default [`pod_statuses`](Provider::pod_statuses).
-    fn list_pods(&self) -> impl Future<Output = Result<Vec<RemotePod>>> + Send;
+    fn list_pods(&self) -> impl Future<Output = ProviderResult<Vec<RemotePod>>> + Send;
 
     /// The current remote statuses of all pods the provider runs, keyed by cluster pod UID.
     ///
     /// Called every status interval; the controller patches a cluster pod's status only when it
     /// changed. One bulk call, never one per pod. The default is built from
     /// [`list_pods`](Provider::list_pods).
-    fn pod_statuses(&self) -> impl Future<Output = Result<PodStatuses>> + Send {
+    fn pod_statuses(&self) -> impl Future<Output = ProviderResult<PodStatuses>> + Send {
         async {
             Ok(self
                 .list_pods()
@@ -131,21 +131,21 @@ pub trait Provider: Send + Sync + 'static {
     }
 
     /// The logs of one container of a pod of this node (`kubectl logs`, through the kubelet API
-    /// of [`crate::kubelet`]). Optional; the default is [`Error::NotImplemented`], which the
+    /// of [`crate::kubelet`]). Optional; the default is [`ProviderError::NotImplemented`], which the
     /// kubelet API answers with 501.
     ///
     /// `container` is one of the pod's containers (checked before the call). Errors: a remote
-    /// pod or container that does not exist is [`Error::NotFound`] (404); a container that
+    /// pod or container that does not exist is [`ProviderError::NotFound`] (404); a container that
     /// cannot have logs as asked (still waiting to start, no previous instance) is
-    /// [`Error::InvalidInput`] (400, as a kubelet answers).
+    /// [`ProviderError::InvalidInput`] (400, as a kubelet answers).
     fn logs(
         &self,
         pod: &Pod,
         container: &str,
         options: &LogOptions,
-    ) -> impl Future<Output = Result<String>> + Send {
+    ) -> impl Future<Output = ProviderResult<String>> + Send {
         let _ = (pod, container, options);
-        async { Err(Error::NotImplemented("logs")) }
+        async { Err(ProviderError::NotImplemented("logs")) }
     }
 
     /// Whether the backend answers: the node's health.
@@ -156,7 +156,7 @@ pub trait Provider: Send + Sync + 'static {
     /// `kubectl get nodes` shows why) until a ping succeeds again; pods already on the node are
     /// left as they are. Keep it cheap: one small request, never a full list. The default
     /// always succeeds.
-    fn ping(&self) -> impl Future<Output = Result<()>> + Send {
+    fn ping(&self) -> impl Future<Output = ProviderResult<()>> + Send {
         async { Ok(()) }
     }
 }
@@ -164,23 +164,23 @@ pub trait Provider: Send + Sync + 'static {
 /// A shared provider is a provider: the caller keeps a handle to drive its own background
 /// work (e.g. watching what the provider mirrors) while [`crate::run`] owns the other.
 impl<P: Provider> Provider for std::sync::Arc<P> {
-    fn create_pod(&self, pod: &Pod) -> impl Future<Output = Result<()>> + Send {
+    fn create_pod(&self, pod: &Pod) -> impl Future<Output = ProviderResult<()>> + Send {
         P::create_pod(self, pod)
     }
 
-    fn update_pod(&self, pod: &Pod) -> impl Future<Output = Result<()>> + Send {
+    fn update_pod(&self, pod: &Pod) -> impl Future<Output = ProviderResult<()>> + Send {
         P::update_pod(self, pod)
     }
 
-    fn delete_pod(&self, pod: &Pod) -> impl Future<Output = Result<()>> + Send {
+    fn delete_pod(&self, pod: &Pod) -> impl Future<Output = ProviderResult<()>> + Send {
         P::delete_pod(self, pod)
     }
 
-    fn list_pods(&self) -> impl Future<Output = Result<Vec<RemotePod>>> + Send {
+    fn list_pods(&self) -> impl Future<Output = ProviderResult<Vec<RemotePod>>> + Send {
         P::list_pods(self)
     }
 
-    fn pod_statuses(&self) -> impl Future<Output = Result<PodStatuses>> + Send {
+    fn pod_statuses(&self) -> impl Future<Output = ProviderResult<PodStatuses>> + Send {
         P::pod_statuses(self)
     }
 
@@ -189,11 +189,11 @@ impl<P: Provider> Provider for std::sync::Arc<P> {
         pod: &Pod,
         container: &str,
         options: &LogOptions,
-    ) -> impl Future<Output = Result<String>> + Send {
+    ) -> impl Future<Output = ProviderResult<String>> + Send {
         P::logs(self, pod, container, options)
     }
 
-    fn ping(&self) -> impl Future<Output = Result<()>> + Send {
+    fn ping(&self) -> impl Future<Output = ProviderResult<()>> + Send {
         P::ping(self)
     }
 }

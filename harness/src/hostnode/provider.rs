@@ -277,7 +277,7 @@ impl HostProvider {
 }
 
 impl vk::Provider for HostProvider {
-    async fn create_pod(&self, pod: &Pod) -> vk::Result<()> {
+    async fn create_pod(&self, pod: &Pod) -> vk::ProviderResult<()> {
         let uid = uid_of(pod).to_owned();
         if lock(&self.pods).contains_key(&uid) {
             return Ok(());
@@ -285,7 +285,7 @@ impl vk::Provider for HostProvider {
         let namespace = pod.metadata.namespace.clone().unwrap_or_default();
         let name = pod.metadata.name.clone().unwrap_or_default();
         let Some(ip) = lock(&self.ips).allocate() else {
-            return Err(vk::Error::PodFailed {
+            return Err(vk::ProviderError::PodFailed {
                 reason: "OutOfAddresses".into(),
                 message: "the host node has no loopback address left for the pod".into(),
             });
@@ -293,7 +293,7 @@ impl vk::Provider for HostProvider {
         let dir = sandbox::pod_dir(&self.ctx.logs, &namespace, &name, &uid);
         if let Err(e) = std::fs::create_dir_all(&dir) {
             lock(&self.ips).release(ip);
-            return Err(vk::Error::transient(
+            return Err(vk::ProviderError::transient(
                 format!("create the pod folder {}", dir.display()),
                 e,
             ));
@@ -339,7 +339,7 @@ impl vk::Provider for HostProvider {
         Ok(())
     }
 
-    async fn delete_pod(&self, pod: &Pod) -> vk::Result<()> {
+    async fn delete_pod(&self, pod: &Pod) -> vk::ProviderResult<()> {
         let uid = uid_of(pod);
         let Some(handle) = lock(&self.pods).get(uid).cloned() else {
             return Ok(());
@@ -363,7 +363,7 @@ impl vk::Provider for HostProvider {
         Ok(())
     }
 
-    async fn list_pods(&self) -> vk::Result<Vec<RemotePod>> {
+    async fn list_pods(&self) -> vk::ProviderResult<Vec<RemotePod>> {
         let now = Timestamp::now();
         Ok(self
             .handles()
@@ -377,7 +377,12 @@ impl vk::Provider for HostProvider {
             .collect())
     }
 
-    async fn logs(&self, pod: &Pod, container: &str, options: &LogOptions) -> vk::Result<String> {
+    async fn logs(
+        &self,
+        pod: &Pod,
+        container: &str,
+        options: &LogOptions,
+    ) -> vk::ProviderResult<String> {
         let handle = lock(&self.pods).get(uid_of(pod)).cloned().or_else(|| {
             self.find(
                 pod.metadata.namespace.as_deref().unwrap_or_default(),
@@ -385,7 +390,7 @@ impl vk::Provider for HostProvider {
             )
         });
         let Some(handle) = handle else {
-            return Err(vk::Error::NotFound(format!(
+            return Err(vk::ProviderError::NotFound(format!(
                 "pod {}/{} is not on the host node",
                 pod.metadata.namespace.as_deref().unwrap_or_default(),
                 pod.metadata.name.as_deref().unwrap_or_default()
@@ -393,7 +398,7 @@ impl vk::Provider for HostProvider {
         };
         let path = handle.dir.join(format!("{container}.log"));
         let bytes = std::fs::read(&path).map_err(|_| {
-            vk::Error::NotFound(format!(
+            vk::ProviderError::NotFound(format!(
                 "no log for container {container} of {}",
                 handle.key()
             ))
