@@ -40,6 +40,18 @@
 //! `retry_max`, 30 s by default) look again, so the pod starts on CCI, unchanged, once such a
 //! Secret exists and has its token.
 //!
+//! # Deleting
+//!
+//! [`vk::Provider::delete_pod`] sends CCI's delete with the cluster pod's
+//! `deletionGracePeriodSeconds` (the translation drops `terminationGracePeriodSeconds`, so CCI
+//! would otherwise kill at once) and returns without waiting: CCI sends SIGTERM, kills what
+//! still runs at the grace period's end and removes the pod. Until then the CCI pod stays in the
+//! pod cache, Terminating with CCI's status, so `list_pods` and `pod_statuses` keep reporting it
+//! and the controller keeps the cluster pod `Terminating` with that status (vk's termination
+//! protocol); CCI's watch reporting the pod deleted is what lets the cluster pod go. A delete
+//! without a grace period (a vanished pod, an orphan) leaves one already under way as it is; a
+//! shorter one shortens it, as CCI applies it.
+//!
 //! # Releases
 //!
 //! The provider translates as its release ([`CciProvider::with_release`], default
