@@ -159,15 +159,15 @@ pub const REASON_SOLD_OUT: &str = "SoldOut";
 /// `Result` with this crate's [`Error`] as the default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-impl From<Error> for vk::Error {
+impl From<Error> for vk::ProviderError {
     fn from(e: Error) -> Self {
         match &e {
-            Error::Api { code: 404, .. } => vk::Error::NotFound(e.to_string()),
+            Error::Api { code: 404, .. } => vk::ProviderError::NotFound(e.to_string()),
             // NB: CCI answers a sold-out flavour with 400 and "sold out" in the message (the
             // mock: CCI.01.400002); the pod is failed so its controller replaces it (§7).
             Error::Api {
                 code: 400, message, ..
-            } if message.contains("sold out") => vk::Error::PodFailed {
+            } if message.contains("sold out") => vk::ProviderError::PodFailed {
                 reason: REASON_SOLD_OUT.into(),
                 message: message.clone(),
             },
@@ -177,7 +177,7 @@ impl From<Error> for vk::Error {
             }
             | Error::Translate { .. }
             | Error::Endpoint { .. }
-            | Error::ClusterId(_) => vk::Error::InvalidInput(e.to_string()),
+            | Error::ClusterId(_) => vk::ProviderError::InvalidInput(e.to_string()),
             // 401/403 included: a token can be rotated and a quota raised without a restart.
             Error::Api { .. }
             | Error::Http { .. }
@@ -187,7 +187,7 @@ impl From<Error> for vk::Error {
             | Error::Cluster { .. }
             | Error::NameTaken { .. }
             | Error::Gc { .. }
-            | Error::GcTimeout { .. } => vk::Error::Transient {
+            | Error::GcTimeout { .. } => vk::ProviderError::Transient {
                 message: e.to_string(),
                 source: Some(Box::new(e)),
             },

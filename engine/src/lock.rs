@@ -37,8 +37,8 @@ const RECHECK: Duration = Duration::from_secs(10);
 const RETRY: Duration = Duration::from_secs(1);
 
 /// Whether a provider error locks the node: CCI refused the pod as sold out.
-pub fn locks_node(error: &vk::Error) -> bool {
-    matches!(error, vk::Error::PodFailed { reason, .. } if reason == REASON_SOLD_OUT)
+pub fn locks_node(error: &vk::ProviderError) -> bool {
+    matches!(error, vk::ProviderError::PodFailed { reason, .. } if reason == REASON_SOLD_OUT)
 }
 
 /// The lock end recorded on `node`: `None` without the annotation, `Some(Err(text))` when it
@@ -256,17 +256,19 @@ mod tests {
 
     #[test]
     fn only_a_sold_out_failure_locks_the_node() {
-        let sold_out = vk::Error::PodFailed {
+        let sold_out = vk::ProviderError::PodFailed {
             reason: REASON_SOLD_OUT.into(),
             message: "sold out".into(),
         };
         assert!(locks_node(&sold_out));
-        let other = vk::Error::PodFailed {
+        let other = vk::ProviderError::PodFailed {
             reason: "Other".into(),
             message: "x".into(),
         };
         assert!(!locks_node(&other));
-        assert!(!locks_node(&vk::Error::InvalidInput("sold out".into())));
+        assert!(!locks_node(&vk::ProviderError::InvalidInput(
+            "sold out".into()
+        )));
     }
 
     #[test]

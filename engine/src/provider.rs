@@ -40,6 +40,18 @@
 //! `retry_max`, 30 s by default) look again, so the pod starts on CCI, unchanged, once such a
 //! Secret exists and has its token.
 //!
+//! # Deleting
+//!
+//! [`vk::Provider::delete_pod`] sends CCI's delete with the cluster pod's
+//! `deletionGracePeriodSeconds` (the translation drops `terminationGracePeriodSeconds`, so CCI
+//! would otherwise kill at once) and returns without waiting: CCI sends SIGTERM, kills what
+//! still runs at the grace period's end and removes the pod. Until then the CCI pod stays in the
+//! pod cache, Terminating with CCI's status, so `list_pods` and `pod_statuses` keep reporting it
+//! and the controller keeps the cluster pod `Terminating` with that status (vk's termination
+//! protocol); CCI's watch reporting the pod deleted is what lets the cluster pod go. A delete
+//! without a grace period (a vanished pod, an orphan) leaves one already under way as it is; a
+//! shorter one shortens it, as CCI applies it.
+//!
 //! # Releases
 //!
 //! The provider translates as its release ([`CciProvider::with_release`], default
@@ -57,7 +69,7 @@
 //! pod of the name that stands for an earlier pod is not this pod's). `tailLines` and
 //! `previous` are passed on; CCI's log API has no `timestamps` nor `since*`, so those are not
 //! (the text is CCI's, as it is). A container CCI has no such log for (still waiting to start,
-//! no previous instance) is [`vk::Error::InvalidInput`] with CCI's message.
+//! no previous instance) is [`vk::ProviderError::InvalidInput`] with CCI's message.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -615,12 +627,12 @@ impl CciProvider {
         pod: &Pod,
         container: &str,
         options: &vk::LogOptions,
-    ) -> vk::Result<String> {
+    ) -> vk::ProviderResult<String> {
         let (namespace, name, uid) = identity(pod)?;
         let cci_name = cci_pod_name(namespace, name);
         let existing = self.client.get_pod(&self.namespace, &cci_name).await?;
         if cluster_uid_of(&existing) != Some(uid) {
-            return Err(vk::Error::NotFound(format!(
+            return Err(vk::ProviderError::NotFound(format!(
                 "pod {namespace}/{name} has no CCI pod yet: {}/{cci_name} stands for an earlier pod of that name",
                 self.namespace
             )));
@@ -640,7 +652,7 @@ impl CciProvider {
             // CCI's own words, as a kubelet's: `container "main" in pod … is waiting to start`.
             Err(Error::Api {
                 code: 400, message, ..
-            }) => Err(vk::Error::InvalidInput(message)),
+            }) => Err(vk::ProviderError::InvalidInput(message)),
             Err(e) => Err(e.into()),
         }
     }
@@ -760,8 +772,8 @@ fn changed<K>(
 }
 
 impl vk::Provider for CciProvider {
-    async fn create_pod(&self, pod: &Pod) -> vk::Result<()> {
-        let result = self.create(pod).await.map_err(vk::Error::from);
+    async fn create_pod(&self, pod: &Pod) -> vk::ProviderResult<()> {
+        let result = self.create(pod).await.map_err(vk::ProviderError::from);
         if let (Err(e), Some(lock)) = (&result, &self.node_lock)
             && crate::lock::locks_node(e)
             && !breakage::is(Breakage::SoldOutDoesNotLock)
@@ -772,13 +784,13 @@ impl vk::Provider for CciProvider {
         result
     }
 
-    async fn delete_pod(&self, pod: &Pod) -> vk::Result<()> {
+    async fn delete_pod(&self, pod: &Pod) -> vk::ProviderResult<()> {
         Ok(self.delete(pod).await?)
     }
 
     /// One GET of the cluster's CCI namespace: CCI answers, and this tenant may use it. A
     /// namespace not made yet (404) is not an outage.
-    async fn ping(&self) -> vk::Result<()> {
+    async fn ping(&self) -> vk::ProviderResult<()> {
         match self.client.get_namespace(&self.namespace).await {
             Ok(_) => Ok(()),
             Err(e) if e.code() == Some(404) => Ok(()),
@@ -786,7 +798,7 @@ impl vk::Provider for CciProvider {
         }
     }
 
-    async fn list_pods(&self) -> vk::Result<Vec<RemotePod>> {
+    async fn list_pods(&self) -> vk::ProviderResult<Vec<RemotePod>> {
         Ok(self.list().await?)
     }
 
@@ -795,7 +807,7 @@ impl vk::Provider for CciProvider {
         pod: &Pod,
         container: &str,
         options: &vk::LogOptions,
-    ) -> vk::Result<String> {
+    ) -> vk::ProviderResult<String> {
         self.log(pod, container, options).await
     }
 }

@@ -1389,7 +1389,10 @@ mod tests {
         break_it(&mut pod);
         let err = to_cci_pod(&pod, "c1", LATEST, None).unwrap_err();
         assert!(err.to_string().contains(hint), "{err}");
-        assert!(matches!(vk::Error::from(err), vk::Error::InvalidInput(_)));
+        assert!(matches!(
+            vk::ProviderError::from(err),
+            vk::ProviderError::InvalidInput(_)
+        ));
     }
 
     #[rstest]
@@ -1677,7 +1680,10 @@ mod tests {
     ) {
         let err = to_cci_pod(&pod_with(vec![cluster], vec![]), "c1", LATEST, None).unwrap_err();
         assert!(err.to_string().contains(hint), "{err}");
-        assert!(matches!(vk::Error::from(err), vk::Error::InvalidInput(_)));
+        assert!(matches!(
+            vk::ProviderError::from(err),
+            vk::ProviderError::InvalidInput(_)
+        ));
     }
 
     fn mount(name: &str, path: &str) -> VolumeMount {
@@ -1949,7 +1955,10 @@ mod tests {
         pod.spec.as_mut().unwrap().containers[0].resources = Some(resources(container));
         let err = to_cci_pod(&pod, "c1", LATEST, None).unwrap_err();
         assert!(err.to_string().contains(hint), "{err}");
-        assert!(matches!(vk::Error::from(err), vk::Error::InvalidInput(_)));
+        assert!(matches!(
+            vk::ProviderError::from(err),
+            vk::ProviderError::InvalidInput(_)
+        ));
     }
 
     #[test]
@@ -2056,7 +2065,10 @@ mod tests {
         ] {
             assert!(message.contains(needle), "{needle:?} not in {message}");
         }
-        assert!(matches!(vk::Error::from(err), vk::Error::Transient { .. }));
+        assert!(matches!(
+            vk::ProviderError::from(err),
+            vk::ProviderError::Transient { .. }
+        ));
     }
 
     #[test]
@@ -2440,7 +2452,10 @@ mod tests {
             Some(hint) => {
                 let err = result.unwrap_err();
                 assert!(err.to_string().contains(hint), "{err}");
-                assert!(matches!(vk::Error::from(err), vk::Error::InvalidInput(_)));
+                assert!(matches!(
+                    vk::ProviderError::from(err),
+                    vk::ProviderError::InvalidInput(_)
+                ));
             }
         }
     }

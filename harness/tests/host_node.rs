@@ -910,6 +910,12 @@ async fn deleting_a_pod_stops_its_process_even_one_that_ignores_sigterm() {
         .await
         .unwrap();
     let api = ns.api::<Pod>();
+    // As a kubelet: the pod stays, Terminating, while its process runs out the grace period.
+    let terminating = api.get_opt("stubborn").await.unwrap();
+    assert!(
+        terminating.is_some_and(|p| p.metadata.deletion_timestamp.is_some()) && alive(pid),
+        "pod stubborn left the cluster while its process {pid} still ran"
+    );
     wait::until(
         "pod stubborn to be gone",
         Duration::from_secs(60),

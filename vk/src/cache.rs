@@ -47,14 +47,19 @@ impl CachedPod {
 
     /// The whole pod, its spec parsed.
     ///
-    /// Fails only if the cached spec is not a `PodSpec`, which the API server never sends; the
-    /// error is [`Error::InvalidInput`], as for any pod the node cannot run as it is.
+    /// Fails only if the cached spec is not a `PodSpec`, which the API server never sends
+    /// ([`Error::PodSpec`]).
     pub fn to_pod(&self) -> Result<Pod> {
         Ok(Pod {
             metadata: self.metadata.clone(),
-            spec: self
-                .spec()
-                .map_err(|e| Error::InvalidInput(format!("the pod's spec cannot be read: {e}")))?,
+            spec: self.spec().map_err(|source| Error::PodSpec {
+                pod: format!(
+                    "{}/{}",
+                    self.metadata.namespace.as_deref().unwrap_or_default(),
+                    self.metadata.name.as_deref().unwrap_or_default()
+                ),
+                source,
+            })?,
             status: self.status.clone(),
         })
     }
@@ -140,11 +145,14 @@ mod tests {
     }
 
     #[test]
-    fn a_spec_that_is_not_a_pod_spec_is_invalid_input() {
+    fn a_spec_that_is_not_a_pod_spec_is_an_error_naming_the_pod() {
         let cached: CachedPod = serde_json::from_str(
             r#"{"metadata": {"name": "x"}, "spec": {"containers": "not a list"}}"#,
         )
         .unwrap();
-        assert!(matches!(cached.to_pod(), Err(Error::InvalidInput(_))));
+        let error = cached.to_pod().unwrap_err();
+        assert!(matches!(error, Error::PodSpec { .. }), "{error}");
+        assert!(!error.is_retryable());
+        assert_eq!(error.to_string(), "pod /x: the spec cannot be read");
     }
 }

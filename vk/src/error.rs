@@ -1,15 +1,21 @@
-//! The crate's one error type.
+//! The crate's errors: [`ProviderError`], what a [`Provider`](crate::Provider) answers, and
+//! [`Error`], what the framework itself can fail with (and which wraps a provider's error where
+//! one ends a framework call).
+//!
+//! NB: two enums, not one: a provider only ever builds the kinds the controller acts on, and a
+//! `match` on a provider's answer then has no framework-only arm to ignore.
 
-/// A boxed error cause, kept as the `#[source]` of [`Error::Transient`].
+/// A boxed error cause, kept as the `#[source]` of [`ProviderError::Transient`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// Everything that can go wrong in a provider call or in the kubelet's own API calls.
+/// What a provider call answers when it fails: the kind says what the controller does next.
 ///
-/// Providers answer with the first four kinds; the controller decides from the kind what to do:
-/// [`Error::NotFound`] on a delete is success, [`Error::InvalidInput`] is reported on the pod and
-/// not retried until the pod changes, [`Error::Transient`] is retried with backoff.
+/// [`NotFound`](Self::NotFound) on a delete is success; [`InvalidInput`](Self::InvalidInput) is
+/// reported on the pod and not retried until the pod changes; [`PodFailed`](Self::PodFailed)
+/// reports the pod `Failed`; [`Transient`](Self::Transient) is retried with backoff;
+/// [`NotImplemented`](Self::NotImplemented) answers an optional capability the provider lacks.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub enum ProviderError {
     /// The object does not exist on the provider's side (or no longer does).
     #[error("not found: {0}")]
     NotFound(String),
@@ -43,6 +49,51 @@ pub enum Error {
     /// The provider does not implement this optional capability.
     #[error("not implemented by this provider: {0}")]
     NotImplemented(&'static str),
+}
+
+impl ProviderError {
+    /// A [`ProviderError::Transient`] with a message and a cause.
+    pub fn transient(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Self::Transient {
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// A [`ProviderError::Transient`] with only a message.
+    pub fn transient_msg(message: impl Into<String>) -> Self {
+        Self::Transient {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Whether the same call may succeed later: only [`ProviderError::Transient`].
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Transient { .. })
+    }
+}
+
+/// `Result` of a [`Provider`](crate::Provider) call.
+pub type ProviderResult<T> = std::result::Result<T, ProviderError>;
+
+/// What can go wrong in the virtual kubelet itself.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A provider call failed (see [`ProviderError`] for what each kind means).
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+
+    /// A cached pod's spec is not a `PodSpec`, which the API server never sends; the pod is
+    /// left alone (not retried until it changes).
+    #[error("pod {pod}: the spec cannot be read")]
+    PodSpec {
+        /// Namespace and name of the pod.
+        pod: String,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
 
     /// One of the virtual kubelet's loops stopped, which only a bug can cause.
     #[error("virtual kubelet stopped: {0}")]
@@ -72,22 +123,6 @@ pub enum Error {
 }
 
 impl Error {
-    /// A [`Error::Transient`] with a message and a cause.
-    pub fn transient(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
-        Self::Transient {
-            message: message.into(),
-            source: Some(source.into()),
-        }
-    }
-
-    /// A [`Error::Transient`] with only a message.
-    pub fn transient_msg(message: impl Into<String>) -> Self {
-        Self::Transient {
-            message: message.into(),
-            source: None,
-        }
-    }
-
     /// A [`Error::Kube`] with the action that failed.
     pub fn kube(context: impl Into<String>, source: kube::Error) -> Self {
         Self::Kube {
@@ -97,22 +132,17 @@ impl Error {
     }
 
     /// Whether the same call may succeed later: transient provider errors and API errors other
-    /// than client-side refusals (4xx except 408/429).
+    /// than client-side refusals (4xx except 408/409/429).
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Transient { .. } => true,
+            Self::Provider(e) => e.is_retryable(),
             Self::Kube { source, .. } => match source {
                 kube::Error::Api(status) => {
                     !(400..500).contains(&status.code) || matches!(status.code, 408 | 409 | 429)
                 }
                 _ => true,
             },
-            Self::NotFound(_)
-            | Self::InvalidInput(_)
-            | Self::PodFailed { .. }
-            | Self::NotImplemented(_)
-            | Self::KubeletApi { .. }
-            | Self::TaskStopped(_) => false,
+            Self::PodSpec { .. } | Self::KubeletApi { .. } | Self::TaskStopped(_) => false,
         }
     }
 }
@@ -125,5 +155,39 @@ pub(crate) fn api_code(err: &kube::Error) -> Option<u16> {
     match err {
         kube::Error::Api(status) => Some(status.code),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    fn api(code: u16) -> Error {
+        Error::kube(
+            "x",
+            kube::Error::Api(
+                kube::core::Status::failure("refused", "Refused")
+                    .with_code(code)
+                    .boxed(),
+            ),
+        )
+    }
+
+    #[rstest]
+    #[case::a_transient_provider_error(ProviderError::transient_msg("busy").into(), true)]
+    #[case::a_missing_remote_pod(ProviderError::NotFound("x".into()).into(), false)]
+    #[case::an_invalid_pod(ProviderError::InvalidInput("x".into()).into(), false)]
+    #[case::a_failed_pod(ProviderError::PodFailed { reason: "SoldOut".into(), message: "x".into() }.into(), false)]
+    #[case::a_missing_capability(ProviderError::NotImplemented("logs").into(), false)]
+    #[case::an_api_server_that_is_down(api(503), true)]
+    #[case::a_conflict(api(409), true)]
+    #[case::throttled(api(429), true)]
+    #[case::a_timeout(api(408), true)]
+    #[case::a_refusal(api(403), false)]
+    #[case::a_missing_object(api(404), false)]
+    #[case::a_stopped_loop(Error::TaskStopped("x".into()), false)]
+    fn errors_say_whether_a_retry_may_help(#[case] error: Error, #[case] retryable: bool) {
+        assert_eq!(error.is_retryable(), retryable, "{error}");
     }
 }

@@ -49,7 +49,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::runtime::reflector::{ObjectRef, Store};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
-use crate::{CachedPod, Error, LogOptions, NodeConfig, Provider, Result};
+use crate::{CachedPod, Error, LogOptions, NodeConfig, Provider, ProviderError, Result};
 
 /// A `/containerLogs` query that cannot be served: the 400's body.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -242,9 +242,11 @@ async fn container_logs<P: Provider>(
         }
         // The provider's own words for what the caller can act on, as a kubelet's
         // (`container "main" in pod … is waiting to start`).
-        Err(Error::NotFound(message)) => text(StatusCode::NOT_FOUND, message),
-        Err(Error::InvalidInput(message)) => text(StatusCode::BAD_REQUEST, message),
-        Err(e @ Error::NotImplemented(_)) => text(StatusCode::NOT_IMPLEMENTED, e.to_string()),
+        Err(ProviderError::NotFound(message)) => text(StatusCode::NOT_FOUND, message),
+        Err(ProviderError::InvalidInput(message)) => text(StatusCode::BAD_REQUEST, message),
+        Err(e @ ProviderError::NotImplemented(_)) => {
+            text(StatusCode::NOT_IMPLEMENTED, e.to_string())
+        }
         Err(e) => {
             tracing::warn!(pod = %format!("{namespace}/{name}"), %container, error = %e, "logs failed");
             text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
@@ -390,7 +392,7 @@ mod tests {
     use tower::ServiceExt as _;
 
     use super::*;
-    use crate::RemotePod;
+    use crate::{ProviderResult, RemotePod};
 
     fn parse(query: &str) -> Result<LogOptions, BadQuery> {
         parse_log_query(Some(query))
@@ -478,12 +480,12 @@ mod tests {
 
     /// Answers `logs` with a fixed result and records each call.
     struct Fake {
-        answer: fn() -> Result<String>,
+        answer: fn() -> ProviderResult<String>,
         calls: Mutex<Vec<(String, String, LogOptions)>>,
     }
 
     impl Fake {
-        fn answering(answer: fn() -> Result<String>) -> Arc<Self> {
+        fn answering(answer: fn() -> ProviderResult<String>) -> Arc<Self> {
             Arc::new(Self {
                 answer,
                 calls: Mutex::default(),
@@ -492,16 +494,21 @@ mod tests {
     }
 
     impl Provider for Fake {
-        async fn create_pod(&self, _: &Pod) -> Result<()> {
+        async fn create_pod(&self, _: &Pod) -> ProviderResult<()> {
             Ok(())
         }
-        async fn delete_pod(&self, _: &Pod) -> Result<()> {
+        async fn delete_pod(&self, _: &Pod) -> ProviderResult<()> {
             Ok(())
         }
-        async fn list_pods(&self) -> Result<Vec<RemotePod>> {
+        async fn list_pods(&self) -> ProviderResult<Vec<RemotePod>> {
             Ok(Vec::new())
         }
-        async fn logs(&self, pod: &Pod, container: &str, options: &LogOptions) -> Result<String> {
+        async fn logs(
+            &self,
+            pod: &Pod,
+            container: &str,
+            options: &LogOptions,
+        ) -> ProviderResult<String> {
             self.calls.lock().unwrap().push((
                 pod.metadata.name.clone().unwrap_or_default(),
                 container.to_owned(),
@@ -515,13 +522,13 @@ mod tests {
     struct Mute;
 
     impl Provider for Mute {
-        async fn create_pod(&self, _: &Pod) -> Result<()> {
+        async fn create_pod(&self, _: &Pod) -> ProviderResult<()> {
             Ok(())
         }
-        async fn delete_pod(&self, _: &Pod) -> Result<()> {
+        async fn delete_pod(&self, _: &Pod) -> ProviderResult<()> {
             Ok(())
         }
-        async fn list_pods(&self) -> Result<Vec<RemotePod>> {
+        async fn list_pods(&self) -> ProviderResult<Vec<RemotePod>> {
             Ok(Vec::new())
         }
     }
@@ -647,18 +654,18 @@ mod tests {
         for (answer, expected) in [
             (
                 (|| {
-                    Err(Error::InvalidInput(
+                    Err(ProviderError::InvalidInput(
                         "container main is waiting to start".into(),
                     ))
-                }) as fn() -> Result<String>,
+                }) as fn() -> ProviderResult<String>,
                 StatusCode::BAD_REQUEST,
             ),
             (
-                || Err(Error::NotFound("no such remote pod".into())),
+                || Err(ProviderError::NotFound("no such remote pod".into())),
                 StatusCode::NOT_FOUND,
             ),
             (
-                || Err(Error::transient_msg("backend unreachable")),
+                || Err(ProviderError::transient_msg("backend unreachable")),
                 StatusCode::INTERNAL_SERVER_ERROR,
             ),
         ] {

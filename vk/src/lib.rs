@@ -13,8 +13,11 @@
 //!   node registered again if someone deletes it.
 //! - **pods**: a watch on `spec.nodeName=<node>` feeds a work queue keyed by namespace/name.
 //!   A new pod is created on the provider; a pod with a deletion timestamp is deleted on the
-//!   provider and then removed from the cluster (grace period 0); a pod that vanishes is deleted
-//!   on the provider. Transient failures are retried with backoff.
+//!   provider (which starts the deletion and returns) and stays `Terminating`, its status kept
+//!   up to date, until the provider no longer has it or its grace period (plus
+//!   [`TERMINATION_SLACK`]) is over; then it is removed from the cluster (grace period 0). A pod
+//!   that vanishes is deleted on the provider. Transient failures are retried with backoff. See
+//!   [`Provider`] for the termination protocol and what cancellation a provider must tolerate.
 //! - **statuses**: every [`Config::status_interval`] one [`Provider::pod_statuses`] call; a
 //!   pod's status is patched only when it changed.
 //! - **orphans**: remote pods whose cluster pod is really gone are deleted, only after the first
@@ -28,19 +31,19 @@
 //!
 //! ```no_run
 //! use k8s_openapi::api::core::v1::Pod;
-//! use vk::{Config, NodeConfig, Provider, RemotePod, Result};
+//! use vk::{Config, NodeConfig, Provider, ProviderResult, RemotePod};
 //!
 //! /// Accepts every pod and runs none of them.
 //! struct Nothing;
 //!
 //! impl Provider for Nothing {
-//!     async fn create_pod(&self, _pod: &Pod) -> Result<()> {
+//!     async fn create_pod(&self, _pod: &Pod) -> ProviderResult<()> {
 //!         Ok(())
 //!     }
-//!     async fn delete_pod(&self, _pod: &Pod) -> Result<()> {
+//!     async fn delete_pod(&self, _pod: &Pod) -> ProviderResult<()> {
 //!         Ok(())
 //!     }
-//!     async fn list_pods(&self) -> Result<Vec<RemotePod>> {
+//!     async fn list_pods(&self) -> ProviderResult<Vec<RemotePod>> {
 //!         Ok(Vec::new())
 //!     }
 //! }
@@ -77,7 +80,7 @@ use kube::Client;
 use tokio::task::JoinSet;
 
 pub use cache::CachedPod;
-pub use error::{BoxError, Error, Result};
+pub use error::{BoxError, Error, ProviderError, ProviderResult, Result};
 pub use node::{
     DEFAULT_CPU, DEFAULT_INTERNAL_IP, DEFAULT_KUBELET_PORT, DEFAULT_MEMORY, DEFAULT_PODS, Health,
     LABEL_TYPE, NODE_LEASE_NAMESPACE, NodeConfig, NodeResources, PROVIDER_UNREACHABLE,
@@ -106,6 +109,17 @@ pub const DEFAULT_WORKERS: usize = 4;
 pub const DEFAULT_RETRY_BASE: Duration = Duration::from_millis(200);
 /// Default [`Config::retry_max`].
 pub const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(30);
+/// How long after a terminating pod's `deletionTimestamp` (the end of its grace period) the
+/// controller still waits for the provider to report the remote pod gone before it removes the
+/// cluster pod anyway (see the termination protocol on [`Provider`]).
+///
+/// NB: it covers what lies between the API server's clock and the provider's answer: the
+/// watch and the work queue delivering the deletion to the provider (under a second, more in a
+/// burst of deletions), the kill at the grace period's end and the remote removal (a kubelet
+/// allows its SIGKILL about 2 s), one status round ([`Config::status_interval`]) to see it, and
+/// a few seconds of clock skew between the API server and the controller. Longer would only
+/// keep a pod that the backend lost `Terminating` for nothing.
+pub const TERMINATION_SLACK: Duration = Duration::from_secs(10);
 
 /// How the virtual kubelet runs.
 #[derive(Clone, Debug)]
@@ -126,7 +140,8 @@ pub struct Config {
     /// How often the provider is pinged ([`Provider::ping`]): a failing ping shows on the node
     /// within this interval, and so does its recovery.
     pub ping_interval: Duration,
-    /// How many pods are synced concurrently.
+    /// How many pods are synced concurrently. Provider calls are short (deletions start and
+    /// return; see [`Provider`]), so a few workers serve many pods.
     pub workers: usize,
     /// First retry delay of a failed pod sync; doubles on each failure.
     pub retry_base: Duration,

@@ -2,7 +2,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
@@ -16,11 +18,11 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
 use crate::cache::CachedPod;
-use crate::decide::{self, Action, Orphan, Reconcile, StatusStep};
+use crate::decide::{self, Action, Orphan, Reconcile, StatusStep, Then};
 use crate::error::api_code;
 use crate::queue::WorkQueue;
 use crate::status::{is_terminal, lost_status, merge_status, status_changed, status_patch};
-use crate::{Config, Error, Provider, Result};
+use crate::{Config, Error, Provider, ProviderError, Result, TERMINATION_SLACK};
 
 /// Consecutive status rounds a created pod may be missing from the provider's answer before its
 /// cluster pod is marked `Failed` (one miss can be a list racing a create).
@@ -63,6 +65,26 @@ struct Seen {
     refused: bool,
 }
 
+/// Where a terminating pod's remote deletion stands (see the termination protocol on
+/// [`Provider`]).
+#[derive(Clone, Copy, Debug, Default)]
+struct Deleting {
+    /// The grace period the provider accepted the delete with (`None`: none given).
+    grace: Option<i64>,
+    /// The number of the last status round started when the provider accepted the delete:
+    /// only the answers of later rounds can tell that the remote pod is gone.
+    asked_in_round: u64,
+    /// A later round's answer lacked the pod: the remote pod is gone.
+    gone: bool,
+    /// The controller sent (or is sending) the grace-0 delete that finishes the pod.
+    finishing: bool,
+    /// The deadline a recheck is queued for, so each deadline is queued once.
+    recheck_at: Option<Timestamp>,
+}
+
+/// What tells the time: [`Timestamp::now`], or a test's clock.
+type Clock = Box<dyn Fn() -> Timestamp + Send + Sync>;
+
 fn uid(pod: &impl Resource) -> &str {
     pod.meta().uid.as_deref().unwrap_or_default()
 }
@@ -84,11 +106,14 @@ pub(crate) struct PodController<P> {
     patched: Mutex<HashMap<String, PodStatus>>,
     /// Consecutive status rounds each created pod UID was missing from the provider's answer.
     misses: Mutex<HashMap<String, u32>>,
-    /// UIDs of terminating pods whose remote deletion was already asked for: the controller's
-    /// own grace-0 delete that finishes a pod is seen as one more update, and asking again
-    /// then (with grace 0) would cut the remote pod's grace period short.
-    deleting: Mutex<HashSet<String>>,
+    /// Terminating pods whose remote deletion the provider accepted, by UID; kept until the
+    /// pod leaves the cache (the controller's own grace-0 delete is seen as one more update,
+    /// which must not ask the provider again).
+    deleting: Mutex<HashMap<String, Deleting>>,
+    /// Status rounds started so far.
+    rounds: AtomicU64,
     recorder: Recorder,
+    clock: Clock,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -116,9 +141,18 @@ impl<P: Provider> PodController<P> {
             seen: Mutex::new(HashMap::new()),
             patched: Mutex::new(HashMap::new()),
             misses: Mutex::new(HashMap::new()),
-            deleting: Mutex::new(HashSet::new()),
+            deleting: Mutex::new(HashMap::new()),
+            rounds: AtomicU64::new(0),
             recorder,
+            clock: Box::new(Timestamp::now),
         }
+    }
+
+    /// The controller telling the time by `clock` (tests move it with tokio's paused time).
+    #[cfg(test)]
+    fn with_clock(mut self, clock: impl Fn() -> Timestamp + Send + Sync + 'static) -> Self {
+        self.clock = Box::new(clock);
+        self
     }
 
     fn pods_in(&self, namespace: &str) -> Api<Pod> {
@@ -208,16 +242,12 @@ impl<P: Provider> PodController<P> {
             refused: p.refused,
             same_input: current.as_deref().is_some_and(|c| same_input(&p.pod, c)),
         });
-        let delete_asked = current
-            .as_deref()
-            .is_some_and(|pod| lock(&self.deleting).contains(uid(pod)));
-        match (
-            decide::reconcile(cached, remembered, delete_asked),
-            current,
-            prev,
-        ) {
-            (Reconcile::Finalize { ask_provider }, Some(pod), _) => {
-                self.finalize(key, &pod, ask_provider).await
+        match (decide::reconcile(cached, remembered), current, prev) {
+            (Reconcile::Terminate { replaced }, Some(pod), prev) => {
+                if let Some(old) = prev.filter(|_| replaced) {
+                    self.delete_replaced(key, &old).await?;
+                }
+                self.terminate(key, &pod).await
             }
             (Reconcile::DeleteVanished, _, Some(prev)) => {
                 tracing::info!(pod = %key, "pod vanished; deleting its remote pod");
@@ -227,15 +257,20 @@ impl<P: Provider> PodController<P> {
             }
             (Reconcile::Sync { replaced, action }, Some(pod), prev) => {
                 if let Some(old) = prev.filter(|_| replaced) {
-                    // The name now holds a new pod: the old one's remote pod goes first.
-                    tracing::info!(pod = %key, old_uid = uid(&*old.pod), "pod replaced under the same name");
-                    self.delete_remote(&old.pod.to_pod()?).await?;
-                    self.forget(key, &*old.pod);
+                    self.delete_replaced(key, &old).await?;
                 }
                 self.sync(key, pod, action).await
             }
             _ => Ok(()),
         }
+    }
+
+    /// The name now holds a new pod: the old one's remote pod goes first.
+    async fn delete_replaced(&self, key: &PodKey, old: &Seen) -> Result<()> {
+        tracing::info!(pod = %key, old_uid = uid(&*old.pod), "pod replaced under the same name");
+        self.delete_remote(&old.pod.to_pod()?).await?;
+        self.forget(key, &*old.pod);
+        Ok(())
     }
 
     fn forget(&self, key: &PodKey, pod: &impl Resource) {
@@ -270,12 +305,12 @@ impl<P: Provider> PodController<P> {
             Action::Update => {
                 let pod = cached.to_pod()?;
                 match self.provider.update_pod(&pod).await {
-                    Ok(()) | Err(Error::NotImplemented(_)) => {}
-                    Err(Error::InvalidInput(msg)) => {
+                    Ok(()) | Err(ProviderError::NotImplemented(_)) => {}
+                    Err(ProviderError::InvalidInput(msg)) => {
                         self.warn(&pod, "ProviderUpdateFailed", "UpdatePod", &msg)
                             .await;
                     }
-                    Err(e) => return Err(e),
+                    Err(e) => return Err(e.into()),
                 }
                 remember(true, false);
                 Ok(())
@@ -300,7 +335,7 @@ impl<P: Provider> PodController<P> {
                         remember(true, false);
                         Ok(())
                     }
-                    Err(Error::InvalidInput(msg)) => {
+                    Err(ProviderError::InvalidInput(msg)) => {
                         tracing::warn!(pod = %key, reason = %msg, "provider refused the pod");
                         remember(false, true);
                         self.warn(&pod, "ProviderCreateFailed", "CreatePod", &msg)
@@ -308,7 +343,7 @@ impl<P: Provider> PodController<P> {
                         self.mark_refused(&pod, &msg).await;
                         Ok(())
                     }
-                    Err(Error::PodFailed { reason, message }) => {
+                    Err(ProviderError::PodFailed { reason, message }) => {
                         tracing::warn!(pod = %key, %reason, %message, "provider failed the pod");
                         remember(false, true);
                         self.warn(&pod, &reason, "CreatePod", &message).await;
@@ -318,26 +353,69 @@ impl<P: Provider> PodController<P> {
                     Err(e) => {
                         self.warn(&pod, "ProviderCreateFailed", "CreatePod", &e.to_string())
                             .await;
-                        Err(e)
+                        Err(e.into())
                     }
                 }
             }
         }
     }
 
-    /// The pod is being deleted: remove the remote pod, then finish the deletion in the cluster
-    /// (grace period 0), which is the kubelet's part of deleting a pod.
-    /// `ask_provider` ([`decide::reconcile`]): not asked yet for this UID.
-    async fn finalize(&self, key: &PodKey, pod: &CachedPod, ask_provider: bool) -> Result<()> {
-        if ask_provider {
-            let remote = pod.to_pod()?;
-            lock(&self.deleting).insert(uid(pod).to_owned());
-            if let Err(e) = self.delete_remote(&remote).await {
-                // Asked again on the retry.
-                lock(&self.deleting).remove(uid(pod));
-                return Err(e);
+    /// Takes a terminating pod's deletion one step further (see the termination protocol on
+    /// [`Provider`] and [`decide::terminate`]): ask the provider to delete the remote pod, then
+    /// finish the pod in the cluster once the remote pod is gone or the deadline has passed,
+    /// else queue a recheck at the deadline.
+    async fn terminate(&self, key: &PodKey, pod: &CachedPod) -> Result<()> {
+        let pod_uid = uid(pod);
+        let known = lock(&self.deleting).get(pod_uid).copied();
+        let deadline = pod
+            .metadata
+            .deletion_timestamp
+            .as_ref()
+            .map(|t| t.0 + TERMINATION_SLACK);
+        let left = deadline
+            .and_then(|d| Duration::try_from(d.duration_since((self.clock)())).ok())
+            .unwrap_or(Duration::ZERO);
+        let grace = pod.metadata.deletion_grace_period_seconds;
+        let step = decide::terminate(decide::Termination {
+            asked: known.map(|d| d.grace),
+            grace,
+            finishing: known.is_some_and(|d| d.finishing),
+            remote_gone: known.is_some_and(|d| d.gone),
+            left,
+        });
+        if step.ask_provider {
+            self.delete_remote(&pod.to_pod()?).await?;
+            let round = self.rounds.load(Ordering::SeqCst);
+            let mut deleting = lock(&self.deleting);
+            let entry = deleting.entry(pod_uid.to_owned()).or_insert(Deleting {
+                asked_in_round: round,
+                ..Deleting::default()
+            });
+            entry.grace = grace;
+            tracing::info!(pod = %key, ?grace, "asked the provider to delete the remote pod");
+        }
+        match step.then {
+            Then::Finish => self.finish(key, pod).await,
+            Then::Recheck(after) => {
+                let mut deleting = lock(&self.deleting);
+                if let Some(entry) = deleting.get_mut(pod_uid)
+                    && entry.recheck_at != deadline
+                {
+                    entry.recheck_at = deadline;
+                    self.queue.add_after(key.clone(), after);
+                }
+                Ok(())
             }
         }
+    }
+
+    /// Finishes a terminating pod's deletion in the cluster (grace period 0, its UID as the
+    /// precondition), which is the kubelet's part of deleting a pod.
+    async fn finish(&self, key: &PodKey, pod: &CachedPod) -> Result<()> {
+        lock(&self.deleting)
+            .entry(uid(pod).to_owned())
+            .or_default()
+            .finishing = true;
         let params = DeleteParams {
             grace_period_seconds: Some(0),
             preconditions: Some(Preconditions {
@@ -362,8 +440,8 @@ impl<P: Provider> PodController<P> {
 
     async fn delete_remote(&self, pod: &Pod) -> Result<()> {
         match self.provider.delete_pod(pod).await {
-            Ok(()) | Err(Error::NotFound(_)) => Ok(()),
-            Err(Error::InvalidInput(msg)) => {
+            Ok(()) | Err(ProviderError::NotFound(_)) => Ok(()),
+            Err(ProviderError::InvalidInput(msg)) => {
                 // Such a pod could never have been created remotely.
                 tracing::debug!(pod = %PodKey::of(pod), reason = %msg, "provider: nothing to delete");
                 Ok(())
@@ -373,7 +451,7 @@ impl<P: Provider> PodController<P> {
                     self.warn(pod, "ProviderDeleteFailed", "DeletePod", &e.to_string())
                         .await;
                 }
-                Err(e)
+                Err(e.into())
             }
         }
     }
@@ -423,6 +501,9 @@ impl<P: Provider> PodController<P> {
 
     /// One round of status sync: one bulk call to the provider, a patch per changed pod.
     pub(crate) async fn sync_statuses(&self) {
+        // NB: numbered before the provider is asked: a delete accepted before this number was
+        // taken is older than the answer, so the answer lacking its pod means the pod is gone.
+        let round = self.rounds.fetch_add(1, Ordering::SeqCst) + 1;
         let statuses = match self.provider.pod_statuses().await {
             Ok(s) => s,
             Err(e) => {
@@ -435,19 +516,35 @@ impl<P: Provider> PodController<P> {
             let key = PodKey::of(&**pod);
             let pod_uid = uid(&**pod);
             let remote = statuses.get(pod_uid);
+            let deleting = lock(&self.deleting).get(pod_uid).copied();
             let facts = decide::StatusFacts {
                 terminating: pod.metadata.deletion_timestamp.is_some(),
                 on_provider: remote.is_some(),
+                status_known: remote.is_some_and(|r| *r != PodStatus::default()),
                 created: lock(&self.seen)
                     .get(&key)
                     .is_some_and(|s| s.created && uid(&*s.pod) == pod_uid),
                 terminal: is_terminal(pod.status.as_ref()),
                 misses_before: lock(&self.misses).get(pod_uid).copied().unwrap_or(0),
+                awaiting_removal: deleting
+                    .is_some_and(|d| d.asked_in_round < round && !d.gone && !d.finishing),
             };
             let desired = match (decide::status_step(facts, LOST_AFTER_MISSES), remote) {
                 (StatusStep::FromProvider, Some(remote)) => {
                     lock(&self.misses).remove(pod_uid);
                     merge_status(pod.status.as_ref(), remote)
+                }
+                (StatusStep::Present, _) => {
+                    lock(&self.misses).remove(pod_uid);
+                    continue;
+                }
+                (StatusStep::RemoteGone, _) => {
+                    tracing::info!(pod = %key, "remote pod gone; finishing the pod's deletion");
+                    if let Some(d) = lock(&self.deleting).get_mut(pod_uid) {
+                        d.gone = true;
+                    }
+                    self.queue.add(key);
+                    continue;
                 }
                 (StatusStep::Missed { lost }, _) => {
                     *lock(&self.misses).entry(pod_uid.to_string()).or_insert(0) += 1;
@@ -458,7 +555,7 @@ impl<P: Provider> PodController<P> {
                     lost_status(
                         pod.status.as_ref(),
                         "the pod was not found on the provider and may have been deleted there",
-                        &Timestamp::now(),
+                        &(self.clock)(),
                     )
                 }
                 _ => continue,
@@ -478,7 +575,7 @@ impl<P: Provider> PodController<P> {
         let live: HashSet<&str> = pods.iter().map(|p| uid(&**p)).collect();
         lock(&self.patched).retain(|u, _| live.contains(u.as_str()));
         lock(&self.misses).retain(|u, _| live.contains(u.as_str()));
-        lock(&self.deleting).retain(|u| live.contains(u.as_str()));
+        lock(&self.deleting).retain(|u, _| live.contains(u.as_str()));
     }
 
     async fn patch_status(&self, pod: &CachedPod, desired: PodStatus) {
@@ -532,7 +629,7 @@ impl<P: Provider> PodController<P> {
             }
             tracing::info!(pod = %key, uid = %r.uid, "deleting orphaned remote pod: its cluster pod is gone");
             match self.provider.delete_pod(&r.to_stub_pod()).await {
-                Ok(()) | Err(Error::NotFound(_)) => deleted += 1,
+                Ok(()) | Err(ProviderError::NotFound(_)) => deleted += 1,
                 Err(e) => {
                     tracing::warn!(pod = %key, error = %e, "could not delete orphaned remote pod")
                 }

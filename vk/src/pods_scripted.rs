@@ -1,28 +1,31 @@
 //! The pod controller against a scripted API server (kube-rs's `ApiServerVerifier` pattern with
 //! `tower-test`): each test drives one reconcile, status round or orphan sweep and checks the
 //! requests it sends, in order, and the provider calls it makes. No cluster: the cluster tier
-//! (the suites) stays for end-to-end truth; this one pins the request sequences.
+//! (the suites) stays for end-to-end truth; this one pins the request sequences. The
+//! controller's clock follows tokio's, so a test with paused time can run out a grace period.
 
 use std::collections::VecDeque;
 use std::future::Future;
 
 use http::{Method, Request, Response};
-use k8s_openapi::api::core::v1::{ContainerStatus, PodSpec};
+use k8s_openapi::api::core::v1::{
+    ContainerState, ContainerStateTerminated, ContainerStatus, PodSpec,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::client::Body;
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::RemotePod;
+use crate::{ProviderResult, RemotePod};
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
-/// A provider that records its calls and answers `create_pod` from a script.
+/// A provider that records its calls, answers `create_pod` from a script and lists `remote`.
 #[derive(Default)]
 struct Fake {
     calls: Mutex<Vec<String>>,
-    creates: Mutex<VecDeque<Result<()>>>,
+    creates: Mutex<VecDeque<ProviderResult<()>>>,
     remote: Mutex<Vec<RemotePod>>,
 }
 
@@ -33,25 +36,34 @@ impl Fake {
 }
 
 impl Provider for Fake {
-    async fn create_pod(&self, pod: &Pod) -> Result<()> {
+    async fn create_pod(&self, pod: &Pod) -> ProviderResult<()> {
         lock(&self.calls).push(format!("create {}", PodKey::of(pod)));
         lock(&self.creates).pop_front().unwrap_or(Ok(()))
     }
 
-    async fn update_pod(&self, pod: &Pod) -> Result<()> {
+    async fn update_pod(&self, pod: &Pod) -> ProviderResult<()> {
         lock(&self.calls).push(format!("update {}", PodKey::of(pod)));
         Ok(())
     }
 
-    async fn delete_pod(&self, pod: &Pod) -> Result<()> {
-        lock(&self.calls).push(format!("delete {} {}", PodKey::of(pod), uid(pod)));
+    /// Recorded as `delete ns/name uid`, with ` grace=N` when the pod carries a grace period.
+    async fn delete_pod(&self, pod: &Pod) -> ProviderResult<()> {
+        let grace = pod
+            .metadata
+            .deletion_grace_period_seconds
+            .map(|g| format!(" grace={g}"))
+            .unwrap_or_default();
+        lock(&self.calls).push(format!("delete {} {}{grace}", PodKey::of(pod), uid(pod)));
         Ok(())
     }
 
-    async fn list_pods(&self) -> Result<Vec<RemotePod>> {
+    async fn list_pods(&self) -> ProviderResult<Vec<RemotePod>> {
         Ok(lock(&self.remote).clone())
     }
 }
+
+/// When the tests' clock starts: 30 s before [`terminating`] pods' grace period ends.
+const T0: i64 = 1_700_000_030;
 
 /// The controller on a scripted API server, its cache's writer and the server's handle.
 fn controller(
@@ -63,11 +75,11 @@ fn controller(
 ) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
-    let controller = Arc::new(PodController::new(
-        client,
-        &Config::default(),
-        Arc::new(fake),
-    ));
+    let start = tokio::time::Instant::now();
+    let controller = Arc::new(
+        PodController::new(client, &Config::default(), Arc::new(fake))
+            .with_clock(move || Timestamp::from_second(T0).unwrap() + start.elapsed()),
+    );
     let writer = lock(&controller.writer).take().expect("the store's writer");
     (controller, writer, handle)
 }
@@ -93,10 +105,38 @@ fn pod(name: &str, pod_uid: &str) -> Pod {
     }
 }
 
+/// `pod` deleted with a 30 s grace period, which ends 30 s after the tests' clock starts.
 fn terminating(mut pod: Pod) -> Pod {
-    pod.metadata.deletion_timestamp = Some(Time(Timestamp::from_second(1_700_000_060).unwrap()));
+    pod.metadata.deletion_timestamp = Some(Time(Timestamp::from_second(T0 + 30).unwrap()));
     pod.metadata.deletion_grace_period_seconds = Some(30);
     pod
+}
+
+/// `pod` deleted so long ago that its deletion deadline has passed.
+fn overdue(mut pod: Pod) -> Pod {
+    pod.metadata.deletion_timestamp = Some(Time(Timestamp::from_second(T0 - 3600).unwrap()));
+    pod.metadata.deletion_grace_period_seconds = Some(30);
+    pod
+}
+
+/// The provider's view of `name` (`pod_uid`) with `status`.
+fn remote(name: &str, pod_uid: &str, status: Option<PodStatus>) -> RemotePod {
+    RemotePod {
+        namespace: "ns".into(),
+        name: name.into(),
+        uid: pod_uid.into(),
+        status,
+    }
+}
+
+/// The next key the controller queued, if one comes within a minute (of tokio's time).
+async fn queued(c: &PodController<Fake>) -> Option<PodKey> {
+    let key = tokio::time::timeout(std::time::Duration::from_secs(60), c.queue.next())
+        .await
+        .ok()
+        .flatten()?;
+    c.queue.done(&key);
+    Some(key)
 }
 
 fn cache(writer: &mut reflector::store::Writer<CachedPod>, pod: &Pod) {
@@ -224,7 +264,7 @@ async fn a_new_pod_is_created_once_and_an_unchanged_one_is_left_alone() {
 /// The controller after `web` (u1) was created with the provider answering `error`: the
 /// reconcile sends a Warning event, then a status patch; returns their bodies too.
 async fn refused_with(
-    error: Error,
+    error: ProviderError,
 ) -> (
     Arc<PodController<Fake>>,
     reflector::store::Writer<CachedPod>,
@@ -256,7 +296,7 @@ async fn refused_with(
 #[tokio::test]
 async fn a_refused_pod_gets_a_warning_event_and_its_status_says_why_and_is_not_retried() {
     let (c, _writer, mut api, bodies) =
-        refused_with(Error::InvalidInput("no such flavour".into())).await;
+        refused_with(ProviderError::InvalidInput("no such flavour".into())).await;
     assert_eq!(bodies[0]["reason"], "ProviderCreateFailed");
     assert_eq!(bodies[0]["type"], "Warning");
     assert_eq!(bodies[0]["note"], "no such flavour");
@@ -267,41 +307,158 @@ async fn a_refused_pod_gets_a_warning_event_and_its_status_says_why_and_is_not_r
     assert_eq!(c.provider.calls(), ["create ns/web"]);
 }
 
-#[tokio::test]
-async fn a_graceful_delete_asks_the_provider_once_and_finishes_the_pod_at_grace_0_by_uid() {
-    let (c, mut writer, mut api) = controller(Fake::default());
-    let doomed = terminating(pod("web", "u1"));
-    cache(&mut writer, &doomed);
-    let (done, bodies) = scripted(
-        &mut api,
-        c.reconcile(&key("web")),
-        vec![expect(
-            Method::DELETE,
-            "/api/v1/namespaces/ns/pods/web",
-            200,
-            json!(doomed),
-        )],
+/// The grace-0 delete of `web` (u1) that finishes it, answered with `status`.
+fn web_finished(status: u16) -> Expect {
+    let answer = if status == 404 {
+        not_found()
+    } else {
+        json!(terminating(pod("web", "u1")))
+    };
+    expect(
+        Method::DELETE,
+        "/api/v1/namespaces/ns/pods/web",
+        status,
+        answer,
     )
-    .await;
+}
+
+/// A running container `app`, or one terminated by SIGTERM with `exit_code`.
+fn app_status(exit_code: Option<i32>) -> PodStatus {
+    let state = exit_code.map(|exit_code| ContainerState {
+        terminated: Some(ContainerStateTerminated {
+            exit_code,
+            reason: Some("Error".into()),
+            ..ContainerStateTerminated::default()
+        }),
+        ..ContainerState::default()
+    });
+    PodStatus {
+        phase: Some("Running".into()),
+        container_statuses: Some(vec![ContainerStatus {
+            name: "app".into(),
+            ready: exit_code.is_none(),
+            state,
+            ..ContainerStatus::default()
+        }]),
+        ..PodStatus::default()
+    }
+}
+
+#[tokio::test]
+async fn a_graceful_delete_asks_the_provider_once_keeps_the_pod_while_the_remote_pod_is_listed_and_finishes_it_at_grace_0_by_uid_once_gone()
+ {
+    let fake = Fake::default();
+    *lock(&fake.remote) = vec![remote("web", "u1", Some(app_status(None)))];
+    let (c, mut writer, mut api) = controller(fake);
+    cache(&mut writer, &pod("web", "u1"));
+    reconcile_sending_nothing(&c, &mut api, "web").await;
+    // Deleted with a 30 s grace period: the provider is asked, the pod is kept (no request).
+    cache(&mut writer, &terminating(pod("web", "u1")));
+    reconcile_sending_nothing(&c, &mut api, "web").await;
+    assert_eq!(
+        c.provider.calls(),
+        ["create ns/web", "delete ns/web u1 grace=30"]
+    );
+    // The remote container got its SIGTERM and stopped: the terminating pod shows it.
+    *lock(&c.provider.remote) = vec![remote("web", "u1", Some(app_status(Some(143))))];
+    let (_, bodies) = scripted(&mut api, c.sync_statuses(), vec![web_status_patch()]).await;
+    let container = &bodies[0]["status"]["containerStatuses"][0];
+    assert_eq!(container["state"]["terminated"]["exitCode"], 143);
+    // The patch comes back as an update: the provider is not asked again, the pod is kept.
+    reconcile_sending_nothing(&c, &mut api, "web").await;
+    assert_eq!(c.provider.calls().len(), 2);
+    // The remote pod is gone: the status round says so (no request) and queues the pod...
+    lock(&c.provider.remote).clear();
+    scripted(&mut api, c.sync_statuses(), vec![]).await;
+    assert_eq!(queued(&c).await, Some(key("web")));
+    // ...whose reconcile finishes it: grace 0, by UID.
+    let (done, bodies) =
+        scripted(&mut api, c.reconcile(&key("web")), vec![web_finished(200)]).await;
     done.unwrap();
     assert_eq!(bodies[0]["gracePeriodSeconds"], 0);
     assert_eq!(bodies[0]["preconditions"]["uid"], "u1");
-    // Our own grace-0 delete comes back as an update while the pod is still cached: the
-    // cluster delete is repeated (gone now: 404 is fine), the provider is not asked again
+    // Our own grace-0 delete comes back as an update (grace 0) while the pod is still cached:
+    // the cluster delete is repeated (gone now: 404 is fine), the provider is not asked again
     // (asking with grace 0 would cut the remote pod's grace short).
-    let (done, _) = scripted(
-        &mut api,
-        c.reconcile(&key("web")),
-        vec![expect(
-            Method::DELETE,
-            "/api/v1/namespaces/ns/pods/web",
-            404,
-            not_found(),
-        )],
-    )
-    .await;
+    let mut echo = terminating(pod("web", "u1"));
+    echo.metadata.deletion_grace_period_seconds = Some(0);
+    cache(&mut writer, &echo);
+    let (done, _) = scripted(&mut api, c.reconcile(&key("web")), vec![web_finished(404)]).await;
     done.unwrap();
-    assert_eq!(c.provider.calls(), ["delete ns/web u1"]);
+    assert_eq!(
+        c.provider.calls(),
+        ["create ns/web", "delete ns/web u1 grace=30"]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_terminating_pod_whose_remote_pod_never_goes_is_finished_once_its_grace_period_and_the_slack_are_over()
+ {
+    let fake = Fake::default();
+    *lock(&fake.remote) = vec![remote("web", "u1", Some(app_status(None)))];
+    let (c, mut writer, mut api) = controller(fake);
+    cache(&mut writer, &terminating(pod("web", "u1")));
+    let asked = tokio::time::Instant::now();
+    reconcile_sending_nothing(&c, &mut api, "web").await;
+    assert_eq!(c.provider.calls(), ["delete ns/web u1 grace=30"]);
+    // Still listed, so every round has it: nothing to finish.
+    let (_, bodies) = scripted(&mut api, c.sync_statuses(), vec![web_status_patch()]).await;
+    assert_eq!(bodies[0]["status"]["phase"], "Running");
+    // The recheck comes at the deadline: 30 s of grace left, plus the slack.
+    assert_eq!(queued(&c).await, Some(key("web")));
+    let deadline = std::time::Duration::from_secs(30) + TERMINATION_SLACK;
+    let waited = asked.elapsed();
+    // NB: tokio's timers tick in milliseconds.
+    assert!(
+        waited >= deadline && waited < deadline + std::time::Duration::from_secs(1),
+        "{waited:?}"
+    );
+    let (done, bodies) =
+        scripted(&mut api, c.reconcile(&key("web")), vec![web_finished(200)]).await;
+    done.unwrap();
+    assert_eq!(bodies[0]["preconditions"]["uid"], "u1");
+    assert_eq!(c.provider.calls(), ["delete ns/web u1 grace=30"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_terminating_pod_queues_one_recheck_however_often_it_is_reconciled() {
+    let (c, mut writer, mut api) = controller(Fake::default());
+    cache(&mut writer, &terminating(pod("web", "u1")));
+    for _ in 0..3 {
+        reconcile_sending_nothing(&c, &mut api, "web").await;
+    }
+    assert_eq!(queued(&c).await, Some(key("web")));
+    assert_eq!(queued(&c).await, None);
+}
+
+#[tokio::test]
+async fn a_shortened_grace_period_asks_the_provider_again_with_it() {
+    let (c, mut writer, mut api) = controller(Fake::default());
+    *lock(&c.provider.remote) = vec![remote("web", "u1", None)];
+    let mut web = terminating(pod("web", "u1"));
+    cache(&mut writer, &web);
+    reconcile_sending_nothing(&c, &mut api, "web").await;
+    // `kubectl delete --grace-period=1` on the terminating pod.
+    web.metadata.deletion_grace_period_seconds = Some(1);
+    web.metadata.deletion_timestamp = Some(Time(Timestamp::from_second(T0 + 1).unwrap()));
+    cache(&mut writer, &web);
+    reconcile_sending_nothing(&c, &mut api, "web").await;
+    reconcile_sending_nothing(&c, &mut api, "web").await;
+    assert_eq!(
+        c.provider.calls(),
+        ["delete ns/web u1 grace=30", "delete ns/web u1 grace=1"]
+    );
+}
+
+#[tokio::test]
+async fn a_terminating_pod_the_provider_never_had_is_finished_after_the_next_status_round() {
+    let (c, mut writer, mut api) = controller(Fake::default());
+    cache(&mut writer, &terminating(pod("web", "u1")));
+    reconcile_sending_nothing(&c, &mut api, "web").await;
+    scripted(&mut api, c.sync_statuses(), vec![]).await;
+    assert_eq!(queued(&c).await, Some(key("web")));
+    let (done, _) = scripted(&mut api, c.reconcile(&key("web")), vec![web_finished(200)]).await;
+    done.unwrap();
 }
 
 #[tokio::test]
@@ -320,12 +477,7 @@ async fn a_pod_replaced_under_the_same_name_has_the_old_remote_pod_deleted_befor
 
 #[tokio::test]
 async fn the_orphan_sweep_deletes_only_remote_pods_the_api_server_confirms_gone() {
-    let remote = |name: &str, pod_uid: &str| RemotePod {
-        namespace: "ns".into(),
-        name: name.into(),
-        uid: pod_uid.into(),
-        status: None,
-    };
+    let remote = |name: &str, pod_uid: &str| remote(name, pod_uid, None);
     let fake = Fake::default();
     *lock(&fake.remote) = vec![
         remote("cached", "u1"),  // the cache has it: no request
@@ -390,12 +542,7 @@ async fn the_status_round_patches_a_changed_status_once_with_the_pods_resource_v
         ..PodStatus::default()
     };
     let fake = Fake::default();
-    *lock(&fake.remote) = vec![RemotePod {
-        namespace: "ns".into(),
-        name: "web".into(),
-        uid: "u1".into(),
-        status: Some(running),
-    }];
+    *lock(&fake.remote) = vec![remote("web", "u1", Some(running))];
     let (c, mut writer, mut api) = controller(fake);
     cache(&mut writer, &pod("web", "u1"));
     reconcile_sending_nothing(&c, &mut api, "web").await;
@@ -444,7 +591,7 @@ async fn a_pod_that_vanished_from_the_cache_has_its_remote_pod_deleted_once() {
 #[tokio::test]
 async fn a_failing_cluster_delete_fails_the_reconcile_so_it_is_retried() {
     let (c, mut writer, mut api) = controller(Fake::default());
-    cache(&mut writer, &terminating(pod("web", "u1")));
+    cache(&mut writer, &overdue(pod("web", "u1")));
     let unavailable = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "ServiceUnavailable", "code": 503, "message": "etcd is gone"});
     let (done, _) = scripted(
         &mut api,
@@ -463,7 +610,7 @@ async fn a_failing_cluster_delete_fails_the_reconcile_so_it_is_retried() {
 
 #[tokio::test]
 async fn a_pod_the_provider_fails_gets_an_event_and_is_marked_failed_with_the_reason() {
-    let (_, _, _, bodies) = refused_with(Error::PodFailed {
+    let (_, _, _, bodies) = refused_with(ProviderError::PodFailed {
         reason: "SoldOut".into(),
         message: "no 4_8 left".into(),
     })
@@ -489,7 +636,7 @@ async fn a_created_pod_missing_from_the_provider_is_marked_failed_at_the_third_r
 #[tokio::test]
 async fn a_refused_pod_missing_from_the_provider_is_never_marked_lost() {
     let (c, _writer, mut api, _) =
-        refused_with(Error::InvalidInput("no such flavour".into())).await;
+        refused_with(ProviderError::InvalidInput("no such flavour".into())).await;
     for _ in 0..4 {
         scripted(&mut api, c.sync_statuses(), vec![]).await;
     }

@@ -108,7 +108,7 @@ async fn answering_once(verb: &str, template: ResponseTemplate) -> MockServer {
 
 /// What the virtual kubelet's controller makes of `e`: retried with backoff or not.
 fn retryable(e: Error) -> bool {
-    vk::Error::from(e).is_retryable()
+    vk::ProviderError::from(e).is_retryable()
 }
 
 #[tokio::test]

@@ -277,6 +277,45 @@ async fn the_cache_follows_creates_status_changes_and_deletes_without_listing_ag
     );
 }
 
+/// The termination protocol's part on the engine's side: `delete_pod` starts CCI's graceful
+/// delete and returns, and the pod stays in what the status round reads (Terminating on CCI)
+/// until CCI removes it at the grace period's end.
+#[tokio::test]
+async fn a_pod_deleted_with_a_grace_period_stays_listed_until_cci_removes_it_at_the_grace_end() {
+    const GRACE: Duration = Duration::from_secs(2);
+    let f = fixture(config(), Duration::from_secs(300)).await;
+    let mut web = pod("web");
+    // A command as PID 1 has no SIGTERM handler: it runs until the grace period ends.
+    web.spec.as_mut().unwrap().containers[0].command = Some(vec!["sleep".into(), "3600".into()]);
+    f.provider.create_pod(&web).await.unwrap();
+    f.cached(|p| p == ["web=Running"], "the pod turned Running")
+        .await;
+    web.metadata.deletion_grace_period_seconds = Some(GRACE.as_secs() as i64);
+    let asked = Instant::now();
+    f.provider.delete_pod(&web).await.unwrap();
+    assert!(
+        asked.elapsed() < GRACE,
+        "delete_pod waited for the grace period: {:?}",
+        asked.elapsed()
+    );
+    let listed = described(&f.provider.list_pods().await.unwrap());
+    assert_eq!(listed, ["web=Running"], "terminating, still listed");
+    assert!(
+        f.provider
+            .pod_statuses()
+            .await
+            .unwrap()
+            .contains_key("uid-web"),
+        "terminating, still in the statuses"
+    );
+    f.cached(|p| p.is_empty(), "the pod left the cache").await;
+    assert!(
+        asked.elapsed() >= GRACE,
+        "gone before its grace period ended: {:?}",
+        asked.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn a_dropped_watch_is_resumed_from_its_version_without_a_list() {
     let f = fixture(config(), Duration::from_secs(300)).await;

@@ -48,7 +48,7 @@ async fn logs_once_running(provider: &CciProvider, pod: &Pod, options: &LogOptio
         loop {
             match provider.logs(pod, "app", options).await {
                 Ok(text) => break text,
-                Err(vk::Error::InvalidInput(_)) => {
+                Err(vk::ProviderError::InvalidInput(_)) => {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 Err(e) => panic!("logs failed: {e}"),
@@ -85,7 +85,7 @@ async fn a_pod_without_its_own_cci_pod_is_not_found() {
         .logs(&pod("never", "uid-0"), "app", &LogOptions::default())
         .await
         .unwrap_err();
-    assert!(matches!(never, vk::Error::NotFound(_)), "{never}");
+    assert!(matches!(never, vk::ProviderError::NotFound(_)), "{never}");
 
     // The name stands for an earlier pod whose CCI pod is still there.
     provider.create_pod(&pod("web", "uid-old")).await.unwrap();
@@ -93,7 +93,7 @@ async fn a_pod_without_its_own_cci_pod_is_not_found() {
         .logs(&pod("web", "uid-new"), "app", &LogOptions::default())
         .await
         .unwrap_err();
-    assert!(matches!(newer, vk::Error::NotFound(_)), "{newer}");
+    assert!(matches!(newer, vk::ProviderError::NotFound(_)), "{newer}");
     assert!(newer.to_string().contains("earlier pod"), "{newer}");
 }
 
@@ -107,7 +107,7 @@ async fn a_container_without_such_a_log_is_invalid_input_in_cci_words() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&waiting, vk::Error::InvalidInput(m) if m.contains("waiting to start")),
+        matches!(&waiting, vk::ProviderError::InvalidInput(m) if m.contains("waiting to start")),
         "{waiting}"
     );
     let previous = LogOptions {
@@ -116,7 +116,7 @@ async fn a_container_without_such_a_log_is_invalid_input_in_cci_words() {
     };
     let none = provider.logs(&web, "app", &previous).await.unwrap_err();
     assert!(
-        matches!(&none, vk::Error::InvalidInput(m) if m.contains("previous")),
+        matches!(&none, vk::ProviderError::InvalidInput(m) if m.contains("previous")),
         "{none}"
     );
 }

@@ -522,7 +522,7 @@ async fn a_pod_refused_for_a_sold_out_flavour_fails_with_the_reason() {
         .await
         .unwrap_err();
     match err {
-        vk::Error::PodFailed { reason, message } => {
+        vk::ProviderError::PodFailed { reason, message } => {
             assert_eq!(reason, bursting_engine::REASON_SOLD_OUT);
             assert!(message.contains("sold out"), "{message}");
         }

@@ -252,7 +252,7 @@ async fn a_refused_pod_is_invalid_input() {
         .create_pod(&pod("web-0", "uid-1", "refused"))
         .await
         .unwrap_err();
-    assert!(matches!(err, vk::Error::InvalidInput(_)), "{err}");
+    assert!(matches!(err, vk::ProviderError::InvalidInput(_)), "{err}");
 }
 
 #[tokio::test]

@@ -105,7 +105,7 @@ async fn a_new_pod_this_release_refuses_is_refused_naming_the_gate() {
         .create_pod(&clock)
         .await
         .unwrap_err();
-    let vk::Error::InvalidInput(message) = err else {
+    let vk::ProviderError::InvalidInput(message) = err else {
         panic!("not a refusal: {err:?}");
     };
     assert!(message.contains(">= 1.5.9; this is 1.5.8"), "{message}");
@@ -122,5 +122,5 @@ async fn a_refused_pod_does_not_adopt_a_cci_pod_of_another_uid_under_its_name() 
         .create_pod(&common::pod("clock", "uid-second", vec![localtime()]))
         .await
         .unwrap_err();
-    assert!(matches!(err, vk::Error::InvalidInput(_)), "{err:?}");
+    assert!(matches!(err, vk::ProviderError::InvalidInput(_)), "{err:?}");
 }

@@ -51,7 +51,10 @@
 //!   `min(periodSeconds, 1 s)` — faster than a kubelet, so tests wait less. `exec` and `grpc`
 //!   probes, and liveness and startup probes, are not run.
 //! - **deletion**: SIGTERM to the process group, SIGKILL after the grace period (the deletion's,
-//!   else `terminationGracePeriodSeconds`, at most 10 s). The pod folder stays, for its logs.
+//!   else `terminationGracePeriodSeconds`, at most 10 s; a later delete with a shorter one
+//!   shortens it). `delete_pod` starts this and returns; the pod stays listed, its containers
+//!   shown terminated as they stop, until its processes are gone, and the cluster pod stays
+//!   `Terminating` until then (vk's termination protocol). The pod folder stays, for its logs.
 //!
 //! # Files and paths
 //!
@@ -426,8 +429,6 @@ async fn serve(
     ));
     let mut config = vk::Config::new(host_node_config(&options));
     config.status_interval = STATUS_INTERVAL;
-    // Deletions wait out grace periods; more workers keep one slow stop from holding up others.
-    config.workers = 8;
     let shutdown = {
         let mut stop = stop.clone();
         async move {

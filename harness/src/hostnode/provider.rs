@@ -91,6 +91,8 @@ pub(crate) struct PodHandle {
     pub pod: Arc<Pod>,
     state: Mutex<PodState>,
     stop: watch::Sender<Option<Duration>>,
+    /// `true` once the pod's task has ended (its processes are gone), however it ended.
+    ended: watch::Sender<bool>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     runs: AtomicU32,
     /// Pids of the running processes, by container.
@@ -182,26 +184,69 @@ impl PodHandle {
         }
     }
 
-    /// Stops every process (SIGTERM, SIGKILL after `grace`) and waits for the pod's task.
-    pub async fn shutdown(&self, grace: Duration) {
-        self.stop.send_replace(Some(grace.min(GRACE_MAX)));
-        let task = lock(&self.task).take();
-        if let Some(mut task) = task {
-            // Bounded: grace + SIGKILL wait + supervisor stop; a task stuck past that is cut.
-            let limit = grace.min(GRACE_MAX) + Duration::from_secs(30);
-            if tokio::time::timeout(limit, &mut task).await.is_err() {
-                tracing::warn!(pod = %self.key(), "host node: pod task did not stop in time");
+    /// Asks every process to stop: SIGTERM now, SIGKILL once `grace` (at most [`GRACE_MAX`])
+    /// has passed since. A shorter grace period shortens one already running; a longer one
+    /// changes nothing. Returns whether this is the first request.
+    pub fn request_stop(&self, grace: Duration) -> bool {
+        let grace = grace.min(GRACE_MAX);
+        let mut first = false;
+        self.stop.send_if_modified(|stop| match *stop {
+            None => {
+                first = true;
+                *stop = Some(grace);
+                true
+            }
+            Some(running) if grace < running => {
+                *stop = Some(grace);
+                true
+            }
+            Some(_) => false,
+        });
+        first
+    }
+
+    /// Waits until the pod's task has ended. Bounded: grace + SIGKILL wait + supervisor stop;
+    /// a task stuck past that is cut.
+    pub async fn stopped(&self) {
+        let grace = self.stop.borrow().unwrap_or_default();
+        let limit = grace + Duration::from_secs(30);
+        let mut ended = self.ended.subscribe();
+        if tokio::time::timeout(limit, ended.wait_for(|ended| *ended))
+            .await
+            .is_err()
+        {
+            tracing::warn!(pod = %self.key(), "host node: pod task did not stop in time");
+            if let Some(task) = lock(&self.task).as_ref() {
                 task.abort();
             }
         }
     }
+
+    /// Stops every process (SIGTERM, SIGKILL after `grace`) and waits for the pod's task.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.request_stop(grace);
+        self.stopped().await;
+    }
+}
+
+/// Marks its pod's task ended when dropped: when the task returns, and when it is aborted.
+struct MarkEnded(Arc<PodHandle>);
+
+impl Drop for MarkEnded {
+    fn drop(&mut self) {
+        self.0.ended.send_replace(true);
+    }
 }
 
 /// The provider: pods by UID, and the address pool.
+///
+/// A deleted pod stays in the table (and in [`vk::Provider::list_pods`], its containers shown
+/// terminated as they stop) until its processes are gone, so that the virtual kubelet keeps the
+/// cluster pod `Terminating` meanwhile, as a kubelet does.
 pub(crate) struct HostProvider {
     pub ctx: Arc<Ctx>,
-    pods: Mutex<HashMap<String, Arc<PodHandle>>>,
-    ips: Mutex<IpPool>,
+    pods: Arc<Mutex<HashMap<String, Arc<PodHandle>>>>,
+    ips: Arc<Mutex<IpPool>>,
 }
 
 fn uid_of(pod: &Pod) -> &str {
@@ -212,8 +257,21 @@ impl HostProvider {
     pub fn new(ctx: Ctx, block: u8) -> Self {
         Self {
             ctx: Arc::new(ctx),
-            pods: Mutex::new(HashMap::new()),
-            ips: Mutex::new(IpPool::new(block)),
+            pods: Arc::new(Mutex::new(HashMap::new())),
+            ips: Arc::new(Mutex::new(IpPool::new(block))),
+        }
+    }
+
+    /// Takes a pod whose task has ended out of the table and frees its address (once, however
+    /// many callers race to do it).
+    fn remove(
+        pods: &Mutex<HashMap<String, Arc<PodHandle>>>,
+        ips: &Mutex<IpPool>,
+        handle: &PodHandle,
+    ) {
+        if lock(pods).remove(&handle.uid).is_some() {
+            lock(ips).release(handle.ip);
+            tracing::info!(pod = %handle.key(), "host node: pod stopped");
         }
     }
 
@@ -267,17 +325,14 @@ impl HostProvider {
     pub async fn stop_all(&self) {
         let handles = self.handles();
         futures::future::join_all(handles.iter().map(|h| h.shutdown(Duration::from_secs(5)))).await;
-        let mut pods = lock(&self.pods);
-        let mut ips = lock(&self.ips);
         for h in handles {
-            pods.remove(&h.uid);
-            ips.release(h.ip);
+            Self::remove(&self.pods, &self.ips, &h);
         }
     }
 }
 
 impl vk::Provider for HostProvider {
-    async fn create_pod(&self, pod: &Pod) -> vk::Result<()> {
+    async fn create_pod(&self, pod: &Pod) -> vk::ProviderResult<()> {
         let uid = uid_of(pod).to_owned();
         if lock(&self.pods).contains_key(&uid) {
             return Ok(());
@@ -285,7 +340,7 @@ impl vk::Provider for HostProvider {
         let namespace = pod.metadata.namespace.clone().unwrap_or_default();
         let name = pod.metadata.name.clone().unwrap_or_default();
         let Some(ip) = lock(&self.ips).allocate() else {
-            return Err(vk::Error::PodFailed {
+            return Err(vk::ProviderError::PodFailed {
                 reason: "OutOfAddresses".into(),
                 message: "the host node has no loopback address left for the pod".into(),
             });
@@ -293,7 +348,7 @@ impl vk::Provider for HostProvider {
         let dir = sandbox::pod_dir(&self.ctx.logs, &namespace, &name, &uid);
         if let Err(e) = std::fs::create_dir_all(&dir) {
             lock(&self.ips).release(ip);
-            return Err(vk::Error::transient(
+            return Err(vk::ProviderError::transient(
                 format!("create the pod folder {}", dir.display()),
                 e,
             ));
@@ -323,23 +378,29 @@ impl vk::Provider for HostProvider {
             pod: Arc::new(pod.clone()),
             state: Mutex::new(state),
             stop,
+            ended: watch::Sender::new(false),
             task: Mutex::new(None),
             runs: AtomicU32::new(0),
             pids: Mutex::new(HashMap::new()),
             log_starts: Mutex::new(HashMap::new()),
         });
-        let task = tokio::spawn(runner::run_pod(
-            Arc::clone(&self.ctx),
-            Arc::clone(&handle),
-            stop_rx,
-        ));
+        let task = tokio::spawn({
+            let (ctx, handle) = (Arc::clone(&self.ctx), Arc::clone(&handle));
+            async move {
+                let _ended = MarkEnded(Arc::clone(&handle));
+                runner::run_pod(ctx, handle, stop_rx).await;
+            }
+        });
         *lock(&handle.task) = Some(task);
         tracing::info!(pod = %handle.key(), %ip, "host node: pod started");
         lock(&self.pods).insert(uid, handle);
         Ok(())
     }
 
-    async fn delete_pod(&self, pod: &Pod) -> vk::Result<()> {
+    /// Starts stopping the pod's processes and returns (the termination protocol of
+    /// [`vk::Provider`]): its task sends SIGTERM and, at the grace period's end, SIGKILL; a
+    /// background task takes the pod out of the table once its processes are gone.
+    async fn delete_pod(&self, pod: &Pod) -> vk::ProviderResult<()> {
         let uid = uid_of(pod);
         let Some(handle) = lock(&self.pods).get(uid).cloned() else {
             return Ok(());
@@ -356,14 +417,18 @@ impl vk::Provider for HostProvider {
             })
             .unwrap_or(30)
             .max(0);
-        handle.shutdown(Duration::from_secs(grace as u64)).await;
-        lock(&self.pods).remove(uid);
-        lock(&self.ips).release(handle.ip);
-        tracing::info!(pod = %handle.key(), "host node: pod stopped");
+        if handle.request_stop(Duration::from_secs(grace as u64)) {
+            tracing::info!(pod = %handle.key(), grace, "host node: stopping pod");
+            let (pods, ips) = (Arc::clone(&self.pods), Arc::clone(&self.ips));
+            tokio::spawn(async move {
+                handle.stopped().await;
+                Self::remove(&pods, &ips, &handle);
+            });
+        }
         Ok(())
     }
 
-    async fn list_pods(&self) -> vk::Result<Vec<RemotePod>> {
+    async fn list_pods(&self) -> vk::ProviderResult<Vec<RemotePod>> {
         let now = Timestamp::now();
         Ok(self
             .handles()
@@ -377,7 +442,12 @@ impl vk::Provider for HostProvider {
             .collect())
     }
 
-    async fn logs(&self, pod: &Pod, container: &str, options: &LogOptions) -> vk::Result<String> {
+    async fn logs(
+        &self,
+        pod: &Pod,
+        container: &str,
+        options: &LogOptions,
+    ) -> vk::ProviderResult<String> {
         let handle = lock(&self.pods).get(uid_of(pod)).cloned().or_else(|| {
             self.find(
                 pod.metadata.namespace.as_deref().unwrap_or_default(),
@@ -385,7 +455,7 @@ impl vk::Provider for HostProvider {
             )
         });
         let Some(handle) = handle else {
-            return Err(vk::Error::NotFound(format!(
+            return Err(vk::ProviderError::NotFound(format!(
                 "pod {}/{} is not on the host node",
                 pod.metadata.namespace.as_deref().unwrap_or_default(),
                 pod.metadata.name.as_deref().unwrap_or_default()
@@ -393,7 +463,7 @@ impl vk::Provider for HostProvider {
         };
         let path = handle.dir.join(format!("{container}.log"));
         let bytes = std::fs::read(&path).map_err(|_| {
-            vk::Error::NotFound(format!(
+            vk::ProviderError::NotFound(format!(
                 "no log for container {container} of {}",
                 handle.key()
             ))

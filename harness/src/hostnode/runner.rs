@@ -121,14 +121,20 @@ impl Instance {
         }
     }
 
-    /// SIGTERM to the process group, SIGKILL after `grace`; the exit code.
-    pub async fn terminate(&self, grace: Duration) -> i32 {
+    /// SIGTERM to the process group, SIGKILL once the grace period `stop` holds has passed
+    /// (re-read as it runs: a delete with a shorter grace period shortens it); the exit code.
+    pub async fn terminate(&self, stop: &Stop) -> i32 {
         if let Some(code) = self.exit_code() {
             return code;
         }
+        let asked = tokio::time::Instant::now();
         self.signal("-TERM").await;
-        if let Some(code) = self.wait_exit(grace).await {
-            return code;
+        // Polled, as `wait_exit` polls the exit file: the grace is read again each time.
+        while asked.elapsed() < stop_requested(stop).unwrap_or_default() {
+            if let Some(code) = self.exit_code() {
+                return code;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         self.signal("-KILL").await;
         self.wait_exit(Duration::from_secs(5)).await.unwrap_or(137)
@@ -726,8 +732,8 @@ async fn watch(
         if let Some(code) = instance.exit_code() {
             return Outcome::Exited(code);
         }
-        if let Some(grace) = stop_requested(stop) {
-            return Outcome::Stopped(instance.terminate(grace).await);
+        if stop_requested(stop).is_some() {
+            return Outcome::Stopped(instance.terminate(stop).await);
         }
         if let (Some(p), Some(due)) = (probe, next_probe)
             && tokio::time::Instant::now() >= due

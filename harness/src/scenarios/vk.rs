@@ -53,12 +53,21 @@ async fn cci_identity(s: &Scenario, uid: &str) -> anyhow::Result<(String, String
     Ok((own, created))
 }
 
-/// Waits until neither the cluster pod nor a CCI pod for `uid` exists.
-async fn gone_on_both_sides(s: &Scenario, name: &str, uid: &str) -> anyhow::Result<()> {
-    wait::until(
+/// Waits until neither the cluster pod nor a CCI pod for `uid` exists. With `cluster_last`,
+/// the cluster pod must outlive its CCI pod, as a kubelet removes a pod from the API only once
+/// its containers are gone: an error if it left while the CCI pod was still there.
+async fn gone_on_both_sides(
+    s: &Scenario,
+    name: &str,
+    uid: &str,
+    cluster_last: bool,
+) -> anyhow::Result<()> {
+    let cluster_left_first = wait::until(
         &format!("pod {name} gone from the cluster and from CCI"),
         PATIENCE,
         || async {
+            // NB: the cluster first: a CCI pod seen after the cluster pod was seen gone was
+            // still there when the cluster pod went.
             let cluster =
                 s.api::<Pod>()
                     .get_opt(name)
@@ -72,11 +81,20 @@ async fn gone_on_both_sides(s: &Scenario, name: &str, uid: &str) -> anyhow::Resu
                 .await?
                 .iter()
                 .any(|p| cluster_uid_of(p) == Some(uid));
-            Ok((cluster.is_none() && !on_cci).then_some(()))
+            Ok(match (cluster.is_none(), on_cci) {
+                (true, false) => Some(false),
+                (true, true) if cluster_last => Some(true),
+                _ => None,
+            })
         },
         || s.diagnose(),
     )
     .await?;
+    anyhow::ensure!(
+        !cluster_left_first,
+        "pod {name} left the cluster while its CCI pod was still there (Terminating): the \
+         cluster pod must stay Terminating until the CCI pod is gone"
+    );
     Ok(())
 }
 
@@ -84,7 +102,7 @@ async fn gone_on_both_sides(s: &Scenario, name: &str, uid: &str) -> anyhow::Resu
 const GRACE: u32 = 5;
 
 /// VK-01: graceful delete and force delete both remove the CCI pod; the graceful one leaves it
-/// Terminating for its grace period first.
+/// Terminating for its grace period first, and the cluster pod Terminating until it is gone.
 pub fn vk_01(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(async move {
         // `sleep` as PID 1 has no SIGTERM handler, so the kernel drops the signal and the
@@ -118,7 +136,13 @@ pub fn vk_01(s: &Scenario) -> BodyFuture<'_> {
             || s.diagnose(),
         )
         .await?;
-        gone_on_both_sides(s, "graceful", &graceful).await?;
+        // The cluster pod shows it too, and stays until the CCI pod is gone.
+        let cluster = s.api::<Pod>().get_opt("graceful").await?;
+        anyhow::ensure!(
+            cluster.is_some_and(|p| p.metadata.deletion_timestamp.is_some()),
+            "pod graceful is not Terminating in the cluster while its CCI pod is"
+        );
+        gone_on_both_sides(s, "graceful", &graceful, true).await?;
         let took = asked.elapsed();
         // NB: one second of slack for the mock's clock against ours; far below the grace.
         anyhow::ensure!(
@@ -132,7 +156,7 @@ pub fn vk_01(s: &Scenario) -> BodyFuture<'_> {
         s.api::<Pod>()
             .delete("forced", &DeleteParams::default().grace_period(0))
             .await?;
-        gone_on_both_sides(s, "forced", &forced).await?;
+        gone_on_both_sides(s, "forced", &forced, false).await?;
         Ok(Outcome::Passed)
     })
 }
