@@ -1037,17 +1037,95 @@ pub fn up_01(s: &Scenario) -> BodyFuture<'_> {
     }))
 }
 
-/// A ClusterIP Service `web` in the scenario's namespace, the target of the probes.
-async fn web_service(s: &Scenario) -> anyhow::Result<String> {
+/// The cluster Service the network scenarios probe, and what its pod answers.
+struct Web {
+    /// The probe's target, `web.{namespace}`.
+    target: String,
+    /// The text only its pod answers (made for this scenario); `None` where the harness cannot
+    /// run the pod (no host node: the Service then has no backend).
+    reply: Option<String>,
+}
+
+/// A ClusterIP Service `web` in the scenario's namespace and the one pod behind it: the
+/// stand-in workload `echo-backend` on the host node (a cluster pod, not burst), answering a
+/// text made for this scenario. A probe that shows that text got the pod's own answer back
+/// through the proxy; no registration or proxy can make it up. Waits until the pod is Ready.
+/// Without a host node (kind) only the Service is made.
+async fn web_service(s: &Scenario) -> anyhow::Result<Web> {
+    let target = format!("web.{}", s.namespace);
+    let render::Target::Local { host_label, .. } = s.env.addon_target() else {
+        create_web_service(s).await?;
+        return Ok(Web {
+            target,
+            reply: None,
+        });
+    };
+    let reply = format!("web answers {} {}", s.namespace, std::process::id());
+    let image = format!(
+        "{}/{}/{}:1",
+        crate::env::REGISTRY,
+        crate::env::REGISTRY_USER,
+        crate::env::ECHO_BACKEND_IMAGE
+    );
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web", "labels": {"app": "web"}},
+        "spec": {
+            "nodeSelector": {host_label.as_str(): "true"},
+            "tolerations": [{"key": host_label, "operator": "Exists", "effect": "NoSchedule"}],
+            "containers": [{
+                "name": "web",
+                "image": image,
+                "args": ["--listen=$(POD_IP):8080", format!("--reply={reply}")],
+                "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+                "ports": [{"name": "http", "containerPort": 8080}],
+                "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1}
+            }]
+        }
+    }))?;
+    s.api::<Pod>().create(&PostParams::default(), &pod).await?;
+    create_web_service(s).await?;
+    wait::until(
+        "the Service's pod (echo-backend on the host node) to be Ready",
+        Duration::from_secs(60),
+        || async {
+            let pod = s
+                .api::<Pod>()
+                .get("web")
+                .await
+                .map_err(|source| crate::Error::Kube {
+                    context: "read pod web".into(),
+                    source,
+                })?;
+            let ready = pod
+                .status
+                .and_then(|st| st.conditions)
+                .into_iter()
+                .flatten()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            Ok(ready.then_some(()))
+        },
+        || s.diagnose(),
+    )
+    .await?;
+    Ok(Web {
+        target,
+        reply: Some(reply),
+    })
+}
+
+/// The Service `web` (port 80 to the pods' port named `http`: the proxy must resolve a named
+/// target port as Kubernetes does).
+async fn create_web_service(s: &Scenario) -> anyhow::Result<()> {
     let service: Service = serde_json::from_value(serde_json::json!({
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "web"},
-        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "protocol": "TCP"}]}
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": "http", "protocol": "TCP"}]}
     }))?;
     s.api::<Service>()
         .create(&PostParams::default(), &service)
         .await?;
-    Ok(format!("web.{}", s.namespace))
+    Ok(())
 }
 
 /// Probes `target` from the CCI pod of the scenario pod with label `app={app}` until it
@@ -1112,19 +1190,20 @@ pub fn up_02(s: &Scenario) -> BodyFuture<'_> {
                 "the rollback caveat is from >= 1.5.18 to < 1.5.18; this is {release}"
             )));
         }
-        let target = web_service(s).await?;
+        let web = web_service(s).await?;
+        let target = web.target.as_str();
         burst(s, "a", 1).await?;
-        probe_until(s, "a", &target, true).await?;
+        reaches(s, "a", &web).await?;
         move_to(s, &at(OLD_SIDECAR, s)).await?;
         burst(s, "b", 1).await?;
-        let refused = probe_until(s, "a", &target, false).await?;
+        let refused = probe_until(s, "a", target, false).await?;
         eprintln!("UP-02: after rollback, A: {refused}");
-        probe_until(s, "b", &target, true).await?;
+        reaches(s, "b", &web).await?;
         move_to(s, &at(release, s)).await?;
-        probe_until(s, "a", &target, true).await?;
+        reaches(s, "a", &web).await?;
         // Recreating A under the old release restores it as well.
         move_to(s, &at(OLD_SIDECAR, s)).await?;
-        probe_until(s, "a", &target, false).await?;
+        probe_until(s, "a", target, false).await?;
         s.api::<Pod>()
             .delete_collection(
                 &DeleteParams::default(),
@@ -1147,9 +1226,26 @@ pub fn up_02(s: &Scenario) -> BodyFuture<'_> {
             || s.diagnose(),
         )
         .await?;
-        probe_until(s, "a", &target, true).await?;
+        reaches(s, "a", &web).await?;
         Ok(Outcome::Passed)
     }))
+}
+
+/// Probes `web` from the CCI pod of app={app} until its pod's answer comes back (through the
+/// proxy, the only way to a cluster Service); answers the probe's output.
+async fn reaches(s: &Scenario, app: &str, web: &Web) -> anyhow::Result<String> {
+    let reply = web
+        .reply
+        .as_deref()
+        .context("the Service has no pod to answer (Need::ClusterNetwork)")?;
+    let answer = probe_until(s, app, &web.target, true).await?;
+    anyhow::ensure!(
+        answer.contains("through proxy") && answer.contains(reply),
+        "the probe of {} passed, but the Service's pod's answer {:?} did not come back through the proxy: {answer}",
+        web.target,
+        reply
+    );
+    Ok(answer)
 }
 
 /// UP-03: pods created one after another all through an upgrade: every one admitted, none
@@ -1242,8 +1338,11 @@ pub fn up_03(s: &Scenario) -> BodyFuture<'_> {
     }))
 }
 
-/// NET-01: with the network interconnect, a CCI pod reaches a cluster Service (and the answer
-/// comes back through the proxy).
+/// NET-01: with the network interconnect, a CCI pod reaches a cluster Service and back: its
+/// probe goes from the mock (standing in for the pod's sidecar) through the endpoint the
+/// add-on's proxy registered, to the Service's pod on the host node, and that pod's own answer
+/// (a text made for this scenario) must come back. A proxy that registers and forwards nothing
+/// fails here, and so does one that lets the registration claim a protocol its tunnel refuses.
 pub fn net_01(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(serially(s, async move {
         let mut on = s.env.addon_defaults().clone();
@@ -1251,13 +1350,10 @@ pub fn net_01(s: &Scenario) -> BodyFuture<'_> {
         if !s.env.addon_defaults().interconnect {
             move_to(s, &on).await?;
         }
-        let target = web_service(s).await?;
+        let web = web_service(s).await?;
         burst(s, "net-01", 1).await?;
-        let answer = probe_until(s, "net-01", &target, true).await?;
-        anyhow::ensure!(
-            answer.contains("proxy"),
-            "reached, but not through the proxy: {answer}"
-        );
+        let answer = reaches(s, "net-01", &web).await?;
+        eprintln!("NET-01: {}", answer.trim());
         Ok(Outcome::Passed)
     }))
 }
@@ -1277,9 +1373,9 @@ pub fn net_02(s: &Scenario) -> BodyFuture<'_> {
         )
         .await?;
         lifecycle::install(&s.client, &off, s.env.addon_target(), &Progress::quiet()).await?;
-        let target = web_service(s).await?;
+        let web = web_service(s).await?;
         burst(s, "net-02", 1).await?;
-        let answer = probe_until(s, "net-02", &target, false).await?;
+        let answer = probe_until(s, "net-02", &web.target, false).await?;
         anyhow::ensure!(
             answer.contains("interconnect is off"),
             "unreachable, but for another reason: {answer}"
