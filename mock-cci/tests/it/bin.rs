@@ -46,7 +46,10 @@ async fn the_echo_backend_answers_every_http_request_with_its_reply_and_exits_on
             .expect("a response within the deadline")
             .unwrap();
         assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
-        assert!(response.ends_with("\r\n\r\nweb-1 answers 42\n"), "{response}");
+        assert!(
+            response.ends_with("\r\n\r\nweb-1 answers 42\n"),
+            "{response}"
+        );
     }
     // Not HTTP: closed without an answer.
     let mut stream = TcpStream::connect(addr).await.unwrap();
