@@ -539,6 +539,9 @@ fn admits(affinity: Option<&k8s_openapi::api::core::v1::NodeAffinity>, arch: &st
 /// INST-03: `single` needs a node with 7 free pod slots (8 with interconnect), `ha` two such
 /// nodes; with fewer, install is refused with the numbers and creates nothing. Slots are taken
 /// on the host node by pods whose image cannot be pulled (they hold their slot like any pod).
+/// The passing sides (`single` on one node with 7 free, `ha` once a second usable node with 7
+/// free is added) are checked with the installer's own pre-flight: the add-on is installed
+/// already, and the second node is a kwok node, which runs no add-on replica for real.
 pub fn inst_03(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(serially(s, async move {
         let release = release()?;
@@ -611,8 +614,81 @@ pub fn inst_03(s: &Scenario) -> BodyFuture<'_> {
             &["2 node(s)", "7 free pod slots", "14 in all"],
         )
         .await?;
+        // The passing `ha` side: a second node the add-on may use, with exactly 7 free slots.
+        let second = second_host_node(s, &target).await?;
+        let passing = async {
+            let ha = check(&params).await?;
+            anyhow::ensure!(
+                ha.is_empty(),
+                "ha without interconnect on two nodes with 7 free slots each was refused: {ha:?}"
+            );
+            params.interconnect = true;
+            refused_install(
+                s,
+                &params,
+                "pod room",
+                &[
+                    "2 node(s)",
+                    "8 free pod slots",
+                    "16 in all",
+                    &format!("{second} 7 free"),
+                ],
+            )
+            .await?;
+            Ok(())
+        }
+        .await;
+        let removed = Api::<Node>::all(s.client.clone())
+            .delete(&second, &DeleteParams::default())
+            .await;
+        passing?;
+        removed.with_context(|| format!("remove node {second}"))?;
         Ok(Outcome::Passed)
     }))
+}
+
+/// Adds a kwok node the local installer counts as a host node (its label and taint) with room
+/// for exactly 7 pods, and waits until install sees it with 7 free; answers its name. Only the
+/// pre-flight check may use it: kwok runs no processes, so an add-on replica placed there would
+/// never run, and the local environment has one real host node.
+async fn second_host_node(s: &Scenario, target: &render::Target) -> anyhow::Result<String> {
+    let render::Target::Local { host_label, .. } = target else {
+        anyhow::bail!("INST-03 chooses nodes on the local target only (Need::ChosenNodes)");
+    };
+    let shape = crate::cluster::nodes::NodeShape {
+        name: "inst-03-second-host".into(),
+        max_pods: 7,
+        ..crate::cluster::nodes::NodeShape::standard(0)
+    };
+    let mut node = shape.to_node();
+    node.metadata
+        .labels
+        .get_or_insert_default()
+        .insert(host_label.clone(), "true".into());
+    node.spec.get_or_insert_default().taints = Some(vec![k8s_openapi::api::core::v1::Taint {
+        key: host_label.clone(),
+        value: Some("true".into()),
+        effect: "NoSchedule".into(),
+        ..k8s_openapi::api::core::v1::Taint::default()
+    }]);
+    Api::<Node>::all(s.client.clone())
+        .create(&PostParams::default(), &node)
+        .await
+        .with_context(|| format!("create node {}", shape.name))?;
+    wait::until(
+        &format!("install to see node {} with 7 free pod slots", shape.name),
+        Duration::from_secs(30),
+        || async {
+            let facts = lifecycle::node_facts(&s.client, target).await?;
+            Ok(facts
+                .iter()
+                .any(|f| f.name == shape.name && f.ineligible.is_none() && f.free() == 7)
+                .then_some(()))
+        },
+        || s.diagnose(),
+    )
+    .await?;
+    Ok(shape.name)
 }
 
 /// UN-01: uninstall runs both gc jobs to completion; afterwards nothing of the add-on is left in
