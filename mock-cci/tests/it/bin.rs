@@ -13,8 +13,10 @@ const PATIENCE: Duration = Duration::from_secs(20);
 
 #[tokio::test]
 async fn the_echo_backend_answers_every_http_request_with_its_reply_and_exits_on_sigterm() {
+    // NB: on a loopback address of its own, so its port is never the one the in-process
+    // server's test checks is free again.
     let mut child = Command::new(env!("CARGO_BIN_EXE_echo-backend"))
-        .args(["--listen", "127.0.0.1:0", "--reply", "web-1 answers 42"])
+        .args(["--listen", "127.0.0.2:0", "--reply", "web-1 answers 42"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)

@@ -159,6 +159,10 @@ async fn a_probe_goes_to_a_cluster_service_only_through_a_proxy_that_speaks_the_
     assert!(text.contains("registers no endpoint"), "{text}");
 }
 
+/// Where the stand-ins listen: a loopback address of their own, so their ports never collide
+/// with a test that checks a port of 127.0.0.1 is free again (`bin.rs`).
+const STUBS: &str = "127.0.0.2:0";
+
 /// A stand-in for the add-on's proxy on a loopback port: answers each tunnel request as `kind`
 /// says, and records the request heads it got.
 async fn stub_proxy(
@@ -169,7 +173,7 @@ async fn stub_proxy(
     std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 ) {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = tokio::net::TcpListener::bind(STUBS).await.unwrap();
     let address = listener.local_addr().unwrap();
     let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = heads.clone();
@@ -217,7 +221,7 @@ async fn stub_proxy(
 /// A stand-in for a cluster Service's pod: answers every request with `body`.
 async fn stub_backend(body: &'static str) -> std::net::SocketAddr {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = tokio::net::TcpListener::bind(STUBS).await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
@@ -309,7 +313,7 @@ async fn a_probe_through_a_proxy_that_is_gone_is_unreachable_and_an_endpoint_mus
     let (app, _) = mock_with_namespace().await;
     post(&app, PODS, pod("old", json!({}))).await;
     // A port that was just free: nothing listens there.
-    let gone = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let gone = tokio::net::TcpListener::bind(STUBS)
         .await
         .unwrap()
         .local_addr()
