@@ -292,8 +292,9 @@ pub struct Service {
 }
 
 /// The registration of a cluster's network proxy (BEHAVIOR.md §10): which cluster Services CCI
-/// pods of the namespace may reach through it, and which sidecar protocols it speaks. Created by
-/// the add-on's `proxy` component; the mock's `probe` reads it.
+/// pods of the namespace may reach through it, which sidecar protocols it speaks, and where the
+/// pods' sidecars open their tunnels to it. Created by the add-on's `proxy` component; the
+/// mock's `probe` reads it and sends its request through the endpoint.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProxyRegistration {
@@ -320,7 +321,16 @@ pub struct ProxyRegistrationSpec {
     /// The cluster Services it forwards to, as `namespace/name`; `*` for all.
     #[serde(default)]
     pub services: Vec<String>,
+    /// Where sidecars reach the proxy, `IP:port`: each opens a tunnel there with an HTTP/1.1
+    /// `CONNECT {service}.{namespace}:{port}` carrying its protocol in
+    /// [`HEADER_SIDECAR_PROTOCOL`]. Absent: the proxy offers no data path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
 }
+
+/// The header of a sidecar's `CONNECT` to a registered proxy that names the sidecar protocol it
+/// speaks (`v1` when absent).
+pub const HEADER_SIDECAR_PROTOCOL: &str = "bursting-sidecar-protocol";
 
 /// A command run in a CCI pod's container (`POST …/pods/{name}/exec`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

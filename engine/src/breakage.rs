@@ -131,6 +131,9 @@ breakages! {
     /// proxy: only the v1 protocol is registered.
     ProxySpeaksV1Only = "proxy-speaks-v1-only",
         "the proxy registers only sidecar protocol v1, so v2 pods reach no Service";
+    /// proxy: tunnels are accepted and never forwarded.
+    ProxyForwardsNothing = "proxy-forwards-nothing",
+        "the proxy registers and accepts tunnels, but never dials the Service: nothing comes back";
 }
 
 /// Whether breakage `b` is active: never, in a build without the feature `breakages`.

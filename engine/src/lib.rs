@@ -24,6 +24,7 @@ pub mod node;
 pub mod provider;
 pub mod proxy;
 pub mod translate;
+pub mod tunnel;
 pub mod webhook;
 
 pub use cci::CciClient;

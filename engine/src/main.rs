@@ -68,14 +68,18 @@
 //!
 //! ```text
 //! CCI_TOKEN=secret bursting-engine proxy --cci-endpoint http://127.0.0.1:8443 \
-//!     --cluster-id my-cluster [--release 1.5.18] [--resync-secs 10]
+//!     --cluster-id my-cluster [--release 1.5.18] [--resync-secs 10] \
+//!     [--listen 127.0.0.1:8900] [--advertise IP:PORT] [--kubeconfig PATH]
 //! ```
 //!
+//! Serves the sidecars' tunnels on `--listen` (`CONNECT service.namespace:port`, see
+//! `bursting_engine::tunnel`): each goes to a ready pod of the Service, read from the cluster.
 //! Ensures the CCI namespace and keeps the `ProxyRegistration` `cluster-proxy` in it: every
-//! Service (`*`), protocols `v1` (and `v2` from 1.5.18), re-asserted every `--resync-secs`.
-//! Prints `proxy registered` once first registered. SIGINT or SIGTERM stops it and leaves the
-//! registration in place (a rolling upgrade replaces the proxy; the uninstall gc removes it).
-//! RBAC: none in the cluster (`--kubeconfig` is accepted and not used); only the CCI token.
+//! Service (`*`), protocols `v1` (and `v2` from 1.5.18), the endpoint `--advertise` (default:
+//! the address it listens on), re-asserted every `--resync-secs`. Prints `proxy registered`
+//! once first registered. SIGINT or SIGTERM stops it and leaves the registration in place (a
+//! rolling upgrade replaces the proxy; the uninstall gc removes it). RBAC: `get` on Services
+//! and `list` on pods (to find a Service's ready pods); the CCI token.
 //!
 //! # `gc`: the uninstall gc (BEHAVIOR.md §8)
 //!
@@ -167,9 +171,17 @@ impl From<GcScope> for Scope {
 
 #[derive(Args)]
 struct ProxyArgs {
-    /// Accepted like the other components' flag and not used: the proxy needs no cluster access.
+    /// Kubeconfig file (to read Services and their pods); default: KUBECONFIG, ~/.kube/config,
+    /// or in-cluster.
     #[arg(long, value_name = "PATH")]
     kubeconfig: Option<PathBuf>,
+    /// Address the tunnels are served on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8900")]
+    listen: SocketAddr,
+    /// The endpoint registered for sidecars, IP:PORT (e.g. a Service's address in front of the
+    /// replicas); default: the address listened on.
+    #[arg(long, value_name = "IP:PORT")]
+    advertise: Option<SocketAddr>,
     /// Base URL of the CCI API, e.g. http://127.0.0.1:8443.
     #[arg(long, value_name = "URL")]
     cci_endpoint: String,
@@ -594,17 +606,32 @@ async fn log_request_counts(cci: CciClient, every: Duration) {
 async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
     bursting_engine::translate::check_cluster_id(&args.cluster_id)?;
     let cci = CciClient::new(&args.cci_endpoint, args.cci_token)?;
-    if let Some(path) = &args.kubeconfig {
-        tracing::debug!(kubeconfig = %path.display(), "not used: the proxy needs no cluster access");
-    }
+    let client = kube_client(args.kubeconfig.as_ref()).await?;
     let shutdown = shutdown_signal()?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {} for tunnels", args.listen))?;
+    let listening = listener.local_addr()?;
+    let endpoint = args.advertise.unwrap_or(listening);
+    anyhow::ensure!(
+        !endpoint.ip().is_unspecified(),
+        "--advertise is needed: sidecars cannot dial {endpoint}"
+    );
+    let endpoint = endpoint.to_string();
     tracing::info!(
         cci = %args.cci_endpoint,
         namespace = %cci_api::namespace_for_cluster(&args.cluster_id),
         release = %args.release,
         protocols = ?bursting_engine::proxy::protocols(args.release),
+        %listening,
+        %endpoint,
         "starting the proxy"
     );
+    let tunnels = tokio::spawn(bursting_engine::tunnel::serve(
+        listener,
+        bursting_engine::proxy::protocols(args.release),
+        Arc::new(bursting_engine::tunnel::ClusterResolver::new(client)),
+    ));
     let registered = || {
         use std::io::Write as _;
         let mut out = std::io::stdout().lock();
@@ -616,11 +643,13 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
             &cci,
             &args.cluster_id,
             args.release,
+            Some(&endpoint),
             Duration::from_secs(args.resync_secs),
             registered,
         ) => {}
         () = shutdown => {}
     }
+    tunnels.abort();
     // The registration stays: a rolling upgrade replaces this pod, the uninstall gc removes it.
     tracing::info!("stopped; the proxy registration is left in place");
     Ok(())

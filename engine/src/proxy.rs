@@ -4,7 +4,13 @@
 //! that forwards the Service and speaks the pod's sidecar protocol. The add-on's `proxy`
 //! component keeps one registration, [`REGISTRATION_NAME`] in `bursting-{clusterID}`,
 //! forwarding every Service (`*`) and speaking the protocols of its release ([`protocols`]):
-//! `v1` before 1.5.18, `v1` and `v2` from 1.5.18 ([`Gate::SidecarV2`]).
+//! `v1` before 1.5.18, `v1` and `v2` from 1.5.18 ([`Gate::SidecarV2`]). Its `endpoint` says
+//! where sidecars open their tunnels: the proxy's own data path ([`crate::tunnel`]), which
+//! refuses the protocols it does not speak as well.
+//!
+//! Each replica writes the endpoint it was told to advertise. With one address for all of them
+//! (a Service in front of the replicas) they agree; with each replica's own pod address they
+//! take turns as the last writer, every one of them a working endpoint.
 //!
 //! [`run`] re-asserts the registration every resync interval, so that
 //!
@@ -61,8 +67,13 @@ pub fn protocols(release: Release) -> Vec<String> {
 }
 
 /// The registration a proxy of `release` keeps for cluster `cluster_id`: labelled with the
-/// cluster ID, annotated with the release, forwarding every Service.
-pub fn registration(cluster_id: &str, release: Release) -> ProxyRegistration {
+/// cluster ID, annotated with the release, forwarding every Service, reached at `endpoint`
+/// (`IP:port`; `None` registers no data path).
+pub fn registration(
+    cluster_id: &str,
+    release: Release,
+    endpoint: Option<&str>,
+) -> ProxyRegistration {
     ProxyRegistration {
         api_version: API_VERSION.into(),
         kind: "ProxyRegistration".into(),
@@ -82,6 +93,7 @@ pub fn registration(cluster_id: &str, release: Release) -> ProxyRegistration {
         spec: ProxyRegistrationSpec {
             protocols: protocols(release),
             services: vec![ALL_SERVICES.to_string()],
+            endpoint: endpoint.map(str::to_owned),
         },
     }
 }
@@ -114,12 +126,17 @@ fn matches(existing: &ProxyRegistration, wanted: &ProxyRegistration) -> bool {
 }
 
 /// Create or update the registration of cluster `cluster_id`'s proxy as a proxy of `release`
-/// keeps it ([`registration`]). A replace carries the `resourceVersion` read, so a concurrent
-/// writer is never overwritten blindly: on a conflict the registration is read again and the
-/// write retried. The namespace must exist (a 404 error otherwise).
-pub async fn register(cci: &CciClient, cluster_id: &str, release: Release) -> Result<Registered> {
+/// reached at `endpoint` keeps it ([`registration`]). A replace carries the `resourceVersion`
+/// read, so a concurrent writer is never overwritten blindly: on a conflict the registration is
+/// read again and the write retried. The namespace must exist (a 404 error otherwise).
+pub async fn register(
+    cci: &CciClient,
+    cluster_id: &str,
+    release: Release,
+    endpoint: Option<&str>,
+) -> Result<Registered> {
     let namespace = cci_api::namespace_for_cluster(cluster_id);
-    let wanted = registration(cluster_id, release);
+    let wanted = registration(cluster_id, release, endpoint);
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -158,14 +175,15 @@ pub async fn register(cci: &CciClient, cluster_id: &str, release: Release) -> Re
     }
 }
 
-/// Keep cluster `cluster_id`'s proxy registered as a proxy of `release` (see the module docs):
-/// register now, then every `resync`. `on_first_registered` is called once, after the first
-/// successful registration. Failures are logged and retried at the next interval. Runs until
-/// dropped; never deletes the registration.
+/// Keep cluster `cluster_id`'s proxy registered as a proxy of `release` reached at `endpoint`
+/// (see the module docs): register now, then every `resync`. `on_first_registered` is called
+/// once, after the first successful registration. Failures are logged and retried at the next
+/// interval. Runs until dropped; never deletes the registration.
 pub async fn run(
     cci: &CciClient,
     cluster_id: &str,
     release: Release,
+    endpoint: Option<&str>,
     resync: Duration,
     on_first_registered: impl FnOnce(),
 ) {
@@ -180,12 +198,13 @@ pub async fn run(
             tracing::warn!(%namespace, error = %e, "could not ensure the CCI namespace yet; retrying");
             continue;
         }
-        match register(cci, cluster_id, release).await {
+        match register(cci, cluster_id, release, endpoint).await {
             Ok(Registered::Created) => tracing::info!(
                 %namespace,
                 name = REGISTRATION_NAME,
                 protocols = ?protocols(release),
                 %release,
+                endpoint = endpoint.unwrap_or("none"),
                 "proxy registration created"
             ),
             Ok(Registered::Updated { from }) => tracing::info!(
@@ -230,8 +249,9 @@ mod tests {
 
     #[test]
     fn the_registration_forwards_every_service_in_the_clusters_namespace() {
-        let r = registration("c1", Release::new(1, 5, 18));
+        let r = registration("c1", Release::new(1, 5, 18), Some("10.0.0.5:8900"));
         assert_eq!(r.metadata.name.as_deref(), Some("cluster-proxy"));
+        assert_eq!(r.spec.endpoint.as_deref(), Some("10.0.0.5:8900"));
         assert_eq!(r.metadata.namespace.as_deref(), Some("bursting-c1"));
         assert_eq!(r.spec.services, ["*"]);
         assert_eq!(r.metadata.labels.unwrap()[LABEL_CLUSTER_ID], "c1");
@@ -243,7 +263,7 @@ mod tests {
 
     #[test]
     fn a_registration_matches_when_it_says_everything_wanted_even_with_more_metadata() {
-        let wanted = registration("c1", Release::new(1, 5, 18));
+        let wanted = registration("c1", Release::new(1, 5, 18), Some("10.0.0.5:8900"));
         let mut existing = wanted.clone();
         existing.metadata.resource_version = Some("7".into());
         existing
@@ -253,9 +273,12 @@ mod tests {
             .unwrap()
             .insert("extra".into(), "yes".into());
         assert!(matches(&existing, &wanted));
-        let older = registration("c1", Release::new(1, 5, 17));
+        let older = registration("c1", Release::new(1, 5, 17), Some("10.0.0.5:8900"));
         assert!(!matches(&older, &wanted));
-        let mut same_protocols_other_release = registration("c1", Release::new(1, 5, 19));
+        let elsewhere = registration("c1", Release::new(1, 5, 18), Some("10.0.0.6:8900"));
+        assert!(!matches(&elsewhere, &wanted));
+        let mut same_protocols_other_release =
+            registration("c1", Release::new(1, 5, 19), Some("10.0.0.5:8900"));
         assert_eq!(same_protocols_other_release.spec, wanted.spec);
         assert!(!matches(&same_protocols_other_release, &wanted));
         same_protocols_other_release.spec.services = vec!["shop/web".into()];

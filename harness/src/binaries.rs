@@ -51,6 +51,14 @@ pub const MOCK: WorkspaceBinary = WorkspaceBinary {
     env: MOCK_BIN_ENV,
 };
 
+/// The stand-in workload behind the network scenarios' cluster Service (the mock's package):
+/// an HTTP server answering its `--reply` text, run as a host-node pod.
+pub const ECHO_BACKEND: WorkspaceBinary = WorkspaceBinary {
+    binary: "echo-backend",
+    package: "mock-cci",
+    env: "BURSTCERT_ECHO_BACKEND_BIN",
+};
+
 /// The harness's own CLI ([`resolve_cli`]).
 pub const CLI: WorkspaceBinary = WorkspaceBinary {
     binary: "burstcert",
@@ -59,7 +67,7 @@ pub const CLI: WorkspaceBinary = WorkspaceBinary {
 };
 
 /// Every binary the harness builds from the workspace, built together in one `cargo build`.
-const ALL: [WorkspaceBinary; 2] = [ENGINE, MOCK];
+const ALL: [WorkspaceBinary; 3] = [ENGINE, MOCK, ECHO_BACKEND];
 
 /// Resolves a path a user gave (a flag or an environment variable) against the current
 /// directory, so it still names the same file when a child process runs elsewhere (the host
@@ -247,8 +255,14 @@ impl Workspace {
     ) -> Result<Vec<(String, PathBuf)>> {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut args: Vec<String> = vec!["build".into()];
+        let mut packages: Vec<&str> = Vec::new();
         for b in which {
-            args.extend(["-p".into(), b.package.into()]);
+            if !packages.contains(&b.package) {
+                packages.push(b.package);
+            }
+        }
+        for package in packages {
+            args.extend(["-p".into(), package.into()]);
         }
         if !features.is_empty() {
             args.extend(["--features".into(), features.join(",")]);

@@ -201,6 +201,11 @@ pub const CATALOGUE: &[Breakage] = &[
         &["NET-01"],
         "with interconnect, a pod burst at 1.5.18 reaches no Service",
     ),
+    b(
+        "proxy-forwards-nothing",
+        &["NET-01"],
+        "with interconnect, the proxy is registered but no Service's answer comes back",
+    ),
 ];
 
 /// The breakage named `name`.

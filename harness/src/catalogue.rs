@@ -181,7 +181,7 @@ entries! {
     "UN-04", "Cluster deleted without uninstall: CCI namespace and billable pods left; the cleanup command removes them", Some(scenarios::addon::un_04), [Installer];
     "UP-01", "1.5.17 to 1.5.18 with burst pods: same UIDs both sides; only new pods get the new sidecar", Some(scenarios::addon::up_01), [Installer],
         gated(Gate::SidecarV2, "No sidecar upgrade to check", "Upgrade from 1.5.17 with burst pods: same UIDs both sides; only new pods get the new sidecar");
-    "UP-02", "Rollback 1.5.18 to 1.5.17: A cannot reach a Service, B can; upgrade or recreate restores A", Some(scenarios::addon::up_02), [Installer, MockAdmin],
+    "UP-02", "Rollback 1.5.18 to 1.5.17: A cannot reach a Service, B can; upgrade or recreate restores A", Some(scenarios::addon::up_02), [Installer, MockAdmin, ClusterNetwork],
         gated(Gate::SidecarV2, "No sidecar rollback caveat to check", "Rollback to 1.5.17: A cannot reach a Service, B can; upgrade or recreate restores A");
     "UP-03", "Pods created through an upgrade: none unmutated, none refused for the webhook being down", Some(scenarios::addon::up_03), [Installer];
     "INST-01", "Subnet overlapping 10.247.0.0/16: refused, nothing created", Some(scenarios::addon::inst_01), [Installer];
@@ -192,7 +192,7 @@ entries! {
     "INST-04", "LoadBalancer Service for burst pods refused before 1.5.5, works from 1.5.5", Some(scenarios::install::inst_04), [],
         gated(Gate::LoadBalancerService, "LoadBalancer Service for burst pods refused", "LoadBalancer Service for burst pods works");
     "INST-05", "Volcano <= 1.17.10 with a cloud-storage volume: the pod stays off CCI with an event", Some(scenarios::install::inst_05), [Installer];
-    "NET-01", "With interconnect, a CCI pod reaches a cluster Service and back", Some(scenarios::addon::net_01), [MockAdmin, Installer];
+    "NET-01", "With interconnect, a CCI pod reaches a cluster Service and back", Some(scenarios::addon::net_01), [MockAdmin, Installer, ClusterNetwork];
     "NET-02", "Without interconnect, a CCI pod cannot reach a cluster Service", Some(scenarios::addon::net_02), [MockAdmin, Installer];
     "VK-01", "Graceful delete (grace period honoured) and force delete both remove the CCI pod", Some(scenarios::vk::vk_01), [];
     "VK-02", "Optional missing ConfigMap/Secret: runs; mandatory missing: waits with an event naming it", Some(scenarios::vol::vk_02), [];

@@ -67,6 +67,9 @@ pub const DEFAULT_KWOK_NODES: usize = 2;
 pub const REGISTRY: &str = "swr.burstcert.local";
 /// The registry user of the add-on's image.
 pub const REGISTRY_USER: &str = "burstcert";
+/// The image of the network scenarios' stand-in workload (`echo-backend`), served by the host
+/// node under [`REGISTRY`]/[`REGISTRY_USER`].
+pub const ECHO_BACKEND_IMAGE: &str = "echo-backend";
 /// Pod capacity of the host node.
 pub const HOST_NODE_PODS: u32 = 40;
 
@@ -439,6 +442,7 @@ impl Env {
         // environment), before anything is created that a failed build would leave behind.
         let mock_binary = crate::binaries::resolve(crate::binaries::MOCK)?;
         let engine_binary = crate::binaries::resolve(crate::binaries::ENGINE)?;
+        let echo_binary = crate::binaries::resolve(crate::binaries::ECHO_BACKEND)?;
         let tools = Tools::ensure(&progress)?;
         let cluster = LocalCluster::create(
             &tools,
@@ -514,7 +518,10 @@ impl Env {
                 address: REGISTRY.into(),
                 user: REGISTRY_USER.into(),
             },
-            images: vec![(ENGINE_IMAGE.into(), engine_binary.clone())],
+            images: vec![
+                (ENGINE_IMAGE.into(), engine_binary.clone()),
+                (ECHO_BACKEND_IMAGE.into(), echo_binary),
+            ],
             kubeconfig: kubeconfig.clone(),
             logs: logs.join("host"),
             pods: HOST_NODE_PODS,
@@ -524,15 +531,7 @@ impl Env {
         })?;
         step.finish("host node Ready");
 
-        let target = Target::Local {
-            webhook_url: hostnode::service_url(
-                address_block,
-                render::NAMESPACE,
-                render::WEBHOOK,
-                render::WEBHOOK_SERVICE_PORT as u16,
-            ),
-            host_label: hostnode::HOST_NODE_LABEL.into(),
-        };
+        let target = Target::local(address_block);
         let defaults = default_params(&cluster_id, &cluster_name, &mock_url, &token)?;
         runtime.block_on(async {
             let client = client_for(&kubeconfig).await?;

@@ -4,6 +4,7 @@
 //! existing cluster with a real CCI endpoint) they do not run, and nothing here is reachable.
 
 use mock_cci::faults::ActiveFault;
+use mock_cci::requests::RequestRecord;
 use mock_cci::{Fault, FaultSpec, Scope};
 
 use crate::error::{Error, Result};
@@ -74,6 +75,16 @@ impl MockAdmin {
         let value = self.inside("/_mock/faults").await?;
         serde_json::from_value(value).map_err(|e| Error::Step {
             step: "read the mock's faults".into(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// The mock's request log (`/_mock/requests`), oldest first: every API request it served
+    /// to any tenant (at most its log's capacity, 10 000 by default), with the status answered.
+    pub async fn requests(&self) -> Result<Vec<RequestRecord>> {
+        let value = self.inside("/_mock/requests").await?;
+        serde_json::from_value(value).map_err(|e| Error::Step {
+            step: "read the mock's request log".into(),
             detail: e.to_string(),
         })
     }

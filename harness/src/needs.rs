@@ -20,6 +20,11 @@ pub enum Need {
     /// The add-on's container logs, read whole (files on the host node, or through the API on a
     /// cluster the harness made).
     AddonLogs,
+    /// A network path from the mock CCI to the add-on's proxy and the cluster's pods, so that a
+    /// CCI pod's probe really goes through the proxy to a Service's pod and back (the local
+    /// target: the mock, the host node's pods and its Service addresses share the loopback
+    /// network; the mock on kind's Docker network has no route to kind's pods).
+    ClusterNetwork,
 }
 
 impl Need {
@@ -31,6 +36,7 @@ impl Need {
         Need::ControlPlane,
         Need::ChosenNodes,
         Need::AddonLogs,
+        Need::ClusterNetwork,
     ];
 
     /// The need in words, for a report row.
@@ -48,6 +54,9 @@ impl Need {
             }
             Need::ChosenNodes => "nodes whose room the harness chooses (kwok nodes)",
             Need::AddonLogs => "the add-on's container logs, read whole",
+            Need::ClusterNetwork => {
+                "a network path from the mock CCI to the add-on's proxy and the cluster's pods (a probe through the proxy to a Service and back)"
+            }
         }
     }
 }

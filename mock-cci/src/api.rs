@@ -20,6 +20,7 @@ use crate::MockState;
 use crate::error::{Error, Result};
 use crate::extract::{DeleteBody, Json, Kind, ListQuery, Path, Query, Tenant};
 use crate::faults::{Operation, Resource, Verb};
+use crate::state::network::{self, Exec};
 use crate::state::{DeleteOptions, LogOptions, Store, StoredObject};
 use crate::watch_stream;
 
@@ -363,7 +364,7 @@ async fn pod_exec(
     Path((namespace, name)): Path<(String, String)>,
     Json(request): Json<ExecRequest>,
 ) -> Result<axum::Json<ExecResult>> {
-    let result = serve(
+    let decided = serve(
         &state,
         &tenant,
         Some(&namespace),
@@ -371,6 +372,11 @@ async fn pod_exec(
         |s, now| s.exec(&tenant, &namespace, &name, &request, now),
     )
     .await?;
+    // NB: the tunnel runs without the store: it waits on the cluster's proxy and Service.
+    let result = match decided {
+        Exec::Done(result) => result,
+        Exec::Through(tunnel) => network::probe_through(&tunnel).await,
+    };
     Ok(axum::Json(result))
 }
 

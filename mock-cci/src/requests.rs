@@ -6,13 +6,13 @@
 use std::collections::VecDeque;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::state::Epoch;
 
 /// One served request.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RequestRecord {
     /// Position in the log, from 1.
@@ -24,7 +24,7 @@ pub struct RequestRecord {
     /// The path with its query string.
     pub path: String,
     /// The tenant its token authenticates as (absent for no or unknown token).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
     /// The HTTP status answered.
     pub status: u16,

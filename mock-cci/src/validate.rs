@@ -1410,6 +1410,20 @@ pub fn validate_proxy_registration(
             ));
         }
     }
+    if let Some(endpoint) = &registration.spec.endpoint {
+        // Sidecars dial it as it is: no name to resolve, no port to guess.
+        let valid = endpoint
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| a.port() != 0 && !a.ip().is_unspecified());
+        if !valid {
+            errors.push(FieldError::invalid(
+                "spec.endpoint",
+                format!(
+                    "{endpoint:?}: write where sidecars reach the proxy as IP:port, e.g. \"10.0.0.5:8900\""
+                ),
+            ));
+        }
+    }
     errors
 }
 

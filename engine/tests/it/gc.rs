@@ -128,7 +128,7 @@ async fn populate(cci: &CciClient, cluster_id: &str) {
         status: None,
     };
     cci.create_object(&ns, "services", &service).await.unwrap();
-    proxy::register(cci, cluster_id, DEFAULT_RELEASE)
+    proxy::register(cci, cluster_id, DEFAULT_RELEASE, Some("10.0.0.5:8900"))
         .await
         .unwrap();
     let network = Network {

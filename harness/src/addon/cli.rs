@@ -228,15 +228,7 @@ async fn connect(args: &ClusterArgs) -> anyhow::Result<(kube::Client, Target)> {
         .and_then(|l| l.get(crate::hostnode::ADDRESS_BLOCK_LABEL))
         .and_then(|b| b.parse().ok())
         .unwrap_or(crate::hostnode::ips::DEFAULT_BLOCK);
-    let local = || Target::Local {
-        webhook_url: crate::hostnode::service_url(
-            block,
-            render::NAMESPACE,
-            render::WEBHOOK,
-            render::WEBHOOK_SERVICE_PORT as u16,
-        ),
-        host_label: crate::hostnode::HOST_NODE_LABEL.into(),
-    };
+    let local = || Target::local(block);
     let target = match args.target {
         TargetKind::Local => local(),
         TargetKind::Production => Target::Production,
@@ -317,15 +309,7 @@ pub async fn run(command: AddonCommand, progress: &Progress) -> anyhow::Result<(
 pub fn render_yaml(params: &ParamsArgs, local: bool) -> anyhow::Result<String> {
     let params = params.for_install()?;
     let target = if local {
-        Target::Local {
-            webhook_url: crate::hostnode::service_url(
-                crate::hostnode::ips::DEFAULT_BLOCK,
-                render::NAMESPACE,
-                render::WEBHOOK,
-                render::WEBHOOK_SERVICE_PORT as u16,
-            ),
-            host_label: crate::hostnode::HOST_NODE_LABEL.into(),
-        }
+        Target::local(crate::hostnode::ips::DEFAULT_BLOCK)
     } else {
         Target::Production
     };

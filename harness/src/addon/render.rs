@@ -43,8 +43,10 @@ pub const WEBHOOK: &str = "bursting-webhook";
 pub const VIRTUAL_KUBELET: &str = "bursting-virtual-kubelet";
 /// The Lease (in [`NAMESPACE`]) the virtual kubelet's replicas elect their leader on.
 pub const LEADER_LEASE: &str = "bursting-node-virtual-kubelet";
-/// The proxy's Deployment (network interconnect).
+/// The proxy's Deployment and Service (network interconnect).
 pub const PROXY: &str = "bursting-proxy";
+/// The port of the proxy's tunnels, in its pod and on its Service.
+pub const PROXY_PORT: i32 = 8900;
 /// The Secret with the CCI credential.
 pub const CREDENTIALS: &str = "bursting-cci-credentials";
 /// The Secret with the webhook's serving certificate.
@@ -68,9 +70,33 @@ pub enum Target {
     Local {
         /// Base URL the webhook Service is reachable at, e.g. `https://127.254.3.4:443`.
         webhook_url: String,
+        /// Where the proxy Service is reachable, `IP:port` (e.g. `127.254.5.6:8900`): what the
+        /// proxy registers for CCI pods' sidecars, so every replica registers the same endpoint
+        /// and the host node's service proxy sends each tunnel to a ready one.
+        proxy_endpoint: String,
         /// Label (and taint key) of the host node.
         host_label: String,
     },
+}
+
+impl Target {
+    /// The local target of a host node with address block `block`: the webhook and the proxy
+    /// addressed by their Services' addresses on it ([`crate::hostnode::service_vip`]).
+    pub fn local(block: u8) -> Self {
+        Target::Local {
+            webhook_url: crate::hostnode::service_url(
+                block,
+                NAMESPACE,
+                WEBHOOK,
+                WEBHOOK_SERVICE_PORT as u16,
+            ),
+            proxy_endpoint: format!(
+                "{}:{PROXY_PORT}",
+                crate::hostnode::service_vip(block, NAMESPACE, PROXY)
+            ),
+            host_label: crate::hostnode::HOST_NODE_LABEL.into(),
+        }
+    }
 }
 
 /// One rendered object, ready to print or apply.
@@ -201,6 +227,11 @@ fn rules_of(component: &str) -> Vec<PolicyRule> {
                 &["events"],
                 &["create", "update", "patch"],
             ),
+        ],
+        // A tunnel goes to a ready pod of its Service (engine/src/tunnel.rs).
+        "proxy" => vec![
+            rule(&[""], &["services"], &["get"]),
+            rule(&[""], &["pods"], &["list"]),
         ],
         _ => Vec::new(),
     }
@@ -618,18 +649,41 @@ pub fn render(params: &InstallParams, target: &Target, pki: &WebhookPki) -> Vec<
     }));
 
     if params.interconnect {
+        let mut proxy_args = vec![
+            "proxy".into(),
+            format!("--cci-endpoint={}", params.cci_endpoint),
+            format!("--cluster-id={}", params.cluster_id),
+            format!("--release={}", params.release),
+            format!("--listen=$(POD_IP):{PROXY_PORT}"),
+        ];
+        // In production sidecars reach each proxy pod at its own address (the VPC routes pod
+        // addresses); locally through the proxy Service's address on the host node.
+        if let Target::Local { proxy_endpoint, .. } = target {
+            proxy_args.push(format!("--advertise={proxy_endpoint}"));
+        }
         let proxy_pod = PodSpec {
-            containers: vec![container(
-                params,
-                "proxy",
-                vec![
-                    "proxy".into(),
-                    format!("--cci-endpoint={}", params.cci_endpoint),
-                    format!("--cluster-id={}", params.cluster_id),
-                    format!("--release={}", params.release),
-                ],
-                vec![token_env(), env("RUST_LOG", "info")],
-            )],
+            containers: vec![Container {
+                ports: Some(vec![ContainerPort {
+                    name: Some("tunnel".into()),
+                    container_port: PROXY_PORT,
+                    protocol: Some("TCP".into()),
+                    ..ContainerPort::default()
+                }]),
+                readiness_probe: Some(Probe {
+                    tcp_socket: Some(TCPSocketAction {
+                        port: IntOrString::Int(PROXY_PORT),
+                        ..TCPSocketAction::default()
+                    }),
+                    period_seconds: Some(2),
+                    ..Probe::default()
+                }),
+                ..container(
+                    params,
+                    "proxy",
+                    proxy_args,
+                    vec![pod_ip_env(), token_env(), env("RUST_LOG", "info")],
+                )
+            }],
             ..PodSpec::default()
         };
         out.push(Rendered::of(&deployment(
@@ -641,6 +695,24 @@ pub fn render(params: &InstallParams, target: &Target, pki: &WebhookPki) -> Vec<
             rolling(),
             proxy_pod,
         )));
+        out.push(Rendered::of(&Service {
+            metadata: meta(params, PROXY, "proxy", true),
+            spec: Some(ServiceSpec {
+                selector: Some(BTreeMap::from([
+                    ("app.kubernetes.io/part-of".to_owned(), PART_OF.to_owned()),
+                    ("app.kubernetes.io/component".to_owned(), "proxy".to_owned()),
+                ])),
+                ports: Some(vec![ServicePort {
+                    name: Some("tunnel".into()),
+                    port: PROXY_PORT,
+                    target_port: Some(IntOrString::String("tunnel".into())),
+                    protocol: Some("TCP".into()),
+                    ..ServicePort::default()
+                }]),
+                ..ServiceSpec::default()
+            }),
+            ..Service::default()
+        }));
     }
     out.extend(webhook_configurations(params, target, pki));
     out
@@ -807,6 +879,7 @@ mod tests {
         );
         let local = Target::Local {
             webhook_url: "https://127.254.0.9:443".into(),
+            proxy_endpoint: "127.254.0.10:8900".into(),
             host_label: "burstcert.dev/host-node".into(),
         };
         let local = render(&p, &local, &pki());

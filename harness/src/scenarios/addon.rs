@@ -539,6 +539,9 @@ fn admits(affinity: Option<&k8s_openapi::api::core::v1::NodeAffinity>, arch: &st
 /// INST-03: `single` needs a node with 7 free pod slots (8 with interconnect), `ha` two such
 /// nodes; with fewer, install is refused with the numbers and creates nothing. Slots are taken
 /// on the host node by pods whose image cannot be pulled (they hold their slot like any pod).
+/// The passing sides (`single` on one node with 7 free, `ha` once a second usable node with 7
+/// free is added) are checked with the installer's own pre-flight: the add-on is installed
+/// already, and the second node is a kwok node, which runs no add-on replica for real.
 pub fn inst_03(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(serially(s, async move {
         let release = release()?;
@@ -611,8 +614,81 @@ pub fn inst_03(s: &Scenario) -> BodyFuture<'_> {
             &["2 node(s)", "7 free pod slots", "14 in all"],
         )
         .await?;
+        // The passing `ha` side: a second node the add-on may use, with exactly 7 free slots.
+        let second = second_host_node(s, &target).await?;
+        let passing = async {
+            let ha = check(&params).await?;
+            anyhow::ensure!(
+                ha.is_empty(),
+                "ha without interconnect on two nodes with 7 free slots each was refused: {ha:?}"
+            );
+            params.interconnect = true;
+            refused_install(
+                s,
+                &params,
+                "pod room",
+                &[
+                    "2 node(s)",
+                    "8 free pod slots",
+                    "16 in all",
+                    &format!("{second} 7 free"),
+                ],
+            )
+            .await?;
+            Ok(())
+        }
+        .await;
+        let removed = Api::<Node>::all(s.client.clone())
+            .delete(&second, &DeleteParams::default())
+            .await;
+        passing?;
+        removed.with_context(|| format!("remove node {second}"))?;
         Ok(Outcome::Passed)
     }))
+}
+
+/// Adds a kwok node the local installer counts as a host node (its label and taint) with room
+/// for exactly 7 pods, and waits until install sees it with 7 free; answers its name. Only the
+/// pre-flight check may use it: kwok runs no processes, so an add-on replica placed there would
+/// never run, and the local environment has one real host node.
+async fn second_host_node(s: &Scenario, target: &render::Target) -> anyhow::Result<String> {
+    let render::Target::Local { host_label, .. } = target else {
+        anyhow::bail!("INST-03 chooses nodes on the local target only (Need::ChosenNodes)");
+    };
+    let shape = crate::cluster::nodes::NodeShape {
+        name: "inst-03-second-host".into(),
+        max_pods: 7,
+        ..crate::cluster::nodes::NodeShape::standard(0)
+    };
+    let mut node = shape.to_node();
+    node.metadata
+        .labels
+        .get_or_insert_default()
+        .insert(host_label.clone(), "true".into());
+    node.spec.get_or_insert_default().taints = Some(vec![k8s_openapi::api::core::v1::Taint {
+        key: host_label.clone(),
+        value: Some("true".into()),
+        effect: "NoSchedule".into(),
+        ..k8s_openapi::api::core::v1::Taint::default()
+    }]);
+    Api::<Node>::all(s.client.clone())
+        .create(&PostParams::default(), &node)
+        .await
+        .with_context(|| format!("create node {}", shape.name))?;
+    wait::until(
+        &format!("install to see node {} with 7 free pod slots", shape.name),
+        Duration::from_secs(30),
+        || async {
+            let facts = lifecycle::node_facts(&s.client, target).await?;
+            Ok(facts
+                .iter()
+                .any(|f| f.name == shape.name && f.ineligible.is_none() && f.free() == 7)
+                .then_some(()))
+        },
+        || s.diagnose(),
+    )
+    .await?;
+    Ok(shape.name)
 }
 
 /// UN-01: uninstall runs both gc jobs to completion; afterwards nothing of the add-on is left in
@@ -1037,17 +1113,95 @@ pub fn up_01(s: &Scenario) -> BodyFuture<'_> {
     }))
 }
 
-/// A ClusterIP Service `web` in the scenario's namespace, the target of the probes.
-async fn web_service(s: &Scenario) -> anyhow::Result<String> {
+/// The cluster Service the network scenarios probe, and what its pod answers.
+struct Web {
+    /// The probe's target, `web.{namespace}`.
+    target: String,
+    /// The text only its pod answers (made for this scenario); `None` where the harness cannot
+    /// run the pod (no host node: the Service then has no backend).
+    reply: Option<String>,
+}
+
+/// A ClusterIP Service `web` in the scenario's namespace and the one pod behind it: the
+/// stand-in workload `echo-backend` on the host node (a cluster pod, not burst), answering a
+/// text made for this scenario. A probe that shows that text got the pod's own answer back
+/// through the proxy; no registration or proxy can make it up. Waits until the pod is Ready.
+/// Without a host node (kind) only the Service is made.
+async fn web_service(s: &Scenario) -> anyhow::Result<Web> {
+    let target = format!("web.{}", s.namespace);
+    let render::Target::Local { host_label, .. } = s.env.addon_target() else {
+        create_web_service(s).await?;
+        return Ok(Web {
+            target,
+            reply: None,
+        });
+    };
+    let reply = format!("web answers {} {}", s.namespace, std::process::id());
+    let image = format!(
+        "{}/{}/{}:1",
+        crate::env::REGISTRY,
+        crate::env::REGISTRY_USER,
+        crate::env::ECHO_BACKEND_IMAGE
+    );
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web", "labels": {"app": "web"}},
+        "spec": {
+            "nodeSelector": {host_label.as_str(): "true"},
+            "tolerations": [{"key": host_label, "operator": "Exists", "effect": "NoSchedule"}],
+            "containers": [{
+                "name": "web",
+                "image": image,
+                "args": ["--listen=$(POD_IP):8080", format!("--reply={reply}")],
+                "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+                "ports": [{"name": "http", "containerPort": 8080}],
+                "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1}
+            }]
+        }
+    }))?;
+    s.api::<Pod>().create(&PostParams::default(), &pod).await?;
+    create_web_service(s).await?;
+    wait::until(
+        "the Service's pod (echo-backend on the host node) to be Ready",
+        Duration::from_secs(60),
+        || async {
+            let pod = s
+                .api::<Pod>()
+                .get("web")
+                .await
+                .map_err(|source| crate::Error::Kube {
+                    context: "read pod web".into(),
+                    source,
+                })?;
+            let ready = pod
+                .status
+                .and_then(|st| st.conditions)
+                .into_iter()
+                .flatten()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            Ok(ready.then_some(()))
+        },
+        || s.diagnose(),
+    )
+    .await?;
+    Ok(Web {
+        target,
+        reply: Some(reply),
+    })
+}
+
+/// The Service `web` (port 80 to the pods' port named `http`: the proxy must resolve a named
+/// target port as Kubernetes does).
+async fn create_web_service(s: &Scenario) -> anyhow::Result<()> {
     let service: Service = serde_json::from_value(serde_json::json!({
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "web"},
-        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "protocol": "TCP"}]}
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": "http", "protocol": "TCP"}]}
     }))?;
     s.api::<Service>()
         .create(&PostParams::default(), &service)
         .await?;
-    Ok(format!("web.{}", s.namespace))
+    Ok(())
 }
 
 /// Probes `target` from the CCI pod of the scenario pod with label `app={app}` until it
@@ -1112,19 +1266,20 @@ pub fn up_02(s: &Scenario) -> BodyFuture<'_> {
                 "the rollback caveat is from >= 1.5.18 to < 1.5.18; this is {release}"
             )));
         }
-        let target = web_service(s).await?;
+        let web = web_service(s).await?;
+        let target = web.target.as_str();
         burst(s, "a", 1).await?;
-        probe_until(s, "a", &target, true).await?;
+        reaches(s, "a", &web).await?;
         move_to(s, &at(OLD_SIDECAR, s)).await?;
         burst(s, "b", 1).await?;
-        let refused = probe_until(s, "a", &target, false).await?;
+        let refused = probe_until(s, "a", target, false).await?;
         eprintln!("UP-02: after rollback, A: {refused}");
-        probe_until(s, "b", &target, true).await?;
+        reaches(s, "b", &web).await?;
         move_to(s, &at(release, s)).await?;
-        probe_until(s, "a", &target, true).await?;
+        reaches(s, "a", &web).await?;
         // Recreating A under the old release restores it as well.
         move_to(s, &at(OLD_SIDECAR, s)).await?;
-        probe_until(s, "a", &target, false).await?;
+        probe_until(s, "a", target, false).await?;
         s.api::<Pod>()
             .delete_collection(
                 &DeleteParams::default(),
@@ -1147,9 +1302,26 @@ pub fn up_02(s: &Scenario) -> BodyFuture<'_> {
             || s.diagnose(),
         )
         .await?;
-        probe_until(s, "a", &target, true).await?;
+        reaches(s, "a", &web).await?;
         Ok(Outcome::Passed)
     }))
+}
+
+/// Probes `web` from the CCI pod of app={app} until its pod's answer comes back (through the
+/// proxy, the only way to a cluster Service); answers the probe's output.
+async fn reaches(s: &Scenario, app: &str, web: &Web) -> anyhow::Result<String> {
+    let reply = web
+        .reply
+        .as_deref()
+        .context("the Service has no pod to answer (Need::ClusterNetwork)")?;
+    let answer = probe_until(s, app, &web.target, true).await?;
+    anyhow::ensure!(
+        answer.contains("through proxy") && answer.contains(reply),
+        "the probe of {} passed, but the Service's pod's answer {:?} did not come back through the proxy: {answer}",
+        web.target,
+        reply
+    );
+    Ok(answer)
 }
 
 /// UP-03: pods created one after another all through an upgrade: every one admitted, none
@@ -1242,8 +1414,11 @@ pub fn up_03(s: &Scenario) -> BodyFuture<'_> {
     }))
 }
 
-/// NET-01: with the network interconnect, a CCI pod reaches a cluster Service (and the answer
-/// comes back through the proxy).
+/// NET-01: with the network interconnect, a CCI pod reaches a cluster Service and back: its
+/// probe goes from the mock (standing in for the pod's sidecar) through the endpoint the
+/// add-on's proxy registered, to the Service's pod on the host node, and that pod's own answer
+/// (a text made for this scenario) must come back. A proxy that registers and forwards nothing
+/// fails here, and so does one that lets the registration claim a protocol its tunnel refuses.
 pub fn net_01(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(serially(s, async move {
         let mut on = s.env.addon_defaults().clone();
@@ -1251,13 +1426,10 @@ pub fn net_01(s: &Scenario) -> BodyFuture<'_> {
         if !s.env.addon_defaults().interconnect {
             move_to(s, &on).await?;
         }
-        let target = web_service(s).await?;
+        let web = web_service(s).await?;
         burst(s, "net-01", 1).await?;
-        let answer = probe_until(s, "net-01", &target, true).await?;
-        anyhow::ensure!(
-            answer.contains("proxy"),
-            "reached, but not through the proxy: {answer}"
-        );
+        let answer = reaches(s, "net-01", &web).await?;
+        eprintln!("NET-01: {}", answer.trim());
         Ok(Outcome::Passed)
     }))
 }
@@ -1277,9 +1449,9 @@ pub fn net_02(s: &Scenario) -> BodyFuture<'_> {
         )
         .await?;
         lifecycle::install(&s.client, &off, s.env.addon_target(), &Progress::quiet()).await?;
-        let target = web_service(s).await?;
+        let web = web_service(s).await?;
         burst(s, "net-02", 1).await?;
-        let answer = probe_until(s, "net-02", &target, false).await?;
+        let answer = probe_until(s, "net-02", &web.target, false).await?;
         anyhow::ensure!(
             answer.contains("interconnect is off"),
             "unreachable, but for another reason: {answer}"

@@ -1,14 +1,16 @@
 //! Faults of the CCI service: the engine must ride them out without duplicates.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use burst_rules::flavour::ANNOTATION_BURST_POD_CPU;
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 
 use super::{BodyFuture, cluster_uid_of, converge};
-use crate::mock_admin::FaultGuard;
+use crate::mock_admin::{FaultGuard, MockAdmin};
 use crate::scenario::Outcome;
 use crate::scenario::Scenario;
 use crate::{fixtures, wait};
@@ -20,7 +22,11 @@ use mock_cci::{Fault, Scope};
 /// faults are cleared and the Deployment converges with exactly one CCI pod per cluster pod.
 /// Then, with CCI storing each pod creation but answering it only with a late `504` (the answer
 /// lost), the Deployment is scaled to 8: the engine's retries must find the pods it already
-/// made. The faults are scoped to this cluster's CCI namespace and cleared also when a step fails.
+/// made. Once the fault is cleared the scenario waits for those retries to meet their pods
+/// (the mock's request log shows a `409` for each) and for the engine to finish each create,
+/// and only then counts CCI pods: an engine that answers the `409` with a second create is
+/// caught at once, not only after its duplicate happens to be made. The faults are scoped to
+/// this cluster's CCI namespace and cleared also when a step fails.
 pub fn r_02(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(async move {
         let admin = s.mock_admin()?;
@@ -59,6 +65,9 @@ pub fn r_02(s: &Scenario) -> BodyFuture<'_> {
         // "Applied, then timed out": the mock stores each pod creation, then leaves the engine
         // waiting and answers 504. Every pod the engine now creates is on CCI although the
         // engine saw its create fail; its retries must find that pod, not make a second one.
+        // NB: under the fault a retry is stored-then-504 too (its 409 is lost with the answer),
+        // so the retries meet their pods (409) only once the fault is cleared.
+        let before = last_request(admin).await?;
         let lost = admin
             .set_fault(
                 Scope::Namespace(s.cci_namespace().to_owned()),
@@ -73,6 +82,11 @@ pub fn r_02(s: &Scenario) -> BodyFuture<'_> {
         during?;
         cleared?;
 
+        // NB: checking right after converging would miss an engine that makes a second pod when
+        // its retry meets the first (409): the CCI pods exist and run before the backed-off
+        // retry comes. So wait for the retries themselves, then look.
+        retries_met_their_pods(s, admin, before, SCALED - 5).await?;
+        no_duplicates(s).await?;
         let pods = converge(s, "app=nginx", SCALED, Duration::from_secs(180)).await?;
         let cci = s.cci_pods().await?;
         let uids: BTreeSet<&str> = cci.iter().filter_map(cluster_uid_of).collect();
@@ -88,6 +102,90 @@ pub fn r_02(s: &Scenario) -> BodyFuture<'_> {
 
 /// Replicas of the Deployment once scaled up under the "applied, then timed out" fault.
 const SCALED: usize = 8;
+
+/// The sequence number of the last request in the mock's log (0 when it is empty).
+async fn last_request(admin: &MockAdmin) -> anyhow::Result<u64> {
+    Ok(admin.requests().await?.last().map_or(0, |r| r.seq))
+}
+
+/// Waits until the engine's creates of the `lost` pods whose answers the fault swallowed have
+/// been retried and met those pods (at least `lost` creates in the cluster's CCI namespace
+/// answered 409 since request `after`), and the engine has finished each create: every
+/// scenario pod carries the flavour annotations, which the engine writes only once a create
+/// succeeded or found its pod (so an engine that answers a 409 with another create has sent it
+/// by then).
+async fn retries_met_their_pods(
+    s: &Scenario,
+    admin: &MockAdmin,
+    after: u64,
+    lost: usize,
+) -> anyhow::Result<()> {
+    let creates = format!("/apis/cci/v2/namespaces/{}/pods", s.cci_namespace());
+    wait::until(
+        &format!(
+            "the engine's retries of the {lost} creates whose answers were lost to meet their pods (409), and every pod annotated with its flavour"
+        ),
+        Duration::from_secs(120),
+        || async {
+            let conflicts = admin
+                .requests()
+                .await?
+                .iter()
+                .filter(|r| {
+                    r.seq > after
+                        && r.method == "POST"
+                        && r.status == 409
+                        && r.path.split('?').next() == Some(creates.as_str())
+                })
+                .count();
+            let pods = s
+                .api::<Pod>()
+                .list(&ListParams::default().labels("app=nginx"))
+                .await
+                .map_err(|source| crate::Error::Kube {
+                    context: "list scenario pods".into(),
+                    source,
+                })?
+                .items;
+            let annotated = pods
+                .iter()
+                .filter(|p| {
+                    p.metadata
+                        .annotations
+                        .as_ref()
+                        .is_some_and(|a| a.contains_key(ANNOTATION_BURST_POD_CPU))
+                })
+                .count();
+            Ok((conflicts >= lost && pods.len() == SCALED && annotated == SCALED).then_some(()))
+        },
+        || s.diagnose(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Fails when a cluster pod has more than one CCI pod (or a CCI pod has none).
+async fn no_duplicates(s: &Scenario) -> anyhow::Result<()> {
+    let cci = s.cci_pods().await?;
+    let mut per_uid: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for pod in &cci {
+        per_uid
+            .entry(cluster_uid_of(pod).unwrap_or("(none)"))
+            .or_default()
+            .push(pod.metadata.name.as_deref().unwrap_or_default());
+    }
+    let twice: Vec<String> = per_uid
+        .iter()
+        .filter(|(uid, names)| names.len() > 1 || *uid == &"(none)")
+        .map(|(uid, names)| format!("{uid}: {}", names.join(", ")))
+        .collect();
+    anyhow::ensure!(
+        twice.is_empty(),
+        "duplicates on CCI after the retries met their pods: {}",
+        twice.join("; ")
+    );
+    Ok(())
+}
 
 /// Scales the Deployment to [`SCALED`] and waits until every new pod's creation was applied on
 /// CCI without the engine getting an answer, and the engine has retried at least one of them.

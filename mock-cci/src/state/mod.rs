@@ -60,7 +60,7 @@ use crate::validate;
 
 mod events;
 mod ledger;
-mod network;
+pub mod network;
 mod objects;
 mod pods;
 

@@ -1,4 +1,5 @@
-//! The mock on a real socket: the `mock-cci` binary, and `Server` in-process.
+//! The mock on a real socket: the `mock-cci` binary, `Server` in-process, and the stand-in
+//! workload `echo-backend`.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -9,6 +10,73 @@ use tokio::process::Command;
 use tokio::time::timeout;
 
 const PATIENCE: Duration = Duration::from_secs(20);
+
+#[tokio::test]
+async fn the_echo_backend_answers_every_http_request_with_its_reply_and_exits_on_sigterm() {
+    // NB: on a loopback address of its own, so its port is never the one the in-process
+    // server's test checks is free again.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_echo-backend"))
+        .args(["--listen", "127.0.0.2:0", "--reply", "web-1 answers 42"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    timeout(
+        PATIENCE,
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line),
+    )
+    .await
+    .expect("the address line within the deadline")
+    .unwrap();
+    let addr: std::net::SocketAddr = line
+        .trim_end()
+        .strip_prefix("echo-backend listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .parse()
+        .unwrap();
+    for path in ["/", "/anything?x=1"] {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(format!("GET {path} HTTP/1.1\r\nHost: web\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut response = String::new();
+        timeout(PATIENCE, stream.read_to_string(&mut response))
+            .await
+            .expect("a response within the deadline")
+            .unwrap();
+        assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+        assert!(
+            response.ends_with("\r\n\r\nweb-1 answers 42\n"),
+            "{response}"
+        );
+    }
+    // Not HTTP: closed without an answer.
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(b"hello\r\n\r\n").await.unwrap();
+    let mut response = String::new();
+    timeout(PATIENCE, stream.read_to_string(&mut response))
+        .await
+        .expect("closed within the deadline")
+        .unwrap();
+    assert_eq!(response, "");
+
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let exit = timeout(PATIENCE, child.wait())
+        .await
+        .expect("it exits within the deadline")
+        .unwrap();
+    assert!(exit.success(), "exit status {exit}");
+}
 
 #[tokio::test]
 async fn the_binary_prints_its_address_serves_healthz_and_exits_cleanly_on_sigterm() {

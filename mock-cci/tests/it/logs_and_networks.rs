@@ -109,7 +109,7 @@ fn proxy(protocols: &[&str]) -> serde_json::Value {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_probe_reaches_a_cluster_service_only_through_a_proxy_that_speaks_the_pods_protocol() {
+async fn a_probe_goes_to_a_cluster_service_only_through_a_proxy_that_speaks_the_pods_protocol() {
     let (app, _) = mock_with_namespace().await;
     post(&app, PODS, pod("old", json!({}))).await;
     let mut new = pod("new", json!({}));
@@ -128,20 +128,24 @@ async fn a_probe_reaches_a_cluster_service_only_through_a_proxy_that_speaks_the_
     assert_eq!(code, 1);
     assert!(text.contains("no network proxy is registered"), "{text}");
 
-    // An add-on release before 1.5.18 registers a proxy that speaks v1 only.
+    // An add-on release before 1.5.18 registers a proxy that speaks v1 only. This one gives no
+    // endpoint: its claim alone reaches nothing.
     let created = post(&app, PROXIES, proxy(&["v1"])).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    assert_eq!(
-        probe(&app, "old", "web.default.svc.cluster.local").await.0,
-        0
-    );
+    let (code, text) = probe(&app, "old", "web.default.svc.cluster.local").await;
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("registers no endpoint"), "{text}");
     let (code, text) = probe(&app, "new", "web.default").await;
     assert_eq!(code, 1);
-    assert!(text.contains("connection refused"), "{text}");
+    assert!(
+        text.contains("connection refused: the pod's sidecar speaks v2"),
+        "{text}"
+    );
     let (code, text) = probe(&app, "old", "db.default").await;
     assert_eq!(code, 1, "{text}");
+    assert!(text.contains("no registered proxy forwards"), "{text}");
 
-    // Upgrading again registers v2 as well: both reach the Service.
+    // Upgrading again registers v2 as well: the new pod passes the protocol check too.
     let mut upgraded = proxy(&["v1", "v2"]);
     upgraded["metadata"]["resourceVersion"] = created.body["metadata"]["resourceVersion"].clone();
     assert_eq!(
@@ -150,7 +154,184 @@ async fn a_probe_reaches_a_cluster_service_only_through_a_proxy_that_speaks_the_
             .status,
         StatusCode::OK
     );
-    assert_eq!(probe(&app, "new", "web.default").await.0, 0);
+    let (code, text) = probe(&app, "new", "web.default").await;
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("registers no endpoint"), "{text}");
+}
+
+/// Where the stand-ins listen: a loopback address of their own, so their ports never collide
+/// with a test that checks a port of 127.0.0.1 is free again (`bin.rs`).
+const STUBS: &str = "127.0.0.2:0";
+
+/// A stand-in for the add-on's proxy on a loopback port: answers each tunnel request as `kind`
+/// says, and records the request heads it got.
+async fn stub_proxy(
+    kind: &'static str,
+    backend: std::net::SocketAddr,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind(STUBS).await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = heads.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if conn.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                seen.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&head).into_owned());
+                match kind {
+                    "forwards" => {
+                        let mut upstream = tokio::net::TcpStream::connect(backend).await.unwrap();
+                        conn.write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+                            .await
+                            .unwrap();
+                        let _ = tokio::io::copy_bidirectional(&mut conn, &mut upstream).await;
+                    }
+                    "forwards-nothing" => {
+                        conn.write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+                            .await
+                            .unwrap();
+                    }
+                    _ => {
+                        conn.write_all(b"HTTP/1.1 426 Upgrade Required\r\nContent-Length: 25\r\nConnection: close\r\n\r\nthis proxy speaks [\"v1\"]")
+                            .await
+                            .unwrap();
+                    }
+                }
+            });
+        }
+    });
+    (address, heads)
+}
+
+/// A stand-in for a cluster Service's pod: answers every request with `body`.
+async fn stub_backend(body: &'static str) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind(STUBS).await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = conn.read(&mut buf).await;
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = conn.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    address
+}
+
+/// Registers a v1 proxy forwarding `default/web` at `endpoint` in namespace `ns`.
+async fn register_at(app: &axum::Router, endpoint: &str) {
+    let mut registration = proxy(&["v1"]);
+    registration["spec"]["endpoint"] = json!(endpoint);
+    let created = post(app, PROXIES, registration).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+}
+
+/// Waits (at most 10 s) until pod `name` runs, so it can exec.
+async fn running(app: &axum::Router, name: &str) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while get(app, &format!("{PODS}/{name}")).await.body["status"]["phase"] != "Running" {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the pod runs in time");
+}
+
+#[tokio::test]
+async fn a_probe_reaches_a_cluster_service_only_when_its_answer_comes_back_through_the_proxy() {
+    let backend = stub_backend("hello from web-7f9c").await;
+    let (app, _) = mock_with_namespace().await;
+    post(&app, PODS, pod("old", json!({}))).await;
+    let (endpoint, heads) = stub_proxy("forwards", backend).await;
+    register_at(&app, &endpoint.to_string()).await;
+    running(&app, "old").await;
+
+    let (code, text) = probe(&app, "old", "web.default:8080").await;
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("hello from web-7f9c"), "{text}");
+    assert!(text.contains("HTTP/1.1 200 OK"), "{text}");
+    assert!(text.contains(&format!("at {endpoint}")), "{text}");
+    let head = heads.lock().unwrap()[0].clone();
+    assert!(
+        head.starts_with("CONNECT web.default:8080 HTTP/1.1\r\n"),
+        "{head}"
+    );
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("bursting-sidecar-protocol: v1\r\n"),
+        "{head}"
+    );
+}
+
+#[rstest::rstest]
+#[case::a_proxy_that_forwards_nothing("forwards-nothing", "no answer came back through proxy")]
+#[case::a_proxy_that_refuses_the_tunnel(
+    "refuses",
+    "refused the tunnel: HTTP/1.1 426 Upgrade Required: this proxy speaks"
+)]
+#[tokio::test]
+async fn a_probe_through_a_proxy_that_brings_nothing_back_is_unreachable(
+    #[case] kind: &'static str,
+    #[case] expected: &str,
+) {
+    let backend = stub_backend("hello").await;
+    let (app, _) = mock_with_namespace().await;
+    post(&app, PODS, pod("old", json!({}))).await;
+    let (endpoint, _) = stub_proxy(kind, backend).await;
+    register_at(&app, &endpoint.to_string()).await;
+    running(&app, "old").await;
+    let (code, text) = probe(&app, "old", "web.default").await;
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains(expected), "{text}");
+    assert!(!text.contains("hello"), "{text}");
+}
+
+#[tokio::test]
+async fn a_probe_through_a_proxy_that_is_gone_is_unreachable_and_an_endpoint_must_be_an_address() {
+    let (app, _) = mock_with_namespace().await;
+    post(&app, PODS, pod("old", json!({}))).await;
+    // A port that was just free: nothing listens there.
+    let gone = tokio::net::TcpListener::bind(STUBS)
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut bad = proxy(&["v1"]);
+    bad["spec"]["endpoint"] = json!("proxy.kube-system:8900");
+    let reply = post(&app, PROXIES, bad).await;
+    assert_status(&reply, 400, "Invalid", "CCI.01.400001");
+    assert!(
+        reply.message().contains("spec.endpoint: Invalid value"),
+        "{}",
+        reply.message()
+    );
+    register_at(&app, &gone.to_string()).await;
+    running(&app, "old").await;
+    let (code, text) = probe(&app, "old", "web.default").await;
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("does not answer"), "{text}");
 }
 
 #[tokio::test(start_paused = true)]
