@@ -521,6 +521,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 LocalOptions {
                     name,
                     cleanup_at_exit: true,
+                    ..LocalOptions::default()
                 },
                 &progress,
             )?;
