@@ -21,7 +21,7 @@ use crate::addon::lifecycle::{self, Status};
 use crate::addon::params::{ClusterType, ENGINE_IMAGE, InstallParams, NetworkMode, Spec};
 use crate::addon::render::{self, Target};
 use crate::cci::CciClient;
-use crate::cluster::local::{LocalCluster, LocalOptions};
+use crate::cluster::local::{ClientRates, LocalCluster, LocalOptions};
 use crate::cluster::nodes::{NodeShape, create_nodes};
 use crate::cluster::{ClusterProvider, client_for};
 use crate::error::{Error, Result};
@@ -437,6 +437,12 @@ impl Env {
 
     /// Brings everything up (blocking). Prefer [`shared`].
     pub fn start() -> Result<Self> {
+        Self::start_with(None)
+    }
+
+    /// Brings everything up (blocking) on a cluster whose controller manager and scheduler call
+    /// the API server at `client_rates` (`None`: their defaults, as [`start`](Self::start)).
+    pub fn start_with(client_rates: Option<ClientRates>) -> Result<Self> {
         let progress = Progress::stderr();
         // The engine and the mock first: built from the current source (or named by the
         // environment), before anything is created that a failed build would leave behind.
@@ -449,6 +455,7 @@ impl Env {
             LocalOptions {
                 name: None,
                 cleanup_at_exit: true,
+                client_rates,
             },
             &progress,
         )?;

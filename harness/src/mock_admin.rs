@@ -4,7 +4,6 @@
 //! existing cluster with a real CCI endpoint) they do not run, and nothing here is reachable.
 
 use mock_cci::faults::ActiveFault;
-use mock_cci::requests::RequestRecord;
 use mock_cci::{Fault, FaultSpec, Scope};
 
 use crate::error::{Error, Result};
@@ -79,11 +78,14 @@ impl MockAdmin {
         })
     }
 
-    /// The mock's request log (`/_mock/requests`), oldest first: every API request it served
-    /// to any tenant (at most its log's capacity, 10 000 by default), with the status answered.
-    pub async fn requests(&self) -> Result<Vec<RequestRecord>> {
-        let value = self.inside("/_mock/requests").await?;
-        serde_json::from_value(value).map_err(|e| Error::Step {
+    /// The mock's request log (`/_mock/requests`, oldest first; the last `limit` when given):
+    /// every request that reached it, whoever sent it.
+    pub async fn requests(&self, limit: Option<usize>) -> Result<Vec<LoggedRequest>> {
+        let path = match limit {
+            Some(n) => format!("/_mock/requests?limit={n}"),
+            None => "/_mock/requests".to_owned(),
+        };
+        serde_json::from_value(self.inside(&path).await?).map_err(|e| Error::Step {
             step: "read the mock's request log".into(),
             detail: e.to_string(),
         })
@@ -117,6 +119,73 @@ impl MockAdmin {
             .await
             .map_err(http)
     }
+}
+
+/// One entry of the mock's request log ([`MockAdmin::requests`]): the mock's own record.
+pub use mock_cci::requests::RequestRecord as LoggedRequest;
+
+/// What a logged request did ([`request_kind`]).
+pub trait RequestKind {
+    /// In the words of the engine's own request counts (its log line `cci requests …
+    /// counts={…}`): `"{METHOD} {verb} {collection}"`, e.g. `"GET list pods"`.
+    fn kind(&self) -> String;
+}
+
+impl RequestKind for LoggedRequest {
+    fn kind(&self) -> String {
+        request_kind(&self.method, &self.path)
+    }
+}
+
+/// The collections the engine's request counts tell apart; anything else is `other`.
+const COLLECTIONS: [&str; 8] = [
+    "namespaces",
+    "pods",
+    "configmaps",
+    "secrets",
+    "persistentvolumeclaims",
+    "services",
+    "proxyregistrations",
+    "networks",
+];
+
+/// The kind of a CCI request by its method and path (with query): the classification of
+/// `bursting_engine::cci::RequestCounts` (`…/namespaces[/{ns}[/{plural}[/{name}[/log]]]]`), so
+/// what the mock saw and what the engine says it sent read alike.
+pub fn request_kind(method: &str, path_and_query: &str) -> String {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    let below = path
+        .split_once("/namespaces")
+        .map_or("", |(_, rest)| rest)
+        .trim_matches('/');
+    let segments: Vec<&str> = below.split('/').filter(|s| !s.is_empty()).collect();
+    let (collection, item, log) = match segments.as_slice() {
+        [] => ("namespaces", false, false),
+        [_] => ("namespaces", true, false),
+        [_, plural] => (*plural, false, false),
+        [_, plural, _] => (*plural, true, false),
+        [_, plural, _, "log"] => (*plural, true, true),
+        _ => ("other", true, false),
+    };
+    let watch = query.split('&').any(|kv| kv == "watch=true");
+    let verb = match (method, item) {
+        ("GET", _) if log => "GET log",
+        ("GET", false) if watch => "GET watch",
+        ("GET", false) => "GET list",
+        ("GET", true) => "GET get",
+        ("POST", false) => "POST create",
+        ("PUT", true) => "PUT replace",
+        ("DELETE", true) => "DELETE delete",
+        _ => "other",
+    };
+    let collection = COLLECTIONS
+        .iter()
+        .find(|c| **c == collection)
+        .copied()
+        .unwrap_or("other");
+    format!("{verb} {collection}")
 }
 
 /// A fault that is set; cleared when the guard is dropped (a failed or panicking scenario too).
@@ -170,5 +239,60 @@ impl Drop for FaultGuard {
         if !matches!(cleared, Ok(Ok(Ok(())))) {
             tracing::warn!(id, "could not clear mock fault {id} when its guard ended");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[rstest::rstest]
+    #[case::list("GET", "/apis/cci/v2/namespaces/bursting-a/pods", "GET list pods")]
+    #[case::watch(
+        "GET",
+        "/apis/cci/v2/namespaces/bursting-a/pods?watch=true&resourceVersion=7&timeoutSeconds=300",
+        "GET watch pods"
+    )]
+    #[case::not_a_watch(
+        "GET",
+        "/apis/cci/v2/namespaces/bursting-a/pods?watch=false",
+        "GET list pods"
+    )]
+    #[case::get_namespace("GET", "/apis/cci/v2/namespaces/bursting-a", "GET get namespaces")]
+    #[case::list_namespaces("GET", "/apis/cci/v2/namespaces", "GET list namespaces")]
+    #[case::create_pod("POST", "/apis/cci/v2/namespaces/bursting-a/pods", "POST create pods")]
+    #[case::replace_configmap(
+        "PUT",
+        "/apis/cci/v2/namespaces/bursting-a/configmaps/cm-1",
+        "PUT replace configmaps"
+    )]
+    #[case::delete_pod(
+        "DELETE",
+        "/apis/cci/v2/namespaces/bursting-a/pods/p",
+        "DELETE delete pods"
+    )]
+    #[case::log(
+        "GET",
+        "/apis/cci/v2/namespaces/bursting-a/pods/p/log?container=c",
+        "GET log pods"
+    )]
+    #[case::proxy(
+        "PUT",
+        "/apis/cci/v2/namespaces/bursting-a/proxyregistrations/cluster-proxy",
+        "PUT replace proxyregistrations"
+    )]
+    #[case::unknown_collection(
+        "GET",
+        "/apis/cci/v2/namespaces/bursting-a/widgets",
+        "GET list other"
+    )]
+    #[case::too_deep("GET", "/apis/cci/v2/namespaces/a/pods/p/exec/x", "GET get other")]
+    #[case::odd_method("PATCH", "/apis/cci/v2/namespaces/bursting-a/pods/p", "other pods")]
+    fn requests_are_classified_as_the_engine_counts_them(
+        #[case] method: &str,
+        #[case] path: &str,
+        #[case] kind: &str,
+    ) {
+        assert_eq!(request_kind(method, path), kind);
     }
 }

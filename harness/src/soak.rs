@@ -1069,10 +1069,9 @@ impl Soak<'_> {
         let Some(admin) = self.env.mock_admin() else {
             return;
         };
-        let Ok(value) = admin.inside("/_mock/requests?limit=5000").await else {
+        let Ok(records) = admin.requests(Some(5000)).await else {
             return;
         };
-        let records: Vec<Request> = serde_json::from_value(value).unwrap_or_default();
         let pods_path = format!("/namespaces/{}/pods", self.env.cci_namespace);
         if let Some(first) = records.first()
             && self.last_request > 0
@@ -1223,15 +1222,6 @@ impl Soak<'_> {
 
 fn cluster_uid(pod: &cci_api::Pod) -> Option<String> {
     crate::scenarios::cluster_uid_of(pod).map(str::to_owned)
-}
-
-/// What the soak reads of one entry of the mock's request log (`/_mock/requests`).
-#[derive(serde::Deserialize)]
-struct Request {
-    seq: u64,
-    method: String,
-    path: String,
-    status: u16,
 }
 
 #[cfg(test)]

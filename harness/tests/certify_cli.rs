@@ -56,6 +56,7 @@ fn an_existing_cluster_without_the_addon_is_not_certified_and_says_why() {
         LocalOptions {
             name: None,
             cleanup_at_exit: true,
+            ..LocalOptions::default()
         },
         &Progress::stderr(),
     )

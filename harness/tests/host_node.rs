@@ -71,6 +71,7 @@ fn bring_up() -> Result<Shared, String> {
         LocalOptions {
             name: None,
             cleanup_at_exit: true,
+            ..LocalOptions::default()
         },
         &Progress::quiet(),
     )

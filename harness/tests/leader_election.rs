@@ -46,6 +46,7 @@ async fn one_replica_leads_at_a_time_and_another_takes_over_when_it_stops() {
             LocalOptions {
                 name: None,
                 cleanup_at_exit: true,
+                ..LocalOptions::default()
             },
             &Progress::quiet(),
         )

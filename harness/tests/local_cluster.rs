@@ -131,6 +131,7 @@ fn helper_make_cluster_then_abort() {
         LocalOptions {
             name: None,
             cleanup_at_exit: true,
+            ..LocalOptions::default()
         },
         &Progress::quiet(),
     )

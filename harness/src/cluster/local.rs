@@ -23,6 +23,58 @@ pub struct LocalOptions {
     /// Tear the cluster down when this process ends, however it ends (tests). The CLI's
     /// `cluster up` leaves it running instead.
     pub cleanup_at_exit: bool,
+    /// The control plane's client rates; `None` keeps the components' defaults (the suites'
+    /// clusters). The bench raises them ([`ClientRates::UNTHROTTLED`]).
+    pub client_rates: Option<ClientRates>,
+}
+
+/// The rate at which kube-controller-manager and kube-scheduler may call the API server
+/// (`--kube-api-qps`, `--kube-api-burst`).
+///
+/// Their defaults (controller manager 20/30; scheduler 50/100) bound how fast a ReplicaSet's
+/// pods are created and bound: 1000 replicas took ~51 s on any node, the engine's as kwok's, so
+/// a start-up comparison at those rates measures the throttle, not the node. kwok-controller has
+/// no client rate to raise (its client never waits: client-go's always-admitting rate limiter),
+/// and neither has the engine (kube-rs does not rate-limit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientRates {
+    /// `--kube-api-qps`.
+    pub qps: u32,
+    /// `--kube-api-burst`.
+    pub burst: u32,
+}
+
+impl ClientRates {
+    /// What kwokctl's own `disableQPSLimits` passes them (kwok v0.8.0's
+    /// `DefaultUnlimitedQPS` / `DefaultUnlimitedBurst`): far above what this machine serves, so
+    /// the API server and the CPU are the bound, as on a real control plane sized for its load.
+    pub const UNTHROTTLED: ClientRates = ClientRates {
+        qps: 5000,
+        burst: 10000,
+    };
+
+    /// The components the rates are passed to.
+    pub const COMPONENTS: [&str; 2] = ["kube-controller-manager", "kube-scheduler"];
+
+    /// The `extraArgs` entries of a `componentsPatches` item.
+    fn extra_args(self) -> String {
+        format!(
+            "  - key: kube-api-qps\n    value: \"{}\"\n  - key: kube-api-burst\n    value: \"{}\"\n",
+            self.qps, self.burst
+        )
+    }
+}
+
+impl std::fmt::Display for ClientRates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} --kube-api-qps={} --kube-api-burst={}; kwok-controller and the engine: no client rate limit",
+            Self::COMPONENTS.join(" and "),
+            self.qps,
+            self.burst
+        )
+    }
 }
 
 /// A running local cluster.
@@ -100,11 +152,13 @@ pub fn random_name() -> String {
 
 /// The `KwokctlConfiguration` for a cluster whose kwokctl folder is `workdir`: local binaries
 /// (nothing is downloaded), loopback only, endpoint routing in the API server, the API server's
-/// calls to kubelets as kubeadm sets them up, and kwok restricted to annotated nodes.
-pub fn kwokctl_config(tools: &Tools, workdir: &Path) -> String {
+/// calls to kubelets as kubeadm sets them up, kwok restricted to annotated nodes, and the
+/// controller manager's and scheduler's client rates when `rates` says.
+pub fn kwokctl_config(tools: &Tools, workdir: &Path, rates: Option<ClientRates>) -> String {
     let bin = |n: &str| tools.bin(n).display().to_string();
     let pki = workdir.join("pki");
     let (key, value) = KWOK_NODE_ANNOTATION;
+    let rates = rates.map(ClientRates::extra_args).unwrap_or_default();
     format!(
         r#"apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokctlConfiguration
@@ -142,11 +196,11 @@ componentsPatches:
   extraArgs:
   - key: leader-elect
     value: "false"
-- name: kube-controller-manager
+{rates}- name: kube-controller-manager
   extraArgs:
   - key: leader-elect
     value: "false"
-- name: kwok-controller
+{rates}- name: kwok-controller
   extraArgs:
   - key: manage-all-nodes
     value: "false"
@@ -185,8 +239,11 @@ impl LocalCluster {
         std::fs::create_dir_all(&config_dir)
             .io_context(|| format!("create {}", config_dir.display()))?;
         let config = config_dir.join(format!("{name}.yaml"));
-        std::fs::write(&config, kwokctl_config(tools, &workdir))
-            .io_context(|| format!("write {}", config.display()))?;
+        std::fs::write(
+            &config,
+            kwokctl_config(tools, &workdir, options.client_rates),
+        )
+        .io_context(|| format!("write {}", config.display()))?;
         let envs = vec![("KWOK_WORKDIR".to_owned(), kwok_root.display().to_string())];
         let kwokctl = tools.bin("kwokctl");
 
@@ -377,7 +434,7 @@ mod tests {
     #[test]
     fn kwokctl_config_uses_local_binaries_loopback_and_annotated_nodes_only() {
         let tools = Tools::at("/opt/k8s", Pins::current());
-        let yaml = kwokctl_config(&tools, Path::new("/k/clusters/c1"));
+        let yaml = kwokctl_config(&tools, Path::new("/k/clusters/c1"), None);
         assert!(yaml.contains("bindAddress: 127.0.0.1"));
         assert!(yaml.contains(r#"value: "/k/clusters/c1/pki/admin.crt""#));
         assert!(yaml.contains(r#"value: "InternalIP,ExternalIP,Hostname""#));
@@ -385,6 +442,67 @@ mod tests {
         assert!(yaml.contains(r#"value: "kwok.x-k8s.io/node=fake""#));
         assert!(yaml.contains("enable-aggregator-routing"));
         assert!(!yaml.contains("http"), "nothing may be downloaded: {yaml}");
+        assert!(
+            !yaml.contains("kube-api-qps"),
+            "the suites' clusters keep the default rates: {yaml}"
+        );
+    }
+
+    #[test]
+    fn client_rates_reach_the_controller_manager_and_the_scheduler_only() {
+        let tools = Tools::at("/opt/k8s", Pins::current());
+        let yaml = kwokctl_config(
+            &tools,
+            Path::new("/k/clusters/c1"),
+            Some(ClientRates::UNTHROTTLED),
+        );
+        let config: serde_json::Value = serde_saphyr::from_str(&yaml).unwrap();
+        let args = |component: &str| -> Vec<(String, String)> {
+            config["componentsPatches"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == component)
+                .unwrap()["extraArgs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| {
+                    (
+                        a["key"].as_str().unwrap().to_owned(),
+                        a["value"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect()
+        };
+        for component in ClientRates::COMPONENTS {
+            let args = args(component);
+            assert!(
+                args.contains(&("kube-api-qps".into(), "5000".into())),
+                "{component}: {args:?}"
+            );
+            assert!(
+                args.contains(&("kube-api-burst".into(), "10000".into())),
+                "{component}: {args:?}"
+            );
+            assert!(
+                args.contains(&("leader-elect".into(), "false".into())),
+                "{component}: {args:?}"
+            );
+        }
+        for component in ["kube-apiserver", "kwok-controller"] {
+            assert!(
+                !args(component)
+                    .iter()
+                    .any(|(k, _)| k.starts_with("kube-api-")),
+                "{component}"
+            );
+        }
+        assert!(
+            ClientRates::UNTHROTTLED
+                .to_string()
+                .contains("--kube-api-qps=5000")
+        );
     }
 
     #[test]

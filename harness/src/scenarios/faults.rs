@@ -105,7 +105,7 @@ const SCALED: usize = 8;
 
 /// The sequence number of the last request in the mock's log (0 when it is empty).
 async fn last_request(admin: &MockAdmin) -> anyhow::Result<u64> {
-    Ok(admin.requests().await?.last().map_or(0, |r| r.seq))
+    Ok(admin.requests(None).await?.last().map_or(0, |r| r.seq))
 }
 
 /// Waits until the engine's creates of the `lost` pods whose answers the fault swallowed have
@@ -128,7 +128,7 @@ async fn retries_met_their_pods(
         Duration::from_secs(120),
         || async {
             let conflicts = admin
-                .requests()
+                .requests(None)
                 .await?
                 .iter()
                 .filter(|r| {
