@@ -839,7 +839,7 @@ pub async fn certify(options: &Options) -> Result<Report> {
     let lend = extras > 0 && !shared_lane.is_empty() && !extra_lane.is_empty();
     let shared_then_lend = async {
         let ran = run_lane(shared_lane).await;
-        if lend && crate::env::lend_shared_environment() {
+        if lend && crate::env::lend_shared_environment().await {
             eprintln!(
                 "burstcert: the confined scenarios are done; the shared cluster takes cluster-wide ones too"
             );

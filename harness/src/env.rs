@@ -257,12 +257,21 @@ impl Drop for ExtraCluster {
 
 /// Lends the shared environment to the cluster-wide scenarios as one more extra cluster, once
 /// nothing confined is left to run on it (`certify` calls it when its confined batch ended):
-/// the cluster-wide ones then finish on three clusters instead of two. Their outcome does not
-/// depend on a pristine cluster (`--jobs 1` runs them all on the shared one, after confined
-/// ones). Returns whether it was lent: not without extra clusters, nor when the shared
-/// environment was never brought up.
-pub fn lend_shared_environment() -> bool {
-    if extra_clusters() == 0 || !matches!(ENVS[0].get(), Some(Ok(_))) {
+/// the cluster-wide ones then finish on three clusters instead of two. First it waits (up to a
+/// minute) for the confined scenarios' leftovers to go: no namespace still terminating and no
+/// pod left in the cluster's CCI namespace, so a cluster-wide scenario starts on a quiet
+/// cluster as on an extra one (UN-04 counts this cluster's CCI pods around a purge).
+/// Returns whether it was lent: not without extra clusters, when the shared environment was
+/// never brought up, or when it did not quiesce.
+pub async fn lend_shared_environment() -> bool {
+    if extra_clusters() == 0 {
+        return false;
+    }
+    let Some(Ok(env)) = ENVS[0].get() else {
+        return false;
+    };
+    if let Err(e) = env.quiesce().await {
+        eprintln!("burstcert: the shared cluster is not lent to cluster-wide scenarios: {e}");
         return false;
     }
     let Ok(mut free) = FREE_EXTRA.lock() else {
@@ -1076,6 +1085,34 @@ impl Env {
             .replace(guarded);
         drop(old);
         Ok(())
+    }
+
+    /// Waits until what scenarios left behind has gone: no namespace terminating, no pod in
+    /// the cluster's CCI namespace.
+    async fn quiesce(&self) -> Result<()> {
+        let client = self.client().await?;
+        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client);
+        wait::until(
+            "the scenarios' namespaces and CCI pods to be gone",
+            Duration::from_secs(60),
+            || async {
+                let terminating = namespaces
+                    .list(&Default::default())
+                    .await
+                    .map_err(|source| Error::Kube {
+                        context: "list namespaces".into(),
+                        source,
+                    })?
+                    .items
+                    .iter()
+                    .filter(|n| n.metadata.deletion_timestamp.is_some())
+                    .count();
+                let cci_pods = self.cci.pods(&self.cci_namespace).await?.len();
+                Ok((terminating == 0 && cci_pods == 0).then_some(()))
+            },
+            || async { format!("CCI namespace {}", self.cci_namespace) },
+        )
+        .await
     }
 
     /// Tears the cluster down now (tests normally leave that to process exit).
