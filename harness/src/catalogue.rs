@@ -263,12 +263,16 @@ pub async fn run(id: &str) -> Outcome {
 }
 
 /// For a cluster-wide scenario, waits for an extra cluster of its own, if there are any
-/// (`None` otherwise: the scenario runs on the shared environment). `certify` waits for it
-/// before timing the scenario, so a scenario's time is its own, not its wait.
+/// (`None` otherwise: the scenario runs on the shared environment), and for it to be up (it may
+/// still be booting, see [`crate::env::bring_up_all`]; a failed bring-up is left to
+/// [`run_held`] to report). `certify` waits for it before timing the scenario, so a scenario's
+/// time is its own, not its wait.
 pub async fn hold_cluster_for(id: &str) -> Option<crate::env::ExtraCluster> {
     match find(id) {
         Some(entry) if entry.body.is_some() && entry.cluster_wide() => {
-            crate::env::hold_extra_cluster().await
+            let held = crate::env::hold_extra_cluster().await?;
+            let _ = crate::env::at(held.index()).await;
+            Some(held)
         }
         _ => None,
     }

@@ -253,6 +253,12 @@ fn uid_of(pod: &Pod) -> &str {
     pod.metadata.uid.as_deref().unwrap_or_default()
 }
 
+/// The grace [`HostProvider::stop_all`] gives each process before SIGKILL. The host node stops
+/// only when its environment is torn down, with its cluster: nothing observes a graceful end
+/// then, and the webhook's 3 s drain (answering `Connection: close` first) made every teardown
+/// 3 s longer. Half a second still lets a process that ends at once write its last log lines.
+const STOP_ALL_GRACE: Duration = Duration::from_millis(500);
+
 impl HostProvider {
     pub fn new(ctx: Ctx, block: u8) -> Self {
         Self {
@@ -324,7 +330,7 @@ impl HostProvider {
     /// Stops every pod (the host node is going away).
     pub async fn stop_all(&self) {
         let handles = self.handles();
-        futures::future::join_all(handles.iter().map(|h| h.shutdown(Duration::from_secs(5)))).await;
+        futures::future::join_all(handles.iter().map(|h| h.shutdown(STOP_ALL_GRACE))).await;
         for h in handles {
             Self::remove(&self.pods, &self.ips, &h);
         }
