@@ -873,6 +873,7 @@ mod tests {
     fn the_virtual_kubelet_runs_with_one_malloc_arena_and_a_fixed_mmap_threshold() {
         let local = Target::Local {
             webhook_url: "https://127.254.0.9:443".into(),
+            proxy_endpoint: "127.254.0.10:8900".into(),
             host_label: "burstcert.dev/host-node".into(),
         };
         for target in [Target::Production, local] {
