@@ -4,7 +4,11 @@
 //! jobs) from their manifests; nothing in it knows the add-on: images resolve to the binaries
 //! the caller names ([`HostNodeOptions::images`]).
 //!
-//! [`HostNode::start`] registers node [`HOST_NODE`] (labels `burstcert.dev/host-node=true`,
+//! Its unit tests are here; its tests against a real control plane are the harness's
+//! (`harness/tests/host_node.rs`), which brings the cluster up.
+//!
+//! [`HostNode::start`] registers node [`HostNodeOptions::node_name`] (default [`HOST_NODE`];
+//! labels `burstcert.dev/host-node=true`,
 //! `type=host`, `kubernetes.io/os=linux`, `kubernetes.io/arch=amd64`; taint
 //! `burstcert.dev/host-node=true:NoSchedule`, so only pods that tolerate it land there;
 //! InternalIP 127.0.0.1) and serves it from a thread with its own tokio runtime, so it outlives
