@@ -5,8 +5,8 @@
 //! each test binary (one per scenario family) brings one environment up on first use and shares
 //! it; each scenario gets its own namespace ([`crate::scenario`]). The engine is not started by
 //! the harness: the add-on is installed the way the cloud installs it ([`crate::addon`]), and its
-//! virtual kubelet, webhook and proxy run as pods on the host node ([`crate::hostnode`]), as local
-//! processes. Every process is guarded ([`crate::process`]): when the test binary exits, passes,
+//! virtual kubelet, webhook and proxy run as pods on the host node ([`vk_hostnode`]), as local
+//! processes. Every process is guarded ([`vk_hostnode::process`]): when the test binary exits, passes,
 //! fails or panics, the add-on's processes, the mock and the whole control plane are stopped.
 
 use std::path::{Path, PathBuf};
@@ -25,13 +25,13 @@ use crate::cluster::local::{ClientRates, LocalCluster, LocalOptions};
 use crate::cluster::nodes::{NodeShape, create_nodes};
 use crate::cluster::{ClusterProvider, client_for};
 use crate::error::{Error, Result};
-use crate::hostnode::{self, HostNode, HostNodeOptions, Registry};
 use crate::mock_admin::MockAdmin;
 use crate::needs::Need;
-use crate::process::{Guarded, tail_file};
 use crate::progress::Progress;
 use crate::tools::Tools;
 use crate::wait;
+use vk_hostnode::process::{Guarded, tail_file};
+use vk_hostnode::{self as hostnode, HostNode, HostNodeOptions, Registry};
 
 pub use crate::binaries::{ENGINE_BIN_ENV, MOCK_BIN_ENV};
 pub use crate::cluster::{VIRTUAL_NODE, node_ready};
@@ -592,6 +592,7 @@ impl Env {
             cpu: "8".into(),
             memory: "16Gi".into(),
             address_block,
+            ready_timeout: wait::patience(hostnode::DEFAULT_READY_TIMEOUT),
         })?;
         step.finish("host node Ready");
 

@@ -111,6 +111,9 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// The host node or a guarded process failed (see [`vk_hostnode::Error`]).
+    #[error(transparent)]
+    HostNode(#[from] vk_hostnode::Error),
     /// A call to the mock CCI failed.
     #[error("{context}: {source}")]
     Http {

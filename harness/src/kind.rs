@@ -25,9 +25,9 @@ use std::process::{Command, Stdio};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, IoContext, Result};
-use crate::process::OnExit;
 use crate::progress::Progress;
 use crate::tools::{Tools, cache_root};
+use vk_hostnode::process::OnExit;
 
 /// Name prefix of the kind clusters and containers the harness makes.
 pub const PREFIX: &str = "burstcert-";

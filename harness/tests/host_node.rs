@@ -12,9 +12,6 @@ use std::time::{Duration, Instant};
 
 use burstcert::cluster::local::{LocalCluster, LocalOptions, random_name};
 use burstcert::cluster::{ClusterProvider as _, client_for};
-use burstcert::hostnode::{
-    HOST_NODE, HOST_NODE_LABEL, HostNode, HostNodeOptions, Registry, service_vip,
-};
 use burstcert::progress::Progress;
 use burstcert::tools::Tools;
 use burstcert::wait;
@@ -27,6 +24,7 @@ use k8s_openapi::api::core::v1::{
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use vk_hostnode::{HOST_NODE, HOST_NODE_LABEL, HostNode, HostNodeOptions, Registry, service_vip};
 
 const REGISTRY: &str = "registry.burstcert.test";
 const USER: &str = "burstcert";
@@ -196,7 +194,7 @@ impl Ns {
                     logs.push_str(&format!(
                         "== {} ==\n{}\n",
                         path.display(),
-                        burstcert::process::tail_file(&path, 20)
+                        vk_hostnode::process::tail_file(&path, 20)
                     ));
                 }
             }
@@ -813,7 +811,7 @@ async fn a_service_over_two_python_replicas_is_reachable_through_its_vip_and_bot
     let ips: HashSet<&String> = pods.values().collect();
     assert_eq!(ips.len(), 2, "each replica has its own address: {pods:?}");
 
-    let vip = service_vip(burstcert::hostnode::ips::DEFAULT_BLOCK, &ns.name, "web");
+    let vip = service_vip(vk_hostnode::ips::DEFAULT_BLOCK, &ns.name, "web");
     let answered = Mutex::new(HashSet::new());
     wait::until(
         &format!("both replicas to answer through {vip}:80"),
@@ -860,7 +858,7 @@ async fn a_service_without_a_ready_pod_closes_connections_at_once() {
     .await;
     ns.wait_pod("unready", "Running", |p| phase(p) == "Running")
         .await;
-    let vip = service_vip(burstcert::hostnode::ips::DEFAULT_BLOCK, &ns.name, "unready");
+    let vip = service_vip(vk_hostnode::ips::DEFAULT_BLOCK, &ns.name, "unready");
     let closed_in = wait::until(
         &format!("{vip}:8443 to accept and close at once"),
         Duration::from_secs(30),

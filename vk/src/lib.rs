@@ -29,6 +29,9 @@
 //!
 //! # The smallest provider
 //!
+//! This one compiles and does nothing; `examples/smallest.rs` (shown in the crate's README with
+//! the contract in short) runs pods in memory and reports them `Running`.
+//!
 //! ```no_run
 //! use k8s_openapi::api::core::v1::Pod;
 //! use vk::{Config, NodeConfig, Provider, ProviderResult, RemotePod};

@@ -219,15 +219,15 @@ async fn connect(args: &ClusterArgs) -> anyhow::Result<(kube::Client, Target)> {
     };
     let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
     let host = nodes
-        .get_opt(crate::hostnode::HOST_NODE)
+        .get_opt(vk_hostnode::HOST_NODE)
         .await
         .context("look for the host node")?;
     let block = host
         .as_ref()
         .and_then(|n| n.metadata.labels.as_ref())
-        .and_then(|l| l.get(crate::hostnode::ADDRESS_BLOCK_LABEL))
+        .and_then(|l| l.get(vk_hostnode::ADDRESS_BLOCK_LABEL))
         .and_then(|b| b.parse().ok())
-        .unwrap_or(crate::hostnode::ips::DEFAULT_BLOCK);
+        .unwrap_or(vk_hostnode::ips::DEFAULT_BLOCK);
     let local = || Target::local(block);
     let target = match args.target {
         TargetKind::Local => local(),
@@ -309,7 +309,7 @@ pub async fn run(command: AddonCommand, progress: &Progress) -> anyhow::Result<(
 pub fn render_yaml(params: &ParamsArgs, local: bool) -> anyhow::Result<String> {
     let params = params.for_install()?;
     let target = if local {
-        Target::local(crate::hostnode::ips::DEFAULT_BLOCK)
+        Target::local(vk_hostnode::ips::DEFAULT_BLOCK)
     } else {
         Target::Production
     };

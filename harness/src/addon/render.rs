@@ -66,7 +66,7 @@ pub enum Target {
     /// A local cluster: the add-on's pods run on the harness's host node (they tolerate its
     /// taint and select it), and webhook configurations address the host node's service proxy
     /// by URL, because the API server cannot route to loopback pod addresses (see
-    /// [`crate::hostnode`]).
+    /// [`vk_hostnode`]).
     Local {
         /// Base URL the webhook Service is reachable at, e.g. `https://127.254.3.4:443`.
         webhook_url: String,
@@ -81,10 +81,10 @@ pub enum Target {
 
 impl Target {
     /// The local target of a host node with address block `block`: the webhook and the proxy
-    /// addressed by their Services' addresses on it ([`crate::hostnode::service_vip`]).
+    /// addressed by their Services' addresses on it ([`vk_hostnode::service_vip`]).
     pub fn local(block: u8) -> Self {
         Target::Local {
-            webhook_url: crate::hostnode::service_url(
+            webhook_url: vk_hostnode::service_url(
                 block,
                 NAMESPACE,
                 WEBHOOK,
@@ -92,9 +92,9 @@ impl Target {
             ),
             proxy_endpoint: format!(
                 "{}:{PROXY_PORT}",
-                crate::hostnode::service_vip(block, NAMESPACE, PROXY)
+                vk_hostnode::service_vip(block, NAMESPACE, PROXY)
             ),
-            host_label: crate::hostnode::HOST_NODE_LABEL.into(),
+            host_label: vk_hostnode::HOST_NODE_LABEL.into(),
         }
     }
 }

@@ -7,9 +7,9 @@ use std::process::Command;
 
 use crate::cluster::ClusterProvider;
 use crate::error::{Error, IoContext, Result};
-use crate::process::{OnExit, tail_file};
 use crate::progress::Progress;
 use crate::tools::{Tools, cache_root};
+use vk_hostnode::process::{OnExit, tail_file};
 
 /// Annotation that hands a node to kwok; kwok leaves every other node alone (the virtual node and
 /// the host node are real virtual kubelets).

@@ -28,30 +28,10 @@ pub trait ClusterProvider: Send + Sync + std::fmt::Debug {
 
 /// A kube client for a kubeconfig file (the cluster's admin credentials).
 pub async fn client_for(kubeconfig: &Path) -> Result<kube::Client> {
-    let context = || format!("load kubeconfig {}", kubeconfig.display());
-    let raw = kube::config::Kubeconfig::read_from(kubeconfig).map_err(|e| crate::Error::Step {
-        step: context(),
-        detail: e.to_string(),
-    })?;
-    let config = kube::Config::from_custom_kubeconfig(raw, &Default::default())
-        .await
-        .map_err(|e| crate::Error::Step {
-            step: context(),
-            detail: e.to_string(),
-        })?;
-    kube::Client::try_from(config).map_err(|source| crate::Error::Kube {
-        context: context(),
-        source,
-    })
+    Ok(vk_hostnode::client_for(kubeconfig).await?)
 }
 
 /// Name of the engine's virtual node.
 pub const VIRTUAL_NODE: &str = "bursting-node";
 
-/// Whether a node reports Ready=True.
-pub fn node_ready(node: &k8s_openapi::api::core::v1::Node) -> bool {
-    node.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
+pub use vk_hostnode::node_ready;

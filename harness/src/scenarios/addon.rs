@@ -551,7 +551,7 @@ pub fn inst_03(s: &Scenario) -> BodyFuture<'_> {
             )));
         }
         let target = s.env.addon_target().clone();
-        let host = crate::hostnode::HOST_NODE;
+        let host = vk_hostnode::HOST_NODE;
         let facts = lifecycle::node_facts(&s.client, &target).await?;
         let free = facts
             .iter()

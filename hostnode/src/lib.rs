@@ -1,8 +1,14 @@
-//! The host node: a `vk` node whose pods run as local processes, so the add-on's own Deployments
-//! and Jobs (virtual-kubelet, webhook, proxy, gc jobs) run for real on a local cluster, from their
-//! manifests.
+//! The host node: a [`vk`] provider whose pods run as local processes, so that a real
+//! (local) cluster can run real workloads without a container runtime. The harness `burstcert`
+//! uses it to run the add-on's own Deployments and Jobs (virtual-kubelet, webhook, proxy, gc
+//! jobs) from their manifests; nothing in it knows the add-on: images resolve to the binaries
+//! the caller names ([`HostNodeOptions::images`]).
 //!
-//! [`HostNode::start`] registers node [`HOST_NODE`] (labels `burstcert.dev/host-node=true`,
+//! Its unit tests are here; its tests against a real control plane are the harness's
+//! (`harness/tests/host_node.rs`), which brings the cluster up.
+//!
+//! [`HostNode::start`] registers node [`HostNodeOptions::node_name`] (default [`HOST_NODE`];
+//! labels `burstcert.dev/host-node=true`,
 //! `type=host`, `kubernetes.io/os=linux`, `kubernetes.io/arch=amd64`; taint
 //! `burstcert.dev/host-node=true:NoSchedule`, so only pods that tolerate it land there;
 //! InternalIP 127.0.0.1) and serves it from a thread with its own tokio runtime, so it outlives
@@ -36,9 +42,9 @@
 //! - Each pod gets its own loopback address, 127.100.0.1 upward (a live one is never handed out
 //!   twice), reported as `podIP` (hostIP 127.0.0.1): processes bind to it (`$(POD_IP)` from
 //!   `fieldRef: status.podIP`), so replicas can share a port.
-//! - Every process runs under [`crate::process::Guarded`] in its own process group, with output
-//!   appended to `{logs}/pods/{ns}_{name}_{uid}/{container}.log`: it dies with the harness,
-//!   however the harness ends.
+//! - Every process runs under [`process::Guarded`] in its own process group, with output
+//!   appended to `{logs}/pods/{ns}_{name}_{uid}/{container}.log`: it dies with the process
+//!   that started the host node, however that process ends.
 //! - **restarts** follow `restartPolicy` and the real exit code (`Always`; `OnFailure` on
 //!   non-zero; `Never`), after 1 s, 2 s, 4 s … at most 10 s (`CrashLoopBackOff`), counting
 //!   `restartCount`, with `lastState`. Init containers run one after the other to success first.
@@ -104,10 +110,14 @@
 //! [`HostNode::pod_log`]; the provider's `logs` honours `tailLines` and `previous`, not
 //! `timestamps`), UDP Services, readiness gates.
 
+#![warn(missing_docs)]
+
+mod error;
 mod expand;
 mod image;
 pub mod ips;
 mod probe;
+pub mod process;
 mod provider;
 mod runner;
 mod sandbox;
@@ -126,9 +136,7 @@ pub use service_proxy::{service_url, service_vip};
 /// Label on the host node naming its address block (so a CLI finds its service VIPs).
 pub const ADDRESS_BLOCK_LABEL: &str = "burstcert.dev/address-block";
 
-use crate::cluster::client_for;
-use crate::error::{Error, Result};
-use crate::wait;
+pub use error::{Error, Result};
 use provider::HostProvider;
 
 /// Name of the host node.
@@ -139,6 +147,8 @@ pub const HOST_NODE_LABEL: &str = "burstcert.dev/host-node";
 pub const HOST_NODE_TYPE: &str = "host";
 /// How often pod statuses are posted.
 pub const STATUS_INTERVAL: Duration = Duration::from_millis(500);
+/// Default [`HostNodeOptions::ready_timeout`].
+pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The one registry that "has" the images.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -172,10 +182,13 @@ pub struct HostNodeOptions {
     /// Second octet of the pods' loopback addresses, and the salt of the service VIPs (claim
     /// one with [`ips::claim_block`] when several host nodes may run on one machine).
     pub address_block: u8,
+    /// How long [`HostNode::start`] waits for the node to be `Ready`.
+    pub ready_timeout: Duration,
 }
 
 impl HostNodeOptions {
-    /// Options with the defaults: node [`HOST_NODE`], 32 pods, 8 CPU, 16Gi.
+    /// Options with the defaults: node [`HOST_NODE`], 32 pods, 8 CPU, 16Gi, address block
+    /// [`ips::DEFAULT_BLOCK`], [`DEFAULT_READY_TIMEOUT`].
     pub fn new(
         registry: Registry,
         images: Vec<(String, PathBuf)>,
@@ -192,6 +205,7 @@ impl HostNodeOptions {
             cpu: "8".into(),
             memory: "16Gi".into(),
             address_block: ips::DEFAULT_BLOCK,
+            ready_timeout: DEFAULT_READY_TIMEOUT,
         }
     }
 }
@@ -236,7 +250,7 @@ impl std::fmt::Debug for HostNode {
 
 impl HostNode {
     /// Registers the node and serves it from a background thread with its own tokio runtime;
-    /// returns once the node is Ready (at most about 60 s). Blocking: from async code, call it
+    /// returns once the node is Ready (at most [`HostNodeOptions::ready_timeout`]). Blocking: from async code, call it
     /// inside `tokio::task::spawn_blocking`.
     pub fn start(options: HostNodeOptions) -> Result<HostNode> {
         let node_name = options.node_name.clone();
@@ -253,20 +267,14 @@ impl HostNode {
                     .build()
                 {
                     Ok(rt) => rt,
-                    Err(source) => {
-                        let _ = ready_tx.send(Err(Error::Io {
-                            context: "start the host node's runtime".into(),
-                            source,
-                        }));
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(Error::io("start the host node's runtime")(e)));
                         return;
                     }
                 };
                 runtime.block_on(serve(options, ready_tx, stop_rx));
             })
-            .map_err(|source| Error::Io {
-                context: "start the host node's thread".into(),
-                source,
-            })?;
+            .map_err(Error::io("start the host node's thread"))?;
         match ready_rx.recv() {
             Ok(Ok(provider)) => Ok(HostNode {
                 node_name,
@@ -280,8 +288,8 @@ impl HostNode {
                 let _ = thread.join();
                 Err(match failed {
                     Ok(Err(e)) => e,
-                    _ => Error::Step {
-                        step: "start the host node".into(),
+                    _ => Error::NotStarted {
+                        node: node_name,
                         detail: "its thread ended before the node was Ready".into(),
                     },
                 })
@@ -398,11 +406,29 @@ impl Drop for HostNode {
     }
 }
 
-fn node_ready(node: &Node) -> bool {
+/// Whether a node reports `Ready=True`.
+pub fn node_ready(node: &Node) -> bool {
     node.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// A kube client for a kubeconfig file (its current context).
+pub async fn client_for(kubeconfig: &Path) -> Result<kube::Client> {
+    let invalid = |detail: String| Error::Kubeconfig {
+        path: kubeconfig.to_owned(),
+        detail,
+    };
+    let raw =
+        kube::config::Kubeconfig::read_from(kubeconfig).map_err(|e| invalid(e.to_string()))?;
+    let config = kube::Config::from_custom_kubeconfig(raw, &Default::default())
+        .await
+        .map_err(|e| invalid(e.to_string()))?;
+    kube::Client::try_from(config).map_err(|source| Error::Kube {
+        context: format!("make a client for kubeconfig {}", kubeconfig.display()),
+        source,
+    })
 }
 
 /// The host node's thread: the virtual kubelet, the service proxy, until `stop`.
@@ -449,31 +475,30 @@ async fn serve(
 
     let nodes: Api<Node> = Api::all(client.clone());
     let name = options.node_name.clone();
-    let what = format!("host node {name} to be Ready");
-    let became_ready = wait::until(
-        &what,
-        Duration::from_secs(60),
-        || async {
-            Ok(nodes
-                .get_opt(&name)
-                .await
-                .map_err(|source| Error::Kube {
-                    context: format!("get node {name}"),
-                    source,
-                })?
-                .filter(node_ready)
-                .map(|_| ()))
-        },
-        || async { String::new() },
-    );
+    // An API error is "not yet" (the API server may be restarting); the last one is reported.
+    let mut last_error = None;
+    let became_ready = tokio::time::timeout(options.ready_timeout, async {
+        loop {
+            match nodes.get_opt(&name).await {
+                Ok(Some(node)) if node_ready(&node) => return,
+                Ok(_) => {}
+                Err(e) => last_error = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
     tokio::select! {
         result = became_ready => match result {
             Ok(()) => {
                 tracing::info!(node = %name, "host node Ready");
                 let _ = ready.send(Ok(Arc::clone(&provider)));
             }
-            Err(e) => {
-                let _ = ready.send(Err(e));
+            Err(_) => {
+                let mut detail = format!("not Ready after {:?}", options.ready_timeout);
+                if let Some(e) = last_error {
+                    detail.push_str(&format!(" (last error: {e})"));
+                }
+                let _ = ready.send(Err(Error::NotStarted { node: name, detail }));
                 kubelet.abort();
                 proxy.abort();
                 return;
@@ -485,7 +510,7 @@ async fn serve(
                 Ok(Err(e)) => e.to_string(),
                 Err(e) => e.to_string(),
             };
-            let _ = ready.send(Err(Error::Step { step: format!("register host node {name}"), detail }));
+            let _ = ready.send(Err(Error::NotStarted { node: name, detail }));
             proxy.abort();
             return;
         }

@@ -276,16 +276,11 @@ mod tests {
 
     #[tokio::test]
     async fn an_https_probe_accepts_a_self_signed_certificate() {
-        let pki =
-            crate::pki::generate(&["localhost".into()], &["127.0.0.1".parse().unwrap()]).unwrap();
-        let certs: Vec<rustls::pki_types::CertificateDer<'static>> =
-            rustls::pki_types::pem::PemObject::pem_slice_iter(pki.cert_pem.as_bytes())
-                .collect::<Result<_, _>>()
-                .unwrap();
-        let key = <rustls::pki_types::PrivateKeyDer<'static> as rustls::pki_types::pem::PemObject>::from_pem_slice(
-            pki.key_pem.as_bytes(),
-        )
-        .unwrap();
+        let signed =
+            rcgen::generate_simple_self_signed(["localhost".into(), "127.0.0.1".into()]).unwrap();
+        let certs = vec![signed.cert.der().clone()];
+        let key =
+            rustls::pki_types::PrivateKeyDer::try_from(signed.signing_key.serialize_der()).unwrap();
         let server = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))

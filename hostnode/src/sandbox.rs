@@ -38,9 +38,9 @@ pub struct Admin {
 impl Admin {
     /// Reads the current context's cluster of `kubeconfig`.
     pub fn read(kubeconfig: &Path) -> Result<Self> {
-        let step = |detail: String| Error::Step {
-            step: format!("read the cluster address from {}", kubeconfig.display()),
-            detail,
+        let step = |detail: String| Error::Kubeconfig {
+            path: kubeconfig.to_owned(),
+            detail: format!("cannot read the cluster address: {detail}"),
         };
         let config = Kubeconfig::read_from(kubeconfig).map_err(|e| step(e.to_string()))?;
         let context_name = config

@@ -1,4 +1,6 @@
-//! Child processes that cannot outlive the harness.
+//! Child processes that cannot outlive the process that started them (the harness, or a test
+//! binary): the host node runs every container under [`Guarded`], and the harness its mock,
+//! control plane and cleanups.
 //!
 //! A test binary keeps its shared cluster in a `static`, which Rust never drops, and a panic or a
 //! `kill` skips destructors. So every long-lived process is put under a tiny `sh` supervisor
@@ -14,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use std::os::unix::process::CommandExt as _;
 
-use crate::error::{IoContext, Result};
+use crate::error::{Error, Result};
 
 /// The supervisor: run the program in the background, wait for stdin to close (or a signal),
 /// then stop the program with SIGTERM, escalating to SIGKILL after 10 s.
@@ -43,7 +45,7 @@ cat >/dev/null
 exec "$@"
 "#;
 
-/// A process that stops when this handle is dropped or when the harness process ends.
+/// A process that stops when this handle is dropped or when the process that made it ends.
 #[derive(Debug)]
 pub struct Guarded {
     name: String,
@@ -64,7 +66,7 @@ impl Guarded {
         let out = open_log(log)?;
         let err = out
             .try_clone()
-            .io_context(|| format!("open {}", log.display()))?;
+            .map_err(Error::io(format!("open {}", log.display())))?;
         let mut cmd = Command::new("sh");
         cmd.arg("-c")
             .arg(SUPERVISE)
@@ -77,7 +79,7 @@ impl Guarded {
             .stderr(err);
         let mut supervisor = cmd
             .spawn()
-            .io_context(|| format!("start {name} ({})", program.display()))?;
+            .map_err(Error::io(format!("start {name} ({})", program.display())))?;
         let stdin = supervisor.stdin.take();
         Ok(Self {
             name: name.to_owned(),
@@ -106,8 +108,10 @@ impl Guarded {
     /// dropping the handle later is still clean). Returns the pids killed.
     pub fn kill_program(&mut self) -> Result<Vec<u32>> {
         let sup = self.supervisor.id();
-        let children = std::fs::read_to_string(format!("/proc/{sup}/task/{sup}/children"))
-            .io_context(|| format!("list children of the {} supervisor", self.name))?;
+        let children =
+            std::fs::read_to_string(format!("/proc/{sup}/task/{sup}/children")).map_err(
+                Error::io(format!("list children of the {} supervisor", self.name)),
+            )?;
         let mut killed = Vec::new();
         for pid in children
             .split_whitespace()
@@ -121,7 +125,7 @@ impl Guarded {
             let status = Command::new("kill")
                 .args(["-KILL", &pid.to_string()])
                 .status()
-                .io_context(|| format!("kill {pid}"))?;
+                .map_err(Error::io(format!("kill {pid}")))?;
             if status.success() {
                 killed.push(pid);
             }
@@ -151,7 +155,8 @@ impl Drop for Guarded {
     }
 }
 
-/// Runs a command when this handle is dropped or the harness process ends, whichever is first.
+/// Runs a command when this handle is dropped or the process that armed it ends, whichever is
+/// first.
 #[derive(Debug)]
 pub struct OnExit {
     runner: Child,
@@ -169,7 +174,7 @@ impl OnExit {
         let out = open_log(log)?;
         let err = out
             .try_clone()
-            .io_context(|| format!("open {}", log.display()))?;
+            .map_err(Error::io(format!("open {}", log.display())))?;
         let mut runner = Command::new("sh")
             .arg("-c")
             .arg(ON_EXIT)
@@ -182,7 +187,7 @@ impl OnExit {
             .stderr(err)
             .process_group(0)
             .spawn()
-            .io_context(|| format!("arm cleanup `{}`", program.display()))?;
+            .map_err(Error::io(format!("arm cleanup `{}`", program.display())))?;
         let stdin = runner.stdin.take();
         Ok(Self { runner, stdin })
     }
@@ -190,7 +195,7 @@ impl OnExit {
     /// Runs the command now and waits for it to finish.
     pub fn run_now(mut self) -> Result<std::process::ExitStatus> {
         drop(self.stdin.take());
-        self.runner.wait().io_context(|| "wait for cleanup".into())
+        self.runner.wait().map_err(Error::io("wait for cleanup"))
     }
 
     /// Forgets the command: it will not run, not even at exit.
@@ -212,13 +217,13 @@ impl Drop for OnExit {
 
 fn open_log(log: &Path) -> Result<File> {
     if let Some(dir) = log.parent() {
-        std::fs::create_dir_all(dir).io_context(|| format!("create {}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(Error::io(format!("create {}", dir.display())))?;
     }
     let mut f = File::options()
         .create(true)
         .append(true)
         .open(log)
-        .io_context(|| format!("open {}", log.display()))?;
+        .map_err(Error::io(format!("open {}", log.display())))?;
     let _ = writeln!(
         f,
         "---- started by burstcert (pid {}) ----",
