@@ -8,6 +8,8 @@
 //! thin envelopes here.
 #![warn(missing_docs)]
 
+pub mod requests;
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;

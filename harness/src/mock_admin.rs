@@ -124,7 +124,7 @@ impl MockAdmin {
 /// One entry of the mock's request log ([`MockAdmin::requests`]): the mock's own record.
 pub use mock_cci::requests::RequestRecord as LoggedRequest;
 
-/// What a logged request did ([`request_kind`]).
+/// What a logged request did, by [`cci_api::requests::RequestKind::of`].
 pub trait RequestKind {
     /// In the words of the engine's own request counts (its log line `cci requests …
     /// counts={…}`): `"{METHOD} {verb} {collection}"`, e.g. `"GET list pods"`.
@@ -133,59 +133,8 @@ pub trait RequestKind {
 
 impl RequestKind for LoggedRequest {
     fn kind(&self) -> String {
-        request_kind(&self.method, &self.path)
+        cci_api::requests::RequestKind::of(&self.method, &self.path).to_string()
     }
-}
-
-/// The collections the engine's request counts tell apart; anything else is `other`.
-const COLLECTIONS: [&str; 8] = [
-    "namespaces",
-    "pods",
-    "configmaps",
-    "secrets",
-    "persistentvolumeclaims",
-    "services",
-    "proxyregistrations",
-    "networks",
-];
-
-/// The kind of a CCI request by its method and path (with query): the classification of
-/// `bursting_engine::cci::RequestCounts` (`…/namespaces[/{ns}[/{plural}[/{name}[/log]]]]`), so
-/// what the mock saw and what the engine says it sent read alike.
-pub fn request_kind(method: &str, path_and_query: &str) -> String {
-    let (path, query) = path_and_query
-        .split_once('?')
-        .unwrap_or((path_and_query, ""));
-    let below = path
-        .split_once("/namespaces")
-        .map_or("", |(_, rest)| rest)
-        .trim_matches('/');
-    let segments: Vec<&str> = below.split('/').filter(|s| !s.is_empty()).collect();
-    let (collection, item, log) = match segments.as_slice() {
-        [] => ("namespaces", false, false),
-        [_] => ("namespaces", true, false),
-        [_, plural] => (*plural, false, false),
-        [_, plural, _] => (*plural, true, false),
-        [_, plural, _, "log"] => (*plural, true, true),
-        _ => ("other", true, false),
-    };
-    let watch = query.split('&').any(|kv| kv == "watch=true");
-    let verb = match (method, item) {
-        ("GET", _) if log => "GET log",
-        ("GET", false) if watch => "GET watch",
-        ("GET", false) => "GET list",
-        ("GET", true) => "GET get",
-        ("POST", false) => "POST create",
-        ("PUT", true) => "PUT replace",
-        ("DELETE", true) => "DELETE delete",
-        _ => "other",
-    };
-    let collection = COLLECTIONS
-        .iter()
-        .find(|c| **c == collection)
-        .copied()
-        .unwrap_or("other");
-    format!("{verb} {collection}")
 }
 
 /// A fault that is set; cleared when the guard is dropped (a failed or panicking scenario too).
@@ -246,53 +195,18 @@ impl Drop for FaultGuard {
 mod tests {
     use super::*;
 
-    #[rstest::rstest]
-    #[case::list("GET", "/apis/cci/v2/namespaces/bursting-a/pods", "GET list pods")]
-    #[case::watch(
-        "GET",
-        "/apis/cci/v2/namespaces/bursting-a/pods?watch=true&resourceVersion=7&timeoutSeconds=300",
-        "GET watch pods"
-    )]
-    #[case::not_a_watch(
-        "GET",
-        "/apis/cci/v2/namespaces/bursting-a/pods?watch=false",
-        "GET list pods"
-    )]
-    #[case::get_namespace("GET", "/apis/cci/v2/namespaces/bursting-a", "GET get namespaces")]
-    #[case::list_namespaces("GET", "/apis/cci/v2/namespaces", "GET list namespaces")]
-    #[case::create_pod("POST", "/apis/cci/v2/namespaces/bursting-a/pods", "POST create pods")]
-    #[case::replace_configmap(
-        "PUT",
-        "/apis/cci/v2/namespaces/bursting-a/configmaps/cm-1",
-        "PUT replace configmaps"
-    )]
-    #[case::delete_pod(
-        "DELETE",
-        "/apis/cci/v2/namespaces/bursting-a/pods/p",
-        "DELETE delete pods"
-    )]
-    #[case::log(
-        "GET",
-        "/apis/cci/v2/namespaces/bursting-a/pods/p/log?container=c",
-        "GET log pods"
-    )]
-    #[case::proxy(
-        "PUT",
-        "/apis/cci/v2/namespaces/bursting-a/proxyregistrations/cluster-proxy",
-        "PUT replace proxyregistrations"
-    )]
-    #[case::unknown_collection(
-        "GET",
-        "/apis/cci/v2/namespaces/bursting-a/widgets",
-        "GET list other"
-    )]
-    #[case::too_deep("GET", "/apis/cci/v2/namespaces/a/pods/p/exec/x", "GET get other")]
-    #[case::odd_method("PATCH", "/apis/cci/v2/namespaces/bursting-a/pods/p", "other pods")]
-    fn requests_are_classified_as_the_engine_counts_them(
-        #[case] method: &str,
-        #[case] path: &str,
-        #[case] kind: &str,
-    ) {
-        assert_eq!(request_kind(method, path), kind);
+    // The classification itself is tested in `cci_api::requests`.
+    #[test]
+    fn a_logged_request_reads_as_the_engine_counts_it() {
+        let logged: LoggedRequest = serde_json::from_value(serde_json::json!({
+            "seq": 1,
+            "time": "2026-12-02T00:00:00Z",
+            "method": "GET",
+            "path": "/apis/cci/v2/namespaces/bursting-a/pods?watch=true&resourceVersion=7",
+            "status": 200,
+            "durationMs": 3,
+        }))
+        .unwrap();
+        assert_eq!(logged.kind(), "GET watch pods");
     }
 }

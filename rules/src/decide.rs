@@ -572,3 +572,20 @@ fn replace_volumes(before: &PodSpec, after: &PodSpec, patch: &mut Vec<Value>) {
         set(&path, &b.volume_mounts, &a.volume_mounts, patch);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[rstest::rstest]
+    #[case::allow(Decision::Allow, true)]
+    #[case::mutate(Decision::Mutate { patch: json!([]), reasons: vec![] }, true)]
+    #[case::keep_local(Decision::KeepLocal { reason: "no".into() }, true)]
+    #[case::refuse(Decision::Refuse { message: "no".into() }, false)]
+    fn every_decision_but_a_refusal_admits_the_pod(
+        #[case] decision: Decision,
+        #[case] admits: bool,
+    ) {
+        assert_eq!(decision.admits(), admits);
+    }
+}
