@@ -19,7 +19,7 @@
 //!   that vanishes is deleted on the provider. Transient failures are retried with backoff. See
 //!   [`Provider`] for the termination protocol and what cancellation a provider must tolerate.
 //! - **statuses**: every [`Config::status_interval`] one [`Provider::pod_statuses`] call; a
-//!   pod's status is patched only when it changed.
+//!   pod's status is patched only when it changed, several patches in flight at once.
 //! - **orphans**: remote pods whose cluster pod is really gone are deleted, only after the first
 //!   full list of the node's pods, and only after the API server confirms the pod is gone.
 //! - **kubelet API** (when [`Config::kubelet_listen`] is set): `kubectl logs` through the API

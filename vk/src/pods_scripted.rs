@@ -641,3 +641,87 @@ async fn a_refused_pod_missing_from_the_provider_is_never_marked_lost() {
         scripted(&mut api, c.sync_statuses(), vec![]).await;
     }
 }
+
+/// A request the scripted API server holds, with the means to answer it.
+type Held = (
+    Request<Body>,
+    tower_test::mock::SendResponse<Response<Body>>,
+);
+
+/// What the next request of the round is, or `None` once the round waits for answers and sends
+/// nothing more (paused time moves on only when every task waits; no wall-clock wait).
+async fn next_sent<T>(
+    api: &mut Handle,
+    round: &mut std::pin::Pin<&mut impl Future<Output = T>>,
+) -> Option<Held> {
+    tokio::select! {
+        _ = round.as_mut() => panic!("the round ended with status patches unanswered"),
+        next = api.next_request() => Some(next.expect("the client is gone")),
+        () = tokio::time::sleep(Duration::from_secs(60)) => None,
+    }
+}
+
+fn answer_with_pod(send: tower_test::mock::SendResponse<Response<Body>>) {
+    let body = serde_json::to_vec(&pod("web", "u1")).unwrap();
+    send.send_response(
+        Response::builder()
+            .status(200)
+            .body(Body::from(body))
+            .unwrap(),
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_status_round_keeps_its_bound_of_patches_in_flight_and_no_more() {
+    let running = PodStatus {
+        phase: Some("Running".into()),
+        ..PodStatus::default()
+    };
+    let n = STATUS_PATCHES_IN_FLIGHT + 2;
+    let names: Vec<String> = (0..n).map(|i| format!("web-{i}")).collect();
+    let fake = Fake::default();
+    *lock(&fake.remote) = names
+        .iter()
+        .map(|name| remote(name, name, Some(running.clone())))
+        .collect();
+    let (c, mut writer, mut api) = controller(fake);
+    for name in &names {
+        cache(&mut writer, &pod(name, name));
+        reconcile_sending_nothing(&c, &mut api, name).await;
+    }
+    let round = c.sync_statuses();
+    tokio::pin!(round);
+    let mut held = Vec::new();
+    while let Some(sent) = next_sent(&mut api, &mut round).await {
+        held.push(sent);
+    }
+    // All at once, not one after another; but no more than the bound.
+    assert_eq!(held.len(), STATUS_PATCHES_IN_FLIGHT);
+    let mut patched = Vec::new();
+    for _ in 0..2 {
+        let (request, send) = held.remove(0);
+        patched.push(request.uri().path().to_owned());
+        answer_with_pod(send);
+        // An answer frees one place, and only one.
+        held.push(
+            next_sent(&mut api, &mut round)
+                .await
+                .expect("the next patch"),
+        );
+        assert!(next_sent(&mut api, &mut round).await.is_none());
+    }
+    for (request, send) in held {
+        patched.push(request.uri().path().to_owned());
+        answer_with_pod(send);
+    }
+    tokio::time::timeout(Duration::from_secs(10), round)
+        .await
+        .expect("the round ends once its patches are answered");
+    patched.sort();
+    let mut expected: Vec<String> = names
+        .iter()
+        .map(|name| format!("/api/v1/namespaces/ns/pods/{name}/status"))
+        .collect();
+    expected.sort();
+    assert_eq!(patched, expected, "each changed pod patched once");
+}
