@@ -258,7 +258,7 @@ impl Drop for ExtraCluster {
 
 /// Lends the shared environment to the cluster-wide scenarios as one more extra cluster, once
 /// nothing confined is left to run on it (`certify` calls it when its confined batch ended):
-/// the cluster-wide ones then finish on three clusters instead of two. First it waits (up to a
+/// the cluster-wide ones then finish on one more cluster than the extra ones. First it waits (up to a
 /// minute) for the confined scenarios' leftovers to go: no namespace still terminating and no
 /// pod left in the cluster's CCI namespace, so a cluster-wide scenario starts on a quiet
 /// cluster as on an extra one (UN-04 counts this cluster's CCI pods around a purge).
@@ -324,11 +324,14 @@ pub async fn bring_up_all(confined: bool, wide: bool) -> Result<&'static Env> {
     let env = at(first).await?;
     // The first extra cluster handed out is the first up (`hold_extra_cluster` hands out
     // index 1 first). A failed bring-up is kept in its cell: the scenarios that hold that
-    // cluster fail, naming it.
+    // cluster fail, naming it. The whole queue counts as booting from here, so a teardown
+    // between two of its bring-ups still waits for the next one.
+    let booting = Booting::begin();
     tokio::spawn(async move {
         for index in first + 1..=extras {
             let _ = at(index).await;
         }
+        drop(booting);
     });
     Ok(env)
 }
