@@ -16,7 +16,7 @@ fn pod_with_hostpaths(policy: &str, annotation: &str) -> Pod {
 metadata:
   name: web
   namespace: default
-  labels: {{virtual-kubelet.io/burst-to-cci: {policy}}}
+  labels: {{virtual-kubelet.io/burst-to-cci: {policy:?}}}
 spec:
   containers:
     - name: app

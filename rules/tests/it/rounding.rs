@@ -300,8 +300,7 @@ fn an_enforce_pod_with_more_than_a_size_beyond_every_flavour_is_refused(
 ) {
     let mut p = sized_pod("enforce", containers, "");
     if let Some(volume) = volume {
-        p.spec.as_mut().unwrap().volumes =
-            Some(vec![serde_saphyr::from_str(volume).expect("volume")]);
+        p.spec.as_mut().unwrap().volumes = Some(vec![common::from_yaml(volume).expect("volume")]);
     }
     if let Some(pin) = pin {
         p = with_annotation(p, ANNOTATION_POD_SIZE_SPECS, pin);

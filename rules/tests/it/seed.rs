@@ -230,9 +230,7 @@ fn the_seeds_job_without_a_label_is_left_alone() {
 fn the_seeds_cronjob_keeps_batch_v1beta1_which_the_v1_type_refuses_by_name() {
     // WL-05: loading the manifest as today's CronJob fails, naming the API version.
     let text = std::fs::read_to_string(fixtures_dir().join("seed/cronjob.yaml")).unwrap();
-    let err = serde_saphyr::from_str::<CronJob>(&text)
-        .unwrap_err()
-        .to_string();
+    let err = from_yaml::<CronJob>(&text).unwrap_err();
     assert!(err.contains("batch/v1beta1"), "{err}");
     let raw: Value = fixture("seed/cronjob.yaml");
     assert_eq!(raw["apiVersion"], "batch/v1beta1");
