@@ -5,7 +5,7 @@
 //! the caller names ([`HostNodeOptions::images`]).
 //!
 //! Its unit tests are here; its tests against a real control plane are the harness's
-//! (`harness/tests/host_node.rs`), which brings the cluster up.
+//! (`harness/tests/cluster/host_node.rs`), which brings the cluster up.
 //!
 //! [`HostNode::start`] registers node [`HostNodeOptions::node_name`] (default [`HOST_NODE`];
 //! labels `burstcert.dev/host-node=true`,

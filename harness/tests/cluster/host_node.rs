@@ -1056,7 +1056,7 @@ fn an_aborted_harness_leaves_no_pod_process() {
     let status = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "helper_run_a_pod_then_abort",
+            "host_node::helper_run_a_pod_then_abort",
             "--ignored",
             "--nocapture",
         ])

@@ -147,7 +147,7 @@ fn an_aborted_process_leaves_no_cluster_process() {
     let status = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "helper_make_cluster_then_abort",
+            "local_cluster::helper_make_cluster_then_abort",
             "--ignored",
             "--nocapture",
         ])
