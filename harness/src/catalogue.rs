@@ -228,16 +228,41 @@ impl Footprint {
     }
 }
 
-/// The shared environment held as a scenario holds it, for a trial that is not in the catalogue:
-/// `alone` as a cluster-wide one (a check that changes it, e.g. the suites' existing-cluster
-/// trial; the others wait until the guard is dropped), else beside the other confined ones.
-pub async fn hold_shared(alone: bool) -> crate::Result<(&'static crate::env::Env, SharedHold)> {
+/// The shared environment held beside the confined scenarios, for a trial that is not in the
+/// catalogue and stays in its own namespace.
+pub async fn hold_shared() -> crate::Result<(&'static crate::env::Env, SharedHold)> {
     let env = crate::env::shared().await?;
-    Ok((env, SharedHold(Footprint::hold(0, alone).await)))
+    Ok((env, SharedHold(Footprint::hold(0, false).await)))
 }
 
 /// How a trial holds the shared environment ([`hold_shared`]).
 pub struct SharedHold(#[allow(dead_code)] Footprint);
+
+/// An environment held alone, as a cluster-wide scenario holds one, for a trial that is not in
+/// the catalogue and changes its cluster (e.g. the suites' existing-cluster trial): an extra
+/// cluster when the run has them, so the confined scenarios go on beside it on the shared one
+/// (it held the shared one for ~2 minutes and the confined batch waited for it); else the shared
+/// one, the others waiting until the guard is dropped.
+pub async fn hold_alone() -> crate::Result<(&'static crate::env::Env, AloneHold)> {
+    let extra = crate::env::hold_extra_cluster().await;
+    let index = extra.as_ref().map_or(0, crate::env::ExtraCluster::index);
+    let env = crate::env::at(index).await?;
+    let footprint = Footprint::hold(index, true).await;
+    Ok((
+        env,
+        AloneHold {
+            _footprint: footprint,
+            _extra: extra,
+        },
+    ))
+}
+
+/// How a trial holds an environment alone ([`hold_alone`]); the lock is let go before the
+/// extra cluster (fields drop in order).
+pub struct AloneHold {
+    _footprint: Footprint,
+    _extra: Option<crate::env::ExtraCluster>,
+}
 
 /// Scenarios proposed for `SCENARIOS.md` and not yet in it: the suites run them (by ID, like any
 /// other), `certify` does not (a certificate covers the spec's IDs).

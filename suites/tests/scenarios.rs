@@ -24,7 +24,7 @@ fn main() -> ExitCode {
 fn kubectl_logs() -> Result<(), Failed> {
     suites::block_on(async {
         // Beside the confined scenarios, never while a trial holds the cluster alone.
-        let (_, _shared) = burstcert::catalogue::hold_shared(false)
+        let (_, _shared) = burstcert::catalogue::hold_shared()
             .await
             .map_err(|e| format!("setting up VK-LOGS: {e}"))?;
         let scenario = Scenario::new("VK-LOGS")
