@@ -215,11 +215,9 @@ fn rules_of(component: &str) -> Vec<PolicyRule> {
                 &["pods", "persistentvolumeclaims", "namespaces", "nodes"],
                 READ,
             ),
-            rule(
-                &["apps"],
-                &["deployments", "replicasets", "statefulsets", "daemonsets"],
-                &["get"],
-            ),
+            // Deployments and ReplicaSets watched (metadata) for its owner cache.
+            rule(&["apps"], &["deployments", "replicasets"], READ),
+            rule(&["apps"], &["statefulsets", "daemonsets"], &["get"]),
             rule(&["batch"], &["jobs", "cronjobs"], &["get"]),
             rule(&["storage.k8s.io"], &["storageclasses"], READ),
             rule(
