@@ -5,9 +5,7 @@
 use std::process::Command;
 
 use burstcert::cluster::ClusterProvider as _;
-use burstcert::cluster::local::{LocalCluster, LocalOptions};
 use burstcert::progress::Progress;
-use burstcert::tools::Tools;
 
 fn burstcert() -> Command {
     Command::new(env!("CARGO_BIN_EXE_burstcert"))
@@ -50,17 +48,7 @@ fn a_release_that_is_not_three_numbers_is_a_usage_error() {
 
 #[test]
 fn an_existing_cluster_without_the_addon_is_not_certified_and_says_why() {
-    let tools = Tools::ensure(&Progress::stderr()).unwrap();
-    let cluster = LocalCluster::create(
-        &tools,
-        LocalOptions {
-            name: None,
-            cleanup_at_exit: true,
-            ..LocalOptions::default()
-        },
-        &Progress::stderr(),
-    )
-    .unwrap();
+    let cluster = crate::throwaway_cluster(&Progress::stderr()).unwrap();
     let report = tempfile::tempdir().unwrap();
     // A relative kubeconfig path, as a user types it: taken from the current directory.
     let kubeconfig = cluster.kubeconfig().to_owned();

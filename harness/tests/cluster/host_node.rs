@@ -10,10 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use burstcert::cluster::local::{LocalCluster, LocalOptions, random_name};
+use burstcert::cluster::local::{LocalCluster, random_name};
 use burstcert::cluster::{ClusterProvider as _, client_for};
 use burstcert::progress::Progress;
-use burstcert::tools::Tools;
 use burstcert::wait;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
@@ -63,17 +62,7 @@ fn options(kubeconfig: &Path, logs: PathBuf) -> HostNodeOptions {
 }
 
 fn bring_up() -> Result<Shared, String> {
-    let tools = Tools::ensure(&Progress::quiet()).map_err(|e| e.to_string())?;
-    let cluster = LocalCluster::create(
-        &tools,
-        LocalOptions {
-            name: None,
-            cleanup_at_exit: true,
-            ..LocalOptions::default()
-        },
-        &Progress::quiet(),
-    )
-    .map_err(|e| e.to_string())?;
+    let cluster = crate::throwaway_cluster(&Progress::quiet()).map_err(|e| e.to_string())?;
     let kubeconfig = cluster.kubeconfig().to_owned();
     let logs = std::env::temp_dir()
         .join("burstcert")

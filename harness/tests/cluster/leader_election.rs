@@ -7,10 +7,8 @@
 
 use std::time::{Duration, Instant};
 
-use burstcert::cluster::local::{LocalCluster, LocalOptions};
 use burstcert::cluster::{ClusterProvider as _, client_for};
 use burstcert::progress::Progress;
-use burstcert::tools::Tools;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use vk::leader::LeaderElection;
@@ -40,17 +38,7 @@ async fn holder(leases: &Api<Lease>) -> Option<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn one_replica_leads_at_a_time_and_another_takes_over_when_it_stops() {
     let cluster = tokio::task::spawn_blocking(|| {
-        let tools = Tools::ensure(&Progress::quiet()).expect("pinned tools");
-        LocalCluster::create(
-            &tools,
-            LocalOptions {
-                name: None,
-                cleanup_at_exit: true,
-                ..LocalOptions::default()
-            },
-            &Progress::quiet(),
-        )
-        .expect("local cluster")
+        crate::throwaway_cluster(&Progress::quiet()).expect("local cluster")
     })
     .await
     .unwrap();

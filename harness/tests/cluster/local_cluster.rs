@@ -5,10 +5,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use burstcert::cluster::local::{LocalCluster, LocalOptions, random_name};
+use burstcert::cluster::local::random_name;
 use burstcert::cluster::{ClusterProvider as _, client_for};
 use burstcert::progress::Progress;
-use burstcert::tools::Tools;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::Api;
 
@@ -125,17 +124,7 @@ fn helper_make_cluster_then_abort() {
     let Ok(report) = std::env::var("BURSTCERT_TEST_REPORT") else {
         return;
     };
-    let tools = Tools::ensure(&Progress::quiet()).unwrap();
-    let cluster = LocalCluster::create(
-        &tools,
-        LocalOptions {
-            name: None,
-            cleanup_at_exit: true,
-            ..LocalOptions::default()
-        },
-        &Progress::quiet(),
-    )
-    .unwrap();
+    let cluster = crate::throwaway_cluster(&Progress::quiet()).unwrap();
     std::fs::write(&report, cluster.name()).unwrap();
     std::process::abort();
 }

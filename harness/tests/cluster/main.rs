@@ -7,3 +7,22 @@ mod certify_cli;
 mod host_node;
 mod leader_election;
 mod local_cluster;
+
+use burstcert::cluster::local::{LocalCluster, LocalOptions};
+use burstcert::progress::Progress;
+use burstcert::tools::Tools;
+
+/// A fresh local cluster from the pinned tools that goes with this process however it ends
+/// (`cleanup_at_exit`).
+fn throwaway_cluster(progress: &Progress) -> burstcert::Result<LocalCluster> {
+    let tools = Tools::ensure(progress)?;
+    LocalCluster::create(
+        &tools,
+        LocalOptions {
+            name: None,
+            cleanup_at_exit: true,
+            ..LocalOptions::default()
+        },
+        progress,
+    )
+}
