@@ -1,4 +1,4 @@
-//! The suites' runner: every suite binary (`tests/scenarios.rs`, `tests/gates_*.rs`) is a
+//! The suites' runner: every suite binary (`tests/scenarios.rs`, `tests/gates.rs`) is a
 //! `harness = false` test whose trials are generated from the harness's catalogue, so each
 //! scenario is described once (`burstcert::catalogue`) and no ID can be forgotten by a suite.
 //!
@@ -22,10 +22,13 @@ use burstcert::catalogue::{self, Entry};
 use burstcert::scenario::Outcome;
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
-/// The release `gates_before` certifies: before every gate that starts (`>=`).
+/// The release `tests/gates.rs` certifies before every gate that starts (`>=`).
 pub const BEFORE_EVERY_GATE: &str = "1.3.24";
-/// The release `gates_after` certifies: after every gate that ends (`<=`).
+/// The release `tests/gates.rs` certifies after every gate that ends (`<=`).
 pub const AFTER_EVERY_GATE: &str = "1.5.38";
+
+/// Set on the child process [`gates_main`] starts for its second release: the release it runs.
+const GATES_RELEASE_ENV: &str = "BURSTCERT_SUITES_GATES_RELEASE";
 
 /// The trial name of scenario `id`: `VOL-05` → `vol::vol_05`.
 pub fn trial_name(id: &str) -> String {
@@ -75,8 +78,13 @@ fn confined_permits() -> &'static tokio::sync::Semaphore {
 
 /// The trial that runs `entry` through `burstcert::catalogue::run`.
 pub fn scenario_trial(entry: Entry) -> Trial {
+    named_scenario_trial(trial_name(entry.id), entry)
+}
+
+/// [`scenario_trial`] under another name.
+fn named_scenario_trial(name: String, entry: Entry) -> Trial {
     let (id, wide) = (entry.id, entry.cluster_wide());
-    Trial::ignorable_test(trial_name(id), move || {
+    Trial::ignorable_test(name, move || {
         let outcome = block_on(async {
             // A cluster-wide scenario is paced by the harness (alone on its environment).
             let _permit = if wide {
@@ -122,18 +130,33 @@ pub fn main(
     more: Vec<Trial>,
     extra_clusters: bool,
 ) -> ExitCode {
+    if run(release, entries, more, extra_clusters, trial_name) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// [`main`] with the trials named by `name` (from the scenario ID); whether every trial passed.
+fn run(
+    release: Option<&str>,
+    entries: Vec<Entry>,
+    more: Vec<Trial>,
+    extra_clusters: bool,
+    name: impl Fn(&str) -> String,
+) -> bool {
     let mut args = Arguments::from_args();
     if let Some(release) = release
         && !burstcert::env::configure_release(release)
     {
         eprintln!("this suite runs the engine as {release} only");
-        return ExitCode::FAILURE;
+        return false;
     }
     let mut confined = more.iter().filter(|t| !args.is_filtered_out(t)).count();
     let mut wide = 0;
     let mut all = more;
     for entry in in_run_order(entries) {
-        let trial = scenario_trial(entry);
+        let trial = named_scenario_trial(name(entry.id), entry);
         if !args.is_filtered_out(&trial) {
             if entry.cluster_wide() {
                 wide += 1;
@@ -149,18 +172,64 @@ pub fn main(
             wide, confined,
         ));
     }
-    libtest_mimic::run(&args, all).exit_code()
+    !libtest_mimic::run(&args, all).has_failed()
 }
 
-/// A gates binary's `main`: the gated scenarios [`other_side_of_gates`] puts on the other side
-/// at `release`, on one cluster (a handful of scenarios, most of them seconds long).
-pub fn gates_main(release: &str) -> ExitCode {
-    main(
-        Some(release),
-        other_side_of_gates(release),
-        Vec::new(),
-        false,
-    )
+/// The trial name of scenario `id` checked at `release` by the gates binary:
+/// `at_1_3_24::vol::vol_04` (a filter `vol::` still selects it; `at_1_3_24::` one release).
+pub fn gates_trial_name(release: &str, id: &str) -> String {
+    format!("at_{}::{}", release.replace('.', "_"), trial_name(id))
+}
+
+/// The gates binary's `main`: the gated scenarios [`other_side_of_gates`] puts on the other
+/// side at [`BEFORE_EVERY_GATE`] and at [`AFTER_EVERY_GATE`], each release on a cluster of its
+/// own (a handful of scenarios, most of them seconds long), side by side.
+///
+/// NB: a process runs the engine at one release (`burstcert::env::configure_release`), so the
+/// second release runs in a child process of this binary, with the same arguments; they were
+/// two binaries that `cargo test` ran one after the other (a link and ~10 s of bring-up each).
+pub fn gates_main() -> ExitCode {
+    let gates = |release: &str| {
+        run(
+            Some(release),
+            other_side_of_gates(release),
+            Vec::new(),
+            false,
+            |id| gates_trial_name(release, id),
+        )
+    };
+    if let Ok(release) = std::env::var(GATES_RELEASE_ENV) {
+        return if gates(&release) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
+    let child = std::env::current_exe().and_then(|exe| {
+        std::process::Command::new(exe)
+            .args(std::env::args_os().skip(1))
+            .env(GATES_RELEASE_ENV, AFTER_EVERY_GATE)
+            .spawn()
+    });
+    let here = gates(BEFORE_EVERY_GATE);
+    let there = match child {
+        Ok(mut child) => match child.wait() {
+            Ok(status) => status.success(),
+            Err(e) => {
+                eprintln!("waiting for the gates at {AFTER_EVERY_GATE}: {e}");
+                false
+            }
+        },
+        Err(e) => {
+            eprintln!("starting the gates at {AFTER_EVERY_GATE} (a child process): {e}");
+            false
+        }
+    };
+    if here && there {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 #[cfg(test)]
@@ -226,7 +295,7 @@ mod tests {
         assert!(
             one_sided.is_empty(),
             "gated scenarios no gates binary runs on the other side of their gate (add a release \
-             to suites/src/lib.rs and a gates binary for it): {one_sided:?}"
+             to suites/src/lib.rs and to gates_main): {one_sided:?}"
         );
     }
 
@@ -235,6 +304,15 @@ mod tests {
         assert_eq!(trial_name("VOL-05"), "vol::vol_05");
         assert_eq!(trial_name("R-01"), "r::r_01");
         assert_eq!(trial_name("INST-02"), "inst::inst_02");
+    }
+
+    #[test]
+    fn gates_trial_names_say_the_release_and_keep_the_family_filter() {
+        assert_eq!(
+            gates_trial_name("1.3.24", "VOL-04"),
+            "at_1_3_24::vol::vol_04"
+        );
+        assert!(gates_trial_name("1.5.38", "INST-02").contains("inst::"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! `burstcert::catalogue` by `suites`, see its docs).
 //!
 //! The other sides of the release gates need an engine at another release, so they have their
-//! own binaries (`gates_before.rs`, `gates_after.rs`).
+//! own binary (`gates.rs`, both releases side by side).
 
 use std::process::ExitCode;
 
