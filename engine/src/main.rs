@@ -115,11 +115,13 @@ use clap::{Args, Parser, Subcommand};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tracing_subscriber::EnvFilter;
 
-/// Default `--pod-workers`: vk's. NB: against the mock, 16 workers started 1000 burst pods no
-/// faster than 4 (53.0 s vs 56.2 s, one run each, loaded machine, 2026-12-02): the API server
-/// bounds a burst here, not the round trips to CCI. A real CCI answers slower than the mock;
-/// the flag is there for that.
-const DEFAULT_POD_WORKERS: u16 = vk::DEFAULT_WORKERS as u16;
+/// Default `--pod-workers` (vk's default is 4; upstream virtual-kubelet's `--pod-sync-workers`
+/// is 10). NB: measured with `burstcert bench` (1000 replicas, release build, loaded machine,
+/// 2026-12-02): once the webhook stopped reading owners per pod, 16 workers took the burst to
+/// Running in 40.1 s and 42.3 s (ratio to kwok nodes 1.14, 1.10), 4 workers in 48.1 s (1.20).
+/// Each create is a CCI `POST` and a `PATCH` of the cluster pod; a real CCI answers slower than
+/// the mock, which favours more workers still.
+const DEFAULT_POD_WORKERS: u16 = 16;
 
 /// The reference bursting engine.
 #[derive(Parser)]
