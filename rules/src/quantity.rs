@@ -353,6 +353,24 @@ mod tests {
     }
 
     #[test]
+    fn a_mantissa_of_exactly_the_most_significant_digits_still_parses() {
+        let most = "9".repeat(MAX_DIGITS);
+        let q = Quantity::parse(&most).unwrap();
+        assert_eq!(q.exact_units(), Some(most.parse::<u128>().unwrap()));
+    }
+
+    #[rstest]
+    #[case::zero("0", true)]
+    #[case::negative_zero("-0", true)]
+    #[case::zero_with_a_suffix("0Gi", true)]
+    #[case::zero_with_a_fraction("0.000", true)]
+    #[case::a_millicore("1m", false)]
+    #[case::less_than_a_millicore("0.0001", false)]
+    fn only_a_spelling_of_nothing_is_zero(#[case] text: &str, #[case] zero: bool) {
+        assert_eq!(Quantity::parse(text).unwrap().is_zero(), zero);
+    }
+
+    #[test]
     fn values_past_u64_are_none_not_wrapped() {
         let q = Quantity::parse("100E").unwrap();
         assert_eq!(q.units(), None);
