@@ -321,6 +321,8 @@ mod tests {
     #[case::decimal_kilo("1k", 1000)]
     #[case::decimal_mega("128M", 128_000_000)]
     #[case::decimal_giga("1G", 1_000_000_000)]
+    #[case::decimal_tera("1T", 1_000_000_000_000)]
+    #[case::decimal_peta("2P", 2_000_000_000_000_000)]
     #[case::exa("1E", 1_000_000_000_000_000_000)]
     #[case::exponent_upper("1E3", 1000)]
     #[case::exponent_lower("129e6", 129_000_000)]
@@ -357,6 +359,16 @@ mod tests {
         let most = "9".repeat(MAX_DIGITS);
         let q = Quantity::parse(&most).unwrap();
         assert_eq!(q.exact_units(), Some(most.parse::<u128>().unwrap()));
+    }
+
+    #[rstest]
+    #[case::zero("0e-50", Some(0))]
+    #[case::a_tiny_fraction("1e-50", None)]
+    fn below_ten_to_the_minus_38_only_zero_is_whole(
+        #[case] text: &str,
+        #[case] units: Option<u128>,
+    ) {
+        assert_eq!(Quantity::parse(text).unwrap().exact_units(), units);
     }
 
     #[rstest]
