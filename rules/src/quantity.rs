@@ -318,6 +318,7 @@ mod tests {
     #[case::gibibytes("10Gi", 10 * GIB)]
     #[case::kibibytes("1Ki", 1024)]
     #[case::tebibytes("1Ti", 1 << 40)]
+    #[case::pebibytes("1Pi", 1 << 50)]
     #[case::decimal_kilo("1k", 1000)]
     #[case::decimal_mega("128M", 128_000_000)]
     #[case::decimal_giga("1G", 1_000_000_000)]
