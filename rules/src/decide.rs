@@ -576,6 +576,8 @@ fn replace_volumes(before: &PodSpec, after: &PodSpec, patch: &mut Vec<Value>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::core::v1::ServiceSpec;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     #[rstest::rstest]
     #[case::allow(Decision::Allow, true)]
@@ -587,5 +589,33 @@ mod tests {
         #[case] admits: bool,
     ) {
         assert_eq!(decision.admits(), admits);
+    }
+
+    #[rstest::rstest]
+    #[case::namespaced(Some("default"), Some("web"), "service default/web:")]
+    #[case::no_namespace(None, Some("web"), "service web:")]
+    #[case::no_name(Some("default"), None, "service (unnamed):")]
+    fn a_refused_service_is_named_as_far_as_its_metadata_goes(
+        #[case] namespace: Option<&str>,
+        #[case] name: Option<&str>,
+        #[case] start: &str,
+    ) {
+        let service = Service {
+            metadata: ObjectMeta {
+                namespace: namespace.map(str::to_owned),
+                name: name.map(str::to_owned),
+                ..ObjectMeta::default()
+            },
+            spec: Some(ServiceSpec {
+                type_: Some("LoadBalancer".into()),
+                ..ServiceSpec::default()
+            }),
+            ..Service::default()
+        };
+        let Decision::Refuse { message } = check_service(&service, Release::new(1, 5, 4), true)
+        else {
+            panic!("a LoadBalancer for burst pods before 1.5.5 is refused");
+        };
+        assert!(message.starts_with(start), "{message}");
     }
 }

@@ -318,9 +318,12 @@ mod tests {
     #[case::gibibytes("10Gi", 10 * GIB)]
     #[case::kibibytes("1Ki", 1024)]
     #[case::tebibytes("1Ti", 1 << 40)]
+    #[case::pebibytes("1Pi", 1 << 50)]
     #[case::decimal_kilo("1k", 1000)]
     #[case::decimal_mega("128M", 128_000_000)]
     #[case::decimal_giga("1G", 1_000_000_000)]
+    #[case::decimal_tera("1T", 1_000_000_000_000)]
+    #[case::decimal_peta("2P", 2_000_000_000_000_000)]
     #[case::exa("1E", 1_000_000_000_000_000_000)]
     #[case::exponent_upper("1E3", 1000)]
     #[case::exponent_lower("129e6", 129_000_000)]
@@ -350,6 +353,34 @@ mod tests {
     fn malformed_quantities_say_what_is_wrong(#[case] text: &str, #[case] reason: &str) {
         let err = Quantity::parse(text).unwrap_err().to_string();
         assert!(err.contains(reason), "{err}");
+    }
+
+    #[test]
+    fn a_mantissa_of_exactly_the_most_significant_digits_still_parses() {
+        let most = "9".repeat(MAX_DIGITS);
+        let q = Quantity::parse(&most).unwrap();
+        assert_eq!(q.exact_units(), Some(most.parse::<u128>().unwrap()));
+    }
+
+    #[rstest]
+    #[case::zero("0e-50", Some(0))]
+    #[case::a_tiny_fraction("1e-50", None)]
+    fn below_ten_to_the_minus_38_only_zero_is_whole(
+        #[case] text: &str,
+        #[case] units: Option<u128>,
+    ) {
+        assert_eq!(Quantity::parse(text).unwrap().exact_units(), units);
+    }
+
+    #[rstest]
+    #[case::zero("0", true)]
+    #[case::negative_zero("-0", true)]
+    #[case::zero_with_a_suffix("0Gi", true)]
+    #[case::zero_with_a_fraction("0.000", true)]
+    #[case::a_millicore("1m", false)]
+    #[case::less_than_a_millicore("0.0001", false)]
+    fn only_a_spelling_of_nothing_is_zero(#[case] text: &str, #[case] zero: bool) {
+        assert_eq!(Quantity::parse(text).unwrap().is_zero(), zero);
     }
 
     #[test]

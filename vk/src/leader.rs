@@ -280,14 +280,28 @@ impl Leadership {
     /// a failure only means the successor waits for the lease to expire.
     pub async fn release(&self) {
         let e = &self.election;
-        let api = e.api(&self.client);
-        let lease = match api.get_opt(&e.name).await {
-            Ok(Some(lease)) => lease,
-            Ok(None) => return,
+        match self.give_up().await {
+            Ok(true) => tracing::info!(lease = %e.what(), "released the leader lease"),
+            Ok(false) => {}
             Err(err) => {
-                tracing::warn!(lease = %e.what(), error = %err, "could not release the leader lease");
-                return;
+                tracing::warn!(lease = %e.what(), error = %err, "could not release the leader lease")
             }
+        }
+    }
+
+    /// [`release`](Self::release)'s work, apart from its logging so that tests can see the
+    /// outcome: `Ok(true)` when the lease was ours and now has no holder, `Ok(false)` when there
+    /// was nothing to give up (no lease, another holder, or a conflict: renewed or taken
+    /// meanwhile).
+    async fn give_up(&self) -> Result<bool> {
+        let e = &self.election;
+        let api = e.api(&self.client);
+        let Some(lease) = api
+            .get_opt(&e.name)
+            .await
+            .map_err(|err| Error::kube(format!("read {}", e.what()), err))?
+        else {
+            return Ok(false);
         };
         let ours = lease
             .spec
@@ -295,7 +309,7 @@ impl Leadership {
             .and_then(|s| s.holder_identity.as_deref())
             == Some(e.identity.as_str());
         if !ours {
-            return;
+            return Ok(false);
         }
         let mut released = lease.clone();
         if let Some(spec) = released.spec.as_mut() {
@@ -305,11 +319,9 @@ impl Leadership {
             .replace(&lease.name_any(), &PostParams::default(), &released)
             .await
         {
-            Ok(_) => tracing::info!(lease = %e.what(), "released the leader lease"),
-            Err(err) if api_code(&err) == Some(409) => {} // renewed or taken meanwhile
-            Err(err) => {
-                tracing::warn!(lease = %e.what(), error = %err, "could not release the leader lease")
-            }
+            Ok(_) => Ok(true),
+            Err(err) if api_code(&err) == Some(409) => Ok(false),
+            Err(err) => Err(Error::kube(format!("release {}", e.what()), err)),
         }
     }
 }
@@ -371,3 +383,7 @@ mod tests {
         assert!(e.retry_period < e.renew_deadline);
     }
 }
+
+#[cfg(test)]
+#[path = "leader_scripted.rs"]
+mod scripted;

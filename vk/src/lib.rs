@@ -72,6 +72,8 @@ mod node;
 mod pods;
 mod provider;
 mod queue;
+#[cfg(test)]
+mod scripted_api;
 pub mod status;
 
 use std::future::Future;

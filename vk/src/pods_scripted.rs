@@ -17,9 +17,8 @@ use kube::runtime::watcher;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::scripted_api::{self, Expect, Handle, expect, failure, scripted};
 use crate::{ProviderResult, RemotePod};
-
-type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
 /// A provider that records its calls, answers `create_pod` from a script and lists `remote`.
 #[derive(Default)]
@@ -73,8 +72,7 @@ fn controller(
     reflector::store::Writer<CachedPod>,
     Handle,
 ) {
-    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let client = Client::new(service, "default");
+    let (client, handle) = scripted_api::client();
     let start = tokio::time::Instant::now();
     let controller = Arc::new(
         PodController::new(client, &Config::default(), Arc::new(fake))
@@ -150,24 +148,6 @@ fn key(name: &str) -> PodKey {
     }
 }
 
-/// One request the script expects: its method, the start of its path (and query), and the
-/// status and body to answer.
-struct Expect {
-    method: Method,
-    path: &'static str,
-    status: u16,
-    answer: Value,
-}
-
-fn expect(method: Method, path: &'static str, status: u16, answer: Value) -> Expect {
-    Expect {
-        method,
-        path,
-        status,
-        answer,
-    }
-}
-
 /// The status patch of pod `web` (u1), answered with the pod.
 fn web_status_patch() -> Expect {
     expect(
@@ -179,69 +159,7 @@ fn web_status_patch() -> Expect {
 }
 
 fn not_found() -> Value {
-    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"})
-}
-
-/// Runs `work` while answering the requests it sends, which must be `script` in order (an
-/// answer of `null` echoes the request's body, as a create does); returns what `work` returned
-/// and the body of each request (JSON, or null). Fails after 10 s rather than hang.
-async fn scripted<T>(
-    handle: &mut Handle,
-    work: impl Future<Output = T>,
-    script: Vec<Expect>,
-) -> (T, Vec<Value>) {
-    tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        answer(handle, work, script),
-    )
-    .await
-    .expect("the work neither finished nor sent the next request within 10 s")
-}
-
-async fn answer<T>(
-    handle: &mut Handle,
-    work: impl Future<Output = T>,
-    script: Vec<Expect>,
-) -> (T, Vec<Value>) {
-    tokio::pin!(work);
-    let mut bodies = Vec::new();
-    let mut script = script.into_iter();
-    loop {
-        tokio::select! {
-            done = &mut work => {
-                let left: Vec<String> = script.map(|e| format!("{} {}", e.method, e.path)).collect();
-                assert!(left.is_empty(), "requests expected but never sent: {left:?}");
-                return (done, bodies);
-            }
-            next = handle.next_request() => {
-                let (request, send) = next.expect("the client is gone");
-                let seen = format!("{} {}", request.method(), request.uri());
-                let Some(want) = script.next() else {
-                    panic!("an unexpected request: {seen}");
-                };
-                assert!(
-                    request.method() == want.method
-                        && request.uri().to_string().starts_with(want.path),
-                    "expected {} {}, got {seen}",
-                    want.method,
-                    want.path
-                );
-                let bytes = request.into_body().collect_bytes().await.unwrap();
-                bodies.push(serde_json::from_slice(&bytes).unwrap_or(Value::Null));
-                let answer = if want.answer.is_null() {
-                    bytes.to_vec()
-                } else {
-                    serde_json::to_vec(&want.answer).unwrap()
-                };
-                send.send_response(
-                    Response::builder()
-                        .status(want.status)
-                        .body(Body::from(answer))
-                        .unwrap(),
-                );
-            }
-        }
-    }
+    failure(404, "NotFound")
 }
 
 /// One reconcile of `name` that must succeed without a request to the API server.

@@ -1,0 +1,119 @@
+//! A scripted API server for the tests of the controllers that talk to Kubernetes (kube-rs's
+//! `ApiServerVerifier` pattern with `tower-test`): a test hands a [`Client`] to the code under
+//! test, then runs it with [`scripted`], which answers each request from a list and fails on any
+//! request out of order. Shared by the pod controller's tier (`pods_scripted.rs`) and the
+//! leader election's (`leader_scripted.rs`).
+
+use std::future::Future;
+use std::time::Duration;
+
+use http::{Method, Request, Response};
+use kube::Client;
+use kube::client::Body;
+use serde_json::{Value, json};
+
+/// The test's end of the scripted API server.
+pub(crate) type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+/// A client whose requests go to the returned handle (default namespace `default`).
+pub(crate) fn client() -> (Client, Handle) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    (Client::new(service, "default"), handle)
+}
+
+/// One request the script expects: its method, the start of its path (and query), and the
+/// status and body to answer.
+pub(crate) struct Expect {
+    method: Method,
+    path: &'static str,
+    status: u16,
+    answer: Value,
+}
+
+/// A request the script expects; an `answer` of `null` echoes the request's body (as a create
+/// or a replace does).
+pub(crate) fn expect(method: Method, path: &'static str, status: u16, answer: Value) -> Expect {
+    Expect {
+        method,
+        path,
+        status,
+        answer,
+    }
+}
+
+/// A Kubernetes `Status` failure with `code` and `reason`, as the API server answers an error.
+pub(crate) fn failure(code: u16, reason: &str) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason, "code": code, "message": reason})
+}
+
+/// Runs `work` while answering the requests it sends, which must be `script` in order; returns
+/// what `work` returned and the body of each request (JSON, or null). Fails after 10 s rather
+/// than hang.
+pub(crate) async fn scripted<T>(
+    handle: &mut Handle,
+    work: impl Future<Output = T>,
+    script: Vec<Expect>,
+) -> (T, Vec<Value>) {
+    scripted_within(Duration::from_secs(10), handle, work, script).await
+}
+
+/// [`scripted`], failing after `patience` (of tokio's time: with a paused clock, work that
+/// sleeps between its requests needs more than 10 s).
+pub(crate) async fn scripted_within<T>(
+    patience: Duration,
+    handle: &mut Handle,
+    work: impl Future<Output = T>,
+    script: Vec<Expect>,
+) -> (T, Vec<Value>) {
+    tokio::time::timeout(patience, answer(handle, work, script))
+        .await
+        .unwrap_or_else(|_| {
+            panic!("the work neither finished nor sent the next request within {patience:?}")
+        })
+}
+
+async fn answer<T>(
+    handle: &mut Handle,
+    work: impl Future<Output = T>,
+    script: Vec<Expect>,
+) -> (T, Vec<Value>) {
+    tokio::pin!(work);
+    let mut bodies = Vec::new();
+    let mut script = script.into_iter();
+    loop {
+        tokio::select! {
+            done = &mut work => {
+                let left: Vec<String> = script.map(|e| format!("{} {}", e.method, e.path)).collect();
+                assert!(left.is_empty(), "requests expected but never sent: {left:?}");
+                return (done, bodies);
+            }
+            next = handle.next_request() => {
+                let (request, send) = next.expect("the client is gone");
+                let seen = format!("{} {}", request.method(), request.uri());
+                let Some(want) = script.next() else {
+                    panic!("an unexpected request: {seen}");
+                };
+                assert!(
+                    request.method() == want.method
+                        && request.uri().to_string().starts_with(want.path),
+                    "expected {} {}, got {seen}",
+                    want.method,
+                    want.path
+                );
+                let bytes = request.into_body().collect_bytes().await.unwrap();
+                bodies.push(serde_json::from_slice(&bytes).unwrap_or(Value::Null));
+                let answer = if want.answer.is_null() {
+                    bytes.to_vec()
+                } else {
+                    serde_json::to_vec(&want.answer).unwrap()
+                };
+                send.send_response(
+                    Response::builder()
+                        .status(want.status)
+                        .body(Body::from(answer))
+                        .unwrap(),
+                );
+            }
+        }
+    }
+}
