@@ -552,16 +552,9 @@ pub fn inst_03(s: &Scenario) -> BodyFuture<'_> {
         }
         let target = s.env.addon_target().clone();
         let host = vk_hostnode::HOST_NODE;
-        let facts = lifecycle::node_facts(&s.client, &target).await?;
-        let free = facts
-            .iter()
-            .find(|f| f.name == host)
-            .map(|f| f.free())
-            .context("the host node is not among the nodes")?;
         let mut params = s.env.addon_defaults().clone();
         params.interconnect = true;
         // Leave exactly 7 free: enough without interconnect, one short with it.
-        let fill = free.saturating_sub(7);
         let filler = |i: u32| -> anyhow::Result<Pod> {
             Ok(serde_json::from_value(serde_json::json!({
                 "apiVersion": "v1", "kind": "Pod",
@@ -573,11 +566,6 @@ pub fn inst_03(s: &Scenario) -> BodyFuture<'_> {
                 }
             }))?)
         };
-        for i in 0..fill {
-            s.api::<Pod>()
-                .create(&PostParams::default(), &filler(i)?)
-                .await?;
-        }
         let check = |p: &InstallParams| {
             let target = target.clone();
             let p = p.clone();
@@ -586,17 +574,55 @@ pub fn inst_03(s: &Scenario) -> BodyFuture<'_> {
                 Ok::<_, anyhow::Error>(crate::addon::params::preflight(&p, &facts))
             }
         };
+        // NB: the fillers are topped up until exactly 7 slots are free, not counted once: a pod
+        // of the cluster that was still going or coming (a gc Job's, an add-on replica being
+        // replaced) moved the count after a single count, and the wait for 7 never ended (29
+        // fillers made; a flake seen on a quiet machine, 2026-12-02).
+        let made = std::sync::atomic::AtomicU32::new(0);
+        let last_free = std::sync::atomic::AtomicUsize::new(usize::MAX);
         wait::until(
             "the filler pods to hold their slots on the host node",
             Duration::from_secs(30),
             || async {
                 let facts = lifecycle::node_facts(&s.client, &target).await?;
-                Ok(facts
+                let free = facts
                     .iter()
-                    .any(|f| f.name == host && f.free() == 7)
-                    .then_some(()))
+                    .find(|f| f.name == host)
+                    .map(|f| f.free())
+                    .ok_or_else(|| crate::Error::Step {
+                        step: "count the host node's free pod slots".into(),
+                        detail: "the host node is not among the nodes".into(),
+                    })?;
+                last_free.store(free as usize, std::sync::atomic::Ordering::Relaxed);
+                if free == 7 {
+                    return Ok(Some(()));
+                }
+                // More than 7 free: top up. Fewer: a pod coming while another goes (a replica
+                // replaced) takes a slot for a moment; wait for it rather than chase it.
+                for _ in 7..free {
+                    let i = made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let pod = filler(i).map_err(|e| crate::Error::Step {
+                        step: "build a filler pod".into(),
+                        detail: e.to_string(),
+                    })?;
+                    s.api::<Pod>()
+                        .create(&PostParams::default(), &pod)
+                        .await
+                        .map_err(|source| crate::Error::Kube {
+                            context: "create a filler pod".into(),
+                            source,
+                        })?;
+                }
+                Ok(None)
             },
-            || s.diagnose(),
+            || async {
+                let free = last_free.load(std::sync::atomic::Ordering::Relaxed);
+                format!(
+                    "free pod slots on the host node at the last count: {free} (7 wanted; {} fillers made)\n{}",
+                    made.load(std::sync::atomic::Ordering::Relaxed),
+                    s.diagnose().await
+                )
+            },
         )
         .await?;
         refused_install(s, &params, "pod room", &["8 free pod slots", "7 free"]).await?;
