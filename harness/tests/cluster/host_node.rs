@@ -1040,21 +1040,7 @@ fn helper_run_a_pod_then_abort() {
 
 #[test]
 fn an_aborted_harness_leaves_no_pod_process() {
-    let dir = tempfile::tempdir().unwrap();
-    let report = dir.path().join("pid");
-    let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "host_node::helper_run_a_pod_then_abort",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env("BURSTCERT_TEST_REPORT", &report)
-        .status()
-        .unwrap();
-    assert!(!status.success(), "the helper was meant to abort");
-    let pid: u32 = std::fs::read_to_string(&report)
-        .expect("the helper ran a pod before aborting")
+    let pid: u32 = crate::run_aborting_helper("host_node::helper_run_a_pod_then_abort")
         .parse()
         .unwrap();
     wait::until_blocking(

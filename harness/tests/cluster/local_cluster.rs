@@ -131,20 +131,7 @@ fn helper_make_cluster_then_abort() {
 
 #[test]
 fn an_aborted_process_leaves_no_cluster_process() {
-    let dir = tempfile::tempdir().unwrap();
-    let report = dir.path().join("cluster-name");
-    let status = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "local_cluster::helper_make_cluster_then_abort",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env("BURSTCERT_TEST_REPORT", &report)
-        .status()
-        .unwrap();
-    assert!(!status.success(), "the helper was meant to abort");
-    let name = std::fs::read_to_string(&report).expect("the helper made a cluster before aborting");
+    let name = crate::run_aborting_helper("local_cluster::helper_make_cluster_then_abort");
     wait_no_processes(&name, Duration::from_secs(60));
     let dir = burstcert::cluster::local::kubeconfig_path(&name).unwrap();
     burstcert::wait::until_blocking(
