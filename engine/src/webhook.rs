@@ -96,24 +96,8 @@ impl OwnerCache {
     /// The cache and the watches that fill it (spawn the future: it runs for ever, retrying
     /// with backoff).
     pub fn start(client: &kube::Client) -> (Self, impl Future<Output = ()> + Send + 'static) {
-        let (replica_sets, rs_writer) = reflector::store();
-        let (deployments, d_writer) = reflector::store();
-        let rs = reflector(
-            rs_writer,
-            watcher(
-                Api::<PartialObjectMeta<ReplicaSet>>::all(client.clone()),
-                watcher::Config::default(),
-            ),
-        )
-        .default_backoff();
-        let d = reflector(
-            d_writer,
-            watcher(
-                Api::<PartialObjectMeta<Deployment>>::all(client.clone()),
-                watcher::Config::default(),
-            ),
-        )
-        .default_backoff();
+        let (replica_sets, rs) = watched::<ReplicaSet>(client.clone());
+        let (deployments, d) = watched::<Deployment>(client.clone());
         let run = async move {
             futures::join!(
                 keep_watching(rs, "ReplicaSets"),
@@ -139,14 +123,8 @@ impl OwnerCache {
         name: &str,
     ) -> Option<ObjectMeta> {
         match (api_version, kind) {
-            ("apps/v1", "ReplicaSet") => self
-                .replica_sets
-                .get(&ObjectRef::new(name).within(namespace))
-                .map(|o| o.metadata.clone()),
-            ("apps/v1", "Deployment") => self
-                .deployments
-                .get(&ObjectRef::new(name).within(namespace))
-                .map(|o| o.metadata.clone()),
+            ("apps/v1", "ReplicaSet") => cached(&self.replica_sets, namespace, name),
+            ("apps/v1", "Deployment") => cached(&self.deployments, namespace, name),
             _ => None,
         }
     }
@@ -539,6 +517,41 @@ async fn gather(state: &WebhookState, namespace: &str, pod: &Pod) -> Result<Fact
         }
     }
     Ok(Facts { owners, cluster })
+}
+
+/// What a metadata watch of `K` yields.
+type MetaEvent<K> = Result<watcher::Event<PartialObjectMeta<K>>, watcher::Error>;
+
+/// A store of every `K`'s metadata and the watch (with backoff) that fills it.
+fn watched<K>(
+    client: kube::Client,
+) -> (
+    Store<PartialObjectMeta<K>>,
+    impl futures::Stream<Item = MetaEvent<K>>,
+)
+where
+    K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    let api = Api::<PartialObjectMeta<K>>::all(client);
+    let stream = reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
+    (store, stream)
+}
+
+/// The metadata of `namespace/name` in `store`, if it is there.
+fn cached<K>(store: &Store<PartialObjectMeta<K>>, namespace: &str, name: &str) -> Option<ObjectMeta>
+where
+    K: kube::Resource<DynamicType = ()> + Clone,
+{
+    store
+        .get(&ObjectRef::new(name).within(namespace))
+        .map(|o| o.metadata.clone())
 }
 
 /// Runs a watch stream for ever, logging its errors (the backoff retries after them).
