@@ -130,7 +130,12 @@ pub fn main(
     more: Vec<Trial>,
     extra_clusters: bool,
 ) -> ExitCode {
-    if run(release, entries, more, extra_clusters, trial_name) {
+    exit_code(run(release, entries, more, extra_clusters, trial_name))
+}
+
+/// A suite binary's exit code for whether every trial passed.
+fn exit_code(passed: bool) -> ExitCode {
+    if passed {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -199,11 +204,7 @@ pub fn gates_main() -> ExitCode {
         )
     };
     if let Ok(release) = std::env::var(GATES_RELEASE_ENV) {
-        return if gates(&release) {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        };
+        return exit_code(gates(&release));
     }
     let child = std::env::current_exe().and_then(|exe| {
         std::process::Command::new(exe)
@@ -225,11 +226,7 @@ pub fn gates_main() -> ExitCode {
             false
         }
     };
-    if here && there {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    exit_code(here && there)
 }
 
 #[cfg(test)]

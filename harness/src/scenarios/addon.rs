@@ -579,7 +579,7 @@ pub fn inst_03(s: &Scenario) -> BodyFuture<'_> {
         // replaced) moved the count after a single count, and the wait for 7 never ended (29
         // fillers made; a flake seen on a quiet machine, 2026-12-02).
         let made = std::sync::atomic::AtomicU32::new(0);
-        let last_free = std::sync::atomic::AtomicUsize::new(usize::MAX);
+        let last_free = std::sync::atomic::AtomicU32::new(u32::MAX);
         wait::until(
             "the filler pods to hold their slots on the host node",
             Duration::from_secs(30),
@@ -593,7 +593,7 @@ pub fn inst_03(s: &Scenario) -> BodyFuture<'_> {
                         step: "count the host node's free pod slots".into(),
                         detail: "the host node is not among the nodes".into(),
                     })?;
-                last_free.store(free as usize, std::sync::atomic::Ordering::Relaxed);
+                last_free.store(free, std::sync::atomic::Ordering::Relaxed);
                 if free == 7 {
                     return Ok(Some(()));
                 }
