@@ -820,3 +820,7 @@ mod tests {
         assert_eq!(merged, vec![foreign, ours]);
     }
 }
+
+#[cfg(test)]
+#[path = "node_scripted.rs"]
+mod scripted;

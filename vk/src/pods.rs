@@ -617,12 +617,12 @@ impl<P: Provider> PodController<P> {
         }
     }
 
-    /// Delete remote pods whose cluster pod is really gone.
+    /// Delete remote pods whose cluster pod is really gone; returns how many were deleted.
     ///
     /// Runs only after the first full list (the caller waits for [`PodController::ready`]), and
     /// asks the API server itself before deleting anything the cache does not know: a slow or
     /// partial cache must never cost a running pod.
-    pub(crate) async fn sweep_orphans(&self) -> Result<()> {
+    pub(crate) async fn sweep_orphans(&self) -> Result<usize> {
         let remote = self.provider.list_pods().await?;
         let mut deleted = 0usize;
         for r in remote {
@@ -655,7 +655,7 @@ impl<P: Provider> PodController<P> {
         if deleted > 0 {
             tracing::info!(deleted, "orphan sweep done");
         }
-        Ok(())
+        Ok(deleted)
     }
 }
 

@@ -26,6 +26,8 @@ struct Fake {
     calls: Mutex<Vec<String>>,
     creates: Mutex<VecDeque<ProviderResult<()>>>,
     remote: Mutex<Vec<RemotePod>>,
+    /// Held by a test to keep a status round's provider answer from coming yet.
+    hold: tokio::sync::Mutex<()>,
 }
 
 impl Fake {
@@ -57,6 +59,7 @@ impl Provider for Fake {
     }
 
     async fn list_pods(&self) -> ProviderResult<Vec<RemotePod>> {
+        let _answer_now = self.hold.lock().await;
         Ok(lock(&self.remote).clone())
     }
 }
@@ -437,7 +440,7 @@ async fn the_orphan_sweep_deletes_only_remote_pods_the_api_server_confirms_gone(
         ],
     )
     .await;
-    done.unwrap();
+    assert_eq!(done.unwrap(), 2, "the two deleted are counted");
     assert_eq!(
         c.provider.calls(),
         [
@@ -642,4 +645,146 @@ async fn the_status_round_keeps_its_bound_of_patches_in_flight_and_no_more() {
         .collect();
     expected.sort();
     assert_eq!(patched, expected, "each changed pod patched once");
+}
+
+/// The next key queued without waiting for a timer (a recheck at a pod's deletion deadline
+/// comes tens of seconds later), on tokio's paused clock.
+async fn queued_at_once(c: &PodController<Fake>) -> Option<PodKey> {
+    let key = tokio::time::timeout(Duration::from_secs(1), c.queue.next())
+        .await
+        .ok()
+        .flatten()?;
+    c.queue.done(&key);
+    Some(key)
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_first_round_after_the_delete_that_lacks_the_remote_pod_queues_the_pod_at_once() {
+    let fake = Fake::default();
+    *lock(&fake.remote) = vec![remote("web", "u1", Some(app_status(None)))];
+    let (c, mut writer, mut api) = controller(fake);
+    cache(&mut writer, &pod("web", "u1"));
+    reconcile_sending_nothing(&c, &mut api, "web").await;
+    // Deleted before any status round: the provider is asked, then its remote pod goes.
+    cache(&mut writer, &terminating(pod("web", "u1")));
+    reconcile_sending_nothing(&c, &mut api, "web").await;
+    lock(&c.provider.remote).clear();
+    scripted(&mut api, c.sync_statuses(), vec![]).await;
+    assert_eq!(queued_at_once(&c).await, Some(key("web")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_provider_answer_asked_for_before_the_delete_does_not_count_as_the_remote_pod_gone() {
+    let (c, mut writer, mut api) = controller(Fake::default());
+    cache(&mut writer, &pod("web", "u1"));
+    reconcile_sending_nothing(&c, &mut api, "web").await;
+    // A round asks the provider, whose answer (without the pod: not created there yet, say)
+    // is held while the pod is deleted and the provider asked to delete it.
+    let held = c.provider.hold.lock().await;
+    let round = c.sync_statuses();
+    tokio::pin!(round);
+    assert!(futures::poll!(round.as_mut()).is_pending());
+    cache(&mut writer, &terminating(pod("web", "u1")));
+    reconcile_sending_nothing(&c, &mut api, "web").await;
+    assert_eq!(
+        c.provider.calls(),
+        ["create ns/web", "delete ns/web u1 grace=30"]
+    );
+    drop(held);
+    scripted(&mut api, round, vec![]).await;
+    assert_eq!(
+        queued_at_once(&c).await,
+        None,
+        "that answer is older than the delete"
+    );
+    // The next round's answer is not.
+    scripted(&mut api, c.sync_statuses(), vec![]).await;
+    assert_eq!(queued_at_once(&c).await, Some(key("web")));
+}
+
+#[tokio::test]
+async fn a_pod_listed_without_a_status_between_misses_starts_its_count_of_misses_again() {
+    let (c, mut writer, mut api) = controller(Fake::default());
+    cache(&mut writer, &pod("web", "u1"));
+    reconcile_sending_nothing(&c, &mut api, "web").await;
+    for _ in 0..2 {
+        scripted(&mut api, c.sync_statuses(), vec![]).await;
+    }
+    // Listed, with no status to report yet: present, nothing to patch.
+    *lock(&c.provider.remote) = vec![remote("web", "u1", None)];
+    scripted(&mut api, c.sync_statuses(), vec![]).await;
+    lock(&c.provider.remote).clear();
+    // Two misses again are not yet three in a row...
+    for _ in 0..2 {
+        scripted(&mut api, c.sync_statuses(), vec![]).await;
+    }
+    // ...the third is.
+    let (_, bodies) = scripted(&mut api, c.sync_statuses(), vec![web_status_patch()]).await;
+    assert_eq!(bodies[0]["status"]["phase"], "Failed");
+}
+
+/// `pod` as a stub the cluster never stored (no creation time): no event is published for it,
+/// so a worker's failed sync sends no request.
+fn stub(mut pod: Pod) -> Pod {
+    pod.metadata.creation_timestamp = None;
+    pod
+}
+
+#[rstest::rstest]
+#[case::transient(ProviderError::transient_msg("CCI answered 503"), 2)]
+#[case::not_retryable(ProviderError::NotImplemented("create_pod"), 1)]
+#[tokio::test(start_paused = true)]
+async fn the_workers_retry_a_failed_sync_only_when_its_error_may_go_away(
+    #[case] error: ProviderError,
+    #[case] creates: usize,
+) {
+    let fake = Fake::default();
+    lock(&fake.creates).push_back(Err(error));
+    let (c, mut writer, _api) = controller(fake);
+    cache(&mut writer, &stub(pod("web", "u1")));
+    c.queue.add(key("web"));
+    let worker = tokio::spawn(Arc::clone(&c).work());
+    // On the paused clock: longer than the longest backoff, so a retry, if any, has come.
+    tokio::time::sleep(crate::DEFAULT_RETRY_MAX * 2).await;
+    worker.abort();
+    assert_eq!(c.provider.calls(), vec!["create ns/web"; creates]);
+}
+
+#[tokio::test]
+async fn the_watch_lists_the_nodes_pods_into_the_cache_queues_each_and_says_ready() {
+    let (client, mut api) = scripted_api::client();
+    let c = Arc::new(PodController::new(
+        client,
+        &Config::default(),
+        Arc::new(Fake::default()),
+    ));
+    let watching = tokio::spawn(Arc::clone(&c).watch());
+    let (request, send) = tokio::time::timeout(Duration::from_secs(10), api.next_request())
+        .await
+        .expect("the watch lists the pods")
+        .expect("the client is alive");
+    let uri = request.uri().to_string();
+    assert!(
+        uri.starts_with("/api/v1/pods?") && uri.contains("spec.nodeName%3Dvirtual-kubelet"),
+        "{uri}"
+    );
+    let list = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "9"},
+        "items": [pod("web", "u1")]});
+    send.send_response(
+        Response::builder()
+            .body(Body::from(serde_json::to_vec(&list).unwrap()))
+            .unwrap(),
+    );
+    let ready = tokio::time::timeout(Duration::from_secs(10), c.ready()).await;
+    assert_eq!(ready, Ok(true));
+    assert_eq!(queued(&c).await, Some(key("web")));
+    assert!(c.store().get(&key("web").object_ref()).is_some());
+    watching.abort();
+}
+
+#[tokio::test]
+async fn the_cache_is_never_ready_when_its_watch_ends_before_the_first_list() {
+    let (c, writer, _api) = controller(Fake::default());
+    drop(writer);
+    assert!(!c.ready().await);
 }
