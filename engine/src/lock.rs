@@ -289,6 +289,16 @@ mod tests {
     }
 
     #[test]
+    fn a_lock_ends_whole_seconds_later_and_one_too_long_to_say_at_the_end_of_time() {
+        let now = at("2026-11-26T19:10:00.750Z");
+        assert_eq!(
+            lock_end(now, Duration::from_secs(300)),
+            at("2026-11-26T19:15:00Z")
+        );
+        assert_eq!(lock_end(now, Duration::MAX), Timestamp::MAX);
+    }
+
+    #[test]
     fn at_start_up_an_unexpired_lock_is_waited_for_and_an_expired_one_released() {
         let now = at("2026-11-26T19:10:00Z");
         let locked = node(Some("2026-11-26T19:30:00Z"), Some(true));
