@@ -73,11 +73,18 @@ fn owner_uid(lease: &Value) -> Option<&str> {
     lease["metadata"]["ownerReferences"][0]["uid"].as_str()
 }
 
-#[tokio::test]
-async fn a_new_node_is_created_with_its_taint_then_its_status_posted_ready() {
+/// A fresh agent for node `vk` registering against `script`: what it returned, the request
+/// bodies, and the agent.
+async fn registered(script: Vec<Expect>) -> (Result<()>, Vec<Value>, NodeAgent) {
     let (client, mut api) = scripted_api::client();
     let mut agent = agent(client);
-    let (done, bodies) = scripted(&mut api, agent.register(), registers_anew("u-1")).await;
+    let (done, bodies) = scripted(&mut api, agent.register(), script).await;
+    (done, bodies, agent)
+}
+
+#[tokio::test]
+async fn a_new_node_is_created_with_its_taint_then_its_status_posted_ready() {
+    let (done, bodies, agent) = registered(registers_anew("u-1")).await;
     done.unwrap();
     let created = &bodies[1];
     assert_eq!(created["metadata"]["name"], "vk");
@@ -95,17 +102,11 @@ async fn a_new_node_is_created_with_its_taint_then_its_status_posted_ready() {
 
 #[tokio::test]
 async fn an_existing_node_is_adopted_keeping_foreign_taints_and_its_uid() {
-    let (client, mut api) = scripted_api::client();
-    let mut agent = agent(client);
-    let (done, bodies) = scripted(
-        &mut api,
-        agent.register(),
-        vec![
-            expect(Method::GET, NODE, 200, node("u-old")),
-            expect(Method::PATCH, NODE, 200, node("u-old")),
-            expect(Method::PATCH, NODE_STATUS, 200, node("u-old")),
-        ],
-    )
+    let (done, bodies, agent) = registered(vec![
+        expect(Method::GET, NODE, 200, node("u-old")),
+        expect(Method::PATCH, NODE, 200, node("u-old")),
+        expect(Method::PATCH, NODE_STATUS, 200, node("u-old")),
+    ])
     .await;
     done.unwrap();
     let taints: Vec<&str> = bodies[1]["spec"]["taints"]
@@ -132,19 +133,13 @@ async fn an_existing_node_is_adopted_keeping_foreign_taints_and_its_uid() {
 
 #[tokio::test]
 async fn a_create_that_lost_a_race_adopts_the_node_another_writer_made() {
-    let (client, mut api) = scripted_api::client();
-    let mut agent = agent(client);
-    let (done, _) = scripted(
-        &mut api,
-        agent.register(),
-        vec![
-            expect(Method::GET, NODE, 404, not_found()),
-            expect(Method::POST, NODES, 409, failure(409, "AlreadyExists")),
-            expect(Method::GET, NODE, 200, node("u-race")),
-            expect(Method::PATCH, NODE, 200, node("u-race")),
-            expect(Method::PATCH, NODE_STATUS, 200, node("u-race")),
-        ],
-    )
+    let (done, _, agent) = registered(vec![
+        expect(Method::GET, NODE, 404, not_found()),
+        expect(Method::POST, NODES, 409, failure(409, "AlreadyExists")),
+        expect(Method::GET, NODE, 200, node("u-race")),
+        expect(Method::PATCH, NODE, 200, node("u-race")),
+        expect(Method::PATCH, NODE_STATUS, 200, node("u-race")),
+    ])
     .await;
     done.unwrap();
     assert_eq!(agent.uid.as_deref(), Some("u-race"));
@@ -152,16 +147,10 @@ async fn a_create_that_lost_a_race_adopts_the_node_another_writer_made() {
 
 #[tokio::test]
 async fn a_refused_create_fails_the_registration_naming_it() {
-    let (client, mut api) = scripted_api::client();
-    let mut agent = agent(client);
-    let (done, _) = scripted(
-        &mut api,
-        agent.register(),
-        vec![
-            expect(Method::GET, NODE, 404, not_found()),
-            expect(Method::POST, NODES, 403, failure(403, "Forbidden")),
-        ],
-    )
+    let (done, _, agent) = registered(vec![
+        expect(Method::GET, NODE, 404, not_found()),
+        expect(Method::POST, NODES, 403, failure(403, "Forbidden")),
+    ])
     .await;
     let error = done.expect_err("a 403 is not a lost race").to_string();
     assert!(error.contains("create node vk"), "{error}");

@@ -265,17 +265,27 @@ fn app_status(exit_code: Option<i32>) -> PodStatus {
     }
 }
 
-#[tokio::test]
-async fn a_graceful_delete_asks_the_provider_once_keeps_the_pod_while_the_remote_pod_is_listed_and_finishes_it_at_grace_0_by_uid_once_gone()
- {
+/// Pod `web` (u1) created, listed by the provider as running, then deleted with a 30 s grace
+/// period: the provider is asked to delete it, the pod is kept (no request). No status round yet.
+async fn created_then_deleted() -> (
+    Arc<PodController<Fake>>,
+    reflector::store::Writer<CachedPod>,
+    Handle,
+) {
     let fake = Fake::default();
     *lock(&fake.remote) = vec![remote("web", "u1", Some(app_status(None)))];
     let (c, mut writer, mut api) = controller(fake);
     cache(&mut writer, &pod("web", "u1"));
     reconcile_sending_nothing(&c, &mut api, "web").await;
-    // Deleted with a 30 s grace period: the provider is asked, the pod is kept (no request).
     cache(&mut writer, &terminating(pod("web", "u1")));
     reconcile_sending_nothing(&c, &mut api, "web").await;
+    (c, writer, api)
+}
+
+#[tokio::test]
+async fn a_graceful_delete_asks_the_provider_once_keeps_the_pod_while_the_remote_pod_is_listed_and_finishes_it_at_grace_0_by_uid_once_gone()
+ {
+    let (c, mut writer, mut api) = created_then_deleted().await;
     assert_eq!(
         c.provider.calls(),
         ["create ns/web", "delete ns/web u1 grace=30"]
@@ -660,14 +670,8 @@ async fn queued_at_once(c: &PodController<Fake>) -> Option<PodKey> {
 
 #[tokio::test(start_paused = true)]
 async fn the_first_round_after_the_delete_that_lacks_the_remote_pod_queues_the_pod_at_once() {
-    let fake = Fake::default();
-    *lock(&fake.remote) = vec![remote("web", "u1", Some(app_status(None)))];
-    let (c, mut writer, mut api) = controller(fake);
-    cache(&mut writer, &pod("web", "u1"));
-    reconcile_sending_nothing(&c, &mut api, "web").await;
     // Deleted before any status round: the provider is asked, then its remote pod goes.
-    cache(&mut writer, &terminating(pod("web", "u1")));
-    reconcile_sending_nothing(&c, &mut api, "web").await;
+    let (c, _writer, mut api) = created_then_deleted().await;
     lock(&c.provider.remote).clear();
     scripted(&mut api, c.sync_statuses(), vec![]).await;
     assert_eq!(queued_at_once(&c).await, Some(key("web")));
