@@ -20,7 +20,6 @@
 //! to the virtual node or tolerating the virtual node's taint by name (the mark the mutating
 //! webhook leaves on every pod it lets burst). A Service without a selector selects nothing.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -450,40 +449,27 @@ async fn gather(state: &WebhookState, namespace: &str, pod: &Pod) -> Result<Fact
         if owners.len() >= 4 {
             break;
         }
-        let Some(gvk) = group_version_kind(&api_version, &kind) else {
-            owners.push(burst_rules::policy::OwnerFacts {
-                kind,
-                name: format!("{namespace}/{name}"),
-                labels: BTreeMap::new(),
-            });
-            break;
-        };
         let cached = state
             .owners
             .as_ref()
             .and_then(|c| c.get(&api_version, &kind, namespace, &name));
-        let meta = match cached {
-            Some(meta) => meta,
-            None => {
+        let meta = match (cached, group_version_kind(&api_version, &kind)) {
+            (Some(meta), _) => Some(meta),
+            (None, Some(gvk)) => {
                 let resource = kube::api::ApiResource::from_gvk(&gvk);
                 let api: Api<DynamicObject> =
                     Api::namespaced_with(state.client.clone(), namespace, &resource);
-                let Some(obj) = api.get_opt(&name).await? else {
-                    owners.push(burst_rules::policy::OwnerFacts {
-                        kind,
-                        name: format!("{namespace}/{name}"),
-                        labels: BTreeMap::new(),
-                    });
-                    break;
-                };
-                obj.metadata
+                api.get_opt(&name).await?.map(|obj| obj.metadata)
             }
+            (None, None) => None,
         };
-        next = controller_of(&meta);
+        // An owner that cannot be read (a kind not known here, or gone) ends the chain, named
+        // without labels.
+        next = meta.as_ref().and_then(controller_of);
         owners.push(burst_rules::policy::OwnerFacts {
             kind,
             name: format!("{namespace}/{name}"),
-            labels: meta.labels.unwrap_or_default(),
+            labels: meta.and_then(|m| m.labels).unwrap_or_default(),
         });
     }
 
