@@ -28,7 +28,7 @@ pub mod tunnel;
 pub mod webhook;
 
 pub use cci::CciClient;
-pub use cluster::{ClusterObject, ClusterObjects, MemoryAnnotations, MemoryObjects, PodAnnotator};
+pub use cluster::{ClusterObject, ClusterObjects, MemoryObjects};
 pub use error::{Error, REASON_SOLD_OUT, Result};
 pub use provider::CciProvider;
 

@@ -527,8 +527,7 @@ async fn virtual_kubelet(args: VirtualKubeletArgs) -> anyhow::Result<()> {
     let provider = Arc::new(
         CciProvider::new(cci, client.clone(), &args.cluster_id)?
             .with_release(args.release)
-            .with_node_lock(Arc::clone(&node_lock))
-            .with_pod_annotator(client.clone()),
+            .with_node_lock(Arc::clone(&node_lock)),
     );
 
     let mut node = cci_node_config(

@@ -90,7 +90,7 @@ use burst_rules::release::Release;
 use crate::breakage::{self, Breakage};
 use crate::cci::CciClient;
 use crate::cci_watch::PodCache;
-use crate::cluster::{ClusterObject, ClusterObjects, PodAnnotator};
+use crate::cluster::{ClusterObject, ClusterObjects};
 use crate::lock::NodeLock;
 use crate::translate::{
     self, ObjectKey, ObjectKind, TokenSecret, cci_pod_name, cluster_uid_of, identity,
@@ -163,8 +163,6 @@ pub struct CciProvider {
     mirrors: Arc<Mutex<Mirrors>>,
     /// Locks the virtual node when CCI answers sold out (BEHAVIOR.md §7); none in tests.
     node_lock: Option<Arc<NodeLock>>,
-    /// Writes the flavour on the cluster pod after its CCI pod is created (§1); none in tests.
-    annotator: Option<Arc<dyn PodAnnotator>>,
     /// The CCI pods as [`watch_cci_pods`](Self::watch_cci_pods) follows them; never live when
     /// that does not run, and then every status round lists CCI.
     cci_pods: Arc<PodCache>,
@@ -200,7 +198,6 @@ impl CciProvider {
             namespace_ready: AtomicBool::new(false),
             mirrors: Arc::default(),
             node_lock: None,
-            annotator: None,
             cci_pods: Arc::default(),
         })
     }
@@ -222,15 +219,6 @@ impl CciProvider {
     #[must_use]
     pub fn with_node_lock(mut self, lock: Arc<NodeLock>) -> Self {
         self.node_lock = Some(lock);
-        self
-    }
-
-    /// Writes `virtual-kubelet.cci.io/burst-pod-cpu` / `-memory` (the flavour the pod was
-    /// rounded up to, BEHAVIOR.md §1) on each cluster pod through `annotator` once its CCI pod
-    /// exists.
-    #[must_use]
-    pub fn with_pod_annotator(mut self, annotator: impl PodAnnotator) -> Self {
-        self.annotator = Some(Arc::new(annotator));
         self
     }
 
@@ -338,7 +326,7 @@ impl CciProvider {
                 }
             }
         }
-        let created = match self.client.create_pod(&self.namespace, &cci).await {
+        match self.client.create_pod(&self.namespace, &cci).await {
             Ok(_) => Ok(()),
             // Created before (a retry after a lost answer, or a restart): fine if it is this pod.
             Err(e) if e.code() == Some(409) => {
@@ -371,10 +359,7 @@ impl CciProvider {
                 }
                 Err(e)
             }
-        };
-        created?;
-        self.annotate_flavour(pod, &cci).await;
-        Ok(())
+        }
     }
 
     /// A pod this release refuses may still have a CCI pod, burst under another release before a
@@ -407,35 +392,7 @@ impl CciProvider {
                 .into_keys()
                 .collect(),
         );
-        self.annotate_flavour(pod, &existing).await;
         Ok(())
-    }
-
-    /// Writes the CCI pod's flavour on the cluster pod (§1), unless it carries it already.
-    /// Best effort: the CCI pod exists and runs whether or not the annotation lands.
-    async fn annotate_flavour(&self, pod: &Pod, cci: &cci_api::Pod) {
-        let Some(annotator) = &self.annotator else {
-            return;
-        };
-        let Some(flavour) = cci
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(burst_rules::flavour::ANNOTATION_SIZE))
-            .and_then(|size| burst_rules::flavour::parse_pod_size_specs(size).ok())
-        else {
-            return;
-        };
-        let wanted = flavour.cluster_pod_annotations();
-        let current = pod.metadata.annotations.clone().unwrap_or_default();
-        if wanted.iter().all(|(k, v)| current.get(k) == Some(v)) {
-            return;
-        }
-        let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
-        let name = pod.metadata.name.as_deref().unwrap_or_default();
-        if let Err(e) = annotator.annotate(namespace, name, wanted).await {
-            tracing::warn!(pod = %format!("{namespace}/{name}"), error = %e, "could not write the flavour annotations on the cluster pod");
-        }
     }
 
     /// Create or replace the CCI copy of `object`, unless this version is copied already.

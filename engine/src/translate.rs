@@ -1075,8 +1075,9 @@ pub fn cci_claim(
     )
 }
 
-/// The cluster pod a CCI pod stands for, with its status mapped back; `None` for a CCI pod the
-/// engine did not create (no UID label, or no readable cluster name).
+/// The cluster pod a CCI pod stands for, with its status mapped back and its flavour as the
+/// cluster pod's annotations (§1); `None` for a CCI pod the engine did not create (no UID
+/// label, or no readable cluster name).
 pub fn remote_pod(cci: &cci_api::PodSummary) -> Option<vk::RemotePod> {
     let m = &cci.metadata;
     let uid = m.labels.as_ref()?.get(LABEL_CLUSTER_POD_UID)?.clone();
@@ -1096,6 +1097,15 @@ pub fn remote_pod(cci: &cci_api::PodSummary) -> Option<vk::RemotePod> {
             .status
             .as_ref()
             .map(|s| cluster_status(s, &cci.spec.containers)),
+        // The flavour the pod was rounded up to, for the cluster pod (§1): written with its
+        // status, so a burst pod costs the API server one write, not two.
+        annotations: m
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(burst_rules::flavour::ANNOTATION_SIZE))
+            .and_then(|size| burst_rules::flavour::parse_pod_size_specs(size).ok())
+            .map(|flavour| flavour.cluster_pod_annotations())
+            .unwrap_or_default(),
     })
 }
 

@@ -444,6 +444,7 @@ impl vk::Provider for HostProvider {
                 name: h.name.clone(),
                 uid: h.uid.clone(),
                 status: Some(h.update(|s| s.pod_status(now))),
+                ..RemotePod::default()
             })
             .collect())
     }

@@ -34,6 +34,7 @@ impl Provider for InMemory {
             name: meta.name.clone().unwrap_or_default(),
             uid,
             status: Some(running(pod)),
+            ..RemotePod::default()
         });
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! The pod controller: watch the node's pods, drive the provider, sync statuses back.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,7 +21,9 @@ use crate::cache::CachedPod;
 use crate::decide::{self, Action, Orphan, Reconcile, StatusStep, Then};
 use crate::error::api_code;
 use crate::queue::WorkQueue;
-use crate::status::{is_terminal, lost_status, merge_status, status_changed, status_patch};
+use crate::status::{
+    is_terminal, lost_status, merge_status, missing_annotations, status_changed, status_patch,
+};
 use crate::{Config, Error, Provider, ProviderError, Result, TERMINATION_SLACK};
 
 /// Consecutive status rounds a created pod may be missing from the provider's answer before its
@@ -92,6 +94,21 @@ struct Deleting {
     recheck_at: Option<Timestamp>,
 }
 
+/// A status patch: the status and the provider's annotations the pod lacked.
+#[derive(Clone, Debug, PartialEq)]
+struct Sent {
+    status: PodStatus,
+    annotations: BTreeMap<String, String>,
+}
+
+impl Sent {
+    /// Whether this patch, once sent, already says all that `next` would.
+    fn covers(&self, next: &Sent) -> bool {
+        !status_changed(Some(&self.status), &next.status)
+            && missing_annotations(Some(&self.annotations), &next.annotations).is_empty()
+    }
+}
+
 /// What tells the time: [`Timestamp::now`], or a test's clock.
 type Clock = Box<dyn Fn() -> Timestamp + Send + Sync>;
 
@@ -113,7 +130,7 @@ pub(crate) struct PodController<P> {
     pub(crate) queue: Arc<WorkQueue<PodKey>>,
     seen: Mutex<HashMap<PodKey, Seen>>,
     /// Last status patched per pod UID, so a stale cache does not cause the same patch twice.
-    patched: Mutex<HashMap<String, PodStatus>>,
+    patched: Mutex<HashMap<String, Sent>>,
     /// Consecutive status rounds each created pod UID was missing from the provider's answer.
     misses: Mutex<HashMap<String, u32>>,
     /// Terminating pods whose remote deletion the provider accepted, by UID; kept until the
@@ -528,11 +545,12 @@ impl<P: Provider> PodController<P> {
             let key = PodKey::of(&**pod);
             let pod_uid = uid(&**pod);
             let remote = statuses.get(pod_uid);
+            let remote_status = remote.and_then(|r| r.status.as_ref());
             let deleting = lock(&self.deleting).get(pod_uid).copied();
             let facts = decide::StatusFacts {
                 terminating: pod.metadata.deletion_timestamp.is_some(),
                 on_provider: remote.is_some(),
-                status_known: remote.is_some_and(|r| *r != PodStatus::default()),
+                status_known: remote_status.is_some_and(|s| *s != PodStatus::default()),
                 created: lock(&self.seen)
                     .get(&key)
                     .is_some_and(|s| s.created && uid(&*s.pod) == pod_uid),
@@ -541,10 +559,13 @@ impl<P: Provider> PodController<P> {
                 awaiting_removal: deleting
                     .is_some_and(|d| d.asked_in_round < round && !d.gone && !d.finishing),
             };
+            let mut annotations = BTreeMap::new();
             let desired = match (decide::status_step(facts, LOST_AFTER_MISSES), remote) {
                 (StatusStep::FromProvider, Some(remote)) => {
                     lock(&self.misses).remove(pod_uid);
-                    merge_status(pod.status.as_ref(), remote)
+                    annotations =
+                        missing_annotations(pod.metadata.annotations.as_ref(), &remote.annotations);
+                    merge_status(pod.status.as_ref(), remote_status.unwrap_or(&PodStatus::default()))
                 }
                 (StatusStep::Present, _) => {
                     lock(&self.misses).remove(pod_uid);
@@ -572,20 +593,24 @@ impl<P: Provider> PodController<P> {
                 }
                 _ => continue,
             };
-            if !status_changed(pod.status.as_ref(), &desired) {
+            if !status_changed(pod.status.as_ref(), &desired) && annotations.is_empty() {
                 continue;
             }
+            let sent = Sent {
+                status: desired,
+                annotations,
+            };
             if lock(&self.patched)
                 .get(pod_uid)
-                .is_some_and(|last| !status_changed(Some(last), &desired))
+                .is_some_and(|last| last.covers(&sent))
             {
                 continue; // already sent; the cache has not caught up yet
             }
-            patches.push((pod, desired));
+            patches.push((pod, sent));
         }
         futures::stream::iter(patches)
-            .for_each_concurrent(STATUS_PATCHES_IN_FLIGHT, |(pod, desired)| {
-                self.patch_status(pod, desired)
+            .for_each_concurrent(STATUS_PATCHES_IN_FLIGHT, |(pod, sent)| {
+                self.patch_status(pod, sent)
             })
             .await;
         // Drop bookkeeping of pods that left the node.
@@ -595,20 +620,20 @@ impl<P: Provider> PodController<P> {
         lock(&self.deleting).retain(|u, _| live.contains(u.as_str()));
     }
 
-    async fn patch_status(&self, pod: &CachedPod, desired: PodStatus) {
+    async fn patch_status(&self, pod: &CachedPod, sent: Sent) {
         let key = PodKey::of(pod);
-        let mut patch = status_patch(&desired);
+        let mut patch = status_patch(&sent.status, &sent.annotations);
         // Optimistic concurrency: a patch computed from a stale pod is refused, and the next
         // round recomputes it from the fresh one.
-        patch["metadata"] = json!({ "resourceVersion": pod.resource_version() });
+        patch["metadata"]["resourceVersion"] = json!(pod.resource_version());
         match self
             .pods_in(&key.namespace)
             .patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
             Ok(_) => {
-                tracing::debug!(pod = %key, phase = ?desired.phase, "patched pod status");
-                lock(&self.patched).insert(uid(pod).to_string(), desired);
+                tracing::debug!(pod = %key, phase = ?sent.status.phase, "patched pod status");
+                lock(&self.patched).insert(uid(pod).to_string(), sent);
             }
             Err(e) if matches!(api_code(&e), Some(404 | 409)) => {
                 tracing::debug!(pod = %key, error = %e, "status patch skipped");

@@ -127,6 +127,7 @@ fn remote(name: &str, pod_uid: &str, status: Option<PodStatus>) -> RemotePod {
         name: name.into(),
         uid: pod_uid.into(),
         status,
+        ..RemotePod::default()
     }
 }
 

@@ -1,6 +1,6 @@
 //! The [`Provider`] trait: what a backend implements to run a node's pods somewhere else.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
@@ -8,8 +8,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::{ProviderError, ProviderResult};
 
-/// Remote statuses of the pods a provider runs, keyed by the **cluster** pod's UID.
-pub type PodStatuses = HashMap<String, PodStatus>;
+/// The pods a provider runs, keyed by the **cluster** pod's UID (the answer of
+/// [`Provider::pod_statuses`]).
+pub type PodStatuses = HashMap<String, RemotePod>;
 
 /// A pod as the provider sees it on its side, named by the cluster pod it stands for.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -23,6 +24,11 @@ pub struct RemotePod {
     pub uid: String,
     /// The remote status translated to a cluster pod status, if the provider knows one.
     pub status: Option<PodStatus>,
+    /// Annotations the provider keeps on the cluster pod, e.g. what the backend made of the
+    /// pod's request (the engine's flavour, rounded up). The status round writes them in the
+    /// same patch as the pod's status (no write of their own), whenever the cluster pod lacks
+    /// one or carries another value; other annotations are left alone. Empty: none.
+    pub annotations: BTreeMap<String, String>,
 }
 
 impl RemotePod {
@@ -184,22 +190,23 @@ pub trait Provider: Send + Sync + 'static {
     /// pod is gone), and by the default [`pod_statuses`](Provider::pod_statuses).
     fn list_pods(&self) -> impl Future<Output = ProviderResult<Vec<RemotePod>>> + Send;
 
-    /// The current remote statuses of all pods the provider runs, keyed by cluster pod UID.
+    /// The current remote state (status and [annotations](RemotePod::annotations)) of all pods
+    /// the provider runs, keyed by cluster pod UID.
     ///
     /// Called every status interval; the controller patches a cluster pod's status only when it
     /// changed. One bulk call, never one per pod. Every pod the provider still has must be in
     /// the answer, pods being deleted included (their status then shows the deletion's progress):
     /// a created pod missing from it is counted lost (marked `Failed` after a few rounds), a pod
     /// being deleted is taken as gone (its cluster pod is then finished). A pod whose status is
-    /// not known is answered with an empty [`PodStatus`] (nothing is written for it). The default
-    /// is built from [`list_pods`](Provider::list_pods) that way.
+    /// not known is answered with `status: None` or an empty [`PodStatus`] (nothing is written
+    /// for it). The default keys [`list_pods`](Provider::list_pods)' answer by UID.
     fn pod_statuses(&self) -> impl Future<Output = ProviderResult<PodStatuses>> + Send {
         async {
             Ok(self
                 .list_pods()
                 .await?
                 .into_iter()
-                .map(|p| (p.uid, p.status.unwrap_or_default()))
+                .map(|p| (p.uid.clone(), p))
                 .collect())
         }
     }

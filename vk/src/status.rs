@@ -1,5 +1,7 @@
 //! Folding a provider's pod status into the cluster pod's status (pure functions).
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::core::v1::{
     ContainerState, ContainerStateTerminated, ContainerStatus, PodCondition, PodStatus,
 };
@@ -94,9 +96,27 @@ pub fn status_changed(current: Option<&PodStatus>, desired: &PodStatus) -> bool 
     pruned(&Value::Object(owned(current))) != pruned(&Value::Object(owned(Some(desired))))
 }
 
-/// A JSON merge patch setting the kubelet-owned fields to `desired` (`null` removes a field).
-pub fn status_patch(desired: &PodStatus) -> Value {
-    json!({ "status": owned(Some(desired)) })
+/// A JSON merge patch setting the kubelet-owned fields to `desired` (`null` removes a field)
+/// and the given annotations (others are left alone); sent to the `status` subresource, which
+/// takes a pod's annotations with its status.
+pub fn status_patch(desired: &PodStatus, annotations: &BTreeMap<String, String>) -> Value {
+    let mut patch = json!({ "status": owned(Some(desired)) });
+    if !annotations.is_empty() {
+        patch["metadata"] = json!({ "annotations": annotations });
+    }
+    patch
+}
+
+/// The annotations of `wanted` that the pod lacks or carries with another value.
+pub fn missing_annotations(
+    current: Option<&BTreeMap<String, String>>,
+    wanted: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    wanted
+        .iter()
+        .filter(|(k, v)| current.and_then(|c| c.get(*k)) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// The status of a pod whose remote counterpart disappeared: `Failed`, with every container
@@ -249,15 +269,51 @@ mod tests {
 
     #[test]
     fn the_patch_names_only_owned_fields_and_nulls_the_absent_ones() {
-        let patch = status_patch(&PodStatus {
-            phase: Some("Running".into()),
-            qos_class: Some("Guaranteed".into()),
-            ..PodStatus::default()
-        });
+        let patch = status_patch(
+            &PodStatus {
+                phase: Some("Running".into()),
+                qos_class: Some("Guaranteed".into()),
+                ..PodStatus::default()
+            },
+            &BTreeMap::new(),
+        );
+        assert!(patch.get("metadata").is_none(), "{patch}");
         let status = patch["status"].as_object().unwrap();
         assert_eq!(status["phase"], "Running");
         assert_eq!(status["reason"], Value::Null);
         assert!(!status.contains_key("qosClass"));
+    }
+
+    #[test]
+    fn annotations_ride_on_the_status_patch_under_metadata() {
+        let annotations = BTreeMap::from([("size".to_owned(), "2u".to_owned())]);
+        let patch = status_patch(&PodStatus::default(), &annotations);
+        assert_eq!(patch["metadata"], json!({ "annotations": { "size": "2u" } }));
+        assert!(patch["status"].is_object(), "{patch}");
+    }
+
+    #[test]
+    fn only_annotations_the_pod_lacks_or_holds_otherwise_are_missing() {
+        let wanted = BTreeMap::from([
+            ("cpu".to_owned(), "2u".to_owned()),
+            ("memory".to_owned(), "4Gi".to_owned()),
+            ("zone".to_owned(), "a".to_owned()),
+        ]);
+        let current = BTreeMap::from([
+            ("cpu".to_owned(), "2u".to_owned()),
+            ("memory".to_owned(), "2Gi".to_owned()),
+            ("other".to_owned(), "kept".to_owned()),
+        ]);
+        let missing = missing_annotations(Some(&current), &wanted);
+        assert_eq!(
+            missing,
+            BTreeMap::from([
+                ("memory".to_owned(), "4Gi".to_owned()),
+                ("zone".to_owned(), "a".to_owned()),
+            ])
+        );
+        assert_eq!(missing_annotations(None, &wanted), wanted);
+        assert!(missing_annotations(Some(&wanted), &wanted).is_empty());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use bursting_engine::{CciClient, CciProvider, MemoryAnnotations, MemoryObjects};
+use bursting_engine::{CciClient, CciProvider, MemoryObjects};
 use cci_api::{LABEL_CLUSTER_ID, LABEL_CLUSTER_POD_UID, List, Namespace, Pod as CciPod, Status};
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use vk::Provider;
@@ -314,22 +314,24 @@ async fn list_and_statuses_name_the_cluster_pods_by_uid() {
         .collect();
     assert_eq!(names, [("shop", "web-0"), ("shop", "web.v2")]);
     let statuses = p.pod_statuses().await.unwrap();
-    assert_eq!(statuses["uid-1"].phase.as_deref(), Some("Running"));
-    assert_eq!(
-        statuses["uid-2"].pod_ips.as_ref().unwrap()[0].ip,
-        "192.168.7.7"
-    );
+    let status = |uid: &str| statuses[uid].status.clone().unwrap();
+    assert_eq!(status("uid-1").phase.as_deref(), Some("Running"));
+    assert_eq!(status("uid-2").pod_ips.as_ref().unwrap()[0].ip, "192.168.7.7");
 }
 
 #[tokio::test]
-async fn a_created_pod_gets_its_flavour_annotated_on_the_cluster_side() {
+async fn a_created_pod_reports_its_flavour_for_the_cluster_side_with_its_status() {
     let (addr, _state) = serve().await;
-    let annotations = MemoryAnnotations::default();
-    let p = provider(addr, TOKEN).with_pod_annotator(annotations.clone());
+    let p = provider(addr, TOKEN);
     // 500m / 1Gi is itself a flavour: 0.5 vCPU, 1 GiB.
     p.create_pod(&pod("web-0", "uid-1", "nginx")).await.unwrap();
-    let got = annotations.of("shop", "web-0");
-    assert_eq!(got["virtual-kubelet.cci.io/burst-pod-cpu"], "0.5u");
-    assert_eq!(got["virtual-kubelet.cci.io/burst-pod-memory"], "1Gi");
-    assert!(annotations.of("shop", "other").is_empty());
+    let statuses = p.pod_statuses().await.unwrap();
+    let got = &statuses["uid-1"].annotations;
+    assert_eq!(
+        got,
+        &BTreeMap::from([
+            ("virtual-kubelet.cci.io/burst-pod-cpu".to_owned(), "0.5u".to_owned()),
+            ("virtual-kubelet.cci.io/burst-pod-memory".to_owned(), "1Gi".to_owned()),
+        ])
+    );
 }
