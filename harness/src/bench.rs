@@ -3,10 +3,11 @@
 //! the control plane's clients are not throttled ([`ClientRates::UNTHROTTLED`]). Numbers are
 //! printed, never asserted: a benchmark informs, it does not pass or fail.
 //!
-//! 1. **Start-up ratio**: a Deployment of N replicas to all-Running on `bursting-node`, then the
-//!    same Deployment on kwok nodes of the same cluster, same run; both times, pods per second
-//!    and the ratio (issue target ≤ 1.2). Timed from a watch, so the times are exact to the
-//!    event, not to a poll.
+//! 1. **Start-up ratio**: a Deployment of N replicas to all-Running on `bursting-node`, and the
+//!    same Deployment on kwok nodes of the same cluster, one after the other, in R rounds (the
+//!    side that goes first alternates); the median of each side's times, pods per second, and
+//!    the median of the rounds' ratios (issue target ≤ 1.2). Timed from a watch, so the times
+//!    are exact to the event, not to a poll.
 //! 2. **Engine memory**: the virtual kubelet's resident set before anything ran, and with P burst
 //!    pods Running, each mounting its own ConfigMap of K KiB (issue target ≤ 128 MiB at 4000
 //!    pods and 4000 × 300 KiB, release build).
@@ -50,6 +51,8 @@ const CREATE_CONCURRENCY: usize = 8;
 pub struct BenchOptions {
     /// Replicas of the start-up comparison (0 skips it).
     pub replicas: usize,
+    /// Rounds of the start-up comparison (at least 1).
+    pub rounds: usize,
     /// Burst pods for the memory measurement (0 skips it and the idle window).
     pub memory_pods: usize,
     /// Size of each pod's ConfigMap, KiB.
@@ -64,10 +67,8 @@ pub struct BenchOptions {
 pub struct BenchReport {
     /// The control plane's client rates the cluster ran with.
     pub client_rates: Option<ClientRates>,
-    /// Seconds until N replicas ran on `bursting-node`.
-    pub burst_seconds: Option<f64>,
-    /// Seconds until N replicas ran on kwok nodes.
-    pub kwok_seconds: Option<f64>,
+    /// The start-up rounds, in order.
+    pub startup: Vec<StartupRound>,
     /// Virtual kubelet RSS before the runs, MiB.
     pub rss_idle_mib: Option<f64>,
     /// Virtual kubelet RSS with the pods and ConfigMaps, MiB.
@@ -86,6 +87,38 @@ pub struct BenchReport {
     pub idle_requests: Option<IdleRequests>,
 }
 
+/// One round of the start-up comparison.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StartupRound {
+    /// Seconds until N replicas ran on `bursting-node`.
+    pub burst_seconds: f64,
+    /// Seconds until N replicas ran on kwok nodes.
+    pub kwok_seconds: f64,
+}
+
+impl StartupRound {
+    /// `bursting-node`'s time over the kwok nodes' (0 when kwok took no time).
+    pub fn ratio(&self) -> f64 {
+        if self.kwok_seconds > 0.0 {
+            self.burst_seconds / self.kwok_seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The median of `values` (the mean of the middle two for an even count; 0 for none).
+pub fn median(values: impl IntoIterator<Item = f64>) -> f64 {
+    let mut sorted: Vec<f64> = values.into_iter().collect();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    match n {
+        0 => 0.0,
+        _ if n % 2 == 1 => sorted[n / 2],
+        _ => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
 /// Pods per second: `pods` in `seconds`.
 pub fn pods_per_second(pods: usize, seconds: f64) -> f64 {
     if seconds > 0.0 {
@@ -100,14 +133,34 @@ impl std::fmt::Display for BenchReport {
         if let Some(rates) = &self.client_rates {
             writeln!(f, "control plane client rates: {rates}")?;
         }
-        if let (Some(b), Some(k)) = (self.burst_seconds, self.kwok_seconds) {
+        if !self.startup.is_empty() {
             let n = self.replicas;
+            let rounds = &self.startup;
+            let b = median(rounds.iter().map(|r| r.burst_seconds));
+            let k = median(rounds.iter().map(|r| r.kwok_seconds));
             writeln!(
                 f,
-                "start-up, {n} replicas: bursting-node {b:.1} s ({:.1} pods/s), kwok nodes {k:.1} s ({:.1} pods/s), ratio {:.2} (target <= 1.20)",
+                "start-up, {n} replicas, median of {} round(s): bursting-node {b:.1} s ({:.1} pods/s), kwok nodes {k:.1} s ({:.1} pods/s), ratio {:.2} (the rounds' median; target <= 1.20)",
+                rounds.len(),
                 pods_per_second(n, b),
                 pods_per_second(n, k),
-                b / k
+                median(rounds.iter().map(StartupRound::ratio))
+            )?;
+            let each: Vec<String> = rounds
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{:.1} / {:.1} ({:.2})",
+                        r.burst_seconds,
+                        r.kwok_seconds,
+                        r.ratio()
+                    )
+                })
+                .collect();
+            writeln!(
+                f,
+                "  rounds, bursting-node / kwok nodes in s (ratio): {}",
+                each.join(", ")
             )?;
         }
         if let (Some(idle), Some(loaded)) = (self.rss_idle_mib, self.rss_loaded_mib) {
@@ -798,60 +851,54 @@ pub async fn run(
             })
             .collect();
         create_nodes(&client, &shapes).await?;
-        let ns = format!("bench-{suffix}");
-        namespace(&client, &ns).await?;
-        let patience = Duration::from_secs(60 + options.replicas as u64);
-        let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
-        let burst = deployment(
-            "burst",
-            options.replicas,
-            BTreeMap::from([(POLICY_LABEL.to_owned(), "enforce".to_owned())]),
-            &[],
-        )?;
-        eprintln!(
-            "burstcert bench: {} replicas on bursting-node ...",
-            options.replicas
-        );
-        let create = |d: Deployment| {
-            let deployments = deployments.clone();
-            async move {
-                deployments
-                    .create(&PostParams::default(), &d)
-                    .await
-                    .map_err(kube("create the benchmark deployment"))?;
-                Ok(())
-            }
-        };
-        report.burst_seconds = Some(
-            time_to_running(
-                &client,
-                &ns,
-                "app=burst",
-                options.replicas,
-                patience,
-                create(burst),
-            )
-            .await?,
-        );
         let names: Vec<String> = shapes.iter().map(|s| s.name.clone()).collect();
-        let kwok = deployment("kwok", options.replicas, BTreeMap::new(), &names)?;
-        eprintln!(
-            "burstcert bench: {} replicas on kwok nodes ...",
-            options.replicas
-        );
-        report.kwok_seconds = Some(
-            time_to_running(
-                &client,
-                &ns,
-                "app=kwok",
-                options.replicas,
-                patience,
-                create(kwok),
-            )
-            .await?,
-        );
+        let patience = Duration::from_secs(60 + options.replicas as u64);
+        for round in 0..options.rounds.max(1) {
+            // NB: the side that goes first alternates, so neither always meets a cluster still
+            // busy with the previous round's deletions.
+            let burst_first = round % 2 == 0;
+            let ns = format!("bench-{suffix}-{round}");
+            namespace(&client, &ns).await?;
+            let mut times = [0.0; 2];
+            for burst in [burst_first, !burst_first] {
+                let (app, labels, nodes, place) = if burst {
+                    let labels = BTreeMap::from([(POLICY_LABEL.to_owned(), "enforce".to_owned())]);
+                    ("burst", labels, &[][..], "bursting-node")
+                } else {
+                    ("kwok", BTreeMap::new(), &names[..], "kwok nodes")
+                };
+                eprintln!(
+                    "burstcert bench: round {}/{}: {} replicas on {place} ...",
+                    round + 1,
+                    options.rounds.max(1),
+                    options.replicas
+                );
+                let d = deployment(app, options.replicas, labels, nodes)?;
+                let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+                let create = async move {
+                    deployments
+                        .create(&PostParams::default(), &d)
+                        .await
+                        .map_err(kube("create the benchmark deployment"))?;
+                    Ok(())
+                };
+                times[usize::from(!burst)] = time_to_running(
+                    &client,
+                    &ns,
+                    &format!("app={app}"),
+                    options.replicas,
+                    patience,
+                    create,
+                )
+                .await?;
+            }
+            report.startup.push(StartupRound {
+                burst_seconds: times[0],
+                kwok_seconds: times[1],
+            });
+            delete_namespace(&client, &ns, patience).await?;
+        }
         eprint!("{report}");
-        delete_namespace(&client, &ns, patience).await?;
     }
     if options.memory_pods > 0 {
         let n = options.memory_pods;
@@ -964,23 +1011,48 @@ mod tests {
     }
 
     #[test]
-    fn the_start_up_line_gives_both_times_pods_per_second_and_the_ratio() {
+    fn the_start_up_line_gives_both_medians_pods_per_second_the_median_ratio_and_each_round() {
+        let round = |burst_seconds, kwok_seconds| StartupRound {
+            burst_seconds,
+            kwok_seconds,
+        };
         let report = BenchReport {
             replicas: 1000,
-            burst_seconds: Some(20.0),
-            kwok_seconds: Some(16.0),
+            startup: vec![round(20.0, 16.0), round(30.0, 10.0), round(12.0, 12.5)],
             client_rates: Some(ClientRates::UNTHROTTLED),
             ..BenchReport::default()
         };
         let text = report.to_string();
         assert!(
             text.contains(
-                "bursting-node 20.0 s (50.0 pods/s), kwok nodes 16.0 s (62.5 pods/s), ratio 1.25"
+                "median of 3 round(s): bursting-node 20.0 s (50.0 pods/s), kwok nodes 12.5 s (80.0 pods/s), ratio 1.25"
             ),
+            "{text}"
+        );
+        assert!(
+            text.contains("20.0 / 16.0 (1.25), 30.0 / 10.0 (3.00), 12.0 / 12.5 (0.96)"),
             "{text}"
         );
         assert!(text.contains("--kube-api-qps=5000"), "{text}");
         assert_eq!(pods_per_second(10, 0.0), 0.0);
+    }
+
+    #[rstest::rstest]
+    #[case::none(&[], 0.0)]
+    #[case::one(&[3.0], 3.0)]
+    #[case::odd_unsorted(&[9.0, 1.0, 4.0], 4.0)]
+    #[case::even_takes_the_middle_two(&[4.0, 1.0, 3.0, 10.0], 3.5)]
+    fn the_median_is_the_middle_value(#[case] values: &[f64], #[case] expected: f64) {
+        assert_eq!(median(values.iter().copied()), expected);
+    }
+
+    #[test]
+    fn a_round_without_a_kwok_time_has_no_ratio_rather_than_an_infinite_one() {
+        let round = StartupRound {
+            burst_seconds: 5.0,
+            kwok_seconds: 0.0,
+        };
+        assert_eq!(round.ratio(), 0.0);
     }
 
     #[rstest::rstest]

@@ -133,6 +133,12 @@ enum Command {
         /// Replicas of the start-up comparison (0 skips it).
         #[arg(long, default_value_t = 1000)]
         replicas: usize,
+        /// Rounds of the start-up comparison, each timing both sides one after the other (the
+        /// side that goes first alternates); the medians are reported, since one round's times
+        /// vary by a third from one to the next on a 2-core machine.
+        #[arg(long, default_value_t = 3,
+              value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=20))]
+        rounds: usize,
         /// Burst pods (each with its own ConfigMap) for the memory measurement (0 skips it).
         #[arg(long, default_value_t = 4000)]
         memory_pods: usize,
@@ -363,6 +369,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench {
             replicas,
+            rounds,
             memory_pods,
             configmap_kib,
             idle_seconds,
@@ -375,6 +382,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &env,
                 &burstcert::bench::BenchOptions {
                     replicas,
+                    rounds,
                     memory_pods,
                     configmap_kib,
                     idle: std::time::Duration::from_secs(idle_seconds),

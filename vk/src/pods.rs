@@ -565,7 +565,10 @@ impl<P: Provider> PodController<P> {
                     lock(&self.misses).remove(pod_uid);
                     annotations =
                         missing_annotations(pod.metadata.annotations.as_ref(), &remote.annotations);
-                    merge_status(pod.status.as_ref(), remote_status.unwrap_or(&PodStatus::default()))
+                    merge_status(
+                        pod.status.as_ref(),
+                        remote_status.unwrap_or(&PodStatus::default()),
+                    )
                 }
                 (StatusStep::Present, _) => {
                     lock(&self.misses).remove(pod_uid);

@@ -485,6 +485,81 @@ async fn the_status_round_patches_a_changed_status_once_with_the_pods_resource_v
     scripted(&mut api, c.sync_statuses(), vec![]).await;
 }
 
+/// The provider's view of `name` running, with the annotation `size: 2u` for the cluster pod.
+fn sized(name: &str) -> RemotePod {
+    RemotePod {
+        annotations: BTreeMap::from([("size".to_owned(), "2u".to_owned())]),
+        ..remote(name, name, Some(running()))
+    }
+}
+
+fn running() -> PodStatus {
+    PodStatus {
+        phase: Some("Running".into()),
+        ..PodStatus::default()
+    }
+}
+
+#[tokio::test]
+async fn the_providers_annotations_ride_on_the_first_status_patch_and_are_not_sent_again() {
+    let fake = Fake::default();
+    *lock(&fake.remote) = vec![sized("web")];
+    let (c, mut writer, mut api) = controller(fake);
+    cache(&mut writer, &pod("web", "web"));
+    reconcile_sending_nothing(&c, &mut api, "web").await;
+    let (_, bodies) = scripted(&mut api, c.sync_statuses(), vec![web_status_patch()]).await;
+    assert_eq!(bodies[0]["status"]["phase"], "Running");
+    assert_eq!(
+        bodies[0]["metadata"],
+        json!({ "annotations": { "size": "2u" }, "resourceVersion": "7" }),
+        "one write: the annotations with the status, guarded by the resourceVersion"
+    );
+    // The cache has not caught up yet: neither is sent twice.
+    scripted(&mut api, c.sync_statuses(), vec![]).await;
+}
+
+#[tokio::test]
+async fn a_pod_whose_status_is_current_gets_only_the_annotations_it_lacks() {
+    let fake = Fake::default();
+    *lock(&fake.remote) = vec![sized("web"), sized("db")];
+    let (c, mut writer, mut api) = controller(fake);
+    let current = |name: &str, annotations: &[(&str, &str)]| {
+        let mut p = pod(name, name);
+        p.status = Some(merge_status(p.status.as_ref(), &running()));
+        p.metadata.annotations = Some(
+            annotations
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        );
+        p
+    };
+    // `web` has it (beside one of its own), `db` has another value.
+    cache(
+        &mut writer,
+        &current("web", &[("size", "2u"), ("team", "a")]),
+    );
+    cache(&mut writer, &current("db", &[("size", "1u")]));
+    reconcile_sending_nothing(&c, &mut api, "web").await;
+    reconcile_sending_nothing(&c, &mut api, "db").await;
+    let (_, bodies) = scripted(
+        &mut api,
+        c.sync_statuses(),
+        vec![expect(
+            Method::PATCH,
+            "/api/v1/namespaces/ns/pods/db/status",
+            200,
+            json!(pod("db", "db")),
+        )],
+    )
+    .await;
+    assert_eq!(
+        bodies[0]["metadata"]["annotations"],
+        json!({ "size": "2u" })
+    );
+    assert_eq!(bodies[0]["status"]["phase"], "Running", "{}", bodies[0]);
+}
+
 #[tokio::test]
 async fn a_created_pod_whose_spec_or_annotations_change_is_updated_and_only_then() {
     let (c, mut writer, mut api) = controller(Fake::default());

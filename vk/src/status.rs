@@ -288,7 +288,10 @@ mod tests {
     fn annotations_ride_on_the_status_patch_under_metadata() {
         let annotations = BTreeMap::from([("size".to_owned(), "2u".to_owned())]);
         let patch = status_patch(&PodStatus::default(), &annotations);
-        assert_eq!(patch["metadata"], json!({ "annotations": { "size": "2u" } }));
+        assert_eq!(
+            patch["metadata"],
+            json!({ "annotations": { "size": "2u" } })
+        );
         assert!(patch["status"].is_object(), "{patch}");
     }
 

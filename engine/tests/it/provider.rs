@@ -285,7 +285,7 @@ async fn delete_is_idempotent_and_spares_a_pod_of_another_uid() {
         namespace: "shop".into(),
         name: "web-0".into(),
         uid: "uid-2".into(),
-        status: None,
+        ..vk::RemotePod::default()
     }
     .to_stub_pod();
     p.delete_pod(&stub).await.unwrap();
@@ -316,7 +316,10 @@ async fn list_and_statuses_name_the_cluster_pods_by_uid() {
     let statuses = p.pod_statuses().await.unwrap();
     let status = |uid: &str| statuses[uid].status.clone().unwrap();
     assert_eq!(status("uid-1").phase.as_deref(), Some("Running"));
-    assert_eq!(status("uid-2").pod_ips.as_ref().unwrap()[0].ip, "192.168.7.7");
+    assert_eq!(
+        status("uid-2").pod_ips.as_ref().unwrap()[0].ip,
+        "192.168.7.7"
+    );
 }
 
 #[tokio::test]
@@ -330,8 +333,14 @@ async fn a_created_pod_reports_its_flavour_for_the_cluster_side_with_its_status(
     assert_eq!(
         got,
         &BTreeMap::from([
-            ("virtual-kubelet.cci.io/burst-pod-cpu".to_owned(), "0.5u".to_owned()),
-            ("virtual-kubelet.cci.io/burst-pod-memory".to_owned(), "1Gi".to_owned()),
+            (
+                "virtual-kubelet.cci.io/burst-pod-cpu".to_owned(),
+                "0.5u".to_owned()
+            ),
+            (
+                "virtual-kubelet.cci.io/burst-pod-memory".to_owned(),
+                "1Gi".to_owned()
+            ),
         ])
     );
 }
