@@ -246,7 +246,15 @@ async fn delete_namespace(
         |s, now| s.delete_namespace(&tenant, &namespace, now),
     )
     .await?;
-    tracing::info!(tenant, namespace, "namespace deleted with everything in it");
+    if deleted.metadata.deletion_timestamp.is_some() {
+        tracing::info!(
+            tenant,
+            namespace,
+            "namespace terminating (slow-delete fault)"
+        );
+    } else {
+        tracing::info!(tenant, namespace, "namespace deleted with everything in it");
+    }
     Ok(axum::Json(deleted))
 }
 

@@ -48,6 +48,20 @@ pub enum Error {
         namespace: String,
     },
 
+    /// The namespace is being deleted (a slow-delete fault keeps it terminating): nothing new
+    /// may be created in it.
+    #[error(
+        "{kind} {name:?} is forbidden: unable to create new content in namespace {namespace} because it is being terminated: wait until the namespace is gone and create it again first"
+    )]
+    NamespaceTerminating {
+        /// `pod`, `ConfigMap`, ...
+        kind: &'static str,
+        /// The name asked for.
+        name: String,
+        /// The terminating namespace.
+        namespace: String,
+    },
+
     /// No namespace of that name.
     #[error("namespace {namespace:?} not found: create it first with POST /apis/cci/v2/namespaces")]
     NamespaceNotFound {
@@ -275,7 +289,9 @@ impl Error {
     pub fn status_code(&self) -> StatusCode {
         match self {
             Error::MissingToken | Error::UnknownToken => StatusCode::UNAUTHORIZED,
-            Error::Forbidden { .. } | Error::QuotaExceeded { .. } => StatusCode::FORBIDDEN,
+            Error::Forbidden { .. }
+            | Error::NamespaceTerminating { .. }
+            | Error::QuotaExceeded { .. } => StatusCode::FORBIDDEN,
             Error::NamespaceNotFound { .. }
             | Error::NotFound { .. }
             | Error::RouteNotFound { .. } => StatusCode::NOT_FOUND,

@@ -10,6 +10,7 @@
 //! ```json
 //! {"scope": {"namespace": "bursting-c1"}, "fault": {"type": "soldOut", "flavours": ["2_4"]}}
 //! {"scope": {"tenant": "tenant-a"}, "fault": {"type": "errorRate", "operations": ["create pods"], "percent": 50, "status": 503}}
+//! {"scope": {"namespace": "bursting-c1"}, "fault": {"type": "slowDelete", "millis": 1500}}
 //! ```
 
 use std::fmt;
@@ -87,6 +88,21 @@ pub enum Fault {
         /// The image pattern.
         image_pattern: String,
     },
+    /// Deletes take a while, as on the real service, where tearing down a pod's sandbox or a
+    /// namespace's contents does: a pod or namespace deleted in the scope is not removed at once
+    /// but stays listed and readable, terminating (`metadata.deletionTimestamp` set, a new
+    /// `resourceVersion`), for `millis` more, then goes. A pod lingers `millis` after it would
+    /// have gone (even after a grace-0 delete, and a pod that had not started does not start);
+    /// a namespace keeps its pods and objects until it goes and refuses new ones (`403`,
+    /// "... because it is being terminated"). `resources` narrows it to `pods` or
+    /// `namespaces`; empty = both.
+    SlowDelete {
+        /// `pods`, `namespaces`, or both; empty (or left out) = both.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        resources: Vec<Resource>,
+        /// How long a deleted pod or namespace lingers, in milliseconds (at most 600 000).
+        millis: u64,
+    },
 }
 
 fn default_error_status() -> u16 {
@@ -145,6 +161,17 @@ macro_rules! named_enum {
                         [$($text),+].join(", ")
                     )),
                 }
+            }
+        }
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
             }
         }
     };
@@ -316,11 +343,16 @@ impl FaultSpec {
                     ));
                 }
             }
-            Fault::Latency { millis, .. } => {
-                if Duration::from_millis(*millis) > MAX_LATENCY {
+            Fault::Latency { millis, .. } => check_millis(*millis)?,
+            Fault::SlowDelete { resources, millis } => {
+                check_millis(*millis)?;
+                if let Some(other) = resources
+                    .iter()
+                    .find(|r| !matches!(r, Resource::Pods | Resource::Namespaces))
+                {
                     return Err(format!(
-                        "fault.millis: {millis} is more than {} (ten minutes)",
-                        MAX_LATENCY.as_millis()
+                        "fault.resources: {:?} is not deleted slowly: a slowDelete applies to \"pods\" and \"namespaces\"",
+                        other.as_str()
                     ));
                 }
             }
@@ -335,6 +367,17 @@ impl FaultSpec {
         }
         Ok(())
     }
+}
+
+/// Refuses a delay over [`MAX_LATENCY`], naming the field.
+fn check_millis(millis: u64) -> Result<(), String> {
+    if Duration::from_millis(millis) > MAX_LATENCY {
+        return Err(format!(
+            "fault.millis: {millis} is more than {} (ten minutes)",
+            MAX_LATENCY.as_millis()
+        ));
+    }
+    Ok(())
 }
 
 /// What the faults say about one request, before it is served.
@@ -485,6 +528,29 @@ impl Faults {
             })
     }
 
+    /// How long a `resource` (pods or namespaces) deleted in `namespace` of `tenant` lingers,
+    /// if a slow-delete fault says so.
+    pub fn slow_delete(
+        &mut self,
+        tenant: &str,
+        namespace: &str,
+        resource: Resource,
+    ) -> Option<Duration> {
+        let id = self.first_firing(tenant, namespace, |fault| match fault {
+            Fault::SlowDelete { resources, .. } => {
+                resources.is_empty() || resources.contains(&resource)
+            }
+            _ => false,
+        })?;
+        self.active
+            .iter()
+            .find(|a| a.id == id)
+            .and_then(|a| match a.fault {
+                Fault::SlowDelete { millis, .. } => Some(Duration::from_millis(millis)),
+                _ => None,
+            })
+    }
+
     fn first_firing(
         &mut self,
         tenant: &str,
@@ -627,10 +693,54 @@ mod tests {
     }
 
     #[rstest]
+    #[case::both(json!({"type": "slowDelete", "millis": 1500}), vec![])]
+    #[case::namespaces_only(
+        json!({"type": "slowDelete", "resources": ["namespaces"], "millis": 1500}),
+        vec![Resource::Namespaces]
+    )]
+    fn a_slow_delete_reads_and_writes_the_documented_json(
+        #[case] text: serde_json::Value,
+        #[case] resources: Vec<Resource>,
+    ) {
+        let parsed: Fault = serde_json::from_value(text.clone()).unwrap();
+        assert_eq!(
+            parsed,
+            Fault::SlowDelete {
+                resources,
+                millis: 1500
+            }
+        );
+        assert_eq!(serde_json::to_value(&parsed).unwrap(), text);
+    }
+
+    #[test]
+    fn a_slow_delete_applies_to_its_scope_and_resources_and_counts_what_it_slowed() {
+        let mut faults = Faults::default();
+        faults
+            .add(spec(
+                Scope::Namespace("ns".into()),
+                Fault::SlowDelete {
+                    resources: vec![Resource::Namespaces],
+                    millis: 1500,
+                },
+            ))
+            .unwrap();
+        assert_eq!(faults.slow_delete("a", "ns", Resource::Pods), None);
+        assert_eq!(faults.slow_delete("a", "other", Resource::Namespaces), None);
+        assert_eq!(
+            faults.slow_delete("a", "ns", Resource::Namespaces),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!((faults.list()[0].matched, faults.list()[0].fired), (1, 1));
+    }
+
+    #[rstest]
     #[case::both_scopes(json!({"scope": {"tenant": "t", "namespace": "n"}, "fault": {"type": "soldOut"}}))]
     #[case::unknown_type(json!({"scope": {"tenant": "t"}, "fault": {"type": "meteor"}}))]
     #[case::unknown_field(json!({"scope": {"tenant": "t"}, "fault": {"type": "soldOut", "flavor": []}}))]
     #[case::bad_operation(json!({"scope": {"tenant": "t"}, "fault": {"type": "timeout", "operations": ["explode pods"]}}))]
+    #[case::slow_delete_without_millis(json!({"scope": {"tenant": "t"}, "fault": {"type": "slowDelete"}}))]
+    #[case::slow_delete_of_no_resource(json!({"scope": {"tenant": "t"}, "fault": {"type": "slowDelete", "resources": ["pod"], "millis": 1}}))]
     fn malformed_faults_do_not_parse(#[case] text: serde_json::Value) {
         assert!(serde_json::from_value::<FaultSpec>(text).is_err());
     }
@@ -641,6 +751,8 @@ mod tests {
     #[case::flavour(Fault::SoldOut { flavours: vec!["3_3".into()] }, "not a CCI flavour")]
     #[case::latency(Fault::Latency { operations: vec![], millis: 10_000_000 }, "millis")]
     #[case::pattern(Fault::ImagePullFailure { image_pattern: String::new() }, "imagePattern")]
+    #[case::slow_delete(Fault::SlowDelete { resources: vec![], millis: 600_001 }, "fault.millis")]
+    #[case::slow_delete_of_configmaps(Fault::SlowDelete { resources: vec![Resource::ConfigMaps], millis: 1 }, "fault.resources")]
     fn out_of_range_faults_are_refused(#[case] fault: Fault, #[case] field: &str) {
         let err = Faults::default()
             .add(spec(Scope::Tenant("t".into()), fault))

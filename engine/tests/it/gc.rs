@@ -1,12 +1,14 @@
 //! The uninstall gc against the strict CCI mock (`mock_cci`, on a loopback port): it empties
 //! (and removes) its own cluster's namespace only, is idempotent, does not wait out grace
-//! periods, and names the step that failed (BEHAVIOR.md §8). Also run as the `gc` command.
+//! periods, waits (polling with a doubling pause) for pods and a namespace that linger after
+//! their delete, and names the step that failed or ran out of time (BEHAVIOR.md §8). Also run
+//! as the `gc` command.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bursting_engine::gc::{self, GcReport, NamespaceOutcome, Removed, Scope};
-use bursting_engine::{CciClient, DEFAULT_RELEASE, proxy, translate};
+use bursting_engine::{CciClient, DEFAULT_RELEASE, Error, proxy, translate};
 use cci_api::{
     ConfigMap, NETWORK_API_VERSION, Network, NetworkSpec, NetworkSubnet, PersistentVolumeClaim,
     Secret, Service,
@@ -19,6 +21,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use mock_cci::{FaultSpec, MockConfig, Server};
+use rstest::rstest;
 
 const TOKEN: &str = "secret";
 
@@ -361,4 +364,150 @@ async fn the_gc_command_exits_non_zero_naming_the_step_that_failed() {
         .unwrap();
     assert_eq!(bad_scope.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad_scope.stderr).contains("--scope"));
+}
+
+/// How long a deleted pod or namespace lingers under [`slow_delete`] in the waiting tests.
+const LINGER_MS: u64 = 1500;
+
+/// Makes deletes of `resources` (`pods`, `namespaces`; empty = both) in `bursting-c1` take
+/// `millis` before the object is gone.
+fn slow_delete(server: &Server, resources: &[&str], millis: u64) {
+    let fault: FaultSpec = serde_json::from_value(serde_json::json!({
+        "scope": {"namespace": "bursting-c1"},
+        "fault": {"type": "slowDelete", "resources": resources, "millis": millis},
+    }))
+    .unwrap();
+    server.state().set_fault(fault).unwrap();
+}
+
+/// What the mock still holds of cluster c1: its pods' names, and whether its namespace exists.
+fn left_of_c1(server: &Server) -> (Vec<String>, bool) {
+    let pods = server
+        .state()
+        .pods()
+        .into_iter()
+        .filter(|p| p.namespace == "bursting-c1")
+        .map(|p| p.name)
+        .collect();
+    let namespace = server
+        .state()
+        .namespaces()
+        .iter()
+        .any(|n| n.name == "bursting-c1");
+    (pods, namespace)
+}
+
+/// `gc::collect_within`, failing the test if it has not returned after 30 s (a gc that never
+/// gives up).
+async fn collect_c1(
+    cci: &CciClient,
+    scope: Scope,
+    deadline: Duration,
+) -> bursting_engine::Result<GcReport> {
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        gc::collect_within(cci, "c1", scope, deadline),
+    )
+    .await
+    .expect("gc returns within 30 s")
+}
+
+#[rstest]
+#[case::resources(Scope::Resources, true)]
+#[case::namespace(Scope::Namespace, false)]
+#[tokio::test]
+async fn gc_waits_until_pods_and_the_namespace_that_linger_after_their_delete_are_gone(
+    #[case] scope: Scope,
+    #[case] namespace_kept: bool,
+) {
+    let (server, cci) = mock().await;
+    populate(&cci, "c1").await;
+    slow_delete(&server, &[], LINGER_MS);
+
+    let report = collect_c1(&cci, scope, gc::DEFAULT_DEADLINE).await.unwrap();
+    assert_eq!(report.removed, EVERYTHING);
+    assert_eq!(
+        left_of_c1(&server),
+        (vec![], namespace_kept),
+        "nothing of c1 is left when gc returns"
+    );
+}
+
+#[rstest]
+#[case::pods_linger(
+    Scope::Resources,
+    &[],
+    "wait for the pods of bursting-c1 to be gone",
+    "2 pods left: ",
+    true
+)]
+#[case::the_namespace_lingers(
+    Scope::Namespace,
+    &["namespaces"],
+    "wait for namespace bursting-c1 to be gone",
+    "namespace bursting-c1 still terminating",
+    false
+)]
+#[tokio::test]
+async fn gc_that_runs_out_of_time_names_the_step_and_what_is_left(
+    #[case] scope: Scope,
+    #[case] slow: &[&str],
+    #[case] step: &str,
+    #[case] left: &str,
+    #[case] pods_left: bool,
+) {
+    let (server, cci) = mock().await;
+    populate(&cci, "c1").await;
+    let pods: Vec<String> = server.state().pods().into_iter().map(|p| p.name).collect();
+    // NB: the deletes take a minute; gc gives up after one second.
+    slow_delete(&server, slow, 60_000);
+
+    let err = collect_c1(&cci, scope, Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::GcTimeout { .. }), "{err:?}");
+    let left = if pods_left {
+        format!("{left}{}", pods.join(", "))
+    } else {
+        left.to_owned()
+    };
+    assert_eq!(
+        err.to_string(),
+        format!("gc: {step}: not done after 1s; {left}")
+    );
+    let expected_pods = if pods_left { pods } else { vec![] };
+    assert_eq!(left_of_c1(&server), (expected_pods, true));
+}
+
+#[tokio::test]
+async fn gc_polls_lingering_pods_and_a_lingering_namespace_with_a_doubling_pause_not_a_busy_loop() {
+    let (server, cci) = mock().await;
+    populate(&cci, "c1").await;
+    slow_delete(&server, &[], LINGER_MS);
+    let before = server.state().requests().last().map_or(0, |r| r.seq);
+
+    collect_c1(&cci, Scope::Namespace, gc::DEFAULT_DEADLINE)
+        .await
+        .unwrap();
+    let during: Vec<_> = server
+        .state()
+        .requests()
+        .into_iter()
+        .filter(|r| r.seq > before && r.method == "GET")
+        .collect();
+    let count = |path: &str| during.iter().filter(|r| r.path == path).count();
+    let pod_lists = count("/apis/cci/v2/namespaces/bursting-c1/pods");
+    let namespace_reads = count("/apis/cci/v2/namespaces/bursting-c1");
+    // NB: polls 100 ms, 200 ms, 400 ms, 800 ms, 1 s apart: 5 or 6 in a 1.5 s linger (plus the
+    // first list of the pods); a pause that shrinks instead makes hundreds. At least: the pods'
+    // first list, a poll that finds them terminating and one that finds them gone; a read of
+    // the namespace terminating and one of it gone.
+    assert!(
+        (3..=10).contains(&pod_lists),
+        "{pod_lists} pod lists while the pods lingered {LINGER_MS} ms"
+    );
+    assert!(
+        (2..=10).contains(&namespace_reads),
+        "{namespace_reads} reads of the namespace while it lingered {LINGER_MS} ms"
+    );
 }

@@ -40,6 +40,15 @@
 //! ([`crate::behaviour::OnSigterm`]) the pod goes after [`stop_time`](crate::MockConfig::stop_time)
 //! (or the period's end if sooner), otherwise when the period ends; a grace period of 0, or a pod
 //! that has not started or has finished, goes at once.
+//!
+//! # Slow deletes
+//!
+//! Under a [`SlowDelete`](crate::faults::Fault::SlowDelete) fault a deleted pod lingers,
+//! terminating, for the fault's `millis` after it would have gone (a pod that had not started
+//! stays unstarted), through the same timer queue. A deleted namespace is marked terminating
+//! (`deletionTimestamp`, a new `resourceVersion`), keeps its pods and objects, refuses new ones,
+//! and is removed with everything in it once `millis` have passed; settling applies these
+//! removals in time order with the pod changes, from a set ordered by due instant.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -54,7 +63,7 @@ use tokio::time::Instant;
 
 use crate::MockConfig;
 use crate::error::{Error, Result};
-use crate::faults::Faults;
+use crate::faults::{Faults, Resource};
 use crate::selector::LabelSelector;
 use crate::validate;
 
@@ -72,7 +81,7 @@ pub use pods::{
 };
 
 use objects::Objects;
-use pods::PodEntry;
+use pods::{PodEntry, later};
 
 /// A pod as the admin view shows it, for test assertions.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,6 +119,9 @@ pub struct NamespaceRecord {
     pub uid: String,
     /// How many pods it holds.
     pub pod_count: usize,
+    /// Whether it is being deleted (a slow-delete fault keeps it for a while).
+    #[serde(default)]
+    pub terminating: bool,
 }
 
 /// The wall-clock time that corresponds to a monotonic instant; the store counts from it.
@@ -135,6 +147,22 @@ pub(crate) struct NamespaceEntry {
     namespace: Namespace,
     pods: BTreeMap<String, PodEntry>,
     objects: Objects,
+    /// When a terminating namespace goes (set by a slow delete).
+    deleting_at: Option<Instant>,
+}
+
+impl NamespaceEntry {
+    /// Refuses to create `kind` `name` in it while it is terminating.
+    fn check_not_terminating(&self, kind: &'static str, name: &str) -> Result<()> {
+        match self.deleting_at {
+            None => Ok(()),
+            Some(_) => Err(Error::NamespaceTerminating {
+                kind,
+                name: name.to_owned(),
+                namespace: self.namespace.metadata.name.clone().unwrap_or_default(),
+            }),
+        }
+    }
 }
 
 impl validate::References for NamespaceEntry {
@@ -165,6 +193,8 @@ pub struct Store {
     /// When each pod's next change falls due: (due, pod seq, namespace, name). Entries whose pod
     /// is gone or whose due has moved are skipped when popped.
     timers: BinaryHeap<Reverse<(Instant, u64, String, String)>>,
+    /// When each terminating namespace goes: (due, name).
+    namespace_removals: BTreeSet<(Instant, String)>,
     /// The faults that are set.
     pub faults: Faults,
     history: History,
@@ -271,6 +301,7 @@ impl Store {
             namespaces: BTreeMap::new(),
             ips: IpPool::default(),
             timers: BinaryHeap::new(),
+            namespace_removals: BTreeSet::new(),
             faults: Faults::default(),
             history,
             ledger: Ledger::default(),
@@ -289,9 +320,15 @@ impl Store {
         self.counters.resource_version
     }
 
-    /// When the next pod change falls due, if any is scheduled.
+    /// When the next change (of a pod, or a terminating namespace going) falls due, if any is
+    /// scheduled.
     pub fn next_due(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((due, ..))| *due)
+        let pod = self.timers.peek().map(|Reverse((due, ..))| *due);
+        let namespace = self.namespace_removals.first().map(|(due, _)| *due);
+        match (pod, namespace) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn wall(&self, at: Instant) -> Time {
@@ -300,16 +337,37 @@ impl Store {
 
     /// Applies every change due at `now`, in the order they fell due.
     pub fn settle(&mut self, now: Instant) {
-        while let Some(Reverse((due, ..))) = self.timers.peek() {
-            if *due > now {
-                break;
+        loop {
+            let pod = self
+                .timers
+                .peek()
+                .map(|Reverse((due, ..))| *due)
+                .filter(|due| *due <= now);
+            let namespace = self
+                .namespace_removals
+                .first()
+                .map(|(due, _)| *due)
+                .filter(|due| *due <= now);
+            match (pod, namespace) {
+                (None, None) => break,
+                // NB: a pod change due at the same instant as its namespace's removal comes first.
+                (Some(pod), Some(namespace)) if pod <= namespace => self.settle_pod(),
+                (Some(_), None) => self.settle_pod(),
+                (_, Some(_)) => {
+                    if let Some((due, name)) = self.namespace_removals.pop_first() {
+                        self.remove_namespace(&name, due);
+                    }
+                }
             }
-            let Some(Reverse((due, seq, ns, name))) = self.timers.pop() else {
-                break;
-            };
-            if self.take_timer(&ns, &name, seq, due) {
-                self.advance_pod(&ns, &name, due);
-            }
+        }
+    }
+
+    /// Applies the pod change first on the timer queue.
+    fn settle_pod(&mut self) {
+        if let Some(Reverse((due, seq, ns, name))) = self.timers.pop()
+            && self.take_timer(&ns, &name, seq, due)
+        {
+            self.advance_pod(&ns, &name, due);
         }
     }
 
@@ -390,6 +448,7 @@ impl Store {
                 namespace: namespace.clone(),
                 pods: BTreeMap::new(),
                 objects: Objects::default(),
+                deleting_at: None,
             },
         );
         Ok(namespace)
@@ -421,6 +480,8 @@ impl Store {
     }
 
     /// Deletes a namespace of `tenant` and everything in it; returns the namespace as it was.
+    /// Under a slow-delete fault it is only marked terminating, and goes later (see the module
+    /// docs); deleting it again answers it as it is.
     pub fn delete_namespace(
         &mut self,
         tenant: &str,
@@ -428,8 +489,23 @@ impl Store {
         now: Instant,
     ) -> Result<Namespace> {
         self.settle(now);
-        owned(&self.namespaces, tenant, name)?;
-        Ok(self.remove_namespace(name, now))
+        let entry = owned(&self.namespaces, tenant, name)?;
+        if entry.deleting_at.is_some() {
+            return Ok(entry.namespace.clone());
+        }
+        let Some(linger) = self.faults.slow_delete(tenant, name, Resource::Namespaces) else {
+            return Ok(self.remove_namespace(name, now));
+        };
+        let gone_at = later(now, linger);
+        let deleted = self.wall(now);
+        let rv = self.counters.next_resource_version();
+        let entry = owned_mut(&mut self.namespaces, tenant, name)?;
+        entry.deleting_at = Some(gone_at);
+        entry.namespace.metadata.deletion_timestamp = Some(deleted);
+        entry.namespace.metadata.resource_version = Some(rv);
+        let namespace = entry.namespace.clone();
+        self.namespace_removals.insert((gone_at, name.to_owned()));
+        Ok(namespace)
     }
 
     /// Removes a namespace with its pods (each with its DELETED event) and objects.
@@ -445,6 +521,9 @@ impl Store {
         let Some(entry) = self.namespaces.remove(name) else {
             return Namespace::default();
         };
+        if let Some(due) = entry.deleting_at {
+            self.namespace_removals.remove(&(due, name.to_owned()));
+        }
         self.ledger.close(&entry.tenant, name, now);
         let mut namespace = entry.namespace;
         namespace.metadata.resource_version = Some(self.counters.next_resource_version());
@@ -470,6 +549,7 @@ impl Store {
                 name: name.clone(),
                 uid: entry.namespace.metadata.uid.clone().unwrap_or_default(),
                 pod_count: entry.pods.len(),
+                terminating: entry.deleting_at.is_some(),
             })
             .collect()
     }
@@ -534,6 +614,7 @@ impl Store {
         self.ledger = Ledger::default();
         self.peaks = Peaks::default();
         self.timers.clear();
+        self.namespace_removals.clear();
         self.history.compact_through(self.counters.resource_version);
     }
 

@@ -373,6 +373,7 @@ impl Store {
         self.settle(now);
         let entry = owned(&self.namespaces, tenant, ns)?;
         let name = object.metadata().name.clone().unwrap_or_default();
+        entry.check_not_terminating(T::KIND, &name)?;
         let causes = object.admit(ns, Write::Create, &self.config);
         if !causes.is_empty() {
             return Err(Error::Invalid {

@@ -17,7 +17,7 @@ use super::ledger::IntervalId;
 use super::{Epoch, EventType, IpPool, NamespaceEntry, Period, PodRecord, Store, owned, owned_mut};
 use crate::behaviour::{self, ANNOTATION_BEHAVIOUR, ANNOTATION_ON_SIGTERM, Behaviour, OnSigterm};
 use crate::error::{Error, Result};
-use crate::faults::{Scope, glob_matches};
+use crate::faults::{Resource, Scope, glob_matches};
 use crate::flavour::Flavour;
 use crate::selector::LabelSelector;
 use crate::validate::{self, ANNOTATION_SIZE, PodContext};
@@ -145,7 +145,7 @@ pub(crate) struct PodEntry {
 const MAX_DELAY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
 /// `at` plus `delay` (at most [`MAX_DELAY`]).
-fn later(at: Instant, delay: Duration) -> Instant {
+pub(super) fn later(at: Instant, delay: Duration) -> Instant {
     at.checked_add(delay.min(MAX_DELAY)).unwrap_or(at)
 }
 
@@ -158,6 +158,8 @@ impl PodEntry {
     /// When its next change falls due.
     pub(super) fn due(&self) -> Option<Instant> {
         let stage = match &self.stage {
+            // NB: a pod deleted before it started (kept by a slow delete) never starts.
+            Stage::Pending { .. } | Stage::PullFailing { .. } if self.deleting_at.is_some() => None,
             Stage::Pending { start_at } => Some(*start_at),
             Stage::PullFailing { retry_at, .. } => Some(*retry_at),
             Stage::Started { .. } => self
@@ -652,6 +654,7 @@ impl Store {
             history,
             ledger,
             peaks,
+            namespace_removals: _,
         } = self;
         let Some(NamespaceEntry { tenant, pods, .. }) = namespaces.get_mut(ns) else {
             return;
@@ -756,6 +759,7 @@ impl Store {
         self.settle(now);
         let entry = owned(&self.namespaces, tenant, ns)?;
         let name = pod.metadata.name.clone().unwrap_or_default();
+        entry.check_not_terminating("pod", &name)?;
         let context = PodContext {
             namespace: ns,
             references: entry,
@@ -873,8 +877,9 @@ impl Store {
             .ok_or_else(|| pod_not_found(ns, name))
     }
 
-    /// Deletes a pod: at once, or gracefully (see the module docs). Answers the pod as it is
-    /// after the request: gone (with the `resourceVersion` of its deletion), or terminating.
+    /// Deletes a pod: at once, or gracefully (see the module docs), then, under a slow-delete
+    /// fault, `millis` later. Answers the pod as it is after the request: gone (with the
+    /// `resourceVersion` of its deletion), or terminating.
     pub fn delete_pod(
         &mut self,
         tenant: &str,
@@ -900,9 +905,12 @@ impl Store {
             })
             .unwrap_or(0)
             .min(MAX_GRACE_SECONDS);
-        if grace == 0 || !matches!(entry.stage, Stage::Started { .. }) {
-            return Ok(self.remove_pod(ns, name, now));
-        }
+        let at_once = grace == 0 || !matches!(entry.stage, Stage::Started { .. });
+        let linger = match (self.faults.slow_delete(tenant, ns, Resource::Pods), at_once) {
+            (Some(linger), _) => linger,
+            (None, false) => Duration::ZERO,
+            (None, true) => return Ok(self.remove_pod(ns, name, now)),
+        };
         let deadline = later(now, Duration::from_secs(grace));
         // SIGTERM goes to every running container; the pod goes when the last one has stopped:
         // soon when they all exit on it, at the deadline (SIGKILL) when one ignores it.
@@ -910,11 +918,15 @@ impl Store {
             .containers
             .iter()
             .all(|c| c.on_sigterm == OnSigterm::Exit || !matches!(c.state, CState::Running { .. }));
-        let gone_at = if all_exit {
+        let stopped_at = if at_once {
+            now
+        } else if all_exit {
             later(now, self.config.stop_time).min(deadline)
         } else {
             deadline
         };
+        // NB: under a slow delete the sandbox's teardown takes `linger` more.
+        let gone_at = later(stopped_at, linger);
         if entry.deleting_at.is_some_and(|d| d <= gone_at) {
             return Ok(entry.pod.clone());
         }

@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use rstest::rstest;
 
 use super::*;
-use crate::faults::{Fault, FaultSpec, Scope};
+use crate::faults::{Fault, FaultSpec, Resource, Scope};
 
 const DELAY: Duration = Duration::from_millis(500);
 const BACKOFF: Duration = Duration::from_secs(10);
@@ -790,4 +790,182 @@ fn reset_deletes_everything_and_forgets_faults_and_bills() {
     assert!(s.faults.list().is_empty());
     assert!(s.bills(t0 + DELAY).is_empty());
     assert_eq!(s.dump(t0 + DELAY)["tenants"], serde_json::json!({}),);
+}
+
+const LINGER: Duration = Duration::from_millis(1500);
+const JUST_UNDER: Duration = Duration::from_millis(1);
+
+/// Sets a slow delete of 1.5 s on namespace `ns` for `resources` (empty = both).
+fn slow_delete(s: &mut Store, resources: Vec<Resource>) -> u64 {
+    fault(
+        s,
+        Scope::Namespace("ns".into()),
+        Fault::SlowDelete {
+            resources,
+            millis: 1500,
+        },
+    )
+}
+
+#[rstest]
+#[case::running_under_a_slow_delete(Some(vec![]), DELAY, true)]
+#[case::not_started_under_a_slow_delete(Some(vec![Resource::Pods]), Duration::ZERO, true)]
+#[case::running_under_a_slow_delete_of_namespaces(Some(vec![Resource::Namespaces]), DELAY, false)]
+#[case::running_without_the_fault(None, DELAY, false)]
+fn a_pod_deleted_at_grace_0_lingers_terminating_only_under_a_slow_delete(
+    #[case] fault: Option<Vec<Resource>>,
+    #[case] deleted_after: Duration,
+    #[case] lingers: bool,
+) {
+    let (mut s, t0) = with_namespace();
+    let id = fault.map(|resources| slow_delete(&mut s, resources));
+    s.create_pod("a", "ns", pod("web", &[]), t0).unwrap();
+    let at = t0 + deleted_after;
+    let before = s.get_pod("a", "ns", "web", at).unwrap();
+    let now = DeleteOptions {
+        grace_period_seconds: Some(0),
+    };
+    let answered = s.delete_pod("a", "ns", "web", now, at).unwrap();
+    let all = LabelSelector::default();
+    let listed = |s: &mut Store, at| s.list_pods("a", "ns", &all, at).unwrap().items;
+    if !lingers {
+        assert!(listed(&mut s, at).is_empty());
+        if id.is_some() {
+            assert_eq!(
+                s.faults.list()[0].fired,
+                0,
+                "a slow delete of namespaces only"
+            );
+        }
+        return;
+    }
+    assert_eq!(
+        answered.metadata.deletion_timestamp,
+        Some(s.epoch.wall(at)),
+        "a grace-0 delete is due now"
+    );
+    assert_eq!(answered.metadata.deletion_grace_period_seconds, Some(0));
+    assert!(rv(&answered.metadata) > rv(&before.metadata));
+    let events = s
+        .pod_events("a", "ns", &all, rv(&before.metadata), at)
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].type_, EventType::Modified);
+
+    let just_before = at + LINGER - JUST_UNDER;
+    assert_eq!(
+        listed(&mut s, just_before),
+        std::slice::from_ref(&answered),
+        "still listed, unchanged (a pod deleted before it started does not start)"
+    );
+    assert!(s.pod_records(just_before)[0].terminating);
+    assert_eq!(s.get_pod("a", "ns", "web", just_before).unwrap(), answered);
+    assert!(listed(&mut s, at + LINGER).is_empty());
+    assert!(matches!(
+        s.get_pod("a", "ns", "web", at + LINGER),
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(s.faults.list()[0].fired, 1);
+}
+
+#[test]
+fn a_graceful_delete_under_a_slow_delete_goes_millis_after_the_pod_stopped() {
+    let (mut s, t0) = with_namespace();
+    slow_delete(&mut s, vec![]);
+    // A server without a command exits on SIGTERM: it stops `STOP` after the delete.
+    let (running_at, _) = delete_running_with_30s_grace(&mut s, pod("web", &[]), t0);
+    let gone_at = running_at + STOP + LINGER;
+    assert!(s.get_pod("a", "ns", "web", gone_at - JUST_UNDER).is_ok());
+    assert!(s.get_pod("a", "ns", "web", gone_at).is_err());
+}
+
+#[rstest]
+#[case::both(vec![], true)]
+#[case::namespaces_only(vec![Resource::Namespaces], true)]
+#[case::pods_only(vec![Resource::Pods], false)]
+fn a_namespace_deleted_under_a_slow_delete_stays_terminating_refusing_new_content_then_goes_with_its_pods(
+    #[case] resources: Vec<Resource>,
+    #[case] lingers: bool,
+) {
+    let (mut s, t0) = with_namespace();
+    slow_delete(&mut s, resources);
+    s.create_pod("a", "ns", pod("web", &[]), t0).unwrap();
+    let before = s.get_namespace("a", "ns", t0 + DELAY).unwrap();
+    let deleted_at = t0 + DELAY;
+    let answered = s.delete_namespace("a", "ns", deleted_at).unwrap();
+    if !lingers {
+        assert!(s.namespace_records(deleted_at).is_empty());
+        assert!(s.pod_records(deleted_at).is_empty());
+        return;
+    }
+    assert_eq!(
+        answered.metadata.deletion_timestamp,
+        Some(s.epoch.wall(deleted_at))
+    );
+    assert!(rv(&answered.metadata) > rv(&before.metadata));
+    assert_eq!(
+        s.next_due(),
+        Some(deleted_at + LINGER),
+        "a watch wakes when it goes"
+    );
+
+    let just_before = deleted_at + LINGER - JUST_UNDER;
+    assert_eq!(s.get_namespace("a", "ns", just_before).unwrap(), answered);
+    let listed = s
+        .list_namespaces("a", &LabelSelector::default(), just_before)
+        .items;
+    assert_eq!(listed, std::slice::from_ref(&answered));
+    assert_eq!(
+        s.delete_namespace("a", "ns", just_before).unwrap(),
+        answered,
+        "deleting it again changes nothing"
+    );
+    assert!(s.namespace_records(just_before)[0].terminating);
+    assert!(s.get_pod("a", "ns", "web", just_before).is_ok());
+    let refused = s
+        .create_pod("a", "ns", pod("late", &[]), just_before)
+        .unwrap_err();
+    let status = refused.to_status();
+    assert_eq!((status.code, status.reason.as_str()), (403, "Forbidden"));
+    assert!(
+        status.message.contains("because it is being terminated"),
+        "{}",
+        status.message
+    );
+    let config_map = cci_api::ConfigMap::new(
+        ObjectMeta {
+            name: Some("late".into()),
+            ..ObjectMeta::default()
+        },
+        BTreeMap::new(),
+    );
+    assert!(matches!(
+        s.create_object("a", "ns", config_map, just_before),
+        Err(Error::NamespaceTerminating { .. })
+    ));
+    assert_eq!(
+        s.faults.list()[0].fired,
+        1,
+        "the second delete found it terminating"
+    );
+
+    let gone = deleted_at + LINGER;
+    assert!(matches!(
+        s.get_namespace("a", "ns", gone),
+        Err(Error::NamespaceNotFound { .. })
+    ));
+    assert!(s.pod_records(gone).is_empty());
+    let events = s
+        .pod_events(
+            "a",
+            "ns",
+            &LabelSelector::default(),
+            rv(&answered.metadata),
+            gone,
+        )
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].type_, EventType::Deleted);
+    assert_eq!(s.next_due(), None);
+    s.create_namespace("a", namespace("ns"), gone).unwrap();
 }

@@ -514,8 +514,8 @@ async fn the_admin_view_shows_every_tenants_objects_without_a_token() {
 
     let namespaces = call(&app, Method::GET, "/admin/v1/namespaces", None, None).await;
     let expected = json!([
-        {"tenant": "tenant-a", "name": "ns", "podCount": 1},
-        {"tenant": "tenant-b", "name": "other", "podCount": 1},
+        {"tenant": "tenant-a", "name": "ns", "podCount": 1, "terminating": false},
+        {"tenant": "tenant-b", "name": "other", "podCount": 1, "terminating": false},
     ]);
     let without_uids: Vec<Value> = namespaces
         .body

@@ -187,6 +187,42 @@ async fn an_image_pull_failure_keeps_matching_pods_pending() {
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_slow_delete_keeps_a_deleted_namespace_terminating_for_its_millis_then_it_is_gone() {
+    let (app, _) = mock_with_namespace().await;
+    set_fault(
+        &app,
+        json!({"scope": {"namespace": "ns"}, "fault": {"type": "slowDelete", "millis": 1500}}),
+    )
+    .await;
+    post(&app, PODS, pod("web", json!({}))).await;
+    let deleted = delete(&app, "/apis/cci/v2/namespaces/ns").await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
+    assert!(deleted.body["metadata"]["deletionTimestamp"].is_string());
+    tokio::time::advance(Duration::from_millis(1499)).await;
+    assert_eq!(
+        get(&app, "/apis/cci/v2/namespaces/ns").await.body,
+        deleted.body
+    );
+    assert_eq!(
+        get(&app, PODS).await.body["items"][0]["metadata"]["name"],
+        "web"
+    );
+    let refused = post(&app, PODS, pod("late", json!({}))).await;
+    assert_status(&refused, 403, "Forbidden", "CCI.01.403000");
+    assert_eq!(
+        admin(&app, "/_mock/namespaces").await[0]["terminating"],
+        true
+    );
+    tokio::time::advance(Duration::from_millis(1)).await;
+    assert_eq!(
+        get(&app, "/apis/cci/v2/namespaces/ns").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(admin(&app, "/_mock/pods").await, json!([]));
+    assert_eq!(admin(&app, "/_mock/faults").await[0]["fired"], 1);
+}
+
 #[tokio::test]
 async fn malformed_or_out_of_range_faults_are_refused_with_a_status_body() {
     let (app, _) = mock();
@@ -196,6 +232,7 @@ async fn malformed_or_out_of_range_faults_are_refused_with_a_status_body() {
         json!({"scope": {"tenant": "t"}, "fault": {"type": "errorRate", "percent": 500}}),
         json!({"scope": {"tenant": "t"}, "fault": {"type": "errorRate", "percent": 5, "status": 200}}),
         json!({"scope": {"tenant": "t"}, "fault": {"type": "soldOut", "flavours": ["3_3"]}}),
+        json!({"scope": {"tenant": "t"}, "fault": {"type": "slowDelete", "millis": 600_001}}),
     ];
     for body in cases {
         let reply = call(
