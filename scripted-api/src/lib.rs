@@ -4,7 +4,8 @@
 //! from a list of [`Expect`]s and fails on any request out of order.
 //!
 //! Tests only (a dev-dependency): the scripted-API tiers of vk's pod controller, node agent and
-//! leader election (`vk/src/*_scripted.rs`).
+//! leader election (`vk/src/*_scripted.rs`) and of the engine's node lock
+//! (`engine/src/lock_scripted.rs`).
 //!
 //! A test's shape: `let (client, mut api) = client();`, build the controller on `client`, then
 //! `let (returned, bodies) = scripted(&mut api, controller.step(), vec![expect(Method::GET,
