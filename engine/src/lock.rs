@@ -343,3 +343,7 @@ mod tests {
         assert!(drop["metadata"].get("resourceVersion").is_none());
     }
 }
+
+#[cfg(test)]
+#[path = "lock_scripted.rs"]
+mod scripted;

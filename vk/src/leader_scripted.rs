@@ -1,5 +1,5 @@
-//! The leader election's Lease reads and writes against a scripted API server (see
-//! [`crate::scripted_api`]): each test runs one attempt, an election, a hold or a release, and
+//! The leader election's Lease reads and writes against a scripted API server (the
+//! `scripted-api` crate): each test runs one attempt, an election, a hold or a release, and
 //! checks the requests it sends, in order, and the bodies that matter (who holds the lease, at
 //! which resourceVersion, renewed when). The pure half ([`step`]) is table-tested beside it; the
 //! cluster test (`harness/tests/leader_election.rs`) keeps the end-to-end truth with two real
@@ -8,10 +8,10 @@
 
 use http::Method;
 use rstest::rstest;
+use scripted_api::{Expect, Handle, expect, failure, scripted, scripted_within};
 use serde_json::{Value, json};
 
 use super::*;
-use crate::scripted_api::{self, Expect, Handle, expect, failure, scripted, scripted_within};
 
 const LEASE: &str = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/vk";
 const LEASES: &str = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases";

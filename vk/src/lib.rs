@@ -72,8 +72,6 @@ mod node;
 mod pods;
 mod provider;
 mod queue;
-#[cfg(test)]
-mod scripted_api;
 pub mod status;
 
 use std::future::Future;

@@ -1,5 +1,5 @@
-//! The node agent's reads and writes against a scripted API server (see
-//! [`crate::scripted_api`]): registration (create, adopt an existing node, a create that lost a
+//! The node agent's reads and writes against a scripted API server (the
+//! `scripted-api` crate): registration (create, adopt an existing node, a create that lost a
 //! race), the status heartbeat and its re-registration of a deleted node, the lease renewal and
 //! its re-creation, the provider's health turning the node NotReady, and the keep-alive loop.
 //! Each test checks the requests sent, in order, and the bodies that matter. The pure half
@@ -9,10 +9,10 @@
 use std::time::Duration;
 
 use http::Method;
+use scripted_api::{Expect, expect, failure, scripted};
 use serde_json::{Value, json};
 
 use super::*;
-use crate::scripted_api::{self, Expect, expect, failure, scripted};
 
 const NODES: &str = "/api/v1/nodes";
 const NODE: &str = "/api/v1/nodes/vk";

@@ -14,10 +14,10 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::client::Body;
 use kube::runtime::watcher;
+use scripted_api::{Expect, Handle, expect, failure, scripted};
 use serde_json::{Value, json};
 
 use super::*;
-use crate::scripted_api::{self, Expect, Handle, expect, failure, scripted};
 use crate::{ProviderResult, RemotePod};
 
 /// A provider that records its calls, answers `create_pod` from a script and lists `remote`.

@@ -1,8 +1,16 @@
-//! A scripted API server for the tests of the controllers that talk to Kubernetes (kube-rs's
-//! `ApiServerVerifier` pattern with `tower-test`): a test hands a [`Client`] to the code under
-//! test, then runs it with [`scripted`], which answers each request from a list and fails on any
-//! request out of order. Shared by the pod controller's tier (`pods_scripted.rs`) and the
-//! leader election's (`leader_scripted.rs`).
+//! A scripted Kubernetes API server for the tests of controllers that talk to Kubernetes
+//! (kube-rs's `ApiServerVerifier` pattern with `tower-test`): a test hands a [`Client`] from
+//! [`client`] to the code under test, then runs it with [`scripted`], which answers each request
+//! from a list of [`Expect`]s and fails on any request out of order.
+//!
+//! Tests only (a dev-dependency): the scripted-API tiers of vk's pod controller, node agent and
+//! leader election (`vk/src/*_scripted.rs`) and of the engine's node lock
+//! (`engine/src/lock_scripted.rs`).
+//!
+//! A test's shape: `let (client, mut api) = client();`, build the controller on `client`, then
+//! `let (returned, bodies) = scripted(&mut api, controller.step(), vec![expect(Method::GET,
+//! "/api/v1/nodes/n", 200, node), …]).await;` and assert on both.
+#![warn(missing_docs)]
 
 use std::future::Future;
 use std::time::Duration;
@@ -13,17 +21,17 @@ use kube::client::Body;
 use serde_json::{Value, json};
 
 /// The test's end of the scripted API server.
-pub(crate) type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+pub type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
 /// A client whose requests go to the returned handle (default namespace `default`).
-pub(crate) fn client() -> (Client, Handle) {
+pub fn client() -> (Client, Handle) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     (Client::new(service, "default"), handle)
 }
 
 /// One request the script expects: its method, the start of its path (and query), and the
 /// status and body to answer.
-pub(crate) struct Expect {
+pub struct Expect {
     method: Method,
     path: &'static str,
     status: u16,
@@ -32,7 +40,7 @@ pub(crate) struct Expect {
 
 /// A request the script expects; an `answer` of `null` echoes the request's body (as a create
 /// or a replace does).
-pub(crate) fn expect(method: Method, path: &'static str, status: u16, answer: Value) -> Expect {
+pub fn expect(method: Method, path: &'static str, status: u16, answer: Value) -> Expect {
     Expect {
         method,
         path,
@@ -42,14 +50,14 @@ pub(crate) fn expect(method: Method, path: &'static str, status: u16, answer: Va
 }
 
 /// A Kubernetes `Status` failure with `code` and `reason`, as the API server answers an error.
-pub(crate) fn failure(code: u16, reason: &str) -> Value {
+pub fn failure(code: u16, reason: &str) -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason, "code": code, "message": reason})
 }
 
 /// Runs `work` while answering the requests it sends, which must be `script` in order; returns
 /// what `work` returned and the body of each request (JSON, or null). Fails after 10 s rather
 /// than hang.
-pub(crate) async fn scripted<T>(
+pub async fn scripted<T>(
     handle: &mut Handle,
     work: impl Future<Output = T>,
     script: Vec<Expect>,
@@ -59,7 +67,7 @@ pub(crate) async fn scripted<T>(
 
 /// [`scripted`], failing after `patience` (of tokio's time: with a paused clock, work that
 /// sleeps between its requests needs more than 10 s).
-pub(crate) async fn scripted_within<T>(
+pub async fn scripted_within<T>(
     patience: Duration,
     handle: &mut Handle,
     work: impl Future<Output = T>,
