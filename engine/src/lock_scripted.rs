@@ -52,6 +52,18 @@ fn from_now(secs: i64) -> Timestamp {
     Timestamp::now() + SignedDuration::from_secs(secs)
 }
 
+/// The read of the node, answered with [`node`]`(until, cordoned)`.
+fn read(until: Option<Timestamp>, cordoned: Option<bool>) -> Expect {
+    expect(Method::GET, NODE, 200, node(until, cordoned))
+}
+
+/// One `engage` whose patch is answered by `answer`: the lock and the patch's body.
+async fn engage(answer: Expect) -> (NodeLock, Value) {
+    let (lock, mut api) = node_lock();
+    let ((), mut bodies) = scripted(&mut api, lock.engage(), vec![answer]).await;
+    (lock, bodies.remove(0))
+}
+
 /// One `step` answered by `script`: the wait it returned and the request bodies.
 async fn step(script: Vec<Expect>) -> (Duration, Vec<Value>) {
     let (lock, mut api) = node_lock();
@@ -60,21 +72,16 @@ async fn step(script: Vec<Expect>) -> (Duration, Vec<Value>) {
 
 #[tokio::test]
 async fn engaging_patches_the_lock_end_and_the_cordon_onto_the_node_and_wakes_the_lock_task() {
-    let (lock, mut api) = node_lock();
     let earliest = lock_end(Timestamp::now(), DURATION);
-    let ((), bodies) = scripted(
-        &mut api,
-        lock.engage(),
-        vec![expect(
-            Method::PATCH,
-            NODE,
-            200,
-            node(Some(earliest), Some(true)),
-        )],
-    )
+    let (lock, patch) = engage(expect(
+        Method::PATCH,
+        NODE,
+        200,
+        node(Some(earliest), Some(true)),
+    ))
     .await;
     let latest = lock_end(Timestamp::now(), DURATION);
-    let text = bodies[0]["metadata"]["annotations"][ANNOTATION_LOCKED_UNTIL]
+    let text = patch["metadata"]["annotations"][ANNOTATION_LOCKED_UNTIL]
         .as_str()
         .expect("the lock end");
     let until: Timestamp = text.parse().expect("an RFC 3339 time");
@@ -83,7 +90,7 @@ async fn engaging_patches_the_lock_end_and_the_cordon_onto_the_node_and_wakes_th
         "{until} is not {DURATION:?} from now ({earliest}..={latest})"
     );
     assert_eq!(
-        bodies[0],
+        patch,
         json!({
             "metadata": {"annotations": {ANNOTATION_LOCKED_UNTIL: text}},
             "spec": {"unschedulable": true},
@@ -97,19 +104,14 @@ async fn engaging_patches_the_lock_end_and_the_cordon_onto_the_node_and_wakes_th
 
 #[tokio::test]
 async fn a_lock_the_api_server_refuses_is_only_logged_and_wakes_nothing() {
-    let (lock, mut api) = node_lock();
-    let ((), bodies) = scripted(
-        &mut api,
-        lock.engage(),
-        vec![expect(
-            Method::PATCH,
-            NODE,
-            500,
-            failure(500, "InternalError"),
-        )],
-    )
+    let (lock, patch) = engage(expect(
+        Method::PATCH,
+        NODE,
+        500,
+        failure(500, "InternalError"),
+    ))
     .await;
-    assert_eq!(bodies[0]["spec"]["unschedulable"], true);
+    assert_eq!(patch["spec"]["unschedulable"], true);
     assert!(
         lock.wake.notified().now_or_never().is_none(),
         "no lock was taken: the lock task sleeps on"
@@ -141,13 +143,7 @@ async fn a_look_with_nothing_to_write_writes_nothing_and_says_when_to_look_again
 
 #[tokio::test]
 async fn a_running_lock_is_waited_for_until_its_end() {
-    let (wait, _) = step(vec![expect(
-        Method::GET,
-        NODE,
-        200,
-        node(Some(from_now(5)), Some(true)),
-    )])
-    .await;
+    let (wait, _) = step(vec![read(Some(from_now(5)), Some(true))]).await;
     assert!(
         Duration::from_secs(3) < wait && wait <= Duration::from_secs(5),
         "5 s left, waits {wait:?}"
@@ -157,12 +153,7 @@ async fn a_running_lock_is_waited_for_until_its_end() {
 #[tokio::test]
 async fn an_ended_lock_is_released_in_one_patch_at_the_nodes_resource_version() {
     let (wait, bodies) = step(vec![
-        expect(
-            Method::GET,
-            NODE,
-            200,
-            node(Some(from_now(-60)), Some(true)),
-        ),
+        read(Some(from_now(-60)), Some(true)),
         expect(Method::PATCH, NODE, 200, node(None, None)),
     ])
     .await;
@@ -179,12 +170,7 @@ async fn an_ended_lock_is_released_in_one_patch_at_the_nodes_resource_version() 
 #[tokio::test]
 async fn a_lock_uncordoned_by_hand_is_dropped_and_the_node_not_cordoned_again() {
     let (wait, bodies) = step(vec![
-        expect(
-            Method::GET,
-            NODE,
-            200,
-            node(Some(from_now(600)), Some(false)),
-        ),
+        read(Some(from_now(600)), Some(false)),
         expect(Method::PATCH, NODE, 200, node(None, Some(false))),
     ])
     .await;
@@ -199,12 +185,7 @@ async fn a_lock_uncordoned_by_hand_is_dropped_and_the_node_not_cordoned_again() 
 #[tokio::test]
 async fn a_release_that_lost_a_race_with_another_write_is_tried_again_soon() {
     let (wait, _) = step(vec![
-        expect(
-            Method::GET,
-            NODE,
-            200,
-            node(Some(from_now(-60)), Some(true)),
-        ),
+        read(Some(from_now(-60)), Some(true)),
         expect(Method::PATCH, NODE, 409, failure(409, "Conflict")),
     ])
     .await;
@@ -231,7 +212,7 @@ async fn engaging_wakes_the_lock_task_to_look_at_the_node_at_once() {
             }
         },
         vec![
-            expect(Method::GET, NODE, 200, node(None, None)),
+            read(None, None),
             expect(
                 Method::PATCH,
                 NODE,
