@@ -530,3 +530,53 @@ async fn the_node_is_healthy_while_the_cluster_namespace_can_be_read(
     let requests = server.received_requests().await.unwrap();
     assert_eq!(requests.len(), 1);
 }
+
+/// A namespace as CCI answers a create or a read of it.
+fn namespace_json() -> serde_json::Value {
+    serde_json::json!({"apiVersion": "cci/v2", "kind": "Namespace", "metadata": {"name": NS}})
+}
+
+#[rstest]
+#[case::created(ResponseTemplate::new(201).set_body_json(namespace_json()), Ok(true))]
+#[case::there_already(ResponseTemplate::new(409).set_body_json(status_json(409, "AlreadyExists")), Ok(false))]
+#[case::forbidden(ResponseTemplate::new(403).set_body_json(status_json(403, "Forbidden")), Err(403))]
+#[case::unavailable(ResponseTemplate::new(503).set_body_json(status_json(503, "ServiceUnavailable")), Err(503))]
+#[tokio::test]
+async fn the_cluster_namespace_is_created_or_found_and_any_other_answer_is_an_error(
+    #[case] answer: ResponseTemplate,
+    #[case] expected: std::result::Result<bool, u16>,
+) {
+    let server = MockServer::start().await;
+    let namespaces = format!("{API_PREFIX}/namespaces");
+    Mock::given(method("POST"))
+        .and(path(&namespaces))
+        .respond_with(answer)
+        .mount(&server)
+        .await;
+    let got = client(&server.uri()).ensure_cluster_namespace("c1").await;
+    assert_eq!(got.map_err(|e| e.code().unwrap_or(0)), expected);
+    let sent = received(&server, "POST", &namespaces).await;
+    assert_eq!(sent.len(), 1, "one create, no retry");
+    let body: serde_json::Value = serde_json::from_slice(&sent[0].body).unwrap();
+    assert_eq!(body["metadata"]["name"], NS);
+}
+
+#[rstest]
+#[case::deleted(ResponseTemplate::new(200).set_body_json(namespace_json()), None)]
+#[case::not_there(ResponseTemplate::new(404).set_body_json(status_json(404, "NotFound")), Some(404))]
+#[tokio::test]
+async fn a_namespace_delete_is_one_delete_of_its_path_and_a_missing_one_is_a_404(
+    #[case] answer: ResponseTemplate,
+    #[case] error: Option<u16>,
+) {
+    let server = MockServer::start().await;
+    let at = format!("{API_PREFIX}/namespaces/{NS}");
+    Mock::given(method("DELETE"))
+        .and(path(&at))
+        .respond_with(answer)
+        .mount(&server)
+        .await;
+    let got = client(&server.uri()).delete_namespace(NS).await;
+    assert_eq!(got.err().and_then(|e| e.code()), error);
+    assert_eq!(received(&server, "DELETE", &at).await.len(), 1);
+}
