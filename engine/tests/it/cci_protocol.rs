@@ -580,3 +580,23 @@ async fn a_namespace_delete_is_one_delete_of_its_path_and_a_missing_one_is_a_404
     assert_eq!(got.err().and_then(|e| e.code()), error);
     assert_eq!(received(&server, "DELETE", &at).await.len(), 1);
 }
+
+#[rstest]
+#[case::deleted(ResponseTemplate::new(200).set_body_raw(pod_json("uid-1"), "application/json"), None)]
+#[case::not_there(ResponseTemplate::new(404).set_body_json(status_json(404, "NotFound")), Some(404))]
+#[tokio::test]
+async fn a_pod_deleted_now_is_one_delete_at_grace_0_and_a_missing_one_is_a_404(
+    #[case] answer: ResponseTemplate,
+    #[case] error: Option<u16>,
+) {
+    let server = MockServer::start().await;
+    Mock::given(method("DELETE"))
+        .and(path(pod_path()))
+        .and(wiremock::matchers::query_param("gracePeriodSeconds", "0"))
+        .respond_with(answer)
+        .mount(&server)
+        .await;
+    let got = client(&server.uri()).delete_pod_now(NS, "shop.web-0").await;
+    assert_eq!(got.err().and_then(|e| e.code()), error);
+    assert_eq!(received(&server, "DELETE", &pod_path()).await.len(), 1);
+}
