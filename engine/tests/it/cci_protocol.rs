@@ -600,3 +600,45 @@ async fn a_pod_deleted_now_is_one_delete_at_grace_0_and_a_missing_one_is_a_404(
     assert_eq!(got.err().and_then(|e| e.code()), error);
     assert_eq!(received(&server, "DELETE", &pod_path()).await.len(), 1);
 }
+
+/// A `BOOKMARK` watch event at `rv`, without its newline.
+fn bookmark(rv: &str) -> String {
+    serde_json::json!({"type": "BOOKMARK", "object": {"kind": "Pod", "apiVersion": "cci/v2", "metadata": {"resourceVersion": rv}}})
+        .to_string()
+}
+
+#[rstest]
+#[case::last_line_whole(format!("{}\n{}", bookmark("5"), bookmark("6")), Some("6"))]
+#[case::last_line_cut_off(format!("{}\n{{\"type\":\"ADD", bookmark("5")), None)]
+#[tokio::test]
+async fn a_watch_stream_ending_without_a_newline_gives_its_last_event_or_a_decode_error(
+    #[case] body: String,
+    #[case] last: Option<&str>,
+) {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(pods_path()))
+        .and(wiremock::matchers::query_param("watch", "true"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(body, "application/json"))
+        .mount(&server)
+        .await;
+    let mut watch = client(&server.uri())
+        .watch_pod_summaries(NS, Some("4"), Duration::from_secs(5))
+        .await
+        .unwrap();
+    let rv = |event| match event {
+        Some(bursting_engine::cci::PodWatchEvent::Bookmark(rv)) => rv,
+        other => panic!("not a bookmark: {other:?}"),
+    };
+    assert_eq!(rv(watch.next().await.unwrap()), "5");
+    match last {
+        Some(expected) => {
+            assert_eq!(rv(watch.next().await.unwrap()), expected);
+            assert!(watch.next().await.unwrap().is_none(), "then the end");
+        }
+        None => assert!(
+            matches!(watch.next().await, Err(Error::Decode { .. })),
+            "a line cut off is a decode error, not the end"
+        ),
+    }
+}
