@@ -325,10 +325,7 @@ impl Store {
     pub fn next_due(&self) -> Option<Instant> {
         let pod = self.timers.peek().map(|Reverse((due, ..))| *due);
         let namespace = self.namespace_removals.first().map(|(due, _)| *due);
-        match (pod, namespace) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        pod.into_iter().chain(namespace).min()
     }
 
     fn wall(&self, at: Instant) -> Time {
