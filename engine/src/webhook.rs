@@ -859,3 +859,7 @@ mod tests {
         assert_eq!(selector_query(&bare), None);
     }
 }
+
+#[cfg(test)]
+#[path = "webhook_scripted.rs"]
+mod scripted;
