@@ -865,3 +865,62 @@ async fn healthz_answers_ok() {
     let body = axum::body::to_bytes(answer.into_body(), 64).await.unwrap();
     assert_eq!(&body[..], b"ok");
 }
+
+/// A metadata list of `kind` as the API server answers a watch's first list.
+fn metadata_list(items: Vec<Value>) -> Value {
+    let items: Vec<Value> = items
+        .into_iter()
+        .map(|metadata| {
+            json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": metadata})
+        })
+        .collect();
+    json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList",
+           "metadata": {"resourceVersion": "7"}, "items": items})
+}
+
+#[tokio::test]
+async fn the_owner_cache_is_filled_by_watches_of_every_namespaces_replica_sets_and_deployments() {
+    let (client, mut api) = scripted_api::client();
+    let (cache, run) = OwnerCache::start(&client);
+    let filled = async {
+        tokio::pin!(run);
+        tokio::select! {
+            () = &mut run => panic!("the owner cache's watches ended"),
+            _ = cache.replica_sets.wait_until_ready() => {}
+        }
+        tokio::select! {
+            () = &mut run => panic!("the owner cache's watches ended"),
+            _ = cache.deployments.wait_until_ready() => {}
+        }
+    };
+    let ((), seen) = scripted_api::served(&mut api, filled, |_, path| {
+        if path.contains("watch=true") {
+            return None;
+        }
+        let named = |name: &str| {
+            json!({"name": name, "namespace": NS, "resourceVersion": "5",
+                                          "labels": { SEED_LABEL: name }})
+        };
+        if path.starts_with("/apis/apps/v1/replicasets?") {
+            Some((200, metadata_list(vec![named("web-1")])))
+        } else if path.starts_with("/apis/apps/v1/deployments?") {
+            Some((200, metadata_list(vec![named("web")])))
+        } else {
+            Some((404, failure(404, "NotFound")))
+        }
+    })
+    .await;
+    assert!(
+        seen.iter().all(|r| r.starts_with("GET /apis/apps/v1/")),
+        "{seen:?}"
+    );
+    let label = |meta: Option<ObjectMeta>| meta.and_then(|m| m.labels?.get(SEED_LABEL).cloned());
+    assert_eq!(
+        label(cache.get("apps/v1", "ReplicaSet", NS, "web-1")).as_deref(),
+        Some("web-1")
+    );
+    assert_eq!(
+        label(cache.get("apps/v1", "Deployment", NS, "web")).as_deref(),
+        Some("web")
+    );
+}

@@ -1,11 +1,12 @@
 //! A scripted Kubernetes API server for the tests of controllers that talk to Kubernetes
 //! (kube-rs's `ApiServerVerifier` pattern with `tower-test`): a test hands a [`Client`] from
 //! [`client`] to the code under test, then runs it with [`scripted`], which answers each request
-//! from a list of [`Expect`]s and fails on any request out of order.
+//! from a list of [`Expect`]s and fails on any request out of order; work whose requests are
+//! concurrent (watches) runs with [`served`], which answers each request by its path.
 //!
 //! Tests only (a dev-dependency): the scripted-API tiers of vk's pod controller, node agent and
-//! leader election (`vk/src/*_scripted.rs`) and of the engine's node lock
-//! (`engine/src/lock_scripted.rs`).
+//! leader election (`vk/src/*_scripted.rs`) and of the engine's node lock, webhook and watches
+//! (`engine/src/*_scripted.rs`, `engine/tests/it/`).
 //!
 //! A test's shape: `let (client, mut api) = client();`, build the controller on `client`, then
 //! `let (returned, bodies) = scripted(&mut api, controller.step(), vec![expect(Method::GET,
@@ -124,4 +125,47 @@ async fn answer<T>(
             }
         }
     }
+}
+
+/// What [`served`] answers a request with: a status and a JSON body, or nothing yet (the
+/// request stays open, as a watch with no events does).
+pub type Answer = Option<(u16, Value)>;
+
+/// Runs `work` while answering each request it sends with `answer(method, path and query)`, in
+/// whatever order the requests come (for work whose requests are concurrent, such as watches);
+/// returns what `work` returned and every request seen, as `METHOD path?query`. Fails after 10 s
+/// rather than hang.
+pub async fn served<T>(
+    handle: &mut Handle,
+    work: impl Future<Output = T>,
+    mut answer: impl FnMut(&Method, &str) -> Answer,
+) -> (T, Vec<String>) {
+    let served = async {
+        tokio::pin!(work);
+        let mut seen = Vec::new();
+        // Requests left open: dropping their senders would fail them at once.
+        let mut open = Vec::new();
+        loop {
+            tokio::select! {
+                done = &mut work => return (done, seen),
+                next = handle.next_request() => {
+                    let (request, send) = next.expect("the client is gone");
+                    let uri = request.uri().to_string();
+                    seen.push(format!("{} {uri}", request.method()));
+                    match answer(request.method(), &uri) {
+                        Some((status, body)) => send.send_response(
+                            Response::builder()
+                                .status(status)
+                                .body(Body::from(serde_json::to_vec(&body).unwrap()))
+                                .unwrap(),
+                        ),
+                        None => open.push(send),
+                    }
+                }
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), served)
+        .await
+        .unwrap_or_else(|_| panic!("the work did not finish within 10 s"))
 }
