@@ -6,6 +6,7 @@
 //! ([`translate::choose_token_secret`](crate::translate::choose_token_secret)).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
@@ -127,6 +128,7 @@ impl ClusterObjects for kube::Client {
 pub struct MemoryObjects {
     objects: Arc<Mutex<BTreeMap<ObjectKey, ClusterObject>>>,
     accounts: Arc<Mutex<BTreeMap<(String, String), ServiceAccount>>>,
+    reads: Arc<AtomicUsize>,
 }
 
 impl MemoryObjects {
@@ -145,6 +147,12 @@ impl MemoryObjects {
             meta.name.clone().unwrap_or_default(),
         );
         self.lock().insert(key, object);
+    }
+
+    /// How many times an object was read ([`ClusterObjects::get`]): what a cluster would have
+    /// answered a GET for.
+    pub fn reads(&self) -> usize {
+        self.reads.load(Ordering::Relaxed)
     }
 
     /// Remove an object; whether it was there.
@@ -173,6 +181,7 @@ impl MemoryObjects {
 
 impl ClusterObjects for MemoryObjects {
     fn get<'a>(&'a self, key: &'a ObjectKey) -> BoxFuture<'a, Result<Option<ClusterObject>>> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
         let found = self.lock().get(key).cloned();
         Box::pin(async move { Ok(found) })
     }

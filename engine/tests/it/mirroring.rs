@@ -530,3 +530,112 @@ async fn a_pod_refused_for_a_sold_out_flavour_fails_with_the_reason() {
     }
     assert!(f.cci_pods().is_empty());
 }
+
+/// A metadata list as the API server answers a watch's first list: `(name, resourceVersion)`
+/// in namespace `shop`.
+fn metadata_list(items: &[(&str, &str)]) -> serde_json::Value {
+    let items: Vec<_> = items
+        .iter()
+        .map(|(name, version)| {
+            serde_json::json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+                "metadata": {"name": name, "namespace": "shop", "resourceVersion": version}})
+        })
+        .collect();
+    serde_json::json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList",
+        "metadata": {"resourceVersion": "9"}, "items": items})
+}
+
+#[tokio::test]
+async fn the_cluster_watch_copies_what_changed_of_the_objects_pods_use_and_reads_nothing_else() {
+    let Fixture {
+        server: _server,
+        cci,
+        cluster,
+        provider,
+    } = fixture().await;
+    cluster.put(config_map("app-config", "1", "fast"));
+    cluster.put(config_map("steady", "1", "same"));
+    cluster.put(config_map("unused", "1", "x"));
+    cluster.put(secret("creds", "old-key"));
+    let web = common::pod(
+        "web-0",
+        "uid-1",
+        vec![
+            config_map_volume("conf", "app-config", None),
+            config_map_volume("more", "steady", None),
+            secret_volume("creds", "creds", None),
+        ],
+    );
+    provider.create_pod(&web).await.unwrap();
+    // Changed in the cluster since they were copied: a ConfigMap and a Secret.
+    cluster.put(config_map("app-config", "2", "safe"));
+    let ClusterObject::Secret(mut creds) = secret("creds", "new-key") else {
+        unreachable!()
+    };
+    creds.metadata.resource_version = Some("2".into());
+    cluster.put(ClusterObject::Secret(creds));
+    let reads = cluster.reads();
+
+    let (client, mut api) = scripted_api::client();
+    let watch = std::sync::Arc::new(provider).watch_cluster_objects(client);
+    let copied = async {
+        loop {
+            let config_map: Option<cci_api::ConfigMap> = copy(&cci, "configmaps").await;
+            let secret: Option<cci_api::Secret> = copy(&cci, "secrets").await;
+            let mode = config_map.and_then(|c| c.data?.remove("mode"));
+            let new_key = secret
+                .and_then(|s| s.data)
+                .is_some_and(|d| d.contains_key("new-key"));
+            if mode.as_deref() == Some("safe") && new_key {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    };
+    let work = async {
+        tokio::select! {
+            () = watch => panic!("the cluster watch ended"),
+            () = copied => {}
+        }
+    };
+    let ((), seen) = scripted_api::served(&mut api, work, |_, path| {
+        if path.contains("watch=true") {
+            None
+        } else if path.starts_with("/api/v1/configmaps?") {
+            // The unchanged and the unused first: by the time the changed one is copied, they
+            // have been judged.
+            let items = [("unused", "1"), ("steady", "1"), ("app-config", "2")];
+            Some((200, metadata_list(&items)))
+        } else if path.starts_with("/api/v1/secrets?") {
+            Some((200, metadata_list(&[("creds", "2")])))
+        } else {
+            Some((404, serde_json::json!({"kind": "Status", "code": 404})))
+        }
+    })
+    .await;
+    assert!(
+        seen.iter()
+            .any(|r| r.starts_with("GET /api/v1/configmaps?"))
+            && seen.iter().any(|r| r.starts_with("GET /api/v1/secrets?")),
+        "{seen:?}"
+    );
+    assert_eq!(
+        cluster.reads() - reads,
+        2,
+        "only the two changed objects are read again"
+    );
+}
+
+/// The CCI copy of `shop/app-config` or `shop/creds` (by `plural`), if there is one.
+async fn copy<T: serde::de::DeserializeOwned>(cci: &CciClient, plural: &str) -> Option<T> {
+    let name = if plural == "secrets" {
+        "shop.creds"
+    } else {
+        "shop.app-config"
+    };
+    match cci.get_object(NS, plural, name).await {
+        Ok(copy) => Some(copy),
+        Err(e) if e.code() == Some(404) => None,
+        Err(e) => panic!("{e}"),
+    }
+}
