@@ -484,6 +484,20 @@ async fn a_pod_kept_local_is_admitted_unchanged_with_a_warning_event_naming_it()
     assert_eq!(event["type"], "Warning");
     assert_eq!(event["reason"], "KeptLocal");
     assert_eq!(event["count"], 1);
+    // Stamped now, first and last alike: `kubectl get events` sorts and ages by them.
+    let stamp = |field: &str| -> k8s_openapi::jiff::Timestamp {
+        event[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("{field} is set"))
+            .parse()
+            .expect("an RFC 3339 time")
+    };
+    let age = k8s_openapi::jiff::Timestamp::now().duration_since(stamp("firstTimestamp"));
+    assert!(
+        age.as_secs() < 60 && !age.is_negative(),
+        "firstTimestamp is now, not {age}"
+    );
+    assert_eq!(stamp("lastTimestamp"), stamp("firstTimestamp"));
     assert_eq!(event["source"]["component"], "bursting-webhook");
     let message = event["message"].as_str().expect("a message");
     assert!(message.contains("DaemonSet"), "{message}");
