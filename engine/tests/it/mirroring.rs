@@ -639,3 +639,88 @@ async fn copy<T: serde::de::DeserializeOwned>(cci: &CciClient, plural: &str) -> 
         Err(e) => panic!("{e}"),
     }
 }
+
+/// The mock's API requests whose method is `method` and whose path contains `path`.
+fn requests(server: &Server, method: &str, path: &str) -> usize {
+    server
+        .state()
+        .requests()
+        .iter()
+        .filter(|r| r.method == method && r.path.contains(path))
+        .count()
+}
+
+#[tokio::test]
+async fn an_object_copied_already_at_its_version_is_not_written_again_for_the_next_pod() {
+    let f = fixture().await;
+    f.cluster.put(config_map("app-config", "1", "fast"));
+    let volumes = || vec![config_map_volume("conf", "app-config", None)];
+    for (name, uid) in [("web-0", "uid-a"), ("web-1", "uid-b")] {
+        f.provider
+            .create_pod(&common::pod(name, uid, volumes()))
+            .await
+            .unwrap();
+    }
+    assert_eq!(requests(&f.server, "POST", "/configmaps"), 1, "one copy");
+    assert_eq!(
+        requests(&f.server, "PUT", "/configmaps"),
+        0,
+        "never replaced"
+    );
+}
+
+#[rstest::rstest]
+#[case::a_configmap(
+    "configmaps",
+    config_map("app-config", "1", "fast"),
+    config_map_volume("conf", "app-config", None)
+)]
+#[case::a_claim("persistentvolumeclaims", claim("data"), volume("data", |v| {
+    v.persistent_volume_claim = Some(PersistentVolumeClaimVolumeSource {
+        claim_name: "data".into(),
+        read_only: None,
+    })
+}))]
+#[tokio::test]
+async fn a_copy_cci_fails_to_create_fails_the_pod_and_is_not_replaced_instead(
+    #[case] plural: &str,
+    #[case] object: ClusterObject,
+    #[case] volume: Volume,
+) {
+    let f = fixture().await;
+    f.cluster.put(object);
+    let fault: mock_cci::FaultSpec = serde_json::from_value(serde_json::json!({
+        "scope": {"namespace": NS},
+        "fault": {"type": "errorRate", "operations": [format!("create {plural}")],
+                  "percent": 100, "status": 500},
+    }))
+    .unwrap();
+    f.server.state().set_fault(fault).unwrap();
+    let err = f
+        .provider
+        .create_pod(&common::pod("web-0", "uid-1", vec![volume]))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("500"), "{err}");
+    assert_eq!(
+        requests(&f.server, "PUT", plural),
+        0,
+        "{plural}: no replace"
+    );
+    assert!(f.cci_pods().is_empty(), "no pod without its {plural}");
+}
+
+#[tokio::test]
+async fn a_pod_created_after_its_cci_namespace_vanished_makes_it_again_on_the_retry() {
+    let f = fixture().await;
+    f.provider
+        .create_pod(&common::pod("web-0", "uid-a", vec![]))
+        .await
+        .unwrap();
+    f.cci.delete_namespace(NS).await.unwrap();
+    let web = common::pod("web-1", "uid-b", vec![]);
+    let err = f.provider.create_pod(&web).await.unwrap_err();
+    assert!(err.to_string().contains("404"), "{err}");
+    f.provider.create_pod(&web).await.unwrap();
+    assert_eq!(f.cci_pods(), ["shop.web-1"]);
+}

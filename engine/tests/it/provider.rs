@@ -222,8 +222,13 @@ async fn create_makes_the_namespace_and_is_idempotent_for_the_same_uid() {
         pod_names(&state),
         BTreeSet::from(["shop.web-0".to_string()])
     );
+    assert_eq!(
+        p.namespace(),
+        "bursting-c1",
+        "the namespace the provider names"
+    );
     let s = state.lock().unwrap();
-    let ns = &s.namespaces["bursting-c1"];
+    let ns = &s.namespaces[p.namespace()];
     assert_eq!(ns.metadata.labels.as_ref().unwrap()[LABEL_CLUSTER_ID], "c1");
     let stored = &s.pods[&("bursting-c1".to_string(), "shop.web-0".to_string())];
     assert_eq!(
