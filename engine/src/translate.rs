@@ -1420,14 +1420,18 @@ mod tests {
     #[rstest]
     #[case::plain("c1", true)]
     #[case::dashes("cluster-42", true)]
-    #[case::longest(&"a".repeat(MAX_CLUSTER_ID_LEN), true)]
-    #[case::too_long(&"a".repeat(MAX_CLUSTER_ID_LEN + 1), false)]
+    // `bursting-` and 54 characters make a namespace name of 63, a DNS label's most.
+    #[case::longest(&"a".repeat(54), true)]
+    #[case::too_long(&"a".repeat(55), false)]
     #[case::upper("C1", false)]
     #[case::dot("c.1", false)]
     #[case::leading_dash("-c1", false)]
     #[case::empty("", false)]
     fn cluster_ids_must_make_a_namespace_name(#[case] id: &str, #[case] ok: bool) {
         assert_eq!(check_cluster_id(id).is_ok(), ok, "{id}");
+        if ok {
+            assert!(cci_api::namespace_for_cluster(id).len() <= 63, "{id}");
+        }
     }
 
     #[test]

@@ -507,15 +507,7 @@ async fn errors_about_a_secret_never_carry_its_data() {
 #[tokio::test]
 async fn a_pod_refused_for_a_sold_out_flavour_fails_with_the_reason() {
     let f = fixture().await;
-    f.server
-        .state()
-        .set_fault(mock_cci::FaultSpec {
-            scope: mock_cci::Scope::Namespace(NS.into()),
-            fault: mock_cci::Fault::SoldOut {
-                flavours: vec!["0.5_1".into()],
-            },
-        })
-        .unwrap();
+    fail_sold_out(&f.server);
     let err = f
         .provider
         .create_pod(&common::pod("web-0", "uid-1", vec![]))
@@ -689,13 +681,7 @@ async fn a_copy_cci_fails_to_create_fails_the_pod_and_is_not_replaced_instead(
 ) {
     let f = fixture().await;
     f.cluster.put(object);
-    let fault: mock_cci::FaultSpec = serde_json::from_value(serde_json::json!({
-        "scope": {"namespace": NS},
-        "fault": {"type": "errorRate", "operations": [format!("create {plural}")],
-                  "percent": 100, "status": 500},
-    }))
-    .unwrap();
-    f.server.state().set_fault(fault).unwrap();
+    fail_every(&f.server, &format!("create {plural}"), 500);
     let err = f
         .provider
         .create_pod(&common::pod("web-0", "uid-1", vec![volume]))
@@ -723,4 +709,133 @@ async fn a_pod_created_after_its_cci_namespace_vanished_makes_it_again_on_the_re
     assert!(err.to_string().contains("404"), "{err}");
     f.provider.create_pod(&web).await.unwrap();
     assert_eq!(f.cci_pods(), ["shop.web-1"]);
+}
+
+/// Makes the mock answer every `operation` (`"delete pods"`) in the cluster's namespace with
+/// `status`, doing nothing.
+fn fail_every(server: &Server, operation: &str, status: u16) {
+    let fault: mock_cci::FaultSpec = serde_json::from_value(serde_json::json!({
+        "scope": {"namespace": NS},
+        "fault": {"type": "errorRate", "operations": [operation], "percent": 100, "status": status},
+    }))
+    .unwrap();
+    server.state().set_fault(fault).unwrap();
+}
+
+#[tokio::test]
+async fn a_copy_gone_from_cci_already_does_not_stop_its_last_pod_being_deleted() {
+    let f = fixture().await;
+    f.cluster.put(config_map("app-config", "1", "fast"));
+    let web = common::pod(
+        "web-0",
+        "uid-a",
+        vec![config_map_volume("conf", "app-config", None)],
+    );
+    f.provider.create_pod(&web).await.unwrap();
+    f.cci
+        .delete_object(NS, "configmaps", "shop.app-config")
+        .await
+        .unwrap();
+    f.provider.delete_pod(&web).await.unwrap();
+    assert!(f.provider.mirrored().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_copy_cci_fails_to_delete_fails_the_delete_and_goes_on_the_retry() {
+    let f = fixture().await;
+    f.cluster.put(config_map("app-config", "1", "fast"));
+    let web = common::pod(
+        "web-0",
+        "uid-a",
+        vec![config_map_volume("conf", "app-config", None)],
+    );
+    f.provider.create_pod(&web).await.unwrap();
+    fail_every(&f.server, "delete configmaps", 503);
+    let err = f.provider.delete_pod(&web).await.unwrap_err();
+    assert!(err.to_string().contains("503"), "{err}");
+    let key = ObjectKey::new(ObjectKind::ConfigMap, "shop", "app-config");
+    assert_eq!(f.provider.mirrored().await, [(key, 1)], "still counted");
+    f.server.state().clear_faults();
+    f.provider.delete_pod(&web).await.unwrap();
+    assert!(f.config_map_copy("shop.app-config").await.is_none());
+    assert!(f.provider.mirrored().await.is_empty());
+}
+
+#[rstest::rstest]
+#[case::read("get pods")]
+#[case::deleted("delete pods")]
+#[tokio::test]
+async fn a_cci_pod_that_cannot_be_read_or_deleted_fails_the_delete_and_stays(
+    #[case] operation: &str,
+) {
+    let f = fixture().await;
+    let web = common::pod("web-0", "uid-a", vec![]);
+    f.provider.create_pod(&web).await.unwrap();
+    fail_every(&f.server, operation, 503);
+    let err = f.provider.delete_pod(&web).await.unwrap_err();
+    assert!(err.to_string().contains("503"), "{err}");
+    assert_eq!(f.cci_pods(), ["shop.web-0"]);
+}
+
+#[tokio::test]
+async fn a_cci_pod_delete_answered_not_found_counts_as_done() {
+    let f = fixture().await;
+    let web = common::pod("web-0", "uid-a", vec![]);
+    f.provider.create_pod(&web).await.unwrap();
+    // Gone between the read and the delete (here: CCI says so).
+    fail_every(&f.server, "delete pods", 404);
+    f.provider.delete_pod(&web).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_cci_list_that_fails_is_an_error_not_an_empty_list() {
+    let f = fixture().await;
+    f.provider
+        .create_pod(&common::pod("web-0", "uid-a", vec![]))
+        .await
+        .unwrap();
+    fail_every(&f.server, "list pods", 503);
+    let err = f.provider.list_pods().await.unwrap_err();
+    assert!(err.to_string().contains("503"), "{err}");
+}
+
+#[tokio::test]
+async fn a_pod_cci_refuses_as_sold_out_locks_the_virtual_node_before_it_fails() {
+    let f = fixture().await;
+    let (client, mut api) = scripted_api::client();
+    let lock = bursting_engine::lock::NodeLock::new(
+        client,
+        "bursting-node",
+        std::time::Duration::from_secs(300),
+    );
+    let provider = f.provider.with_node_lock(std::sync::Arc::new(lock));
+    fail_sold_out(&f.server);
+    let node = serde_json::json!({"apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": "bursting-node"}, "spec": {"unschedulable": true}});
+    let (result, bodies) = scripted_api::scripted(
+        &mut api,
+        provider.create_pod(&common::pod("web-0", "uid-1", vec![])),
+        vec![scripted_api::expect(
+            http::Method::PATCH,
+            "/api/v1/nodes/bursting-node",
+            200,
+            node,
+        )],
+    )
+    .await;
+    assert!(bursting_engine::lock::locks_node(&result.unwrap_err()));
+    assert_eq!(bodies[0]["spec"]["unschedulable"], true, "{}", bodies[0]);
+}
+
+/// Makes the mock refuse pods of `common::pod`'s size (0.5 vCPU, 1 GiB) as sold out.
+fn fail_sold_out(server: &Server) {
+    server
+        .state()
+        .set_fault(mock_cci::FaultSpec {
+            scope: mock_cci::Scope::Namespace(NS.into()),
+            fault: mock_cci::Fault::SoldOut {
+                flavours: vec!["0.5_1".into()],
+            },
+        })
+        .unwrap();
 }
