@@ -1370,6 +1370,14 @@ mod tests {
     }
 
     #[test]
+    fn a_cci_pod_name_of_253_characters_is_the_longest_that_runs() {
+        let mut pod = cluster_pod("shop", "web-0");
+        pod.metadata.name = Some("a".repeat(248));
+        let cci = to_cci_pod(&pod, "c1", LATEST, None).expect("253 characters fit");
+        assert_eq!(cci.metadata.name.map(|n| n.len()), Some(253));
+    }
+
+    #[test]
     fn translation_does_not_depend_on_the_cluster_pods_status() {
         let mut a = cluster_pod("shop", "web-0");
         let b = a.clone();
@@ -1390,7 +1398,8 @@ mod tests {
     #[case::daemonset(|p: &mut Pod| p.metadata.owner_references = Some(vec![OwnerReference {
         kind: "DaemonSet".into(), name: "agent".into(), ..OwnerReference::default()
     }]), "DaemonSet pods never burst")]
-    #[case::name_too_long(|p: &mut Pod| p.metadata.name = Some("a".repeat(250)), "over CCI's 253")]
+    // `shop.` and 249 characters: 254, one over.
+    #[case::name_too_long(|p: &mut Pod| p.metadata.name = Some("a".repeat(249)), "would be 254 characters, over CCI's 253")]
     fn pods_that_cannot_run_on_cci_are_refused_with_the_reason(
         #[case] break_it: fn(&mut Pod),
         #[case] hint: &str,
