@@ -1861,6 +1861,32 @@ mod tests {
     }
 
     #[test]
+    fn a_sidecar_init_container_keeps_its_restart_policy_and_a_plain_one_gets_none() {
+        let mut pod = pod_with(vec![], vec![]);
+        let init = |name: &str, restart_policy: Option<&str>| Container {
+            name: name.into(),
+            image: Some("busybox".into()),
+            restart_policy: restart_policy.map(Into::into),
+            ..Container::default()
+        };
+        pod.spec.as_mut().unwrap().init_containers =
+            Some(vec![init("proxy", Some("Always")), init("setup", None)]);
+        let cci = to_cci_pod(&pod, "c1", LATEST, None).unwrap();
+        let policies: Vec<_> = cci
+            .spec
+            .init_containers
+            .unwrap()
+            .into_iter()
+            .map(|c| c.restart_policy)
+            .collect();
+        assert_eq!(
+            policies,
+            [Some("Always".to_string()), None],
+            "a native sidecar runs for the pod's life"
+        );
+    }
+
+    #[test]
     fn init_containers_are_translated_like_app_containers() {
         let mut pod = pod_with(vec![], vec![]);
         pod.spec.as_mut().unwrap().init_containers = Some(vec![Container {
