@@ -2331,9 +2331,19 @@ mod tests {
         let cm = ConfigMap {
             metadata: object_meta("app-config"),
             data: Some(BTreeMap::from([("mode".into(), "fast".into())])),
-            ..ConfigMap::default()
+            binary_data: Some(BTreeMap::from([(
+                "logo.png".into(),
+                k8s_openapi::ByteString(vec![0x89, b'P', b'N', b'G']),
+            )])),
+            immutable: Some(true),
         };
         let copy = cci_config_map(&cm, "c1");
+        assert_eq!(copy.binary_data, cm.binary_data);
+        assert_eq!(
+            copy.immutable,
+            Some(true),
+            "an immutable ConfigMap stays so"
+        );
         assert_eq!(copy.kind, "ConfigMap");
         assert_eq!(copy.metadata.name.as_deref(), Some("shop.app-config"));
         assert_eq!(copy.metadata.namespace.as_deref(), Some("bursting-c1"));
@@ -2374,9 +2384,11 @@ mod tests {
                 "token".into(),
                 k8s_openapi::ByteString(b"t0k3n".to_vec()),
             )])),
+            immutable: Some(true),
             ..Secret::default()
         };
         let copy = cci_secret(&secret, "c1");
+        assert_eq!(copy.immutable, Some(true));
         assert_eq!(copy.type_.as_deref(), Some("Opaque"));
         assert_eq!(copy.data, secret.data);
         assert_eq!(copy.metadata.name.as_deref(), Some("shop.builder-token"));
@@ -2390,6 +2402,7 @@ mod tests {
                 access_modes: Some(vec!["ReadWriteMany".into()]),
                 storage_class_name: Some("csi-nas".into()),
                 volume_name: Some("pv-123".into()),
+                volume_mode: Some("Filesystem".into()),
                 resources: Some(VolumeResourceRequirements {
                     requests: Some(BTreeMap::from([(
                         "storage".into(),
@@ -2405,6 +2418,11 @@ mod tests {
         assert_eq!(copy.metadata.name.as_deref(), Some("shop.shared"));
         assert_eq!(copy.spec.storage_class_name.as_deref(), Some("csi-nas"));
         assert_eq!(copy.spec.volume_name, None);
+        assert_eq!(copy.spec.volume_mode.as_deref(), Some("Filesystem"));
+        assert_eq!(
+            copy.spec.access_modes,
+            Some(vec!["ReadWriteMany".to_string()])
+        );
         assert_eq!(
             copy.spec.resources.unwrap().requests.unwrap()["storage"],
             Quantity("10Gi".into())
