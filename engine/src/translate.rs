@@ -1503,6 +1503,41 @@ mod tests {
     }
 
     #[test]
+    fn every_field_of_a_cci_status_the_cluster_pod_has_is_carried_back_and_the_rest_left_out() {
+        let time = "2026-12-03T07:00:00Z";
+        let cci: PodStatus = serde_json::from_value(serde_json::json!({
+            "phase": "Failed", "reason": "Evicted", "message": "the node ran out of memory",
+            "podIP": "192.168.0.9", "hostIP": "10.1.0.3", "startTime": time,
+            "qosClass": "Guaranteed", "nominatedNodeName": "cci-node-7",
+            "containerStatuses": [{
+                "name": "app", "image": "nginx:1.27", "imageID": "sha256:abc",
+                "containerID": "containerd://c0ffee", "ready": false, "restartCount": 2,
+                "started": false,
+                "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled", "startedAt": time, "finishedAt": time}},
+                "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": time, "finishedAt": time}},
+                "allocatedResources": {"cpu": "1"},
+            }],
+        }))
+        .unwrap();
+        let status = cluster_status(&cci, &[]);
+        assert_eq!(
+            serde_json::to_value(&status).unwrap(),
+            serde_json::json!({
+                "phase": "Failed", "reason": "Evicted", "message": "the node ran out of memory",
+                "podIP": "192.168.0.9", "podIPs": [{"ip": "192.168.0.9"}],
+                "hostIP": "10.1.0.3", "hostIPs": [{"ip": "10.1.0.3"}], "startTime": time,
+                "containerStatuses": [{
+                    "name": "app", "image": "nginx:1.27", "imageID": "sha256:abc",
+                    "containerID": "containerd://c0ffee", "ready": false, "restartCount": 2,
+                    "started": false,
+                    "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled", "startedAt": time, "finishedAt": time}},
+                    "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": time, "finishedAt": time}},
+                }],
+            })
+        );
+    }
+
+    #[test]
     fn a_cci_pod_without_the_uid_label_is_not_ours() {
         let mut cci = running_cci_pod();
         cci.metadata.labels = None;
