@@ -1505,18 +1505,23 @@ mod tests {
     #[test]
     fn every_field_of_a_cci_status_the_cluster_pod_has_is_carried_back_and_the_rest_left_out() {
         let time = "2026-12-03T07:00:00Z";
+        let terminated = |code: i32, reason: &str| {
+            serde_json::json!({"terminated": {"exitCode": code, "reason": reason,
+                "startedAt": time, "finishedAt": time}})
+        };
+        let container = serde_json::json!({
+            "name": "app", "image": "nginx:1.27", "imageID": "sha256:abc",
+            "containerID": "containerd://c0ffee", "ready": false, "restartCount": 2,
+            "started": false, "state": terminated(137, "OOMKilled"),
+            "lastState": terminated(1, "Error"),
+        });
+        let mut on_cci = container.clone();
+        on_cci["allocatedResources"] = serde_json::json!({"cpu": "1"});
         let cci: PodStatus = serde_json::from_value(serde_json::json!({
             "phase": "Failed", "reason": "Evicted", "message": "the node ran out of memory",
             "podIP": "192.168.0.9", "hostIP": "10.1.0.3", "startTime": time,
             "qosClass": "Guaranteed", "nominatedNodeName": "cci-node-7",
-            "containerStatuses": [{
-                "name": "app", "image": "nginx:1.27", "imageID": "sha256:abc",
-                "containerID": "containerd://c0ffee", "ready": false, "restartCount": 2,
-                "started": false,
-                "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled", "startedAt": time, "finishedAt": time}},
-                "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": time, "finishedAt": time}},
-                "allocatedResources": {"cpu": "1"},
-            }],
+            "containerStatuses": [on_cci],
         }))
         .unwrap();
         let status = cluster_status(&cci, &[]);
@@ -1526,13 +1531,7 @@ mod tests {
                 "phase": "Failed", "reason": "Evicted", "message": "the node ran out of memory",
                 "podIP": "192.168.0.9", "podIPs": [{"ip": "192.168.0.9"}],
                 "hostIP": "10.1.0.3", "hostIPs": [{"ip": "10.1.0.3"}], "startTime": time,
-                "containerStatuses": [{
-                    "name": "app", "image": "nginx:1.27", "imageID": "sha256:abc",
-                    "containerID": "containerd://c0ffee", "ready": false, "restartCount": 2,
-                    "started": false,
-                    "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled", "startedAt": time, "finishedAt": time}},
-                    "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": time, "finishedAt": time}},
-                }],
+                "containerStatuses": [container],
             })
         );
     }

@@ -81,6 +81,18 @@ async fn admit_with(
     scripted(api, post(state, path, review), script).await
 }
 
+/// Posts `review` to `path` of a fresh webhook for `release` while the scripted server answers
+/// `script` (see [`admit_with`]).
+async fn judged(
+    release: Release,
+    path: &str,
+    review: Value,
+    script: Vec<Expect>,
+) -> (AdmissionResponse, Vec<Value>) {
+    let (state, mut api) = webhook(release);
+    admit_with(state, &mut api, path, review, script).await
+}
+
 /// The pod's patch as JSON (an array of operations); `Null` when there is none.
 fn patch_of(response: &AdmissionResponse) -> Value {
     response
@@ -175,10 +187,8 @@ fn pod_of_replica_set() -> Value {
 
 #[tokio::test]
 async fn a_deployments_label_reached_through_its_replica_set_makes_the_pod_burst() {
-    let (state, mut api) = webhook(RELEASE);
-    let (answer, _) = admit_with(
-        state,
-        &mut api,
+    let (answer, _) = judged(
+        RELEASE,
         "/mutate",
         create(pod_of_replica_set()),
         replica_set_then_deployment(enforce()),
@@ -198,10 +208,8 @@ async fn a_deployments_label_reached_through_its_replica_set_makes_the_pod_burst
 
 #[tokio::test]
 async fn a_deployment_without_the_label_leaves_the_pod_as_it_is() {
-    let (state, mut api) = webhook(RELEASE);
-    let (answer, _) = admit_with(
-        state,
-        &mut api,
+    let (answer, _) = judged(
+        RELEASE,
         "/mutate",
         create(pod_of_replica_set()),
         replica_set_then_deployment(json!({"app": "web"})),
@@ -214,7 +222,6 @@ async fn a_deployment_without_the_label_leaves_the_pod_as_it_is() {
 #[tokio::test]
 async fn owners_in_the_owner_cache_are_not_read_again() {
     use kube::api::PartialObjectMetaExt as _;
-    let (state, mut api) = webhook(RELEASE);
     let (replica_sets, mut rs) = reflector::store::<PartialObjectMeta<ReplicaSet>>();
     let (deployments, mut d) = reflector::store::<PartialObjectMeta<Deployment>>();
     let meta = |value: Value| serde_json::from_value::<ObjectMeta>(value["metadata"].clone());
@@ -232,32 +239,25 @@ async fn owners_in_the_owner_cache_are_not_read_again() {
     d.apply_watcher_event(&watcher::Event::Apply(
         meta(deployment).unwrap().into_response_partial(),
     ));
+    let (state, mut api) = webhook(RELEASE);
     let state = state.with_owner_cache(OwnerCache {
         replica_sets,
         deployments,
     });
-    let (answer, _) = admit_with(
-        state,
-        &mut api,
-        "/mutate",
-        create(pod_of_replica_set()),
-        vec![],
-    )
-    .await;
+    let review = create(pod_of_replica_set());
+    let (answer, _) = admit_with(state, &mut api, "/mutate", review, vec![]).await;
     assert!(tolerates_the_virtual_node(&patch_of(&answer)));
 }
 
 #[tokio::test]
 async fn an_owner_of_the_core_group_is_read_from_the_core_api_and_one_that_is_gone_ends_the_chain()
 {
-    let (state, mut api) = webhook(RELEASE);
     let pod = pod(
         json!({"ownerReferences": [owner_ref("v1", "ReplicationController", "legacy", true)]}),
         json!([]),
     );
-    let (answer, _) = admit_with(
-        state,
-        &mut api,
+    let (answer, _) = judged(
+        RELEASE,
         "/mutate",
         create(pod),
         vec![
@@ -320,10 +320,8 @@ async fn the_owner_chain_is_followed_four_owners_deep_and_no_further() {
 
 #[tokio::test]
 async fn an_unknown_policy_on_an_owner_is_refused_naming_the_owner_in_its_namespace() {
-    let (state, mut api) = webhook(RELEASE);
-    let (answer, _) = admit_with(
-        state,
-        &mut api,
+    let (answer, _) = judged(
+        RELEASE,
         "/mutate",
         create(pod_of_replica_set()),
         replica_set_then_deployment(json!({ SEED_LABEL: "Enforce" })),
@@ -339,14 +337,12 @@ async fn an_unknown_policy_on_an_owner_is_refused_naming_the_owner_in_its_namesp
 
 #[tokio::test]
 async fn a_pod_in_no_namespace_has_its_owners_read_in_default() {
-    let (state, mut api) = webhook(RELEASE);
     let pod = pod(
         json!({"ownerReferences": [owner_ref("apps/v1", "ReplicaSet", "web-1", true)]}),
         json!([]),
     );
-    let (answer, _) = admit_with(
-        state,
-        &mut api,
+    let (answer, _) = judged(
+        RELEASE,
         "/mutate",
         review("Pod", "CREATE", None, pod),
         vec![expect(
@@ -368,15 +364,7 @@ async fn a_pod_in_no_namespace_has_its_owners_read_in_default() {
 async fn a_cluster_that_cannot_be_read_refuses_the_pod_for_its_controller_to_retry(
     #[case] script: Vec<Expect>,
 ) {
-    let (state, mut api) = webhook(RELEASE);
-    let (answer, _) = admit_with(
-        state,
-        &mut api,
-        "/mutate",
-        create(pod_of_replica_set()),
-        script,
-    )
-    .await;
+    let (answer, _) = judged(RELEASE, "/mutate", create(pod_of_replica_set()), script).await;
     assert!(!answer.allowed);
     assert!(
         answer
@@ -394,11 +382,9 @@ async fn a_cluster_that_cannot_be_read_refuses_the_pod_for_its_controller_to_ret
 #[case::connect("CONNECT")]
 #[tokio::test]
 async fn only_a_pods_create_is_judged(#[case] operation: &str) {
-    let (state, mut api) = webhook(RELEASE);
     let pod = pod(json!({"labels": enforce()}), json!([]));
-    let (answer, _) = admit_with(
-        state,
-        &mut api,
+    let (answer, _) = judged(
+        RELEASE,
         "/mutate",
         review("Pod", operation, Some(NS), pod),
         vec![],
@@ -452,26 +438,26 @@ fn daemonset_pod() -> (Value, Expect) {
     (pod, read)
 }
 
-#[tokio::test]
-async fn a_pod_kept_local_is_admitted_unchanged_with_a_warning_event_naming_it() {
+/// The review of [`daemonset_pod`], its Warning event answered `status` and `answer`: the
+/// review's answer and the bodies sent (the event second).
+async fn keep_local_posting_an_event(
+    status: u16,
+    answer: Value,
+) -> (AdmissionResponse, Vec<Value>) {
     let (state, mut api) = webhook(RELEASE);
     let (pod, read) = daemonset_pod();
-    let (answer, bodies) = admit_with(
-        state,
-        &mut api,
-        "/mutate",
-        create(pod),
-        vec![
-            read,
-            expect(
-                Method::POST,
-                "/api/v1/namespaces/shop/events",
-                201,
-                Value::Null,
-            ),
-        ],
-    )
-    .await;
+    let event = expect(
+        Method::POST,
+        "/api/v1/namespaces/shop/events",
+        status,
+        answer,
+    );
+    admit_with(state, &mut api, "/mutate", create(pod), vec![read, event]).await
+}
+
+#[tokio::test]
+async fn a_pod_kept_local_is_admitted_unchanged_with_a_warning_event_naming_it() {
+    let (answer, bodies) = keep_local_posting_an_event(201, Value::Null).await;
     assert!(answer.allowed);
     assert_eq!(patch_of(&answer), Value::Null);
     let event = &bodies[1];
@@ -505,24 +491,7 @@ async fn a_pod_kept_local_is_admitted_unchanged_with_a_warning_event_naming_it()
 
 #[tokio::test]
 async fn a_pod_kept_local_is_admitted_even_when_its_event_is_refused() {
-    let (state, mut api) = webhook(RELEASE);
-    let (pod, read) = daemonset_pod();
-    let (answer, _) = admit_with(
-        state,
-        &mut api,
-        "/mutate",
-        create(pod),
-        vec![
-            read,
-            expect(
-                Method::POST,
-                "/api/v1/namespaces/shop/events",
-                403,
-                failure(403, "Forbidden"),
-            ),
-        ],
-    )
-    .await;
+    let (answer, _) = keep_local_posting_an_event(403, failure(403, "Forbidden")).await;
     assert!(answer.allowed);
 }
 
@@ -735,10 +704,8 @@ async fn a_load_balancer_service_is_judged_by_the_pods_its_selector_finds(
     #[case] node: &str,
     #[case] allowed: bool,
 ) {
-    let (state, mut api) = webhook(release);
-    let (answer, _) = admit_with(
-        state,
-        &mut api,
+    let (answer, _) = judged(
+        release,
         "/validate",
         review(
             "Service",
@@ -767,10 +734,8 @@ async fn other_services_and_other_operations_are_admitted_without_a_pod_list(
     #[case] type_: &str,
     #[case] operation: &str,
 ) {
-    let (state, mut api) = webhook(Release::new(1, 5, 4));
-    let (answer, _) = admit_with(
-        state,
-        &mut api,
+    let (answer, _) = judged(
+        Release::new(1, 5, 4),
         "/validate",
         review("Service", operation, Some(NS), service(type_, None)),
         vec![],
@@ -781,12 +746,10 @@ async fn other_services_and_other_operations_are_admitted_without_a_pod_list(
 
 #[tokio::test]
 async fn a_load_balancer_without_a_selector_selects_nothing_and_lists_no_pods() {
-    let (state, mut api) = webhook(Release::new(1, 5, 4));
     let mut service = service("LoadBalancer", None);
     service["spec"].as_object_mut().unwrap().remove("selector");
-    let (answer, _) = admit_with(
-        state,
-        &mut api,
+    let (answer, _) = judged(
+        Release::new(1, 5, 4),
         "/validate",
         review("Service", "CREATE", Some(NS), service),
         vec![],
@@ -812,7 +775,6 @@ async fn a_service_reviewed_without_a_namespace_is_judged_in_its_own_or_default(
     #[case] path: &'static str,
     #[case] named: &str,
 ) {
-    let (state, mut api) = webhook(Release::new(1, 5, 4));
     let mut review = review(
         "Service",
         "CREATE",
@@ -825,9 +787,8 @@ async fn a_service_reviewed_without_a_namespace_is_judged_in_its_own_or_default(
         .unwrap()
         .remove("name");
     review["request"]["name"] = "web".into();
-    let (answer, _) = admit_with(
-        state,
-        &mut api,
+    let (answer, _) = judged(
+        Release::new(1, 5, 4),
         "/validate",
         review,
         vec![pods_selected(path, crate::node::DEFAULT_NODE_NAME)],
@@ -843,10 +804,8 @@ async fn a_service_reviewed_without_a_namespace_is_judged_in_its_own_or_default(
 
 #[tokio::test]
 async fn a_service_whose_pods_cannot_be_listed_is_refused_naming_it() {
-    let (state, mut api) = webhook(Release::new(1, 5, 4));
-    let (answer, _) = admit_with(
-        state,
-        &mut api,
+    let (answer, _) = judged(
+        Release::new(1, 5, 4),
         "/validate",
         review("Service", "CREATE", Some(NS), service("LoadBalancer", None)),
         vec![expect(

@@ -133,6 +133,23 @@ impl Fixture {
             .collect()
     }
 
+    /// Bursts pod `name` (UID `uid`) mounting ConfigMap `app-config` (version 1, mode `fast`),
+    /// which it puts in the cluster first.
+    async fn burst_with_app_config(
+        &self,
+        name: &str,
+        uid: &str,
+    ) -> k8s_openapi::api::core::v1::Pod {
+        self.cluster.put(config_map("app-config", "1", "fast"));
+        let pod = common::pod(
+            name,
+            uid,
+            vec![config_map_volume("conf", "app-config", None)],
+        );
+        self.provider.create_pod(&pod).await.unwrap();
+        pod
+    }
+
     async fn config_map_copy(&self, name: &str) -> Option<cci_api::ConfigMap> {
         match self.cci.get_object(NS, "configmaps", name).await {
             Ok(cm) => Some(cm),
@@ -237,13 +254,7 @@ async fn an_optional_missing_secret_is_skipped_and_the_pod_still_runs() {
 #[tokio::test]
 async fn a_changed_configmap_reaches_cci_on_refresh() {
     let f = fixture().await;
-    f.cluster.put(config_map("app-config", "1", "fast"));
-    let web = common::pod(
-        "web-0",
-        "uid-1",
-        vec![config_map_volume("conf", "app-config", None)],
-    );
-    f.provider.create_pod(&web).await.unwrap();
+    f.burst_with_app_config("web-0", "uid-1").await;
     f.cluster.put(config_map("app-config", "2", "safe"));
     let key = ObjectKey::new(ObjectKind::ConfigMap, "shop", "app-config");
     f.provider.refresh(&key).await.unwrap();
@@ -725,13 +736,7 @@ fn fail_every(server: &Server, operation: &str, status: u16) {
 #[tokio::test]
 async fn a_copy_gone_from_cci_already_does_not_stop_its_last_pod_being_deleted() {
     let f = fixture().await;
-    f.cluster.put(config_map("app-config", "1", "fast"));
-    let web = common::pod(
-        "web-0",
-        "uid-a",
-        vec![config_map_volume("conf", "app-config", None)],
-    );
-    f.provider.create_pod(&web).await.unwrap();
+    let web = f.burst_with_app_config("web-0", "uid-a").await;
     f.cci
         .delete_object(NS, "configmaps", "shop.app-config")
         .await
@@ -743,13 +748,7 @@ async fn a_copy_gone_from_cci_already_does_not_stop_its_last_pod_being_deleted()
 #[tokio::test]
 async fn a_copy_cci_fails_to_delete_fails_the_delete_and_goes_on_the_retry() {
     let f = fixture().await;
-    f.cluster.put(config_map("app-config", "1", "fast"));
-    let web = common::pod(
-        "web-0",
-        "uid-a",
-        vec![config_map_volume("conf", "app-config", None)],
-    );
-    f.provider.create_pod(&web).await.unwrap();
+    let web = f.burst_with_app_config("web-0", "uid-a").await;
     fail_every(&f.server, "delete configmaps", 503);
     let err = f.provider.delete_pod(&web).await.unwrap_err();
     assert!(err.to_string().contains("503"), "{err}");
