@@ -690,3 +690,44 @@ impl<P: Provider> PodController<P> {
 #[cfg(test)]
 #[path = "pods_scripted.rs"]
 mod scripted;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sent(phase: &str, annotations: &[(&str, &str)]) -> Sent {
+        Sent {
+            status: PodStatus {
+                phase: Some(phase.into()),
+                ..PodStatus::default()
+            },
+            annotations: annotations
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_sent_patch_covers_the_next_only_when_it_said_its_status_and_every_annotation() {
+        let flavour = [("size", "1_2")];
+        let sent_running = sent("Running", &flavour);
+        assert!(sent_running.covers(&sent("Running", &flavour)));
+        assert!(
+            sent_running.covers(&sent("Running", &[])),
+            "fewer annotations: said already"
+        );
+        assert!(
+            !sent_running.covers(&sent("Succeeded", &flavour)),
+            "a new status"
+        );
+        assert!(
+            !sent("Running", &[]).covers(&sent("Running", &flavour)),
+            "an annotation not sent yet"
+        );
+        assert!(
+            !sent_running.covers(&sent("Running", &[("size", "2_4")])),
+            "an annotation's new value"
+        );
+    }
+}
