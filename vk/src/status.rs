@@ -332,12 +332,28 @@ mod tests {
             conditions: Some(vec![cond("Ready", "True")]),
             ..PodStatus::default()
         };
-        let lost = lost_status(Some(&current), "gone", &Timestamp::now());
+        let now = Timestamp::now();
+        let lost = lost_status(Some(&current), "gone", &now);
         assert!(is_terminal(Some(&lost)));
+        assert_eq!(
+            (lost.reason.as_deref(), lost.message.as_deref()),
+            (Some("ProviderFailed"), Some("gone"))
+        );
         let cs = &lost.container_statuses.unwrap()[0];
         assert!(!cs.ready);
+        assert_eq!(cs.started, Some(false));
         let terminated = cs.state.as_ref().unwrap().terminated.as_ref().unwrap();
-        assert_eq!(terminated.exit_code, 137);
+        assert_eq!(
+            terminated,
+            &ContainerStateTerminated {
+                exit_code: 137,
+                reason: Some("ContainerStatusUnknown".into()),
+                message: Some("gone".into()),
+                finished_at: Some(Time(now)),
+                ..ContainerStateTerminated::default()
+            },
+            "what the kubelet says of a container it lost"
+        );
         assert_eq!(lost.conditions.unwrap()[0].status, "False");
     }
 }
