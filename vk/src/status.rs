@@ -329,7 +329,11 @@ mod tests {
                 state: Some(ContainerState::default()),
                 ..ContainerStatus::default()
             }]),
-            conditions: Some(vec![cond("Ready", "True")]),
+            conditions: Some(vec![
+                cond("Ready", "True"),
+                cond("ContainersReady", "True"),
+                cond("PodScheduled", "True"),
+            ]),
             ..PodStatus::default()
         };
         let now = Timestamp::now();
@@ -354,6 +358,21 @@ mod tests {
             },
             "what the kubelet says of a container it lost"
         );
-        assert_eq!(lost.conditions.unwrap()[0].status, "False");
+        let not_ready = |type_: &str| PodCondition {
+            type_: type_.into(),
+            status: "False".into(),
+            reason: Some("PodFailed".into()),
+            last_transition_time: Some(Time(now)),
+            ..PodCondition::default()
+        };
+        assert_eq!(
+            lost.conditions.unwrap(),
+            [
+                not_ready("Ready"),
+                not_ready("ContainersReady"),
+                cond("PodScheduled", "True")
+            ],
+            "no longer ready since now; scheduled as it was"
+        );
     }
 }
