@@ -288,7 +288,6 @@ async fn an_owner_of_the_core_group_is_read_from_the_core_api_and_one_that_is_go
 
 #[tokio::test]
 async fn the_owner_chain_is_followed_four_owners_deep_and_no_further() {
-    let (state, mut api) = webhook(RELEASE);
     let pod = pod(
         json!({"labels": enforce(), "ownerReferences": [owner_ref("apps/v1", "ReplicaSet", "rs-1", true)]}),
         json!([]),
@@ -314,7 +313,7 @@ async fn the_owner_chain_is_followed_four_owners_deep_and_no_further() {
             )
         })
         .collect();
-    let (answer, _) = admit_with(state, &mut api, "/mutate", create(pod), script).await;
+    let (answer, _) = judged(RELEASE, "/mutate", create(pod), script).await;
     assert!(tolerates_the_virtual_node(&patch_of(&answer)));
 }
 
@@ -407,12 +406,11 @@ async fn a_review_without_a_request_is_answered_invalid() {
 
 #[tokio::test]
 async fn a_pod_refused_by_the_rules_is_denied_with_their_message() {
-    let (state, mut api) = webhook(RELEASE);
     let pod = pod(
         json!({"labels": enforce()}),
         json!([{"name": "data", "hostPath": {"path": "/data"}}]),
     );
-    let (answer, bodies) = admit_with(state, &mut api, "/mutate", create(pod), vec![]).await;
+    let (answer, bodies) = judged(RELEASE, "/mutate", create(pod), vec![]).await;
     assert!(!answer.allowed);
     assert!(
         answer.result.message.contains("hostPath"),
@@ -438,21 +436,25 @@ fn daemonset_pod() -> (Value, Expect) {
     (pod, read)
 }
 
+/// The POST of an event in [`NS`], answered `status` and `answer` (`Null`: echoed).
+fn event_posted(status: u16, answer: Value) -> Expect {
+    expect(
+        Method::POST,
+        "/api/v1/namespaces/shop/events",
+        status,
+        answer,
+    )
+}
+
 /// The review of [`daemonset_pod`], its Warning event answered `status` and `answer`: the
 /// review's answer and the bodies sent (the event second).
 async fn keep_local_posting_an_event(
     status: u16,
     answer: Value,
 ) -> (AdmissionResponse, Vec<Value>) {
-    let (state, mut api) = webhook(RELEASE);
     let (pod, read) = daemonset_pod();
-    let event = expect(
-        Method::POST,
-        "/api/v1/namespaces/shop/events",
-        status,
-        answer,
-    );
-    admit_with(state, &mut api, "/mutate", create(pod), vec![read, event]).await
+    let event = event_posted(status, answer);
+    judged(RELEASE, "/mutate", create(pod), vec![read, event]).await
 }
 
 #[tokio::test]
@@ -497,11 +499,10 @@ async fn a_pod_kept_local_is_admitted_even_when_its_event_is_refused() {
 
 #[tokio::test]
 async fn a_dry_run_kept_local_posts_no_event() {
-    let (state, mut api) = webhook(RELEASE);
     let (pod, read) = daemonset_pod();
     let mut review = create(pod);
     review["request"]["dryRun"] = true.into();
-    let (answer, _) = admit_with(state, &mut api, "/mutate", review, vec![read]).await;
+    let (answer, _) = judged(RELEASE, "/mutate", review, vec![read]).await;
     assert!(answer.allowed);
     assert_eq!(patch_of(&answer), Value::Null);
 }
@@ -547,9 +548,8 @@ async fn a_claims_storage_class_is_read_from_the_cluster_to_judge_it(
     #[case] claim: &str,
     #[case] bursts: bool,
 ) {
-    let (state, mut api) = webhook(RELEASE);
     let pod = pod(json!({"labels": enforce()}), claim_volume(claim));
-    let (answer, _) = admit_with(state, &mut api, "/mutate", create(pod), storage_lists()).await;
+    let (answer, _) = judged(RELEASE, "/mutate", create(pod), storage_lists()).await;
     assert_eq!(answer.allowed, bursts, "{}", answer.result.message);
     if bursts {
         assert!(tolerates_the_virtual_node(&patch_of(&answer)));
@@ -601,12 +601,7 @@ async fn volcano_1_17_10_in_kube_system_keeps_a_pod_with_cloud_storage_local_and
         volcano_scheduler("kube-system", Some("volcanosh/vc-scheduler:v1.17.10")),
     ];
     script.extend(storage_lists());
-    script.push(expect(
-        Method::POST,
-        "/api/v1/namespaces/shop/events",
-        201,
-        Value::Null,
-    ));
+    script.push(event_posted(201, Value::Null));
     let (answer, bodies) = admit_with(
         state.clone(),
         &mut api,
@@ -622,12 +617,7 @@ async fn volcano_1_17_10_in_kube_system_keeps_a_pod_with_cloud_storage_local_and
 
     // Within the cache's time the version is not read again.
     let mut script = storage_lists();
-    script.push(expect(
-        Method::POST,
-        "/api/v1/namespaces/shop/events",
-        201,
-        Value::Null,
-    ));
+    script.push(event_posted(201, Value::Null));
     let (again, _) = admit_with(state, &mut api, "/mutate", create(volcano_pod()), script).await;
     assert_eq!(patch_of(&again), Value::Null, "still kept local");
 }
@@ -635,22 +625,20 @@ async fn volcano_1_17_10_in_kube_system_keeps_a_pod_with_cloud_storage_local_and
 #[tokio::test]
 async fn volcano_found_in_volcano_system_is_not_looked_for_further_and_a_later_one_lets_the_pod_burst()
  {
-    let (state, mut api) = webhook(RELEASE);
     let mut script = vec![volcano_scheduler(
         "volcano-system",
         Some("volcanosh/vc-scheduler:v1.17.11"),
     )];
     script.extend(storage_lists());
-    let (answer, _) = admit_with(state, &mut api, "/mutate", create(volcano_pod()), script).await;
+    let (answer, _) = judged(RELEASE, "/mutate", create(volcano_pod()), script).await;
     assert!(tolerates_the_virtual_node(&patch_of(&answer)));
 }
 
 #[tokio::test]
 async fn a_pod_without_volcano_or_claims_reads_no_volcano_and_no_storage() {
-    let (state, mut api) = webhook(RELEASE);
     let mut pod = pod(json!({"labels": enforce()}), json!([]));
     pod["spec"]["schedulerName"] = "volcano".into();
-    let (answer, _) = admit_with(state, &mut api, "/mutate", create(pod), vec![]).await;
+    let (answer, _) = judged(RELEASE, "/mutate", create(pod), vec![]).await;
     assert!(tolerates_the_virtual_node(&patch_of(&answer)));
 }
 
@@ -839,18 +827,6 @@ async fn healthz_answers_ok() {
     assert_eq!(&body[..], b"ok");
 }
 
-/// A metadata list of `kind` as the API server answers a watch's first list.
-fn metadata_list(items: Vec<Value>) -> Value {
-    let items: Vec<Value> = items
-        .into_iter()
-        .map(|metadata| {
-            json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": metadata})
-        })
-        .collect();
-    json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList",
-           "metadata": {"resourceVersion": "7"}, "items": items})
-}
-
 #[tokio::test]
 async fn the_owner_cache_is_filled_by_watches_of_every_namespaces_replica_sets_and_deployments() {
     let (client, mut api) = scripted_api::client();
@@ -875,9 +851,9 @@ async fn the_owner_cache_is_filled_by_watches_of_every_namespaces_replica_sets_a
                                           "labels": { SEED_LABEL: name }})
         };
         if path.starts_with("/apis/apps/v1/replicasets?") {
-            Some((200, metadata_list(vec![named("web-1")])))
+            Some((200, scripted_api::metadata_list([named("web-1")])))
         } else if path.starts_with("/apis/apps/v1/deployments?") {
-            Some((200, metadata_list(vec![named("web")])))
+            Some((200, scripted_api::metadata_list([named("web")])))
         } else {
             Some((404, failure(404, "NotFound")))
         }

@@ -127,6 +127,17 @@ async fn answer<T>(
     }
 }
 
+/// A metadata-only list (`PartialObjectMetadataList`, what a watch of `PartialObjectMeta`
+/// lists first) of objects with these `metadata`, at list resourceVersion `7`.
+pub fn metadata_list(metadata: impl IntoIterator<Item = Value>) -> Value {
+    let items: Vec<Value> = metadata
+        .into_iter()
+        .map(|m| json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": m}))
+        .collect();
+    json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList",
+           "metadata": {"resourceVersion": "7"}, "items": items})
+}
+
 /// What [`served`] answers a request with: a status and a JSON body, or nothing yet (the
 /// request stays open, as a watch with no events does).
 pub type Answer = Option<(u16, Value)>;

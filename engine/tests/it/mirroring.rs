@@ -151,11 +151,7 @@ impl Fixture {
     }
 
     async fn config_map_copy(&self, name: &str) -> Option<cci_api::ConfigMap> {
-        match self.cci.get_object(NS, "configmaps", name).await {
-            Ok(cm) => Some(cm),
-            Err(e) if e.code() == Some(404) => None,
-            Err(e) => panic!("{e}"),
-        }
+        cci_copy(&self.cci, "configmaps", name).await
     }
 }
 
@@ -350,11 +346,7 @@ fn token_pod(name: &str, uid: &str) -> k8s_openapi::api::core::v1::Pod {
 
 impl Fixture {
     async fn secret_copy(&self, name: &str) -> Option<cci_api::Secret> {
-        match self.cci.get_object(NS, "secrets", name).await {
-            Ok(s) => Some(s),
-            Err(e) if e.code() == Some(404) => None,
-            Err(e) => panic!("{e}"),
-        }
+        cci_copy(&self.cci, "secrets", name).await
     }
 
     /// The Secret the CCI pod's projected volume `sa` takes its token from.
@@ -534,18 +526,11 @@ async fn a_pod_refused_for_a_sold_out_flavour_fails_with_the_reason() {
     assert!(f.cci_pods().is_empty());
 }
 
-/// A metadata list as the API server answers a watch's first list: `(name, resourceVersion)`
-/// in namespace `shop`.
+/// The metadata list a watch of `shop`'s objects lists first: `(name, resourceVersion)`.
 fn metadata_list(items: &[(&str, &str)]) -> serde_json::Value {
-    let items: Vec<_> = items
-        .iter()
-        .map(|(name, version)| {
-            serde_json::json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
-                "metadata": {"name": name, "namespace": "shop", "resourceVersion": version}})
-        })
-        .collect();
-    serde_json::json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList",
-        "metadata": {"resourceVersion": "9"}, "items": items})
+    scripted_api::metadata_list(items.iter().map(|(name, version)| {
+        serde_json::json!({"name": name, "namespace": "shop", "resourceVersion": version})
+    }))
 }
 
 #[tokio::test]
@@ -583,8 +568,9 @@ async fn the_cluster_watch_copies_what_changed_of_the_objects_pods_use_and_reads
     let watch = std::sync::Arc::new(provider).watch_cluster_objects(client);
     let copied = async {
         loop {
-            let config_map: Option<cci_api::ConfigMap> = copy(&cci, "configmaps").await;
-            let secret: Option<cci_api::Secret> = copy(&cci, "secrets").await;
+            let config_map: Option<cci_api::ConfigMap> =
+                cci_copy(&cci, "configmaps", "shop.app-config").await;
+            let secret: Option<cci_api::Secret> = cci_copy(&cci, "secrets", "shop.creds").await;
             let mode = config_map.and_then(|c| c.data?.remove("mode"));
             let new_key = secret
                 .and_then(|s| s.data)
@@ -629,13 +615,12 @@ async fn the_cluster_watch_copies_what_changed_of_the_objects_pods_use_and_reads
     );
 }
 
-/// The CCI copy of `shop/app-config` or `shop/creds` (by `plural`), if there is one.
-async fn copy<T: serde::de::DeserializeOwned>(cci: &CciClient, plural: &str) -> Option<T> {
-    let name = if plural == "secrets" {
-        "shop.creds"
-    } else {
-        "shop.app-config"
-    };
+/// The CCI copy `name` of kind `plural` in the cluster's namespace, if there is one.
+async fn cci_copy<T: serde::de::DeserializeOwned>(
+    cci: &CciClient,
+    plural: &str,
+    name: &str,
+) -> Option<T> {
     match cci.get_object(NS, plural, name).await {
         Ok(copy) => Some(copy),
         Err(e) if e.code() == Some(404) => None,
