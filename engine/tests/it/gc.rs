@@ -275,12 +275,7 @@ async fn gc_twice_and_gc_of_a_cluster_with_nothing_on_cci_succeed_and_remove_not
 async fn a_failing_step_is_named_in_the_error() {
     let (server, cci) = mock().await;
     populate(&cci, "c1").await;
-    let fault: FaultSpec = serde_json::from_value(serde_json::json!({
-        "scope": {"namespace": "bursting-c1"},
-        "fault": {"type": "errorRate", "operations": ["delete secrets"], "percent": 100, "status": 503},
-    }))
-    .unwrap();
-    server.state().set_fault(fault).unwrap();
+    crate::common::fail_every(&server, "bursting-c1", "delete secrets", 503);
     let err = gc::collect(&cci, "c1", Scope::Namespace).await.unwrap_err();
     assert_eq!(err.to_string(), "gc: delete secrets bursting-c1/shop.db");
     let cause = std::error::Error::source(&err).unwrap().to_string();

@@ -598,7 +598,7 @@ async fn the_cluster_watch_copies_what_changed_of_the_objects_pods_use_and_reads
         } else if path.starts_with("/api/v1/secrets?") {
             Some((200, metadata_list(&[("creds", "2")])))
         } else {
-            Some((404, serde_json::json!({"kind": "Status", "code": 404})))
+            Some((404, scripted_api::failure(404, "NotFound")))
         }
     })
     .await;
@@ -710,12 +710,7 @@ async fn a_pod_created_after_its_cci_namespace_vanished_makes_it_again_on_the_re
 /// Makes the mock answer every `operation` (`"delete pods"`) in the cluster's namespace with
 /// `status`, doing nothing.
 fn fail_every(server: &Server, operation: &str, status: u16) {
-    let fault: mock_cci::FaultSpec = serde_json::from_value(serde_json::json!({
-        "scope": {"namespace": NS},
-        "fault": {"type": "errorRate", "operations": [operation], "percent": 100, "status": status},
-    }))
-    .unwrap();
-    server.state().set_fault(fault).unwrap();
+    common::fail_every(server, NS, operation, status);
 }
 
 #[tokio::test]

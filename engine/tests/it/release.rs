@@ -129,12 +129,7 @@ async fn a_refused_pod_does_not_adopt_a_cci_pod_of_another_uid_under_its_name() 
 async fn a_refused_pod_whose_cci_pod_cannot_be_read_fails_transiently_not_as_refused() {
     let (server, cci) = mock().await;
     // The restarted engine cannot tell whether the pod runs on CCI already: CCI answers 503.
-    let fault: mock_cci::FaultSpec = serde_json::from_value(serde_json::json!({
-        "scope": {"namespace": NS},
-        "fault": {"type": "errorRate", "operations": ["get pods"], "percent": 100, "status": 503},
-    }))
-    .unwrap();
-    server.state().set_fault(fault).unwrap();
+    common::fail_every(&server, NS, "get pods", 503);
     let err = engine_at(&cci, "1.5.8")
         .create_pod(&common::pod("clock", "uid-clock", vec![localtime()]))
         .await

@@ -552,130 +552,8 @@ pub fn inst_03(s: &Scenario) -> BodyFuture<'_> {
                 "the pod-room check starts at 1.5.2; this is {release}"
             )));
         }
-        let target = s.env.addon_target().clone();
-        let host = vk_hostnode::HOST_NODE;
-        let mut params = s.env.addon_defaults().clone();
-        params.interconnect = true;
-        // Leave exactly 7 free: enough without interconnect, one short with it.
-        let filler = |i: u32| -> anyhow::Result<Pod> {
-            Ok(serde_json::from_value(serde_json::json!({
-                "apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": format!("slot-{i}"), "labels": {"inst-03": "filler"}},
-                "spec": {
-                    "nodeName": host,
-                    "tolerations": [{"operator": "Exists"}],
-                    "containers": [{"name": "c", "image": "registry.invalid/filler:1"}]
-                }
-            }))?)
-        };
-        let check = |p: &InstallParams| {
-            let target = target.clone();
-            let p = p.clone();
-            async move {
-                let facts = lifecycle::node_facts(&s.client, &target).await?;
-                Ok::<_, anyhow::Error>(crate::addon::params::preflight(&p, &facts))
-            }
-        };
         // Whatever the checks find, the fillers go before the scenario ends.
-        let checked = async {
-            // NB: the fillers are topped up until exactly 7 slots are free, not counted once: a pod
-            // of the cluster that was still going or coming (a gc Job's, an add-on replica being
-            // replaced) moved the count after a single count, and the wait for 7 never ended (29
-            // fillers made; a flake seen on a quiet machine, 2026-12-02).
-            let made = std::sync::atomic::AtomicU32::new(0);
-            let last_free = std::sync::atomic::AtomicU32::new(u32::MAX);
-            wait::until(
-                "the filler pods to hold their slots on the host node",
-                Duration::from_secs(30),
-                || async {
-                    let facts = lifecycle::node_facts(&s.client, &target).await?;
-                    let free = facts
-                        .iter()
-                        .find(|f| f.name == host)
-                        .map(|f| f.free())
-                        .ok_or_else(|| crate::Error::Step {
-                            step: "count the host node's free pod slots".into(),
-                            detail: "the host node is not among the nodes".into(),
-                        })?;
-                    last_free.store(free, std::sync::atomic::Ordering::Relaxed);
-                    if free == 7 {
-                        return Ok(Some(()));
-                    }
-                    // More than 7 free: top up. Fewer: a pod coming while another goes (a replica
-                    // replaced) takes a slot for a moment; wait for it rather than chase it.
-                    for _ in 7..free {
-                        let i = made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let pod = filler(i).map_err(|e| crate::Error::Step {
-                            step: "build a filler pod".into(),
-                            detail: e.to_string(),
-                        })?;
-                        s.api::<Pod>()
-                            .create(&PostParams::default(), &pod)
-                            .await
-                            .map_err(|source| crate::Error::Kube {
-                                context: "create a filler pod".into(),
-                                source,
-                            })?;
-                    }
-                    Ok(None)
-                },
-                || async {
-                    let free = last_free.load(std::sync::atomic::Ordering::Relaxed);
-                    format!(
-                        "free pod slots on the host node at the last count: {free} (7 wanted; {} fillers made)\n{}",
-                        made.load(std::sync::atomic::Ordering::Relaxed),
-                        s.diagnose().await
-                    )
-                },
-            )
-            .await?;
-            refused_install(s, &params, "pod room", &["8 free pod slots", "7 free"]).await?;
-            params.interconnect = false;
-            let single = check(&params).await?;
-            anyhow::ensure!(
-                single.is_empty(),
-                "single without interconnect and 7 free slots was refused: {single:?}"
-            );
-            params.spec = Spec::Ha;
-            refused_install(
-                s,
-                &params,
-                "pod room",
-                &["2 node(s)", "7 free pod slots", "14 in all"],
-            )
-            .await?;
-            // The passing `ha` side: a second node the add-on may use, with exactly 7 free slots.
-            let second = second_host_node(s, &target).await?;
-            let passing = async {
-                let ha = check(&params).await?;
-                anyhow::ensure!(
-                    ha.is_empty(),
-                    "ha without interconnect on two nodes with 7 free slots each was refused: {ha:?}"
-                );
-                params.interconnect = true;
-                refused_install(
-                    s,
-                    &params,
-                    "pod room",
-                    &[
-                        "2 node(s)",
-                        "8 free pod slots",
-                        "16 in all",
-                        &format!("{second} 7 free"),
-                    ],
-                )
-                .await?;
-                Ok(())
-            }
-            .await;
-            let removed = Api::<Node>::all(s.client.clone())
-                .delete(&second, &DeleteParams::default())
-                .await;
-            passing?;
-            removed.with_context(|| format!("remove node {second}"))?;
-            Ok::<_, anyhow::Error>(())
-        }
-        .await;
+        let checked = pod_room_checks(s).await;
         let given_back = give_back_slots(s).await;
         checked?;
         given_back?;
@@ -683,11 +561,138 @@ pub fn inst_03(s: &Scenario) -> BodyFuture<'_> {
     }))
 }
 
+/// The label INST-03's filler pods carry, and only they.
+const FILLER_LABEL: (&str, &str) = ("inst-03", "filler");
+
+/// INST-03's checks (see [`inst_03`]); the filler pods it makes stay for the caller to give back.
+async fn pod_room_checks(s: &Scenario) -> anyhow::Result<()> {
+    let target = s.env.addon_target().clone();
+    let host = vk_hostnode::HOST_NODE;
+    let mut params = s.env.addon_defaults().clone();
+    params.interconnect = true;
+    // Leave exactly 7 free: enough without interconnect, one short with it.
+    let filler = |i: u32| -> anyhow::Result<Pod> {
+        Ok(serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": format!("slot-{i}"), "labels": {FILLER_LABEL.0: FILLER_LABEL.1}},
+            "spec": {
+                "nodeName": host,
+                "tolerations": [{"operator": "Exists"}],
+                "containers": [{"name": "c", "image": "registry.invalid/filler:1"}]
+            }
+        }))?)
+    };
+    let check = |p: &InstallParams| {
+        let target = target.clone();
+        let p = p.clone();
+        async move {
+            let facts = lifecycle::node_facts(&s.client, &target).await?;
+            Ok::<_, anyhow::Error>(crate::addon::params::preflight(&p, &facts))
+        }
+    };
+    // NB: the fillers are topped up until exactly 7 slots are free, not counted once: a pod
+    // of the cluster that was still going or coming (a gc Job's, an add-on replica being
+    // replaced) moved the count after a single count, and the wait for 7 never ended (29
+    // fillers made; a flake seen on a quiet machine, 2026-12-02).
+    let made = std::sync::atomic::AtomicU32::new(0);
+    let last_free = std::sync::atomic::AtomicU32::new(u32::MAX);
+    wait::until(
+        "the filler pods to hold their slots on the host node",
+        Duration::from_secs(30),
+        || async {
+            let facts = lifecycle::node_facts(&s.client, &target).await?;
+            let free = facts
+                .iter()
+                .find(|f| f.name == host)
+                .map(|f| f.free())
+                .ok_or_else(|| crate::Error::Step {
+                    step: "count the host node's free pod slots".into(),
+                    detail: "the host node is not among the nodes".into(),
+                })?;
+            last_free.store(free, std::sync::atomic::Ordering::Relaxed);
+            if free == 7 {
+                return Ok(Some(()));
+            }
+            // More than 7 free: top up. Fewer: a pod coming while another goes (a replica
+            // replaced) takes a slot for a moment; wait for it rather than chase it.
+            for _ in 7..free {
+                let i = made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let pod = filler(i).map_err(|e| crate::Error::Step {
+                    step: "build a filler pod".into(),
+                    detail: e.to_string(),
+                })?;
+                s.api::<Pod>()
+                    .create(&PostParams::default(), &pod)
+                    .await
+                    .map_err(|source| crate::Error::Kube {
+                        context: "create a filler pod".into(),
+                        source,
+                    })?;
+            }
+            Ok(None)
+        },
+        || async {
+            let free = last_free.load(std::sync::atomic::Ordering::Relaxed);
+            format!(
+                "free pod slots on the host node at the last count: {free} (7 wanted; {} fillers made)\n{}",
+                made.load(std::sync::atomic::Ordering::Relaxed),
+                s.diagnose().await
+            )
+        },
+    )
+    .await?;
+    refused_install(s, &params, "pod room", &["8 free pod slots", "7 free"]).await?;
+    params.interconnect = false;
+    let single = check(&params).await?;
+    anyhow::ensure!(
+        single.is_empty(),
+        "single without interconnect and 7 free slots was refused: {single:?}"
+    );
+    params.spec = Spec::Ha;
+    refused_install(
+        s,
+        &params,
+        "pod room",
+        &["2 node(s)", "7 free pod slots", "14 in all"],
+    )
+    .await?;
+    // The passing `ha` side: a second node the add-on may use, with exactly 7 free slots.
+    let second = second_host_node(s, &target).await?;
+    let passing = async {
+        let ha = check(&params).await?;
+        anyhow::ensure!(
+            ha.is_empty(),
+            "ha without interconnect on two nodes with 7 free slots each was refused: {ha:?}"
+        );
+        params.interconnect = true;
+        refused_install(
+            s,
+            &params,
+            "pod room",
+            &[
+                "2 node(s)",
+                "8 free pod slots",
+                "16 in all",
+                &format!("{second} 7 free"),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+    .await;
+    let removed = Api::<Node>::all(s.client.clone())
+        .delete(&second, &DeleteParams::default())
+        .await;
+    passing?;
+    removed.with_context(|| format!("remove node {second}"))?;
+    Ok(())
+}
+
 /// Deletes INST-03's filler pods at once and waits until they are gone, so that the host node's
 /// slots are free again for the scenarios after it (its namespace's deletion alone frees them
 /// only some time after the scenario ended).
 async fn give_back_slots(s: &Scenario) -> anyhow::Result<()> {
-    let fillers = ListParams::default().labels("inst-03=filler");
+    let fillers = ListParams::default().labels(&format!("{}={}", FILLER_LABEL.0, FILLER_LABEL.1));
     s.api::<Pod>()
         .delete_collection(&DeleteParams::default().grace_period(0), &fillers)
         .await
@@ -706,7 +711,7 @@ async fn give_back_slots(s: &Scenario) -> anyhow::Result<()> {
                     })?;
             Ok(left.items.is_empty().then_some(()))
         },
-        || async { s.diagnose().await },
+        || s.diagnose(),
     )
     .await?;
     Ok(())

@@ -53,3 +53,14 @@ pub fn sized_pod(name: &str, uid: &str, cpu: &str, memory: &str, volumes: Vec<Vo
 pub fn pod(name: &str, uid: &str, volumes: Vec<Volume>) -> Pod {
     sized_pod(name, uid, "500m", "1Gi", volumes)
 }
+
+/// Makes `server` answer every `operation` (`"delete pods"`) in CCI namespace `namespace` with
+/// `status`, doing nothing.
+pub fn fail_every(server: &mock_cci::Server, namespace: &str, operation: &str, status: u16) {
+    let fault: mock_cci::FaultSpec = serde_json::from_value(serde_json::json!({
+        "scope": {"namespace": namespace},
+        "fault": {"type": "errorRate", "operations": [operation], "percent": 100, "status": status},
+    }))
+    .unwrap();
+    server.state().set_fault(fault).unwrap();
+}
