@@ -113,6 +113,9 @@ breakages! {
     /// webhook: DaemonSet pods are mutated like any other.
     DaemonSetPodsBurst = "daemonset-pods-burst",
         "the webhook does not recognise DaemonSet pods and mutates them to burst";
+    /// webhook: every owner kind is read, and a refused read denies the pod.
+    Owner403Denies = "owner-403-denies",
+        "the webhook reads owners of any kind and denies the pod when it may not (an operator's custom resource stops its pods)";
     /// webhook: the seed's label key is not read.
     SeedLabelIgnored = "seed-label-ignored",
         "the webhook reads only bursting.cci.io/burst-to-cci, not the seed's virtual-kubelet.io key";

@@ -433,7 +433,8 @@ async fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (owners, watch_owners) = bursting_engine::webhook::OwnerCache::start(&client);
-    tokio::spawn(watch_owners);
+    let mut background = tokio::task::JoinSet::new();
+    background.spawn(named("the owner cache's watches", watch_owners));
     let app = bursting_engine::webhook::drain_on(
         bursting_engine::webhook::router(
             bursting_engine::webhook::WebhookState::new(client, release).with_owner_cache(owners),
@@ -464,11 +465,13 @@ async fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
         out.flush()?;
     }
     tracing::info!(%addr, release = %args.release, "serving the admission webhook");
-    axum_server::from_tcp_rustls(listener, tls)?
+    let serving = axum_server::from_tcp_rustls(listener, tls)?
         .handle(handle)
-        .serve(app.into_make_service())
-        .await
-        .context("serving the webhook")
+        .serve(app.into_make_service());
+    tokio::select! {
+        served = serving => served.context("serving the webhook"),
+        Some(ended) = background.join_next() => Err(background_ended(ended)),
+    }
 }
 
 async fn virtual_kubelet(args: VirtualKubeletArgs) -> anyhow::Result<()> {
@@ -568,18 +571,25 @@ async fn virtual_kubelet(args: VirtualKubeletArgs) -> anyhow::Result<()> {
         "starting the virtual kubelet"
     );
     // NB: ended when this function returns (the task is aborted with the JoinSet).
+    // Each task runs for ever; one that ends (a panic included) ends the process below, so the
+    // pod restarts instead of running on without, say, its CCI watch.
     let mut background = tokio::task::JoinSet::new();
-    background.spawn(Arc::clone(&provider).watch_cluster_objects(client.clone()));
-    background
-        .spawn(Arc::clone(&provider).watch_cci_pods(Duration::from_secs(args.cci_resync_seconds)));
+    background.spawn(named(
+        "the watch of the cluster's objects",
+        Arc::clone(&provider).watch_cluster_objects(client.clone()),
+    ));
+    background.spawn(named(
+        "the watch of the CCI pods",
+        Arc::clone(&provider).watch_cci_pods(Duration::from_secs(args.cci_resync_seconds)),
+    ));
     if args.cci_request_log_seconds > 0 {
-        background.spawn(log_request_counts(
-            counted,
-            Duration::from_secs(args.cci_request_log_seconds),
+        background.spawn(named(
+            "the CCI request counter",
+            log_request_counts(counted, Duration::from_secs(args.cci_request_log_seconds)),
         ));
     }
     // Also at start-up: a lock that ended while the engine was down is released.
-    background.spawn(node_lock.run());
+    background.spawn(named("the node lock", node_lock.run()));
     let lost = async {
         match &leadership {
             Some(leadership) => leadership.hold().await,
@@ -590,6 +600,7 @@ async fn virtual_kubelet(args: VirtualKubeletArgs) -> anyhow::Result<()> {
         result = vk::run(client, config, provider, shutdown) => result.map_err(anyhow::Error::from),
         // Stop leading at once: another replica may take the node over from here on.
         lost = lost => Err(anyhow::Error::from(lost)),
+        Some(ended) = background.join_next() => Err(background_ended(ended)),
     };
     background.abort_all();
     if let Some(leadership) = &leadership {
@@ -599,6 +610,23 @@ async fn virtual_kubelet(args: VirtualKubeletArgs) -> anyhow::Result<()> {
     result?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `task`, answering `name` when it ends (see [`background_ended`]).
+async fn named(name: &'static str, task: impl Future<Output = ()>) -> &'static str {
+    task.await;
+    name
+}
+
+/// The error that stops a component whose background task ended: a task meant to run for ever
+/// that returned, or panicked. The process exits with it and its pod restarts.
+fn background_ended(ended: Result<&'static str, tokio::task::JoinError>) -> anyhow::Error {
+    match ended {
+        Ok(name) => anyhow::anyhow!("{name} ended; stopping so that the pod restarts"),
+        Err(e) => {
+            anyhow::anyhow!("a background task failed ({e}); stopping so that the pod restarts")
+        }
+    }
 }
 
 /// Logs the counts of `cci`'s requests since start every `every` (`cci requests`, the counts
@@ -651,7 +679,11 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
         // NB: a closed stdout must not stop the proxy; the log says the same.
         let _ = writeln!(out, "proxy registered").and_then(|()| out.flush());
     };
+    let mut tunnels = tunnels;
     tokio::select! {
+        ended = &mut tunnels => {
+            return Err(background_ended(ended.map(|()| "the tunnel listener")));
+        }
         () = bursting_engine::proxy::run(
             &cci,
             &args.cluster_id,

@@ -47,6 +47,11 @@ pub const VOLCANO_SCHEDULER_DEPLOYMENTS: &[(&str, &str)] = &[
 /// How long a discovered Volcano version (or its absence) is trusted before it is read again.
 pub const VOLCANO_CACHE_TTL: Duration = Duration::from_secs(10);
 
+/// How long the webhook may take to read what it decides on (owners, storage, Volcano) before it
+/// answers with a refusal: well below the `timeoutSeconds` (10) of the add-on's webhook
+/// configurations, so no admission waits on it longer than this (BEHAVIOR.md §13).
+pub const DECIDE_DEADLINE: Duration = Duration::from_secs(5);
+
 /// What every request shares.
 #[derive(Clone)]
 pub struct WebhookState {
@@ -237,13 +242,21 @@ async fn admit(
     dry_run: bool,
     response: AdmissionResponse,
 ) -> AdmissionResponse {
-    let facts = match gather(state, namespace, pod).await {
-        Ok(f) => f,
+    let facts = match tokio::time::timeout(DECIDE_DEADLINE, gather(state, namespace, pod)).await {
+        Ok(Ok(f)) => f,
         // A webhook that cannot read the cluster must not let a pod meant for CCI through
         // unmutated, nor silently keep it local: refuse, and the controller retries.
-        Err(e) => {
+        Ok(Err(e)) => {
             return response.deny(format!(
                 "bursting webhook cannot read the cluster to decide: {e}"
+            ));
+        }
+        // Its own answer, before the API server's `timeoutSeconds` gives up on it: the pod's
+        // creator learns why at once instead of waiting out the configuration's timeout.
+        Err(_) => {
+            return response.deny(format!(
+                "bursting webhook cannot read the cluster to decide: no answer within {} s",
+                DECIDE_DEADLINE.as_secs()
             ));
         }
     };
@@ -453,13 +466,26 @@ async fn gather(state: &WebhookState, namespace: &str, pod: &Pod) -> Result<Fact
             .owners
             .as_ref()
             .and_then(|c| c.get(&api_version, &kind, namespace, &name));
-        let meta = match (cached, group_version_kind(&api_version, &kind)) {
+        let known = group_version_kind(&api_version, &kind);
+        let meta = match (cached, known) {
             (Some(meta), _) => Some(meta),
             (None, Some(gvk)) => {
                 let resource = kube::api::ApiResource::from_gvk(&gvk);
                 let api: Api<DynamicObject> =
                     Api::namespaced_with(state.client.clone(), namespace, &resource);
-                api.get_opt(&name).await?.map(|obj| obj.metadata)
+                match api.get_opt(&name).await {
+                    Ok(found) => found.map(|obj| obj.metadata),
+                    // Forbidden: the add-on may not read this owner; what it cannot read must
+                    // not fail the pod (BEHAVIOR.md §13). Anything else (the API server down or
+                    // failing) is still a refusal the controller retries.
+                    Err(kube::Error::Api(status))
+                        if status.code == 403 && !breakage::is(Breakage::Owner403Denies) =>
+                    {
+                        tracing::debug!(%namespace, %kind, %name, "owner not readable: the chain ends");
+                        None
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             (None, None) => None,
         };
@@ -526,8 +552,26 @@ where
 {
     let (store, writer) = reflector::store();
     let api = Api::<PartialObjectMeta<K>>::all(client);
-    let stream = reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
+    // Only labels and owner references are ever read from the cache; the rest of the metadata
+    // (managedFields above all, often larger than the labels) of every ReplicaSet in the
+    // cluster is dropped before it is stored.
+    let stream = watcher(api, watcher::Config::default()).modify(keep_what_the_chain_reads);
+    let stream = reflector(writer, stream).default_backoff();
     (store, stream)
+}
+
+/// Strips an owner's metadata to what [`gather`] reads of it (and what a store needs to key it).
+fn keep_what_the_chain_reads<K>(object: &mut PartialObjectMeta<K>) {
+    let meta = &mut object.metadata;
+    *meta = ObjectMeta {
+        name: meta.name.take(),
+        namespace: meta.namespace.take(),
+        uid: meta.uid.take(),
+        resource_version: meta.resource_version.take(),
+        labels: meta.labels.take(),
+        owner_references: meta.owner_references.take(),
+        ..ObjectMeta::default()
+    };
 }
 
 /// The metadata of `namespace/name` in `store`, if it is there.
@@ -599,7 +643,29 @@ fn controller_of(meta: &kube::api::ObjectMeta) -> Option<(String, String, String
         .map(|o| (o.api_version.clone(), o.kind.clone(), o.name.clone()))
 }
 
+/// The owner kinds the webhook reads (its role grants `get` on exactly these): the workload
+/// controllers of Kubernetes itself. Any other owner (a custom resource of an operator: Argo
+/// Rollouts, Tekton, KubeVirt, …) ends the chain without a read, so installing the add-on never
+/// stops an operator's pods from being created (BEHAVIOR.md §13, SAFE-01).
+pub const OWNER_KINDS: &[(&str, &str)] = &[
+    ("apps/v1", "ReplicaSet"),
+    ("apps/v1", "Deployment"),
+    ("apps/v1", "StatefulSet"),
+    ("apps/v1", "DaemonSet"),
+    ("batch/v1", "Job"),
+    ("batch/v1", "CronJob"),
+    ("v1", "ReplicationController"),
+];
+
+/// The group, version and kind to read an owner as, when it is of [`OWNER_KINDS`]; `None` for
+/// any other (never read).
 fn group_version_kind(api_version: &str, kind: &str) -> Option<kube::api::GroupVersionKind> {
+    let known = OWNER_KINDS
+        .iter()
+        .any(|(v, k)| *v == api_version && *k == kind);
+    if !known && !breakage::is(Breakage::Owner403Denies) {
+        return None;
+    }
     let (group, version) = match api_version.split_once('/') {
         Some((g, v)) => (g, v),
         None => ("", api_version),
@@ -699,6 +765,35 @@ mod tests {
             cache
                 .get("extensions/v1beta1", "ReplicaSet", "ns", "web-1")
                 .is_none()
+        );
+    }
+
+    #[test]
+    fn the_owner_cache_keeps_only_names_labels_and_owner_references() {
+        let mut object: PartialObjectMeta<ReplicaSet> = PartialObjectMeta {
+            types: None,
+            metadata: serde_json::from_value(serde_json::json!({
+                "name": "web-1", "namespace": "shop", "uid": "u-1", "resourceVersion": "7",
+                "labels": {"app": "web"},
+                "annotations": {"deployment.kubernetes.io/revision": "3"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment",
+                                     "name": "web", "uid": "u-0", "controller": true}],
+                "managedFields": [{"manager": "kube-controller-manager", "operation": "Update"}],
+                "generation": 2,
+            }))
+            .unwrap(),
+            _phantom: Default::default(),
+        };
+        keep_what_the_chain_reads(&mut object);
+        let kept = serde_json::to_value(&object.metadata).unwrap();
+        assert_eq!(
+            kept,
+            serde_json::json!({
+                "name": "web-1", "namespace": "shop", "uid": "u-1", "resourceVersion": "7",
+                "labels": {"app": "web"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment",
+                                     "name": "web", "uid": "u-0", "controller": true}],
+            })
         );
     }
 

@@ -358,7 +358,7 @@ async fn a_pod_in_no_namespace_has_its_owners_read_in_default() {
 
 #[rstest]
 #[case::an_owner(500, "InternalError")]
-#[case::a_forbidden_owner(403, "Forbidden")]
+#[case::an_owner_too_busy(429, "TooManyRequests")]
 #[tokio::test]
 async fn a_cluster_that_cannot_be_read_refuses_the_pod_for_its_controller_to_retry(
     #[case] status: u16,
@@ -380,6 +380,63 @@ async fn a_cluster_that_cannot_be_read_refuses_the_pod_for_its_controller_to_ret
         "{}",
         answer.result.message
     );
+}
+
+#[tokio::test]
+async fn an_owner_the_webhook_may_not_read_ends_the_chain_and_the_pod_is_admitted_as_it_is() {
+    let read = expect(
+        Method::GET,
+        "/apis/apps/v1/namespaces/shop/replicasets/web-1",
+        403,
+        failure(403, "Forbidden"),
+    );
+    let (answer, _) = judged(RELEASE, "/mutate", create(pod_of_replica_set()), vec![read]).await;
+    assert!(answer.allowed, "{}", answer.result.message);
+    assert_eq!(patch_of(&answer), Value::Null, "no label was read anywhere");
+}
+
+#[rstest]
+#[case::a_custom_resource_owning_the_pod("argoproj.io/v1alpha1", "Rollout")]
+#[case::a_core_kind_the_webhook_does_not_read("v1", "Node")]
+#[case::a_workload_kind_of_another_version("apps/v1beta1", "Deployment")]
+#[tokio::test]
+async fn an_owner_of_a_kind_the_webhook_does_not_know_is_never_read_and_ends_the_chain(
+    #[case] api_version: &str,
+    #[case] kind: &str,
+) {
+    let owned = |labels: Value| {
+        pod(
+            json!({"labels": labels, "ownerReferences": [owner_ref(api_version, kind, "op-1", true)]}),
+            json!([]),
+        )
+    };
+    // No read is scripted: any request the webhook sent would fail the test.
+    let (answer, _) = judged(RELEASE, "/mutate", create(owned(json!({}))), vec![]).await;
+    assert!(answer.allowed, "{}", answer.result.message);
+    assert_eq!(patch_of(&answer), Value::Null);
+    // Labelled on the pod itself, it bursts as any pod would.
+    let (answer, _) = judged(RELEASE, "/mutate", create(owned(enforce())), vec![]).await;
+    assert!(tolerates_the_virtual_node(&patch_of(&answer)));
+}
+
+#[tokio::test]
+async fn a_custom_resource_above_a_deployment_ends_the_chain_and_the_deployments_label_counts() {
+    let mut script = replica_set_then_deployment(enforce());
+    // The Deployment is owned by an operator's resource, which is not read.
+    script[1] = expect(
+        Method::GET,
+        "/apis/apps/v1/namespaces/shop/deployments/web",
+        200,
+        object(
+            "apps/v1",
+            "Deployment",
+            "web",
+            enforce(),
+            json!([owner_ref("argoproj.io/v1alpha1", "Rollout", "web", true)]),
+        ),
+    );
+    let (answer, _) = judged(RELEASE, "/mutate", create(pod_of_replica_set()), script).await;
+    assert!(tolerates_the_virtual_node(&patch_of(&answer)));
 }
 
 #[rstest]
