@@ -9,8 +9,13 @@ use rcgen::{
 
 use crate::error::{Error, Result};
 
-/// PEM texts of a CA and a serving certificate it signed.
-#[derive(Clone, Debug)]
+/// How long the add-on's certificates are valid: less than a year (BEHAVIOR.md §13), from the
+/// day before they are made (a node whose clock is a little behind still accepts them).
+pub const VALIDITY_DAYS: i64 = 364;
+
+/// PEM texts of a CA and a serving certificate it signed (`Debug` shows the certificates, never
+/// the private key).
+#[derive(Clone)]
 pub struct WebhookPki {
     /// The CA certificate (the `caBundle`).
     pub ca_pem: String,
@@ -18,6 +23,28 @@ pub struct WebhookPki {
     pub cert_pem: String,
     /// The serving certificate's private key.
     pub key_pem: String,
+}
+
+impl std::fmt::Debug for WebhookPki {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookPki")
+            .field("ca_pem", &self.ca_pem)
+            .field("cert_pem", &self.cert_pem)
+            .field("key_pem", &"(redacted)")
+            .finish()
+    }
+}
+
+/// Sets `params` valid from yesterday for [`VALIDITY_DAYS`].
+fn valid_for_a_year(params: &mut CertificateParams) {
+    use chrono::Datelike as _;
+    let day = |d: chrono::DateTime<chrono::Utc>| {
+        // NB: a day of the month and a month always fit a u8.
+        rcgen::date_time_ymd(d.year(), d.month() as u8, d.day() as u8)
+    };
+    let now = chrono::Utc::now();
+    params.not_before = day(now - chrono::Duration::days(1));
+    params.not_after = day(now + chrono::Duration::days(VALIDITY_DAYS - 1));
 }
 
 fn step(e: rcgen::Error) -> Error {
@@ -35,6 +62,7 @@ pub fn generate(dns_names: &[String], ips: &[IpAddr]) -> Result<WebhookPki> {
     ca.distinguished_name
         .push(DnType::CommonName, "bursting webhook CA");
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    valid_for_a_year(&mut ca);
     let ca_cert = ca.self_signed(&ca_key).map_err(step)?;
     let issuer = Issuer::new(ca, ca_key);
 
@@ -46,6 +74,7 @@ pub fn generate(dns_names: &[String], ips: &[IpAddr]) -> Result<WebhookPki> {
     serving
         .subject_alt_names
         .extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
+    valid_for_a_year(&mut serving);
     let cert = serving.signed_by(&key, &issuer).map_err(step)?;
     Ok(WebhookPki {
         ca_pem: ca_cert.pem(),
@@ -69,5 +98,24 @@ mod tests {
         assert!(pki.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
         assert!(pki.key_pem.contains("PRIVATE KEY"));
         assert_ne!(pki.ca_pem, pki.cert_pem);
+    }
+
+    #[test]
+    fn the_certificates_expire_within_a_year_and_debug_hides_the_key() {
+        let pki = generate(&["bursting-webhook.kube-system.svc".into()], &[]).unwrap();
+        for pem in [&pki.ca_pem, &pki.cert_pem] {
+            let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
+            let cert = pem.parse_x509().unwrap();
+            let (from, until) = (
+                cert.validity().not_before.timestamp(),
+                cert.validity().not_after.timestamp(),
+            );
+            assert!(until - from <= 365 * 86_400, "valid for {} s", until - from);
+            assert!(from <= chrono::Utc::now().timestamp());
+            assert!(until > chrono::Utc::now().timestamp() + 300 * 86_400);
+        }
+        let shown = format!("{pki:?}");
+        assert!(!shown.contains(&pki.key_pem), "{shown}");
+        assert!(shown.contains("redacted"));
     }
 }

@@ -305,9 +305,15 @@ pub async fn run(command: AddonCommand, progress: &Progress) -> anyhow::Result<(
     Ok(())
 }
 
+/// The value `burstcert render` prints for the credential Secret's token.
+pub const RENDERED_TOKEN: &str = "(not printed: install reads it from CCI_TOKEN)";
+
 /// `burstcert render`: the add-on's objects as YAML (with a freshly generated webhook PKI).
 pub fn render_yaml(params: &ParamsArgs, local: bool) -> anyhow::Result<String> {
-    let params = params.for_install()?;
+    let mut params = params.for_install()?;
+    // What is printed may be pasted, logged or committed: the Secret names where its value
+    // comes from, never the value (BEHAVIOR.md §13).
+    params.cci_token = RENDERED_TOKEN.into();
     let target = if local {
         Target::local(vk_hostnode::ips::DEFAULT_BLOCK)
     } else {

@@ -97,7 +97,8 @@ pub enum ClusterType {
 }
 
 /// Everything install takes (§2), plus what the harness needs to reach the CCI endpoint.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// `Debug` shows every field but the credential.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InstallParams {
     /// Add-on release, e.g. `1.5.18`.
@@ -134,6 +135,29 @@ pub struct InstallParams {
     /// knob so lock scenarios do not wait 30 minutes; `None` keeps the engine's default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock_duration_secs: Option<u64>,
+}
+
+impl std::fmt::Debug for InstallParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InstallParams")
+            .field("release", &self.release)
+            .field("spec", &self.spec)
+            .field("interconnect", &self.interconnect)
+            .field("swr_addr", &self.swr_addr)
+            .field("swr_user", &self.swr_user)
+            .field("cluster_id", &self.cluster_id)
+            .field("cluster_name", &self.cluster_name)
+            .field("network_mode", &self.network_mode)
+            .field("cluster_type", &self.cluster_type)
+            .field("vpc_id", &self.vpc_id)
+            .field("subnet_id", &self.subnet_id)
+            .field("subnet_cidr", &self.subnet_cidr)
+            .field("project_id", &self.project_id)
+            .field("cci_endpoint", &self.cci_endpoint)
+            .field("cci_token", &"(redacted)")
+            .field("lock_duration_secs", &self.lock_duration_secs)
+            .finish()
+    }
 }
 
 impl InstallParams {
@@ -339,6 +363,15 @@ pub(crate) mod tests {
             cci_token: "t".into(),
             lock_duration_secs: None,
         }
+    }
+
+    #[test]
+    fn debug_shows_the_parameters_but_never_the_credential() {
+        let mut p = params("1.5.18");
+        p.cci_token = "canary-4f1d9a".into();
+        let shown = format!("{p:?}");
+        assert!(!shown.contains("canary-4f1d9a"), "{shown}");
+        assert!(shown.contains("cluster_id: \"c1\""), "{shown}");
     }
 
     fn node(name: &str, arch: &str, allocatable: u32, pods: u32) -> NodeFacts {

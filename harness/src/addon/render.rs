@@ -5,18 +5,19 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::admissionregistration::v1::{
-    MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations, ServiceReference,
-    ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
+    MatchCondition, MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations,
+    ServiceReference, ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
 };
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Affinity, Container, ContainerPort, EnvVar, EnvVarSource, NodeAffinity, NodeSelector,
-    NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector, PodSpec, PodTemplateSpec,
-    Probe, ResourceRequirements, Secret, SecretKeySelector, SecretVolumeSource, Service,
-    ServiceAccount, ServicePort, ServiceSpec, TCPSocketAction, Toleration, Volume, VolumeMount,
+    Affinity, Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, NodeAffinity,
+    NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
+    Secret, SecretKeySelector, SecretVolumeSource, SecurityContext, Service, ServiceAccount,
+    ServicePort, ServiceSpec, TCPSocketAction, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -171,23 +172,42 @@ fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
     }
 }
 
+/// [`rule`] for the objects named `names` only.
+fn named_rule(groups: &[&str], resources: &[&str], verbs: &[&str], names: &[&str]) -> PolicyRule {
+    PolicyRule {
+        resource_names: Some(names.iter().map(|s| (*s).to_owned()).collect()),
+        ..rule(groups, resources, verbs)
+    }
+}
+
 /// Least-privilege rules of each component (no wildcard verbs or resources).
 fn rules_of(component: &str) -> Vec<PolicyRule> {
     const READ: &[&str] = &["get", "list", "watch"];
     match component {
+        // Nodes and Leases are written by name only: its own node, its node's heartbeat and its
+        // leader lease, never the control plane's leader leases or another node (BEHAVIOR.md
+        // §13). `create` cannot be limited by name (Kubernetes does not know the name before
+        // the object exists); creating an object that exists fails, so it touches no other.
         "virtual-kubelet" => vec![
-            rule(
+            rule(&[""], &["nodes"], &["get", "list", "watch", "create"]),
+            named_rule(
                 &[""],
                 &["nodes"],
-                &[
-                    "get", "list", "watch", "create", "update", "patch", "delete",
-                ],
+                &["update", "patch", "delete"],
+                &[VIRTUAL_NODE],
             ),
-            rule(&[""], &["nodes/status"], &["get", "update", "patch"]),
-            rule(
+            named_rule(
+                &[""],
+                &["nodes/status"],
+                &["get", "update", "patch"],
+                &[VIRTUAL_NODE],
+            ),
+            rule(&["coordination.k8s.io"], &["leases"], &["create"]),
+            named_rule(
                 &["coordination.k8s.io"],
                 &["leases"],
-                &["get", "list", "watch", "create", "update", "patch"],
+                &["get", "update", "patch"],
+                &[VIRTUAL_NODE, LEADER_LEASE],
             ),
             rule(
                 &[""],
@@ -324,6 +344,46 @@ fn token_env() -> EnvVar {
     }
 }
 
+/// The user and group every container of the add-on runs as: not root, and a number, so the
+/// kubelet can check `runAsNonRoot` without reading the image (the distroless "nonroot" user).
+pub const RUN_AS: i64 = 65532;
+
+/// What each container of the add-on may do: Pod Security's `restricted` profile (non-root, a
+/// read-only root file system, every capability dropped, no privilege escalation, the runtime's
+/// seccomp profile). The components write no file; they read their mounts only.
+fn restricted() -> SecurityContext {
+    SecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(RUN_AS),
+        run_as_group: Some(RUN_AS),
+        read_only_root_filesystem: Some(true),
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            ..Capabilities::default()
+        }),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            ..SeccompProfile::default()
+        }),
+        ..SecurityContext::default()
+    }
+}
+
+/// The pod-level half of [`restricted`].
+fn restricted_pod() -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(RUN_AS),
+        run_as_group: Some(RUN_AS),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            ..SeccompProfile::default()
+        }),
+        ..PodSecurityContext::default()
+    }
+}
+
 fn container(params: &InstallParams, name: &str, args: Vec<String>, env: Vec<EnvVar>) -> Container {
     let (cpu, memory) = params.spec.resources();
     let amounts = BTreeMap::from([
@@ -344,6 +404,7 @@ fn container(params: &InstallParams, name: &str, args: Vec<String>, env: Vec<Env
             limits: Some(amounts),
             ..ResourceRequirements::default()
         }),
+        security_context: Some(restricted()),
         ..Container::default()
     }
 }
@@ -397,6 +458,7 @@ fn deployment(
         ),
     ]);
     pod.service_account_name = Some(name.into());
+    pod.security_context = Some(restricted_pod());
     place(params, target, &mut pod);
     Deployment {
         metadata: meta(params, name, component, true),
@@ -468,6 +530,28 @@ fn namespace_selector() -> LabelSelector {
     }
 }
 
+/// Pods the API server never sends to the webhook, so a down add-on cannot block node agents or
+/// static pods (BEHAVIOR.md §13, SAFE-02): those a DaemonSet controls (they never burst, WL-06)
+/// and mirror pods of static pods (the kubelet's, annotated `kubernetes.io/config.mirror`).
+fn pods_never_intercepted() -> Vec<MatchCondition> {
+    vec![
+        MatchCondition {
+            name: "not-a-daemonset-pod".into(),
+            expression: "!has(object.metadata.ownerReferences) || \
+                         !object.metadata.ownerReferences.exists(o, \
+                         has(o.controller) && o.controller && o.kind == 'DaemonSet' && \
+                         o.apiVersion.startsWith('apps/'))"
+                .into(),
+        },
+        MatchCondition {
+            name: "not-a-mirror-pod".into(),
+            expression: "!has(object.metadata.annotations) || \
+                         !('kubernetes.io/config.mirror' in object.metadata.annotations)"
+                .into(),
+        },
+    ]
+}
+
 fn webhook_configurations(
     params: &InstallParams,
     target: &Target,
@@ -491,6 +575,7 @@ fn webhook_configurations(
             side_effects: "None".into(),
             timeout_seconds: Some(10),
             namespace_selector: Some(namespace_selector()),
+            match_conditions: Some(pods_never_intercepted()),
             rules: Some(vec![rule(&["CREATE"], "pods")]),
             ..MutatingWebhook::default()
         }]),
@@ -749,6 +834,7 @@ pub fn gc_jobs(params: &InstallParams, target: &Target) -> Vec<Job> {
                 restart_policy: Some("Never".into()),
                 service_account_name: Some(GC.into()),
                 automount_service_account_token: Some(false),
+                security_context: Some(restricted_pod()),
                 containers: vec![container(
                     params,
                     "gc",
@@ -892,6 +978,81 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn leases_and_nodes_are_written_only_by_name_and_created_unnamed() {
+        for r in rules_of("virtual-kubelet") {
+            let resources = r.resources.clone().unwrap_or_default();
+            let writes = r
+                .verbs
+                .iter()
+                .any(|v| ["update", "patch", "delete"].contains(&v.as_str()));
+            if writes
+                && resources
+                    .iter()
+                    .any(|x| x.starts_with("nodes") || x == "leases")
+            {
+                let names = r.resource_names.clone().unwrap_or_default();
+                assert!(!names.is_empty(), "{r:?}");
+                assert!(
+                    names.iter().all(|n| n == VIRTUAL_NODE || n == LEADER_LEASE),
+                    "{r:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_pod_of_the_addon_runs_restricted() {
+        let mut p = params("1.5.18");
+        p.interconnect = true;
+        let templates = render(&p, &Target::Production, &pki())
+            .into_iter()
+            .filter(|r| r.describe().starts_with("Deployment "))
+            .map(|r| serde_json::to_value(&r.object).unwrap()["spec"]["template"]["spec"].clone())
+            .chain(
+                gc_jobs(&p, &Target::Production)
+                    .into_iter()
+                    .map(|j| serde_json::to_value(&j).unwrap()["spec"]["template"]["spec"].clone()),
+            );
+        let mut seen = 0;
+        for spec in templates {
+            seen += 1;
+            assert_eq!(spec["securityContext"]["runAsNonRoot"], true, "{spec}");
+            assert_eq!(
+                spec["securityContext"]["seccompProfile"]["type"],
+                "RuntimeDefault"
+            );
+            for c in spec["containers"].as_array().unwrap() {
+                let sc = &c["securityContext"];
+                assert_eq!(sc["allowPrivilegeEscalation"], false, "{c}");
+                assert_eq!(sc["readOnlyRootFilesystem"], true, "{c}");
+                assert_eq!(
+                    sc["capabilities"]["drop"],
+                    serde_json::json!(["ALL"]),
+                    "{c}"
+                );
+                assert!(sc["runAsUser"].as_i64().is_some_and(|u| u > 0), "{c}");
+            }
+        }
+        assert_eq!(seen, 5, "three Deployments and two gc Jobs");
+    }
+
+    #[test]
+    fn the_pod_webhook_never_sees_daemonset_or_mirror_pods() {
+        let rendered = render(&params("1.5.18"), &Target::Production, &pki());
+        let mutating = rendered
+            .iter()
+            .find(|r| r.describe().starts_with("MutatingWebhookConfiguration"))
+            .unwrap();
+        let json = serde_json::to_value(&mutating.object).unwrap();
+        let conditions = json["webhooks"][0]["matchConditions"].to_string();
+        assert!(conditions.contains("'DaemonSet'"), "{conditions}");
+        assert!(
+            conditions.contains("kubernetes.io/config.mirror"),
+            "{conditions}"
+        );
     }
 
     #[test]
