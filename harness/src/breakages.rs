@@ -50,6 +50,9 @@ pub struct Breakage {
     pub expected: &'static [&'static str],
     /// What a user of the cluster would see (why those scenarios catch it).
     pub symptom: &'static str,
+    /// A breakage of the add-on's manifests (the installer applies them broken, see
+    /// [`crate::addon::render::MANIFEST_BREAKAGES`]), not of the engine's code.
+    pub manifests: bool,
 }
 
 const fn b(
@@ -61,6 +64,21 @@ const fn b(
         name,
         expected,
         symptom,
+        manifests: false,
+    }
+}
+
+/// A breakage of the add-on's manifests (see [`Breakage::manifests`]).
+const fn m(
+    name: &'static str,
+    expected: &'static [&'static str],
+    symptom: &'static str,
+) -> Breakage {
+    Breakage {
+        name,
+        expected,
+        symptom,
+        manifests: true,
     }
 }
 
@@ -172,6 +190,11 @@ pub const CATALOGUE: &[Breakage] = &[
         "DaemonSet pods get the virtual node's affinity and never run",
     ),
     b(
+        "owner-403-denies",
+        &["SAFE-01"],
+        "pods owned through an operator's custom resource are refused: the operator's workloads never start",
+    ),
+    b(
         "seed-label-ignored",
         &["WL-01"],
         "a pod labelled with the seed's key stays on the cluster",
@@ -205,6 +228,22 @@ pub const CATALOGUE: &[Breakage] = &[
         "proxy-forwards-nothing",
         &["NET-01"],
         "with interconnect, the proxy is registered but no Service's answer comes back",
+    ),
+    // The manifests' breakages, after the engine's (in `render::MANIFEST_BREAKAGES`' order).
+    m(
+        "lease-write-anywhere",
+        &["SAFE-03"],
+        "the virtual kubelet could overwrite the control plane's leader leases and other nodes' heartbeats",
+    ),
+    m(
+        "runs-as-root",
+        &["SAFE-03"],
+        "the add-on's pods run as root and are refused by a namespace enforcing Pod Security restricted",
+    ),
+    m(
+        "daemonset-pods-intercepted",
+        &["SAFE-02"],
+        "with the webhook down, DaemonSet pods (node agents, the CNI) cannot be created",
     ),
 ];
 
@@ -545,6 +584,7 @@ fn tail(text: &str, n: usize) -> String {
 /// none), the report, and the log's tail.
 fn certify(
     engine: &Path,
+    manifests: Option<&str>,
     binaries: &Binaries,
     ids: &[&str],
     dir: &Path,
@@ -575,9 +615,13 @@ fn certify(
         .env("INSTA_UPDATE", "no")
         .env_remove("INSTA_FORCE_PASS")
         .env_remove(ENV)
+        .env_remove(crate::addon::render::MANIFEST_BREAKAGE_ENV)
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(err);
+    if let Some(name) = manifests {
+        command.env(crate::addon::render::MANIFEST_BREAKAGE_ENV, name);
+    }
     let mut child = command
         .spawn()
         .io_context(|| format!("run {} certify", exe.display()))?;
@@ -635,8 +679,14 @@ pub fn run(options: &Options) -> Result<Run> {
         let dir = options.report_dir.join("baseline");
         std::fs::create_dir_all(&dir).io_context(|| format!("create {}", dir.display()))?;
         let t = Instant::now();
-        let (exit, report, tail) =
-            certify(&binaries.breakages, &binaries, &ids, &dir, options.timeout)?;
+        let (exit, report, tail) = certify(
+            &binaries.breakages,
+            None,
+            &binaries,
+            &ids,
+            &dir,
+            options.timeout,
+        )?;
         match (&exit, &report) {
             (Ok(0 | 1 | 3), Some(report)) => {
                 baseline_failures = rows_with(report, &["failed", "not_implemented"])
@@ -675,10 +725,16 @@ pub fn run(options: &Options) -> Result<Run> {
         // Named like the engine: the host node accepts a container command that names the
         // image's binary by its file name.
         let wrapper = dir.join(crate::binaries::ENGINE.binary);
-        write_executable(
-            &wrapper,
-            &wrapper_script(&binaries.breakages, breakage.name),
-        )?;
+        // A manifest breakage runs the feature build with no breakage of its own on.
+        let (engine, manifests) = if breakage.manifests {
+            (binaries.breakages.clone(), Some(breakage.name))
+        } else {
+            write_executable(
+                &wrapper,
+                &wrapper_script(&binaries.breakages, breakage.name),
+            )?;
+            (wrapper, None)
+        };
         eprintln!(
             "burstcert: [{}/{}] {} (expects {}) …",
             i + 1,
@@ -688,7 +744,8 @@ pub fn run(options: &Options) -> Result<Run> {
         );
         let t = Instant::now();
         let (exit, report, tail) = certify(
-            &wrapper,
+            &engine,
+            manifests,
             &binaries,
             breakage.expected,
             &dir,
@@ -787,8 +844,22 @@ mod tests {
                 rest.strip_suffix("\",")
             })
             .collect();
-        let ours: Vec<&str> = CATALOGUE.iter().map(|b| b.name).collect();
+        let ours: Vec<&str> = CATALOGUE
+            .iter()
+            .filter(|b| !b.manifests)
+            .map(|b| b.name)
+            .collect();
         assert_eq!(ours, engine);
+        let manifests: Vec<&str> = CATALOGUE
+            .iter()
+            .filter(|b| b.manifests)
+            .map(|b| b.name)
+            .collect();
+        let rendered: Vec<&str> = crate::addon::render::MANIFEST_BREAKAGES
+            .iter()
+            .map(|(n, _)| *n)
+            .collect();
+        assert_eq!(manifests, rendered);
     }
 
     #[test]

@@ -197,9 +197,13 @@ entries! {
     "VK-01", "Graceful delete (grace period honoured) and force delete both remove the CCI pod", Some(scenarios::vk::vk_01), [];
     "VK-02", "Optional missing ConfigMap/Secret: runs; mandatory missing: waits with an event naming it", Some(scenarios::vol::vk_02), [];
     "VK-03", "The virtual node deleted by hand is recreated with a new UID within a minute; pods keep running", Some(scenarios::vk::vk_03), [];
+    "VK-04", "A CCI outage of 30 s shows as the virtual node NotReady with a reason and heals without losing or duplicating a pod", Some(scenarios::vk::vk_04), [MockAdmin];
     "R-01", "Engine killed while bursting 100 pods and restarted: all Running, exactly one CCI pod each", Some(scenarios::r::r_01), [EngineProcess];
     "R-02", "CCI answering 5xx or slowly for a while: pods converge once it recovers; no duplicates", Some(scenarios::faults::r_02), [MockAdmin];
     "R-03", "The API server restarted: the engine reconnects; node lease and pods unaffected", Some(scenarios::restart::r_03), [ControlPlane];
+    "SAFE-01", "Pods owned through an operator's custom resource are admitted as without the add-on; labelled enforce, they burst", Some(scenarios::safe::safe_01), [];
+    "SAFE-02", "Webhook down: DaemonSet, mirror and kube-system pods still created; a judged pod answered within timeoutSeconds", Some(scenarios::safe::safe_02), [Installer];
+    "SAFE-03", "Least privilege asked of the API server as the add-on's accounts; its pods pass Pod Security restricted", Some(scenarios::safe::safe_03), [];
 }
 
 /// Held by every running scenario, one per environment: shared by those confined to their
@@ -267,14 +271,28 @@ pub struct AloneHold {
 /// Scenarios proposed for `SCENARIOS.md` and not yet in it: the suites run them (by ID, like any
 /// other), `certify` does not (a certificate covers the spec's IDs).
 pub fn proposed() -> Vec<Entry> {
-    vec![Entry {
-        id: "VK-04",
-        title: "A CCI outage of 30 s shows as the virtual node NotReady with a reason and heals without losing or duplicating a pod",
-        body: Some(scenarios::vk::vk_04),
-        gate: None,
-        needs: &[Need::MockAdmin],
-    }]
+    Vec::new()
 }
+
+/// IDs of the shared `SCENARIOS.md` this catalogue does not list yet, with what they wait for.
+/// `fixtures/spec/SCENARIOS.md` (what `certify` certifies against) leaves them out, and the
+/// README names them: a certificate never claims them.
+pub const NOT_YET: &[(&str, &str)] = &[
+    (
+        "LOCK-04",
+        "the mock leaving pods Pending for lack of capacity, and the engine's resource-pressure lock",
+    ),
+    ("CCI-01", "Networks in the mock and the engine"),
+    ("CCI-02", "expiring tokens and AK/SK signing end to end"),
+    (
+        "CCI-03",
+        "CCI's grace-period deletes and asynchronous namespace deletion in the mock",
+    ),
+    (
+        "SAFE-04",
+        "an authenticated proxy tunnel and a kubelet API that asks SubjectAccessReview",
+    ),
+];
 
 /// The entry of one ID (of the catalogue, or [`proposed`]).
 pub fn find(id: &str) -> Option<Entry> {
@@ -400,6 +418,7 @@ mod tests {
                 w.split_once('-').is_some_and(|(f, n)| {
                     [
                         "WL", "VOL", "HP", "RES", "LOCK", "UN", "UP", "INST", "NET", "VK", "R",
+                        "CCI", "SAFE",
                     ]
                     .contains(&f)
                         && n.len() == 2
@@ -446,10 +465,22 @@ mod tests {
             );
             return;
         };
+        let copy = ids_of_scenarios_md(SPEC_COPY);
+        let shared_ids = ids_of_scenarios_md(&text);
+        let not_in_shared: Vec<_> = copy.difference(&shared_ids).collect();
+        assert!(
+            not_in_shared.is_empty(),
+            "fixtures/spec/SCENARIOS.md names IDs {} does not: {not_in_shared:?}",
+            shared.display()
+        );
+        let left_out: std::collections::BTreeSet<String> =
+            shared_ids.difference(&copy).cloned().collect();
+        let declared: std::collections::BTreeSet<String> =
+            NOT_YET.iter().map(|(id, _)| (*id).to_owned()).collect();
         assert_eq!(
-            ids_of_scenarios_md(SPEC_COPY),
-            ids_of_scenarios_md(&text),
-            "fixtures/spec/SCENARIOS.md is stale: copy {} over it",
+            left_out,
+            declared,
+            "the IDs of {} that fixtures/spec/SCENARIOS.md leaves out must be exactly catalogue::NOT_YET",
             shared.display()
         );
     }

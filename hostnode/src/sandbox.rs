@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write as _;
 use std::net::Ipv4Addr;
-use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Component, Path, PathBuf};
 
 use base64::Engine as _;
@@ -117,6 +117,11 @@ pub fn automount(pod: &Pod) -> bool {
         .unwrap_or(true)
 }
 
+/// The mode of a Secret volume's files when the pod gives none.
+const SECRET_FILE_MODE: i32 = 0o600;
+/// The mode of a Secret volume's folder.
+const SECRET_DIR_MODE: u32 = 0o700;
+
 /// Writes `bytes` to `path` through a temporary file and a rename, with `mode`.
 fn write_file(path: &Path, bytes: &[u8], mode: u32) -> std::result::Result<(), String> {
     let fail = |e: std::io::Error| format!("write {}: {e}", path.display());
@@ -124,7 +129,14 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> std::result::Result<(), S
         std::fs::create_dir_all(dir).map_err(fail)?;
     }
     let tmp = path.with_extension("burstcert-tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(fail)?;
+    // Created with its mode, never readable by others for a moment before a chmod.
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(fail)?;
     f.write_all(bytes).map_err(fail)?;
     f.set_permissions(std::fs::Permissions::from_mode(mode))
         .map_err(fail)?;
@@ -467,13 +479,17 @@ async fn materialize(
     } else if let Some(src) = &volume.secret {
         let name = src.secret_name.clone().unwrap_or_default();
         let optional = src.optional.unwrap_or(false);
+        // Every container of the host node runs as the same local user: a Secret's folder and
+        // files are that user's alone unless the pod asks for a mode.
+        std::fs::set_permissions(&local, std::fs::Permissions::from_mode(SECRET_DIR_MODE))
+            .map_err(|e| format!("restrict {}: {e}", local.display()))?;
         match get_secret(client, ns, &name).await? {
             Some(secret) => write_keys(
                 &local,
                 &format!("secret {ns}/{name}"),
                 &secret_data(&secret),
                 src.items.as_deref(),
-                src.default_mode,
+                src.default_mode.or(Some(SECRET_FILE_MODE)),
                 optional,
             )?,
             None if optional => {}
@@ -776,6 +792,19 @@ mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{PodSpec, VolumeMount};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    #[test]
+    fn a_written_file_has_its_mode_even_over_a_stale_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys").join("tls.key");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        // A temporary file left readable by everyone (a crash mid-write) is not reused.
+        std::fs::write(path.with_extension("burstcert-tmp"), "old").unwrap();
+        write_file(&path, b"secret", 0o600).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(std::fs::read(&path).unwrap(), b"secret");
+    }
 
     fn pod() -> Pod {
         Pod {

@@ -404,7 +404,7 @@ pub async fn install(
         });
     }
     let pki = new_pki(target)?;
-    let objects = render::render(params, target, &pki);
+    let objects = render::with_manifest_breakage(render::render(params, target, &pki))?;
     record(client, Status::Installing, params, None, "").await?;
     let step = progress.spinner(&format!("install the add-on {}", params.release));
     let applied = async {
@@ -599,7 +599,7 @@ pub async fn upgrade(
         Some(pki) => pki,
         None => new_pki(target)?,
     };
-    let objects = render::render(params, target, &pki);
+    let objects = render::with_manifest_breakage(render::render(params, target, &pki))?;
     record(client, Status::Upgrading, params, Some(&current.params), "").await?;
     let step = progress.spinner(&format!(
         "upgrade the add-on {} -> {}",

@@ -818,6 +818,93 @@ pub fn render(params: &InstallParams, target: &Target, pki: &WebhookPki) -> Vec<
     out
 }
 
+/// The environment variable naming a deliberate breakage of the add-on's manifests, for
+/// `burstcert breakages` (as the engine's `BURSTCERT_BREAKAGE` names one of its code): the
+/// installer applies the rendered objects with it. Unset, the manifests are as rendered.
+pub const MANIFEST_BREAKAGE_ENV: &str = "BURSTCERT_MANIFEST_BREAKAGE";
+
+/// The deliberate breakages of the manifests: (name, what it breaks).
+pub const MANIFEST_BREAKAGES: &[(&str, &str)] = &[
+    (
+        "lease-write-anywhere",
+        "the virtual kubelet may update, patch and delete every Lease of the cluster (§13)",
+    ),
+    (
+        "runs-as-root",
+        "the add-on's pods run as root, with a writable root file system and default capabilities (§13)",
+    ),
+    (
+        "daemonset-pods-intercepted",
+        "the pod webhook is also called for DaemonSet and mirror pods, so a down webhook blocks node agents (§13)",
+    ),
+];
+
+/// `objects` with the breakage [`MANIFEST_BREAKAGE_ENV`] names, if any; an error when it names
+/// none of [`MANIFEST_BREAKAGES`] (a typo must never install intact manifests as broken ones).
+pub fn with_manifest_breakage(objects: Vec<Rendered>) -> crate::Result<Vec<Rendered>> {
+    match std::env::var(MANIFEST_BREAKAGE_ENV)
+        .ok()
+        .as_deref()
+        .map(str::trim)
+    {
+        None | Some("") => Ok(objects),
+        Some(name) => broken(objects, name),
+    }
+}
+
+/// `objects` with the manifest breakage `name` applied.
+pub fn broken(mut objects: Vec<Rendered>, name: &str) -> crate::Result<Vec<Rendered>> {
+    if !MANIFEST_BREAKAGES.iter().any(|(n, _)| *n == name) {
+        return Err(crate::Error::Step {
+            step: format!("read {MANIFEST_BREAKAGE_ENV}"),
+            detail: format!(
+                "{name:?} names no manifest breakage; known: {}",
+                MANIFEST_BREAKAGES
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+    }
+    for r in &mut objects {
+        let kind = r.resource.kind.as_str();
+        let data = &mut r.object.data;
+        match (name, kind) {
+            ("lease-write-anywhere", "ClusterRole") => {
+                for rule in data["rules"].as_array_mut().into_iter().flatten() {
+                    let leases = rule["resources"]
+                        .as_array()
+                        .is_some_and(|rs| rs.iter().any(|x| x == "leases"));
+                    if leases && let Some(rule) = rule.as_object_mut() {
+                        rule.remove("resourceNames");
+                    }
+                }
+            }
+            ("runs-as-root", "Deployment") => {
+                let spec = &mut data["spec"]["template"]["spec"];
+                if let Some(spec) = spec.as_object_mut() {
+                    spec.remove("securityContext");
+                }
+                for c in spec["containers"].as_array_mut().into_iter().flatten() {
+                    if let Some(c) = c.as_object_mut() {
+                        c.remove("securityContext");
+                    }
+                }
+            }
+            ("daemonset-pods-intercepted", "MutatingWebhookConfiguration") => {
+                for hook in data["webhooks"].as_array_mut().into_iter().flatten() {
+                    if let Some(hook) = hook.as_object_mut() {
+                        hook.remove("matchConditions");
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(objects)
+}
+
 /// The two gc Jobs uninstall starts (§8): `virtual-kubelet-{id}-resource-gc-jobs` and
 /// `virtual-kubelet-{id}-namespace-gc-jobs`, image from `swr_addr`. They run on ordinary nodes
 /// (no toleration of the virtual node), so they need a schedulable one.
@@ -1053,6 +1140,30 @@ mod tests {
             conditions.contains("kubernetes.io/config.mirror"),
             "{conditions}"
         );
+    }
+
+    #[test]
+    fn each_manifest_breakage_undoes_its_rule_and_an_unknown_one_is_refused() {
+        let json = |objects: &[Rendered]| -> String {
+            objects
+                .iter()
+                .map(|r| serde_json::to_string(&r.object).unwrap())
+                .collect()
+        };
+        let rendered = render(&params("1.5.18"), &Target::Production, &pki());
+        let intact = json(&rendered);
+        let lease_names = format!(r#""resourceNames":["{VIRTUAL_NODE}","{LEADER_LEASE}"]"#);
+        for (name, gone) in [
+            ("lease-write-anywhere", lease_names.as_str()),
+            ("runs-as-root", "readOnlyRootFilesystem"),
+            ("daemonset-pods-intercepted", "matchConditions"),
+        ] {
+            assert!(intact.contains(gone), "{gone}");
+            let broken = json(&broken(rendered.clone(), name).unwrap());
+            assert!(!broken.contains(gone), "{name} left {gone}");
+        }
+        let err = broken(rendered, "runs-as-rot").unwrap_err().to_string();
+        assert!(err.contains("runs-as-root"), "{err}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod r;
 pub mod refusals;
 pub mod restart;
 pub mod rounding;
+pub mod safe;
 pub mod vk;
 pub mod vol;
 pub mod wl;
