@@ -328,6 +328,11 @@ pub struct ProxyRegistrationSpec {
     /// [`HEADER_SIDECAR_PROTOCOL`]. Absent: the proxy offers no data path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
+    /// The key a sidecar presents on its `CONNECT` (`Proxy-Authorization: Bearer {key}`): the
+    /// proxy opens no tunnel for a connection without it. Derived from the add-on's credential
+    /// (never the credential itself), so every replica of the proxy holds the same one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel_key: Option<String>,
 }
 
 /// The header of a sidecar's `CONNECT` to a registered proxy that names the sidecar protocol it

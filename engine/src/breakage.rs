@@ -134,6 +134,9 @@ breakages! {
     /// proxy: only the v1 protocol is registered.
     ProxySpeaksV1Only = "proxy-speaks-v1-only",
         "the proxy registers only sidecar protocol v1, so v2 pods reach no Service";
+    /// proxy: a tunnel is opened without the registration's key.
+    TunnelOpen = "tunnel-open",
+        "the proxy opens a tunnel to any Service for anyone who connects, without the registration's key";
     /// proxy: tunnels are accepted and never forwarded.
     ProxyForwardsNothing = "proxy-forwards-nothing",
         "the proxy registers and accepts tunnels, but never dials the Service: nothing comes back";

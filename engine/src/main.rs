@@ -205,6 +205,20 @@ struct ProxyArgs {
     /// How often the registration is re-asserted, in seconds.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     resync_secs: u64,
+    /// The most tunnels open at once; more are refused until one closes.
+    #[arg(long, default_value_t = bursting_engine::tunnel::DEFAULT_MAX_TUNNELS, value_parser = parse_positive)]
+    max_tunnels: usize,
+    /// A tunnel through which nothing passed for this many seconds is closed.
+    #[arg(long, default_value_t = bursting_engine::tunnel::DEFAULT_IDLE.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    tunnel_idle_secs: u64,
+}
+
+fn parse_positive(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 #[derive(Args)]
@@ -646,6 +660,7 @@ async fn log_request_counts(cci: CciClient, every: Duration) {
 
 async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
     bursting_engine::translate::check_cluster_id(&args.cluster_id)?;
+    let key = bursting_engine::tunnel::key_for(&args.cci_token);
     let cci = CciClient::new(&args.cci_endpoint, args.cci_token)?;
     let client = kube_client(args.kubeconfig.as_ref()).await?;
     let shutdown = shutdown_signal()?;
@@ -658,6 +673,10 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
         !endpoint.ip().is_unspecified(),
         "--advertise is needed: sidecars cannot dial {endpoint}"
     );
+    let data_path = bursting_engine::proxy::DataPath {
+        endpoint: endpoint.to_string(),
+        key: key.clone(),
+    };
     let endpoint = endpoint.to_string();
     tracing::info!(
         cci = %args.cci_endpoint,
@@ -672,6 +691,11 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
         listener,
         bursting_engine::proxy::protocols(args.release),
         Arc::new(bursting_engine::tunnel::ClusterResolver::new(client)),
+        bursting_engine::tunnel::Limits {
+            key,
+            max_tunnels: args.max_tunnels,
+            idle: Duration::from_secs(args.tunnel_idle_secs),
+        },
     ));
     let registered = || {
         use std::io::Write as _;
@@ -688,7 +712,7 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
             &cci,
             &args.cluster_id,
             args.release,
-            Some(&endpoint),
+            Some(&data_path),
             Duration::from_secs(args.resync_secs),
             registered,
         ) => {}

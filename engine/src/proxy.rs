@@ -72,7 +72,7 @@ pub fn protocols(release: Release) -> Vec<String> {
 pub fn registration(
     cluster_id: &str,
     release: Release,
-    endpoint: Option<&str>,
+    data_path: Option<&DataPath>,
 ) -> ProxyRegistration {
     ProxyRegistration {
         api_version: API_VERSION.into(),
@@ -93,8 +93,27 @@ pub fn registration(
         spec: ProxyRegistrationSpec {
             protocols: protocols(release),
             services: vec![ALL_SERVICES.to_string()],
-            endpoint: endpoint.map(str::to_owned),
+            endpoint: data_path.map(|d| d.endpoint.clone()),
+            tunnel_key: data_path.map(|d| d.key.clone()),
         },
+    }
+}
+
+/// Where sidecars open their tunnels and the key they present (see [`crate::tunnel`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct DataPath {
+    /// `IP:port` of the tunnels.
+    pub endpoint: String,
+    /// The key a tunnel request must carry ([`crate::tunnel::key_for`]).
+    pub key: String,
+}
+
+impl std::fmt::Debug for DataPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataPath")
+            .field("endpoint", &self.endpoint)
+            .field("key", &"(redacted)")
+            .finish()
     }
 }
 
@@ -133,10 +152,10 @@ pub async fn register(
     cci: &CciClient,
     cluster_id: &str,
     release: Release,
-    endpoint: Option<&str>,
+    data_path: Option<&DataPath>,
 ) -> Result<Registered> {
     let namespace = cci_api::namespace_for_cluster(cluster_id);
-    let wanted = registration(cluster_id, release, endpoint);
+    let wanted = registration(cluster_id, release, data_path);
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -183,7 +202,7 @@ pub async fn run(
     cci: &CciClient,
     cluster_id: &str,
     release: Release,
-    endpoint: Option<&str>,
+    data_path: Option<&DataPath>,
     resync: Duration,
     on_first_registered: impl FnOnce(),
 ) {
@@ -198,13 +217,13 @@ pub async fn run(
             tracing::warn!(%namespace, error = %e, "could not ensure the CCI namespace yet; retrying");
             continue;
         }
-        match register(cci, cluster_id, release, endpoint).await {
+        match register(cci, cluster_id, release, data_path).await {
             Ok(Registered::Created) => tracing::info!(
                 %namespace,
                 name = REGISTRATION_NAME,
                 protocols = ?protocols(release),
                 %release,
-                endpoint = endpoint.unwrap_or("none"),
+                endpoint = data_path.map_or("none", |d| d.endpoint.as_str()),
                 "proxy registration created"
             ),
             Ok(Registered::Updated { from }) => tracing::info!(
@@ -239,6 +258,13 @@ mod tests {
     use super::*;
     use rstest::rstest;
 
+    fn at(endpoint: &str) -> DataPath {
+        DataPath {
+            endpoint: endpoint.into(),
+            key: "k".into(),
+        }
+    }
+
     #[rstest]
     #[case::before_the_new_sidecar("1.5.17", &["v1"])]
     #[case::with_the_new_sidecar("1.5.18", &["v1", "v2"])]
@@ -249,9 +275,10 @@ mod tests {
 
     #[test]
     fn the_registration_forwards_every_service_in_the_clusters_namespace() {
-        let r = registration("c1", Release::new(1, 5, 18), Some("10.0.0.5:8900"));
+        let r = registration("c1", Release::new(1, 5, 18), Some(&at("10.0.0.5:8900")));
         assert_eq!(r.metadata.name.as_deref(), Some("cluster-proxy"));
         assert_eq!(r.spec.endpoint.as_deref(), Some("10.0.0.5:8900"));
+        assert_eq!(r.spec.tunnel_key.as_deref(), Some("k"));
         assert_eq!(r.metadata.namespace.as_deref(), Some("bursting-c1"));
         assert_eq!(r.spec.services, ["*"]);
         assert_eq!(r.metadata.labels.unwrap()[LABEL_CLUSTER_ID], "c1");
@@ -263,7 +290,7 @@ mod tests {
 
     #[test]
     fn a_registration_matches_when_it_says_everything_wanted_even_with_more_metadata() {
-        let wanted = registration("c1", Release::new(1, 5, 18), Some("10.0.0.5:8900"));
+        let wanted = registration("c1", Release::new(1, 5, 18), Some(&at("10.0.0.5:8900")));
         let mut existing = wanted.clone();
         existing.metadata.resource_version = Some("7".into());
         existing
@@ -273,12 +300,18 @@ mod tests {
             .unwrap()
             .insert("extra".into(), "yes".into());
         assert!(matches(&existing, &wanted));
-        let older = registration("c1", Release::new(1, 5, 17), Some("10.0.0.5:8900"));
+        let older = registration("c1", Release::new(1, 5, 17), Some(&at("10.0.0.5:8900")));
         assert!(!matches(&older, &wanted));
-        let elsewhere = registration("c1", Release::new(1, 5, 18), Some("10.0.0.6:8900"));
+        let elsewhere = registration("c1", Release::new(1, 5, 18), Some(&at("10.0.0.6:8900")));
         assert!(!matches(&elsewhere, &wanted));
+        let mut other_key = wanted.clone();
+        other_key.spec.tunnel_key = Some("k2".into());
+        assert!(
+            !matches(&other_key, &wanted),
+            "a new credential's key is registered"
+        );
         let mut same_protocols_other_release =
-            registration("c1", Release::new(1, 5, 19), Some("10.0.0.5:8900"));
+            registration("c1", Release::new(1, 5, 19), Some(&at("10.0.0.5:8900")));
         assert_eq!(same_protocols_other_release.spec, wanted.spec);
         assert!(!matches(&same_protocols_other_release, &wanted));
         same_protocols_other_release.spec.services = vec!["shop/web".into()];

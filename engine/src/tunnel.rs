@@ -15,8 +15,15 @@
 //! `200 Connection Established` and copies bytes both ways until either side closes. A refusal
 //! is an HTTP answer with a one-line reason, and the connection closes:
 //!
+//! The sidecar proves it was given the registration's key: `Proxy-Authorization: Bearer {key}`
+//! ([`key_for`] derives it from the add-on's credential, so every replica holds the same one,
+//! and the key reveals nothing of the credential). At most [`Limits::max_tunnels`] tunnels are
+//! open at once, and a tunnel through which nothing passed for [`Limits::idle`] is closed.
+//!
 //! | refusal | status |
 //! |---|---|
+//! | no key, or another one | 407 |
+//! | as many tunnels open as the proxy allows | 503 |
 //! | not a `CONNECT name.namespace:port` | 400 |
 //! | a protocol the proxy does not speak | 426 |
 //! | no such Service, or no such TCP port on it | 404 |
@@ -33,7 +40,7 @@
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use cci_api::HEADER_SIDECAR_PROTOCOL;
@@ -69,9 +76,70 @@ pub struct Connect {
     pub protocol: String,
 }
 
+/// The tunnels' guard: the key sidecars present, how many tunnels may be open at once, and how
+/// long one may stay idle.
+#[derive(Clone)]
+pub struct Limits {
+    /// The key a tunnel request must carry ([`key_for`]).
+    pub key: String,
+    /// The most tunnels open at once; a request beyond them is refused (503).
+    pub max_tunnels: usize,
+    /// A tunnel through which no byte passed, either way, for this long is closed.
+    pub idle: Duration,
+}
+
+impl std::fmt::Debug for Limits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limits")
+            .field("key", &"(redacted)")
+            .field("max_tunnels", &self.max_tunnels)
+            .field("idle", &self.idle)
+            .finish()
+    }
+}
+
+/// Tunnels open at once unless told otherwise (`--max-tunnels`).
+pub const DEFAULT_MAX_TUNNELS: usize = 1024;
+/// How long a tunnel may stay idle unless told otherwise (`--tunnel-idle-secs`).
+pub const DEFAULT_IDLE: Duration = Duration::from_secs(600);
+
+/// The tunnel key of a proxy holding `credential`: a one-way digest of it, so the key can be
+/// registered on CCI for the sidecars without the credential being readable there.
+pub fn key_for(credential: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::new()
+        .chain_update(b"bursting proxy tunnel key\n")
+        .chain_update(credential.as_bytes())
+        .finalize();
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether `head` carries `Proxy-Authorization: Bearer {key}` (compared in constant time).
+pub fn presents(head: &str, key: &str) -> bool {
+    head.split("\r\n").skip(1).any(|line| {
+        let Some((name, value)) = line.split_once(':') else {
+            return false;
+        };
+        if !name.trim().eq_ignore_ascii_case("proxy-authorization") {
+            return false;
+        }
+        let Some(given) = value.trim().strip_prefix("Bearer ") else {
+            return false;
+        };
+        let (given, key) = (given.trim().as_bytes(), key.as_bytes());
+        given.len() == key.len() && given.iter().zip(key).fold(0u8, |d, (a, b)| d | (a ^ b)) == 0
+    })
+}
+
 /// Why a tunnel was not opened: answered to the sidecar, then the connection closes.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
+    /// The request carries no key, or not the registration's.
+    #[error("a tunnel needs the registration's key (Proxy-Authorization: Bearer …)")]
+    Unauthenticated,
+    /// As many tunnels are open as the proxy allows.
+    #[error("{0} tunnels are open, as many as this proxy allows; try again later")]
+    TooMany(usize),
     /// The request is not a `CONNECT name.namespace:port`.
     #[error("{0}")]
     BadRequest(String),
@@ -98,6 +166,8 @@ impl Refusal {
     /// The HTTP status and reason phrase the sidecar gets.
     pub fn status(&self) -> (u16, &'static str) {
         match self {
+            Refusal::Unauthenticated => (407, "Proxy Authentication Required"),
+            Refusal::TooMany(_) => (503, "Service Unavailable"),
             Refusal::BadRequest(_) => (400, "Bad Request"),
             Refusal::ProtocolNotSpoken { .. } => (426, "Upgrade Required"),
             Refusal::NotFound(_) => (404, "Not Found"),
@@ -292,10 +362,18 @@ impl Resolve for ClusterResolver {
     }
 }
 
-/// Serves tunnels on `listener` for sidecars of the `spoken` protocols until dropped.
-pub async fn serve<R: Resolve>(listener: TcpListener, spoken: Vec<String>, resolver: Arc<R>) {
+/// Serves tunnels on `listener` for sidecars of the `spoken` protocols, within `limits`, until
+/// dropped.
+pub async fn serve<R: Resolve>(
+    listener: TcpListener,
+    spoken: Vec<String>,
+    resolver: Arc<R>,
+    limits: Limits,
+) {
     let spoken = Arc::new(spoken);
     let next = Arc::new(AtomicUsize::new(0));
+    let open = Arc::new(tokio::sync::Semaphore::new(limits.max_tunnels));
+    let limits = Arc::new(limits);
     loop {
         let (conn, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -307,8 +385,11 @@ pub async fn serve<R: Resolve>(listener: TcpListener, spoken: Vec<String>, resol
             }
         };
         let (spoken, resolver, next) = (spoken.clone(), resolver.clone(), next.clone());
+        let (open, limits) = (open.clone(), limits.clone());
         tokio::spawn(async move {
-            if let Err(refusal) = tunnel(conn, &spoken, resolver.as_ref(), &next).await {
+            if let Err(refusal) =
+                tunnel(conn, &spoken, resolver.as_ref(), &next, &open, &limits).await
+            {
                 tracing::info!(%peer, %refusal, "tunnel refused");
             }
         });
@@ -321,10 +402,19 @@ async fn tunnel<R: Resolve>(
     spoken: &[String],
     resolver: &R,
     next: &AtomicUsize,
+    open: &Arc<tokio::sync::Semaphore>,
+    limits: &Limits,
 ) -> Result<(), Refusal> {
     let (head, early) = match read_head(&mut conn).await {
         Ok(read) => read,
         Err(why) => return refuse(&mut conn, Refusal::BadRequest(why)).await,
+    };
+    if !presents(&head, &limits.key) && !breakage::is(Breakage::TunnelOpen) {
+        return refuse(&mut conn, Refusal::Unauthenticated).await;
+    }
+    // Held until the tunnel closes.
+    let Ok(_permit) = open.clone().try_acquire_owned() else {
+        return refuse(&mut conn, Refusal::TooMany(limits.max_tunnels)).await;
     };
     let request = match parse_connect(&head, spoken) {
         Ok(request) => request,
@@ -389,8 +479,49 @@ async fn tunnel<R: Resolve>(
     if !early.is_empty() && upstream.write_all(&early).await.is_err() {
         return Ok(());
     }
-    let _ = tokio::io::copy_bidirectional(&mut conn, &mut upstream).await;
+    pump(conn, upstream, limits.idle).await;
     Ok(())
+}
+
+/// Copies bytes both ways until either side closes or nothing passed either way for `idle`.
+async fn pump(conn: TcpStream, upstream: TcpStream, idle: Duration) {
+    let started = tokio::time::Instant::now();
+    // Milliseconds since `started` of the last byte either way.
+    let last = AtomicU64::new(0);
+    let copy = |mut from: tokio::net::tcp::OwnedReadHalf,
+                mut to: tokio::net::tcp::OwnedWriteHalf| {
+        let last = &last;
+        async move {
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                match tokio::time::timeout(idle, from.read(&mut buf)).await {
+                    Ok(Ok(0) | Err(_)) => break,
+                    Ok(Ok(n)) => {
+                        if to.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                        let now = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                        last.store(now, Ordering::Relaxed);
+                    }
+                    // Quiet this way for `idle`: closed only if quiet the other way too.
+                    Err(_) => {
+                        let quiet = started
+                            .elapsed()
+                            .saturating_sub(Duration::from_millis(last.load(Ordering::Relaxed)));
+                        if quiet >= idle {
+                            tracing::debug!(?idle, "tunnel idle: closed");
+                            break;
+                        }
+                    }
+                }
+            }
+            let _ = to.shutdown().await;
+        }
+    };
+    let (conn_read, conn_write) = conn.into_split();
+    let (up_read, up_write) = upstream.into_split();
+    // Each direction ends on its side's EOF (passing the half-close on) or when idle.
+    futures::join!(copy(conn_read, up_write), copy(up_read, conn_write));
 }
 
 /// Answers `refusal` and closes; answers it back for the log.
@@ -442,6 +573,119 @@ async fn read_head(conn: &mut TcpStream) -> Result<(String, Vec<u8>), String> {
 mod tests {
     use super::*;
     use rstest::rstest;
+
+    #[rstest]
+    #[case::the_key("Proxy-Authorization: Bearer k-1", true)]
+    #[case::any_case_of_the_name("proxy-authorization:   Bearer k-1  ", true)]
+    #[case::another_key("Proxy-Authorization: Bearer k-2", false)]
+    #[case::a_prefix_of_it("Proxy-Authorization: Bearer k-", false)]
+    #[case::another_scheme("Proxy-Authorization: Basic k-1", false)]
+    #[case::another_header("Authorization: Bearer k-1", false)]
+    #[case::none("Host: web.shop:80", false)]
+    fn a_tunnel_request_presents_the_key_only_in_proxy_authorization(
+        #[case] header: &str,
+        #[case] presented: bool,
+    ) {
+        let head = format!("CONNECT web.shop:80 HTTP/1.1\r\n{header}");
+        assert_eq!(presents(&head, "k-1"), presented);
+    }
+
+    #[test]
+    fn the_key_is_a_digest_that_reveals_nothing_of_the_credential() {
+        let key = key_for("token-c1");
+        assert_eq!(key.len(), 64);
+        assert!(!key.contains("token-c1"));
+        assert_eq!(key, key_for("token-c1"), "every replica derives the same");
+        assert_ne!(key, key_for("token-c2"));
+    }
+
+    /// A tunnel server to a backend that echoes, within `limits`; answers its address.
+    async fn echo_tunnels(limits: Limits) -> std::net::SocketAddr {
+        struct To(SocketAddr);
+        impl Resolve for To {
+            async fn backends(&self, _: &str, _: &str, _: u16) -> Result<Vec<SocketAddr>, Refusal> {
+                Ok(vec![self.0])
+            }
+        }
+        let backend = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let backend_addr = backend.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut c, _)) = backend.accept().await {
+                tokio::spawn(async move {
+                    let (mut r, mut w) = c.split();
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                });
+            }
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve(
+            listener,
+            vec!["v1".into()],
+            Arc::new(To(backend_addr)),
+            limits,
+        ));
+        addr
+    }
+
+    /// Opens a tunnel with `key`; answers the connection and the status line.
+    async fn open(addr: SocketAddr, key: &str) -> (TcpStream, String) {
+        let mut conn = TcpStream::connect(addr).await.unwrap();
+        let request =
+            format!("CONNECT web.shop:80 HTTP/1.1\r\nProxy-Authorization: Bearer {key}\r\n\r\n");
+        conn.write_all(request.as_bytes()).await.unwrap();
+        let (head, _) = read_head(&mut conn).await.unwrap();
+        let status = head.lines().next().unwrap_or_default().to_owned();
+        (conn, status)
+    }
+
+    #[tokio::test]
+    async fn no_more_tunnels_than_allowed_are_open_and_a_closed_one_frees_its_place() {
+        let addr = echo_tunnels(Limits {
+            key: "k".into(),
+            max_tunnels: 2,
+            idle: Duration::from_secs(30),
+        })
+        .await;
+        let (first, status) = open(addr, "k").await;
+        assert!(status.contains(" 200 "), "{status}");
+        let (_second, status) = open(addr, "k").await;
+        assert!(status.contains(" 200 "), "{status}");
+        let (_, status) = open(addr, "k").await;
+        assert!(status.contains(" 503 "), "{status}");
+        drop(first);
+        // The first tunnel's place is freed once the proxy sees it closed.
+        let mut freed = false;
+        for _ in 0..100 {
+            if open(addr, "k").await.1.contains(" 200 ") {
+                freed = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(freed, "a closed tunnel's place was never freed");
+    }
+
+    #[tokio::test]
+    async fn a_tunnel_without_the_key_is_refused_407_and_an_idle_one_is_closed() {
+        let addr = echo_tunnels(Limits {
+            key: "k".into(),
+            max_tunnels: 4,
+            idle: Duration::from_millis(300),
+        })
+        .await;
+        let (_, status) = open(addr, "not-k").await;
+        assert!(status.contains(" 407 "), "{status}");
+        let (mut conn, status) = open(addr, "k").await;
+        assert!(status.contains(" 200 "), "{status}");
+        conn.write_all(b"ping").await.unwrap();
+        let mut buf = [0u8; 4];
+        conn.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"ping", "bytes pass while it is used");
+        // Then nothing passes: the proxy closes it (EOF) well before the test's deadline.
+        let closed = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf)).await;
+        assert!(matches!(closed, Ok(Ok(0))), "{closed:?}");
+    }
 
     fn spoken() -> Vec<String> {
         vec!["v1".into(), "v2".into()]

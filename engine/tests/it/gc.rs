@@ -131,7 +131,11 @@ async fn populate(cci: &CciClient, cluster_id: &str) {
         status: None,
     };
     cci.create_object(&ns, "services", &service).await.unwrap();
-    proxy::register(cci, cluster_id, DEFAULT_RELEASE, Some("10.0.0.5:8900"))
+    let data_path = proxy::DataPath {
+        endpoint: "10.0.0.5:8900".into(),
+        key: "k".into(),
+    };
+    proxy::register(cci, cluster_id, DEFAULT_RELEASE, Some(&data_path))
         .await
         .unwrap();
     let network = Network {

@@ -118,7 +118,10 @@ async fn a_running_proxy_creates_its_namespace_and_reasserts_a_deleted_or_overwr
                 &cci,
                 "c1",
                 release("1.5.18"),
-                Some("127.0.0.1:8900"),
+                Some(&proxy::DataPath {
+                    endpoint: "127.0.0.1:8900".into(),
+                    key: tunnel::key_for(CREDENTIAL),
+                }),
                 Duration::from_millis(50),
                 move || {
                     let _ = first_tx.send(());
@@ -186,16 +189,26 @@ async fn backend(body: &'static str) -> std::net::SocketAddr {
     address
 }
 
-/// The tunnels of a proxy of release `at` on a loopback port, to `backend`; answers its endpoint.
-async fn tunnels(at: &str, backend: std::net::SocketAddr) -> String {
+/// The credential the tests' proxies derive their tunnel key from.
+const CREDENTIAL: &str = "proxy-credential";
+
+/// The tunnels of a proxy of release `at` on a loopback port, to `backend`; answers its data
+/// path (endpoint and key).
+async fn tunnels(at: &str, backend: std::net::SocketAddr) -> proxy::DataPath {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = listener.local_addr().unwrap().to_string();
+    let key = tunnel::key_for(CREDENTIAL);
     tokio::spawn(tunnel::serve(
         listener,
         proxy::protocols(release(at)),
         std::sync::Arc::new(Fixed(backend)),
+        tunnel::Limits {
+            key: key.clone(),
+            max_tunnels: 8,
+            idle: Duration::from_secs(30),
+        },
     ));
-    endpoint
+    proxy::DataPath { endpoint, key }
 }
 
 /// What CCI pod `name` gets from `probe web.default` (exit code, output), through the mock's API.
@@ -292,6 +305,28 @@ async fn an_old_proxys_tunnel_refuses_a_v2_sidecar_even_where_the_registration_w
         ),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn a_sidecar_without_the_registrations_key_gets_no_tunnel() {
+    let (server, cci) = mock().await;
+    CciProvider::new(cci.clone(), MemoryObjects::default(), "c1")
+        .unwrap()
+        .with_release(release("1.5.18"))
+        .create_pod(&pod("new", "uid-new"))
+        .await
+        .unwrap();
+    let web = backend("hello from web").await;
+    let mut proxy = tunnels("1.5.18", web).await;
+    // The registration hands sidecars another key than the proxy's.
+    proxy.key = tunnel::key_for("another credential");
+    proxy::register(&cci, "c1", release("1.5.18"), Some(&proxy))
+        .await
+        .unwrap();
+    let (code, text) = probe(&server, "shop.new").await;
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("407 Proxy Authentication Required"), "{text}");
+    assert!(!text.contains("hello from web"), "{text}");
 }
 
 #[tokio::test]

@@ -82,6 +82,8 @@ pub struct Tunnel {
     pub endpoint: String,
     /// The pod's sidecar protocol.
     pub protocol: String,
+    /// The key the registration gives sidecars for its tunnels, if any.
+    pub key: Option<String>,
 }
 
 /// What [`Store::exec`] decided.
@@ -227,6 +229,7 @@ impl Store {
                     proxy: proxy_name,
                     endpoint,
                     protocol: protocol.to_owned(),
+                    key: proxy.spec.tunnel_key.clone(),
                 }))
             }
             None => {
@@ -279,8 +282,14 @@ pub async fn probe_through(tunnel: &Tunnel) -> ExecResult {
         }
     };
     let authority = format!("{}.{}:{}", tunnel.service, tunnel.namespace, tunnel.port);
+    // The sidecar presents the key its proxy registered, as a real one is given it.
+    let key = tunnel
+        .key
+        .as_deref()
+        .map(|k| format!("Proxy-Authorization: Bearer {k}\r\n"))
+        .unwrap_or_default();
     let connect = format!(
-        "CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n{HEADER_SIDECAR_PROTOCOL}: {protocol}\r\n\r\n"
+        "CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n{HEADER_SIDECAR_PROTOCOL}: {protocol}\r\n{key}\r\n"
     );
     if let Err(e) = conn.write_all(connect.as_bytes()).await {
         return unreachable(format!(
