@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod requests;
+pub mod signing;
 
 use std::collections::BTreeMap;
 

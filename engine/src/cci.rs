@@ -1,15 +1,18 @@
-//! A small client of the CCI 2.0 API (plain JSON over HTTP, token in `X-Auth-Token`).
+//! A small client of the CCI 2.0 API (plain JSON over HTTP), authenticating with a token in
+//! `X-Auth-Token` or by signing every request with an AK/SK pair ([`CciAuth`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use cci_api::requests::{COLLECTIONS, RequestKind};
+use cci_api::signing::{self, Credentials, SdkDate};
 use cci_api::{
     API_PREFIX, AUTH_HEADER, List, NETWORK_API_PREFIX, Namespace, Network, Pod, PodSummary, Status,
 };
-use reqwest::{Method, Url};
+use reqwest::header::{HOST, HeaderValue};
+use reqwest::{Method, RequestBuilder, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -24,6 +27,91 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// this.
 pub const WATCH_TIMEOUT_SLACK: Duration = Duration::from_secs(15);
 
+/// How a [`CciClient`] authenticates. `Debug` shows neither the token nor the secret key.
+#[derive(Clone)]
+pub enum CciAuth {
+    /// An IAM token, sent in `X-Auth-Token` with every request.
+    Token(String),
+    /// An AK/SK pair: every request is signed (`Authorization: SDK-HMAC-SHA256 …` and
+    /// `X-Sdk-Date`, [`cci_api::signing`]) and carries no token.
+    AkSk(Credentials),
+}
+
+/// The environment variable the access key of an AK/SK pair may come from.
+pub const ACCESS_KEY_ENV: &str = "CCI_ACCESS_KEY";
+/// The environment variable the secret key of an AK/SK pair may come from.
+pub const SECRET_KEY_ENV: &str = "CCI_SECRET_KEY";
+
+impl CciAuth {
+    /// The one credential given: a `token`, or an AK/SK pair from `aksk_file` (the file's text,
+    /// see [`parse_aksk_file`]) or from the environment ([`ACCESS_KEY_ENV`] and
+    /// [`SECRET_KEY_ENV`], both or neither). The error says what is missing or too much, and
+    /// never repeats a secret.
+    pub fn choose(
+        token: Option<String>,
+        aksk_file: Option<&str>,
+        access_key: Option<String>,
+        secret_key: Option<String>,
+    ) -> std::result::Result<Self, String> {
+        let pair = match (aksk_file, access_key, secret_key) {
+            (Some(text), ..) => Some(parse_aksk_file(text)?),
+            (None, Some(access_key), Some(secret_key)) => Some(
+                Credentials::new(access_key, secret_key)
+                    .map_err(|e| format!("{ACCESS_KEY_ENV}/{SECRET_KEY_ENV}: {e}"))?,
+            ),
+            (None, Some(_), None) => {
+                return Err(format!(
+                    "{ACCESS_KEY_ENV} is set but {SECRET_KEY_ENV} is not"
+                ));
+            }
+            (None, None, Some(_)) => {
+                return Err(format!(
+                    "{SECRET_KEY_ENV} is set but {ACCESS_KEY_ENV} is not"
+                ));
+            }
+            (None, None, None) => None,
+        };
+        match (token, pair) {
+            (Some(_), Some(_)) => Err(
+                "both a CCI token (--cci-token or CCI_TOKEN) and an AK/SK pair are given: give one"
+                    .into(),
+            ),
+            (Some(token), None) => Ok(CciAuth::Token(token)),
+            (None, Some(pair)) => Ok(CciAuth::AkSk(pair)),
+            (None, None) => Err(format!(
+                "no CCI credential: give a token (--cci-token or CCI_TOKEN), or an AK/SK pair ({ACCESS_KEY_ENV} and {SECRET_KEY_ENV}, or --cci-aksk-file)"
+            )),
+        }
+    }
+}
+
+/// Parses the text of an AK/SK file: one `AK:SK` line; blank lines and lines starting with `#`
+/// are skipped. The error names the line by number, never by its text (it holds the secret).
+pub fn parse_aksk_file(text: &str) -> std::result::Result<Credentials, String> {
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .map(|(index, line)| (index + 1, line.trim()))
+        .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'));
+    let (number, line) = lines.next().ok_or("the AK/SK file holds no AK:SK line")?;
+    if let Some((extra, _)) = lines.next() {
+        return Err(format!(
+            "the AK/SK file holds more than one pair (line {extra}): it takes one AK:SK line"
+        ));
+    }
+    Credentials::parse_pair(line).map_err(|e| format!("the AK/SK file, line {number}: {e}"))
+}
+
+impl std::fmt::Debug for CciAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            // NB: never the token.
+            CciAuth::Token(_) => f.write_str("Token(<redacted>)"),
+            CciAuth::AkSk(credentials) => f.debug_tuple("AkSk").field(credentials).finish(),
+        }
+    }
+}
+
 /// A CCI API client. Cheap to clone (the connection pool is shared). It sends each request
 /// once, except a 429 with a short `Retry-After` ([`MAX_RETRY_AFTER`]), sent again once after
 /// the wait; every other failure is the caller's to retry.
@@ -32,7 +120,7 @@ pub struct CciClient {
     http: reqwest::Client,
     /// The endpoint without a trailing `/`.
     endpoint: String,
-    token: String,
+    auth: CciAuth,
     /// Shared by the clones: the process's requests, whichever clone sent them.
     counters: Arc<RequestCounters>,
 }
@@ -50,6 +138,16 @@ impl CciClient {
     /// A client of the CCI API at `endpoint` (e.g. `http://127.0.0.1:8443`), authenticating with
     /// `token`.
     pub fn new(endpoint: &str, token: impl Into<String>) -> Result<Self> {
+        Self::with_auth(endpoint, CciAuth::Token(token.into()))
+    }
+
+    /// A client of the CCI API at `endpoint` that signs every request with `credentials`.
+    pub fn with_aksk(endpoint: &str, credentials: Credentials) -> Result<Self> {
+        Self::with_auth(endpoint, CciAuth::AkSk(credentials))
+    }
+
+    /// A client of the CCI API at `endpoint`, authenticating as `auth` says.
+    pub fn with_auth(endpoint: &str, auth: CciAuth) -> Result<Self> {
         let bad = |reason: &str| Error::Endpoint {
             endpoint: endpoint.into(),
             reason: reason.into(),
@@ -66,7 +164,7 @@ impl CciClient {
         Ok(Self {
             http,
             endpoint: endpoint.trim_end_matches('/').to_string(),
-            token: token.into(),
+            auth,
             counters: Arc::default(),
         })
     }
@@ -107,27 +205,35 @@ impl CciClient {
             path: path.to_string(),
             source,
         };
+        // NB: built afresh for each send, so a request sent again is signed at its own time.
         let request = || {
             let request = self
                 .http
                 .request(method.clone(), format!("{}{path}", self.endpoint))
-                .header(AUTH_HEADER, &self.token)
                 .header(reqwest::header::ACCEPT, "application/json");
-            match body {
+            self.authorize(match body {
                 Some(body) => request.json(body),
                 None => request,
-            }
+            })
         };
         let kind = RequestKind::of(method.as_str(), path);
         self.counters.count(kind);
-        let mut response = request().send().await.map_err(http_err)?;
+        let mut response = self
+            .http
+            .execute(request().map_err(http_err)?)
+            .await
+            .map_err(http_err)?;
         // NB: a 429 was not applied, so even a create may be sent again; once, and only after a
         // short wait, or the caller (the controller's backoff) would be kept waiting here.
         if let Some(wait) = retry_after(&response) {
             tracing::debug!(%method, path, wait_ms = wait.as_millis(), "cci throttled; retrying once");
             tokio::time::sleep(wait).await;
             self.counters.count(kind);
-            response = request().send().await.map_err(http_err)?;
+            response = self
+                .http
+                .execute(request().map_err(http_err)?)
+                .await
+                .map_err(http_err)?;
         }
         let code = response.status();
         let bytes = response.bytes().await.map_err(http_err)?;
@@ -144,6 +250,19 @@ impl CciClient {
             reason,
             message,
         })
+    }
+
+    /// The request `builder` makes, with this client's credentials: the token, or the
+    /// signature of the request as it will be sent.
+    fn authorize(&self, builder: RequestBuilder) -> reqwest::Result<reqwest::Request> {
+        match &self.auth {
+            CciAuth::Token(token) => builder.header(AUTH_HEADER, token).build(),
+            CciAuth::AkSk(credentials) => {
+                let mut request = builder.build()?;
+                sign_request(&mut request, credentials, SystemTime::now());
+                Ok(request)
+            }
+        }
     }
 
     /// Create a namespace.
@@ -265,17 +384,18 @@ impl CciClient {
             source,
         };
         self.counters.count(RequestKind::of(method.as_str(), &path));
-        let response = self
-            .http
-            .get(format!("{}{path}", self.endpoint))
-            .header(AUTH_HEADER, &self.token)
-            .header(reqwest::header::ACCEPT, "application/json")
-            // NB: replaces the client's 30 s timeout, which bounds the whole answer: a watch is
-            // answered for as long as it asked, so only a stalled stream meets this one.
-            .timeout(Duration::from_secs(seconds) + WATCH_TIMEOUT_SLACK)
-            .send()
-            .await
+        let request = self
+            .authorize(
+                self.http
+                    .get(format!("{}{path}", self.endpoint))
+                    .header(reqwest::header::ACCEPT, "application/json")
+                    // NB: replaces the client's 30 s timeout, which bounds the whole answer: a
+                    // watch is answered for as long as it asked, so only a stalled stream meets
+                    // this one.
+                    .timeout(Duration::from_secs(seconds) + WATCH_TIMEOUT_SLACK),
+            )
             .map_err(http_err)?;
+        let response = self.http.execute(request).await.map_err(http_err)?;
         let code = response.status();
         if !code.is_success() {
             let bytes = response.bytes().await.map_err(http_err)?;
@@ -637,6 +757,59 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// How long to wait before sending a throttled (429) request again: its `Retry-After` in whole
 /// seconds, when at most [`MAX_RETRY_AFTER`].
+/// Signs `request` at `now`: sets `Host` (hyper then sends it as it is, so the service sees
+/// what was signed), and adds `X-Sdk-Date` and `Authorization`. Every header the request has
+/// by now is signed; those the connection adds later (`content-length`) are not.
+fn sign_request(request: &mut reqwest::Request, credentials: &Credentials, now: SystemTime) {
+    let url = request.url();
+    let host = match (url.host_str(), url.port()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_owned(),
+        // NB: `with_auth` accepts http(s) URLs only, which always have a host.
+        (None, _) => String::new(),
+    };
+    request.headers_mut().insert(HOST, header_value(host));
+    let headers: Vec<(String, String)> = request
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            (name.as_str().to_owned(), value)
+        })
+        .collect();
+    let pairs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    let url = request.url();
+    let signed = signing::sign(
+        credentials,
+        &signing::Request {
+            method: request.method().as_str(),
+            path: url.path(),
+            query: url.query().unwrap_or_default(),
+            headers: &pairs,
+            // NB: this client's bodies are JSON in memory, never streams.
+            body: request
+                .body()
+                .and_then(reqwest::Body::as_bytes)
+                .unwrap_or_default(),
+        },
+        SdkDate::from_system_time(now),
+    );
+    for (name, value) in signed.headers() {
+        request
+            .headers_mut()
+            .insert(name, header_value(value.to_owned()));
+    }
+}
+
+/// A header value of text that is printable ASCII by construction: a URL's host and port, a
+/// date, or an `Authorization` whose access key `Credentials::new` checked.
+fn header_value(text: String) -> HeaderValue {
+    HeaderValue::try_from(text).unwrap_or_else(|_| unreachable!("printable ASCII by construction"))
+}
+
 fn retry_after(response: &reqwest::Response) -> Option<Duration> {
     if response.status() != reqwest::StatusCode::TOO_MANY_REQUESTS {
         return None;
@@ -677,6 +850,110 @@ fn error_body(bytes: &[u8], code: reqwest::StatusCode) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[rstest::rstest]
+    #[case::a_token(Some("t"), None, None, None, "Token(<redacted>)")]
+    #[case::a_pair_from_the_environment(None, None, Some("AK"), Some("SK"), "AkSk(")]
+    #[case::a_pair_from_a_file(None, Some("# pair\nAK:SK\n"), None, None, "AkSk(")]
+    #[case::the_file_wins_over_the_environment(None, Some("FILEAK:SK"), Some("AK"), None, "FILEAK")]
+    fn one_credential_is_chosen(
+        #[case] token: Option<&str>,
+        #[case] file: Option<&str>,
+        #[case] access_key: Option<&str>,
+        #[case] secret_key: Option<&str>,
+        #[case] shown: &str,
+    ) {
+        let auth = CciAuth::choose(
+            token.map(String::from),
+            file,
+            access_key.map(String::from),
+            secret_key.map(String::from),
+        )
+        .unwrap();
+        let debug = format!("{auth:?}");
+        assert!(debug.contains(shown), "{debug}");
+        assert!(
+            !debug.contains(":SK") && !debug.contains("\"SK\""),
+            "{debug}"
+        );
+    }
+
+    #[rstest::rstest]
+    #[case::nothing(None, None, None, None, "no CCI credential")]
+    #[case::a_token_and_a_pair(Some("t"), None, Some("AK"), Some("SK"), "give one")]
+    #[case::an_access_key_alone(None, None, Some("AK"), None, "CCI_SECRET_KEY is not")]
+    #[case::a_secret_key_alone(None, None, None, Some("SK"), "CCI_ACCESS_KEY is not")]
+    #[case::an_empty_file(None, Some("# none\n"), None, None, "no AK:SK line")]
+    #[case::two_pairs(None, Some("A:one-secret\nB:two-secret"), None, None, "line 2")]
+    #[case::no_colon(None, Some("AK two-secret"), None, None, "line 1")]
+    fn a_missing_or_doubled_credential_is_refused_without_its_secret(
+        #[case] token: Option<&str>,
+        #[case] file: Option<&str>,
+        #[case] access_key: Option<&str>,
+        #[case] secret_key: Option<&str>,
+        #[case] because: &str,
+    ) {
+        let err = CciAuth::choose(
+            token.map(String::from),
+            file,
+            access_key.map(String::from),
+            secret_key.map(String::from),
+        )
+        .unwrap_err();
+        assert!(err.contains(because), "{err}");
+        assert!(!err.contains("two-secret"), "{err}");
+    }
+
+    #[test]
+    fn a_signed_request_carries_host_date_and_authorization_and_verifies() {
+        let credentials = Credentials::new("AK", "secret").unwrap();
+        let client = reqwest::Client::new();
+        let mut request = client
+            .post("http://cci.example:8443/apis/cci/v2/namespaces?dryRun=All")
+            .json(&serde_json::json!({"metadata": {"name": "ns"}}))
+            .build()
+            .unwrap();
+        let now = SystemTime::now();
+        sign_request(&mut request, &credentials, now);
+        let headers = request.headers();
+        assert_eq!(headers[HOST], "cci.example:8443");
+        assert!(headers.contains_key("x-sdk-date"));
+        assert!(!headers.contains_key(AUTH_HEADER));
+        let authorization = headers["authorization"].to_str().unwrap();
+        assert!(
+            authorization.starts_with(
+                "SDK-HMAC-SHA256 Access=AK, SignedHeaders=content-type;host;x-sdk-date, Signature="
+            ),
+            "{authorization}"
+        );
+        let pairs: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.to_str().unwrap()))
+            .collect();
+        let verified = signing::verify(
+            &signing::Request {
+                method: "POST",
+                path: request.url().path(),
+                query: request.url().query().unwrap_or_default(),
+                headers: &pairs,
+                body: request.body().and_then(reqwest::Body::as_bytes).unwrap(),
+            },
+            now,
+            |_| Some(&credentials),
+        );
+        assert_eq!(verified.as_deref(), Ok("AK"));
+    }
+
+    #[test]
+    fn a_default_port_is_left_out_of_the_signed_host() {
+        let credentials = Credentials::new("AK", "secret").unwrap();
+        let mut request = reqwest::Client::new()
+            .get("https://cci.example:443/apis/cci/v2/namespaces")
+            .build()
+            .unwrap();
+        sign_request(&mut request, &credentials, SystemTime::now());
+        assert_eq!(request.headers()[HOST], "cci.example");
+    }
 
     #[test]
     fn an_endpoint_must_be_an_http_url() {

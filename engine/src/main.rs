@@ -3,7 +3,10 @@
 //! lines a caller waits for. A bad flag exits with code 2 and names the flag. Where a kubeconfig
 //! is used, `--kubeconfig` is optional: the usual inference applies (`KUBECONFIG`,
 //! `~/.kube/config`, or the in-cluster service account). The CCI token comes from
-//! `--cci-token` or the environment variable `CCI_TOKEN`. `--release X.Y.Z` is the add-on
+//! `--cci-token` or the environment variable `CCI_TOKEN`; instead of a token, an AK/SK pair
+//! signs every request (`SDK-HMAC-SHA256`), from the environment variables `CCI_ACCESS_KEY` and
+//! `CCI_SECRET_KEY` or from `--cci-aksk-file PATH` (one line `AK:SK`); no flag takes a secret
+//! key. `--release X.Y.Z` is the add-on
 //! release a component runs as (the gates of `burst_rules::release`).
 //!
 //! # `virtual-kubelet`: the virtual node
@@ -107,10 +110,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 use burst_rules::release::Release;
 use bursting_engine::breakage::{self, Breakage};
+use bursting_engine::cci::{ACCESS_KEY_ENV, SECRET_KEY_ENV};
 use bursting_engine::gc::Scope;
 use bursting_engine::lock::NodeLock;
 use bursting_engine::node::{self, cci_node_config};
-use bursting_engine::{CciClient, CciProvider, DEFAULT_RELEASE};
+use bursting_engine::{CciAuth, CciClient, CciProvider, DEFAULT_RELEASE};
 use clap::{Args, Parser, Subcommand};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tracing_subscriber::EnvFilter;
@@ -151,12 +155,62 @@ struct GcArgs {
     /// Base URL of the CCI API, e.g. http://127.0.0.1:8443.
     #[arg(long, value_name = "URL")]
     cci_endpoint: String,
-    /// Token sent as X-Auth-Token to CCI.
-    #[arg(long, env = "CCI_TOKEN", hide_env_values = true, value_name = "TOKEN")]
-    cci_token: String,
+    #[command(flatten)]
+    cci_credential: CciCredentialArgs,
     /// The cluster's ID; only the CCI namespace bursting-{ID} is touched.
     #[arg(long, value_name = "ID")]
     cluster_id: String,
+}
+
+/// How a component authenticates to CCI: a token, or an AK/SK pair that signs every request.
+/// No flag takes a secret key: it comes from the environment or a file.
+#[derive(Args)]
+struct CciCredentialArgs {
+    /// Token sent as X-Auth-Token to CCI. Not with an AK/SK pair, which signs every request
+    /// instead: from the environment variables CCI_ACCESS_KEY and CCI_SECRET_KEY, or
+    /// --cci-aksk-file.
+    #[arg(long, env = "CCI_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    cci_token: Option<String>,
+    /// A file holding the AK/SK pair that signs every CCI request (no token is sent): one line
+    /// AK:SK, `#` starts a comment.
+    #[arg(long, value_name = "PATH")]
+    cci_aksk_file: Option<PathBuf>,
+}
+
+impl CciCredentialArgs {
+    /// The CCI client at `endpoint` with the one credential given. A credential missing, given
+    /// twice or unreadable is a usage error (exit code 2), as a missing flag is.
+    fn client(self, endpoint: &str) -> anyhow::Result<CciClient> {
+        Ok(CciClient::with_auth(endpoint, self.auth())?)
+    }
+
+    /// The one credential given (see [`CciCredentialArgs::client`]).
+    fn auth(self) -> CciAuth {
+        let file = self.cci_aksk_file.as_ref().map(|path| {
+            std::fs::read_to_string(path).unwrap_or_else(|e| {
+                usage_error(format!(
+                    "cannot read the AK/SK file {}: {e}",
+                    path.display()
+                ))
+            })
+        });
+        let env = |name| std::env::var(name).ok().filter(|value| !value.is_empty());
+        CciAuth::choose(
+            self.cci_token,
+            file.as_deref(),
+            env(ACCESS_KEY_ENV),
+            env(SECRET_KEY_ENV),
+        )
+        .unwrap_or_else(|problem| usage_error(problem))
+    }
+}
+
+/// Exits as clap does for a bad command line: the message on stderr, exit code 2.
+fn usage_error(message: String) -> ! {
+    use clap::CommandFactory as _;
+    Cli::command()
+        .error(clap::error::ErrorKind::MissingRequiredArgument, message)
+        .exit()
 }
 
 /// `--scope` of `gc`.
@@ -193,9 +247,8 @@ struct ProxyArgs {
     /// Base URL of the CCI API, e.g. http://127.0.0.1:8443.
     #[arg(long, value_name = "URL")]
     cci_endpoint: String,
-    /// Token sent as X-Auth-Token to CCI.
-    #[arg(long, env = "CCI_TOKEN", hide_env_values = true, value_name = "TOKEN")]
-    cci_token: String,
+    #[command(flatten)]
+    cci_credential: CciCredentialArgs,
     /// The cluster's ID; the registration lives in the CCI namespace bursting-{ID}.
     #[arg(long, value_name = "ID")]
     cluster_id: String,
@@ -253,9 +306,8 @@ struct VirtualKubeletArgs {
     /// Base URL of the CCI API, e.g. http://127.0.0.1:8443.
     #[arg(long, value_name = "URL")]
     cci_endpoint: String,
-    /// Token sent as X-Auth-Token to CCI.
-    #[arg(long, env = "CCI_TOKEN", hide_env_values = true, value_name = "TOKEN")]
-    cci_token: String,
+    #[command(flatten)]
+    cci_credential: CciCredentialArgs,
     /// The cluster's ID; pods run in the CCI namespace bursting-{ID}.
     #[arg(long, value_name = "ID")]
     cluster_id: String,
@@ -489,7 +541,7 @@ async fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
 }
 
 async fn virtual_kubelet(args: VirtualKubeletArgs) -> anyhow::Result<()> {
-    let cci = CciClient::new(&args.cci_endpoint, args.cci_token)?;
+    let cci = args.cci_credential.client(&args.cci_endpoint)?;
     let counted = cci.clone();
     // Checked before the cluster is contacted: a bad flag is reported as such.
     bursting_engine::translate::check_cluster_id(&args.cluster_id)?;
@@ -660,8 +712,9 @@ async fn log_request_counts(cci: CciClient, every: Duration) {
 
 async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
     bursting_engine::translate::check_cluster_id(&args.cluster_id)?;
-    let key = bursting_engine::tunnel::key_for(&args.cci_token);
-    let cci = CciClient::new(&args.cci_endpoint, args.cci_token)?;
+    let auth = args.cci_credential.auth();
+    let key = bursting_engine::tunnel::key_of(&auth);
+    let cci = CciClient::with_auth(&args.cci_endpoint, auth)?;
     let client = kube_client(args.kubeconfig.as_ref()).await?;
     let shutdown = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -725,7 +778,7 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
 }
 
 async fn gc(args: GcArgs) -> anyhow::Result<()> {
-    let cci = CciClient::new(&args.cci_endpoint, args.cci_token)?;
+    let cci = args.cci_credential.client(&args.cci_endpoint)?;
     let report = bursting_engine::gc::collect(&cci, &args.cluster_id, args.scope.into()).await?;
     use std::io::Write as _;
     let mut out = std::io::stdout().lock();

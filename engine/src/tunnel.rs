@@ -114,6 +114,18 @@ pub fn key_for(credential: &str) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The tunnel key of a proxy authenticating to CCI with `auth`: [`key_for`] its token, or, with
+/// an AK/SK pair, the pair's signature of a fixed text (an HMAC under the secret key: the same
+/// for every replica, and nothing of the secret key can be read from it).
+pub fn key_of(auth: &crate::CciAuth) -> String {
+    match auth {
+        crate::CciAuth::Token(token) => key_for(token),
+        crate::CciAuth::AkSk(credentials) => {
+            cci_api::signing::signature(credentials, "bursting proxy tunnel key")
+        }
+    }
+}
+
 /// Whether `head` carries `Proxy-Authorization: Bearer {key}` (compared in constant time).
 pub fn presents(head: &str, key: &str) -> bool {
     head.split("\r\n").skip(1).any(|line| {

@@ -17,6 +17,7 @@ use cci_api::{
 use tokio::time::Instant;
 
 use crate::MockState;
+use crate::aksk::{self, SignedTenant};
 use crate::error::{Error, Result};
 use crate::extract::{DeleteBody, Json, Kind, ListQuery, Path, Query, Tenant};
 use crate::faults::{Operation, Resource, Verb};
@@ -30,7 +31,9 @@ pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 /// The mock's routes, ready to serve or to drive with `tower::ServiceExt::oneshot`.
 ///
 /// - `GET /healthz`: `ok`, no token needed.
-/// - Under [`API_PREFIX`] (`/apis/cci/v2`), with an [`AUTH_HEADER`] token:
+/// - Under [`API_PREFIX`] (`/apis/cci/v2`), with an [`AUTH_HEADER`] token or an AK/SK
+///   signature (`Authorization: SDK-HMAC-SHA256 …`, [`cci_api::signing`]; a refused one is
+///   answered 401 naming why):
 ///   - `namespaces` (GET, POST), `namespaces/{ns}` (GET, DELETE);
 ///   - `namespaces/{ns}/pods` (GET with `?labelSelector=`; with `?watch=true[&resourceVersion=N]
 ///     [&timeoutSeconds=N]` a stream of newline-delimited watch events; POST),
@@ -84,6 +87,11 @@ pub fn app(state: MockState) -> Router {
         .merge(crate::admin::routes())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // NB: inside the body limit, so the signature check reads bodies within it too.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            aksk::verify_signature,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), log_request))
         .with_state(state)
@@ -119,6 +127,12 @@ async fn log_request(State(state): State<MockState>, request: Request, next: Nex
     let arrived = Instant::now();
     let started = StdInstant::now();
     let response = next.run(request).await;
+    let tenant = tenant.or_else(|| {
+        response
+            .extensions()
+            .get::<SignedTenant>()
+            .map(|SignedTenant(tenant)| tenant.clone())
+    });
     let status = response.status().as_u16();
     tracing::debug!(%method, %path, status, elapsed = ?started.elapsed(), "request");
     if !inside {

@@ -6,6 +6,8 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::str::FromStr;
 use std::time::Duration;
 
+use cci_api::signing::Credentials;
+
 /// Where the mock listens unless told otherwise: loopback, any free port.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0));
 
@@ -42,6 +44,9 @@ pub struct MockConfig {
     /// The accepted tokens (`X-Auth-Token` values), each mapped to the tenant (project) it
     /// authenticates as. Several tokens may map to one tenant.
     pub tokens: BTreeMap<String, String>,
+    /// The accepted AK/SK pairs (requests signed `SDK-HMAC-SHA256`), by access key, each with
+    /// the tenant it authenticates as. `Debug` shows no secret key.
+    pub access_keys: BTreeMap<String, AkSkSpec>,
     /// How long after its creation a pod turns `Running`.
     pub running_after: Duration,
     /// How long the seed's `perl … bpi(2000)` container runs (see [`crate::behaviour`]).
@@ -65,6 +70,7 @@ impl Default for MockConfig {
         Self {
             listen: DEFAULT_LISTEN,
             tokens: BTreeMap::new(),
+            access_keys: BTreeMap::new(),
             running_after: DEFAULT_RUNNING_AFTER,
             compute_time: DEFAULT_COMPUTE_TIME,
             restart_backoff: DEFAULT_RESTART_BACKOFF,
@@ -82,6 +88,18 @@ impl MockConfig {
     #[must_use]
     pub fn with_token(mut self, token: impl Into<String>, tenant: impl Into<String>) -> Self {
         self.tokens.insert(token.into(), tenant.into());
+        self
+    }
+
+    /// Accepts requests signed with this AK/SK pair as `tenant`'s.
+    #[must_use]
+    pub fn with_access_key(mut self, credentials: Credentials, tenant: impl Into<String>) -> Self {
+        let spec = AkSkSpec {
+            credentials,
+            tenant: tenant.into(),
+        };
+        self.access_keys
+            .insert(spec.credentials.access_key().to_owned(), spec);
         self
     }
 
@@ -199,6 +217,54 @@ pub fn parse_token_file(text: &str) -> Result<Vec<TokenSpec>, String> {
         .collect()
 }
 
+/// One line of an `--aksk-file`: `AK:SK` (the tenant is the access key) or `AK:SK=TENANT`.
+/// The secret key ends at the first `=`, so it may hold none (Huawei Cloud's hold letters and
+/// digits only). `Debug` shows no secret key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AkSkSpec {
+    /// The access key and its secret key.
+    pub credentials: Credentials,
+    /// The tenant (project) the pair authenticates as.
+    pub tenant: String,
+}
+
+impl FromStr for AkSkSpec {
+    type Err = String;
+
+    /// Parses `AK:SK` or `AK:SK=TENANT`; the error never repeats the text (it holds a secret).
+    fn from_str(spec: &str) -> Result<Self, Self::Err> {
+        let form = "is not of the form AK:SK or AK:SK=TENANT";
+        let (access_key, rest) = spec.split_once(':').ok_or(format!("the line {form}"))?;
+        let (secret_key, tenant) = match rest.split_once('=') {
+            Some((secret_key, tenant)) => (secret_key, tenant.trim()),
+            None => (rest, access_key.trim()),
+        };
+        if tenant.is_empty() {
+            return Err(format!("the tenant after '=' is empty: the line {form}"));
+        }
+        let credentials = Credentials::new(access_key.trim(), secret_key.trim())
+            .map_err(|e| format!("{e}: the line {form}"))?;
+        Ok(Self {
+            credentials,
+            tenant: tenant.to_owned(),
+        })
+    }
+}
+
+/// Parses an AK/SK file: one `AK:SK` or `AK:SK=TENANT` per line; blank lines and lines starting
+/// with `#` are skipped. The error names the line by number, never by its text.
+pub fn parse_aksk_file(text: &str) -> Result<Vec<AkSkSpec>, String> {
+    text.lines()
+        .enumerate()
+        .map(|(index, line)| (index + 1, line.trim()))
+        .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
+        .map(|(number, line)| {
+            line.parse()
+                .map_err(|problem| format!("line {number}: {problem}"))
+        })
+        .collect()
+}
+
 impl fmt::Display for TokenSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}={}", self.token, self.tenant)
@@ -242,12 +308,56 @@ mod tests {
         assert!(err.starts_with("line 2: "), "{err}");
     }
 
+    #[rstest]
+    #[case::access_key_is_its_own_tenant("AK1:sk-one", "AK1", "AK1")]
+    #[case::access_key_and_tenant("AK1:sk-one=tenant-a", "AK1", "tenant-a")]
+    #[case::spaces_around("  AK1 : sk-one = tenant-a ", "AK1", "tenant-a")]
+    fn an_aksk_spec_parses(#[case] spec: &str, #[case] access_key: &str, #[case] tenant: &str) {
+        let parsed: AkSkSpec = spec.parse().unwrap();
+        assert_eq!(parsed.credentials.access_key(), access_key);
+        assert_eq!(parsed.tenant, tenant);
+    }
+
+    #[rstest]
+    #[case::no_colon("AK1 sk-one")]
+    #[case::empty_secret_key("AK1:=tenant-a")]
+    #[case::empty_tenant("AK1:sk-one=")]
+    #[case::access_key_with_a_comma("A,K:sk-one")]
+    fn an_aksk_spec_refuses_without_repeating_the_secret(#[case] spec: &str) {
+        let err = spec.parse::<AkSkSpec>().unwrap_err();
+        assert!(err.contains("AK:SK=TENANT"), "{err}");
+        assert!(!err.contains("sk-one"), "{err}");
+    }
+
+    #[test]
+    fn an_aksk_file_has_one_pair_per_line_and_comments() {
+        let specs = parse_aksk_file("# pairs\nAK1:one=tenant-a\n\n  AK2:two  \n").unwrap();
+        assert_eq!(specs.len(), 2);
+        assert_eq!(
+            (specs[1].credentials.access_key(), specs[1].tenant.as_str()),
+            ("AK2", "AK2")
+        );
+        let err = parse_aksk_file("AK1:one\nAK2 two-secret\n").unwrap_err();
+        assert!(err.starts_with("line 2: "), "{err}");
+        assert!(!err.contains("two-secret"), "{err}");
+    }
+
+    #[test]
+    fn a_config_shows_no_secret_key_in_debug() {
+        let config = MockConfig::default()
+            .with_access_key(Credentials::new("AK1", "sk-one").unwrap(), "tenant-a");
+        let debug = format!("{config:?}");
+        assert!(debug.contains("AK1"), "{debug}");
+        assert!(!debug.contains("sk-one"), "{debug}");
+    }
+
     #[test]
     fn default_config_listens_on_a_free_loopback_port_and_starts_pods_after_half_a_second() {
         let config = MockConfig::default();
         assert_eq!(config.listen.to_string(), "127.0.0.1:0");
         assert_eq!(config.running_after, Duration::from_millis(500));
         assert!(config.tokens.is_empty());
+        assert!(config.access_keys.is_empty());
         assert_eq!(config.sfs_storage_classes, ["csi-nas", "csi-sfsturbo"]);
     }
 }

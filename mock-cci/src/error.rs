@@ -25,9 +25,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// through the one [`IntoResponse`] impl below.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The request carried no token.
+    /// The request carried no token (and no AK/SK signature).
     #[error(
-        "the request has no {AUTH_HEADER} header: send the token of a tenant the mock was started with (--token)"
+        "the request has no {AUTH_HEADER} header: send the token of a tenant the mock was started with (--token), or sign the request with one of its AK/SK pairs (--aksk-file)"
     )]
     MissingToken,
 
@@ -36,6 +36,12 @@ pub enum Error {
         "the {AUTH_HEADER} token is not known to this service: use a token the mock was started with (--token TOKEN[=TENANT])"
     )]
     UnknownToken,
+
+    /// The request's AK/SK signature (`Authorization: SDK-HMAC-SHA256 …`) is refused; the
+    /// reason says why (wrong signature, date outside the window, unsigned or missing header,
+    /// unknown access key, malformed header, body not the signed one).
+    #[error("the AK/SK signature is refused: {0}")]
+    SignatureRefused(#[from] cci_api::signing::SigningError),
 
     /// The namespace exists but belongs to another tenant.
     #[error(
@@ -288,7 +294,9 @@ impl Error {
     /// The HTTP status the error is answered with.
     pub fn status_code(&self) -> StatusCode {
         match self {
-            Error::MissingToken | Error::UnknownToken => StatusCode::UNAUTHORIZED,
+            Error::MissingToken | Error::UnknownToken | Error::SignatureRefused(_) => {
+                StatusCode::UNAUTHORIZED
+            }
             Error::Forbidden { .. }
             | Error::NamespaceTerminating { .. }
             | Error::QuotaExceeded { .. } => StatusCode::FORBIDDEN,

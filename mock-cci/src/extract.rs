@@ -12,18 +12,23 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::MockState;
+use crate::aksk::SignedTenant;
 use crate::error::{Error, Result};
 use crate::faults::FaultSpec;
 use crate::selector::LabelSelector;
 use crate::state::DeleteOptions;
 
-/// The tenant the request's token authenticates as.
+/// The tenant the request's AK/SK signature (verified by [`crate::aksk`]) or token
+/// authenticates as.
 pub(crate) struct Tenant(pub String);
 
 impl FromRequestParts<MockState> for Tenant {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &MockState) -> Result<Self> {
+        if let Some(SignedTenant(tenant)) = parts.extensions.get::<SignedTenant>() {
+            return Ok(Tenant(tenant.clone()));
+        }
         let header = parts.headers.get(AUTH_HEADER).ok_or(Error::MissingToken)?;
         let token = header.to_str().map_err(|_| Error::UnknownToken)?;
         state

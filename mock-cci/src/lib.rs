@@ -2,7 +2,8 @@
 //! conformance tests of the bursting engine.
 //!
 //! It serves Kubernetes-style REST paths under [`cci_api::API_PREFIX`], authenticates every
-//! request by its [`cci_api::AUTH_HEADER`] token, validates every object the way the real
+//! request by its [`cci_api::AUTH_HEADER`] token or its AK/SK signature
+//! ([`cci_api::signing`]), validates every object the way the real
 //! service would ([`validate`]), and simulates the pod lifecycle ([`state`], [`behaviour`]):
 //! `Pending`, `Running` after [`MockConfig::running_after`], then containers that exit and
 //! restart as their commands say. Faults ([`faults`]) are set per tenant or namespace, a ledger
@@ -26,11 +27,13 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use cci_api::signing::Credentials;
 use k8s_openapi::jiff::Timestamp;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 pub mod admin;
+mod aksk;
 mod api;
 pub mod behaviour;
 pub mod config;
@@ -48,7 +51,7 @@ mod watch_stream;
 
 pub use api::app;
 pub use config::{
-    DEFAULT_COMPUTE_TIME, DEFAULT_LISTEN, DEFAULT_RESTART_BACKOFF, DEFAULT_RUNNING_AFTER,
+    AkSkSpec, DEFAULT_COMPUTE_TIME, DEFAULT_LISTEN, DEFAULT_RESTART_BACKOFF, DEFAULT_RUNNING_AFTER,
     DEFAULT_SFS_STORAGE_CLASSES, DEFAULT_STOP_TIME, DEFAULT_TIMEOUT, DEFAULT_WATCH_HISTORY,
     MockConfig, TokenSpec,
 };
@@ -118,6 +121,24 @@ impl MockState {
     /// The tenant a token authenticates as, if it is a known token.
     pub fn tenant_for_token(&self, token: &str) -> Option<&str> {
         self.shared.config.tokens.get(token).map(String::as_str)
+    }
+
+    /// The credentials of an accepted access key, to verify its signatures with.
+    pub fn credentials_for_access_key(&self, access_key: &str) -> Option<&Credentials> {
+        self.shared
+            .config
+            .access_keys
+            .get(access_key)
+            .map(|spec| &spec.credentials)
+    }
+
+    /// The tenant an accepted access key authenticates as.
+    pub fn tenant_for_access_key(&self, access_key: &str) -> Option<&str> {
+        self.shared
+            .config
+            .access_keys
+            .get(access_key)
+            .map(|spec| spec.tenant.as_str())
     }
 
     /// Every pod of every tenant, ordered by namespace and name (what `GET /admin/v1/pods`

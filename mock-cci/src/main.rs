@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run -p mock-cci -- --listen 127.0.0.1:8080 --token s3cret=tenant-a --token other
 //! curl -H 'X-Auth-Token: s3cret' http://127.0.0.1:8080/apis/cci/v2/namespaces
+//! cargo run -p mock-cci -- --aksk-file pairs.txt   # lines AK:SK or AK:SK=TENANT
 //! curl http://127.0.0.1:8080/_mock/state
 //! curl -X POST -H 'Content-Type: application/json' http://127.0.0.1:8080/_mock/faults \
 //!   -d '{"scope": {"tenant": "tenant-a"}, "fault": {"type": "soldOut"}}'
@@ -40,6 +41,12 @@ struct Args {
     /// A file of accepted tokens, one TOKEN or TOKEN=TENANT per line (`#` starts a comment).
     #[arg(long, value_name = "PATH")]
     token_file: Option<std::path::PathBuf>,
+
+    /// A file of accepted AK/SK pairs, for requests signed SDK-HMAC-SHA256: one AK:SK (the
+    /// tenant is the access key) or AK:SK=TENANT per line (`#` starts a comment). Secret keys
+    /// are taken from a file only, never from the command line.
+    #[arg(long, value_name = "PATH")]
+    aksk_file: Option<std::path::PathBuf>,
 
     /// How long a new pod stays Pending before it turns Running, in milliseconds.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_RUNNING_AFTER.as_millis() as u64)]
@@ -87,6 +94,17 @@ impl Args {
             .iter()
             .map(|spec| (spec.token.clone(), spec.tenant.clone()))
             .collect();
+        let mut access_keys = std::collections::BTreeMap::new();
+        if let Some(path) = &self.aksk_file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the AK/SK file {}", path.display()))?;
+            let pairs = mock_cci::config::parse_aksk_file(&text).map_err(|problem| {
+                anyhow::anyhow!("the AK/SK file {} is malformed: {problem}", path.display())
+            })?;
+            for pair in pairs {
+                access_keys.insert(pair.credentials.access_key().to_owned(), pair);
+            }
+        }
         let sfs_storage_classes = if self.sfs_storage_classes.is_empty() {
             DEFAULT_SFS_STORAGE_CLASSES.map(String::from).to_vec()
         } else {
@@ -95,6 +113,7 @@ impl Args {
         Ok(MockConfig {
             listen: self.listen,
             tokens,
+            access_keys,
             running_after: Duration::from_millis(self.running_after_ms),
             compute_time: Duration::from_millis(self.compute_time_ms),
             restart_backoff: Duration::from_millis(self.restart_backoff_ms),
@@ -118,11 +137,19 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let config = args.config()?;
-    if config.tokens.is_empty() {
-        tracing::warn!("no --token given: every API request will be refused with 401");
+    if config.tokens.is_empty() && config.access_keys.is_empty() {
+        tracing::warn!(
+            "no --token nor --aksk-file given: every API request will be refused with 401"
+        );
     }
     let tenants: Vec<_> = config.tokens.values().collect();
-    tracing::info!(?tenants, running_after = ?config.running_after, "starting");
+    // NB: access keys only; their secret keys are never logged.
+    let access_keys: Vec<_> = config
+        .access_keys
+        .iter()
+        .map(|(access_key, spec)| format!("{access_key}={}", spec.tenant))
+        .collect();
+    tracing::info!(?tenants, ?access_keys, running_after = ?config.running_after, "starting");
 
     let signal = shutdown_signal()?;
     let server = Server::bind(config).await?;

@@ -6,6 +6,8 @@ fn engine(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_bursting-engine"))
         .args(args)
         .env_remove("CCI_TOKEN")
+        .env_remove("CCI_ACCESS_KEY")
+        .env_remove("CCI_SECRET_KEY")
         .env_remove("KUBECONFIG")
         .output()
         .expect("the bursting-engine binary runs")

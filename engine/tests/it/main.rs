@@ -2,6 +2,7 @@
 //! costs a link of its own (~9 s here), so `cargo test -p engine` builds one
 //! (`cargo test -p engine --test it api::` runs one module).
 
+mod aksk;
 mod cci_protocol;
 mod cci_watch;
 mod cli;

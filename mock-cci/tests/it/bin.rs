@@ -160,3 +160,106 @@ async fn an_in_process_server_binds_a_free_port_serves_and_shuts_down() {
         "the port is free again after shutdown"
     );
 }
+
+#[tokio::test]
+async fn the_binary_serves_requests_signed_with_a_pair_of_its_aksk_file_and_never_logs_the_secret()
+{
+    const SECRET_KEY: &str = "binary-test-secret-key";
+    let file = std::env::temp_dir().join(format!("mock-cci-aksk-{}.txt", std::process::id()));
+    std::fs::write(&file, format!("# pairs\nBINARYAK:{SECRET_KEY}=tenant-s\n")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mock-cci"))
+        .args(["--listen", "127.0.0.1:0", "--aksk-file"])
+        .arg(&file)
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    timeout(
+        PATIENCE,
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line),
+    )
+    .await
+    .expect("the address line within the deadline")
+    .unwrap();
+    std::fs::remove_file(&file).unwrap();
+    let url = line
+        .trim_end()
+        .strip_prefix("mock-cci listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    let host = url.strip_prefix("http://").unwrap().to_owned();
+
+    let path = "/apis/cci/v2/namespaces";
+    let body = br#"{"apiVersion":"cci/v2","kind":"Namespace","metadata":{"name":"ns"}}"#;
+    let credentials = cci_api::signing::Credentials::new("BINARYAK", SECRET_KEY).unwrap();
+    let headers = [
+        ("Host", host.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let signed = cci_api::signing::sign(
+        &credentials,
+        &cci_api::signing::Request {
+            method: "POST",
+            path,
+            query: "",
+            headers: &headers,
+            body,
+        },
+        cci_api::signing::SdkDate::from_system_time(std::time::SystemTime::now()),
+    );
+    let mut request = reqwest::Client::new()
+        .post(format!("{url}{path}"))
+        .body(body.to_vec());
+    for (name, value) in headers.into_iter().chain(signed.headers()) {
+        request = request.header(name, value);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(
+        response.status().as_u16(),
+        201,
+        "{:?}",
+        response.text().await
+    );
+
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut stderr = String::new();
+    timeout(
+        PATIENCE,
+        child.stderr.take().unwrap().read_to_string(&mut stderr),
+    )
+    .await
+    .expect("stderr closes within the deadline")
+    .unwrap();
+    let exit = timeout(PATIENCE, child.wait())
+        .await
+        .expect("the mock exits within the deadline")
+        .unwrap();
+    assert!(exit.success(), "exit status {exit}");
+    assert!(stderr.contains("BINARYAK=tenant-s"), "{stderr}");
+    assert!(!stderr.contains(SECRET_KEY), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_malformed_aksk_file_stops_the_binary_naming_the_line_but_not_the_secret() {
+    let file = std::env::temp_dir().join(format!("mock-cci-bad-aksk-{}.txt", std::process::id()));
+    std::fs::write(&file, "GOODAK:good-secret\nno-colon-secret-here\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_mock-cci"))
+        .args(["--listen", "127.0.0.1:0", "--aksk-file"])
+        .arg(&file)
+        .output()
+        .await
+        .unwrap();
+    std::fs::remove_file(&file).unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("line 2"), "{stderr}");
+    assert!(!stderr.contains("no-colon-secret-here"), "{stderr}");
+}

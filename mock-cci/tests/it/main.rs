@@ -10,5 +10,6 @@ mod inside;
 mod logs_and_networks;
 mod objects;
 mod robustness;
+mod signing;
 mod validation;
 mod watch;
