@@ -225,6 +225,11 @@ pub const CATALOGUE: &[Breakage] = &[
         "with interconnect, a pod burst at 1.5.18 reaches no Service",
     ),
     b(
+        "tunnel-open",
+        &["SAFE-04"],
+        "anyone who reaches the proxy gets a tunnel to any Service of the cluster",
+    ),
+    b(
         "proxy-forwards-nothing",
         &["NET-01"],
         "with interconnect, the proxy is registered but no Service's answer comes back",

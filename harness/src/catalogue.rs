@@ -204,6 +204,7 @@ entries! {
     "SAFE-01", "Pods owned through an operator's custom resource are admitted as without the add-on; labelled enforce, they burst", Some(scenarios::safe::safe_01), [];
     "SAFE-02", "Webhook down: DaemonSet, mirror and kube-system pods still created; a judged pod answered within timeoutSeconds", Some(scenarios::safe::safe_02), [Installer];
     "SAFE-03", "Least privilege asked of the API server as the add-on's accounts; its pods pass Pod Security restricted", Some(scenarios::safe::safe_03), [];
+    "SAFE-04", "The CCI credential in no argument, env value, log, event or command line; the tunnel and the kubelet API refuse who may not use them", Some(scenarios::safe::safe_04), [AddonLogs, ClusterNetwork];
 }
 
 /// Held by every running scenario, one per environment: shared by those confined to their
@@ -287,10 +288,6 @@ pub const NOT_YET: &[(&str, &str)] = &[
     (
         "CCI-03",
         "CCI's grace-period deletes and asynchronous namespace deletion in the mock",
-    ),
-    (
-        "SAFE-04",
-        "an authenticated proxy tunnel and a kubelet API that asks SubjectAccessReview",
     ),
 ];
 

@@ -31,9 +31,13 @@
 //!   as virtual-kubelet's node CLI does by default and as a kubelet with `--client-ca-file` does
 //!   for certificates: the API server authenticates with its `--kubelet-client-certificate`,
 //!   which a cluster CA signs. A connection without a certificate from those CAs is refused;
-//!   there is no anonymous access. Every route is read-only. NB: any certificate the CA signed is
-//!   accepted; a kubelet would also authorize the caller (SubjectAccessReview on
-//!   `nodes/proxy`), which this one does not.
+//!   there is no anonymous access. Every route is read-only.
+//! - **Callers are authorized** as a kubelet with `--authorization-mode=Webhook` does, when the
+//!   state has an authorizer ([`KubeletState::with_authorizer`]; [`crate::run`] always sets
+//!   one): the certificate's subject is the user (common name) and its groups (organizations),
+//!   and the API server is asked (SubjectAccessReview) whether they may `get` `nodes/proxy` of
+//!   this node. A certificate the CA signed for anyone else is answered 403, as a kubelet
+//!   answers. The add-on's account needs `create` on `subjectaccessreviews`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -132,11 +136,12 @@ pub fn parse_log_query(query: Option<&str>) -> Result<LogOptions, BadQuery> {
     Ok(options)
 }
 
-/// What the kubelet API's routes read: the provider, and the node's pods.
+/// What the kubelet API's routes read: the provider, the node's pods, and who authorizes.
 pub struct KubeletState<P> {
     provider: Arc<P>,
     pods: Store<CachedPod>,
     node_name: String,
+    authorizer: Option<kube::Client>,
 }
 
 impl<P> Clone for KubeletState<P> {
@@ -145,6 +150,7 @@ impl<P> Clone for KubeletState<P> {
             provider: Arc::clone(&self.provider),
             pods: self.pods.clone(),
             node_name: self.node_name.clone(),
+            authorizer: self.authorizer.clone(),
         }
     }
 }
@@ -157,6 +163,80 @@ impl<P: Provider> KubeletState<P> {
             provider,
             pods,
             node_name: node_name.into(),
+            authorizer: None,
+        }
+    }
+
+    /// Each caller is authorized by asking `client`'s API server (see the module docs).
+    #[must_use]
+    pub fn with_authorizer(mut self, client: kube::Client) -> Self {
+        self.authorizer = Some(client);
+        self
+    }
+}
+
+/// The user and groups a client certificate names: its subject's common name and
+/// organizations, as the API server reads them.
+pub fn identity_of(der: &[u8]) -> Option<(String, Vec<String>)> {
+    let (_, certificate) = x509_parser::parse_x509_certificate(der).ok()?;
+    let subject = certificate.subject();
+    let user = subject.iter_common_name().next()?.as_str().ok()?.to_owned();
+    let groups = subject
+        .iter_organization()
+        .filter_map(|o| o.as_str().ok().map(str::to_owned))
+        .collect();
+    Some((user, groups))
+}
+
+/// Whether the caller of `tls` may use the kubelet API of `node` (`get nodes/proxy`), asked of
+/// `client`'s API server; `Err` with a kubelet's answer when not.
+async fn authorize(
+    client: &kube::Client,
+    tls: Option<&axum_server::tls::TlsInfo>,
+    node: &str,
+) -> std::result::Result<(), Response> {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+    };
+    let Some((user, groups)) = tls
+        .and_then(|t| t.peer_certificates.first())
+        .and_then(|der| identity_of(der))
+    else {
+        return Err(text(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized: no client certificate naming a user".into(),
+        ));
+    };
+    let review = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(user.clone()),
+            groups: Some(groups),
+            resource_attributes: Some(ResourceAttributes {
+                verb: Some("get".into()),
+                resource: Some("nodes".into()),
+                subresource: Some("proxy".into()),
+                name: Some(node.to_owned()),
+                ..ResourceAttributes::default()
+            }),
+            ..SubjectAccessReviewSpec::default()
+        },
+        ..SubjectAccessReview::default()
+    };
+    let answer = kube::Api::<SubjectAccessReview>::all(client.clone())
+        .create(&kube::api::PostParams::default(), &review)
+        .await;
+    match answer {
+        Ok(r) if r.status.as_ref().is_some_and(|s| s.allowed) => Ok(()),
+        Ok(_) => Err(text(
+            StatusCode::FORBIDDEN,
+            format!("Forbidden (user={user}, verb=get, resource=nodes, subresource=proxy)"),
+        )),
+        Err(e) => {
+            tracing::warn!(%user, error = %e, "kubelet API: the authorization could not be asked");
+            Err(text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Authorization error (user could not be authorized)".into(),
+            ))
         }
     }
 }
@@ -195,9 +275,16 @@ fn has_container(pod: &Pod, name: &str) -> bool {
 
 async fn container_logs<P: Provider>(
     State(state): State<KubeletState<P>>,
+    tls: Option<axum::Extension<Arc<axum_server::tls::TlsInfo>>>,
     Path((namespace, name, container)): Path<(String, String, String)>,
     RawQuery(query): RawQuery,
 ) -> Response {
+    if let Some(client) = &state.authorizer
+        && let Err(refused) =
+            authorize(client, tls.as_ref().map(|t| t.0.as_ref()), &state.node_name).await
+    {
+        return refused;
+    }
     let options = match parse_log_query(query.as_deref()) {
         Ok(options) => options,
         Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
@@ -393,6 +480,27 @@ mod tests {
 
     use super::*;
     use crate::{ProviderResult, RemotePod};
+
+    #[test]
+    fn a_client_certificate_names_its_user_and_groups_as_the_api_server_reads_them() {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "kube-apiserver-kubelet-client");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, "kubeadm:cluster-admins");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let der = params.self_signed(&key).unwrap().der().to_vec();
+        assert_eq!(
+            identity_of(&der),
+            Some((
+                "kube-apiserver-kubelet-client".to_owned(),
+                vec!["kubeadm:cluster-admins".to_owned()]
+            ))
+        );
+        assert_eq!(identity_of(b"not a certificate"), None);
+    }
 
     fn parse(query: &str) -> Result<LogOptions, BadQuery> {
         parse_log_query(Some(query))

@@ -228,7 +228,11 @@ pub async fn run<P: Provider>(
             tracing::warn!(error = %e, "first lease renewal failed");
         }
 
-        let controller = Arc::new(PodController::new(client, &config, Arc::clone(&provider)));
+        let controller = Arc::new(PodController::new(
+            client.clone(),
+            &config,
+            Arc::clone(&provider),
+        ));
         let mut tasks = JoinSet::new();
         let (health_tx, health_rx) = tokio::sync::watch::channel(node::Health::Healthy);
         tasks.spawn(agent.keep_alive(
@@ -267,11 +271,14 @@ pub async fn run<P: Provider>(
         tracing::info!(node = %config.node.name, "virtual kubelet running");
         // After the first list: until then every pod would read as "not on this node".
         if let Some(server) = kubelet_server {
-            let app = kubelet::app(kubelet::KubeletState::new(
-                Arc::clone(&provider),
-                controller.store(),
-                config.node.name.clone(),
-            ));
+            let app = kubelet::app(
+                kubelet::KubeletState::new(
+                    Arc::clone(&provider),
+                    controller.store(),
+                    config.node.name.clone(),
+                )
+                .with_authorizer(client.clone()),
+            );
             tracing::info!(addr = %server.addr(), "serving the kubelet API (containerLogs) over TLS");
             tasks.spawn(async move {
                 if let Err(e) = server.serve(app).await {

@@ -228,6 +228,12 @@ fn rules_of(component: &str) -> Vec<PolicyRule> {
                 &["events"],
                 &["create", "update", "patch"],
             ),
+            // Its kubelet API asks whether each caller may use it (`nodes/proxy`).
+            rule(
+                &["authorization.k8s.io"],
+                &["subjectaccessreviews"],
+                &["create"],
+            ),
         ],
         "webhook" => vec![
             rule(

@@ -200,6 +200,12 @@ componentsPatches:
   extraArgs:
   - key: leader-elect
     value: "false"
+  # Client certificates for CertificateSigningRequests, signed by the cluster CA, as kubeadm
+  # sets it up (SAFE-04 asks one for a user the cluster does not authorise).
+  - key: cluster-signing-cert-file
+    value: "{ca_cert}"
+  - key: cluster-signing-key-file
+    value: "{ca_key}"
 {rates}- name: kwok-controller
   extraArgs:
   - key: manage-all-nodes
@@ -216,6 +222,8 @@ componentsPatches:
         kwok = bin("kwok"),
         client_cert = pki.join("admin.crt").display(),
         client_key = pki.join("admin.key").display(),
+        ca_cert = pki.join("ca.crt").display(),
+        ca_key = pki.join("ca.key").display(),
     )
 }
 

@@ -6,6 +6,7 @@
 //! burstcert did not install.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -717,6 +718,385 @@ pub fn safe_03(s: &Scenario) -> BodyFuture<'_> {
             refused.is_empty(),
             "the add-on's pods do not pass Pod Security restricted: {}",
             refused.join("; ")
+        );
+        Ok(Outcome::Passed)
+    })
+}
+
+/// The add-on's CCI token, from the one place it may be: its credential Secret.
+async fn credential(client: &kube::Client) -> anyhow::Result<String> {
+    use k8s_openapi::api::core::v1::Secret;
+    let secret = Api::<Secret>::namespaced(client.clone(), NAMESPACE)
+        .get(crate::addon::render::CREDENTIALS)
+        .await
+        .context("read the add-on's credential Secret")?;
+    let token = secret
+        .data
+        .and_then(|d| d.get("token").cloned())
+        .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+        .filter(|t| !t.is_empty())
+        .context("the credential Secret holds no token")?;
+    anyhow::ensure!(
+        token.len() >= 8,
+        "the token is too short to be looked for without false alarms"
+    );
+    Ok(token)
+}
+
+/// Where the canary `token` turns up: container arguments and literal environment values of the
+/// add-on's pods, events and ConfigMaps of every namespace, the add-on's logs, the command lines
+/// of its processes. Answers the places and how many were looked at.
+async fn canary(s: &Scenario, token: &str) -> anyhow::Result<(Vec<String>, usize)> {
+    use k8s_openapi::api::core::v1::{ConfigMap, Event};
+    let mut found = Vec::new();
+    let mut looked = 0;
+    let pods = Api::<Pod>::namespaced(s.client.clone(), NAMESPACE)
+        .list(&ListParams::default().labels(&format!("{PART_OF_LABEL}={PART_OF}")))
+        .await
+        .context("list the add-on's pods")?
+        .items;
+    anyhow::ensure!(!pods.is_empty(), "the add-on has no pods to look at");
+    for pod in &pods {
+        let spec = pod.spec.as_ref().context("a pod without a spec")?;
+        for c in spec
+            .containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten())
+        {
+            looked += 1;
+            let words = c.command.iter().chain(c.args.iter()).flatten();
+            let literals = c.env.iter().flatten().filter_map(|e| e.value.as_ref());
+            if words.chain(literals).any(|w| w.contains(token)) {
+                found.push(format!(
+                    "pod {}/{} container {}",
+                    NAMESPACE,
+                    pod.name_any(),
+                    c.name
+                ));
+            }
+        }
+    }
+    for event in Api::<Event>::all(s.client.clone())
+        .list(&ListParams::default())
+        .await
+        .context("list events")?
+        .items
+    {
+        looked += 1;
+        if event.message.as_deref().is_some_and(|m| m.contains(token)) {
+            found.push(format!(
+                "event {}/{}",
+                event.metadata.namespace.unwrap_or_default(),
+                event.metadata.name.unwrap_or_default()
+            ));
+        }
+    }
+    for cm in Api::<ConfigMap>::all(s.client.clone())
+        .list(&ListParams::default())
+        .await
+        .context("list ConfigMaps")?
+        .items
+    {
+        looked += 1;
+        if serde_json::to_string(&cm.data)?.contains(token) {
+            found.push(format!(
+                "configmap {}/{}",
+                cm.namespace().unwrap_or_default(),
+                cm.name_any()
+            ));
+        }
+    }
+    for (name, text) in s.env.addon_log_texts().await? {
+        looked += 1;
+        if text.contains(token) {
+            found.push(format!("log {name}"));
+        }
+    }
+    for pid in s.env.engine_pids() {
+        if let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+            looked += 1;
+            if String::from_utf8_lossy(&cmdline).contains(token) {
+                found.push(format!("/proc/{pid}/cmdline"));
+            }
+        }
+    }
+    Ok((found, looked))
+}
+
+/// Opens a tunnel request to the proxy at `endpoint` without a key; answers the status line.
+async fn unauthenticated_tunnel(endpoint: &str) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut conn = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::TcpStream::connect(endpoint),
+    )
+    .await
+    .with_context(|| format!("the proxy at {endpoint} did not accept within 5 s"))?
+    .with_context(|| format!("connect to the proxy at {endpoint}"))?;
+    conn.write_all(
+        b"CONNECT kubernetes.default:443 HTTP/1.1\r\nHost: kubernetes.default:443\r\n\r\n",
+    )
+    .await?;
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 512];
+    let read = async {
+        while !answer.windows(2).any(|w| w == b"\r\n") {
+            match conn.read(&mut chunk).await? {
+                0 => break,
+                n => answer.extend_from_slice(&chunk[..n]),
+            }
+        }
+        anyhow::Ok(())
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .context("the proxy gave no answer within 10 s")??;
+    let text = String::from_utf8_lossy(&answer);
+    Ok(text.lines().next().unwrap_or_default().to_owned())
+}
+
+/// A client certificate the cluster CA signs (CertificateSigningRequest, approved) for `user`,
+/// who holds no role: (certificate PEM, key PEM).
+async fn certificate_for(s: &Scenario, user: &str) -> anyhow::Result<(String, String)> {
+    use k8s_openapi::api::certificates::v1::{
+        CertificateSigningRequest, CertificateSigningRequestCondition,
+        CertificateSigningRequestStatus,
+    };
+    let key = rcgen::KeyPair::generate()?;
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, user);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "burstcert:nobody");
+    let request = params.serialize_request(&key)?.pem()?;
+    let csrs: Api<CertificateSigningRequest> = Api::all(s.client.clone());
+    let name = format!("{}-nobody", s.namespace);
+    let csr: CertificateSigningRequest = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {
+            "request": k8s_openapi::ByteString(request.into_bytes()),
+            "signerName": "kubernetes.io/kube-apiserver-client",
+            "usages": ["client auth"],
+            "expirationSeconds": 600,
+        },
+    }))?;
+    csrs.create(&PostParams::default(), &csr)
+        .await
+        .context("create a CertificateSigningRequest")?;
+    let approval = CertificateSigningRequest {
+        status: Some(CertificateSigningRequestStatus {
+            conditions: Some(vec![CertificateSigningRequestCondition {
+                type_: "Approved".into(),
+                status: "True".into(),
+                reason: Some("BurstcertSafe04".into()),
+                message: Some("a user without roles, to call the kubelet API".into()),
+                ..CertificateSigningRequestCondition::default()
+            }]),
+            ..CertificateSigningRequestStatus::default()
+        }),
+        ..csr
+    };
+    csrs.patch_approval(&name, &PatchParams::default(), &Patch::Merge(&approval))
+        .await
+        .context("approve the CertificateSigningRequest")?;
+    let signed = wait::until(
+        "the cluster CA to sign the approved request",
+        Duration::from_secs(30),
+        || async {
+            let csr = csrs.get(&name).await.map_err(kube_err("get the CSR"))?;
+            Ok(csr.status.and_then(|s| s.certificate).map(|c| c.0))
+        },
+        || async {
+            String::from("kube-controller-manager signed nothing (is its cluster signing set?)")
+        },
+    )
+    .await?;
+    let _ = csrs.delete(&name, &DeleteParams::default()).await;
+    Ok((String::from_utf8(signed)?, key.serialize_pem()))
+}
+
+/// The status line a GET of `path` at the kubelet API `address` answers the client with
+/// `certificate`/`key` (the kubelet's own certificate is not checked: it is self-signed, as the
+/// API server takes it).
+async fn kubelet_get(
+    address: std::net::SocketAddr,
+    path: &str,
+    certificate: &str,
+    key: &str,
+) -> anyhow::Result<String> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    #[derive(Debug)]
+    struct AnyServer(Arc<rustls::crypto::CryptoProvider>);
+    impl rustls::client::danger::ServerCertVerifier for AnyServer {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: rustls::pki_types::UnixTime,
+        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(certificate.as_bytes()).collect::<Result<_, _>>()?;
+    let key = PrivateKeyDer::from_pem_slice(key.as_bytes())?;
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyServer(provider)))
+        .with_client_auth_cert(chain, key)?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::TcpStream::connect(address),
+    )
+    .await
+    .with_context(|| format!("the kubelet API at {address} did not accept within 5 s"))??;
+    let mut tls = connector
+        .connect(ServerName::IpAddress(address.ip().into()), tcp)
+        .await
+        .with_context(|| format!("TLS with the kubelet API at {address}"))?;
+    tls.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await?;
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut answer))
+        .await
+        .context("the kubelet API gave no answer within 10 s")?
+        .ok();
+    let text = String::from_utf8_lossy(&answer);
+    Ok(text.lines().next().unwrap_or_default().to_owned())
+}
+
+/// The virtual node's kubelet API address, as the API server calls it.
+async fn kubelet_address(client: &kube::Client) -> anyhow::Result<std::net::SocketAddr> {
+    let node = Api::<Node>::all(client.clone())
+        .get(VIRTUAL_NODE)
+        .await
+        .context("get the virtual node")?;
+    let status = node.status.context("the virtual node has no status")?;
+    let ip = status
+        .addresses
+        .iter()
+        .flatten()
+        .find(|a| a.type_ == "InternalIP")
+        .map(|a| a.address.clone())
+        .context("the virtual node has no InternalIP")?;
+    let port = status
+        .daemon_endpoints
+        .and_then(|d| d.kubelet_endpoint)
+        .map(|e| e.port)
+        .context("the virtual node advertises no kubelet port")?;
+    Ok(std::net::SocketAddr::new(ip.parse()?, u16::try_from(port)?))
+}
+
+/// SAFE-04: the tenant's CCI credential appears in no container argument, literal environment
+/// value, log line, event, ConfigMap or command line of the add-on (its Secret is the one place
+/// it lives); the proxy's tunnel refuses a connection that presents no key; the virtual node's
+/// kubelet API refuses a client the cluster CA signed but RBAC does not let use `nodes/proxy`,
+/// while the API server's own `kubectl logs` of a burst pod still works through it.
+pub fn safe_04(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(async move {
+        // A burst pod, so the proxy and the kubelet API have something to serve.
+        let mut pod: Pod = serde_json::from_value(json!({"spec": nginx_spec()?}))?;
+        pod.metadata.name = Some("canary".into());
+        pod.metadata.labels = Some(BTreeMap::from([(
+            POLICY_LABEL.to_owned(),
+            "enforce".to_owned(),
+        )]));
+        s.api::<Pod>()
+            .create(&PostParams::default(), &pod)
+            .await
+            .context("create a burst pod")?;
+        wait::until(
+            &format!("the burst pod Running on {VIRTUAL_NODE}"),
+            PATIENCE,
+            || async {
+                let pod = s
+                    .api::<Pod>()
+                    .get("canary")
+                    .await
+                    .map_err(kube_err("get the pod"))?;
+                Ok(running_on_virtual_node(&pod).then_some(()))
+            },
+            || s.diagnose(),
+        )
+        .await?;
+
+        let token = credential(&s.client).await?;
+        let (found, looked) = canary(s, &token).await?;
+        anyhow::ensure!(
+            found.is_empty(),
+            "the CCI credential was found outside its Secret: {}",
+            found.join("; ")
+        );
+        eprintln!("burstcert: SAFE-04: the credential found in none of {looked} places looked at");
+
+        let registration: cci_api::ProxyRegistration = s
+            .cci()
+            .object(s.cci_namespace(), "proxyregistrations", "cluster-proxy")
+            .await?
+            .context("no proxy registration on CCI (is the interconnect on?)")?;
+        let endpoint = registration
+            .spec
+            .endpoint
+            .context("the proxy registers no endpoint")?;
+        let status = unauthenticated_tunnel(&endpoint).await?;
+        anyhow::ensure!(
+            !status.contains(" 200 "),
+            "the proxy at {endpoint} opened a tunnel to a cluster Service for a connection with no key: {status}"
+        );
+
+        // The API server may use the kubelet API: `kubectl logs` of the burst pod answers.
+        s.api::<Pod>()
+            .logs("canary", &Default::default())
+            .await
+            .context("kubectl logs of a burst pod through the API server (its kubelet client must be authorised)")?;
+        let (certificate, key) = certificate_for(s, "burstcert-nobody").await?;
+        let address = kubelet_address(&s.client).await?;
+        let path = format!("/containerLogs/{}/canary/container-0", s.namespace);
+        let status = kubelet_get(address, &path, &certificate, &key).await?;
+        anyhow::ensure!(
+            status.contains(" 403 "),
+            "the kubelet API at {address} answered a user without nodes/proxy with {status:?}, not 403"
         );
         Ok(Outcome::Passed)
     })
