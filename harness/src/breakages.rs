@@ -250,6 +250,11 @@ pub const CATALOGUE: &[Breakage] = &[
         &["SAFE-02"],
         "with the webhook down, DaemonSet pods (node agents, the CNI) cannot be created",
     ),
+    m(
+        "credential-in-env",
+        &["SAFE-04"],
+        "anyone who may read the add-on's Deployments (or `kubectl describe` its pods) reads the CCI token",
+    ),
 ];
 
 /// The breakage named `name`.

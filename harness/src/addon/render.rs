@@ -843,6 +843,10 @@ pub const MANIFEST_BREAKAGES: &[(&str, &str)] = &[
         "daemonset-pods-intercepted",
         "the pod webhook is also called for DaemonSet and mirror pods, so a down webhook blocks node agents (§13)",
     ),
+    (
+        "credential-in-env",
+        "the CCI token is written into the add-on's Deployments as a literal environment value, not read from its Secret (§13)",
+    ),
 ];
 
 /// `objects` with the breakage [`MANIFEST_BREAKAGE_ENV`] names, if any; an error when it names
@@ -873,6 +877,17 @@ pub fn broken(mut objects: Vec<Rendered>, name: &str) -> crate::Result<Vec<Rende
             ),
         });
     }
+    let token = objects
+        .iter()
+        .find(|r| {
+            r.resource.kind == "Secret" && r.object.metadata.name.as_deref() == Some(CREDENTIALS)
+        })
+        .and_then(|r| {
+            r.object.data["stringData"]["token"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
     for r in &mut objects {
         let kind = r.resource.kind.as_str();
         let data = &mut r.object.data;
@@ -895,6 +910,16 @@ pub fn broken(mut objects: Vec<Rendered>, name: &str) -> crate::Result<Vec<Rende
                 for c in spec["containers"].as_array_mut().into_iter().flatten() {
                     if let Some(c) = c.as_object_mut() {
                         c.remove("securityContext");
+                    }
+                }
+            }
+            ("credential-in-env", "Deployment") => {
+                let spec = &mut data["spec"]["template"]["spec"];
+                for c in spec["containers"].as_array_mut().into_iter().flatten() {
+                    for e in c["env"].as_array_mut().into_iter().flatten() {
+                        if e["name"] == "CCI_TOKEN" {
+                            *e = serde_json::json!({"name": "CCI_TOKEN", "value": token});
+                        }
                     }
                 }
             }
@@ -1163,6 +1188,7 @@ mod tests {
             ("lease-write-anywhere", lease_names.as_str()),
             ("runs-as-root", "readOnlyRootFilesystem"),
             ("daemonset-pods-intercepted", "matchConditions"),
+            ("credential-in-env", "secretKeyRef"),
         ] {
             assert!(intact.contains(gone), "{gone}");
             let broken = json(&broken(rendered.clone(), name).unwrap());

@@ -1184,12 +1184,12 @@ pub fn up_01(s: &Scenario) -> BodyFuture<'_> {
 }
 
 /// The cluster Service the network scenarios probe, and what its pod answers.
-struct Web {
+pub(crate) struct Web {
     /// The probe's target, `web.{namespace}`.
-    target: String,
+    pub(crate) target: String,
     /// The text only its pod answers (made for this scenario); `None` where the harness cannot
     /// run the pod (no host node: the Service then has no backend).
-    reply: Option<String>,
+    pub(crate) reply: Option<String>,
 }
 
 /// A ClusterIP Service `web` in the scenario's namespace and the one pod behind it: the
@@ -1197,7 +1197,7 @@ struct Web {
 /// text made for this scenario. A probe that shows that text got the pod's own answer back
 /// through the proxy; no registration or proxy can make it up. Waits until the pod is Ready.
 /// Without a host node (kind) only the Service is made.
-async fn web_service(s: &Scenario) -> anyhow::Result<Web> {
+pub(crate) async fn web_service(s: &Scenario) -> anyhow::Result<Web> {
     let target = format!("web.{}", s.namespace);
     let render::Target::Local { host_label, .. } = s.env.addon_target() else {
         create_web_service(s).await?;

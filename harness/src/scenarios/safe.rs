@@ -823,8 +823,13 @@ async fn canary(s: &Scenario, token: &str) -> anyhow::Result<(Vec<String>, usize
     Ok((found, looked))
 }
 
-/// Opens a tunnel request to the proxy at `endpoint` without a key; answers the status line.
-async fn unauthenticated_tunnel(endpoint: &str) -> anyhow::Result<String> {
+/// Opens a tunnel request for `authority` to the proxy at `endpoint`, presenting `key` if any;
+/// answers the status line.
+async fn tunnel_request(
+    endpoint: &str,
+    authority: &str,
+    key: Option<&str>,
+) -> anyhow::Result<String> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let mut conn = tokio::time::timeout(
         Duration::from_secs(5),
@@ -833,8 +838,11 @@ async fn unauthenticated_tunnel(endpoint: &str) -> anyhow::Result<String> {
     .await
     .with_context(|| format!("the proxy at {endpoint} did not accept within 5 s"))?
     .with_context(|| format!("connect to the proxy at {endpoint}"))?;
+    let key = key
+        .map(|k| format!("Proxy-Authorization: Bearer {k}\r\n"))
+        .unwrap_or_default();
     conn.write_all(
-        b"CONNECT kubernetes.default:443 HTTP/1.1\r\nHost: kubernetes.default:443\r\n\r\n",
+        format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n{key}\r\n").as_bytes(),
     )
     .await?;
     let mut answer = Vec::new();
@@ -1079,11 +1087,23 @@ pub fn safe_04(s: &Scenario) -> BodyFuture<'_> {
             .spec
             .endpoint
             .context("the proxy registers no endpoint")?;
-        let status = unauthenticated_tunnel(&endpoint).await?;
+        // A Service with a pod that answers, so an open proxy would open the tunnel (a Service
+        // without a backend is refused by any proxy, keyed or not).
+        let web = super::addon::web_service(s).await?;
+        let authority = format!("{}:80", web.target);
+        let status = tunnel_request(&endpoint, &authority, None).await?;
         anyhow::ensure!(
             !status.contains(" 200 "),
-            "the proxy at {endpoint} opened a tunnel to a cluster Service for a connection with no key: {status}"
+            "the proxy at {endpoint} opened a tunnel to {authority} for a connection with no key: {status}"
         );
+        // The control: with the key the registration gives sidecars, the same tunnel opens.
+        if let Some(key) = registration.spec.tunnel_key.as_deref() {
+            let status = tunnel_request(&endpoint, &authority, Some(key)).await?;
+            anyhow::ensure!(
+                status.contains(" 200 "),
+                "with the registration's key the proxy still refused a tunnel to {authority}: {status} (the refusal without it proves nothing)"
+            );
+        }
 
         // The API server may use the kubelet API: `kubectl logs` of the burst pod answers.
         s.api::<Pod>()
