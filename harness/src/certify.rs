@@ -504,8 +504,19 @@ impl Report {
         xml
     }
 
-    /// Writes `report.md`, `junit.xml` and `report.json` into `dir`.
+    /// Writes `report.md`, `junit.xml` and `report.json` into `dir`, with the CCI credential of
+    /// every environment this run started redacted (a failure's words may quote one).
     pub fn write(&self, dir: &Path) -> Result<()> {
+        let secrets: Vec<String> = crate::env::started()
+            .iter()
+            .map(|env| env.cci.token().to_owned())
+            .collect();
+        self.write_redacting(dir, &secrets)
+    }
+
+    /// [`Report::write`], redacting `secrets` (each of at least 8 characters; shorter ones would
+    /// redact ordinary words).
+    pub fn write_redacting(&self, dir: &Path, secrets: &[String]) -> Result<()> {
         std::fs::create_dir_all(dir).io_context(|| format!("create {}", dir.display()))?;
         let mut json = serde_json::to_value(self).expect("report serializes");
         json["verdict"] = serde_json::to_value(self.verdict()).expect("verdict serializes");
@@ -517,6 +528,10 @@ impl Report {
             ("report.json", json),
         ] {
             let path = dir.join(name);
+            let text = secrets
+                .iter()
+                .filter(|secret| secret.len() >= 8)
+                .fold(text, |text, secret| text.replace(secret.as_str(), "(redacted)"));
             std::fs::write(&path, text).io_context(|| format!("write {}", path.display()))?;
         }
         Ok(())
@@ -1180,6 +1195,23 @@ mod tests {
                 .unwrap();
         assert_eq!(json["verdict"], "INCOMPLETE");
         assert_eq!(json["rows"][1]["outcome"], "skipped");
+    }
+
+    #[test]
+    fn no_report_file_holds_a_credential_a_failure_quoted() {
+        let dir = tempfile::tempdir().unwrap();
+        let canary = "token-canary-9f3e2a".to_owned();
+        report(vec![
+            Outcome::Failed(format!("CCI refused X-Auth-Token {canary}")),
+            Outcome::Passed,
+        ])
+        .write_redacting(dir.path(), &[canary.clone(), "short".into()])
+        .unwrap();
+        for name in ["report.md", "junit.xml", "report.json"] {
+            let text = std::fs::read_to_string(dir.path().join(name)).unwrap();
+            assert!(!text.contains(&canary), "{name}: {text}");
+            assert!(text.contains("X-Auth-Token (redacted)"), "{name}: {text}");
+        }
     }
 
     fn opts(focus: &[&str], skip: &[&str]) -> Options {
