@@ -531,7 +531,9 @@ impl Report {
             let text = secrets
                 .iter()
                 .filter(|secret| secret.len() >= 8)
-                .fold(text, |text, secret| text.replace(secret.as_str(), "(redacted)"));
+                .fold(text, |text, secret| {
+                    text.replace(secret.as_str(), "(redacted)")
+                });
             std::fs::write(&path, text).io_context(|| format!("write {}", path.display()))?;
         }
         Ok(())

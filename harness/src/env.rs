@@ -1225,6 +1225,7 @@ fn default_params(
         cci_endpoint: cci_endpoint.into(),
         cci_token: token.into(),
         lock_duration_secs: Some(lock_seconds()),
+        pod_disruption_budget: None,
     })
 }
 

@@ -70,6 +70,10 @@ pub struct ParamsArgs {
     /// Node lock duration after sold out, in seconds (a test knob; default: the engine's 30 min).
     #[arg(long)]
     pub lock_duration_secs: Option<u64>,
+    /// `podDisruptionBudget`: make a PodDisruptionBudget for each component, allowing this many
+    /// of its pods to be disrupted at once (e.g. by a node drain).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(0..))]
+    pub pdb_max_unavailable: Option<i32>,
 }
 
 impl ParamsArgs {
@@ -108,6 +112,12 @@ impl ParamsArgs {
         if self.lock_duration_secs.is_some() {
             base.lock_duration_secs = self.lock_duration_secs;
         }
+        if let Some(max_unavailable) = self.pdb_max_unavailable {
+            base.pod_disruption_budget = Some(super::params::DisruptionBudget {
+                create: true,
+                max_unavailable,
+            });
+        }
         Ok(base)
     }
 
@@ -131,6 +141,7 @@ impl ParamsArgs {
             cci_endpoint: String::new(),
             cci_token: String::new(),
             lock_duration_secs: None,
+            pod_disruption_budget: None,
         };
         let params = self.apply(base)?;
         for (flag, value) in [

@@ -689,6 +689,10 @@ fn addon_kinds() -> Vec<(ApiResource, bool)> {
             false,
         ),
         (ApiResource::erase::<Deployment>(&()), true),
+        (
+            ApiResource::erase::<k8s_openapi::api::policy::v1::PodDisruptionBudget>(&()),
+            true,
+        ),
         (ApiResource::erase::<Job>(&()), true),
         (ApiResource::erase::<Service>(&()), true),
         (ApiResource::erase::<Secret>(&()), true),

@@ -135,6 +135,20 @@ pub struct InstallParams {
     /// knob so lock scenarios do not wait 30 minutes; `None` keeps the engine's default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock_duration_secs: Option<u64>,
+    /// `podDisruptionBudget`: a PodDisruptionBudget for each of the add-on's components, when
+    /// asked (BEHAVIOR.md §2, §13).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_disruption_budget: Option<DisruptionBudget>,
+}
+
+/// The add-on's `podDisruptionBudget` parameter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DisruptionBudget {
+    /// Whether the budgets are made.
+    pub create: bool,
+    /// How many pods of a component a voluntary disruption (a node drain) may take at once.
+    pub max_unavailable: i32,
 }
 
 impl std::fmt::Debug for InstallParams {
@@ -156,6 +170,7 @@ impl std::fmt::Debug for InstallParams {
             .field("cci_endpoint", &self.cci_endpoint)
             .field("cci_token", &"(redacted)")
             .field("lock_duration_secs", &self.lock_duration_secs)
+            .field("pod_disruption_budget", &self.pod_disruption_budget)
             .finish()
     }
 }
@@ -362,6 +377,7 @@ pub(crate) mod tests {
             cci_endpoint: "http://127.0.0.1:1".into(),
             cci_token: "t".into(),
             lock_duration_secs: None,
+            pod_disruption_budget: None,
         }
     }
 

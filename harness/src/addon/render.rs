@@ -820,8 +820,43 @@ pub fn render(params: &InstallParams, target: &Target, pki: &WebhookPki) -> Vec<
             ..Service::default()
         }));
     }
+    out.extend(disruption_budgets(params));
     out.extend(webhook_configurations(params, target, pki));
     out
+}
+
+/// A PodDisruptionBudget for each component's Deployment, when the parameter asks for them.
+fn disruption_budgets(params: &InstallParams) -> Vec<Rendered> {
+    let Some(budget) = params.pod_disruption_budget.filter(|b| b.create) else {
+        return Vec::new();
+    };
+    let mut components = vec![(VIRTUAL_KUBELET, "virtual-kubelet"), (WEBHOOK, "webhook")];
+    if params.interconnect {
+        components.push((PROXY, "proxy"));
+    }
+    components
+        .into_iter()
+        .map(|(name, component)| {
+            Rendered::of(&k8s_openapi::api::policy::v1::PodDisruptionBudget {
+                metadata: meta(params, name, component, true),
+                spec: Some(k8s_openapi::api::policy::v1::PodDisruptionBudgetSpec {
+                    max_unavailable: Some(IntOrString::Int(budget.max_unavailable)),
+                    selector: Some(LabelSelector {
+                        match_labels: Some(BTreeMap::from([
+                            ("app.kubernetes.io/part-of".to_owned(), PART_OF.to_owned()),
+                            (
+                                "app.kubernetes.io/component".to_owned(),
+                                component.to_owned(),
+                            ),
+                        ])),
+                        ..LabelSelector::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+        })
+        .collect()
 }
 
 /// The environment variable naming a deliberate breakage of the add-on's manifests, for
@@ -1196,6 +1231,37 @@ mod tests {
         }
         let err = broken(rendered, "runs-as-rot").unwrap_err().to_string();
         assert!(err.contains("runs-as-root"), "{err}");
+    }
+
+    #[test]
+    fn a_disruption_budget_per_component_only_when_asked() {
+        let mut p = params("1.5.18");
+        p.interconnect = true;
+        let budgets = |p: &InstallParams| -> Vec<String> {
+            render(p, &Target::Production, &pki())
+                .iter()
+                .map(Rendered::describe)
+                .filter(|d| d.starts_with("PodDisruptionBudget"))
+                .collect()
+        };
+        assert!(budgets(&p).is_empty());
+        p.pod_disruption_budget = Some(super::super::params::DisruptionBudget {
+            create: true,
+            max_unavailable: 1,
+        });
+        assert_eq!(
+            budgets(&p),
+            [
+                format!("PodDisruptionBudget {NAMESPACE}/{VIRTUAL_KUBELET}"),
+                format!("PodDisruptionBudget {NAMESPACE}/{WEBHOOK}"),
+                format!("PodDisruptionBudget {NAMESPACE}/{PROXY}"),
+            ]
+        );
+        p.pod_disruption_budget = Some(super::super::params::DisruptionBudget {
+            create: false,
+            max_unavailable: 1,
+        });
+        assert!(budgets(&p).is_empty());
     }
 
     #[test]
