@@ -461,7 +461,23 @@ async fn kube_client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Clien
     kube::Client::try_from(kube_config(kubeconfig).await?).context("building the Kubernetes client")
 }
 
+/// How long a Kubernetes API answer may be silent before the connection is given up: no call
+/// hangs for ever on a connection the API server dropped without a word. Watches stay well
+/// inside it: the API server sends them a bookmark about every minute.
+const API_READ_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long sending a request to the Kubernetes API may take.
+const API_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
 async fn kube_config(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Config> {
+    let mut config = kube_config_as_given(kubeconfig).await?;
+    config.read_timeout = Some(API_READ_TIMEOUT);
+    // The timeout counts from the request, not from when its pooled connection went idle.
+    config.reset_reader_on_write = true;
+    config.write_timeout = Some(API_WRITE_TIMEOUT);
+    Ok(config)
+}
+
+async fn kube_config_as_given(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Config> {
     Ok(match kubeconfig {
         Some(path) => {
             let kc = Kubeconfig::read_from(path)
@@ -501,6 +517,14 @@ async fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
     let (owners, watch_owners) = bursting_engine::webhook::OwnerCache::start(&client);
     let mut background = tokio::task::JoinSet::new();
     background.spawn(named("the owner cache's watches", watch_owners));
+    background.spawn(named(
+        "the serving certificate's reload",
+        reload_when_changed(
+            tls.clone(),
+            args.tls_cert_file.clone(),
+            args.tls_key_file.clone(),
+        ),
+    ));
     let app = bursting_engine::webhook::drain_on(
         bursting_engine::webhook::router(
             bursting_engine::webhook::WebhookState::new(client, release).with_owner_cache(owners),
@@ -676,6 +700,39 @@ async fn virtual_kubelet(args: VirtualKubeletArgs) -> anyhow::Result<()> {
     result?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often the webhook looks whether its certificate files changed.
+const CERTIFICATE_CHECK: Duration = Duration::from_secs(30);
+
+/// Serves the certificate and key in `cert`/`key` from the moment they change (a renewed Secret,
+/// as the kubelet updates its files), so a renewal needs no restart. A pair that cannot be read
+/// or does not load is logged and the one in use kept.
+async fn reload_when_changed(
+    tls: axum_server::tls_rustls::RustlsConfig,
+    cert: PathBuf,
+    key: PathBuf,
+) {
+    let read = || (std::fs::read(&cert).ok(), std::fs::read(&key).ok());
+    let mut loaded = read();
+    let mut tick = tokio::time::interval(CERTIFICATE_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = read();
+        if now == loaded {
+            continue;
+        }
+        match tls.reload_from_pem_file(&cert, &key).await {
+            Ok(()) => {
+                tracing::info!(cert = %cert.display(), "serving the renewed certificate");
+                loaded = now;
+            }
+            Err(e) => {
+                tracing::warn!(cert = %cert.display(), error = %e, "a changed certificate did not load; keeping the one in use")
+            }
+        }
+    }
 }
 
 /// `task`, answering `name` when it ends (see [`background_ended`]).

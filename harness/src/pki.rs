@@ -47,6 +47,33 @@ fn valid_for_a_year(params: &mut CertificateParams) {
     params.not_after = day(now + chrono::Duration::days(VALIDITY_DAYS - 1));
 }
 
+/// Whether the serving certificate `cert_pem` is due for renewal at `now` (unix seconds): two
+/// thirds of its validity have passed (BEHAVIOR.md §13), or it cannot be read.
+pub fn renewal_due(cert_pem: &str, now: i64) -> bool {
+    let Some((from, until)) = validity(cert_pem) else {
+        return true;
+    };
+    now >= from + (until - from) * 2 / 3
+}
+
+/// The `notBefore` and `notAfter` (unix seconds) of the first certificate in `pem`.
+fn validity(pem: &str) -> Option<(i64, i64)> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).ok()?;
+    let cert = pem.parse_x509().ok()?;
+    Some((
+        cert.validity().not_before.timestamp(),
+        cert.validity().not_after.timestamp(),
+    ))
+}
+
+/// A short fingerprint of `pem` (hex SHA-256, first 16 digits): a pod template annotated with it
+/// changes when the certificate does, so its pods are replaced with ones that read the new one.
+pub fn fingerprint(pem: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(pem.as_bytes());
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
 fn step(e: rcgen::Error) -> Error {
     Error::Step {
         step: "generate the webhook certificates".into(),
@@ -98,6 +125,19 @@ mod tests {
         assert!(pki.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
         assert!(pki.key_pem.contains("PRIVATE KEY"));
         assert_ne!(pki.ca_pem, pki.cert_pem);
+    }
+
+    #[test]
+    fn a_certificate_is_due_for_renewal_once_two_thirds_of_its_validity_passed() {
+        let pki = generate(&["bursting-webhook.kube-system.svc".into()], &[]).unwrap();
+        let (from, until) = validity(&pki.cert_pem).unwrap();
+        let two_thirds = from + (until - from) * 2 / 3;
+        assert!(!renewal_due(&pki.cert_pem, chrono::Utc::now().timestamp()));
+        assert!(!renewal_due(&pki.cert_pem, two_thirds - 1));
+        assert!(renewal_due(&pki.cert_pem, two_thirds));
+        assert!(renewal_due(&pki.cert_pem, until + 1));
+        assert!(renewal_due("not a certificate", 0), "unreadable: made anew");
+        assert_ne!(fingerprint(&pki.cert_pem), fingerprint(&pki.ca_pem));
     }
 
     #[test]

@@ -595,9 +595,11 @@ pub async fn upgrade(
             )],
         });
     }
+    // An upgrade (also to the same release) renews the webhook's certificates once two thirds
+    // of their validity have passed; the pod template's fingerprint rolls the webhook onto them.
     let pki = match current_pki(client).await? {
-        Some(pki) => pki,
-        None => new_pki(target)?,
+        Some(pki) if !crate::pki::renewal_due(&pki.cert_pem, chrono::Utc::now().timestamp()) => pki,
+        _ => new_pki(target)?,
     };
     let objects = render::with_manifest_breakage(render::render(params, target, &pki))?;
     record(client, Status::Upgrading, params, Some(&current.params), "").await?;

@@ -52,6 +52,9 @@ pub const PROXY_PORT: i32 = 8900;
 pub const CREDENTIALS: &str = "bursting-cci-credentials";
 /// The Secret with the webhook's serving certificate.
 pub const WEBHOOK_TLS: &str = "bursting-webhook-tls";
+/// Annotation on the webhook's pod template: the fingerprint of the serving certificate it runs
+/// with.
+pub const TLS_FINGERPRINT_ANNOTATION: &str = "bursting.cci.io/tls-fingerprint";
 /// The webhook's port in its pod.
 pub const WEBHOOK_PORT: i32 = 8443;
 /// The webhook Service's port.
@@ -723,7 +726,7 @@ pub fn render(params: &InstallParams, target: &Target, pki: &WebhookPki) -> Vec<
         }]),
         ..PodSpec::default()
     };
-    out.push(Rendered::of(&deployment(
+    let mut webhook = deployment(
         params,
         target,
         WEBHOOK,
@@ -731,7 +734,21 @@ pub fn render(params: &InstallParams, target: &Target, pki: &WebhookPki) -> Vec<
         params.spec.replicas(),
         rolling(),
         webhook_pod,
-    )));
+    );
+    // A renewed certificate changes the template, so the webhook's pods are replaced (one by
+    // one: it never lapses) with ones serving it.
+    if let Some(spec) = webhook.spec.as_mut() {
+        spec.template
+            .metadata
+            .get_or_insert_default()
+            .annotations
+            .get_or_insert_default()
+            .insert(
+                TLS_FINGERPRINT_ANNOTATION.into(),
+                crate::pki::fingerprint(&pki.cert_pem),
+            );
+    }
+    out.push(Rendered::of(&webhook));
     out.push(Rendered::of(&Service {
         metadata: meta(params, WEBHOOK, "webhook", true),
         spec: Some(ServiceSpec {
