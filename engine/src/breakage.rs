@@ -110,9 +110,6 @@ breakages! {
     /// node: the node advertises room for 3 pods.
     NodePodCapacityTooSmall = "node-pod-capacity-too-small",
         "the virtual node advertises capacity for 3 pods instead of the configured count";
-    /// webhook: DaemonSet pods are mutated like any other.
-    DaemonSetPodsBurst = "daemonset-pods-burst",
-        "the webhook does not recognise DaemonSet pods and mutates them to burst";
     /// webhook: every owner kind is read, and a refused read denies the pod.
     Owner403Denies = "owner-403-denies",
         "the webhook reads owners of any kind and denies the pod when it may not (an operator's custom resource stops its pods)";

@@ -320,22 +320,6 @@ fn misread(input: &mut burst_rules::decide::AdmissionInput) {
             }
         }
     }
-    if breakage::is(Breakage::DaemonSetPodsBurst) {
-        // The bug: a DaemonSet taken for any other controller.
-        let kinds = input
-            .pod
-            .metadata
-            .owner_references
-            .iter_mut()
-            .flatten()
-            .map(|o| &mut o.kind)
-            .chain(input.owners.iter_mut().map(|o| &mut o.kind));
-        for kind in kinds {
-            if kind == "DaemonSet" {
-                *kind = "ReplicaSet".into();
-            }
-        }
-    }
 }
 
 /// Validates a Service (CREATE and UPDATE) with `burst_rules::decide::check_service`.

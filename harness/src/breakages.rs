@@ -185,11 +185,6 @@ pub const CATALOGUE: &[Breakage] = &[
         "the virtual node takes 3 pods; a scale to 5 leaves 2 Pending",
     ),
     b(
-        "daemonset-pods-burst",
-        &["WL-06"],
-        "DaemonSet pods get the virtual node's affinity and never run",
-    ),
-    b(
         "owner-403-denies",
         &["SAFE-01"],
         "pods owned through an operator's custom resource are refused: the operator's workloads never start",
