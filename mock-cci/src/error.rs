@@ -308,8 +308,9 @@ impl Error {
             | Error::AlreadyExists { .. }
             | Error::Conflict { .. } => StatusCode::CONFLICT,
             Error::Gone { .. } => StatusCode::GONE,
-            Error::Invalid { .. }
-            | Error::SoldOut { .. }
+            // As Kubernetes and the CCI 2.0 API answer an object that fails validation.
+            Error::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::SoldOut { .. }
             | Error::MalformedBody { .. }
             | Error::InvalidSelector { .. }
             | Error::BadRequest(_)
@@ -411,9 +412,9 @@ mod tests {
             r#"Pod "x" is invalid: spec.containers: Required value: at least one container is required; metadata.labels: Invalid value: key "-" is invalid"#
         );
         let status = err.to_status();
-        assert_eq!(status.code, 400);
+        assert_eq!(status.code, 422);
         assert_eq!(status.reason, "Invalid");
-        assert_eq!(status.error_code, "CCI.01.400001");
+        assert_eq!(status.error_code, "CCI.01.422001");
     }
 
     #[test]

@@ -148,7 +148,7 @@ async fn a_namespace_name_that_is_not_a_dns_label_is_invalid() {
         Some(namespace("Not_OK")),
     )
     .await;
-    assert_status(&reply, 400, "Invalid", "CCI.01.400001");
+    assert_status(&reply, 422, "Invalid", "CCI.01.422001");
     assert!(
         reply.body["message"]
             .as_str()
@@ -389,7 +389,7 @@ async fn an_invalid_pod_is_refused_with_a_sentence_naming_the_field() {
         Some(body),
     )
     .await;
-    assert_status(&reply, 400, "Invalid", "CCI.01.400001");
+    assert_status(&reply, 422, "Invalid", "CCI.01.422001");
     assert_eq!(
         reply.body["message"],
         r#"Pod "x" is invalid: spec.containers: Required value: at least one container is required"#
@@ -403,7 +403,7 @@ async fn an_invalid_pod_is_refused_with_a_sentence_naming_the_field() {
         Some(pod("x", json!({"bad key": "v"}))),
     )
     .await;
-    assert_status(&reply, 400, "Invalid", "CCI.01.400001");
+    assert_status(&reply, 422, "Invalid", "CCI.01.422001");
     assert!(
         reply.body["message"]
             .as_str()

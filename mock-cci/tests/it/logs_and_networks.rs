@@ -72,7 +72,7 @@ async fn a_network_is_created_active_listed_and_deleted() {
     let bad =
         json!({"apiVersion": "cci/v2", "kind": "Network", "metadata": {"name": "net"}, "spec": {}});
     let reply = call(&app, Method::POST, NETWORKS, Some(TOKEN_A), Some(bad)).await;
-    assert_status(&reply, 400, "Invalid", "CCI.01.400001");
+    assert_status(&reply, 422, "Invalid", "CCI.01.422001");
     assert!(
         reply.message().contains("apiVersion: Invalid value"),
         "{}",
@@ -321,7 +321,7 @@ async fn a_probe_through_a_proxy_that_is_gone_is_unreachable_and_an_endpoint_mus
     let mut bad = proxy(&["v1"]);
     bad["spec"]["endpoint"] = json!("proxy.kube-system:8900");
     let reply = post(&app, PROXIES, bad).await;
-    assert_status(&reply, 400, "Invalid", "CCI.01.400001");
+    assert_status(&reply, 422, "Invalid", "CCI.01.422001");
     assert!(
         reply.message().contains("spec.endpoint: Invalid value"),
         "{}",
@@ -359,7 +359,7 @@ async fn a_proxy_registration_names_services_as_namespace_and_name() {
     let mut bad = proxy(&[]);
     bad["spec"]["services"] = json!(["web"]);
     let reply = post(&app, PROXIES, bad).await;
-    assert_status(&reply, 400, "Invalid", "CCI.01.400001");
+    assert_status(&reply, 422, "Invalid", "CCI.01.422001");
     assert!(
         reply.message().contains("spec.protocols: Required value"),
         "{}",

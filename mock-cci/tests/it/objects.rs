@@ -125,7 +125,7 @@ async fn an_update_of_a_missing_object_or_under_another_name_is_refused() {
         config_map("other", json!({}), json!({})),
     )
     .await;
-    assert_status(&reply, 400, "Invalid", "CCI.01.400001");
+    assert_status(&reply, 422, "Invalid", "CCI.01.422001");
 }
 
 #[tokio::test]
@@ -138,7 +138,7 @@ async fn a_config_map_over_one_mebibyte_is_too_long_and_one_just_under_is_fine()
         config_map("big", json!({}), json!({"k": big})),
     )
     .await;
-    assert_status(&reply, 400, "Invalid", "CCI.01.400001");
+    assert_status(&reply, 422, "Invalid", "CCI.01.422001");
     assert!(
         reply
             .message()
@@ -163,7 +163,7 @@ async fn a_config_map_over_one_mebibyte_is_too_long_and_one_just_under_is_fine()
 async fn config_map_keys_follow_the_kubernetes_rules(#[case] data: Value, #[case] expected: &str) {
     let (app, _) = mock_with_namespace().await;
     let reply = post(&app, CONFIGMAPS, config_map("cm", json!({}), data)).await;
-    assert_status(&reply, 400, "Invalid", "CCI.01.400001");
+    assert_status(&reply, 422, "Invalid", "CCI.01.422001");
     assert!(reply.message().contains(expected), "{}", reply.message());
 }
 
@@ -176,7 +176,7 @@ async fn an_immutable_config_map_keeps_its_data() {
     let mut changed = created.body.clone();
     changed["data"] = json!({"a": "2"});
     let reply = put(&app, &format!("{CONFIGMAPS}/frozen"), changed).await;
-    assert_status(&reply, 400, "Invalid", "CCI.01.400001");
+    assert_status(&reply, 422, "Invalid", "CCI.01.422001");
     assert!(
         reply
             .message()
@@ -200,7 +200,7 @@ async fn a_secret_merges_string_data_into_base64_data_and_checks_its_type() {
     let pull = json!({"apiVersion": "cci/v2", "kind": "Secret", "metadata": {"name": "imagepull-secret"},
                       "type": "kubernetes.io/dockerconfigjson", "stringData": {"other": "x"}});
     let reply = post(&app, SECRETS, pull).await;
-    assert_status(&reply, 400, "Invalid", "CCI.01.400001");
+    assert_status(&reply, 422, "Invalid", "CCI.01.422001");
     assert!(
         reply
             .message()
@@ -223,7 +223,7 @@ async fn a_claim_of_an_sfs_class_is_bound_and_others_are_refused() {
         assert_eq!(reply.body["status"]["capacity"]["storage"], "10Gi");
     }
     let reply = post(&app, CLAIMS, claim("disk", "csi-disk")).await;
-    assert_status(&reply, 400, "Invalid", "CCI.01.400001");
+    assert_status(&reply, 422, "Invalid", "CCI.01.422001");
     assert!(
         reply.message().contains(
             "spec.storageClassName: Forbidden: \"csi-disk\" is not an SFS or SFS Turbo class"
@@ -242,7 +242,7 @@ async fn the_sfs_classes_can_be_configured() {
     );
     assert_eq!(
         post(&app, CLAIMS, claim("b", "csi-nas")).await.status,
-        StatusCode::BAD_REQUEST
+        StatusCode::UNPROCESSABLE_ENTITY
     );
 }
 
@@ -310,7 +310,7 @@ async fn a_service_gets_a_cluster_ip_from_the_cci_service_cidr_and_keeps_it() {
     let bad = json!({"apiVersion": "cci/v2", "kind": "Service", "metadata": {"name": "1web"},
                      "spec": {"type": "NodePort", "clusterIP": "10.0.0.1", "ports": [{"port": 70000, "protocol": "ICMP"}]}});
     let reply = post(&app, SERVICES, bad).await;
-    assert_status(&reply, 400, "Invalid", "CCI.01.400001");
+    assert_status(&reply, 422, "Invalid", "CCI.01.422001");
     for field in [
         "metadata.name",
         "spec.type",

@@ -185,7 +185,7 @@ async fn the_service_refuses_the_pod_naming_the_field(
     let mut body = base();
     edit(&mut body);
     let reply = post(&app, PODS, body).await;
-    assert_status(&reply, 400, "Invalid", "CCI.01.400001");
+    assert_status(&reply, 422, "Invalid", "CCI.01.422001");
     assert!(reply.message().contains(expected), "{}", reply.message());
     let pods = get(&app, PODS).await;
     assert_eq!(pods.body["items"], json!([]), "nothing was created");
