@@ -725,30 +725,48 @@ impl Env {
                 context: format!("write {}", token_file.display()),
                 source,
             })?;
+        // HTTPS, as on the local target: the certificate names the container (how the engine
+        // in the cluster reaches it) and 127.0.0.1 (its published port, how the harness does).
+        let mock_name = format!("{cluster_name}-mock-cci");
+        let mock_pki = crate::pki::generate_for(
+            "burstcert mock CCI",
+            std::slice::from_ref(&mock_name),
+            &[std::net::Ipv4Addr::LOCALHOST.into()],
+        )?;
+        let (mock_cert, mock_key) = write_serving_files(&logs, &mock_pki)?;
         let mock = crate::kind::Container::run(
-            &format!("{cluster_name}-mock-cci"),
+            &mock_name,
             &cluster_name,
             &mock_image,
             crate::kind::MOCK_PORT,
-            &[(token_file.as_path(), "/run/burstcert/tokens")],
+            &[
+                (token_file.as_path(), "/run/burstcert/tokens"),
+                (mock_cert.as_path(), "/run/burstcert/tls.crt"),
+                (mock_key.as_path(), "/run/burstcert/tls.key"),
+            ],
             &[
                 "--listen",
                 &format!("0.0.0.0:{}", crate::kind::MOCK_PORT),
                 "--token-file",
                 "/run/burstcert/tokens",
+                "--tls-cert-file",
+                "/run/burstcert/tls.crt",
+                "--tls-key-file",
+                "/run/burstcert/tls.key",
             ]
             .into_iter()
             .chain(MOCK_TUNING)
             .collect::<Vec<_>>(),
             &logs,
         )?;
-        let mock_url = format!("http://{}", mock.published(crate::kind::MOCK_PORT)?);
-        let cci = CciClient::new(&mock_url, &token, None)?;
-        let mock_admin = MockAdmin::new(&mock_url, None)?;
+        let mock_url = format!("https://{}", mock.published(crate::kind::MOCK_PORT)?);
+        let cci = CciClient::new(&mock_url, &token, Some(&mock_pki.ca_pem))?;
+        let mock_admin = MockAdmin::new(&mock_url, Some(&mock_pki.ca_pem))?;
         // The engine in the cluster reaches the mock by its container name (Docker's DNS,
         // served to pods through the node: see tools/kind/node's entrypoint).
         let defaults = InstallParams {
-            cci_endpoint: format!("http://{}:{}", mock.name(), crate::kind::MOCK_PORT),
+            cci_endpoint: format!("https://{}:{}", mock.name(), crate::kind::MOCK_PORT),
+            cci_ca: Some(mock_pki.ca_pem.clone()),
             ..defaults
         };
         let target = Target::Production;
