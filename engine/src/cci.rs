@@ -1,5 +1,9 @@
-//! A small client of the CCI 2.0 API (plain JSON over HTTP), authenticating with a token in
-//! `X-Auth-Token` or by signing every request with an AK/SK pair ([`CciAuth`]).
+//! A small client of the CCI 2.0 API (plain JSON over HTTP or HTTPS), authenticating with a
+//! token in `X-Auth-Token` or by signing every request with an AK/SK pair ([`CciAuth`]).
+//!
+//! HTTPS is checked against the system's CA roots, or only against a CA bundle given for a
+//! private endpoint ([`tls_config`]). No redirect is followed: the credential goes to the
+//! endpoint given and nowhere else.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -112,6 +116,50 @@ impl std::fmt::Debug for CciAuth {
     }
 }
 
+/// The TLS settings of a CCI client (rustls with the ring provider): server certificates are
+/// checked against the CA certificates of the PEM bundle `ca_pem` only, e.g. a private
+/// endpoint's CA, or, without one, against the system's CA roots (on Linux the system's store,
+/// e.g. `/etc/ssl/certs`). The error says why the bundle or the system's store is unusable.
+pub fn tls_config(ca_pem: Option<&[u8]>) -> std::result::Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls_platform_verifier::BuilderVerifierExt as _;
+
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?;
+    let builder = match ca_pem {
+        Some(pem) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(pem) {
+                let cert = cert.map_err(|e| format!("the CA bundle is not PEM: {e}"))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("the CA bundle holds an unusable certificate: {e}"))?;
+            }
+            if roots.is_empty() {
+                return Err("the CA bundle holds no certificate".into());
+            }
+            builder.with_root_certificates(roots)
+        }
+        None => builder
+            .with_platform_verifier()
+            .map_err(|e| format!("the system's CA roots: {e}"))?,
+    };
+    Ok(builder.with_no_client_auth())
+}
+
+/// TLS settings that trust no server: for a client that speaks plain HTTP only.
+fn tls_trusting_nothing() -> rustls::ClientConfig {
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth()
+}
+
 /// A CCI API client. Cheap to clone (the connection pool is shared). It sends each request
 /// once, except a 429 with a short `Retry-After` ([`MAX_RETRY_AFTER`]), sent again once after
 /// the wait; every other failure is the caller's to retry.
@@ -146,19 +194,41 @@ impl CciClient {
         Self::with_auth(endpoint, CciAuth::AkSk(credentials))
     }
 
-    /// A client of the CCI API at `endpoint`, authenticating as `auth` says.
+    /// A client of the CCI API at `endpoint`, authenticating as `auth` says; HTTPS is checked
+    /// against the system's CA roots.
     pub fn with_auth(endpoint: &str, auth: CciAuth) -> Result<Self> {
+        Self::with_auth_and_ca(endpoint, auth, None)
+    }
+
+    /// A client of the CCI API at `endpoint`, authenticating as `auth` says; HTTPS is checked
+    /// against the CA certificates of the PEM bundle `ca_pem` only, or, without one, against
+    /// the system's CA roots (see [`tls_config`]).
+    pub fn with_auth_and_ca(endpoint: &str, auth: CciAuth, ca_pem: Option<&[u8]>) -> Result<Self> {
         let bad = |reason: &str| Error::Endpoint {
             endpoint: endpoint.into(),
             reason: reason.into(),
         };
         let url = Url::parse(endpoint).map_err(|e| bad(&e.to_string()))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(bad("the scheme must be http or https"));
+        let https = match url.scheme() {
+            "https" => true,
+            "http" => false,
+            _ => return Err(bad("the scheme must be http or https")),
+        };
+        // NB: a plain-HTTP endpoint needs no roots (no redirect can lead to HTTPS), so a host
+        // without a CA store still reaches one.
+        let tls = if https || ca_pem.is_some() {
+            tls_config(ca_pem)
+        } else {
+            Ok(tls_trusting_nothing())
         }
+        .map_err(|reason| bad(&reason))?;
         let http = reqwest::Client::builder()
             .timeout(DEFAULT_REQUEST_TIMEOUT)
             .connect_timeout(DEFAULT_CONNECT_TIMEOUT)
+            // A redirect would carry the token (or a signature) to another address: CCI does
+            // not redirect, so an answer 3xx is an error, never followed.
+            .redirect(reqwest::redirect::Policy::none())
+            .tls_backend_preconfigured(tls)
             .build()
             .map_err(|e| bad(&e.to_string()))?;
         Ok(Self {
@@ -851,6 +921,14 @@ fn error_body(bytes: &[u8], code: reqwest::StatusCode) -> (String, String) {
 mod tests {
     use super::*;
 
+    /// A client for building requests (never sent over TLS).
+    fn plain_client() -> reqwest::Client {
+        reqwest::Client::builder()
+            .tls_backend_preconfigured(tls_trusting_nothing())
+            .build()
+            .unwrap()
+    }
+
     #[rstest::rstest]
     #[case::a_token(Some("t"), None, None, None, "Token(<redacted>)")]
     #[case::a_pair_from_the_environment(None, None, Some("AK"), Some("SK"), "AkSk(")]
@@ -907,7 +985,7 @@ mod tests {
     #[test]
     fn a_signed_request_carries_host_date_and_authorization_and_verifies() {
         let credentials = Credentials::new("AK", "secret").unwrap();
-        let client = reqwest::Client::new();
+        let client = plain_client();
         let mut request = client
             .post("http://cci.example:8443/apis/cci/v2/namespaces?dryRun=All")
             .json(&serde_json::json!({"metadata": {"name": "ns"}}))
@@ -947,7 +1025,7 @@ mod tests {
     #[test]
     fn a_default_port_is_left_out_of_the_signed_host() {
         let credentials = Credentials::new("AK", "secret").unwrap();
-        let mut request = reqwest::Client::new()
+        let mut request = plain_client()
             .get("https://cci.example:443/apis/cci/v2/namespaces")
             .build()
             .unwrap();

@@ -6,8 +6,11 @@
 //! `--cci-token` or the environment variable `CCI_TOKEN`; instead of a token, an AK/SK pair
 //! signs every request (`SDK-HMAC-SHA256`), from the environment variables `CCI_ACCESS_KEY` and
 //! `CCI_SECRET_KEY` or from `--cci-aksk-file PATH` (one line `AK:SK`); no flag takes a secret
-//! key. `--release X.Y.Z` is the add-on
-//! release a component runs as (the gates of `burst_rules::release`).
+//! key. CCI is spoken over HTTPS (or plain HTTP, for a local mock): server certificates are
+//! checked against the system's CA roots, or, with `--cci-ca-file PATH` (or `CCI_CA_FILE`),
+//! against the PEM bundle's CA certificates only (a private endpoint). No redirect is
+//! followed. `--release X.Y.Z` is the add-on release a component runs as (the gates of
+//! `burst_rules::release`).
 //!
 //! # `virtual-kubelet`: the virtual node
 //!
@@ -175,13 +178,31 @@ struct CciCredentialArgs {
     /// AK:SK, `#` starts a comment.
     #[arg(long, value_name = "PATH")]
     cci_aksk_file: Option<PathBuf>,
+    /// A PEM file of the CA certificates CCI's serving certificate is checked against, instead
+    /// of the system's CA roots (a private endpoint).
+    #[arg(long, env = "CCI_CA_FILE", value_name = "PATH")]
+    cci_ca_file: Option<PathBuf>,
 }
 
 impl CciCredentialArgs {
     /// The CCI client at `endpoint` with the one credential given. A credential missing, given
     /// twice or unreadable is a usage error (exit code 2), as a missing flag is.
     fn client(self, endpoint: &str) -> anyhow::Result<CciClient> {
-        Ok(CciClient::with_auth(endpoint, self.auth())?)
+        let ca = self.ca();
+        Ok(CciClient::with_auth_and_ca(
+            endpoint,
+            self.auth(),
+            ca.as_deref(),
+        )?)
+    }
+
+    /// The CA bundle of `--cci-ca-file`, if given; unreadable, a usage error.
+    fn ca(&self) -> Option<Vec<u8>> {
+        self.cci_ca_file.as_ref().map(|path| {
+            std::fs::read(path).unwrap_or_else(|e| {
+                usage_error(format!("cannot read the CA file {}: {e}", path.display()))
+            })
+        })
     }
 
     /// The one credential given (see [`CciCredentialArgs::client`]).
@@ -769,9 +790,10 @@ async fn log_request_counts(cci: CciClient, every: Duration) {
 
 async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
     bursting_engine::translate::check_cluster_id(&args.cluster_id)?;
+    let ca = args.cci_credential.ca();
     let auth = args.cci_credential.auth();
     let key = bursting_engine::tunnel::key_of(&auth);
-    let cci = CciClient::with_auth(&args.cci_endpoint, auth)?;
+    let cci = CciClient::with_auth_and_ca(&args.cci_endpoint, auth, ca.as_deref())?;
     let client = kube_client(args.kubeconfig.as_ref()).await?;
     let shutdown = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(args.listen)

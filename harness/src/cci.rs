@@ -4,6 +4,9 @@
 //! mock can tell (faults, peak counts) is in [`crate::mock_admin`].
 //!
 //! Scenarios read the CCI side only from here, never from the engine.
+//!
+//! HTTPS is checked against the system's CA roots, or only against a CA given for a private
+//! endpoint (the local mock's); no redirect is followed, so the token goes to the endpoint only.
 
 use cci_api::{AUTH_HEADER, List, Pod};
 
@@ -14,6 +17,7 @@ use crate::error::{Error, Result};
 pub struct CciClient {
     url: String,
     token: String,
+    ca_pem: Option<String>,
     http: reqwest::Client,
 }
 
@@ -23,29 +27,83 @@ impl std::fmt::Debug for CciClient {
         f.debug_struct("CciClient")
             .field("url", &self.url)
             .field("token", &"[redacted]")
+            .field("ca", &self.ca_pem.as_ref().map(|_| "given"))
             .finish()
     }
 }
 
+/// An HTTP client for CCI (or the mock's admin side) at `url`: HTTPS checked against the CA
+/// certificates of `ca_pem` only, or without one against the system's CA roots (rustls with
+/// ring, as the engine); no redirect followed; no idle connection kept (see [`CciClient::new`]).
+pub(crate) fn http_client(url: &str, ca_pem: Option<&str>) -> Result<reqwest::Client> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls_platform_verifier::BuilderVerifierExt as _;
+
+    let fail = |detail: String| Error::Step {
+        step: format!("set up the HTTP client of {url}"),
+        detail,
+    };
+    let builder = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| fail(e.to_string()))?;
+    let builder = match ca_pem {
+        Some(pem) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+                let cert = cert.map_err(|e| fail(format!("the CA bundle is not PEM: {e}")))?;
+                roots.add(cert).map_err(|e| {
+                    fail(format!("the CA bundle holds an unusable certificate: {e}"))
+                })?;
+            }
+            if roots.is_empty() {
+                return Err(fail("the CA bundle holds no certificate".into()));
+            }
+            builder.with_root_certificates(roots)
+        }
+        // NB: plain HTTP needs no roots (and a host without a CA store still reaches the mock).
+        None if url.starts_with("http://") => {
+            builder.with_root_certificates(rustls::RootCertStore::empty())
+        }
+        None => builder
+            .with_platform_verifier()
+            .map_err(|e| fail(format!("the system's CA roots: {e}")))?,
+    };
+    reqwest::Client::builder()
+        // No idle connections kept: the clients live in the shared environment, and each test
+        // has its own tokio runtime; a pooled connection made on a runtime that has ended fails
+        // the next request ("dispatch task is gone").
+        .pool_max_idle_per_host(0)
+        // A redirect would carry the token to another address: CCI does not redirect.
+        .redirect(reqwest::redirect::Policy::none())
+        .tls_backend_preconfigured(builder.with_no_client_auth())
+        .build()
+        .map_err(|e| fail(e.to_string()))
+}
+
 impl CciClient {
-    /// A client for the CCI API at `url` (e.g. `http://127.0.0.1:4321`) as the tenant of `token`.
-    pub fn new(url: &str, token: &str) -> Self {
-        Self {
+    /// A client for the CCI API at `url` (e.g. `https://127.0.0.1:4321`) as the tenant of
+    /// `token`; HTTPS is checked against the CA certificates of `ca_pem` (PEM) only, or, without
+    /// one, against the system's CA roots.
+    pub fn new(url: &str, token: &str, ca_pem: Option<&str>) -> Result<Self> {
+        Ok(Self {
             url: url.trim_end_matches('/').to_owned(),
             token: token.to_owned(),
-            // No idle connections kept: the client lives in the shared environment, and each test
-            // has its own tokio runtime; a pooled connection made on a runtime that has ended
-            // fails the next request ("dispatch task is gone").
-            http: reqwest::Client::builder()
-                .pool_max_idle_per_host(0)
-                .build()
-                .unwrap_or_default(),
-        }
+            ca_pem: ca_pem.map(str::to_owned),
+            http: http_client(url, ca_pem)?,
+        })
     }
 
-    /// The mock's base URL.
+    /// The endpoint's base URL.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The CA (PEM) HTTPS is checked against, when one was given (else the system's roots).
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     /// The tenant token.
@@ -280,5 +338,54 @@ impl CciClient {
             }
             Err(e) => format!("CCI namespace {namespace}: {e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// A server answering every connection's request with `answer`, counting connections.
+    async fn answering(answer: String) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let count = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&count);
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let mut request = [0; 4096];
+                let _ = stream.read(&mut request).await;
+                let _ = stream.write_all(answer.as_bytes()).await;
+            }
+        });
+        (addr, count)
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_not_followed_so_the_token_goes_nowhere_else() {
+        let (elsewhere, reached) =
+            answering("HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}".into())
+                .await;
+        let (endpoint, _) = answering(format!(
+            "HTTP/1.1 302 Found\r\nlocation: http://{elsewhere}/\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        ))
+        .await;
+        let cci = CciClient::new(&format!("http://{endpoint}"), "secret", None).unwrap();
+        assert!(cci.namespace_exists("bursting-c1").await.is_err());
+        assert_eq!(
+            reached.load(Ordering::SeqCst),
+            0,
+            "the redirect was followed"
+        );
+    }
+
+    #[test]
+    fn a_ca_bundle_without_a_certificate_is_refused() {
+        let err = CciClient::new("https://cci.example", "secret", Some("not PEM")).unwrap_err();
+        assert!(err.to_string().contains("CA bundle"), "{err}");
     }
 }

@@ -58,6 +58,9 @@ pub struct ExistingChoice {
     pub cci_endpoint: Option<String>,
     /// The tenant's credential (from an environment variable or a file, never a flag).
     pub cci_token: Option<Credential>,
+    /// The CA certificates (PEM) CCI's certificate is checked against, for a private endpoint;
+    /// `None`: the system's CA roots.
+    pub cci_ca: Option<String>,
     /// The cluster id; default: read from the add-on (its state, or the virtual kubelet's
     /// `--cluster-id`).
     pub cluster_id: Option<String>,
@@ -245,7 +248,7 @@ async fn attach_existing(
     );
     let configured = crate::env::configure_existing(crate::env::Existing {
         kubeconfig: existing.kubeconfig.clone(),
-        cci: crate::cci::CciClient::new(&endpoint, &token.0),
+        cci: crate::cci::CciClient::new(&endpoint, &token.0, existing.cci_ca.as_deref())?,
         cluster_id,
     });
     if !configured {

@@ -538,6 +538,13 @@ impl Env {
                 context: format!("write {}", token_file.display()),
                 source,
             })?;
+        // HTTPS, as the real CCI: the add-on and the harness trust the mock's own CA.
+        let mock_pki = crate::pki::generate_for(
+            "burstcert mock CCI",
+            &["localhost".into()],
+            &[std::net::Ipv4Addr::LOCALHOST.into()],
+        )?;
+        let (mock_cert, mock_key) = write_serving_files(&logs, &mock_pki)?;
         let mock_process = Guarded::spawn(
             "mock-cci",
             &mock_binary,
@@ -546,6 +553,10 @@ impl Env {
                 "127.0.0.1:0".into(),
                 "--token-file".into(),
                 token_file.display().to_string(),
+                "--tls-cert-file".into(),
+                mock_cert.display().to_string(),
+                "--tls-key-file".into(),
+                mock_key.display().to_string(),
             ]
             .into_iter()
             .chain(MOCK_TUNING.map(String::from))
@@ -561,8 +572,8 @@ impl Env {
                 source,
             })?;
         let mock_url = runtime.block_on(mock_address(&mock_log))?;
-        let cci = CciClient::new(&mock_url, &token);
-        let mock_admin = MockAdmin::new(&mock_url);
+        let cci = CciClient::new(&mock_url, &token, Some(&mock_pki.ca_pem))?;
+        let mock_admin = MockAdmin::new(&mock_url, Some(&mock_pki.ca_pem))?;
         runtime.block_on(async {
             let client = client_for(&kubeconfig).await?;
             let shapes: Vec<NodeShape> = (0..DEFAULT_KWOK_NODES).map(NodeShape::standard).collect();
@@ -600,7 +611,10 @@ impl Env {
         step.finish("host node Ready");
 
         let target = Target::local(address_block);
-        let defaults = default_params(&cluster_id, &cluster_name, &mock_url, &token)?;
+        let defaults = InstallParams {
+            cci_ca: Some(mock_pki.ca_pem.clone()),
+            ..default_params(&cluster_id, &cluster_name, &mock_url, &token)?
+        };
         runtime.block_on(async {
             let client = client_for(&kubeconfig).await?;
             // The node lifecycle controller lifts the not-ready taint a moment after the node
@@ -711,30 +725,48 @@ impl Env {
                 context: format!("write {}", token_file.display()),
                 source,
             })?;
+        // HTTPS, as on the local target: the certificate names the container (how the engine
+        // in the cluster reaches it) and 127.0.0.1 (its published port, how the harness does).
+        let mock_name = format!("{cluster_name}-mock-cci");
+        let mock_pki = crate::pki::generate_for(
+            "burstcert mock CCI",
+            std::slice::from_ref(&mock_name),
+            &[std::net::Ipv4Addr::LOCALHOST.into()],
+        )?;
+        let (mock_cert, mock_key) = write_serving_files(&logs, &mock_pki)?;
         let mock = crate::kind::Container::run(
-            &format!("{cluster_name}-mock-cci"),
+            &mock_name,
             &cluster_name,
             &mock_image,
             crate::kind::MOCK_PORT,
-            &[(token_file.as_path(), "/run/burstcert/tokens")],
+            &[
+                (token_file.as_path(), "/run/burstcert/tokens"),
+                (mock_cert.as_path(), "/run/burstcert/tls.crt"),
+                (mock_key.as_path(), "/run/burstcert/tls.key"),
+            ],
             &[
                 "--listen",
                 &format!("0.0.0.0:{}", crate::kind::MOCK_PORT),
                 "--token-file",
                 "/run/burstcert/tokens",
+                "--tls-cert-file",
+                "/run/burstcert/tls.crt",
+                "--tls-key-file",
+                "/run/burstcert/tls.key",
             ]
             .into_iter()
             .chain(MOCK_TUNING)
             .collect::<Vec<_>>(),
             &logs,
         )?;
-        let mock_url = format!("http://{}", mock.published(crate::kind::MOCK_PORT)?);
-        let cci = CciClient::new(&mock_url, &token);
-        let mock_admin = MockAdmin::new(&mock_url);
+        let mock_url = format!("https://{}", mock.published(crate::kind::MOCK_PORT)?);
+        let cci = CciClient::new(&mock_url, &token, Some(&mock_pki.ca_pem))?;
+        let mock_admin = MockAdmin::new(&mock_url, Some(&mock_pki.ca_pem))?;
         // The engine in the cluster reaches the mock by its container name (Docker's DNS,
         // served to pods through the node: see tools/kind/node's entrypoint).
         let defaults = InstallParams {
-            cci_endpoint: format!("http://{}:{}", mock.name(), crate::kind::MOCK_PORT),
+            cci_endpoint: format!("https://{}:{}", mock.name(), crate::kind::MOCK_PORT),
+            cci_ca: Some(mock_pki.ca_pem.clone()),
             ..defaults
         };
         let target = Target::Production;
@@ -1224,9 +1256,32 @@ fn default_params(
         project_id: "project-local".into(),
         cci_endpoint: cci_endpoint.into(),
         cci_token: token.into(),
+        cci_ca: None,
         lock_duration_secs: Some(lock_seconds()),
         pod_disruption_budget: None,
     })
+}
+
+/// Writes the mock's serving certificate and key into `dir` (the key readable by its owner
+/// only), answering their paths.
+fn write_serving_files(dir: &Path, pki: &crate::pki::WebhookPki) -> Result<(PathBuf, PathBuf)> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let (cert, key) = (dir.join("mock-cci.crt"), dir.join("mock-cci.key"));
+    let io = |path: &Path| {
+        let context = format!("write {}", path.display());
+        move |source| Error::Io { context, source }
+    };
+    std::fs::write(&cert, &pki.cert_pem).map_err(io(&cert))?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&key)
+        .and_then(|mut file| file.write_all(pki.key_pem.as_bytes()))
+        .map_err(io(&key))?;
+    Ok((cert, key))
 }
 
 /// Reads the address the mock printed on start.

@@ -79,6 +79,10 @@ enum Command {
         /// File holding the tenant's CCI credential (instead of CCI_TOKEN).
         #[arg(long, value_name = "PATH")]
         cci_token_file: Option<std::path::PathBuf>,
+        /// PEM file of the CA certificates CCI's certificate is checked against (with
+        /// --cluster existing, for a private endpoint); default: the system's CA roots.
+        #[arg(long, value_name = "PATH")]
+        cci_ca_file: Option<std::path::PathBuf>,
         /// The cluster id the add-on was installed with (default: read from the add-on).
         #[arg(long)]
         cluster_id: Option<String>,
@@ -249,6 +253,10 @@ enum CciCommand {
         /// CCI credential.
         #[arg(long, env = burstcert::certify::TOKEN_ENV, hide_env_values = true)]
         cci_token: String,
+        /// PEM file of the CA certificates CCI's certificate is checked against (a private
+        /// endpoint); default: the system's CA roots.
+        #[arg(long, value_name = "PATH")]
+        cci_ca_file: Option<std::path::PathBuf>,
     },
 }
 
@@ -258,6 +266,16 @@ enum ToolsCommand {
     Build,
     /// Print the pinned versions.
     Versions,
+}
+
+/// The text of `--cci-ca-file`, when given.
+fn read_ca_file(path: Option<std::path::PathBuf>) -> anyhow::Result<Option<String>> {
+    path.map(|path| {
+        let path = user_path(path);
+        std::fs::read_to_string(&path)
+            .with_context(|| format!("read the CCI CA bundle {}", path.display()))
+    })
+    .transpose()
 }
 
 fn main() -> ExitCode {
@@ -285,6 +303,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             kubeconfig,
             cci_endpoint,
             cci_token_file,
+            cci_ca_file,
             cluster_id,
             focus,
             skip,
@@ -312,6 +331,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             cci_token: token
                                 .filter(|t| !t.is_empty())
                                 .map(burstcert::certify::Credential),
+                            cci_ca: read_ca_file(cci_ca_file)?,
                             cluster_id,
                         },
                     )
@@ -465,14 +485,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     cluster_id,
                     cci_endpoint,
                     cci_token,
+                    cci_ca_file,
                 },
         } => {
+            let ca = read_ca_file(cci_ca_file)?;
+            let cci = burstcert::cci::CciClient::new(&cci_endpoint, &cci_token, ca.as_deref())?;
             let runtime = tokio::runtime::Runtime::new().context("start tokio")?;
-            let report = runtime.block_on(burstcert::addon::purge::purge(
-                &cci_endpoint,
-                &cci_token,
-                &cluster_id,
-            ))?;
+            let report = runtime.block_on(burstcert::addon::purge::purge(&cci, &cluster_id))?;
             println!("{report}");
         }
         Command::Tools {

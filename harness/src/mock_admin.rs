@@ -16,16 +16,13 @@ pub struct MockAdmin {
 }
 
 impl MockAdmin {
-    /// The admin side of the mock at `url` (its base URL; the admin API needs no token).
-    pub fn new(url: &str) -> Self {
-        Self {
+    /// The admin side of the mock at `url` (its base URL; the admin API needs no token), its
+    /// HTTPS checked against `ca_pem` as the tenant client's ([`crate::cci::CciClient::new`]).
+    pub fn new(url: &str, ca_pem: Option<&str>) -> Result<Self> {
+        Ok(Self {
             url: url.trim_end_matches('/').to_owned(),
-            // As for the tenant client: no pooled connections across test runtimes.
-            http: reqwest::Client::builder()
-                .pool_max_idle_per_host(0)
-                .build()
-                .unwrap_or_default(),
-        }
+            http: crate::cci::http_client(url, ca_pem)?,
+        })
     }
 
     /// Sets `fault` on `scope` (`POST /_mock/faults`). The guard clears it when dropped,

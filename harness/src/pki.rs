@@ -1,5 +1,6 @@
 //! The webhook's PKI, generated at install: a CA whose bundle goes into the webhook
-//! configuration, and a serving certificate for the webhook's address.
+//! configuration, and a serving certificate for the webhook's address. The mock CCI's is made
+//! the same way ([`generate_for`]): its CA is what the harness and the add-on trust for CCI.
 
 use std::net::IpAddr;
 
@@ -74,20 +75,23 @@ pub fn fingerprint(pem: &str) -> String {
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
-fn step(e: rcgen::Error) -> Error {
-    Error::Step {
-        step: "generate the webhook certificates".into(),
-        detail: e.to_string(),
-    }
+/// A fresh CA and a serving certificate valid for `dns_names` and `ips`: the webhook's.
+pub fn generate(dns_names: &[String], ips: &[IpAddr]) -> Result<WebhookPki> {
+    generate_for("bursting webhook", dns_names, ips)
 }
 
-/// A fresh CA and a serving certificate valid for `dns_names` and `ips`.
-pub fn generate(dns_names: &[String], ips: &[IpAddr]) -> Result<WebhookPki> {
+/// A fresh CA (common name `{subject} CA`) and a serving certificate (common name `subject`)
+/// valid for `dns_names` and `ips`.
+pub fn generate_for(subject: &str, dns_names: &[String], ips: &[IpAddr]) -> Result<WebhookPki> {
+    let step = |e: rcgen::Error| Error::Step {
+        step: format!("generate the certificates of the {subject}"),
+        detail: e.to_string(),
+    };
     let ca_key = KeyPair::generate().map_err(step)?;
     let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(step)?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca.distinguished_name
-        .push(DnType::CommonName, "bursting webhook CA");
+        .push(DnType::CommonName, format!("{subject} CA"));
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     valid_for_a_year(&mut ca);
     let ca_cert = ca.self_signed(&ca_key).map_err(step)?;
@@ -95,9 +99,7 @@ pub fn generate(dns_names: &[String], ips: &[IpAddr]) -> Result<WebhookPki> {
 
     let key = KeyPair::generate().map_err(step)?;
     let mut serving = CertificateParams::new(dns_names.to_vec()).map_err(step)?;
-    serving
-        .distinguished_name
-        .push(DnType::CommonName, "bursting webhook");
+    serving.distinguished_name.push(DnType::CommonName, subject);
     serving
         .subject_alt_names
         .extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));

@@ -63,7 +63,17 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let http = reqwest::Client::new();
+        // Plain HTTP: a TLS config that trusts no server (reqwest is built without a default
+        // crypto provider).
+        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .build()?;
         let post = |path: String, body: Value| {
             let http = http.clone();
             let url = url.clone();

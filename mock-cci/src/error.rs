@@ -271,6 +271,10 @@ pub enum Error {
     /// The server failed while serving or shutting down.
     #[error("the mock server failed: {0}")]
     Serve(#[source] std::io::Error),
+
+    /// The serving certificate or its key (PEM) cannot be used to serve HTTPS.
+    #[error("the serving certificate or key is unusable: {0}")]
+    Tls(#[source] std::io::Error),
 }
 
 fn subject(kind: &str, name: &str) -> String {
@@ -322,7 +326,9 @@ impl Error {
             Error::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::UnreadableBody(rejection) => rejection.status(),
             Error::BadPath(rejection) => rejection.status(),
-            Error::Bind { .. } | Error::Serve(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Bind { .. } | Error::Serve(_) | Error::Tls(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 

@@ -57,7 +57,7 @@ pub use config::{
 };
 pub use error::{Error, Result};
 pub use faults::{Fault, FaultSpec, Scope};
-pub use server::Server;
+pub use server::{Server, TlsIdentity};
 pub use state::{Bill, NamespaceRecord, Peak, PodRecord};
 
 use requests::RequestLog;

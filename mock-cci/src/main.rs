@@ -4,12 +4,15 @@
 //! cargo run -p mock-cci -- --listen 127.0.0.1:8080 --token s3cret=tenant-a --token other
 //! curl -H 'X-Auth-Token: s3cret' http://127.0.0.1:8080/apis/cci/v2/namespaces
 //! cargo run -p mock-cci -- --aksk-file pairs.txt   # lines AK:SK or AK:SK=TENANT
+//! cargo run -p mock-cci -- --token s3cret --tls-cert-file tls.crt --tls-key-file tls.key
 //! curl http://127.0.0.1:8080/_mock/state
 //! curl -X POST -H 'Content-Type: application/json' http://127.0.0.1:8080/_mock/faults \
 //!   -d '{"scope": {"tenant": "tenant-a"}, "fault": {"type": "soldOut"}}'
 //! ```
 //!
-//! It prints exactly one line to stdout, `mock-cci listening on http://IP:PORT`, once it
+//! It serves HTTPS when given `--tls-cert-file` and `--tls-key-file` (PEM), plain HTTP
+//! otherwise. It prints exactly one line to stdout, `mock-cci listening on http://IP:PORT`
+//! (`https://` with a certificate), once it
 //! accepts connections (so `--listen 127.0.0.1:0` lets the caller learn the port), logs to
 //! stderr (`RUST_LOG` filters, default `info`), and exits cleanly on SIGINT or SIGTERM.
 
@@ -22,7 +25,7 @@ use clap::Parser;
 use mock_cci::{
     DEFAULT_COMPUTE_TIME, DEFAULT_LISTEN, DEFAULT_RESTART_BACKOFF, DEFAULT_RUNNING_AFTER,
     DEFAULT_SFS_STORAGE_CLASSES, DEFAULT_STOP_TIME, DEFAULT_TIMEOUT, DEFAULT_WATCH_HISTORY,
-    MockConfig, Server, TokenSpec,
+    MockConfig, Server, TlsIdentity, TokenSpec,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -76,6 +79,14 @@ struct Args {
     /// A storage class accepted as SFS or SFS Turbo. Repeatable; default csi-nas and csi-sfsturbo.
     #[arg(long = "sfs-storage-class", value_name = "CLASS")]
     sfs_storage_classes: Vec<String>,
+
+    /// PEM file with the serving certificate (chain): serve HTTPS (with --tls-key-file).
+    #[arg(long, value_name = "PATH", requires = "tls_key_file")]
+    tls_cert_file: Option<std::path::PathBuf>,
+
+    /// PEM file with the serving certificate's private key (with --tls-cert-file).
+    #[arg(long, value_name = "PATH", requires = "tls_cert_file")]
+    tls_key_file: Option<std::path::PathBuf>,
 }
 
 impl Args {
@@ -124,6 +135,20 @@ impl Args {
             ..MockConfig::default()
         })
     }
+
+    /// The serving certificate and key, when both are given.
+    fn tls(&self) -> anyhow::Result<Option<TlsIdentity>> {
+        let (Some(cert), Some(key)) = (&self.tls_cert_file, &self.tls_key_file) else {
+            return Ok(None);
+        };
+        let read = |path: &std::path::Path| {
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+        };
+        Ok(Some(TlsIdentity {
+            cert_pem: read(cert)?,
+            key_pem: read(key)?,
+        }))
+    }
 }
 
 #[tokio::main]
@@ -137,6 +162,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let config = args.config()?;
+    let tls = args.tls()?;
     if config.tokens.is_empty() && config.access_keys.is_empty() {
         tracing::warn!(
             "no --token nor --aksk-file given: every API request will be refused with 401"
@@ -152,7 +178,10 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(?tenants, ?access_keys, running_after = ?config.running_after, "starting");
 
     let signal = shutdown_signal()?;
-    let server = Server::bind(config).await?;
+    let server = match tls {
+        Some(identity) => Server::bind_tls(config, identity).await?,
+        None => Server::bind(config).await?,
+    };
     {
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "mock-cci listening on {}", server.url())

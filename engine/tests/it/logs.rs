@@ -29,7 +29,7 @@ async fn fixture(running_after: Duration) -> (Server, CciProvider) {
 
 /// What the mock answers a tenant for `GET …/pods/{name}/log?{query}`, read without the engine.
 async fn mock_log(server: &Server, name: &str, query: &str) -> String {
-    let response = reqwest::Client::new()
+    let response = crate::common::plain_http()
         .get(format!(
             "{}/apis/cci/v2/namespaces/{NS}/pods/{name}/log?{query}",
             server.url()

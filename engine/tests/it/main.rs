@@ -13,3 +13,4 @@ mod mirroring;
 mod provider;
 mod proxy;
 mod release;
+mod tls;

@@ -217,7 +217,7 @@ async fn probe(server: &Server, name: &str) -> (i32, String) {
         container: None,
         command: vec!["probe".into(), "web.default".into()],
     };
-    let result: cci_api::ExecResult = reqwest::Client::new()
+    let result: cci_api::ExecResult = crate::common::plain_http()
         .post(format!(
             "{}/apis/cci/v2/namespaces/{NS}/pods/{name}/exec",
             server.url()

@@ -67,6 +67,10 @@ pub struct ParamsArgs {
     /// CCI credential (stored in the add-on's Secret).
     #[arg(long, env = "CCI_TOKEN", hide_env_values = true)]
     pub cci_token: Option<String>,
+    /// PEM file of the CA certificates the add-on checks the CCI endpoint against (a private
+    /// endpoint); default: the system's CA roots.
+    #[arg(long, value_name = "PATH")]
+    pub cci_ca_file: Option<std::path::PathBuf>,
     /// Node lock duration after sold out, in seconds (a test knob; default: the engine's 30 min).
     #[arg(long)]
     pub lock_duration_secs: Option<u64>,
@@ -109,6 +113,12 @@ impl ParamsArgs {
         if let Some(i) = self.interconnect {
             base.interconnect = i;
         }
+        if let Some(path) = &self.cci_ca_file {
+            base.cci_ca = Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("--cci-ca-file {}: {e}", path.display()))?,
+            );
+        }
         if self.lock_duration_secs.is_some() {
             base.lock_duration_secs = self.lock_duration_secs;
         }
@@ -140,6 +150,7 @@ impl ParamsArgs {
             project_id: String::new(),
             cci_endpoint: String::new(),
             cci_token: String::new(),
+            cci_ca: None,
             lock_duration_secs: None,
             pod_disruption_budget: None,
         };

@@ -131,6 +131,11 @@ pub struct InstallParams {
     pub cci_endpoint: String,
     /// Credential for the CCI API (stored in the add-on's Secret).
     pub cci_token: String,
+    /// The CA certificates (PEM) the add-on checks the CCI endpoint's certificate against, for
+    /// a private endpoint (the local mock's); `None`: the system's CA roots. Stored beside the
+    /// credential and mounted into the add-on's pods (`--cci-ca-file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cci_ca: Option<String>,
     /// How long the virtual node stays locked after sold out (not an add-on parameter: a test
     /// knob so lock scenarios do not wait 30 minutes; `None` keeps the engine's default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -169,6 +174,7 @@ impl std::fmt::Debug for InstallParams {
             .field("project_id", &self.project_id)
             .field("cci_endpoint", &self.cci_endpoint)
             .field("cci_token", &"(redacted)")
+            .field("cci_ca", &self.cci_ca.as_ref().map(|_| "given"))
             .field("lock_duration_secs", &self.lock_duration_secs)
             .field("pod_disruption_budget", &self.pod_disruption_budget)
             .finish()
@@ -376,6 +382,7 @@ pub(crate) mod tests {
             project_id: "p".into(),
             cci_endpoint: "http://127.0.0.1:1".into(),
             cci_token: "t".into(),
+            cci_ca: None,
             lock_duration_secs: None,
             pod_disruption_budget: None,
         }

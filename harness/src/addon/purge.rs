@@ -96,11 +96,12 @@ pub fn billable(pods: &[cci_api::Pod], now: k8s_openapi::jiff::Timestamp) -> (us
     out
 }
 
-/// Purges cluster `cluster_id` from the CCI endpoint: what it left is listed, then removed by
-/// the add-on's gc; idempotent (a cluster with nothing left reports zeros).
-pub async fn purge(endpoint: &str, token: &str, cluster_id: &str) -> Result<PurgeReport> {
+/// Purges cluster `cluster_id` from the CCI endpoint of `cci` (its URL, token and CA): what it
+/// left is listed, then removed by the add-on's gc; idempotent (a cluster with nothing left
+/// reports zeros).
+pub async fn purge(cci: &CciClient, cluster_id: &str) -> Result<PurgeReport> {
+    let endpoint = cci.url();
     let namespace = cci_api::namespace_for_cluster(cluster_id);
-    let cci = CciClient::new(endpoint, token);
     let pods = cci.pods(&namespace).await?;
     let (running, vcpu_seconds, gib_seconds) = billable(&pods, k8s_openapi::jiff::Timestamp::now());
     // May run `cargo build` (from a workspace): not on the runtime's threads.
@@ -110,7 +111,7 @@ pub async fn purge(endpoint: &str, token: &str, cluster_id: &str) -> Result<Purg
             step: "find the engine binary".into(),
             detail: e.to_string(),
         })??;
-    let args = [
+    let mut args = vec![
         "gc".to_owned(),
         "--scope".into(),
         "namespace".into(),
@@ -119,7 +120,17 @@ pub async fn purge(endpoint: &str, token: &str, cluster_id: &str) -> Result<Purg
         "--cluster-id".into(),
         cluster_id.to_owned(),
     ];
-    let token = token.to_owned();
+    // The gc reads the CA from a file (as in the add-on's pods): one of this purge's own,
+    // removed when it is dropped.
+    let ca_file = match cci.ca_pem() {
+        Some(pem) => {
+            let file = CaFile::write(&namespace, pem)?;
+            args.extend(["--cci-ca-file".into(), file.0.display().to_string()]);
+            Some(file)
+        }
+        None => None,
+    };
+    let token = cci.token().to_owned();
     let output = tokio::task::spawn_blocking(move || {
         Command::new(&engine)
             .args(&args)
@@ -136,6 +147,7 @@ pub async fn purge(endpoint: &str, token: &str, cluster_id: &str) -> Result<Purg
             context: format!("run bursting-engine gc for {namespace}"),
             source,
         })?;
+    drop(ca_file);
     if !output.status.success() {
         return Err(Error::Step {
             step: format!("purge {namespace} (bursting-engine gc --scope namespace)"),
@@ -154,6 +166,31 @@ pub async fn purge(endpoint: &str, token: &str, cluster_id: &str) -> Result<Purg
         gib_seconds,
         gc_summary: String::from_utf8_lossy(&output.stdout).trim().to_owned(),
     })
+}
+
+/// A CA bundle written for the gc to read, removed on drop.
+struct CaFile(std::path::PathBuf);
+
+impl CaFile {
+    fn write(namespace: &str, pem: &str) -> Result<Self> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!(
+            "burstcert-purge-{namespace}-{}-{n}.crt",
+            std::process::id()
+        ));
+        std::fs::write(&path, pem).map_err(|source| Error::Io {
+            context: format!("write {}", path.display()),
+            source,
+        })?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for CaFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 #[cfg(test)]

@@ -13,8 +13,8 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, NodeAffinity,
-    NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector,
+    Affinity, Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, KeyToPath,
+    NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector,
     PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
     Secret, SecretKeySelector, SecretVolumeSource, SecurityContext, Service, ServiceAccount,
     ServicePort, ServiceSpec, TCPSocketAction, Toleration, Volume, VolumeMount,
@@ -50,6 +50,12 @@ pub const PROXY: &str = "bursting-proxy";
 pub const PROXY_PORT: i32 = 8900;
 /// The Secret with the CCI credential.
 pub const CREDENTIALS: &str = "bursting-cci-credentials";
+/// The key of [`CREDENTIALS`] holding the CA bundle CCI's certificate is checked against, when
+/// the endpoint is a private one ([`InstallParams::cci_ca`]).
+pub const CCI_CA_KEY: &str = "ca.crt";
+/// Where the CCI CA bundle is mounted in the pods that speak CCI (read-only: the root file
+/// system is): `--cci-ca-file` names `{CCI_CA_DIR}/{CCI_CA_KEY}`.
+pub const CCI_CA_DIR: &str = "/etc/bursting/cci";
 /// The Secret with the webhook's serving certificate.
 pub const WEBHOOK_TLS: &str = "bursting-webhook-tls";
 /// Annotation on the webhook's pod template: the fingerprint of the serving certificate it runs
@@ -353,6 +359,47 @@ fn token_env() -> EnvVar {
     }
 }
 
+/// The arguments naming the CCI CA bundle, when the endpoint has one.
+fn cci_ca_args(params: &InstallParams) -> Vec<String> {
+    params
+        .cci_ca
+        .iter()
+        .map(|_| format!("--cci-ca-file={CCI_CA_DIR}/{CCI_CA_KEY}"))
+        .collect()
+}
+
+/// `spec`'s first container (the one that speaks CCI) with the CCI CA bundle mounted from the
+/// credentials Secret, when the endpoint has one: only that key, not the token, is a file.
+fn mount_cci_ca(params: &InstallParams, spec: &mut PodSpec) {
+    if params.cci_ca.is_none() {
+        return;
+    }
+    spec.volumes.get_or_insert_default().push(Volume {
+        name: "cci-ca".into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(CREDENTIALS.into()),
+            items: Some(vec![KeyToPath {
+                key: CCI_CA_KEY.into(),
+                path: CCI_CA_KEY.into(),
+                ..KeyToPath::default()
+            }]),
+            ..SecretVolumeSource::default()
+        }),
+        ..Volume::default()
+    });
+    if let Some(container) = spec.containers.first_mut() {
+        container
+            .volume_mounts
+            .get_or_insert_default()
+            .push(VolumeMount {
+                name: "cci-ca".into(),
+                mount_path: CCI_CA_DIR.into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            });
+    }
+}
+
 /// The user and group every container of the add-on runs as: not root, and a number, so the
 /// kubelet can check `runAsNonRoot` without reading the image (the distroless "nonroot" user).
 pub const RUN_AS: i64 = 65532;
@@ -615,12 +662,16 @@ pub fn render(params: &InstallParams, target: &Target, pki: &WebhookPki) -> Vec<
     if params.interconnect {
         out.extend(rbac(params, PROXY, "proxy"));
     }
+    let mut credentials = BTreeMap::from([
+        ("token".into(), params.cci_token.clone()),
+        ("endpoint".into(), params.cci_endpoint.clone()),
+    ]);
+    if let Some(ca) = &params.cci_ca {
+        credentials.insert(CCI_CA_KEY.into(), ca.clone());
+    }
     out.push(Rendered::of(&Secret {
         metadata: meta(params, CREDENTIALS, "credentials", true),
-        string_data: Some(BTreeMap::from([
-            ("token".into(), params.cci_token.clone()),
-            ("endpoint".into(), params.cci_endpoint.clone()),
-        ])),
+        string_data: Some(credentials),
         type_: Some("Opaque".into()),
         ..Secret::default()
     }));
@@ -649,7 +700,8 @@ pub fn render(params: &InstallParams, target: &Target, pki: &WebhookPki) -> Vec<
     if let Some(secs) = params.lock_duration_secs {
         vk_args.push(format!("--lock-duration-secs={secs}"));
     }
-    let vk_pod = PodSpec {
+    vk_args.extend(cci_ca_args(params));
+    let mut vk_pod = PodSpec {
         containers: vec![container(
             params,
             "virtual-kubelet",
@@ -666,6 +718,7 @@ pub fn render(params: &InstallParams, target: &Target, pki: &WebhookPki) -> Vec<
         )],
         ..PodSpec::default()
     };
+    mount_cci_ca(params, &mut vk_pod);
     // The spec's replicas, of which the elected leader drives the node (the others wait on
     // LEADER_LEASE). Recreate, so an old release and a new one never run side by side.
     out.push(Rendered::of(&deployment(
@@ -784,7 +837,8 @@ pub fn render(params: &InstallParams, target: &Target, pki: &WebhookPki) -> Vec<
         if let Target::Local { proxy_endpoint, .. } = target {
             proxy_args.push(format!("--advertise={proxy_endpoint}"));
         }
-        let proxy_pod = PodSpec {
+        proxy_args.extend(cci_ca_args(params));
+        let mut proxy_pod = PodSpec {
             containers: vec![Container {
                 ports: Some(vec![ContainerPort {
                     name: Some("tunnel".into()),
@@ -809,6 +863,7 @@ pub fn render(params: &InstallParams, target: &Target, pki: &WebhookPki) -> Vec<
             }],
             ..PodSpec::default()
         };
+        mount_cci_ca(params, &mut proxy_pod);
         out.push(Rendered::of(&deployment(
             params,
             target,
@@ -1008,16 +1063,20 @@ pub fn gc_jobs(params: &InstallParams, target: &Target) -> Vec<Job> {
                 containers: vec![container(
                     params,
                     "gc",
-                    vec![
+                    [
                         "gc".into(),
                         format!("--scope={scope_arg}"),
                         format!("--cci-endpoint={}", params.cci_endpoint),
                         format!("--cluster-id={}", params.cluster_id),
-                    ],
+                    ]
+                    .into_iter()
+                    .chain(cci_ca_args(params))
+                    .collect(),
                     vec![token_env(), env("RUST_LOG", "info")],
                 )],
                 ..PodSpec::default()
             };
+            mount_cci_ca(params, &mut pod);
             place(params, target, &mut pod);
             Job {
                 metadata: meta(params, &gc_job_name(params, scope), "gc", true),
@@ -1091,6 +1150,68 @@ mod tests {
                 r.describe()
             );
         }
+    }
+
+    #[test]
+    fn a_cci_ca_is_kept_with_the_credential_and_mounted_read_only_where_cci_is_spoken() {
+        let mut p = params("1.5.18");
+        p.interconnect = true;
+        let none = render(&p, &Target::Production, &pki());
+        assert!(
+            !to_yaml(&none).contains("cci-ca"),
+            "no CA, no mount nor flag"
+        );
+        p.cci_ca = Some("CCI CA PEM".into());
+        let rendered = render(&p, &Target::Production, &pki());
+        let object = |name: &str| {
+            let r = rendered.iter().find(|r| r.describe() == name).unwrap();
+            serde_json::to_value(&r.object).unwrap()
+        };
+        let secret = object(&format!("Secret {NAMESPACE}/{CREDENTIALS}"));
+        assert_eq!(secret["stringData"][CCI_CA_KEY], "CCI CA PEM");
+        let flag = format!("--cci-ca-file={CCI_CA_DIR}/{CCI_CA_KEY}");
+        let jobs: Vec<serde_json::Value> = gc_jobs(&p, &Target::Production)
+            .iter()
+            .map(|job| serde_json::to_value(job).unwrap())
+            .collect();
+        let pods = [VIRTUAL_KUBELET, PROXY]
+            .iter()
+            .map(|name| object(&format!("Deployment {NAMESPACE}/{name}")))
+            .chain(jobs)
+            .map(|o| o["spec"]["template"]["spec"].clone());
+        for pod in pods {
+            let container = &pod["containers"][0];
+            assert!(
+                container["args"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|a| *a == flag),
+                "{container}"
+            );
+            let mount = container["volumeMounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["name"] == "cci-ca")
+                .unwrap();
+            assert_eq!(mount["mountPath"], CCI_CA_DIR);
+            assert_eq!(mount["readOnly"], true);
+            let volume = pod["volumes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|v| v["name"] == "cci-ca")
+                .unwrap();
+            assert_eq!(volume["secret"]["secretName"], CREDENTIALS);
+            // Only the CA becomes a file; the token stays an environment variable.
+            assert_eq!(
+                volume["secret"]["items"],
+                serde_json::json!([{"key": CCI_CA_KEY, "path": CCI_CA_KEY}])
+            );
+        }
+        let webhook = object(&format!("Deployment {NAMESPACE}/{WEBHOOK}"));
+        assert!(!webhook.to_string().contains("cci-ca"), "{webhook}");
     }
 
     #[test]

@@ -1057,8 +1057,7 @@ pub fn un_03(s: &Scenario) -> BodyFuture<'_> {
             exists && pods >= 1,
             "expected the CCI side left behind, saw {pods} pods"
         );
-        let report =
-            crate::addon::purge::purge(s.cci().url(), s.cci().token(), &s.env.cluster_id).await?;
+        let report = crate::addon::purge::purge(s.cci(), &s.env.cluster_id).await?;
         anyhow::ensure!(report.pods >= 1, "purge removed no pod: {report}");
         anyhow::ensure!(cci_side(s).await? == (0, false), "purge left the CCI side");
         Ok(Outcome::Passed)
@@ -1104,7 +1103,7 @@ pub fn un_04(s: &Scenario) -> BodyFuture<'_> {
         )
         .await?;
         let ours_before = s.cci().pods(s.cci_namespace()).await?.len();
-        let report = crate::addon::purge::purge(s.cci().url(), s.cci().token(), &gone).await?;
+        let report = crate::addon::purge::purge(s.cci(), &gone).await?;
         eprintln!("UN-04: {report}");
         anyhow::ensure!(
             report.pods == 2,

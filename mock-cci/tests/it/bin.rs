@@ -210,7 +210,7 @@ async fn the_binary_serves_requests_signed_with_a_pair_of_its_aksk_file_and_neve
         },
         cci_api::signing::SdkDate::from_system_time(std::time::SystemTime::now()),
     );
-    let mut request = reqwest::Client::new()
+    let mut request = crate::common::http_client(None)
         .post(format!("{url}{path}"))
         .body(body.to_vec());
     for (name, value) in headers.into_iter().chain(signed.headers()) {

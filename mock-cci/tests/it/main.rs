@@ -6,6 +6,7 @@ mod api;
 mod bin;
 mod common;
 mod flavour_properties;
+mod https;
 mod inside;
 mod logs_and_networks;
 mod objects;

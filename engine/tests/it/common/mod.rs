@@ -64,3 +64,19 @@ pub fn fail_every(server: &mock_cci::Server, namespace: &str, operation: &str, s
     .unwrap();
     server.state().set_fault(fault).unwrap();
 }
+
+/// A reqwest client for plain HTTP (its TLS trusts no server: reqwest is built without a
+/// default crypto provider, so every client brings its rustls config).
+pub fn plain_http() -> reqwest::Client {
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(rustls::RootCertStore::empty())
+    .with_no_client_auth();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .build()
+        .unwrap()
+}
