@@ -36,6 +36,9 @@ pub const WATCH_TIMEOUT_SLACK: Duration = Duration::from_secs(15);
 pub enum CciAuth {
     /// An IAM token, sent in `X-Auth-Token` with every request.
     Token(String),
+    /// An IAM token read from a file (e.g. the add-on's Secret, mounted): read again when the
+    /// file changes and when CCI answers 401, so a renewed token is used without a restart.
+    TokenFile(TokenFile),
     /// An AK/SK pair: every request is signed (`Authorization: SDK-HMAC-SHA256 …` and
     /// `X-Sdk-Date`, [`cci_api::signing`]) and carries no token.
     AkSk(Credentials),
@@ -76,14 +79,13 @@ impl CciAuth {
             (None, None, None) => None,
         };
         match (token, pair) {
-            (Some(_), Some(_)) => Err(
-                "both a CCI token (--cci-token or CCI_TOKEN) and an AK/SK pair are given: give one"
-                    .into(),
-            ),
+            (Some(_), Some(_)) => {
+                Err("both a CCI token (CCI_TOKEN) and an AK/SK pair are given: give one".into())
+            }
             (Some(token), None) => Ok(CciAuth::Token(token)),
             (None, Some(pair)) => Ok(CciAuth::AkSk(pair)),
             (None, None) => Err(format!(
-                "no CCI credential: give a token (--cci-token or CCI_TOKEN), or an AK/SK pair ({ACCESS_KEY_ENV} and {SECRET_KEY_ENV}, or --cci-aksk-file)"
+                "no CCI credential: give a token (CCI_TOKEN or --cci-token-file), or an AK/SK pair ({ACCESS_KEY_ENV} and {SECRET_KEY_ENV}, or --cci-aksk-file)"
             )),
         }
     }
@@ -106,11 +108,96 @@ pub fn parse_aksk_file(text: &str) -> std::result::Result<Credentials, String> {
     Credentials::parse_pair(line).map_err(|e| format!("the AK/SK file, line {number}: {e}"))
 }
 
+/// The token a built request carries, if any.
+fn sent_token(request: &reqwest::Request) -> Option<String> {
+    request
+        .headers()
+        .get(AUTH_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// An IAM token kept in a file, and the token last read from it.
+#[derive(Clone)]
+pub struct TokenFile {
+    path: std::path::PathBuf,
+    /// The token, and the file's modification time when it was read.
+    read: Arc<std::sync::Mutex<(String, Option<SystemTime>)>>,
+}
+
+impl std::fmt::Debug for TokenFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // NB: never the token.
+        f.debug_struct("TokenFile")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenFile {
+    /// Reads the token in `path` (surrounding whitespace dropped); an error names the file and
+    /// why, never its content.
+    pub fn open(path: impl Into<std::path::PathBuf>) -> std::result::Result<Self, String> {
+        let path = path.into();
+        let (token, modified) = Self::read_file(&path)?;
+        Ok(Self {
+            path,
+            read: Arc::new(std::sync::Mutex::new((token, modified))),
+        })
+    }
+
+    fn read_file(
+        path: &std::path::Path,
+    ) -> std::result::Result<(String, Option<SystemTime>), String> {
+        let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the token file {}: {e}", path.display()))?;
+        let token = text.trim().to_owned();
+        if token.is_empty() {
+            return Err(format!("the token file {} is empty", path.display()));
+        }
+        Ok((token, modified))
+    }
+
+    /// The token to send: read again first when the file changed since (its modification time).
+    pub fn token(&self) -> String {
+        let modified = std::fs::metadata(&self.path)
+            .and_then(|m| m.modified())
+            .ok();
+        let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+        if modified != read.1 {
+            self.refresh(&mut read);
+        }
+        read.0.clone()
+    }
+
+    /// Reads the file again (after a 401): whether it now holds another token than `sent`.
+    pub fn renewed(&self, sent: &str) -> bool {
+        let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+        self.refresh(&mut read);
+        read.0 != sent
+    }
+
+    fn refresh(&self, read: &mut (String, Option<SystemTime>)) {
+        match Self::read_file(&self.path) {
+            Ok(fresh) => {
+                if fresh.0 != read.0 {
+                    tracing::info!(file = %self.path.display(), "CCI token renewed: using the new one");
+                }
+                *read = fresh;
+            }
+            // Keep the token in use: a file being rewritten may be empty for a moment.
+            Err(e) => tracing::warn!(error = %e, "keeping the CCI token in use"),
+        }
+    }
+}
+
 impl std::fmt::Debug for CciAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             // NB: never the token.
             CciAuth::Token(_) => f.write_str("Token(<redacted>)"),
+            CciAuth::TokenFile(file) => file.fmt(f),
             CciAuth::AkSk(credentials) => f.debug_tuple("AkSk").field(credentials).finish(),
         }
     }
@@ -288,16 +375,26 @@ impl CciClient {
         };
         let kind = RequestKind::of(method.as_str(), path);
         self.counters.count(kind);
-        let mut response = self
-            .http
-            .execute(request().map_err(http_err)?)
-            .await
-            .map_err(http_err)?;
+        let first = request().map_err(http_err)?;
+        let mut sent = sent_token(&first);
+        let mut response = self.http.execute(first).await.map_err(http_err)?;
         // NB: a 429 was not applied, so even a create may be sent again; once, and only after a
         // short wait, or the caller (the controller's backoff) would be kept waiting here.
         if let Some(wait) = retry_after(&response) {
             tracing::debug!(%method, path, wait_ms = wait.as_millis(), "cci throttled; retrying once");
             tokio::time::sleep(wait).await;
+            self.counters.count(kind);
+            let again = request().map_err(http_err)?;
+            sent = sent_token(&again);
+            response = self.http.execute(again).await.map_err(http_err)?;
+        }
+        // An expired token (CCI: valid 24 hours, then 401): once, with the token the file holds
+        // now, if it holds another; the 401 was not applied, so even a create may be sent again.
+        if response.status() == reqwest::StatusCode::UNAUTHORIZED
+            && let CciAuth::TokenFile(file) = &self.auth
+            && let Some(sent) = sent
+            && file.renewed(&sent)
+        {
             self.counters.count(kind);
             response = self
                 .http
@@ -327,6 +424,7 @@ impl CciClient {
     fn authorize(&self, builder: RequestBuilder) -> reqwest::Result<reqwest::Request> {
         match &self.auth {
             CciAuth::Token(token) => builder.header(AUTH_HEADER, token).build(),
+            CciAuth::TokenFile(file) => builder.header(AUTH_HEADER, file.token()).build(),
             CciAuth::AkSk(credentials) => {
                 let mut request = builder.build()?;
                 sign_request(&mut request, credentials, SystemTime::now());

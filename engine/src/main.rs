@@ -169,11 +169,13 @@ struct GcArgs {
 /// No flag takes a secret key: it comes from the environment or a file.
 #[derive(Args)]
 struct CciCredentialArgs {
-    /// Token sent as X-Auth-Token to CCI. Not with an AK/SK pair, which signs every request
-    /// instead: from the environment variables CCI_ACCESS_KEY and CCI_SECRET_KEY, or
-    /// --cci-aksk-file.
-    #[arg(long, env = "CCI_TOKEN", hide_env_values = true, value_name = "TOKEN")]
-    cci_token: Option<String>,
+    /// A file holding the IAM token sent as X-Auth-Token to CCI (e.g. the add-on's Secret,
+    /// mounted): read again when it changes and when CCI answers 401, so a renewed token is used
+    /// without a restart. Or the token in the environment variable CCI_TOKEN (read once). No
+    /// flag takes a credential itself. Not with an AK/SK pair, which signs every request instead:
+    /// from the environment variables CCI_ACCESS_KEY and CCI_SECRET_KEY, or --cci-aksk-file.
+    #[arg(long, value_name = "PATH")]
+    cci_token_file: Option<PathBuf>,
     /// A file holding the AK/SK pair that signs every CCI request (no token is sent): one line
     /// AK:SK, `#` starts a comment.
     #[arg(long, value_name = "PATH")]
@@ -216,8 +218,22 @@ impl CciCredentialArgs {
             })
         });
         let env = |name| std::env::var(name).ok().filter(|value| !value.is_empty());
+        if let Some(path) = self.cci_token_file {
+            if env(TOKEN_ENV).is_some()
+                || file.is_some()
+                || env(ACCESS_KEY_ENV).is_some()
+                || env(SECRET_KEY_ENV).is_some()
+            {
+                usage_error(format!(
+                    "--cci-token-file and another CCI credential ({TOKEN_ENV}, {ACCESS_KEY_ENV}/{SECRET_KEY_ENV} or --cci-aksk-file) are given: give one"
+                ));
+            }
+            return CciAuth::TokenFile(
+                bursting_engine::cci::TokenFile::open(path).unwrap_or_else(|e| usage_error(e)),
+            );
+        }
         CciAuth::choose(
-            self.cci_token,
+            env(TOKEN_ENV),
             file.as_deref(),
             env(ACCESS_KEY_ENV),
             env(SECRET_KEY_ENV),
@@ -225,6 +241,9 @@ impl CciCredentialArgs {
         .unwrap_or_else(|problem| usage_error(problem))
     }
 }
+
+/// The environment variable a CCI token may come from (no flag takes it).
+const TOKEN_ENV: &str = "CCI_TOKEN";
 
 /// Exits as clap does for a bad command line: the message on stderr, exit code 2.
 fn usage_error(message: String) -> ! {

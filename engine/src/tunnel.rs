@@ -120,6 +120,10 @@ pub fn key_for(credential: &str) -> String {
 pub fn key_of(auth: &crate::CciAuth) -> String {
     match auth {
         crate::CciAuth::Token(token) => key_for(token),
+        // NB: the token as read at start: replicas that start across a renewal of the token
+        // hold different keys, and the registration's last writer wins; a token that rotates
+        // should come with the same file for every replica started together.
+        crate::CciAuth::TokenFile(file) => key_for(&file.token()),
         crate::CciAuth::AkSk(credentials) => {
             cci_api::signing::signature(credentials, "bursting proxy tunnel key")
         }

@@ -250,9 +250,10 @@ enum CciCommand {
         /// Base URL of the CCI API.
         #[arg(long, value_name = "URL")]
         cci_endpoint: String,
-        /// CCI credential.
-        #[arg(long, env = burstcert::certify::TOKEN_ENV, hide_env_values = true)]
-        cci_token: String,
+        /// A file holding the CCI token; or the token in the environment variable CCI_TOKEN
+        /// (no flag takes the token itself).
+        #[arg(long, value_name = "PATH")]
+        cci_token_file: Option<std::path::PathBuf>,
         /// PEM file of the CA certificates CCI's certificate is checked against (a private
         /// endpoint); default: the system's CA roots.
         #[arg(long, value_name = "PATH")]
@@ -294,6 +295,19 @@ fn main() -> ExitCode {
     }
 }
 
+/// The CCI token of `file` (`--cci-token-file`), else of the environment variable CCI_TOKEN.
+fn read_token(file: Option<std::path::PathBuf>) -> anyhow::Result<Option<String>> {
+    Ok(match file {
+        Some(file) => {
+            let file = user_path(file);
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("read the CCI credential from {}", file.display()))?;
+            Some(text.trim().to_owned())
+        }
+        None => std::env::var(burstcert::certify::TOKEN_ENV).ok(),
+    })
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let progress = Progress::stderr();
     match cli.command {
@@ -314,16 +328,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let jobs = jobs.map_or_else(burstcert::certify::default_jobs, usize::from);
             let cluster = match (cluster.as_str(), kubeconfig) {
                 ("existing", Some(path)) => {
-                    let token = match cci_token_file {
-                        Some(file) => {
-                            let file = user_path(file);
-                            let text = std::fs::read_to_string(&file).with_context(|| {
-                                format!("read the CCI credential from {}", file.display())
-                            })?;
-                            Some(text.trim().to_owned())
-                        }
-                        None => std::env::var(burstcert::certify::TOKEN_ENV).ok(),
-                    };
+                    let token = read_token(cci_token_file)?;
                     burstcert::certify::ClusterChoice::Existing(
                         burstcert::certify::ExistingChoice {
                             kubeconfig: user_path(path),
@@ -484,10 +489,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 CciCommand::Purge {
                     cluster_id,
                     cci_endpoint,
-                    cci_token,
+                    cci_token_file,
                     cci_ca_file,
                 },
         } => {
+            let cci_token = read_token(cci_token_file)?
+                .filter(|t| !t.is_empty())
+                .context("no CCI credential: set CCI_TOKEN or give --cci-token-file PATH")?;
             let ca = read_ca_file(cci_ca_file)?;
             let cci = burstcert::cci::CciClient::new(&cci_endpoint, &cci_token, ca.as_deref())?;
             let runtime = tokio::runtime::Runtime::new().context("start tokio")?;

@@ -3,12 +3,22 @@
 use std::process::{Command, Output};
 
 fn engine(args: &[&str]) -> Output {
+    engine_with(args, &[])
+}
+
+/// The binary with the token in `CCI_TOKEN`, where it comes from (no flag takes it).
+fn engine_with_token(args: &[&str]) -> Output {
+    engine_with(args, &[("CCI_TOKEN", "t")])
+}
+
+fn engine_with(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_bursting-engine"))
         .args(args)
         .env_remove("CCI_TOKEN")
         .env_remove("CCI_ACCESS_KEY")
         .env_remove("CCI_SECRET_KEY")
         .env_remove("KUBECONFIG")
+        .envs(env.iter().copied())
         .output()
         .expect("the bursting-engine binary runs")
 }
@@ -34,7 +44,7 @@ fn virtual_kubelet_help_lists_its_flags() {
     for flag in [
         "--kubeconfig",
         "--cci-endpoint",
-        "--cci-token",
+        "--cci-token-file",
         "--cluster-id",
         "--node-name",
         "--status-interval-ms",
@@ -52,20 +62,14 @@ fn virtual_kubelet_help_lists_its_flags() {
 
 #[test]
 fn a_missing_required_flag_is_named_in_the_error() {
-    let out = engine(&[
-        "virtual-kubelet",
-        "--cci-endpoint",
-        "http://127.0.0.1:1",
-        "--cci-token",
-        "t",
-    ]);
+    let out = engine_with_token(&["virtual-kubelet", "--cci-endpoint", "http://127.0.0.1:1"]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--cluster-id"), "{stderr}");
 }
 
 #[test]
-fn the_token_may_come_from_the_environment_but_must_come_from_somewhere() {
+fn the_token_comes_from_the_environment_or_a_file_never_a_flag() {
     let out = engine(&[
         "virtual-kubelet",
         "--cci-endpoint",
@@ -75,17 +79,32 @@ fn the_token_may_come_from_the_environment_but_must_come_from_somewhere() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("--cci-token"), "{stderr}");
+    assert!(
+        stderr.contains("CCI_TOKEN") && stderr.contains("--cci-token-file"),
+        "{stderr}"
+    );
+    let flag = engine(&[
+        "virtual-kubelet",
+        "--cci-endpoint",
+        "http://127.0.0.1:1",
+        "--cluster-id",
+        "c1",
+        "--cci-token",
+        "t",
+    ]);
+    assert_eq!(
+        flag.status.code(),
+        Some(2),
+        "a token given as a flag is refused"
+    );
 }
 
 #[test]
 fn a_bad_cluster_id_is_refused_before_anything_starts() {
-    let out = engine(&[
+    let out = engine_with_token(&[
         "virtual-kubelet",
         "--cci-endpoint",
         "http://127.0.0.1:1",
-        "--cci-token",
-        "t",
         "--cluster-id",
         "Not_A_Label",
     ]);
@@ -96,12 +115,10 @@ fn a_bad_cluster_id_is_refused_before_anything_starts() {
 
 #[test]
 fn a_bad_release_is_refused_naming_the_flag() {
-    let out = engine(&[
+    let out = engine_with_token(&[
         "virtual-kubelet",
         "--cci-endpoint",
         "http://127.0.0.1:1",
-        "--cci-token",
-        "t",
         "--cluster-id",
         "c1",
         "--release",
@@ -115,12 +132,10 @@ fn a_bad_release_is_refused_naming_the_flag() {
 
 #[test]
 fn a_bad_kubelet_listen_is_refused_naming_the_flag_and_what_it_takes() {
-    let out = engine(&[
+    let out = engine_with_token(&[
         "virtual-kubelet",
         "--cci-endpoint",
         "http://127.0.0.1:1",
-        "--cci-token",
-        "t",
         "--cluster-id",
         "c1",
         "--kubelet-listen",

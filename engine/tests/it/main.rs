@@ -14,3 +14,4 @@ mod provider;
 mod proxy;
 mod release;
 mod tls;
+mod token_file;

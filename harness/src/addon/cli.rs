@@ -64,9 +64,11 @@ pub struct ParamsArgs {
     /// Base URL of the CCI API.
     #[arg(long, value_name = "URL")]
     pub cci_endpoint: Option<String>,
-    /// CCI credential (stored in the add-on's Secret).
-    #[arg(long, env = "CCI_TOKEN", hide_env_values = true)]
-    pub cci_token: Option<String>,
+    /// A file holding the CCI token (stored in the add-on's Secret); or the token in the
+    /// environment variable CCI_TOKEN. No flag takes the token itself: a command line is seen
+    /// by everyone on the machine (`ps`).
+    #[arg(long, value_name = "PATH")]
+    pub cci_token_file: Option<std::path::PathBuf>,
     /// PEM file of the CA certificates the add-on checks the CCI endpoint against (a private
     /// endpoint); default: the system's CA roots.
     #[arg(long, value_name = "PATH")]
@@ -107,9 +109,11 @@ impl ParamsArgs {
             vpc_id,
             subnet_id,
             project_id,
-            cci_endpoint,
-            cci_token
+            cci_endpoint
         );
+        if let Some(token) = self.token()? {
+            base.cci_token = token;
+        }
         if let Some(i) = self.interconnect {
             base.interconnect = i;
         }
@@ -129,6 +133,24 @@ impl ParamsArgs {
             });
         }
         Ok(base)
+    }
+
+    /// The token of `--cci-token-file`, else of `CCI_TOKEN`, if either is given.
+    fn token(&self) -> anyhow::Result<Option<String>> {
+        if let Some(path) = &self.cci_token_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("--cci-token-file {}: {e}", path.display()))?;
+            let token = text.trim();
+            anyhow::ensure!(
+                !token.is_empty(),
+                "--cci-token-file {}: the file is empty",
+                path.display()
+            );
+            return Ok(Some(token.to_owned()));
+        }
+        Ok(std::env::var(crate::certify::TOKEN_ENV)
+            .ok()
+            .filter(|t| !t.is_empty()))
     }
 
     /// Parameters for a fresh install: the flags over documented defaults; the identity flags
@@ -158,7 +180,7 @@ impl ParamsArgs {
         for (flag, value) in [
             ("--cluster-id", &params.cluster_id),
             ("--cci-endpoint", &params.cci_endpoint),
-            ("--cci-token (or CCI_TOKEN)", &params.cci_token),
+            ("CCI_TOKEN (or --cci-token-file)", &params.cci_token),
             ("--swr-addr", &params.swr_addr),
             ("--swr-user", &params.swr_user),
         ] {
