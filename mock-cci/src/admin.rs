@@ -16,7 +16,7 @@
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use serde::{Deserialize, Serialize};
 
 use crate::MockState;
@@ -40,6 +40,7 @@ pub(crate) fn routes() -> Router<MockState> {
         )
         .route("/_mock/faults/{id}", delete(clear_fault))
         .route("/_mock/reset", post(reset))
+        .route("/_mock/tokens/{token}", put(issue_token))
         .route("/_mock/ledger", get(ledger))
         .route("/_mock/peak", get(peak))
         .route("/admin/v1/pods", get(pods))
@@ -80,6 +81,35 @@ async fn requests(
         records.drain(..skip);
     }
     axum::Json(records)
+}
+
+/// What `PUT /_mock/tokens/{token}` takes.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct IssueToken {
+    /// The tenant the token authenticates as.
+    tenant: String,
+    /// Its life from now, in seconds (an IAM token's is 86 400).
+    ttl_seconds: u64,
+}
+
+/// Issues (or renews) a token that expires, as IAM issues them (`PUT /_mock/tokens/{token}`).
+async fn issue_token(
+    State(state): State<MockState>,
+    Path(token): Path<String>,
+    Json(body): Json<IssueToken>,
+) -> Result<StatusCode> {
+    if token.trim().is_empty() || body.tenant.trim().is_empty() {
+        return Err(Error::BadRequest("a token and a tenant are needed".into()));
+    }
+    state.issue_token(
+        &token,
+        &body.tenant,
+        std::time::Duration::from_secs(body.ttl_seconds),
+    );
+    // NB: never the token itself in the log.
+    tracing::info!(tenant = %body.tenant, ttl_seconds = body.ttl_seconds, "token issued");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn list_faults(State(state): State<MockState>) -> axum::Json<Vec<ActiveFault>> {

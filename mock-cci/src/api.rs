@@ -122,8 +122,7 @@ async fn log_request(State(state): State<MockState>, request: Request, next: Nex
         .headers()
         .get(AUTH_HEADER)
         .and_then(|v| v.to_str().ok())
-        .and_then(|token| state.tenant_for_token(token))
-        .map(str::to_owned);
+        .and_then(|token| state.tenant_for_token(token));
     let arrived = Instant::now();
     let started = StdInstant::now();
     let response = next.run(request).await;

@@ -37,6 +37,11 @@ pub enum Error {
     )]
     UnknownToken,
 
+    /// The token was issued with a lifetime that is over (IAM tokens are valid 24 hours; the
+    /// admin API issues shorter ones for tests).
+    #[error("the {AUTH_HEADER} token has expired: get a new one (IAM tokens are valid 24 hours)")]
+    ExpiredToken,
+
     /// The request's AK/SK signature (`Authorization: SDK-HMAC-SHA256 …`) is refused; the
     /// reason says why (wrong signature, date outside the window, unsigned or missing header,
     /// unknown access key, malformed header, body not the signed one).
@@ -298,9 +303,10 @@ impl Error {
     /// The HTTP status the error is answered with.
     pub fn status_code(&self) -> StatusCode {
         match self {
-            Error::MissingToken | Error::UnknownToken | Error::SignatureRefused(_) => {
-                StatusCode::UNAUTHORIZED
-            }
+            Error::MissingToken
+            | Error::UnknownToken
+            | Error::ExpiredToken
+            | Error::SignatureRefused(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden { .. }
             | Error::NamespaceTerminating { .. }
             | Error::QuotaExceeded { .. } => StatusCode::FORBIDDEN,

@@ -31,10 +31,11 @@ impl FromRequestParts<MockState> for Tenant {
         }
         let header = parts.headers.get(AUTH_HEADER).ok_or(Error::MissingToken)?;
         let token = header.to_str().map_err(|_| Error::UnknownToken)?;
-        state
-            .tenant_for_token(token)
-            .map(|tenant| Tenant(tenant.to_owned()))
-            .ok_or(Error::UnknownToken)
+        match state.check_token(token) {
+            crate::TokenCheck::Tenant(tenant) => Ok(Tenant(tenant)),
+            crate::TokenCheck::Expired => Err(Error::ExpiredToken),
+            crate::TokenCheck::Unknown => Err(Error::UnknownToken),
+        }
     }
 }
 
@@ -63,6 +64,7 @@ kinds!(
     ProxyRegistration => "ProxyRegistration",
     ExecRequest => "ExecRequest",
     FaultSpec => "fault",
+    crate::admin::IssueToken => "token",
 );
 
 async fn body_bytes<S: Send + Sync>(

@@ -24,8 +24,9 @@
 //! ```
 #![warn(missing_docs)]
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cci_api::signing::Credentials;
 use k8s_openapi::jiff::Timestamp;
@@ -89,6 +90,19 @@ struct Shared {
     /// The store's `resourceVersion` after the last operation; watches wait on it.
     changes: watch::Sender<u64>,
     requests: Mutex<RequestLog>,
+    /// Tokens issued through the admin API, each with its tenant and the end of its life.
+    issued: Mutex<BTreeMap<String, (String, Instant)>>,
+}
+
+/// What the mock makes of a token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenCheck {
+    /// It authenticates as this tenant.
+    Tenant(String),
+    /// It was issued, and its life is over.
+    Expired,
+    /// The mock does not know it.
+    Unknown,
 }
 
 impl MockState {
@@ -109,6 +123,7 @@ impl MockState {
                 store: Mutex::new(store),
                 changes: watch::Sender::new(0),
                 requests: Mutex::new(requests),
+                issued: Mutex::default(),
             }),
         }
     }
@@ -118,9 +133,36 @@ impl MockState {
         &self.shared.config
     }
 
-    /// The tenant a token authenticates as, if it is a known token.
-    pub fn tenant_for_token(&self, token: &str) -> Option<&str> {
-        self.shared.config.tokens.get(token).map(String::as_str)
+    /// The tenant a token authenticates as, if it is a known token (one the mock was started
+    /// with, or one issued and not expired).
+    pub fn tenant_for_token(&self, token: &str) -> Option<String> {
+        match self.check_token(token) {
+            TokenCheck::Tenant(tenant) => Some(tenant),
+            TokenCheck::Expired | TokenCheck::Unknown => None,
+        }
+    }
+
+    /// What `token` is now: a tenant's, expired, or unknown.
+    pub fn check_token(&self, token: &str) -> TokenCheck {
+        if let Some(tenant) = self.shared.config.tokens.get(token) {
+            return TokenCheck::Tenant(tenant.clone());
+        }
+        let issued = self.shared.issued.lock().unwrap_or_else(|e| e.into_inner());
+        match issued.get(token) {
+            Some((_, until)) if Instant::now() >= *until => TokenCheck::Expired,
+            Some((tenant, _)) => TokenCheck::Tenant(tenant.clone()),
+            None => TokenCheck::Unknown,
+        }
+    }
+
+    /// Issues `token` for `tenant`, valid for `ttl` from now (an IAM token's 24 hours,
+    /// shortened for tests); issuing a token again renews it.
+    pub fn issue_token(&self, token: &str, tenant: &str, ttl: Duration) {
+        self.shared
+            .issued
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(token.to_owned(), (tenant.to_owned(), Instant::now() + ttl));
     }
 
     /// The credentials of an accepted access key, to verify its signatures with.

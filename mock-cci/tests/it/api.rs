@@ -30,6 +30,67 @@ async fn api_requests_without_a_token_are_refused_with_401() {
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn an_issued_token_serves_its_tenant_until_it_expires_and_a_renewal_serves_again() {
+    let (app, _) = mock();
+    let issue = |ttl: u64| {
+        request(
+            Method::PUT,
+            "/_mock/tokens/iam-token-1",
+            None,
+            Some(json!({"tenant": "tenant-a", "ttlSeconds": ttl})),
+        )
+    };
+    assert_eq!(send(&app, issue(60)).await.status, StatusCode::NO_CONTENT);
+    let list = || {
+        call(
+            &app,
+            Method::GET,
+            "/apis/cci/v2/namespaces",
+            Some("iam-token-1"),
+            None,
+        )
+    };
+    assert_eq!(list().await.status, StatusCode::OK);
+    tokio::time::advance(std::time::Duration::from_secs(59)).await;
+    assert_eq!(
+        list().await.status,
+        StatusCode::OK,
+        "one second of life left"
+    );
+    tokio::time::advance(std::time::Duration::from_secs(1)).await;
+    let expired = list().await;
+    assert_status(&expired, 401, "Unauthorized", "CCI.01.401000");
+    assert!(expired.message().contains("expired"), "{}", expired.body);
+    // The tokens the mock was started with never expire.
+    let started_with = call(
+        &app,
+        Method::GET,
+        "/apis/cci/v2/namespaces",
+        Some(TOKEN_A),
+        None,
+    );
+    assert_eq!(started_with.await.status, StatusCode::OK);
+    assert_eq!(send(&app, issue(60)).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(list().await.status, StatusCode::OK, "renewed");
+}
+
+#[tokio::test]
+async fn a_token_is_issued_only_with_a_tenant_and_its_life() {
+    let (app, _) = mock();
+    let reply = send(
+        &app,
+        request(
+            Method::PUT,
+            "/_mock/tokens/t",
+            None,
+            Some(json!({"tenant": "tenant-a"})),
+        ),
+    )
+    .await;
+    assert_eq!(reply.status.as_u16() / 100, 4, "{}", reply.body);
+}
+
 #[tokio::test]
 async fn api_requests_with_an_unknown_token_are_refused_with_401_even_with_a_bad_body() {
     let (app, _) = mock();
