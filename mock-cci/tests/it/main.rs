@@ -8,6 +8,7 @@ mod common;
 mod flavour_properties;
 mod inside;
 mod logs_and_networks;
+mod networks;
 mod objects;
 mod robustness;
 mod signing;
