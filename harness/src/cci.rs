@@ -59,13 +59,24 @@ impl CciClient {
         path: &str,
         context: &str,
     ) -> Result<Option<T>> {
+        self.get_json_under(cci_api::API_PREFIX, path, context)
+            .await
+    }
+
+    /// GETs a tenant path under API prefix `prefix` and decodes it; `None` on 404.
+    async fn get_json_under<T: serde::de::DeserializeOwned>(
+        &self,
+        prefix: &str,
+        path: &str,
+        context: &str,
+    ) -> Result<Option<T>> {
         let http = |source| Error::Http {
             context: context.to_owned(),
             source,
         };
         let resp = self
             .http
-            .get(format!("{}{}{path}", self.url, cci_api::API_PREFIX))
+            .get(format!("{}{prefix}{path}", self.url))
             .header(AUTH_HEADER, &self.token)
             .send()
             .await
@@ -87,6 +98,18 @@ impl CciClient {
             .get_json(
                 &format!("/namespaces/{namespace}/pods"),
                 &format!("list CCI pods in {namespace}"),
+            )
+            .await?;
+        Ok(list.map(|l| l.items).unwrap_or_default())
+    }
+
+    /// Every Network (`yangtse/v2`) of a CCI namespace (empty when the namespace does not exist).
+    pub async fn networks(&self, namespace: &str) -> Result<Vec<cci_api::Network>> {
+        let list: Option<List<cci_api::Network>> = self
+            .get_json_under(
+                cci_api::NETWORK_API_PREFIX,
+                &format!("/namespaces/{namespace}/networks"),
+                &format!("list CCI networks in {namespace}"),
             )
             .await?;
         Ok(list.map(|l| l.items).unwrap_or_default())
