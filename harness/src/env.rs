@@ -50,6 +50,11 @@ pub fn lock_seconds() -> u64 {
         .unwrap_or(DEFAULT_LOCK_SECONDS)
 }
 
+/// The add-on's subnet in the environments' install parameters.
+pub const SUBNET_ID: &str = "subnet-local";
+/// That subnet's CIDR: the mock knows it (`--subnet`), so burst pods get addresses from it.
+pub const SUBNET_CIDR: &str = "192.168.0.0/16";
+
 /// The mock CCI's settings in every environment the harness starts (locally and on kind).
 ///
 /// - `--timeout-ms 5000`: below the engine's 30 s request timeout, so a `Timeout` fault
@@ -58,11 +63,8 @@ pub fn lock_seconds() -> u64 {
 ///   that runs it) takes a second, about what it takes on one vCPU. WL-04 asserts the seed's
 ///   counts (50 completions, at most 5 at once, the 10 s deadline), not how long a digit of pi
 ///   takes; 3 s per pod made it the longest scenario of a run (10 waves of 5).
-/// The add-on's subnet in the environments' install parameters.
-pub const SUBNET_ID: &str = "subnet-local";
-/// That subnet's CIDR: the mock knows it (`--subnet`), so burst pods get addresses from it.
-pub const SUBNET_CIDR: &str = "192.168.0.0/16";
-
+/// - `--subnet`: the add-on's subnet ([`SUBNET_ID`], [`SUBNET_CIDR`]), so burst pods get
+///   addresses from it (CCI-01).
 const MOCK_TUNING: [&str; 6] = [
     "--timeout-ms",
     "5000",
