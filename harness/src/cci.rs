@@ -138,13 +138,26 @@ impl CciClient {
         body: Option<&serde_json::Value>,
         context: &str,
     ) -> Result<Option<serde_json::Value>> {
+        self.send_json_under(cci_api::API_PREFIX, method, path, body, context)
+            .await
+    }
+
+    /// [`send_json`](Self::send_json) under API prefix `prefix`.
+    async fn send_json_under(
+        &self,
+        prefix: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        context: &str,
+    ) -> Result<Option<serde_json::Value>> {
         let http = |source| Error::Http {
             context: context.to_owned(),
             source,
         };
         let mut request = self
             .http
-            .request(method, format!("{}{}{path}", self.url, cci_api::API_PREFIX))
+            .request(method, format!("{}{prefix}{path}", self.url))
             .header(AUTH_HEADER, &self.token);
         if let Some(body) = body {
             request = request.json(body);
@@ -164,6 +177,28 @@ impl CciClient {
         Ok(Some(
             serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
         ))
+    }
+
+    /// Creates a Network (`yangtse/v2`) in a CCI namespace, as another client of CCI would.
+    pub async fn create_network(
+        &self,
+        namespace: &str,
+        network: &serde_json::Value,
+    ) -> Result<serde_json::Value> {
+        let path = format!("/namespaces/{namespace}/networks");
+        let context = format!("POST CCI {}{path}", cci_api::NETWORK_API_PREFIX);
+        self.send_json_under(
+            cci_api::NETWORK_API_PREFIX,
+            reqwest::Method::POST,
+            &path,
+            Some(network),
+            &context,
+        )
+        .await?
+        .ok_or_else(|| Error::Step {
+            step: context,
+            detail: "CCI answered 404".into(),
+        })
     }
 
     /// Creates an object through the tenant API (`POST {path}`), as another client of CCI would.
