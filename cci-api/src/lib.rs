@@ -363,7 +363,19 @@ pub struct ExecResult {
     pub stderr: String,
 }
 
+/// The name the engine gives the Network of its cluster's CCI namespace.
+pub const CLUSTER_NETWORK_NAME: &str = "bursting-net";
+/// The only network type CCI 2.0 offers (the published examples spell it with an underscore).
+pub const NETWORK_TYPE_UNDERLAY: &str = "underlay_neutron";
+/// The network status a namespace's pods need before they get addresses.
+pub const NETWORK_STATUS_READY: &str = "Ready";
+/// Network annotation: the tenant's project ID (required by the published getting-started).
+pub const ANNOTATION_NETWORK_PROJECT_ID: &str = "yangtse.io/project-id";
+/// Network annotation: the tenant's account (domain) ID (required likewise).
+pub const ANNOTATION_NETWORK_DOMAIN_ID: &str = "yangtse.io/domain-id";
+
 /// A CCI network (`yangtse/v2`): the VPC subnets and security groups a namespace's pods use.
+/// A namespace needs a `Ready` one before its pods get addresses.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Network {
@@ -373,7 +385,8 @@ pub struct Network {
     /// Always `Network`.
     #[serde(default)]
     pub kind: String,
-    /// Name, labels, annotations; uid and resourceVersion are set by the service.
+    /// Name, labels, annotations (the project and domain IDs); uid and resourceVersion are set
+    /// by the service.
     pub metadata: ObjectMeta,
     /// Where the pods' interfaces go.
     #[serde(default)]
@@ -383,14 +396,37 @@ pub struct Network {
     pub status: Option<NetworkStatus>,
 }
 
+impl Network {
+    /// Whether the service reports it `Ready`.
+    pub fn is_ready(&self) -> bool {
+        self.status
+            .as_ref()
+            .and_then(|s| s.status.as_deref())
+            .is_some_and(|s| s == NETWORK_STATUS_READY)
+    }
+
+    /// The subnet IDs it names, in order.
+    pub fn subnet_ids(&self) -> Vec<&str> {
+        self.spec
+            .subnets
+            .iter()
+            .flatten()
+            .map(|s| s.subnet_id.as_str())
+            .collect()
+    }
+}
+
 /// The desired state of a [`Network`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NetworkSpec {
-    /// E.g. `underlay_neutron`.
+    /// `IPv4` and/or `IPv6`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_families: Option<Vec<String>>,
+    /// [`NETWORK_TYPE_UNDERLAY`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_type: Option<String>,
-    /// Security group ids applied to the pods' interfaces.
+    /// Security group IDs applied to the pods' interfaces (`[""]`: enabled, denying all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_groups: Option<Vec<String>>,
     /// The VPC subnets the pods get addresses from.
@@ -402,18 +438,47 @@ pub struct NetworkSpec {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NetworkSubnet {
-    /// The VPC subnet id.
+    /// The VPC subnet's (IPv4) ID.
     #[serde(default, rename = "subnetID")]
     pub subnet_id: String,
 }
 
 /// The observed state of a [`Network`].
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NetworkStatus {
-    /// `Active` once usable.
-    #[serde(default)]
-    pub state: String,
+    /// `Ready`, `Failed` or `IPInsufficient`; absent while the service sets it up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// E.g. `NetworkSynced`, `NetworkExternalDependenciesSynced`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>>,
+    /// The subnets as the VPC knows them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet_attrs: Option<Vec<NetworkSubnetAttr>>,
+}
+
+/// One subnet of a [`NetworkStatus`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkSubnetAttr {
+    /// The VPC network ID the subnet belongs to.
+    #[serde(default, rename = "networkID", skip_serializing_if = "Option::is_none")]
+    pub network_id: Option<String>,
+    /// The subnet's IPv4 ID.
+    #[serde(
+        default,
+        rename = "subnetV4ID",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub subnet_v4_id: Option<String>,
+    /// The subnet's IPv6 ID.
+    #[serde(
+        default,
+        rename = "subnetV6ID",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub subnet_v6_id: Option<String>,
 }
 
 /// One line of a watch stream (`?watch=true`): newline-delimited JSON, as Kubernetes sends it.

@@ -98,6 +98,9 @@ breakages! {
     /// provider: a sold-out answer does not lock the node.
     SoldOutDoesNotLock = "sold-out-does-not-lock",
         "CCI answering sold out fails the pod but leaves the virtual node schedulable (§7)";
+    /// provider: the CCI namespace gets no Network.
+    NoNetwork = "no-network",
+        "the engine creates its CCI namespace but no Network on the add-on's subnet, so burst pods get no address (§12)";
     /// lock: an expired lock is never lifted.
     LockNeverExpires = "lock-never-expires",
         "the node lock outlives its duration: the node stays cordoned until an operator acts";

@@ -13,8 +13,11 @@ use std::time::{Duration, SystemTime};
 use cci_api::requests::{COLLECTIONS, RequestKind};
 use cci_api::signing::{self, Credentials, SdkDate};
 use cci_api::{
-    API_PREFIX, AUTH_HEADER, List, NETWORK_API_PREFIX, Namespace, Network, Pod, PodSummary, Status,
+    ANNOTATION_NETWORK_DOMAIN_ID, ANNOTATION_NETWORK_PROJECT_ID, API_PREFIX, AUTH_HEADER,
+    CLUSTER_NETWORK_NAME, List, NETWORK_API_PREFIX, NETWORK_API_VERSION, NETWORK_TYPE_UNDERLAY,
+    Namespace, Network, NetworkSpec, NetworkSubnet, Pod, PodSummary, Status,
 };
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use reqwest::header::{HOST, HeaderValue};
 use reqwest::{Method, RequestBuilder, Url};
 use serde::Serialize;
@@ -245,6 +248,61 @@ fn tls_trusting_nothing() -> rustls::ClientConfig {
         .expect("ring supports the default protocol versions")
         .with_root_certificates(rustls::RootCertStore::empty())
         .with_no_client_auth()
+}
+
+/// How often [`CciClient::ensure_cluster_network`] reads a Network that is not Ready yet.
+const NETWORK_POLL: Duration = Duration::from_millis(250);
+
+/// The Network the engine gives its CCI namespace (BEHAVIOR.md §12): the add-on's subnet and
+/// security groups, with the tenant's project and account IDs the published guide requires.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterNetwork {
+    /// The VPC subnet IDs pods get addresses from (the add-on's `subnet_id` first).
+    pub subnet_ids: Vec<String>,
+    /// Security group IDs for the pods' interfaces (`[""]` is CCI's "deny all").
+    pub security_group_ids: Vec<String>,
+    /// The tenant's project ID (`yangtse.io/project-id`).
+    pub project_id: String,
+    /// The tenant's account ID (`yangtse.io/domain-id`).
+    pub domain_id: String,
+    /// How long to wait for the Network to turn Ready.
+    pub ready_timeout: Duration,
+}
+
+impl ClusterNetwork {
+    /// The Network object to create.
+    pub fn object(&self) -> Network {
+        let annotations = [
+            (ANNOTATION_NETWORK_PROJECT_ID, &self.project_id),
+            (ANNOTATION_NETWORK_DOMAIN_ID, &self.domain_id),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.clone()))
+        .collect();
+        Network {
+            api_version: NETWORK_API_VERSION.into(),
+            kind: "Network".into(),
+            metadata: ObjectMeta {
+                name: Some(CLUSTER_NETWORK_NAME.into()),
+                annotations: Some(annotations),
+                ..ObjectMeta::default()
+            },
+            spec: NetworkSpec {
+                ip_families: Some(vec!["IPv4".into()]),
+                network_type: Some(NETWORK_TYPE_UNDERLAY.into()),
+                security_groups: Some(self.security_group_ids.clone()),
+                subnets: Some(
+                    self.subnet_ids
+                        .iter()
+                        .map(|id| NetworkSubnet {
+                            subnet_id: id.clone(),
+                        })
+                        .collect(),
+                ),
+            },
+            status: None,
+        }
+    }
 }
 
 /// A CCI API client. Cheap to clone (the connection pool is shared). It sends each request
@@ -481,6 +539,72 @@ impl CciClient {
             Err(e) if e.code() == Some(409) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// Make sure CCI namespace `namespace` has the Network `network` describes
+    /// ([`CLUSTER_NETWORK_NAME`]), creating it unless it exists, and wait until it is `Ready`
+    /// (at most `network.ready_timeout`): published CCI 2.0 gives a namespace's pods addresses
+    /// only from a Ready Network, so none is created before. Answers whether it was created.
+    pub async fn ensure_cluster_network(
+        &self,
+        namespace: &str,
+        network: &ClusterNetwork,
+    ) -> Result<bool> {
+        let existing = self
+            .list_networks(namespace)
+            .await?
+            .items
+            .into_iter()
+            .find(|n| n.metadata.name.as_deref() == Some(CLUSTER_NETWORK_NAME));
+        let (mut current, created) = match existing {
+            Some(found) => (found, false),
+            None => match self.create_network(namespace, &network.object()).await {
+                Ok(made) => {
+                    tracing::info!(
+                        namespace,
+                        subnets = %network.subnet_ids.join(","),
+                        "created the CCI namespace's network"
+                    );
+                    (made, true)
+                }
+                // Created meanwhile (another replica, the proxy): wait for that one.
+                Err(e) if e.code() == Some(409) => (
+                    self.get_network(namespace, CLUSTER_NETWORK_NAME).await?,
+                    false,
+                ),
+                Err(e) => return Err(e),
+            },
+        };
+        let started = tokio::time::Instant::now();
+        while !current.is_ready() {
+            let waited = started.elapsed();
+            if waited >= network.ready_timeout {
+                return Err(Error::NetworkNotReady {
+                    namespace: namespace.to_owned(),
+                    name: CLUSTER_NETWORK_NAME.to_owned(),
+                    subnets: current.subnet_ids().join(","),
+                    status: current
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.status.clone())
+                        .unwrap_or_default(),
+                    waited,
+                });
+            }
+            tokio::time::sleep(NETWORK_POLL.min(network.ready_timeout - waited)).await;
+            current = self.get_network(namespace, CLUSTER_NETWORK_NAME).await?;
+        }
+        Ok(created)
+    }
+
+    /// Read one network of `namespace`.
+    pub async fn get_network(&self, namespace: &str, name: &str) -> Result<Network> {
+        self.call(
+            Method::GET,
+            format!("{NETWORK_API_PREFIX}/namespaces/{namespace}/networks/{name}"),
+            NO_BODY,
+        )
+        .await
     }
 
     /// Create a pod in `namespace`; answers the stored pod.

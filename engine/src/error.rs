@@ -125,6 +125,25 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// The Network of the CCI namespace did not turn Ready in time: no pod is created before
+    /// it is (a pod in a namespace without a Ready Network gets no address).
+    #[error(
+        "network {namespace}/{name} on subnet(s) {subnets} not Ready after {}s (status {status:?}); pods wait for it",
+        waited.as_secs()
+    )]
+    NetworkNotReady {
+        /// The CCI namespace.
+        namespace: String,
+        /// The Network's name.
+        name: String,
+        /// The subnet IDs it names, comma-separated.
+        subnets: String,
+        /// Its last status (`status.status`), empty when it had none.
+        status: String,
+        /// How long the engine waited.
+        waited: std::time::Duration,
+    },
+
     /// A step of the uninstall gc did not finish before its deadline.
     #[error("gc: {step}: not done after {}s; {left}", waited.as_secs())]
     GcTimeout {
@@ -187,7 +206,8 @@ impl From<Error> for vk::ProviderError {
             | Error::Cluster { .. }
             | Error::NameTaken { .. }
             | Error::Gc { .. }
-            | Error::GcTimeout { .. } => vk::ProviderError::Transient {
+            | Error::GcTimeout { .. }
+            | Error::NetworkNotReady { .. } => vk::ProviderError::Transient {
                 message: e.to_string(),
                 source: Some(Box::new(e)),
             },

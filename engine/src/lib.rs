@@ -27,7 +27,7 @@ pub mod translate;
 pub mod tunnel;
 pub mod webhook;
 
-pub use cci::{CciAuth, CciClient};
+pub use cci::{CciAuth, CciClient, ClusterNetwork};
 pub use cluster::{ClusterObject, ClusterObjects, MemoryObjects};
 pub use error::{Error, REASON_SOLD_OUT, Result};
 pub use provider::CciProvider;

@@ -338,6 +338,25 @@ struct WebhookArgs {
     shutdown_delay_secs: u64,
 }
 
+/// The Network the flags describe: none without `--subnet-id`.
+fn network_of(args: &VirtualKubeletArgs) -> Option<bursting_engine::ClusterNetwork> {
+    if args.subnet_ids.is_empty() {
+        return None;
+    }
+    let security_group_ids = if args.security_group_ids.is_empty() {
+        vec![String::new()]
+    } else {
+        args.security_group_ids.clone()
+    };
+    Some(bursting_engine::ClusterNetwork {
+        subnet_ids: args.subnet_ids.clone(),
+        security_group_ids,
+        project_id: args.project_id.clone(),
+        domain_id: args.domain_id.clone(),
+        ready_timeout: Duration::from_secs(args.network_ready_timeout_secs),
+    })
+}
+
 #[derive(Args)]
 struct VirtualKubeletArgs {
     /// Kubeconfig file; default: KUBECONFIG, ~/.kube/config, or in-cluster.
@@ -400,6 +419,24 @@ struct VirtualKubeletArgs {
     /// How long the node stays locked (cordoned) after CCI answers sold out, in seconds.
     #[arg(long, default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..))]
     lock_duration_secs: u64,
+    /// The add-on's VPC subnet (`subnet_id`), and any extra ones (repeat the flag): before its
+    /// first pod the CCI namespace gets a Network on them (pods get their addresses there).
+    /// Without it the engine creates no Network.
+    #[arg(long = "subnet-id", value_name = "ID")]
+    subnet_ids: Vec<String>,
+    /// A security group of the pods' interfaces (repeatable); none: `[""]`, CCI's "deny all".
+    #[arg(long = "security-group-id", value_name = "ID")]
+    security_group_ids: Vec<String>,
+    /// The tenant's project ID, written on the Network (`yangtse.io/project-id`).
+    #[arg(long, value_name = "ID", default_value = "")]
+    project_id: String,
+    /// The tenant's account ID, written on the Network (`yangtse.io/domain-id`).
+    #[arg(long, value_name = "ID", default_value = "")]
+    domain_id: String,
+    /// How long a pod waits for the Network to turn Ready before its creation fails (and is
+    /// retried), in seconds.
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
+    network_ready_timeout_secs: u64,
     /// Elect a leader on a Lease before running the node, so several replicas (the add-on's
     /// `ha` spec) never drive it at once; the others wait and take over when it stops.
     #[arg(long)]
@@ -605,6 +642,7 @@ async fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
 }
 
 async fn virtual_kubelet(args: VirtualKubeletArgs) -> anyhow::Result<()> {
+    let network = network_of(&args);
     let cci = args.cci_credential.client(&args.cci_endpoint)?;
     let counted = cci.clone();
     // Checked before the cluster is contacted: a bad flag is reported as such.
@@ -657,11 +695,13 @@ async fn virtual_kubelet(args: VirtualKubeletArgs) -> anyhow::Result<()> {
         &args.node_name,
         Duration::from_secs(args.lock_duration_secs),
     ));
-    let provider = Arc::new(
-        CciProvider::new(cci, client.clone(), &args.cluster_id)?
-            .with_release(args.release)
-            .with_node_lock(Arc::clone(&node_lock)),
-    );
+    let mut provider = CciProvider::new(cci, client.clone(), &args.cluster_id)?
+        .with_release(args.release)
+        .with_node_lock(Arc::clone(&node_lock));
+    if let Some(network) = network {
+        provider = provider.with_network(network);
+    }
+    let provider = Arc::new(provider);
 
     let mut node = cci_node_config(
         &args.node_name,

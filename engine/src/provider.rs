@@ -88,7 +88,7 @@ use vk::RemotePod;
 use burst_rules::release::Release;
 
 use crate::breakage::{self, Breakage};
-use crate::cci::CciClient;
+use crate::cci::{CciClient, ClusterNetwork};
 use crate::cci_watch::PodCache;
 use crate::cluster::{ClusterObject, ClusterObjects};
 use crate::lock::NodeLock;
@@ -156,8 +156,12 @@ pub struct CciProvider {
     namespace: String,
     /// The add-on release new CCI pods are translated as.
     release: Release,
-    /// The CCI namespace is known to exist (created once, again if it vanishes).
+    /// The CCI namespace is known to exist, with its Network Ready when one is configured
+    /// (ensured once, again if the namespace vanishes).
     namespace_ready: AtomicBool,
+    /// The Network the namespace needs before its pods get addresses; `None`: the engine
+    /// creates none (one made by someone else, or a CCI that needs none).
+    network: Option<ClusterNetwork>,
     /// NB: an async lock, held across the CCI calls that delete or refresh a copy, so that a
     /// copy is never deleted under a pod that has just started to use it.
     mirrors: Arc<Mutex<Mirrors>>,
@@ -196,6 +200,7 @@ impl CciProvider {
             cluster_id,
             release: crate::DEFAULT_RELEASE,
             namespace_ready: AtomicBool::new(false),
+            network: None,
             mirrors: Arc::default(),
             node_lock: None,
             cci_pods: Arc::default(),
@@ -215,6 +220,14 @@ impl CciProvider {
         self.release
     }
 
+    /// Gives the CCI namespace `network` (on the add-on's subnet) before its first pod, and
+    /// waits for it to be Ready (BEHAVIOR.md §12).
+    #[must_use]
+    pub fn with_network(mut self, network: ClusterNetwork) -> Self {
+        self.network = Some(network);
+        self
+    }
+
     /// Locks the virtual node through `lock` whenever CCI refuses a pod as sold out.
     #[must_use]
     pub fn with_node_lock(mut self, lock: Arc<NodeLock>) -> Self {
@@ -227,7 +240,9 @@ impl CciProvider {
         &self.namespace
     }
 
-    /// Create the CCI namespace unless it is known to exist (it existing already is fine).
+    /// Create the CCI namespace unless it is known to exist (it existing already is fine),
+    /// then its Network, if one is configured, and wait for that to be Ready: namespace, then
+    /// Network, then pods, as published CCI 2.0 has it.
     pub async fn ensure_namespace(&self) -> Result<()> {
         if self.namespace_ready.load(Ordering::Acquire) {
             return Ok(());
@@ -235,6 +250,13 @@ impl CciProvider {
         self.client
             .ensure_cluster_namespace(&self.cluster_id)
             .await?;
+        if let Some(network) = &self.network
+            && !breakage::is(Breakage::NoNetwork)
+        {
+            self.client
+                .ensure_cluster_network(&self.namespace, network)
+                .await?;
+        }
         self.namespace_ready.store(true, Ordering::Release);
         Ok(())
     }

@@ -165,6 +165,11 @@ pub const CATALOGUE: &[Breakage] = &[
         "with CCI sold out the virtual node stays schedulable",
     ),
     b(
+        "no-network",
+        &["CCI-01"],
+        "the CCI namespace has no Network: burst pods stay Pending with no address",
+    ),
+    b(
         "lock-never-expires",
         &["LOCK-03"],
         "the node stays SchedulingDisabled after its lock ended",

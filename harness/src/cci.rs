@@ -117,13 +117,24 @@ impl CciClient {
         path: &str,
         context: &str,
     ) -> Result<Option<T>> {
+        self.get_json_under(cci_api::API_PREFIX, path, context)
+            .await
+    }
+
+    /// GETs a tenant path under API prefix `prefix` and decodes it; `None` on 404.
+    async fn get_json_under<T: serde::de::DeserializeOwned>(
+        &self,
+        prefix: &str,
+        path: &str,
+        context: &str,
+    ) -> Result<Option<T>> {
         let http = |source| Error::Http {
             context: context.to_owned(),
             source,
         };
         let resp = self
             .http
-            .get(format!("{}{}{path}", self.url, cci_api::API_PREFIX))
+            .get(format!("{}{prefix}{path}", self.url))
             .header(AUTH_HEADER, &self.token)
             .send()
             .await
@@ -145,6 +156,18 @@ impl CciClient {
             .get_json(
                 &format!("/namespaces/{namespace}/pods"),
                 &format!("list CCI pods in {namespace}"),
+            )
+            .await?;
+        Ok(list.map(|l| l.items).unwrap_or_default())
+    }
+
+    /// Every Network (`yangtse/v2`) of a CCI namespace (empty when the namespace does not exist).
+    pub async fn networks(&self, namespace: &str) -> Result<Vec<cci_api::Network>> {
+        let list: Option<List<cci_api::Network>> = self
+            .get_json_under(
+                cci_api::NETWORK_API_PREFIX,
+                &format!("/namespaces/{namespace}/networks"),
+                &format!("list CCI networks in {namespace}"),
             )
             .await?;
         Ok(list.map(|l| l.items).unwrap_or_default())
@@ -173,13 +196,26 @@ impl CciClient {
         body: Option<&serde_json::Value>,
         context: &str,
     ) -> Result<Option<serde_json::Value>> {
+        self.send_json_under(cci_api::API_PREFIX, method, path, body, context)
+            .await
+    }
+
+    /// [`send_json`](Self::send_json) under API prefix `prefix`.
+    async fn send_json_under(
+        &self,
+        prefix: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        context: &str,
+    ) -> Result<Option<serde_json::Value>> {
         let http = |source| Error::Http {
             context: context.to_owned(),
             source,
         };
         let mut request = self
             .http
-            .request(method, format!("{}{}{path}", self.url, cci_api::API_PREFIX))
+            .request(method, format!("{}{prefix}{path}", self.url))
             .header(AUTH_HEADER, &self.token);
         if let Some(body) = body {
             request = request.json(body);
@@ -199,6 +235,28 @@ impl CciClient {
         Ok(Some(
             serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
         ))
+    }
+
+    /// Creates a Network (`yangtse/v2`) in a CCI namespace, as another client of CCI would.
+    pub async fn create_network(
+        &self,
+        namespace: &str,
+        network: &serde_json::Value,
+    ) -> Result<serde_json::Value> {
+        let path = format!("/namespaces/{namespace}/networks");
+        let context = format!("POST CCI {}{path}", cci_api::NETWORK_API_PREFIX);
+        self.send_json_under(
+            cci_api::NETWORK_API_PREFIX,
+            reqwest::Method::POST,
+            &path,
+            Some(network),
+            &context,
+        )
+        .await?
+        .ok_or_else(|| Error::Step {
+            step: context,
+            detail: "CCI answered 404".into(),
+        })
     }
 
     /// Creates an object through the tenant API (`POST {path}`), as another client of CCI would.

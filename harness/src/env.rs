@@ -50,6 +50,11 @@ pub fn lock_seconds() -> u64 {
         .unwrap_or(DEFAULT_LOCK_SECONDS)
 }
 
+/// The add-on's subnet in the environments' install parameters.
+pub const SUBNET_ID: &str = "subnet-local";
+/// That subnet's CIDR: the mock knows it (`--subnet`), so burst pods get addresses from it.
+pub const SUBNET_CIDR: &str = "192.168.0.0/16";
+
 /// The mock CCI's settings in every environment the harness starts (locally and on kind).
 ///
 /// - `--timeout-ms 5000`: below the engine's 30 s request timeout, so a `Timeout` fault
@@ -58,7 +63,17 @@ pub fn lock_seconds() -> u64 {
 ///   that runs it) takes a second, about what it takes on one vCPU. WL-04 asserts the seed's
 ///   counts (50 completions, at most 5 at once, the 10 s deadline), not how long a digit of pi
 ///   takes; 3 s per pod made it the longest scenario of a run (10 waves of 5).
-const MOCK_TUNING: [&str; 4] = ["--timeout-ms", "5000", "--compute-time-ms", "1000"];
+/// - `--subnet`: the add-on's subnet ([`SUBNET_ID`], [`SUBNET_CIDR`]), so burst pods get
+///   addresses from it (CCI-01).
+const MOCK_TUNING: [&str; 6] = [
+    "--timeout-ms",
+    "5000",
+    "--compute-time-ms",
+    "1000",
+    "--subnet",
+    // SUBNET_ID=SUBNET_CIDR (a test holds them equal).
+    "subnet-local=192.168.0.0/16",
+];
 
 /// How many ordinary (kwok) nodes the shared cluster gets.
 pub const DEFAULT_KWOK_NODES: usize = 2;
@@ -1251,9 +1266,11 @@ fn default_params(
         network_mode: NetworkMode::Vpc,
         cluster_type: ClusterType::Standard,
         vpc_id: "vpc-local".into(),
-        subnet_id: "subnet-local".into(),
-        subnet_cidr: "192.168.0.0/16".into(),
+        subnet_id: SUBNET_ID.into(),
+        subnet_cidr: SUBNET_CIDR.into(),
         project_id: "project-local".into(),
+        security_group_id: "sg-local".into(),
+        domain_id: "domain-local".into(),
         cci_endpoint: cci_endpoint.into(),
         cci_token: token.into(),
         cci_ca: None,
@@ -1323,6 +1340,15 @@ async fn addon_pods(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_mock_knows_the_subnet_the_add_on_is_installed_on() {
+        assert!(
+            MOCK_TUNING
+                .windows(2)
+                .any(|w| w[0] == "--subnet" && w[1] == format!("{SUBNET_ID}={SUBNET_CIDR}"))
+        );
+    }
 
     #[test]
     fn extra_clusters_only_when_something_runs_beside_a_cluster_wide_scenario() {

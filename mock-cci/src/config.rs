@@ -33,6 +33,11 @@ pub const DEFAULT_WATCH_HISTORY: usize = 10_000;
 /// How many requests the request log keeps.
 pub const DEFAULT_REQUEST_LOG: usize = 10_000;
 
+/// How long a new Network takes to turn `Ready`, unless told otherwise: CCI sets a network up
+/// asynchronously (the published example's `NetworkSynced` condition comes a second after its
+/// `creationTimestamp`).
+pub const DEFAULT_NETWORK_READY_AFTER: Duration = Duration::from_secs(1);
+
 /// The storage classes accepted as SFS and SFS Turbo: the names CCE's Everest driver gives them.
 pub const DEFAULT_SFS_STORAGE_CLASSES: [&str; 2] = ["csi-nas", "csi-sfsturbo"];
 
@@ -63,6 +68,11 @@ pub struct MockConfig {
     pub request_log: usize,
     /// The storage classes that are SFS or SFS Turbo; claims of any other class are refused.
     pub sfs_storage_classes: Vec<String>,
+    /// How long after its creation a Network turns `Ready` (pods of its namespace wait for it).
+    pub network_ready_after: Duration,
+    /// The VPC subnets the mock knows, by ID: pods of a namespace whose Ready Network names one
+    /// get their addresses from its CIDR; other subnets' pods get fake `172.31.x.y` ones.
+    pub subnets: BTreeMap<String, SubnetCidr>,
 }
 
 impl Default for MockConfig {
@@ -79,6 +89,8 @@ impl Default for MockConfig {
             watch_history: DEFAULT_WATCH_HISTORY,
             request_log: DEFAULT_REQUEST_LOG,
             sfs_storage_classes: DEFAULT_SFS_STORAGE_CLASSES.map(String::from).to_vec(),
+            network_ready_after: DEFAULT_NETWORK_READY_AFTER,
+            subnets: BTreeMap::new(),
         }
     }
 }
@@ -107,6 +119,20 @@ impl MockConfig {
     #[must_use]
     pub fn with_running_after(mut self, running_after: Duration) -> Self {
         self.running_after = running_after;
+        self
+    }
+
+    /// Sets how long after its creation a Network turns `Ready`.
+    #[must_use]
+    pub fn with_network_ready_after(mut self, after: Duration) -> Self {
+        self.network_ready_after = after;
+        self
+    }
+
+    /// Makes VPC subnet `id` known with `cidr`: pods on it get addresses from it.
+    #[must_use]
+    pub fn with_subnet(mut self, id: impl Into<String>, cidr: SubnetCidr) -> Self {
+        self.subnets.insert(id.into(), cidr);
         self
     }
 
@@ -269,6 +295,77 @@ impl fmt::Display for TokenSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}={}", self.token, self.tenant)
     }
+}
+
+/// An IPv4 subnet CIDR (`192.168.0.0/24`), the address range of a VPC subnet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SubnetCidr {
+    /// The network address (host bits zero).
+    pub network: Ipv4Addr,
+    /// The prefix length, 0 to 32.
+    pub prefix: u8,
+}
+
+impl SubnetCidr {
+    /// How many pod addresses it has: all but the network address, the gateway (the first
+    /// host, as VPC subnets reserve it) and the broadcast address.
+    pub fn pod_addresses(&self) -> u32 {
+        let size = 1u64 << (32 - u32::from(self.prefix));
+        u32::try_from(size.saturating_sub(3)).unwrap_or(u32::MAX)
+    }
+
+    /// Pod address number `index` (below [`pod_addresses`](Self::pod_addresses)).
+    pub fn pod_address(&self, index: u32) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.network).wrapping_add(2).wrapping_add(index))
+    }
+
+    /// Whether `ip` lies in it.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        let mask = u32::MAX
+            .checked_shl(32 - u32::from(self.prefix))
+            .unwrap_or(0);
+        u32::from(ip) & mask == u32::from(self.network)
+    }
+}
+
+impl FromStr for SubnetCidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (ip, prefix) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?} is not a CIDR like 192.168.0.0/24"))?;
+        let ip: Ipv4Addr = ip
+            .parse()
+            .map_err(|_| format!("{s:?}: {ip:?} is not an IPv4 address"))?;
+        let prefix: u8 = prefix
+            .parse()
+            .ok()
+            .filter(|p| *p <= 32)
+            .ok_or_else(|| format!("{s:?}: the prefix must be 0 to 32"))?;
+        let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+        Ok(Self {
+            network: Ipv4Addr::from(u32::from(ip) & mask),
+            prefix,
+        })
+    }
+}
+
+impl fmt::Display for SubnetCidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+/// A `--subnet ID=CIDR` flag: a VPC subnet the mock knows.
+pub fn parse_subnet_flag(flag: &str) -> Result<(String, SubnetCidr), String> {
+    let (id, cidr) = flag
+        .split_once('=')
+        .ok_or_else(|| format!("{flag:?} is not ID=CIDR"))?;
+    if id.trim().is_empty() {
+        return Err(format!("{flag:?} names no subnet ID"));
+    }
+    Ok((id.trim().to_owned(), cidr.trim().parse()?))
 }
 
 #[cfg(test)]

@@ -23,9 +23,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use mock_cci::{
-    DEFAULT_COMPUTE_TIME, DEFAULT_LISTEN, DEFAULT_RESTART_BACKOFF, DEFAULT_RUNNING_AFTER,
-    DEFAULT_SFS_STORAGE_CLASSES, DEFAULT_STOP_TIME, DEFAULT_TIMEOUT, DEFAULT_WATCH_HISTORY,
-    MockConfig, Server, TlsIdentity, TokenSpec,
+    DEFAULT_COMPUTE_TIME, DEFAULT_LISTEN, DEFAULT_NETWORK_READY_AFTER, DEFAULT_RESTART_BACKOFF,
+    DEFAULT_RUNNING_AFTER, DEFAULT_SFS_STORAGE_CLASSES, DEFAULT_STOP_TIME, DEFAULT_TIMEOUT,
+    DEFAULT_WATCH_HISTORY, MockConfig, Server, TlsIdentity, TokenSpec,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -75,6 +75,16 @@ struct Args {
     /// How many pod changes watches can resume from (older resourceVersions get 410 Gone).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_WATCH_HISTORY)]
     watch_history: usize,
+
+    /// How long a new Network takes to turn Ready, in milliseconds (pods of a namespace wait
+    /// for a Ready Network).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_NETWORK_READY_AFTER.as_millis() as u64)]
+    network_ready_after_ms: u64,
+
+    /// A VPC subnet the mock knows, as ID=CIDR: pods of a namespace whose Ready Network names
+    /// it get their addresses from the CIDR. Repeatable.
+    #[arg(long = "subnet", value_name = "ID=CIDR", value_parser = mock_cci::config::parse_subnet_flag)]
+    subnets: Vec<(String, mock_cci::config::SubnetCidr)>,
 
     /// A storage class accepted as SFS or SFS Turbo. Repeatable; default csi-nas and csi-sfsturbo.
     #[arg(long = "sfs-storage-class", value_name = "CLASS")]
@@ -132,6 +142,8 @@ impl Args {
             timeout: Duration::from_millis(self.timeout_ms),
             watch_history: self.watch_history,
             sfs_storage_classes,
+            network_ready_after: Duration::from_millis(self.network_ready_after_ms),
+            subnets: self.subnets.iter().cloned().collect(),
             ..MockConfig::default()
         })
     }

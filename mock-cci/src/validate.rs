@@ -30,7 +30,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use cci_api::{
-    API_VERSION, ConfigMap, NETWORK_API_VERSION, Namespace, Network, PersistentVolumeClaim, Pod,
+    ANNOTATION_NETWORK_DOMAIN_ID, ANNOTATION_NETWORK_PROJECT_ID, API_VERSION, ConfigMap,
+    NETWORK_API_VERSION, NETWORK_TYPE_UNDERLAY, Namespace, Network, PersistentVolumeClaim, Pod,
     ProxyRegistration, Secret, Service,
 };
 use k8s_openapi::api::core::v1::{Container, ResourceRequirements, Volume};
@@ -1446,7 +1447,55 @@ pub fn validate_network(network: &Network, namespace: &str, write: Write) -> Vec
     );
     check_namespace_field(&network.metadata, namespace, &mut errors);
     check_common_metadata(&network.metadata, write, &mut errors);
-    let subnets = network.spec.subnets.as_deref().unwrap_or_default();
+    let annotations = network.metadata.annotations.clone().unwrap_or_default();
+    // NB: the published getting-started lists both IDs among what "you must specify".
+    for (key, what) in [
+        (ANNOTATION_NETWORK_PROJECT_ID, "the tenant's project ID"),
+        (
+            ANNOTATION_NETWORK_DOMAIN_ID,
+            "the tenant's account (domain) ID",
+        ),
+    ] {
+        if annotations.get(key).is_none_or(|v| v.trim().is_empty()) {
+            errors.push(FieldError::required(
+                format!("metadata.annotations[{key}]"),
+                what,
+            ));
+        }
+    }
+    let spec = &network.spec;
+    if let Some(kind) = spec.network_type.as_deref()
+        && kind != NETWORK_TYPE_UNDERLAY
+    {
+        errors.push(FieldError::not_supported(
+            "spec.networkType",
+            format!("{kind:?}: supported values: \"{NETWORK_TYPE_UNDERLAY}\""),
+        ));
+    }
+    for (index, family) in spec.ip_families.iter().flatten().enumerate() {
+        if family != "IPv4" && family != "IPv6" {
+            errors.push(FieldError::not_supported(
+                format!("spec.ipFamilies[{index}]"),
+                format!("{family:?}: supported values: \"IPv4\", \"IPv6\""),
+            ));
+        }
+    }
+    // NB: the reference table lets `securityGroups` be omitted ("nil means not enable security
+    // group"), its getting-started says it must be specified: the mock holds the stricter.
+    match spec.security_groups.as_deref() {
+        None | Some([]) => errors.push(FieldError::required(
+            "spec.securityGroups",
+            "name the security group IDs of the pods' interfaces ([\"\"] enables one denying all)",
+        )),
+        Some(groups) if groups.len() > 1 && groups.iter().any(|g| g.trim().is_empty()) => {
+            errors.push(FieldError::invalid(
+                "spec.securityGroups",
+                "an empty ID is allowed only alone ([\"\"]: deny all)",
+            ));
+        }
+        Some(_) => {}
+    }
+    let subnets = spec.subnets.as_deref().unwrap_or_default();
     if subnets.is_empty() {
         errors.push(FieldError::required(
             "spec.subnets",

@@ -126,8 +126,11 @@ async fn fixture(config: MockConfig, resync: Duration) -> Fixture {
     let server = Server::bind(config).await.unwrap();
     let relay = Relay::to(server.addr()).await;
     let engine = CciClient::new(&relay.url(), TOKEN).unwrap();
-    let provider =
-        Arc::new(CciProvider::new(engine.clone(), MemoryObjects::default(), "c1").unwrap());
+    let provider = Arc::new(
+        CciProvider::new(engine.clone(), MemoryObjects::default(), "c1")
+            .unwrap()
+            .with_network(crate::common::network()),
+    );
     provider.ensure_namespace().await.unwrap();
     let follower = tokio::spawn(Arc::clone(&provider).watch_cci_pods(resync));
     let outside = outside(&server);
@@ -150,6 +153,7 @@ fn outside(server: &Server) -> CciProvider {
         "c1",
     )
     .unwrap()
+    .with_network(crate::common::network())
 }
 
 fn pod(name: &str) -> Pod {

@@ -9,10 +9,7 @@ use std::time::Duration;
 
 use bursting_engine::gc::{self, GcReport, NamespaceOutcome, Removed, Scope};
 use bursting_engine::{CciClient, DEFAULT_RELEASE, Error, proxy, translate};
-use cci_api::{
-    ConfigMap, NETWORK_API_VERSION, Network, NetworkSpec, NetworkSubnet, PersistentVolumeClaim,
-    Secret, Service,
-};
+use cci_api::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{
     Container, PersistentVolumeClaimSpec, Pod, PodSpec, ResourceRequirements, ServicePort,
@@ -138,18 +135,7 @@ async fn populate(cci: &CciClient, cluster_id: &str) {
     proxy::register(cci, cluster_id, DEFAULT_RELEASE, Some(&data_path))
         .await
         .unwrap();
-    let network = Network {
-        api_version: NETWORK_API_VERSION.into(),
-        kind: "Network".into(),
-        metadata: named("bursting-net"),
-        spec: NetworkSpec {
-            subnets: Some(vec![NetworkSubnet {
-                subnet_id: "subnet-1".into(),
-            }]),
-            ..NetworkSpec::default()
-        },
-        status: None,
-    };
+    let network = crate::common::network().object();
     cci.create_network(&ns, &network).await.unwrap();
 }
 

@@ -23,7 +23,9 @@ async fn fixture(running_after: Duration) -> (Server, CciProvider) {
     .await
     .unwrap();
     let cci = CciClient::new(&server.url(), TOKEN).unwrap();
-    let provider = CciProvider::new(cci, MemoryObjects::default(), "c1").unwrap();
+    let provider = CciProvider::new(cci, MemoryObjects::default(), "c1")
+        .unwrap()
+        .with_network(crate::common::network());
     (server, provider)
 }
 

@@ -10,6 +10,7 @@ mod common;
 mod gc;
 mod logs;
 mod mirroring;
+mod network;
 mod provider;
 mod proxy;
 mod release;

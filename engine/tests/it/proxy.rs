@@ -244,6 +244,7 @@ async fn after_a_rollback_only_pods_burst_under_the_new_sidecar_lose_services_un
     let engine = |at: &str| {
         CciProvider::new(cci.clone(), MemoryObjects::default(), "c1")
             .unwrap()
+            .with_network(crate::common::network())
             .with_release(release(at))
     };
     engine("1.5.17")
@@ -287,6 +288,7 @@ async fn an_old_proxys_tunnel_refuses_a_v2_sidecar_even_where_the_registration_w
     let (server, cci) = mock().await;
     CciProvider::new(cci.clone(), MemoryObjects::default(), "c1")
         .unwrap()
+        .with_network(crate::common::network())
         .with_release(release("1.5.18"))
         .create_pod(&pod("new", "uid-new"))
         .await
@@ -312,6 +314,7 @@ async fn a_sidecar_without_the_registrations_key_gets_no_tunnel() {
     let (server, cci) = mock().await;
     CciProvider::new(cci.clone(), MemoryObjects::default(), "c1")
         .unwrap()
+        .with_network(crate::common::network())
         .with_release(release("1.5.18"))
         .create_pod(&pod("new", "uid-new"))
         .await
@@ -387,6 +390,7 @@ async fn the_proxy_command_says_when_it_is_registered_and_leaves_the_registratio
     // Its tunnels answer at that endpoint: with no cluster to read the Service from, it says so.
     CciProvider::new(cci.clone(), MemoryObjects::default(), "c1")
         .unwrap()
+        .with_network(crate::common::network())
         .with_release(release("1.5.17"))
         .create_pod(&pod("old", "uid-old"))
         .await

@@ -61,6 +61,12 @@ pub struct ParamsArgs {
     /// Project id.
     #[arg(long)]
     pub project_id: Option<String>,
+    /// Security group of the burst pods (on the CCI namespace's Network).
+    #[arg(long)]
+    pub security_group_id: Option<String>,
+    /// Account (domain) id (on the CCI namespace's Network).
+    #[arg(long)]
+    pub domain_id: Option<String>,
     /// Base URL of the CCI API.
     #[arg(long, value_name = "URL")]
     pub cci_endpoint: Option<String>,
@@ -109,6 +115,8 @@ impl ParamsArgs {
             vpc_id,
             subnet_id,
             project_id,
+            security_group_id,
+            domain_id,
             cci_endpoint
         );
         if let Some(token) = self.token()? {
@@ -170,6 +178,8 @@ impl ParamsArgs {
             subnet_id: String::new(),
             subnet_cidr: "192.168.0.0/16".into(),
             project_id: String::new(),
+            security_group_id: String::new(),
+            domain_id: String::new(),
             cci_endpoint: String::new(),
             cci_token: String::new(),
             cci_ca: None,

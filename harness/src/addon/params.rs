@@ -127,6 +127,13 @@ pub struct InstallParams {
     pub subnet_cidr: String,
     /// Project id.
     pub project_id: String,
+    /// Security group of the burst pods' interfaces, on the CCI namespace's Network (empty:
+    /// none named, CCI's "deny all").
+    #[serde(default)]
+    pub security_group_id: String,
+    /// Account (domain) id, written on the CCI namespace's Network.
+    #[serde(default)]
+    pub domain_id: String,
     /// Base URL of the CCI API.
     pub cci_endpoint: String,
     /// Credential for the CCI API (stored in the add-on's Secret).
@@ -172,6 +179,8 @@ impl std::fmt::Debug for InstallParams {
             .field("subnet_id", &self.subnet_id)
             .field("subnet_cidr", &self.subnet_cidr)
             .field("project_id", &self.project_id)
+            .field("security_group_id", &self.security_group_id)
+            .field("domain_id", &self.domain_id)
             .field("cci_endpoint", &self.cci_endpoint)
             .field("cci_token", &"(redacted)")
             .field("cci_ca", &self.cci_ca.as_ref().map(|_| "given"))
@@ -380,6 +389,8 @@ pub(crate) mod tests {
             subnet_id: "subnet".into(),
             subnet_cidr: "192.168.0.0/24".into(),
             project_id: "p".into(),
+            security_group_id: "sg".into(),
+            domain_id: "d".into(),
             cci_endpoint: "http://127.0.0.1:1".into(),
             cci_token: "t".into(),
             cci_ca: None,

@@ -700,6 +700,18 @@ pub fn render(params: &InstallParams, target: &Target, pki: &WebhookPki) -> Vec<
     if let Some(secs) = params.lock_duration_secs {
         vk_args.push(format!("--lock-duration-secs={secs}"));
     }
+    // The CCI namespace's Network (§12): the add-on's subnet, its security group, the tenant's
+    // IDs; an engine given no subnet creates none.
+    for (flag, value) in [
+        ("subnet-id", &params.subnet_id),
+        ("security-group-id", &params.security_group_id),
+        ("project-id", &params.project_id),
+        ("domain-id", &params.domain_id),
+    ] {
+        if !value.is_empty() {
+            vk_args.push(format!("--{flag}={value}"));
+        }
+    }
     vk_args.extend(cci_ca_args(params));
     let mut vk_pod = PodSpec {
         containers: vec![container(

@@ -808,6 +808,7 @@ async fn other_cluster(s: &Scenario) -> anyhow::Result<String> {
             &serde_json::json!({"apiVersion": cci_api::API_VERSION, "kind": "Namespace", "metadata": {"name": ns}}),
         )
         .await?;
+    engine_network(s, &ns).await?;
     let size = BTreeMap::from([("cpu", "500m"), ("memory", "1Gi")]);
     s.cci()
         .create(
@@ -821,6 +822,25 @@ async fn other_cluster(s: &Scenario) -> anyhow::Result<String> {
         )
         .await?;
     Ok(ns)
+}
+
+/// Gives CCI namespace `ns` of another cluster the Network its engine would have made before
+/// its pods (namespace, then Network, then pods, as published CCI 2.0 has it).
+async fn engine_network(s: &Scenario, ns: &str) -> anyhow::Result<()> {
+    s.cci()
+        .create_network(
+            ns,
+            &serde_json::json!({
+                "apiVersion": cci_api::NETWORK_API_VERSION, "kind": "Network",
+                "metadata": {"name": cci_api::CLUSTER_NETWORK_NAME, "annotations": {
+                    cci_api::ANNOTATION_NETWORK_PROJECT_ID: "project-other",
+                    cci_api::ANNOTATION_NETWORK_DOMAIN_ID: "domain-other"}},
+                "spec": {"networkType": cci_api::NETWORK_TYPE_UNDERLAY,
+                    "securityGroups": ["sg-other"], "subnets": [{"subnetID": "subnet-other"}]}
+            }),
+        )
+        .await?;
+    Ok(())
 }
 
 /// The number of CCI pods of this cluster, and whether its namespace exists.
@@ -1078,6 +1098,7 @@ pub fn un_04(s: &Scenario) -> BodyFuture<'_> {
                 &serde_json::json!({"apiVersion": cci_api::API_VERSION, "kind": "Namespace", "metadata": {"name": ns}}),
             )
             .await?;
+        engine_network(s, &ns).await?;
         let size = BTreeMap::from([("cpu", "1"), ("memory", "2Gi")]);
         for name in ["web-0", "web-1"] {
             s.cci()

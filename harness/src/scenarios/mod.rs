@@ -2,6 +2,7 @@
 //! only on what the cluster and the mock CCI hold.
 
 pub mod addon;
+pub mod cci;
 pub mod faults;
 pub mod gated;
 pub mod hp;

@@ -25,8 +25,13 @@
 //!
 //! # Pods
 //!
+//! A pod needs an address from its namespace's Network: created in a namespace with no `Ready`
+//! Network, it stays `Pending` with no IP (`PodScheduled` False, `NetworkNotReady`) until one
+//! turns `Ready` ([`network_ready_after`](crate::MockConfig::network_ready_after) after its
+//! creation, through the same settling as pod changes); its address then comes from the
+//! Network's subnet when the configuration knows that subnet's CIDR.
 //! A pod turns `Running` [`running_after`](crate::MockConfig::running_after) after its creation
-//! (unless an image-pull fault holds it `Pending`). Each app container then behaves as
+//! (or after its Network turned `Ready`; unless an image-pull fault holds it `Pending`). Each app container then behaves as
 //! [`crate::behaviour`] describes; when one exits, the pod's `restartPolicy` decides: `Never`
 //! leaves it terminated, `OnFailure` restarts it after a non-zero code, `Always` after any code,
 //! each restart after the kubelet's back-off (`CrashLoopBackOff`: the configured first back-off,
@@ -195,6 +200,8 @@ pub struct Store {
     timers: BinaryHeap<Reverse<(Instant, u64, String, String)>>,
     /// When each terminating namespace goes: (due, name).
     namespace_removals: BTreeSet<(Instant, String)>,
+    /// When each new Network turns Ready: (due, namespace, name, uid).
+    network_readiness: BTreeSet<(Instant, String, String, String)>,
     /// The faults that are set.
     pub faults: Faults,
     history: History,
@@ -253,20 +260,59 @@ fn splitmix64(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Fake pod IPs in 172.31.0.1 – 172.31.255.254, unique among live pods.
+/// Where a pod's address comes from: the VPC subnet of its namespace's Ready Network when the
+/// mock knows that subnet's CIDR, else fake addresses in 172.31.0.1 – 172.31.255.254.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AddressRange {
+    Fake,
+    Subnet(crate::config::SubnetCidr),
+}
+
+impl AddressRange {
+    const FAKE_SIZE: u32 = 256 * 254;
+
+    fn size(&self) -> u32 {
+        match self {
+            Self::Fake => Self::FAKE_SIZE,
+            Self::Subnet(cidr) => cidr.pod_addresses(),
+        }
+    }
+
+    fn address(&self, index: u32) -> Ipv4Addr {
+        match self {
+            Self::Fake => {
+                let third = u8::try_from(index / 254).unwrap_or(u8::MAX);
+                let fourth = u8::try_from(index % 254 + 1).unwrap_or(u8::MAX);
+                Ipv4Addr::new(172, 31, third, fourth)
+            }
+            Self::Subnet(cidr) => cidr.pod_address(index),
+        }
+    }
+
+    /// The key of its allocation cursor.
+    fn key(&self) -> Option<(Ipv4Addr, u8)> {
+        match self {
+            Self::Fake => None,
+            Self::Subnet(cidr) => Some((cidr.network, cidr.prefix)),
+        }
+    }
+}
+
+/// Pod addresses, unique among live pods.
 #[derive(Debug, Default)]
 struct IpPool {
-    next: u32,
-    in_use: BTreeSet<u32>,
+    /// Where the next allocation in each range starts looking.
+    next: BTreeMap<Option<(Ipv4Addr, u8)>, u32>,
+    in_use: BTreeSet<Ipv4Addr>,
 }
 
 impl IpPool {
-    const SIZE: u32 = 256 * 254;
-
-    fn allocate(&mut self) -> Option<u32> {
-        for _ in 0..Self::SIZE {
-            let candidate = self.next;
-            self.next = (self.next + 1) % Self::SIZE;
+    fn allocate(&mut self, range: AddressRange) -> Option<Ipv4Addr> {
+        let size = range.size();
+        let next = self.next.entry(range.key()).or_default();
+        for _ in 0..size {
+            let candidate = range.address(*next % size);
+            *next = (*next + 1) % size;
             if self.in_use.insert(candidate) {
                 return Some(candidate);
             }
@@ -274,14 +320,8 @@ impl IpPool {
         None
     }
 
-    fn release(&mut self, index: u32) {
-        self.in_use.remove(&index);
-    }
-
-    fn address(index: u32) -> Ipv4Addr {
-        let third = u8::try_from(index / 254).unwrap_or(u8::MAX);
-        let fourth = u8::try_from(index % 254 + 1).unwrap_or(u8::MAX);
-        Ipv4Addr::new(172, 31, third, fourth)
+    fn release(&mut self, ip: Ipv4Addr) {
+        self.in_use.remove(&ip);
     }
 }
 
@@ -302,6 +342,7 @@ impl Store {
             ips: IpPool::default(),
             timers: BinaryHeap::new(),
             namespace_removals: BTreeSet::new(),
+            network_readiness: BTreeSet::new(),
             faults: Faults::default(),
             history,
             ledger: Ledger::default(),
@@ -340,17 +381,32 @@ impl Store {
                 .peek()
                 .map(|Reverse((due, ..))| *due)
                 .filter(|due| *due <= now);
+            let network = self
+                .network_readiness
+                .first()
+                .map(|(due, ..)| *due)
+                .filter(|due| *due <= now);
             let namespace = self
                 .namespace_removals
                 .first()
                 .map(|(due, _)| *due)
                 .filter(|due| *due <= now);
-            match (pod, namespace) {
-                (None, None) => break,
-                // NB: a pod change due at the same instant as its namespace's removal comes first.
-                (Some(pod), Some(namespace)) if pod <= namespace => self.settle_pod(),
-                (Some(_), None) => self.settle_pod(),
-                (_, Some(_)) => {
+            // NB: at the same instant a Network turns Ready before the pods waiting for it
+            // move, and a pod change comes before its namespace's removal.
+            let first = [network, pod, namespace]
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, due)| due.map(|d| (d, i)))
+                .min();
+            match first {
+                None => break,
+                Some((_, 0)) => {
+                    if let Some((due, ns, name, uid)) = self.network_readiness.pop_first() {
+                        self.network_ready(&ns, &name, &uid, due);
+                    }
+                }
+                Some((_, 1)) => self.settle_pod(),
+                Some(_) => {
                     if let Some((due, name)) = self.namespace_removals.pop_first() {
                         self.remove_namespace(&name, due);
                     }

@@ -4,12 +4,13 @@
 use std::collections::BTreeMap;
 
 use cci_api::{
-    ConfigMap, List, Network, NetworkStatus, PersistentVolumeClaim, ProxyRegistration, Secret,
-    Service,
+    ConfigMap, List, NETWORK_STATUS_READY, Network, NetworkStatus, NetworkSubnetAttr,
+    PersistentVolumeClaim, ProxyRegistration, Secret, Service,
 };
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::PersistentVolumeClaimStatus;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
@@ -58,6 +59,8 @@ pub trait StoredObject: Clone + Serialize + DeserializeOwned + Send + 'static {
     /// Fills what the service sets on a stored object (status, addresses), given the one it
     /// replaces; `seq` is a number unique to this write.
     fn complete(&mut self, _old: Option<&Self>, _seq: u64) {}
+    /// Whether a new object turns Ready later, by itself ([`Store::network_ready`]).
+    const BECOMES_READY: bool = false;
 }
 
 fn immutable_data(immutable: Option<bool>, same_data: bool, was: Option<bool>) -> Vec<FieldError> {
@@ -262,11 +265,12 @@ impl StoredObject for Network {
         }
     }
 
-    fn complete(&mut self, _old: Option<&Self>, _seq: u64) {
-        // NB: the mock's networks are usable at once.
-        self.status = Some(NetworkStatus {
-            state: "Active".into(),
-        });
+    const BECOMES_READY: bool = true;
+
+    fn complete(&mut self, old: Option<&Self>, _seq: u64) {
+        // NB: the service owns the status: a new network has none until it turns Ready
+        // (`Store::network_ready`, after `network_ready_after`); an update keeps the old one.
+        self.status = old.and_then(|o| o.status.clone());
     }
 }
 
@@ -353,6 +357,37 @@ impl StoredObject for ProxyRegistration {
     }
 }
 
+/// The status of a Network that has turned Ready at `at`: the published example's conditions
+/// and one subnet attribute per subnet it names.
+pub(super) fn ready_status(network: &Network, at: Time) -> NetworkStatus {
+    let condition = |type_: &str| Condition {
+        type_: type_.into(),
+        status: "True".into(),
+        last_transition_time: at.clone(),
+        message: String::new(),
+        reason: String::new(),
+        observed_generation: None,
+    };
+    NetworkStatus {
+        status: Some(NETWORK_STATUS_READY.into()),
+        conditions: Some(vec![
+            condition("NetworkSynced"),
+            condition("NetworkExternalDependenciesSynced"),
+        ]),
+        subnet_attrs: Some(
+            network
+                .subnet_ids()
+                .into_iter()
+                .map(|id| NetworkSubnetAttr {
+                    network_id: Some(format!("net-{id}")),
+                    subnet_v4_id: Some(id.to_owned()),
+                    subnet_v6_id: None,
+                })
+                .collect(),
+        ),
+    }
+}
+
 fn object_not_found<T: StoredObject>(ns: &str, name: &str) -> Error {
     Error::NotFound {
         kind: T::KIND,
@@ -400,7 +435,22 @@ impl Store {
         let seq = self.counters.next_seq();
         object.complete(None, seq);
         let entry = owned_mut(&mut self.namespaces, tenant, ns)?;
-        T::map_mut(&mut entry.objects).insert(name, object.clone());
+        T::map_mut(&mut entry.objects).insert(name.clone(), object.clone());
+        if T::BECOMES_READY {
+            let uid = object.metadata().uid.clone().unwrap_or_default();
+            let due = super::pods::later(now, self.config.network_ready_after);
+            self.network_readiness
+                .insert((due, ns.to_owned(), name.clone(), uid));
+            if due <= now {
+                // Ready at once: answer it as it is stored.
+                self.settle(now);
+                if let Some(ready) =
+                    T::map(&owned(&self.namespaces, tenant, ns)?.objects).get(&name)
+                {
+                    return Ok(ready.clone());
+                }
+            }
+        }
         Ok(object)
     }
 

@@ -1,6 +1,7 @@
 //! Pods in the store: creation with the service's checks, the simulated lifecycle, deletion.
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,8 +15,13 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use super::ledger::IntervalId;
-use super::{Epoch, EventType, IpPool, NamespaceEntry, Period, PodRecord, Store, owned, owned_mut};
+use super::objects::{self, Objects};
+use super::{
+    AddressRange, Epoch, EventType, IpPool, NamespaceEntry, Period, PodRecord, Store, owned,
+    owned_mut,
+};
 use crate::behaviour::{self, ANNOTATION_BEHAVIOUR, ANNOTATION_ON_SIGTERM, Behaviour, OnSigterm};
+use crate::config::SubnetCidr;
 use crate::error::{Error, Result};
 use crate::faults::{Resource, Scope, glob_matches};
 use crate::flavour::Flavour;
@@ -92,6 +98,10 @@ impl ContainerSim {
 
 #[derive(Clone, Debug)]
 enum Stage {
+    /// Accepted in a namespace with no Ready Network: no address to give it yet.
+    AwaitingNetwork {
+        since: Instant,
+    },
     Pending {
         start_at: Instant,
     },
@@ -102,11 +112,11 @@ enum Stage {
         failing: Vec<usize>,
     },
     Started {
-        ip: u32,
+        ip: Ipv4Addr,
         at: Instant,
     },
     Finished {
-        ip: u32,
+        ip: Ipv4Addr,
         at: Instant,
         succeeded: bool,
     },
@@ -160,6 +170,7 @@ impl PodEntry {
         let stage = match &self.stage {
             // NB: a pod deleted before it started (kept by a slow delete) never starts.
             Stage::Pending { .. } | Stage::PullFailing { .. } if self.deleting_at.is_some() => None,
+            Stage::AwaitingNetwork { .. } => None,
             Stage::Pending { start_at } => Some(*start_at),
             Stage::PullFailing { retry_at, .. } => Some(*retry_at),
             Stage::Started { .. } => self
@@ -177,7 +188,9 @@ impl PodEntry {
 
     fn phase(&self) -> &'static str {
         match self.stage {
-            Stage::Pending { .. } | Stage::PullFailing { .. } => PHASE_PENDING,
+            Stage::AwaitingNetwork { .. } | Stage::Pending { .. } | Stage::PullFailing { .. } => {
+                PHASE_PENDING
+            }
             Stage::Started { .. } => PHASE_RUNNING,
             Stage::Finished {
                 succeeded: true, ..
@@ -219,6 +232,7 @@ impl PodEntry {
         base: Duration,
         pull_fault: &mut dyn FnMut(&[&str]) -> Option<String>,
         ips: &mut IpPool,
+        range: AddressRange,
     ) -> Outcome {
         let images: Vec<&str> = self.containers.iter().map(|c| c.image.as_str()).collect();
         if let Some(pattern) = pull_fault(&images) {
@@ -242,9 +256,9 @@ impl PodEntry {
             };
             return Outcome::Changed;
         }
-        let Some(ip) = ips.allocate() else {
-            // NB: with every fake IP taken the pod stays Pending, as on a full subnet, and retries.
-            tracing::warn!("no fake pod IP left; the pod stays Pending");
+        let Some(ip) = ips.allocate(range) else {
+            // NB: with every address taken the pod stays Pending, as on a full subnet, and retries.
+            tracing::warn!(?range, "no pod address left; the pod stays Pending");
             self.stage = Stage::Pending {
                 start_at: later(at, backoff(base, 0)),
             };
@@ -337,6 +351,22 @@ impl PodEntry {
                 }
             };
         match &self.stage {
+            Stage::AwaitingNetwork { since } => {
+                let ns = self.pod.metadata.namespace.as_deref().unwrap_or_default();
+                PodStatus {
+                    phase: Some(PHASE_PENDING.into()),
+                    conditions: Some(vec![condition(
+                        "PodScheduled",
+                        false,
+                        Some(REASON_NETWORK_NOT_READY),
+                        Some(format!(
+                            "namespace {ns} has no Ready Network (yangtse/v2): the pod gets no address until a Network on a VPC subnet is Ready"
+                        )),
+                        *since,
+                    )]),
+                    ..PodStatus::default()
+                }
+            }
             Stage::Pending { .. } => PodStatus {
                 phase: Some(PHASE_PENDING.into()),
                 ..PodStatus::default()
@@ -528,7 +558,7 @@ impl PodEntry {
                         })
                         .collect()
                 });
-                let pod_ip = IpPool::address(*ip).to_string();
+                let pod_ip = ip.to_string();
                 let host = 1 + self.seq % HOST_COUNT;
                 let host_ip =
                     std::net::Ipv4Addr::new(192, 168, 16, u8::try_from(host).unwrap_or(1))
@@ -607,6 +637,26 @@ fn schedule(
     }
 }
 
+/// The reason on the `PodScheduled` condition of a pod waiting for its namespace's Network.
+pub const REASON_NETWORK_NOT_READY: &str = "NetworkNotReady";
+
+/// Whether a namespace holding `objects` has a Ready Network (its pods may get addresses).
+fn has_ready_network(objects: &Objects) -> bool {
+    objects.networks.values().any(cci_api::Network::is_ready)
+}
+
+/// Where the pods of a namespace holding `objects` get addresses: the first subnet of its
+/// (first) Ready Network that `subnets` knows, else fake addresses.
+fn address_range(objects: &Objects, subnets: &BTreeMap<String, SubnetCidr>) -> AddressRange {
+    objects
+        .networks
+        .values()
+        .filter(|n| n.is_ready())
+        .flat_map(|n| n.subnet_ids())
+        .find_map(|id| subnets.get(id))
+        .map_or(AddressRange::Fake, |cidr| AddressRange::Subnet(*cidr))
+}
+
 fn pod_not_found(ns: &str, name: &str) -> Error {
     Error::NotFound {
         kind: "pod",
@@ -655,10 +705,18 @@ impl Store {
             ledger,
             peaks,
             namespace_removals: _,
+            network_readiness: _,
         } = self;
-        let Some(NamespaceEntry { tenant, pods, .. }) = namespaces.get_mut(ns) else {
+        let Some(NamespaceEntry {
+            tenant,
+            pods,
+            objects,
+            ..
+        }) = namespaces.get_mut(ns)
+        else {
             return;
         };
+        let range = address_range(objects, &config.subnets);
         let Some(entry) = pods.get_mut(name) else {
             return;
         };
@@ -666,11 +724,11 @@ impl Store {
         let outcome = match entry.stage {
             Stage::Pending { start_at } if start_at <= at => {
                 let mut pull = |images: &[&str]| faults.image_pull(tenant, ns, images);
-                entry.try_start(at, base, &mut pull, ips)
+                entry.try_start(at, base, &mut pull, ips, range)
             }
             Stage::PullFailing { retry_at, .. } if retry_at <= at => {
                 let mut pull = |images: &[&str]| faults.image_pull(tenant, ns, images);
-                entry.try_start(at, base, &mut pull, ips)
+                entry.try_start(at, base, &mut pull, ips, range)
             }
             Stage::Started { .. } => entry.step_containers(at, base),
             _ => Outcome::Unchanged,
@@ -704,6 +762,47 @@ impl Store {
         schedule(timers, ns, name, entry);
     }
 
+    /// Turns Network `name` of `ns` (still the one with `uid`) Ready at `at`, and lets the pods
+    /// that waited for it start (after the usual `running_after`).
+    pub(super) fn network_ready(&mut self, ns: &str, name: &str, uid: &str, at: Instant) {
+        let wall = self.epoch.wall(at);
+        let Some(namespace) = self.namespaces.get_mut(ns) else {
+            return;
+        };
+        let Some(network) = namespace.objects.networks.get_mut(name) else {
+            return;
+        };
+        if network.metadata.uid.as_deref() != Some(uid) || network.is_ready() {
+            return;
+        }
+        network.status = Some(objects::ready_status(network, wall));
+        network.metadata.resource_version = Some(self.counters.next_resource_version());
+        let waiting: Vec<String> = namespace
+            .pods
+            .iter()
+            .filter(|(_, p)| matches!(p.stage, Stage::AwaitingNetwork { .. }))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for pod in waiting {
+            let Some(entry) = namespace.pods.get_mut(&pod) else {
+                continue;
+            };
+            entry.stage = Stage::Pending {
+                start_at: later(at, self.config.running_after),
+            };
+            let rv = self.counters.next_rv();
+            entry.pod.metadata.resource_version = Some(rv.to_string());
+            entry.pod.status = Some(entry.render(&self.epoch));
+            schedule(&mut self.timers, ns, &pod, entry);
+            self.history.push(super::PodEvent {
+                rv,
+                namespace: ns.into(),
+                type_: EventType::Modified,
+                pod: Arc::new(entry.pod.clone()),
+            });
+        }
+    }
+
     /// Removes a pod at `at` (with its DELETED event); returns it as it was last.
     pub(super) fn remove_pod(&mut self, ns: &str, name: &str, at: Instant) -> Pod {
         let Some(namespace) = self.namespaces.get_mut(ns) else {
@@ -720,7 +819,7 @@ impl Store {
                 self.ips.release(ip);
             }
             Stage::Finished { ip, .. } => self.ips.release(ip),
-            Stage::Pending { .. } | Stage::PullFailing { .. } => {}
+            Stage::AwaitingNetwork { .. } | Stage::Pending { .. } | Stage::PullFailing { .. } => {}
         }
         if let Some(id) = entry.running {
             self.peaks.close(ns, id, rv, at);
@@ -777,6 +876,7 @@ impl Store {
                 name,
             });
         }
+        let network_ready = has_ready_network(&entry.objects);
         if let Some(fault) = self.faults.sold_out(tenant, ns, size) {
             return Err(Error::SoldOut { size, fault });
         }
@@ -824,12 +924,17 @@ impl Store {
                 last: None,
             })
             .collect();
+        let stage = if network_ready {
+            Stage::Pending {
+                start_at: later(now, self.config.running_after),
+            }
+        } else {
+            Stage::AwaitingNetwork { since: now }
+        };
         let mut entry = PodEntry {
             seq: self.counters.next_seq(),
             size,
-            stage: Stage::Pending {
-                start_at: later(now, self.config.running_after),
-            },
+            stage,
             containers,
             policy: restart_policy(&pod.spec),
             deleting_at: None,
@@ -838,8 +943,12 @@ impl Store {
             labels,
             running: None,
             scheduled: None,
-            pod: pod.clone(),
+            pod,
         };
+        if !network_ready {
+            entry.pod.status = Some(entry.render(&self.epoch));
+        }
+        let pod = entry.pod.clone();
         schedule(&mut self.timers, ns, &name, &mut entry);
         self.record_event(ns, EventType::Added, &pod, rv);
         if let Some(namespace) = self.namespaces.get_mut(ns) {

@@ -24,7 +24,8 @@ fn store() -> (Store, Instant) {
         .with_running_after(DELAY)
         .with_restart_backoff(BACKOFF)
         .with_stop_time(STOP)
-        .with_watch_history(100);
+        .with_watch_history(100)
+        .with_network_ready_after(Duration::ZERO);
     (Store::new(config, epoch, 42), now)
 }
 
@@ -99,7 +100,21 @@ fn container(pod: &Pod) -> &k8s_openapi::api::core::v1::ContainerStatus {
 fn with_namespace() -> (Store, Instant) {
     let (mut s, t0) = store();
     s.create_namespace("a", namespace("ns"), t0).unwrap();
+    with_network(&mut s, "ns", t0);
     (s, t0)
+}
+
+/// Gives namespace `ns` of tenant `a` a Network (Ready at once under [`store`]'s config).
+fn with_network(s: &mut Store, ns: &str, at: Instant) {
+    let network: cci_api::Network = serde_json::from_value(serde_json::json!({
+        "apiVersion": "yangtse/v2", "kind": "Network",
+        "metadata": {"name": "net", "annotations": {
+            "yangtse.io/project-id": "p", "yangtse.io/domain-id": "d"}},
+        "spec": {"securityGroups": ["sg"], "subnets": [{"subnetID": "subnet-1"}]},
+    }))
+    .unwrap();
+    let created = s.create_object("a", ns, network, at).unwrap();
+    assert!(created.is_ready(), "{created:?}");
 }
 
 #[test]
@@ -109,7 +124,8 @@ fn a_created_pod_gets_uid_namespace_timestamp_resource_version_size_and_pending_
     let meta = &created.metadata;
     assert_eq!(meta.namespace.as_deref(), Some("ns"));
     assert_eq!(meta.uid.as_ref().unwrap().len(), 36);
-    assert_eq!(meta.resource_version.as_deref(), Some("2"));
+    // NB: 1 the namespace, 2 and 3 its Network created and Ready.
+    assert_eq!(meta.resource_version.as_deref(), Some("4"));
     assert_eq!(
         meta.creation_timestamp.as_ref().unwrap().0.as_second(),
         1_700_000_000
@@ -254,7 +270,7 @@ fn list_selects_by_label_and_carries_the_current_resource_version() {
         .list_pods("a", "ns", &"app=web".parse().unwrap(), t0)
         .unwrap();
     assert_eq!(list.kind, "PodList");
-    assert_eq!(list.metadata.resource_version.as_deref(), Some("3"));
+    assert_eq!(list.metadata.resource_version.as_deref(), Some("5"));
     let names: Vec<_> = list
         .items
         .iter()
@@ -264,7 +280,7 @@ fn list_selects_by_label_and_carries_the_current_resource_version() {
     let list = s
         .list_pods("a", "ns", &LabelSelector::default(), t0 + DELAY)
         .unwrap();
-    assert_eq!(list.metadata.resource_version.as_deref(), Some("5"));
+    assert_eq!(list.metadata.resource_version.as_deref(), Some("7"));
 }
 
 #[test]
@@ -402,7 +418,7 @@ fn an_invalid_pod_is_refused_before_it_is_stored() {
         "{err}"
     );
     assert!(s.pod_records(t0).is_empty());
-    assert_eq!(s.resource_version(t0), 1, "nothing was numbered either");
+    assert_eq!(s.resource_version(t0), 3, "nothing was numbered either");
 }
 
 #[test]
@@ -773,7 +789,7 @@ fn settling_thousands_of_pods_touches_only_the_changes_due() {
     assert_eq!(s.timers.len(), 3000);
     s.settle(t0 + DELAY);
     assert!(s.timers.is_empty(), "pods that run for ever need no timer");
-    assert_eq!(s.resource_version(t0 + DELAY), 1 + 3000 * 2);
+    assert_eq!(s.resource_version(t0 + DELAY), 3 + 3000 * 2);
 }
 
 #[test]

@@ -310,6 +310,7 @@ async fn the_request_log_records_api_requests_but_not_the_inside_view() {
                 json!("tenant-a"),
                 201
             ),
+            ("POST".into(), networks("ns"), json!("tenant-a"), 201),
             ("POST".into(), PODS.into(), json!("tenant-a"), 201),
             (
                 "GET".into(),

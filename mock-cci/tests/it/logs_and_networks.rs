@@ -1,14 +1,12 @@
-//! Pod logs (the lines the mock writes for a container's life) and yangtse networks.
+//! Pod logs (the lines the mock writes for a container's life) and the network model (probes).
 
 use crate::common;
 
 use std::time::Duration;
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use common::*;
 use serde_json::json;
-
-const NETWORKS: &str = "/apis/yangtse/v2/namespaces/ns/networks";
 
 #[tokio::test(start_paused = true)]
 async fn a_container_log_tells_when_it_started_and_how_it_exited() {
@@ -47,41 +45,6 @@ async fn a_container_log_tells_when_it_started_and_how_it_exited() {
         previous.message().contains("previous terminated container"),
         "{}",
         previous.message()
-    );
-}
-
-#[tokio::test]
-async fn a_network_is_created_active_listed_and_deleted() {
-    let (app, _) = mock_with_namespace().await;
-    let network = json!({"apiVersion": "yangtse/v2", "kind": "Network", "metadata": {"name": "net"},
-                         "spec": {"networkType": "underlay_neutron", "subnets": [{"subnetID": "subnet-1"}]}});
-    let created = post(&app, NETWORKS, network).await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    assert_eq!(created.body["status"]["state"], "Active");
-    let list = get(&app, NETWORKS).await;
-    assert_eq!(list.body["kind"], "NetworkList");
-    assert_eq!(
-        list.body["items"][0]["spec"]["subnets"][0]["subnetID"],
-        "subnet-1"
-    );
-    assert_eq!(
-        delete(&app, &format!("{NETWORKS}/net")).await.status,
-        StatusCode::OK
-    );
-
-    let bad =
-        json!({"apiVersion": "cci/v2", "kind": "Network", "metadata": {"name": "net"}, "spec": {}});
-    let reply = call(&app, Method::POST, NETWORKS, Some(TOKEN_A), Some(bad)).await;
-    assert_status(&reply, 422, "Invalid", "CCI.01.422001");
-    assert!(
-        reply.message().contains("apiVersion: Invalid value"),
-        "{}",
-        reply.message()
-    );
-    assert!(
-        reply.message().contains("spec.subnets: Required value"),
-        "{}",
-        reply.message()
     );
 }
 

@@ -9,6 +9,7 @@ mod flavour_properties;
 mod https;
 mod inside;
 mod logs_and_networks;
+mod networks;
 mod objects;
 mod robustness;
 mod signing;

@@ -9,6 +9,17 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+/// The Network the tests' engines give their CCI namespace (the mock's pods wait for one).
+pub fn network() -> bursting_engine::ClusterNetwork {
+    bursting_engine::ClusterNetwork {
+        subnet_ids: vec!["subnet-1".into()],
+        security_group_ids: vec!["sg-1".into()],
+        project_id: "project-a".into(),
+        domain_id: "domain-a".into(),
+        ready_timeout: std::time::Duration::from_secs(30),
+    }
+}
+
 /// A cluster pod `shop/{name}` with UID `uid`, one `nginx:1.27` container requesting `cpu` and
 /// `memory`, mounting each of `volumes` under `/mnt/{volume name}`.
 pub fn sized_pod(name: &str, uid: &str, cpu: &str, memory: &str, volumes: Vec<Volume>) -> Pod {

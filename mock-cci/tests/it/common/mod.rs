@@ -20,6 +20,7 @@ pub fn config() -> MockConfig {
         .with_token(TOKEN_A, "tenant-a")
         .with_token(TOKEN_B, "tenant-b")
         .with_running_after(RUNNING_AFTER)
+        .with_network_ready_after(Duration::ZERO)
 }
 
 pub fn mock_with(config: MockConfig) -> (Router, MockState) {
@@ -126,15 +127,44 @@ pub fn pod(name: &str, labels: Value) -> Value {
     })
 }
 
-/// A mock with namespace `ns` of tenant A.
+/// A Network as the published getting-started creates one: on VPC subnet `subnet`.
+pub fn network(name: &str, subnet: &str) -> Value {
+    json!({
+        "apiVersion": "yangtse/v2",
+        "kind": "Network",
+        "metadata": {"name": name, "annotations": {
+            "yangtse.io/project-id": "project-a",
+            "yangtse.io/domain-id": "domain-a",
+        }},
+        "spec": {
+            "networkType": "underlay_neutron",
+            "securityGroups": ["sg-1"],
+            "subnets": [{"subnetID": subnet}],
+        },
+    })
+}
+
+/// The networks of namespace `ns`.
+pub fn networks(ns: &str) -> String {
+    format!("/apis/yangtse/v2/namespaces/{ns}/networks")
+}
+
+/// Creates a Network in namespace `ns` of tenant A (Ready at once under [`config`]).
+pub async fn with_network(app: &Router, ns: &str) {
+    let reply = post(app, &networks(ns), network("net", "subnet-1")).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+}
+
+/// A mock with namespace `ns` of tenant A, with a Ready Network.
 pub async fn mock_with_namespace() -> (Router, MockState) {
     with_namespace(mock()).await
 }
 
-/// Creates namespace `ns` of tenant A in this mock.
+/// Creates namespace `ns` of tenant A in this mock, and its Network (pods wait for one).
 pub async fn with_namespace((app, state): (Router, MockState)) -> (Router, MockState) {
     let reply = post(&app, "/apis/cci/v2/namespaces", namespace("ns")).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    with_network(&app, "ns").await;
     (app, state)
 }
 
