@@ -16,8 +16,8 @@ use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, KeyToPath,
     NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector,
     PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
-    Secret, SecretKeySelector, SecretVolumeSource, SecurityContext, Service, ServiceAccount,
-    ServicePort, ServiceSpec, TCPSocketAction, Toleration, Volume, VolumeMount,
+    Secret, SecretVolumeSource, SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec,
+    TCPSocketAction, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -53,9 +53,15 @@ pub const CREDENTIALS: &str = "bursting-cci-credentials";
 /// The key of [`CREDENTIALS`] holding the CA bundle CCI's certificate is checked against, when
 /// the endpoint is a private one ([`InstallParams::cci_ca`]).
 pub const CCI_CA_KEY: &str = "ca.crt";
-/// Where the CCI CA bundle is mounted in the pods that speak CCI (read-only: the root file
-/// system is): `--cci-ca-file` names `{CCI_CA_DIR}/{CCI_CA_KEY}`.
+/// Where the credentials Secret (the token, and the CCI CA bundle when there is one) is mounted
+/// in the pods that speak CCI (read-only: the root file system is): `--cci-token-file` and
+/// `--cci-ca-file` name files in it.
 pub const CCI_CA_DIR: &str = "/etc/bursting/cci";
+/// The key of the CCI token in the credentials Secret; `--cci-token-file` names
+/// `{CCI_CA_DIR}/{TOKEN_KEY}`.
+pub const TOKEN_KEY: &str = "token";
+/// The volume of the credentials Secret in the pods that speak CCI.
+const CREDENTIALS_VOLUME: &str = "cci-credentials";
 /// The Secret with the webhook's serving certificate.
 pub const WEBHOOK_TLS: &str = "bursting-webhook-tls";
 /// Annotation on the webhook's pod template: the fingerprint of the serving certificate it runs
@@ -344,45 +350,39 @@ fn pod_ip_env() -> EnvVar {
     field_env("POD_IP", "status.podIP")
 }
 
-fn token_env() -> EnvVar {
-    EnvVar {
-        name: "CCI_TOKEN".into(),
-        value_from: Some(EnvVarSource {
-            secret_key_ref: Some(SecretKeySelector {
-                name: CREDENTIALS.into(),
-                key: "token".into(),
-                optional: Some(false),
-            }),
-            ..EnvVarSource::default()
-        }),
-        ..EnvVar::default()
-    }
-}
-
-/// The arguments naming the CCI CA bundle, when the endpoint has one.
-fn cci_ca_args(params: &InstallParams) -> Vec<String> {
-    params
-        .cci_ca
-        .iter()
-        .map(|_| format!("--cci-ca-file={CCI_CA_DIR}/{CCI_CA_KEY}"))
+/// The arguments naming the credential files: the token (read again when the Secret is
+/// renewed, and on a 401), and the CCI CA bundle when the endpoint has one.
+fn cci_credential_args(params: &InstallParams) -> Vec<String> {
+    std::iter::once(format!("--cci-token-file={CCI_CA_DIR}/{TOKEN_KEY}"))
+        .chain(
+            params
+                .cci_ca
+                .iter()
+                .map(|_| format!("--cci-ca-file={CCI_CA_DIR}/{CCI_CA_KEY}")),
+        )
         .collect()
 }
 
-/// `spec`'s first container (the one that speaks CCI) with the CCI CA bundle mounted from the
-/// credentials Secret, when the endpoint has one: only that key, not the token, is a file.
-fn mount_cci_ca(params: &InstallParams, spec: &mut PodSpec) {
-    if params.cci_ca.is_none() {
-        return;
+/// `spec`'s first container (the one that speaks CCI) with the credentials Secret mounted
+/// read-only: the token, and the CCI CA bundle when the endpoint has one. A file, not an
+/// environment variable, so a renewed token reaches the running container (the kubelet updates
+/// a Secret's files, never a container's environment) and no `describe` of the pod shows where
+/// it could be copied from.
+fn mount_cci_credentials(params: &InstallParams, spec: &mut PodSpec) {
+    let key = |key: &str| KeyToPath {
+        key: key.into(),
+        path: key.into(),
+        ..KeyToPath::default()
+    };
+    let mut items = vec![key(TOKEN_KEY)];
+    if params.cci_ca.is_some() {
+        items.push(key(CCI_CA_KEY));
     }
     spec.volumes.get_or_insert_default().push(Volume {
-        name: "cci-ca".into(),
+        name: CREDENTIALS_VOLUME.into(),
         secret: Some(SecretVolumeSource {
             secret_name: Some(CREDENTIALS.into()),
-            items: Some(vec![KeyToPath {
-                key: CCI_CA_KEY.into(),
-                path: CCI_CA_KEY.into(),
-                ..KeyToPath::default()
-            }]),
+            items: Some(items),
             ..SecretVolumeSource::default()
         }),
         ..Volume::default()
@@ -392,7 +392,7 @@ fn mount_cci_ca(params: &InstallParams, spec: &mut PodSpec) {
             .volume_mounts
             .get_or_insert_default()
             .push(VolumeMount {
-                name: "cci-ca".into(),
+                name: CREDENTIALS_VOLUME.into(),
                 mount_path: CCI_CA_DIR.into(),
                 read_only: Some(true),
                 ..VolumeMount::default()
@@ -712,7 +712,7 @@ pub fn render(params: &InstallParams, target: &Target, pki: &WebhookPki) -> Vec<
             vk_args.push(format!("--{flag}={value}"));
         }
     }
-    vk_args.extend(cci_ca_args(params));
+    vk_args.extend(cci_credential_args(params));
     let mut vk_pod = PodSpec {
         containers: vec![container(
             params,
@@ -721,7 +721,6 @@ pub fn render(params: &InstallParams, target: &Target, pki: &WebhookPki) -> Vec<
             vec![
                 pod_ip_env(),
                 field_env("POD_NAME", "metadata.name"),
-                token_env(),
                 env("RUST_LOG", "info"),
             ]
             .into_iter()
@@ -730,7 +729,7 @@ pub fn render(params: &InstallParams, target: &Target, pki: &WebhookPki) -> Vec<
         )],
         ..PodSpec::default()
     };
-    mount_cci_ca(params, &mut vk_pod);
+    mount_cci_credentials(params, &mut vk_pod);
     // The spec's replicas, of which the elected leader drives the node (the others wait on
     // LEADER_LEASE). Recreate, so an old release and a new one never run side by side.
     out.push(Rendered::of(&deployment(
@@ -849,7 +848,7 @@ pub fn render(params: &InstallParams, target: &Target, pki: &WebhookPki) -> Vec<
         if let Target::Local { proxy_endpoint, .. } = target {
             proxy_args.push(format!("--advertise={proxy_endpoint}"));
         }
-        proxy_args.extend(cci_ca_args(params));
+        proxy_args.extend(cci_credential_args(params));
         let mut proxy_pod = PodSpec {
             containers: vec![Container {
                 ports: Some(vec![ContainerPort {
@@ -870,12 +869,12 @@ pub fn render(params: &InstallParams, target: &Target, pki: &WebhookPki) -> Vec<
                     params,
                     "proxy",
                     proxy_args,
-                    vec![pod_ip_env(), token_env(), env("RUST_LOG", "info")],
+                    vec![pod_ip_env(), env("RUST_LOG", "info")],
                 )
             }],
             ..PodSpec::default()
         };
-        mount_cci_ca(params, &mut proxy_pod);
+        mount_cci_credentials(params, &mut proxy_pod);
         out.push(Rendered::of(&deployment(
             params,
             target,
@@ -1035,9 +1034,20 @@ pub fn broken(mut objects: Vec<Rendered>, name: &str) -> crate::Result<Vec<Rende
             ("credential-in-env", "Deployment") => {
                 let spec = &mut data["spec"]["template"]["spec"];
                 for c in spec["containers"].as_array_mut().into_iter().flatten() {
-                    for e in c["env"].as_array_mut().into_iter().flatten() {
-                        if e["name"] == "CCI_TOKEN" {
-                            *e = serde_json::json!({"name": "CCI_TOKEN", "value": token});
+                    let Some(args) = c["args"].as_array_mut() else {
+                        continue;
+                    };
+                    let before = args.len();
+                    args.retain(|a| {
+                        !a.as_str()
+                            .is_some_and(|a| a.starts_with("--cci-token-file="))
+                    });
+                    if args.len() < before {
+                        let env = c["env"].as_array_mut();
+                        let literal = serde_json::json!({"name": "CCI_TOKEN", "value": token});
+                        match env {
+                            Some(env) => env.push(literal),
+                            None => c["env"] = serde_json::json!([literal]),
                         }
                     }
                 }
@@ -1082,13 +1092,13 @@ pub fn gc_jobs(params: &InstallParams, target: &Target) -> Vec<Job> {
                         format!("--cluster-id={}", params.cluster_id),
                     ]
                     .into_iter()
-                    .chain(cci_ca_args(params))
+                    .chain(cci_credential_args(params))
                     .collect(),
-                    vec![token_env(), env("RUST_LOG", "info")],
+                    vec![env("RUST_LOG", "info")],
                 )],
                 ..PodSpec::default()
             };
-            mount_cci_ca(params, &mut pod);
+            mount_cci_credentials(params, &mut pod);
             place(params, target, &mut pod);
             Job {
                 metadata: meta(params, &gc_job_name(params, scope), "gc", true),
@@ -1169,10 +1179,7 @@ mod tests {
         let mut p = params("1.5.18");
         p.interconnect = true;
         let none = render(&p, &Target::Production, &pki());
-        assert!(
-            !to_yaml(&none).contains("cci-ca"),
-            "no CA, no mount nor flag"
-        );
+        assert!(!to_yaml(&none).contains("--cci-ca-file"), "no CA, no flag");
         p.cci_ca = Some("CCI CA PEM".into());
         let rendered = render(&p, &Target::Production, &pki());
         let object = |name: &str| {
@@ -1205,7 +1212,7 @@ mod tests {
                 .as_array()
                 .unwrap()
                 .iter()
-                .find(|m| m["name"] == "cci-ca")
+                .find(|m| m["name"] == CREDENTIALS_VOLUME)
                 .unwrap();
             assert_eq!(mount["mountPath"], CCI_CA_DIR);
             assert_eq!(mount["readOnly"], true);
@@ -1213,17 +1220,29 @@ mod tests {
                 .as_array()
                 .unwrap()
                 .iter()
-                .find(|v| v["name"] == "cci-ca")
+                .find(|v| v["name"] == CREDENTIALS_VOLUME)
                 .unwrap();
             assert_eq!(volume["secret"]["secretName"], CREDENTIALS);
-            // Only the CA becomes a file; the token stays an environment variable.
+            // The token and the CA are files; no environment variable holds either.
             assert_eq!(
                 volume["secret"]["items"],
-                serde_json::json!([{"key": CCI_CA_KEY, "path": CCI_CA_KEY}])
+                serde_json::json!([
+                    {"key": TOKEN_KEY, "path": TOKEN_KEY},
+                    {"key": CCI_CA_KEY, "path": CCI_CA_KEY}
+                ])
             );
+            assert!(
+                container["args"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|a| *a == format!("--cci-token-file={CCI_CA_DIR}/{TOKEN_KEY}")),
+                "{container}"
+            );
+            assert!(!container.to_string().contains("CCI_TOKEN"), "{container}");
         }
         let webhook = object(&format!("Deployment {NAMESPACE}/{WEBHOOK}"));
-        assert!(!webhook.to_string().contains("cci-ca"), "{webhook}");
+        assert!(!webhook.to_string().contains(CREDENTIALS), "{webhook}");
     }
 
     #[test]
@@ -1373,7 +1392,7 @@ mod tests {
             ("lease-write-anywhere", lease_names.as_str()),
             ("runs-as-root", "readOnlyRootFilesystem"),
             ("daemonset-pods-intercepted", "matchConditions"),
-            ("credential-in-env", "secretKeyRef"),
+            ("credential-in-env", "--cci-token-file"),
         ] {
             assert!(intact.contains(gone), "{gone}");
             let broken = json(&broken(rendered.clone(), name).unwrap());
