@@ -396,6 +396,16 @@ pub async fn run_pod(ctx: Arc<Ctx>, handle: Arc<PodHandle>, mut stop: Stop) {
         tokio::spawn(refresh_tokens(ctx, pod, dir, expires))
     });
     let _refresher = AbortOnDrop(refresher);
+    let volumes = {
+        let (ctx, pod, dir, ip) = (
+            Arc::clone(&ctx),
+            Arc::clone(&pod),
+            handle.dir.clone(),
+            handle.ip,
+        );
+        tokio::spawn(refresh_volumes(ctx, pod, dir, ip))
+    };
+    let _volumes = AbortOnDrop(Some(volumes));
 
     for (index, container) in init.iter().enumerate() {
         run_container(
@@ -444,6 +454,22 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         if let Some(task) = &self.0 {
             task.abort();
+        }
+    }
+}
+
+/// How often a running pod's Secret and ConfigMap volumes are brought in step with their
+/// objects (a kubelet takes up to about a minute; the host node is quicker, for tests' sake).
+const VOLUME_SYNC: Duration = Duration::from_secs(3);
+
+async fn refresh_volumes(ctx: Arc<Ctx>, pod: Arc<Pod>, dir: PathBuf, ip: std::net::Ipv4Addr) {
+    let mut tick = tokio::time::interval(VOLUME_SYNC);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(e) = sandbox::refresh_volumes(&ctx.client, &pod, &dir, ip).await {
+            tracing::debug!(error = %e, "host node: volumes not refreshed this time");
         }
     }
 }

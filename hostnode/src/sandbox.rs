@@ -125,6 +125,13 @@ const SECRET_DIR_MODE: u32 = 0o700;
 /// Writes `bytes` to `path` through a temporary file and a rename, with `mode`.
 fn write_file(path: &Path, bytes: &[u8], mode: u32) -> std::result::Result<(), String> {
     let fail = |e: std::io::Error| format!("write {}: {e}", path.display());
+    // NB: left alone when it holds the bytes already, so a refresh changes nothing a reader
+    // watches (its modification time) unless the object changed.
+    if std::fs::read(path).is_ok_and(|old| old == bytes)
+        && std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o777 == mode)
+    {
+        return Ok(());
+    }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(fail)?;
     }
@@ -232,6 +239,29 @@ pub async fn refresh_token(
     let (token, expires) = request_token(client, pod, None, TOKEN_SECONDS).await?;
     write_service_account(admin, pod, dir, &token)?;
     Ok(expires)
+}
+
+/// Writes the Secret and ConfigMap volumes of `pod` again from what the cluster holds now, as a
+/// kubelet keeps them in step with their objects while the pod runs: a renewed Secret reaches
+/// the running process. A file whose content is unchanged is left as it is.
+pub async fn refresh_volumes(
+    client: &kube::Client,
+    pod: &Pod,
+    dir: &Path,
+    ip: Ipv4Addr,
+) -> std::result::Result<(), String> {
+    let volumes = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.clone())
+        .unwrap_or_default();
+    for volume in volumes
+        .iter()
+        .filter(|v| v.secret.is_some() || v.config_map.is_some())
+    {
+        materialize(client, pod, volume, dir, ip, None).await?;
+    }
+    Ok(())
 }
 
 /// Lays out the pod folder: the service account token and kubeconfig (unless

@@ -20,7 +20,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Namespace, Node, Pod, Secret, Service, ServiceAccount,
 };
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use vk_hostnode::{HOST_NODE, HOST_NODE_LABEL, HostNode, HostNodeOptions, Registry, service_vip};
@@ -582,6 +582,52 @@ async fn env_from_field_refs_secrets_config_maps_and_a_config_map_volume_reach_t
         log.contains(&format!("kubeconfig={}/kubeconfig", dir.display())),
         "{log}"
     );
+}
+
+#[tokio::test]
+async fn a_renewed_secret_reaches_the_running_processs_file_as_a_kubelet_keeps_volumes_in_step() {
+    let ns = Ns::new("hn-renew").await;
+    ns.create::<Secret>(json!({
+        "metadata": { "name": "creds" },
+        "stringData": { "token": "first-token" },
+    }))
+    .await;
+    // Prints the file whenever it changes, without restarting.
+    let script = "last=; while true; do t=$(cat \"$TOKEN_FILE\"); \
+                  if [ \"$t\" != \"$last\" ]; then echo token=$t; last=$t; fi; sleep 0.2; done";
+    ns.create::<Pod>(pod(
+        "renew",
+        json!({
+            "containers": [{
+                "name": "main",
+                "image": image("sh"),
+                "command": ["sh", "-c", script],
+                // The mount path as the process sees it (the host node rewrites it).
+                "env": [{ "name": "TOKEN_FILE", "value": "/etc/creds/token" }],
+                "volumeMounts": [{ "name": "creds", "mountPath": "/etc/creds", "readOnly": true }],
+            }],
+            "volumes": [{ "name": "creds", "secret": { "secretName": "creds" } }],
+        }),
+    ))
+    .await;
+    ns.wait_log("renew", "main", |l| l.contains("token=first-token"))
+        .await;
+    let secrets: Api<Secret> = Api::namespaced(ns.client.clone(), &ns.name);
+    secrets
+        .patch(
+            "creds",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "stringData": { "token": "second-token" } })),
+        )
+        .await
+        .unwrap();
+    let log = ns
+        .wait_log("renew", "main", |l| l.contains("token=second-token"))
+        .await;
+    assert_eq!(log.matches("token=first-token").count(), 1, "{log}");
+    let p = ns.wait_pod("renew", "Running", running_and_ready).await;
+    let restarts = p.status.unwrap().container_statuses.unwrap()[0].restart_count;
+    assert_eq!(restarts, 0, "renewed in place, the process not restarted");
 }
 
 #[tokio::test]
