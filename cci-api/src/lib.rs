@@ -47,6 +47,17 @@ pub const ANNOTATION_SIDECAR_PROTOCOL: &str = "bursting.cci.io/sidecar-protocol"
 /// which release's rules (e.g. which sidecar) the pod was burst under (BEHAVIOR.md §9).
 pub const ANNOTATION_RELEASE: &str = "bursting.cci.io/release";
 
+/// A short fingerprint of a token (hex SHA-256, first 12 digits): how a request log names the
+/// token a request carried without holding it.
+pub fn token_fingerprint(token: &str) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(token.as_bytes())
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// The CCI namespace a cluster's burst pods live in: `bursting-{clusterID}`.
 pub fn namespace_for_cluster(cluster_id: &str) -> String {
     format!("bursting-{cluster_id}")

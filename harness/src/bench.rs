@@ -938,6 +938,7 @@ mod tests {
             method: method.into(),
             path: path.into(),
             tenant: None,
+            credential: None,
             status: 200,
             duration_ms: 0,
         }

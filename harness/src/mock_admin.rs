@@ -3,6 +3,8 @@
 //! [`Need::MockAdmin`](crate::needs::Need::MockAdmin); on a target without the mock (an
 //! existing cluster with a real CCI endpoint) they do not run, and nothing here is reachable.
 
+use std::time::Duration;
+
 use mock_cci::faults::ActiveFault;
 use mock_cci::{Fault, FaultSpec, Scope};
 
@@ -86,6 +88,23 @@ impl MockAdmin {
             step: "read the mock's request log".into(),
             detail: e.to_string(),
         })
+    }
+
+    /// Issues (or renews) `token` for `tenant`, valid for `ttl` from now, as IAM issues tokens
+    /// (`PUT /_mock/tokens/{token}`).
+    pub async fn issue_token(&self, token: &str, tenant: &str, ttl: Duration) -> Result<()> {
+        let context = "issue a token on the mock";
+        self.http
+            .put(format!("{}/_mock/tokens/{token}", self.url))
+            .json(&serde_json::json!({"tenant": tenant, "ttlSeconds": ttl.as_secs()}))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|source| Error::Http {
+                context: context.to_owned(),
+                source,
+            })?;
+        Ok(())
     }
 
     /// A GET of the mock's inside view, e.g. `/_mock/peak?namespace=NS` (WL-04, RES-03), as JSON.

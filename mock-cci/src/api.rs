@@ -118,11 +118,18 @@ async fn log_request(State(state): State<MockState>, request: Request, next: Nex
         .path_and_query()
         .map_or_else(|| request.uri().path().to_owned(), ToString::to_string);
     let inside = path.starts_with("/_mock") || path.starts_with("/admin/") || path == "/healthz";
-    let tenant = request
+    let token = request
         .headers()
         .get(AUTH_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|token| state.tenant_for_token(token));
+        .and_then(|v| v.to_str().ok());
+    let tenant = token.and_then(|token| state.tenant_for_token(token));
+    let credential = token
+        .map(|token| format!("token:{}", cci_api::token_fingerprint(token)))
+        .or_else(|| {
+            let header = request.headers().get(axum::http::header::AUTHORIZATION)?;
+            let parsed = cci_api::signing::Authorization::parse(header.to_str().ok()?).ok()?;
+            Some(format!("aksk:{}", parsed.access_key))
+        });
     let arrived = Instant::now();
     let started = StdInstant::now();
     let response = next.run(request).await;
@@ -135,7 +142,16 @@ async fn log_request(State(state): State<MockState>, request: Request, next: Nex
     let status = response.status().as_u16();
     tracing::debug!(%method, %path, status, elapsed = ?started.elapsed(), "request");
     if !inside {
-        state.request_log(|log| log.push(method, path, tenant, status, arrived, Instant::now()));
+        state.request_log(|log| {
+            log.push(
+                method,
+                path,
+                crate::requests::Caller { tenant, credential },
+                status,
+                arrived,
+                Instant::now(),
+            )
+        });
     }
     response
 }

@@ -26,10 +26,24 @@ pub struct RequestRecord {
     /// The tenant its token authenticates as (absent for no or unknown token).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
+    /// The credential it carried, never the secret itself: `token:{fingerprint}`
+    /// ([`cci_api::token_fingerprint`]), `aksk:{access key}` for a signed request, absent for
+    /// none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
     /// The HTTP status answered.
     pub status: u16,
     /// How long it took to answer (for a watch: until its headers were sent), in milliseconds.
     pub duration_ms: u64,
+}
+
+/// Who sent a request, as the log records it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Caller {
+    /// The tenant it authenticates as, if any.
+    pub tenant: Option<String>,
+    /// The credential it carried, as [`RequestRecord::credential`] names it.
+    pub credential: Option<String>,
 }
 
 /// The last requests served.
@@ -57,7 +71,7 @@ impl RequestLog {
         &mut self,
         method: String,
         path: String,
-        tenant: Option<String>,
+        caller: Caller,
         status: u16,
         at: Instant,
         done: Instant,
@@ -71,7 +85,8 @@ impl RequestLog {
             time: self.epoch.wall(at),
             method,
             path,
-            tenant,
+            tenant: caller.tenant,
+            credential: caller.credential,
             status,
             duration_ms: u64::try_from(done.saturating_duration_since(at).as_millis())
                 .unwrap_or(u64::MAX),

@@ -321,6 +321,17 @@ async fn the_request_log_records_api_requests_but_not_the_inside_view() {
         ]
     );
     assert!(log[0]["time"].is_string());
+    // The token each carried, by fingerprint only: never the token.
+    assert_eq!(
+        log[0]["credential"],
+        format!("token:{}", cci_api::token_fingerprint(TOKEN_A))
+    );
+    assert!(!log.to_string().contains(TOKEN_A), "{log}");
+    assert!(
+        log[3].get("credential").is_none(),
+        "no credential: {}",
+        log[3]
+    );
     let last = admin(&app, "/_mock/requests?limit=1&tenant=tenant-a").await;
     assert_eq!(last.as_array().unwrap().len(), 1);
     assert_eq!(last[0]["path"], PODS);

@@ -142,6 +142,13 @@ async fn a_correctly_signed_request_is_served_as_the_pairs_tenant() {
     assert_eq!(by_signature.body["items"][0]["metadata"]["name"], "ns");
     let log = state.requests();
     assert_eq!(log[0].tenant.as_deref(), Some("tenant-a"), "{log:?}");
+    // Signed requests are logged by their access key; the token one by its fingerprint.
+    let credential = format!("aksk:{ACCESS_KEY}");
+    assert_eq!(log[0].credential.as_deref(), Some(credential.as_str()));
+    assert_eq!(
+        log[1].credential,
+        Some(format!("token:{}", cci_api::token_fingerprint(TOKEN_A)))
+    );
 }
 
 #[tokio::test]
