@@ -74,6 +74,9 @@ breakages! {
     /// translate: the sidecar protocol ignores the release.
     SidecarAlwaysV1 = "sidecar-always-v1",
         "new CCI pods get the v1 sidecar whatever the release (§9: v2 from 1.5.18)";
+    /// cci: the token file is read once, at start.
+    TokenReadOnce = "token-read-once",
+        "the CCI token file is read once: a renewed token is never used without a restart";
     /// provider: a changed ConfigMap is not copied to CCI again.
     ConfigMapUpdateNotMirrored = "configmap-update-not-mirrored",
         "a ConfigMap changed in the cluster keeps its first content on CCI";

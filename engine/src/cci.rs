@@ -168,7 +168,7 @@ impl TokenFile {
             .and_then(|m| m.modified())
             .ok();
         let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
-        if modified != read.1 {
+        if modified != read.1 && !crate::breakage::is(crate::breakage::Breakage::TokenReadOnce) {
             self.refresh(&mut read);
         }
         read.0.clone()
@@ -176,6 +176,9 @@ impl TokenFile {
 
     /// Reads the file again (after a 401): whether it now holds another token than `sent`.
     pub fn renewed(&self, sent: &str) -> bool {
+        if crate::breakage::is(crate::breakage::Breakage::TokenReadOnce) {
+            return false;
+        }
         let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
         self.refresh(&mut read);
         read.0 != sent

@@ -125,6 +125,11 @@ pub const CATALOGUE: &[Breakage] = &[
         "pods burst at 1.5.18 carry the v1 sidecar",
     ),
     b(
+        "token-read-once",
+        &["CCI-02"],
+        "a renewed CCI token is not taken up: burst pods fail once the old one expires",
+    ),
+    b(
         "configmap-update-not-mirrored",
         &["VOL-01"],
         "a ConfigMap update never reaches CCI",

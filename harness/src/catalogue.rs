@@ -202,6 +202,7 @@ entries! {
     "R-02", "CCI answering 5xx or slowly for a while: pods converge once it recovers; no duplicates", Some(scenarios::faults::r_02), [MockAdmin];
     "R-03", "The API server restarted: the engine reconnects; node lease and pods unaffected", Some(scenarios::restart::r_03), [ControlPlane];
     "CCI-01", "Before its first pod, the cluster's CCI namespace has a Ready Network on the add-on's subnet; burst pods get their addresses from it", Some(scenarios::cci::cci_01), [];
+    "CCI-02", "The engine's token expires during a run: renewed without a pod lost or a request refused twice; with AK/SK every request is signed", Some(scenarios::cci::cci_02), [MockAdmin, Installer];
     "SAFE-01", "Pods owned through an operator's custom resource are admitted as without the add-on; labelled enforce, they burst", Some(scenarios::safe::safe_01), [];
     "SAFE-02", "Webhook down: DaemonSet, mirror and kube-system pods still created; a judged pod answered within timeoutSeconds", Some(scenarios::safe::safe_02), [Installer];
     "SAFE-03", "Least privilege asked of the API server as the add-on's accounts; its pods pass Pod Security restricted", Some(scenarios::safe::safe_03), [];
@@ -284,7 +285,6 @@ pub const NOT_YET: &[(&str, &str)] = &[
         "LOCK-04",
         "the mock leaving pods Pending for lack of capacity, and the engine's resource-pressure lock",
     ),
-    ("CCI-02", "expiring tokens and AK/SK signing end to end"),
     (
         "CCI-03",
         "CCI's grace-period deletes and asynchronous namespace deletion in the mock",

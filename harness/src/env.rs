@@ -447,6 +447,34 @@ pub fn started() -> Vec<&'static Env> {
         .collect()
 }
 
+/// The AK/SK pair (`AK:SK`) the mock accepts for the tenant of `token` besides the token:
+/// derived from it, so a scenario can sign as the tenant (CCI-02) without a secret of its own.
+pub fn aksk_pair(token: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(format!("burstcert aksk\n{token}").as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("BURSTCERT{}:{}", hex[..12].to_ascii_uppercase(), &hex[12..])
+}
+
+/// Writes the mock's AK/SK file (the pair of [`aksk_pair`] for the tenant `token`), 0600.
+fn write_aksk_file(logs: &Path, token: &str) -> Result<PathBuf> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let path = logs.join("mock-cci.aksk");
+    let _ = std::fs::remove_file(&path);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut f| writeln!(f, "{}={token}", aksk_pair(token)))
+        .map_err(|source| Error::Io {
+            context: format!("write {}", path.display()),
+            source,
+        })?;
+    Ok(path)
+}
+
 impl Env {
     /// The environment of an existing cluster: nothing is started, nothing local is offered.
     pub fn attach(existing: Existing) -> Self {
@@ -560,6 +588,7 @@ impl Env {
             &[std::net::Ipv4Addr::LOCALHOST.into()],
         )?;
         let (mock_cert, mock_key) = write_serving_files(&logs, &mock_pki)?;
+        let aksk_file = write_aksk_file(&logs, &token)?;
         let mock_process = Guarded::spawn(
             "mock-cci",
             &mock_binary,
@@ -568,6 +597,8 @@ impl Env {
                 "127.0.0.1:0".into(),
                 "--token-file".into(),
                 token_file.display().to_string(),
+                "--aksk-file".into(),
+                aksk_file.display().to_string(),
                 "--tls-cert-file".into(),
                 mock_cert.display().to_string(),
                 "--tls-key-file".into(),
@@ -740,6 +771,7 @@ impl Env {
                 context: format!("write {}", token_file.display()),
                 source,
             })?;
+        let aksk_file = write_aksk_file(&logs, &token)?;
         // HTTPS, as on the local target: the certificate names the container (how the engine
         // in the cluster reaches it) and 127.0.0.1 (its published port, how the harness does).
         let mock_name = format!("{cluster_name}-mock-cci");
@@ -756,6 +788,7 @@ impl Env {
             crate::kind::MOCK_PORT,
             &[
                 (token_file.as_path(), "/run/burstcert/tokens"),
+                (aksk_file.as_path(), "/run/burstcert/aksk"),
                 (mock_cert.as_path(), "/run/burstcert/tls.crt"),
                 (mock_key.as_path(), "/run/burstcert/tls.key"),
             ],
@@ -764,6 +797,8 @@ impl Env {
                 &format!("0.0.0.0:{}", crate::kind::MOCK_PORT),
                 "--token-file",
                 "/run/burstcert/tokens",
+                "--aksk-file",
+                "/run/burstcert/aksk",
                 "--tls-cert-file",
                 "/run/burstcert/tls.crt",
                 "--tls-key-file",
@@ -1276,6 +1311,7 @@ fn default_params(
         cci_ca: None,
         lock_duration_secs: Some(lock_seconds()),
         pod_disruption_budget: None,
+        cci_aksk: None,
     })
 }
 

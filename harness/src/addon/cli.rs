@@ -185,6 +185,7 @@ impl ParamsArgs {
             cci_ca: None,
             lock_duration_secs: None,
             pod_disruption_budget: None,
+            cci_aksk: None,
         };
         let params = self.apply(base)?;
         for (flag, value) in [

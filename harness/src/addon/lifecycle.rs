@@ -159,12 +159,21 @@ pub async fn state(client: &Client) -> Result<Option<AddonState>> {
         .get_opt(CREDENTIALS)
         .await
         .map_err(kube_err("read the CCI credential"))?
-        && let Some(token) = secret.data.and_then(|d| d.get("token").cloned())
+        && let Some(data) = secret.data
     {
-        let token = String::from_utf8_lossy(&token.0).into_owned();
+        let text = |key: &str| {
+            data.get(key)
+                .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+        };
+        let (token, aksk) = (
+            text("token").unwrap_or_default(),
+            text(render::AKSK_KEY).filter(|pair| !pair.is_empty()),
+        );
         params.cci_token.clone_from(&token);
+        params.cci_aksk.clone_from(&aksk);
         if let Some(p) = previous.as_mut() {
             p.cci_token = token;
+            p.cci_aksk = aksk;
         }
     }
     let status = data
@@ -182,6 +191,7 @@ pub async fn state(client: &Client) -> Result<Option<AddonState>> {
 fn without_secret(params: &InstallParams) -> String {
     let mut p = params.clone();
     p.cci_token = String::new();
+    p.cci_aksk = None;
     serde_json::to_string(&p).expect("parameters serialize")
 }
 

@@ -151,6 +151,10 @@ pub struct InstallParams {
     /// asked (BEHAVIOR.md §2, §13).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_disruption_budget: Option<DisruptionBudget>,
+    /// An AK/SK pair (`AK:SK`) the add-on signs every CCI request with instead of sending
+    /// `cci_token` (stored in the add-on's Secret, as the token is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cci_aksk: Option<String>,
 }
 
 /// The add-on's `podDisruptionBudget` parameter.
@@ -186,6 +190,7 @@ impl std::fmt::Debug for InstallParams {
             .field("cci_ca", &self.cci_ca.as_ref().map(|_| "given"))
             .field("lock_duration_secs", &self.lock_duration_secs)
             .field("pod_disruption_budget", &self.pod_disruption_budget)
+            .field("cci_aksk", &self.cci_aksk.as_ref().map(|_| "(redacted)"))
             .finish()
     }
 }
@@ -396,6 +401,7 @@ pub(crate) mod tests {
             cci_ca: None,
             lock_duration_secs: None,
             pod_disruption_budget: None,
+            cci_aksk: None,
         }
     }
 

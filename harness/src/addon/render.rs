@@ -60,6 +60,9 @@ pub const CCI_CA_DIR: &str = "/etc/bursting/cci";
 /// The key of the CCI token in the credentials Secret; `--cci-token-file` names
 /// `{CCI_CA_DIR}/{TOKEN_KEY}`.
 pub const TOKEN_KEY: &str = "token";
+/// The key of the AK/SK pair (`AK:SK`) in the credentials Secret, when the add-on signs its
+/// requests; `--cci-aksk-file` names `{CCI_CA_DIR}/{AKSK_KEY}`.
+pub const AKSK_KEY: &str = "aksk";
 /// The volume of the credentials Secret in the pods that speak CCI.
 const CREDENTIALS_VOLUME: &str = "cci-credentials";
 /// The Secret with the webhook's serving certificate.
@@ -353,7 +356,11 @@ fn pod_ip_env() -> EnvVar {
 /// The arguments naming the credential files: the token (read again when the Secret is
 /// renewed, and on a 401), and the CCI CA bundle when the endpoint has one.
 fn cci_credential_args(params: &InstallParams) -> Vec<String> {
-    std::iter::once(format!("--cci-token-file={CCI_CA_DIR}/{TOKEN_KEY}"))
+    let credential = match params.cci_aksk {
+        Some(_) => format!("--cci-aksk-file={CCI_CA_DIR}/{AKSK_KEY}"),
+        None => format!("--cci-token-file={CCI_CA_DIR}/{TOKEN_KEY}"),
+    };
+    std::iter::once(credential)
         .chain(
             params
                 .cci_ca
@@ -374,7 +381,10 @@ fn mount_cci_credentials(params: &InstallParams, spec: &mut PodSpec) {
         path: key.into(),
         ..KeyToPath::default()
     };
-    let mut items = vec![key(TOKEN_KEY)];
+    let mut items = vec![key(match params.cci_aksk {
+        Some(_) => AKSK_KEY,
+        None => TOKEN_KEY,
+    })];
     if params.cci_ca.is_some() {
         items.push(key(CCI_CA_KEY));
     }
@@ -662,8 +672,11 @@ pub fn render(params: &InstallParams, target: &Target, pki: &WebhookPki) -> Vec<
     if params.interconnect {
         out.extend(rbac(params, PROXY, "proxy"));
     }
+    // NB: both keys always, one of them empty: a key left out would linger in the Secret from
+    // the install before (a Secret's stringData is merged into its data).
     let mut credentials = BTreeMap::from([
-        ("token".into(), params.cci_token.clone()),
+        (TOKEN_KEY.into(), params.cci_token.clone()),
+        (AKSK_KEY.into(), params.cci_aksk.clone().unwrap_or_default()),
         ("endpoint".into(), params.cci_endpoint.clone()),
     ]);
     if let Some(ca) = &params.cci_ca {

@@ -38,7 +38,7 @@ fn release() -> anyhow::Result<Release> {
 
 /// Runs `body`, then puts the add-on back as the environment installed it, whether the body
 /// passed or not.
-async fn serially<'a, F>(s: &'a Scenario, body: F) -> anyhow::Result<Outcome>
+pub(crate) async fn serially<'a, F>(s: &'a Scenario, body: F) -> anyhow::Result<Outcome>
 where
     F: std::future::Future<Output = anyhow::Result<Outcome>> + Send + 'a,
 {

@@ -101,3 +101,258 @@ pub fn cci_01(s: &Scenario) -> BodyFuture<'_> {
         Ok(Outcome::Passed)
     })
 }
+
+/// How long the add-on may take to read a renewed Secret: the host node keeps volumes in step
+/// within seconds, a kubelet within about a minute and a half (its sync period and cache).
+const SECRET_PROPAGATION: Duration = Duration::from_secs(180);
+
+/// The mock's log entries after `after` (a sequence number).
+async fn logged_since(
+    s: &Scenario,
+    after: u64,
+) -> anyhow::Result<Vec<crate::mock_admin::LoggedRequest>> {
+    Ok(s.mock_admin()?
+        .requests(None)
+        .await?
+        .into_iter()
+        .filter(|r| r.seq > after)
+        .collect())
+}
+
+/// The last sequence number of the mock's log (0 when empty).
+async fn last_seq(s: &Scenario) -> anyhow::Result<u64> {
+    Ok(s.mock_admin()?
+        .requests(Some(1))
+        .await?
+        .last()
+        .map_or(0, |r| r.seq))
+}
+
+/// Writes `token` into the add-on's credentials Secret, as an operator renewing it would.
+async fn put_token(s: &Scenario, token: &str) -> anyhow::Result<()> {
+    use k8s_openapi::api::core::v1::Secret;
+    kube::Api::<Secret>::namespaced(s.client.clone(), crate::addon::render::NAMESPACE)
+        .patch(
+            crate::addon::render::CREDENTIALS,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(
+                serde_json::json!({"stringData": {crate::addon::render::TOKEN_KEY: token}}),
+            ),
+        )
+        .await
+        .context("write the renewed token into the add-on's credentials Secret")?;
+    Ok(())
+}
+
+/// Waits until the mock has served a request carrying `token` since `after`.
+async fn served_with(s: &Scenario, token: &str, after: u64, what: &str) -> anyhow::Result<()> {
+    let credential = format!("token:{}", cci_api::token_fingerprint(token));
+    crate::wait::until(
+        what,
+        SECRET_PROPAGATION,
+        || async {
+            let log = logged_since(s, after)
+                .await
+                .map_err(|e| crate::Error::Step {
+                    step: "read the mock's request log".into(),
+                    detail: e.to_string(),
+                })?;
+            Ok(log
+                .iter()
+                .any(|r| r.credential.as_deref() == Some(credential.as_str()) && r.status < 300)
+                .then_some(()))
+        },
+        || s.diagnose(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The virtual kubelet's pods: (name, restarts), to show it was not restarted.
+async fn engine_pods(s: &Scenario) -> anyhow::Result<Vec<(String, i32)>> {
+    let pods = kube::Api::<Pod>::namespaced(s.client.clone(), crate::addon::render::NAMESPACE)
+        .list(
+            &kube::api::ListParams::default().labels("app.kubernetes.io/component=virtual-kubelet"),
+        )
+        .await?;
+    let mut found: Vec<(String, i32)> = pods
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .map(|p| {
+            let restarts = p
+                .status
+                .and_then(|st| st.container_statuses)
+                .unwrap_or_default()
+                .iter()
+                .map(|c| c.restart_count)
+                .sum();
+            (p.metadata.name.unwrap_or_default(), restarts)
+        })
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
+/// Scales Deployment `name` to `replicas`.
+async fn scale(s: &Scenario, name: &str, replicas: i32) -> anyhow::Result<()> {
+    s.api::<k8s_openapi::api::apps::v1::Deployment>()
+        .patch(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({"spec": {"replicas": replicas}})),
+        )
+        .await
+        .with_context(|| format!("scale {name} to {replicas}"))?;
+    Ok(())
+}
+
+/// CCI-02: the engine's credential expires during a run and is renewed without a pod lost or a
+/// request refused twice; with AK/SK signing every request is signed and none carries a token.
+///
+/// The token side: the add-on runs on a token the mock issued (IAM's 24 hours shortened); an
+/// operator writes a renewed one into the add-on's Secret; the engine must take it up without a
+/// restart (its pod's restarts unchanged), before the old one expires; then the old one expires
+/// and the engine bursts a new pod; the burst pods of before keep their CCI pods. The mock's
+/// request log (which names each request's credential by fingerprint) shows the renewed token
+/// served, never refused, and no request refused twice in a row. The AK/SK side: the add-on is
+/// upgraded to sign with a pair (no token in its Secret); every engine request the mock logs
+/// afterwards is signed with that pair.
+pub fn cci_02(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(super::addon::serially(s, async move {
+        let admin = s.mock_admin()?;
+        let tenant = s.cci().token().to_owned();
+        let first = format!("iam-{}-first", s.namespace);
+        let renewed = format!("iam-{}-renewed", s.namespace);
+        let start = last_seq(s).await?;
+        admin
+            .issue_token(&first, &tenant, Duration::from_secs(3600))
+            .await?;
+        put_token(s, &first).await?;
+        served_with(s, &first, start, "the engine to use the issued token").await?;
+        let engine_before = engine_pods(s).await?;
+
+        let mut deployment: k8s_openapi::api::apps::v1::Deployment =
+            crate::fixtures::load("workloads/wl-02-deployment.yaml")?;
+        deployment.metadata.name = Some("renew".into());
+        s.api::<k8s_openapi::api::apps::v1::Deployment>()
+            .create(&PostParams::default(), &deployment)
+            .await?;
+        let selector = "app=nginx";
+        let before = converge(s, selector, 2, PATIENCE).await?;
+        let uids: Vec<String> = before
+            .iter()
+            .filter_map(|p| p.metadata.uid.clone())
+            .collect();
+
+        // Renewed by the operator while the first token is still valid.
+        let renewal = last_seq(s).await?;
+        admin
+            .issue_token(&renewed, &tenant, Duration::from_secs(3600))
+            .await?;
+        put_token(s, &renewed).await?;
+        // Some request must carry the renewed token: a scale makes one.
+        scale(s, "renew", 3).await?;
+        served_with(s, &renewed, renewal, "the engine to use the renewed token").await?;
+        converge(s, selector, 3, PATIENCE).await?;
+        // The first token's life ends; the engine goes on with the renewed one.
+        admin.issue_token(&first, &tenant, Duration::ZERO).await?;
+        scale(s, "renew", 4).await?;
+        let after = converge(s, selector, 4, PATIENCE).await?;
+        let kept: Vec<&String> = uids
+            .iter()
+            .filter(|uid| after.iter().any(|p| p.metadata.uid.as_ref() == Some(*uid)))
+            .collect();
+        anyhow::ensure!(
+            kept.len() == uids.len(),
+            "burst pods lost through the renewal: {} of {} kept",
+            kept.len(),
+            uids.len()
+        );
+        let engine_after = engine_pods(s).await?;
+        anyhow::ensure!(
+            engine_after == engine_before,
+            "the engine was restarted to take up the renewed token: {engine_before:?} then {engine_after:?}"
+        );
+        let log = logged_since(s, start).await?;
+        let fingerprint = |t: &str| format!("token:{}", cci_api::token_fingerprint(t));
+        let (first_fp, renewed_fp) = (fingerprint(&first), fingerprint(&renewed));
+        let engine_log: Vec<_> = log
+            .iter()
+            .filter(|r| {
+                r.credential.as_deref() == Some(first_fp.as_str())
+                    || r.credential.as_deref() == Some(renewed_fp.as_str())
+            })
+            .collect();
+        let refused_renewed = engine_log
+            .iter()
+            .filter(|r| r.credential.as_deref() == Some(renewed_fp.as_str()) && r.status == 401)
+            .count();
+        let refused_twice = engine_log
+            .windows(2)
+            .filter(|w| {
+                w[0].status == 401
+                    && w[1].status == 401
+                    && w[0].method == w[1].method
+                    && w[0].path == w[1].path
+            })
+            .count();
+        let refused = engine_log.iter().filter(|r| r.status == 401).count();
+        anyhow::ensure!(
+            refused_renewed == 0 && refused_twice == 0,
+            "the renewed token was refused {refused_renewed} times; requests refused twice in a row: {refused_twice}"
+        );
+        eprintln!(
+            "burstcert: CCI-02: token renewed without a restart: {} engine requests, {refused} refused once (the expired token), none twice, {} burst pods kept",
+            engine_log.len(),
+            kept.len()
+        );
+
+        // AK/SK: the add-on signs every request with a pair; its Secret holds no token.
+        let mut signing = s.env.addon_defaults().clone();
+        signing.cci_aksk = Some(crate::env::aksk_pair(&tenant));
+        signing.cci_token = String::new();
+        lifecycle::upgrade(
+            &s.client,
+            &signing,
+            s.env.addon_target(),
+            &crate::progress::Progress::quiet(),
+        )
+        .await?;
+        let signed_from = last_seq(s).await?;
+        scale(s, "renew", 5).await?;
+        converge(s, selector, 5, PATIENCE).await?;
+        let access_key = crate::env::aksk_pair(&tenant)
+            .split_once(':')
+            .map(|(ak, _)| ak.to_owned())
+            .unwrap_or_default();
+        let own = fingerprint(&tenant);
+        let log = logged_since(s, signed_from).await?;
+        let signed = log
+            .iter()
+            .filter(|r| r.credential.as_deref() == Some(&format!("aksk:{access_key}")))
+            .count();
+        // The harness's own reads carry its token; anything else is the add-on's.
+        let not_signed: Vec<String> = log
+            .iter()
+            .filter(|r| {
+                r.credential.as_deref() != Some(own.as_str())
+                    && !r
+                        .credential
+                        .as_deref()
+                        .is_some_and(|c| c.starts_with("aksk:"))
+            })
+            .map(|r| format!("{} {} ({:?})", r.method, r.path, r.credential))
+            .collect();
+        anyhow::ensure!(
+            signed > 0,
+            "no signed request reached CCI after the add-on was given an AK/SK pair"
+        );
+        anyhow::ensure!(
+            not_signed.is_empty(),
+            "requests of the add-on not signed with its pair: {not_signed:?}"
+        );
+        eprintln!("burstcert: CCI-02: {signed} signed requests, none with a token");
+        Ok(Outcome::Passed)
+    }))
+}
