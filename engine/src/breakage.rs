@@ -101,6 +101,9 @@ breakages! {
     /// provider: a sold-out answer does not lock the node.
     SoldOutDoesNotLock = "sold-out-does-not-lock",
         "CCI answering sold out fails the pod but leaves the virtual node schedulable (§7)";
+    /// provider: a CCI pod left Pending for lack of capacity never locks the node.
+    LockOnlyOnRefusal = "lock-only-on-refusal",
+        "the node is locked only when CCI refuses a create, never when pods stay Pending for lack of capacity (§7)";
     /// provider: the CCI namespace gets no Network.
     NoNetwork = "no-network",
         "the engine creates its CCI namespace but no Network on the add-on's subnet, so burst pods get no address (§12)";

@@ -14,11 +14,16 @@
 //!   the annotation is dropped and the node is never cordoned again from that stale lock.
 //!
 //! A new sold-out while locked extends the lock from that moment.
+//!
+//! The other signal the provider's manuals describe is a CCI pod that stays `Pending` for lack of
+//! capacity: accepted, but `PodScheduled` `False` with reason `Unschedulable` for longer than a
+//! threshold ([`pending_too_long`]); it locks the node the same way. `CHECK_RESOURCE_PRESSURE=false`
+//! on the add-on's Deployments switches both signals off ([`resource_pressure_checked`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, PodStatus};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use tokio::sync::Notify;
@@ -30,6 +35,14 @@ use crate::breakage::Breakage;
 pub const ANNOTATION_LOCKED_UNTIL: &str = "bursting.cci.io/locked-until";
 /// Default lock duration: 30 minutes.
 pub const DEFAULT_LOCK_DURATION: Duration = Duration::from_secs(1800);
+/// Default time a CCI pod may stay Pending unschedulable before the node is locked.
+pub const DEFAULT_PENDING_LOCK_THRESHOLD: Duration = Duration::from_secs(300);
+/// Environment variable that switches the node lock's signals off when `false` (the add-on's
+/// `CHECK_RESOURCE_PRESSURE`, BEHAVIOR.md §7).
+pub const ENV_CHECK_RESOURCE_PRESSURE: &str = "CHECK_RESOURCE_PRESSURE";
+/// The `PodScheduled` reason of a pod no capacity could be found for.
+const REASON_UNSCHEDULABLE: &str = "Unschedulable";
+
 /// How often the node is read again when there is nothing to wait for (an operator's uncordon
 /// and a recreated node are noticed within this).
 const RECHECK: Duration = Duration::from_secs(10);
@@ -39,6 +52,39 @@ const RETRY: Duration = Duration::from_secs(1);
 /// Whether a provider error locks the node: CCI refused the pod as sold out.
 pub fn locks_node(error: &vk::ProviderError) -> bool {
     matches!(error, vk::ProviderError::PodFailed { reason, .. } if reason == REASON_SOLD_OUT)
+}
+
+/// Whether the resource-pressure check is on, given the value of
+/// [`ENV_CHECK_RESOURCE_PRESSURE`]: only `false` (any case, spaces around) turns it off, as the
+/// manuals document only that value; unset or anything else leaves it on.
+pub fn resource_pressure_checked(value: Option<&str>) -> bool {
+    !value.is_some_and(|v| v.trim().eq_ignore_ascii_case("false"))
+}
+
+/// Whether a CCI pod showing `status` has waited too long for capacity at `now`: still
+/// `Pending`, `PodScheduled` `False` with reason `Unschedulable` since at least `threshold`
+/// ago. A pod unschedulable for another reason (no Network yet) or with no transition time
+/// does not count: neither says CCI is short of capacity.
+pub fn pending_too_long(status: &PodStatus, now: Timestamp, threshold: Duration) -> bool {
+    if status.phase.as_deref() != Some("Pending") {
+        return false;
+    }
+    let Some(since) = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| {
+            c.type_ == "PodScheduled"
+                && c.status == "False"
+                && c.reason.as_deref() == Some(REASON_UNSCHEDULABLE)
+        })
+        .and_then(|c| c.last_transition_time.as_ref())
+    else {
+        return false;
+    };
+    now.duration_since(since.0)
+        .try_into()
+        .is_ok_and(|waited: Duration| waited >= threshold)
 }
 
 /// The lock end recorded on `node`: `None` without the annotation, `Some(Err(text))` when it
@@ -147,7 +193,7 @@ impl NodeLock {
             .await
         {
             Ok(_) => {
-                tracing::warn!(node = %self.name, %until, "CCI is sold out: node locked (cordoned)");
+                tracing::warn!(node = %self.name, %until, "CCI has no capacity: node locked (cordoned)");
                 self.wake.notify_one();
             }
             Err(e) => tracing::error!(node = %self.name, error = %e, "could not lock the node"),
@@ -269,6 +315,62 @@ mod tests {
         assert!(!locks_node(&vk::ProviderError::InvalidInput(
             "sold out".into()
         )));
+    }
+
+    fn pending(phase: &str, scheduled: Option<(&str, &str)>, since: Option<&str>) -> PodStatus {
+        use k8s_openapi::api::core::v1::PodCondition;
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+        PodStatus {
+            phase: Some(phase.into()),
+            conditions: scheduled.map(|(status, reason)| {
+                vec![PodCondition {
+                    type_: "PodScheduled".into(),
+                    status: status.into(),
+                    reason: Some(reason.into()),
+                    last_transition_time: since.map(|s| Time(at(s))),
+                    ..PodCondition::default()
+                }]
+            }),
+            ..PodStatus::default()
+        }
+    }
+
+    #[rstest::rstest]
+    #[case::past_the_threshold("Pending", Some(("False", "Unschedulable")), Some("2026-01-01T00:00:00Z"), "2026-01-01T00:05:00Z", true)]
+    #[case::not_yet("Pending", Some(("False", "Unschedulable")), Some("2026-01-01T00:00:00Z"), "2026-01-01T00:04:59Z", false)]
+    #[case::long_past("Pending", Some(("False", "Unschedulable")), Some("2026-01-01T00:00:00Z"), "2026-01-02T00:00:00Z", true)]
+    #[case::clock_behind("Pending", Some(("False", "Unschedulable")), Some("2026-01-01T00:10:00Z"), "2026-01-01T00:00:00Z", false)]
+    #[case::waiting_for_its_network("Pending", Some(("False", "NetworkNotReady")), Some("2026-01-01T00:00:00Z"), "2026-01-02T00:00:00Z", false)]
+    #[case::scheduled("Pending", Some(("True", "Unschedulable")), Some("2026-01-01T00:00:00Z"), "2026-01-02T00:00:00Z", false)]
+    #[case::no_condition("Pending", None, None, "2026-01-02T00:00:00Z", false)]
+    #[case::no_transition_time("Pending", Some(("False", "Unschedulable")), None, "2026-01-02T00:00:00Z", false)]
+    #[case::running("Running", Some(("False", "Unschedulable")), Some("2026-01-01T00:00:00Z"), "2026-01-02T00:00:00Z", false)]
+    fn only_a_pod_unschedulable_past_the_threshold_is_pending_too_long(
+        #[case] phase: &str,
+        #[case] scheduled: Option<(&str, &str)>,
+        #[case] since: Option<&str>,
+        #[case] now: &str,
+        #[case] expected: bool,
+    ) {
+        let status = pending(phase, scheduled, since);
+        assert_eq!(
+            pending_too_long(&status, at(now), Duration::from_secs(300)),
+            expected
+        );
+    }
+
+    #[rstest::rstest]
+    #[case(None, true)]
+    #[case(Some("true"), true)]
+    #[case(Some(""), true)]
+    #[case(Some("no"), true)]
+    #[case(Some("false"), false)]
+    #[case(Some(" FALSE "), false)]
+    fn only_false_switches_the_resource_pressure_check_off(
+        #[case] value: Option<&str>,
+        #[case] checked: bool,
+    ) {
+        assert_eq!(resource_pressure_checked(value), checked);
     }
 
     #[test]

@@ -419,6 +419,11 @@ struct VirtualKubeletArgs {
     /// How long the node stays locked (cordoned) after CCI answers sold out, in seconds.
     #[arg(long, default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..))]
     lock_duration_secs: u64,
+    /// How long a CCI pod may stay Pending for lack of capacity (`PodScheduled` False,
+    /// `Unschedulable`) before the node is locked as for a sold-out, in seconds. Both locks
+    /// are off when the environment has `CHECK_RESOURCE_PRESSURE=false`.
+    #[arg(long, default_value_t = bursting_engine::lock::DEFAULT_PENDING_LOCK_THRESHOLD.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    pending_lock_threshold_secs: u64,
     /// The add-on's VPC subnet (`subnet_id`), and any extra ones (repeat the flag): before its
     /// first pod the CCI namespace gets a Network on them (pods get their addresses there).
     /// Without it the engine creates no Network.
@@ -695,9 +700,19 @@ async fn virtual_kubelet(args: VirtualKubeletArgs) -> anyhow::Result<()> {
         &args.node_name,
         Duration::from_secs(args.lock_duration_secs),
     ));
-    let mut provider = CciProvider::new(cci, client.clone(), &args.cluster_id)?
-        .with_release(args.release)
-        .with_node_lock(Arc::clone(&node_lock));
+    let mut provider =
+        CciProvider::new(cci, client.clone(), &args.cluster_id)?.with_release(args.release);
+    // NB: with the check off the lock task still runs, so a lock taken before is released.
+    let pressure = std::env::var(bursting_engine::lock::ENV_CHECK_RESOURCE_PRESSURE).ok();
+    if bursting_engine::lock::resource_pressure_checked(pressure.as_deref()) {
+        provider = provider
+            .with_node_lock(Arc::clone(&node_lock))
+            .with_pending_lock(Duration::from_secs(args.pending_lock_threshold_secs));
+    } else {
+        tracing::info!(
+            "CHECK_RESOURCE_PRESSURE=false: the node is never locked for lack of CCI capacity"
+        );
+    }
     if let Some(network) = network {
         provider = provider.with_network(network);
     }

@@ -74,6 +74,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
@@ -167,6 +168,12 @@ pub struct CciProvider {
     mirrors: Arc<Mutex<Mirrors>>,
     /// Locks the virtual node when CCI answers sold out (BEHAVIOR.md §7); none in tests.
     node_lock: Option<Arc<NodeLock>>,
+    /// How long a CCI pod may stay Pending unschedulable before [`node_lock`](Self::node_lock)
+    /// is engaged; `None`: never for that.
+    pending_lock_threshold: Option<Duration>,
+    /// The cluster pod UIDs whose Pending CCI pod already locked the node: each locks it once,
+    /// not on every status round.
+    pending_locked: std::sync::Mutex<HashSet<String>>,
     /// The CCI pods as [`watch_cci_pods`](Self::watch_cci_pods) follows them; never live when
     /// that does not run, and then every status round lists CCI.
     cci_pods: Arc<PodCache>,
@@ -203,6 +210,8 @@ impl CciProvider {
             network: None,
             mirrors: Arc::default(),
             node_lock: None,
+            pending_lock_threshold: None,
+            pending_locked: std::sync::Mutex::default(),
             cci_pods: Arc::default(),
         })
     }
@@ -233,6 +242,48 @@ impl CciProvider {
     pub fn with_node_lock(mut self, lock: Arc<NodeLock>) -> Self {
         self.node_lock = Some(lock);
         self
+    }
+
+    /// Also locks the node (through the lock given to [`with_node_lock`](Self::with_node_lock))
+    /// when a CCI pod has stayed Pending for lack of capacity for `threshold` (BEHAVIOR.md §7).
+    #[must_use]
+    pub fn with_pending_lock(mut self, threshold: Duration) -> Self {
+        self.pending_lock_threshold = Some(threshold);
+        self
+    }
+
+    /// Locks the node once for each pod in `pods` that has waited for capacity longer than
+    /// the threshold; forgets the pods no longer listed.
+    async fn lock_on_long_pending(&self, pods: &[RemotePod]) {
+        let (Some(lock), Some(threshold)) = (&self.node_lock, self.pending_lock_threshold) else {
+            return;
+        };
+        if breakage::is(Breakage::LockOnlyOnRefusal) {
+            return;
+        }
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let fresh = {
+            let mut locked = self
+                .pending_locked
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            locked.retain(|uid| pods.iter().any(|p| &p.uid == uid));
+            let mut fresh = Vec::new();
+            for pod in pods {
+                let stuck = pod
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| crate::lock::pending_too_long(s, now, threshold));
+                if stuck && locked.insert(pod.uid.clone()) {
+                    fresh.push(format!("{}/{}", pod.namespace, pod.name));
+                }
+            }
+            fresh
+        };
+        if !fresh.is_empty() {
+            tracing::warn!(pods = ?fresh, ?threshold, "CCI pods stay Pending for lack of capacity");
+            lock.engage().await;
+        }
     }
 
     /// The CCI namespace the pods live in.
@@ -720,6 +771,7 @@ impl CciProvider {
                 Err(e) => return Err(e),
             },
         };
+        self.lock_on_long_pending(&pods).await;
         Ok(pods
             .into_iter()
             .map(|mut remote| {

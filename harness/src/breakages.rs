@@ -170,6 +170,11 @@ pub const CATALOGUE: &[Breakage] = &[
         "with CCI sold out the virtual node stays schedulable",
     ),
     b(
+        "lock-only-on-refusal",
+        &["LOCK-04"],
+        "a burst pod left Pending for lack of capacity past the threshold never locks the node",
+    ),
+    b(
         "no-network",
         &["CCI-01"],
         "the CCI namespace has no Network: burst pods stay Pending with no address",

@@ -175,6 +175,7 @@ entries! {
     "LOCK-01", "CCI sold out: the burst pod fails, the node turns SchedulingDisabled, new enforce pods wait", Some(scenarios::lock::lock_01), [MockAdmin];
     "LOCK-02", "kubectl uncordon unlocks it and the waiting pods run", Some(scenarios::lock::lock_02), [MockAdmin];
     "LOCK-03", "The lock lifts by itself when its (shortened) duration ends", Some(scenarios::lock::lock_03), [MockAdmin];
+    "LOCK-04", "CCI leaves burst pods Pending (no capacity) past the threshold: the node locks; with CHECK_RESOURCE_PRESSURE=false it never does", Some(scenarios::lock::lock_04), [MockAdmin, Installer];
     "UN-01", "Normal uninstall: gc jobs finish; everything of the add-on and its CCI namespace gone; others untouched", Some(scenarios::addon::un_01), [Installer];
     "UN-02", "No schedulable node: uninstall fails (delete-failed), CCI intact; after a node is added it succeeds", Some(scenarios::addon::un_02), [Installer, ChosenNodes];
     "UN-03", "Wrong swr_addr: gc jobs cannot pull; uninstall again and delete both jobs within 210 s completes", Some(scenarios::addon::un_03), [Installer];
@@ -280,16 +281,10 @@ pub fn proposed() -> Vec<Entry> {
 /// IDs of the shared `SCENARIOS.md` this catalogue does not list yet, with what they wait for.
 /// `fixtures/spec/SCENARIOS.md` (what `certify` certifies against) leaves them out, and the
 /// README names them: a certificate never claims them.
-pub const NOT_YET: &[(&str, &str)] = &[
-    (
-        "LOCK-04",
-        "the mock leaving pods Pending for lack of capacity, and the engine's resource-pressure lock",
-    ),
-    (
-        "CCI-03",
-        "CCI's grace-period deletes and asynchronous namespace deletion in the mock",
-    ),
-];
+pub const NOT_YET: &[(&str, &str)] = &[(
+    "CCI-03",
+    "CCI's grace-period deletes and asynchronous namespace deletion in the mock",
+)];
 
 /// The entry of one ID (of the catalogue, or [`proposed`]).
 pub fn find(id: &str) -> Option<Entry> {

@@ -11,6 +11,7 @@
 //! {"scope": {"namespace": "bursting-c1"}, "fault": {"type": "soldOut", "flavours": ["2_4"]}}
 //! {"scope": {"tenant": "tenant-a"}, "fault": {"type": "errorRate", "operations": ["create pods"], "percent": 50, "status": 503}}
 //! {"scope": {"namespace": "bursting-c1"}, "fault": {"type": "slowDelete", "millis": 1500}}
+//! {"scope": {"namespace": "bursting-c1"}, "fault": {"type": "noCapacity", "flavours": ["2_4"]}}
 //! ```
 
 use std::fmt;
@@ -34,6 +35,16 @@ pub enum Fault {
     /// resources" (what the engine's node lock, BEHAVIOR.md §7, keys off). Nothing is created.
     SoldOut {
         /// Sold-out sizes as `{cpu}_{mem}`; empty = all.
+        #[serde(default)]
+        flavours: Vec<String>,
+    },
+    /// CCI has no capacity left for the pod's size but accepts it anyway (`201`), as the
+    /// provider's manuals describe a shortage (BEHAVIOR.md §7): the pod stays `Pending` with
+    /// `PodScheduled` `False`, reason `Unschedulable`, and no address, and is tried again every
+    /// restart back-off; once the fault is cleared the next try schedules and starts it.
+    /// `flavours` as for [`SoldOut`](Fault::SoldOut): the short sizes, empty = all.
+    NoCapacity {
+        /// Sizes with no capacity as `{cpu}_{mem}`; empty = all.
         #[serde(default)]
         flavours: Vec<String>,
     },
@@ -319,7 +330,7 @@ impl FaultSpec {
             _ => {}
         }
         match &self.fault {
-            Fault::SoldOut { flavours } => {
+            Fault::SoldOut { flavours } | Fault::NoCapacity { flavours } => {
                 for text in flavours {
                     let size: Flavour = text.parse().map_err(|e| format!("fault.flavours: {e}"))?;
                     if !size.is_sold() {
@@ -481,12 +492,15 @@ impl Faults {
     /// The id of a sold-out fault that refuses a pod of `size`, if any.
     pub fn sold_out(&mut self, tenant: &str, namespace: &str, size: Flavour) -> Option<u64> {
         self.first_firing(tenant, namespace, |fault| match fault {
-            Fault::SoldOut { flavours } => {
-                flavours.is_empty()
-                    || flavours
-                        .iter()
-                        .any(|f| f.parse::<Flavour>().is_ok_and(|f| f == size))
-            }
+            Fault::SoldOut { flavours } => flavour_listed(flavours, size),
+            _ => false,
+        })
+    }
+
+    /// The id of a no-capacity fault that holds a pod of `size` unscheduled, if any.
+    pub fn no_capacity(&mut self, tenant: &str, namespace: &str, size: Flavour) -> Option<u64> {
+        self.first_firing(tenant, namespace, |fault| match fault {
+            Fault::NoCapacity { flavours } => flavour_listed(flavours, size),
             _ => false,
         })
     }
@@ -565,6 +579,14 @@ impl Faults {
         active.fired += 1;
         Some(active.id)
     }
+}
+
+/// Whether `size` is one of `flavours` (`{cpu}_{mem}`), an empty list naming every size.
+fn flavour_listed(flavours: &[String], size: Flavour) -> bool {
+    flavours.is_empty()
+        || flavours
+            .iter()
+            .any(|f| f.parse::<Flavour>().is_ok_and(|f| f == size))
 }
 
 /// Whether `text` matches `pattern`, where `*` matches any run of characters.
@@ -798,6 +820,45 @@ mod tests {
                 .sold_out("t", "ns", Flavour::new(2000, 4096))
                 .is_none()
         );
+    }
+
+    #[test]
+    fn no_capacity_matches_listed_sizes_or_all_and_reads_the_documented_json() {
+        let text = json!({"scope": {"namespace": "ns"}, "fault": {"type": "noCapacity", "flavours": ["2_4"]}});
+        let parsed: FaultSpec = serde_json::from_value(text.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&parsed).unwrap(), text);
+        let mut faults = Faults::default();
+        faults.add(parsed).unwrap();
+        assert!(
+            faults
+                .no_capacity("t", "ns", Flavour::new(2000, 4096))
+                .is_some()
+        );
+        assert!(
+            faults
+                .no_capacity("t", "ns", Flavour::new(1000, 2048))
+                .is_none()
+        );
+        assert!(
+            faults
+                .no_capacity("t", "other", Flavour::new(2000, 4096))
+                .is_none()
+        );
+        assert!(
+            faults
+                .sold_out("t", "ns", Flavour::new(2000, 4096))
+                .is_none(),
+            "a shortage is not a refusal"
+        );
+        let err = Faults::default()
+            .add(spec(
+                Scope::Tenant("t".into()),
+                Fault::NoCapacity {
+                    flavours: vec!["3_3".into()],
+                },
+            ))
+            .unwrap_err();
+        assert!(err.contains("not a CCI flavour"), "{err}");
     }
 
     #[rstest]

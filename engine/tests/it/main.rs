@@ -11,6 +11,7 @@ mod gc;
 mod logs;
 mod mirroring;
 mod network;
+mod pending_lock;
 mod provider;
 mod proxy;
 mod release;

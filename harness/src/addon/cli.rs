@@ -184,6 +184,8 @@ impl ParamsArgs {
             cci_token: String::new(),
             cci_ca: None,
             lock_duration_secs: None,
+            pending_lock_threshold_secs: None,
+            check_resource_pressure: None,
             pod_disruption_budget: None,
             cci_aksk: None,
         };

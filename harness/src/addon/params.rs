@@ -147,6 +147,16 @@ pub struct InstallParams {
     /// knob so lock scenarios do not wait 30 minutes; `None` keeps the engine's default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock_duration_secs: Option<u64>,
+    /// How long a CCI pod may stay Pending for lack of capacity before the node is locked
+    /// (a test knob like [`lock_duration_secs`](Self::lock_duration_secs); `None` keeps the
+    /// engine's default, 5 minutes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_lock_threshold_secs: Option<u64>,
+    /// `CHECK_RESOURCE_PRESSURE` on the virtual kubelet's Deployment (BEHAVIOR.md §7):
+    /// `Some(false)` switches the node lock's signals off; `None` leaves the variable out
+    /// (the check is on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_resource_pressure: Option<bool>,
     /// `podDisruptionBudget`: a PodDisruptionBudget for each of the add-on's components, when
     /// asked (BEHAVIOR.md §2, §13).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -189,6 +199,11 @@ impl std::fmt::Debug for InstallParams {
             .field("cci_token", &"(redacted)")
             .field("cci_ca", &self.cci_ca.as_ref().map(|_| "given"))
             .field("lock_duration_secs", &self.lock_duration_secs)
+            .field(
+                "pending_lock_threshold_secs",
+                &self.pending_lock_threshold_secs,
+            )
+            .field("check_resource_pressure", &self.check_resource_pressure)
             .field("pod_disruption_budget", &self.pod_disruption_budget)
             .field("cci_aksk", &self.cci_aksk.as_ref().map(|_| "(redacted)"))
             .finish()
@@ -400,6 +415,8 @@ pub(crate) mod tests {
             cci_token: "t".into(),
             cci_ca: None,
             lock_duration_secs: None,
+            pending_lock_threshold_secs: None,
+            check_resource_pressure: None,
             pod_disruption_budget: None,
             cci_aksk: None,
         }

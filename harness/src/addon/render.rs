@@ -713,6 +713,9 @@ pub fn render(params: &InstallParams, target: &Target, pki: &WebhookPki) -> Vec<
     if let Some(secs) = params.lock_duration_secs {
         vk_args.push(format!("--lock-duration-secs={secs}"));
     }
+    if let Some(secs) = params.pending_lock_threshold_secs {
+        vk_args.push(format!("--pending-lock-threshold-secs={secs}"));
+    }
     // The CCI namespace's Network (§12): the add-on's subnet, its security group, the tenant's
     // IDs; an engine given no subnet creates none.
     for (flag, value) in [
@@ -738,6 +741,12 @@ pub fn render(params: &InstallParams, target: &Target, pki: &WebhookPki) -> Vec<
             ]
             .into_iter()
             .chain(MALLOC_TUNING.map(|(name, value)| env(name, value)))
+            // Rendered only when asked: the add-on leaves it out, and the check is then on.
+            .chain(
+                params
+                    .check_resource_pressure
+                    .map(|on| env("CHECK_RESOURCE_PRESSURE", if on { "true" } else { "false" })),
+            )
             .collect(),
         )],
         ..PodSpec::default()

@@ -12,9 +12,11 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 
 use super::{BodyFuture, POLICY_LABEL, cluster_uid_of, converge};
+use crate::addon::lifecycle;
 use crate::cluster::VIRTUAL_NODE;
-use crate::env::lock_seconds;
+use crate::env::{PENDING_LOCK_SECONDS, lock_seconds};
 use crate::mock_admin::{FaultGuard, MockAdmin};
+use crate::progress::Progress;
 use crate::scenario::Outcome;
 use crate::scenario::Scenario;
 use crate::{fixtures, wait};
@@ -162,8 +164,9 @@ async fn burst_and_lock(s: &Scenario, name: &str) -> anyhow::Result<Lock> {
     Ok(Lock { until, seen })
 }
 
-/// A new `enforce` pod `name` waits: Pending, the scheduler found no node for it, no CCI pod.
-async fn create_waiting(s: &Scenario, name: &str) -> anyhow::Result<()> {
+/// A new `enforce` pod `name` waits: Pending, the scheduler found no node for it, no CCI pod
+/// (CCI holds `on_cci` pods of the scenario, none of them this one).
+async fn create_waiting(s: &Scenario, name: &str, on_cci: usize) -> anyhow::Result<()> {
     create_nginx(s, name).await?;
     wait::until(
         &format!("pod {name} Pending and Unschedulable (the virtual node is locked)"),
@@ -191,9 +194,10 @@ async fn create_waiting(s: &Scenario, name: &str) -> anyhow::Result<()> {
         || diagnose(s),
     )
     .await?;
+    let held = s.cci_pods().await?.len();
     anyhow::ensure!(
-        s.cci_pods().await?.is_empty(),
-        "a CCI pod exists while the node is locked"
+        held == on_cci,
+        "{held} CCI pods exist while the node is locked, not {on_cci}: the waiting pod reached CCI"
     );
     Ok(())
 }
@@ -259,7 +263,7 @@ where
 pub fn lock_01(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(with_sold_out(s, |s, _admin, _fault| async move {
         burst_and_lock(s, "sold-out").await?;
-        create_waiting(s, "waiting").await?;
+        create_waiting(s, "waiting", 0).await?;
         Ok(Outcome::Passed)
     }))
 }
@@ -275,7 +279,7 @@ const ENGINE_RECHECK: Duration = Duration::from_secs(12);
 pub fn lock_02(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(with_sold_out(s, |s, admin, fault| async move {
         let until = burst_and_lock(s, "sold-out").await?.until;
-        create_waiting(s, "waiting").await?;
+        create_waiting(s, "waiting", 0).await?;
         admin.clear_fault(fault).await?;
         anyhow::ensure!(
             Timestamp::now() < until,
@@ -326,7 +330,7 @@ pub fn lock_02(s: &Scenario) -> BodyFuture<'_> {
 pub fn lock_03(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(with_sold_out(s, |s, admin, fault| async move {
         let lock = burst_and_lock(s, "sold-out").await?;
-        create_waiting(s, "waiting").await?;
+        create_waiting(s, "waiting", 0).await?;
         admin.clear_fault(fault).await?;
         // Measured against the configured duration from when the harness saw the node
         // cordoned, not against the engine's own note of the end.
@@ -371,4 +375,163 @@ pub fn lock_03(s: &Scenario) -> BodyFuture<'_> {
         waiting_runs(s, "waiting").await?;
         Ok(Outcome::Passed)
     }))
+}
+
+/// Leaves CCI without capacity (every size) for this cluster's namespace: pods are accepted but
+/// stay Pending, unschedulable, until the guard ends.
+async fn starve(s: &Scenario) -> anyhow::Result<FaultGuard> {
+    Ok(s.mock_admin()?
+        .set_fault(
+            Scope::Namespace(s.cci_namespace().to_owned()),
+            Fault::NoCapacity {
+                flavours: Vec::new(),
+            },
+        )
+        .await?)
+}
+
+/// Whether a CCI pod waits for capacity: Pending, `PodScheduled` False with reason
+/// `Unschedulable`.
+fn waits_for_capacity(pod: &cci_api::Pod) -> bool {
+    let status = pod.status.as_ref();
+    status.and_then(|s| s.phase.as_deref()) == Some("Pending")
+        && status
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| {
+                cs.iter().any(|c| {
+                    c.type_ == "PodScheduled"
+                        && c.status == "False"
+                        && c.reason.as_deref() == Some("Unschedulable")
+                })
+            })
+}
+
+/// A burst pod `name` reaches CCI, which accepts it and leaves it Pending, unschedulable;
+/// answers the cluster pod's UID.
+async fn burst_pending(s: &Scenario, name: &str) -> anyhow::Result<String> {
+    create_nginx(s, name).await?;
+    let uid = wait::until(
+        &format!("the CCI pod of {name} Pending with PodScheduled False (Unschedulable)"),
+        PATIENCE,
+        || async {
+            let Some(uid) = pod(s, name).await?.and_then(|p| p.metadata.uid) else {
+                return Ok(None);
+            };
+            let pods = s.cci_pods().await?;
+            Ok(pods
+                .iter()
+                .find(|p| cluster_uid_of(p) == Some(uid.as_str()))
+                .filter(|p| waits_for_capacity(p))
+                .map(|_| uid.clone()))
+        },
+        || diagnose(s),
+    )
+    .await?;
+    Ok(uid)
+}
+
+/// Whether the CCI pod of cluster pod `uid` still waits for capacity.
+async fn still_pending(s: &Scenario, uid: &str) -> anyhow::Result<bool> {
+    Ok(s.cci_pods()
+        .await?
+        .iter()
+        .any(|p| cluster_uid_of(p) == Some(uid) && waits_for_capacity(p)))
+}
+
+/// How long past the threshold the engine may take to lock: its status rounds (about a second)
+/// and the node patch, with a margin.
+const PENDING_LOCK_LATE: Duration = Duration::from_secs(15);
+
+/// LOCK-04: CCI accepts burst pods but leaves them Pending for lack of capacity: past the
+/// engine's (shortened) threshold the node locks as in LOCK-01 and a new `enforce` pod waits;
+/// with `CHECK_RESOURCE_PRESSURE=false` on the add-on the node is never locked while a pod
+/// stays Pending well past the threshold. The fault, the node and the add-on are restored
+/// whatever happens.
+pub fn lock_04(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(async move {
+        // A lock left by an earlier run must not be mistaken for this one.
+        restore(s, None).await?;
+        let fault = starve(s).await?;
+        let result = lock_04_body(s).await;
+        let restored = restore(s, Some(fault)).await;
+        let addon = s.env.restore_addon().await;
+        let outcome = result?;
+        restored.context("restoring the node and the mock after the scenario")?;
+        addon.context("restoring the add-on after the scenario")?;
+        Ok(outcome)
+    })
+}
+
+async fn lock_04_body(s: &Scenario) -> anyhow::Result<Outcome> {
+    let threshold = Duration::from_secs(PENDING_LOCK_SECONDS);
+    // The check on (the add-on's default): the pending pod locks the node.
+    let uid = burst_pending(s, "no-capacity").await?;
+    let seen_pending = Instant::now();
+    wait::until(
+        &format!(
+            "{VIRTUAL_NODE} cordoned (SchedulingDisabled) with {ANNOTATION_LOCKED_UNTIL} once a CCI pod stayed Pending past {threshold:?}"
+        ),
+        threshold + PENDING_LOCK_LATE,
+        || async {
+            let node = virtual_node(s).await?;
+            Ok((cordoned(&node) && locked_until(&node).is_some()).then_some(()))
+        },
+        || diagnose(s),
+    )
+    .await?;
+    anyhow::ensure!(
+        // The harness saw the pod Pending up to a poll or two after CCI held it.
+        seen_pending.elapsed() + 2 * LOCK_SEEN_LATE >= threshold,
+        "the node was locked {:?} after the CCI pod was seen Pending, before the {threshold:?} threshold",
+        seen_pending.elapsed()
+    );
+    anyhow::ensure!(
+        still_pending(s, &uid).await?,
+        "the CCI pod of no-capacity no longer waits for capacity while the fault holds"
+    );
+    create_waiting(s, "waiting", 1).await?;
+
+    // The check off: the same shortage never locks the node.
+    let mut params = s.env.addon_defaults().clone();
+    params.check_resource_pressure = Some(false);
+    lifecycle::upgrade(&s.client, &params, s.env.addon_target(), &Progress::quiet())
+        .await
+        .context("upgrade the add-on with CHECK_RESOURCE_PRESSURE=false")?;
+    // The scenario's pods go, and the node is uncordoned, with the check off from here on.
+    restore(s, None).await?;
+    let uid = burst_pending(s, "unchecked").await?;
+    let watch_until = Instant::now() + threshold * 2 + PENDING_LOCK_LATE;
+    let locked = wait::until_exactly(
+        &format!(
+            "{VIRTUAL_NODE} to stay schedulable for {:?} while a CCI pod stays Pending",
+            threshold * 2 + PENDING_LOCK_LATE
+        ),
+        threshold * 2 + PENDING_LOCK_LATE + PATIENCE,
+        || async {
+            let node = virtual_node(s).await?;
+            Ok(if cordoned(&node) || locked_until(&node).is_some() {
+                Some(Some(format!(
+                    "unschedulable={} locked-until={:?}",
+                    cordoned(&node),
+                    locked_until(&node)
+                )))
+            } else if Instant::now() >= watch_until {
+                Some(None)
+            } else {
+                None
+            })
+        },
+        || diagnose(s),
+    )
+    .await?;
+    if let Some(lock) = locked {
+        anyhow::bail!(
+            "{VIRTUAL_NODE} was locked with CHECK_RESOURCE_PRESSURE=false ({lock}): the switch does not turn the check off"
+        );
+    }
+    anyhow::ensure!(
+        still_pending(s, &uid).await?,
+        "the CCI pod of unchecked no longer waits for capacity: the check-off side proved nothing"
+    );
+    Ok(Outcome::Passed)
 }

@@ -105,6 +105,12 @@ enum Stage {
     Pending {
         start_at: Instant,
     },
+    /// Accepted, but a no-capacity fault keeps it unscheduled since `since`; tried again at
+    /// `retry_at`.
+    AwaitingCapacity {
+        since: Instant,
+        retry_at: Instant,
+    },
     PullFailing {
         since: Instant,
         attempts: u32,
@@ -169,9 +175,14 @@ impl PodEntry {
     pub(super) fn due(&self) -> Option<Instant> {
         let stage = match &self.stage {
             // NB: a pod deleted before it started (kept by a slow delete) never starts.
-            Stage::Pending { .. } | Stage::PullFailing { .. } if self.deleting_at.is_some() => None,
+            Stage::Pending { .. } | Stage::PullFailing { .. } | Stage::AwaitingCapacity { .. }
+                if self.deleting_at.is_some() =>
+            {
+                None
+            }
             Stage::AwaitingNetwork { .. } => None,
             Stage::Pending { start_at } => Some(*start_at),
+            Stage::AwaitingCapacity { retry_at, .. } => Some(*retry_at),
             Stage::PullFailing { retry_at, .. } => Some(*retry_at),
             Stage::Started { .. } => self
                 .containers
@@ -188,9 +199,10 @@ impl PodEntry {
 
     fn phase(&self) -> &'static str {
         match self.stage {
-            Stage::AwaitingNetwork { .. } | Stage::Pending { .. } | Stage::PullFailing { .. } => {
-                PHASE_PENDING
-            }
+            Stage::AwaitingNetwork { .. }
+            | Stage::Pending { .. }
+            | Stage::AwaitingCapacity { .. }
+            | Stage::PullFailing { .. } => PHASE_PENDING,
             Stage::Started { .. } => PHASE_RUNNING,
             Stage::Finished {
                 succeeded: true, ..
@@ -270,6 +282,21 @@ impl PodEntry {
         }
         self.ready_changed = at;
         Outcome::Started
+    }
+
+    /// Holds the pod unscheduled for lack of capacity at `at`, tried again a restart back-off
+    /// later. Only the first hold changes what the pod shows.
+    fn hold_for_capacity(&mut self, at: Instant, base: Duration) -> Outcome {
+        let retry_at = later(at, backoff(base, 0));
+        if let Stage::AwaitingCapacity { since, .. } = self.stage {
+            self.stage = Stage::AwaitingCapacity { since, retry_at };
+            return Outcome::Unchanged;
+        }
+        self.stage = Stage::AwaitingCapacity {
+            since: at,
+            retry_at,
+        };
+        Outcome::Changed
     }
 
     /// Applies the container changes due at `at`.
@@ -369,6 +396,20 @@ impl PodEntry {
             }
             Stage::Pending { .. } => PodStatus {
                 phase: Some(PHASE_PENDING.into()),
+                ..PodStatus::default()
+            },
+            Stage::AwaitingCapacity { since, .. } => PodStatus {
+                phase: Some(PHASE_PENDING.into()),
+                conditions: Some(vec![condition(
+                    "PodScheduled",
+                    false,
+                    Some(REASON_UNSCHEDULABLE),
+                    Some(format!(
+                        "0/1 nodes are available: insufficient capacity for flavour {}",
+                        self.size
+                    )),
+                    *since,
+                )]),
                 ..PodStatus::default()
             },
             Stage::PullFailing {
@@ -640,6 +681,9 @@ fn schedule(
 /// The reason on the `PodScheduled` condition of a pod waiting for its namespace's Network.
 pub const REASON_NETWORK_NOT_READY: &str = "NetworkNotReady";
 
+/// The reason on the `PodScheduled` condition of a pod CCI has no capacity for.
+pub const REASON_UNSCHEDULABLE: &str = "Unschedulable";
+
 /// Whether a namespace holding `objects` has a Ready Network (its pods may get addresses).
 fn has_ready_network(objects: &Objects) -> bool {
     objects.networks.values().any(cci_api::Network::is_ready)
@@ -722,9 +766,15 @@ impl Store {
         };
         let base = config.restart_backoff;
         let outcome = match entry.stage {
-            Stage::Pending { start_at } if start_at <= at => {
-                let mut pull = |images: &[&str]| faults.image_pull(tenant, ns, images);
-                entry.try_start(at, base, &mut pull, ips, range)
+            Stage::Pending { start_at: due } | Stage::AwaitingCapacity { retry_at: due, .. }
+                if due <= at =>
+            {
+                if faults.no_capacity(tenant, ns, entry.size).is_some() {
+                    entry.hold_for_capacity(at, base)
+                } else {
+                    let mut pull = |images: &[&str]| faults.image_pull(tenant, ns, images);
+                    entry.try_start(at, base, &mut pull, ips, range)
+                }
             }
             Stage::PullFailing { retry_at, .. } if retry_at <= at => {
                 let mut pull = |images: &[&str]| faults.image_pull(tenant, ns, images);
@@ -819,7 +869,10 @@ impl Store {
                 self.ips.release(ip);
             }
             Stage::Finished { ip, .. } => self.ips.release(ip),
-            Stage::AwaitingNetwork { .. } | Stage::Pending { .. } | Stage::PullFailing { .. } => {}
+            Stage::AwaitingNetwork { .. }
+            | Stage::Pending { .. }
+            | Stage::AwaitingCapacity { .. }
+            | Stage::PullFailing { .. } => {}
         }
         if let Some(id) = entry.running {
             self.peaks.close(ns, id, rv, at);
@@ -845,7 +898,8 @@ impl Store {
         }
     }
 
-    /// Creates a pod in namespace `ns` of `tenant`; it starts `Pending`. The pod is checked as
+    /// Creates a pod in namespace `ns` of `tenant`; it starts `Pending` (held unscheduled while
+    /// a no-capacity fault covers its size). The pod is checked as
     /// [`crate::validate`] describes, then against the sold-out and quota faults; the size it
     /// is given is written as `resource.cci.io/size`.
     pub fn create_pod(
@@ -924,13 +978,21 @@ impl Store {
                 last: None,
             })
             .collect();
-        let stage = if network_ready {
+        // NB: a pod without a Network waits for it first; the capacity is looked at when
+        // it would start.
+        let stage = if !network_ready {
+            Stage::AwaitingNetwork { since: now }
+        } else if self.faults.no_capacity(tenant, ns, size).is_some() {
+            Stage::AwaitingCapacity {
+                since: now,
+                retry_at: later(now, backoff(self.config.restart_backoff, 0)),
+            }
+        } else {
             Stage::Pending {
                 start_at: later(now, self.config.running_after),
             }
-        } else {
-            Stage::AwaitingNetwork { since: now }
         };
+        let held = !matches!(stage, Stage::Pending { .. });
         let mut entry = PodEntry {
             seq: self.counters.next_seq(),
             size,
@@ -945,7 +1007,7 @@ impl Store {
             scheduled: None,
             pod,
         };
-        if !network_ready {
+        if held {
             entry.pod.status = Some(entry.render(&self.epoch));
         }
         let pod = entry.pod.clone();

@@ -188,6 +188,72 @@ async fn an_image_pull_failure_keeps_matching_pods_pending() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn no_capacity_accepts_pods_but_leaves_them_unschedulable_until_the_fault_is_cleared() {
+    let (app, _) = mock_with_namespace().await;
+    let id = set_fault(
+        &app,
+        json!({"scope": {"namespace": "ns"}, "fault": {"type": "noCapacity", "flavours": ["0.5_1"]}}),
+    )
+    .await;
+    let created = post(&app, PODS, pod("web", json!({}))).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let shown = |body: &Value| {
+        let status = &body["status"];
+        assert_eq!(status["phase"], "Pending", "{body}");
+        assert!(status["podIP"].is_null(), "{body}");
+        let scheduled = &status["conditions"][0];
+        assert_eq!(scheduled["type"], "PodScheduled");
+        assert_eq!(scheduled["status"], "False");
+        assert_eq!(scheduled["reason"], "Unschedulable");
+        assert!(scheduled["lastTransitionTime"].is_string());
+        let message = scheduled["message"].as_str().unwrap();
+        assert!(message.contains("insufficient capacity"), "{message}");
+        scheduled["lastTransitionTime"].clone()
+    };
+    let since = shown(&created.body);
+    tokio::time::advance(Duration::from_secs(60)).await;
+    let later = get(&app, &format!("{PODS}/web")).await;
+    assert_eq!(
+        shown(&later.body),
+        since,
+        "still unschedulable, since the create"
+    );
+    assert_eq!(admin(&app, "/_mock/pods").await[0]["phase"], "Pending");
+
+    let cleared = call(
+        &app,
+        Method::DELETE,
+        &format!("/_mock/faults/{id}"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(cleared.status, StatusCode::NO_CONTENT);
+    tokio::time::advance(Duration::from_secs(30)).await;
+    let running = get(&app, &format!("{PODS}/web")).await;
+    assert_eq!(
+        running.body["status"]["phase"], "Running",
+        "{}",
+        running.body
+    );
+    assert!(running.body["status"]["podIP"].is_string());
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_capacity_for_one_size_leaves_other_sizes_alone() {
+    let (app, _) = mock_with_namespace().await;
+    set_fault(
+        &app,
+        json!({"scope": {"tenant": "tenant-a"}, "fault": {"type": "noCapacity", "flavours": ["2_4"]}}),
+    )
+    .await;
+    post(&app, PODS, pod("web", json!({}))).await;
+    tokio::time::advance(RUNNING_AFTER).await;
+    let reply = get(&app, &format!("{PODS}/web")).await;
+    assert_eq!(reply.body["status"]["phase"], "Running", "{}", reply.body);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_slow_delete_keeps_a_deleted_namespace_terminating_for_its_millis_then_it_is_gone() {
     let (app, _) = mock_with_namespace().await;
     set_fault(
