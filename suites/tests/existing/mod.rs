@@ -45,12 +45,22 @@ fn certify_existing(
     // On top of the patience this run was given.
     let scaled =
         patience * burstcert::wait::patience(std::time::Duration::from_secs(1)).as_secs_f64();
-    let child = Command::new(cli)
+    let mut command = Command::new(cli);
+    command
         .args(["certify", "--cluster", "existing", "--kubeconfig"])
         .arg(env.kubeconfig())
         .args(["--cci-endpoint", env.cci.url(), "--report"])
         .arg(report)
-        .args(args)
+        .args(args);
+    // The mock serves HTTPS with a CA of its own, as a private endpoint would.
+    if let Some(ca) = env.cci.ca_pem() {
+        let file = report.join("cci-ca.pem");
+        std::fs::create_dir_all(report)
+            .and_then(|()| std::fs::write(&file, ca))
+            .map_err(|e| format!("write {}: {e}", file.display()))?;
+        command.arg("--cci-ca-file").arg(file);
+    }
+    let child = command
         .env("CCI_TOKEN", &token)
         .env(burstcert::wait::PATIENCE_ENV, scaled.to_string())
         .stdout(std::process::Stdio::piped())
