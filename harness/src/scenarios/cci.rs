@@ -194,19 +194,6 @@ async fn engine_pods(s: &Scenario) -> anyhow::Result<Vec<(String, i32)>> {
     Ok(found)
 }
 
-/// Scales Deployment `name` to `replicas`.
-async fn scale(s: &Scenario, name: &str, replicas: i32) -> anyhow::Result<()> {
-    s.api::<k8s_openapi::api::apps::v1::Deployment>()
-        .patch(
-            name,
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(serde_json::json!({"spec": {"replicas": replicas}})),
-        )
-        .await
-        .with_context(|| format!("scale {name} to {replicas}"))?;
-    Ok(())
-}
-
 /// CCI-02: the engine's credential expires during a run and is renewed without a pod lost or a
 /// request refused twice; with AK/SK signing every request is signed and none carries a token.
 ///
@@ -252,12 +239,12 @@ pub fn cci_02(s: &Scenario) -> BodyFuture<'_> {
             .await?;
         put_token(s, &renewed).await?;
         // Some request must carry the renewed token: a scale makes one.
-        scale(s, "renew", 3).await?;
+        super::wl::scale::<k8s_openapi::api::apps::v1::Deployment>(s, "renew", 3).await?;
         served_with(s, &renewed, renewal, "the engine to use the renewed token").await?;
         converge(s, selector, 3, PATIENCE).await?;
         // The first token's life ends; the engine goes on with the renewed one.
         admin.issue_token(&first, &tenant, Duration::ZERO).await?;
-        scale(s, "renew", 4).await?;
+        super::wl::scale::<k8s_openapi::api::apps::v1::Deployment>(s, "renew", 4).await?;
         let after = converge(s, selector, 4, PATIENCE).await?;
         let kept: Vec<&String> = uids
             .iter()
@@ -320,7 +307,7 @@ pub fn cci_02(s: &Scenario) -> BodyFuture<'_> {
         )
         .await?;
         let signed_from = last_seq(s).await?;
-        scale(s, "renew", 5).await?;
+        super::wl::scale::<k8s_openapi::api::apps::v1::Deployment>(s, "renew", 5).await?;
         converge(s, selector, 5, PATIENCE).await?;
         let access_key = crate::env::aksk_pair(&tenant)
             .split_once(':')

@@ -21,7 +21,8 @@ const SCALE_PATIENCE: Duration = Duration::from_secs(90);
 /// controllers react to a watch event well within it).
 const STEADY: Duration = Duration::from_secs(10);
 
-async fn scale<K>(s: &Scenario, name: &str, replicas: i32) -> anyhow::Result<()>
+/// Scales workload `name` (a `K` with `spec.replicas`) of the scenario's namespace.
+pub(crate) async fn scale<K>(s: &Scenario, name: &str, replicas: i32) -> anyhow::Result<()>
 where
     K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
