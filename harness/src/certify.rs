@@ -98,23 +98,44 @@ async fn read_installed(client: &kube::Client) -> Result<Option<Installed>> {
             cci_endpoint: Some(state.params.cci_endpoint.clone()),
         }));
     }
-    let deployments: kube::Api<k8s_openapi::api::apps::v1::Deployment> =
-        kube::Api::namespaced(client.clone(), crate::addon::render::NAMESPACE);
-    let Some(vk) = deployments
-        .get_opt(crate::addon::render::VIRTUAL_KUBELET)
-        .await
-        .map_err(|source| crate::Error::Kube {
-            context: "read the virtual kubelet's Deployment".into(),
-            source,
-        })?
-    else {
-        return Ok(None);
-    };
+    let deployments = kube::Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(
+        client.clone(),
+        crate::addon::render::NAMESPACE,
+    )
+    .list(&Default::default())
+    .await
+    .map_err(|source| crate::Error::Kube {
+        context: "list the Deployments of kube-system".into(),
+        source,
+    })?;
+    Ok(installed_from_deployments(&deployments.items))
+}
+
+/// The Deployments of the add-on's virtual kubelet, in the order they are looked for:
+/// burstcert's own rendering, then the CCE add-on as CCE installs it.
+pub const VIRTUAL_KUBELET_DEPLOYMENTS: &[&str] = &[
+    crate::addon::render::VIRTUAL_KUBELET,
+    "cceaddon-virtual-kubelet-virtual-kubelet",
+];
+
+/// What the Deployments of the add-on's namespace say of the installed add-on: the first of
+/// [`VIRTUAL_KUBELET_DEPLOYMENTS`] there, its first container's image tag (the release) and
+/// cluster id (`--cluster-id=` in its arguments, else its `CLUSTER_ID` environment value).
+/// `None` when none is there.
+pub fn installed_from_deployments(
+    deployments: &[k8s_openapi::api::apps::v1::Deployment],
+) -> Option<Installed> {
+    let vk = VIRTUAL_KUBELET_DEPLOYMENTS.iter().find_map(|name| {
+        deployments
+            .iter()
+            .find(|d| d.metadata.name.as_deref() == Some(*name))
+    })?;
     let container = vk
         .spec
-        .and_then(|s| s.template.spec)
-        .and_then(|s| s.containers.into_iter().next());
-    Ok(Some(installed_from_container(container.as_ref())))
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|s| s.containers.first());
+    Some(installed_from_container(container))
 }
 
 /// The release (image tag) and cluster id (`--cluster-id`) of the virtual kubelet's container.
@@ -131,7 +152,15 @@ fn installed_from_container(
     let cluster_id = args
         .filter_map(|a| a.strip_prefix("--cluster-id="))
         .map(str::to_owned)
-        .next();
+        .next()
+        .or_else(|| {
+            container?
+                .env
+                .iter()
+                .flatten()
+                .find(|e| e.name == "CLUSTER_ID")
+                .and_then(|e| e.value.clone())
+        });
     Installed {
         release,
         cluster_id,
@@ -172,7 +201,7 @@ async fn report_no_addon(
                 Some(why) => Outcome::Skipped(why),
                 None => Outcome::NotRun(format!(
                     "the add-on is not installed on this cluster (no kube-system/{} Deployment, no add-on state{})",
-                    crate::addon::render::VIRTUAL_KUBELET,
+                    VIRTUAL_KUBELET_DEPLOYMENTS.join(" or "),
                     if has_node { "" } else { ", no bursting-node" }
                 )),
             },
@@ -1018,6 +1047,20 @@ fn first_line(text: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_cce_add_on_is_found_by_its_deployments_release_and_cluster_id() {
+        let list: serde_json::Value = crate::fixtures::load("cce/addon-deployments.yaml").unwrap();
+        let deployments: Vec<k8s_openapi::api::apps::v1::Deployment> =
+            serde_json::from_value(list["items"].clone()).unwrap();
+        let installed = super::installed_from_deployments(&deployments).unwrap();
+        assert_eq!(installed.release, Some(Release::new(1, 5, 21)));
+        assert_eq!(
+            installed.cluster_id.as_deref(),
+            Some("5f2b0c7e-cce0-11ee-b5a5-0255ac100b07")
+        );
+        assert_eq!(super::installed_from_deployments(&deployments[..1]), None);
+    }
+
     use super::*;
     use rstest::rstest;
 
