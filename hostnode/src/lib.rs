@@ -117,6 +117,7 @@ mod expand;
 mod image;
 pub mod ips;
 mod probe;
+pub use probe::AcceptAny;
 pub mod process;
 mod provider;
 mod runner;
