@@ -1,4 +1,4 @@
-//! Property tests for flavour rounding (issue 3): over arbitrary container CPU (millicores) and
+//! Property tests for flavour rounding: over arbitrary container CPU (millicores) and
 //! memory (bytes) requests, within and beyond the flavour table, both straight through
 //! [`flavour::round_up`] and through [`validate_pod`] on pods built from those requests.
 //!
