@@ -4,7 +4,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::Command;
 use tokio::time::timeout;
@@ -22,20 +22,11 @@ async fn the_echo_backend_answers_every_http_request_with_its_reply_and_exits_on
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    timeout(
-        PATIENCE,
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line),
-    )
-    .await
-    .expect("the address line within the deadline")
-    .unwrap();
-    let addr: std::net::SocketAddr = line
-        .trim_end()
-        .strip_prefix("echo-backend listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .parse()
-        .unwrap();
+    let addr: std::net::SocketAddr =
+        crate::common::listening(&mut child, "echo-backend listening on ")
+            .await
+            .parse()
+            .unwrap();
     for path in ["/", "/anything?x=1"] {
         let mut stream = TcpStream::connect(addr).await.unwrap();
         stream
@@ -88,16 +79,7 @@ async fn the_binary_prints_its_address_serves_healthz_and_exits_cleanly_on_sigte
         .spawn()
         .unwrap();
 
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    timeout(PATIENCE, BufReader::new(stdout).read_line(&mut line))
-        .await
-        .expect("the address line within the deadline")
-        .unwrap();
-    let url = line
-        .trim_end()
-        .strip_prefix("mock-cci listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    let url = crate::common::listening(&mut child, "mock-cci listening on http://").await;
     let addr: std::net::SocketAddr = url.parse().unwrap();
     assert_ne!(addr.port(), 0);
 
@@ -176,20 +158,8 @@ async fn the_binary_serves_requests_signed_with_a_pair_of_its_aksk_file_and_neve
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    timeout(
-        PATIENCE,
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line),
-    )
-    .await
-    .expect("the address line within the deadline")
-    .unwrap();
+    let url = crate::common::listening(&mut child, "mock-cci listening on ").await;
     std::fs::remove_file(&file).unwrap();
-    let url = line
-        .trim_end()
-        .strip_prefix("mock-cci listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
     let host = url.strip_prefix("http://").unwrap().to_owned();
 
     let path = "/apis/cci/v2/namespaces";

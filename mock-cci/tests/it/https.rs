@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use mock_cci::{MockConfig, Server, TlsIdentity};
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use tokio::time::timeout;
 
@@ -127,20 +126,8 @@ async fn the_binary_serves_https_with_a_certificate_and_key_from_files() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    timeout(
-        PATIENCE,
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line),
-    )
-    .await
-    .expect("the address line within the deadline")
-    .unwrap();
+    let url = crate::common::listening(&mut child, "mock-cci listening on ").await;
     std::fs::remove_dir_all(&dir).unwrap();
-    let url = line
-        .trim_end()
-        .strip_prefix("mock-cci listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
     let listed = http_client(Some(&pki.ca_pem))
         .get(format!("{url}/apis/cci/v2/namespaces"))

@@ -238,3 +238,22 @@ pub fn test_pki() -> TestPki {
         key_pem: key.serialize_pem(),
     }
 }
+
+/// The rest of `child`'s first line on stdout after `prefix` (what the project's binaries print
+/// once they listen, e.g. `mock-cci listening on `), within 20 s; panics on another line.
+pub async fn listening(child: &mut tokio::process::Child, prefix: &str) -> String {
+    use tokio::io::AsyncBufReadExt as _;
+    let stdout = child.stdout.take().expect("the child's stdout is piped");
+    let mut line = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::io::BufReader::new(stdout).read_line(&mut line),
+    )
+    .await
+    .expect("the address line within the deadline")
+    .expect("the child's stdout reads");
+    line.trim_end()
+        .strip_prefix(prefix)
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned()
+}
