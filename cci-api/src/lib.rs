@@ -75,6 +75,9 @@ pub struct Namespace {
     pub kind: String,
     /// Name, labels, uid, creation time.
     pub metadata: ObjectMeta,
+    /// Its phase, as CCI answers it (`Active`, or `Terminating` once deleted); never sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<NamespaceStatus>,
 }
 
 impl Namespace {
@@ -84,8 +87,34 @@ impl Namespace {
             api_version: API_VERSION.into(),
             kind: "Namespace".into(),
             metadata,
+            status: None,
         }
     }
+
+    /// Whether CCI is deleting it (`status.phase: Terminating`, or a `deletionTimestamp`):
+    /// it refuses new objects until it is gone.
+    pub fn is_terminating(&self) -> bool {
+        self.metadata.deletion_timestamp.is_some()
+            || self
+                .status
+                .as_ref()
+                .is_some_and(|s| s.phase.as_deref() == Some(NAMESPACE_TERMINATING))
+    }
+}
+
+/// The phase of a namespace being deleted.
+pub const NAMESPACE_TERMINATING: &str = "Terminating";
+
+/// The phase of a namespace in use.
+pub const NAMESPACE_ACTIVE: &str = "Active";
+
+/// A namespace's status: its phase (CCI 2.0's createNamespace / deleteNamespace answers).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceStatus {
+    /// `Active` or `Terminating`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
 }
 
 /// A CCI pod: a Kubernetes pod body under the `cci/v2` API version.

@@ -527,7 +527,9 @@ impl CciClient {
     }
 
     /// Create the CCI namespace of cluster `cluster_id` (`bursting-{clusterID}`, labelled with
-    /// the ID) unless it exists; answers whether it was created. Every component that needs
+    /// the ID) unless it exists; answers whether it was created. One that exists but is
+    /// `Terminating` is [`Error::NamespaceTerminating`]: nothing may be created in it, so the
+    /// caller tries again later and makes it anew once it is gone. Every component that needs
     /// the namespace (the virtual kubelet, the proxy) goes through here, so they agree on it.
     pub async fn ensure_cluster_namespace(&self, cluster_id: &str) -> Result<bool> {
         let namespace = crate::translate::cci_namespace(cluster_id);
@@ -539,7 +541,19 @@ impl CciClient {
                 );
                 Ok(true)
             }
-            Err(e) if e.code() == Some(409) => Ok(false),
+            Err(e) if e.code() == Some(409) => {
+                let name = namespace.metadata.name.unwrap_or_default();
+                match self.get_namespace(&name).await {
+                    Ok(found) if found.is_terminating() => {
+                        Err(Error::NamespaceTerminating { namespace: name })
+                    }
+                    // NB: gone since the 409 is as good as there: a create in it answers 404,
+                    // on which the provider makes the namespace again.
+                    Ok(_) => Ok(false),
+                    Err(e) if e.code() == Some(404) => Ok(false),
+                    Err(e) => Err(e),
+                }
+            }
             Err(e) => Err(e),
         }
     }

@@ -125,6 +125,17 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// The cluster's CCI namespace exists but is being deleted (`Terminating`: CCI deletes
+    /// namespaces asynchronously and refuses new objects in them meanwhile, e.g. right after
+    /// an uninstall's gc). Pods wait; the namespace is made anew once it is gone.
+    #[error(
+        "cci namespace {namespace} is Terminating (being deleted); it is created anew once it is gone, and pods wait for it"
+    )]
+    NamespaceTerminating {
+        /// The CCI namespace.
+        namespace: String,
+    },
+
     /// The Network of the CCI namespace did not turn Ready in time: no pod is created before
     /// it is (a pod in a namespace without a Ready Network gets no address).
     #[error(
@@ -207,6 +218,7 @@ impl From<Error> for vk::ProviderError {
             | Error::NameTaken { .. }
             | Error::Gc { .. }
             | Error::GcTimeout { .. }
+            | Error::NamespaceTerminating { .. }
             | Error::NetworkNotReady { .. } => vk::ProviderError::Transient {
                 message: e.to_string(),
                 source: Some(Box::new(e)),

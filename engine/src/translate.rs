@@ -89,7 +89,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use burst_rules::flavour::{ANNOTATION_POD_SIZE_SPECS, ANNOTATION_SIZE};
+use burst_rules::flavour::ANNOTATION_POD_SIZE_SPECS;
 use burst_rules::quantity::Quantity as RulesQuantity;
 use burst_rules::release::{Gate, Release};
 use cci_api::{
@@ -617,7 +617,6 @@ pub fn to_cci_pod(
             ANNOTATION_CLUSTER_POD.to_string(),
             format!("{namespace}/{name}"),
         ),
-        (ANNOTATION_SIZE.to_string(), sizing.flavour.spec()),
         (
             ANNOTATION_SIDECAR_PROTOCOL.to_string(),
             sidecar_protocol(release).to_string(),
@@ -1191,6 +1190,7 @@ pub fn cluster_status(cci: &PodStatus, containers: &[cci_api::ContainerSummary])
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burst_rules::flavour::ANNOTATION_SIZE;
     use k8s_openapi::api::core::v1::{
         Affinity, ClusterTrustBundleProjection, ContainerState, ContainerStateRunning,
         DownwardAPIProjection, DownwardAPIVolumeFile, DownwardAPIVolumeSource,
@@ -1944,8 +1944,8 @@ mod tests {
         assert_eq!(r.limits.as_ref().unwrap()["cpu"], Quantity("250m".into()));
         // The init container (limit 1 vCPU / 2 GiB) is larger than the app container; CCI gets
         // only its request, so the engine pins the size.
+        assert_eq!(size_on_cci(&cci), "1_2");
         let annotations = cci.metadata.annotations.unwrap();
-        assert_eq!(annotations[ANNOTATION_SIZE], "1_2");
         assert_eq!(annotations[ANNOTATION_POD_SIZE_SPECS], "1_2");
     }
 
@@ -1971,6 +1971,20 @@ mod tests {
         assert_eq!(requests["memory"], Quantity("1Gi".into()));
     }
 
+    /// The size CCI gives a translated pod: its containers' rounded up, or the flavour it pins
+    /// (CCI, not the engine, writes `resource.cci.io/size`).
+    fn size_on_cci(cci: &cci_api::Pod) -> String {
+        let pinned = cci
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(ANNOTATION_POD_SIZE_SPECS));
+        burst_rules::flavour::size(&cci.spec, pinned.map(String::as_str))
+            .unwrap()
+            .flavour
+            .spec()
+    }
+
     #[rstest]
     #[case::seed_nginx(&[("cpu", "500m", "500m"), ("memory", "1Gi", "1Gi")], None, "0.5_1", None)]
     #[case::small(&[("cpu", "100m", ""), ("memory", "100Mi", "")], None, "0.25_0.5", None)]
@@ -1991,12 +2005,14 @@ mod tests {
                 pinned.to_string(),
             )]));
         }
-        let annotations = to_cci_pod(&pod, "c1", LATEST, None)
-            .unwrap()
-            .metadata
-            .annotations
-            .unwrap();
-        assert_eq!(annotations[ANNOTATION_SIZE], size);
+        let cci = to_cci_pod(&pod, "c1", LATEST, None).unwrap();
+        assert_eq!(size_on_cci(&cci), size);
+        let annotations = cci.metadata.annotations.unwrap();
+        assert_eq!(
+            annotations.get(ANNOTATION_SIZE),
+            None,
+            "CCI writes the size itself"
+        );
         assert_eq!(
             annotations
                 .get(ANNOTATION_POD_SIZE_SPECS)
@@ -2015,9 +2031,9 @@ mod tests {
             c.resources = Some(resources(&[("cpu", "500m", "1"), ("memory", "1Gi", "2Gi")]));
         }
         let cci = to_cci_pod(&pod, "c1", LATEST, None).unwrap();
-        let annotations = cci.metadata.annotations.unwrap();
         // max(0.5 + 0.5, 1, 1) vCPU, max(1 + 1, 2, 2) GiB; the requests alone round to 1_2 too.
-        assert_eq!(annotations[ANNOTATION_SIZE], "1_2");
+        assert_eq!(size_on_cci(&cci), "1_2");
+        let annotations = cci.metadata.annotations.clone().unwrap();
         assert_eq!(annotations.get(ANNOTATION_POD_SIZE_SPECS), None);
         for c in &cci.spec.containers {
             let r = c.resources.clone().unwrap();

@@ -38,6 +38,19 @@ pub const DEFAULT_REQUEST_LOG: usize = 10_000;
 /// `creationTimestamp`).
 pub const DEFAULT_NETWORK_READY_AFTER: Duration = Duration::from_secs(1);
 
+/// How long a deleted namespace stays `Terminating` after the last of its pods went, unless
+/// told otherwise: CCI deletes a namespace asynchronously (its DELETE answers the namespace with
+/// `status.phase: Terminating`), removing its content first.
+pub const DEFAULT_NAMESPACE_TERMINATION: Duration = Duration::from_secs(2);
+
+/// The grace period of a pod that names none, as Kubernetes defaults
+/// `terminationGracePeriodSeconds` (and CCI's DELETE documents "the default grace period").
+pub const DEFAULT_GRACE_SECONDS: i64 = 30;
+
+/// The finalizer CCI keeps on a pod until its billing is settled and it is gone. CCI's API
+/// reference names no such finalizer: the name is the mock's own.
+pub const BILLING_FINALIZER: &str = "cci.io/billing";
+
 /// The storage classes accepted as SFS and SFS Turbo: the names CCE's Everest driver gives them.
 pub const DEFAULT_SFS_STORAGE_CLASSES: [&str; 2] = ["csi-nas", "csi-sfsturbo"];
 
@@ -73,6 +86,9 @@ pub struct MockConfig {
     /// The VPC subnets the mock knows, by ID: pods of a namespace whose Ready Network names one
     /// get their addresses from its CIDR; other subnets' pods get fake `172.31.x.y` ones.
     pub subnets: BTreeMap<String, SubnetCidr>,
+    /// How long a deleted namespace stays `Terminating` after its last pod went; zero removes
+    /// an empty namespace at its DELETE.
+    pub namespace_termination: Duration,
 }
 
 impl Default for MockConfig {
@@ -91,6 +107,7 @@ impl Default for MockConfig {
             sfs_storage_classes: DEFAULT_SFS_STORAGE_CLASSES.map(String::from).to_vec(),
             network_ready_after: DEFAULT_NETWORK_READY_AFTER,
             subnets: BTreeMap::new(),
+            namespace_termination: DEFAULT_NAMESPACE_TERMINATION,
         }
     }
 }
@@ -126,6 +143,13 @@ impl MockConfig {
     #[must_use]
     pub fn with_network_ready_after(mut self, after: Duration) -> Self {
         self.network_ready_after = after;
+        self
+    }
+
+    /// Sets how long a deleted namespace stays `Terminating` after its last pod went.
+    #[must_use]
+    pub fn with_namespace_termination(mut self, after: Duration) -> Self {
+        self.namespace_termination = after;
         self
     }
 

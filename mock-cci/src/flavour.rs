@@ -143,6 +143,21 @@ fn parse_decimal(text: &str, unit: u64) -> Option<u64> {
     Some(value)
 }
 
+impl Flavour {
+    /// The form CCI writes in `resource.cci.io/size` on the pods it created: vCPUs with two
+    /// decimals, GiB with one (`2.00_4.0`, `0.25_0.5`), as the published create-pod answer
+    /// shows it.
+    pub fn cci_form(&self) -> String {
+        format!(
+            "{}.{:02}_{}.{}",
+            self.cpu_milli / 1000,
+            (self.cpu_milli % 1000) / 10,
+            self.mem_mib / 1024,
+            (self.mem_mib % 1024) * 10 / 1024
+        )
+    }
+}
+
 impl fmt::Display for Flavour {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

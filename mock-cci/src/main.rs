@@ -23,9 +23,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use mock_cci::{
-    DEFAULT_COMPUTE_TIME, DEFAULT_LISTEN, DEFAULT_NETWORK_READY_AFTER, DEFAULT_RESTART_BACKOFF,
-    DEFAULT_RUNNING_AFTER, DEFAULT_SFS_STORAGE_CLASSES, DEFAULT_STOP_TIME, DEFAULT_TIMEOUT,
-    DEFAULT_WATCH_HISTORY, MockConfig, Server, TlsIdentity, TokenSpec,
+    DEFAULT_COMPUTE_TIME, DEFAULT_LISTEN, DEFAULT_NAMESPACE_TERMINATION,
+    DEFAULT_NETWORK_READY_AFTER, DEFAULT_RESTART_BACKOFF, DEFAULT_RUNNING_AFTER,
+    DEFAULT_SFS_STORAGE_CLASSES, DEFAULT_STOP_TIME, DEFAULT_TIMEOUT, DEFAULT_WATCH_HISTORY,
+    MockConfig, Server, TlsIdentity, TokenSpec,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -80,6 +81,11 @@ struct Args {
     /// for a Ready Network).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_NETWORK_READY_AFTER.as_millis() as u64)]
     network_ready_after_ms: u64,
+
+    /// How long a deleted namespace stays Terminating after its last pod went, in
+    /// milliseconds (CCI deletes namespaces asynchronously); 0 removes an empty one at once.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_NAMESPACE_TERMINATION.as_millis() as u64)]
+    namespace_termination_ms: u64,
 
     /// A VPC subnet the mock knows, as ID=CIDR: pods of a namespace whose Ready Network names
     /// it get their addresses from the CIDR. Repeatable.
@@ -143,6 +149,7 @@ impl Args {
             watch_history: self.watch_history,
             sfs_storage_classes,
             network_ready_after: Duration::from_millis(self.network_ready_after_ms),
+            namespace_termination: Duration::from_millis(self.namespace_termination_ms),
             subnets: self.subnets.iter().cloned().collect(),
             ..MockConfig::default()
         })

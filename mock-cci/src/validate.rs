@@ -14,8 +14,8 @@
 //! - **Size.** The pod's demand is the larger of the app containers' sum and the largest init
 //!   container; it is rounded up to the nearest flavour ([`crate::flavour`]), or pinned by
 //!   [`ANNOTATION_POD_SIZE_SPECS`] (which must name a flavour no smaller than the demand). A
-//!   pod larger than every flavour is refused. When the pod already carries [`ANNOTATION_SIZE`]
-//!   it must equal that size.
+//!   pod larger than every flavour is refused. The service writes the size as
+//!   [`ANNOTATION_SIZE`] in its own form (`2.00_4.0`), over any value the client sent.
 //! - **Volumes.** ConfigMap, Secret, emptyDir, downwardAPI, projected (without
 //!   `serviceAccountToken` sources: CCI issues no tokens for the cluster's service accounts) and
 //!   persistentVolumeClaim volumes are accepted; hostPath only for the path `/etc/localtime`;
@@ -818,16 +818,6 @@ fn choose_size(
             }
         }
     };
-    if let Some(sent) = annotations.get(ANNOTATION_SIZE)
-        && sent.parse::<Flavour>() != Ok(size)
-    {
-        errors.push(FieldError::invalid(
-            format!("metadata.annotations[{ANNOTATION_SIZE}]"),
-            format!(
-                "{sent:?} does not match the pod's size \"{size}\" (from its resources, or {ANNOTATION_POD_SIZE_SPECS}): correct it or leave it out, the service writes it"
-            ),
-        ));
-    }
     Some(size)
 }
 

@@ -26,7 +26,10 @@ async fn mock() -> (Server, CciClient) {
     let server = Server::bind(
         MockConfig::default()
             .with_token(TOKEN, "tenant-a")
-            .with_running_after(Duration::ZERO),
+            .with_running_after(Duration::ZERO)
+            // NB: so nothing of the other cluster changes by itself while the gc waits for a
+            // Terminating namespace to go.
+            .with_network_ready_after(Duration::ZERO),
     )
     .await
     .unwrap();

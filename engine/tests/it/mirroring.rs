@@ -6,6 +6,7 @@
 use crate::common;
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use bursting_engine::translate::{ObjectKey, ObjectKind};
 use bursting_engine::{CciClient, CciProvider, ClusterObject, MemoryObjects};
@@ -197,7 +198,8 @@ async fn a_pod_with_configmap_secret_and_claim_volumes_runs_on_the_strict_mock()
     let pod: cci_api::Pod = f.cci.get_pod(NS, "shop.web-0").await.unwrap();
     assert_eq!(
         pod.metadata.annotations.unwrap()["resource.cci.io/size"],
-        "0.5_1"
+        "0.50_1.0",
+        "the size CCI wrote, in its own form"
     );
 }
 
@@ -699,11 +701,51 @@ async fn a_pod_created_after_its_cci_namespace_vanished_makes_it_again_on_the_re
         .create_pod(&common::pod("web-0", "uid-a", vec![]))
         .await
         .unwrap();
+    // Vanished: emptied (so no grace period runs), deleted, and gone.
+    f.cci.delete_pod_now(NS, "shop.web-0").await.unwrap();
     f.cci.delete_namespace(NS).await.unwrap();
+    until_namespace_gone(&f.cci).await;
     let web = common::pod("web-1", "uid-b", vec![]);
     let err = f.provider.create_pod(&web).await.unwrap_err();
     assert!(err.to_string().contains("404"), "{err}");
     f.provider.create_pod(&web).await.unwrap();
+    assert_eq!(f.cci_pods(), ["shop.web-1"]);
+}
+
+/// Waits until CCI namespace [`NS`] is gone (CCI deletes namespaces asynchronously).
+async fn until_namespace_gone(cci: &CciClient) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while cci.get_namespace(NS).await.is_ok() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "namespace {NS} still there after 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_pod_waits_while_its_cci_namespace_is_terminating_then_the_namespace_is_made_anew() {
+    let f = fixture().await;
+    f.provider
+        .create_pod(&common::pod("web-0", "uid-a", vec![]))
+        .await
+        .unwrap();
+    f.cci.delete_namespace(NS).await.unwrap();
+    let terminating = f.cci.get_namespace(NS).await.unwrap();
+    assert!(terminating.is_terminating(), "{terminating:?}");
+    // An engine started now (a reinstall right after an uninstall) finds it Terminating.
+    let fresh = CciProvider::new(f.cci.clone(), f.cluster.clone(), "c1").unwrap();
+    let web = common::pod("web-1", "uid-b", vec![]);
+    let err = fresh.create_pod(&web).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(err.to_string().contains("Terminating"), "{err}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    while let Err(e) = fresh.create_pod(&web).await {
+        assert!(e.is_retryable(), "{e}");
+        assert!(tokio::time::Instant::now() < deadline, "still refused: {e}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert_eq!(f.cci_pods(), ["shop.web-1"]);
 }
 

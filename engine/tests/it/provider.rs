@@ -97,6 +97,11 @@ async fn create_pod(
         return status(StatusCode::CONFLICT, "AlreadyExists", "pod exists");
     }
     pod.metadata.uid = Some(format!("cci-{}", s.pods.len()));
+    // NB: CCI writes the size, in its own form; this fake serves only 0.5 vCPU / 1 GiB pods.
+    pod.metadata
+        .annotations
+        .get_or_insert_default()
+        .insert("resource.cci.io/size".into(), "0.50_1.0".into());
     pod.status = Some(PodStatus {
         phase: Some("Running".into()),
         pod_ip: Some("192.168.7.7".into()),

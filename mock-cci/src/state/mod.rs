@@ -493,6 +493,9 @@ impl Store {
             namespace: None,
             ..namespace.metadata
         };
+        namespace.status = Some(cci_api::NamespaceStatus {
+            phase: Some(cci_api::NAMESPACE_ACTIVE.to_owned()),
+        });
         self.ledger.open(tenant, &name, now);
         self.namespaces.insert(
             name,
@@ -532,9 +535,12 @@ impl Store {
         Ok(owned(&self.namespaces, tenant, name)?.namespace.clone())
     }
 
-    /// Deletes a namespace of `tenant` and everything in it; returns the namespace as it was.
-    /// Under a slow-delete fault it is only marked terminating, and goes later (see the module
-    /// docs); deleting it again answers it as it is.
+    /// Deletes a namespace of `tenant` and everything in it, as CCI does: asynchronously. The
+    /// answer is the namespace `Terminating` (`deletionTimestamp`, `status.phase`); its pods are
+    /// deleted gracefully, each with its own grace period, new objects are refused, and it goes
+    /// [`MockConfig::namespace_termination`] after its last pod went. Under a slow-delete fault
+    /// it keeps its pods and objects instead, and goes the fault's `millis` later. An empty
+    /// namespace with no termination time goes at once. Deleting it again answers it as it is.
     pub fn delete_namespace(
         &mut self,
         tenant: &str,
@@ -546,16 +552,34 @@ impl Store {
         if entry.deleting_at.is_some() {
             return Ok(entry.namespace.clone());
         }
-        let Some(linger) = self.faults.slow_delete(tenant, name, Resource::Namespaces) else {
-            return Ok(self.remove_namespace(name, now));
+        let gone_at = match self.faults.slow_delete(tenant, name, Resource::Namespaces) {
+            Some(linger) => later(now, linger),
+            None => {
+                let pods: Vec<String> = entry.pods.keys().cloned().collect();
+                let termination = self.config.namespace_termination;
+                if pods.is_empty() && termination.is_zero() {
+                    return Ok(self.remove_namespace(name, now));
+                }
+                let mut last = now;
+                for pod in pods {
+                    self.delete_pod(tenant, name, &pod, pods::DeleteOptions::default(), now)?;
+                    let going = self.namespaces.get(name).and_then(|e| e.pods.get(&pod));
+                    if let Some(at) = going.and_then(|p| p.deleting_at) {
+                        last = last.max(at);
+                    }
+                }
+                later(last, termination)
+            }
         };
-        let gone_at = later(now, linger);
         let deleted = self.wall(now);
         let rv = self.counters.next_resource_version();
         let entry = owned_mut(&mut self.namespaces, tenant, name)?;
         entry.deleting_at = Some(gone_at);
         entry.namespace.metadata.deletion_timestamp = Some(deleted);
         entry.namespace.metadata.resource_version = Some(rv);
+        entry.namespace.status = Some(cci_api::NamespaceStatus {
+            phase: Some(cci_api::NAMESPACE_TERMINATING.to_owned()),
+        });
         let namespace = entry.namespace.clone();
         self.namespace_removals.insert((gone_at, name.to_owned()));
         Ok(namespace)

@@ -27,6 +27,7 @@ use crate::faults::{Resource, Scope, glob_matches};
 use crate::flavour::Flavour;
 use crate::selector::LabelSelector;
 use crate::validate::{self, ANNOTATION_SIZE, PodContext};
+use crate::{BILLING_FINALIZER, DEFAULT_GRACE_SECONDS};
 
 /// Phase of a pod that is accepted and waiting to start.
 pub const PHASE_PENDING: &str = "Pending";
@@ -147,7 +148,7 @@ pub(crate) struct PodEntry {
     stage: Stage,
     containers: Vec<ContainerSim>,
     policy: RestartPolicy,
-    deleting_at: Option<Instant>,
+    pub(super) deleting_at: Option<Instant>,
     ready_changed: Instant,
     labels: Arc<BTreeMap<String, String>>,
     active: IntervalId,
@@ -880,6 +881,10 @@ impl Store {
         self.peaks.close(ns, entry.active, rv, at);
         let mut pod = entry.pod;
         pod.metadata.resource_version = Some(rv.to_string());
+        // Gone for good: billing is settled, so its finalizer is off.
+        if let Some(finalizers) = pod.metadata.finalizers.as_mut() {
+            finalizers.retain(|f| f != BILLING_FINALIZER);
+        }
         self.record_event(ns, EventType::Deleted, &pod, rv);
         pod
     }
@@ -949,8 +954,17 @@ impl Store {
         let behaviours = behaviours(&pod, self.config.compute_time);
         let rv = self.counters.next_rv();
         let mut annotations = pod.metadata.annotations.take().unwrap_or_default();
-        annotations.insert(ANNOTATION_SIZE.to_owned(), size.to_string());
+        // CCI writes the size itself, in its own form, over whatever the client sent.
+        annotations.insert(ANNOTATION_SIZE.to_owned(), size.cci_form());
+        let mut finalizers = pod.metadata.finalizers.take().unwrap_or_default();
+        finalizers.push(BILLING_FINALIZER.to_owned());
+        // NB: defaulted as the Kubernetes API server does, so a delete that names no grace
+        // period finds the pod's own.
+        pod.spec
+            .termination_grace_period_seconds
+            .get_or_insert(DEFAULT_GRACE_SECONDS);
         pod.metadata = ObjectMeta {
+            finalizers: Some(finalizers),
             uid: Some(self.counters.next_uid()),
             namespace: Some(ns.to_owned()),
             creation_timestamp: Some(self.wall(now)),
@@ -1074,7 +1088,7 @@ impl Store {
                     .termination_grace_period_seconds
                     .map(|s| u64::try_from(s).unwrap_or(0))
             })
-            .unwrap_or(0)
+            .unwrap_or(DEFAULT_GRACE_SECONDS.unsigned_abs())
             .min(MAX_GRACE_SECONDS);
         let at_once = grace == 0 || !matches!(entry.stage, Stage::Started { .. });
         let linger = match (self.faults.slow_delete(tenant, ns, Resource::Pods), at_once) {

@@ -9,6 +9,7 @@ use rstest::rstest;
 
 use super::*;
 use crate::faults::{Fault, FaultSpec, Resource, Scope};
+use crate::{BILLING_FINALIZER, DEFAULT_GRACE_SECONDS, DEFAULT_NAMESPACE_TERMINATION};
 
 const DELAY: Duration = Duration::from_millis(500);
 const BACKOFF: Duration = Duration::from_secs(10);
@@ -132,7 +133,17 @@ fn a_created_pod_gets_uid_namespace_timestamp_resource_version_size_and_pending_
     );
     assert_eq!(
         meta.annotations.as_ref().unwrap()["resource.cci.io/size"],
-        "0.5_1"
+        "0.50_1.0",
+        "CCI's own form of the size"
+    );
+    assert_eq!(
+        meta.finalizers.as_deref(),
+        Some(&[BILLING_FINALIZER.to_owned()][..])
+    );
+    assert_eq!(
+        created.spec.termination_grace_period_seconds,
+        Some(DEFAULT_GRACE_SECONDS),
+        "defaulted as Kubernetes does"
     );
     assert_eq!(phase(&created), "Pending");
     assert_eq!(s.get_pod("a", "ns", "web", t0).unwrap(), created);
@@ -392,18 +403,85 @@ fn a_pod_that_has_not_started_is_deleted_at_once_whatever_the_grace_period() {
 }
 
 #[test]
-fn deleting_a_namespace_deletes_its_pods() {
+fn deleting_a_namespace_answers_it_terminating_deletes_its_pods_gracefully_then_it_goes() {
     let (mut s, t0) = with_namespace();
+    // A server (no command) exits on SIGTERM; `sleep` as PID 1 ignores it and is killed when
+    // its 30 s default grace period ends.
     s.create_pod("a", "ns", pod("web", &[]), t0).unwrap();
-    assert_eq!(s.namespace_records(t0)[0].pod_count, 1);
-    s.delete_namespace("a", "ns", t0).unwrap();
-    assert!(s.pod_records(t0).is_empty());
-    assert!(s.namespace_records(t0).is_empty());
-    s.create_namespace("a", namespace("ns"), t0).unwrap();
+    s.create_pod(
+        "a",
+        "ns",
+        job_pod("sleeper", &["sleep", "3600"], "Never"),
+        t0,
+    )
+    .unwrap();
+    let deleted_at = t0 + DELAY;
+    let answered = s.delete_namespace("a", "ns", deleted_at).unwrap();
+    assert_eq!(
+        answered.status.and_then(|st| st.phase).as_deref(),
+        Some(cci_api::NAMESPACE_TERMINATING)
+    );
+    assert!(answered.metadata.deletion_timestamp.is_some());
+    // Its pods are Terminating with their grace period, the finalizer still on.
+    let sleeper = s.get_pod("a", "ns", "sleeper", deleted_at).unwrap();
+    assert_eq!(sleeper.metadata.deletion_grace_period_seconds, Some(30));
+    assert_eq!(
+        sleeper.metadata.finalizers.as_deref(),
+        Some(&[BILLING_FINALIZER.to_owned()][..])
+    );
     assert!(matches!(
-        s.get_pod("a", "ns", "web", t0),
+        s.create_pod("a", "ns", pod("late", &[]), deleted_at),
+        Err(Error::NamespaceTerminating { .. })
+    ));
+    let web_gone = deleted_at + STOP;
+    assert!(s.get_pod("a", "ns", "web", web_gone).is_err());
+    let grace_end = deleted_at + Duration::from_secs(30);
+    assert!(
+        s.get_pod("a", "ns", "sleeper", grace_end - JUST_UNDER)
+            .is_ok()
+    );
+    assert!(s.get_pod("a", "ns", "sleeper", grace_end).is_err());
+    let gone_at = grace_end + DEFAULT_NAMESPACE_TERMINATION;
+    assert!(s.namespace_records(gone_at - JUST_UNDER)[0].terminating);
+    assert!(s.namespace_records(gone_at).is_empty());
+    s.create_namespace("a", namespace("ns"), gone_at).unwrap();
+    assert!(matches!(
+        s.get_pod("a", "ns", "web", gone_at),
         Err(Error::NotFound { .. })
     ));
+}
+
+#[test]
+fn an_empty_namespace_with_no_termination_time_goes_at_its_delete() {
+    let (mut s, t0) = with_namespace();
+    s.config.namespace_termination = Duration::ZERO;
+    s.delete_namespace("a", "ns", t0).unwrap();
+    assert!(s.namespace_records(t0).is_empty());
+}
+
+#[test]
+fn a_pod_gone_for_good_loses_its_billing_finalizer() {
+    let (mut s, t0) = with_namespace();
+    s.create_pod("a", "ns", pod("web", &[]), t0).unwrap();
+    let gone = s
+        .delete_pod("a", "ns", "web", DeleteOptions::default(), t0)
+        .unwrap();
+    assert_eq!(gone.metadata.finalizers.as_deref(), Some(&[][..]));
+}
+
+#[test]
+fn a_size_the_client_sent_is_replaced_by_the_services_own() {
+    let (mut s, t0) = with_namespace();
+    let mut sent = pod("web", &[]);
+    sent.metadata
+        .annotations
+        .get_or_insert_default()
+        .insert("resource.cci.io/size".into(), "64_512".into());
+    let created = s.create_pod("a", "ns", sent, t0).unwrap();
+    assert_eq!(
+        created.metadata.annotations.unwrap()["resource.cci.io/size"],
+        "0.50_1.0"
+    );
 }
 
 #[test]
@@ -696,7 +774,8 @@ fn running_pods_are_billed_until_they_finish_or_are_deleted_even_after_the_names
     assert_eq!(b.running_pods, 1);
     s.delete_namespace("a", "ns", at).unwrap();
     let b = bill(&mut s, at + Duration::from_secs(100));
-    assert_eq!(b.pod_seconds, 30.0);
+    // NB: the server stops on SIGTERM `STOP` after the namespace's delete, billed until then.
+    assert_eq!(b.pod_seconds, 30.0 + STOP.as_secs_f64());
     assert!(!b.exists);
     assert_eq!(b.running_pods, 0);
 }
@@ -896,12 +975,10 @@ fn a_graceful_delete_under_a_slow_delete_goes_millis_after_the_pod_stopped() {
 }
 
 #[rstest]
-#[case::both(vec![], true)]
-#[case::namespaces_only(vec![Resource::Namespaces], true)]
-#[case::pods_only(vec![Resource::Pods], false)]
+#[case::both(vec![])]
+#[case::namespaces_only(vec![Resource::Namespaces])]
 fn a_namespace_deleted_under_a_slow_delete_stays_terminating_refusing_new_content_then_goes_with_its_pods(
     #[case] resources: Vec<Resource>,
-    #[case] lingers: bool,
 ) {
     let (mut s, t0) = with_namespace();
     slow_delete(&mut s, resources);
@@ -909,11 +986,6 @@ fn a_namespace_deleted_under_a_slow_delete_stays_terminating_refusing_new_conten
     let before = s.get_namespace("a", "ns", t0 + DELAY).unwrap();
     let deleted_at = t0 + DELAY;
     let answered = s.delete_namespace("a", "ns", deleted_at).unwrap();
-    if !lingers {
-        assert!(s.namespace_records(deleted_at).is_empty());
-        assert!(s.pod_records(deleted_at).is_empty());
-        return;
-    }
     assert_eq!(
         answered.metadata.deletion_timestamp,
         Some(s.epoch.wall(deleted_at))

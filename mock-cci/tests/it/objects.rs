@@ -266,7 +266,11 @@ async fn a_claim_may_grow_but_not_shrink_or_change_class() {
 
 #[tokio::test]
 async fn objects_of_another_tenant_are_forbidden_and_go_with_their_namespace() {
-    let (app, state) = mock_with_namespace().await;
+    // NB: no termination time, so the emptied namespace goes at its DELETE and can be made again.
+    let (app, state) = with_namespace(mock_with(
+        config().with_namespace_termination(std::time::Duration::ZERO),
+    ))
+    .await;
     post(&app, CONFIGMAPS, config_map("app", json!({}), json!({}))).await;
     let reply = call(
         &app,
