@@ -1,7 +1,7 @@
 //! kind clusters from locally made images (`--cluster kind`).
 //!
 //! No container registry is reachable from this project's machines, so every image a kind
-//! cluster runs is made here (see `shared/design/KIND.md`, which records the measurements):
+//! cluster runs is made here (see `docs/kind.md`, which records the measurements):
 //!
 //! - **node image** `burstcert/kind-node:{kubernetes}-{key}`: Debian trixie from `debootstrap`
 //!   (its systemd still boots on cgroup v1) with Debian's containerd, runc and CNI plugins, the
