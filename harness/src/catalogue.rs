@@ -9,7 +9,9 @@ use std::pin::Pin;
 
 use futures::FutureExt as _;
 
-use burst_rules::release::{Bound, Gate, Release};
+use burst_rules::release::Release;
+
+use crate::gates::{Bound, Gate};
 
 use crate::needs::Need;
 pub use crate::scenario::Outcome;
@@ -39,7 +41,7 @@ pub struct Entry {
 /// this release was checked for, not both sides when only one ran.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GateSides {
-    /// The gate (its threshold is `burst_rules::release`'s, the one table).
+    /// The gate (its threshold is the harness's own table, [`crate::gates`], read from the spec).
     pub gate: Gate,
     /// What is checked at a release without the behaviour.
     pub without: &'static str,
@@ -473,8 +475,7 @@ mod tests {
                 .collect()
         };
         let ours = root.join("docs/spec");
-        let theirs: std::collections::BTreeSet<_> =
-            files.map(|f| f.unwrap().file_name()).collect();
+        let theirs: std::collections::BTreeSet<_> = files.map(|f| f.unwrap().file_name()).collect();
         assert_eq!(
             names(&ours),
             theirs,
