@@ -184,7 +184,7 @@ impl std::fmt::Display for BenchReport {
                 "engine binary: {}{}",
                 binary.display(),
                 if debug {
-                    " (a debug build: for the RSS target measure a release build, see the README)"
+                    " (a debug build: for the RSS target measure a release build, see docs/benchmarks.md)"
                 } else {
                     ""
                 }

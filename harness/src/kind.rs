@@ -148,7 +148,7 @@ pub fn check_docker() -> Result<()> {
             step: "reach the Docker engine (kind runs its nodes as containers)".into(),
             detail: format!(
                 "`docker info` failed: {}\nstart one with `tools/docker/dockerd-up` (Debian: \
-                 `apt-get install docker.io` first; it adds what this VM needs, see the README)",
+                 `apt-get install docker.io` first; it adds what this VM needs, see docs/kind.md)",
                 String::from_utf8_lossy(&out.stderr).trim()
             ),
         }),
