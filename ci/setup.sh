@@ -14,6 +14,8 @@ if [ "$(printf '%s\n%s\n' "$need_go" "$have_go" | sort -V | head -1)" != "$need_
   export GOTOOLCHAIN="go${need_go}.0"
 fi
 command -v cargo >/dev/null 2>&1 || { echo "cargo is missing: install Rust (rustup) >= 1.89" >&2; exit 1; }
+cargo fmt --version >/dev/null 2>&1 || { echo "cargo fmt is missing: rustup component add rustfmt" >&2; exit 1; }
+cargo clippy --version >/dev/null 2>&1 || { echo "cargo clippy is missing: rustup component add clippy" >&2; exit 1; }
 command -v pgrep >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq procps; }
 # The kind path (ci/kind-smoke.sh): Debian's Docker engine, debootstrap for the node image, a C
 # compiler for pause (the engine's and mock's images carry the glibc build and its libraries).

@@ -6,15 +6,15 @@
 //! 1. **Start-up ratio**: a Deployment of N replicas to all-Running on `bursting-node`, and the
 //!    same Deployment on kwok nodes of the same cluster, one after the other, in R rounds (the
 //!    side that goes first alternates); the median of each side's times, pods per second, and
-//!    the median of the rounds' ratios (issue target ≤ 1.2). Timed from a watch, so the times
+//!    the median of the rounds' ratios (target ≤ 1.2). Timed from a watch, so the times
 //!    are exact to the event, not to a poll.
 //! 2. **Engine memory**: the virtual kubelet's resident set before anything ran, and with P burst
-//!    pods Running, each mounting its own ConfigMap of K KiB (issue target ≤ 128 MiB at 4000
+//!    pods Running, each mounting its own ConfigMap of K KiB (target ≤ 128 MiB at 4000
 //!    pods and 4000 × 300 KiB, release build).
 //! 3. **Idle CCI traffic**: with those P pods Running and the add-on's writes to CCI settled,
 //!    every request that reached the mock CCI during a window (default: the engine's resync
 //!    period plus 30 s), by kind, per minute; and when the full lists of the CCI pods came
-//!    (issue target: none more often than the resync period).
+//!    (target: none more often than the resync period).
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -184,7 +184,7 @@ impl std::fmt::Display for BenchReport {
                 "engine binary: {}{}",
                 binary.display(),
                 if debug {
-                    " (a debug build: for the RSS target measure a release build, see the README)"
+                    " (a debug build: for the RSS target measure a release build, see docs/benchmarks.md)"
                 } else {
                     ""
                 }

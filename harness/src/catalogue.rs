@@ -9,7 +9,9 @@ use std::pin::Pin;
 
 use futures::FutureExt as _;
 
-use burst_rules::release::{Bound, Gate, Release};
+use burst_rules::release::Release;
+
+use crate::gates::{Bound, Gate};
 
 use crate::needs::Need;
 pub use crate::scenario::Outcome;
@@ -39,7 +41,7 @@ pub struct Entry {
 /// this release was checked for, not both sides when only one ran.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GateSides {
-    /// The gate (its threshold is `burst_rules::release`'s, the one table).
+    /// The gate (its threshold is the harness's own table, [`crate::gates`], read from the spec).
     pub gate: Gate,
     /// What is checked at a release without the behaviour.
     pub without: &'static str,
@@ -278,9 +280,8 @@ pub fn proposed() -> Vec<Entry> {
     Vec::new()
 }
 
-/// IDs of the shared `SCENARIOS.md` this catalogue does not list yet, with what they wait for.
-/// `fixtures/spec/SCENARIOS.md` (what `certify` certifies against) leaves them out, and the
-/// README names them: a certificate never claims them.
+/// IDs of `docs/spec/SCENARIOS.md` this catalogue does not list yet, with what they wait for.
+/// `certify` does not run them and the README names them: a certificate never claims them.
 pub const NOT_YET: &[(&str, &str)] = &[(
     "CCI-03",
     "CCI's grace-period deletes and asynchronous namespace deletion in the mock",
@@ -421,59 +422,75 @@ mod tests {
             .collect()
     }
 
-    /// The copy of the spec the catalogue is written against, in the repository: compiled in,
-    /// so this test cannot skip itself for a missing file.
-    const SPEC_COPY: &str = include_str!("../../fixtures/spec/SCENARIOS.md");
+    /// The spec the catalogue is written against, in the repository (`docs/spec/`): compiled
+    /// in, so this test cannot skip itself for a missing file.
+    const SCENARIOS_MD: &str = include_str!("../../docs/spec/SCENARIOS.md");
 
-    /// The catalogue lists exactly the IDs of the spec.
+    /// The catalogue and [`NOT_YET`] together name exactly the IDs of the spec, and never the
+    /// same ID twice: a certificate covers every ID of the spec but those `NOT_YET` names.
     #[test]
-    fn the_catalogue_lists_every_id_of_scenarios_md_and_no_other() {
+    fn the_catalogue_and_not_yet_name_every_id_of_scenarios_md_and_no_other() {
         let ours: std::collections::BTreeSet<String> =
             entries().iter().map(|e| e.id.to_owned()).collect();
-        let spec = ids_of_scenarios_md(SPEC_COPY);
+        let not_yet: std::collections::BTreeSet<String> =
+            NOT_YET.iter().map(|(id, _)| (*id).to_owned()).collect();
+        let both: Vec<_> = ours.intersection(&not_yet).collect();
+        assert!(
+            both.is_empty(),
+            "IDs both in the catalogue and in NOT_YET: {both:?}"
+        );
+        let spec = ids_of_scenarios_md(SCENARIOS_MD);
         assert!(
             spec.len() >= 49,
-            "the copy of SCENARIOS.md lost IDs: {spec:?}"
+            "docs/spec/SCENARIOS.md lost IDs: {spec:?}"
         );
-        let missing: Vec<_> = spec.difference(&ours).collect();
-        let extra: Vec<_> = ours.difference(&spec).collect();
+        let named: std::collections::BTreeSet<String> = ours.union(&not_yet).cloned().collect();
+        let missing: Vec<_> = spec.difference(&named).collect();
+        let extra: Vec<_> = named.difference(&spec).collect();
         assert!(
             missing.is_empty() && extra.is_empty(),
-            "SCENARIOS.md IDs missing from the catalogue: {missing:?}; catalogue IDs not in SCENARIOS.md: {extra:?}"
+            "docs/spec/SCENARIOS.md IDs in neither the catalogue nor NOT_YET: {missing:?}; \
+             catalogue or NOT_YET IDs not in docs/spec/SCENARIOS.md: {extra:?}"
         );
     }
 
-    /// The repository's copy names the IDs of the shared spec beside the checkout, where
-    /// developers have it (when it is there: CI's clone may have only the repository, and the
-    /// test above holds the catalogue to the copy either way).
+    /// `docs/spec/` is, byte for byte, the spec as published beside the repository when a
+    /// checkout has it there (the `spec` folder of a `shared` folder next to the checkout's root);
+    /// a clone without it skips this test and says so. Nothing else reads outside the repository.
     #[test]
-    fn the_copy_of_scenarios_md_names_the_ids_of_the_shared_spec() {
-        let shared =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/spec/SCENARIOS.md");
-        let Ok(text) = std::fs::read_to_string(&shared) else {
+    fn docs_spec_is_the_spec_beside_the_checkout_when_there_is_one() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let published = root.join("..").join("shared").join("spec");
+        let Ok(files) = std::fs::read_dir(&published) else {
             eprintln!(
-                "not applicable: {} is not beside this checkout",
-                shared.display()
+                "skipped: {} is not beside this checkout; docs/spec/ is the spec",
+                published.display()
             );
             return;
         };
-        let copy = ids_of_scenarios_md(SPEC_COPY);
-        let shared_ids = ids_of_scenarios_md(&text);
-        let not_in_shared: Vec<_> = copy.difference(&shared_ids).collect();
-        assert!(
-            not_in_shared.is_empty(),
-            "fixtures/spec/SCENARIOS.md names IDs {} does not: {not_in_shared:?}",
-            shared.display()
-        );
-        let left_out: std::collections::BTreeSet<String> =
-            shared_ids.difference(&copy).cloned().collect();
-        let declared: std::collections::BTreeSet<String> =
-            NOT_YET.iter().map(|(id, _)| (*id).to_owned()).collect();
+        let names = |dir: &std::path::Path| -> std::collections::BTreeSet<std::ffi::OsString> {
+            std::fs::read_dir(dir)
+                .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+                .map(|f| f.unwrap().file_name())
+                .collect()
+        };
+        let ours = root.join("docs/spec");
+        let theirs: std::collections::BTreeSet<_> = files.map(|f| f.unwrap().file_name()).collect();
         assert_eq!(
-            left_out,
-            declared,
-            "the IDs of {} that fixtures/spec/SCENARIOS.md leaves out must be exactly catalogue::NOT_YET",
-            shared.display()
+            names(&ours),
+            theirs,
+            "docs/spec/ and {} hold different files",
+            published.display()
         );
+        for name in theirs {
+            let a = std::fs::read(ours.join(&name)).unwrap();
+            let b = std::fs::read(published.join(&name)).unwrap();
+            assert!(
+                a == b,
+                "docs/spec/{} differs from {}: copy it again",
+                name.to_string_lossy(),
+                published.join(&name).display()
+            );
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! kind clusters from locally made images (`--cluster kind`).
 //!
 //! No container registry is reachable from this project's machines, so every image a kind
-//! cluster runs is made here (see `shared/design/KIND.md`, which records the measurements):
+//! cluster runs is made here (see `docs/kind.md`, which records the measurements):
 //!
 //! - **node image** `burstcert/kind-node:{kubernetes}-{key}`: Debian trixie from `debootstrap`
 //!   (its systemd still boots on cgroup v1) with Debian's containerd, runc and CNI plugins, the
@@ -148,7 +148,7 @@ pub fn check_docker() -> Result<()> {
             step: "reach the Docker engine (kind runs its nodes as containers)".into(),
             detail: format!(
                 "`docker info` failed: {}\nstart one with `tools/docker/dockerd-up` (Debian: \
-                 `apt-get install docker.io` first; it adds what this VM needs, see the README)",
+                 `apt-get install docker.io` first; it adds what this VM needs, see docs/kind.md)",
                 String::from_utf8_lossy(&out.stderr).trim()
             ),
         }),

@@ -16,6 +16,7 @@ pub mod cluster;
 pub mod env;
 pub mod error;
 pub mod fixtures;
+pub mod gates;
 pub mod kind;
 pub mod mock_admin;
 pub mod needs;

@@ -64,7 +64,7 @@ enum Command {
         /// endpoint it bursts to: the scenarios that need only the cluster's API and CCI's
         /// public API run, the rest are "not run", so the verdict is at best INCOMPLETE) or
         /// `kind` (a kind cluster from locally made images, the mock in a container: needs a
-        /// running Docker engine, see the README; scenarios that need the harness's processes,
+        /// running Docker engine, see docs/kind.md; scenarios that need the harness's processes,
         /// kwok nodes or log files are "not run" there).
         #[arg(long, default_value = "local", value_parser = ["local", "existing", "kind"])]
         cluster: String,

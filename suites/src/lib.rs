@@ -47,7 +47,8 @@ pub fn every_scenario() -> Vec<Entry> {
 }
 
 /// The gated scenarios whose gate puts `release` on its other side ("without the behaviour"):
-/// what a gates binary at `release` runs. Asked of `burst_rules::release`, the one gate oracle.
+/// what a gates binary at `release` runs. Asked of the harness's gate table
+/// (`burstcert::gates`, read from the spec, never the engine's `burst_rules::release`).
 pub fn other_side_of_gates(release: &str) -> Vec<Entry> {
     let release = Release::parse(release).expect("a suite's release parses");
     catalogue::entries()

@@ -4,7 +4,9 @@
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use burst_rules::release::{Gate, Release};
+use burst_rules::release::Release;
+
+use crate::gates::Gate;
 use serde::{Deserialize, Serialize};
 
 /// The release `burstcert` installs and certifies when none is given.

@@ -34,4 +34,13 @@ pub async fn client_for(kubeconfig: &Path) -> Result<kube::Client> {
 /// Name of the engine's virtual node.
 pub const VIRTUAL_NODE: &str = "bursting-node";
 
+/// The virtual node's taint (BEHAVIOR.md §1), which the webhook's toleration names. The
+/// harness's own spelling, not `burst_rules::decide::TAINT_KEY`: a wrong key there must fail a
+/// scenario, not move it along.
+pub const VIRTUAL_NODE_TAINT: &str = "virtual-kubelet.io/provider";
+
+/// The annotation the add-on writes on a burst pod's cluster side with its rounded vCPU
+/// (BEHAVIOR.md §1); the harness's own spelling, as [`VIRTUAL_NODE_TAINT`].
+pub const ANNOTATION_BURST_POD_CPU: &str = "virtual-kubelet.cci.io/burst-pod-cpu";
+
 pub use vk_hostnode::node_ready;

@@ -547,7 +547,7 @@ fn admits(affinity: Option<&k8s_openapi::api::core::v1::NodeAffinity>, arch: &st
 pub fn inst_03(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(serially(s, async move {
         let release = release()?;
-        if !burst_rules::release::Gate::FootprintCheck.applies_to(release) {
+        if !crate::gates::Gate::FootprintCheck.applies_to(release) {
             return Ok(Outcome::NotApplicable(format!(
                 "the pod-room check starts at 1.5.2; this is {release}"
             )));
@@ -1149,7 +1149,7 @@ pub fn un_04(s: &Scenario) -> BodyFuture<'_> {
 pub fn up_01(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(serially(s, async move {
         let release = release()?;
-        if !burst_rules::release::Gate::SidecarV2.applies_to(release) {
+        if !crate::gates::Gate::SidecarV2.applies_to(release) {
             return Ok(Outcome::NotApplicable(format!(
                 "the sidecar upgrade is 1.5.17 -> 1.5.18 or later; this is {release}"
             )));
@@ -1351,7 +1351,7 @@ async fn probe_until(
 pub fn up_02(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(serially(s, async move {
         let release = release()?;
-        if !burst_rules::release::Gate::SidecarV2.applies_to(release) {
+        if !crate::gates::Gate::SidecarV2.applies_to(release) {
             return Ok(Outcome::NotApplicable(format!(
                 "the rollback caveat is from >= 1.5.18 to < 1.5.18; this is {release}"
             )));

@@ -4,12 +4,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use burst_rules::flavour::ANNOTATION_BURST_POD_CPU;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 
 use super::{BodyFuture, cluster_uid_of, converge};
+use crate::cluster::ANNOTATION_BURST_POD_CPU;
 use crate::mock_admin::{FaultGuard, MockAdmin};
 use crate::scenario::Outcome;
 use crate::scenario::Scenario;

@@ -17,7 +17,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 
-use burst_rules::release::Gate;
+use crate::gates::Gate;
 
 use super::refusals::expect_refused;
 use super::{BodyFuture, POLICY_LABEL, converge, pod_with};

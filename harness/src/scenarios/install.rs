@@ -93,7 +93,7 @@ pub fn inst_04(s: &Scenario) -> BodyFuture<'_> {
             .create(&PostParams::default(), &service("web-lb", "LoadBalancer")?)
             .await;
         let to_lb = serde_json::json!({"spec": {"type": "LoadBalancer"}});
-        if super::has(burst_rules::release::Gate::LoadBalancerService)? {
+        if super::has(crate::gates::Gate::LoadBalancerService)? {
             lb.context("create LoadBalancer Service web-lb (expected to be admitted)")?;
             let got = services
                 .get_opt("web-lb")

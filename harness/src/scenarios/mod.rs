@@ -28,9 +28,10 @@ use crate::cluster::VIRTUAL_NODE;
 use crate::scenario::Scenario;
 use crate::wait;
 
-/// Whether the release under test has the behaviour behind `gate`: the one gate oracle
-/// (`burst_rules::release`'s table), so no scenario writes a threshold of its own.
-pub fn has(gate: burst_rules::release::Gate) -> anyhow::Result<bool> {
+/// Whether the release under test has the behaviour behind `gate`: the harness's gate table
+/// ([`crate::gates`], read from the spec, not the engine's), so no scenario writes a threshold
+/// of its own.
+pub fn has(gate: crate::gates::Gate) -> anyhow::Result<bool> {
     let release = burst_rules::release::Release::parse(crate::env::release())
         .map_err(|e| anyhow::anyhow!("release {:?}: {e}", crate::env::release()))?;
     Ok(gate.applies_to(release))

@@ -146,7 +146,7 @@ fn made_to_burst(pod: &Pod) -> bool {
                 .tolerations
                 .iter()
                 .flatten()
-                .any(|t| t.key.as_deref() == Some(burst_rules::decide::TAINT_KEY))
+                .any(|t| t.key.as_deref() == Some(crate::cluster::VIRTUAL_NODE_TAINT))
     })
 }
 

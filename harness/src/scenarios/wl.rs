@@ -64,7 +64,7 @@ pub fn wl_02(s: &Scenario) -> BodyFuture<'_> {
         // Redacted in the snapshot (they follow the release), so checked here.
         let release = crate::env::release();
         let sidecar = if burst_rules::release::Release::parse(release)
-            .is_ok_and(|r| burst_rules::release::Gate::SidecarV2.applies_to(r))
+            .is_ok_and(|r| crate::gates::Gate::SidecarV2.applies_to(r))
         {
             "v2"
         } else {
@@ -195,7 +195,7 @@ pub fn wl_06(s: &Scenario) -> BodyFuture<'_> {
                     .and_then(|s| s.tolerations.as_ref())
                     .into_iter()
                     .flatten()
-                    .any(|t| t.key.as_deref() == Some(burst_rules::decide::TAINT_KEY))
+                    .any(|t| t.key.as_deref() == Some(crate::cluster::VIRTUAL_NODE_TAINT))
             })
             .filter_map(|p| p.metadata.name.clone())
             .collect();
