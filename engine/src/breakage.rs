@@ -91,7 +91,10 @@ breakages! {
         "deleting a burst pod leaves its CCI pod running (leaked, billed)";
     /// provider: the delete's grace period is not passed to CCI.
     GracePeriodDropped = "grace-period-dropped",
-        "a graceful delete reaches CCI without its grace period (containers killed at once)";
+        "a graceful delete reaches CCI without its grace period (CCI applies its default 30 s)";
+    /// provider: every delete reaches CCI with grace 0.
+    DeletesIgnoreGrace = "deletes-ignore-grace",
+        "a graceful delete reaches CCI as a delete at once (containers killed, no grace period)";
     /// provider: a create retried after a lost answer makes a second CCI pod.
     ConflictCreatesDuplicate = "conflict-creates-duplicate",
         "a create retried after a lost answer (409, the pod exists) creates a second CCI pod";
@@ -137,6 +140,9 @@ breakages! {
     /// gc: the namespace scope does not remove the namespace.
     GcKeepsNamespace = "gc-keeps-namespace",
         "the namespace gc job empties the CCI namespace but never deletes it";
+    /// gc: the namespace scope deletes the namespace and ends without waiting for it to go.
+    GcDoesNotWait = "gc-does-not-wait",
+        "the namespace gc job deletes the CCI namespace and ends while it is still Terminating";
     /// proxy: only the v1 protocol is registered.
     ProxySpeaksV1Only = "proxy-speaks-v1-only",
         "the proxy registers only sidecar protocol v1, so v2 pods reach no Service";

@@ -391,6 +391,9 @@ impl Gc<'_> {
         step(unless_gone(self.cci.delete_namespace(ns).await), || {
             format!("delete namespace {ns}")
         })?;
+        if crate::breakage::is(crate::breakage::Breakage::GcDoesNotWait) {
+            return Ok(());
+        }
         let until = Instant::now() + deadline;
         let mut pause = FIRST_POLL;
         loop {

@@ -703,6 +703,8 @@ impl CciProvider {
         }
         let grace = if breakage::is(Breakage::GracePeriodDropped) {
             None
+        } else if breakage::is(Breakage::DeletesIgnoreGrace) {
+            Some(0)
         } else {
             m.deletion_grace_period_seconds
         };

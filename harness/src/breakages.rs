@@ -152,7 +152,7 @@ pub const CATALOGUE: &[Breakage] = &[
     b(
         "grace-period-dropped",
         &["VK-01"],
-        "a graceful delete kills the CCI pod at once",
+        "a graceful delete reaches CCI without its grace period: CCI's default 30 s applies",
     ),
     b(
         "conflict-creates-duplicate",
@@ -228,6 +228,16 @@ pub const CATALOGUE: &[Breakage] = &[
         "gc-keeps-namespace",
         &["UN-01", "UN-04"],
         "after uninstall (or purge) the CCI namespace is still there",
+    ),
+    b(
+        "gc-does-not-wait",
+        &["CCI-03"],
+        "uninstall reports done while the CCI namespace is still Terminating",
+    ),
+    b(
+        "deletes-ignore-grace",
+        &["CCI-03", "VK-01"],
+        "a graceful delete removes the CCI pod at once: its containers are killed without their grace period",
     ),
     b(
         "proxy-speaks-v1-only",

@@ -362,13 +362,16 @@ impl CciClient {
 
     /// Whether a CCI namespace exists.
     pub async fn namespace_exists(&self, namespace: &str) -> Result<bool> {
-        Ok(self
-            .get_json::<serde_json::Value>(
-                &format!("/namespaces/{namespace}"),
-                &format!("get CCI namespace {namespace}"),
-            )
-            .await?
-            .is_some())
+        Ok(self.namespace(namespace).await?.is_some())
+    }
+
+    /// A CCI namespace as CCI answers it (`None` once it is gone).
+    pub async fn namespace(&self, namespace: &str) -> Result<Option<cci_api::Namespace>> {
+        self.get_json::<cci_api::Namespace>(
+            &format!("/namespaces/{namespace}"),
+            &format!("get CCI namespace {namespace}"),
+        )
+        .await
     }
 
     /// A one-paragraph summary of a namespace for timeout diagnoses.

@@ -343,3 +343,146 @@ pub fn cci_02(s: &Scenario) -> BodyFuture<'_> {
         Ok(Outcome::Passed)
     }))
 }
+
+/// The grace period CCI-03 deletes with: shorter than the pod's own (the API server's default,
+/// 30 s), so a CCI pod given the pod's own period, or none, shows.
+const DELETE_GRACE: u32 = 6;
+
+/// How long CCI takes to terminate the namespace in CCI-03 (a slow-delete fault): long enough
+/// that an uninstall that does not wait for it visibly ends first.
+const NAMESPACE_LINGER: Duration = Duration::from_secs(8);
+
+/// CCI-03: deletes as CCI does them. A burst pod deleted with a grace period leaves its CCI pod
+/// Terminating for that period with its finalizer (the cluster pod outlives it); an uninstall
+/// ends only once the Terminating CCI namespace is gone.
+pub fn cci_03(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(super::addon::serially(s, async move {
+        graceful_delete(s).await?;
+        uninstall_waits_for_the_namespace(s).await?;
+        Ok(crate::scenario::Outcome::Passed)
+    }))
+}
+
+/// A graceful delete of a burst pod, seen on CCI.
+async fn graceful_delete(s: &Scenario) -> anyhow::Result<()> {
+    let uid = super::vk::burst_pod_with(s, "graceful", |pod| {
+        if let Some(spec) = pod.spec.as_mut() {
+            // `sleep` as PID 1 ignores SIGTERM: the pod goes when its grace period ends.
+            spec.containers[0].command = Some(vec!["sleep".into(), "3600".into()]);
+            spec.termination_grace_period_seconds = None;
+        }
+    })
+    .await?;
+    let asked = tokio::time::Instant::now();
+    s.api::<Pod>()
+        .delete(
+            "graceful",
+            &kube::api::DeleteParams::default().grace_period(DELETE_GRACE),
+        )
+        .await?;
+    let terminating = crate::wait::until(
+        "the CCI pod of graceful Terminating",
+        Duration::from_secs(20),
+        || async {
+            let cci = s.cci_pods().await?;
+            Ok(cci
+                .into_iter()
+                .find(|p| cluster_uid_of(p) == Some(&*uid))
+                .filter(|p| p.metadata.deletion_timestamp.is_some()))
+        },
+        || s.diagnose(),
+    )
+    .await?;
+    let grace = terminating.metadata.deletion_grace_period_seconds;
+    anyhow::ensure!(
+        grace == Some(i64::from(DELETE_GRACE)),
+        "the CCI pod of graceful is Terminating with a grace period of {grace:?} s, not the \
+         delete's {DELETE_GRACE} s"
+    );
+    anyhow::ensure!(
+        terminating
+            .metadata
+            .finalizers
+            .as_ref()
+            .is_some_and(|f| !f.is_empty()),
+        "the Terminating CCI pod of graceful has no finalizer: CCI keeps its billing finalizer \
+         until the pod is gone"
+    );
+    super::vk::gone_on_both_sides(s, "graceful", &uid, true).await?;
+    let took = asked.elapsed();
+    // NB: one second of slack for the mock's clock against ours; far below the grace.
+    anyhow::ensure!(
+        took >= Duration::from_secs(u64::from(DELETE_GRACE - 1)),
+        "the CCI pod of graceful was gone {took:?} after a delete with a {DELETE_GRACE} s grace \
+         period"
+    );
+    Ok(())
+}
+
+/// Uninstall while CCI takes [`NAMESPACE_LINGER`] to terminate the namespace: the namespace is
+/// seen Terminating during the uninstall, and is gone when the uninstall says it is done.
+async fn uninstall_waits_for_the_namespace(s: &Scenario) -> anyhow::Result<()> {
+    let ns = s.cci_namespace().to_owned();
+    super::vk::burst_pod(s, "resident").await?;
+    let slow = s
+        .mock_admin()?
+        .set_fault(
+            mock_cci::Scope::Namespace(ns.clone()),
+            mock_cci::Fault::SlowDelete {
+                resources: vec![mock_cci::faults::Resource::Namespaces],
+                millis: u64::try_from(NAMESPACE_LINGER.as_millis())?,
+            },
+        )
+        .await?;
+    let watched = watched_uninstall(s, &ns).await;
+    let cleared = slow.clear().await;
+    let (took, seen_terminating) = watched?;
+    cleared?;
+    let left = s.cci().namespace(&ns).await?;
+    anyhow::ensure!(
+        left.is_none(),
+        "the uninstall ended after {took:?} while CCI namespace {ns} was still there \
+         (Terminating: {}): the gc must wait until it is gone",
+        left.is_some_and(|n| n.is_terminating())
+    );
+    anyhow::ensure!(
+        seen_terminating,
+        "CCI namespace {ns} was never seen Terminating during the uninstall"
+    );
+    Ok(())
+}
+
+/// Uninstalls the add-on while watching CCI namespace `ns`: how long the uninstall took, and
+/// whether the namespace was seen Terminating meanwhile.
+async fn watched_uninstall(s: &Scenario, ns: &str) -> anyhow::Result<(Duration, bool)> {
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let started = tokio::time::Instant::now();
+    let uninstall = async {
+        let result = lifecycle::uninstall(
+            &s.client,
+            s.env.addon_target(),
+            &lifecycle::UninstallOptions {
+                gc_timeout: Duration::from_secs(120),
+            },
+            &crate::progress::Progress::quiet(),
+        )
+        .await;
+        done.store(true, std::sync::atomic::Ordering::Release);
+        result.map(|_| started.elapsed())
+    };
+    let watch = async {
+        let mut seen = false;
+        while !done.load(std::sync::atomic::Ordering::Acquire) {
+            seen |= s
+                .cci()
+                .namespace(ns)
+                .await?
+                .is_some_and(|n| n.is_terminating());
+            // NB: a poll interval, not a wait for an outcome: the loop ends with the uninstall.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok::<_, crate::Error>(seen)
+    };
+    let (took, seen) = tokio::join!(uninstall, watch);
+    Ok((took?, seen?))
+}

@@ -15,12 +15,12 @@ use crate::{fixtures, wait};
 const PATIENCE: Duration = Duration::from_secs(60);
 
 /// Creates the fixture pod under `name` and waits until it runs on CCI; returns its UID.
-async fn burst_pod(s: &Scenario, name: &str) -> anyhow::Result<String> {
+pub(super) async fn burst_pod(s: &Scenario, name: &str) -> anyhow::Result<String> {
     burst_pod_with(s, name, |_| {}).await
 }
 
 /// [`burst_pod`] with the fixture changed by `edit` first.
-async fn burst_pod_with(
+pub(super) async fn burst_pod_with(
     s: &Scenario,
     name: &str,
     edit: impl FnOnce(&mut Pod),
@@ -56,7 +56,7 @@ async fn cci_identity(s: &Scenario, uid: &str) -> anyhow::Result<(String, String
 /// Waits until neither the cluster pod nor a CCI pod for `uid` exists. With `cluster_last`,
 /// the cluster pod must outlive its CCI pod, as a kubelet removes a pod from the API only once
 /// its containers are gone: an error if it left while the CCI pod was still there.
-async fn gone_on_both_sides(
+pub(super) async fn gone_on_both_sides(
     s: &Scenario,
     name: &str,
     uid: &str,
