@@ -155,6 +155,11 @@ pub const CATALOGUE: &[Breakage] = &[
         "a graceful delete reaches CCI without its grace period: CCI's default 30 s applies",
     ),
     b(
+        "deletes-ignore-grace",
+        &["CCI-03", "VK-01"],
+        "a graceful delete removes the CCI pod at once: its containers are killed without their grace period",
+    ),
+    b(
         "conflict-creates-duplicate",
         &["R-01", "R-02"],
         "a create retried after a lost answer leaves two CCI pods for one pod",
@@ -233,11 +238,6 @@ pub const CATALOGUE: &[Breakage] = &[
         "gc-does-not-wait",
         &["CCI-03"],
         "uninstall reports done while the CCI namespace is still Terminating",
-    ),
-    b(
-        "deletes-ignore-grace",
-        &["CCI-03", "VK-01"],
-        "a graceful delete removes the CCI pod at once: its containers are killed without their grace period",
     ),
     b(
         "proxy-speaks-v1-only",
