@@ -106,6 +106,9 @@ pub struct Env {
     pub cluster_id: String,
     /// The CCI namespace of this cluster, `bursting-{cluster_id}`.
     pub cci_namespace: String,
+    /// The add-on's virtual node: [`VIRTUAL_NODE`] where the harness installed the add-on, the
+    /// one found (or named) on an existing cluster.
+    virtual_node: String,
     /// Where the add-on's, the host node's and the mock's logs go (local target).
     pub logs: PathBuf,
     /// What the harness made and controls; `None` on an existing cluster.
@@ -158,6 +161,8 @@ pub struct Existing {
     pub cci: CciClient,
     /// The cluster id the add-on was installed with.
     pub cluster_id: String,
+    /// The add-on's virtual node (`bursting-node`, `virtual-kubelet`, or as found).
+    pub virtual_node: String,
 }
 
 /// The most local environments one process brings up: the shared one and
@@ -493,9 +498,15 @@ impl Env {
             cluster_name: format!("existing ({cluster_name})"),
             cci: existing.cci,
             cluster_id: existing.cluster_id,
+            virtual_node: existing.virtual_node,
             local: None,
             kind: None,
         }
+    }
+
+    /// The add-on's virtual node: the node scenarios expect burst pods on.
+    pub fn virtual_node(&self) -> &str {
+        &self.virtual_node
     }
 
     /// What this environment offers scenarios beyond the cluster's API and CCI's public API.
@@ -695,6 +706,7 @@ impl Env {
             cci,
             cci_namespace: cci_api::namespace_for_cluster(&cluster_id),
             cluster_id,
+            virtual_node: VIRTUAL_NODE.into(),
             logs,
             kind: None,
             local: Some(Local {
@@ -848,6 +860,7 @@ impl Env {
             cci,
             cci_namespace: cci_api::namespace_for_cluster(&cluster_id),
             cluster_id,
+            virtual_node: VIRTUAL_NODE.into(),
             logs,
             local: None,
             kind: Some(KindParts {

@@ -208,7 +208,11 @@ async fn engine_pods(s: &Scenario) -> anyhow::Result<Vec<(String, i32)>> {
 pub fn cci_02(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(super::addon::serially(s, async move {
         let admin = s.mock_admin()?;
-        let tenant = s.cci().token().to_owned();
+        let tenant = s
+            .cci()
+            .token()
+            .context("the mock's environment speaks to CCI with a token")?
+            .to_owned();
         let first = format!("iam-{}-first", s.namespace);
         let renewed = format!("iam-{}-renewed", s.namespace);
         let start = last_seq(s).await?;
