@@ -33,6 +33,8 @@ pub struct Options {
     /// How many namespace-confined scenarios run at once (1: one after another, in catalogue
     /// order).
     pub jobs: usize,
+    /// How the add-on the harness installs (local, kind) authenticates to the mock CCI.
+    pub addon_auth: crate::env::AddonAuth,
 }
 
 /// Which cluster `certify` runs on.
@@ -709,6 +711,12 @@ pub async fn certify(options: &Options) -> Result<Report> {
             }
         }
     };
+    if !crate::env::configure_addon_auth(options.addon_auth) {
+        return Err(crate::Error::Step {
+            step: "read --cci-auth".into(),
+            detail: "this process already installs the add-on with another credential".into(),
+        });
+    }
     if !crate::env::configure_release(&release.to_string()) {
         return Err(crate::Error::Step {
             step: "read --release".into(),
@@ -1181,6 +1189,7 @@ mod tests {
             report_dir: PathBuf::new(),
             cluster: ClusterChoice::Local,
             jobs: 1,
+            addon_auth: crate::env::AddonAuth::Token,
         }
     }
 

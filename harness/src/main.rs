@@ -94,6 +94,12 @@ enum Command {
         /// The namespace the add-on is installed in (with --cluster existing).
         #[arg(long, value_name = "NAMESPACE", default_value = burstcert::certify::DEFAULT_ADDON_NAMESPACE)]
         addon_namespace: String,
+        /// How the add-on burstcert installs (local, kind) authenticates to the mock CCI:
+        /// `token` (the tenant's token in its Secret) or `aksk` (an AK/SK pair that signs every
+        /// request, no token), to certify as a tenant that authenticates so. On an existing
+        /// cluster the add-on holds what it was installed with.
+        #[arg(long, default_value = "token", value_parser = ["token", "aksk"])]
+        cci_auth: String,
         /// The add-on's virtual node (with --cluster existing; default: found: bursting-node,
         /// a CCI 1.0 add-on's virtual-kubelet, the node the add-on's kubelet names, or the one
         /// node labelled type=virtual-kubelet).
@@ -337,6 +343,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cluster_id,
             addon_namespace,
             virtual_node,
+            cci_auth,
             focus,
             skip,
             report,
@@ -359,6 +366,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ("kind", _) => burstcert::certify::ClusterChoice::Kind,
                 _ => burstcert::certify::ClusterChoice::Local,
             };
+            let addon_auth = match cci_auth.as_str() {
+                "aksk" => burstcert::env::AddonAuth::AkSk,
+                _ => burstcert::env::AddonAuth::Token,
+            };
+            if addon_auth != burstcert::env::AddonAuth::Token
+                && matches!(cluster, burstcert::certify::ClusterChoice::Existing(_))
+            {
+                eprintln!(
+                    "burstcert: usage error: --cci-auth chooses how the add-on burstcert installs authenticates; on an existing cluster the add-on holds what it was installed with (burstcert's own credential: CCI_ACCESS_KEY/CCI_SECRET_KEY or --cci-aksk-file)"
+                );
+                return Ok(ExitCode::from(burstcert::certify::USAGE_EXIT_CODE));
+            }
             let options = burstcert::certify::Options {
                 release,
                 focus,
@@ -366,6 +385,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 report_dir: report.clone(),
                 cluster,
                 jobs,
+                addon_auth,
             };
             if let Err(e) = burstcert::certify::check_selection(&options) {
                 eprintln!("burstcert: usage error: {e}");

@@ -724,22 +724,29 @@ pub fn safe_03(s: &Scenario) -> BodyFuture<'_> {
     })
 }
 
-/// The add-on's CCI token, from the one place it may be: its credential Secret.
+/// The add-on's CCI secret, from the one place it may be: its credential Secret (the token, or
+/// the secret key of its AK/SK pair).
 async fn credential(client: &kube::Client) -> anyhow::Result<String> {
     use k8s_openapi::api::core::v1::Secret;
     let secret = Api::<Secret>::namespaced(client.clone(), NAMESPACE)
         .get(crate::addon::render::CREDENTIALS)
         .await
         .context("read the add-on's credential Secret")?;
-    let token = secret
-        .data
-        .and_then(|d| d.get("token").cloned())
-        .map(|b| String::from_utf8_lossy(&b.0).into_owned())
-        .filter(|t| !t.is_empty())
-        .context("the credential Secret holds no token")?;
+    let data = secret.data.unwrap_or_default();
+    let text = |key: &str| {
+        data.get(key)
+            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+            .filter(|t| !t.is_empty())
+    };
+    let token = text(crate::addon::render::TOKEN_KEY)
+        .or_else(|| {
+            text(crate::addon::render::AKSK_KEY)
+                .and_then(|pair| pair.split_once(':').map(|(_, sk)| sk.trim().to_owned()))
+        })
+        .context("the credential Secret holds no token and no AK/SK pair")?;
     anyhow::ensure!(
         token.len() >= 8,
-        "the token is too short to be looked for without false alarms"
+        "the credential is too short to be looked for without false alarms"
     );
     Ok(token)
 }
