@@ -60,12 +60,14 @@ fn tenant(env: &Env) -> Result<(String, String, String), Failed> {
 }
 
 /// Runs `burstcert certify --cluster existing` with `args`, the credential `given` and its
-/// waits scaled by `patience` (see `burstcert::wait::patience`), while watching `ps` for the
-/// token and the secret key; returns its output and what `ps` showed.
+/// waits scaled by `patience` (see `burstcert::wait::patience`), its report into `report` and
+/// the files it is given (CA, token) in `inputs`, while watching `ps` for the token and the
+/// secret key; returns its output and what `ps` showed.
 fn certify_existing(
     cli: &Path,
     env: &Env,
     report: &Path,
+    inputs: &Path,
     args: &[&str],
     given: Given,
     patience: f64,
@@ -84,8 +86,8 @@ fn certify_existing(
         .args(args);
     // The mock serves HTTPS with a CA of its own, as a private endpoint would.
     if let Some(ca) = env.cci.ca_pem() {
-        let file = report.join("cci-ca.pem");
-        std::fs::create_dir_all(report)
+        let file = inputs.join("cci-ca.pem");
+        std::fs::create_dir_all(inputs)
             .and_then(|()| std::fs::write(&file, ca))
             .map_err(|e| format!("write {}: {e}", file.display()))?;
         command.arg("--cci-ca-file").arg(file);
@@ -101,8 +103,8 @@ fn certify_existing(
                 .env("CCI_SECRET_KEY", &secret_key);
         }
         Given::TokenFile => {
-            let file = report.join("cci-token");
-            std::fs::create_dir_all(report)
+            let file = inputs.join("cci-token");
+            std::fs::create_dir_all(inputs)
                 .and_then(|()| std::fs::write(&file, &token))
                 .map_err(|e| format!("write {}: {e}", file.display()))?;
             command.arg("--cci-token-file").arg(file);
@@ -172,10 +174,6 @@ fn no_secret(
     let mut reports = 0;
     for file in files_under(report) {
         let name = file.file_name().unwrap_or_default().to_string_lossy();
-        // The token file and CA this trial wrote for it are inputs, not what it wrote.
-        if name == "cci-token" || name == "cci-ca.pem" {
-            continue;
-        }
         reports += usize::from(["report.md", "junit.xml", "report.json"].contains(&&*name));
         let text = std::fs::read(&file).map_err(|e| format!("read {}: {e}", file.display()))?;
         texts.push((
@@ -369,7 +367,16 @@ async fn certify(
     let cli = cli.to_owned();
     tokio::task::spawn_blocking(move || {
         let report = tempfile::tempdir().map_err(|e| format!("a report folder: {e}"))?;
-        let (out, ps) = certify_existing(&cli, env, report.path(), args, given, patience)?;
+        let inputs = tempfile::tempdir().map_err(|e| format!("a folder for its inputs: {e}"))?;
+        let (out, ps) = certify_existing(
+            &cli,
+            env,
+            report.path(),
+            inputs.path(),
+            args,
+            given,
+            patience,
+        )?;
         Ok((out, ps, report))
     })
     .await
