@@ -8,6 +8,7 @@
 //! thin envelopes here.
 #![warn(missing_docs)]
 
+pub mod aksk;
 pub mod requests;
 pub mod signing;
 

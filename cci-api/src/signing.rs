@@ -186,6 +186,13 @@ impl Credentials {
     pub fn access_key(&self) -> &str {
         &self.access_key
     }
+
+    /// The secret key (SK), to hand the pair on where it is kept as a secret (a child process's
+    /// environment, a file only its owner reads, a Kubernetes Secret): never to a log, a report
+    /// or a command line.
+    pub fn secret_key(&self) -> &str {
+        &self.secret_key
+    }
 }
 
 /// A signing time: whole seconds, UTC, written `YYYYMMDDTHHMMSSZ` (e.g. `20191115T033655Z`).

@@ -11,14 +11,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use cci_api::requests::{COLLECTIONS, RequestKind};
-use cci_api::signing::{self, Credentials, SdkDate};
+use cci_api::signing::Credentials;
 use cci_api::{
     ANNOTATION_NETWORK_DOMAIN_ID, ANNOTATION_NETWORK_PROJECT_ID, API_PREFIX, AUTH_HEADER,
     CLUSTER_NETWORK_NAME, List, NETWORK_API_PREFIX, NETWORK_API_VERSION, NETWORK_TYPE_UNDERLAY,
     Namespace, Network, NetworkSpec, NetworkSubnet, Pod, PodSummary, Status,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use reqwest::header::{HOST, HeaderValue};
 use reqwest::{Method, RequestBuilder, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -47,14 +46,11 @@ pub enum CciAuth {
     AkSk(Credentials),
 }
 
-/// The environment variable the access key of an AK/SK pair may come from.
-pub const ACCESS_KEY_ENV: &str = "CCI_ACCESS_KEY";
-/// The environment variable the secret key of an AK/SK pair may come from.
-pub const SECRET_KEY_ENV: &str = "CCI_SECRET_KEY";
+pub use cci_api::aksk::{ACCESS_KEY_ENV, SECRET_KEY_ENV};
 
 impl CciAuth {
     /// The one credential given: a `token`, or an AK/SK pair from `aksk_file` (the file's text,
-    /// see [`parse_aksk_file`]) or from the environment ([`ACCESS_KEY_ENV`] and
+    /// see [`cci_api::aksk::parse_file`]) or from the environment ([`ACCESS_KEY_ENV`] and
     /// [`SECRET_KEY_ENV`], both or neither). The error says what is missing or too much, and
     /// never repeats a secret.
     pub fn choose(
@@ -63,24 +59,7 @@ impl CciAuth {
         access_key: Option<String>,
         secret_key: Option<String>,
     ) -> std::result::Result<Self, String> {
-        let pair = match (aksk_file, access_key, secret_key) {
-            (Some(text), ..) => Some(parse_aksk_file(text)?),
-            (None, Some(access_key), Some(secret_key)) => Some(
-                Credentials::new(access_key, secret_key)
-                    .map_err(|e| format!("{ACCESS_KEY_ENV}/{SECRET_KEY_ENV}: {e}"))?,
-            ),
-            (None, Some(_), None) => {
-                return Err(format!(
-                    "{ACCESS_KEY_ENV} is set but {SECRET_KEY_ENV} is not"
-                ));
-            }
-            (None, None, Some(_)) => {
-                return Err(format!(
-                    "{SECRET_KEY_ENV} is set but {ACCESS_KEY_ENV} is not"
-                ));
-            }
-            (None, None, None) => None,
-        };
+        let pair = cci_api::aksk::pair_from(aksk_file, access_key, secret_key)?;
         match (token, pair) {
             (Some(_), Some(_)) => {
                 Err("both a CCI token (CCI_TOKEN) and an AK/SK pair are given: give one".into())
@@ -92,23 +71,6 @@ impl CciAuth {
             )),
         }
     }
-}
-
-/// Parses the text of an AK/SK file: one `AK:SK` line; blank lines and lines starting with `#`
-/// are skipped. The error names the line by number, never by its text (it holds the secret).
-pub fn parse_aksk_file(text: &str) -> std::result::Result<Credentials, String> {
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .map(|(index, line)| (index + 1, line.trim()))
-        .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'));
-    let (number, line) = lines.next().ok_or("the AK/SK file holds no AK:SK line")?;
-    if let Some((extra, _)) = lines.next() {
-        return Err(format!(
-            "the AK/SK file holds more than one pair (line {extra}): it takes one AK:SK line"
-        ));
-    }
-    Credentials::parse_pair(line).map_err(|e| format!("the AK/SK file, line {number}: {e}"))
 }
 
 /// The token a built request carries, if any.
@@ -488,7 +450,7 @@ impl CciClient {
             CciAuth::TokenFile(file) => builder.header(AUTH_HEADER, file.token()).build(),
             CciAuth::AkSk(credentials) => {
                 let mut request = builder.build()?;
-                sign_request(&mut request, credentials, SystemTime::now());
+                cci_api::aksk::sign_request(&mut request, credentials, SystemTime::now());
                 Ok(request)
             }
         }
@@ -1066,59 +1028,6 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// How long to wait before sending a throttled (429) request again: its `Retry-After` in whole
 /// seconds, when at most [`MAX_RETRY_AFTER`].
-/// Signs `request` at `now`: sets `Host` (hyper then sends it as it is, so the service sees
-/// what was signed), and adds `X-Sdk-Date` and `Authorization`. Every header the request has
-/// by now is signed; those the connection adds later (`content-length`) are not.
-fn sign_request(request: &mut reqwest::Request, credentials: &Credentials, now: SystemTime) {
-    let url = request.url();
-    let host = match (url.host_str(), url.port()) {
-        (Some(host), Some(port)) => format!("{host}:{port}"),
-        (Some(host), None) => host.to_owned(),
-        // NB: `with_auth` accepts http(s) URLs only, which always have a host.
-        (None, _) => String::new(),
-    };
-    request.headers_mut().insert(HOST, header_value(host));
-    let headers: Vec<(String, String)> = request
-        .headers()
-        .iter()
-        .map(|(name, value)| {
-            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-            (name.as_str().to_owned(), value)
-        })
-        .collect();
-    let pairs: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(name, value)| (name.as_str(), value.as_str()))
-        .collect();
-    let url = request.url();
-    let signed = signing::sign(
-        credentials,
-        &signing::Request {
-            method: request.method().as_str(),
-            path: url.path(),
-            query: url.query().unwrap_or_default(),
-            headers: &pairs,
-            // NB: this client's bodies are JSON in memory, never streams.
-            body: request
-                .body()
-                .and_then(reqwest::Body::as_bytes)
-                .unwrap_or_default(),
-        },
-        SdkDate::from_system_time(now),
-    );
-    for (name, value) in signed.headers() {
-        request
-            .headers_mut()
-            .insert(name, header_value(value.to_owned()));
-    }
-}
-
-/// A header value of text that is printable ASCII by construction: a URL's host and port, a
-/// date, or an `Authorization` whose access key `Credentials::new` checked.
-fn header_value(text: String) -> HeaderValue {
-    HeaderValue::try_from(text).unwrap_or_else(|_| unreachable!("printable ASCII by construction"))
-}
-
 fn retry_after(response: &reqwest::Response) -> Option<Duration> {
     if response.status() != reqwest::StatusCode::TOO_MANY_REQUESTS {
         return None;
@@ -1161,13 +1070,6 @@ mod tests {
     use super::*;
 
     /// A client for building requests (never sent over TLS).
-    fn plain_client() -> reqwest::Client {
-        reqwest::Client::builder()
-            .tls_backend_preconfigured(tls_trusting_nothing())
-            .build()
-            .unwrap()
-    }
-
     #[rstest::rstest]
     #[case::a_token(Some("t"), None, None, None, "Token(<redacted>)")]
     #[case::a_pair_from_the_environment(None, None, Some("AK"), Some("SK"), "AkSk(")]
@@ -1219,57 +1121,6 @@ mod tests {
         .unwrap_err();
         assert!(err.contains(because), "{err}");
         assert!(!err.contains("two-secret"), "{err}");
-    }
-
-    #[test]
-    fn a_signed_request_carries_host_date_and_authorization_and_verifies() {
-        let credentials = Credentials::new("AK", "secret").unwrap();
-        let client = plain_client();
-        let mut request = client
-            .post("http://cci.example:8443/apis/cci/v2/namespaces?dryRun=All")
-            .json(&serde_json::json!({"metadata": {"name": "ns"}}))
-            .build()
-            .unwrap();
-        let now = SystemTime::now();
-        sign_request(&mut request, &credentials, now);
-        let headers = request.headers();
-        assert_eq!(headers[HOST], "cci.example:8443");
-        assert!(headers.contains_key("x-sdk-date"));
-        assert!(!headers.contains_key(AUTH_HEADER));
-        let authorization = headers["authorization"].to_str().unwrap();
-        assert!(
-            authorization.starts_with(
-                "SDK-HMAC-SHA256 Access=AK, SignedHeaders=content-type;host;x-sdk-date, Signature="
-            ),
-            "{authorization}"
-        );
-        let pairs: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.to_str().unwrap()))
-            .collect();
-        let verified = signing::verify(
-            &signing::Request {
-                method: "POST",
-                path: request.url().path(),
-                query: request.url().query().unwrap_or_default(),
-                headers: &pairs,
-                body: request.body().and_then(reqwest::Body::as_bytes).unwrap(),
-            },
-            now,
-            |_| Some(&credentials),
-        );
-        assert_eq!(verified.as_deref(), Ok("AK"));
-    }
-
-    #[test]
-    fn a_default_port_is_left_out_of_the_signed_host() {
-        let credentials = Credentials::new("AK", "secret").unwrap();
-        let mut request = plain_client()
-            .get("https://cci.example:443/apis/cci/v2/namespaces")
-            .build()
-            .unwrap();
-        sign_request(&mut request, &credentials, SystemTime::now());
-        assert_eq!(request.headers()[HOST], "cci.example");
     }
 
     #[test]

@@ -7,26 +7,119 @@
 //!
 //! HTTPS is checked against the system's CA roots, or only against a CA given for a private
 //! endpoint (the local mock's); no redirect is followed, so the token goes to the endpoint only.
+//!
+//! The tenant authenticates with a token (`X-Auth-Token`) or an AK/SK pair that signs every
+//! request ([`CciAuth`]), as the add-on itself may.
 
+use cci_api::signing::Credentials;
 use cci_api::{AUTH_HEADER, List, Pod};
 
 use crate::error::{Error, Result};
+
+/// How burstcert's own client of CCI authenticates. `Debug` shows neither the token nor the
+/// secret key.
+#[derive(Clone, PartialEq, Eq)]
+pub enum CciAuth {
+    /// An IAM token, sent in `X-Auth-Token`.
+    Token(String),
+    /// An AK/SK pair: every request is signed (`cci_api::aksk::sign_request`), no token sent.
+    AkSk(Credentials),
+}
+
+impl std::fmt::Debug for CciAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CciAuth::Token(_) => f.write_str("Token([redacted])"),
+            CciAuth::AkSk(pair) => write!(f, "AkSk({}:[redacted])", pair.access_key()),
+        }
+    }
+}
+
+impl CciAuth {
+    /// The one credential given: `token` (from `CCI_TOKEN` or a token file), or an AK/SK pair
+    /// (the text of an AK/SK file, else `CCI_ACCESS_KEY` and `CCI_SECRET_KEY`; see
+    /// [`cci_api::aksk::pair_from`]). `Ok(None)` when none is given; an error when both are, or
+    /// half a pair; no error repeats a secret.
+    pub fn choose(
+        token: Option<String>,
+        aksk_file: Option<&str>,
+        access_key: Option<String>,
+        secret_key: Option<String>,
+    ) -> std::result::Result<Option<Self>, String> {
+        let pair = cci_api::aksk::pair_from(aksk_file, access_key, secret_key)?;
+        match (token.filter(|t| !t.is_empty()), pair) {
+            (Some(_), Some(_)) => Err(format!(
+                "both a CCI token ({}) and an AK/SK pair ({}/{} or --cci-aksk-file) are given: give one",
+                crate::certify::TOKEN_ENV,
+                cci_api::aksk::ACCESS_KEY_ENV,
+                cci_api::aksk::SECRET_KEY_ENV
+            )),
+            (Some(token), None) => Ok(Some(CciAuth::Token(token))),
+            (None, Some(pair)) => Ok(Some(CciAuth::AkSk(pair))),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// The one credential a command was given: the token of `token_file` (`--cci-token-file`),
+    /// else of `CCI_TOKEN`; or the AK/SK pair of `aksk_file` (`--cci-aksk-file`, one `AK:SK`
+    /// line), else of `CCI_ACCESS_KEY` and `CCI_SECRET_KEY`. `Ok(None)` when none is given.
+    /// Never from a flag: a command line is seen by everyone on the machine.
+    pub fn from_files_or_env(
+        token_file: Option<&std::path::Path>,
+        aksk_file: Option<&std::path::Path>,
+    ) -> std::result::Result<Option<Self>, String> {
+        let read = |path: &std::path::Path, what: &str| {
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("read the {what} from {}: {e}", path.display()))
+        };
+        let token = match token_file {
+            Some(path) => {
+                let text = read(path, "CCI token")?;
+                let token = text.trim();
+                if token.is_empty() {
+                    return Err(format!(
+                        "--cci-token-file {}: the file is empty",
+                        path.display()
+                    ));
+                }
+                Some(token.to_owned())
+            }
+            None => std::env::var(crate::certify::TOKEN_ENV).ok(),
+        };
+        let aksk = aksk_file.map(|path| read(path, "AK/SK pair")).transpose()?;
+        let env = |name| std::env::var(name).ok();
+        Self::choose(
+            token,
+            aksk.as_deref(),
+            env(cci_api::aksk::ACCESS_KEY_ENV),
+            env(cci_api::aksk::SECRET_KEY_ENV),
+        )
+    }
+
+    /// What must never be shown: the token, or the secret key.
+    pub fn secret(&self) -> &str {
+        match self {
+            CciAuth::Token(token) => token,
+            CciAuth::AkSk(pair) => pair.secret_key(),
+        }
+    }
+}
 
 /// A client of CCI's public API for one tenant.
 #[derive(Clone)]
 pub struct CciClient {
     url: String,
-    token: String,
+    auth: CciAuth,
     ca_pem: Option<String>,
     http: reqwest::Client,
 }
 
-/// The token is a credential: never printed.
+/// The credential is never printed.
 impl std::fmt::Debug for CciClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CciClient")
             .field("url", &self.url)
-            .field("token", &"[redacted]")
+            .field("auth", &self.auth)
             .field("ca", &self.ca_pem.as_ref().map(|_| "given"))
             .finish()
     }
@@ -88,9 +181,14 @@ impl CciClient {
     /// `token`; HTTPS is checked against the CA certificates of `ca_pem` (PEM) only, or, without
     /// one, against the system's CA roots.
     pub fn new(url: &str, token: &str, ca_pem: Option<&str>) -> Result<Self> {
+        Self::with_auth(url, CciAuth::Token(token.to_owned()), ca_pem)
+    }
+
+    /// [`CciClient::new`] authenticating as `auth` says.
+    pub fn with_auth(url: &str, auth: CciAuth, ca_pem: Option<&str>) -> Result<Self> {
         Ok(Self {
             url: url.trim_end_matches('/').to_owned(),
-            token: token.to_owned(),
+            auth,
             ca_pem: ca_pem.map(str::to_owned),
             http: http_client(url, ca_pem)?,
         })
@@ -106,9 +204,35 @@ impl CciClient {
         self.ca_pem.as_deref()
     }
 
-    /// The tenant token.
-    pub fn token(&self) -> &str {
-        &self.token
+    /// The tenant token, when the client authenticates with one (not an AK/SK pair).
+    pub fn token(&self) -> Option<&str> {
+        match &self.auth {
+            CciAuth::Token(token) => Some(token),
+            CciAuth::AkSk(_) => None,
+        }
+    }
+
+    /// How the client authenticates.
+    pub fn auth(&self) -> &CciAuth {
+        &self.auth
+    }
+
+    /// Sends the request `builder` makes with this client's credential: the token, or the
+    /// signature of the request as it is sent (signed at this moment, so a request is built
+    /// afresh for each send).
+    async fn send(
+        &self,
+        builder: reqwest::RequestBuilder,
+    ) -> std::result::Result<reqwest::Response, reqwest::Error> {
+        let request = match &self.auth {
+            CciAuth::Token(token) => builder.header(AUTH_HEADER, token).build()?,
+            CciAuth::AkSk(pair) => {
+                let mut request = builder.build()?;
+                cci_api::aksk::sign_request(&mut request, pair, std::time::SystemTime::now());
+                request
+            }
+        };
+        self.http.execute(request).await
     }
 
     /// GETs a tenant path under the CCI API and decodes it; `None` on 404.
@@ -133,10 +257,7 @@ impl CciClient {
             source,
         };
         let resp = self
-            .http
-            .get(format!("{}{prefix}{path}", self.url))
-            .header(AUTH_HEADER, &self.token)
-            .send()
+            .send(self.http.get(format!("{}{prefix}{path}", self.url)))
             .await
             .map_err(http)?;
         if resp.status() == reqwest::StatusCode::NOT_FOUND {
@@ -215,12 +336,11 @@ impl CciClient {
         };
         let mut request = self
             .http
-            .request(method, format!("{}{prefix}{path}", self.url))
-            .header(AUTH_HEADER, &self.token);
+            .request(method, format!("{}{prefix}{path}", self.url));
         if let Some(body) = body {
             request = request.json(body);
         }
-        let resp = request.send().await.map_err(http)?;
+        let resp = self.send(request).await.map_err(http)?;
         if resp.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -342,13 +462,7 @@ impl CciClient {
             step: context.clone(),
             detail: e.to_string(),
         })?;
-        let resp = self
-            .http
-            .get(url)
-            .header(AUTH_HEADER, &self.token)
-            .send()
-            .await
-            .map_err(http)?;
+        let resp = self.send(self.http.get(url)).await.map_err(http)?;
         let status = resp.status();
         let text = resp.text().await.map_err(http)?;
         if !status.is_success() {
@@ -442,6 +556,63 @@ mod tests {
             0,
             "the redirect was followed"
         );
+    }
+
+    #[tokio::test]
+    async fn a_client_holding_an_ak_sk_pair_signs_as_its_tenant_and_a_wrong_secret_is_refused() {
+        let pair = |secret: &str| Credentials::new("TENANTAK", secret).unwrap();
+        let mock = mock_cci::Server::bind(
+            mock_cci::MockConfig::default().with_access_key(pair("the-secret-key"), "tenant-a"),
+        )
+        .await
+        .unwrap();
+        let signing =
+            CciClient::with_auth(&mock.url(), CciAuth::AkSk(pair("the-secret-key")), None).unwrap();
+        assert!(signing.pods("bursting-c1").await.unwrap().is_empty());
+        assert_eq!(signing.token(), None);
+        let wrong =
+            CciClient::with_auth(&mock.url(), CciAuth::AkSk(pair("another-secret")), None).unwrap();
+        let err = wrong.pods("bursting-c1").await.unwrap_err();
+        assert!(err.to_string().contains("401"), "{err}");
+        let shown = format!("{signing:?} {:?}", signing.auth());
+        assert!(!shown.contains("the-secret-key"), "{shown}");
+        mock.shutdown().await.unwrap();
+    }
+
+    #[rstest::rstest]
+    #[case::a_token_and_a_pair(Some("tok"), None, Some("AK"), Some("two-secret"), "give one")]
+    #[case::an_access_key_alone(None, None, Some("AK"), None, "CCI_SECRET_KEY is not")]
+    #[case::a_secret_key_alone(None, None, None, Some("two-secret"), "CCI_ACCESS_KEY is not")]
+    #[case::a_file_without_a_pair(None, Some("# none"), None, None, "no AK:SK line")]
+    fn a_doubled_or_half_credential_is_refused_without_its_secret(
+        #[case] token: Option<&str>,
+        #[case] file: Option<&str>,
+        #[case] access_key: Option<&str>,
+        #[case] secret_key: Option<&str>,
+        #[case] because: &str,
+    ) {
+        let err = CciAuth::choose(
+            token.map(String::from),
+            file,
+            access_key.map(String::from),
+            secret_key.map(String::from),
+        )
+        .unwrap_err();
+        assert!(err.contains(because), "{err}");
+        assert!(!err.contains("two-secret"), "{err}");
+    }
+
+    #[test]
+    fn no_credential_is_none_and_one_is_that_one() {
+        assert_eq!(CciAuth::choose(None, None, None, None), Ok(None));
+        assert_eq!(
+            CciAuth::choose(Some("tok".into()), None, None, None),
+            Ok(Some(CciAuth::Token("tok".into())))
+        );
+        let pair = CciAuth::choose(None, None, Some("AK".into()), Some("sk".into()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(pair.secret(), "sk");
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub struct Options {
     /// How many namespace-confined scenarios run at once (1: one after another, in catalogue
     /// order).
     pub jobs: usize,
+    /// How the add-on the harness installs (local, kind) authenticates to the mock CCI.
+    pub addon_auth: crate::env::AddonAuth,
 }
 
 /// Which cluster `certify` runs on.
@@ -56,117 +58,23 @@ pub struct ExistingChoice {
     pub kubeconfig: PathBuf,
     /// CCI's API endpoint; default: the one the add-on was installed with (its state).
     pub cci_endpoint: Option<String>,
-    /// The tenant's credential (from an environment variable or a file, never a flag).
-    pub cci_token: Option<Credential>,
+    /// The tenant's credential, a token or an AK/SK pair (from the environment or a file,
+    /// never a flag).
+    pub cci_auth: Option<crate::cci::CciAuth>,
     /// The CA certificates (PEM) CCI's certificate is checked against, for a private endpoint;
     /// `None`: the system's CA roots.
     pub cci_ca: Option<String>,
     /// The cluster id; default: read from the add-on (its state, or the virtual kubelet's
-    /// `--cluster-id`).
+    /// `--cluster-id` or `CLUSTER_ID`).
     pub cluster_id: Option<String>,
+    /// The namespace the add-on is installed in ([`DEFAULT_ADDON_NAMESPACE`] by default).
+    pub addon_namespace: String,
+    /// The virtual node; default: found ([`crate::discover::discover`]).
+    pub virtual_node: Option<String>,
 }
 
-/// A credential: kept out of every `Debug`, log and report.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Credential(pub String);
-
-impl std::fmt::Debug for Credential {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-/// What the harness read about the add-on installed on an existing cluster.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Installed {
-    /// The installed release: from burstcert's add-on state, else the virtual kubelet's image tag.
-    pub release: Option<Release>,
-    /// The cluster id it was installed with.
-    pub cluster_id: Option<String>,
-    /// The CCI endpoint it was installed with (burstcert's add-on state only).
-    pub cci_endpoint: Option<String>,
-}
-
-/// Reads the installed add-on: burstcert's state (`kube-system/bursting-addon`) when there is
-/// one, else the virtual kubelet's Deployment (image tag, `--cluster-id`). `None` when neither
-/// exists (no add-on, as far as the harness can tell).
-async fn read_installed(client: &kube::Client) -> Result<Option<Installed>> {
-    if let Some(state) = crate::addon::lifecycle::state(client).await? {
-        return Ok(Some(Installed {
-            release: Some(state.params.release),
-            cluster_id: Some(state.params.cluster_id.clone()),
-            cci_endpoint: Some(state.params.cci_endpoint.clone()),
-        }));
-    }
-    let deployments = kube::Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(
-        client.clone(),
-        crate::addon::render::NAMESPACE,
-    )
-    .list(&Default::default())
-    .await
-    .map_err(|source| crate::Error::Kube {
-        context: "list the Deployments of kube-system".into(),
-        source,
-    })?;
-    Ok(installed_from_deployments(&deployments.items))
-}
-
-/// The Deployments of the add-on's virtual kubelet, in the order they are looked for:
-/// burstcert's own rendering, then the CCE add-on as CCE installs it.
-pub const VIRTUAL_KUBELET_DEPLOYMENTS: &[&str] = &[
-    crate::addon::render::VIRTUAL_KUBELET,
-    "cceaddon-virtual-kubelet-virtual-kubelet",
-];
-
-/// What the Deployments of the add-on's namespace say of the installed add-on: the first of
-/// [`VIRTUAL_KUBELET_DEPLOYMENTS`] there, its first container's image tag (the release) and
-/// cluster id (`--cluster-id=` in its arguments, else its `CLUSTER_ID` environment value).
-/// `None` when none is there.
-pub fn installed_from_deployments(
-    deployments: &[k8s_openapi::api::apps::v1::Deployment],
-) -> Option<Installed> {
-    let vk = VIRTUAL_KUBELET_DEPLOYMENTS.iter().find_map(|name| {
-        deployments
-            .iter()
-            .find(|d| d.metadata.name.as_deref() == Some(*name))
-    })?;
-    let container = vk
-        .spec
-        .as_ref()
-        .and_then(|s| s.template.spec.as_ref())
-        .and_then(|s| s.containers.first());
-    Some(installed_from_container(container))
-}
-
-/// The release (image tag) and cluster id (`--cluster-id`) of the virtual kubelet's container.
-fn installed_from_container(
-    container: Option<&k8s_openapi::api::core::v1::Container>,
-) -> Installed {
-    let release = container
-        .and_then(|c| c.image.as_deref())
-        .and_then(|image| image.rsplit_once(':'))
-        .and_then(|(_, tag)| parse_release(tag.trim_start_matches('v')).ok());
-    let args = container
-        .iter()
-        .flat_map(|c| c.args.iter().flatten().chain(c.command.iter().flatten()));
-    let cluster_id = args
-        .filter_map(|a| a.strip_prefix("--cluster-id="))
-        .map(str::to_owned)
-        .next()
-        .or_else(|| {
-            container?
-                .env
-                .iter()
-                .flatten()
-                .find(|e| e.name == "CLUSTER_ID")
-                .and_then(|e| e.value.clone())
-        });
-    Installed {
-        release,
-        cluster_id,
-        cci_endpoint: None,
-    }
-}
+/// The namespace CCE (and burstcert) install the add-on in.
+pub const DEFAULT_ADDON_NAMESPACE: &str = crate::addon::render::NAMESPACE;
 
 /// An existing cluster where no add-on can be found: every selected scenario is "not run",
 /// saying so (nothing can be checked, and nothing is certified).
@@ -182,15 +90,6 @@ async fn report_no_addon(
             context: format!("reach the cluster of {}", existing.kubeconfig.display()),
             source,
         })?;
-    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
-    let has_node = nodes
-        .get_opt(crate::env::VIRTUAL_NODE)
-        .await
-        .map_err(|source| crate::Error::Kube {
-            context: "look for the virtual node".into(),
-            source,
-        })?
-        .is_some();
     let release = options.release.unwrap_or(default_release());
     let rows = catalogue::entries()
         .iter()
@@ -200,9 +99,12 @@ async fn report_no_addon(
             outcome: match excluded(entry, options) {
                 Some(why) => Outcome::Skipped(why),
                 None => Outcome::NotRun(format!(
-                    "the add-on is not installed on this cluster (no kube-system/{} Deployment, no add-on state{})",
-                    VIRTUAL_KUBELET_DEPLOYMENTS.join(" or "),
-                    if has_node { "" } else { ", no bursting-node" }
+                    "the add-on is not installed on this cluster (no {}/{} Deployment, no add-on state, no virtual node: {} or a node labelled {}={}); see --addon-namespace and --virtual-node",
+                    existing.addon_namespace,
+                    crate::discover::VIRTUAL_KUBELET_DEPLOYMENTS.join(" or "),
+                    crate::discover::VIRTUAL_NODES.join(", "),
+                    crate::discover::VIRTUAL_NODE_LABEL.0,
+                    crate::discover::VIRTUAL_NODE_LABEL.1,
                 )),
             },
             seconds: 0.0,
@@ -230,7 +132,13 @@ async fn attach_existing(
     existing: &ExistingChoice,
     client: &kube::Client,
 ) -> Result<Option<Release>> {
-    let Some(installed) = read_installed(client).await? else {
+    let Some(installed) = crate::discover::read(
+        client,
+        &existing.addon_namespace,
+        existing.virtual_node.as_deref(),
+    )
+    .await?
+    else {
         return Ok(None);
     };
     let step = |detail: String| crate::Error::Step {
@@ -266,19 +174,38 @@ async fn attach_existing(
         .ok_or_else(|| {
             step("the add-on does not say its CCI endpoint; give --cci-endpoint URL".into())
         })?;
-    let token = existing.cci_token.clone().ok_or_else(|| {
+    let virtual_node = installed.virtual_node.ok_or_else(|| {
+        step(match &existing.virtual_node {
+            Some(name) => format!("there is no node {name} (--virtual-node)"),
+            None => format!(
+                "cannot find the add-on's virtual node ({}, or one node labelled {}={}); give --virtual-node NAME",
+                crate::discover::VIRTUAL_NODES.join(", "),
+                crate::discover::VIRTUAL_NODE_LABEL.0,
+                crate::discover::VIRTUAL_NODE_LABEL.1,
+            ),
+        })
+    })?;
+    let auth = existing.cci_auth.clone().ok_or_else(|| {
         step(format!(
-            "the tenant's CCI credential is needed to read the CCI side: set {TOKEN_ENV} or give --cci-token-file PATH"
+            "the tenant's CCI credential is needed to read the CCI side: set {TOKEN_ENV} or give --cci-token-file PATH, or an AK/SK pair in {} and {} or --cci-aksk-file PATH",
+            cci_api::aksk::ACCESS_KEY_ENV,
+            cci_api::aksk::SECRET_KEY_ENV,
         ))
     })?;
     eprintln!(
-        "burstcert: existing cluster {}: add-on {release}, cluster id {cluster_id}, CCI at {endpoint}",
-        existing.kubeconfig.display()
+        "burstcert: existing cluster {}: add-on {release} (read from {}), cluster id {cluster_id}, virtual node {virtual_node}, CCI at {endpoint} ({})",
+        existing.kubeconfig.display(),
+        installed.read_from,
+        match &auth {
+            crate::cci::CciAuth::Token(_) => "with a token".to_owned(),
+            crate::cci::CciAuth::AkSk(pair) => format!("signing as {}", pair.access_key()),
+        },
     );
     let configured = crate::env::configure_existing(crate::env::Existing {
         kubeconfig: existing.kubeconfig.clone(),
-        cci: crate::cci::CciClient::new(&endpoint, &token.0, existing.cci_ca.as_deref())?,
+        cci: crate::cci::CciClient::with_auth(&endpoint, auth, existing.cci_ca.as_deref())?,
         cluster_id,
+        virtual_node,
     });
     if !configured {
         return Err(step("this process already has an environment".into()));
@@ -286,8 +213,8 @@ async fn attach_existing(
     Ok(Some(release))
 }
 
-/// Environment variable holding the tenant's CCI credential (`certify --cluster existing`,
-/// `cci purge`).
+/// Environment variable holding the tenant's CCI token (`certify --cluster existing`,
+/// `cci purge`, `addon`); an AK/SK pair is in `CCI_ACCESS_KEY` and `CCI_SECRET_KEY`.
 pub const TOKEN_ENV: &str = "CCI_TOKEN";
 
 /// One row of the report.
@@ -541,7 +468,7 @@ impl Report {
     pub fn write(&self, dir: &Path) -> Result<()> {
         let secrets: Vec<String> = crate::env::started()
             .iter()
-            .map(|env| env.cci.token().to_owned())
+            .map(|env| env.cci.auth().secret().to_owned())
             .collect();
         self.write_redacting(dir, &secrets)
     }
@@ -784,6 +711,12 @@ pub async fn certify(options: &Options) -> Result<Report> {
             }
         }
     };
+    if !crate::env::configure_addon_auth(options.addon_auth) {
+        return Err(crate::Error::Step {
+            step: "read --cci-auth".into(),
+            detail: "this process already installs the add-on with another credential".into(),
+        });
+    }
     if !crate::env::configure_release(&release.to_string()) {
         return Err(crate::Error::Step {
             step: "read --release".into(),
@@ -1047,20 +980,6 @@ fn first_line(text: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn the_cce_add_on_is_found_by_its_deployments_release_and_cluster_id() {
-        let list: serde_json::Value = crate::fixtures::load("cce/addon-deployments.yaml").unwrap();
-        let deployments: Vec<k8s_openapi::api::apps::v1::Deployment> =
-            serde_json::from_value(list["items"].clone()).unwrap();
-        let installed = super::installed_from_deployments(&deployments).unwrap();
-        assert_eq!(installed.release, Some(Release::new(1, 5, 21)));
-        assert_eq!(
-            installed.cluster_id.as_deref(),
-            Some("5f2b0c7e-cce0-11ee-b5a5-0255ac100b07")
-        );
-        assert_eq!(super::installed_from_deployments(&deployments[..1]), None);
-    }
-
     use super::*;
     use rstest::rstest;
 
@@ -1270,6 +1189,7 @@ mod tests {
             report_dir: PathBuf::new(),
             cluster: ClusterChoice::Local,
             jobs: 1,
+            addon_auth: crate::env::AddonAuth::Token,
         }
     }
 

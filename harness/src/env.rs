@@ -106,6 +106,9 @@ pub struct Env {
     pub cluster_id: String,
     /// The CCI namespace of this cluster, `bursting-{cluster_id}`.
     pub cci_namespace: String,
+    /// The add-on's virtual node: [`VIRTUAL_NODE`] where the harness installed the add-on, the
+    /// one found (or named) on an existing cluster.
+    virtual_node: String,
     /// Where the add-on's, the host node's and the mock's logs go (local target).
     pub logs: PathBuf,
     /// What the harness made and controls; `None` on an existing cluster.
@@ -158,6 +161,8 @@ pub struct Existing {
     pub cci: CciClient,
     /// The cluster id the add-on was installed with.
     pub cluster_id: String,
+    /// The add-on's virtual node (`bursting-node`, `virtual-kubelet`, or as found).
+    pub virtual_node: String,
 }
 
 /// The most local environments one process brings up: the shared one and
@@ -178,8 +183,32 @@ static EXTRA_PERMITS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new
 static RELEASE: OnceLock<String> = OnceLock::new();
 /// Set by [`configure_existing`]: the shared environment is that cluster, not a local one.
 static EXISTING: OnceLock<Existing> = OnceLock::new();
+/// Set by [`configure_addon_auth`].
+static ADDON_AUTH: OnceLock<AddonAuth> = OnceLock::new();
 /// Set by [`configure_kind`]: the shared environment is a kind cluster.
 static KIND: OnceLock<()> = OnceLock::new();
+
+/// How the add-on an environment installs authenticates to the mock CCI.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AddonAuth {
+    /// The tenant's token, in the add-on's Secret.
+    #[default]
+    Token,
+    /// The AK/SK pair the mock accepts for the tenant ([`aksk_pair`]): the add-on signs every
+    /// request and its Secret holds no token, as a tenant that authenticates so installs it.
+    AkSk,
+}
+
+/// Sets how the add-on of every environment of this process authenticates (before the first
+/// starts; default [`AddonAuth::Token`]). Returns false if it was already set differently.
+pub fn configure_addon_auth(auth: AddonAuth) -> bool {
+    *ADDON_AUTH.get_or_init(|| auth) == auth
+}
+
+/// How the add-on of this process's environments authenticates ([`configure_addon_auth`]).
+pub fn addon_auth() -> AddonAuth {
+    ADDON_AUTH.get().copied().unwrap_or_default()
+}
 
 /// Makes the shared environment of this process a kind cluster (before it is first used).
 pub fn configure_kind() -> bool {
@@ -493,9 +522,15 @@ impl Env {
             cluster_name: format!("existing ({cluster_name})"),
             cci: existing.cci,
             cluster_id: existing.cluster_id,
+            virtual_node: existing.virtual_node,
             local: None,
             kind: None,
         }
+    }
+
+    /// The add-on's virtual node: the node scenarios expect burst pods on.
+    pub fn virtual_node(&self) -> &str {
+        &self.virtual_node
     }
 
     /// What this environment offers scenarios beyond the cluster's API and CCI's public API.
@@ -695,6 +730,7 @@ impl Env {
             cci,
             cci_namespace: cci_api::namespace_for_cluster(&cluster_id),
             cluster_id,
+            virtual_node: VIRTUAL_NODE.into(),
             logs,
             kind: None,
             local: Some(Local {
@@ -848,6 +884,7 @@ impl Env {
             cci,
             cci_namespace: cci_api::namespace_for_cluster(&cluster_id),
             cluster_id,
+            virtual_node: VIRTUAL_NODE.into(),
             logs,
             local: None,
             kind: Some(KindParts {
@@ -1284,7 +1321,8 @@ impl Env {
 }
 
 /// The parameters an environment installs the add-on with: the configured release, interconnect
-/// on, the harness's registry, the mock as CCI, the shortened node lock.
+/// on, the harness's registry, the mock as CCI with the tenant's token or its AK/SK pair
+/// ([`addon_auth`]), the shortened node lock.
 fn default_params(
     cluster_id: &str,
     cluster_name: &str,
@@ -1311,13 +1349,19 @@ fn default_params(
         security_group_id: "sg-local".into(),
         domain_id: "domain-local".into(),
         cci_endpoint: cci_endpoint.into(),
-        cci_token: token.into(),
+        cci_token: match addon_auth() {
+            AddonAuth::Token => token.into(),
+            AddonAuth::AkSk => String::new(),
+        },
         cci_ca: None,
         lock_duration_secs: Some(lock_seconds()),
         pending_lock_threshold_secs: Some(PENDING_LOCK_SECONDS),
         check_resource_pressure: None,
         pod_disruption_budget: None,
-        cci_aksk: None,
+        cci_aksk: match addon_auth() {
+            AddonAuth::Token => None,
+            AddonAuth::AkSk => Some(aksk_pair(token)),
+        },
     })
 }
 

@@ -13,6 +13,7 @@ pub mod catalogue;
 pub mod cci;
 pub mod certify;
 pub mod cluster;
+pub mod discover;
 pub mod env;
 pub mod error;
 pub mod fixtures;

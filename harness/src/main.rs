@@ -72,13 +72,18 @@ enum Command {
         #[arg(long, value_name = "PATH", required_if_eq("cluster", "existing"))]
         kubeconfig: Option<std::path::PathBuf>,
         /// CCI's API endpoint (with --cluster existing; default: the one the add-on was
-        /// installed with, when burstcert installed it). The tenant's credential comes from the
-        /// CCI_TOKEN environment variable or --cci-token-file, never from a flag.
+        /// installed with, when burstcert installed it). The tenant's credential is a token
+        /// (CCI_TOKEN or --cci-token-file) or an AK/SK pair (CCI_ACCESS_KEY and CCI_SECRET_KEY,
+        /// or --cci-aksk-file), never a flag.
         #[arg(long, value_name = "URL")]
         cci_endpoint: Option<String>,
-        /// File holding the tenant's CCI credential (instead of CCI_TOKEN).
+        /// File holding the tenant's CCI token (instead of CCI_TOKEN).
         #[arg(long, value_name = "PATH")]
         cci_token_file: Option<std::path::PathBuf>,
+        /// File holding the tenant's AK/SK pair, one line AK:SK (instead of CCI_ACCESS_KEY and
+        /// CCI_SECRET_KEY): burstcert signs its requests to CCI with it.
+        #[arg(long, value_name = "PATH")]
+        cci_aksk_file: Option<std::path::PathBuf>,
         /// PEM file of the CA certificates CCI's certificate is checked against (with
         /// --cluster existing, for a private endpoint); default: the system's CA roots.
         #[arg(long, value_name = "PATH")]
@@ -86,6 +91,20 @@ enum Command {
         /// The cluster id the add-on was installed with (default: read from the add-on).
         #[arg(long)]
         cluster_id: Option<String>,
+        /// The namespace the add-on is installed in (with --cluster existing).
+        #[arg(long, value_name = "NAMESPACE", default_value = burstcert::certify::DEFAULT_ADDON_NAMESPACE)]
+        addon_namespace: String,
+        /// How the add-on burstcert installs (local, kind) authenticates to the mock CCI:
+        /// `token` (the tenant's token in its Secret) or `aksk` (an AK/SK pair that signs every
+        /// request, no token), to certify as a tenant that authenticates so. On an existing
+        /// cluster the add-on holds what it was installed with.
+        #[arg(long, default_value = "token", value_parser = ["token", "aksk"])]
+        cci_auth: String,
+        /// The add-on's virtual node (with --cluster existing; default: found: bursting-node,
+        /// a CCI 1.0 add-on's virtual-kubelet, the node the add-on's kubelet names, or the one
+        /// node labelled type=virtual-kubelet).
+        #[arg(long, value_name = "NAME")]
+        virtual_node: Option<String>,
         /// Run only these scenario IDs or families (e.g. `WL-02`, `VK`); repeatable.
         #[arg(long, num_args = 1..)]
         focus: Vec<String>,
@@ -254,6 +273,10 @@ enum CciCommand {
         /// (no flag takes the token itself).
         #[arg(long, value_name = "PATH")]
         cci_token_file: Option<std::path::PathBuf>,
+        /// A file holding an AK/SK pair (one line AK:SK) to sign with instead of a token; or
+        /// the pair in CCI_ACCESS_KEY and CCI_SECRET_KEY.
+        #[arg(long, value_name = "PATH")]
+        cci_aksk_file: Option<std::path::PathBuf>,
         /// PEM file of the CA certificates CCI's certificate is checked against (a private
         /// endpoint); default: the system's CA roots.
         #[arg(long, value_name = "PATH")]
@@ -295,17 +318,15 @@ fn main() -> ExitCode {
     }
 }
 
-/// The CCI token of `file` (`--cci-token-file`), else of the environment variable CCI_TOKEN.
-fn read_token(file: Option<std::path::PathBuf>) -> anyhow::Result<Option<String>> {
-    Ok(match file {
-        Some(file) => {
-            let file = user_path(file);
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("read the CCI credential from {}", file.display()))?;
-            Some(text.trim().to_owned())
-        }
-        None => std::env::var(burstcert::certify::TOKEN_ENV).ok(),
-    })
+/// The one CCI credential given (see `CciAuth::from_files_or_env`), the files relative to
+/// where burstcert was started.
+fn read_auth(
+    token_file: Option<std::path::PathBuf>,
+    aksk_file: Option<std::path::PathBuf>,
+) -> anyhow::Result<Option<burstcert::cci::CciAuth>> {
+    let (token_file, aksk_file) = (token_file.map(user_path), aksk_file.map(user_path));
+    burstcert::cci::CciAuth::from_files_or_env(token_file.as_deref(), aksk_file.as_deref())
+        .map_err(|problem| anyhow::anyhow!(problem))
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -317,8 +338,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             kubeconfig,
             cci_endpoint,
             cci_token_file,
+            cci_aksk_file,
             cci_ca_file,
             cluster_id,
+            addon_namespace,
+            virtual_node,
+            cci_auth,
             focus,
             skip,
             report,
@@ -327,23 +352,32 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let report = user_path(report);
             let jobs = jobs.map_or_else(burstcert::certify::default_jobs, usize::from);
             let cluster = match (cluster.as_str(), kubeconfig) {
-                ("existing", Some(path)) => {
-                    let token = read_token(cci_token_file)?;
-                    burstcert::certify::ClusterChoice::Existing(
-                        burstcert::certify::ExistingChoice {
-                            kubeconfig: user_path(path),
-                            cci_endpoint,
-                            cci_token: token
-                                .filter(|t| !t.is_empty())
-                                .map(burstcert::certify::Credential),
-                            cci_ca: read_ca_file(cci_ca_file)?,
-                            cluster_id,
-                        },
-                    )
-                }
+                ("existing", Some(path)) => burstcert::certify::ClusterChoice::Existing(
+                    burstcert::certify::ExistingChoice {
+                        kubeconfig: user_path(path),
+                        cci_endpoint,
+                        cci_auth: read_auth(cci_token_file, cci_aksk_file)?,
+                        cci_ca: read_ca_file(cci_ca_file)?,
+                        cluster_id,
+                        addon_namespace,
+                        virtual_node,
+                    },
+                ),
                 ("kind", _) => burstcert::certify::ClusterChoice::Kind,
                 _ => burstcert::certify::ClusterChoice::Local,
             };
+            let addon_auth = match cci_auth.as_str() {
+                "aksk" => burstcert::env::AddonAuth::AkSk,
+                _ => burstcert::env::AddonAuth::Token,
+            };
+            if addon_auth != burstcert::env::AddonAuth::Token
+                && matches!(cluster, burstcert::certify::ClusterChoice::Existing(_))
+            {
+                eprintln!(
+                    "burstcert: usage error: --cci-auth chooses how the add-on burstcert installs authenticates; on an existing cluster the add-on holds what it was installed with (burstcert's own credential: CCI_ACCESS_KEY/CCI_SECRET_KEY or --cci-aksk-file)"
+                );
+                return Ok(ExitCode::from(burstcert::certify::USAGE_EXIT_CODE));
+            }
             let options = burstcert::certify::Options {
                 release,
                 focus,
@@ -351,6 +385,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 report_dir: report.clone(),
                 cluster,
                 jobs,
+                addon_auth,
             };
             if let Err(e) = burstcert::certify::check_selection(&options) {
                 eprintln!("burstcert: usage error: {e}");
@@ -490,14 +525,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     cluster_id,
                     cci_endpoint,
                     cci_token_file,
+                    cci_aksk_file,
                     cci_ca_file,
                 },
         } => {
-            let cci_token = read_token(cci_token_file)?
-                .filter(|t| !t.is_empty())
-                .context("no CCI credential: set CCI_TOKEN or give --cci-token-file PATH")?;
+            let auth = read_auth(cci_token_file, cci_aksk_file)?.context(
+                "no CCI credential: set CCI_TOKEN or give --cci-token-file PATH, or an AK/SK pair in CCI_ACCESS_KEY and CCI_SECRET_KEY or --cci-aksk-file PATH",
+            )?;
             let ca = read_ca_file(cci_ca_file)?;
-            let cci = burstcert::cci::CciClient::new(&cci_endpoint, &cci_token, ca.as_deref())?;
+            let cci = burstcert::cci::CciClient::with_auth(&cci_endpoint, auth, ca.as_deref())?;
             let runtime = tokio::runtime::Runtime::new().context("start tokio")?;
             let report = runtime.block_on(burstcert::addon::purge::purge(&cci, &cluster_id))?;
             println!("{report}");

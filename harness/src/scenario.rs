@@ -156,6 +156,12 @@ impl Scenario {
         })
     }
 
+    /// The add-on's virtual node on this cluster (`bursting-node` where the harness installed
+    /// the add-on; on an existing cluster, the one found or named).
+    pub fn virtual_node(&self) -> &str {
+        self.env.virtual_node()
+    }
+
     /// The CCI namespace of this cluster.
     pub fn cci_namespace(&self) -> &str {
         &self.env.cci_namespace

@@ -75,6 +75,11 @@ pub struct ParamsArgs {
     /// by everyone on the machine (`ps`).
     #[arg(long, value_name = "PATH")]
     pub cci_token_file: Option<std::path::PathBuf>,
+    /// A file holding an AK/SK pair (one line AK:SK) the add-on signs every CCI request with
+    /// instead of sending a token (stored in the add-on's Secret); or the pair in the
+    /// environment variables CCI_ACCESS_KEY and CCI_SECRET_KEY. Not with a token.
+    #[arg(long, value_name = "PATH")]
+    pub cci_aksk_file: Option<std::path::PathBuf>,
     /// PEM file of the CA certificates the add-on checks the CCI endpoint against (a private
     /// endpoint); default: the system's CA roots.
     #[arg(long, value_name = "PATH")]
@@ -119,8 +124,17 @@ impl ParamsArgs {
             domain_id,
             cci_endpoint
         );
-        if let Some(token) = self.token()? {
-            base.cci_token = token;
+        // One credential: a token given replaces a pair installed before, and the reverse.
+        match self.auth()? {
+            Some(crate::cci::CciAuth::Token(token)) => {
+                base.cci_token = token;
+                base.cci_aksk = None;
+            }
+            Some(crate::cci::CciAuth::AkSk(pair)) => {
+                base.cci_token = String::new();
+                base.cci_aksk = Some(format!("{}:{}", pair.access_key(), pair.secret_key()));
+            }
+            None => {}
         }
         if let Some(i) = self.interconnect {
             base.interconnect = i;
@@ -143,22 +157,14 @@ impl ParamsArgs {
         Ok(base)
     }
 
-    /// The token of `--cci-token-file`, else of `CCI_TOKEN`, if either is given.
-    fn token(&self) -> anyhow::Result<Option<String>> {
-        if let Some(path) = &self.cci_token_file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| anyhow::anyhow!("--cci-token-file {}: {e}", path.display()))?;
-            let token = text.trim();
-            anyhow::ensure!(
-                !token.is_empty(),
-                "--cci-token-file {}: the file is empty",
-                path.display()
-            );
-            return Ok(Some(token.to_owned()));
-        }
-        Ok(std::env::var(crate::certify::TOKEN_ENV)
-            .ok()
-            .filter(|t| !t.is_empty()))
+    /// The credential of `--cci-token-file` or `CCI_TOKEN`, or of `--cci-aksk-file` or
+    /// `CCI_ACCESS_KEY` and `CCI_SECRET_KEY`, if one is given.
+    fn auth(&self) -> anyhow::Result<Option<crate::cci::CciAuth>> {
+        crate::cci::CciAuth::from_files_or_env(
+            self.cci_token_file.as_deref(),
+            self.cci_aksk_file.as_deref(),
+        )
+        .map_err(|problem| anyhow::anyhow!(problem))
     }
 
     /// Parameters for a fresh install: the flags over documented defaults; the identity flags
@@ -190,10 +196,13 @@ impl ParamsArgs {
             cci_aksk: None,
         };
         let params = self.apply(base)?;
+        anyhow::ensure!(
+            !params.cci_token.is_empty() || params.cci_aksk.is_some(),
+            "a CCI credential is required to install: CCI_TOKEN (or --cci-token-file), or an AK/SK pair in CCI_ACCESS_KEY and CCI_SECRET_KEY (or --cci-aksk-file)"
+        );
         for (flag, value) in [
             ("--cluster-id", &params.cluster_id),
             ("--cci-endpoint", &params.cci_endpoint),
-            ("CCI_TOKEN (or --cci-token-file)", &params.cci_token),
             ("--swr-addr", &params.swr_addr),
             ("--swr-user", &params.swr_user),
         ] {
@@ -345,6 +354,10 @@ pub async fn run(command: AddonCommand, progress: &Progress) -> anyhow::Result<(
                 Some(state) => {
                     let mut shown = state.params.clone();
                     shown.cci_token = "(in Secret bursting-cci-credentials)".into();
+                    // NB: the pair is as secret as the token.
+                    if shown.cci_aksk.is_some() {
+                        shown.cci_aksk = Some("(in Secret bursting-cci-credentials)".into());
+                    }
                     println!("status:   {}", state.status);
                     println!("release:  {}", state.params.release);
                     if let Some(previous) = &state.previous {
@@ -365,12 +378,20 @@ pub async fn run(command: AddonCommand, progress: &Progress) -> anyhow::Result<(
 /// The value `burstcert render` prints for the credential Secret's token.
 pub const RENDERED_TOKEN: &str = "(not printed: install reads it from CCI_TOKEN)";
 
+/// The value `burstcert render` prints for the credential Secret's AK/SK pair.
+pub const RENDERED_AKSK: &str =
+    "(not printed: install reads it from CCI_ACCESS_KEY and CCI_SECRET_KEY)";
+
 /// `burstcert render`: the add-on's objects as YAML (with a freshly generated webhook PKI).
 pub fn render_yaml(params: &ParamsArgs, local: bool) -> anyhow::Result<String> {
     let mut params = params.for_install()?;
     // What is printed may be pasted, logged or committed: the Secret names where its value
     // comes from, never the value (BEHAVIOR.md §13).
     params.cci_token = RENDERED_TOKEN.into();
+    if params.cci_aksk.is_some() {
+        params.cci_token = String::new();
+        params.cci_aksk = Some(RENDERED_AKSK.into());
+    }
     let target = if local {
         Target::local(vk_hostnode::ips::DEFAULT_BLOCK)
     } else {
@@ -381,4 +402,51 @@ pub fn render_yaml(params: &ParamsArgs, local: bool) -> anyhow::Result<String> {
         &[],
     )?;
     Ok(render::to_yaml(&render::render(&params, &target, &pki)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Render {
+        #[command(flatten)]
+        params: ParamsArgs,
+    }
+
+    #[test]
+    fn an_aksk_file_makes_the_add_on_sign_and_render_prints_neither_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("aksk");
+        std::fs::write(&file, "# the tenant's pair\nRENDERAK:render-secret-key\n").unwrap();
+        let args = Render::parse_from([
+            "render",
+            "--cluster-id=c1",
+            "--cci-endpoint=https://cci.example",
+            "--swr-addr=swr.example",
+            "--swr-user=user",
+            "--cci-aksk-file",
+            file.to_str().unwrap(),
+        ]);
+        let params = args.params.for_install().unwrap();
+        assert_eq!(
+            params.cci_aksk.as_deref(),
+            Some("RENDERAK:render-secret-key")
+        );
+        assert_eq!(params.cci_token, "");
+        let yaml = render_yaml(&args.params, false).unwrap();
+        assert!(
+            !yaml.contains("render-secret-key"),
+            "the secret key was rendered"
+        );
+        assert!(
+            yaml.contains("--cci-aksk-file="),
+            "the add-on does not sign"
+        );
+        assert!(
+            yaml.contains(RENDERED_AKSK),
+            "the Secret does not say where the pair comes from"
+        );
+    }
 }

@@ -96,7 +96,7 @@ pub fn billable(pods: &[cci_api::Pod], now: k8s_openapi::jiff::Timestamp) -> (us
     out
 }
 
-/// Purges cluster `cluster_id` from the CCI endpoint of `cci` (its URL, token and CA): what it
+/// Purges cluster `cluster_id` from the CCI endpoint of `cci` (its URL, credential and CA): what it
 /// left is listed, then removed by the add-on's gc; idempotent (a cluster with nothing left
 /// reports zeros).
 pub async fn purge(cci: &CciClient, cluster_id: &str) -> Result<PurgeReport> {
@@ -130,11 +130,21 @@ pub async fn purge(cci: &CciClient, cluster_id: &str) -> Result<PurgeReport> {
         }
         None => None,
     };
-    let token = cci.token().to_owned();
+    // The credential goes to the gc through its environment, never its command line.
+    let credential: Vec<(&str, String)> = match cci.auth() {
+        crate::cci::CciAuth::Token(token) => vec![(crate::certify::TOKEN_ENV, token.clone())],
+        crate::cci::CciAuth::AkSk(pair) => vec![
+            (cci_api::aksk::ACCESS_KEY_ENV, pair.access_key().to_owned()),
+            (cci_api::aksk::SECRET_KEY_ENV, pair.secret_key().to_owned()),
+        ],
+    };
     let output = tokio::task::spawn_blocking(move || {
         Command::new(&engine)
             .args(&args)
-            .env("CCI_TOKEN", token)
+            .env_remove(crate::certify::TOKEN_ENV)
+            .env_remove(cci_api::aksk::ACCESS_KEY_ENV)
+            .env_remove(cci_api::aksk::SECRET_KEY_ENV)
+            .envs(credential)
             .output()
     });
     let output = output

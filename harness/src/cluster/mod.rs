@@ -31,7 +31,11 @@ pub async fn client_for(kubeconfig: &Path) -> Result<kube::Client> {
     Ok(vk_hostnode::client_for(kubeconfig).await?)
 }
 
-/// Name of the engine's virtual node.
+/// Name of the engine's virtual node where the harness installs the add-on. On an existing
+/// cluster it may be another (a CCI 1.0 add-on's `virtual-kubelet`): scenarios that run there
+/// ask [`crate::scenario::Scenario::virtual_node`]; those that keep this constant need what only
+/// an environment of the harness offers (the mock's admin side, the engine's process, chosen
+/// nodes).
 pub const VIRTUAL_NODE: &str = "bursting-node";
 
 /// The virtual node's taint (BEHAVIOR.md §1), which the webhook's toleration names. The

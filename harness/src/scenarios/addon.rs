@@ -90,7 +90,7 @@ async fn wait_burst(s: &Scenario, app: &str, n: usize) -> anyhow::Result<Vec<Pod
             let cci = cci_by_uid(s, app).await.map_err(step)?;
             let ready = pods.len() == n
                 && pods.iter().all(|p| {
-                    super::running_on_virtual_node(p)
+                    super::running_on(render::VIRTUAL_NODE, p)
                         && p.metadata
                             .uid
                             .as_ref()

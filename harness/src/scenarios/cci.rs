@@ -208,7 +208,25 @@ async fn engine_pods(s: &Scenario) -> anyhow::Result<Vec<(String, i32)>> {
 pub fn cci_02(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(super::addon::serially(s, async move {
         let admin = s.mock_admin()?;
-        let tenant = s.cci().token().to_owned();
+        let tenant = s
+            .cci()
+            .token()
+            .context("the mock's environment speaks to CCI with a token")?
+            .to_owned();
+        // The token side needs the add-on on a token: one installed with AK/SK (`certify
+        // --cci-auth aksk`) is switched to the tenant's token first.
+        if s.env.addon_defaults().cci_aksk.is_some() {
+            let mut on_token = s.env.addon_defaults().clone();
+            on_token.cci_aksk = None;
+            on_token.cci_token.clone_from(&tenant);
+            lifecycle::upgrade(
+                &s.client,
+                &on_token,
+                s.env.addon_target(),
+                &crate::progress::Progress::quiet(),
+            )
+            .await?;
+        }
         let first = format!("iam-{}-first", s.namespace);
         let renewed = format!("iam-{}-renewed", s.namespace);
         let start = last_seq(s).await?;

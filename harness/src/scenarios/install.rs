@@ -16,7 +16,6 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 
 use super::gated::{claim, ensure_class};
 use super::{BodyFuture, POLICY_LABEL, converge, pod_with};
-use crate::cluster::VIRTUAL_NODE;
 use crate::scenario::Outcome;
 use crate::scenario::Scenario;
 use crate::{fixtures, snapshot, wait};
@@ -407,8 +406,9 @@ async fn inst_05_body(s: &Scenario, pv_name: &str) -> anyhow::Result<()> {
     snapshot::settings().bind(|| insta::assert_snapshot!("inst_05_kept_local_event", message));
     let pod = s.api::<Pod>().get("old-volcano").await?;
     anyhow::ensure!(
-        pod.spec.as_ref().and_then(|sp| sp.node_name.as_deref()) != Some(VIRTUAL_NODE),
-        "pod old-volcano is bound to {VIRTUAL_NODE}"
+        pod.spec.as_ref().and_then(|sp| sp.node_name.as_deref()) != Some(s.virtual_node()),
+        "pod old-volcano is bound to {}",
+        s.virtual_node()
     );
     anyhow::ensure!(
         s.cci_pods().await?.is_empty(),
@@ -440,7 +440,7 @@ async fn inst_05_body(s: &Scenario, pv_name: &str) -> anyhow::Result<()> {
     let binding = serde_json::json!({
         "apiVersion": "v1", "kind": "Binding",
         "metadata": {"name": "new-volcano"},
-        "target": {"apiVersion": "v1", "kind": "Node", "name": VIRTUAL_NODE}
+        "target": {"apiVersion": "v1", "kind": "Node", "name": s.virtual_node()}
     });
     s.api::<Pod>()
         .create_subresource::<serde_json::Value, serde_json::Value>(

@@ -14,8 +14,7 @@ use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
 };
 
-use super::{BodyFuture, cci_running, cluster_uid_of, running_on_virtual_node};
-use crate::cluster::VIRTUAL_NODE;
+use super::{BodyFuture, cci_running, cluster_uid_of, running_on};
 use crate::scenario::Outcome;
 use crate::scenario::Scenario;
 use crate::{fixtures, wait};
@@ -195,11 +194,15 @@ pub fn wl_04(s: &Scenario) -> BodyFuture<'_> {
         let off: Vec<_> = pods
             .iter()
             .filter(|p| {
-                p.spec.as_ref().and_then(|sp| sp.node_name.as_deref()) != Some(VIRTUAL_NODE)
+                p.spec.as_ref().and_then(|sp| sp.node_name.as_deref()) != Some(s.virtual_node())
             })
             .filter_map(|p| p.metadata.name.clone())
             .collect();
-        anyhow::ensure!(off.is_empty(), "pods of pi not on {VIRTUAL_NODE}: {off:?}");
+        anyhow::ensure!(
+            off.is_empty(),
+            "pods of pi not on {}: {off:?}",
+            s.virtual_node()
+        );
 
         let peak = s
             .mock_admin()?
@@ -352,7 +355,7 @@ pub fn wl_05(s: &Scenario) -> BodyFuture<'_> {
                     let name = job.metadata.name.clone().unwrap_or_default();
                     for pod in job_pods(s, &name).await? {
                         let uid = pod.metadata.uid.clone().unwrap_or_default();
-                        if running_on_virtual_node(&pod)
+                        if running_on(s.virtual_node(), &pod)
                             && cci
                                 .iter()
                                 .any(|c| cluster_uid_of(c) == Some(uid.as_str()) && cci_running(c))

@@ -24,7 +24,6 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
 
-use crate::cluster::VIRTUAL_NODE;
 use crate::scenario::Scenario;
 use crate::wait;
 
@@ -103,10 +102,11 @@ pub type BodyFuture<'a> = std::pin::Pin<
     Box<dyn std::future::Future<Output = anyhow::Result<crate::scenario::Outcome>> + Send + 'a>,
 >;
 
-/// Whether a cluster pod is Running with an IP on the virtual node.
-pub fn running_on_virtual_node(pod: &Pod) -> bool {
+/// Whether a cluster pod is Running with an IP on `node` (the virtual node,
+/// [`Scenario::virtual_node`]).
+pub fn running_on(node: &str, pod: &Pod) -> bool {
     pod.metadata.deletion_timestamp.is_none()
-        && pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(VIRTUAL_NODE)
+        && pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node)
         && pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
         && pod
             .status
@@ -139,7 +139,10 @@ pub async fn converge(
     patience: Duration,
 ) -> anyhow::Result<Vec<Pod>> {
     let pods = wait::until(
-        &format!("{n} pods ({selector}) Running on {VIRTUAL_NODE}, one Running CCI pod each"),
+        &format!(
+            "{n} pods ({selector}) Running on {}, one Running CCI pod each",
+            s.virtual_node()
+        ),
         patience,
         || async {
             let pods = s
@@ -151,7 +154,10 @@ pub async fn converge(
                     source,
                 })?
                 .items;
-            let running = pods.iter().filter(|p| running_on_virtual_node(p)).count();
+            let running = pods
+                .iter()
+                .filter(|p| running_on(s.virtual_node(), p))
+                .count();
             let cci = s.cci_pods().await?;
             let mut cci_uids: Vec<&str> = cci
                 .iter()

@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 
-use super::{BodyFuture, POLICY_LABEL, cluster_uid_of, running_on_virtual_node};
+use super::{BodyFuture, POLICY_LABEL, cluster_uid_of, running_on};
 use crate::cluster::VIRTUAL_NODE;
 use crate::scenario::Outcome;
 use crate::scenario::Scenario;
@@ -119,12 +119,9 @@ async fn wait_pod(
 
 /// Waits for `name` to run on the virtual node with exactly one Running CCI pod for it.
 async fn wait_burst(s: &Scenario, name: &str) -> anyhow::Result<()> {
-    let pod = wait_pod(
-        s,
-        name,
-        "Running on the virtual node",
-        running_on_virtual_node,
-    )
+    let pod = wait_pod(s, name, "Running on the virtual node", |p| {
+        running_on(VIRTUAL_NODE, p)
+    })
     .await?;
     let uid = pod.metadata.uid.clone().context("uid")?;
     wait::until(
@@ -244,7 +241,7 @@ pub fn wl_07(s: &Scenario) -> BodyFuture<'_> {
             tolerates_virtual_node(&auto),
             "auto: the pod lacks the virtual node's toleration"
         );
-        if running_on_virtual_node(&auto) {
+        if running_on(VIRTUAL_NODE, &auto) {
             wait_burst(s, "room-auto").await?;
         } else {
             not_on_cci(s, &auto).await?;

@@ -9,7 +9,6 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{ListParams, PostParams};
 
 use super::{BodyFuture, POLICY_LABEL, cluster_uid_of, converge, pod_with};
-use crate::cluster::VIRTUAL_NODE;
 use crate::scenario::Outcome;
 use crate::scenario::Scenario;
 use crate::{fixtures, snapshot, wait};
@@ -312,28 +311,32 @@ pub fn res_03(s: &Scenario) -> BodyFuture<'_> {
             .await
             .context("create the 80 vCPU / 100Gi pod (§4: admitted, refused by the engine)")?;
 
-        let event = wait::until(
-            &format!("pod too-big bound to {VIRTUAL_NODE} with a Warning event naming the flavour problem"),
-            PATIENCE,
-            || async {
-                let pod = s.api::<Pod>().get("too-big").await.map_err(|source| {
-                    crate::Error::Kube {
-                        context: "get pod too-big".into(),
-                        source,
-                    }
-                })?;
-                let bound = pod.spec.as_ref().and_then(|sp| sp.node_name.as_deref())
-                    == Some(VIRTUAL_NODE);
-                let event = warnings_on(s, "too-big").await?.into_iter().find(|e| {
-                    e.message
-                        .as_deref()
-                        .is_some_and(|m| m.contains("fits no CCI flavour"))
-                });
-                Ok(event.filter(|_| bound))
-            },
-            || s.diagnose(),
-        )
-        .await?;
+        let event =
+            wait::until(
+                &format!(
+                    "pod too-big bound to {} with a Warning event naming the flavour problem",
+                    s.virtual_node()
+                ),
+                PATIENCE,
+                || async {
+                    let pod = s.api::<Pod>().get("too-big").await.map_err(|source| {
+                        crate::Error::Kube {
+                            context: "get pod too-big".into(),
+                            source,
+                        }
+                    })?;
+                    let bound = pod.spec.as_ref().and_then(|sp| sp.node_name.as_deref())
+                        == Some(s.virtual_node());
+                    let event = warnings_on(s, "too-big").await?.into_iter().find(|e| {
+                        e.message
+                            .as_deref()
+                            .is_some_and(|m| m.contains("fits no CCI flavour"))
+                    });
+                    Ok(event.filter(|_| bound))
+                },
+                || s.diagnose(),
+            )
+            .await?;
         let message = event.message.clone().unwrap_or_default();
         for needle in ["too-big", "cpu 80 and memory 100Gi", "64 vCPU / 512 GiB"] {
             anyhow::ensure!(

@@ -24,9 +24,8 @@ use kube::api::{
 };
 use serde_json::json;
 
-use super::{BodyFuture, POLICY_LABEL, running_on_virtual_node};
+use super::{BodyFuture, POLICY_LABEL, running_on};
 use crate::addon::render::{NAMESPACE, PART_OF};
-use crate::cluster::VIRTUAL_NODE;
 use crate::scenario::{Outcome, Scenario};
 use crate::wait;
 
@@ -138,10 +137,11 @@ async fn pods_created(
     .await?)
 }
 
-/// Whether the webhook touched `pod`: the virtual node's toleration or node name.
-fn made_to_burst(pod: &Pod) -> bool {
+/// Whether the webhook touched `pod`: the virtual node's toleration, or `virtual_node` as its
+/// node.
+fn made_to_burst(virtual_node: &str, pod: &Pod) -> bool {
     pod.spec.as_ref().is_some_and(|spec| {
-        spec.node_name.as_deref() == Some(VIRTUAL_NODE)
+        spec.node_name.as_deref() == Some(virtual_node)
             || spec
                 .tolerations
                 .iter()
@@ -252,7 +252,7 @@ async fn owners_of_an_operator(s: &Scenario) -> anyhow::Result<Outcome> {
         let pods = pods_created(s, what, &format!("app={app}"), 1).await?;
         let touched: Vec<String> = pods
             .iter()
-            .filter(|p| made_to_burst(p))
+            .filter(|p| made_to_burst(s.virtual_node(), p))
             .map(|p| p.name_any())
             .collect();
         anyhow::ensure!(
@@ -265,7 +265,7 @@ async fn owners_of_an_operator(s: &Scenario) -> anyhow::Result<Outcome> {
         ("the labelled pod of a CR", "cr-burst-pod"),
     ] {
         wait::until(
-            &format!("the pod of {what} Running on {VIRTUAL_NODE}"),
+            &format!("the pod of {what} Running on {}", s.virtual_node()),
             PATIENCE,
             || async {
                 let pods = s
@@ -274,7 +274,8 @@ async fn owners_of_an_operator(s: &Scenario) -> anyhow::Result<Outcome> {
                     .await
                     .map_err(kube_err("list the scenario's pods"))?
                     .items;
-                Ok((pods.len() == 1 && pods.iter().all(running_on_virtual_node)).then_some(()))
+                let on_node = |p: &Pod| running_on(s.virtual_node(), p);
+                Ok((pods.len() == 1 && pods.iter().all(on_node)).then_some(()))
             },
             || s.diagnose(),
         )
@@ -449,7 +450,7 @@ async fn with_webhook_down(
         .items
         .into_iter()
         .map(|n| n.name_any())
-        .find(|n| n != VIRTUAL_NODE)
+        .find(|n| n != s.virtual_node())
         .context("no node but the virtual one")?;
     let mut mirror: Pod = serde_json::from_value(json!({"spec": spec}))?;
     mirror.metadata.name = Some(format!("static-{node}"));
@@ -639,7 +640,7 @@ pub fn safe_03(s: &Scenario) -> BodyFuture<'_> {
             .items
             .into_iter()
             .map(|n| n.name_any())
-            .find(|n| n != VIRTUAL_NODE)
+            .find(|n| n != s.virtual_node())
             .unwrap_or_else(|| "another-node".into());
 
         // The reviews must be able to say yes, or every "no" below proves nothing: some account
@@ -650,7 +651,7 @@ pub fn safe_03(s: &Scenario) -> BodyFuture<'_> {
             resource: "leases",
             subresource: None,
             namespace: Some("kube-node-lease"),
-            name: Some(VIRTUAL_NODE),
+            name: Some(s.virtual_node()),
         };
         let mut keeps_own = false;
         for account in &accounts {
@@ -723,22 +724,29 @@ pub fn safe_03(s: &Scenario) -> BodyFuture<'_> {
     })
 }
 
-/// The add-on's CCI token, from the one place it may be: its credential Secret.
+/// The add-on's CCI secret, from the one place it may be: its credential Secret (the token, or
+/// the secret key of its AK/SK pair).
 async fn credential(client: &kube::Client) -> anyhow::Result<String> {
     use k8s_openapi::api::core::v1::Secret;
     let secret = Api::<Secret>::namespaced(client.clone(), NAMESPACE)
         .get(crate::addon::render::CREDENTIALS)
         .await
         .context("read the add-on's credential Secret")?;
-    let token = secret
-        .data
-        .and_then(|d| d.get("token").cloned())
-        .map(|b| String::from_utf8_lossy(&b.0).into_owned())
-        .filter(|t| !t.is_empty())
-        .context("the credential Secret holds no token")?;
+    let data = secret.data.unwrap_or_default();
+    let text = |key: &str| {
+        data.get(key)
+            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+            .filter(|t| !t.is_empty())
+    };
+    let token = text(crate::addon::render::TOKEN_KEY)
+        .or_else(|| {
+            text(crate::addon::render::AKSK_KEY)
+                .and_then(|pair| pair.split_once(':').map(|(_, sk)| sk.trim().to_owned()))
+        })
+        .context("the credential Secret holds no token and no AK/SK pair")?;
     anyhow::ensure!(
         token.len() >= 8,
-        "the token is too short to be looked for without false alarms"
+        "the credential is too short to be looked for without false alarms"
     );
     Ok(token)
 }
@@ -972,9 +980,9 @@ async fn kubelet_get(
 }
 
 /// The virtual node's kubelet API address, as the API server calls it.
-async fn kubelet_address(client: &kube::Client) -> anyhow::Result<std::net::SocketAddr> {
-    let node = Api::<Node>::all(client.clone())
-        .get(VIRTUAL_NODE)
+async fn kubelet_address(s: &Scenario) -> anyhow::Result<std::net::SocketAddr> {
+    let node = Api::<Node>::all(s.client.clone())
+        .get(s.virtual_node())
         .await
         .context("get the virtual node")?;
     let status = node.status.context("the virtual node has no status")?;
@@ -1012,7 +1020,7 @@ pub fn safe_04(s: &Scenario) -> BodyFuture<'_> {
             .await
             .context("create a burst pod")?;
         wait::until(
-            &format!("the burst pod Running on {VIRTUAL_NODE}"),
+            &format!("the burst pod Running on {}", s.virtual_node()),
             PATIENCE,
             || async {
                 let pod = s
@@ -1020,7 +1028,7 @@ pub fn safe_04(s: &Scenario) -> BodyFuture<'_> {
                     .get("canary")
                     .await
                     .map_err(kube_err("get the pod"))?;
-                Ok(running_on_virtual_node(&pod).then_some(()))
+                Ok(running_on(s.virtual_node(), &pod).then_some(()))
             },
             || s.diagnose(),
         )
@@ -1068,7 +1076,7 @@ pub fn safe_04(s: &Scenario) -> BodyFuture<'_> {
             .await
             .context("kubectl logs of a burst pod through the API server (its kubelet client must be authorised)")?;
         let (certificate, key) = certificate_for(s, "burstcert-nobody").await?;
-        let address = kubelet_address(&s.client).await?;
+        let address = kubelet_address(s).await?;
         let path = format!("/containerLogs/{}/canary/container-0", s.namespace);
         let status = kubelet_get(address, &path, &certificate, &key).await?;
         anyhow::ensure!(

@@ -7,7 +7,6 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, LogParams, PostParams};
 
 use super::{BodyFuture, cluster_uid_of, converge};
-use crate::cluster::VIRTUAL_NODE;
 use crate::scenario::Outcome;
 use crate::scenario::Scenario;
 use crate::{fixtures, wait};
@@ -168,25 +167,20 @@ pub fn vk_03(s: &Scenario) -> BodyFuture<'_> {
         let uid = burst_pod(s, "survivor").await?;
         let before = cci_identity(s, &uid).await?;
         let nodes: Api<Node> = Api::all(s.client.clone());
-        let old = nodes
-            .get(VIRTUAL_NODE)
-            .await?
-            .metadata
-            .uid
-            .context("node uid")?;
-        nodes.delete(VIRTUAL_NODE, &DeleteParams::default()).await?;
+        let node = s.virtual_node();
+        let old = nodes.get(node).await?.metadata.uid.context("node uid")?;
+        nodes.delete(node, &DeleteParams::default()).await?;
         wait::until(
-            &format!("{VIRTUAL_NODE} recreated with a new UID and Ready"),
+            &format!("{node} recreated with a new UID and Ready"),
             PATIENCE,
             || async {
-                let node =
-                    nodes
-                        .get_opt(VIRTUAL_NODE)
-                        .await
-                        .map_err(|source| crate::Error::Kube {
-                            context: "get node".into(),
-                            source,
-                        })?;
+                let node = nodes
+                    .get_opt(node)
+                    .await
+                    .map_err(|source| crate::Error::Kube {
+                        context: "get node".into(),
+                        source,
+                    })?;
                 Ok(node
                     .filter(|n| {
                         n.metadata.uid.as_deref() != Some(old.as_str())
@@ -218,10 +212,10 @@ const OUTAGE: Duration = Duration::from_secs(30);
 /// The virtual node as the API server holds it now.
 async fn virtual_node(s: &Scenario) -> crate::Result<Node> {
     Api::<Node>::all(s.client.clone())
-        .get(VIRTUAL_NODE)
+        .get(s.virtual_node())
         .await
         .map_err(|source| crate::Error::Kube {
-            context: format!("get node {VIRTUAL_NODE}"),
+            context: format!("get node {}", s.virtual_node()),
             source,
         })
 }
@@ -274,7 +268,7 @@ pub fn vk_04(s: &Scenario) -> BodyFuture<'_> {
         let started = tokio::time::Instant::now();
         let during = async {
             wait::until(
-                &format!("{VIRTUAL_NODE} NotReady ({}) while CCI is down", vk::PROVIDER_UNREACHABLE),
+                &format!("{} NotReady ({}) while CCI is down", s.virtual_node(), vk::PROVIDER_UNREACHABLE),
                 Duration::from_secs(60),
                 || async {
                     let node = virtual_node(s).await?;
@@ -322,7 +316,7 @@ pub fn vk_04(s: &Scenario) -> BodyFuture<'_> {
         cleared?;
         eprintln!("VK-04: node NotReady {noticed:.1?} into the outage");
         wait::until(
-            &format!("{VIRTUAL_NODE} Ready again once CCI answers"),
+            &format!("{} Ready again once CCI answers", s.virtual_node()),
             Duration::from_secs(60),
             || async {
                 let node = virtual_node(s).await?;
@@ -334,7 +328,10 @@ pub fn vk_04(s: &Scenario) -> BodyFuture<'_> {
         // The node lifecycle controller tainted the node not-ready; the cluster is back only
         // when it lifts that (within its monitor period), or later scenarios would wait on it.
         wait::until(
-            &format!("the node lifecycle controller to lift {VIRTUAL_NODE}'s not-ready taints"),
+            &format!(
+                "the node lifecycle controller to lift {}'s not-ready taints",
+                s.virtual_node()
+            ),
             Duration::from_secs(90),
             || async {
                 let tainted = virtual_node(s)

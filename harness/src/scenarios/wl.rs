@@ -9,7 +9,6 @@ use kube::ResourceExt as _;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 
 use super::{BodyFuture, cluster_uid_of, converge};
-use crate::cluster::VIRTUAL_NODE;
 use crate::scenario::Outcome;
 use crate::scenario::Scenario;
 use crate::{fixtures, snapshot, wait};
@@ -180,12 +179,15 @@ pub fn wl_06(s: &Scenario) -> BodyFuture<'_> {
         .await?;
         let on_virtual: Vec<_> = pods
             .iter()
-            .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(VIRTUAL_NODE))
+            .filter(|p| {
+                p.spec.as_ref().and_then(|sp| sp.node_name.as_deref()) == Some(s.virtual_node())
+            })
             .filter_map(|p| p.metadata.name.clone())
             .collect();
         anyhow::ensure!(
             on_virtual.is_empty(),
-            "DaemonSet pods on {VIRTUAL_NODE}: {on_virtual:?}"
+            "DaemonSet pods on {}: {on_virtual:?}",
+            s.virtual_node()
         );
         let tolerating: Vec<String> = pods
             .iter()
@@ -311,8 +313,8 @@ pub fn wl_08(s: &Scenario) -> BodyFuture<'_> {
                 let ok = pods.len() == 2
                     && pods.iter().all(|p| {
                         p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
-                            && p.spec.as_ref().and_then(|s| s.node_name.as_deref())
-                                != Some(VIRTUAL_NODE)
+                            && p.spec.as_ref().and_then(|sp| sp.node_name.as_deref())
+                                != Some(s.virtual_node())
                     });
                 Ok(ok.then_some(pods))
             },
