@@ -24,7 +24,36 @@ use burstcert::cluster::nodes::{NodeShape, create_nodes};
 use burstcert::cluster::{ClusterProvider as _, client_for};
 use burstcert::progress::Progress;
 use burstcert::tools::{PREBUILT_ENV, Tools};
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Where `certify` runs (see `--cluster`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ClusterArg {
+    /// A fresh local cluster, the mock CCI and the add-on.
+    Local,
+    /// The cluster of --kubeconfig, with the add-on installed.
+    Existing,
+    /// A kind cluster from locally made images.
+    Kind,
+}
+
+/// Where `up` brings the environment up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum UpClusterArg {
+    /// The host node runs the add-on's pods as processes.
+    Local,
+    /// A kind cluster from locally made images.
+    Kind,
+}
+
+/// How the add-on burstcert installs authenticates to the mock CCI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum CciAuthArg {
+    /// The tenant's IAM token in the add-on's Secret.
+    Token,
+    /// An AK/SK pair that signs every request; no token.
+    Aksk,
+}
 
 #[derive(Parser)]
 #[command(
@@ -66,8 +95,8 @@ enum Command {
         /// `kind` (a kind cluster from locally made images, the mock in a container: needs a
         /// running Docker engine, see docs/kind.md; scenarios that need the harness's processes,
         /// kwok nodes or log files are "not run" there).
-        #[arg(long, default_value = "local", value_parser = ["local", "existing", "kind"])]
-        cluster: String,
+        #[arg(long, value_enum, default_value_t = ClusterArg::Local)]
+        cluster: ClusterArg,
         /// Kubeconfig of the existing cluster (with --cluster existing).
         #[arg(long, value_name = "PATH", required_if_eq("cluster", "existing"))]
         kubeconfig: Option<std::path::PathBuf>,
@@ -98,8 +127,8 @@ enum Command {
         /// `token` (the tenant's token in its Secret) or `aksk` (an AK/SK pair that signs every
         /// request, no token), to certify as a tenant that authenticates so. On an existing
         /// cluster the add-on holds what it was installed with.
-        #[arg(long, default_value = "token", value_parser = ["token", "aksk"])]
-        cci_auth: String,
+        #[arg(long, value_enum, default_value_t = CciAuthArg::Token)]
+        cci_auth: CciAuthArg,
         /// The add-on's virtual node (with --cluster existing; default: found: bursting-node,
         /// a CCI 1.0 add-on's virtual-kubelet, the node the add-on's kubelet names, or the one
         /// node labelled type=virtual-kubelet).
@@ -132,8 +161,8 @@ enum Command {
         release: burst_rules::release::Release,
         /// `local` (the host node runs the add-on's pods as processes) or `kind` (a kind
         /// cluster from locally made images, the mock CCI in a container; needs Docker).
-        #[arg(long, default_value = "local", value_parser = ["local", "kind"])]
-        cluster: String,
+        #[arg(long, value_enum, default_value_t = UpClusterArg::Local)]
+        cluster: UpClusterArg,
     },
     /// The add-on's lifecycle on a cluster (state in kube-system/bursting-addon).
     Addon {
@@ -351,8 +380,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let report = user_path(report);
             let jobs = jobs.map_or_else(burstcert::certify::default_jobs, usize::from);
-            let cluster = match (cluster.as_str(), kubeconfig) {
-                ("existing", Some(path)) => burstcert::certify::ClusterChoice::Existing(
+            let cluster = match (cluster, kubeconfig) {
+                (ClusterArg::Existing, Some(path)) => burstcert::certify::ClusterChoice::Existing(
                     burstcert::certify::ExistingChoice {
                         kubeconfig: user_path(path),
                         cci_endpoint,
@@ -363,12 +392,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         virtual_node,
                     },
                 ),
-                ("kind", _) => burstcert::certify::ClusterChoice::Kind,
-                _ => burstcert::certify::ClusterChoice::Local,
+                (ClusterArg::Kind, _) => burstcert::certify::ClusterChoice::Kind,
+                // NB: clap requires --kubeconfig with `existing`.
+                (ClusterArg::Local | ClusterArg::Existing, _) => {
+                    burstcert::certify::ClusterChoice::Local
+                }
             };
-            let addon_auth = match cci_auth.as_str() {
-                "aksk" => burstcert::env::AddonAuth::AkSk,
-                _ => burstcert::env::AddonAuth::Token,
+            let addon_auth = match cci_auth {
+                CciAuthArg::Aksk => burstcert::env::AddonAuth::AkSk,
+                CciAuthArg::Token => burstcert::env::AddonAuth::Token,
             };
             if addon_auth != burstcert::env::AddonAuth::Token
                 && matches!(cluster, burstcert::certify::ClusterChoice::Existing(_))
@@ -412,7 +444,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 burstcert::env::configure_release(&release),
                 "release already set"
             );
-            let env = if cluster == "kind" {
+            let env = if cluster == UpClusterArg::Kind {
                 burstcert::env::Env::start_kind()?
             } else {
                 burstcert::env::Env::start()?
