@@ -147,63 +147,63 @@ entries! {
     "WL-01", "A bare enforce Pod (the seed's nginx) runs on bursting-node; the CCI pod exists", Some(scenarios::wl::wl_01), [];
     "WL-02", "Deployment 2 replicas enforce: Running on the virtual node; scale to 5, then 0, CCI follows", Some(scenarios::wl::wl_02), [];
     "WL-03", "StatefulSet 3 replicas: ordinal names kept on CCI; deleting -1 recreates it under the same name", Some(scenarios::wl::wl_03), [];
-    "WL-04", "The seed's Job: never more than 5 pods active on CCI; deadline fails it; without it completes 50", Some(scenarios::jobs::wl_04), [MockAdmin];
-    "WL-05", "CronJob: batch/v1beta1 refused with a clear error; batch/v1 creates Jobs whose pods burst", Some(scenarios::jobs::wl_05), [];
+    "WL-04", "The seed's Job: never more than 5 pods active on CCI; deadline fails it; without it completes 50", Some(scenarios::wl::wl_04), [MockAdmin];
+    "WL-05", "CronJob: batch/v1beta1 refused with a clear error; batch/v1 creates Jobs whose pods burst", Some(scenarios::wl::wl_05), [];
     "WL-06", "DaemonSet labelled enforce: its pods never reach the virtual node", Some(scenarios::wl::wl_06), [ChosenNodes];
-    "WL-07", "Policy matrix enforce/auto/localPrefer/off/none x nodes with room/full", Some(scenarios::policy::wl_07), [ChosenNodes];
+    "WL-07", "Policy matrix enforce/auto/localPrefer/off/none x nodes with room/full", Some(scenarios::wl::wl_07), [ChosenNodes];
     "WL-08", "Label added to a running Deployment moves nothing; after a rollout restart new pods burst", Some(scenarios::wl::wl_08), [];
     "VOL-01", "ConfigMap mounted: mirrored to CCI with equal data; an update reaches CCI", Some(scenarios::vol::vol_01), [];
     "VOL-02", "Secret mounted: mirrored; its data never appears in engine logs or events", Some(scenarios::vol::vol_02), [AddonLogs];
-    "VOL-03", "EmptyDir: plain works; subPath refused; 1Gi works; 1536Mi refused; > 10 x CPU refused", Some(scenarios::gated::vol_03), [];
-    "VOL-04", "DownwardAPI: refused on 1.3.24, works on 1.3.25", Some(scenarios::gated::vol_04), [],
+    "VOL-03", "EmptyDir: plain works; subPath refused; 1Gi works; 1536Mi refused; > 10 x CPU refused", Some(scenarios::vol::vol_03), [];
+    "VOL-04", "DownwardAPI: refused on 1.3.24, works on 1.3.25", Some(scenarios::vol::vol_04), [],
         gated(Gate::DownwardApiAndProjected, "DownwardAPI volume refused", "DownwardAPI volume runs on CCI");
-    "VOL-05", "Projected serviceAccountToken: gated as VOL-04; long-lived token Secret on CCI", Some(scenarios::gated::vol_05), [],
+    "VOL-05", "Projected serviceAccountToken: gated as VOL-04; long-lived token Secret on CCI", Some(scenarios::vol::vol_05), [],
         gated(Gate::DownwardApiAndProjected, "Projected serviceAccountToken refused", "Projected serviceAccountToken runs on CCI as the long-lived token Secret");
-    "VOL-06", "PVC: SFS and SFS Turbo through CSI work; other classes refused", Some(scenarios::gated::vol_06), [];
-    "VOL-07", "HostPath refused; /etc/localtime works on 1.5.9, refused on 1.5.8", Some(scenarios::gated::vol_07), [],
+    "VOL-06", "PVC: SFS and SFS Turbo through CSI work; other classes refused", Some(scenarios::vol::vol_06), [];
+    "VOL-07", "HostPath refused; /etc/localtime works on 1.5.9, refused on 1.5.8", Some(scenarios::vol::vol_07), [],
         gated(Gate::EtcLocaltimeHostPath, "HostPath refused, /etc/localtime too", "HostPath refused; /etc/localtime runs on CCI");
-    "VOL-08", "flexVolume and local volumes refused", Some(scenarios::refusals::vol_08), [];
+    "VOL-08", "flexVolume and local volumes refused", Some(scenarios::vol::vol_08), [];
     "HP-01", "The seed's hostPath Deployment runs; snapshot of the CCI pod's volumes and mounts", Some(scenarios::hp::hp_01), [];
-    "HP-02", "One hostPath named replaceByEmptyDir", Some(scenarios::gated::hp_02), [];
-    "HP-03", "One hostPath named remove", Some(scenarios::gated::hp_03), [];
-    "HP-04", "* with remove", Some(scenarios::gated::hp_04), [];
-    "HP-05", "* leaves an /etc/localtime hostPath alone (refused before 1.5.9, runs from 1.5.9)", Some(scenarios::gated::hp_05), [],
+    "HP-02", "One hostPath named replaceByEmptyDir", Some(scenarios::hp::hp_02), [];
+    "HP-03", "One hostPath named remove", Some(scenarios::hp::hp_03), [];
+    "HP-04", "* with remove", Some(scenarios::hp::hp_04), [];
+    "HP-05", "* leaves an /etc/localtime hostPath alone (refused before 1.5.9, runs from 1.5.9)", Some(scenarios::hp::hp_05), [],
         gated(Gate::EtcLocaltimeHostPath, "* with an /etc/localtime hostPath: refused", "* leaves an /etc/localtime hostPath alone, it runs on CCI");
-    "HP-06", "A policy naming the /etc/localtime volume replaces it", Some(scenarios::gated::hp_06), [];
-    "HP-07", "Malformed JSON, unknown policyType, bad sizeLimit: refused, the message quotes the entry", Some(scenarios::refusals::hp_07), [];
-    "RES-01", "Requests/limits table to expected flavour and annotations, including init containers", Some(scenarios::rounding::res_01), [];
-    "RES-02", "pod-size-specs pins the size; no flavour or too small is refused", Some(scenarios::gated::res_02), [];
-    "RES-03", "A pod bigger than every flavour: Warning event on the CCE pod, nothing on CCI", Some(scenarios::rounding::res_03), [MockAdmin];
+    "HP-06", "A policy naming the /etc/localtime volume replaces it", Some(scenarios::hp::hp_06), [];
+    "HP-07", "Malformed JSON, unknown policyType, bad sizeLimit: refused, the message quotes the entry", Some(scenarios::hp::hp_07), [];
+    "RES-01", "Requests/limits table to expected flavour and annotations, including init containers", Some(scenarios::res::res_01), [];
+    "RES-02", "pod-size-specs pins the size; no flavour or too small is refused", Some(scenarios::res::res_02), [];
+    "RES-03", "A pod bigger than every flavour: Warning event on the CCE pod, nothing on CCI", Some(scenarios::res::res_03), [MockAdmin];
     "LOCK-01", "CCI sold out: the burst pod fails, the node turns SchedulingDisabled, new enforce pods wait", Some(scenarios::lock::lock_01), [MockAdmin];
     "LOCK-02", "kubectl uncordon unlocks it and the waiting pods run", Some(scenarios::lock::lock_02), [MockAdmin];
     "LOCK-03", "The lock lifts by itself when its (shortened) duration ends", Some(scenarios::lock::lock_03), [MockAdmin];
     "LOCK-04", "CCI leaves burst pods Pending (no capacity) past the threshold: the node locks; with CHECK_RESOURCE_PRESSURE=false it never does", Some(scenarios::lock::lock_04), [MockAdmin, Installer];
-    "UN-01", "Normal uninstall: gc jobs finish; everything of the add-on and its CCI namespace gone; others untouched", Some(scenarios::addon::un_01), [Installer];
-    "UN-02", "No schedulable node: uninstall fails (delete-failed), CCI intact; after a node is added it succeeds", Some(scenarios::addon::un_02), [Installer, ChosenNodes];
-    "UN-03", "Wrong swr_addr: gc jobs cannot pull; uninstall again and delete both jobs within 210 s completes", Some(scenarios::addon::un_03), [Installer];
-    "UN-04", "Cluster deleted without uninstall: CCI namespace and billable pods left; the cleanup command removes them", Some(scenarios::addon::un_04), [Installer];
-    "UP-01", "1.5.17 to 1.5.18 with burst pods: same UIDs both sides; only new pods get the new sidecar", Some(scenarios::addon::up_01), [Installer],
+    "UN-01", "Normal uninstall: gc jobs finish; everything of the add-on and its CCI namespace gone; others untouched", Some(scenarios::un::un_01), [Installer];
+    "UN-02", "No schedulable node: uninstall fails (delete-failed), CCI intact; after a node is added it succeeds", Some(scenarios::un::un_02), [Installer, ChosenNodes];
+    "UN-03", "Wrong swr_addr: gc jobs cannot pull; uninstall again and delete both jobs within 210 s completes", Some(scenarios::un::un_03), [Installer];
+    "UN-04", "Cluster deleted without uninstall: CCI namespace and billable pods left; the cleanup command removes them", Some(scenarios::un::un_04), [Installer];
+    "UP-01", "1.5.17 to 1.5.18 with burst pods: same UIDs both sides; only new pods get the new sidecar", Some(scenarios::up::up_01), [Installer],
         gated(Gate::SidecarV2, "No sidecar upgrade to check", "Upgrade from 1.5.17 with burst pods: same UIDs both sides; only new pods get the new sidecar");
-    "UP-02", "Rollback 1.5.18 to 1.5.17: A cannot reach a Service, B can; upgrade or recreate restores A", Some(scenarios::addon::up_02), [Installer, MockAdmin, ClusterNetwork],
+    "UP-02", "Rollback 1.5.18 to 1.5.17: A cannot reach a Service, B can; upgrade or recreate restores A", Some(scenarios::up::up_02), [Installer, MockAdmin, ClusterNetwork],
         gated(Gate::SidecarV2, "No sidecar rollback caveat to check", "Rollback to 1.5.17: A cannot reach a Service, B can; upgrade or recreate restores A");
-    "UP-03", "Pods created through an upgrade: none unmutated, none refused for the webhook being down", Some(scenarios::addon::up_03), [Installer];
-    "INST-01", "Subnet overlapping 10.247.0.0/16: refused, nothing created", Some(scenarios::addon::inst_01), [Installer];
-    "INST-02", "Arm nodes with release <= 1.5.37: add-on pods avoid them; only-Arm cluster refused", Some(scenarios::addon::inst_02), [Installer],
+    "UP-03", "Pods created through an upgrade: none unmutated, none refused for the webhook being down", Some(scenarios::up::up_03), [Installer];
+    "INST-01", "Subnet overlapping 10.247.0.0/16: refused, nothing created", Some(scenarios::inst::inst_01), [Installer];
+    "INST-02", "Arm nodes with release <= 1.5.37: add-on pods avoid them; only-Arm cluster refused", Some(scenarios::inst::inst_02), [Installer],
         gated(Gate::ArmUnsupported, "Arm supported: no amd64-only affinity on the add-on's pods; on an Arm-only cluster they run", "Arm nodes: add-on pods avoid them; only-Arm cluster refused");
-    "INST-03", "Pod room: single needs 7 (8) free slots on a node, ha two such nodes; else refused with numbers", Some(scenarios::addon::inst_03), [Installer, ChosenNodes],
+    "INST-03", "Pod room: single needs 7 (8) free slots on a node, ha two such nodes; else refused with numbers", Some(scenarios::inst::inst_03), [Installer, ChosenNodes],
         gated(Gate::FootprintCheck, "No pod-room check", "Pod room: single needs 7 (8) free slots on a node, ha two such nodes; else refused with numbers");
-    "INST-04", "LoadBalancer Service for burst pods refused before 1.5.5, works from 1.5.5", Some(scenarios::install::inst_04), [],
+    "INST-04", "LoadBalancer Service for burst pods refused before 1.5.5, works from 1.5.5", Some(scenarios::inst::inst_04), [],
         gated(Gate::LoadBalancerService, "LoadBalancer Service for burst pods refused", "LoadBalancer Service for burst pods works");
-    "INST-05", "Volcano <= 1.17.10 with a cloud-storage volume: the pod stays off CCI with an event", Some(scenarios::install::inst_05), [Installer];
-    "NET-01", "With interconnect, a CCI pod reaches a cluster Service and back", Some(scenarios::addon::net_01), [MockAdmin, Installer, ClusterNetwork];
-    "NET-02", "Without interconnect, a CCI pod cannot reach a cluster Service", Some(scenarios::addon::net_02), [MockAdmin, Installer];
+    "INST-05", "Volcano <= 1.17.10 with a cloud-storage volume: the pod stays off CCI with an event", Some(scenarios::inst::inst_05), [Installer];
+    "NET-01", "With interconnect, a CCI pod reaches a cluster Service and back", Some(scenarios::net::net_01), [MockAdmin, Installer, ClusterNetwork];
+    "NET-02", "Without interconnect, a CCI pod cannot reach a cluster Service", Some(scenarios::net::net_02), [MockAdmin, Installer];
     "VK-01", "Graceful delete (grace period honoured) and force delete both remove the CCI pod", Some(scenarios::vk::vk_01), [];
-    "VK-02", "Optional missing ConfigMap/Secret: runs; mandatory missing: waits with an event naming it", Some(scenarios::vol::vk_02), [];
+    "VK-02", "Optional missing ConfigMap/Secret: runs; mandatory missing: waits with an event naming it", Some(scenarios::vk::vk_02), [];
     "VK-03", "The virtual node deleted by hand is recreated with a new UID within a minute; pods keep running", Some(scenarios::vk::vk_03), [];
     "VK-04", "A CCI outage of 30 s shows as the virtual node NotReady with a reason and heals without losing or duplicating a pod", Some(scenarios::vk::vk_04), [MockAdmin];
     "R-01", "Engine killed while bursting 100 pods and restarted: all Running, exactly one CCI pod each", Some(scenarios::r::r_01), [EngineProcess];
-    "R-02", "CCI answering 5xx or slowly for a while: pods converge once it recovers; no duplicates", Some(scenarios::faults::r_02), [MockAdmin];
-    "R-03", "The API server restarted: the engine reconnects; node lease and pods unaffected", Some(scenarios::restart::r_03), [ControlPlane];
+    "R-02", "CCI answering 5xx or slowly for a while: pods converge once it recovers; no duplicates", Some(scenarios::r::r_02), [MockAdmin];
+    "R-03", "The API server restarted: the engine reconnects; node lease and pods unaffected", Some(scenarios::r::r_03), [ControlPlane];
     "CCI-01", "Before its first pod, the cluster's CCI namespace has a Ready Network on the add-on's subnet; burst pods get their addresses from it", Some(scenarios::cci::cci_01), [];
     "CCI-02", "The engine's token expires during a run: renewed without a pod lost or a request refused twice; with AK/SK every request is signed", Some(scenarios::cci::cci_02), [MockAdmin, Installer];
     "CCI-03", "Deletes as CCI does them: the CCI pod Terminating for the delete's grace period with its finalizer; uninstall ends once the Terminating CCI namespace is gone", Some(scenarios::cci::cci_03), [MockAdmin, Installer];
@@ -400,6 +400,45 @@ mod tests {
                 "{id}"
             );
         }
+    }
+
+    /// Every body lives in the file named after its family (`scenarios/wl.rs` holds WL-01…WL-08,
+    /// as `scenarios::wl::wl_01`), read off the entries as this file writes them.
+    #[test]
+    fn every_body_lives_in_the_file_named_after_its_family() {
+        let mut checked = 0;
+        for line in include_str!("catalogue.rs").lines() {
+            let line = line.trim_start();
+            let (Some(rest), Some((_, path))) =
+                (line.strip_prefix('"'), line.split_once("Some(scenarios::"))
+            else {
+                continue;
+            };
+            let (id, _) = rest
+                .split_once('"')
+                .expect("an entry starts with its quoted ID");
+            let (module, function) = path
+                .split_once(')')
+                .and_then(|(p, _)| p.split_once("::"))
+                .expect("scenarios::module::function");
+            let family = id
+                .split_once('-')
+                .expect("FAMILY-NN")
+                .0
+                .to_ascii_lowercase();
+            assert_eq!(
+                module, family,
+                "{id}'s body is not in scenarios/{family}.rs"
+            );
+            assert_eq!(
+                function,
+                id.to_ascii_lowercase().replace('-', "_"),
+                "{id}'s body is not named after it"
+            );
+            checked += 1;
+        }
+        let bodies = entries().iter().filter(|e| e.body.is_some()).count();
+        assert_eq!(checked, bodies, "entries with a body read off this file");
     }
 
     /// The scenario IDs a `SCENARIOS.md` names.

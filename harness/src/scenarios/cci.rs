@@ -206,7 +206,7 @@ async fn engine_pods(s: &Scenario) -> anyhow::Result<Vec<(String, i32)>> {
 /// upgraded to sign with a pair (no token in its Secret); every engine request the mock logs
 /// afterwards is signed with that pair.
 pub fn cci_02(s: &Scenario) -> BodyFuture<'_> {
-    Box::pin(super::addon::serially(s, async move {
+    Box::pin(super::addon_ops::serially(s, async move {
         let admin = s.mock_admin()?;
         let tenant = s
             .cci()
@@ -374,7 +374,7 @@ const NAMESPACE_LINGER: Duration = Duration::from_secs(8);
 /// Terminating for that period with its finalizer (the cluster pod outlives it); an uninstall
 /// ends only once the Terminating CCI namespace is gone.
 pub fn cci_03(s: &Scenario) -> BodyFuture<'_> {
-    Box::pin(super::addon::serially(s, async move {
+    Box::pin(super::addon_ops::serially(s, async move {
         graceful_delete(s).await?;
         uninstall_waits_for_the_namespace(s).await?;
         Ok(crate::scenario::Outcome::Passed)

@@ -1,28 +1,37 @@
-//! Scenario bodies, by family. Each body runs in its own namespace ([`Scenario`]) and asserts
+//! Scenario bodies, one file per family, named after its ID prefix (`wl.rs` holds WL-01…WL-08,
+//! `vol.rs` VOL-01…VOL-08, …). Each body runs in its own namespace ([`Scenario`]) and asserts
 //! only on what the cluster and the mock CCI hold.
+//!
+//! What several families share is here, or in a module named for it: `admission.rs` (pods
+//! expected admitted or refused), `cci_pod.rs` (the CCI pod standing for a cluster pod, its
+//! volumes), `addon_ops.rs` (changing the add-on and putting it back), `web.rs` (the cluster
+//! Service the network scenarios reach for).
 
-pub mod addon;
 pub mod cci;
-pub mod faults;
-pub mod gated;
 pub mod hp;
-pub mod install;
-pub mod jobs;
+pub mod inst;
 pub mod lock;
-pub mod policy;
+pub mod net;
 pub mod r;
-pub mod refusals;
-pub mod restart;
-pub mod rounding;
+pub mod res;
 pub mod safe;
+pub mod un;
+pub mod up;
 pub mod vk;
 pub mod vol;
 pub mod wl;
 
+mod addon_ops;
+mod admission;
+mod cci_pod;
+mod web;
+
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::ListParams;
+use anyhow::Context as _;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::api::storage::v1::StorageClass;
+use kube::api::{Api, ListParams, PostParams};
 
 use crate::scenario::Scenario;
 use crate::wait;
@@ -56,6 +65,14 @@ pub fn same_flavour(found: Option<&str>, expected: &str) -> bool {
 
 /// The seed's policy label.
 pub const POLICY_LABEL: &str = "virtual-kubelet.io/burst-to-cci";
+
+/// Selector of every pod labelled `enforce`.
+fn enforce_selector() -> String {
+    format!("{POLICY_LABEL}=enforce")
+}
+
+/// Pod annotation of the hostPath replacement policies.
+const HOSTPATH_REPLACEMENT: &str = "coordinator.cci.io/hostpath-replacement";
 
 /// The seed's nginx pod (0.5 vCPU, 1Gi) labelled `enforce`, named `name`, with `volumes` (JSON)
 /// mounted in order under `/mnt/0`, `/mnt/1`, … and `annotations`.
@@ -95,6 +112,35 @@ pub fn pod_with(
         spec.volumes = Some(volumes);
     }
     Ok(pod)
+}
+
+/// Creates StorageClass `name` with `provisioner` unless it exists.
+async fn ensure_class(
+    classes: &Api<StorageClass>,
+    name: &str,
+    provisioner: &str,
+) -> anyhow::Result<()> {
+    let sc: StorageClass = serde_json::from_value(serde_json::json!({
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+        "metadata": {"name": name},
+        "provisioner": provisioner,
+        "volumeBindingMode": "Immediate"
+    }))?;
+    match classes.create(&PostParams::default(), &sc).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+        Err(e) => Err(e).context(format!("create StorageClass {name}")),
+    }
+}
+
+/// A claim `name` of `class`.
+fn claim(name: &str, class: &str) -> anyhow::Result<PersistentVolumeClaim> {
+    Ok(serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name},
+        "spec": {"storageClassName": class, "accessModes": ["ReadWriteMany"],
+                 "resources": {"requests": {"storage": "1Gi"}}}
+    }))?)
 }
 
 /// A scenario body's future.

@@ -1054,7 +1054,7 @@ pub fn safe_04(s: &Scenario) -> BodyFuture<'_> {
             .context("the proxy registers no endpoint")?;
         // A Service with a pod that answers, so an open proxy would open the tunnel (a Service
         // without a backend is refused by any proxy, keyed or not).
-        let web = super::addon::web_service(s).await?;
+        let web = super::web::web_service(s).await?;
         let authority = format!("{}:80", web.target);
         let status = tunnel_request(&endpoint, &authority, None).await?;
         anyhow::ensure!(

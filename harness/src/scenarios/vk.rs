@@ -1,10 +1,10 @@
-//! VK: virtual-kubelet parity.
+//! VK: virtual-kubelet parity: VK-01…VK-04.
 
 use std::time::Duration;
 
 use anyhow::Context as _;
-use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, DeleteParams, LogParams, PostParams};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Node, Pod};
+use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
 
 use super::{BodyFuture, cluster_uid_of, converge};
 use crate::scenario::Outcome;
@@ -156,6 +156,80 @@ pub fn vk_01(s: &Scenario) -> BodyFuture<'_> {
             .delete("forced", &DeleteParams::default().grace_period(0))
             .await?;
         gone_on_both_sides(s, "forced", &forced, false).await?;
+        Ok(Outcome::Passed)
+    })
+}
+
+/// VK-02: an optional missing ConfigMap/Secret lets the pod run; a mandatory missing one makes
+/// it wait with an event naming the object, and it runs once the object exists.
+pub fn vk_02(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(async move {
+        let optional = super::pod_with(
+            "optional",
+            serde_json::json!([
+                {"name": "cfg", "configMap": {"name": "absent-config", "optional": true}},
+                {"name": "sec", "secret": {"secretName": "absent-secret", "optional": true}}
+            ]),
+            &[],
+        )?;
+        s.api::<Pod>()
+            .create(&PostParams::default(), &optional)
+            .await?;
+        converge(s, "scenario-pod=optional", 1, PATIENCE).await?;
+
+        let mandatory = super::pod_with(
+            "mandatory",
+            serde_json::json!([{"name": "cfg", "configMap": {"name": "later-config"}}]),
+            &[],
+        )?;
+        s.api::<Pod>()
+            .create(&PostParams::default(), &mandatory)
+            .await?;
+        wait::until(
+            "a Warning event on pod mandatory naming configmap later-config",
+            PATIENCE,
+            || async {
+                let events = s
+                    .api::<Event>()
+                    .list(&ListParams::default().fields("involvedObject.name=mandatory"))
+                    .await
+                    .map_err(|source| crate::Error::Kube {
+                        context: "list events".into(),
+                        source,
+                    })?;
+                Ok(events
+                    .items
+                    .iter()
+                    .any(|e| {
+                        e.type_.as_deref() == Some("Warning")
+                            && e.message.as_deref().unwrap_or("").contains("later-config")
+                    })
+                    .then_some(()))
+            },
+            || s.diagnose(),
+        )
+        .await?;
+        let on_cci = s.cci_pods().await?;
+        anyhow::ensure!(
+            on_cci.len() == 1,
+            "the pod with a missing mandatory ConfigMap reached CCI ({} CCI pods)",
+            on_cci.len()
+        );
+
+        let cm: ConfigMap = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "later-config"}, "data": {"k": "v"}
+        }))?;
+        s.api::<ConfigMap>()
+            .create(&PostParams::default(), &cm)
+            .await?;
+        // Both pods now: converge counts every CCI pod of the scenario.
+        converge(
+            s,
+            &format!("{}=enforce", super::POLICY_LABEL),
+            2,
+            Duration::from_secs(90),
+        )
+        .await?;
         Ok(Outcome::Passed)
     })
 }

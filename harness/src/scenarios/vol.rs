@@ -1,23 +1,35 @@
-//! VOL and VK-02: ConfigMaps and Secrets that burst pods use, mirrored to CCI.
+//! VOL: the volumes of burst pods (BEHAVIOR.md §5): VOL-01…VOL-08.
+//!
+//! ConfigMaps and Secrets that burst pods use are mirrored to CCI (VOL-01, VOL-02). The volume
+//! rules and release gates (VOL-03…VOL-07): each body asserts the side of a gate the shared
+//! environment's release is on ([`crate::env::release`]): refused with a message naming the
+//! volume, the rule and the gate, or admitted and Running on CCI with the volume as the CCI pod
+//! holds it. The harness keeps its own tiny release compare; it never borrows the engine's rules.
+//! Refusals come first in each body: `expect_refused` checks CCI holds no pod of the scenario.
+//! flexVolume and local volumes are refused (VOL-08).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod, Secret};
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Event, PersistentVolume, PersistentVolumeClaim, Pod, Secret, ServiceAccount,
+};
+use k8s_openapi::api::storage::v1::StorageClass;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 
-use super::{BodyFuture, converge};
+use crate::gates::Gate;
+
+use super::admission::{create, enforce_pod, expect_refused, with_volume};
+use super::cci_pod::{cci_pod_of, empty_dir_limit, mounted, volume, volumes_view};
+use super::{
+    BodyFuture, HOSTPATH_REPLACEMENT, claim, converge, enforce_selector, ensure_class, pod_with,
+};
 use crate::scenario::Outcome;
 use crate::scenario::Scenario;
-use crate::wait;
+use crate::{snapshot, wait};
 
 const PATIENCE: Duration = Duration::from_secs(60);
-
-/// The seed's nginx pod labelled `enforce` with `volumes` mounted under `/mnt/N`.
-fn pod_with(name: &str, volumes: serde_json::Value) -> anyhow::Result<Pod> {
-    super::pod_with(name, volumes, &[])
-}
 
 /// The name a cluster object gets on CCI (the engine's naming, as documented).
 fn cci_name(s: &Scenario, name: &str) -> String {
@@ -39,6 +51,7 @@ pub fn vol_01(s: &Scenario) -> BodyFuture<'_> {
         let mut pod = pod_with(
             "reader",
             serde_json::json!([{"name": "cfg", "configMap": {"name": "settings"}}]),
+            &[],
         )?;
         pod.spec
             .as_mut()
@@ -133,6 +146,7 @@ pub fn vol_02(s: &Scenario) -> BodyFuture<'_> {
         let pod = pod_with(
             "holder",
             serde_json::json!([{"name": "creds", "secret": {"secretName": "credentials"}}]),
+            &[],
         )?;
         s.api::<Pod>().create(&PostParams::default(), &pod).await?;
         converge(s, "scenario-pod=holder", 1, PATIENCE).await?;
@@ -179,74 +193,452 @@ pub fn vol_02(s: &Scenario) -> BodyFuture<'_> {
     })
 }
 
-/// VK-02: an optional missing ConfigMap/Secret lets the pod run; a mandatory missing one makes
-/// it wait with an event naming the object, and it runs once the object exists.
-pub fn vk_02(s: &Scenario) -> BodyFuture<'_> {
+/// VOL-03: emptyDir with subPath, 1536Mi or more than 10 × the pod's (started) cores is refused;
+/// plain, 1Gi and 10Gi (a 0.5-vCPU pod: one started core) run.
+pub fn vol_03(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(async move {
-        let optional = pod_with(
-            "optional",
-            serde_json::json!([
-                {"name": "cfg", "configMap": {"name": "absent-config", "optional": true}},
-                {"name": "sec", "secret": {"secretName": "absent-secret", "optional": true}}
-            ]),
+        let mut sub = pod_with(
+            "subpath",
+            serde_json::json!([{"name": "cache", "emptyDir": {}}]),
+            &[],
         )?;
-        s.api::<Pod>()
-            .create(&PostParams::default(), &optional)
-            .await?;
-        converge(s, "scenario-pod=optional", 1, PATIENCE).await?;
+        sub.spec.as_mut().context("spec")?.containers[0]
+            .volume_mounts
+            .as_mut()
+            .context("mounts")?[0]
+            .sub_path = Some("part".into());
+        expect_refused(s, &sub, &["cache", "subPath"])
+            .await
+            .context("subPath")?;
+        for (name, limit) in [("half-gi", "1536Mi"), ("too-big", "11Gi")] {
+            let pod = pod_with(
+                name,
+                serde_json::json!([{"name": "cache", "emptyDir": {"sizeLimit": limit}}]),
+                &[],
+            )?;
+            expect_refused(s, &pod, &["cache", "sizeLimit", limit])
+                .await
+                .with_context(|| format!("sizeLimit {limit}"))?;
+        }
 
-        let mandatory = pod_with(
-            "mandatory",
-            serde_json::json!([{"name": "cfg", "configMap": {"name": "later-config"}}]),
+        let ok = pod_with(
+            "empties",
+            serde_json::json!([
+                {"name": "plain", "emptyDir": {}},
+                {"name": "one", "emptyDir": {"sizeLimit": "1Gi"}},
+                {"name": "ten", "emptyDir": {"sizeLimit": "10Gi"}}
+            ]),
+            &[],
         )?;
-        s.api::<Pod>()
-            .create(&PostParams::default(), &mandatory)
-            .await?;
-        wait::until(
-            "a Warning event on pod mandatory naming configmap later-config",
+        create(s, &ok).await?;
+        converge(s, &enforce_selector(), 1, PATIENCE).await?;
+        let cci = cci_pod_of(s, "empties").await?;
+        for (name, want) in [("plain", None), ("one", Some("1Gi")), ("ten", Some("10Gi"))] {
+            anyhow::ensure!(
+                empty_dir_limit(&cci, name) == Some(want.map(str::to_owned)),
+                "emptyDir {name} is not on the CCI pod with sizeLimit {want:?}: {}",
+                volumes_view(&cci)
+            );
+        }
+        Ok(Outcome::Passed)
+    })
+}
+
+/// VOL-04: a downwardAPI volume is refused before 1.3.25 (naming the volume, the type and the
+/// gate) and runs from 1.3.25 with the volume on the CCI pod.
+pub fn vol_04(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(async move {
+        let pod = pod_with(
+            "downward",
+            serde_json::json!([{"name": "podinfo", "downwardAPI": {"items": [
+                {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}
+            ]}}]),
+            &[],
+        )?;
+        if !super::has(Gate::DownwardApiAndProjected)? {
+            expect_refused(s, &pod, &["podinfo", "downwardAPI", ">= 1.3.25"]).await?;
+            return Ok(Outcome::Passed);
+        }
+        create(s, &pod).await?;
+        converge(s, &enforce_selector(), 1, PATIENCE).await?;
+        let cci = cci_pod_of(s, "downward").await?;
+        anyhow::ensure!(
+            volume(&cci, "podinfo").is_some_and(|v| v.downward_api.is_some())
+                && mounted(&cci, "podinfo"),
+            "the downwardAPI volume is not on the CCI pod: {}",
+            volumes_view(&cci)
+        );
+        Ok(Outcome::Passed)
+    })
+}
+
+/// The service account VOL-05's pod runs as, and the name of its long-lived token Secret: one of
+/// the user's choosing, as the Kubernetes documentation creates one (deliberately not
+/// `{account}-token`: the engine must find it by type and annotation, not by name).
+const TOKEN_ACCOUNT: &str = "burster";
+const TOKEN_SECRET: &str = "burster-long-lived";
+/// The type and annotation of a service account token Secret (what the Warning event must name).
+const TOKEN_TYPE: &str = "kubernetes.io/service-account-token";
+const TOKEN_ACCOUNT_ANNOTATION: &str = "kubernetes.io/service-account.name";
+
+/// VOL-05: a projected volume with a `serviceAccountToken` source (expirationSeconds 3600,
+/// audience `vault`) and a downwardAPI source. Gated as VOL-04: refused before 1.3.25 (naming
+/// the volume, the type and the gate). From 1.3.25, with the account's token Secret not created
+/// yet, the pod is admitted but does not reach CCI, and a Warning event on it names what to
+/// create (in its namespace, a Secret of type `kubernetes.io/service-account-token` annotated
+/// `kubernetes.io/service-account.name: burster`). Once that Secret exists (named
+/// `burster-long-lived`) and the token controller has filled it in, the same pod (same UID, not
+/// recreated) runs on CCI, where the token source is the `token` key of that Secret, mirrored as
+/// `{namespace}.burster-long-lived` and holding the very token the token controller wrote;
+/// `serviceAccountToken`, `expirationSeconds` and `audience` appear nowhere in the CCI volume.
+pub fn vol_05(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(async move {
+        let account: ServiceAccount = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": TOKEN_ACCOUNT}
+        }))?;
+        s.api::<ServiceAccount>()
+            .create(&PostParams::default(), &account)
+            .await
+            .context("create service account burster")?;
+
+        let mut pod = pod_with(
+            "projected",
+            serde_json::json!([{"name": "sa-token", "projected": {"sources": [
+                {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600,
+                                         "audience": "vault"}},
+                {"downwardAPI": {"items": [
+                    {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}
+                ]}}
+            ]}}]),
+            &[],
+        )?;
+        pod.spec.as_mut().context("spec")?.service_account_name = Some(TOKEN_ACCOUNT.into());
+        if !super::has(Gate::DownwardApiAndProjected)? {
+            expect_refused(s, &pod, &["sa-token", "projected", ">= 1.3.25"]).await?;
+            return Ok(Outcome::Passed);
+        }
+
+        // No token Secret yet: the pod waits, and says what to create.
+        create(s, &pod).await?;
+        let uid = s
+            .api::<Pod>()
+            .get("projected")
+            .await?
+            .metadata
+            .uid
+            .context("pod projected has no uid")?;
+        let needles = [
+            TOKEN_TYPE.to_owned(),
+            format!("{TOKEN_ACCOUNT_ANNOTATION}: {TOKEN_ACCOUNT}"),
+            format!("namespace {}", s.namespace),
+        ];
+        let warning = wait::until(
+            "a Warning event on pod projected naming the token Secret to create",
             PATIENCE,
             || async {
                 let events = s
                     .api::<Event>()
-                    .list(&ListParams::default().fields("involvedObject.name=mandatory"))
+                    .list(&ListParams::default().fields("involvedObject.name=projected"))
                     .await
                     .map_err(|source| crate::Error::Kube {
-                        context: "list events".into(),
+                        context: "list events of pod projected".into(),
                         source,
                     })?;
-                Ok(events
-                    .items
-                    .iter()
-                    .any(|e| {
-                        e.type_.as_deref() == Some("Warning")
-                            && e.message.as_deref().unwrap_or("").contains("later-config")
-                    })
-                    .then_some(()))
+                Ok(events.items.into_iter().find_map(|e| {
+                    let message = e.message.unwrap_or_default();
+                    (e.type_.as_deref() == Some("Warning")
+                        && needles.iter().all(|n| message.contains(n.as_str())))
+                    .then_some(message)
+                }))
             },
             || s.diagnose(),
         )
         .await?;
-        let on_cci = s.cci_pods().await?;
         anyhow::ensure!(
-            on_cci.len() == 1,
-            "the pod with a missing mandatory ConfigMap reached CCI ({} CCI pods)",
-            on_cci.len()
+            s.cci_pods().await?.is_empty(),
+            "pod projected reached CCI without a token Secret (the Warning said: {warning})"
         );
 
-        let cm: ConfigMap = serde_json::from_value(serde_json::json!({
-            "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "later-config"}, "data": {"k": "v"}
+        // The account's token Secret, as the Kubernetes documentation creates one, filled in by
+        // kube-controller-manager's token controller (the long-lived token §5 speaks of).
+        let secret: Secret = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": TOKEN_SECRET,
+                         "annotations": {(TOKEN_ACCOUNT_ANNOTATION): TOKEN_ACCOUNT}},
+            "type": TOKEN_TYPE
         }))?;
-        s.api::<ConfigMap>()
-            .create(&PostParams::default(), &cm)
-            .await?;
-        // Both pods now: converge counts every CCI pod of the scenario.
-        converge(
-            s,
-            &format!("{}=enforce", super::POLICY_LABEL),
-            2,
-            Duration::from_secs(90),
+        s.api::<Secret>()
+            .create(&PostParams::default(), &secret)
+            .await
+            .with_context(|| format!("create secret {TOKEN_SECRET}"))?;
+        let token = wait::until(
+            &format!("the token controller to fill secret {TOKEN_SECRET}'s data.token"),
+            PATIENCE,
+            || async {
+                let secret = s
+                    .api::<Secret>()
+                    .get(TOKEN_SECRET)
+                    .await
+                    .map_err(|source| crate::Error::Kube {
+                        context: format!("get secret {TOKEN_SECRET}"),
+                        source,
+                    })?;
+                Ok(secret
+                    .data
+                    .and_then(|d| d.get("token").cloned())
+                    .filter(|t| !t.0.is_empty()))
+            },
+            || s.diagnose(),
         )
         .await?;
+
+        // The waiting pod is retried with backoff (up to 30 s apart): allow for a few rounds.
+        let running = converge(s, &enforce_selector(), 1, Duration::from_secs(120)).await?;
+        anyhow::ensure!(
+            running[0].metadata.uid.as_deref() == Some(uid.as_str()),
+            "pod projected was recreated (uid {:?}, was {uid}) instead of starting once its token Secret existed",
+            running[0].metadata.uid
+        );
+        let cci = cci_pod_of(s, "projected").await?;
+        let mirrored = format!("{}.{TOKEN_SECRET}", s.namespace);
+        let projected = volume(&cci, "sa-token")
+            .and_then(|v| v.projected.as_ref())
+            .with_context(|| {
+                format!(
+                    "the CCI pod has no projected volume sa-token: {}",
+                    volumes_view(&cci)
+                )
+            })?;
+        let token_source = projected.sources.iter().flatten().find_map(|src| {
+            src.secret
+                .as_ref()
+                .filter(|sec| sec.name == mirrored)
+                .map(|sec| sec.items.clone().unwrap_or_default())
+        });
+        anyhow::ensure!(
+            token_source.as_ref().is_some_and(|items| items.len() == 1
+                && items[0].key == "token"
+                && items[0].path == "token"),
+            "the CCI volume does not project key token of secret {mirrored} at path token: {}",
+            volumes_view(&cci)
+        );
+        anyhow::ensure!(
+            projected
+                .sources
+                .iter()
+                .flatten()
+                .any(|src| src.downward_api.is_some()),
+            "the downwardAPI source is missing on CCI: {}",
+            volumes_view(&cci)
+        );
+        anyhow::ensure!(mounted(&cci, "sa-token"), "sa-token is not mounted on CCI");
+        let wire = serde_json::to_string(projected)?;
+        for dropped in [
+            "serviceAccountToken",
+            "expirationSeconds",
+            "audience",
+            "vault",
+        ] {
+            anyhow::ensure!(
+                !wire.contains(dropped),
+                "the CCI volume still carries {dropped:?}: {wire}"
+            );
+        }
+        let on_cci: Option<cci_api::Secret> = s
+            .cci()
+            .object(s.cci_namespace(), "secrets", &mirrored)
+            .await?;
+        let on_cci = on_cci.with_context(|| format!("secret {mirrored} is not on CCI"))?;
+        // NB: compared, never printed: it is a credential.
+        anyhow::ensure!(
+            on_cci.data.as_ref().and_then(|d| d.get("token")) == Some(&token),
+            "secret {mirrored} on CCI does not hold the token of the cluster's {TOKEN_SECRET} \
+             (keys on CCI: {:?})",
+            on_cci.data.as_ref().map(|d| d.keys().collect::<Vec<_>>())
+        );
+        snapshot::settings().bind(|| {
+            insta::assert_json_snapshot!("vol_05_cci_pod_volumes", volumes_view(&cci));
+        });
+        Ok(Outcome::Passed)
+    })
+}
+
+/// VOL-06: claims of SFS (`nas.csi.everest.io`) and SFS Turbo (`sfsturbo.csi.everest.io`) CSI
+/// StorageClasses run (the claims mirrored to CCI); EVS, OBS and a non-CSI class are refused.
+/// The SFS classes are named `csi-nas` / `csi-sfsturbo`, the classes the mock CCI knows.
+pub fn vol_06(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(async move {
+        let classes: Api<StorageClass> = Api::all(s.client.clone());
+        let volumes_api: Api<PersistentVolume> = Api::all(s.client.clone());
+        let ns = s.namespace.clone();
+        let refused_classes = [
+            (format!("evs-{ns}"), "disk.csi.everest.io"),
+            (format!("obs-{ns}"), "obs.csi.everest.io"),
+            (format!("nfs-{ns}"), "example.com/nfs"),
+        ];
+        let mut pvs = Vec::new();
+        let result = async {
+            ensure_class(&classes, "csi-nas", "nas.csi.everest.io").await?;
+            ensure_class(&classes, "csi-sfsturbo", "sfsturbo.csi.everest.io").await?;
+            for (class, provisioner) in &refused_classes {
+                ensure_class(&classes, class, provisioner).await?;
+                let claim_name = format!("claim-{}", &class[..3]);
+                s.api::<PersistentVolumeClaim>()
+                    .create(&PostParams::default(), &claim(&claim_name, class)?)
+                    .await?;
+                let pod = pod_with(
+                    &format!("on-{}", &class[..3]),
+                    serde_json::json!([{"name": "store", "persistentVolumeClaim": {"claimName": claim_name}}]),
+                    &[],
+                )?;
+                expect_refused(s, &pod, &["store", &claim_name, class, provisioner])
+                    .await
+                    .with_context(|| format!("class {class} ({provisioner})"))?;
+            }
+
+            // The SFS claims, each bound to a pre-provisioned PersistentVolume of its driver.
+            let mut running = 0;
+            for (class, driver) in [
+                ("csi-nas", "nas.csi.everest.io"),
+                ("csi-sfsturbo", "sfsturbo.csi.everest.io"),
+            ] {
+                let claim_name = format!("claim-{class}");
+                let pv_name = format!("{ns}-{class}");
+                let pv: PersistentVolume = serde_json::from_value(serde_json::json!({
+                    "apiVersion": "v1", "kind": "PersistentVolume",
+                    "metadata": {"name": pv_name},
+                    "spec": {
+                        "capacity": {"storage": "1Gi"},
+                        "accessModes": ["ReadWriteMany"],
+                        "storageClassName": class,
+                        "persistentVolumeReclaimPolicy": "Retain",
+                        "csi": {"driver": driver, "volumeHandle": pv_name},
+                        "claimRef": {"namespace": ns, "name": claim_name}
+                    }
+                }))?;
+                volumes_api.create(&PostParams::default(), &pv).await?;
+                pvs.push(pv_name);
+                s.api::<PersistentVolumeClaim>()
+                    .create(&PostParams::default(), &claim(&claim_name, class)?)
+                    .await?;
+                let pod_name = format!("on-{class}");
+                let pod = pod_with(
+                    &pod_name,
+                    serde_json::json!([{"name": "store", "persistentVolumeClaim": {"claimName": claim_name}}]),
+                    &[],
+                )?;
+                create(s, &pod).await?;
+                running += 1;
+                converge(s, &enforce_selector(), running, Duration::from_secs(90)).await?;
+                let cci = cci_pod_of(s, &pod_name).await?;
+                let cci_claim = volume(&cci, "store")
+                    .and_then(|v| v.persistent_volume_claim.as_ref())
+                    .map(|c| c.claim_name.clone())
+                    .with_context(|| {
+                        format!("the CCI pod {pod_name} has no claim volume: {}", volumes_view(&cci))
+                    })?;
+                anyhow::ensure!(mounted(&cci, "store"), "the claim is not mounted on CCI");
+                let mirrored: Option<cci_api::PersistentVolumeClaim> = s
+                    .cci()
+                    .object(s.cci_namespace(), "persistentvolumeclaims", &cci_claim)
+                    .await?;
+                let mirrored = mirrored
+                    .with_context(|| format!("claim {cci_claim} is not on CCI"))?;
+                anyhow::ensure!(
+                    mirrored.spec.storage_class_name.as_deref() == Some(class),
+                    "claim {cci_claim} on CCI has class {:?}, not {class}",
+                    mirrored.spec.storage_class_name
+                );
+            }
+            anyhow::Ok(())
+        }
+        .await;
+        for (class, _) in &refused_classes {
+            let _ = classes.delete(class, &DeleteParams::default()).await;
+        }
+        for pv in &pvs {
+            let _ = volumes_api.delete(pv, &DeleteParams::default()).await;
+        }
+        result?;
+        Ok(Outcome::Passed)
+    })
+}
+
+/// VOL-07: a hostPath is refused; `/etc/localtime` is refused before 1.5.9 (naming the gate) and
+/// runs from 1.5.9 with the hostPath on the CCI pod.
+pub fn vol_07(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(async move {
+        let logs = pod_with(
+            "host-logs",
+            serde_json::json!([{"name": "host-logs", "hostPath": {"path": "/var/log"}}]),
+            &[],
+        )?;
+        let message = expect_refused(s, &logs, &["host-logs", "hostPath", HOSTPATH_REPLACEMENT])
+            .await
+            .context("a /var/log hostPath")?;
+        snapshot::settings().bind(|| insta::assert_snapshot!("vol_07_hostpath_refusal", message));
+
+        let tz = pod_with(
+            "localtime",
+            serde_json::json!([{"name": "tz", "hostPath": {"path": "/etc/localtime"}}]),
+            &[],
+        )?;
+        if !super::has(Gate::EtcLocaltimeHostPath)? {
+            expect_refused(s, &tz, &["tz", "/etc/localtime", ">= 1.5.9"])
+                .await
+                .context("an /etc/localtime hostPath before 1.5.9")?;
+            return Ok(Outcome::Passed);
+        }
+        create(s, &tz).await?;
+        converge(s, &enforce_selector(), 1, PATIENCE).await?;
+        let cci = cci_pod_of(s, "localtime").await?;
+        let path = volume(&cci, "tz")
+            .and_then(|v| v.host_path.as_ref())
+            .map(|h| h.path.as_str());
+        anyhow::ensure!(
+            path == Some("/etc/localtime") && mounted(&cci, "tz"),
+            "the CCI pod lacks the mounted /etc/localtime hostPath: {}",
+            volumes_view(&cci)
+        );
+        Ok(Outcome::Passed)
+    })
+}
+
+/// VOL-08: flexVolume and local volumes are refused for a pod that must burst.
+pub fn vol_08(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(async move {
+        let flex = with_volume(
+            enforce_pod("flex")?,
+            serde_json::json!({"name": "flex-vol", "flexVolume": {"driver": "example.com/lvm"}}),
+        )?;
+        expect_refused(s, &flex, &["flex-vol", "flexVolume"]).await?;
+
+        // A local PersistentVolume through a claim of a no-provisioner class.
+        let class = format!("local-{}", s.namespace);
+        let sc: StorageClass = serde_json::from_value(serde_json::json!({
+            "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+            "metadata": {"name": class},
+            "provisioner": "kubernetes.io/no-provisioner",
+            "volumeBindingMode": "WaitForFirstConsumer"
+        }))?;
+        let classes: Api<StorageClass> = Api::all(s.client.clone());
+        classes.create(&PostParams::default(), &sc).await?;
+        let pvc: PersistentVolumeClaim = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "local-claim"},
+            "spec": {"storageClassName": class, "accessModes": ["ReadWriteOnce"],
+                     "resources": {"requests": {"storage": "1Gi"}}}
+        }))?;
+        s.api::<PersistentVolumeClaim>()
+            .create(&PostParams::default(), &pvc)
+            .await?;
+        let local = with_volume(
+            enforce_pod("local")?,
+            serde_json::json!({"name": "local-vol", "persistentVolumeClaim": {"claimName": "local-claim"}}),
+        )?;
+        let result = expect_refused(s, &local, &["local-vol"]).await;
+        let _ = classes.delete(&class, &DeleteParams::default()).await;
+        result?;
         Ok(Outcome::Passed)
     })
 }

@@ -1,14 +1,29 @@
-//! WL: workload kinds (BEHAVIOR.md §1, §3, §4).
+//! WL: workload kinds (BEHAVIOR.md §1, §3, §4): WL-01…WL-08.
+//!
+//! Jobs and CronJobs (WL-04, WL-05): the seed's manifests name no requests or limits; under
+//! `enforce` the webhook refuses a pod without them (CCI sizes pods from them, §4), so these
+//! scenarios add 250m / 512Mi to every container they burst.
+//!
+//! The scheduling policy matrix (WL-07, BEHAVIOR.md §3) against nodes with room and full changes
+//! cluster-wide state (the kwok nodes' free CPU); it needs chosen nodes, so it runs alone
+//! ([`crate::catalogue::Entry::cluster_wide`]).
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{Node, Pod, PodTemplateSpec, ResourceRequirements};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::ResourceExt as _;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
+    PatchParams, PostParams,
+};
 
-use super::{BodyFuture, cluster_uid_of, converge};
+use super::{BodyFuture, POLICY_LABEL, cci_running, cluster_uid_of, converge, running_on};
+use crate::cluster::VIRTUAL_NODE;
 use crate::scenario::Outcome;
 use crate::scenario::Scenario;
 use crate::{fixtures, snapshot, wait};
@@ -403,6 +418,681 @@ pub fn wl_08(s: &Scenario) -> BodyFuture<'_> {
         converge(s, "app=nginx", 2, SCALE_PATIENCE).await?;
         scale::<Deployment>(s, "nginx", 0).await?;
         converge(s, "app=nginx", 0, SCALE_PATIENCE).await?;
+        Ok(Outcome::Passed)
+    })
+}
+
+// WL-04, WL-05: Jobs and CronJobs.
+
+/// Labels the template `enforce` and gives every container 250m / 512Mi (the seed's have none,
+/// which `enforce` refuses).
+fn burstable(template: &mut PodTemplateSpec) -> anyhow::Result<()> {
+    template
+        .metadata
+        .get_or_insert_default()
+        .labels
+        .get_or_insert_default()
+        .insert(super::POLICY_LABEL.into(), "enforce".into());
+    let size = std::collections::BTreeMap::from([
+        ("cpu".to_owned(), Quantity("250m".into())),
+        ("memory".to_owned(), Quantity("512Mi".into())),
+    ]);
+    for c in &mut template.spec.as_mut().context("template spec")?.containers {
+        c.resources = Some(ResourceRequirements {
+            requests: Some(size.clone()),
+            limits: Some(size.clone()),
+            claims: None,
+        });
+    }
+    Ok(())
+}
+
+/// The seed's Job, in the scenario's namespace, named `name`, labelled `enforce`.
+fn seed_job(name: &str) -> anyhow::Result<Job> {
+    let mut job: Job = fixtures::load("seed/job.yaml")?;
+    job.metadata.name = Some(name.into());
+    job.metadata.namespace = None;
+    job.metadata
+        .labels
+        .get_or_insert_default()
+        .insert(super::POLICY_LABEL.into(), "enforce".into());
+    burstable(&mut job.spec.as_mut().context("spec")?.template)?;
+    Ok(job)
+}
+
+/// The label the Job controller puts on its pods: the Job's UID.
+const JOB_UID_LABEL: &str = "batch.kubernetes.io/controller-uid";
+
+fn condition(job: &Job, type_: &str) -> Option<String> {
+    job.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == "True")
+        .map(|c| c.reason.clone().unwrap_or_default())
+}
+
+async fn job_pods(s: &Scenario, job: &str) -> crate::Result<Vec<Pod>> {
+    Ok(s.api::<Pod>()
+        .list(&ListParams::default().labels(&format!("job-name={job}")))
+        .await
+        .map_err(|source| crate::Error::Kube {
+            context: format!("list pods of job {job}"),
+            source,
+        })?
+        .items)
+}
+
+/// CCI pods standing for pods of Job `job` (by the annotation `namespace/name`).
+async fn cci_pods_of_job(s: &Scenario, job: &str) -> crate::Result<Vec<cci_api::Pod>> {
+    let prefix = format!("{}/{job}-", s.namespace);
+    Ok(s.cci_pods()
+        .await?
+        .into_iter()
+        .filter(|p| {
+            p.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(cci_api::ANNOTATION_CLUSTER_POD))
+                .is_some_and(|o| o.starts_with(&prefix))
+        })
+        .collect())
+}
+
+async fn get_job(s: &Scenario, name: &str) -> crate::Result<Job> {
+    s.api::<Job>()
+        .get(name)
+        .await
+        .map_err(|source| crate::Error::Kube {
+            context: format!("get job {name}"),
+            source,
+        })
+}
+
+/// WL-04: the seed's Job. With `activeDeadlineSeconds: 10` and containers that run until
+/// stopped it fails with `DeadlineExceeded` and its CCI pods are gone; without the deadline
+/// (the seed's perl, which the harness's mock completes after `--compute-time-ms`, 1 s) it
+/// completes 50, every pod on the virtual node, and the mock never held more than 5 of its pods
+/// active at once.
+///
+/// The peak is read per Job: CCI pods carry their cluster pod's labels (engine/src/translate.rs),
+/// and the Job controller labels its pods `job-name` and [`JOB_UID_LABEL`], so pods of the
+/// deadline-failed Job still terminating, or of a Job of the same name in another scenario,
+/// never count against this one.
+pub fn wl_04(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(async move {
+        // 1. The deadline.
+        let mut job = seed_job("pi-deadline")?;
+        let spec = job.spec.as_mut().context("spec")?;
+        anyhow::ensure!(
+            spec.active_deadline_seconds == Some(10),
+            "the seed's deadline is 10 s"
+        );
+        // Runs until stopped, and stops on SIGTERM (a shell as PID 1 ignores it unless it traps
+        // it): the deadline's kill then takes a moment, not the 30 s grace period, which is the
+        // kubelet's behaviour, not the Job's.
+        spec.template.spec.as_mut().context("pod spec")?.containers[0].command = Some(vec![
+            "sh".into(),
+            "-c".into(),
+            "trap 'exit 143' TERM; while true; do sleep 1; done".into(),
+        ]);
+        s.api::<Job>().create(&PostParams::default(), &job).await?;
+        wait::until(
+            "a pod of pi-deadline Running on CCI before the deadline",
+            Duration::from_secs(30),
+            || async {
+                let cci = cci_pods_of_job(s, "pi-deadline").await?;
+                Ok(cci.iter().any(cci_running).then_some(()))
+            },
+            || s.diagnose(),
+        )
+        .await?;
+        let reason = wait::until(
+            "pi-deadline to fail",
+            Duration::from_secs(60),
+            || async { Ok(condition(&get_job(s, "pi-deadline").await?, "Failed")) },
+            || s.diagnose(),
+        )
+        .await?;
+        anyhow::ensure!(
+            reason == "DeadlineExceeded",
+            "pi-deadline failed with reason {reason:?}, expected DeadlineExceeded"
+        );
+        wait::until(
+            "pi-deadline's CCI pods to be gone",
+            Duration::from_secs(60),
+            || async {
+                Ok(cci_pods_of_job(s, "pi-deadline")
+                    .await?
+                    .is_empty()
+                    .then_some(()))
+            },
+            || s.diagnose(),
+        )
+        .await?;
+
+        // 2. Without the deadline: 50 completions, 5 at a time.
+        let mut job = seed_job("pi")?;
+        job.spec.as_mut().context("spec")?.active_deadline_seconds = None;
+        let created = s.api::<Job>().create(&PostParams::default(), &job).await?;
+        let pi_uid = created.metadata.uid.context("the Job pi has no uid")?;
+        let done = wait::until(
+            "pi to complete 50",
+            Duration::from_secs(300),
+            || async {
+                let job = get_job(s, "pi").await?;
+                if let Some(reason) = condition(&job, "Failed") {
+                    return Err(crate::Error::Step {
+                        step: "pi to complete".into(),
+                        detail: format!("the Job failed: {reason}"),
+                    });
+                }
+                Ok(condition(&job, "Complete").map(|_| job))
+            },
+            || s.diagnose(),
+        )
+        .await?;
+        let succeeded = done.status.as_ref().and_then(|st| st.succeeded);
+        anyhow::ensure!(succeeded == Some(50), "pi succeeded {succeeded:?}, not 50");
+        let pods = job_pods(s, "pi").await?;
+        let off: Vec<_> = pods
+            .iter()
+            .filter(|p| {
+                p.spec.as_ref().and_then(|sp| sp.node_name.as_deref()) != Some(s.virtual_node())
+            })
+            .filter_map(|p| p.metadata.name.clone())
+            .collect();
+        anyhow::ensure!(
+            off.is_empty(),
+            "pods of pi not on {}: {off:?}",
+            s.virtual_node()
+        );
+
+        let peak = s
+            .mock_admin()?
+            .inside(&format!(
+                "/_mock/peak?namespace={}&labelSelector=job-name%3Dpi%2C{JOB_UID_LABEL}%3D{pi_uid}",
+                s.cci_namespace()
+            ))
+            .await?;
+        let active = peak["active"]["peak"].as_u64().context("active peak")?;
+        eprintln!("WL-04: peak of pi's active CCI pods {active}");
+        // At least one: the selector matched pi's pods (their labels reached CCI).
+        anyhow::ensure!(
+            active >= 1,
+            "no CCI pod labelled job-name=pi ever ran: {peak}"
+        );
+        anyhow::ensure!(
+            active <= 5,
+            "the mock held {active} active pods of pi at once (parallelism 5): {peak}"
+        );
+        Ok(Outcome::Passed)
+    })
+}
+
+/// Creates an object from a manifest the way `kubectl apply` would, first asking the cluster
+/// (discovery) whether it serves the manifest's API version and kind: an unserved one is an
+/// error naming them, not the API server's bare 404.
+pub async fn create_manifest(
+    s: &Scenario,
+    manifest: &serde_json::Value,
+) -> anyhow::Result<DynamicObject> {
+    let api_version = manifest["apiVersion"].as_str().context("apiVersion")?;
+    let kind = manifest["kind"].as_str().context("kind")?;
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let gvk = GroupVersionKind::gvk(group, version, kind);
+    let discovery = kube::Discovery::new(s.client.clone())
+        .filter(&[group])
+        .run()
+        .await?;
+    let Some((resource, _)) = discovery.resolve_gvk(&gvk) else {
+        let served: Vec<String> = discovery
+            .groups()
+            .flat_map(|g| {
+                g.versions()
+                    .map(|v| format!("{}/{v}", g.name()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        anyhow::bail!(
+            "the cluster does not serve {kind} in {api_version} (it serves {served:?}): update the manifest's apiVersion"
+        );
+    };
+    let mut object: DynamicObject = serde_json::from_value(manifest.clone())?;
+    object.metadata.namespace = None;
+    Ok(
+        Api::<DynamicObject>::namespaced_with(s.client.clone(), &s.namespace, &resource)
+            .create(&PostParams::default(), &object)
+            .await?,
+    )
+}
+
+/// WL-05: the seed's CronJob (`batch/v1beta1`) is refused with an error naming the API
+/// version; the same CronJob as `batch/v1` (every minute, labelled `enforce`, 250m / 512Mi)
+/// creates a Job whose pod runs on the virtual node and on CCI.
+pub fn wl_05(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(async move {
+        let mut manifest: serde_json::Value = fixtures::load("seed/cronjob.yaml")?;
+        anyhow::ensure!(
+            manifest["apiVersion"] == "batch/v1beta1",
+            "the seed's version"
+        );
+        manifest["metadata"]
+            .as_object_mut()
+            .context("metadata")?
+            .remove("namespace");
+
+        // The API server itself answers 404 for batch/v1beta1 cronjobs …
+        let v1beta1 = ApiResource::from_gvk(&GroupVersionKind::gvk("batch", "v1beta1", "CronJob"));
+        let object: DynamicObject = serde_json::from_value(manifest.clone())?;
+        match Api::<DynamicObject>::namespaced_with(s.client.clone(), &s.namespace, &v1beta1)
+            .create(&PostParams::default(), &object)
+            .await
+        {
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            other => anyhow::bail!("batch/v1beta1 CronJob: expected a 404, got {other:?}"),
+        }
+        // … and loading the manifest says why.
+        let err = match create_manifest(s, &manifest).await {
+            Ok(_) => anyhow::bail!("the batch/v1beta1 CronJob was created"),
+            Err(e) => format!("{e:#}"),
+        };
+        anyhow::ensure!(
+            err.contains("batch/v1beta1") && err.contains("CronJob"),
+            "the error does not name batch/v1beta1 CronJob: {err}"
+        );
+
+        // The same CronJob as batch/v1.
+        manifest["apiVersion"] = "batch/v1".into();
+        let mut cron: CronJob = serde_json::from_value(manifest)?;
+        let spec = &mut cron.spec;
+        spec.schedule = "*/1 * * * *".into();
+        spec.concurrency_policy = Some("Forbid".into());
+        // A schedule missed less than this long ago still starts (see below).
+        spec.starting_deadline_seconds = Some(300);
+        let template = &mut spec
+            .job_template
+            .spec
+            .as_mut()
+            .context("jobTemplate.spec")?
+            .template;
+        burstable(template)?;
+        let cron = s
+            .api::<CronJob>()
+            .create(&PostParams::default(), &cron)
+            .await?;
+        let cron_uid = cron.metadata.uid.clone().context("uid")?;
+        // Meet the cron minute without waiting for it: a last schedule recorded 90 s ago means
+        // the CronJob controller finds a missed minute (within the starting deadline) and starts
+        // its Job now, as it would after a controller restart. The Job is still the controller's,
+        // made from the CronJob's template. If it did not take, the next minute fires as before.
+        let ninety_seconds_ago =
+            k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(90);
+        let missed = serde_json::json!({"status": {"lastScheduleTime": ninety_seconds_ago
+            .strftime("%Y-%m-%dT%H:%M:%SZ").to_string()}});
+        let cron_name = cron.metadata.name.clone().context("name")?;
+        s.api::<CronJob>()
+            .patch_status(&cron_name, &PatchParams::default(), &Patch::Merge(&missed))
+            .await
+            .context("record a missed schedule on the CronJob's status")?;
+        let (job, pod) = wait::until(
+            "a Job of the CronJob with its pod Running on the virtual node and on CCI",
+            Duration::from_secs(150),
+            || async {
+                let jobs = s
+                    .api::<Job>()
+                    .list(&ListParams::default())
+                    .await
+                    .map_err(|source| crate::Error::Kube {
+                        context: "list jobs".into(),
+                        source,
+                    })?
+                    .items;
+                let cci = s.cci_pods().await?;
+                for job in jobs.iter().filter(|j| {
+                    j.metadata
+                        .owner_references
+                        .iter()
+                        .flatten()
+                        .any(|o| o.uid == cron_uid)
+                }) {
+                    let name = job.metadata.name.clone().unwrap_or_default();
+                    for pod in job_pods(s, &name).await? {
+                        let uid = pod.metadata.uid.clone().unwrap_or_default();
+                        if running_on(s.virtual_node(), &pod)
+                            && cci
+                                .iter()
+                                .any(|c| cluster_uid_of(c) == Some(uid.as_str()) && cci_running(c))
+                        {
+                            return Ok(Some((name, pod)));
+                        }
+                    }
+                }
+                Ok(None)
+            },
+            || s.diagnose(),
+        )
+        .await?;
+        eprintln!(
+            "WL-05: Job {job} of the CronJob runs {} on CCI",
+            pod.metadata.name.unwrap_or_default()
+        );
+        Ok(Outcome::Passed)
+    })
+}
+
+// WL-07: the scheduling policy matrix.
+
+const PATIENCE: Duration = Duration::from_secs(90);
+/// The virtual node's taint (BEHAVIOR.md §1); bursting policies tolerate it.
+const VIRTUAL_NODE_TAINT: &str = "virtual-kubelet.io/provider";
+/// Label naming a pod's case in the matrix.
+const CASE_LABEL: &str = "burstcert.io/case";
+/// Label on the filler pods that take the kwok nodes' CPU.
+const FILLER_LABEL: &str = "burstcert.io/filler";
+/// The policies of the matrix; `None` is "no label".
+const POLICIES: [Option<&str>; 5] = [
+    Some("enforce"),
+    Some("auto"),
+    Some("localPrefer"),
+    Some("off"),
+    None,
+];
+
+fn case_name(policy: Option<&str>, phase: &str) -> String {
+    format!(
+        "{phase}-{}",
+        policy.map_or("none".to_owned(), str::to_ascii_lowercase)
+    )
+}
+
+/// The seed's nginx pod, bare (no owner, so the webhook reads the pod's own label).
+fn nginx(name: &str, policy: Option<&str>) -> anyhow::Result<Pod> {
+    let mut pod: Pod = fixtures::load("seed/nginx-pod.yaml")?;
+    pod.metadata.name = Some(name.to_owned());
+    let labels = pod.metadata.labels.get_or_insert_default();
+    labels.insert(CASE_LABEL.into(), name.to_owned());
+    if let Some(p) = policy {
+        labels.insert(POLICY_LABEL.into(), p.to_owned());
+    }
+    Ok(pod)
+}
+
+fn node_of(pod: &Pod) -> Option<&str> {
+    pod.spec.as_ref().and_then(|s| s.node_name.as_deref())
+}
+
+fn phase(pod: &Pod) -> Option<&str> {
+    pod.status.as_ref().and_then(|s| s.phase.as_deref())
+}
+
+/// Running on a cluster (kwok) node, not the virtual node.
+fn running_locally(pod: &Pod) -> bool {
+    phase(pod) == Some("Running") && node_of(pod).is_some_and(|n| n != VIRTUAL_NODE)
+}
+
+/// The scheduler tried and found no node: `PodScheduled=False`, reason `Unschedulable`.
+fn unschedulable(pod: &Pod) -> bool {
+    node_of(pod).is_none()
+        && phase(pod) == Some("Pending")
+        && pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| {
+                cs.iter().any(|c| {
+                    c.type_ == "PodScheduled"
+                        && c.status == "False"
+                        && c.reason.as_deref() == Some("Unschedulable")
+                })
+            })
+}
+
+fn tolerates_virtual_node(pod: &Pod) -> bool {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.tolerations.as_ref())
+        .is_some_and(|ts| {
+            ts.iter()
+                .any(|t| t.key.as_deref() == Some(VIRTUAL_NODE_TAINT))
+        })
+}
+
+async fn wait_pod(
+    s: &Scenario,
+    name: &str,
+    what: &str,
+    ok: fn(&Pod) -> bool,
+) -> anyhow::Result<Pod> {
+    let api = s.api::<Pod>();
+    Ok(wait::until(
+        &format!("pod {name}: {what}"),
+        PATIENCE,
+        || async {
+            let pod = api
+                .get_opt(name)
+                .await
+                .map_err(|source| crate::Error::Kube {
+                    context: format!("get pod {name}"),
+                    source,
+                })?;
+            Ok(pod.filter(&ok))
+        },
+        || s.diagnose(),
+    )
+    .await?)
+}
+
+/// Waits for `name` to run on the virtual node with exactly one Running CCI pod for it.
+async fn wait_burst(s: &Scenario, name: &str) -> anyhow::Result<()> {
+    let pod = wait_pod(s, name, "Running on the virtual node", |p| {
+        running_on(VIRTUAL_NODE, p)
+    })
+    .await?;
+    let uid = pod.metadata.uid.clone().context("uid")?;
+    wait::until(
+        &format!("one Running CCI pod for {name}"),
+        PATIENCE,
+        || async {
+            let cci = s.cci_pods().await?;
+            let mine: Vec<_> = cci
+                .iter()
+                .filter(|p| cluster_uid_of(p) == Some(uid.as_str()))
+                .collect();
+            Ok((mine.len() == 1 && super::cci_running(mine[0])).then_some(()))
+        },
+        || s.diagnose(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// No CCI pod stands for `name`.
+async fn not_on_cci(s: &Scenario, pod: &Pod) -> anyhow::Result<()> {
+    let uid = pod.metadata.uid.as_deref().context("uid")?;
+    let cci = s.cci_pods().await?;
+    anyhow::ensure!(
+        !cci.iter().any(|p| cluster_uid_of(p) == Some(uid)),
+        "pod {:?} has a CCI pod but must stay off CCI",
+        pod.metadata.name
+    );
+    Ok(())
+}
+
+/// Fills every kwok node: one filler pod per node, pinned to it with `nodeName`, requesting the
+/// node's whole allocatable CPU (the scheduler and kwok account for it like any pod; nothing
+/// about the nodes themselves is changed, so "full" is what the scheduler really sees). The
+/// fillers carry no policy label, live in the scenario's own namespace (so they are removed
+/// with it even when the scenario fails) and are deleted explicitly at the end of the
+/// full-cluster phase, restoring the room.
+async fn fill_kwok_nodes(s: &Scenario) -> anyhow::Result<Vec<String>> {
+    let nodes = Api::<Node>::all(s.client.clone())
+        .list(&ListParams::default())
+        .await?
+        .items;
+    let mut fillers = Vec::new();
+    for node in nodes {
+        let name = node.metadata.name.clone().unwrap_or_default();
+        if name == VIRTUAL_NODE || !name.starts_with("kwok-node-") {
+            continue;
+        }
+        let cpu = node
+            .status
+            .as_ref()
+            .and_then(|s| s.allocatable.as_ref())
+            .and_then(|a| a.get("cpu"))
+            .cloned()
+            .with_context(|| format!("allocatable cpu of {name}"))?;
+        let filler_name = format!("filler-{name}");
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": filler_name,
+                "labels": { FILLER_LABEL: "true" },
+            },
+            "spec": {
+                "nodeName": name,
+                "containers": [{
+                    "name": "filler",
+                    "image": "busybox",
+                    "resources": {
+                        "requests": { "cpu": cpu, "memory": Quantity("64Mi".into()) },
+                        "limits": { "cpu": cpu, "memory": Quantity("64Mi".into()) },
+                    },
+                }],
+            },
+        }))?;
+        s.api::<Pod>().create(&PostParams::default(), &pod).await?;
+        fillers.push(filler_name);
+    }
+    anyhow::ensure!(!fillers.is_empty(), "no kwok node to fill");
+    for f in &fillers {
+        wait_pod(s, f, "filler Running", |p| phase(p) == Some("Running")).await?;
+    }
+    Ok(fillers)
+}
+
+/// WL-07: `enforce`, `auto`, `localPrefer`, `off` and no label, on a cluster with room and on a
+/// full one.
+pub fn wl_07(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(async move {
+        let pods = s.api::<Pod>();
+        // With room: the kwok nodes (4 CPU each) are empty.
+        for policy in POLICIES {
+            pods.create(
+                &PostParams::default(),
+                &nginx(&case_name(policy, "room"), policy)?,
+            )
+            .await?;
+        }
+        wait_burst(s, "room-enforce").await?;
+        for policy in [Some("localPrefer"), Some("off"), None] {
+            let name = case_name(policy, "room");
+            let pod = wait_pod(s, &name, "Running on a cluster node", running_locally).await?;
+            not_on_cci(s, &pod).await?;
+        }
+        for policy in [Some("off"), None] {
+            let pod = pods.get(&case_name(policy, "room")).await?;
+            anyhow::ensure!(
+                !tolerates_virtual_node(&pod),
+                "{policy:?}: the webhook must add nothing, yet the pod tolerates the virtual node"
+            );
+        }
+        // `auto`: the webhook adds the toleration only and the scheduler's scoring decides;
+        // all that is deterministic is that it runs somewhere, tolerating the virtual node.
+        let auto = wait_pod(s, "room-auto", "Running on some node", |p| {
+            phase(p) == Some("Running")
+        })
+        .await?;
+        anyhow::ensure!(
+            tolerates_virtual_node(&auto),
+            "auto: the pod lacks the virtual node's toleration"
+        );
+        if running_on(VIRTUAL_NODE, &auto) {
+            wait_burst(s, "room-auto").await?;
+        } else {
+            not_on_cci(s, &auto).await?;
+        }
+        for policy in POLICIES {
+            pods.delete(
+                &case_name(policy, "room"),
+                &DeleteParams::default().grace_period(0),
+            )
+            .await?;
+        }
+
+        wait::until(
+            "the room-phase pods gone",
+            PATIENCE,
+            || async {
+                let left = pods
+                    .list(&ListParams::default().labels(CASE_LABEL))
+                    .await
+                    .map_err(|source| crate::Error::Kube {
+                        context: "list case pods".into(),
+                        source,
+                    })?
+                    .items;
+                Ok(left.is_empty().then_some(()))
+            },
+            || s.diagnose(),
+        )
+        .await?;
+
+        // Full: no kwok node has CPU left for the nginx pod's 500m.
+        let fillers = fill_kwok_nodes(s).await?;
+        for policy in POLICIES {
+            pods.create(
+                &PostParams::default(),
+                &nginx(&case_name(policy, "full"), policy)?,
+            )
+            .await?;
+        }
+        wait_burst(s, "full-enforce").await?;
+        wait_burst(s, "full-localprefer").await?;
+        // `auto` tolerates the virtual node and no cluster node has room: only CCI is left.
+        wait_burst(s, "full-auto").await?;
+        let mut pending = BTreeMap::new();
+        for policy in [Some("off"), None] {
+            let name = case_name(policy, "full");
+            let pod = wait_pod(s, &name, "Pending, Unschedulable", unschedulable).await?;
+            not_on_cci(s, &pod).await?;
+            pending.insert(name, pod.metadata.uid.clone());
+        }
+
+        // Restore the room: the pods that waited now run locally, still off CCI.
+        for f in &fillers {
+            pods.delete(f, &DeleteParams::default().grace_period(0))
+                .await?;
+        }
+        for (name, uid) in &pending {
+            let pod = wait_pod(
+                s,
+                name,
+                "Running on a cluster node once there is room",
+                running_locally,
+            )
+            .await?;
+            anyhow::ensure!(&pod.metadata.uid == uid, "{name} was recreated");
+            not_on_cci(s, &pod).await?;
+        }
+        wait::until(
+            "the filler pods gone",
+            PATIENCE,
+            || async {
+                let left = pods
+                    .list(&ListParams::default().labels(&format!("{FILLER_LABEL}=true")))
+                    .await
+                    .map_err(|source| crate::Error::Kube {
+                        context: "list filler pods".into(),
+                        source,
+                    })?
+                    .items;
+                Ok(left.is_empty().then_some(()))
+            },
+            || s.diagnose(),
+        )
+        .await?;
         Ok(Outcome::Passed)
     })
 }

@@ -1,5 +1,8 @@
-//! RES-01: requests and limits to the expected CCI flavour and annotations (BEHAVIOR.md §1, §4);
-//! RES-03: a pod bigger than every flavour gets a Warning event and nothing on CCI.
+//! RES: sizing burst pods to CCI flavours (BEHAVIOR.md §1, §4): RES-01…RES-03.
+//!
+//! RES-01: requests and limits to the expected CCI flavour and annotations; RES-02:
+//! `resource.cci.io/pod-size-specs` pins the flavour, a pin that is no flavour or too small is
+//! refused; RES-03: a pod bigger than every flavour gets a Warning event and nothing on CCI.
 
 use std::time::Duration;
 
@@ -8,15 +11,22 @@ use k8s_openapi::api::core::v1::{Container, Event, Pod, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{ListParams, PostParams};
 
-use super::{BodyFuture, POLICY_LABEL, cluster_uid_of, converge, pod_with};
+use super::admission::{create, expect_refused};
+use super::cci_pod::cci_pod_of;
+use super::{BodyFuture, POLICY_LABEL, cluster_uid_of, converge, enforce_selector, pod_with};
 use crate::scenario::Outcome;
 use crate::scenario::Scenario;
 use crate::{fixtures, snapshot, wait};
 
 const PATIENCE: Duration = Duration::from_secs(120);
+/// How long RES-02's pinned pod may take to run on CCI.
+const PINNED_PATIENCE: Duration = Duration::from_secs(60);
+/// CCI pod annotation: the flavour the service sized the pod to.
 const SIZE: &str = "resource.cci.io/size";
 const BURST_CPU: &str = "virtual-kubelet.cci.io/burst-pod-cpu";
 const BURST_MEMORY: &str = "virtual-kubelet.cci.io/burst-pod-memory";
+/// Pod annotation pinning the CCI flavour.
+const POD_SIZE_SPECS: &str = "resource.cci.io/pod-size-specs";
 
 /// A container: (requests cpu, memory), (limits cpu, memory); `""` leaves one out.
 type Res = ((&'static str, &'static str), (&'static str, &'static str));
@@ -245,6 +255,36 @@ pub fn res_01(s: &Scenario) -> BodyFuture<'_> {
                 row.memory
             );
         }
+        Ok(Outcome::Passed)
+    })
+}
+
+/// RES-02: `resource.cci.io/pod-size-specs` pins the flavour (the CCI pod's `resource.cci.io/size`
+/// is the pin); a value that is no flavour, or smaller than the containers, is refused.
+pub fn res_02(s: &Scenario) -> BodyFuture<'_> {
+    Box::pin(async move {
+        // 3 vCPU is no flavour; 0.25_0.5 is smaller than the seed pod's 0.5 vCPU / 1Gi.
+        for (name, pin) in [("no-flavour", "3_4"), ("too-small", "0.25_0.5")] {
+            let pod = pod_with(name, serde_json::json!([]), &[(POD_SIZE_SPECS, pin)])?;
+            let message = expect_refused(s, &pod, &[POD_SIZE_SPECS, pin])
+                .await
+                .with_context(|| format!("pin {pin}"))?;
+            snapshot::settings().bind(|| {
+                insta::assert_snapshot!(
+                    format!("res_02_refused_{}", name.replace('-', "_")),
+                    message
+                );
+            });
+        }
+        let pod = pod_with("pinned", serde_json::json!([]), &[(POD_SIZE_SPECS, "2_4")])?;
+        create(s, &pod).await?;
+        converge(s, &enforce_selector(), 1, PINNED_PATIENCE).await?;
+        let cci = cci_pod_of(s, "pinned").await?;
+        let size = cci.metadata.annotations.as_ref().and_then(|a| a.get(SIZE));
+        anyhow::ensure!(
+            super::same_flavour(size.map(String::as_str), "2_4"),
+            "the CCI pod's {SIZE} is {size:?}, not the pinned 2_4"
+        );
         Ok(Outcome::Passed)
     })
 }

@@ -1,0 +1,77 @@
+//! Pods the volume and sizing scenarios (VOL, HP, RES-02) create and expect admitted
+//! ([`create`]) or refused at admission ([`expect_refused`]: the person who applied the manifest
+//! reads what is wrong and what to do, and nothing is created on either side).
+
+use anyhow::Context as _;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::PostParams;
+
+use crate::fixtures;
+use crate::scenario::Scenario;
+
+/// Creates `pod` and expects the webhook to refuse it with a message containing every needle;
+/// checks nothing was created in the cluster or on CCI. Returns the message.
+pub async fn expect_refused(s: &Scenario, pod: &Pod, needles: &[&str]) -> anyhow::Result<String> {
+    let name = pod.metadata.name.clone().context("pod has a name")?;
+    let message = match s.api::<Pod>().create(&PostParams::default(), pod).await {
+        Ok(_) => anyhow::bail!("pod {name} was admitted; expected a refusal naming {needles:?}"),
+        Err(kube::Error::Api(status)) => status.message.clone(),
+        Err(e) => return Err(e).context(format!("create pod {name}")),
+    };
+    anyhow::ensure!(
+        message.contains("denied the request"),
+        "pod {name} failed for another reason than the webhook: {message}"
+    );
+    for needle in needles {
+        anyhow::ensure!(
+            message.contains(needle),
+            "the refusal of {name} does not mention {needle:?}: {message}"
+        );
+    }
+    anyhow::ensure!(
+        s.api::<Pod>().get_opt(&name).await?.is_none(),
+        "pod {name} exists after its refusal"
+    );
+    anyhow::ensure!(
+        s.cci_pods().await?.is_empty(),
+        "CCI holds pods after a refusal"
+    );
+    Ok(message)
+}
+
+/// Creates `pod` (it must be admitted).
+pub(super) async fn create(s: &Scenario, pod: &Pod) -> anyhow::Result<()> {
+    let name = pod.metadata.name.as_deref().unwrap_or("?");
+    s.api::<Pod>()
+        .create(&PostParams::default(), pod)
+        .await
+        .with_context(|| format!("create pod {name} (expected to be admitted)"))?;
+    Ok(())
+}
+
+/// The seed's nginx pod, labelled `enforce`, named `name`.
+pub(super) fn enforce_pod(name: &str) -> anyhow::Result<Pod> {
+    let mut pod: Pod = fixtures::load("seed/nginx-pod.yaml")?;
+    pod.metadata.name = Some(name.to_owned());
+    pod.metadata
+        .labels
+        .get_or_insert_default()
+        .insert(super::POLICY_LABEL.into(), "enforce".into());
+    Ok(pod)
+}
+
+/// Adds a volume (as JSON) mounted at `/data` in the first container.
+pub(super) fn with_volume(mut pod: Pod, volume: serde_json::Value) -> anyhow::Result<Pod> {
+    let spec = pod.spec.as_mut().context("spec")?;
+    let volume: k8s_openapi::api::core::v1::Volume = serde_json::from_value(volume)?;
+    spec.containers[0]
+        .volume_mounts
+        .get_or_insert_default()
+        .push(k8s_openapi::api::core::v1::VolumeMount {
+            name: volume.name.clone(),
+            mount_path: "/data".into(),
+            ..Default::default()
+        });
+    spec.volumes.get_or_insert_default().push(volume);
+    Ok(pod)
+}
