@@ -80,12 +80,18 @@ breakages! {
     /// provider: a changed ConfigMap is not copied to CCI again.
     ConfigMapUpdateNotMirrored = "configmap-update-not-mirrored",
         "a ConfigMap changed in the cluster keeps its first content on CCI";
+    /// provider: Secret updates are not copied to CCI.
+    SecretUpdateNotMirrored = "secret-update-not-mirrored",
+        "a Secret's update never reaches its copy on CCI";
     /// provider: a mirrored Secret's data is logged.
     SecretDataLogged = "secret-data-logged",
         "the Secret's data is written to the engine's log when it is mirrored";
     /// provider: an `optional` missing object is waited for like a mandatory one.
     OptionalObjectRequired = "optional-object-required",
         "a missing ConfigMap/Secret marked optional makes the pod wait as if it were mandatory";
+    /// provider: a missing Secret the pod needs is not waited for.
+    MandatorySecretNotWaited = "mandatory-secret-not-waited",
+        "a pod whose mandatory Secret is missing is sent to CCI anyway (refused there) instead of waiting for it";
     /// provider: a cluster delete never reaches CCI.
     DeleteNotSent = "delete-not-sent",
         "deleting a burst pod leaves its CCI pod running (leaked, billed)";
@@ -128,6 +134,9 @@ breakages! {
     /// webhook: the seed's label key is not read.
     SeedLabelIgnored = "seed-label-ignored",
         "the webhook reads only bursting.cci.io/burst-to-cci, not the seed's virtual-kubelet.io key";
+    /// webhook: the newer manuals' label key is not read.
+    NewLabelIgnored = "new-label-ignored",
+        "the webhook reads only the seed's virtual-kubelet.io key, not bursting.cci.io/burst-to-cci";
     /// webhook: `localPrefer` is applied as `enforce`.
     LocalPreferAsEnforce = "local-prefer-as-enforce",
         "the webhook treats localPrefer as enforce (pods burst while the cluster has room)";

@@ -84,6 +84,12 @@ pub enum Error {
     Waiting {
         /// The object, e.g. `configmap shop/app-config`.
         object: String,
+        /// Its kind as the API names it: `ConfigMap`, `Secret` or `PersistentVolumeClaim`.
+        kind: &'static str,
+        /// Its namespace (the pod's).
+        namespace: String,
+        /// Its name.
+        name: String,
     },
 
     /// The pod has a projected `serviceAccountToken` source and its service account has no
@@ -208,11 +214,25 @@ impl From<Error> for vk::ProviderError {
             | Error::Translate { .. }
             | Error::Endpoint { .. }
             | Error::ClusterId(_) => vk::ProviderError::InvalidInput(e.to_string()),
+            Error::Waiting {
+                kind,
+                namespace,
+                name,
+                ..
+            } => vk::ProviderError::Waiting {
+                message: e.to_string(),
+                object: k8s_openapi::api::core::v1::ObjectReference {
+                    api_version: Some("v1".into()),
+                    kind: Some((*kind).into()),
+                    namespace: Some(namespace.clone()),
+                    name: Some(name.clone()),
+                    ..Default::default()
+                },
+            },
             // 401/403 included: a token can be rotated and a quota raised without a restart.
             Error::Api { .. }
             | Error::Http { .. }
             | Error::Decode { .. }
-            | Error::Waiting { .. }
             | Error::WaitingForToken { .. }
             | Error::Cluster { .. }
             | Error::NameTaken { .. }

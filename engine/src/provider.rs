@@ -392,9 +392,14 @@ impl CciProvider {
                 None if *optional && !breakage::is(Breakage::OptionalObjectRequired) => {
                     tracing::debug!(object = %key, "optional object missing; not mirrored");
                 }
+                None if key.kind == translate::ObjectKind::Secret
+                    && breakage::is(Breakage::MandatorySecretNotWaited) => {}
                 None => {
                     return Err(Error::Waiting {
                         object: key.to_string(),
+                        kind: key.kind.api_kind(),
+                        namespace: key.namespace.clone(),
+                        name: key.name.clone(),
                     });
                 }
             }
@@ -547,6 +552,7 @@ impl CciProvider {
         if !mirrors.users.contains_key(key)
             || (key.kind == ObjectKind::ConfigMap
                 && breakage::is(Breakage::ConfigMapUpdateNotMirrored))
+            || (key.kind == ObjectKind::Secret && breakage::is(Breakage::SecretUpdateNotMirrored))
         {
             return Ok(());
         }

@@ -397,6 +397,18 @@ impl ObjectKey {
     }
 }
 
+impl ObjectKind {
+    /// The kind as the Kubernetes API names it (`ConfigMap`, `Secret`,
+    /// `PersistentVolumeClaim`).
+    pub fn api_kind(self) -> &'static str {
+        match self {
+            ObjectKind::ConfigMap => "ConfigMap",
+            ObjectKind::Secret => "Secret",
+            ObjectKind::PersistentVolumeClaim => "PersistentVolumeClaim",
+        }
+    }
+}
+
 impl std::fmt::Display for ObjectKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} {}/{}", self.kind, self.namespace, self.name)

@@ -310,6 +310,9 @@ fn misread(input: &mut burst_rules::decide::AdmissionInput) {
         if breakage::is(Breakage::SeedLabelIgnored) {
             labels.remove(burst_rules::policy::LABEL);
         }
+        if breakage::is(Breakage::NewLabelIgnored) {
+            labels.remove(burst_rules::policy::LABEL_NEW);
+        }
         if breakage::is(Breakage::LocalPreferAsEnforce) {
             for key in burst_rules::policy::LABELS {
                 if let Some(value) = labels.get_mut(key)

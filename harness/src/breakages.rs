@@ -135,6 +135,11 @@ pub const CATALOGUE: &[Breakage] = &[
         "a ConfigMap update never reaches CCI",
     ),
     b(
+        "secret-update-not-mirrored",
+        &["VOL-02"],
+        "a Secret update never reaches CCI: burst pods keep the old credential",
+    ),
+    b(
         "secret-data-logged",
         &["VOL-02"],
         "a Secret's value appears in the add-on's log",
@@ -143,6 +148,11 @@ pub const CATALOGUE: &[Breakage] = &[
         "optional-object-required",
         &["VK-02"],
         "a pod whose optional ConfigMap/Secret is missing never runs",
+    ),
+    b(
+        "mandatory-secret-not-waited",
+        &["VK-02"],
+        "a pod whose mandatory Secret does not exist yet fails on CCI instead of waiting for it",
     ),
     b(
         "delete-not-sent",
@@ -213,6 +223,11 @@ pub const CATALOGUE: &[Breakage] = &[
         "seed-label-ignored",
         &["WL-01"],
         "a pod labelled with the seed's key stays on the cluster",
+    ),
+    b(
+        "new-label-ignored",
+        &["WL-01"],
+        "a pod labelled with the newer bursting.cci.io key stays on the cluster",
     ),
     b(
         "local-prefer-as-enforce",

@@ -46,6 +46,19 @@ pub enum ProviderError {
         source: Option<BoxError>,
     },
 
+    /// The pod waits for an object of the cluster it refers to (a ConfigMap or Secret not
+    /// created yet): retried with backoff like [`ProviderError::Transient`], and the pod's
+    /// Warning event names `object` as its related object, so a pod that waits for one object
+    /// and then another gets an event for each (events are grouped by their related object,
+    /// not their message).
+    #[error("{message}")]
+    Waiting {
+        /// What the pod waits for, in words a person can act on.
+        message: String,
+        /// The object waited for.
+        object: k8s_openapi::api::core::v1::ObjectReference,
+    },
+
     /// The provider does not implement this optional capability.
     #[error("not implemented by this provider: {0}")]
     NotImplemented(&'static str),
@@ -68,9 +81,10 @@ impl ProviderError {
         }
     }
 
-    /// Whether the same call may succeed later: only [`ProviderError::Transient`].
+    /// Whether the same call may succeed later: [`ProviderError::Transient`] and
+    /// [`ProviderError::Waiting`].
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Transient { .. })
+        matches!(self, Self::Transient { .. } | Self::Waiting { .. })
     }
 }
 

@@ -378,8 +378,18 @@ impl<P: Provider> PodController<P> {
                         Ok(())
                     }
                     Err(e) => {
-                        self.warn(&pod, "ProviderCreateFailed", "CreatePod", &e.to_string())
-                            .await;
+                        let related = match &e {
+                            ProviderError::Waiting { object, .. } => Some(object.clone()),
+                            _ => None,
+                        };
+                        self.warn_related(
+                            &pod,
+                            "ProviderCreateFailed",
+                            "CreatePod",
+                            &e.to_string(),
+                            related,
+                        )
+                        .await;
                         Err(e.into())
                     }
                 }
@@ -484,6 +494,19 @@ impl<P: Provider> PodController<P> {
     }
 
     async fn warn(&self, pod: &Pod, reason: &str, action: &str, note: &str) {
+        self.warn_related(pod, reason, action, note, None).await;
+    }
+
+    /// [`Self::warn`] naming a related object (the recorder keeps one event per pod, reason,
+    /// action and related object, counting repeats).
+    async fn warn_related(
+        &self,
+        pod: &Pod,
+        reason: &str,
+        action: &str,
+        note: &str,
+        related: Option<k8s_openapi::api::core::v1::ObjectReference>,
+    ) {
         if pod.metadata.creation_timestamp.is_none() {
             return; // a stub, not an object of the cluster
         }
@@ -492,7 +515,7 @@ impl<P: Provider> PodController<P> {
             reason: reason.into(),
             note: Some(note.chars().take(1000).collect()),
             action: action.into(),
-            secondary: None,
+            secondary: related,
         };
         if let Err(e) = self.recorder.publish(&event, &pod.object_ref(&())).await {
             tracing::debug!(pod = %PodKey::of(pod), error = %e, "could not publish event");

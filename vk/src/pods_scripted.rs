@@ -868,3 +868,49 @@ async fn the_cache_is_never_ready_when_its_watch_ends_before_the_first_list() {
     drop(writer);
     assert!(!c.ready().await);
 }
+
+/// A provider's wait for cluster object `kind` `ns/name`.
+fn waiting_for(kind: &str, name: &str) -> ProviderError {
+    ProviderError::Waiting {
+        message: format!("waiting for {kind} ns/{name}"),
+        object: k8s_openapi::api::core::v1::ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some(kind.into()),
+            namespace: Some("ns".into()),
+            name: Some(name.into()),
+            ..Default::default()
+        },
+    }
+}
+
+#[tokio::test]
+async fn a_pod_waiting_for_one_object_then_another_gets_a_warning_naming_each() {
+    let fake = Fake::default();
+    lock(&fake.creates).push_back(Err(waiting_for("ConfigMap", "cfg")));
+    lock(&fake.creates).push_back(Err(waiting_for("Secret", "sec")));
+    let (c, mut writer, mut api) = controller(fake);
+    cache(&mut writer, &pod("web", "u1"));
+    // NB: a new event each (POST), not the first one's count raised (a PATCH): the recorder
+    // groups events by pod, reason, action and related object, never by message.
+    for object in ["cfg", "sec"] {
+        let (done, bodies) = scripted(
+            &mut api,
+            c.reconcile(&key("web")),
+            vec![expect(
+                Method::POST,
+                "/apis/events.k8s.io/v1/namespaces/ns/events",
+                201,
+                Value::Null,
+            )],
+        )
+        .await;
+        assert!(done.is_err(), "a wait is an error the workers retry");
+        assert_eq!(bodies[0]["type"], "Warning");
+        assert_eq!(bodies[0]["related"]["name"], object);
+        assert!(
+            bodies[0]["note"].as_str().unwrap().contains(object),
+            "{}",
+            bodies[0]
+        );
+    }
+}

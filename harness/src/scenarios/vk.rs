@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use k8s_openapi::api::core::v1::{ConfigMap, Event, Node, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Node, Pod, Secret};
 use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
 
 use super::{BodyFuture, cluster_uid_of, converge};
@@ -160,8 +160,46 @@ pub fn vk_01(s: &Scenario) -> BodyFuture<'_> {
     })
 }
 
-/// VK-02: an optional missing ConfigMap/Secret lets the pod run; a mandatory missing one makes
-/// it wait with an event naming the object, and it runs once the object exists.
+/// Waits for a Warning event on pod `mandatory` naming `object` (`configmap later-config`), then
+/// checks the pod has not reached CCI (the `optional` pod is the one CCI pod).
+async fn waiting_for(s: &Scenario, object: &str) -> anyhow::Result<()> {
+    let name = object.rsplit(' ').next().unwrap_or(object);
+    wait::until(
+        &format!("a Warning event on pod mandatory naming {object}"),
+        PATIENCE,
+        || async {
+            let events = s
+                .api::<Event>()
+                .list(&ListParams::default().fields("involvedObject.name=mandatory"))
+                .await
+                .map_err(|source| crate::Error::Kube {
+                    context: "list events".into(),
+                    source,
+                })?;
+            Ok(events
+                .items
+                .iter()
+                .any(|e| {
+                    e.type_.as_deref() == Some("Warning")
+                        && e.message.as_deref().unwrap_or("").contains(name)
+                })
+                .then_some(()))
+        },
+        || s.diagnose(),
+    )
+    .await?;
+    let on_cci = s.cci_pods().await?;
+    anyhow::ensure!(
+        on_cci.len() == 1,
+        "the pod with a missing mandatory {object} reached CCI ({} CCI pods)",
+        on_cci.len()
+    );
+    Ok(())
+}
+
+/// VK-02: an optional missing ConfigMap/Secret lets the pod run; a mandatory missing one (a
+/// ConfigMap, then a Secret) makes it wait with an event naming the object, and it runs once
+/// the objects exist.
 pub fn vk_02(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(async move {
         let optional = super::pod_with(
@@ -179,48 +217,31 @@ pub fn vk_02(s: &Scenario) -> BodyFuture<'_> {
 
         let mandatory = super::pod_with(
             "mandatory",
-            serde_json::json!([{"name": "cfg", "configMap": {"name": "later-config"}}]),
+            serde_json::json!([
+                {"name": "cfg", "configMap": {"name": "later-config"}},
+                {"name": "sec", "secret": {"secretName": "later-secret"}}
+            ]),
             &[],
         )?;
         s.api::<Pod>()
             .create(&PostParams::default(), &mandatory)
             .await?;
-        wait::until(
-            "a Warning event on pod mandatory naming configmap later-config",
-            PATIENCE,
-            || async {
-                let events = s
-                    .api::<Event>()
-                    .list(&ListParams::default().fields("involvedObject.name=mandatory"))
-                    .await
-                    .map_err(|source| crate::Error::Kube {
-                        context: "list events".into(),
-                        source,
-                    })?;
-                Ok(events
-                    .items
-                    .iter()
-                    .any(|e| {
-                        e.type_.as_deref() == Some("Warning")
-                            && e.message.as_deref().unwrap_or("").contains("later-config")
-                    })
-                    .then_some(()))
-            },
-            || s.diagnose(),
-        )
-        .await?;
-        let on_cci = s.cci_pods().await?;
-        anyhow::ensure!(
-            on_cci.len() == 1,
-            "the pod with a missing mandatory ConfigMap reached CCI ({} CCI pods)",
-            on_cci.len()
-        );
+        waiting_for(s, "configmap later-config").await?;
 
         let cm: ConfigMap = serde_json::from_value(serde_json::json!({
             "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "later-config"}, "data": {"k": "v"}
         }))?;
         s.api::<ConfigMap>()
             .create(&PostParams::default(), &cm)
+            .await?;
+        // A mandatory Secret is waited for as a ConfigMap is.
+        waiting_for(s, "secret later-secret").await?;
+        let secret: Secret = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "later-secret"},
+            "stringData": {"k": "v"}
+        }))?;
+        s.api::<Secret>()
+            .create(&PostParams::default(), &secret)
             .await?;
         // Both pods now: converge counts every CCI pod of the scenario.
         converge(

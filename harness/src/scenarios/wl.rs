@@ -241,8 +241,13 @@ pub fn wl_06(s: &Scenario) -> BodyFuture<'_> {
     })
 }
 
+/// The policy label's key in the newer manuals (the seed's is [`super::POLICY_LABEL`]).
+const NEWER_POLICY_LABEL: &str = "bursting.cci.io/burst-to-cci";
+
 /// WL-01: a bare Pod labelled `enforce` (the seed's nginx: 500m / 1024Mi, `imagepull-secret`)
-/// runs on `bursting-node`; the CCI pod exists in `bursting-{clusterID}`.
+/// runs on `bursting-node`; the CCI pod exists in `bursting-{clusterID}`, runs the pod's image
+/// and is Running; a pod labelled with the newer manuals' key bursts as well.
+
 pub fn wl_01(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(async move {
         let mut pod: Pod = fixtures::load("seed/nginx-pod.yaml")?;
@@ -264,11 +269,18 @@ pub fn wl_01(s: &Scenario) -> BodyFuture<'_> {
             .iter()
             .find(|p| cluster_uid_of(p) == Some(uid.as_str()))
             .context("no CCI pod for the nginx pod")?;
+        // The CCI pod is the seed's nginx, running there (not a placeholder the engine made).
+        let image = |p: &Pod| p.spec.as_ref().and_then(|s| s.containers[0].image.clone());
+        let cci_image = on_cci.spec.containers.first().and_then(|c| c.image.clone());
         anyhow::ensure!(
-            on_cci.metadata.namespace.as_deref() == Some(s.cci_namespace()),
-            "the CCI pod is in {:?}, not {}",
-            on_cci.metadata.namespace,
-            s.cci_namespace()
+            cci_image == image(&pod),
+            "the CCI pod runs {cci_image:?}, not the pod's {:?}",
+            image(&pod)
+        );
+        let phase = on_cci.status.as_ref().and_then(|st| st.phase.as_deref());
+        anyhow::ensure!(
+            phase == Some("Running"),
+            "the CCI pod of nginx is {phase:?}, not Running"
         );
         s.api::<Pod>()
             .delete("nginx", &DeleteParams::default())
@@ -280,6 +292,33 @@ pub fn wl_01(s: &Scenario) -> BodyFuture<'_> {
             SCALE_PATIENCE,
         )
         .await?;
+        // The newer manuals' label key opts a pod in just as the seed's does (the seed's pod gone
+        // first: `converge` counts every CCI pod of the scenario).
+        let mut newer: Pod = fixtures::load("seed/nginx-pod.yaml")?;
+        newer.metadata.name = Some("nginx-newer-key".into());
+        newer
+            .metadata
+            .labels
+            .get_or_insert_default()
+            .insert(NEWER_POLICY_LABEL.into(), "enforce".into());
+        s.api::<Pod>()
+            .create(&PostParams::default(), &newer)
+            .await?;
+        let burst = converge(
+            s,
+            &format!("{NEWER_POLICY_LABEL}=enforce"),
+            1,
+            SCALE_PATIENCE,
+        )
+        .await?;
+        let newer_uid = burst[0].metadata.uid.clone().context("uid")?;
+        anyhow::ensure!(
+            s.cci_pods()
+                .await?
+                .iter()
+                .any(|p| cluster_uid_of(p) == Some(newer_uid.as_str())),
+            "no CCI pod for the pod labelled {NEWER_POLICY_LABEL}=enforce"
+        );
         Ok(Outcome::Passed)
     })
 }

@@ -73,7 +73,7 @@ fn an_existing_cluster_without_the_addon_is_not_certified_and_says_why() {
     for row in rows {
         assert_eq!(row["outcome"], "not_run", "{row}");
         let reason = row["reason"].as_str().unwrap();
-        assert!(reason.contains("no bursting-node"), "{row}");
+        assert!(reason.contains("no virtual node: bursting-node"), "{row}");
     }
     let junit = std::fs::read_to_string(report.path().join("junit.xml")).unwrap();
     assert!(
