@@ -134,6 +134,9 @@ breakages! {
     /// webhook: the seed's label key is not read.
     SeedLabelIgnored = "seed-label-ignored",
         "the webhook reads only bursting.cci.io/burst-to-cci, not the seed's virtual-kubelet.io key";
+    /// webhook: a CronJob's own labels are not read (only its Jobs' and pods').
+    CronJobLabelIgnored = "cronjob-label-ignored",
+        "the webhook stops the owner walk at the Job: a CronJob labelled enforce never bursts";
     /// webhook: the newer manuals' label key is not read.
     NewLabelIgnored = "new-label-ignored",
         "the webhook reads only the seed's virtual-kubelet.io key, not bursting.cci.io/burst-to-cci";

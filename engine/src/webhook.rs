@@ -304,6 +304,9 @@ async fn admit(
 /// What the webhook's breakages (see `crate::breakage`) get wrong about a pod and its owners
 /// before the decision: nothing, in a build without them.
 fn misread(input: &mut burst_rules::decide::AdmissionInput) {
+    if breakage::is(Breakage::CronJobLabelIgnored) {
+        input.owners.retain(|o| o.kind != "CronJob");
+    }
     let pod_labels = input.pod.metadata.labels.get_or_insert_default();
     let labels = std::iter::once(pod_labels).chain(input.owners.iter_mut().map(|o| &mut o.labels));
     for labels in labels {

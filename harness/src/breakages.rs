@@ -225,6 +225,11 @@ pub const CATALOGUE: &[Breakage] = &[
         "a pod labelled with the seed's key stays on the cluster",
     ),
     b(
+        "cronjob-label-ignored",
+        &["WL-05"],
+        "a CronJob labelled enforce (its template not) keeps its pods on the cluster",
+    ),
+    b(
         "new-label-ignored",
         &["WL-01"],
         "a pod labelled with the newer bursting.cci.io key stays on the cluster",

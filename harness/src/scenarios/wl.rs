@@ -708,8 +708,9 @@ pub async fn create_manifest(
 }
 
 /// WL-05: the seed's CronJob (`batch/v1beta1`) is refused with an error naming the API
-/// version; the same CronJob as `batch/v1` (every minute, labelled `enforce`, 250m / 512Mi)
-/// creates a Job whose pod runs on the virtual node and on CCI.
+/// version; the same CronJob as `batch/v1` (every minute, 250m / 512Mi), labelled `enforce` on
+/// the CronJob itself (not its pod template), creates a Job whose pod runs on the virtual node
+/// and on CCI.
 pub fn wl_05(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(async move {
         let mut manifest: serde_json::Value = fixtures::load("seed/cronjob.yaml")?;
@@ -757,6 +758,15 @@ pub fn wl_05(s: &Scenario) -> BodyFuture<'_> {
             .context("jobTemplate.spec")?
             .template;
         burstable(template)?;
+        // The label on the CronJob itself, not on its template: the webhook must walk
+        // Pod → Job → CronJob to find it.
+        if let Some(labels) = template.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
+            labels.remove(super::POLICY_LABEL);
+        }
+        cron.metadata
+            .labels
+            .get_or_insert_default()
+            .insert(super::POLICY_LABEL.into(), "enforce".into());
         let cron = s
             .api::<CronJob>()
             .create(&PostParams::default(), &cron)
