@@ -221,13 +221,13 @@ impl From<Error> for vk::ProviderError {
                 ..
             } => vk::ProviderError::Waiting {
                 message: e.to_string(),
-                object: k8s_openapi::api::core::v1::ObjectReference {
+                object: Box::new(k8s_openapi::api::core::v1::ObjectReference {
                     api_version: Some("v1".into()),
                     kind: Some((*kind).into()),
                     namespace: Some(namespace.clone()),
                     name: Some(name.clone()),
                     ..Default::default()
-                },
+                }),
             },
             // 401/403 included: a token can be rotated and a quota raised without a restart.
             Error::Api { .. }

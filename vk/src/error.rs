@@ -56,7 +56,7 @@ pub enum ProviderError {
         /// What the pod waits for, in words a person can act on.
         message: String,
         /// The object waited for.
-        object: k8s_openapi::api::core::v1::ObjectReference,
+        object: Box<k8s_openapi::api::core::v1::ObjectReference>,
     },
 
     /// The provider does not implement this optional capability.

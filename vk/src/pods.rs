@@ -379,7 +379,7 @@ impl<P: Provider> PodController<P> {
                     }
                     Err(e) => {
                         let related = match &e {
-                            ProviderError::Waiting { object, .. } => Some(object.clone()),
+                            ProviderError::Waiting { object, .. } => Some((**object).clone()),
                             _ => None,
                         };
                         self.warn_related(

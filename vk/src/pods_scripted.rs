@@ -873,13 +873,13 @@ async fn the_cache_is_never_ready_when_its_watch_ends_before_the_first_list() {
 fn waiting_for(kind: &str, name: &str) -> ProviderError {
     ProviderError::Waiting {
         message: format!("waiting for {kind} ns/{name}"),
-        object: k8s_openapi::api::core::v1::ObjectReference {
+        object: Box::new(k8s_openapi::api::core::v1::ObjectReference {
             api_version: Some("v1".into()),
             kind: Some(kind.into()),
             namespace: Some("ns".into()),
             name: Some(name.into()),
             ..Default::default()
-        },
+        }),
     }
 }
 

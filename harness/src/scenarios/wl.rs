@@ -247,7 +247,6 @@ const NEWER_POLICY_LABEL: &str = "bursting.cci.io/burst-to-cci";
 /// WL-01: a bare Pod labelled `enforce` (the seed's nginx: 500m / 1024Mi, `imagepull-secret`)
 /// runs on `bursting-node`; the CCI pod exists in `bursting-{clusterID}`, runs the pod's image
 /// and is Running; a pod labelled with the newer manuals' key bursts as well.
-
 pub fn wl_01(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(async move {
         let mut pod: Pod = fixtures::load("seed/nginx-pod.yaml")?;
