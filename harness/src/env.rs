@@ -1,5 +1,6 @@
-//! The shared test environment: one local cluster, one mock CCI, the host node and the add-on
-//! installed from its manifests, per test binary.
+//! The shared test environment: one target ([`crate::target`]; by default a local cluster,
+//! the mock CCI, the host node and the add-on installed from its manifests) per test binary,
+//! and the methods scenarios use on it whatever the target.
 //!
 //! Bringing up a control plane costs seconds; the full suite has about a hundred scenarios. So
 //! each test binary (one per scenario family) brings one environment up on first use and shares
