@@ -11,7 +11,7 @@
 //! fails or panics, the add-on's processes, the mock and the whole control plane are stopped.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use kube::api::Api;
@@ -27,9 +27,9 @@ use crate::error::{Error, Result};
 use crate::mock_admin::MockAdmin;
 use crate::needs::Need;
 use crate::target::existing::ExistingTarget;
-use crate::target::kind::KindTarget;
-use crate::target::local::LocalTarget;
-use crate::target::{AddonLogs, Installer, Target, addon_pods};
+use crate::target::kind::Kind;
+use crate::target::local::Local;
+use crate::target::{AddonLogs, Installer, Launch, Target, addon_pods};
 use crate::wait;
 use vk_hostnode::process::tail_file;
 
@@ -107,12 +107,10 @@ static EXTRA: OnceLock<usize> = OnceLock::new();
 static FREE_EXTRA: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 static EXTRA_PERMITS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(0);
 static RELEASE: OnceLock<String> = OnceLock::new();
-/// Set by [`configure_existing`]: the shared environment is that cluster, not a local one.
-static EXISTING: OnceLock<Existing> = OnceLock::new();
 /// Set by [`configure_addon_auth`].
 static ADDON_AUTH: OnceLock<AddonAuth> = OnceLock::new();
-/// Set by [`configure_kind`]: the shared environment is a kind cluster.
-static KIND: OnceLock<()> = OnceLock::new();
+/// Set by [`configure_target`]: how this process brings its environments up.
+static LAUNCH: OnceLock<Arc<dyn Launch>> = OnceLock::new();
 
 /// How the add-on an environment installs authenticates to the mock CCI.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -136,15 +134,15 @@ pub fn addon_auth() -> AddonAuth {
     ADDON_AUTH.get().copied().unwrap_or_default()
 }
 
-/// Makes the shared environment of this process a kind cluster (before it is first used).
-pub fn configure_kind() -> bool {
-    KIND.set(()).is_ok()
+/// Makes this process's environments targets of `launch` (before the first is used; default
+/// [`Local`]). Returns false if it was already set.
+pub fn configure_target(launch: Arc<dyn Launch>) -> bool {
+    LAUNCH.set(launch).is_ok()
 }
 
-/// Makes the shared environment of this process the existing cluster `existing` (before it is
-/// first used). Returns false if it was already configured.
-pub fn configure_existing(existing: Existing) -> bool {
-    EXISTING.set(existing).is_ok()
+/// How this process brings its environments up ([`configure_target`]).
+fn launch() -> &'static dyn Launch {
+    LAUNCH.get_or_init(|| Arc::new(Local::default())).as_ref()
 }
 
 /// Sets the add-on release the shared environment runs the engine as (before it starts;
@@ -162,8 +160,8 @@ pub fn release() -> &'static str {
 /// uninstall, upgrade, lock, restarts…) `n` local clusters of their own (at most
 /// [`MAX_EXTRA_CLUSTERS`]; before any environment is used): each runs there alone, and up to `n`
 /// of them at once, beside the confined scenarios on the shared environment instead of
-/// stopping them. Only a local cluster has extras (kind and an existing cluster are one
-/// cluster). Returns false if it was already set differently.
+/// stopping them. Only a target that may be brought up several times has extras
+/// ([`Launch::several`]: the local one). Returns false if it was already set differently.
 pub fn configure_extra_clusters(n: usize) -> bool {
     let n = n.min(MAX_EXTRA_CLUSTERS);
     let set = *EXTRA.get_or_init(|| {
@@ -201,7 +199,7 @@ pub fn extra_clusters_for(wide: usize, confined: usize) -> usize {
 
 /// How many extra local clusters the cluster-wide scenarios have (0: they share the one).
 pub fn extra_clusters() -> usize {
-    if EXISTING.get().is_some() || KIND.get().is_some() {
+    if !launch().several() {
         return 0;
     }
     EXTRA.get().copied().unwrap_or(0)
@@ -321,11 +319,7 @@ async fn bring_up(
 ) -> Result<&'static Env> {
     let result = tokio::task::spawn_blocking(|| {
         let _booting = Booting::begin();
-        cell.get_or_init(|| match (EXISTING.get(), KIND.get()) {
-            (Some(existing), _) => Ok(Env::attach(existing.clone())),
-            (None, Some(())) => Env::start_kind().map_err(|e| e.to_string()),
-            (None, None) => Env::start().map_err(|e| e.to_string()),
-        })
+        cell.get_or_init(|| launch().start().map(Env::new).map_err(|e| e.to_string()))
     })
     .await
     .map_err(|e| Error::Step {
@@ -440,14 +434,19 @@ impl Env {
     /// Brings everything up (blocking) on a local cluster whose controller manager and scheduler
     /// call the API server at `client_rates` (`None`: their defaults, as [`start`](Self::start)).
     pub fn start_with(client_rates: Option<ClientRates>) -> Result<Self> {
-        Ok(Self::new(Box::new(LocalTarget::start(client_rates)?)))
+        Self::launch(&Local { client_rates })
     }
 
     /// Brings up a kind cluster from locally made images, the mock CCI in a container on kind's
     /// network and the add-on installed with the production rendering (blocking; see
-    /// [`crate::kind`]). Prefer [`shared`] after [`configure_kind`].
+    /// [`crate::kind`]). Prefer [`shared`] after [`configure_target`].
     pub fn start_kind() -> Result<Self> {
-        Ok(Self::new(Box::new(KindTarget::start()?)))
+        Self::launch(&Kind)
+    }
+
+    /// Brings a target of `launch` up (blocking). Prefer [`shared`] after [`configure_target`].
+    pub fn launch(launch: &dyn Launch) -> Result<Self> {
+        Ok(Self::new(launch.start()?))
     }
 
     /// The target this environment runs on, to ask for its capabilities.

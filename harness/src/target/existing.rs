@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cci::CciClient;
 use crate::error::Result;
-use crate::target::Target;
+use crate::target::{Launch, Target};
 
 /// An existing cluster with the add-on installed, and the CCI endpoint it bursts to.
 #[derive(Clone, Debug)]
@@ -19,6 +19,16 @@ pub struct Existing {
     pub cluster_id: String,
     /// The add-on's virtual node (`bursting-node`, `virtual-kubelet`, or as found).
     pub virtual_node: String,
+}
+
+impl Launch for Existing {
+    fn kind(&self) -> &'static str {
+        "existing"
+    }
+
+    fn start(&self) -> Result<Box<dyn Target>> {
+        Ok(Box::new(ExistingTarget::attach(self.clone())))
+    }
 }
 
 /// An [`Existing`] cluster as a target (named after its kubeconfig's file).

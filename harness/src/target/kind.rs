@@ -19,9 +19,23 @@ use crate::error::Result;
 use crate::kind::{Container, KindCluster, MOCK_PORT};
 use crate::mock_admin::MockAdmin;
 use crate::progress::Progress;
-use crate::target::{AddonLogs, Installer, MockFiles, Target, bring_up_runtime};
+use crate::target::{AddonLogs, Installer, Launch, MockFiles, Target, bring_up_runtime};
 use crate::tools::Tools;
 use crate::wait;
+
+/// Launches [`KindTarget`]s (one a run: see [`Launch::several`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Kind;
+
+impl Launch for Kind {
+    fn kind(&self) -> &'static str {
+        "kind"
+    }
+
+    fn start(&self) -> Result<Box<dyn Target>> {
+        Ok(Box::new(KindTarget::start()?))
+    }
+}
 
 /// What the harness made and controls on a kind cluster.
 #[derive(Debug)]

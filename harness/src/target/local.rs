@@ -18,13 +18,36 @@ use crate::error::{Error, Result};
 use crate::mock_admin::MockAdmin;
 use crate::progress::Progress;
 use crate::target::{
-    AddonLogs, ChosenNodes, ControlPlane, EngineProcess, Installer, LogFiles, MockFiles, Target,
-    bring_up_runtime,
+    AddonLogs, ChosenNodes, ControlPlane, EngineProcess, Installer, Launch, LogFiles, MockFiles,
+    Target, bring_up_runtime,
 };
 use crate::tools::Tools;
 use crate::wait;
 use vk_hostnode::process::{Guarded, tail_file};
 use vk_hostnode::{self as hostnode, HostNode, HostNodeOptions, Registry};
+
+/// Launches [`LocalTarget`]s: the default target, and the one a run brings up several of.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Local {
+    /// The rates the controller manager and scheduler call the API server at (`None`: their
+    /// defaults).
+    pub client_rates: Option<ClientRates>,
+}
+
+impl Launch for Local {
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+
+    fn start(&self) -> Result<Box<dyn Target>> {
+        Ok(Box::new(LocalTarget::start(self.client_rates)?))
+    }
+
+    /// An idle control plane costs little, so cluster-wide scenarios get their own.
+    fn several(&self) -> bool {
+        true
+    }
+}
 
 /// What the harness brought up and controls on this machine.
 #[derive(Debug)]

@@ -5,7 +5,8 @@
 //! give is a capability a target returns or not ([`Target::mock_admin`], [`Target::installer`],
 //! [`Target::engine_process`], …): code asks for the capability, never for the target's name,
 //! and what a target offers scenarios ([`crate::needs::Need::offered_by`]) follows from those
-//! answers alone. A new target is one type implementing [`Target`].
+//! answers alone. A new target is one type implementing [`Target`] and one [`Launch`] that
+//! starts it.
 //!
 //! A capability is a trait where targets would do it differently (killing the engine: a
 //! process on the host node here, a container elsewhere) and a plain value where they differ
@@ -97,6 +98,23 @@ pub trait Target: Send + Sync + std::fmt::Debug {
     /// Whether the mock CCI has a network path to the add-on's proxy and the cluster's pods
     /// (a CCI pod's probe through the proxy to a Service's pod and back).
     fn cluster_network(&self) -> bool {
+        false
+    }
+}
+
+/// How a target is brought up: one value per kind of target, chosen once per run
+/// ([`crate::env::configure_target`]) and asked for each environment the run brings up.
+pub trait Launch: Send + Sync + std::fmt::Debug {
+    /// `local`, `kind`, `existing`: the report's name for where the scenarios ran.
+    fn kind(&self) -> &'static str;
+
+    /// Brings one target up (blocking; seconds to minutes where the harness makes it).
+    fn start(&self) -> Result<Box<dyn Target>>;
+
+    /// Whether a run may bring up several at once, so that cluster-wide scenarios get a
+    /// cluster each ([`crate::env::configure_extra_clusters`]). No by default: a cluster the
+    /// harness did not make is one, and another kind cluster costs more than it saves.
+    fn several(&self) -> bool {
         false
     }
 }
