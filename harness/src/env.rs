@@ -786,6 +786,48 @@ pub(crate) fn default_params(
 mod tests {
     use super::*;
 
+    fn existing() -> Env {
+        Env::attach(Existing {
+            kubeconfig: "/nonexistent/kubeconfig".into(),
+            cci: CciClient::new("https://127.0.0.1:1", "token", None).unwrap(),
+            cluster_id: "c1".into(),
+            virtual_node: "virtual-kubelet".into(),
+        })
+    }
+
+    fn not_offered(result: Result<impl std::fmt::Debug>) -> Need {
+        match result {
+            Err(Error::NotOffered { need, target }) => {
+                assert_eq!(target, "existing");
+                need
+            }
+            other => panic!("expected NotOffered, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn asked_for_what_its_target_lacks_an_environment_answers_an_error_naming_the_need() {
+        let env = existing();
+        assert!(env.offers().is_empty());
+        assert_eq!(env.cci_namespace, cci_api::namespace_for_cluster("c1"));
+        assert_eq!(env.virtual_node(), "virtual-kubelet");
+        assert_eq!(not_offered(env.restart_api_server()), Need::ControlPlane);
+        assert_eq!(not_offered(env.kill_engine().await), Need::EngineProcess);
+        assert_eq!(not_offered(env.restore_addon().await), Need::Installer);
+        assert_eq!(not_offered(env.addon_log_texts().await), Need::AddonLogs);
+        let message = env.restart_api_server().unwrap_err().to_string();
+        assert!(message.contains("restarts the API server"), "{message}");
+        assert!(env.engine_pids().is_empty() && env.addon_logs().is_empty());
+        assert!(env.mock_admin().is_none() && env.engine_binary().is_none());
+        assert!(env.destroy().is_ok(), "nothing of the user's is torn down");
+    }
+
+    #[test]
+    #[should_panic(expected = "Need::Installer")]
+    fn the_installers_parameters_are_only_asked_by_scenarios_that_declare_it() {
+        let _ = existing().addon_defaults();
+    }
+
     #[test]
     fn extra_clusters_only_when_something_runs_beside_a_cluster_wide_scenario() {
         let most = default_extra_clusters();

@@ -8,6 +8,41 @@
 //! answers alone. A new target is one type implementing [`Target`] and one [`Launch`] that
 //! starts it.
 //!
+//! The smallest target offers nothing beyond what every target gives:
+//!
+//! ```
+//! use std::path::{Path, PathBuf};
+//!
+//! use burstcert::cci::CciClient;
+//! use burstcert::needs::Need;
+//! use burstcert::target::Target;
+//!
+//! #[derive(Debug)]
+//! struct Theirs {
+//!     kubeconfig: PathBuf,
+//!     cci: CciClient,
+//! }
+//!
+//! impl Target for Theirs {
+//!     fn kind(&self) -> &'static str { "theirs" }
+//!     fn name(&self) -> &str { "theirs" }
+//!     fn kubeconfig(&self) -> &Path { &self.kubeconfig }
+//!     fn cci(&self) -> &CciClient { &self.cci }
+//!     fn cluster_id(&self) -> &str { "c1" }
+//!     fn virtual_node(&self) -> &str { "bursting-node" }
+//!     fn logs(&self) -> &Path { Path::new("/tmp/theirs") }
+//!     // Not the harness's to tear down.
+//!     fn destroy(&self) -> burstcert::Result<()> { Ok(()) }
+//! }
+//!
+//! let theirs = Theirs {
+//!     kubeconfig: "/tmp/theirs/kubeconfig".into(),
+//!     cci: CciClient::new("https://cci.example", "token", None)?,
+//! };
+//! assert!(Need::offered(&theirs).is_empty());
+//! # Ok::<(), burstcert::Error>(())
+//! ```
+//!
 //! A capability is a trait where targets would do it differently (killing the engine: a
 //! process on the host node here, a container elsewhere) and a plain value where they differ
 //! only in data (the installer: a rendering and default parameters).
