@@ -734,9 +734,9 @@ pub async fn certify(options: &Options) -> Result<Report> {
         .collect();
     let selected = runnable.len();
     let wide = runnable.iter().filter(|e| e.cluster_wide()).count();
-    // On a local cluster with --jobs above 1 the cluster-wide scenarios get extra clusters of
-    // their own, when something can run beside them; --jobs 1 keeps one cluster and the
-    // catalogue's order.
+    // On a target a run may bring up several of (local) with --jobs above 1 the cluster-wide
+    // scenarios get extra clusters of their own, when something can run beside them; --jobs 1
+    // keeps one cluster and the catalogue's order.
     if matches!(&options.cluster, ClusterChoice::Made(launch) if launch.several())
         && options.jobs > 1
     {
