@@ -326,7 +326,7 @@ pub async fn run_held(id: &str, extra: Option<crate::env::ExtraCluster>) -> Outc
         Ok(env) => env,
         Err(e) => return Outcome::Failed(format!("setting up {id}: {e}")),
     };
-    if let Some(why) = crate::needs::unmet(entry.needs, env.offers()) {
+    if let Some(why) = crate::needs::unmet(entry.needs, &env.offers()) {
         return Outcome::NotRun(why);
     }
     // Isolation, whoever runs scenarios side by side (certify --jobs, the test harness's

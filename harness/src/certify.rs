@@ -38,17 +38,21 @@ pub struct Options {
 }
 
 /// Which cluster `certify` runs on.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum ClusterChoice {
-    /// A fresh local cluster with the mock CCI and the add-on on the host node (the default).
-    #[default]
-    Local,
-    /// A kind cluster from locally made images, the mock CCI in a container, the add-on
-    /// installed with the production rendering (see [`crate::kind`]).
-    Kind,
+    /// A target the harness brings up itself: a fresh local cluster with the mock CCI and the
+    /// add-on on the host node (the default, [`crate::target::local::Local`]), or a kind
+    /// cluster from locally made images ([`crate::target::kind::Kind`]), …
+    Made(std::sync::Arc<dyn crate::target::Launch>),
     /// A cluster where the add-on is installed, by kubeconfig, with the CCI endpoint it bursts
     /// to: the scenarios that need only what such a cluster offers run; the rest are "not run".
     Existing(ExistingChoice),
+}
+
+impl Default for ClusterChoice {
+    fn default() -> Self {
+        ClusterChoice::Made(std::sync::Arc::new(crate::target::local::Local::default()))
+    }
 }
 
 /// How to reach an existing cluster and its CCI side.
@@ -201,12 +205,12 @@ async fn attach_existing(
             crate::cci::CciAuth::AkSk(pair) => format!("signing as {}", pair.access_key()),
         },
     );
-    let configured = crate::env::configure_existing(crate::env::Existing {
+    let configured = crate::env::configure_target(std::sync::Arc::new(crate::env::Existing {
         kubeconfig: existing.kubeconfig.clone(),
         cci: crate::cci::CciClient::with_auth(&endpoint, auth, existing.cci_ca.as_deref())?,
         cluster_id,
         virtual_node,
-    });
+    }));
     if !configured {
         return Err(step("this process already has an environment".into()));
     }
@@ -689,15 +693,11 @@ pub async fn certify(options: &Options) -> Result<Report> {
         detail,
     })?;
     let (release, cluster) = match &options.cluster {
-        ClusterChoice::Local => (
-            options.release.unwrap_or(default_release()),
-            "local".to_owned(),
-        ),
-        ClusterChoice::Kind => {
-            crate::env::configure_kind();
+        ClusterChoice::Made(launch) => {
+            crate::env::configure_target(launch.clone());
             (
                 options.release.unwrap_or(default_release()),
-                "kind".to_owned(),
+                launch.kind().to_owned(),
             )
         }
         ClusterChoice::Existing(existing) => {
@@ -734,10 +734,12 @@ pub async fn certify(options: &Options) -> Result<Report> {
         .collect();
     let selected = runnable.len();
     let wide = runnable.iter().filter(|e| e.cluster_wide()).count();
-    // On a local cluster with --jobs above 1 the cluster-wide scenarios get extra clusters of
-    // their own, when something can run beside them; --jobs 1 keeps one cluster and the
-    // catalogue's order.
-    if matches!(options.cluster, ClusterChoice::Local) && options.jobs > 1 {
+    // On a target a run may bring up several of (local) with --jobs above 1 the cluster-wide
+    // scenarios get extra clusters of their own, when something can run beside them; --jobs 1
+    // keeps one cluster and the catalogue's order.
+    if matches!(&options.cluster, ClusterChoice::Made(launch) if launch.several())
+        && options.jobs > 1
+    {
         crate::env::configure_extra_clusters(crate::env::extra_clusters_for(wide, selected - wide));
     }
     let extras = crate::env::extra_clusters();
@@ -1187,7 +1189,7 @@ mod tests {
             focus: focus.iter().map(|s| s.to_string()).collect(),
             skip: skip.iter().map(|s| s.to_string()).collect(),
             report_dir: PathBuf::new(),
-            cluster: ClusterChoice::Local,
+            cluster: ClusterChoice::default(),
             jobs: 1,
             addon_auth: crate::env::AddonAuth::Token,
         }

@@ -57,6 +57,14 @@ pub enum Error {
         /// Each failed rule, with its numbers.
         reasons: Vec<String>,
     },
+    /// The target does not offer a capability that was asked of it.
+    #[error("{need:?} is not offered on the {target} target: this needs {}", need.describe())]
+    NotOffered {
+        /// The capability, as scenarios declare it.
+        need: crate::needs::Need,
+        /// The target's kind (`local`, `kind`, `existing`).
+        target: &'static str,
+    },
     /// No cluster of that name exists.
     #[error("no local cluster named `{0}` (see `burstcert cluster list`)")]
     NoSuchCluster(String),

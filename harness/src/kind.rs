@@ -24,6 +24,7 @@ use std::process::{Command, Stdio};
 
 use sha2::{Digest, Sha256};
 
+use crate::cluster::ClusterProvider;
 use crate::error::{Error, IoContext, Result};
 use crate::progress::Progress;
 use crate::tools::{Tools, cache_root};
@@ -740,16 +741,6 @@ impl KindCluster {
         })
     }
 
-    /// Its name (kind's, also the node containers' prefix).
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Its admin kubeconfig.
-    pub fn kubeconfig(&self) -> &Path {
-        &self.kubeconfig
-    }
-
     /// Puts a local image on every node (`kind load docker-image`).
     pub fn load(&self, images: &[String]) -> Result<()> {
         let mut args = vec!["load", "docker-image", "--name", self.name.as_str()];
@@ -761,9 +752,40 @@ impl KindCluster {
         )?;
         Ok(())
     }
+}
 
-    /// Deletes the cluster now.
-    pub fn destroy(&mut self) -> Result<()> {
+impl ClusterProvider for KindCluster {
+    fn kind(&self) -> &'static str {
+        "kind"
+    }
+
+    /// Its name (kind's, also the node containers' prefix).
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// `kind export logs`: every node's journal, the control plane's and the pods' logs.
+    fn export_logs(&self, dir: &Path) -> Result<()> {
+        run(
+            &format!("export the logs of the kind cluster {}", self.name),
+            self.kind.to_str().unwrap_or("kind"),
+            &[
+                "export",
+                "logs",
+                dir.to_str().unwrap_or_default(),
+                "--name",
+                &self.name,
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes the cluster now (`kind delete cluster`); later calls do nothing.
+    fn destroy(&mut self) -> Result<()> {
         if let Some(cleanup) = self.cleanup.take() {
             cleanup.run_now()?;
         }

@@ -28,6 +28,7 @@ pub mod scenarios;
 pub mod snapshot;
 pub mod soak;
 pub mod stuck;
+pub mod target;
 pub mod tools;
 pub mod wait;
 

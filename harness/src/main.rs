@@ -16,6 +16,7 @@
 //! ```
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use burstcert::binaries::user_path;
@@ -23,6 +24,7 @@ use burstcert::cluster::local::{self, LocalCluster, LocalOptions};
 use burstcert::cluster::nodes::{NodeShape, create_nodes};
 use burstcert::cluster::{ClusterProvider as _, client_for};
 use burstcert::progress::Progress;
+use burstcert::target::Launch;
 use burstcert::tools::{PREBUILT_ENV, Tools};
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -37,6 +39,17 @@ enum ClusterArg {
     Kind,
 }
 
+impl ClusterArg {
+    /// The target this value has the harness bring up; `None` for a cluster it is handed.
+    fn launch(self) -> Option<Arc<dyn Launch>> {
+        match self {
+            ClusterArg::Local => Some(Arc::new(burstcert::target::local::Local::default())),
+            ClusterArg::Kind => Some(Arc::new(burstcert::target::kind::Kind)),
+            ClusterArg::Existing => None,
+        }
+    }
+}
+
 /// Where `up` brings the environment up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum UpClusterArg {
@@ -44,6 +57,16 @@ enum UpClusterArg {
     Local,
     /// A kind cluster from locally made images.
     Kind,
+}
+
+impl UpClusterArg {
+    /// The target this value has the harness bring up.
+    fn launch(self) -> Arc<dyn Launch> {
+        match self {
+            UpClusterArg::Local => Arc::new(burstcert::target::local::Local::default()),
+            UpClusterArg::Kind => Arc::new(burstcert::target::kind::Kind),
+        }
+    }
 }
 
 /// How the add-on burstcert installs authenticates to the mock CCI.
@@ -392,11 +415,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         virtual_node,
                     },
                 ),
-                (ClusterArg::Kind, _) => burstcert::certify::ClusterChoice::Kind,
                 // NB: clap requires --kubeconfig with `existing`.
-                (ClusterArg::Local | ClusterArg::Existing, _) => {
-                    burstcert::certify::ClusterChoice::Local
-                }
+                (other, _) => other.launch().map_or_else(
+                    burstcert::certify::ClusterChoice::default,
+                    burstcert::certify::ClusterChoice::Made,
+                ),
             };
             let addon_auth = match cci_auth {
                 CciAuthArg::Aksk => burstcert::env::AddonAuth::AkSk,
@@ -444,11 +467,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 burstcert::env::configure_release(&release),
                 "release already set"
             );
-            let env = if cluster == UpClusterArg::Kind {
-                burstcert::env::Env::start_kind()?
-            } else {
-                burstcert::env::Env::start()?
-            };
+            let env = burstcert::env::Env::launch(cluster.launch().as_ref())?;
             eprintln!(
                 "burstcert: up: add-on {release} Running; cluster id {}; mock CCI at {}; Ctrl-C stops everything",
                 env.cluster_id,

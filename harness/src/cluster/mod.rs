@@ -1,4 +1,4 @@
-//! Clusters the suites run against. Suites never know which provider runs.
+//! Clusters the harness makes for its targets ([`crate::target`]). Suites never know which runs.
 
 pub mod local;
 pub mod nodes;
@@ -7,9 +7,12 @@ use std::path::Path;
 
 use crate::error::Result;
 
-/// A Kubernetes cluster the harness can use: made by it (local, kind) or handed to it (existing).
+/// A Kubernetes cluster the harness made (a kwok control plane, a kind cluster): the bottom
+/// layer of a target ([`crate::target::Target`]), which adds the CCI side, the add-on and its
+/// capabilities. A cluster handed to the harness is a target without one: it did not make it
+/// and never tears it down.
 pub trait ClusterProvider: Send + Sync + std::fmt::Debug {
-    /// `local`, `kind` or `existing`.
+    /// `local` or `kind`.
     fn kind(&self) -> &'static str;
 
     /// The cluster's name (random per run unless the user chose one; printed so a failed run can
