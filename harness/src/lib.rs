@@ -23,6 +23,7 @@ pub mod mock_admin;
 pub mod needs;
 pub mod pki;
 pub mod progress;
+pub mod report;
 pub mod scenario;
 pub mod scenarios;
 pub mod snapshot;
