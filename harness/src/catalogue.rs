@@ -314,6 +314,20 @@ pub async fn hold_cluster_for(id: &str) -> Option<crate::env::ExtraCluster> {
 
 /// [`run`] with the extra cluster (from [`hold_cluster_for`]) already held.
 pub async fn run_held(id: &str, extra: Option<crate::env::ExtraCluster>) -> Outcome {
+    run_held_then(id, extra, &|_, _| Box::pin(async {})).await
+}
+
+/// What runs once a scenario's body ended, with its outcome, while its namespace is still
+/// there: `certify` keeps the scenario's transcript and, for a failure, its evidence.
+pub type AfterBody = dyn for<'a> Fn(&'a Scenario, &'a Outcome) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>
+    + Sync;
+
+/// [`run_held`], calling `after` between the body's end and the namespace's removal.
+pub async fn run_held_then(
+    id: &str,
+    extra: Option<crate::env::ExtraCluster>,
+    after: &AfterBody,
+) -> Outcome {
     let Some(entry) = find(id) else {
         return Outcome::Failed(format!("no scenario {id} in the catalogue"));
     };
@@ -351,6 +365,7 @@ pub async fn run_held(id: &str, extra: Option<crate::env::ExtraCluster>) -> Outc
                 .unwrap_or("(no message)")
         )),
     };
+    after(&scenario, &outcome).await;
     if let Err(e) = scenario.finish().await {
         tracing::warn!(%id, "clean-up failed: {e}");
     }

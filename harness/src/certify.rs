@@ -8,8 +8,13 @@ use std::time::Instant;
 use burst_rules::release::Release;
 use futures::StreamExt as _;
 
+use chrono::{DateTime, Utc};
+
 use crate::catalogue::{self, Entry, Outcome};
 use crate::error::Result;
+use crate::report::evidence::{self, Gatherer};
+use crate::report::provenance::{self, Provenance};
+use crate::scenario::Scenario;
 
 pub use crate::addon::params::DEFAULT_RELEASE;
 // The report lives in its own module; these names stay reachable from the runner's.
@@ -34,6 +39,8 @@ pub struct Options {
     pub jobs: usize,
     /// How the add-on the harness installs (local, kind) authenticates to the mock CCI.
     pub addon_auth: crate::env::AddonAuth,
+    /// How many times a failed scenario runs again (0: never); see [`crate::report::classify`].
+    pub retries: u32,
 }
 
 /// Which cluster `certify` runs on.
@@ -85,6 +92,7 @@ async fn report_no_addon(
     options: &Options,
     existing: &ExistingChoice,
     client: &kube::Client,
+    started: DateTime<Utc>,
 ) -> Result<Report> {
     let version = client
         .apiserver_version()
@@ -96,10 +104,8 @@ async fn report_no_addon(
     let release = options.release.unwrap_or(default_release());
     let rows = catalogue::entries()
         .iter()
-        .map(|entry| Row {
-            id: entry.id.to_owned(),
-            title: entry.title_for(release),
-            outcome: match excluded(entry, options) {
+        .map(|entry| {
+            let outcome = match excluded(entry, options) {
                 Some(why) => Outcome::Skipped(why),
                 None => Outcome::NotRun(format!(
                     "the add-on is not installed on this cluster (no {}/{} Deployment, no add-on state, no virtual node: {} or a node labelled {}={}); see --addon-namespace and --virtual-node",
@@ -109,8 +115,8 @@ async fn report_no_addon(
                     crate::discover::VIRTUAL_NODE_LABEL.0,
                     crate::discover::VIRTUAL_NODE_LABEL.1,
                 )),
-            },
-            seconds: 0.0,
+            };
+            Row::new(entry.id, entry.title_for(release), outcome, 0.0)
         })
         .collect();
     let report = Report {
@@ -118,6 +124,7 @@ async fn report_no_addon(
         cluster: format!("existing ({})", existing.kubeconfig.display()),
         kubernetes: version.git_version,
         rows,
+        provenance: Some(provenance(options, started, Vec::new())),
     };
     report.write(&options.report_dir)?;
     Ok(report)
@@ -390,6 +397,7 @@ pub fn default_jobs() -> usize {
 /// the cluster-wide ones on extra local clusters beside the others), printing a line per
 /// scenario and the critical path, and returns the report (also written to `options.report_dir`).
 pub async fn certify(options: &Options) -> Result<Report> {
+    let started = Utc::now();
     check_selection(options).map_err(|detail| crate::Error::Step {
         step: "read --focus / --skip".into(),
         detail,
@@ -409,7 +417,7 @@ pub async fn certify(options: &Options) -> Result<Report> {
                     release,
                     format!("existing ({})", existing.kubeconfig.display()),
                 ),
-                None => return report_no_addon(options, existing, &client).await,
+                None => return report_no_addon(options, existing, &client, started).await,
             }
         }
     };
@@ -445,23 +453,38 @@ pub async fn certify(options: &Options) -> Result<Report> {
         crate::env::configure_extra_clusters(crate::env::extra_clusters_for(wide, selected - wide));
     }
     let extras = crate::env::extra_clusters();
-    let kubernetes = if selected > 0 {
+    let (kubernetes, addon_images) = if selected > 0 {
         let env = crate::env::bring_up_all(selected > wide, wide > 0).await?;
-        env.client()
-            .await?
+        let client = env.client().await?;
+        let version = client
             .apiserver_version()
             .await
             .map(|v| v.git_version)
-            .unwrap_or_else(|e| format!("unknown ({e})"))
+            .unwrap_or_else(|e| format!("unknown ({e})"));
+        let images = provenance::addon_images(&client, addon_namespace(options))
+            .await
+            .unwrap_or_else(|e| {
+                eprintln!("burstcert: warning: cannot read the add-on's images: {e}");
+                Vec::new()
+            });
+        (version, images)
     } else {
-        "not started".into()
+        ("not started".into(), Vec::new())
     };
+    let gatherer = std::sync::Arc::new(Gatherer {
+        dir: options.report_dir.clone(),
+        release: release.to_string(),
+        cluster_args: cluster_args(&options.cluster),
+        secrets: crate::report::run_secrets(),
+    });
+    gatherer.clear()?;
     let started_all = Instant::now();
     let ran = std::sync::atomic::AtomicUsize::new(0);
     // One scenario, timed, with a line before and after (lines of concurrent scenarios interleave;
     // each names its ID).
     let run_one = |entry: Entry| {
         let ran = &ran;
+        let gatherer = &gatherer;
         async move {
             // A cluster-wide scenario's cluster first: its time is its own, not its wait.
             let held = catalogue::hold_cluster_for(entry.id).await;
@@ -471,16 +494,38 @@ pub async fn certify(options: &Options) -> Result<Report> {
                 entry.id,
                 entry.title_for(release)
             );
-            let started = Instant::now();
-            let outcome = catalogue::run_held(entry.id, held).await;
-            let seconds = started.elapsed().as_secs_f64();
-            eprintln!(
-                "burstcert:   {} {} ({seconds:.1}s) {}",
-                entry.id,
-                outcome.label(),
-                first_line(outcome.reason())
-            );
-            (entry.id, outcome, seconds, Instant::now())
+            let mut held = Some(held);
+            let mut runs = Vec::new();
+            let seconds = loop {
+                let held = match held.take() {
+                    Some(held) => held,
+                    None => catalogue::hold_cluster_for(entry.id).await,
+                };
+                let from = Utc::now();
+                let gatherer = std::sync::Arc::clone(gatherer);
+                let after = after_body(move |scenario, outcome| {
+                    let gatherer = std::sync::Arc::clone(&gatherer);
+                    Box::pin(async move { gatherer.after(scenario, outcome, from).await })
+                });
+                let started = Instant::now();
+                let outcome = catalogue::run_held_then(entry.id, held, &after).await;
+                let seconds = started.elapsed().as_secs_f64();
+                let again = matches!(outcome, Outcome::Failed(_))
+                    && runs.len() < usize::try_from(options.retries).unwrap_or(usize::MAX);
+                eprintln!(
+                    "burstcert:   {} {} ({seconds:.1}s) {}{}",
+                    entry.id,
+                    outcome.label(),
+                    first_line(outcome.reason()),
+                    if again { " (running it again)" } else { "" }
+                );
+                runs.push(outcome);
+                if !again {
+                    break seconds;
+                }
+            };
+            let (outcome, tries) = crate::report::classify(runs);
+            (entry.id, (outcome, tries), seconds, Instant::now())
         }
     };
     // The batches of one lane, one after another; each scenario's outcome and each batch as it ran.
@@ -535,7 +580,7 @@ pub async fn certify(options: &Options) -> Result<Report> {
     let ((mut outcomes, first), (more, second)) =
         futures::join!(shared_then_lend, run_lane(extra_lane));
     outcomes.extend(more);
-    let mut results: std::collections::HashMap<&str, (Outcome, f64)> = outcomes
+    let mut results: HashMap<&str, ((Outcome, Option<crate::report::Tries>), f64)> = outcomes
         .into_iter()
         .map(|(id, outcome, seconds)| (id, (outcome, seconds)))
         .collect();
@@ -567,19 +612,18 @@ pub async fn certify(options: &Options) -> Result<Report> {
     let rows = entries
         .iter()
         .map(|entry| {
-            let (outcome, seconds) = match (entry.body, excluded(entry, options)) {
-                (_, Some(why)) => (Outcome::Skipped(why), 0.0),
-                (None, None) => (Outcome::NotImplemented, 0.0),
-                (Some(_), None) => results
-                    .remove(entry.id)
-                    .unwrap_or_else(|| (Outcome::Failed("the scheduler lost it".into()), 0.0)),
+            let ((outcome, tries), seconds) = match (entry.body, excluded(entry, options)) {
+                (_, Some(why)) => ((Outcome::Skipped(why), None), 0.0),
+                (None, None) => ((Outcome::NotImplemented, None), 0.0),
+                (Some(_), None) => results.remove(entry.id).unwrap_or_else(|| {
+                    ((Outcome::Failed("the scheduler lost it".into()), None), 0.0)
+                }),
             };
-            Row {
-                id: entry.id.to_owned(),
-                title: entry.title_for(release),
-                outcome,
-                seconds,
-            }
+            let mut row = Row::new(entry.id, entry.title_for(release), outcome, seconds);
+            row.tries = tries;
+            row.evidence = evidence::has_evidence(&options.report_dir, entry.id)
+                .then(|| evidence::evidence_dir(entry.id));
+            row
         })
         .collect();
     let report = Report {
@@ -587,9 +631,95 @@ pub async fn certify(options: &Options) -> Result<Report> {
         cluster,
         kubernetes,
         rows,
+        provenance: Some(provenance(options, started, addon_images)),
     };
     report.write(&options.report_dir)?;
     Ok(report)
+}
+
+/// Pins down the type of a closure run after each scenario's body ([`catalogue::AfterBody`]):
+/// a closure's signature alone does not say its future borrows only the scenario.
+fn after_body<F>(f: F) -> F
+where
+    F: for<'a> Fn(
+            &'a Scenario,
+            &'a Outcome,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>
+        + Sync,
+{
+    f
+}
+
+/// The namespace of the add-on certified.
+fn addon_namespace(options: &Options) -> &str {
+    match &options.cluster {
+        ClusterChoice::Existing(existing) => &existing.addon_namespace,
+        ClusterChoice::Local | ClusterChoice::Kind => DEFAULT_ADDON_NAMESPACE,
+    }
+}
+
+/// The flags of `burstcert certify` that choose the target, as `reproduce.txt` repeats them.
+fn cluster_args(cluster: &ClusterChoice) -> String {
+    match cluster {
+        ClusterChoice::Local => String::new(),
+        ClusterChoice::Kind => "--cluster kind".into(),
+        ClusterChoice::Existing(existing) => {
+            let mut args = format!(
+                "--cluster existing --kubeconfig {}",
+                existing.kubeconfig.display()
+            );
+            if existing.addon_namespace != DEFAULT_ADDON_NAMESPACE {
+                args.push_str(&format!(" --addon-namespace {}", existing.addon_namespace));
+            }
+            args
+        }
+    }
+}
+
+/// The provenance of a run that started at `started` and ends now (its manifest is filled
+/// when the report is written).
+fn provenance(
+    options: &Options,
+    started: DateTime<Utc>,
+    addon_images: Vec<provenance::Image>,
+) -> Provenance {
+    let stamp = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let entries = catalogue::entries();
+    Provenance {
+        harness: provenance::Harness::current(),
+        catalogue_sha256: provenance::catalogue_sha256(entries.iter().map(|e| (e.id, e.title))),
+        mock: provenance::Mock {
+            version: match options.cluster {
+                ClusterChoice::Existing(_) => "none".into(),
+                _ => mock_cci::VERSION.into(),
+            },
+            mode: match options.cluster {
+                ClusterChoice::Local => "local process".into(),
+                ClusterChoice::Kind => "kind container".into(),
+                ClusterChoice::Existing(_) => {
+                    "none (the add-on's CCI endpoint, not started by burstcert)".into()
+                }
+            },
+        },
+        addon_images,
+        started: stamp(started),
+        ended: stamp(Utc::now()),
+        manifest: Default::default(),
+    }
+}
+
+/// The IDs of the rows that failed in a `report.json` (`certify --rerun-failed`).
+pub fn failed_ids(report_json: &str) -> std::result::Result<Vec<String>, String> {
+    let json: serde_json::Value =
+        serde_json::from_str(report_json).map_err(|e| format!("not a report.json: {e}"))?;
+    let rows = json["rows"]
+        .as_array()
+        .ok_or("not a report.json: it has no rows")?;
+    Ok(rows
+        .iter()
+        .filter(|r| r["outcome"] == "failed")
+        .filter_map(|r| r["id"].as_str().map(str::to_owned))
+        .collect())
 }
 
 /// One scenario as it ran in a batch.
@@ -744,6 +874,7 @@ mod tests {
             cluster: ClusterChoice::default(),
             jobs: 1,
             addon_auth: crate::env::AddonAuth::Token,
+            retries: 0,
         }
     }
 
@@ -883,6 +1014,29 @@ mod tests {
             all.iter().map(|e| e.id).collect::<Vec<_>>()
         );
         assert!(seconds_of("not json").is_empty());
+    }
+
+    #[test]
+    fn rerun_failed_takes_exactly_the_failed_rows_flaky_ones_included() {
+        let ids = failed_ids(
+            r#"{"rows": [
+                {"id": "WL-01", "outcome": "failed", "reason": "x"},
+                {"id": "WL-02", "outcome": "passed"},
+                {"id": "WL-03", "outcome": "failed", "reason": "flaky", "tries": {"failed": 1, "runs": 2}},
+                {"id": "VOL-04", "outcome": "not_applicable", "reason": "gate"},
+                {"id": "VOL-05", "outcome": "not_implemented"}
+            ]}"#,
+        )
+        .unwrap();
+        assert_eq!(ids, ["WL-01", "WL-03"]);
+        assert!(failed_ids("{}").is_err());
+        assert!(failed_ids("nope").is_err());
+    }
+
+    #[test]
+    fn reproduce_flags_name_the_target() {
+        assert_eq!(cluster_args(&ClusterChoice::Local), "");
+        assert_eq!(cluster_args(&ClusterChoice::Kind), "--cluster kind");
     }
 
     #[test]

@@ -11,6 +11,9 @@
 //! burstcert addon install|upgrade|rollback|uninstall|configure|status [--kubeconfig P] [params]
 //! burstcert render [params] [--local]           # the add-on's objects as YAML
 //! burstcert cci purge --cluster-id X --cci-endpoint URL   # what a deleted cluster left on CCI
+//! burstcert certify --rerun-failed DIR [--retries N]   # only what failed in DIR/report.json
+//! burstcert verify DIR                           # the report folder is what its report.json says
+//! burstcert diff OLD NEW                         # outcomes and CCI transcripts that changed
 //! burstcert breakages [--only NAME…] [--list] [--report DIR]  # which scenario catches each engine breakage
 //! burstcert soak [--events N] [--seed S] [--max-replicas M] [--deadline-secs D]  # chaos soak, numbers
 //! ```
@@ -160,6 +163,15 @@ enum Command {
         /// Run only these scenario IDs or families (e.g. `WL-02`, `VK`); repeatable.
         #[arg(long, num_args = 1..)]
         focus: Vec<String>,
+        /// Run exactly the scenarios that failed in DIR/report.json (flaky ones too), at its
+        /// release unless --release says otherwise.
+        #[arg(long, value_name = "DIR", conflicts_with = "focus")]
+        rerun_failed: Option<std::path::PathBuf>,
+        /// Run a failed scenario again up to N times: its row then says `failed N+1 of N+1`
+        /// or `flaky (failed k of n)`; a flaky scenario fails the run.
+        #[arg(long, value_name = "N", default_value_t = 0,
+              value_parser = clap::value_parser!(u32).range(0..=10))]
+        retries: u32,
         /// Skip these scenario IDs or families; repeatable.
         #[arg(long, num_args = 1..)]
         skip: Vec<String>,
@@ -174,6 +186,22 @@ enum Command {
         /// cores, between 2 and 6.
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..=32))]
         jobs: Option<u16>,
+    },
+    /// Check a report folder against its report.json: the manifest of every other file and
+    /// the seal of report.json itself. Prints each difference (file added, removed or changed,
+    /// manifest missing); exits 0 when there is none, 1 otherwise.
+    Verify {
+        /// The report folder (what `certify --report` wrote).
+        dir: std::path::PathBuf,
+    },
+    /// Compare two report folders: the scenarios whose outcome changed, and per scenario how
+    /// its CCI-side transcript changed (requests added or removed, CCI objects added, removed
+    /// or with a different body). Exits 0 when nothing changed, 1 otherwise.
+    Diff {
+        /// The earlier report folder.
+        old: std::path::PathBuf,
+        /// The later report folder.
+        new: std::path::PathBuf,
     },
     /// Bring up the whole environment and keep it until Ctrl-C: a local cluster, the mock CCI,
     /// the host node and the add-on installed from its manifests. Prints the kubeconfig, so
@@ -396,12 +424,42 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             addon_namespace,
             virtual_node,
             cci_auth,
-            focus,
+            mut focus,
+            rerun_failed,
+            retries,
             skip,
             report,
             jobs,
         } => {
             let report = user_path(report);
+            let mut release = release;
+            if let Some(dir) = rerun_failed.map(user_path) {
+                let path = dir.join("report.json");
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("read {}", path.display()))?;
+                let ids = burstcert::certify::failed_ids(&text)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                if ids.is_empty() {
+                    eprintln!(
+                        "burstcert: usage error: nothing failed in {}; nothing to run again",
+                        path.display()
+                    );
+                    return Ok(ExitCode::from(burstcert::certify::USAGE_EXIT_CODE));
+                }
+                eprintln!(
+                    "burstcert: running again what failed in {}: {}",
+                    path.display(),
+                    ids.join(" ")
+                );
+                focus = ids;
+                if release.is_none() {
+                    release = serde_json::from_str::<serde_json::Value>(&text)
+                        .ok()
+                        .and_then(|json| {
+                            burstcert::certify::parse_release(json["release"].as_str()?).ok()
+                        });
+                }
+            }
             let jobs = jobs.map_or_else(burstcert::certify::default_jobs, usize::from);
             let cluster = match (cluster, kubeconfig) {
                 (ClusterArg::Existing, Some(path)) => burstcert::certify::ClusterChoice::Existing(
@@ -441,6 +499,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 cluster,
                 jobs,
                 addon_auth,
+                retries,
             };
             if let Err(e) = burstcert::certify::check_selection(&options) {
                 eprintln!("burstcert: usage error: {e}");
@@ -460,6 +519,48 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 report.display()
             );
             return Ok(ExitCode::from(result.verdict().exit_code()));
+        }
+        Command::Verify { dir } => {
+            let dir = user_path(dir);
+            let differences = burstcert::report::verify::verify(&dir);
+            for difference in &differences {
+                println!("{difference}");
+            }
+            if differences.is_empty() {
+                eprintln!(
+                    "burstcert: {} holds exactly what its report.json says",
+                    dir.display()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            eprintln!(
+                "burstcert: {} differs from its report.json ({} differences)",
+                dir.display(),
+                differences.len()
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        Command::Diff { old, new } => {
+            use burstcert::report::diff::{Side, diff};
+            let read =
+                |dir: std::path::PathBuf| Side::read(&user_path(dir)).map_err(anyhow::Error::msg);
+            let lines = diff(&read(old)?, &read(new)?);
+            for line in &lines {
+                println!("{line}");
+            }
+            eprintln!(
+                "burstcert: diff: {}",
+                if lines.is_empty() {
+                    "no difference".to_owned()
+                } else {
+                    format!("{} differences", lines.len())
+                }
+            );
+            return Ok(if lines.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
         }
         Command::Up { release, cluster } => {
             let release = release.to_string();

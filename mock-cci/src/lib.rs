@@ -33,6 +33,9 @@ use k8s_openapi::jiff::Timestamp;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+/// The mock's version (its crate's), for reports that name what they ran against.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 pub mod admin;
 mod aksk;
 mod api;

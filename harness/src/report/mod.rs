@@ -1,10 +1,22 @@
 //! The certification report: its rows, its verdict, and the files it is written to
-//! (`report.md`, `junit.xml`, `report.json`). Pure: the runner ([`crate::certify`]) fills it.
+//! (`report.md`, `junit.xml`, `report.json`, beside the evidence of each failure and a CCI-side
+//! transcript of each scenario). The runner ([`crate::certify`]) fills it.
+//!
+//! - [`provenance`]: what the report was made from, and the manifest of its folder;
+//! - [`verify`]: `burstcert verify`, the folder checked against that manifest;
+//! - [`evidence`]: what a failed scenario leaves for a person to read, and every scenario's
+//!   transcript;
+//! - [`diff`]: `burstcert diff`, two report folders compared.
+
+pub mod diff;
+pub mod evidence;
+pub mod provenance;
+pub mod verify;
 
 use std::fmt::Write as _;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::catalogue::Outcome;
 use crate::error::{IoContext, Result};
@@ -19,8 +31,123 @@ pub struct Row {
     /// What happened.
     #[serde(flatten)]
     pub outcome: Outcome,
-    /// Seconds it took (0 when it did not run).
+    /// Seconds it took (0 when it did not run; the last run's, when it ran more than once).
     pub seconds: f64,
+    /// How often it ran and failed, when `--retries` ran it more than once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tries: Option<Tries>,
+    /// The folder of its evidence, relative to the report's (`evidence/WL-01`), when it failed
+    /// and evidence was gathered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
+}
+
+impl Row {
+    /// A row of a scenario that ran once (or did not run), without evidence.
+    pub fn new(id: &str, title: String, outcome: Outcome, seconds: f64) -> Self {
+        Self {
+            id: id.to_owned(),
+            title,
+            outcome,
+            seconds,
+            tries: None,
+            evidence: None,
+        }
+    }
+
+    /// Its outcome in a few words: the outcome's label, or, after retries, `failed 3 of 3` /
+    /// `flaky (failed 1 of 2)`.
+    pub fn label(&self) -> String {
+        match self.tries {
+            Some(tries) => tries.describe(),
+            None => self.outcome.label().to_owned(),
+        }
+    }
+}
+
+/// How often a scenario ran under `certify --retries` and how often it failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tries {
+    /// Runs that failed.
+    pub failed: u32,
+    /// Runs in all.
+    pub runs: u32,
+}
+
+impl Tries {
+    /// Failed at least once and passed at least once.
+    pub fn flaky(self) -> bool {
+        self.failed > 0 && self.failed < self.runs
+    }
+
+    /// `flaky (failed 1 of 3)`, or `failed 3 of 3`.
+    pub fn describe(self) -> String {
+        if self.flaky() {
+            format!("flaky (failed {} of {})", self.failed, self.runs)
+        } else {
+            format!("failed {} of {}", self.failed, self.runs)
+        }
+    }
+}
+
+/// A row's outcome from its runs, oldest first (a failed run is retried; the runs stop at the
+/// first that does not fail, or when the retries are spent).
+///
+/// One run: its outcome, no [`Tries`]. Several runs that all failed: the last failure,
+/// `failed n of n`. Failures then a pass: **failed**, and flaky: a certificate says the release
+/// behaves as specified each time, and a scenario that failed once did not. So a flaky scenario
+/// makes the run FAILED (exit code 1, as any failure, so no script that reads the exit code
+/// certifies it), with `flaky (failed k of n)` in its row and in the summary, which is what
+/// tells it apart from a failure that repeats.
+pub fn classify(runs: Vec<Outcome>) -> (Outcome, Option<Tries>) {
+    let n = runs.len();
+    let failed = runs
+        .iter()
+        .filter(|o| matches!(o, Outcome::Failed(_)))
+        .count();
+    let first_failure = runs.iter().find_map(|o| match o {
+        Outcome::Failed(why) => Some(why.clone()),
+        _ => None,
+    });
+    let mut runs = runs;
+    let Some(last) = runs.pop() else {
+        return (Outcome::Failed("it never ran".into()), None);
+    };
+    if n == 1 {
+        return (last, None);
+    }
+    let count = |k: usize| u32::try_from(k).unwrap_or(u32::MAX);
+    let tries = Tries {
+        failed: count(failed),
+        runs: count(n),
+    };
+    match (last, first_failure) {
+        (Outcome::Failed(why), _) => (Outcome::Failed(why), Some(tries)),
+        (_, Some(why)) => (
+            Outcome::Failed(format!("{}; the first failure: {why}", tries.describe())),
+            Some(tries),
+        ),
+        (other, None) => (other, None),
+    }
+}
+
+/// Replaces each of `secrets` (those of at least 8 characters; shorter ones would redact
+/// ordinary words) in `text` with `(redacted)`: every file of a report folder goes through it.
+pub fn redact(text: String, secrets: &[String]) -> String {
+    secrets
+        .iter()
+        .filter(|secret| secret.len() >= 8)
+        .fold(text, |text, secret| {
+            text.replace(secret.as_str(), "(redacted)")
+        })
+}
+
+/// The CCI credential of every environment this run started: what [`redact`] hides.
+pub fn run_secrets() -> Vec<String> {
+    crate::env::started()
+        .iter()
+        .map(|env| env.cci.auth().secret().to_owned())
+        .collect()
 }
 
 /// The whole report.
@@ -34,6 +161,9 @@ pub struct Report {
     pub kubernetes: String,
     /// One row per catalogue ID, in catalogue order.
     pub rows: Vec<Row>,
+    /// What the report was made from; written with the manifest of the folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<provenance::Provenance>,
 }
 
 /// What a run concludes about the release; the report and the exit code carry it.
@@ -107,11 +237,14 @@ impl Report {
             self.release,
             totals.join(", ")
         );
-        let failed: Vec<&str> = self
+        let failed: Vec<String> = self
             .rows
             .iter()
             .filter(|r| matches!(r.outcome, Outcome::Failed(_) | Outcome::NotImplemented))
-            .map(|r| r.id.as_str())
+            .map(|r| match r.tries {
+                Some(tries) => format!("{} ({})", r.id, tries.describe()),
+                None => r.id.clone(),
+            })
             .collect();
         if !failed.is_empty() {
             line.push_str(&format!("; failed: {}", failed.join(", ")));
@@ -182,14 +315,31 @@ impl Report {
         let _ = writeln!(md, "**{}**\n", self.summary());
         md.push_str("| ID | title | outcome | time | reason |\n|---|---|---|---|---|\n");
         for r in &self.rows {
+            let evidence = r
+                .evidence
+                .as_ref()
+                .map(|dir| format!(" ([evidence]({dir}/))"))
+                .unwrap_or_default();
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {:.1}s | {} |",
+                "| {} | {} | {} | {:.1}s | {}{evidence} |",
                 r.id,
                 cell(&r.title),
-                r.outcome.label(),
+                r.label(),
                 r.seconds,
                 cell(r.outcome.reason())
+            );
+        }
+        if let Some(p) = &self.provenance {
+            let _ = write!(
+                md,
+                "\nburstcert {} ({}), catalogue {}, mock {}; from {} to {}. `burstcert verify` checks this folder against `report.json`.\n",
+                p.harness.version,
+                p.harness.commit,
+                &p.catalogue_sha256[..p.catalogue_sha256.len().min(12)],
+                p.mock.mode,
+                p.started,
+                p.ended
             );
         }
         md
@@ -229,11 +379,21 @@ impl Report {
                 Outcome::Passed => xml.push_str("/>\n"),
                 Outcome::Failed(why) => {
                     let first = why.lines().next().unwrap_or("");
+                    let message = match r.tries {
+                        Some(tries) => format!("{}: {first}", tries.describe()),
+                        None => first.to_owned(),
+                    };
+                    let evidence = r
+                        .evidence
+                        .as_ref()
+                        .map(|dir| format!("\nevidence: {dir}/ (beside this file)"))
+                        .unwrap_or_default();
                     let _ = write!(
                         xml,
-                        ">\n    <failure message=\"{}\">{}</failure>\n  </testcase>\n",
-                        xml_escape(first),
-                        xml_escape(why)
+                        ">\n    <failure message=\"{}\">{}{}</failure>\n  </testcase>\n",
+                        xml_escape(&message),
+                        xml_escape(why),
+                        xml_escape(&evidence)
                     );
                 }
                 other => {
@@ -253,36 +413,34 @@ impl Report {
     /// Writes `report.md`, `junit.xml` and `report.json` into `dir`, with the CCI credential of
     /// every environment this run started redacted (a failure's words may quote one).
     pub fn write(&self, dir: &Path) -> Result<()> {
-        let secrets: Vec<String> = crate::env::started()
-            .iter()
-            .map(|env| env.cci.auth().secret().to_owned())
-            .collect();
-        self.write_redacting(dir, &secrets)
+        self.write_redacting(dir, &run_secrets())
     }
 
-    /// [`Report::write`], redacting `secrets` (each of at least 8 characters; shorter ones would
-    /// redact ordinary words).
+    /// [`Report::write`], redacting `secrets` (see [`redact`]). `report.json` is written last:
+    /// with a provenance, it holds the manifest of every other file of `dir` (the evidence and
+    /// transcripts the run wrote there too), and it is sealed ([`verify::seal`]).
     pub fn write_redacting(&self, dir: &Path, secrets: &[String]) -> Result<()> {
         std::fs::create_dir_all(dir).io_context(|| format!("create {}", dir.display()))?;
-        let mut json = serde_json::to_value(self).expect("report serializes");
+        let write = |name: &str, text: String| {
+            let path = dir.join(name);
+            std::fs::write(&path, redact(text, secrets))
+                .io_context(|| format!("write {}", path.display()))
+        };
+        write("report.md", self.markdown())?;
+        write("junit.xml", self.junit())?;
+        let mut report = self.clone();
+        if let Some(provenance) = &mut report.provenance {
+            // The other files are on disk and redacted: what the manifest hashes is what is kept.
+            provenance.manifest = provenance::manifest(dir, "report.json")?;
+        }
+        let mut json = serde_json::to_value(&report).expect("report serializes");
         json["verdict"] = serde_json::to_value(self.verdict()).expect("verdict serializes");
         json["summary"] = self.summary().into();
         let json = serde_json::to_string_pretty(&json).expect("report serializes");
-        for (name, text) in [
-            ("report.md", self.markdown()),
-            ("junit.xml", self.junit()),
-            ("report.json", json),
-        ] {
-            let path = dir.join(name);
-            let text = secrets
-                .iter()
-                .filter(|secret| secret.len() >= 8)
-                .fold(text, |text, secret| {
-                    text.replace(secret.as_str(), "(redacted)")
-                });
-            std::fs::write(&path, text).io_context(|| format!("write {}", path.display()))?;
-        }
-        Ok(())
+        // Redacted before sealing, so the seal is over the bytes on disk.
+        let path = dir.join("report.json");
+        std::fs::write(&path, verify::seal(&redact(json, secrets)))
+            .io_context(|| format!("write {}", path.display()))
     }
 }
 
@@ -319,13 +477,16 @@ mod tests {
             rows: outcomes
                 .into_iter()
                 .enumerate()
-                .map(|(i, outcome)| Row {
-                    id: format!("WL-0{}", i + 1),
-                    title: "a <title> & more".into(),
-                    outcome,
-                    seconds: 1.0,
+                .map(|(i, outcome)| {
+                    Row::new(
+                        &format!("WL-0{}", i + 1),
+                        "a <title> & more".into(),
+                        outcome,
+                        1.0,
+                    )
                 })
                 .collect(),
+            provenance: None,
         }
     }
 
@@ -442,6 +603,103 @@ mod tests {
                 .unwrap();
         assert_eq!(json["verdict"], "INCOMPLETE");
         assert_eq!(json["rows"][1]["outcome"], "skipped");
+    }
+
+    fn passed() -> Outcome {
+        Outcome::Passed
+    }
+
+    #[rstest]
+    #[case::once_passed(vec![passed()], passed(), None)]
+    #[case::once_failed(vec![failed()], failed(), None)]
+    #[case::every_retry_failed(vec![failed(), failed(), failed()], failed(), Some((3, 3)))]
+    #[case::passed_on_the_last(
+        vec![failed(), failed(), passed()],
+        Outcome::Failed("flaky (failed 2 of 3); the first failure: boom".into()),
+        Some((2, 3))
+    )]
+    #[case::passed_on_the_second(
+        vec![Outcome::Failed("first".into()), passed()],
+        Outcome::Failed("flaky (failed 1 of 2); the first failure: first".into()),
+        Some((1, 2))
+    )]
+    fn runs_are_classified_as_one_outcome_deterministic_or_flaky(
+        #[case] runs: Vec<Outcome>,
+        #[case] outcome: Outcome,
+        #[case] tries: Option<(u32, u32)>,
+    ) {
+        let tries = tries.map(|(failed, runs)| Tries { failed, runs });
+        assert_eq!(classify(runs), (outcome, tries));
+    }
+
+    #[test]
+    fn a_flaky_scenario_fails_the_run_and_says_flaky_in_its_row_and_the_summary() {
+        let (outcome, tries) = classify(vec![failed(), passed()]);
+        let mut r = report(vec![Outcome::Passed, outcome]);
+        r.rows[1].tries = tries;
+        assert_eq!(r.verdict(), Verdict::Failed);
+        assert_eq!(r.rows[1].label(), "flaky (failed 1 of 2)");
+        assert!(
+            r.summary()
+                .contains("failed: WL-02 (flaky (failed 1 of 2))"),
+            "{}",
+            r.summary()
+        );
+        assert!(r.markdown().contains("| flaky (failed 1 of 2) |"));
+        assert!(
+            r.junit()
+                .contains(r#"<failure message="flaky (failed 1 of 2): flaky"#),
+            "{}",
+            r.junit()
+        );
+        let (outcome, tries) = classify(vec![failed(), failed()]);
+        let mut r = report(vec![outcome]);
+        r.rows[0].tries = tries;
+        assert_eq!(r.rows[0].label(), "failed 2 of 2");
+        assert_eq!(r.verdict(), Verdict::Failed);
+    }
+
+    #[test]
+    fn a_failure_links_its_evidence_from_every_format() {
+        let mut r = report(vec![failed()]);
+        r.rows[0].evidence = Some("evidence/WL-01".into());
+        assert!(r.markdown().contains("boom ([evidence](evidence/WL-01/))"));
+        assert!(
+            r.junit()
+                .contains("boom\nevidence: evidence/WL-01/ (beside this file)</failure>")
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["rows"][0]["evidence"], "evidence/WL-01");
+    }
+
+    #[test]
+    fn a_written_report_verifies_until_one_byte_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("evidence/WL-01")).unwrap();
+        std::fs::write(dir.path().join("evidence/WL-01/reproduce.txt"), "x\n").unwrap();
+        let mut r = report(vec![failed()]);
+        r.provenance = Some(provenance::Provenance {
+            catalogue_sha256: "ab".repeat(32),
+            ..Default::default()
+        });
+        r.write_redacting(dir.path(), &[]).unwrap();
+        assert_eq!(verify::verify(dir.path()), vec![]);
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
+                .unwrap();
+        let manifest = json["provenance"]["manifest"].as_object().unwrap();
+        assert_eq!(
+            manifest.keys().collect::<Vec<_>>(),
+            ["evidence/WL-01/reproduce.txt", "junit.xml", "report.md"]
+        );
+        let md = dir.path().join("report.md");
+        let mut bytes = std::fs::read(&md).unwrap();
+        bytes[0] ^= 1;
+        std::fs::write(&md, bytes).unwrap();
+        assert_eq!(
+            verify::verify(dir.path()),
+            vec![verify::Difference::Changed("report.md".into())]
+        );
     }
 
     #[test]

@@ -1,0 +1,711 @@
+//! What a scenario leaves in the report folder: for a failed one, the evidence a person needs
+//! to see why, gathered for its time window before its namespace goes (`evidence/<ID>/`); for
+//! every one, its CCI-side transcript (`transcripts/<ID>.json`), which `burstcert diff`
+//! compares between runs.
+//!
+//! Everything written goes through the report's redaction ([`super::redact`]). Names that vary
+//! from run to run (the scenario namespace, the cluster's CCI namespace, generated name
+//! suffixes, uids) are normalised in transcripts, so two runs of the same release compare equal.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::core::v1::{Event, Pod};
+use kube::api::ListParams;
+use serde::{Deserialize, Serialize};
+
+use super::provenance::sha256_hex;
+use crate::catalogue::Outcome;
+use crate::error::{IoContext, Result};
+use crate::needs::Need;
+use crate::scenario::Scenario;
+
+/// The folder of scenario `id`'s evidence, relative to the report folder.
+pub fn evidence_dir(id: &str) -> String {
+    format!("evidence/{id}")
+}
+
+/// The file of scenario `id`'s transcript, relative to the report folder.
+pub fn transcript_file(id: &str) -> String {
+    format!("transcripts/{id}.json")
+}
+
+/// What stands for the scenario's namespace in normalised text.
+pub const SCENARIO_NS: &str = "[scenario-ns]";
+/// What stands for the cluster's CCI namespace in normalised text.
+pub const CCI_NS: &str = "[cci-ns]";
+
+/// The characters Kubernetes draws generated names from (`utilrand.String`, and the
+/// pod-template hash's encoding): no vowels, no 0, 1 or 3, so words are rarely mistaken for one.
+const GENERATED: &str = "bcdfghjklmnpqrstvwxz2456789";
+
+/// One `-`-separated token of a name, normalised: a template hash (6 to 10 generated
+/// characters) → `[hash]`, a generated suffix (5, last in a name of several tokens) →
+/// `[suffix]`, a long number (a CronJob's schedule time) → `[n]`.
+fn normalise_token(token: &str, last: bool, several: bool) -> &str {
+    let generated = !token.is_empty() && token.chars().all(|c| GENERATED.contains(c));
+    if token.len() >= 6 && token.chars().all(|c| c.is_ascii_digit()) {
+        "[n]"
+    } else if generated && (6..=10).contains(&token.len()) && several {
+        "[hash]"
+    } else if generated && token.len() == 5 && last && several {
+        "[suffix]"
+    } else {
+        token
+    }
+}
+
+/// Whether `s` starts with a UUID (8-4-4-4-12 hex digits).
+fn starts_with_uuid(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 36
+        && (0..36).all(|i| match i {
+            8 | 13 | 18 | 23 => b[i] == b'-',
+            _ => b[i].is_ascii_hexdigit(),
+        })
+}
+
+/// `text` with the names that vary between runs replaced: `namespace` (the scenario's) by
+/// [`SCENARIO_NS`], `cci_namespace` by [`CCI_NS`], UUIDs by `[uid]`, and in every name (a run
+/// of `[a-z0-9-]`) the generated tokens ([`normalise_token`]).
+pub fn normalise_text(text: &str, namespace: &str, cci_namespace: &str) -> String {
+    let mut text = text.to_owned();
+    for (name, stand_in) in [(namespace, SCENARIO_NS), (cci_namespace, CCI_NS)] {
+        if !name.is_empty() {
+            text = text.replace(name, stand_in);
+        }
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while !rest.is_empty() {
+        if starts_with_uuid(rest) {
+            out.push_str("[uid]");
+            rest = &rest[36..];
+            continue;
+        }
+        let word_len = rest
+            .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
+            .unwrap_or(rest.len());
+        if word_len == 0 {
+            let c = rest.chars().next().expect("not empty");
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+            continue;
+        }
+        let (word, after) = rest.split_at(word_len);
+        let tokens: Vec<&str> = word.split('-').collect();
+        let several = tokens.len() > 1;
+        let last = tokens.len() - 1;
+        let normalised: Vec<&str> = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| normalise_token(t, i == last, several))
+            .collect();
+        out.push_str(&normalised.join("-"));
+        rest = after;
+    }
+    out
+}
+
+/// A request path normalised ([`normalise_text`]), its query reduced to the parameters' names
+/// (their values, resourceVersions and timeouts, vary) but `watch`'s.
+pub fn normalise_path(path: &str, namespace: &str, cci_namespace: &str) -> String {
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let mut params: Vec<String> = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some(("watch", v)) => format!("watch={v}"),
+            Some((k, _)) => format!("{k}=[v]"),
+            None => p.to_owned(),
+        })
+        .collect();
+    params.sort();
+    params.dedup();
+    let path = normalise_text(path, namespace, cci_namespace);
+    if params.is_empty() {
+        path
+    } else {
+        format!("{path}?{}", params.join("&"))
+    }
+}
+
+/// A CCI object (a pod) as what was asked of CCI, normalised: no status (it depends on when it
+/// was read), none of the fields the server sets per object (uid, resourceVersion, timestamps,
+/// managedFields, generation), names normalised.
+pub fn normalise_object(
+    object: &serde_json::Value,
+    namespace: &str,
+    cci_namespace: &str,
+) -> String {
+    let mut object = object.clone();
+    if let Some(map) = object.as_object_mut() {
+        map.remove("status");
+    }
+    if let Some(meta) = object
+        .get_mut("metadata")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        for key in [
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "managedFields",
+            "generation",
+            "selfLink",
+        ] {
+            meta.remove(key);
+        }
+    }
+    // serde_json's maps are ordered by key: the text is the same for the same object.
+    let text = serde_json::to_string(&object).expect("JSON serializes");
+    normalise_text(&text, namespace, cci_namespace)
+}
+
+/// One kind of request the mock served a scenario, normalised.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TranscriptRequest {
+    /// `GET`, `POST`, …
+    pub method: String,
+    /// The normalised path ([`normalise_path`]).
+    pub path: String,
+    /// The status answered.
+    pub status: u16,
+    /// How many such requests (not compared: polls and retries vary with timing).
+    pub count: u32,
+}
+
+/// The CCI side of one scenario, normalised so two runs of the same release are equal.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transcript {
+    /// The scenario ID.
+    pub id: String,
+    /// The requests, within the scenario's window, whose path names the scenario's namespace
+    /// (CCI objects the engine named for its pods), once per method, path and status. The mock
+    /// logs no request bodies, and a create's path names only the collection, so what was
+    /// created is in `objects`.
+    pub requests: Vec<TranscriptRequest>,
+    /// The CCI pods standing for the scenario's pods when its body ended: normalised name →
+    /// SHA-256 of the normalised object ([`normalise_object`]), which changes when what the
+    /// engine asked CCI for does.
+    pub objects: BTreeMap<String, String>,
+    /// Why a part could not be read (e.g. the target has no mock admin side), if one could not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gaps: Vec<String>,
+}
+
+/// One request of the mock's log, as far as a transcript needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Logged {
+    /// When it arrived.
+    pub time: DateTime<Utc>,
+    /// Its method.
+    pub method: String,
+    /// Its path and query.
+    pub path: String,
+    /// The status answered.
+    pub status: u16,
+}
+
+/// The transcript requests: those of `log` within `[from, to]` whose path names `namespace`,
+/// normalised, counted.
+pub fn transcript_requests(
+    log: &[Logged],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    namespace: &str,
+    cci_namespace: &str,
+) -> Vec<TranscriptRequest> {
+    let mut counts: BTreeMap<(String, String, u16), u32> = BTreeMap::new();
+    for r in log
+        .iter()
+        .filter(|r| r.time >= from && r.time <= to && r.path.contains(namespace))
+    {
+        *counts
+            .entry((
+                r.method.clone(),
+                normalise_path(&r.path, namespace, cci_namespace),
+                r.status,
+            ))
+            .or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .map(|((method, path, status), count)| TranscriptRequest {
+            method,
+            path,
+            status,
+            count,
+        })
+        .collect()
+}
+
+/// `line` without terminal colour codes (the add-on logs with them).
+pub fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters final-byte (a letter).
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The lines of a log `text` written within `[from, to]`, colour codes stripped. A line that
+/// starts with an RFC 3339 time is placed by it; a line without (a continuation, a banner)
+/// goes with the line before it.
+pub fn lines_in_window(text: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<String> {
+    let mut inside = false;
+    let mut kept = Vec::new();
+    for line in text.lines() {
+        let line = strip_ansi(line);
+        let stamp = line
+            .split_whitespace()
+            .next()
+            .and_then(|w| DateTime::parse_from_rfc3339(w).ok());
+        if let Some(at) = stamp {
+            let at = at.with_timezone(&Utc);
+            inside = at >= from && at <= to;
+        }
+        if inside {
+            kept.push(line);
+        }
+    }
+    kept
+}
+
+/// The line that runs scenario `id` again as this run did: `burstcert certify --focus ID
+/// --release R` and the target's flags (`cluster_args`, e.g. `--cluster kind`).
+pub fn reproduce_line(id: &str, release: &str, cluster_args: &str) -> String {
+    let mut line = format!("burstcert certify --focus {id} --release {release}");
+    if !cluster_args.is_empty() {
+        line.push(' ');
+        line.push_str(cluster_args);
+    }
+    line
+}
+
+/// Gathers what each scenario leaves in the report folder `dir` when its body ends (see
+/// [`crate::catalogue::run_held_then`]).
+#[derive(Clone, Debug)]
+pub struct Gatherer {
+    /// The report folder.
+    pub dir: PathBuf,
+    /// The release certified.
+    pub release: String,
+    /// The flags that select this run's target, for `reproduce.txt`.
+    pub cluster_args: String,
+    /// What [`super::redact`] hides in every file.
+    pub secrets: Vec<String>,
+}
+
+impl Gatherer {
+    /// Removes what an earlier run left (its evidence and transcripts): the folder then holds
+    /// only this run's.
+    pub fn clear(&self) -> Result<()> {
+        for sub in ["evidence", "transcripts"] {
+            let path = self.dir.join(sub);
+            match std::fs::remove_dir_all(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).io_context(|| format!("remove {}", path.display()));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&self, relative: &str, text: String) -> Result<()> {
+        let path = self.dir.join(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .io_context(|| format!("create {}", parent.display()))?;
+        }
+        std::fs::write(&path, super::redact(text, &self.secrets))
+            .io_context(|| format!("write {}", path.display()))
+    }
+
+    /// Called once `scenario`'s body ended with `outcome`, its window having started at
+    /// `from`: writes its transcript, and, when it failed, its evidence. Problems reading the
+    /// cluster or the mock go into the files, not into the outcome.
+    pub async fn after(&self, scenario: &Scenario, outcome: &Outcome, from: DateTime<Utc>) {
+        let to = Utc::now();
+        let log = self.mock_log(scenario).await;
+        let cci_pods = scenario.cci_pods().await;
+        let namespace = scenario.namespace.as_str();
+        let cci_namespace = scenario.cci_namespace();
+        let mut transcript = Transcript {
+            id: scenario.id.clone(),
+            ..Transcript::default()
+        };
+        match &log {
+            Ok(log) => {
+                transcript.requests = transcript_requests(log, from, to, namespace, cci_namespace);
+            }
+            Err(why) => transcript.gaps.push(format!("requests: {why}")),
+        }
+        match &cci_pods {
+            Ok(pods) => {
+                for pod in pods {
+                    let value = serde_json::to_value(pod).expect("pods serialize");
+                    let name = normalise_text(
+                        pod.metadata.name.as_deref().unwrap_or(""),
+                        namespace,
+                        cci_namespace,
+                    );
+                    let text = normalise_object(&value, namespace, cci_namespace);
+                    transcript.objects.insert(
+                        name,
+                        sha256_hex(super::redact(text, &self.secrets).as_bytes()),
+                    );
+                }
+            }
+            Err(e) => transcript.gaps.push(format!("CCI pods: {e}")),
+        }
+        let json = serde_json::to_string_pretty(&transcript).expect("transcripts serialize");
+        if let Err(e) = self.write(&transcript_file(&scenario.id), json + "\n") {
+            tracing::warn!(id = %scenario.id, "cannot write the transcript: {e}");
+        }
+        if matches!(outcome, Outcome::Failed(_))
+            && let Err(e) = self
+                .evidence(scenario, outcome, from, to, log, cci_pods)
+                .await
+        {
+            tracing::warn!(id = %scenario.id, "cannot write the evidence: {e}");
+        }
+    }
+
+    /// The mock's request log, when this target has the mock's admin side.
+    async fn mock_log(&self, scenario: &Scenario) -> std::result::Result<Vec<Logged>, String> {
+        let Some(admin) = scenario.env.mock_admin() else {
+            return Err(format!("this target has no {}", Need::MockAdmin.describe()));
+        };
+        let records = admin.requests(None).await.map_err(|e| e.to_string())?;
+        Ok(records
+            .into_iter()
+            .filter_map(|r| {
+                let value = serde_json::to_value(&r).ok()?;
+                let time = DateTime::parse_from_rfc3339(value["time"].as_str()?)
+                    .ok()?
+                    .with_timezone(&Utc);
+                Some(Logged {
+                    time,
+                    method: r.method,
+                    path: r.path,
+                    status: r.status,
+                })
+            })
+            .collect())
+    }
+
+    async fn evidence(
+        &self,
+        scenario: &Scenario,
+        outcome: &Outcome,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        log: std::result::Result<Vec<Logged>, String>,
+        cci_pods: Result<Vec<cci_api::Pod>>,
+    ) -> Result<()> {
+        let dir = evidence_dir(&scenario.id);
+        let file = |name: &str| format!("{dir}/{name}");
+        let yaml = |value: std::result::Result<serde_json::Value, String>| match value {
+            Ok(value) => serde_saphyr::to_string(&value).unwrap_or_else(|e| format!("# {e}\n")),
+            Err(why) => format!("# could not be read: {why}\n"),
+        };
+        let events = scenario
+            .api::<Event>()
+            .list(&ListParams::default())
+            .await
+            .map(|l| {
+                let mut items = l.items;
+                items.sort_by_key(|e| e.last_timestamp.clone().map(|t| t.0));
+                serde_json::to_value(items).expect("events serialize")
+            })
+            .map_err(|e| e.to_string());
+        self.write(&file("events.yaml"), yaml(events))?;
+        let pods = scenario
+            .api::<Pod>()
+            .list(&ListParams::default())
+            .await
+            .map(|l| {
+                let mut items = l.items;
+                for pod in &mut items {
+                    pod.metadata.managed_fields = None;
+                }
+                serde_json::to_value(items).expect("pods serialize")
+            })
+            .map_err(|e| e.to_string());
+        self.write(&file("pods.yaml"), yaml(pods))?;
+        let cci = cci_pods
+            .map(|pods| serde_json::to_value(pods).expect("pods serialize"))
+            .map_err(|e| e.to_string());
+        self.write(&file("cci-pods.yaml"), yaml(cci))?;
+        let cci_namespace = scenario.cci_namespace();
+        let requests = match log {
+            Ok(log) => log
+                .iter()
+                .filter(|r| {
+                    r.time >= from
+                        && r.time <= to
+                        && (r.path.contains(&format!("/namespaces/{cci_namespace}/"))
+                            || r.path.contains(&format!("/namespaces/{cci_namespace}?"))
+                            || r.path.ends_with(&format!("/namespaces/{cci_namespace}")))
+                })
+                .map(|r| {
+                    format!(
+                        "{} {} {} {}\n",
+                        r.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                        r.method,
+                        r.path,
+                        r.status
+                    )
+                })
+                .collect(),
+            Err(why) => format!("# not gathered: {why}\n"),
+        };
+        self.write(&file("mock-requests.log"), requests)?;
+        let logs = if scenario.env.offers().contains(&Need::AddonLogs) {
+            match scenario.env.addon_log_texts().await {
+                Ok(texts) => texts
+                    .iter()
+                    .filter_map(|(name, text)| {
+                        let lines = lines_in_window(text, from, to);
+                        (!lines.is_empty())
+                            .then(|| format!("==> {name} <==\n{}\n", lines.join("\n")))
+                    })
+                    .collect(),
+                Err(e) => format!("# could not be read: {e}\n"),
+            }
+        } else {
+            format!(
+                "# not gathered: this target has no {}\n",
+                Need::AddonLogs.describe()
+            )
+        };
+        self.write(&file("addon.log"), logs)?;
+        self.write(
+            &file("failure.txt"),
+            format!(
+                "{} in namespace {} from {} to {}\n\n{}\n",
+                scenario.id,
+                scenario.namespace,
+                from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                to.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                outcome.reason()
+            ),
+        )?;
+        self.write(
+            &file("reproduce.txt"),
+            reproduce_line(&scenario.id, &self.release, &self.cluster_args) + "\n",
+        )
+    }
+}
+
+/// Whether scenario `id` has evidence in the report folder `dir`.
+pub fn has_evidence(dir: &Path, id: &str) -> bool {
+    dir.join(evidence_dir(id)).join("reproduce.txt").is_file()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case::deployment_pod("web-65467cb447-h4rv7", "web-[hash]-[suffix]")]
+    #[case::job_pod("pi-x2x4z", "pi-[suffix]")]
+    #[case::words_stay("nginx-web", "nginx-web")]
+    #[case::an_ordinal_stays("web-0", "web-0")]
+    #[case::a_cronjob_time("hello-28912345-bq7w2", "hello-[n]-[suffix]")]
+    #[case::a_single_word_stays("xkcdz", "xkcdz")]
+    #[case::namespaces(
+        "/namespaces/bursting-5eaf84/pods/wl-01-h4rv7x.nginx",
+        "/namespaces/[cci-ns]/pods/[scenario-ns].nginx"
+    )]
+    #[case::a_uid("uid ee7abfc5-a792-44b0-8e5e-ca47ce03ce4f end", "uid [uid] end")]
+    fn names_that_vary_between_runs_are_normalised(#[case] text: &str, #[case] expected: &str) {
+        assert_eq!(
+            normalise_text(text, "wl-01-h4rv7x", "bursting-5eaf84"),
+            expected
+        );
+    }
+
+    #[test]
+    fn a_query_keeps_its_parameter_names_and_watch_only() {
+        assert_eq!(
+            normalise_path(
+                "/api/namespaces/b-1/pods?resourceVersion=71&watch=true&timeoutSeconds=290",
+                "ns",
+                "b-1"
+            ),
+            "/api/namespaces/[cci-ns]/pods?resourceVersion=[v]&timeoutSeconds=[v]&watch=true"
+        );
+    }
+
+    #[test]
+    fn two_runs_of_one_object_normalise_to_the_same_text_and_a_changed_spec_does_not() {
+        let pod = |ns: &str, uid: &str, rv: &str, image: &str| {
+            serde_json::json!({
+                "metadata": {"name": format!("{ns}.web-65467cb447-h4rv7"), "uid": uid,
+                             "resourceVersion": rv, "creationTimestamp": "2026-12-07T02:51:07Z",
+                             "labels": {"bursting.cci.io/cluster-pod-uid": uid}},
+                "spec": {"containers": [{"name": "web", "image": image}]},
+                "status": {"phase": "Running", "podIP": "10.0.0.7"}
+            })
+        };
+        let a = normalise_object(
+            &pod(
+                "wl-02-aaaaaa",
+                "ee7abfc5-a792-44b0-8e5e-ca47ce03ce4f",
+                "7",
+                "nginx",
+            ),
+            "wl-02-aaaaaa",
+            "bursting-1",
+        );
+        let b = normalise_object(
+            &pod(
+                "wl-02-bbbbbb",
+                "6653f362-1b86-4d78-86ae-27a53428d6f0",
+                "19",
+                "nginx",
+            ),
+            "wl-02-bbbbbb",
+            "bursting-2",
+        );
+        assert_eq!(a, b);
+        let c = normalise_object(
+            &pod(
+                "wl-02-bbbbbb",
+                "6653f362-1b86-4d78-86ae-27a53428d6f0",
+                "19",
+                "nginx:2",
+            ),
+            "wl-02-bbbbbb",
+            "bursting-2",
+        );
+        assert_ne!(a, c);
+        assert!(!a.contains("Running"), "{a}");
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn transcript_requests_are_those_of_the_window_naming_the_namespace_counted_once_each() {
+        let logged = |t: &str, method: &str, path: &str| Logged {
+            time: at(t),
+            method: method.into(),
+            path: path.into(),
+            status: 200,
+        };
+        let log = [
+            logged(
+                "2026-12-07T10:00:00Z",
+                "GET",
+                "/ns/b-1/pods/wl-01-aaaaaa.web",
+            ),
+            logged(
+                "2026-12-07T10:00:05Z",
+                "GET",
+                "/ns/b-1/pods/wl-01-aaaaaa.web",
+            ),
+            logged(
+                "2026-12-07T10:00:05Z",
+                "GET",
+                "/ns/b-1/pods/wl-01-aaaaaa.web",
+            ),
+            logged(
+                "2026-12-07T10:00:06Z",
+                "GET",
+                "/ns/b-1/pods/vol-01-bbbbbb.web",
+            ),
+            logged("2026-12-07T10:00:07Z", "GET", "/ns/b-1/pods?watch=true"),
+            logged(
+                "2026-12-07T10:09:00Z",
+                "DELETE",
+                "/ns/b-1/pods/wl-01-aaaaaa.web",
+            ),
+        ];
+        let requests = transcript_requests(
+            &log,
+            at("2026-12-07T10:00:01Z"),
+            at("2026-12-07T10:01:00Z"),
+            "wl-01-aaaaaa",
+            "b-1",
+        );
+        assert_eq!(
+            requests,
+            vec![TranscriptRequest {
+                method: "GET".into(),
+                path: "/ns/[cci-ns]/pods/[scenario-ns].web".into(),
+                status: 200,
+                count: 2,
+            }]
+        );
+    }
+
+    #[test]
+    fn log_lines_are_kept_by_their_time_continuations_with_their_line_and_colours_stripped() {
+        let text = "---- started by burstcert (pid 1) ----\n\
+            \u{1b}[2m2026-12-07T10:00:00.1Z\u{1b}[0m INFO before\n\
+            \u{1b}[2m2026-12-07T10:00:02.5Z\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m inside\n\
+            continued\n\
+            2026-12-07T10:00:09Z WARN after\n\
+            continued after\n";
+        assert_eq!(
+            lines_in_window(text, at("2026-12-07T10:00:01Z"), at("2026-12-07T10:00:05Z")),
+            vec!["2026-12-07T10:00:02.5Z  INFO inside", "continued"]
+        );
+    }
+
+    #[test]
+    fn the_reproduce_line_names_the_scenario_the_release_and_the_target() {
+        assert_eq!(
+            reproduce_line("WL-01", "1.5.18", ""),
+            "burstcert certify --focus WL-01 --release 1.5.18"
+        );
+        assert_eq!(
+            reproduce_line("WL-01", "1.5.18", "--cluster kind"),
+            "burstcert certify --focus WL-01 --release 1.5.18 --cluster kind"
+        );
+    }
+
+    #[test]
+    fn evidence_and_transcripts_never_hold_the_credential() {
+        let dir = tempfile::tempdir().unwrap();
+        let canary = "token-canary-5e1d9b".to_owned();
+        let gatherer = Gatherer {
+            dir: dir.path().to_owned(),
+            release: "1.5.18".into(),
+            cluster_args: String::new(),
+            secrets: vec![canary.clone()],
+        };
+        gatherer
+            .write(
+                &format!("{}/mock-requests.log", evidence_dir("WL-01")),
+                format!("GET /x?token={canary} 401\n"),
+            )
+            .unwrap();
+        let text =
+            std::fs::read_to_string(dir.path().join("evidence/WL-01/mock-requests.log")).unwrap();
+        assert_eq!(text, "GET /x?token=(redacted) 401\n");
+        gatherer.clear().unwrap();
+        assert!(!dir.path().join("evidence").exists());
+    }
+}
