@@ -515,6 +515,33 @@ impl Gatherer {
     }
 }
 
+/// The files of evidence gathered per failure, in the order a reader wants them.
+pub const FILES: [&str; 7] = [
+    "failure.txt",
+    "reproduce.txt",
+    "events.yaml",
+    "pods.yaml",
+    "cci-pods.yaml",
+    "mock-requests.log",
+    "addon.log",
+];
+
+/// Scenario `id`'s evidence in the report folder `dir`, as (file name, text), in [`FILES`]'
+/// order; the files that are not there are left out.
+pub fn read(dir: &Path, id: &str) -> Vec<(String, String)> {
+    let folder = dir.join(evidence_dir(id));
+    FILES
+        .iter()
+        .filter_map(|name| {
+            let bytes = std::fs::read(folder.join(name)).ok()?;
+            Some((
+                (*name).to_owned(),
+                String::from_utf8_lossy(&bytes).into_owned(),
+            ))
+        })
+        .collect()
+}
+
 /// Whether scenario `id` has evidence in the report folder `dir`.
 pub fn has_evidence(dir: &Path, id: &str) -> bool {
     dir.join(evidence_dir(id)).join("reproduce.txt").is_file()

@@ -10,6 +10,7 @@
 
 pub mod diff;
 pub mod evidence;
+pub mod html;
 pub mod provenance;
 pub mod verify;
 
@@ -410,7 +411,7 @@ impl Report {
         xml
     }
 
-    /// Writes `report.md`, `junit.xml` and `report.json` into `dir`, with the CCI credential of
+    /// Writes `report.md`, `junit.xml`, `report.html` and `report.json` into `dir`, with the CCI credential of
     /// every environment this run started redacted (a failure's words may quote one).
     pub fn write(&self, dir: &Path) -> Result<()> {
         self.write_redacting(dir, &run_secrets())
@@ -428,6 +429,10 @@ impl Report {
         };
         write("report.md", self.markdown())?;
         write("junit.xml", self.junit())?;
+        write(
+            "report.html",
+            html::html(self, &|id| evidence::read(dir, id)),
+        )?;
         let mut report = self.clone();
         if let Some(provenance) = &mut report.provenance {
             // The other files are on disk and redacted: what the manifest hashes is what is kept.
@@ -690,7 +695,12 @@ mod tests {
         let manifest = json["provenance"]["manifest"].as_object().unwrap();
         assert_eq!(
             manifest.keys().collect::<Vec<_>>(),
-            ["evidence/WL-01/reproduce.txt", "junit.xml", "report.md"]
+            [
+                "evidence/WL-01/reproduce.txt",
+                "junit.xml",
+                "report.html",
+                "report.md"
+            ]
         );
         let md = dir.path().join("report.md");
         let mut bytes = std::fs::read(&md).unwrap();
