@@ -210,8 +210,17 @@ pub struct Logged {
     pub status: u16,
 }
 
-/// The transcript requests: those of `log` within `[from, to]` whose path names `namespace`,
-/// normalised, counted.
+/// Whether a request the mock logged at `time` is within `[from, to]`. NB: the mock logs times
+/// to the whole second, so the window starts at `from`'s second: a request in the scenario's
+/// first second is its own.
+fn in_window(time: DateTime<Utc>, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
+    use chrono::Timelike as _;
+    let from = from.with_nanosecond(0).unwrap_or(from);
+    time >= from && time <= to
+}
+
+/// The transcript requests: those of `log` within `[from, to]` (see [`in_window`]) whose path
+/// names `namespace`, normalised, counted.
 pub fn transcript_requests(
     log: &[Logged],
     from: DateTime<Utc>,
@@ -222,7 +231,7 @@ pub fn transcript_requests(
     let mut counts: BTreeMap<(String, String, u16), u32> = BTreeMap::new();
     for r in log
         .iter()
-        .filter(|r| r.time >= from && r.time <= to && r.path.contains(namespace))
+        .filter(|r| in_window(r.time, from, to) && r.path.contains(namespace))
     {
         *counts
             .entry((
@@ -433,6 +442,9 @@ impl Gatherer {
             .map(|l| {
                 let mut items = l.items;
                 items.sort_by_key(|e| e.last_timestamp.clone().map(|t| t.0));
+                for event in &mut items {
+                    event.metadata.managed_fields = None;
+                }
                 serde_json::to_value(items).expect("events serialize")
             })
             .map_err(|e| e.to_string());
@@ -459,8 +471,7 @@ impl Gatherer {
             Ok(log) => log
                 .iter()
                 .filter(|r| {
-                    r.time >= from
-                        && r.time <= to
+                    in_window(r.time, from, to)
                         && (r.path.contains(&format!("/namespaces/{cci_namespace}/"))
                             || r.path.contains(&format!("/namespaces/{cci_namespace}?"))
                             || r.path.ends_with(&format!("/namespaces/{cci_namespace}")))
@@ -635,6 +646,7 @@ mod tests {
 
     #[test]
     fn transcript_requests_are_those_of_the_window_naming_the_namespace_counted_once_each() {
+        // The mock logs whole seconds: the request at 10:00:00 is in a window from 10:00:00.4.
         let logged = |t: &str, method: &str, path: &str| Logged {
             time: at(t),
             method: method.into(),
@@ -671,7 +683,7 @@ mod tests {
         ];
         let requests = transcript_requests(
             &log,
-            at("2026-12-07T10:00:01Z"),
+            at("2026-12-07T10:00:00.400Z"),
             at("2026-12-07T10:01:00Z"),
             "wl-01-aaaaaa",
             "b-1",
@@ -682,7 +694,7 @@ mod tests {
                 method: "GET".into(),
                 path: "/ns/[cci-ns]/pods/[scenario-ns].web".into(),
                 status: 200,
-                count: 2,
+                count: 3,
             }]
         );
     }

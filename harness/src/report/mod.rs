@@ -722,7 +722,7 @@ mod tests {
         ])
         .write_redacting(dir.path(), &[canary.clone(), "short".into()])
         .unwrap();
-        for name in ["report.md", "junit.xml", "report.json"] {
+        for name in ["report.md", "junit.xml", "report.json", "report.html"] {
             let text = std::fs::read_to_string(dir.path().join(name)).unwrap();
             assert!(!text.contains(&canary), "{name}: {text}");
             assert!(text.contains("X-Auth-Token (redacted)"), "{name}: {text}");
