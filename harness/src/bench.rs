@@ -937,6 +937,7 @@ mod tests {
             time: Time(at(ms)),
             method: method.into(),
             path: path.into(),
+            name: None,
             tenant: None,
             credential: None,
             status: 200,

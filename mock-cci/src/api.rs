@@ -130,6 +130,10 @@ async fn log_request(State(state): State<MockState>, request: Request, next: Nex
             let parsed = cci_api::signing::Authorization::parse(header.to_str().ok()?).ok()?;
             Some(format!("aksk:{}", parsed.access_key))
         });
+    let (request, name) = match named_object(request).await {
+        Ok(named) => named,
+        Err(e) => return e.into_response(),
+    };
     let arrived = Instant::now();
     let started = StdInstant::now();
     let response = next.run(request).await;
@@ -144,8 +148,7 @@ async fn log_request(State(state): State<MockState>, request: Request, next: Nex
     if !inside {
         state.request_log(|log| {
             log.push(
-                method,
-                path,
+                crate::requests::Asked { method, path, name },
                 crate::requests::Caller { tenant, credential },
                 status,
                 arrived,
@@ -154,6 +157,39 @@ async fn log_request(State(state): State<MockState>, request: Request, next: Nex
         });
     }
     response
+}
+
+/// The request, and the object its body names (`metadata.name`) when it is a create or an
+/// update with a JSON body of a known length within [`MAX_BODY_BYTES`]: a create's path names
+/// only the collection, so the request log says which object it was about. Other bodies are
+/// left as they come (a larger one is still refused by the handler's limit).
+async fn named_object(request: Request) -> Result<(Request, Option<String>)> {
+    #[derive(serde::Deserialize)]
+    struct Named {
+        metadata: Option<Metadata>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Metadata {
+        name: Option<String>,
+    }
+    use axum::body::HttpBody as _;
+    // The length the body declares (its Content-Length, or its size when it is in memory).
+    let declared = request.body().size_hint().exact();
+    let writes = matches!(*request.method(), Method::POST | Method::PUT);
+    if !writes || declared.is_none_or(|n| n > MAX_BODY_BYTES as u64) {
+        return Ok((request, None));
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|e| Error::BadRequest(format!("cannot read the request body: {e}")))?;
+    let name = serde_json::from_slice::<Named>(&bytes)
+        .ok()
+        .and_then(|n| n.metadata?.name);
+    Ok((
+        Request::from_parts(parts, axum::body::Body::from(bytes)),
+        name,
+    ))
 }
 
 async fn route_not_found(method: Method, uri: Uri) -> Error {

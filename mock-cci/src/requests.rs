@@ -23,6 +23,9 @@ pub struct RequestRecord {
     pub method: String,
     /// The path with its query string.
     pub path: String,
+    /// The object a create or an update named in its body (`metadata.name`), when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// The tenant its token authenticates as (absent for no or unknown token).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
@@ -35,6 +38,17 @@ pub struct RequestRecord {
     pub status: u16,
     /// How long it took to answer (for a watch: until its headers were sent), in milliseconds.
     pub duration_ms: u64,
+}
+
+/// What a request asked, as the log records it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Asked {
+    /// Its method.
+    pub method: String,
+    /// Its path with its query string.
+    pub path: String,
+    /// The object its body named, as [`RequestRecord::name`].
+    pub name: Option<String>,
 }
 
 /// Who sent a request, as the log records it.
@@ -69,8 +83,7 @@ impl RequestLog {
     /// Records a request that arrived at `at` and was answered `status` at `done`.
     pub fn push(
         &mut self,
-        method: String,
-        path: String,
+        Asked { method, path, name }: Asked,
         caller: Caller,
         status: u16,
         at: Instant,
@@ -85,6 +98,7 @@ impl RequestLog {
             time: self.epoch.wall(at),
             method,
             path,
+            name,
             tenant: caller.tenant,
             credential: caller.credential,
             status,

@@ -75,7 +75,10 @@ pub fn transcript_change(old: &Transcript, new: &Transcript) -> TranscriptChange
     let requests = |t: &Transcript| -> BTreeSet<String> {
         t.requests
             .iter()
-            .map(|r| format!("{} {} {}", r.method, r.path, r.status))
+            .map(|r| match &r.object {
+                Some(object) => format!("{} {} ({object}) {}", r.method, r.path, r.status),
+                None => format!("{} {} {}", r.method, r.path, r.status),
+            })
             .collect()
     };
     let (a, b) = (requests(old), requests(new));
@@ -156,6 +159,7 @@ mod tests {
                 .map(|(m, p)| TranscriptRequest {
                     method: (*m).into(),
                     path: (*p).into(),
+                    object: None,
                     status: 200,
                     count: 1,
                 })

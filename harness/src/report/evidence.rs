@@ -172,6 +172,9 @@ pub struct TranscriptRequest {
     pub method: String,
     /// The normalised path ([`normalise_path`]).
     pub path: String,
+    /// The object a create or an update named in its body, normalised.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
     /// The status answered.
     pub status: u16,
     /// How many such requests (not compared: polls and retries vary with timing).
@@ -183,10 +186,9 @@ pub struct TranscriptRequest {
 pub struct Transcript {
     /// The scenario ID.
     pub id: String,
-    /// The requests, within the scenario's window, whose path names the scenario's namespace
-    /// (CCI objects the engine named for its pods), once per method, path and status. The mock
-    /// logs no request bodies, and a create's path names only the collection, so what was
-    /// created is in `objects`.
+    /// The requests, within the scenario's window, whose path or object names the scenario's
+    /// namespace (the CCI objects the engine named for its pods), once per method, path, object
+    /// and status. The mock logs no request bodies: what a create asked for is in `objects`.
     pub requests: Vec<TranscriptRequest>,
     /// The CCI pods standing for the scenario's pods when its body ended: normalised name →
     /// SHA-256 of the normalised object ([`normalise_object`]), which changes when what the
@@ -206,6 +208,8 @@ pub struct Logged {
     pub method: String,
     /// Its path and query.
     pub path: String,
+    /// The object a create or an update named in its body.
+    pub name: Option<String>,
     /// The status answered.
     pub status: u16,
 }
@@ -220,7 +224,7 @@ fn in_window(time: DateTime<Utc>, from: DateTime<Utc>, to: DateTime<Utc>) -> boo
 }
 
 /// The transcript requests: those of `log` within `[from, to]` (see [`in_window`]) whose path
-/// names `namespace`, normalised, counted.
+/// or object names `namespace`, normalised, counted.
 pub fn transcript_requests(
     log: &[Logged],
     from: DateTime<Utc>,
@@ -228,27 +232,37 @@ pub fn transcript_requests(
     namespace: &str,
     cci_namespace: &str,
 ) -> Vec<TranscriptRequest> {
-    let mut counts: BTreeMap<(String, String, u16), u32> = BTreeMap::new();
+    type Key = (String, String, Option<String>, u16);
+    let mut counts: BTreeMap<Key, u32> = BTreeMap::new();
+    let names_it = |r: &Logged| {
+        r.path.contains(namespace) || r.name.as_deref().is_some_and(|n| n.contains(namespace))
+    };
     for r in log
         .iter()
-        .filter(|r| in_window(r.time, from, to) && r.path.contains(namespace))
+        .filter(|r| in_window(r.time, from, to) && names_it(r))
     {
         *counts
             .entry((
                 r.method.clone(),
                 normalise_path(&r.path, namespace, cci_namespace),
+                r.name
+                    .as_deref()
+                    .map(|n| normalise_text(n, namespace, cci_namespace)),
                 r.status,
             ))
             .or_default() += 1;
     }
     counts
         .into_iter()
-        .map(|((method, path, status), count)| TranscriptRequest {
-            method,
-            path,
-            status,
-            count,
-        })
+        .map(
+            |((method, path, object, status), count)| TranscriptRequest {
+                method,
+                path,
+                object,
+                status,
+                count,
+            },
+        )
         .collect()
 }
 
@@ -414,6 +428,7 @@ impl Gatherer {
                     time,
                     method: r.method,
                     path: r.path,
+                    name: r.name,
                     status: r.status,
                 })
             })
@@ -478,10 +493,14 @@ impl Gatherer {
                 })
                 .map(|r| {
                     format!(
-                        "{} {} {} {}\n",
-                        r.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                        "{} {} {}{} {}\n",
+                        r.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                         r.method,
                         r.path,
+                        r.name
+                            .as_deref()
+                            .map(|n| format!(" ({n})"))
+                            .unwrap_or_default(),
                         r.status
                     )
                 })
@@ -651,7 +670,13 @@ mod tests {
             time: at(t),
             method: method.into(),
             path: path.into(),
+            name: None,
             status: 200,
+        };
+        let created = |name: &str| Logged {
+            name: Some(name.into()),
+            status: 201,
+            ..logged("2026-12-07T10:00:02Z", "POST", "/ns/b-1/pods")
         };
         let log = [
             logged(
@@ -680,6 +705,8 @@ mod tests {
                 "DELETE",
                 "/ns/b-1/pods/wl-01-aaaaaa.web",
             ),
+            created("wl-01-aaaaaa.web-65467cb447-h4rv7"),
+            created("vol-01-bbbbbb.web"),
         ];
         let requests = transcript_requests(
             &log,
@@ -690,12 +717,22 @@ mod tests {
         );
         assert_eq!(
             requests,
-            vec![TranscriptRequest {
-                method: "GET".into(),
-                path: "/ns/[cci-ns]/pods/[scenario-ns].web".into(),
-                status: 200,
-                count: 3,
-            }]
+            vec![
+                TranscriptRequest {
+                    method: "GET".into(),
+                    path: "/ns/[cci-ns]/pods/[scenario-ns].web".into(),
+                    object: None,
+                    status: 200,
+                    count: 3,
+                },
+                TranscriptRequest {
+                    method: "POST".into(),
+                    path: "/ns/[cci-ns]/pods".into(),
+                    object: Some("[scenario-ns].web-[hash]-[suffix]".into()),
+                    status: 201,
+                    count: 1,
+                },
+            ]
         );
     }
 

@@ -387,6 +387,13 @@ async fn the_request_log_records_api_requests_but_not_the_inside_view() {
         ]
     );
     assert!(log[0]["time"].is_string());
+    // A create's path names the collection; the log names the object its body created.
+    assert_eq!(log[2]["name"], "web");
+    assert!(
+        log[3].get("name").is_none(),
+        "a GET names nothing: {}",
+        log[3]
+    );
     // The token each carried, by fingerprint only: never the token.
     assert_eq!(
         log[0]["credential"],
