@@ -654,15 +654,16 @@ where
 fn addon_namespace(options: &Options) -> &str {
     match &options.cluster {
         ClusterChoice::Existing(existing) => &existing.addon_namespace,
-        ClusterChoice::Local | ClusterChoice::Kind => DEFAULT_ADDON_NAMESPACE,
+        ClusterChoice::Made(_) => DEFAULT_ADDON_NAMESPACE,
     }
 }
 
 /// The flags of `burstcert certify` that choose the target, as `reproduce.txt` repeats them.
 fn cluster_args(cluster: &ClusterChoice) -> String {
     match cluster {
-        ClusterChoice::Local => String::new(),
-        ClusterChoice::Kind => "--cluster kind".into(),
+        // The default target needs no flag; another made one is named by its kind.
+        ClusterChoice::Made(launch) if launch.kind() == "local" => String::new(),
+        ClusterChoice::Made(launch) => format!("--cluster {}", launch.kind()),
         ClusterChoice::Existing(existing) => {
             let mut args = format!(
                 "--cluster existing --kubeconfig {}",
@@ -691,11 +692,11 @@ fn provenance(
         mock: provenance::Mock {
             version: match options.cluster {
                 ClusterChoice::Existing(_) => "none".into(),
-                _ => mock_cci::VERSION.into(),
+                ClusterChoice::Made(_) => mock_cci::VERSION.into(),
             },
-            mode: match options.cluster {
-                ClusterChoice::Local => "local process".into(),
-                ClusterChoice::Kind => "kind container".into(),
+            mode: match &options.cluster {
+                ClusterChoice::Made(launch) if launch.kind() == "kind" => "kind container".into(),
+                ClusterChoice::Made(launch) => format!("{} process", launch.kind()),
                 ClusterChoice::Existing(_) => {
                     "none (the add-on's CCI endpoint, not started by burstcert)".into()
                 }
@@ -1035,8 +1036,9 @@ mod tests {
 
     #[test]
     fn reproduce_flags_name_the_target() {
-        assert_eq!(cluster_args(&ClusterChoice::Local), "");
-        assert_eq!(cluster_args(&ClusterChoice::Kind), "--cluster kind");
+        assert_eq!(cluster_args(&ClusterChoice::default()), "");
+        let kind = ClusterChoice::Made(std::sync::Arc::new(crate::target::kind::Kind));
+        assert_eq!(cluster_args(&kind), "--cluster kind");
     }
 
     #[test]
