@@ -57,6 +57,35 @@ pub fn pair_from(
     }
 }
 
+/// The one CCI credential a client was given.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Given {
+    /// An IAM token.
+    Token(String),
+    /// An AK/SK pair.
+    Pair(Credentials),
+}
+
+/// The one credential given: `token` (an empty one counts as none), or the pair of
+/// [`pair_from`]. `Ok(None)` when neither is given; both is an error, as is half a pair; no
+/// error repeats a secret.
+pub fn one_credential(
+    token: Option<String>,
+    aksk_file: Option<&str>,
+    access_key: Option<String>,
+    secret_key: Option<String>,
+) -> Result<Option<Given>, String> {
+    let pair = pair_from(aksk_file, access_key, secret_key)?;
+    match (token.filter(|t| !t.is_empty()), pair) {
+        (Some(_), Some(_)) => Err(format!(
+            "both a CCI token (CCI_TOKEN or --cci-token-file) and an AK/SK pair ({ACCESS_KEY_ENV} and {SECRET_KEY_ENV}, or --cci-aksk-file) are given: give one"
+        )),
+        (Some(token), None) => Ok(Some(Given::Token(token))),
+        (None, Some(pair)) => Ok(Some(Given::Pair(pair))),
+        (None, None) => Ok(None),
+    }
+}
+
 /// [`pair_from`] with the variables of this process's environment.
 pub fn pair_from_env(file: Option<&str>) -> Result<Option<Credentials>, String> {
     pair_from(
@@ -132,6 +161,40 @@ fn header_value(text: String) -> reqwest::header::HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[rstest::rstest]
+    #[case::a_token_and_a_pair(Some("tok"), None, Some("AK"), Some("two-secret"), "give one")]
+    #[case::a_token_and_a_pair_file(Some("tok"), Some("AK:two-secret"), None, None, "give one")]
+    #[case::an_access_key_alone(None, None, Some("AK"), None, "CCI_SECRET_KEY is not")]
+    #[case::a_file_without_a_pair(None, Some("# none"), None, None, "no AK:SK line")]
+    #[case::two_pairs(None, Some("A:one-secret\nB:two-secret"), None, None, "line 2")]
+    fn a_doubled_or_half_credential_is_refused_without_its_secret(
+        #[case] token: Option<&str>,
+        #[case] file: Option<&str>,
+        #[case] access_key: Option<&str>,
+        #[case] secret_key: Option<&str>,
+        #[case] because: &str,
+    ) {
+        let err = one_credential(
+            token.map(String::from),
+            file,
+            access_key.map(String::from),
+            secret_key.map(String::from),
+        )
+        .err()
+        .expect("refused");
+        assert!(err.contains(because), "{err}");
+        assert!(!err.contains("two-secret"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_token_is_no_token_and_nothing_given_is_none() {
+        assert!(one_credential(Some(String::new()), None, None, None) == Ok(None));
+        assert!(
+            one_credential(Some("tok".into()), None, None, None)
+                == Ok(Some(Given::Token("tok".into())))
+        );
+    }
 
     #[rstest::rstest]
     #[case::an_access_key_alone(None, Some("AK"), None, "CCI_SECRET_KEY is not")]

@@ -127,22 +127,9 @@ fn family(id: &str) -> &str {
     id.split_once('-').map_or(id, |(f, _)| f)
 }
 
-/// Text for HTML: the five characters with a meaning there escaped, control characters but
-/// newlines and tabs dropped.
+/// Text for HTML: XML's escaping serves (HTML5 knows `&apos;` too).
 fn escape(text: &str) -> String {
-    text.chars()
-        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
-        .fold(String::with_capacity(text.len()), |mut s, c| {
-            match c {
-                '&' => s.push_str("&amp;"),
-                '<' => s.push_str("&lt;"),
-                '>' => s.push_str("&gt;"),
-                '"' => s.push_str("&quot;"),
-                '\'' => s.push_str("&#39;"),
-                c => s.push(c),
-            }
-            s
-        })
+    super::xml_escape(text)
 }
 
 #[cfg(test)]

@@ -453,6 +453,8 @@ fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
 }
 
+/// Text for XML (and HTML): the five characters with a meaning there escaped, control
+/// characters but newlines and tabs dropped.
 fn xml_escape(text: &str) -> String {
     text.chars()
         .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
