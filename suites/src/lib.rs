@@ -9,16 +9,17 @@
 //! Scenarios mostly wait on the cluster, so every trial gets a thread of its own (unless
 //! `--test-threads` says otherwise) and the harness paces them as `burstcert certify` does: the
 //! cluster-wide ones each alone on an extra local cluster of their own
-//! (`burstcert::env::configure_extra_clusters`), beside the scenarios confined to their own
+//! (`burstcert::env::Run::new`), beside the scenarios confined to their own
 //! namespace, of which [`burstcert::certify::default_jobs`] run at once on the shared one. A scenario
 //! that is not applicable at the suite's release shows as ignored with the reason: never as
 //! passed.
 
 use std::process::ExitCode;
-use std::sync::OnceLock;
+use std::sync::Arc;
 
 use burst_rules::release::Release;
 use burstcert::catalogue::{self, Entry};
+use burstcert::env::{Run, Setup};
 use burstcert::scenario::Outcome;
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
@@ -26,9 +27,6 @@ use libtest_mimic::{Arguments, Completion, Failed, Trial};
 pub const BEFORE_EVERY_GATE: &str = "1.3.24";
 /// The release `tests/gates.rs` certifies after every gate that ends (`<=`).
 pub const AFTER_EVERY_GATE: &str = "1.5.38";
-
-/// Set on the child process [`gates_main`] starts for its second release: the release it runs.
-const GATES_RELEASE_ENV: &str = "BURSTCERT_SUITES_GATES_RELEASE";
 
 /// The trial name of scenario `id`: `VOL-05` → `vol::vol_05`.
 pub fn trial_name(id: &str) -> String {
@@ -57,11 +55,12 @@ pub fn other_side_of_gates(release: &str) -> Vec<Entry> {
         .collect()
 }
 
-/// One trial per entry, in run order ([`in_run_order`]).
-pub fn trials(entries: Vec<Entry>) -> Vec<Trial> {
+/// One trial per entry, in run order ([`in_run_order`]), on `run`'s environments.
+pub fn trials(run: &Arc<Run>, entries: Vec<Entry>) -> Vec<Trial> {
+    let permits = confined_permits();
     in_run_order(entries)
         .into_iter()
-        .map(scenario_trial)
+        .map(|entry| named_scenario_trial(run, &permits, trial_name(entry.id), entry))
         .collect()
 }
 
@@ -71,29 +70,32 @@ fn in_run_order(mut entries: Vec<Entry>) -> Vec<Entry> {
     entries
 }
 
-/// Paces the confined scenarios: [`burstcert::certify::default_jobs`] at once.
-fn confined_permits() -> &'static tokio::sync::Semaphore {
-    static PERMITS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
-    PERMITS.get_or_init(|| tokio::sync::Semaphore::new(burstcert::certify::default_jobs()))
+/// Paces one run's confined scenarios: [`burstcert::certify::default_jobs`] at once.
+fn confined_permits() -> Arc<tokio::sync::Semaphore> {
+    Arc::new(tokio::sync::Semaphore::new(
+        burstcert::certify::default_jobs(),
+    ))
 }
 
-/// The trial that runs `entry` through `burstcert::catalogue::run`.
-pub fn scenario_trial(entry: Entry) -> Trial {
-    named_scenario_trial(trial_name(entry.id), entry)
-}
-
-/// [`scenario_trial`] under another name.
-fn named_scenario_trial(name: String, entry: Entry) -> Trial {
+/// The trial `name` that runs `entry` through `burstcert::catalogue::run` on `run`'s
+/// environments, a confined one when one of `permits` is free.
+fn named_scenario_trial(
+    run: &Arc<Run>,
+    permits: &Arc<tokio::sync::Semaphore>,
+    name: String,
+    entry: Entry,
+) -> Trial {
     let (id, wide) = (entry.id, entry.cluster_wide());
+    let (run, permits) = (Arc::clone(run), Arc::clone(permits));
     Trial::ignorable_test(name, move || {
         let outcome = block_on(async {
             // A cluster-wide scenario is paced by the harness (alone on its environment).
             let _permit = if wide {
                 None
             } else {
-                confined_permits().acquire().await.ok()
+                permits.acquire().await.ok()
             };
-            catalogue::run(id).await
+            catalogue::run(&run, id).await
         })?;
         match outcome {
             Outcome::Passed => Ok(Completion::Completed),
@@ -119,6 +121,13 @@ pub fn block_on<T>(future: impl Future<Output = T>) -> Result<T, Failed> {
     Ok(runtime.block_on(future))
 }
 
+/// A hand-written trial (not in the catalogue) of a suite binary: its name, and its body, given
+/// the suite's run.
+pub type MoreTrial = (
+    String,
+    Box<dyn FnOnce(Arc<Run>) -> Result<(), Failed> + Send>,
+);
+
 /// A suite binary's `main`: runs a trial per entry ([`trials`]) after the hand-written `more`
 /// (confined to their namespace), with the engine at `release` (`None`: the default), parsing
 /// libtest's arguments. `--test-threads` defaults to one per trial (the harness paces them, see
@@ -128,10 +137,17 @@ pub fn block_on<T>(future: impl Future<Output = T>) -> Result<T, Failed> {
 pub fn main(
     release: Option<&str>,
     entries: Vec<Entry>,
-    more: Vec<Trial>,
+    more: Vec<MoreTrial>,
     extra_clusters: bool,
 ) -> ExitCode {
-    exit_code(run(release, entries, more, extra_clusters, trial_name))
+    let mut args = Arguments::from_args();
+    let release = release.map_or_else(Setup::default, |r| {
+        Setup::at(Release::parse(r).expect("a suite's release parses"))
+    });
+    let suite = Suite::new(&args, release, entries, more, extra_clusters, trial_name);
+    args.test_threads.get_or_insert(suite.trials.len().max(1));
+    let passed = !libtest_mimic::run(&args, suite.trials).has_failed();
+    exit_code(passed && suite.run.destroy_started().is_ok())
 }
 
 /// A suite binary's exit code for whether every trial passed.
@@ -143,42 +159,71 @@ fn exit_code(passed: bool) -> ExitCode {
     }
 }
 
-/// [`main`] with the trials named by `name` (from the scenario ID); whether every trial passed.
-fn run(
-    release: Option<&str>,
-    entries: Vec<Entry>,
-    more: Vec<Trial>,
-    extra_clusters: bool,
-    name: impl Fn(&str) -> String,
-) -> bool {
-    let mut args = Arguments::from_args();
-    if let Some(release) = release
-        && !burstcert::env::configure_release(release)
-    {
-        eprintln!("this suite runs the engine as {release} only");
-        return false;
-    }
-    let mut confined = more.iter().filter(|t| !args.is_filtered_out(t)).count();
-    let mut wide = 0;
-    let mut all = more;
-    for entry in in_run_order(entries) {
-        let trial = named_scenario_trial(name(entry.id), entry);
-        if !args.is_filtered_out(&trial) {
-            if entry.cluster_wide() {
-                wide += 1;
-            } else {
-                confined += 1;
+/// One release's trials and the run whose environments they use.
+struct Suite {
+    run: Arc<Run>,
+    trials: Vec<Trial>,
+}
+
+impl Suite {
+    /// The trials of `entries` (named by `name`, from the scenario ID) after the hand-written
+    /// `more`, on a run installing `setup`: with `extra_clusters` (and more than one test
+    /// thread) the cluster-wide scenarios get extra local clusters when something that `args`
+    /// selects runs beside them.
+    fn new(
+        args: &Arguments,
+        setup: Setup,
+        entries: Vec<Entry>,
+        more: Vec<MoreTrial>,
+        extra_clusters: bool,
+        name: impl Fn(&str) -> String,
+    ) -> Self {
+        let entries: Vec<(String, Entry)> = in_run_order(entries)
+            .into_iter()
+            .map(|entry| (name(entry.id), entry))
+            .collect();
+        // libtest's filter sees names only: a probe trial of each name tells what will run.
+        let selected = |name: &str| !args.is_filtered_out(&Trial::test(name, || Ok(())));
+        let mut confined = more.iter().filter(|(name, _)| selected(name)).count();
+        let mut wide = 0;
+        for (name, entry) in &entries {
+            if selected(name) {
+                if entry.cluster_wide() {
+                    wide += 1;
+                } else {
+                    confined += 1;
+                }
             }
         }
-        all.push(trial);
+        let threads = args
+            .test_threads
+            .unwrap_or(more.len() + entries.len())
+            .max(1);
+        let extras = if extra_clusters && threads > 1 {
+            burstcert::env::extra_clusters_for(wide, confined)
+        } else {
+            0
+        };
+        let run = Run::new(
+            setup,
+            Arc::new(burstcert::target::local::Local::default()),
+            extras,
+        );
+        let mut trials: Vec<Trial> = more
+            .into_iter()
+            .map(|(name, body)| {
+                let run = Arc::clone(&run);
+                Trial::test(name, move || body(run))
+            })
+            .collect();
+        let permits = confined_permits();
+        trials.extend(
+            entries
+                .into_iter()
+                .map(|(name, entry)| named_scenario_trial(&run, &permits, name, entry)),
+        );
+        Self { run, trials }
     }
-    let threads = *args.test_threads.get_or_insert(all.len().max(1));
-    if extra_clusters && threads > 1 {
-        burstcert::env::configure_extra_clusters(burstcert::env::extra_clusters_for(
-            wide, confined,
-        ));
-    }
-    !libtest_mimic::run(&args, all).has_failed()
 }
 
 /// The trial name of scenario `id` checked at `release` by the gates binary:
@@ -188,46 +233,35 @@ pub fn gates_trial_name(release: &str, id: &str) -> String {
 }
 
 /// The gates binary's `main`: the gated scenarios [`other_side_of_gates`] puts on the other
-/// side at [`BEFORE_EVERY_GATE`] and at [`AFTER_EVERY_GATE`], each release on a cluster of its
-/// own (a handful of scenarios, most of them seconds long), side by side.
-///
-/// NB: a process runs the engine at one release (`burstcert::env::configure_release`), so the
-/// second release runs in a child process of this binary, with the same arguments; they were
-/// two binaries that `cargo test` ran one after the other (a link and ~10 s of bring-up each).
+/// side at [`BEFORE_EVERY_GATE`] and at [`AFTER_EVERY_GATE`], each release on a run (and a
+/// cluster) of its own, side by side in this one process (a handful of scenarios, most of them
+/// seconds long).
 pub fn gates_main() -> ExitCode {
-    let gates = |release: &str| {
-        run(
-            Some(release),
-            other_side_of_gates(release),
-            Vec::new(),
-            false,
-            |id| gates_trial_name(release, id),
-        )
-    };
-    if let Ok(release) = std::env::var(GATES_RELEASE_ENV) {
-        return exit_code(gates(&release));
+    let mut args = Arguments::from_args();
+    let suites: Vec<Suite> = [BEFORE_EVERY_GATE, AFTER_EVERY_GATE]
+        .into_iter()
+        .map(|release| {
+            Suite::new(
+                &args,
+                Setup::at(Release::parse(release).expect("a suite's release parses")),
+                other_side_of_gates(release),
+                Vec::new(),
+                false,
+                |id| gates_trial_name(release, id),
+            )
+        })
+        .collect();
+    let mut trials = Vec::new();
+    let mut runs = Vec::new();
+    for suite in suites {
+        trials.extend(suite.trials);
+        runs.push(suite.run);
     }
-    let child = std::env::current_exe().and_then(|exe| {
-        std::process::Command::new(exe)
-            .args(std::env::args_os().skip(1))
-            .env(GATES_RELEASE_ENV, AFTER_EVERY_GATE)
-            .spawn()
-    });
-    let here = gates(BEFORE_EVERY_GATE);
-    let there = match child {
-        Ok(mut child) => match child.wait() {
-            Ok(status) => status.success(),
-            Err(e) => {
-                eprintln!("waiting for the gates at {AFTER_EVERY_GATE}: {e}");
-                false
-            }
-        },
-        Err(e) => {
-            eprintln!("starting the gates at {AFTER_EVERY_GATE} (a child process): {e}");
-            false
-        }
-    };
-    exit_code(here && there)
+    // Every trial on a thread of its own: each release's run paces its own scenarios.
+    args.test_threads.get_or_insert(trials.len().max(1));
+    let passed = !libtest_mimic::run(&args, trials).has_failed();
+    let destroyed = runs.iter().all(|run| run.destroy_started().is_ok());
+    exit_code(passed && destroyed)
 }
 
 #[cfg(test)]
@@ -248,7 +282,7 @@ mod tests {
             .map(|e| e.id)
             .collect();
         assert!(ids.len() >= 49, "the catalogue lost IDs: {ids:?}");
-        let names: Vec<String> = trials(every_scenario())
+        let names: Vec<String> = trials(&Run::local(Setup::default()), every_scenario())
             .iter()
             .map(|t| t.name().to_owned())
             .collect();
@@ -316,7 +350,7 @@ mod tests {
     #[test]
     fn confined_scenarios_come_before_cluster_wide_ones() {
         let entries = every_scenario();
-        let names: Vec<String> = trials(entries.clone())
+        let names: Vec<String> = trials(&Run::local(Setup::default()), entries.clone())
             .iter()
             .map(|t| t.name().to_owned())
             .collect();

@@ -143,9 +143,9 @@ pub fn redact(text: String, secrets: &[String]) -> String {
         })
 }
 
-/// The CCI credential of every environment this run started: what [`redact`] hides.
-pub fn run_secrets() -> Vec<String> {
-    crate::env::started()
+/// The CCI credential of every environment `run` started: what [`redact`] hides.
+pub fn run_secrets(run: &crate::env::Run) -> Vec<String> {
+    run.started()
         .iter()
         .map(|env| env.cci.auth().secret().to_owned())
         .collect()
@@ -411,10 +411,10 @@ impl Report {
         xml
     }
 
-    /// Writes `report.md`, `junit.xml`, `report.html` and `report.json` into `dir`, with the CCI credential of
-    /// every environment this run started redacted (a failure's words may quote one).
-    pub fn write(&self, dir: &Path) -> Result<()> {
-        self.write_redacting(dir, &run_secrets())
+    /// Writes `report.md`, `junit.xml`, `report.html` and `report.json` into `dir`, with the CCI
+    /// credential of every environment `run` started redacted (a failure's words may quote one).
+    pub fn write(&self, dir: &Path, run: &crate::env::Run) -> Result<()> {
+        self.write_redacting(dir, &run_secrets(run))
     }
 
     /// [`Report::write`], redacting `secrets` (see [`redact`]). `report.json` is written last:
@@ -603,7 +603,7 @@ mod tests {
     fn the_json_report_carries_the_verdict() {
         let dir = tempfile::tempdir().unwrap();
         report(vec![Outcome::Passed, skipped()])
-            .write(dir.path())
+            .write_redacting(dir.path(), &[])
             .unwrap();
         let json: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())

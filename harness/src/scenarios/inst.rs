@@ -21,7 +21,7 @@ use k8s_openapi::api::storage::v1::StorageClass;
 use kube::ResourceExt as _;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 
-use super::addon_ops::{release, serially};
+use super::addon_ops::serially;
 use super::{BodyFuture, POLICY_LABEL, claim, converge, ensure_class, pod_with};
 use crate::addon::lifecycle;
 use crate::addon::params::{InstallParams, Spec};
@@ -166,7 +166,7 @@ pub fn inst_01(s: &Scenario) -> BodyFuture<'_> {
 /// the add-on's restarted pods are scheduled and run.
 pub fn inst_02(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(serially(s, async move {
-        let release = release()?;
+        let release = s.env.release();
         let pods: Api<Pod> = Api::namespaced(s.client.clone(), NAMESPACE);
         let addon = pods
             .list(&ListParams::default().labels(&render::selector()))
@@ -349,7 +349,7 @@ fn admits(affinity: Option<&k8s_openapi::api::core::v1::NodeAffinity>, arch: &st
 /// already, and the second node is a kwok node, which runs no add-on replica for real.
 pub fn inst_03(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(serially(s, async move {
-        let release = release()?;
+        let release = s.env.release();
         if !crate::gates::Gate::FootprintCheck.applies_to(release) {
             return Ok(Outcome::NotApplicable(format!(
                 "the pod-room check starts at 1.5.2; this is {release}"
@@ -576,6 +576,7 @@ fn service(name: &str, type_: &str) -> anyhow::Result<Service> {
 
 /// Checks a refusal by the webhook names the Service, the rule and the release it needs.
 fn check_refusal(
+    s: &Scenario,
     what: &str,
     result: Result<Service, kube::Error>,
     service: &str,
@@ -584,7 +585,7 @@ fn check_refusal(
         Ok(_) => anyhow::bail!(
             "{what} was admitted on release {}; expected a refusal (LoadBalancer for burst pods \
              needs 1.5.5)",
-            crate::env::release()
+            s.env.release()
         ),
         Err(kube::Error::Api(status)) => status.message.clone(),
         Err(e) => return Err(e).context(what.to_owned()),
@@ -635,7 +636,7 @@ pub fn inst_04(s: &Scenario) -> BodyFuture<'_> {
             .create(&PostParams::default(), &service("web-lb", "LoadBalancer")?)
             .await;
         let to_lb = serde_json::json!({"spec": {"type": "LoadBalancer"}});
-        if super::has(crate::gates::Gate::LoadBalancerService)? {
+        if super::has(s, crate::gates::Gate::LoadBalancerService) {
             lb.context("create LoadBalancer Service web-lb (expected to be admitted)")?;
             let got = services
                 .get_opt("web-lb")
@@ -656,7 +657,7 @@ pub fn inst_04(s: &Scenario) -> BodyFuture<'_> {
                 .context("update Service web-internal to LoadBalancer (expected admitted)")?;
         } else {
             let name = format!("{}/web-lb", s.namespace);
-            check_refusal("LoadBalancer Service web-lb", lb, &name)?;
+            check_refusal(s, "LoadBalancer Service web-lb", lb, &name)?;
             anyhow::ensure!(
                 services.get_opt("web-lb").await?.is_none(),
                 "Service web-lb exists after its refusal"
@@ -669,7 +670,12 @@ pub fn inst_04(s: &Scenario) -> BodyFuture<'_> {
                 )
                 .await;
             let name = format!("{}/web-internal", s.namespace);
-            check_refusal("the update of web-internal to LoadBalancer", update, &name)?;
+            check_refusal(
+                s,
+                "the update of web-internal to LoadBalancer",
+                update,
+                &name,
+            )?;
             let kept = services
                 .get_opt("web-internal")
                 .await?

@@ -340,8 +340,9 @@ pub fn r_03(s: &Scenario) -> BodyFuture<'_> {
             .filter_map(|p| p.metadata.name)
             .collect();
 
-        let env = s.env;
+        let env = std::sync::Arc::clone(&s.env);
         tokio::task::spawn_blocking(move || env.restart_api_server()).await??;
+        let env = &s.env;
         eprintln!("R-03: kube-apiserver restarted");
 
         // A fresh client: the old one's connections died with the server.

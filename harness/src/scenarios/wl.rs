@@ -76,10 +76,8 @@ pub fn wl_02(s: &Scenario) -> BodyFuture<'_> {
         cci.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
         let pod = serde_json::to_value(&cci[0])?;
         // Redacted in the snapshot (they follow the release), so checked here.
-        let release = crate::env::release();
-        let sidecar = if burst_rules::release::Release::parse(release)
-            .is_ok_and(|r| crate::gates::Gate::SidecarV2.applies_to(r))
-        {
+        let release = s.env.release().to_string();
+        let sidecar = if super::has(s, crate::gates::Gate::SidecarV2) {
             "v2"
         } else {
             "v1"

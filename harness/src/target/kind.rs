@@ -15,6 +15,7 @@ use crate::addon::params::InstallParams;
 use crate::addon::render;
 use crate::cci::CciClient;
 use crate::cluster::{ClusterProvider, VIRTUAL_NODE, client_for};
+use crate::env::Setup;
 use crate::error::Result;
 use crate::kind::{Container, KindCluster, MOCK_PORT};
 use crate::mock_admin::MockAdmin;
@@ -32,8 +33,8 @@ impl Launch for Kind {
         "kind"
     }
 
-    fn start(&self) -> Result<Box<dyn Target>> {
-        Ok(Box::new(KindTarget::start()?))
+    fn start(&self, setup: &Setup) -> Result<Box<dyn Target>> {
+        Ok(Box::new(KindTarget::start(setup)?))
     }
 }
 
@@ -53,7 +54,7 @@ pub struct KindTarget {
 
 impl KindTarget {
     /// Brings the kind cluster, the mock's container and the add-on up (blocking).
-    pub fn start() -> Result<Self> {
+    pub fn start(setup: &Setup) -> Result<Self> {
         let progress = Progress::stderr();
         crate::kind::check_docker()?;
         let mock_binary = crate::binaries::resolve(crate::binaries::MOCK)?;
@@ -72,6 +73,7 @@ impl KindTarget {
         // The engine in the cluster reaches the mock by its container name (Docker's DNS,
         // served to pods through the node: see tools/kind/node's entrypoint).
         let defaults = files.install_params(
+            setup,
             &cluster_id,
             &cluster_name,
             &format!("https://{mock_name}:{MOCK_PORT}"),
@@ -79,17 +81,20 @@ impl KindTarget {
         // The add-on's image under the tags of the releases scenarios install (the default
         // one, and 1.5.17 for the upgrade and rollback scenarios): one binary, its release
         // comes from the install parameters, as with the real add-on's images.
-        let mut engine_tags: Vec<String> = ["1.5.17", "1.5.18", crate::env::release()]
-            .iter()
-            .filter_map(|r| Release::parse(r).ok())
-            .map(|release| {
-                InstallParams {
-                    release,
-                    ..defaults.clone()
-                }
-                .image()
-            })
-            .collect();
+        let mut engine_tags: Vec<String> = [
+            Release::new(1, 5, 17),
+            Release::new(1, 5, 18),
+            setup.release,
+        ]
+        .into_iter()
+        .map(|release| {
+            InstallParams {
+                release,
+                ..defaults.clone()
+            }
+            .image()
+        })
+        .collect();
         engine_tags.sort();
         engine_tags.dedup();
         let mock_image = "burstcert/mock-cci:current".to_owned();

@@ -13,7 +13,9 @@ use crate::cci::CciClient;
 use crate::cluster::local::{ClientRates, LocalCluster, LocalOptions};
 use crate::cluster::nodes::{NodeShape, create_nodes};
 use crate::cluster::{ClusterProvider, VIRTUAL_NODE, client_for};
-use crate::env::{DEFAULT_KWOK_NODES, ECHO_BACKEND_IMAGE, HOST_NODE_PODS, REGISTRY, REGISTRY_USER};
+use crate::env::{
+    DEFAULT_KWOK_NODES, ECHO_BACKEND_IMAGE, HOST_NODE_PODS, REGISTRY, REGISTRY_USER, Setup,
+};
 use crate::error::{Error, Result};
 use crate::mock_admin::MockAdmin;
 use crate::progress::Progress;
@@ -39,8 +41,8 @@ impl Launch for Local {
         "local"
     }
 
-    fn start(&self) -> Result<Box<dyn Target>> {
-        Ok(Box::new(LocalTarget::start(self.client_rates)?))
+    fn start(&self, setup: &Setup) -> Result<Box<dyn Target>> {
+        Ok(Box::new(LocalTarget::start(setup, self.client_rates)?))
     }
 
     /// An idle control plane costs little, so cluster-wide scenarios get their own.
@@ -73,9 +75,10 @@ pub struct LocalTarget {
 }
 
 impl LocalTarget {
-    /// Brings everything up (blocking) on a cluster whose controller manager and scheduler call
-    /// the API server at `client_rates` (`None`: their defaults).
-    pub fn start(client_rates: Option<ClientRates>) -> Result<Self> {
+    /// Brings everything up (blocking), the add-on installed as `setup` says, on a cluster whose
+    /// controller manager and scheduler call the API server at `client_rates` (`None`: their
+    /// defaults).
+    pub fn start(setup: &Setup, client_rates: Option<ClientRates>) -> Result<Self> {
         let progress = Progress::stderr();
         // The engine and the mock first: built from the current source (or named by the
         // environment), before anything is created that a failed build would leave behind.
@@ -151,7 +154,7 @@ impl LocalTarget {
 
         let installer = Installer {
             rendering: render::Target::local(address_block),
-            defaults: mock.install_params(&cluster_id, &cluster_name, &mock_url)?,
+            defaults: mock.install_params(setup, &cluster_id, &cluster_name, &mock_url)?,
         };
         runtime.block_on(async {
             let client = client_for(&kubeconfig).await?;
