@@ -552,10 +552,10 @@ async fn get_job(s: &Scenario, name: &str) -> crate::Result<Job> {
 /// completes 50, every pod on the virtual node, and the mock never held more than 5 of its pods
 /// active at once.
 ///
-/// The peak is read per Job: CCI pods carry their cluster pod's labels (engine/src/translate.rs),
-/// and the Job controller labels its pods `job-name` and [`JOB_UID_LABEL`], so pods of the
-/// deadline-failed Job still terminating, or of a Job of the same name in another scenario,
-/// never count against this one.
+/// The peak is read per Job: CCI pods carry their cluster pod's labels
+/// (engine/src/translate/pod.rs), and the Job controller labels its pods `job-name` and
+/// [`JOB_UID_LABEL`], so pods of the deadline-failed Job still terminating, or of a Job of the
+/// same name in another scenario, never count against this one.
 pub fn wl_04(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(async move {
         // 1. The deadline.
