@@ -20,13 +20,14 @@ use std::sync::Arc;
 use burst_rules::release::Release;
 use burstcert::catalogue::{self, Entry};
 use burstcert::env::{Run, Setup};
+use burstcert::gates::{Bound, Gate};
 use burstcert::scenario::Outcome;
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
-/// The release `tests/gates.rs` certifies before every gate that starts (`>=`).
-pub const BEFORE_EVERY_GATE: &str = "1.3.24";
-/// The release `tests/gates.rs` certifies after every gate that ends (`<=`).
-pub const AFTER_EVERY_GATE: &str = "1.5.38";
+/// How many trials of the gates binary run at once by default: its trials are grouped by
+/// release, each release a cluster of its own torn down when its trials end, so this bounds the
+/// clusters up at once too (about two or three on a 2-core machine).
+const GATE_EDGE_THREADS: usize = 4;
 
 /// The trial name of scenario `id`: `VOL-05` → `vol::vol_05`.
 pub fn trial_name(id: &str) -> String {
@@ -44,14 +45,32 @@ pub fn every_scenario() -> Vec<Entry> {
         .collect()
 }
 
-/// The gated scenarios whose gate puts `release` on its other side ("without the behaviour"):
-/// what a gates binary at `release` runs. Asked of the harness's gate table
-/// (`burstcert::gates`, read from the spec, never the engine's `burst_rules::release`).
-pub fn other_side_of_gates(release: &str) -> Vec<Entry> {
-    let release = Release::parse(release).expect("a suite's release parses");
-    catalogue::entries()
+/// The releases on the two sides of `gate`'s edge, the one without the behaviour first: for a
+/// gate from X (`>= X`) the patch before X and X; for a gate up to X (`<= X`) the patch after X
+/// and X. An engine that moved a threshold by one release fails on one side.
+pub fn edge(gate: Gate) -> [Release; 2] {
+    match gate.bound() {
+        Bound::AtLeast(x) => {
+            assert!(x.patch > 0, "a gate from {x}: no patch before it to check");
+            [Release::new(x.major, x.minor, x.patch - 1), x]
+        }
+        Bound::AtMost(x) => [Release::new(x.major, x.minor, x.patch + 1), x],
+    }
+}
+
+/// What the gates binary runs: for every gate of the harness's gate table (`burstcert::gates`,
+/// read from the spec, never the engine's `burst_rules::release`), its gated scenarios at each
+/// release of its [`edge`], in the table's order.
+pub fn gate_edges() -> Vec<(Release, Vec<Entry>)> {
+    Gate::ALL
         .into_iter()
-        .filter(|e| e.gate.is_some_and(|g| !g.gate.applies_to(release)))
+        .flat_map(|gate| {
+            let gated: Vec<Entry> = catalogue::entries()
+                .into_iter()
+                .filter(|e| e.gate.is_some_and(|g| g.gate == gate))
+                .collect();
+            edge(gate).map(|release| (release, gated.clone()))
+        })
         .collect()
 }
 
@@ -60,7 +79,7 @@ pub fn trials(run: &Arc<Run>, entries: Vec<Entry>) -> Vec<Trial> {
     let permits = confined_permits();
     in_run_order(entries)
         .into_iter()
-        .map(|entry| named_scenario_trial(run, &permits, trial_name(entry.id), entry))
+        .map(|entry| named_scenario_trial(run, &permits, trial_name(entry.id), entry, None))
         .collect()
 }
 
@@ -84,6 +103,7 @@ fn named_scenario_trial(
     permits: &Arc<tokio::sync::Semaphore>,
     name: String,
     entry: Entry,
+    last: Option<LastOut>,
 ) -> Trial {
     let (id, wide) = (entry.id, entry.cluster_wide());
     let (run, permits) = (Arc::clone(run), Arc::clone(permits));
@@ -96,7 +116,11 @@ fn named_scenario_trial(
                 permits.acquire().await.ok()
             };
             catalogue::run(&run, id).await
-        })?;
+        });
+        if let Some(last) = &last {
+            last.done();
+        }
+        let outcome = outcome?;
         match outcome {
             Outcome::Passed => Ok(Completion::Completed),
             Outcome::NotApplicable(why) => {
@@ -144,7 +168,15 @@ pub fn main(
     let release = release.map_or_else(Setup::default, |r| {
         Setup::at(Release::parse(r).expect("a suite's release parses"))
     });
-    let suite = Suite::new(&args, release, entries, more, extra_clusters, trial_name);
+    let suite = Suite::new(
+        &args,
+        release,
+        entries,
+        more,
+        extra_clusters,
+        false,
+        trial_name,
+    );
     args.test_threads.get_or_insert(suite.trials.len().max(1));
     let passed = !libtest_mimic::run(&args, suite.trials).has_failed();
     exit_code(passed && suite.run.destroy_started().is_ok())
@@ -165,6 +197,25 @@ struct Suite {
     trials: Vec<Trial>,
 }
 
+/// Tears a run down once the last of its selected trials ended (the gates binary's releases
+/// each have a cluster: one whose trials are done should not hold memory while the others run).
+/// A suite also tears every run down at its end (a teardown is idempotent).
+#[derive(Clone)]
+struct LastOut {
+    run: Arc<Run>,
+    left: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl LastOut {
+    fn done(&self) {
+        if self.left.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1
+            && let Err(e) = self.run.destroy_started()
+        {
+            eprintln!("tearing down a suite's environments: {e}");
+        }
+    }
+}
+
 impl Suite {
     /// The trials of `entries` (named by `name`, from the scenario ID) after the hand-written
     /// `more`, on a run installing `setup`: with `extra_clusters` (and more than one test
@@ -176,6 +227,7 @@ impl Suite {
         entries: Vec<Entry>,
         more: Vec<MoreTrial>,
         extra_clusters: bool,
+        tear_down_early: bool,
         name: impl Fn(&str) -> String,
     ) -> Self {
         let entries: Vec<(String, Entry)> = in_run_order(entries)
@@ -184,7 +236,8 @@ impl Suite {
             .collect();
         // libtest's filter sees names only: a probe trial of each name tells what will run.
         let selected = |name: &str| !args.is_filtered_out(&Trial::test(name, || Ok(())));
-        let mut confined = more.iter().filter(|(name, _)| selected(name)).count();
+        let selected_more = more.iter().filter(|(name, _)| selected(name)).count();
+        let mut confined = selected_more;
         let mut wide = 0;
         for (name, entry) in &entries {
             if selected(name) {
@@ -217,11 +270,15 @@ impl Suite {
             })
             .collect();
         let permits = confined_permits();
-        trials.extend(
-            entries
-                .into_iter()
-                .map(|(name, entry)| named_scenario_trial(&run, &permits, name, entry)),
-        );
+        // Counts the selected scenario trials only: a trial filtered out never ends.
+        let last = tear_down_early.then(|| LastOut {
+            run: Arc::clone(&run),
+            left: Arc::new((wide + confined - selected_more).into()),
+        });
+        trials.extend(entries.into_iter().map(|(name, entry)| {
+            let last = last.clone().filter(|_| selected(&name));
+            named_scenario_trial(&run, &permits, name, entry, last)
+        }));
         Self { run, trials }
     }
 }
@@ -232,33 +289,28 @@ pub fn gates_trial_name(release: &str, id: &str) -> String {
     format!("at_{}::{}", release.replace('.', "_"), trial_name(id))
 }
 
-/// The gates binary's `main`: the gated scenarios [`other_side_of_gates`] puts on the other
-/// side at [`BEFORE_EVERY_GATE`] and at [`AFTER_EVERY_GATE`], each release on a run (and a
-/// cluster) of its own, side by side in this one process (a handful of scenarios, most of them
-/// seconds long).
+/// The gates binary's `main`: every gate's edge ([`gate_edges`]), its gated scenarios at the
+/// release on each side, each release on a run (a cluster) of its own, torn down once its
+/// trials ended; all in this one process, [`GATE_EDGE_THREADS`] trials at once by default.
 pub fn gates_main() -> ExitCode {
     let mut args = Arguments::from_args();
-    let suites: Vec<Suite> = [BEFORE_EVERY_GATE, AFTER_EVERY_GATE]
-        .into_iter()
-        .map(|release| {
-            Suite::new(
-                &args,
-                Setup::at(Release::parse(release).expect("a suite's release parses")),
-                other_side_of_gates(release),
-                Vec::new(),
-                false,
-                |id| gates_trial_name(release, id),
-            )
-        })
-        .collect();
     let mut trials = Vec::new();
     let mut runs = Vec::new();
-    for suite in suites {
+    for (release, entries) in gate_edges() {
+        let at = release.to_string();
+        let suite = Suite::new(
+            &args,
+            Setup::at(release),
+            entries,
+            Vec::new(),
+            false,
+            true,
+            |id| gates_trial_name(&at, id),
+        );
         trials.extend(suite.trials);
         runs.push(suite.run);
     }
-    // Every trial on a thread of its own: each release's run paces its own scenarios.
-    args.test_threads.get_or_insert(trials.len().max(1));
+    args.test_threads.get_or_insert(GATE_EDGE_THREADS);
     let passed = !libtest_mimic::run(&args, trials).has_failed();
     let destroyed = runs.iter().all(|run| run.destroy_started().is_ok());
     exit_code(passed && destroyed)
@@ -308,27 +360,59 @@ mod tests {
     }
 
     #[test]
-    fn every_gate_is_also_run_on_its_other_side() {
-        let gated: Vec<&str> = catalogue::entries()
-            .iter()
+    fn every_gated_scenario_runs_on_both_sides_of_its_gates_edge() {
+        let gated: Vec<Entry> = catalogue::entries()
+            .into_iter()
             .filter(|e| e.gate.is_some())
-            .map(|e| e.id)
             .collect();
         assert!(!gated.is_empty(), "the catalogue has no gated scenario");
-        let other_side: BTreeSet<&str> = [BEFORE_EVERY_GATE, AFTER_EVERY_GATE]
+        let edges = gate_edges();
+        for entry in gated {
+            let gate = entry.gate.unwrap().gate;
+            let sides: Vec<bool> = edges
+                .iter()
+                .filter(|(_, entries)| entries.iter().any(|e| e.id == entry.id))
+                .map(|(release, _)| gate.applies_to(*release))
+                .collect();
+            assert_eq!(
+                sides,
+                [false, true],
+                "{} should run once without its gate's behaviour, then once with it",
+                entry.id
+            );
+        }
+        let names: BTreeSet<String> = edges
             .iter()
-            .flat_map(|release| other_side_of_gates(release))
-            .map(|e| e.id)
+            .flat_map(|(release, entries)| {
+                entries
+                    .iter()
+                    .map(|e| gates_trial_name(&release.to_string(), e.id))
+            })
             .collect();
-        let one_sided: Vec<&&str> = gated
-            .iter()
-            .filter(|id| !other_side.contains(**id))
-            .collect();
-        assert!(
-            one_sided.is_empty(),
-            "gated scenarios no gates binary runs on the other side of their gate (add a release \
-             to suites/src/lib.rs and to gates_main): {one_sided:?}"
+        assert_eq!(
+            names.len(),
+            edges.iter().map(|(_, e)| e.len()).sum::<usize>(),
+            "two trials share a name"
         );
+    }
+
+    #[test]
+    fn an_edge_is_the_release_next_to_the_threshold_and_the_threshold() {
+        assert_eq!(
+            edge(Gate::EtcLocaltimeHostPath),
+            [Release::new(1, 5, 8), Release::new(1, 5, 9)]
+        );
+        assert_eq!(
+            edge(Gate::ArmUnsupported),
+            [Release::new(1, 5, 38), Release::new(1, 5, 37)]
+        );
+        for gate in Gate::ALL {
+            let [without, with] = edge(gate);
+            assert!(
+                !gate.applies_to(without) && gate.applies_to(with),
+                "{gate:?}"
+            );
+        }
     }
 
     #[test]
