@@ -320,7 +320,7 @@ fn rbac(params: &InstallParams, name: &str, component: &str) -> Vec<Rendered> {
 /// resident set was 133–144 MiB: per-thread arenas, and the holes that transient buffers (300
 /// KiB ConfigMaps read and copied to CCI, lists of thousands of pods) leave once glibc raises its
 /// mmap threshold to their size and serves the next ones from the heap. With these two settings
-/// the same binary stayed at 114 MiB, peak 119 MiB (`burstcert bench`, 2026-12-02). One arena
+/// the same binary stayed at 114 MiB, peak 119 MiB (`burstcert bench`, docs/benchmarks.md). One arena
 /// costs little: the engine runs on a handful of threads.
 pub const MALLOC_TUNING: [(&str, &str); 2] = [
     ("MALLOC_ARENA_MAX", "1"),

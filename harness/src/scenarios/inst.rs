@@ -395,8 +395,7 @@ async fn pod_room_checks(s: &Scenario) -> anyhow::Result<()> {
     };
     // NB: the fillers are topped up until exactly 7 slots are free, not counted once: a pod
     // of the cluster that was still going or coming (a gc Job's, an add-on replica being
-    // replaced) moved the count after a single count, and the wait for 7 never ended (29
-    // fillers made; a flake seen on a quiet machine, 2026-12-02).
+    // replaced) moves the count after a single count, and a wait for 7 would never end.
     let made = std::sync::atomic::AtomicU32::new(0);
     let last_free = std::sync::atomic::AtomicU32::new(u32::MAX);
     wait::until(
