@@ -730,4 +730,40 @@ mod tests {
             assert!(text.contains("X-Auth-Token (redacted)"), "{name}: {text}");
         }
     }
+
+    /// The Markdown report's shape, reviewed once: a row per outcome (a failure with its
+    /// evidence link), the verdict line, the provenance line; times and the commit redacted, so
+    /// only a change of shape changes the snapshot.
+    #[test]
+    fn the_markdown_report_keeps_its_reviewed_shape() {
+        let mut report = report(vec![
+            Outcome::Passed,
+            failed(),
+            na(),
+            not_run(),
+            skipped(),
+            Outcome::NotImplemented,
+        ]);
+        report.rows[1].evidence = Some("evidence/WL-02".into());
+        report.rows[0].seconds = 12.34;
+        report.provenance = Some(provenance::Provenance {
+            harness: provenance::Harness {
+                version: "0.1.0".into(),
+                commit: "0123456789ab".into(),
+            },
+            catalogue_sha256: "c".repeat(64),
+            mock: provenance::Mock {
+                version: "0.1.0".into(),
+                mode: "local process".into(),
+            },
+            started: "2026-12-07T10:00:00Z".into(),
+            ended: "2026-12-07T10:04:08Z".into(),
+            ..Default::default()
+        });
+        let mut settings = crate::snapshot::settings();
+        settings.add_filter(r"\b\d+\.\ds\b", "[seconds]");
+        settings.add_filter(r"\d{4}-\d\d-\d\dT[0-9:.]+Z", "[time]");
+        settings.add_filter(r"\(([0-9a-f]{12})(\+dirty)?\)", "([commit])");
+        settings.bind(|| insta::assert_snapshot!("report_md_shape", report.markdown()));
+    }
 }

@@ -865,6 +865,22 @@ fn nginx(name: &str, policy: Option<&str>) -> anyhow::Result<Pod> {
     Ok(pod)
 }
 
+/// What the admission webhook decides about a pod, as the API server stored it: its labels and
+/// annotations, and the scheduling fields it may write (tolerations, affinity, node selector,
+/// scheduler); the rest is the API server's defaulting, which is not the add-on's.
+fn admitted_view(pod: &Pod) -> anyhow::Result<serde_json::Value> {
+    let pod = serde_json::to_value(pod)?;
+    let spec = &pod["spec"];
+    Ok(serde_json::json!({
+        "labels": pod["metadata"]["labels"],
+        "annotations": pod["metadata"]["annotations"],
+        "tolerations": spec["tolerations"],
+        "affinity": spec["affinity"],
+        "nodeSelector": spec["nodeSelector"],
+        "schedulerName": spec["schedulerName"],
+    }))
+}
+
 fn node_of(pod: &Pod) -> Option<&str> {
     pod.spec.as_ref().and_then(|s| s.node_name.as_deref())
 }
@@ -1030,6 +1046,13 @@ pub fn wl_07(s: &Scenario) -> BodyFuture<'_> {
                 &nginx(&case_name(policy, "room"), policy)?,
             )
             .await?;
+        }
+        // What a reviewer should see: each pod as admitted, so what the webhook wrote per policy.
+        for policy in POLICIES {
+            let name = case_name(policy, "room");
+            let admitted = admitted_view(&pods.get(&name).await?)?;
+            snapshot::settings()
+                .bind(|| insta::assert_json_snapshot!(format!("wl_07_admitted_{name}"), admitted));
         }
         wait_burst(s, "room-enforce").await?;
         for policy in [Some("localPrefer"), Some("off"), None] {
