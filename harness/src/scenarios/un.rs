@@ -3,7 +3,7 @@
 //! Every body changes cluster-wide state (the add-on in `kube-system`, nodes) and puts the
 //! add-on back afterwards (`serially`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -469,7 +469,16 @@ pub fn un_04(s: &Scenario) -> BodyFuture<'_> {
             || async { s.cci().describe(&ns).await },
         )
         .await?;
-        let ours_before = s.cci().pods(s.cci_namespace()).await?.len();
+        // This cluster's CCI pods that are not already going (an earlier scenario's may still
+        // be terminating for their grace period, and leave on their own): purge must leave
+        // each of them as it was.
+        let live = |pods: Vec<cci_api::Pod>| -> BTreeSet<String> {
+            pods.into_iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .filter_map(|p| p.metadata.uid)
+                .collect()
+        };
+        let ours_before = live(s.cci().pods(s.cci_namespace()).await?);
         let report = crate::addon::purge::purge(s.cci(), &gone).await?;
         eprintln!("UN-04: {report}");
         anyhow::ensure!(
@@ -482,9 +491,12 @@ pub fn un_04(s: &Scenario) -> BodyFuture<'_> {
             "purge reported no billable time: {report}"
         );
         anyhow::ensure!(!s.cci().namespace_exists(&ns).await?, "{ns} is still there");
+        let ours_after = live(s.cci().pods(s.cci_namespace()).await?);
+        let touched: Vec<&String> = ours_before.difference(&ours_after).collect();
         anyhow::ensure!(
-            s.cci().pods(s.cci_namespace()).await?.len() == ours_before,
-            "purge touched this cluster's namespace"
+            touched.is_empty(),
+            "purge touched this cluster's namespace {}: pods (by uid) gone or terminating since: {touched:?}",
+            s.cci_namespace()
         );
         Ok(Outcome::Passed)
     }))
