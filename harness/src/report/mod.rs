@@ -6,10 +6,12 @@
 //! - [`verify`]: `burstcert verify`, the folder checked against that manifest;
 //! - [`evidence`]: what a failed scenario leaves for a person to read, and every scenario's
 //!   transcript;
-//! - [`diff`]: `burstcert diff`, two report folders compared.
+//! - [`diff`]: `burstcert diff`, two report folders compared;
+//! - [`fixture`]: scenarios that exist only for the tests of this machinery.
 
 pub mod diff;
 pub mod evidence;
+pub mod fixture;
 pub mod html;
 pub mod provenance;
 pub mod verify;
