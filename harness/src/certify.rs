@@ -474,7 +474,7 @@ pub async fn certify(options: &Options) -> Result<Report> {
     let gatherer = std::sync::Arc::new(Gatherer {
         dir: options.report_dir.clone(),
         release: release.to_string(),
-        cluster_args: cluster_args(&options.cluster),
+        cluster_args: evidence::target_args(&cluster_args(&options.cluster), options.addon_auth),
         secrets: crate::report::run_secrets(),
     });
     gatherer.clear()?;
@@ -516,7 +516,11 @@ pub async fn certify(options: &Options) -> Result<Report> {
                     "burstcert:   {} {} ({seconds:.1}s) {}{}",
                     entry.id,
                     outcome.label(),
-                    first_line(outcome.reason()),
+                    // A CI log keeps this line as long as the report: redacted as the report.
+                    crate::report::redact(
+                        first_line(outcome.reason()).into(),
+                        &crate::report::run_secrets()
+                    ),
                     if again { " (running it again)" } else { "" }
                 );
                 runs.push(outcome);

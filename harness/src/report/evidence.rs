@@ -388,15 +388,86 @@ pub fn lines_in_window(text: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> Ve
     kept
 }
 
-/// The line that runs scenario `id` again as this run did: `burstcert certify --focus ID
-/// --release R` and the target's flags (`cluster_args`, e.g. `--cluster kind`).
-pub fn reproduce_line(id: &str, release: &str, cluster_args: &str) -> String {
-    let mut line = format!("burstcert certify --focus {id} --release {release}");
+/// The line that runs scenario `id` again as this run did: the environment variables that
+/// chose what ran (`env`, see [`reproduce_env`]), then `burstcert certify --focus ID --release
+/// R` and the target's flags (`cluster_args`, e.g. `--cluster kind`).
+pub fn reproduce_line(
+    id: &str,
+    release: &str,
+    cluster_args: &str,
+    env: &[(String, String)],
+) -> String {
+    let mut line: String = env
+        .iter()
+        .map(|(name, value)| format!("{name}={} ", sh_word(value)))
+        .collect();
+    line.push_str(&format!(
+        "burstcert certify --focus {id} --release {release}"
+    ));
     if !cluster_args.is_empty() {
         line.push(' ');
         line.push_str(cluster_args);
     }
     line
+}
+
+/// The flags that choose the target (`cluster_args`) and how the add-on burstcert installs
+/// authenticates (`--cci-auth aksk`; the default, a token, needs no flag): a failure only
+/// an add-on signing with AK/SK shows must be run again so.
+pub fn target_args(cluster_args: &str, auth: crate::env::AddonAuth) -> String {
+    match auth {
+        crate::env::AddonAuth::Token => cluster_args.to_owned(),
+        crate::env::AddonAuth::AkSk if cluster_args.is_empty() => "--cci-auth aksk".to_owned(),
+        crate::env::AddonAuth::AkSk => format!("{cluster_args} --cci-auth aksk"),
+    }
+}
+
+/// `text` as one word of `sh`: as it is when it holds only characters without a meaning to
+/// the shell, else in single quotes (a single quote inside becomes `'\''`).
+fn sh_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
+    if plain {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
+/// The environment variables of this process that change what a run certifies, as a
+/// reproduction must repeat them: the binaries run as the add-on's image and as the mock
+/// (`burstcert breakages` names an engine with a breakage on this way), a breakage of the
+/// add-on's manifests, the engine's lock duration, the waits' patience and the report's test
+/// fixtures. Without them the line would run the shipped engine and pass where this run
+/// failed. A binary's relative path becomes absolute: the line may be run from elsewhere.
+pub fn reproduce_env() -> Vec<(String, String)> {
+    let binaries = [
+        crate::binaries::ENGINE.env,
+        crate::binaries::MOCK.env,
+        crate::binaries::ECHO_BACKEND.env,
+    ];
+    let others = [
+        crate::addon::render::MANIFEST_BREAKAGE_ENV,
+        crate::env::LOCK_SECONDS_ENV,
+        crate::wait::PATIENCE_ENV,
+        super::fixture::ENV,
+    ];
+    binaries
+        .iter()
+        .map(|name| (name, true))
+        .chain(others.iter().map(|name| (name, false)))
+        .filter_map(|(name, path)| {
+            let value = std::env::var(name).ok().filter(|v| !v.is_empty())?;
+            let value = if path {
+                std::path::absolute(&value).map_or(value, |p| p.display().to_string())
+            } else {
+                value
+            };
+            Some(((*name).to_owned(), value))
+        })
+        .collect()
 }
 
 /// Gathers what each scenario leaves in the report folder `dir` when its body ends (see
@@ -616,7 +687,12 @@ impl Gatherer {
         )?;
         self.write(
             &file("reproduce.txt"),
-            reproduce_line(&scenario.id, &self.release, &self.cluster_args) + "\n",
+            reproduce_line(
+                &scenario.id,
+                &self.release,
+                &self.cluster_args,
+                &reproduce_env(),
+            ) + "\n",
         )
     }
 }
@@ -857,14 +933,33 @@ mod tests {
     }
 
     #[test]
-    fn the_reproduce_line_names_the_scenario_the_release_and_the_target() {
+    fn the_reproduce_line_names_the_scenario_the_release_the_target_and_what_chose_the_binaries() {
         assert_eq!(
-            reproduce_line("WL-01", "1.5.18", ""),
+            reproduce_line("WL-01", "1.5.18", "", &[]),
             "burstcert certify --focus WL-01 --release 1.5.18"
         );
         assert_eq!(
-            reproduce_line("WL-01", "1.5.18", "--cluster kind"),
+            reproduce_line("WL-01", "1.5.18", "--cluster kind", &[]),
             "burstcert certify --focus WL-01 --release 1.5.18 --cluster kind"
+        );
+        let env = [
+            (
+                "BURSTCERT_ENGINE_BIN".to_owned(),
+                "/r/delete-not-sent/bursting-engine".to_owned(),
+            ),
+            ("BURSTCERT_PATIENCE".to_owned(), "a b'c".to_owned()),
+        ];
+        assert_eq!(
+            reproduce_line("VK-01", "1.5.17", "", &env),
+            "BURSTCERT_ENGINE_BIN=/r/delete-not-sent/bursting-engine BURSTCERT_PATIENCE='a b'\\''c' \
+             burstcert certify --focus VK-01 --release 1.5.17"
+        );
+        use crate::env::AddonAuth;
+        assert_eq!(target_args("", AddonAuth::Token), "");
+        assert_eq!(target_args("", AddonAuth::AkSk), "--cci-auth aksk");
+        assert_eq!(
+            target_args("--cluster kind", AddonAuth::AkSk),
+            "--cluster kind --cci-auth aksk"
         );
     }
 
