@@ -19,10 +19,13 @@ cargo clippy --version >/dev/null 2>&1 || { echo "cargo clippy is missing: rustu
 command -v pgrep >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq procps; }
 # The kind path (ci/kind-smoke.sh): Debian's Docker engine, debootstrap for the node image, a C
 # compiler for pause (the engine's and mock's images carry the glibc build and its libraries).
+# And HTML Tidy, which checks report.html as an HTML checker reads it (the report's test skips,
+# saying so, without it).
 missing=()
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 command -v cc >/dev/null 2>&1 || missing+=(gcc)
+command -v tidy >/dev/null 2>&1 || missing+=(tidy)
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi

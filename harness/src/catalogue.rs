@@ -130,15 +130,18 @@ impl std::fmt::Debug for Entry {
 
 macro_rules! entries {
     ($( $id:literal, $title:literal, $body:expr, [$($need:ident),*] $(, $gate:expr)?; )*) => {
-        /// The whole catalogue, in `SCENARIOS.md` order.
+        /// The whole catalogue, in `SCENARIOS.md` order (and the report's test fixtures after
+        /// it, when a test asks for them: [`crate::report::fixture`]).
         pub fn entries() -> Vec<Entry> {
-            vec![$( Entry {
+            let mut entries = vec![$( Entry {
                 id: $id,
                 title: $title,
                 body: $body,
                 gate: entries!(@gate $($gate)?),
                 needs: &[$(Need::$need),*],
-            } ),*]
+            } ),*];
+            entries.extend(crate::report::fixture::entries());
+            entries
         }
     };
     (@gate) => { None };

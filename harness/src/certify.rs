@@ -485,7 +485,7 @@ async fn certify_on(
     let gatherer = std::sync::Arc::new(Gatherer {
         dir: options.report_dir.clone(),
         release: release.to_string(),
-        cluster_args: cluster_args(&options.cluster),
+        cluster_args: evidence::target_args(&cluster_args(&options.cluster), options.addon_auth),
         secrets: crate::report::run_secrets(run),
     });
     gatherer.clear()?;
@@ -527,7 +527,11 @@ async fn certify_on(
                     "burstcert:   {} {} ({seconds:.1}s) {}{}",
                     entry.id,
                     outcome.label(),
-                    first_line(outcome.reason()),
+                    // A CI log keeps this line as long as the report: redacted as the report.
+                    crate::report::redact(
+                        first_line(outcome.reason()).into(),
+                        &crate::report::run_secrets(run)
+                    ),
                     if again { " (running it again)" } else { "" }
                 );
                 runs.push(outcome);

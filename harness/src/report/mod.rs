@@ -6,10 +6,12 @@
 //! - [`verify`]: `burstcert verify`, the folder checked against that manifest;
 //! - [`evidence`]: what a failed scenario leaves for a person to read, and every scenario's
 //!   transcript;
-//! - [`diff`]: `burstcert diff`, two report folders compared.
+//! - [`diff`]: `burstcert diff`, two report folders compared;
+//! - [`fixture`]: scenarios that exist only for the tests of this machinery.
 
 pub mod diff;
 pub mod evidence;
+pub mod fixture;
 pub mod html;
 pub mod provenance;
 pub mod verify;
@@ -143,11 +145,23 @@ pub fn redact(text: String, secrets: &[String]) -> String {
         })
 }
 
-/// The CCI credential of every environment `run` started: what [`redact`] hides.
+/// The CCI credential of every environment `run` started: what [`redact`] hides. With a
+/// token, the secret key of the AK/SK pair the mock accepts for it too
+/// ([`crate::env::aksk_pair`]): the add-on holds that pair under `--cci-auth aksk`, and its log
+/// is evidence.
 pub fn run_secrets(run: &crate::env::Run) -> Vec<String> {
     run.started()
         .iter()
-        .map(|env| env.cci.auth().secret().to_owned())
+        .flat_map(|env| {
+            let auth = env.cci.auth();
+            let pair_of_token = match auth {
+                crate::cci::CciAuth::Token(token) => crate::env::aksk_pair(token)
+                    .split_once(':')
+                    .map(|(_, secret_key)| secret_key.to_owned()),
+                crate::cci::CciAuth::AkSk(_) => None,
+            };
+            std::iter::once(auth.secret().to_owned()).chain(pair_of_token)
+        })
         .collect()
 }
 
