@@ -434,14 +434,17 @@ impl Env {
     /// Brings everything up (blocking) on a local cluster whose controller manager and scheduler
     /// call the API server at `client_rates` (`None`: their defaults, as [`start`](Self::start)).
     pub fn start_with(client_rates: Option<ClientRates>) -> Result<Self> {
-        Self::launch(&Local { client_rates })
+        Self::launch(&Local {
+            client_rates,
+            ..Local::default()
+        })
     }
 
     /// Brings up a kind cluster from locally made images, the mock CCI in a container on kind's
     /// network and the add-on installed with the production rendering (blocking; see
     /// [`crate::kind`]). Prefer [`shared`] after [`configure_target`].
     pub fn start_kind() -> Result<Self> {
-        Self::launch(&Kind)
+        Self::launch(&Kind::default())
     }
 
     /// Brings a target of `launch` up (blocking). Prefer [`shared`] after [`configure_target`].

@@ -19,6 +19,7 @@ pub mod error;
 pub mod fixtures;
 pub mod gates;
 pub mod kind;
+pub mod matrix;
 pub mod mock_admin;
 pub mod needs;
 pub mod pki;

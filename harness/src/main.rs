@@ -28,7 +28,7 @@ use burstcert::cluster::nodes::{NodeShape, create_nodes};
 use burstcert::cluster::{ClusterProvider as _, client_for};
 use burstcert::progress::Progress;
 use burstcert::target::Launch;
-use burstcert::tools::{PREBUILT_ENV, Tools};
+use burstcert::tools::{Minor, PREBUILT_ENV, Tools};
 use clap::{Parser, Subcommand, ValueEnum};
 
 /// Where `certify` runs (see `--cluster`).
@@ -43,11 +43,15 @@ enum ClusterArg {
 }
 
 impl ClusterArg {
-    /// The target this value has the harness bring up; `None` for a cluster it is handed.
-    fn launch(self) -> Option<Arc<dyn Launch>> {
+    /// The target this value has the harness bring up at `kubernetes`; `None` for a cluster it
+    /// is handed.
+    fn launch(self, kubernetes: &'static Minor) -> Option<Arc<dyn Launch>> {
         match self {
-            ClusterArg::Local => Some(Arc::new(burstcert::target::local::Local::default())),
-            ClusterArg::Kind => Some(Arc::new(burstcert::target::kind::Kind)),
+            ClusterArg::Local => Some(Arc::new(burstcert::target::local::Local {
+                kubernetes,
+                ..Default::default()
+            })),
+            ClusterArg::Kind => Some(Arc::new(burstcert::target::kind::Kind { kubernetes })),
             ClusterArg::Existing => None,
         }
     }
@@ -63,11 +67,14 @@ enum UpClusterArg {
 }
 
 impl UpClusterArg {
-    /// The target this value has the harness bring up.
-    fn launch(self) -> Arc<dyn Launch> {
+    /// The target this value has the harness bring up at `kubernetes`.
+    fn launch(self, kubernetes: &'static Minor) -> Arc<dyn Launch> {
         match self {
-            UpClusterArg::Local => Arc::new(burstcert::target::local::Local::default()),
-            UpClusterArg::Kind => Arc::new(burstcert::target::kind::Kind),
+            UpClusterArg::Local => Arc::new(burstcert::target::local::Local {
+                kubernetes,
+                ..Default::default()
+            }),
+            UpClusterArg::Kind => Arc::new(burstcert::target::kind::Kind { kubernetes }),
         }
     }
 }
@@ -123,6 +130,13 @@ enum Command {
         /// kwok nodes or log files are "not run" there).
         #[arg(long, value_enum, default_value_t = ClusterArg::Local)]
         cluster: ClusterArg,
+        /// The Kubernetes minor(s) of the cluster burstcert brings up (local, kind), each at its
+        /// pinned patch release: `1.30`, or a list `1.30,1.36` certified one after another, each
+        /// report in --report's folder under the version's name, a summary beside them, the exit
+        /// code the worst version's [default: the pinned minor; `burstcert tools versions` lists
+        /// them].
+        #[arg(long, value_name = "MINOR[,MINOR…]", value_parser = burstcert::matrix::parse_kubernetes)]
+        kubernetes: Option<burstcert::matrix::Kubernetes>,
         /// Kubeconfig of the existing cluster (with --cluster existing).
         #[arg(long, value_name = "PATH", required_if_eq("cluster", "existing"))]
         kubeconfig: Option<std::path::PathBuf>,
@@ -214,6 +228,9 @@ enum Command {
         /// cluster from locally made images, the mock CCI in a container; needs Docker).
         #[arg(long, value_enum, default_value_t = UpClusterArg::Local)]
         cluster: UpClusterArg,
+        /// The cluster's Kubernetes minor, e.g. `1.30` [default: the pinned one].
+        #[arg(long, value_name = "MINOR", value_parser = Minor::parse)]
+        kubernetes: Option<&'static Minor>,
     },
     /// The add-on's lifecycle on a cluster (state in kube-system/bursting-addon).
     Addon {
@@ -323,6 +340,9 @@ enum ClusterCommand {
         /// Number of ordinary (kwok) nodes: 4 CPU, 16Gi, 110 pods, amd64 each.
         #[arg(long, default_value_t = 2)]
         nodes: usize,
+        /// The cluster's Kubernetes minor, e.g. `1.30` [default: the pinned one].
+        #[arg(long, value_name = "MINOR", value_parser = Minor::parse)]
+        kubernetes: Option<&'static Minor>,
     },
     /// Stop a cluster and remove its files (default: the only cluster there is).
     Down {
@@ -367,8 +387,12 @@ enum CciCommand {
 #[derive(Subcommand)]
 enum ToolsCommand {
     /// Build (or find) the pinned binaries and print their folder.
-    Build,
-    /// Print the pinned versions.
+    Build {
+        /// The Kubernetes minor, e.g. `1.30` [default: the pinned one].
+        #[arg(long, value_name = "MINOR", value_parser = Minor::parse)]
+        kubernetes: Option<&'static Minor>,
+    },
+    /// Print the pinned versions, and each supported Kubernetes minor's.
     Versions,
 }
 
@@ -415,6 +439,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Certify {
             release,
             cluster,
+            kubernetes,
             kubeconfig,
             cci_endpoint,
             cci_token_file,
@@ -432,6 +457,38 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             jobs,
         } => {
             let report = user_path(report);
+            if kubernetes.is_some() && cluster == ClusterArg::Existing {
+                eprintln!(
+                    "burstcert: usage error: --kubernetes chooses the cluster burstcert brings up; an existing cluster runs the version it serves"
+                );
+                return Ok(ExitCode::from(burstcert::certify::USAGE_EXIT_CODE));
+            }
+            let minors = kubernetes.map_or_else(|| vec![Minor::PINNED], |k| k.0);
+            if minors.len() > 1 {
+                if rerun_failed.is_some() {
+                    eprintln!(
+                        "burstcert: usage error: --rerun-failed reads one report: give one --kubernetes (each version's report is in a folder of its own)"
+                    );
+                    return Ok(ExitCode::from(burstcert::certify::USAGE_EXIT_CODE));
+                }
+                // Each version by a child burstcert with the same arguments (see matrix).
+                let args: Vec<_> = std::env::args_os().skip(1).collect();
+                let program = std::env::current_exe().context("find the running burstcert")?;
+                let release = release.map_or_else(
+                    || burstcert::certify::DEFAULT_RELEASE.to_owned(),
+                    |r| r.to_string(),
+                );
+                let matrix =
+                    burstcert::matrix::run(program.as_os_str(), &args, &minors, &release, &report)?;
+                for line in matrix.lines() {
+                    eprintln!("burstcert: {line}");
+                }
+                eprintln!(
+                    "burstcert: summary in {}",
+                    report.join("summary.md").display()
+                );
+                return Ok(ExitCode::from(matrix.exit_code()));
+            }
             let mut release = release;
             if let Some(dir) = rerun_failed.map(user_path) {
                 let path = dir.join("report.json");
@@ -474,7 +531,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     },
                 ),
                 // NB: clap requires --kubeconfig with `existing`.
-                (other, _) => other.launch().map_or_else(
+                (other, _) => other.launch(minors[0]).map_or_else(
                     burstcert::certify::ClusterChoice::default,
                     burstcert::certify::ClusterChoice::Made,
                 ),
@@ -562,13 +619,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             });
         }
-        Command::Up { release, cluster } => {
+        Command::Up {
+            release,
+            cluster,
+            kubernetes,
+        } => {
             let release = release.to_string();
             anyhow::ensure!(
                 burstcert::env::configure_release(&release),
                 "release already set"
             );
-            let env = burstcert::env::Env::launch(cluster.launch().as_ref())?;
+            let env = burstcert::env::Env::launch(
+                cluster.launch(kubernetes.unwrap_or(Minor::PINNED)).as_ref(),
+            )?;
             eprintln!(
                 "burstcert: up: add-on {release} Running; cluster id {}; mock CCI at {}; Ctrl-C stops everything",
                 env.cluster_id,
@@ -691,9 +754,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{report}");
         }
         Command::Tools {
-            command: ToolsCommand::Build,
+            command: ToolsCommand::Build { kubernetes },
         } => {
-            let tools = Tools::ensure(&progress)?;
+            let tools = Tools::ensure_for(kubernetes.unwrap_or(Minor::PINNED), &progress)?;
             println!("{}", tools.dir().display());
         }
         Command::Tools {
@@ -704,6 +767,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "kubernetes {}\netcd {}\nkwok {}",
                 pins.kubernetes, pins.etcd, pins.kwok
             );
+            for minor in Minor::SUPPORTED {
+                let pins = burstcert::tools::Pins::of(minor);
+                println!(
+                    "supported {} kubernetes {} etcd {} kwok {}",
+                    minor.minor(),
+                    pins.kubernetes,
+                    pins.etcd,
+                    pins.kwok
+                );
+            }
         }
         Command::Cluster {
             command: ClusterCommand::List,
@@ -745,9 +818,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("burstcert: cluster {name} is down");
         }
         Command::Cluster {
-            command: ClusterCommand::Up { name, nodes },
+            command:
+                ClusterCommand::Up {
+                    name,
+                    nodes,
+                    kubernetes,
+                },
         } => {
-            let tools = Tools::ensure(&progress)?;
+            let tools = Tools::ensure_for(kubernetes.unwrap_or(Minor::PINNED), &progress)?;
             // Torn down if anything below fails; kept only once it is complete.
             let cluster = LocalCluster::create(
                 &tools,

@@ -20,12 +20,15 @@ use crate::kind::{Container, KindCluster, MOCK_PORT};
 use crate::mock_admin::MockAdmin;
 use crate::progress::Progress;
 use crate::target::{AddonLogs, Installer, Launch, MockFiles, Target, bring_up_runtime};
-use crate::tools::Tools;
+use crate::tools::{Minor, Tools};
 use crate::wait;
 
 /// Launches [`KindTarget`]s (one a run: see [`Launch::several`]).
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Kind;
+pub struct Kind {
+    /// The Kubernetes minor of the cluster (default: [`Minor::PINNED`]).
+    pub kubernetes: &'static Minor,
+}
 
 impl Launch for Kind {
     fn kind(&self) -> &'static str {
@@ -33,7 +36,11 @@ impl Launch for Kind {
     }
 
     fn start(&self) -> Result<Box<dyn Target>> {
-        Ok(Box::new(KindTarget::start()?))
+        Ok(Box::new(KindTarget::start_at(self.kubernetes)?))
+    }
+
+    fn kubernetes(&self) -> Option<&'static Minor> {
+        Some(self.kubernetes)
     }
 }
 
@@ -52,14 +59,21 @@ pub struct KindTarget {
 }
 
 impl KindTarget {
-    /// Brings the kind cluster, the mock's container and the add-on up (blocking).
+    /// Brings the kind cluster of the pinned minor, the mock's container and the add-on up
+    /// (blocking).
     pub fn start() -> Result<Self> {
+        Self::start_at(Minor::PINNED)
+    }
+
+    /// Brings a kind cluster of Kubernetes `kubernetes`, the mock's container and the add-on up
+    /// (blocking).
+    pub fn start_at(kubernetes: &Minor) -> Result<Self> {
         let progress = Progress::stderr();
         crate::kind::check_docker()?;
         let mock_binary = crate::binaries::resolve(crate::binaries::MOCK)?;
         let engine_binary = crate::binaries::resolve(crate::binaries::ENGINE)?;
-        let tools = Tools::ensure(&progress)?;
-        let kind_tools = crate::tools::ensure_kind(&progress)?;
+        let tools = Tools::ensure_for(kubernetes, &progress)?;
+        let kind_tools = crate::tools::ensure_kind_for(kubernetes, &progress)?;
         let node_image = crate::kind::ensure_node_image(&tools, &kind_tools, &progress)?;
 
         let cluster_name = crate::cluster::local::random_name();

@@ -146,6 +146,12 @@ pub trait Launch: Send + Sync + std::fmt::Debug {
     /// Brings one target up (blocking; seconds to minutes where the harness makes it).
     fn start(&self) -> Result<Box<dyn Target>>;
 
+    /// The Kubernetes minor it brings up, where the harness chooses it (`--kubernetes`); `None`
+    /// for a cluster it is handed.
+    fn kubernetes(&self) -> Option<&'static crate::tools::Minor> {
+        None
+    }
+
     /// Whether a run may bring up several at once, so that cluster-wide scenarios get a
     /// cluster each ([`crate::env::configure_extra_clusters`]). No by default: a cluster the
     /// harness did not make is one, and another kind cluster costs more than it saves.
