@@ -18,6 +18,7 @@ pub mod env;
 pub mod error;
 pub mod fixtures;
 pub mod gates;
+pub mod k8s_features;
 pub mod kind;
 pub mod matrix;
 pub mod mock_admin;

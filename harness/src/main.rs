@@ -312,6 +312,10 @@ enum Command {
         /// Seconds one breakage's certify may take.
         #[arg(long, default_value_t = burstcert::breakages::DEFAULT_TIMEOUT.as_secs())]
         timeout_secs: u64,
+        /// The Kubernetes minor every certify brings up, e.g. `1.30` [default: the pinned one].
+        /// A breakage that depends on a feature that minor serves is "not shown" there.
+        #[arg(long, value_name = "MINOR", value_parser = Minor::parse)]
+        kubernetes: Option<&'static Minor>,
     },
     /// Operations on the CCI side.
     Cci {
@@ -711,6 +715,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             report,
             no_baseline,
             timeout_secs,
+            kubernetes,
         } => {
             if list {
                 let selected =
@@ -725,6 +730,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 report_dir: user_path(report),
                 baseline: !no_baseline,
                 timeout: std::time::Duration::from_secs(timeout_secs),
+                kubernetes: kubernetes.unwrap_or(Minor::PINNED),
             })?;
             print!("{}", run.markdown());
             eprintln!("burstcert: breakages: {}", run.summary());
