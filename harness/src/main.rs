@@ -131,10 +131,10 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ClusterArg::Local)]
         cluster: ClusterArg,
         /// The Kubernetes minor(s) of the cluster burstcert brings up (local, kind), each at its
-        /// pinned patch release: `1.30`, or a list `1.30,1.36` certified one after another, each
-        /// report in --report's folder under the version's name, a summary beside them, the exit
-        /// code the worst version's [default: the pinned minor; `burstcert tools versions` lists
-        /// them].
+        /// pinned patch release: `1.30` (or `oldest`, `pinned`), or a list `1.30,1.36` certified
+        /// one after another, each report in --report's folder under the version's name, a
+        /// summary beside them, the exit code the worst version's [default: the pinned minor;
+        /// `burstcert tools versions` lists them].
         #[arg(long, value_name = "MINOR[,MINOR…]", value_parser = burstcert::matrix::parse_kubernetes)]
         kubernetes: Option<burstcert::matrix::Kubernetes>,
         /// Kubeconfig of the existing cluster (with --cluster existing).

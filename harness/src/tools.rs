@@ -190,9 +190,15 @@ impl Minor {
             .unwrap_or(0)
     }
 
-    /// The supported minor `text` names: `1.30`, `v1.30`, or its pinned release (`1.30.14`,
-    /// `v1.30.14`); an error names what is supported.
+    /// The supported minor `text` names: `1.30`, `v1.30`, its pinned release (`1.30.14`,
+    /// `v1.30.14`), or `oldest` / `pinned` (so CI names the oldest without repeating it); an
+    /// error names what is supported.
     pub fn parse(text: &str) -> std::result::Result<&'static Minor, String> {
+        match text.trim() {
+            "oldest" => return Ok(Minor::oldest()),
+            "pinned" => return Ok(Minor::PINNED),
+            _ => {}
+        }
         let wanted = text.trim().trim_start_matches('v');
         let supported = || {
             Minor::SUPPORTED
@@ -208,7 +214,7 @@ impl Minor {
                 .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
         if !well_formed {
             return Err(format!(
-                "{text:?} is not a Kubernetes minor like 1.30 (supported: {})",
+                "{text:?} is not a Kubernetes minor like 1.30, nor oldest or pinned (supported: {})",
                 supported()
             ));
         }
@@ -767,6 +773,22 @@ mod tests {
     }
 
     #[test]
+    fn k8s_openapi_is_compiled_for_the_newest_minor_the_harness_brings_up() {
+        let manifest =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml"))
+                .unwrap();
+        let line = manifest
+            .lines()
+            .find(|l| l.starts_with("k8s-openapi ="))
+            .expect("the workspace names k8s-openapi");
+        let newest = Minor::SUPPORTED.last().unwrap().number();
+        assert!(
+            line.contains(&format!("\"v1_{newest}\"")),
+            "{line}: not the newest supported minor 1.{newest}"
+        );
+    }
+
+    #[test]
     fn each_minor_runs_on_the_etcd_its_kubeadm_pairs_it_with() {
         // kubeadm pairs Kubernetes up to 1.33 with etcd 3.5 and 1.34 on with etcd 3.6.
         for minor in Minor::SUPPORTED {
@@ -788,6 +810,8 @@ mod tests {
     #[case::other_patch("1.30.2", Err("pinned at v1.30.14"))]
     #[case::unsupported("1.28", Err("Kubernetes 1.28 is not supported"))]
     #[case::malformed("1.x", Err("not a Kubernetes minor"))]
+    #[case::oldest("oldest", Ok("v1.30.14"))]
+    #[case::pinned("pinned", Ok("v1.36.3"))]
     #[case::major_only("1", Err("not a Kubernetes minor"))]
     fn a_kubernetes_argument_names_a_supported_minor(
         #[case] text: &str,
