@@ -164,6 +164,9 @@ breakages! {
     /// proxy: tunnels are accepted and never forwarded.
     ProxyForwardsNothing = "proxy-forwards-nothing",
         "the proxy registers and accepts tunnels, but never dials the Service: nothing comes back";
+    /// provider: ConfigMaps and Secrets are watched with a streaming list only.
+    WatchListOnly = "watch-list-only",
+        "ConfigMaps and Secrets are watched with a streaming list (sendInitialEvents, the WatchList API), which API servers serve by default only at 1.32 and from 1.34: on other minors the watch is refused and no update reaches CCI";
 }
 
 /// Whether breakage `b` is active: never, in a build without the feature `breakages`.

@@ -595,18 +595,21 @@ impl CciProvider {
     /// [`refresh`](Self::refresh) the copies of those that pods use when they change. Runs until
     /// dropped; watch errors are retried with backoff.
     pub async fn watch_cluster_objects(self: Arc<Self>, client: kube::Client) {
+        // A list, then a watch: every API server serves it (a streaming list needs WatchList).
+        let config = if breakage::is(Breakage::WatchListOnly) {
+            watcher::Config::default().streaming_lists()
+        } else {
+            watcher::Config::default()
+        };
         let config_maps = watcher::watcher(
             kube::Api::<PartialObjectMeta<ConfigMap>>::all(client.clone()),
-            watcher::Config::default(),
+            config.clone(),
         )
         .default_backoff()
         .map(|e| changed(ObjectKind::ConfigMap, e));
-        let secrets = watcher::watcher(
-            kube::Api::<PartialObjectMeta<Secret>>::all(client),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .map(|e| changed(ObjectKind::Secret, e));
+        let secrets = watcher::watcher(kube::Api::<PartialObjectMeta<Secret>>::all(client), config)
+            .default_backoff()
+            .map(|e| changed(ObjectKind::Secret, e));
         let events = futures::stream::select(config_maps, secrets);
         futures::pin_mut!(events);
         while let Some(event) = events.next().await {

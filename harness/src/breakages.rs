@@ -30,7 +30,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::error::{Error, IoContext as _, Result};
+use crate::k8s_features::Feature;
 use crate::progress::Progress;
+use crate::tools::Minor;
 
 /// The engine's cargo feature that compiles the breakages in.
 pub const FEATURE: &str = "breakages";
@@ -53,6 +55,9 @@ pub struct Breakage {
     /// A breakage of the add-on's manifests (the installer applies them broken, see
     /// [`crate::addon::render::MANIFEST_BREAKAGES`]), not of the engine's code.
     pub manifests: bool,
+    /// A Kubernetes feature the broken engine depends on: the breakage shows only on a minor
+    /// that lacks it (where it does not, its scenarios pass, and rightly so).
+    pub lacking: Option<Feature>,
 }
 
 const fn b(
@@ -65,6 +70,21 @@ const fn b(
         expected,
         symptom,
         manifests: false,
+        lacking: None,
+    }
+}
+
+/// A breakage of the engine that shows only on a minor lacking `feature` (see
+/// [`Breakage::lacking`]).
+const fn on_lacking(
+    feature: Feature,
+    name: &'static str,
+    expected: &'static [&'static str],
+    symptom: &'static str,
+) -> Breakage {
+    Breakage {
+        lacking: Some(feature),
+        ..b(name, expected, symptom)
     }
 }
 
@@ -79,6 +99,7 @@ const fn m(
         expected,
         symptom,
         manifests: true,
+        lacking: None,
     }
 }
 
@@ -274,6 +295,12 @@ pub const CATALOGUE: &[Breakage] = &[
         &["NET-01"],
         "with interconnect, the proxy is registered but no Service's answer comes back",
     ),
+    on_lacking(
+        Feature::WatchList,
+        "watch-list-only",
+        &["VOL-01", "VOL-02"],
+        "on a minor without streaming lists (1.30, 1.31, 1.33) ConfigMap and Secret updates never reach CCI; where they are served (1.32, 1.34 on) nothing shows",
+    ),
     // The manifests' breakages, after the engine's (in `render::MANIFEST_BREAKAGES`' order).
     m(
         "lease-write-anywhere",
@@ -363,6 +390,12 @@ pub enum Verdict {
     },
     /// The focused scenarios passed with the breakage on.
     Missed,
+    /// The focused scenarios passed, as they must: the cluster serves the Kubernetes feature
+    /// the broken engine depends on ([`Breakage::lacking`]), so the breakage cannot show here.
+    NotShown {
+        /// Which feature the cluster serves.
+        reason: String,
+    },
     /// No verdict: certify could not run, or ran out of time, or the report says why not.
     Error {
         /// What happened.
@@ -376,6 +409,7 @@ impl Verdict {
         match self {
             Verdict::Caught { .. } => "caught",
             Verdict::Missed => "missed",
+            Verdict::NotShown { .. } => "not shown",
             Verdict::Error { .. } => "error",
         }
     }
@@ -459,6 +493,24 @@ pub fn classify(
     }
 }
 
+/// A miss of a breakage that depends on a feature `kubernetes` serves is what must happen: it is
+/// "not shown" there. Any other verdict stands (a catch there would be the scenarios' own
+/// failure, so it is not explained away).
+fn not_shown_where_served(verdict: Verdict, breakage: &Breakage, kubernetes: &Minor) -> Verdict {
+    match (verdict, breakage.lacking) {
+        (Verdict::Missed, Some(feature)) if feature.served_at(kubernetes.number()) => {
+            Verdict::NotShown {
+                reason: format!(
+                    "Kubernetes {} serves {}",
+                    kubernetes.release(),
+                    feature.describe()
+                ),
+            }
+        }
+        (verdict, _) => verdict,
+    }
+}
+
 /// The first sentence of a failure reason (before the diagnosis dump), at most 200 characters.
 fn evidence(reason: &str) -> String {
     let first = reason
@@ -510,9 +562,12 @@ impl Run {
             .count()
     }
 
-    /// Whether every breakage was caught.
+    /// Whether every breakage was caught, but for those that cannot show on this minor
+    /// ([`Verdict::NotShown`]).
     pub fn all_caught(&self) -> bool {
-        self.caught() == self.outcomes.len()
+        self.outcomes
+            .iter()
+            .all(|o| matches!(o.verdict, Verdict::Caught { .. } | Verdict::NotShown { .. }))
     }
 
     /// `caught N of M (K missed, E errors) in …`.
@@ -523,8 +578,12 @@ impl Run {
                 .filter(|o| o.verdict.label() == label)
                 .count()
         };
+        let not_shown = match count("not shown") {
+            0 => String::new(),
+            n => format!(", {n} cannot show on this Kubernetes"),
+        };
         format!(
-            "caught {} of {} breakages ({} missed, {} errors) in {}",
+            "caught {} of {} breakages ({} missed, {} errors{not_shown}) in {}",
             self.caught(),
             self.outcomes.len(),
             count("missed"),
@@ -549,6 +608,9 @@ impl Run {
                     (by.join(", "), "caught".to_owned(), evidence.clone())
                 }
                 Verdict::Missed => ("—".to_owned(), "**missed**".to_owned(), String::new()),
+                Verdict::NotShown { reason } => {
+                    ("—".to_owned(), "not shown here".to_owned(), reason.clone())
+                }
                 Verdict::Error { reason } => {
                     ("—".to_owned(), "**error**".to_owned(), evidence(reason))
                 }
@@ -596,6 +658,8 @@ pub struct Options {
     pub baseline: bool,
     /// How long one certify may take.
     pub timeout: Duration,
+    /// The Kubernetes minor every certify of the run brings up.
+    pub kubernetes: &'static Minor,
 }
 
 /// The binaries every certify of the run uses.
@@ -638,7 +702,7 @@ fn certify(
     binaries: &Binaries,
     ids: &[&str],
     dir: &Path,
-    timeout: Duration,
+    (kubernetes, timeout): (&Minor, Duration),
 ) -> Result<(
     std::result::Result<i32, String>,
     Option<serde_json::Value>,
@@ -659,6 +723,7 @@ fn certify(
         .args(ids)
         .arg("--report")
         .arg(&report)
+        .args(["--kubernetes", &kubernetes.minor()])
         .env(crate::binaries::ENGINE_BIN_ENV, engine)
         .env(crate::binaries::MOCK_BIN_ENV, &binaries.mock)
         // A failing snapshot must fail the scenario, not leave `.snap.new` files in the tree.
@@ -735,7 +800,7 @@ pub fn run(options: &Options) -> Result<Run> {
             &binaries,
             &ids,
             &dir,
-            options.timeout,
+            (options.kubernetes, options.timeout),
         )?;
         match (&exit, &report) {
             (Ok(0 | 1 | 3), Some(report)) => {
@@ -799,9 +864,13 @@ pub fn run(options: &Options) -> Result<Run> {
             &binaries,
             breakage.expected,
             &dir,
-            options.timeout,
+            (options.kubernetes, options.timeout),
         )?;
-        let verdict = classify(exit, report.as_ref(), &tail, &baseline_failures);
+        let verdict = not_shown_where_served(
+            classify(exit, report.as_ref(), &tail, &baseline_failures),
+            breakage,
+            options.kubernetes,
+        );
         let seconds = t.elapsed().as_secs_f64();
         eprintln!(
             "burstcert: [{}/{}] {}: {} in {seconds:.0} s",
@@ -813,6 +882,7 @@ pub fn run(options: &Options) -> Result<Run> {
                     format!("caught by {} ({evidence})", by.join(", "))
                 }
                 Verdict::Missed => "MISSED".to_owned(),
+                Verdict::NotShown { reason } => format!("not shown here ({reason})"),
                 Verdict::Error { reason } => format!("ERROR: {reason}"),
             }
         );
@@ -990,6 +1060,62 @@ mod tests {
             "timed out after 60s waiting for x"
         );
         assert_eq!(evidence(&"é".repeat(300)).chars().count(), 201);
+    }
+
+    #[test]
+    fn a_breakage_needing_a_feature_is_not_shown_where_it_is_served_and_caught_elsewhere() {
+        let watch = find("watch-list-only").unwrap();
+        assert_eq!(watch.lacking, Some(Feature::WatchList));
+        let pinned = Minor::PINNED;
+        assert!(Feature::WatchList.served_at(pinned.number()));
+        match not_shown_where_served(Verdict::Missed, watch, pinned) {
+            Verdict::NotShown { reason } => {
+                assert!(reason.contains(&pinned.release()), "{reason}");
+                assert!(reason.contains("streaming lists"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // On the oldest minor (no WatchList) a pass is a miss, as for any breakage.
+        assert!(!Feature::WatchList.served_at(Minor::oldest().number()));
+        assert_eq!(
+            not_shown_where_served(Verdict::Missed, watch, Minor::oldest()),
+            Verdict::Missed
+        );
+        let caught = Verdict::Caught {
+            by: vec!["VOL-01".into()],
+            evidence: "x".into(),
+        };
+        assert_eq!(
+            not_shown_where_served(caught.clone(), watch, pinned),
+            caught
+        );
+        // A breakage that needs nothing is never excused.
+        let plain = find("delete-not-sent").unwrap();
+        assert_eq!(
+            not_shown_where_served(Verdict::Missed, plain, pinned),
+            Verdict::Missed
+        );
+        let run = Run {
+            baseline_failures: vec![],
+            outcomes: vec![Outcome {
+                breakage: *watch,
+                verdict: not_shown_where_served(Verdict::Missed, watch, pinned),
+                seconds: 1.0,
+                dir: PathBuf::from("/r"),
+            }],
+            wall_seconds: 1.0,
+        };
+        assert!(run.all_caught());
+        assert!(
+            run.summary().contains("1 cannot show on this Kubernetes"),
+            "{}",
+            run.summary()
+        );
+        assert!(
+            run.markdown().contains("not shown here"),
+            "{}",
+            run.markdown()
+        );
     }
 
     #[test]

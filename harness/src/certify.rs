@@ -676,9 +676,22 @@ fn addon_namespace(options: &Options) -> &str {
 /// The flags of `burstcert certify` that choose the target, as `reproduce.txt` repeats them.
 fn cluster_args(cluster: &ClusterChoice) -> String {
     match cluster {
-        // The default target needs no flag; another made one is named by its kind.
-        ClusterChoice::Made(launch) if launch.kind() == "local" => String::new(),
-        ClusterChoice::Made(launch) => format!("--cluster {}", launch.kind()),
+        // The default target needs no flag; another made one is named by its kind, a minor
+        // other than the pinned one by --kubernetes.
+        ClusterChoice::Made(launch) => {
+            let cluster = match launch.kind() {
+                "local" => String::new(),
+                other => format!("--cluster {other}"),
+            };
+            match launch.kubernetes() {
+                Some(minor) if minor != crate::tools::Minor::PINNED => {
+                    format!("{cluster} --kubernetes {}", minor.minor())
+                        .trim_start()
+                        .to_owned()
+                }
+                _ => cluster,
+            }
+        }
         ClusterChoice::Existing(existing) => {
             let mut args = format!(
                 "--cluster existing --kubeconfig {}",
@@ -1052,8 +1065,24 @@ mod tests {
     #[test]
     fn reproduce_flags_name_the_target() {
         assert_eq!(cluster_args(&ClusterChoice::default()), "");
-        let kind = ClusterChoice::Made(std::sync::Arc::new(crate::target::kind::Kind));
+        let kind = ClusterChoice::Made(std::sync::Arc::new(crate::target::kind::Kind::default()));
         assert_eq!(cluster_args(&kind), "--cluster kind");
+        let oldest = crate::tools::Minor::oldest();
+        let old = ClusterChoice::Made(std::sync::Arc::new(crate::target::local::Local {
+            kubernetes: oldest,
+            ..Default::default()
+        }));
+        assert_eq!(
+            cluster_args(&old),
+            format!("--kubernetes {}", oldest.minor())
+        );
+        let old_kind = ClusterChoice::Made(std::sync::Arc::new(crate::target::kind::Kind {
+            kubernetes: oldest,
+        }));
+        assert_eq!(
+            cluster_args(&old_kind),
+            format!("--cluster kind --kubernetes {}", oldest.minor())
+        );
     }
 
     #[test]

@@ -493,7 +493,13 @@ impl Env {
     /// Brings everything up (blocking) on a local cluster whose controller manager and scheduler
     /// call the API server at `client_rates` (`None`: their defaults, as [`start`](Self::start)).
     pub fn start_with(setup: &Setup, client_rates: Option<ClientRates>) -> Result<Self> {
-        Self::launch(&Local { client_rates }, setup)
+        Self::launch(
+            &Local {
+                client_rates,
+                ..Local::default()
+            },
+            setup,
+        )
     }
 
     /// Brings a target of `launch` up (blocking), installing `setup`. Scenarios get theirs from

@@ -24,6 +24,10 @@ pub struct BreakagesArgs {
     /// Seconds one breakage's certify may take.
     #[arg(long, default_value_t = burstcert::breakages::DEFAULT_TIMEOUT.as_secs())]
     pub timeout_secs: u64,
+    /// The Kubernetes minor every certify brings up, e.g. `1.30` [default: the pinned one].
+    /// A breakage that depends on a feature that minor serves is "not shown" there.
+    #[arg(long, value_name = "MINOR", value_parser = burstcert::tools::Minor::parse)]
+    pub kubernetes: Option<&'static burstcert::tools::Minor>,
 }
 
 /// Lists the breakages, or runs them and prints the table; exit 0 only if every one was caught.
@@ -34,6 +38,7 @@ pub fn run(args: BreakagesArgs) -> anyhow::Result<ExitCode> {
         report,
         no_baseline,
         timeout_secs,
+        kubernetes,
     } = args;
     if list {
         let selected = burstcert::breakages::select(&only).map_err(|e| anyhow::anyhow!(e))?;
@@ -47,6 +52,7 @@ pub fn run(args: BreakagesArgs) -> anyhow::Result<ExitCode> {
         report_dir: user_path(report),
         baseline: !no_baseline,
         timeout: std::time::Duration::from_secs(timeout_secs),
+        kubernetes: kubernetes.unwrap_or(burstcert::tools::Minor::PINNED),
     })?;
     print!("{}", run.markdown());
     eprintln!("burstcert: breakages: {}", run.summary());

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use burstcert::binaries::user_path;
 use burstcert::target::Launch;
+use burstcert::tools::Minor;
 use clap::{Args, ValueEnum};
 
 use super::{read_auth, read_ca_file};
@@ -22,11 +23,15 @@ pub enum ClusterArg {
 }
 
 impl ClusterArg {
-    /// The target this value has the harness bring up; `None` for a cluster it is handed.
-    fn launch(self) -> Option<Arc<dyn Launch>> {
+    /// The target this value has the harness bring up at `kubernetes`; `None` for a cluster it
+    /// is handed.
+    fn launch(self, kubernetes: &'static Minor) -> Option<Arc<dyn Launch>> {
         match self {
-            ClusterArg::Local => Some(Arc::new(burstcert::target::local::Local::default())),
-            ClusterArg::Kind => Some(Arc::new(burstcert::target::kind::Kind)),
+            ClusterArg::Local => Some(Arc::new(burstcert::target::local::Local {
+                kubernetes,
+                ..Default::default()
+            })),
+            ClusterArg::Kind => Some(Arc::new(burstcert::target::kind::Kind { kubernetes })),
             ClusterArg::Existing => None,
         }
     }
@@ -59,6 +64,13 @@ pub struct CertifyArgs {
     /// kwok nodes or log files are "not run" there).
     #[arg(long, value_enum, default_value_t = ClusterArg::Local)]
     pub cluster: ClusterArg,
+    /// The Kubernetes minor(s) of the cluster burstcert brings up (local, kind), each at its
+    /// pinned patch release: `1.30` (or `oldest`, `pinned`), or a list `1.30,1.36` certified
+    /// one after another, each report in --report's folder under the version's name, a
+    /// summary beside them, the exit code the worst version's [default: the pinned minor;
+    /// `burstcert tools versions` lists them].
+    #[arg(long, value_name = "MINOR[,MINOR…]", value_parser = burstcert::matrix::parse_kubernetes)]
+    pub kubernetes: Option<burstcert::matrix::Kubernetes>,
     /// Kubeconfig of the existing cluster (with --cluster existing).
     #[arg(long, value_name = "PATH", required_if_eq("cluster", "existing"))]
     pub kubeconfig: Option<std::path::PathBuf>,
@@ -129,6 +141,7 @@ pub fn run(args: CertifyArgs) -> anyhow::Result<ExitCode> {
     let CertifyArgs {
         release,
         cluster,
+        kubernetes,
         kubeconfig,
         cci_endpoint,
         cci_token_file,
@@ -146,6 +159,38 @@ pub fn run(args: CertifyArgs) -> anyhow::Result<ExitCode> {
         jobs,
     } = args;
     let report = user_path(report);
+    if kubernetes.is_some() && cluster == ClusterArg::Existing {
+        eprintln!(
+            "burstcert: usage error: --kubernetes chooses the cluster burstcert brings up; an existing cluster runs the version it serves"
+        );
+        return Ok(ExitCode::from(burstcert::certify::USAGE_EXIT_CODE));
+    }
+    let minors = kubernetes.map_or_else(|| vec![Minor::PINNED], |k| k.0);
+    if minors.len() > 1 {
+        if rerun_failed.is_some() {
+            eprintln!(
+                "burstcert: usage error: --rerun-failed reads one report: give one --kubernetes (each version's report is in a folder of its own)"
+            );
+            return Ok(ExitCode::from(burstcert::certify::USAGE_EXIT_CODE));
+        }
+        // Each version by a child burstcert with the same arguments (see matrix).
+        let args: Vec<_> = std::env::args_os().skip(1).collect();
+        let program = std::env::current_exe().context("find the running burstcert")?;
+        let release = release.map_or_else(
+            || burstcert::certify::DEFAULT_RELEASE.to_owned(),
+            |r| r.to_string(),
+        );
+        let matrix =
+            burstcert::matrix::run(program.as_os_str(), &args, &minors, &release, &report)?;
+        for line in matrix.lines() {
+            eprintln!("burstcert: {line}");
+        }
+        eprintln!(
+            "burstcert: summary in {}",
+            report.join("summary.md").display()
+        );
+        return Ok(ExitCode::from(matrix.exit_code()));
+    }
     let mut release = release;
     if let Some(dir) = rerun_failed.map(user_path) {
         let path = dir.join("report.json");
@@ -186,7 +231,7 @@ pub fn run(args: CertifyArgs) -> anyhow::Result<ExitCode> {
             })
         }
         // NB: clap requires --kubeconfig with `existing`.
-        (other, _) => other.launch().map_or_else(
+        (other, _) => other.launch(minors[0]).map_or_else(
             burstcert::certify::ClusterChoice::default,
             burstcert::certify::ClusterChoice::Made,
         ),

@@ -6,7 +6,7 @@ use burstcert::cluster::local::{self, LocalCluster, LocalOptions};
 use burstcert::cluster::nodes::{NodeShape, create_nodes};
 use burstcert::cluster::{ClusterProvider as _, client_for};
 use burstcert::progress::Progress;
-use burstcert::tools::Tools;
+use burstcert::tools::{Minor, Tools};
 use clap::Subcommand;
 
 #[derive(Subcommand)]
@@ -19,6 +19,9 @@ pub enum ClusterCommand {
         /// Number of ordinary (kwok) nodes: 4 CPU, 16Gi, 110 pods, amd64 each.
         #[arg(long, default_value_t = 2)]
         nodes: usize,
+        /// The cluster's Kubernetes minor, e.g. `1.30` [default: the pinned one].
+        #[arg(long, value_name = "MINOR", value_parser = Minor::parse)]
+        kubernetes: Option<&'static Minor>,
     },
     /// Stop a cluster and remove its files (default: the only cluster there is).
     Down {
@@ -70,8 +73,12 @@ pub fn run(command: ClusterCommand, progress: &Progress) -> anyhow::Result<()> {
             local::delete(&tools, &name)?;
             eprintln!("burstcert: cluster {name} is down");
         }
-        ClusterCommand::Up { name, nodes } => {
-            let tools = Tools::ensure(progress)?;
+        ClusterCommand::Up {
+            name,
+            nodes,
+            kubernetes,
+        } => {
+            let tools = Tools::ensure_for(kubernetes.unwrap_or(Minor::PINNED), progress)?;
             // Torn down if anything below fails; kept only once it is complete.
             let cluster = LocalCluster::create(
                 &tools,

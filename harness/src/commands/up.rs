@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use burstcert::target::Launch;
+use burstcert::tools::Minor;
 use clap::{Args, ValueEnum};
 
 /// Where `up` brings the environment up.
@@ -17,11 +18,14 @@ pub enum UpClusterArg {
 }
 
 impl UpClusterArg {
-    /// The target this value has the harness bring up.
-    fn launch(self) -> Arc<dyn Launch> {
+    /// The target this value has the harness bring up at `kubernetes`.
+    fn launch(self, kubernetes: &'static Minor) -> Arc<dyn Launch> {
         match self {
-            UpClusterArg::Local => Arc::new(burstcert::target::local::Local::default()),
-            UpClusterArg::Kind => Arc::new(burstcert::target::kind::Kind),
+            UpClusterArg::Local => Arc::new(burstcert::target::local::Local {
+                kubernetes,
+                ..Default::default()
+            }),
+            UpClusterArg::Kind => Arc::new(burstcert::target::kind::Kind { kubernetes }),
         }
     }
 }
@@ -36,13 +40,23 @@ pub struct UpArgs {
     /// cluster from locally made images, the mock CCI in a container; needs Docker).
     #[arg(long, value_enum, default_value_t = UpClusterArg::Local)]
     pub cluster: UpClusterArg,
+    /// The cluster's Kubernetes minor, e.g. `1.30` [default: the pinned one].
+    #[arg(long, value_name = "MINOR", value_parser = Minor::parse)]
+    pub kubernetes: Option<&'static Minor>,
 }
 
 /// Brings the environment up, prints its kubeconfig, and tears it down on Ctrl-C.
 pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
-    let UpArgs { release, cluster } = args;
+    let UpArgs {
+        release,
+        cluster,
+        kubernetes,
+    } = args;
     let setup = burstcert::env::Setup::at(release);
-    let env = burstcert::env::Env::launch(cluster.launch().as_ref(), &setup)?;
+    let env = burstcert::env::Env::launch(
+        cluster.launch(kubernetes.unwrap_or(Minor::PINNED)).as_ref(),
+        &setup,
+    )?;
     eprintln!(
         "burstcert: up: add-on {release} Running; cluster id {}; mock CCI at {}; Ctrl-C stops everything",
         env.cluster_id,

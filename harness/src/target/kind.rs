@@ -21,12 +21,15 @@ use crate::kind::{Container, KindCluster, MOCK_PORT};
 use crate::mock_admin::MockAdmin;
 use crate::progress::Progress;
 use crate::target::{AddonLogs, Installer, Launch, MockFiles, Target, bring_up_runtime};
-use crate::tools::Tools;
+use crate::tools::{Minor, Tools};
 use crate::wait;
 
 /// Launches [`KindTarget`]s (one a run: see [`Launch::several`]).
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Kind;
+pub struct Kind {
+    /// The Kubernetes minor of the cluster (default: [`Minor::PINNED`]).
+    pub kubernetes: &'static Minor,
+}
 
 impl Launch for Kind {
     fn kind(&self) -> &'static str {
@@ -34,7 +37,11 @@ impl Launch for Kind {
     }
 
     fn start(&self, setup: &Setup) -> Result<Box<dyn Target>> {
-        Ok(Box::new(KindTarget::start(setup)?))
+        Ok(Box::new(KindTarget::start_at(setup, self.kubernetes)?))
+    }
+
+    fn kubernetes(&self) -> Option<&'static Minor> {
+        Some(self.kubernetes)
     }
 }
 
@@ -53,14 +60,21 @@ pub struct KindTarget {
 }
 
 impl KindTarget {
-    /// Brings the kind cluster, the mock's container and the add-on up (blocking).
+    /// Brings the kind cluster of the pinned minor, the mock's container and the add-on (as
+    /// `setup` says) up (blocking).
     pub fn start(setup: &Setup) -> Result<Self> {
+        Self::start_at(setup, Minor::PINNED)
+    }
+
+    /// Brings a kind cluster of Kubernetes `kubernetes`, the mock's container and the add-on (as
+    /// `setup` says) up (blocking).
+    pub fn start_at(setup: &Setup, kubernetes: &Minor) -> Result<Self> {
         let progress = Progress::stderr();
         crate::kind::check_docker()?;
         let mock_binary = crate::binaries::resolve(crate::binaries::MOCK)?;
         let engine_binary = crate::binaries::resolve(crate::binaries::ENGINE)?;
-        let tools = Tools::ensure(&progress)?;
-        let kind_tools = crate::tools::ensure_kind(&progress)?;
+        let tools = Tools::ensure_for(kubernetes, &progress)?;
+        let kind_tools = crate::tools::ensure_kind_for(kubernetes, &progress)?;
         let node_image = crate::kind::ensure_node_image(&tools, &kind_tools, &progress)?;
 
         let cluster_name = crate::cluster::local::random_name();

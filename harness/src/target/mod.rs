@@ -148,6 +148,12 @@ pub trait Launch: Send + Sync + std::fmt::Debug {
     /// add-on installed as `setup` says (where the harness installs it).
     fn start(&self, setup: &Setup) -> Result<Box<dyn Target>>;
 
+    /// The Kubernetes minor it brings up, where the harness chooses it (`--kubernetes`); `None`
+    /// for a cluster it is handed.
+    fn kubernetes(&self) -> Option<&'static crate::tools::Minor> {
+        None
+    }
+
     /// Whether a run may bring up several at once, so that cluster-wide scenarios get a
     /// cluster each ([`crate::env::Run::new`]). No by default: a cluster the
     /// harness did not make is one, and another kind cluster costs more than it saves.
