@@ -73,6 +73,11 @@ fn render(image: &str, stages: &str) -> String {
            manageAllNodes: false\n  \
            manageNodesWithAnnotationSelector: '{key}={value}'\n  \
            nodeLeaseDurationSeconds: 40\n  \
+           nodeLeaseParallelism: 4\n  \
+           nodePlayStageParallelism: 4\n  \
+           podPlayStageParallelism: 4\n  \
+           podsOnNodeSyncParallelism: 4\n  \
+           enablePodsOnNodeSyncStreamWatch: true\n  \
            cidr: 10.0.0.0/24\n\
          {stages}"
     );
