@@ -295,6 +295,9 @@ enum Command {
         /// Seconds one breakage's certify may take.
         #[arg(long, default_value_t = burstcert::breakages::DEFAULT_TIMEOUT.as_secs())]
         timeout_secs: u64,
+        /// Where each breakage's certify runs: `local`, or `kind` (a kind cluster each).
+        #[arg(long, value_enum, default_value_t = UpClusterArg::Local)]
+        cluster: UpClusterArg,
     },
     /// Operations on the CCI side.
     Cci {
@@ -648,6 +651,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             report,
             no_baseline,
             timeout_secs,
+            cluster,
         } => {
             if list {
                 let selected =
@@ -662,6 +666,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 report_dir: user_path(report),
                 baseline: !no_baseline,
                 timeout: std::time::Duration::from_secs(timeout_secs),
+                cluster: match cluster {
+                    UpClusterArg::Local => burstcert::breakages::Cluster::Local,
+                    UpClusterArg::Kind => burstcert::breakages::Cluster::Kind,
+                },
             })?;
             print!("{}", run.markdown());
             eprintln!("burstcert: breakages: {}", run.summary());

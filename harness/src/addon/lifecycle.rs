@@ -1006,7 +1006,7 @@ async fn run_gc(
         .await
         .map_err(kube_err("apply the gc service account"))?;
     let jobs: Api<Job> = Api::namespaced(client.clone(), NAMESPACE);
-    let wanted = render::gc_jobs(params, target);
+    let wanted = render::gc_jobs_as_created(params, target)?;
     for job in &wanted {
         // A job left by an earlier attempt is waited on, not replaced.
         if jobs

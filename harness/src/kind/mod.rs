@@ -554,8 +554,9 @@ fn assemble_node(
     result
 }
 
-/// Builds a `FROM scratch` image of one static binary under each of `tags`.
-pub fn binary_image(binary: &Path, tags: &[String]) -> Result<()> {
+/// Builds a `FROM scratch` image of one binary (with the loader and libraries it needs) under
+/// each of `tags`, with `env` in the image's environment.
+pub fn binary_image(binary: &Path, tags: &[String], env: &[(&str, &str)]) -> Result<()> {
     let ctx = Scratch::new("binary")?;
     let name = binary
         .file_name()
@@ -574,9 +575,14 @@ pub fn binary_image(binary: &Path, tags: &[String]) -> Result<()> {
     } else {
         "COPY rootfs/ /\n"
     };
+    let env: String = env
+        .iter()
+        .map(|(key, value)| format!("ENV {key}={}\n", serde_json::Value::from(*value)))
+        .collect();
     ctx.write(
         "Dockerfile",
-        format!("FROM scratch\n{rootfs}COPY {name} /{name}\nENTRYPOINT [\"/{name}\"]\n").as_bytes(),
+        format!("FROM scratch\n{rootfs}COPY {name} /{name}\n{env}ENTRYPOINT [\"/{name}\"]\n")
+            .as_bytes(),
         false,
     )?;
     let mut args = vec!["build", "-q"];

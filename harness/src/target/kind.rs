@@ -125,10 +125,17 @@ impl KindTarget {
         let kwok_image = crate::kind::kwok::image(&tools);
         let step =
             progress.spinner("build the add-on's, the mock's, echo-backend's and kwok's images");
-        crate::kind::binary_image(&engine_binary, &engine_tags)?;
-        crate::kind::binary_image(&mock_binary, std::slice::from_ref(&mock_image))?;
-        crate::kind::binary_image(&echo_binary, std::slice::from_ref(&echo_image))?;
-        crate::kind::binary_image(&tools.bin("kwok"), std::slice::from_ref(&kwok_image))?;
+        // `burstcert breakages --cluster kind`: the engine's deliberate breakage goes into the
+        // add-on's image, as the local host node's wrapper script sets it.
+        let breakage = std::env::var(crate::breakages::ENV).unwrap_or_default();
+        let engine_env: Vec<(&str, &str)> = Some((crate::breakages::ENV, breakage.as_str()))
+            .filter(|(_, b)| !b.is_empty())
+            .into_iter()
+            .collect();
+        crate::kind::binary_image(&engine_binary, &engine_tags, &engine_env)?;
+        crate::kind::binary_image(&mock_binary, std::slice::from_ref(&mock_image), &[])?;
+        crate::kind::binary_image(&echo_binary, std::slice::from_ref(&echo_image), &[])?;
+        crate::kind::binary_image(&tools.bin("kwok"), std::slice::from_ref(&kwok_image), &[])?;
         step.finish("add-on, mock, echo-backend and kwok images built");
 
         let cluster =
