@@ -128,6 +128,9 @@ breakages! {
     /// node: the node advertises room for 3 pods.
     NodePodCapacityTooSmall = "node-pod-capacity-too-small",
         "the virtual node advertises capacity for 3 pods instead of the configured count";
+    /// node: the node registers without its taint.
+    NodeUntainted = "node-untainted",
+        "the virtual node registers without its NoSchedule taint: pods that never asked to burst (a DaemonSet's) are placed on it";
     /// webhook: every owner kind is read, and a refused read denies the pod.
     Owner403Denies = "owner-403-denies",
         "the webhook reads owners of any kind and denies the pod when it may not (an operator's custom resource stops its pods)";

@@ -23,8 +23,10 @@ pub const DEFAULT_PODS: &str = "5000";
 pub fn cci_node_config(name: &str, internal_ip: &str, capacity: NodeResources) -> NodeConfig {
     let mut config = NodeConfig::new(name)
         .with_label(vk::LABEL_TYPE, vk::TYPE_VIRTUAL_KUBELET)
-        .with_label(LABEL_INSTANCE_TYPE, "cci")
-        .with_taint(TAINT_KEY, TAINT_VALUE, "NoSchedule");
+        .with_label(LABEL_INSTANCE_TYPE, "cci");
+    if !crate::breakage::is(crate::breakage::Breakage::NodeUntainted) {
+        config = config.with_taint(TAINT_KEY, TAINT_VALUE, "NoSchedule");
+    }
     config.internal_ip = internal_ip.into();
     config.capacity = capacity;
     config.os = "linux".into();

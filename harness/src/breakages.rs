@@ -236,6 +236,11 @@ pub const CATALOGUE: &[Breakage] = &[
         "the virtual node takes 3 pods; a scale to 5 leaves 2 Pending",
     ),
     b(
+        "node-untainted",
+        &["WL-06"],
+        "DaemonSet pods are placed on the virtual node (and burst)",
+    ),
+    b(
         "owner-403-denies",
         &["SAFE-01"],
         "pods owned through an operator's custom resource are refused: the operator's workloads never start",
@@ -321,6 +326,11 @@ pub const CATALOGUE: &[Breakage] = &[
         "credential-in-env",
         &["SAFE-04"],
         "anyone who may read the add-on's Deployments (or `kubectl describe` its pods) reads the CCI token",
+    ),
+    m(
+        "gc-jobs-tolerate-all",
+        &["UN-02"],
+        "uninstall's gc jobs run on cordoned and draining nodes",
     ),
 ];
 
@@ -647,6 +657,19 @@ fn minutes(seconds: f64) -> String {
     format!("{} min {} s", s / 60, s % 60)
 }
 
+/// Where each breakage's `certify` runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Cluster {
+    /// A local cluster: the host node runs the add-on's image as a wrapper script that sets
+    /// [`ENV`].
+    #[default]
+    Local,
+    /// A kind cluster (`certify --cluster kind`): the add-on's image is the feature build with
+    /// [`ENV`] in the image's environment (the kind target bakes it in when burstcert's own
+    /// environment has it, see [`crate::kind::binary_image`]).
+    Kind,
+}
+
 /// What `burstcert breakages` runs.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -660,6 +683,19 @@ pub struct Options {
     pub timeout: Duration,
     /// The Kubernetes minor every certify of the run brings up.
     pub kubernetes: &'static Minor,
+    /// Where each certify runs.
+    pub cluster: Cluster,
+}
+
+/// The add-on one certify installs, broken or not.
+#[derive(Clone, Copy)]
+struct Addon<'a> {
+    /// The engine binary (or the wrapper script the host node runs as its image).
+    engine: &'a Path,
+    /// The engine's breakage, set in burstcert's environment (kind bakes it into the image).
+    breakage: Option<&'a str>,
+    /// The manifests' breakage the installer applies.
+    manifests: Option<&'a str>,
 }
 
 /// The binaries every certify of the run uses.
@@ -697,8 +733,8 @@ fn tail(text: &str, n: usize) -> String {
 /// add-on's image; its output goes to `dir/certify.log`. Answers the exit code (or why there is
 /// none), the report, and the log's tail.
 fn certify(
-    engine: &Path,
-    manifests: Option<&str>,
+    cluster: Cluster,
+    addon: Addon<'_>,
     binaries: &Binaries,
     ids: &[&str],
     dir: &Path,
@@ -717,14 +753,17 @@ fn certify(
         .try_clone()
         .io_context(|| format!("open {} twice", log_path.display()))?;
     let mut command = Command::new(&exe);
+    command.arg("certify");
+    if cluster == Cluster::Kind {
+        command.args(["--cluster", "kind"]);
+    }
     command
-        .arg("certify")
         .arg("--focus")
         .args(ids)
         .arg("--report")
         .arg(&report)
         .args(["--kubernetes", &kubernetes.minor()])
-        .env(crate::binaries::ENGINE_BIN_ENV, engine)
+        .env(crate::binaries::ENGINE_BIN_ENV, addon.engine)
         .env(crate::binaries::MOCK_BIN_ENV, &binaries.mock)
         // A failing snapshot must fail the scenario, not leave `.snap.new` files in the tree.
         .env("INSTA_UPDATE", "no")
@@ -734,8 +773,11 @@ fn certify(
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(err);
-    if let Some(name) = manifests {
+    if let Some(name) = addon.manifests {
         command.env(crate::addon::render::MANIFEST_BREAKAGE_ENV, name);
+    }
+    if let Some(name) = addon.breakage {
+        command.env(ENV, name);
     }
     let mut child = command
         .spawn()
@@ -795,8 +837,12 @@ pub fn run(options: &Options) -> Result<Run> {
         std::fs::create_dir_all(&dir).io_context(|| format!("create {}", dir.display()))?;
         let t = Instant::now();
         let (exit, report, tail) = certify(
-            &binaries.breakages,
-            None,
+            options.cluster,
+            Addon {
+                engine: &binaries.breakages,
+                breakage: None,
+                manifests: None,
+            },
             &binaries,
             &ids,
             &dir,
@@ -840,15 +886,18 @@ pub fn run(options: &Options) -> Result<Run> {
         // Named like the engine: the host node accepts a container command that names the
         // image's binary by its file name.
         let wrapper = dir.join(crate::binaries::ENGINE.binary);
-        // A manifest breakage runs the feature build with no breakage of its own on.
-        let (engine, manifests) = if breakage.manifests {
-            (binaries.breakages.clone(), Some(breakage.name))
-        } else {
-            write_executable(
-                &wrapper,
-                &wrapper_script(&binaries.breakages, breakage.name),
-            )?;
-            (wrapper, None)
+        // A manifest breakage runs the feature build with no breakage of its own on; on kind
+        // the feature build is the image, the breakage named in its environment.
+        let (engine, engine_breakage, manifests) = match (breakage.manifests, options.cluster) {
+            (true, _) => (binaries.breakages.clone(), None, Some(breakage.name)),
+            (false, Cluster::Kind) => (binaries.breakages.clone(), Some(breakage.name), None),
+            (false, Cluster::Local) => {
+                write_executable(
+                    &wrapper,
+                    &wrapper_script(&binaries.breakages, breakage.name),
+                )?;
+                (wrapper, None, None)
+            }
         };
         eprintln!(
             "burstcert: [{}/{}] {} (expects {}) …",
@@ -859,8 +908,12 @@ pub fn run(options: &Options) -> Result<Run> {
         );
         let t = Instant::now();
         let (exit, report, tail) = certify(
-            &engine,
-            manifests,
+            options.cluster,
+            Addon {
+                engine: &engine,
+                breakage: engine_breakage,
+                manifests,
+            },
             &binaries,
             breakage.expected,
             &dir,

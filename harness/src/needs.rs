@@ -25,9 +25,10 @@ pub enum Need {
     /// cluster the harness made).
     AddonLogs,
     /// A network path from the mock CCI to the add-on's proxy and the cluster's pods, so that a
-    /// CCI pod's probe really goes through the proxy to a Service's pod and back (the local
-    /// target: the mock, the host node's pods and its Service addresses share the loopback
-    /// network; the mock on kind's Docker network has no route to kind's pods).
+    /// CCI pod's probe really goes through the proxy to a Service's pod and back, and from the
+    /// harness into the cluster's network (the local target: the mock, the host node's pods and
+    /// its Service addresses share the loopback network; on kind the mock's container has
+    /// routes to the nodes' pod networks and the harness connects through a node).
     ClusterNetwork,
 }
 
@@ -75,7 +76,7 @@ impl Need {
             Need::ControlPlane => target.control_plane().is_some(),
             Need::ChosenNodes => target.chosen_nodes().is_some(),
             Need::AddonLogs => target.addon_logs().is_some(),
-            Need::ClusterNetwork => target.cluster_network(),
+            Need::ClusterNetwork => target.cluster_network().is_some(),
         }
     }
 
@@ -119,6 +120,7 @@ mod tests {
         cci: crate::cci::CciClient,
         mock_admin: crate::mock_admin::MockAdmin,
         installer: crate::target::Installer,
+        nodes: crate::target::ChosenNodes,
     }
 
     impl Fake {
@@ -139,6 +141,13 @@ mod tests {
                     )
                     .unwrap(),
                 },
+                nodes: crate::target::ChosenNodes {
+                    count: 2,
+                    host: crate::target::HostNode {
+                        name: "host".into(),
+                        label: "host-node".into(),
+                    },
+                },
             }
         }
 
@@ -153,6 +162,17 @@ mod tests {
         }
         fn pids(&self) -> Vec<u32> {
             Vec::new()
+        }
+    }
+
+    impl crate::target::ClusterNetwork for Fake {
+        fn connect<'a>(&'a self, address: &'a str) -> crate::target::Connecting<'a> {
+            Box::pin(async move {
+                Err(crate::Error::Step {
+                    step: format!("connect to {address}"),
+                    detail: "a fake network".into(),
+                })
+            })
         }
     }
 
@@ -200,15 +220,14 @@ mod tests {
             self.has(Need::ControlPlane).then_some(self as _)
         }
         fn chosen_nodes(&self) -> Option<&crate::target::ChosenNodes> {
-            const TWO: crate::target::ChosenNodes = crate::target::ChosenNodes { count: 2 };
-            self.has(Need::ChosenNodes).then_some(&TWO)
+            self.has(Need::ChosenNodes).then_some(&self.nodes)
         }
         fn addon_logs(&self) -> Option<crate::target::AddonLogs<'_>> {
             self.has(Need::AddonLogs)
                 .then_some(crate::target::AddonLogs::Api)
         }
-        fn cluster_network(&self) -> bool {
-            self.has(Need::ClusterNetwork)
+        fn cluster_network(&self) -> Option<&dyn crate::target::ClusterNetwork> {
+            self.has(Need::ClusterNetwork).then_some(self as _)
         }
     }
 

@@ -271,6 +271,12 @@ async fn apply(client: &Client, object: &Rendered) -> Result<()> {
 }
 
 /// What install knows about each node: eligible when the add-on's pods may go there.
+///
+/// Where the add-on's pods may go is what its rendering asks (on local clusters, the host node)
+/// and what the API server adds to every pod of its namespace: the namespace's default
+/// tolerations and node selector ([`NamespacePlacement`], the upstream PodTolerationRestriction
+/// and PodNodeSelector admission plugins; a kind cluster the harness makes reserves its worker
+/// for the add-on so).
 pub async fn node_facts(client: &Client, target: &Target) -> Result<Vec<NodeFacts>> {
     let nodes = Api::<Node>::all(client.clone())
         .list(&ListParams::default())
@@ -280,6 +286,11 @@ pub async fn node_facts(client: &Client, target: &Target) -> Result<Vec<NodeFact
         .list(&ListParams::default())
         .await
         .map_err(kube_err("list pods"))?;
+    let namespace = Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+        .get_opt(NAMESPACE)
+        .await
+        .map_err(kube_err(format!("read namespace {NAMESPACE}")))?;
+    let placement = NamespacePlacement::of(namespace.as_ref());
     let mut facts = Vec::new();
     for node in nodes.items {
         let name = node.name_any();
@@ -288,13 +299,18 @@ pub async fn node_facts(client: &Client, target: &Target) -> Result<Vec<NodeFact
         }
         let labels = node.labels();
         let spec = node.spec.clone().unwrap_or_default();
-        let tolerated = |key: &str| match target {
-            Target::Local { host_label, .. } => key == host_label,
-            Target::Production => false,
+        let tolerated = |taint: &k8s_openapi::api::core::v1::Taint| {
+            let rendered = match target {
+                Target::Local { host_label, .. } => taint.key == *host_label,
+                Target::Production => false,
+            };
+            rendered || placement.tolerates(taint)
         };
-        let blocked = spec.taints.iter().flatten().find(|t| {
-            matches!(t.effect.as_str(), "NoSchedule" | "NoExecute") && !tolerated(&t.key)
-        });
+        let blocked = spec
+            .taints
+            .iter()
+            .flatten()
+            .find(|t| matches!(t.effect.as_str(), "NoSchedule" | "NoExecute") && !tolerated(t));
         let selected = match target {
             Target::Local { host_label, .. } => {
                 labels.get(host_label).map(String::as_str) == Some("true")
@@ -307,6 +323,10 @@ pub async fn node_facts(client: &Client, target: &Target) -> Result<Vec<NodeFact
             Some(format!("taint {}:{} not tolerated", t.key, t.effect))
         } else if let (false, Target::Local { host_label, .. }) = (selected, target) {
             Some(format!("not a host node (no label {host_label}=true)"))
+        } else if let Some((key, value)) = placement.unmatched(labels) {
+            Some(format!(
+                "not selected by namespace {NAMESPACE}'s node selector (no label {key}={value})"
+            ))
         } else {
             None
         };
@@ -340,6 +360,76 @@ pub async fn node_facts(client: &Client, target: &Target) -> Result<Vec<NodeFact
         });
     }
     Ok(facts)
+}
+
+/// Namespace annotation of the PodNodeSelector admission plugin: the node selector every pod
+/// created in the namespace gets (`key=value,…`).
+pub const NODE_SELECTOR_ANNOTATION: &str = "scheduler.alpha.kubernetes.io/node-selector";
+/// Namespace annotation of the PodTolerationRestriction admission plugin: the tolerations every
+/// pod created in the namespace gets (a JSON list).
+pub const DEFAULT_TOLERATIONS_ANNOTATION: &str = "scheduler.alpha.kubernetes.io/defaultTolerations";
+
+/// What the API server adds to every pod of a namespace, from the namespace's annotations (when
+/// its PodNodeSelector and PodTolerationRestriction admission plugins are on).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NamespacePlacement {
+    /// The node selector pods get.
+    pub node_selector: BTreeMap<String, String>,
+    /// The tolerations pods get.
+    pub tolerations: Vec<k8s_openapi::api::core::v1::Toleration>,
+}
+
+impl NamespacePlacement {
+    /// The placement `namespace`'s annotations ask for (none for no namespace; an annotation
+    /// that does not parse is ignored, as the API server would refuse the pods instead).
+    pub fn of(namespace: Option<&k8s_openapi::api::core::v1::Namespace>) -> Self {
+        let annotations = namespace.and_then(|n| n.metadata.annotations.as_ref());
+        let get = |key: &str| annotations.and_then(|a| a.get(key)).map(String::as_str);
+        let node_selector = get(NODE_SELECTOR_ANNOTATION)
+            .into_iter()
+            .flat_map(|s| s.split(','))
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .collect();
+        let tolerations = get(DEFAULT_TOLERATIONS_ANNOTATION)
+            .and_then(|json| serde_json::from_str(json).ok())
+            .unwrap_or_default();
+        Self {
+            node_selector,
+            tolerations,
+        }
+    }
+
+    /// Whether the namespace's default tolerations tolerate `taint` (Kubernetes' matching: the
+    /// same key, or an empty key with `Exists`; the same effect, or none; `Equal` compares the
+    /// value).
+    pub fn tolerates(&self, taint: &k8s_openapi::api::core::v1::Taint) -> bool {
+        self.tolerations.iter().any(|t| {
+            let exists = t.operator.as_deref() == Some("Exists");
+            let key = match t.key.as_deref() {
+                None | Some("") => exists,
+                Some(key) => key == taint.key,
+            };
+            let effect = t
+                .effect
+                .as_deref()
+                .is_none_or(|e| e.is_empty() || e == taint.effect);
+            let value =
+                exists || t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("");
+            key && effect && value
+        })
+    }
+
+    /// The first label of the node selector `labels` lack, if any.
+    pub fn unmatched<'a>(
+        &'a self,
+        labels: &BTreeMap<String, String>,
+    ) -> Option<(&'a str, &'a str)> {
+        self.node_selector
+            .iter()
+            .find(|(k, v)| labels.get(*k) != Some(*v))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+    }
 }
 
 /// The webhook's PKI: a fresh one for the Service's DNS names (and the local service proxy's
@@ -916,7 +1006,7 @@ async fn run_gc(
         .await
         .map_err(kube_err("apply the gc service account"))?;
     let jobs: Api<Job> = Api::namespaced(client.clone(), NAMESPACE);
-    let wanted = render::gc_jobs(params, target);
+    let wanted = render::gc_jobs_as_created(params, target)?;
     for job in &wanted {
         // A job left by an earlier attempt is waited on, not replaced.
         if jobs
@@ -980,6 +1070,41 @@ async fn run_gc(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_namespace_places_its_pods_by_its_admission_annotations() {
+        use k8s_openapi::api::core::v1::{Namespace, Taint};
+        let namespace: Namespace = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "kube-system", "annotations": {
+                NODE_SELECTOR_ANNOTATION: "burstcert.dev/host-node=true",
+                DEFAULT_TOLERATIONS_ANNOTATION:
+                    r#"[{"key":"burstcert.dev/host-node","operator":"Exists","effect":"NoSchedule"}]"#,
+            }},
+        }))
+        .unwrap();
+        let placement = NamespacePlacement::of(Some(&namespace));
+        let taint = |key: &str, effect: &str| Taint {
+            key: key.into(),
+            value: Some("true".into()),
+            effect: effect.into(),
+            ..Taint::default()
+        };
+        assert!(placement.tolerates(&taint("burstcert.dev/host-node", "NoSchedule")));
+        assert!(!placement.tolerates(&taint("burstcert.dev/host-node", "NoExecute")));
+        assert!(!placement.tolerates(&taint(
+            "node-role.kubernetes.io/control-plane",
+            "NoSchedule"
+        )));
+        let host = BTreeMap::from([("burstcert.dev/host-node".to_owned(), "true".to_owned())]);
+        assert_eq!(placement.unmatched(&host), None);
+        assert_eq!(
+            placement.unmatched(&BTreeMap::new()),
+            Some(("burstcert.dev/host-node", "true"))
+        );
+        let none = NamespacePlacement::of(None);
+        assert!(!none.tolerates(&taint("burstcert.dev/host-node", "NoSchedule")));
+        assert_eq!(none.unmatched(&BTreeMap::new()), None);
+    }
 
     #[test]
     fn status_names_round_trip() {

@@ -987,6 +987,10 @@ pub const MANIFEST_BREAKAGES: &[(&str, &str)] = &[
         "credential-in-env",
         "the CCI token is written into the add-on's Deployments as a literal environment value, not read from its Secret (§13)",
     ),
+    (
+        "gc-jobs-tolerate-all",
+        "the gc jobs' pods tolerate every taint, the cordon's too, so they run on nodes taken out of service (§8)",
+    ),
 ];
 
 /// `objects` with the breakage [`MANIFEST_BREAKAGE_ENV`] names, if any; an error when it names
@@ -1074,6 +1078,10 @@ pub fn broken(mut objects: Vec<Rendered>, name: &str) -> crate::Result<Vec<Rende
                     }
                 }
             }
+            ("gc-jobs-tolerate-all", "Job") => {
+                data["spec"]["template"]["spec"]["tolerations"] =
+                    serde_json::json!([{"operator": "Exists"}]);
+            }
             ("daemonset-pods-intercepted", "MutatingWebhookConfiguration") => {
                 for hook in data["webhooks"].as_array_mut().into_iter().flatten() {
                     if let Some(hook) = hook.as_object_mut() {
@@ -1085,6 +1093,23 @@ pub fn broken(mut objects: Vec<Rendered>, name: &str) -> crate::Result<Vec<Rende
         }
     }
     Ok(objects)
+}
+
+/// [`gc_jobs`] as uninstall creates them: with the manifest breakage [`MANIFEST_BREAKAGE_ENV`]
+/// names, if any.
+pub fn gc_jobs_as_created(params: &InstallParams, target: &Target) -> crate::Result<Vec<Job>> {
+    let rendered = gc_jobs(params, target).iter().map(Rendered::of).collect();
+    with_manifest_breakage(rendered)?
+        .into_iter()
+        .map(|r| {
+            serde_json::to_value(&r.object)
+                .and_then(serde_json::from_value)
+                .map_err(|e| crate::Error::Step {
+                    step: "render the gc jobs".into(),
+                    detail: e.to_string(),
+                })
+        })
+        .collect()
 }
 
 /// The two gc Jobs uninstall starts (§8): `virtual-kubelet-{id}-resource-gc-jobs` and
@@ -1422,6 +1447,36 @@ mod tests {
         }
         let err = broken(rendered, "runs-as-rot").unwrap_err().to_string();
         assert!(err.contains("runs-as-root"), "{err}");
+    }
+
+    #[test]
+    fn the_gc_jobs_tolerate_every_taint_only_when_broken_so() {
+        let p = params("1.5.18");
+        let tolerations = |objects: Vec<Rendered>| -> Vec<serde_json::Value> {
+            objects
+                .iter()
+                .map(|r| r.object.data["spec"]["template"]["spec"]["tolerations"].clone())
+                .collect()
+        };
+        let jobs: Vec<Rendered> = gc_jobs(&p, &Target::Production)
+            .iter()
+            .map(Rendered::of)
+            .collect();
+        assert_eq!(jobs.len(), 2);
+        assert!(
+            tolerations(jobs.clone())
+                .iter()
+                .all(serde_json::Value::is_null)
+        );
+        let exists = serde_json::json!([{"operator": "Exists"}]);
+        assert!(
+            tolerations(broken(jobs, "gc-jobs-tolerate-all").unwrap())
+                .iter()
+                .all(|t| *t == exists)
+        );
+        // Created unbroken when no breakage is named (the variable is unset in tests).
+        let created = gc_jobs_as_created(&p, &Target::Production).unwrap();
+        assert_eq!(created, gc_jobs(&p, &Target::Production));
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub struct BreakagesArgs {
     /// A breakage that depends on a feature that minor serves is "not shown" there.
     #[arg(long, value_name = "MINOR", value_parser = burstcert::tools::Minor::parse)]
     pub kubernetes: Option<&'static burstcert::tools::Minor>,
+    /// Where each breakage's certify runs: `local`, or `kind` (a kind cluster each).
+    #[arg(long, value_enum, default_value_t = super::up::UpClusterArg::Local)]
+    pub cluster: super::up::UpClusterArg,
 }
 
 /// Lists the breakages, or runs them and prints the table; exit 0 only if every one was caught.
@@ -39,6 +42,7 @@ pub fn run(args: BreakagesArgs) -> anyhow::Result<ExitCode> {
         no_baseline,
         timeout_secs,
         kubernetes,
+        cluster,
     } = args;
     if list {
         let selected = burstcert::breakages::select(&only).map_err(|e| anyhow::anyhow!(e))?;
@@ -53,6 +57,10 @@ pub fn run(args: BreakagesArgs) -> anyhow::Result<ExitCode> {
         baseline: !no_baseline,
         timeout: std::time::Duration::from_secs(timeout_secs),
         kubernetes: kubernetes.unwrap_or(burstcert::tools::Minor::PINNED),
+        cluster: match cluster {
+            super::up::UpClusterArg::Local => burstcert::breakages::Cluster::Local,
+            super::up::UpClusterArg::Kind => burstcert::breakages::Cluster::Kind,
+        },
     })?;
     print!("{}", run.markdown());
     eprintln!("burstcert: breakages: {}", run.summary());

@@ -144,6 +144,68 @@ async fn put_token(s: &Scenario, token: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Which of the add-on's components sent a request to CCI, by what it asked: the proxy keeps
+/// its registration; the virtual kubelet sends everything else a running add-on sends.
+fn component(path: &str) -> &'static str {
+    if path.contains("/proxyregistrations") {
+        "the proxy"
+    } else {
+        "the virtual kubelet"
+    }
+}
+
+/// Waits until every component of the add-on that used token `old` since request `old_since`
+/// has used `renewed` since request `renewed_since`. Each component reads the credentials
+/// Secret through its own pod's volume, which a kubelet refreshes on its own schedule (up to
+/// a minute or two apart); an operator renews ahead of expiry by more than that, so the old
+/// token may end only once every component holds the new one.
+async fn taken_up_by_every_component(
+    s: &Scenario,
+    old: &str,
+    old_since: u64,
+    renewed: &str,
+    renewed_since: u64,
+) -> anyhow::Result<()> {
+    let credential = |t: &str| format!("token:{}", cci_api::token_fingerprint(t));
+    let (old, renewed) = (credential(old), credential(renewed));
+    let last = std::sync::Mutex::new(String::new());
+    crate::wait::until(
+        "every component of the add-on that used the first token to use the renewed one",
+        SECRET_PROPAGATION,
+        || async {
+            let log = logged_since(s, old_since)
+                .await
+                .map_err(|e| crate::Error::Step {
+                    step: "read the mock's request log".into(),
+                    detail: e.to_string(),
+                })?;
+            let used = |credential: &str, since: u64| {
+                log.iter()
+                    .filter(|r| {
+                        r.seq > since
+                            && r.credential.as_deref() == Some(credential)
+                            && r.status < 300
+                    })
+                    .map(|r| component(&r.path))
+                    .collect::<std::collections::BTreeSet<_>>()
+            };
+            let (on_old, on_renewed) = (used(&old, old_since), used(&renewed, renewed_since));
+            *last.lock().expect("last") =
+                format!("used the first token: {on_old:?}; the renewed one: {on_renewed:?}");
+            Ok((!on_renewed.is_empty() && on_old.is_subset(&on_renewed)).then_some(()))
+        },
+        || async {
+            format!(
+                "{}\n{}",
+                last.lock().map(|l| l.clone()).unwrap_or_default(),
+                s.diagnose().await
+            )
+        },
+    )
+    .await?;
+    Ok(())
+}
+
 /// Waits until the mock has served a request carrying `token` since `after`.
 async fn served_with(s: &Scenario, token: &str, after: u64, what: &str) -> anyhow::Result<()> {
     let credential = format!("token:{}", cci_api::token_fingerprint(token));
@@ -258,7 +320,7 @@ pub fn cci_02(s: &Scenario) -> BodyFuture<'_> {
         put_token(s, &renewed).await?;
         // Some request must carry the renewed token: a scale makes one.
         super::wl::scale::<k8s_openapi::api::apps::v1::Deployment>(s, "renew", 3).await?;
-        served_with(s, &renewed, renewal, "the engine to use the renewed token").await?;
+        taken_up_by_every_component(s, &first, start, &renewed, renewal).await?;
         converge(s, selector, 3, PATIENCE).await?;
         // The first token's life ends; the engine goes on with the renewed one.
         admin.issue_token(&first, &tenant, Duration::ZERO).await?;

@@ -370,7 +370,13 @@ const FILLER_LABEL: (&str, &str) = ("inst-03", "filler");
 /// INST-03's checks (see [`inst_03`]); the filler pods it makes stay for the caller to give back.
 async fn pod_room_checks(s: &Scenario) -> anyhow::Result<()> {
     let target = s.env.addon_target().clone();
-    let host = vk_hostnode::HOST_NODE;
+    let host_node = s
+        .env
+        .target()
+        .chosen_nodes()
+        .map(|n| n.host.clone())
+        .context("INST-03 fills the host node the harness chose (Need::ChosenNodes)")?;
+    let host = host_node.name.as_str();
     let mut params = s.env.addon_defaults().clone();
     params.interconnect = true;
     // Leave exactly 7 free: enough without interconnect, one short with it.
@@ -459,7 +465,7 @@ async fn pod_room_checks(s: &Scenario) -> anyhow::Result<()> {
     )
     .await?;
     // The passing `ha` side: a second node the add-on may use, with exactly 7 free slots.
-    let second = second_host_node(s, &target).await?;
+    let second = second_host_node(s, &host_node.label).await?;
     let passing = async {
         let ha = check(&params).await?;
         anyhow::ensure!(
@@ -519,14 +525,11 @@ async fn give_back_slots(s: &Scenario) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Adds a kwok node the local installer counts as a host node (its label and taint) with room
-/// for exactly 7 pods, and waits until install sees it with 7 free; answers its name. Only the
-/// pre-flight check may use it: kwok runs no processes, so an add-on replica placed there would
-/// never run, and the local environment has one real host node.
-async fn second_host_node(s: &Scenario, target: &render::Target) -> anyhow::Result<String> {
-    let render::Target::Local { host_label, .. } = target else {
-        anyhow::bail!("INST-03 chooses nodes on the local target only (Need::ChosenNodes)");
-    };
+/// Adds a kwok node the installer counts as a host node (the host node's label and taint,
+/// `host_label`) with room for exactly 7 pods, and waits until install sees it with 7 free;
+/// answers its name. Only the pre-flight check may use it: kwok runs no processes, so an add-on
+/// replica placed there would never run, and the environment has one real host node.
+async fn second_host_node(s: &Scenario, host_label: &str) -> anyhow::Result<String> {
     let shape = crate::cluster::nodes::NodeShape {
         name: "inst-03-second-host".into(),
         max_pods: 7,
@@ -536,9 +539,9 @@ async fn second_host_node(s: &Scenario, target: &render::Target) -> anyhow::Resu
     node.metadata
         .labels
         .get_or_insert_default()
-        .insert(host_label.clone(), "true".into());
+        .insert(host_label.to_owned(), "true".into());
     node.spec.get_or_insert_default().taints = Some(vec![k8s_openapi::api::core::v1::Taint {
-        key: host_label.clone(),
+        key: host_label.to_owned(),
         value: Some("true".into()),
         effect: "NoSchedule".into(),
         ..k8s_openapi::api::core::v1::Taint::default()
@@ -551,7 +554,7 @@ async fn second_host_node(s: &Scenario, target: &render::Target) -> anyhow::Resu
         &format!("install to see node {} with 7 free pod slots", shape.name),
         Duration::from_secs(30),
         || async {
-            let facts = lifecycle::node_facts(&s.client, target).await?;
+            let facts = lifecycle::node_facts(&s.client, s.env.addon_target()).await?;
             Ok(facts
                 .iter()
                 .any(|f| f.name == shape.name && f.ineligible.is_none() && f.free() == 7)

@@ -876,21 +876,34 @@ async fn canary(s: &Scenario, token: &str) -> anyhow::Result<(Vec<String>, usize
     Ok((found, looked))
 }
 
+/// A TCP connection to `address` in the cluster's network, opened as a client there would
+/// (through the target's [`crate::target::ClusterNetwork`]), within 5 s.
+async fn connect(
+    s: &Scenario,
+    what: &str,
+    address: &str,
+) -> anyhow::Result<Box<dyn crate::target::Stream>> {
+    let network = s
+        .env
+        .target()
+        .cluster_network()
+        .context("this target has no path into the cluster's network (Need::ClusterNetwork)")?;
+    tokio::time::timeout(Duration::from_secs(5), network.connect(address))
+        .await
+        .with_context(|| format!("{what} at {address} did not accept within 5 s"))?
+        .with_context(|| format!("connect to {what} at {address}"))
+}
+
 /// Opens a tunnel request for `authority` to the proxy at `endpoint`, presenting `key` if any;
 /// answers the status line.
 async fn tunnel_request(
+    s: &Scenario,
     endpoint: &str,
     authority: &str,
     key: Option<&str>,
 ) -> anyhow::Result<String> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut conn = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio::net::TcpStream::connect(endpoint),
-    )
-    .await
-    .with_context(|| format!("the proxy at {endpoint} did not accept within 5 s"))?
-    .with_context(|| format!("connect to the proxy at {endpoint}"))?;
+    let mut conn = connect(s, "the proxy", endpoint).await?;
     let key = key
         .map(|k| format!("Proxy-Authorization: Bearer {k}\r\n"))
         .unwrap_or_default();
@@ -982,6 +995,7 @@ async fn certificate_for(s: &Scenario, user: &str) -> anyhow::Result<(String, St
 /// `certificate`/`key` (the kubelet's own certificate is not checked: it is self-signed, as the
 /// API server takes it).
 async fn kubelet_get(
+    s: &Scenario,
     address: std::net::SocketAddr,
     path: &str,
     certificate: &str,
@@ -1001,12 +1015,7 @@ async fn kubelet_get(
         .with_custom_certificate_verifier(Arc::new(vk_hostnode::AcceptAny(provider)))
         .with_client_auth_cert(chain, key)?;
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio::net::TcpStream::connect(address),
-    )
-    .await
-    .with_context(|| format!("the kubelet API at {address} did not accept within 5 s"))??;
+    let tcp = connect(s, "the kubelet API", &address.to_string()).await?;
     let mut tls = connector
         .connect(ServerName::IpAddress(address.ip().into()), tcp)
         .await
@@ -1101,14 +1110,14 @@ pub fn safe_04(s: &Scenario) -> BodyFuture<'_> {
         // without a backend is refused by any proxy, keyed or not).
         let web = super::web::web_service(s).await?;
         let authority = format!("{}:80", web.target);
-        let status = tunnel_request(&endpoint, &authority, None).await?;
+        let status = tunnel_request(s, &endpoint, &authority, None).await?;
         anyhow::ensure!(
             !status.contains(" 200 "),
             "the proxy at {endpoint} opened a tunnel to {authority} for a connection with no key: {status}"
         );
         // The control: with the key the registration gives sidecars, the same tunnel opens.
         if let Some(key) = registration.spec.tunnel_key.as_deref() {
-            let status = tunnel_request(&endpoint, &authority, Some(key)).await?;
+            let status = tunnel_request(s, &endpoint, &authority, Some(key)).await?;
             anyhow::ensure!(
                 status.contains(" 200 "),
                 "with the registration's key the proxy still refused a tunnel to {authority}: {status} (the refusal without it proves nothing)"
@@ -1123,7 +1132,7 @@ pub fn safe_04(s: &Scenario) -> BodyFuture<'_> {
         let (certificate, key) = certificate_for(s, "burstcert-nobody").await?;
         let address = kubelet_address(s).await?;
         let path = format!("/containerLogs/{}/canary/container-0", s.namespace);
-        let status = kubelet_get(address, &path, &certificate, &key).await?;
+        let status = kubelet_get(s, address, &path, &certificate, &key).await?;
         anyhow::ensure!(
             status.contains(" 403 "),
             "the kubelet API at {address} answered a user without nodes/proxy with {status:?}, not 403"

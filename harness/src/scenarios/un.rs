@@ -189,6 +189,16 @@ async fn engine_network(s: &Scenario, ns: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The number of CCI pods that stand for this scenario's pods, and whether the cluster's CCI
+/// namespace exists. Other scenarios' CCI pods may still be ending their grace period when a
+/// scenario starts after them on the same cluster: only this scenario's are its to count.
+async fn own_cci_side(s: &Scenario) -> anyhow::Result<(usize, bool)> {
+    Ok((
+        s.cci_pods().await?.len(),
+        s.cci().namespace_exists(s.cci_namespace()).await?,
+    ))
+}
+
 /// The number of CCI pods of this cluster, and whether its namespace exists.
 async fn cci_side(s: &Scenario) -> anyhow::Result<(usize, bool)> {
     Ok((
@@ -275,7 +285,7 @@ async fn uninstall_timing_the_gc_wait(
 pub fn un_02(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(serially(s, async move {
         burst(s, "un-02", 2).await?;
-        let before = cci_side(s).await?;
+        let before = own_cci_side(s).await?;
         let nodes: Vec<String> = Api::<Node>::all(s.client.clone())
             .list(&ListParams::default())
             .await?
@@ -296,7 +306,7 @@ pub fn un_02(s: &Scenario) -> BodyFuture<'_> {
                 "uninstall failed {waited:?} after it began waiting for the gc jobs; the gc \
                  timeout is {UN_02_GC_TIMEOUT:?} (slack {GC_TIMEOUT_SLACK:?})"
             );
-            let after = cci_side(s).await?;
+            let after = own_cci_side(s).await?;
             anyhow::ensure!(
                 after == before,
                 "the CCI side changed: {before:?} -> {after:?}"

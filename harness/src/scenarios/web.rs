@@ -8,7 +8,6 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::PostParams;
 
 use super::addon_ops::cci_by_uid;
-use crate::addon::render;
 use crate::scenario::Scenario;
 use crate::wait;
 
@@ -22,13 +21,14 @@ pub(crate) struct Web {
 }
 
 /// A ClusterIP Service `web` in the scenario's namespace and the one pod behind it: the
-/// stand-in workload `echo-backend` on the host node (a cluster pod, not burst), answering a
-/// text made for this scenario. A probe that shows that text got the pod's own answer back
-/// through the proxy; no registration or proxy can make it up. Waits until the pod is Ready.
-/// Without a host node (kind) only the Service is made.
+/// stand-in workload `echo-backend` on the host node (a cluster pod, not burst: the local host
+/// node runs it as a process, a kind worker as a container), answering a text made for this
+/// scenario. A probe that shows that text got the pod's own answer back through the proxy; no
+/// registration or proxy can make it up. Waits until the pod is Ready. Where the harness chose
+/// no nodes (an existing cluster) only the Service is made.
 pub(crate) async fn web_service(s: &Scenario) -> anyhow::Result<Web> {
     let target = format!("web.{}", s.namespace);
-    let render::Target::Local { host_label, .. } = s.env.addon_target() else {
+    let Some(host_label) = s.env.target().chosen_nodes().map(|n| n.host.label.clone()) else {
         create_web_service(s).await?;
         return Ok(Web {
             target,
@@ -47,7 +47,7 @@ pub(crate) async fn web_service(s: &Scenario) -> anyhow::Result<Web> {
         "metadata": {"name": "web", "labels": {"app": "web"}},
         "spec": {
             "nodeSelector": {host_label.as_str(): "true"},
-            "tolerations": [{"key": host_label, "operator": "Exists", "effect": "NoSchedule"}],
+            "tolerations": [{"key": host_label.as_str(), "operator": "Exists", "effect": "NoSchedule"}],
             "containers": [{
                 "name": "web",
                 "image": image,

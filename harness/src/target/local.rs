@@ -20,8 +20,8 @@ use crate::error::{Error, Result};
 use crate::mock_admin::MockAdmin;
 use crate::progress::Progress;
 use crate::target::{
-    AddonLogs, ChosenNodes, ControlPlane, EngineProcess, Installer, Launch, LogFiles, MockFiles,
-    Target, bring_up_runtime,
+    AddonLogs, ChosenNodes, ClusterNetwork, Connecting, ControlPlane, EngineProcess, Installer,
+    Launch, LogFiles, MockFiles, Target, bring_up_runtime,
 };
 use crate::tools::{Minor, Tools};
 use crate::wait;
@@ -76,6 +76,8 @@ pub struct LocalTarget {
     engine_binary: PathBuf,
     host: Mutex<HostNode>,
     installer: Installer,
+    /// The kwok nodes bring-up made and the host node.
+    nodes: ChosenNodes,
     /// The API server, once [`ControlPlane::restart_api_server`] restarted it (kwokctl started
     /// the first).
     api_server: Mutex<Option<Guarded>>,
@@ -213,6 +215,13 @@ impl LocalTarget {
             engine_binary,
             host: Mutex::new(host),
             installer,
+            nodes: ChosenNodes {
+                count: DEFAULT_KWOK_NODES,
+                host: crate::target::HostNode {
+                    name: hostnode::HOST_NODE.into(),
+                    label: hostnode::HOST_NODE_LABEL.into(),
+                },
+            },
             api_server: Mutex::new(None),
             _mock_process: mock_process,
             _address_block: block_claim,
@@ -293,19 +302,30 @@ impl Target for LocalTarget {
     }
 
     fn chosen_nodes(&self) -> Option<&ChosenNodes> {
-        const NODES: ChosenNodes = ChosenNodes {
-            count: DEFAULT_KWOK_NODES,
-        };
-        Some(&NODES)
+        Some(&self.nodes)
     }
 
     fn addon_logs(&self) -> Option<AddonLogs<'_>> {
         Some(AddonLogs::Files(self))
     }
 
-    fn cluster_network(&self) -> bool {
+    fn cluster_network(&self) -> Option<&dyn ClusterNetwork> {
         // The mock, the host node's pods and its Service addresses share the loopback network.
-        true
+        Some(self)
+    }
+}
+
+impl ClusterNetwork for LocalTarget {
+    fn connect<'a>(&'a self, address: &'a str) -> Connecting<'a> {
+        Box::pin(async move {
+            let stream = tokio::net::TcpStream::connect(address)
+                .await
+                .map_err(|source| Error::Io {
+                    context: format!("connect to {address}"),
+                    source,
+                })?;
+            Ok(Box::new(stream) as Box<dyn crate::target::Stream>)
+        })
     }
 }
 

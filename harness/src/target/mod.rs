@@ -131,10 +131,11 @@ pub trait Target: Send + Sync + std::fmt::Debug {
         None
     }
 
-    /// Whether the mock CCI has a network path to the add-on's proxy and the cluster's pods
-    /// (a CCI pod's probe through the proxy to a Service's pod and back).
-    fn cluster_network(&self) -> bool {
-        false
+    /// A network path from the mock CCI to the add-on's proxy and the cluster's pods (a CCI
+    /// pod's probe through the proxy to a Service's pod and back), and from the harness into
+    /// that network.
+    fn cluster_network(&self) -> Option<&dyn ClusterNetwork> {
+        None
     }
 }
 
@@ -237,12 +238,43 @@ pub trait ControlPlane: Send + Sync {
     fn restart_api_server(&self) -> Result<()>;
 }
 
-/// Ordinary nodes the harness created with room it chose (kwok nodes), so scenarios may add,
-/// fill and count nodes knowing what is there.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Ordinary nodes the harness created with room it chose (kwok nodes), and the one real node it
+/// reserved for the add-on, so scenarios may add, fill and count nodes knowing what is there.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChosenNodes {
     /// How many standard nodes ([`crate::cluster::nodes::NodeShape::standard`]) bring-up made.
     pub count: usize,
+    /// The node that runs the add-on's pods for real.
+    pub host: HostNode,
+}
+
+/// The node that runs the add-on's pods for real (the local host node, a kind cluster's worker):
+/// labelled and tainted with one key ([`vk_hostnode::HOST_NODE_LABEL`]), so that only the
+/// add-on's pods and pods that ask for it (select the label, tolerate the taint) land there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostNode {
+    /// Its node name.
+    pub name: String,
+    /// The key of its label (value `true`) and of its `NoSchedule` taint.
+    pub label: String,
+}
+
+/// A connection into the cluster's network.
+pub trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+
+/// What [`ClusterNetwork::connect`] answers.
+pub type Connecting<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Box<dyn Stream>>> + Send + 'a>>;
+
+/// A network path between the mock CCI (and the harness) and the cluster's pods: the mock
+/// reaches the add-on's proxy at the pod address it registers, and the harness opens TCP
+/// connections to pod and Service addresses as a client in that network would.
+pub trait ClusterNetwork: Send + Sync {
+    /// Opens a TCP connection to `address` (`IP:port` of a pod or a Service) from inside the
+    /// cluster's network; an error names the address when nothing accepts there.
+    fn connect<'a>(&'a self, address: &'a str) -> Connecting<'a>;
 }
 
 /// Where a target's add-on container logs are read whole.

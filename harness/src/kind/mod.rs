@@ -30,6 +30,9 @@ use crate::progress::Progress;
 use crate::tools::{Tools, cache_root};
 use vk_hostnode::process::OnExit;
 
+pub mod kwok;
+pub mod nodes;
+
 /// Name prefix of the kind clusters and containers the harness makes.
 pub const PREFIX: &str = "burstcert-";
 /// Docker label on every container the harness makes for a kind cluster (value: the cluster).
@@ -50,57 +53,59 @@ const MIRROR: &str = "http://deb.debian.org/debian";
 const NODE_FILES: [(&str, &str, bool); 9] = [
     (
         "usr/local/bin/entrypoint",
-        include_str!("../../tools/kind/node/usr/local/bin/entrypoint"),
+        include_str!("../../../tools/kind/node/usr/local/bin/entrypoint"),
         true,
     ),
     (
         "kind/bin/kubelet-cgroup-v2",
-        include_str!("../../tools/kind/node/kind/bin/kubelet-cgroup-v2"),
+        include_str!("../../../tools/kind/node/kind/bin/kubelet-cgroup-v2"),
         true,
     ),
     (
         "etc/containerd/config.toml",
-        include_str!("../../tools/kind/node/etc/containerd/config.toml"),
+        include_str!("../../../tools/kind/node/etc/containerd/config.toml"),
         false,
     ),
     (
         "etc/systemd/system/kubelet.service",
-        include_str!("../../tools/kind/node/etc/systemd/system/kubelet.service"),
+        include_str!("../../../tools/kind/node/etc/systemd/system/kubelet.service"),
         false,
     ),
     (
         "etc/systemd/system/kubelet.service.d/10-kubeadm.conf",
-        include_str!("../../tools/kind/node/etc/systemd/system/kubelet.service.d/10-kubeadm.conf"),
+        include_str!(
+            "../../../tools/kind/node/etc/systemd/system/kubelet.service.d/10-kubeadm.conf"
+        ),
         false,
     ),
     (
         "etc/systemd/system/kubelet.slice",
-        include_str!("../../tools/kind/node/etc/systemd/system/kubelet.slice"),
+        include_str!("../../../tools/kind/node/etc/systemd/system/kubelet.slice"),
         false,
     ),
     (
         "etc/default/kubelet",
-        include_str!("../../tools/kind/node/etc/default/kubelet"),
+        include_str!("../../../tools/kind/node/etc/default/kubelet"),
         false,
     ),
     (
         "etc/sysctl.d/10-burstcert-network.conf",
-        include_str!("../../tools/kind/node/etc/sysctl.d/10-burstcert-network.conf"),
+        include_str!("../../../tools/kind/node/etc/sysctl.d/10-burstcert-network.conf"),
         false,
     ),
     (
         CNI_TEMPLATE,
-        include_str!("../../tools/kind/node/kind/cni/10-burstcert.conflist"),
+        include_str!("../../../tools/kind/node/kind/cni/10-burstcert.conflist"),
         false,
     ),
 ];
 /// The node's CNI config with `POD_SUBNET` for its pod CIDR, written to `/etc/cni/net.d/` once
 /// the node has one ([`KindCluster::create`]).
 const CNI_TEMPLATE: &str = "kind/cni/10-burstcert.conflist";
-const BASE_DOCKERFILE: &str = include_str!("../../tools/kind/Dockerfile.base");
+const BASE_DOCKERFILE: &str = include_str!("../../../tools/kind/Dockerfile.base");
 /// The cluster's kind config: no kindnetd (a CNI baked into the node instead), the kubelet
 /// allowed on cgroup v1, and no negative oom_score_adj (KIND.md).
-pub const CLUSTER_CONFIG: &str = include_str!("../../tools/kind/cluster.yaml");
+pub const CLUSTER_CONFIG: &str = include_str!("../../../tools/kind/cluster.yaml");
 
 /// Runs `program args`, returning its stdout; a failure names `step` and shows the output.
 fn run(step: &str, program: &str, args: &[&str]) -> Result<String> {
@@ -556,8 +561,9 @@ fn assemble_node(
     result
 }
 
-/// Builds a `FROM scratch` image of one static binary under each of `tags`.
-pub fn binary_image(binary: &Path, tags: &[String]) -> Result<()> {
+/// Builds a `FROM scratch` image of one binary (with the loader and libraries it needs) under
+/// each of `tags`, with `env` in the image's environment.
+pub fn binary_image(binary: &Path, tags: &[String], env: &[(&str, &str)]) -> Result<()> {
     let ctx = Scratch::new("binary")?;
     let name = binary
         .file_name()
@@ -576,9 +582,14 @@ pub fn binary_image(binary: &Path, tags: &[String]) -> Result<()> {
     } else {
         "COPY rootfs/ /\n"
     };
+    let env: String = env
+        .iter()
+        .map(|(key, value)| format!("ENV {key}={}\n", serde_json::Value::from(*value)))
+        .collect();
     ctx.write(
         "Dockerfile",
-        format!("FROM scratch\n{rootfs}COPY {name} /{name}\nENTRYPOINT [\"/{name}\"]\n").as_bytes(),
+        format!("FROM scratch\n{rootfs}COPY {name} /{name}\n{env}ENTRYPOINT [\"/{name}\"]\n")
+            .as_bytes(),
         false,
     )?;
     let mut args = vec!["build", "-q"];
@@ -685,13 +696,15 @@ pub struct KindCluster {
     name: String,
     kubeconfig: PathBuf,
     kind: PathBuf,
+    nodes: Vec<KindNode>,
     cleanup: Option<OnExit>,
 }
 
 impl KindCluster {
     /// `kind create cluster` from `node_image` (a control plane and a worker), then each node's
     /// network (its CNI config from its pod CIDR, routes to the other nodes' pods), waiting
-    /// until every node is Ready.
+    /// until every node is Ready, then the worker reserved for the add-on
+    /// ([`reserve_host_node`]).
     pub fn create(
         tools: &Tools,
         k8s: &Tools,
@@ -738,14 +751,74 @@ impl KindCluster {
         )?;
         step.finish(&format!("kind cluster {name} created"));
         let step = progress.spinner("configure the nodes' pod network");
-        configure_network(k8s, &kubeconfig)?;
+        let nodes = configure_network(k8s, &kubeconfig)?;
         step.finish(&format!("kind cluster {name} Ready"));
+        let step = progress.spinner("reserve the worker for the add-on (the host node)");
+        reserve_host_node(k8s, &kubeconfig)?;
+        step.finish("the worker is the host node");
         Ok(Self {
+            nodes,
             name: name.into(),
             kubeconfig,
             kind,
             cleanup: Some(cleanup),
         })
+    }
+
+    /// Its nodes: the control plane first, then the worker.
+    pub fn nodes(&self) -> &[KindNode] {
+        &self.nodes
+    }
+
+    /// The control plane's node (its container's name).
+    pub fn control_plane(&self) -> &str {
+        self.nodes_with_role("control-plane")
+    }
+
+    /// The worker: the host node, where the add-on's pods run.
+    pub fn worker(&self) -> &str {
+        self.nodes_with_role("worker")
+    }
+
+    /// The name kind gives the node of `role` (`{cluster}-{role}` for a cluster of one of each).
+    fn nodes_with_role(&self, role: &str) -> &str {
+        let want = format!("{}-{role}", self.name);
+        self.nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .find(|n| *n == want)
+            .unwrap_or_default()
+    }
+
+    /// Starts kwok's controller in the cluster ([`kwok`]): its image must be loaded; waits
+    /// until its Deployment is available.
+    pub fn start_kwok(&self, k8s: &Tools) -> Result<()> {
+        let manifests = kwok::manifests(k8s)?;
+        let file = cache_root()?
+            .join("kind")
+            .join(&self.name)
+            .join("kwok-controller.yaml");
+        std::fs::write(&file, manifests).io_context(|| format!("write {}", file.display()))?;
+        kubectl(
+            k8s,
+            &self.kubeconfig,
+            "apply kwok's controller",
+            &["apply", "-f", file.to_str().unwrap_or_default()],
+        )?;
+        kubectl(
+            k8s,
+            &self.kubeconfig,
+            "wait for kwok's controller to be available",
+            &[
+                "rollout",
+                "status",
+                "-n",
+                "kube-system",
+                &format!("deployment/{}", kwok::NAME),
+                "--timeout=120s",
+            ],
+        )?;
+        Ok(())
     }
 
     /// Puts a local image on every node (`kind load docker-image`).
@@ -800,8 +873,19 @@ impl ClusterProvider for KindCluster {
     }
 }
 
-/// One node's network facts: (name, pod CIDR, InternalIP).
-fn node_networks(k8s: &Tools, kubeconfig: &Path) -> Result<Vec<(String, String, String)>> {
+/// One node of a kind cluster, as its network knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KindNode {
+    /// Its name (also its container's).
+    pub name: String,
+    /// The pod CIDR the controller manager gave it.
+    pub pod_cidr: String,
+    /// Its address on kind's Docker network.
+    pub ip: String,
+}
+
+/// Each node's network facts.
+fn node_networks(k8s: &Tools, kubeconfig: &Path) -> Result<Vec<KindNode>> {
     let out = run(
         "read the kind nodes' pod CIDRs",
         k8s.bin("kubectl").to_str().unwrap_or("kubectl"),
@@ -819,20 +903,20 @@ fn node_networks(k8s: &Tools, kubeconfig: &Path) -> Result<Vec<(String, String, 
         .lines()
         .filter_map(|l| {
             let mut w = l.split_whitespace();
-            Some((
-                w.next()?.to_owned(),
-                w.next()?.to_owned(),
-                w.next()?.to_owned(),
-            ))
+            Some(KindNode {
+                name: w.next()?.to_owned(),
+                pod_cidr: w.next()?.to_owned(),
+                ip: w.next()?.to_owned(),
+            })
         })
         .collect())
 }
 
 /// Writes each node's CNI config from its pod CIDR and routes every other node's pod CIDR
-/// through that node (all nodes share kind's Docker network), then waits until all are Ready.
-/// Until then no pod has an address, so none gets a wrong one. Routes do not survive a node
-/// container's restart.
-fn configure_network(k8s: &Tools, kubeconfig: &Path) -> Result<()> {
+/// through that node (all nodes share kind's Docker network), then waits until all are Ready;
+/// answers the nodes. Until then no pod has an address, so none gets a wrong one. Routes do not
+/// survive a node container's restart.
+fn configure_network(k8s: &Tools, kubeconfig: &Path) -> Result<Vec<KindNode>> {
     let want = NODES_IN_CONFIG;
     let nodes = crate::wait::until_blocking(
         &format!("the controller manager to give the {want} kind nodes their pod CIDRs"),
@@ -844,13 +928,17 @@ fn configure_network(k8s: &Tools, kubeconfig: &Path) -> Result<()> {
         },
         || format!("{:?}", node_networks(k8s, kubeconfig)),
     )?;
-    for (name, cidr, _) in &nodes {
+    for node in &nodes {
+        let (name, cidr) = (&node.name, &node.pod_cidr);
         let mut script = format!(
             "sed 's#POD_SUBNET#{cidr}#' /{CNI_TEMPLATE} > /etc/cni/net.d/10-burstcert.conflist"
         );
-        for (other, other_cidr, other_ip) in &nodes {
-            if other != name {
-                script.push_str(&format!(" && ip route replace {other_cidr} via {other_ip}"));
+        for other in &nodes {
+            if other.name != *name {
+                script.push_str(&format!(
+                    " && ip route replace {} via {}",
+                    other.pod_cidr, other.ip
+                ));
             }
         }
         run(
@@ -859,17 +947,86 @@ fn configure_network(k8s: &Tools, kubeconfig: &Path) -> Result<()> {
             &["exec", name, "sh", "-c", &script],
         )?;
     }
-    run(
+    kubectl(
+        k8s,
+        kubeconfig,
         "wait for the kind nodes to be Ready",
-        k8s.bin("kubectl").to_str().unwrap_or("kubectl"),
         &[
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap_or_default(),
             "wait",
             "--for=condition=Ready",
             "nodes",
             "--all",
             "--timeout=180s",
+        ],
+    )?;
+    Ok(nodes)
+}
+
+/// Runs `kubectl --kubeconfig KUBECONFIG args…` as step `step`.
+fn kubectl(k8s: &Tools, kubeconfig: &Path, step: &str, args: &[&str]) -> Result<String> {
+    let mut all = vec!["--kubeconfig", kubeconfig.to_str().unwrap_or_default()];
+    all.extend(args);
+    run(step, k8s.bin("kubectl").to_str().unwrap_or("kubectl"), &all)
+}
+
+/// The taint and label key that reserve the host node ([`vk_hostnode::HOST_NODE_LABEL`]), as
+/// `tools/kind/cluster.yaml` puts them on the worker.
+pub const HOST_NODE_LABEL: &str = vk_hostnode::HOST_NODE_LABEL;
+
+/// Makes the worker the host node, as the local cluster's: every pod created in `kube-system`
+/// (the add-on's, its gc jobs', kwok's controller) tolerates the worker's taint and selects the
+/// label the control plane and the worker carry (the PodTolerationRestriction and
+/// PodNodeSelector admission plugins `tools/kind/cluster.yaml` turns on), so the add-on keeps
+/// its production rendering and lands on the worker; scenario workloads tolerate no such taint
+/// and go to kwok nodes. kube-proxy is kept to the real nodes: on kwok nodes it would only be
+/// pretended, and a pod slot it took there would skew the room scenarios choose.
+fn reserve_host_node(k8s: &Tools, kubeconfig: &Path) -> Result<()> {
+    use crate::addon::lifecycle::{DEFAULT_TOLERATIONS_ANNOTATION, NODE_SELECTOR_ANNOTATION};
+    let selector = format!("{NODE_SELECTOR_ANNOTATION}={HOST_NODE_LABEL}=true");
+    let tolerations = format!(
+        "{DEFAULT_TOLERATIONS_ANNOTATION}=[{{\"key\":\"{HOST_NODE_LABEL}\",\"operator\":\"Exists\",\"effect\":\"NoSchedule\"}}]"
+    );
+    kubectl(
+        k8s,
+        kubeconfig,
+        "annotate kube-system with the host node's placement",
+        &[
+            "annotate",
+            "--overwrite",
+            "namespace",
+            "kube-system",
+            &selector,
+            &tolerations,
+        ],
+    )?;
+    // OnDelete: the running kube-proxy pods (on the real nodes already) stay; the affinity
+    // applies to the pods of nodes added later.
+    let patch = serde_json::json!({"spec": {
+        "updateStrategy": {"type": "OnDelete", "rollingUpdate": null},
+        "template": {"spec": {"affinity": {"nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{
+                "matchExpressions": [
+                    {"key": HOST_NODE_LABEL, "operator": "In", "values": ["true"]},
+                    {"key": crate::cluster::nodes::KWOK_NODE_LABEL.0, "operator": "NotIn",
+                     "values": [crate::cluster::nodes::KWOK_NODE_LABEL.1]},
+                ],
+            }]},
+        }}}},
+    }});
+    kubectl(
+        k8s,
+        kubeconfig,
+        "keep kube-proxy to the kind cluster's real nodes",
+        &[
+            "patch",
+            "daemonset",
+            "kube-proxy",
+            "-n",
+            "kube-system",
+            "--type",
+            "merge",
+            "-p",
+            &patch.to_string(),
         ],
     )?;
     Ok(())
@@ -882,6 +1039,7 @@ const NODES_IN_CONFIG: usize = 2;
 #[derive(Debug)]
 pub struct Container {
     name: String,
+    cluster: String,
     cleanup: std::sync::Mutex<Option<OnExit>>,
 }
 
@@ -930,8 +1088,42 @@ impl Container {
         run(&format!("start the container {name}"), "docker", &all)?;
         Ok(Self {
             name: name.into(),
+            cluster: cluster.into(),
             cleanup: std::sync::Mutex::new(Some(cleanup)),
         })
+    }
+
+    /// Routes each node's pod CIDR through that node in the container's network namespace, so
+    /// it reaches the cluster's pods as the nodes do (and they answer it: a pod's reply to an
+    /// address on kind's network leaves through its node). `helper` is an image with `ip`
+    /// (the node image), run for a moment in the container's namespace with `NET_ADMIN`.
+    pub fn route_to_pods(&self, helper: &str, nodes: &[KindNode]) -> Result<()> {
+        let script: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("ip route replace {} via {}", n.pod_cidr, n.ip))
+            .collect();
+        let network = format!("container:{}", self.name);
+        let label = format!("{LABEL}={}", self.cluster);
+        run(
+            &format!("route {}'s traffic to the cluster's pods", self.name),
+            "docker",
+            &[
+                "run",
+                "--rm",
+                "--label",
+                &label,
+                "--network",
+                &network,
+                "--cap-add",
+                "NET_ADMIN",
+                "--entrypoint",
+                "sh",
+                helper,
+                "-c",
+                &script.join(" && "),
+            ],
+        )?;
+        Ok(())
     }
 
     /// Removes the container now.
@@ -996,32 +1188,160 @@ pub fn list(tools: &Tools) -> Result<Vec<String>> {
         .collect())
 }
 
-/// Deletes every kind cluster and container the harness made (a killed run's leftovers).
+/// Deletes every kind cluster and container the harness made that no running burstcert owns (a
+/// killed run's leftovers): a cluster or container a live clean-up guard of this machine is
+/// armed for ([`guarded_names`]) belongs to a run still going, perhaps another person's, and is
+/// kept. Names outside burstcert's (`burstcert-*` clusters, containers labelled [`LABEL`]) are
+/// never touched.
 pub fn delete_all(tools: &Tools, out: &mut impl std::io::Write) -> Result<usize> {
+    let owned = guarded_names();
     let clusters = list(tools)?;
+    let mut deleted = 0;
     for name in &clusters {
+        if owned.contains(name) {
+            let _ = writeln!(
+                out,
+                "kept kind cluster {name}: a running burstcert owns it (its clean-up is armed)"
+            );
+            continue;
+        }
         run(
             &format!("delete the kind cluster {name}"),
             tools.bin("kind").to_str().unwrap_or("kind"),
             &["delete", "cluster", "--name", name],
         )?;
         let _ = writeln!(out, "deleted kind cluster {name}");
+        deleted += 1;
     }
     let containers = run(
         "list burstcert's containers",
         "docker",
-        &["ps", "-aq", "--filter", &format!("label={LABEL}")],
+        &[
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label={LABEL}"),
+            "--format",
+            &format!("{{{{.ID}}}} {{{{.Names}}}} {{{{.Label \"{LABEL}\"}}}}"),
+        ],
     )?;
-    for id in containers.lines().map(str::trim).filter(|l| !l.is_empty()) {
+    for line in containers.lines() {
+        let mut words = line.split_whitespace();
+        let (Some(id), Some(name)) = (words.next(), words.next()) else {
+            continue;
+        };
+        let cluster = words.next().unwrap_or_default();
+        if owned.contains(name) || owned.contains(cluster) {
+            let _ = writeln!(
+                out,
+                "kept container {name}: a running burstcert owns it (its clean-up is armed)"
+            );
+            continue;
+        }
         run("remove a container", "docker", &["rm", "-f", id])?;
-        let _ = writeln!(out, "removed container {id}");
+        let _ = writeln!(out, "removed container {name}");
     }
-    Ok(clusters.len())
+    Ok(deleted)
+}
+
+/// What the clean-up guards of running burstcert processes on this machine are armed to remove
+/// (the last word of each guard's command: a kind cluster's or a container's name). A guard
+/// runs its command when its burstcert ends, so what it names is still in use.
+pub fn guarded_names() -> std::collections::BTreeSet<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Default::default();
+    };
+    entries
+        .filter_map(|e| {
+            let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+            std::fs::read(format!("/proc/{pid}/cmdline")).ok()
+        })
+        .filter_map(|cmdline| guarded_name(&cmdline))
+        .collect()
+}
+
+/// The name a guard's command line (`sh -c … burstcert-cleanup PROGRAM ARGS…`, NUL-separated)
+/// is armed to remove: its last word, for the commands the kind target arms (`kind delete
+/// cluster --name NAME`, `docker rm -f NAME`).
+fn guarded_name(cmdline: &[u8]) -> Option<String> {
+    let words: Vec<&[u8]> = cmdline
+        .split(|b| *b == 0)
+        .filter(|w| !w.is_empty())
+        .collect();
+    let at = words.iter().position(|w| *w == b"burstcert-cleanup")?;
+    let command: Vec<String> = words[at + 1..]
+        .iter()
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .collect();
+    let program = Path::new(command.first()?).file_name()?.to_str()?;
+    let args: Vec<&str> = command[1..].iter().map(String::as_str).collect();
+    match (program, args.as_slice()) {
+        ("kind", ["delete", "cluster", "--name", name]) | ("docker", ["rm", "-f", name]) => {
+            Some((*name).to_owned())
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_clean_up_guard_names_the_cluster_or_container_it_is_armed_for() {
+        let guard = |words: &[&str]| {
+            let mut line = words.join("\0").into_bytes();
+            line.push(0);
+            guarded_name(&line)
+        };
+        let script = "\ntrap '' INT\ncat >/dev/null\nexec \"$@\"\n";
+        assert_eq!(
+            guard(&[
+                "sh",
+                "-c",
+                script,
+                "burstcert-cleanup",
+                "/c/kind",
+                "delete",
+                "cluster",
+                "--name",
+                "burstcert-1a2b3c"
+            ]),
+            Some("burstcert-1a2b3c".into())
+        );
+        assert_eq!(
+            guard(&[
+                "sh",
+                "-c",
+                script,
+                "burstcert-cleanup",
+                "docker",
+                "rm",
+                "-f",
+                "burstcert-1a2b3c-mock-cci"
+            ]),
+            Some("burstcert-1a2b3c-mock-cci".into())
+        );
+        // Another guard (a local cluster's), or not a guard at all.
+        assert_eq!(
+            guard(&[
+                "sh",
+                "-c",
+                script,
+                "burstcert-cleanup",
+                "/c/kwokctl",
+                "delete",
+                "cluster",
+                "--name",
+                "burstcert-1a2b3c"
+            ]),
+            None
+        );
+        assert_eq!(
+            guard(&["kind", "delete", "cluster", "--name", "burstcert-1a2b3c"]),
+            None
+        );
+    }
 
     #[test]
     fn ldd_output_gives_the_loader_and_the_libraries_but_not_the_vdso() {
