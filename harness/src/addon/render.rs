@@ -987,22 +987,61 @@ pub const MANIFEST_BREAKAGES: &[(&str, &str)] = &[
         "credential-in-env",
         "the CCI token is written into the add-on's Deployments as a literal environment value, not read from its Secret (§13)",
     ),
+    (
+        "arm-nodes-not-avoided",
+        "the add-on's Deployments carry no amd64 node affinity: up to 1.5.37 their pods may land on Arm nodes (§2)",
+    ),
+    (
+        "webhook-recreated-on-upgrade",
+        "the webhook's Deployment is replaced with the strategy Recreate: during an upgrade no webhook answers, and pods are refused (§9)",
+    ),
+    (
+        PROXY_WITHOUT_INTERCONNECT,
+        "the proxy is rendered whatever the network interconnect says: without it, CCI pods still reach cluster Services (§10)",
+    ),
 ];
 
-/// `objects` with the breakage [`MANIFEST_BREAKAGE_ENV`] names, if any; an error when it names
-/// none of [`MANIFEST_BREAKAGES`] (a typo must never install intact manifests as broken ones).
-pub fn with_manifest_breakage(objects: Vec<Rendered>) -> crate::Result<Vec<Rendered>> {
+/// The manifest breakage that renders the proxy without the interconnect (see
+/// [`render_for_install`]).
+const PROXY_WITHOUT_INTERCONNECT: &str = "proxy-installed-without-interconnect";
+
+/// What install and upgrade apply: [`render`] with the breakage [`MANIFEST_BREAKAGE_ENV`]
+/// names, if any ([`render_broken`]).
+pub fn render_for_install(
+    params: &InstallParams,
+    target: &Target,
+    pki: &WebhookPki,
+) -> crate::Result<Vec<Rendered>> {
     match std::env::var(MANIFEST_BREAKAGE_ENV)
         .ok()
         .as_deref()
         .map(str::trim)
     {
-        None | Some("") => Ok(objects),
-        Some(name) => broken(objects, name),
+        None | Some("") => Ok(render(params, target, pki)),
+        Some(name) => render_broken(params, target, pki, name),
     }
 }
 
-/// `objects` with the manifest breakage `name` applied.
+/// [`render`] with the manifest breakage `name` ([`broken`]); `proxy-installed-without-interconnect`
+/// renders as if the interconnect were on.
+pub fn render_broken(
+    params: &InstallParams,
+    target: &Target,
+    pki: &WebhookPki,
+    name: &str,
+) -> crate::Result<Vec<Rendered>> {
+    if name == PROXY_WITHOUT_INTERCONNECT {
+        let on = InstallParams {
+            interconnect: true,
+            ..params.clone()
+        };
+        return broken(render(&on, target, pki), name);
+    }
+    broken(render(params, target, pki), name)
+}
+
+/// `objects` with the manifest breakage `name` applied; an error when it names none of
+/// [`MANIFEST_BREAKAGES`] (a typo must never install intact manifests as broken ones).
 pub fn broken(mut objects: Vec<Rendered>, name: &str) -> crate::Result<Vec<Rendered>> {
     if !MANIFEST_BREAKAGES.iter().any(|(n, _)| *n == name) {
         return Err(crate::Error::Step {
@@ -1073,6 +1112,17 @@ pub fn broken(mut objects: Vec<Rendered>, name: &str) -> crate::Result<Vec<Rende
                         }
                     }
                 }
+            }
+            ("arm-nodes-not-avoided", "Deployment") => {
+                if let Some(affinity) = data["spec"]["template"]["spec"]["affinity"].as_object_mut()
+                {
+                    affinity.remove("nodeAffinity");
+                }
+            }
+            ("webhook-recreated-on-upgrade", "Deployment")
+                if r.object.metadata.name.as_deref() == Some(WEBHOOK) =>
+            {
+                data["spec"]["strategy"] = serde_json::json!({"type": "Recreate"});
             }
             ("daemonset-pods-intercepted", "MutatingWebhookConfiguration") => {
                 for hook in data["webhooks"].as_array_mut().into_iter().flatten() {
@@ -1415,6 +1465,7 @@ mod tests {
             ("runs-as-root", "readOnlyRootFilesystem"),
             ("daemonset-pods-intercepted", "matchConditions"),
             ("credential-in-env", "--cci-token-file"),
+            ("arm-nodes-not-avoided", "kubernetes.io/arch"),
         ] {
             assert!(intact.contains(gone), "{gone}");
             let broken = json(&broken(rendered.clone(), name).unwrap());
@@ -1422,6 +1473,54 @@ mod tests {
         }
         let err = broken(rendered, "runs-as-rot").unwrap_err().to_string();
         assert!(err.contains("runs-as-root"), "{err}");
+    }
+
+    #[test]
+    fn the_upgrade_and_interconnect_breakages_change_the_webhooks_strategy_and_add_the_proxy() {
+        let p = params("1.5.18");
+        assert!(!p.interconnect);
+        let strategies = |objects: &[Rendered]| -> Vec<(String, String)> {
+            objects
+                .iter()
+                .filter(|r| r.resource.kind == "Deployment")
+                .map(|r| {
+                    (
+                        r.object.metadata.name.clone().unwrap_or_default(),
+                        r.object.data["spec"]["strategy"]["type"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    )
+                })
+                .collect()
+        };
+        let intact = render(&p, &Target::Production, &pki());
+        let recreated = render_broken(
+            &p,
+            &Target::Production,
+            &pki(),
+            "webhook-recreated-on-upgrade",
+        )
+        .unwrap();
+        for ((name, before), (_, after)) in
+            strategies(&intact).into_iter().zip(strategies(&recreated))
+        {
+            if name == WEBHOOK {
+                assert_eq!(
+                    (before.as_str(), after.as_str()),
+                    ("RollingUpdate", "Recreate")
+                );
+            } else {
+                assert_eq!(before, after, "{name}");
+            }
+        }
+        let deployments = |objects: &[Rendered]| -> Vec<String> {
+            strategies(objects).into_iter().map(|(n, _)| n).collect()
+        };
+        assert!(!deployments(&intact).contains(&PROXY.to_owned()));
+        let with_proxy =
+            render_broken(&p, &Target::Production, &pki(), PROXY_WITHOUT_INTERCONNECT).unwrap();
+        assert!(deployments(&with_proxy).contains(&PROXY.to_owned()));
     }
 
     #[test]
