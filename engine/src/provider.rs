@@ -421,6 +421,25 @@ impl CciProvider {
                             .await
                             .map(|_| ())
                     }
+                    Some(found)
+                        if found == uid
+                            && breakage::is(Breakage::RecreatedOnUpgrade)
+                            && existing
+                                .metadata
+                                .annotations
+                                .as_ref()
+                                .and_then(|a| a.get(cci_api::ANNOTATION_RELEASE))
+                                != Some(&self.release.to_string()) =>
+                    {
+                        // The bug: "a pod burst by another release is out of date: replace it".
+                        self.client
+                            .delete_pod_with_grace(&self.namespace, &name, Some(0))
+                            .await?;
+                        self.client
+                            .create_pod(&self.namespace, &cci)
+                            .await
+                            .map(|_| ())
+                    }
                     Some(found) if found == uid => Ok(()),
                     found => Err(Error::NameTaken {
                         namespace: self.namespace.clone(),
@@ -732,7 +751,10 @@ impl CciProvider {
         name: &str,
         grace: Option<i64>,
     ) -> Result<()> {
-        let cci_name = cci_pod_name(namespace, name);
+        let cci_name = match uid {
+            Some(uid) => translate::suffixed_name(cci_pod_name(namespace, name), uid),
+            None => cci_pod_name(namespace, name),
+        };
         let existing = match self.client.get_pod(&self.namespace, &cci_name).await {
             Ok(p) => p,
             Err(e) if e.code() == Some(404) => return Ok(()),
@@ -836,6 +858,8 @@ impl vk::Provider for CciProvider {
         match self.client.get_namespace(&self.namespace).await {
             Ok(_) => Ok(()),
             Err(e) if e.code() == Some(404) => Ok(()),
+            // The bug: "CCI answered, so it is up".
+            Err(e) if e.code().is_some() && breakage::is(Breakage::OutageNotReported) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }

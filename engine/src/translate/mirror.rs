@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::{SERVICE_ACCOUNT_TOKEN_TYPE, mirror_name};
+use crate::breakage::{self, Breakage};
 
 /// Label on every mirrored CCI object: `{namespace}.{name}` of the cluster object (left out
 /// when longer than a label value may be; the annotation of the same key always has it).
@@ -119,7 +120,11 @@ pub fn cci_claim(
         PersistentVolumeClaimSpec {
             access_modes: spec.access_modes,
             resources: spec.resources,
-            storage_class_name: spec.storage_class_name,
+            storage_class_name: if breakage::is(Breakage::ClaimClassNotMirrored) {
+                None
+            } else {
+                spec.storage_class_name
+            },
             volume_mode: spec.volume_mode,
             ..PersistentVolumeClaimSpec::default()
         },

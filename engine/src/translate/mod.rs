@@ -126,7 +126,8 @@ pub use naming::{
     cluster_pod_of, identity, mirror_name,
 };
 pub use pod::{
-    IMAGE_PULL_SECRET, SIDECAR_PROTOCOL_V1, SIDECAR_PROTOCOL_V2, sidecar_protocol, to_cci_pod,
+    IMAGE_PULL_SECRET, SIDECAR_PROTOCOL_V1, SIDECAR_PROTOCOL_V2, sidecar_protocol, suffixed_name,
+    to_cci_pod,
 };
 pub use references::{ObjectKey, ObjectKind, References, references};
 pub use status::{cluster_status, cluster_uid_of, remote_pod};

@@ -33,10 +33,23 @@ pub const SIDECAR_PROTOCOL_V2: &str = "v2";
 /// The sidecar protocol a pod burst by `release` speaks: [`SIDECAR_PROTOCOL_V2`] when the
 /// release allows [`Gate::SidecarV2`], else [`SIDECAR_PROTOCOL_V1`].
 pub fn sidecar_protocol(release: Release) -> &'static str {
-    if release.allows(Gate::SidecarV2) && !breakage::is(Breakage::SidecarAlwaysV1) {
+    if breakage::judged_at(release, Gate::SidecarV2).allows(Gate::SidecarV2)
+        && !breakage::is(Breakage::SidecarAlwaysV1)
+    {
         SIDECAR_PROTOCOL_V2
     } else {
         SIDECAR_PROTOCOL_V1
+    }
+}
+
+/// `cci_name`, or under the breakage `cci-names-uid-suffixed` that name with the first
+/// characters of the pod's `uid` appended (the bug: "a recreated pod must never meet its
+/// predecessor's Terminating CCI pod").
+pub fn suffixed_name(cci_name: String, uid: &str) -> String {
+    if breakage::is(Breakage::CciNamesUidSuffixed) {
+        format!("{cci_name}-{}", uid.get(..5).unwrap_or(uid))
+    } else {
+        cci_name
     }
 }
 
@@ -72,7 +85,7 @@ pub fn to_cci_pod(
             "is a DaemonSet pod; DaemonSet pods never burst to CCI: keep them off the virtual node (do not tolerate virtual-kubelet.io/provider)".into(),
         ));
     }
-    let cci_name = cci_pod_name(namespace, name);
+    let cci_name = suffixed_name(cci_pod_name(namespace, name), uid);
     if cci_name.len() > MAX_CCI_POD_NAME_LEN {
         return Err(refuse(format!(
             "the CCI pod name {namespace}.{name} would be {} characters, over CCI's {MAX_CCI_POD_NAME_LEN}: shorten the pod name",
@@ -129,7 +142,8 @@ pub fn to_cci_pod(
         .metadata
         .annotations
         .as_ref()
-        .and_then(|a| a.get(ANNOTATION_POD_SIZE_SPECS));
+        .and_then(|a| a.get(ANNOTATION_POD_SIZE_SPECS))
+        .filter(|_| !breakage::is(Breakage::PodSizeSpecsIgnored));
     // §4's size comes from the cluster pod's own resources: max(sum of requests, each limit,
     // largest init container). The translated containers hold only their requests, so when a
     // limit makes the pod larger than they add up to, the size is pinned for CCI (which sizes a

@@ -6,6 +6,7 @@ use cci_api::{ANNOTATION_CLUSTER_POD, LABEL_CLUSTER_POD_UID};
 use k8s_openapi::api::core::v1::{ContainerStatus, HostIP, PodCondition, PodIP, PodStatus};
 
 use super::cluster_pod_of;
+use crate::breakage::{self, Breakage};
 
 /// The cluster pod a CCI pod stands for, with its status mapped back and its flavour as the
 /// cluster pod's annotations (§1); `None` for a CCI pod the engine did not create (no UID
@@ -99,8 +100,14 @@ pub fn cluster_status(cci: &PodStatus, containers: &[cci_api::ContainerSummary])
             .as_ref()
             .map(|ip| vec![HostIP { ip: ip.clone() }])
     });
+    let phase = match cci.phase.as_deref() {
+        Some("Succeeded") if breakage::is(Breakage::SucceededReportedFailed) => {
+            Some("Failed".to_owned())
+        }
+        _ => cci.phase.clone(),
+    };
     PodStatus {
-        phase: cci.phase.clone(),
+        phase,
         reason: cci.reason.clone(),
         message: cci.message.clone(),
         pod_ip: cci.pod_ip.clone(),

@@ -27,7 +27,7 @@ pub(super) fn to_cci_volume(
     let rename = |name: &str| mirror_name(namespace, name);
     // Worded like the webhook's refusals: the volume, the gate, what to do.
     let gated = |gate: Gate, what: &str| {
-        (!release.allows(gate)).then(|| {
+        (!breakage::judged_at(release, gate).allows(gate)).then(|| {
             format!(
                 "{what} volume {:?} cannot run on CCI: it {}; upgrade the add-on, or remove the volume",
                 v.name,

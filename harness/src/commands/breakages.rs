@@ -47,7 +47,7 @@ pub fn run(args: BreakagesArgs) -> anyhow::Result<ExitCode> {
     if list {
         let selected = burstcert::breakages::select(&only).map_err(|e| anyhow::anyhow!(e))?;
         for b in selected {
-            println!("{}\t{}\t{}", b.name, b.expected.join(","), b.symptom);
+            println!("{}\t{}\t{}", b.name, b.expected_label(), b.symptom);
         }
         return Ok(ExitCode::SUCCESS);
     }

@@ -88,6 +88,19 @@ pub fn up_01(s: &Scenario) -> BodyFuture<'_> {
             "the pod created after the upgrade has sidecar {:?}",
             new.iter().map(|p| sidecar(p)).collect::<Vec<_>>()
         );
+        // Once more, now that the new engine has shown it works (it burst the third pod): an
+        // engine that replaces the old pods' CCI pods at its own pace may not have got to them
+        // when they were first compared.
+        let kept: BTreeMap<String, cci_api::Pod> = now
+            .into_iter()
+            .filter(|(uid, _)| before.contains_key(uid))
+            .collect();
+        anyhow::ensure!(
+            ids(&before) == ids(&kept),
+            "the new engine replaced burst pods of the old release:\nbefore {:?}\nafter  {:?}",
+            ids(&before),
+            ids(&kept)
+        );
         Ok(Outcome::Passed)
     }))
 }
