@@ -186,7 +186,7 @@ breakages! {
         "the downwardAPI/projected gate is applied one release early: 1.3.24 admits the volumes (§5: >= 1.3.25)";
     /// translate: a mirrored claim loses its storage class.
     ClaimClassNotMirrored = "claim-class-not-mirrored",
-        "the CCI copy of a PersistentVolumeClaim has no storageClassName (CCI's default class applies)";
+        "the CCI copy of a PersistentVolumeClaim has no storageClassName, which CCI refuses (§5: SFS or SFS Turbo only)";
     /// webhook: a hostPath removed by the replacement annotation keeps its mounts.
     RemovedHostPathMountsKept = "removed-hostpath-mounts-kept",
         "a hostPath removed by coordinator.cci.io/hostpath-replacement leaves its volumeMounts: the API server refuses the pod";
@@ -211,6 +211,9 @@ breakages! {
     /// provider: any HTTP answer counts as CCI being up.
     OutageNotReported = "outage-not-reported",
         "the node's health check takes any HTTP answer, a 503 too, for CCI being up: an outage never shows NotReady";
+    /// node: the virtual node is registered once, at start.
+    NodeNotRecreated = "node-not-recreated",
+        "a virtual node deleted by hand is not registered again until the engine restarts";
 }
 
 /// The release `gate` is judged at: `release`, or, under a breakage that applies the gate one

@@ -742,6 +742,7 @@ async fn virtual_kubelet(args: VirtualKubeletArgs) -> anyhow::Result<()> {
     } else {
         Duration::from_secs(args.lease_interval_secs)
     };
+    config.reregister_deleted_node = !breakage::is(Breakage::NodeNotRecreated);
     config.kubelet_listen = kubelet_listen;
     config.kubelet_client_ca = kubelet_client_ca;
 

@@ -342,7 +342,7 @@ pub const CATALOGUE: &[Breakage] = &[
     b(
         "succeeded-reported-failed",
         &["WL-04"],
-        "a Job's pods that complete on CCI show Failed: the Job fails with BackoffLimitExceeded",
+        "a Job's pods that complete on CCI show Failed: the Job counts them as failures and retries them",
     ),
     b(
         "owner-cache-misses-updates",
@@ -358,7 +358,7 @@ pub const CATALOGUE: &[Breakage] = &[
     b(
         "claim-class-not-mirrored",
         &["VOL-06"],
-        "a claim on CCI has no storage class: SFS claims get CCI's default storage",
+        "the CCI copy of a claim has no storage class: CCI refuses it and the pod never starts",
     ),
     b(
         "removed-hostpath-mounts-kept",
@@ -400,6 +400,11 @@ pub const CATALOGUE: &[Breakage] = &[
         "outage-not-reported",
         &["VK-04"],
         "during a CCI outage the virtual node stays Ready",
+    ),
+    b(
+        "node-not-recreated",
+        &["VK-03"],
+        "a virtual node deleted by hand stays deleted; its pods are orphaned",
     ),
     // The manifests' breakages, after the engine's (in `render::MANIFEST_BREAKAGES`' order).
     m(
