@@ -858,6 +858,25 @@ mod tests {
         );
     }
 
+    #[cfg(not(feature = "breakages"))]
+    #[test]
+    fn a_change_to_a_cached_owner_is_taken_and_the_patch_applied_as_decided() {
+        let (store, mut writer) = reflector::store::<PartialObjectMeta<Deployment>>();
+        let before = owner::<Deployment>("ns", "web", "off");
+        assert!(!missed_update(
+            &store,
+            &Ok(watcher::Event::Apply(before.clone()))
+        ));
+        writer.apply_watcher_event(&watcher::Event::Apply(before));
+        let labelled = owner::<Deployment>("ns", "web", "enforce");
+        assert!(!missed_update(&store, &Ok(watcher::Event::Apply(labelled))));
+        let patch = serde_json::json!([
+            {"op": "replace", "path": "/spec/volumes", "value": []},
+            {"op": "remove", "path": "/spec/containers/0/volumeMounts"}
+        ]);
+        assert_eq!(misapply(patch.clone()), patch);
+    }
+
     #[test]
     fn a_deleted_owner_leaves_the_cache() {
         let (replica_sets, mut rs) = reflector::store::<PartialObjectMeta<ReplicaSet>>();

@@ -164,6 +164,18 @@ mod tests {
         cci
     }
 
+    #[rstest::rstest]
+    #[case::succeeded("Succeeded")]
+    #[case::failed("Failed")]
+    #[case::pending("Pending")]
+    fn a_phase_comes_back_as_cci_has_it(#[case] phase: &str) {
+        let status = PodStatus {
+            phase: Some(phase.into()),
+            ..PodStatus::default()
+        };
+        assert_eq!(cluster_status(&status, &[]).phase.as_deref(), Some(phase));
+    }
+
     #[test]
     fn a_cci_pod_names_its_cluster_pod_and_brings_its_status_back() {
         let remote = remote_pod(&(&running_cci_pod()).into()).unwrap();
