@@ -144,9 +144,18 @@ async fn put_token(s: &Scenario, token: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits until the mock has served a request carrying `token` since `after`.
-async fn served_with(s: &Scenario, token: &str, after: u64, what: &str) -> anyhow::Result<()> {
-    let credential = format!("token:{}", cci_api::token_fingerprint(token));
+/// Waits until the mock has served a request carrying `token` since `after`; with `replacing`,
+/// until every caller of the add-on has moved from that token to `token` ([`taken_up`]).
+async fn served_with(
+    s: &Scenario,
+    token: &str,
+    replacing: Option<&str>,
+    after: u64,
+    what: &str,
+) -> anyhow::Result<()> {
+    let fingerprint = |t: &str| format!("token:{}", cci_api::token_fingerprint(t));
+    let credential = fingerprint(token);
+    let replaced = replacing.map(fingerprint);
     crate::wait::until(
         what,
         SECRET_PROPAGATION,
@@ -157,15 +166,47 @@ async fn served_with(s: &Scenario, token: &str, after: u64, what: &str) -> anyho
                     step: "read the mock's request log".into(),
                     detail: e.to_string(),
                 })?;
-            Ok(log
-                .iter()
-                .any(|r| r.credential.as_deref() == Some(credential.as_str()) && r.status < 300)
-                .then_some(()))
+            Ok(match &replaced {
+                Some(old) => taken_up(&log, old, &credential),
+                None => log.iter().any(|r| {
+                    r.credential.as_deref() == Some(credential.as_str()) && r.status < 300
+                }),
+            }
+            .then_some(()))
         },
         || s.diagnose(),
     )
     .await?;
     Ok(())
+}
+
+/// Whether the add-on's every caller has moved from credential `old` to `new` by `log` (oldest
+/// first): `new` was served, and each kind of read the add-on repeated with either (its periodic
+/// reads: the virtual kubelet's pod list, the node's namespace check, the proxy's registration)
+/// was last made with `new`. One add-on pod taking the renewed Secret up is not all of them: a
+/// kubelet updates each pod's volume at that pod's own sync, up to a minute apart.
+fn taken_up(log: &[crate::mock_admin::LoggedRequest], old: &str, new: &str) -> bool {
+    use crate::mock_admin::RequestKind as _;
+    let ours: Vec<_> = log
+        .iter()
+        .filter(|r| r.method == "GET")
+        .filter(|r| matches!(r.credential.as_deref(), Some(c) if c == old || c == new))
+        .collect();
+    let served = ours
+        .iter()
+        .any(|r| r.credential.as_deref() == Some(new) && r.status < 300);
+    let mut kinds: Vec<String> = ours.iter().map(|r| r.kind()).collect();
+    kinds.sort();
+    kinds.dedup();
+    served
+        && kinds.iter().all(|kind| {
+            let of_kind: Vec<_> = ours.iter().filter(|r| &r.kind() == kind).collect();
+            // A read made once is no caller's routine: nothing says it will come again.
+            of_kind.len() < 2
+                || of_kind
+                    .last()
+                    .is_some_and(|r| r.credential.as_deref() == Some(new))
+        })
 }
 
 /// The virtual kubelet's pods: (name, restarts), to show it was not restarted.
@@ -234,7 +275,7 @@ pub fn cci_02(s: &Scenario) -> BodyFuture<'_> {
             .issue_token(&first, &tenant, Duration::from_secs(3600))
             .await?;
         put_token(s, &first).await?;
-        served_with(s, &first, start, "the engine to use the issued token").await?;
+        served_with(s, &first, None, start, "the engine to use the issued token").await?;
         let engine_before = engine_pods(s).await?;
 
         let mut deployment: k8s_openapi::api::apps::v1::Deployment =
@@ -258,7 +299,14 @@ pub fn cci_02(s: &Scenario) -> BodyFuture<'_> {
         put_token(s, &renewed).await?;
         // Some request must carry the renewed token: a scale makes one.
         super::wl::scale::<k8s_openapi::api::apps::v1::Deployment>(s, "renew", 3).await?;
-        served_with(s, &renewed, renewal, "the engine to use the renewed token").await?;
+        served_with(
+            s,
+            &renewed,
+            Some(&first),
+            renewal,
+            "every caller of the add-on to use the renewed token",
+        )
+        .await?;
         converge(s, selector, 3, PATIENCE).await?;
         // The first token's life ends; the engine goes on with the renewed one.
         admin.issue_token(&first, &tenant, Duration::ZERO).await?;
@@ -503,4 +551,58 @@ async fn watched_uninstall(s: &Scenario, ns: &str) -> anyhow::Result<(Duration, 
     };
     let (took, seen) = tokio::join!(uninstall, watch);
     Ok((took?, seen?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(
+        seq: u64,
+        path: &str,
+        credential: &str,
+        status: u16,
+    ) -> crate::mock_admin::LoggedRequest {
+        serde_json::from_value(serde_json::json!({
+            "seq": seq,
+            "time": "2026-12-07T00:00:00Z",
+            "method": "GET",
+            "path": path,
+            "credential": credential,
+            "status": status,
+            "durationMs": 1,
+        }))
+        .unwrap()
+    }
+
+    const PODS: &str = "/apis/cci/v2/namespaces/bursting-a/pods";
+    const REGISTRATION: &str =
+        "/apis/cci/v2/namespaces/bursting-a/proxyregistrations/cluster-proxy";
+
+    #[test]
+    fn a_renewed_token_is_taken_up_once_every_repeated_read_last_carried_it() {
+        let log = vec![
+            request(1, PODS, "old", 200),
+            request(2, REGISTRATION, "old", 200),
+            request(3, PODS, "old", 200),
+            // The proxy's pod got the renewed Secret first: its reads carry it ...
+            request(4, REGISTRATION, "new", 200),
+            // ... while the virtual kubelet still lists pods with the old one.
+            request(5, PODS, "old", 200),
+            request(6, "/apis/cci/v2/namespaces/bursting-a/pods/x", "old", 200),
+            // The harness's own reads, with the tenant's token, are no caller of the add-on.
+            request(7, PODS, "tenant", 200),
+        ];
+        assert!(!taken_up(&log, "old", "new"));
+        let mut later = log.clone();
+        later.push(request(8, PODS, "new", 200));
+        assert!(
+            taken_up(&later, "old", "new"),
+            "a read made once (pods/x) waits for nothing"
+        );
+        // A renewed token refused is not served.
+        let refused = vec![request(1, PODS, "old", 200), request(2, PODS, "new", 401)];
+        assert!(!taken_up(&refused, "old", "new"));
+        assert!(!taken_up(&[], "old", "new"));
+    }
 }
