@@ -144,69 +144,122 @@ async fn put_token(s: &Scenario, token: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits until the mock has served a request carrying `token` since `after`; with `replacing`,
-/// until every caller of the add-on has moved from that token to `token` ([`taken_up`]).
+/// Waits until the mock has served a request carrying `token` since `after`; with `replacing`
+/// (the token it replaces, and where in the log its callers are seen), until every caller of
+/// the add-on has moved from that token to `token` ([`lagging`]).
 async fn served_with(
     s: &Scenario,
     token: &str,
-    replacing: Option<&str>,
+    replacing: Option<(&str, u64)>,
     after: u64,
     what: &str,
 ) -> anyhow::Result<()> {
     let fingerprint = |t: &str| format!("token:{}", cci_api::token_fingerprint(t));
     let credential = fingerprint(token);
-    let replaced = replacing.map(fingerprint);
+    let replaced = replacing.map(|(old, since)| (fingerprint(old), since));
+    let behind = || async {
+        let (old, since) = replaced.as_ref().expect("only when replacing");
+        let log = logged_since(s, *since)
+            .await
+            .map_err(|e| crate::Error::Step {
+                step: "read the mock's request log".into(),
+                detail: e.to_string(),
+            })?;
+        Ok::<_, crate::Error>(lagging(&log, after, old, &credential))
+    };
     crate::wait::until(
         what,
         SECRET_PROPAGATION,
         || async {
+            if replaced.is_some() {
+                return Ok(behind().await?.is_empty().then_some(()));
+            }
             let log = logged_since(s, after)
                 .await
                 .map_err(|e| crate::Error::Step {
                     step: "read the mock's request log".into(),
                     detail: e.to_string(),
                 })?;
-            Ok(match &replaced {
-                Some(old) => taken_up(&log, old, &credential),
-                None => log.iter().any(|r| {
-                    r.credential.as_deref() == Some(credential.as_str()) && r.status < 300
-                }),
-            }
-            .then_some(()))
+            Ok(log
+                .iter()
+                .any(|r| r.credential.as_deref() == Some(credential.as_str()) && r.status < 300)
+                .then_some(()))
         },
-        || s.diagnose(),
+        || async {
+            let lag = match replaced {
+                Some(_) => match behind().await {
+                    Ok(lag) => lag.join("; "),
+                    Err(e) => e.to_string(),
+                },
+                None => String::new(),
+            };
+            format!("{lag}\n{}", s.diagnose().await)
+        },
     )
     .await?;
     Ok(())
 }
 
-/// Whether the add-on's every caller has moved from credential `old` to `new` by `log` (oldest
-/// first): `new` was served, and each kind of read the add-on repeated with either (its periodic
-/// reads: the virtual kubelet's pod list, the node's namespace check, the proxy's registration)
-/// was last made with `new`. One add-on pod taking the renewed Secret up is not all of them: a
-/// kubelet updates each pod's volume at that pod's own sync, up to a minute apart.
-fn taken_up(log: &[crate::mock_admin::LoggedRequest], old: &str, new: &str) -> bool {
-    use crate::mock_admin::RequestKind as _;
+/// Which of the add-on's processes made a request to CCI: the proxy reads and writes its
+/// registration; everything else (pods, the namespace check, mirrored objects) is the virtual
+/// kubelet's.
+fn caller(r: &crate::mock_admin::LoggedRequest) -> &'static str {
+    if r.path.contains("/proxyregistrations") {
+        "the proxy"
+    } else {
+        "the virtual kubelet"
+    }
+}
+
+/// What keeps the add-on from having moved from credential `old` to `new` at `renewal`, by its
+/// requests in `log` (oldest first, from before the renewal, so each process that calls CCI
+/// with the token is known), in words; empty once each such process has been served with `new`
+/// since `renewal` and made no request with `old` after that. One add-on pod taking the renewed
+/// Secret up is not all of them: a kubelet updates each pod's volume at that pod's own sync, up
+/// to a minute apart, and a process still on `old` when it expires is refused again and again.
+fn lagging(
+    log: &[crate::mock_admin::LoggedRequest],
+    renewal: u64,
+    old: &str,
+    new: &str,
+) -> Vec<String> {
     let ours: Vec<_> = log
         .iter()
-        .filter(|r| r.method == "GET")
         .filter(|r| matches!(r.credential.as_deref(), Some(c) if c == old || c == new))
         .collect();
-    let served = ours
-        .iter()
-        .any(|r| r.credential.as_deref() == Some(new) && r.status < 300);
-    let mut kinds: Vec<String> = ours.iter().map(|r| r.kind()).collect();
-    kinds.sort();
-    kinds.dedup();
-    served
-        && kinds.iter().all(|kind| {
-            let of_kind: Vec<_> = ours.iter().filter(|r| &r.kind() == kind).collect();
-            // A read made once is no caller's routine: nothing says it will come again.
-            of_kind.len() < 2
-                || of_kind
-                    .last()
-                    .is_some_and(|r| r.credential.as_deref() == Some(new))
-        })
+    let mut callers: Vec<&str> = ours.iter().map(|r| caller(r)).collect();
+    callers.sort_unstable();
+    callers.dedup();
+    let mut behind = Vec::new();
+    for who in callers {
+        let since: Vec<_> = ours
+            .iter()
+            .filter(|r| r.seq > renewal && caller(r) == who)
+            .collect();
+        let served = since
+            .iter()
+            .position(|r| r.credential.as_deref() == Some(new) && r.status < 300);
+        match served {
+            None => behind.push(format!(
+                "{who} has not been served with the renewed token yet"
+            )),
+            Some(at) => {
+                if let Some(r) = since[at..]
+                    .iter()
+                    .find(|r| r.credential.as_deref() == Some(old))
+                {
+                    behind.push(format!(
+                        "{who} sent the first token again after the renewed one ({} {}, seq {})",
+                        r.method, r.path, r.seq
+                    ));
+                }
+            }
+        }
+    }
+    if behind.is_empty() && ours.iter().all(|r| r.seq <= renewal) {
+        behind.push("no request was made since the renewal".into());
+    }
+    behind
 }
 
 /// The virtual kubelet's pods: (name, restarts), to show it was not restarted.
@@ -302,7 +355,7 @@ pub fn cci_02(s: &Scenario) -> BodyFuture<'_> {
         served_with(
             s,
             &renewed,
-            Some(&first),
+            Some((&first, start)),
             renewal,
             "every caller of the add-on to use the renewed token",
         )
@@ -341,7 +394,7 @@ pub fn cci_02(s: &Scenario) -> BodyFuture<'_> {
             .iter()
             .filter(|r| r.credential.as_deref() == Some(renewed_fp.as_str()) && r.status == 401)
             .count();
-        let refused_twice = engine_log
+        let twice: Vec<String> = engine_log
             .windows(2)
             .filter(|w| {
                 w[0].status == 401
@@ -349,11 +402,31 @@ pub fn cci_02(s: &Scenario) -> BodyFuture<'_> {
                     && w[0].method == w[1].method
                     && w[0].path == w[1].path
             })
-            .count();
+            .map(|w| {
+                let token = |r: &crate::mock_admin::LoggedRequest| {
+                    if r.credential.as_deref() == Some(first_fp.as_str()) {
+                        "first"
+                    } else {
+                        "renewed"
+                    }
+                };
+                format!(
+                    "{} {} (seq {} with the {} token, {} with the {})",
+                    w[1].method,
+                    w[1].path,
+                    w[0].seq,
+                    token(w[0]),
+                    w[1].seq,
+                    token(w[1])
+                )
+            })
+            .collect();
+        let refused_twice = twice.len();
         let refused = engine_log.iter().filter(|r| r.status == 401).count();
         anyhow::ensure!(
             refused_renewed == 0 && refused_twice == 0,
-            "the renewed token was refused {refused_renewed} times; requests refused twice in a row: {refused_twice}"
+            "the renewed token was refused {refused_renewed} times; requests refused twice in a row: {refused_twice}: {}",
+            twice.join("; ")
         );
         eprintln!(
             "burstcert: CCI-02: token renewed without a restart: {} engine requests, {refused} refused once (the expired token), none twice, {} burst pods kept",
@@ -559,6 +632,7 @@ mod tests {
 
     fn request(
         seq: u64,
+        method: &str,
         path: &str,
         credential: &str,
         status: u16,
@@ -566,7 +640,7 @@ mod tests {
         serde_json::from_value(serde_json::json!({
             "seq": seq,
             "time": "2026-12-07T00:00:00Z",
-            "method": "GET",
+            "method": method,
             "path": path,
             "credential": credential,
             "status": status,
@@ -575,34 +649,49 @@ mod tests {
         .unwrap()
     }
 
+    const NAMESPACE: &str = "/apis/cci/v2/namespaces/bursting-a";
     const PODS: &str = "/apis/cci/v2/namespaces/bursting-a/pods";
     const REGISTRATION: &str =
         "/apis/cci/v2/namespaces/bursting-a/proxyregistrations/cluster-proxy";
 
     #[test]
-    fn a_renewed_token_is_taken_up_once_every_repeated_read_last_carried_it() {
-        let log = vec![
-            request(1, PODS, "old", 200),
-            request(2, REGISTRATION, "old", 200),
-            request(3, PODS, "old", 200),
-            // The proxy's pod got the renewed Secret first: its reads carry it ...
-            request(4, REGISTRATION, "new", 200),
-            // ... while the virtual kubelet still lists pods with the old one.
-            request(5, PODS, "old", 200),
-            request(6, "/apis/cci/v2/namespaces/bursting-a/pods/x", "old", 200),
-            // The harness's own reads, with the tenant's token, are no caller of the add-on.
-            request(7, PODS, "tenant", 200),
+    fn a_renewed_token_is_taken_up_once_each_process_was_served_with_it_and_says_who_lags() {
+        let mut log = vec![
+            request(1, "GET", NAMESPACE, "old", 200),
+            request(2, "GET", REGISTRATION, "old", 200),
+            // The renewal (seq 2). The proxy's pod got the renewed Secret first ...
+            request(3, "GET", REGISTRATION, "new", 200),
+            // ... while the virtual kubelet still creates with the old one.
+            request(4, "POST", PODS, "old", 201),
+            // The harness's own reads, with the tenant's token, are no process of the add-on.
+            request(5, "GET", PODS, "tenant", 200),
         ];
-        assert!(!taken_up(&log, "old", "new"));
-        let mut later = log.clone();
-        later.push(request(8, PODS, "new", 200));
+        assert_eq!(
+            lagging(&log, 2, "old", "new"),
+            ["the virtual kubelet has not been served with the renewed token yet"]
+        );
+        log.push(request(6, "GET", NAMESPACE, "new", 200));
+        assert_eq!(lagging(&log, 2, "old", "new"), Vec::<String>::new());
+        // A process that goes back to the old token has not taken the new one up.
+        log.push(request(7, "GET", REGISTRATION, "old", 200));
+        let behind = lagging(&log, 2, "old", "new");
+        assert_eq!(behind.len(), 1, "{behind:?}");
         assert!(
-            taken_up(&later, "old", "new"),
-            "a read made once (pods/x) waits for nothing"
+            behind[0].starts_with("the proxy sent the first token again"),
+            "{behind:?}"
         );
         // A renewed token refused is not served.
-        let refused = vec![request(1, PODS, "old", 200), request(2, PODS, "new", 401)];
-        assert!(!taken_up(&refused, "old", "new"));
-        assert!(!taken_up(&[], "old", "new"));
+        let refused = vec![
+            request(1, "GET", NAMESPACE, "old", 200),
+            request(2, "GET", NAMESPACE, "new", 401),
+        ];
+        assert_eq!(
+            lagging(&refused, 1, "old", "new"),
+            ["the virtual kubelet has not been served with the renewed token yet"]
+        );
+        assert_eq!(
+            lagging(&[], 0, "old", "new"),
+            ["no request was made since the renewal"]
+        );
     }
 }
