@@ -48,6 +48,83 @@ fn a_release_that_is_not_three_numbers_is_a_usage_error() {
 }
 
 #[test]
+fn an_unsupported_kubernetes_minor_is_a_usage_error_that_names_the_supported_ones() {
+    let out = burstcert()
+        .args(["certify", "--kubernetes", "1.30,1.29"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("Kubernetes 1.29 is not supported"),
+        "{stderr}"
+    );
+    let oldest = burstcert::tools::Minor::oldest();
+    assert!(stderr.contains(&oldest.release()), "{stderr}");
+}
+
+#[test]
+fn kubernetes_is_not_chosen_for_an_existing_cluster() {
+    let out = burstcert()
+        .args([
+            "certify",
+            "--cluster",
+            "existing",
+            "--kubeconfig",
+            "/nonexistent/kubeconfig",
+            "--kubernetes",
+            "1.30",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("an existing cluster runs the version it serves"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_matrix_runs_one_child_per_version_and_exits_with_the_worst() {
+    // Each child meets the same usage error before it starts anything: the matrix still writes
+    // its summary, a row per version, and exits with the children's code.
+    let report = tempfile::tempdir().unwrap();
+    let dir = report.path().join("r");
+    let out = burstcert()
+        .args([
+            "certify",
+            "--kubernetes",
+            "oldest,pinned",
+            "--focus",
+            "NOPE",
+        ])
+        .arg("--report")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(
+        stderr.matches("--focus NOPE names no scenario").count(),
+        2,
+        "{stderr}"
+    );
+    let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    for minor in [
+        burstcert::tools::Minor::oldest(),
+        burstcert::tools::Minor::PINNED,
+    ] {
+        assert!(
+            summary.contains(&format!("| {} | — | ERROR |", minor.release())),
+            "{summary}"
+        );
+    }
+    assert!(summary.contains("Exit code 2"), "{summary}");
+    assert!(!stderr.contains("start control plane"), "{stderr}");
+}
+
+#[test]
 fn an_existing_cluster_without_the_addon_is_not_certified_and_says_why() {
     let cluster = crate::throwaway_cluster(&Progress::stderr()).unwrap();
     let report = tempfile::tempdir().unwrap();
