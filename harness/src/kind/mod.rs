@@ -1280,6 +1280,34 @@ fn guarded_name(cmdline: &[u8]) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// The jobs users copy run the script CI runs, and upload the folder it writes: a change to
+    /// the script reaches them, and CI (which runs it) would fail first.
+    #[test]
+    fn the_ci_examples_run_the_script_ci_runs_and_keep_its_report() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let read = |path: &str| {
+            std::fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+        };
+        let script = read("ci/kind-certify.sh");
+        assert!(script.contains("certify --cluster kind --report \"$report\" \"$@\""));
+        assert!(script.contains("report=${BURSTCERT_REPORT:-burstcert-report}"));
+        assert!(script.contains("exit \"$rc\""));
+        assert!(read(".ci/run").contains("ci/kind-certify.sh\n"));
+        for example in ["docs/ci/github-actions.yml", "docs/ci/gitlab-ci.yml"] {
+            let text = read(example);
+            assert!(text.contains("ci/kind-certify.sh --release"), "{example}");
+            assert!(
+                text.contains("BURSTCERT_REPORT: burstcert-report"),
+                "{example}"
+            );
+            assert!(
+                text.contains("- burstcert-report/") || text.contains("path: burstcert-report/"),
+                "{example}"
+            );
+            assert!(text.contains("timeout") && text.contains("90"), "{example}");
+        }
+    }
+
     #[test]
     fn a_clean_up_guard_names_the_cluster_or_container_it_is_armed_for() {
         let guard = |words: &[&str]| {

@@ -168,6 +168,34 @@ pub fn wl_06(s: &Scenario) -> BodyFuture<'_> {
             .create(&PostParams::default(), &ds)
             .await?;
         let kwok_nodes = crate::env::DEFAULT_KWOK_NODES;
+        // The DaemonSet controller's own count first, once it has seen the DaemonSet: it counts
+        // every node whose taints the pods tolerate, so a virtual node they may reach is in it
+        // at once (the pods alone, Running on the kwok nodes within a second, would pass before
+        // the controller placed one on the virtual node).
+        let desired = wait::until(
+            "the DaemonSet controller to count the nodes the DaemonSet runs on",
+            SCALE_PATIENCE,
+            || async {
+                let ds = s.api::<DaemonSet>().get("agent").await.map_err(|source| {
+                    crate::Error::Kube {
+                        context: "get DaemonSet agent".into(),
+                        source,
+                    }
+                })?;
+                let observed = ds.status.as_ref().and_then(|st| st.observed_generation);
+                let desired = ds
+                    .status
+                    .as_ref()
+                    .map_or(0, |st| st.desired_number_scheduled);
+                Ok((observed >= ds.metadata.generation && desired > 0).then_some(desired))
+            },
+            || s.diagnose(),
+        )
+        .await?;
+        anyhow::ensure!(
+            desired as usize == kwok_nodes,
+            "the DaemonSet wants {desired} pods, not one per kwok node ({kwok_nodes}): the virtual node must not count"
+        );
         let pods = wait::until(
             &format!("the DaemonSet's {kwok_nodes} pods Running on the kwok nodes"),
             SCALE_PATIENCE,
