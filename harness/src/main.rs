@@ -119,8 +119,7 @@ enum Command {
         /// endpoint it bursts to: the scenarios that need only the cluster's API and CCI's
         /// public API run, the rest are "not run", so the verdict is at best INCOMPLETE) or
         /// `kind` (a kind cluster from locally made images, the mock in a container: needs a
-        /// running Docker engine, see docs/kind.md; scenarios that need the harness's processes,
-        /// kwok nodes or log files are "not run" there).
+        /// running Docker engine, see docs/kind.md; every scenario runs there).
         #[arg(long, value_enum, default_value_t = ClusterArg::Local)]
         cluster: ClusterArg,
         /// Kubeconfig of the existing cluster (with --cluster existing).
@@ -333,7 +332,8 @@ enum ClusterCommand {
         #[arg(long, conflicts_with = "all")]
         name: Option<String>,
         /// Remove every kind cluster and container burstcert made (`burstcert-*`, what a killed
-        /// `--cluster kind` run left behind) and every local cluster.
+        /// `--cluster kind` run left behind; not those a running burstcert owns) and every local
+        /// cluster.
         #[arg(long)]
         all: bool,
     },
