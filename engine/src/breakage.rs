@@ -12,6 +12,8 @@
 //! once). The engine refuses to start when it names no breakage ([`from_env`]), so a typo never
 //! runs an intact engine that "passes" as a broken one.
 
+use burst_rules::release::{Gate, Release};
+
 /// Environment variable naming the active breakage (feature `breakages` only).
 pub const ENV: &str = "BURSTCERT_BREAKAGE";
 
@@ -167,6 +169,70 @@ breakages! {
     /// proxy: tunnels are accepted and never forwarded.
     ProxyForwardsNothing = "proxy-forwards-nothing",
         "the proxy registers and accepts tunnels, but never dials the Service: nothing comes back";
+    /// provider: ConfigMaps and Secrets are watched with a streaming list only.
+    WatchListOnly = "watch-list-only",
+        "ConfigMaps and Secrets are watched with a streaming list (sendInitialEvents, the WatchList API), which API servers serve by default only at 1.32 and from 1.34: on other minors the watch is refused and no update reaches CCI";
+    /// translate: CCI pod names carry a fragment of the pod's UID.
+    CciNamesUidSuffixed = "cci-names-uid-suffixed",
+        "CCI pods are named {namespace}.{name}-{uid prefix}, so a StatefulSet's ordinal names are not kept on CCI";
+    /// translate: a pod that succeeded on CCI is reported Failed.
+    SucceededReportedFailed = "succeeded-reported-failed",
+        "a CCI pod whose containers all succeeded is mirrored as Failed: a Job's completions count as failures";
+    /// webhook: the owner cache takes objects it has not seen, never changes to them.
+    OwnerCacheMissesUpdates = "owner-cache-misses-updates",
+        "the webhook's owner cache keeps the labels an owner had when first seen: a label added to a Deployment never applies";
+    /// webhook and translate: downwardAPI and projected volumes allowed from 1.3.24.
+    DownwardApiOneReleaseEarly = "downward-api-one-release-early",
+        "the downwardAPI/projected gate is applied one release early: 1.3.24 admits the volumes (§5: >= 1.3.25)";
+    /// translate: a mirrored claim loses its storage class.
+    ClaimClassNotMirrored = "claim-class-not-mirrored",
+        "the CCI copy of a PersistentVolumeClaim has no storageClassName, which CCI refuses (§5: SFS or SFS Turbo only)";
+    /// webhook: a hostPath removed by the replacement annotation keeps its mounts.
+    RemovedHostPathMountsKept = "removed-hostpath-mounts-kept",
+        "a hostPath removed by coordinator.cci.io/hostpath-replacement leaves its volumeMounts: the API server refuses the pod";
+    /// webhook: no policy applies to an /etc/localtime hostPath.
+    LocaltimePolicyIgnored = "localtime-policy-ignored",
+        "the webhook leaves every /etc/localtime hostPath alone, also one a policy names (§6: only `*` does)";
+    /// translate: resource.cci.io/pod-size-specs is not carried to CCI.
+    PodSizeSpecsIgnored = "pod-size-specs-ignored",
+        "a pod's resource.cci.io/pod-size-specs is ignored: CCI sizes the pod from its containers";
+    /// virtual kubelet: its CCI pods are deleted when it stops.
+    PodsDeletedOnShutdown = "pods-deleted-on-shutdown",
+        "the virtual kubelet deletes every CCI pod when it stops (an upgrade or an uninstall takes the burst pods down)";
+    /// provider: a CCI pod burst by another release is replaced.
+    RecreatedOnUpgrade = "recreated-on-upgrade",
+        "after an upgrade or a rollback the engine replaces each CCI pod burst by another release (§9: they are kept)";
+    /// translate: the v2 sidecar from 1.5.17.
+    SidecarV2OneReleaseEarly = "sidecar-v2-one-release-early",
+        "the sidecar gate is applied one release early: pods burst at 1.5.17 get the v2 sidecar its proxy does not speak";
+    /// webhook: LoadBalancer Services allowed from 1.5.4.
+    LbGateOneReleaseEarly = "lb-gate-one-release-early",
+        "the LoadBalancer gate is applied one release early: 1.5.4 admits a LoadBalancer Service for burst pods (§2: >= 1.5.5)";
+    /// provider: any HTTP answer counts as CCI being up.
+    OutageNotReported = "outage-not-reported",
+        "the node's health check takes any HTTP answer, a 503 too, for CCI being up: an outage never shows NotReady";
+    /// node: the virtual node is registered once, at start.
+    NodeNotRecreated = "node-not-recreated",
+        "a virtual node deleted by hand is not registered again until the engine restarts";
+}
+
+/// The release `gate` is judged at: `release`, or, under a breakage that applies the gate one
+/// release early (`downward-api-one-release-early`, `sidecar-v2-one-release-early`,
+/// `lb-gate-one-release-early`), the next patch release when that one has the gate and `release`
+/// has not.
+pub fn judged_at(release: Release, gate: Gate) -> Release {
+    let early = match gate {
+        Gate::DownwardApiAndProjected => is(Breakage::DownwardApiOneReleaseEarly),
+        Gate::SidecarV2 => is(Breakage::SidecarV2OneReleaseEarly),
+        Gate::LoadBalancerService => is(Breakage::LbGateOneReleaseEarly),
+        _ => false,
+    };
+    let next = Release::new(release.major, release.minor, release.patch + 1);
+    if early && !release.allows(gate) && next.allows(gate) {
+        next
+    } else {
+        release
+    }
 }
 
 /// Whether breakage `b` is active: never, in a build without the feature `breakages`.
@@ -259,5 +325,14 @@ mod tests {
     fn without_the_feature_no_breakage_is_ever_active() {
         assert!(Breakage::ALL.iter().all(|b| !is(*b)));
         assert_eq!(from_env(), Ok(None));
+        for gate in Gate::ALL {
+            for release in [
+                Release::new(1, 3, 24),
+                Release::new(1, 5, 4),
+                Release::new(1, 5, 17),
+            ] {
+                assert_eq!(judged_at(release, gate), release, "{gate:?} at {release}");
+            }
+        }
     }
 }

@@ -717,6 +717,7 @@ async fn virtual_kubelet(args: VirtualKubeletArgs) -> anyhow::Result<()> {
         provider = provider.with_network(network);
     }
     let provider = Arc::new(provider);
+    let stopping = Arc::clone(&provider);
 
     let mut node = cci_node_config(
         &args.node_name,
@@ -741,6 +742,7 @@ async fn virtual_kubelet(args: VirtualKubeletArgs) -> anyhow::Result<()> {
     } else {
         Duration::from_secs(args.lease_interval_secs)
     };
+    config.reregister_deleted_node = !breakage::is(Breakage::NodeNotRecreated);
     config.kubelet_listen = kubelet_listen;
     config.kubelet_client_ca = kubelet_client_ca;
 
@@ -793,8 +795,25 @@ async fn virtual_kubelet(args: VirtualKubeletArgs) -> anyhow::Result<()> {
         leadership.release().await;
     }
     result?;
+    if breakage::is(Breakage::PodsDeletedOnShutdown) {
+        delete_every_cci_pod(&stopping).await;
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The bug of `pods-deleted-on-shutdown`: "clean up on the way out", every CCI pod deleted
+/// at once, as a drained node's pods would be.
+async fn delete_every_cci_pod(provider: &CciProvider) {
+    use vk::Provider as _;
+    let Ok(pods) = provider.list_pods().await else {
+        return;
+    };
+    for remote in pods {
+        let mut stub = remote.to_stub_pod();
+        stub.metadata.deletion_grace_period_seconds = Some(0);
+        let _ = provider.delete_pod(&stub).await;
+    }
 }
 
 /// How often the webhook looks whether its certificate files changed.

@@ -2,6 +2,8 @@
 
 use vk::{NodeConfig, NodeResources};
 
+use crate::breakage::{self, Breakage};
+
 /// Default node name (CCI 2.0; CCI 1.0 used `virtual-kubelet`).
 pub const DEFAULT_NODE_NAME: &str = "bursting-node";
 /// The taint that keeps pods without a toleration off the node.
@@ -24,7 +26,7 @@ pub fn cci_node_config(name: &str, internal_ip: &str, capacity: NodeResources) -
     let mut config = NodeConfig::new(name)
         .with_label(vk::LABEL_TYPE, vk::TYPE_VIRTUAL_KUBELET)
         .with_label(LABEL_INSTANCE_TYPE, "cci");
-    if !crate::breakage::is(crate::breakage::Breakage::NodeUntainted) {
+    if !breakage::is(Breakage::NodeUntainted) {
         config = config.with_taint(TAINT_KEY, TAINT_VALUE, "NoSchedule");
     }
     config.internal_ip = internal_ip.into();

@@ -421,6 +421,25 @@ impl CciProvider {
                             .await
                             .map(|_| ())
                     }
+                    Some(found)
+                        if found == uid
+                            && breakage::is(Breakage::RecreatedOnUpgrade)
+                            && existing
+                                .metadata
+                                .annotations
+                                .as_ref()
+                                .and_then(|a| a.get(cci_api::ANNOTATION_RELEASE))
+                                != Some(&self.release.to_string()) =>
+                    {
+                        // The bug: "a pod burst by another release is out of date: replace it".
+                        self.client
+                            .delete_pod_with_grace(&self.namespace, &name, Some(0))
+                            .await?;
+                        self.client
+                            .create_pod(&self.namespace, &cci)
+                            .await
+                            .map(|_| ())
+                    }
                     Some(found) if found == uid => Ok(()),
                     found => Err(Error::NameTaken {
                         namespace: self.namespace.clone(),
@@ -595,18 +614,21 @@ impl CciProvider {
     /// [`refresh`](Self::refresh) the copies of those that pods use when they change. Runs until
     /// dropped; watch errors are retried with backoff.
     pub async fn watch_cluster_objects(self: Arc<Self>, client: kube::Client) {
+        // A list, then a watch: every API server serves it (a streaming list needs WatchList).
+        let config = if breakage::is(Breakage::WatchListOnly) {
+            watcher::Config::default().streaming_lists()
+        } else {
+            watcher::Config::default()
+        };
         let config_maps = watcher::watcher(
             kube::Api::<PartialObjectMeta<ConfigMap>>::all(client.clone()),
-            watcher::Config::default(),
+            config.clone(),
         )
         .default_backoff()
         .map(|e| changed(ObjectKind::ConfigMap, e));
-        let secrets = watcher::watcher(
-            kube::Api::<PartialObjectMeta<Secret>>::all(client),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .map(|e| changed(ObjectKind::Secret, e));
+        let secrets = watcher::watcher(kube::Api::<PartialObjectMeta<Secret>>::all(client), config)
+            .default_backoff()
+            .map(|e| changed(ObjectKind::Secret, e));
         let events = futures::stream::select(config_maps, secrets);
         futures::pin_mut!(events);
         while let Some(event) = events.next().await {
@@ -729,7 +751,10 @@ impl CciProvider {
         name: &str,
         grace: Option<i64>,
     ) -> Result<()> {
-        let cci_name = cci_pod_name(namespace, name);
+        let cci_name = match uid {
+            Some(uid) => translate::suffixed_name(cci_pod_name(namespace, name), uid),
+            None => cci_pod_name(namespace, name),
+        };
         let existing = match self.client.get_pod(&self.namespace, &cci_name).await {
             Ok(p) => p,
             Err(e) if e.code() == Some(404) => return Ok(()),
@@ -833,6 +858,8 @@ impl vk::Provider for CciProvider {
         match self.client.get_namespace(&self.namespace).await {
             Ok(_) => Ok(()),
             Err(e) if e.code() == Some(404) => Ok(()),
+            // The bug: "CCI answered, so it is up".
+            Err(e) if e.code().is_some() && breakage::is(Breakage::OutageNotReported) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }

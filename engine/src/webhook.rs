@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use burst_rules::release::Release;
+use burst_rules::release::{Gate, Release};
 
 use crate::breakage::{self, Breakage};
 use futures::StreamExt as _;
@@ -263,7 +263,7 @@ async fn admit(
     let mut input = burst_rules::decide::AdmissionInput {
         pod: pod.clone(),
         owners: facts.owners,
-        release: state.release,
+        release: breakage::judged_at(state.release, Gate::DownwardApiAndProjected),
         cluster: facts.cluster,
     };
     misread(&mut input);
@@ -276,7 +276,7 @@ async fn admit(
     match burst_rules::decide::decide(&input) {
         burst_rules::decide::Decision::Allow => response,
         burst_rules::decide::Decision::Mutate { patch, .. } => {
-            match serde_json::from_value::<json_patch::Patch>(patch) {
+            match serde_json::from_value::<json_patch::Patch>(misapply(patch)) {
                 Ok(patch) => response
                     .with_patch(patch)
                     .unwrap_or_else(|e| AdmissionResponse::invalid(e.to_string())),
@@ -301,9 +301,33 @@ async fn admit(
     }
 }
 
+/// What the webhook's breakages (see `crate::breakage`) get wrong in the decision's patch:
+/// nothing, in a build without them.
+fn misapply(patch: serde_json::Value) -> serde_json::Value {
+    if !breakage::is(Breakage::RemovedHostPathMountsKept) {
+        return patch;
+    }
+    // The bug: only the volumes are patched, so a removed hostPath's mounts stay.
+    match patch {
+        serde_json::Value::Array(ops) => serde_json::Value::Array(
+            ops.into_iter()
+                .filter(|op| {
+                    !op["path"]
+                        .as_str()
+                        .is_some_and(|p| p.ends_with("/volumeMounts"))
+                })
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 /// What the webhook's breakages (see `crate::breakage`) get wrong about a pod and its owners
 /// before the decision: nothing, in a build without them.
 fn misread(input: &mut burst_rules::decide::AdmissionInput) {
+    if breakage::is(Breakage::LocaltimePolicyIgnored) {
+        forget_localtime_policies(&mut input.pod);
+    }
     if breakage::is(Breakage::CronJobLabelIgnored) {
         input.owners.retain(|o| o.kind != "CronJob");
     }
@@ -325,6 +349,39 @@ fn misread(input: &mut burst_rules::decide::AdmissionInput) {
                 }
             }
         }
+    }
+}
+
+/// The bug of `localtime-policy-ignored`: the hostPath replacement policies naming an
+/// `/etc/localtime` hostPath of `pod` are dropped from its annotation, as if only `*` existed.
+fn forget_localtime_policies(pod: &mut Pod) {
+    let localtime: Vec<String> = pod
+        .spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .filter(|v| {
+            v.host_path
+                .as_ref()
+                .is_some_and(|h| burst_rules::hostpath::is_etc_localtime(&h.path))
+        })
+        .map(|v| v.name.clone())
+        .collect();
+    let Some(annotations) = pod.metadata.annotations.as_mut() else {
+        return;
+    };
+    let Some(text) = annotations.get_mut(burst_rules::hostpath::ANNOTATION) else {
+        return;
+    };
+    if let Ok(serde_json::Value::Array(entries)) = serde_json::from_str(text) {
+        let kept: Vec<serde_json::Value> = entries
+            .into_iter()
+            .filter(|e| {
+                !e["name"]
+                    .as_str()
+                    .is_some_and(|n| localtime.iter().any(|l| l == n))
+            })
+            .collect();
+        *text = serde_json::Value::Array(kept).to_string();
     }
 }
 
@@ -389,7 +446,8 @@ async fn check_service(
         }
     };
     let selects_burst_pods = pods.iter().any(is_burst_pod);
-    match burst_rules::decide::check_service(service, state.release, selects_burst_pods) {
+    let release = breakage::judged_at(state.release, Gate::LoadBalancerService);
+    match burst_rules::decide::check_service(service, release, selects_burst_pods) {
         burst_rules::decide::Decision::Refuse { message } => response.deny(message),
         _ => response,
     }
@@ -545,9 +603,22 @@ where
     // Only labels and owner references are ever read from the cache; the rest of the metadata
     // (managedFields above all, often larger than the labels) of every ReplicaSet in the
     // cluster is dropped before it is stored.
-    let stream = watcher(api, watcher::Config::default()).modify(keep_what_the_chain_reads);
+    let known = store.clone();
+    let stream = watcher(api, watcher::Config::default())
+        .modify(keep_what_the_chain_reads)
+        .filter(move |event| std::future::ready(!missed_update(&known, event)));
     let stream = reflector(writer, stream).default_backoff();
     (store, stream)
+}
+
+/// Whether the breakage `owner-cache-misses-updates` drops `event`: a change to an object the
+/// cache holds already (the bug: "an owner's labels do not change once seen").
+fn missed_update<K>(store: &Store<PartialObjectMeta<K>>, event: &MetaEvent<K>) -> bool
+where
+    K: kube::Resource<DynamicType = ()> + Clone,
+{
+    breakage::is(Breakage::OwnerCacheMissesUpdates)
+        && matches!(event, Ok(watcher::Event::Apply(o)) if store.get(&ObjectRef::from_obj(o)).is_some())
 }
 
 /// Strips an owner's metadata to what [`gather`] reads of it (and what a store needs to key it).
@@ -785,6 +856,25 @@ mod tests {
                                      "name": "web", "uid": "u-0", "controller": true}],
             })
         );
+    }
+
+    #[cfg(not(feature = "breakages"))]
+    #[test]
+    fn a_change_to_a_cached_owner_is_taken_and_the_patch_applied_as_decided() {
+        let (store, mut writer) = reflector::store::<PartialObjectMeta<Deployment>>();
+        let before = owner::<Deployment>("ns", "web", "off");
+        assert!(!missed_update(
+            &store,
+            &Ok(watcher::Event::Apply(before.clone()))
+        ));
+        writer.apply_watcher_event(&watcher::Event::Apply(before));
+        let labelled = owner::<Deployment>("ns", "web", "enforce");
+        assert!(!missed_update(&store, &Ok(watcher::Event::Apply(labelled))));
+        let patch = serde_json::json!([
+            {"op": "replace", "path": "/spec/volumes", "value": []},
+            {"op": "remove", "path": "/spec/containers/0/volumeMounts"}
+        ]);
+        assert_eq!(misapply(patch.clone()), patch);
     }
 
     #[test]

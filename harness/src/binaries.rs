@@ -80,6 +80,8 @@ pub fn user_path(path: impl AsRef<Path>) -> PathBuf {
 /// The binary to run for `which`: the one its environment variable names, else the one built
 /// from the current source of this workspace, else the one beside this executable.
 pub fn resolve(which: WorkspaceBinary) -> Result<PathBuf> {
+    // A cache, not environment state: cargo is asked once per process (a second build would
+    // only cost seconds to find nothing to do), whatever runs ask for the binaries.
     static BUILT: OnceLock<std::result::Result<Vec<(String, PathBuf)>, String>> = OnceLock::new();
     resolve_for(which, &BUILT)
 }

@@ -10,9 +10,12 @@
 //!    cargo put it at), then builds the engine and the mock as `certify` would, which puts the
 //!    shipped engine back there;
 //! 2. runs a **baseline**: `certify --focus` on every expected ID with the feature build and no
-//!    breakage, so a scenario that fails anyway is never credited with a catch;
+//!    breakage, so a scenario that fails anyway is never credited with a catch (once per release
+//!    the selected breakages run at: a breakage of a gate's lower side, e.g. the gate applied one
+//!    release early, runs at the release just below the gate, [`Breakage::release`]);
 //! 3. for each breakage, writes a wrapper script (`BURSTCERT_BREAKAGE=<name> exec <binary>`)
-//!    and runs `burstcert certify --focus <expected IDs>` as a child process with
+//!    and runs `burstcert certify --focus <expected IDs> [--release <its release>]` as a child
+//!    process with
 //!    `BURSTCERT_ENGINE_BIN` naming the wrapper. The host node starts the add-on's containers
 //!    with `env -i`, so the variable cannot come from burstcert's environment; the wrapper is the
 //!    "image", and the host node, the gc jobs and `cci purge` all run it.
@@ -30,7 +33,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::error::{Error, IoContext as _, Result};
+use crate::k8s_features::Feature;
 use crate::progress::Progress;
+use crate::tools::Minor;
 
 /// The engine's cargo feature that compiles the breakages in.
 pub const FEATURE: &str = "breakages";
@@ -53,6 +58,32 @@ pub struct Breakage {
     /// A breakage of the add-on's manifests (the installer applies them broken, see
     /// [`crate::addon::render::MANIFEST_BREAKAGES`]), not of the engine's code.
     pub manifests: bool,
+    /// A Kubernetes feature the broken engine depends on: the breakage shows only on a minor
+    /// that lacks it (where it does not, its scenarios pass, and rightly so).
+    pub lacking: Option<Feature>,
+    /// The release certify runs it at (`None`: certify's default), for a breakage that only a
+    /// release on one side of a gate shows, e.g. a gate applied one release early.
+    pub release: Option<&'static str>,
+}
+
+impl Breakage {
+    /// This breakage, run at `release` (see [`Breakage::release`]).
+    const fn at(self, release: &'static str) -> Self {
+        Breakage {
+            release: Some(release),
+            ..self
+        }
+    }
+
+    /// The expected IDs, with the release when it is not certify's default: `VOL-04, VOL-05`,
+    /// `INST-04 at 1.5.4`.
+    pub fn expected_label(&self) -> String {
+        let ids = self.expected.join(", ");
+        match self.release {
+            Some(release) => format!("{ids} at {release}"),
+            None => ids,
+        }
+    }
 }
 
 const fn b(
@@ -65,6 +96,22 @@ const fn b(
         expected,
         symptom,
         manifests: false,
+        lacking: None,
+        release: None,
+    }
+}
+
+/// A breakage of the engine that shows only on a minor lacking `feature` (see
+/// [`Breakage::lacking`]).
+const fn on_lacking(
+    feature: Feature,
+    name: &'static str,
+    expected: &'static [&'static str],
+    symptom: &'static str,
+) -> Breakage {
+    Breakage {
+        lacking: Some(feature),
+        ..b(name, expected, symptom)
     }
 }
 
@@ -79,6 +126,8 @@ const fn m(
         expected,
         symptom,
         manifests: true,
+        lacking: None,
+        release: None,
     }
 }
 
@@ -279,6 +328,84 @@ pub const CATALOGUE: &[Breakage] = &[
         &["NET-01"],
         "with interconnect, the proxy is registered but no Service's answer comes back",
     ),
+    on_lacking(
+        Feature::WatchList,
+        "watch-list-only",
+        &["VOL-01", "VOL-02"],
+        "on a minor without streaming lists (1.30, 1.31, 1.33) ConfigMap and Secret updates never reach CCI; where they are served (1.32, 1.34 on) nothing shows",
+    ),
+    b(
+        "cci-names-uid-suffixed",
+        &["WL-03"],
+        "a StatefulSet's pods are not named by their ordinals on CCI",
+    ),
+    b(
+        "succeeded-reported-failed",
+        &["WL-04"],
+        "a Job's pods that complete on CCI show Failed: the Job counts them as failures and retries them",
+    ),
+    b(
+        "owner-cache-misses-updates",
+        &["WL-08"],
+        "a burst label added to a running Deployment never applies: after a rollout restart its pods stay on the cluster",
+    ),
+    b(
+        "downward-api-one-release-early",
+        &["VOL-04", "VOL-05"],
+        "at 1.3.24 pods with downwardAPI or projected volumes are admitted",
+    )
+    .at("1.3.24"),
+    b(
+        "claim-class-not-mirrored",
+        &["VOL-06"],
+        "the CCI copy of a claim has no storage class: CCI refuses it and the pod never starts",
+    ),
+    b(
+        "removed-hostpath-mounts-kept",
+        &["HP-01", "HP-03", "HP-04"],
+        "a pod whose hostPath a policy removes is refused by the API server (a mount of no volume)",
+    ),
+    b(
+        "localtime-policy-ignored",
+        &["HP-06"],
+        "a policy naming an /etc/localtime hostPath does not replace it",
+    ),
+    b(
+        "pod-size-specs-ignored",
+        &["RES-02"],
+        "a pod pinned to a flavour with pod-size-specs runs on CCI at its containers' size",
+    ),
+    b(
+        "pods-deleted-on-shutdown",
+        &["UN-02", "UN-03"],
+        "a failed uninstall (or any stop of the virtual kubelet) takes every burst pod down on CCI",
+    ),
+    b(
+        "recreated-on-upgrade",
+        &["UP-01"],
+        "an upgrade replaces every burst pod's CCI pod",
+    ),
+    b(
+        "sidecar-v2-one-release-early",
+        &["UP-02"],
+        "after a rollback to 1.5.17 new burst pods get the v2 sidecar and reach no Service",
+    ),
+    b(
+        "lb-gate-one-release-early",
+        &["INST-04"],
+        "at 1.5.4 a LoadBalancer Service for burst pods is admitted",
+    )
+    .at("1.5.4"),
+    b(
+        "outage-not-reported",
+        &["VK-04"],
+        "during a CCI outage the virtual node stays Ready",
+    ),
+    b(
+        "node-not-recreated",
+        &["VK-03"],
+        "a virtual node deleted by hand stays deleted; its pods are orphaned",
+    ),
     // The manifests' breakages, after the engine's (in `render::MANIFEST_BREAKAGES`' order).
     m(
         "lease-write-anywhere",
@@ -304,6 +431,21 @@ pub const CATALOGUE: &[Breakage] = &[
         "gc-jobs-tolerate-all",
         &["UN-02"],
         "uninstall's gc jobs run on cordoned and draining nodes",
+    ),
+    m(
+        "arm-nodes-not-avoided",
+        &["INST-02"],
+        "up to 1.5.37 the add-on's pods may be scheduled on Arm nodes, which it does not support",
+    ),
+    m(
+        "webhook-recreated-on-upgrade",
+        &["UP-03"],
+        "pods created during an upgrade are refused: no webhook answers while it is replaced",
+    ),
+    m(
+        "proxy-installed-without-interconnect",
+        &["NET-02"],
+        "without interconnect a proxy runs anyway and CCI pods reach cluster Services",
     ),
 ];
 
@@ -346,6 +488,42 @@ pub fn expected_ids(breakages: &[&Breakage]) -> Vec<&'static str> {
         .collect()
 }
 
+/// The releases `breakages` run at (`None`: certify's default), once each, the default first.
+pub fn releases(breakages: &[&Breakage]) -> Vec<Option<&'static str>> {
+    let mut out: Vec<Option<&'static str>> = Vec::new();
+    if breakages.iter().any(|b| b.release.is_none()) {
+        out.push(None);
+    }
+    for b in breakages {
+        if b.release.is_some() && !out.contains(&b.release) {
+            out.push(b.release);
+        }
+    }
+    out
+}
+
+/// How a scenario that failed the baseline at `release` is recorded: its ID, with `@release`
+/// when that is not certify's default.
+fn baseline_key(id: &str, release: Option<&str>) -> String {
+    match release {
+        Some(release) => format!("{id}@{release}"),
+        None => id.to_owned(),
+    }
+}
+
+/// The IDs among `failures` (as [`baseline_key`] wrote them) that failed the baseline at
+/// `release`.
+pub fn failures_at(failures: &[String], release: Option<&str>) -> Vec<String> {
+    failures
+        .iter()
+        .filter_map(|key| match (key.split_once('@'), release) {
+            (Some((id, at)), Some(release)) if at == release => Some(id.to_owned()),
+            (None, None) => Some(key.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// `text` quoted for `sh` (single quotes; a single quote inside becomes `'\''`).
 fn sh_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
@@ -373,6 +551,12 @@ pub enum Verdict {
     },
     /// The focused scenarios passed with the breakage on.
     Missed,
+    /// The focused scenarios passed, as they must: the cluster serves the Kubernetes feature
+    /// the broken engine depends on ([`Breakage::lacking`]), so the breakage cannot show here.
+    NotShown {
+        /// Which feature the cluster serves.
+        reason: String,
+    },
     /// No verdict: certify could not run, or ran out of time, or the report says why not.
     Error {
         /// What happened.
@@ -386,6 +570,7 @@ impl Verdict {
         match self {
             Verdict::Caught { .. } => "caught",
             Verdict::Missed => "missed",
+            Verdict::NotShown { .. } => "not shown",
             Verdict::Error { .. } => "error",
         }
     }
@@ -469,6 +654,24 @@ pub fn classify(
     }
 }
 
+/// A miss of a breakage that depends on a feature `kubernetes` serves is what must happen: it is
+/// "not shown" there. Any other verdict stands (a catch there would be the scenarios' own
+/// failure, so it is not explained away).
+fn not_shown_where_served(verdict: Verdict, breakage: &Breakage, kubernetes: &Minor) -> Verdict {
+    match (verdict, breakage.lacking) {
+        (Verdict::Missed, Some(feature)) if feature.served_at(kubernetes.number()) => {
+            Verdict::NotShown {
+                reason: format!(
+                    "Kubernetes {} serves {}",
+                    kubernetes.release(),
+                    feature.describe()
+                ),
+            }
+        }
+        (verdict, _) => verdict,
+    }
+}
+
 /// The first sentence of a failure reason (before the diagnosis dump), at most 200 characters.
 fn evidence(reason: &str) -> String {
     let first = reason
@@ -503,7 +706,8 @@ pub struct Outcome {
 /// A whole run.
 #[derive(Clone, Debug, Serialize)]
 pub struct Run {
-    /// Scenario IDs that failed the baseline (the feature build, no breakage on).
+    /// Scenario IDs that failed the baseline (the feature build, no breakage on); `ID@release`
+    /// for a baseline at a release other than certify's default.
     pub baseline_failures: Vec<String>,
     /// One per breakage, in catalogue order.
     pub outcomes: Vec<Outcome>,
@@ -520,9 +724,12 @@ impl Run {
             .count()
     }
 
-    /// Whether every breakage was caught.
+    /// Whether every breakage was caught, but for those that cannot show on this minor
+    /// ([`Verdict::NotShown`]).
     pub fn all_caught(&self) -> bool {
-        self.caught() == self.outcomes.len()
+        self.outcomes
+            .iter()
+            .all(|o| matches!(o.verdict, Verdict::Caught { .. } | Verdict::NotShown { .. }))
     }
 
     /// `caught N of M (K missed, E errors) in …`.
@@ -533,8 +740,12 @@ impl Run {
                 .filter(|o| o.verdict.label() == label)
                 .count()
         };
+        let not_shown = match count("not shown") {
+            0 => String::new(),
+            n => format!(", {n} cannot show on this Kubernetes"),
+        };
         format!(
-            "caught {} of {} breakages ({} missed, {} errors) in {}",
+            "caught {} of {} breakages ({} missed, {} errors{not_shown}) in {}",
             self.caught(),
             self.outcomes.len(),
             count("missed"),
@@ -559,6 +770,9 @@ impl Run {
                     (by.join(", "), "caught".to_owned(), evidence.clone())
                 }
                 Verdict::Missed => ("—".to_owned(), "**missed**".to_owned(), String::new()),
+                Verdict::NotShown { reason } => {
+                    ("—".to_owned(), "not shown here".to_owned(), reason.clone())
+                }
                 Verdict::Error { reason } => {
                     ("—".to_owned(), "**error**".to_owned(), evidence(reason))
                 }
@@ -567,7 +781,7 @@ impl Run {
                 "| `{}` | {} | {} | {} | {} | {:.0} | {} |\n",
                 o.breakage.name,
                 cell(o.breakage.symptom),
-                o.breakage.expected.join(", "),
+                o.breakage.expected_label(),
                 by,
                 verdict,
                 o.seconds,
@@ -619,6 +833,8 @@ pub struct Options {
     pub baseline: bool,
     /// How long one certify may take.
     pub timeout: Duration,
+    /// The Kubernetes minor every certify of the run brings up.
+    pub kubernetes: &'static Minor,
     /// Where each certify runs.
     pub cluster: Cluster,
 }
@@ -668,13 +884,15 @@ fn tail(text: &str, n: usize) -> String {
 /// Runs `burstcert certify --focus ids --report dir/report` as a child with `engine` as the
 /// add-on's image; its output goes to `dir/certify.log`. Answers the exit code (or why there is
 /// none), the report, and the log's tail.
+#[allow(clippy::too_many_arguments)]
 fn certify(
     cluster: Cluster,
     addon: Addon<'_>,
     binaries: &Binaries,
     ids: &[&str],
+    release: Option<&str>,
     dir: &Path,
-    timeout: Duration,
+    (kubernetes, timeout): (&Minor, Duration),
 ) -> Result<(
     std::result::Result<i32, String>,
     Option<serde_json::Value>,
@@ -698,6 +916,8 @@ fn certify(
         .args(ids)
         .arg("--report")
         .arg(&report)
+        .args(["--kubernetes", &kubernetes.minor()])
+        .args(release.map(|r| format!("--release={r}")))
         .env(crate::binaries::ENGINE_BIN_ENV, addon.engine)
         .env(crate::binaries::MOCK_BIN_ENV, &binaries.mock)
         // A failing snapshot must fail the scenario, not leave `.snap.new` files in the tree.
@@ -762,13 +982,22 @@ pub fn run(options: &Options) -> Result<Run> {
     );
 
     let mut baseline_failures = Vec::new();
-    if options.baseline {
-        let ids = expected_ids(&selected);
+    for release in releases(&selected).into_iter().filter(|_| options.baseline) {
+        let at: Vec<&Breakage> = selected
+            .iter()
+            .copied()
+            .filter(|b| b.release == release)
+            .collect();
+        let ids = expected_ids(&at);
         eprintln!(
-            "burstcert: baseline: the feature build with no breakage on {}",
-            ids.join(" ")
+            "burstcert: baseline: the feature build with no breakage on {}{}",
+            ids.join(" "),
+            release.map(|r| format!(" at {r}")).unwrap_or_default()
         );
-        let dir = options.report_dir.join("baseline");
+        let dir = options.report_dir.join(match release {
+            Some(r) => format!("baseline-{r}"),
+            None => "baseline".to_owned(),
+        });
         std::fs::create_dir_all(&dir).io_context(|| format!("create {}", dir.display()))?;
         let t = Instant::now();
         let (exit, report, tail) = certify(
@@ -780,15 +1009,18 @@ pub fn run(options: &Options) -> Result<Run> {
             },
             &binaries,
             &ids,
+            release,
             &dir,
-            options.timeout,
+            (options.kubernetes, options.timeout),
         )?;
-        match (&exit, &report) {
+        let failed = match (&exit, &report) {
             (Ok(0 | 1 | 3), Some(report)) => {
-                baseline_failures = rows_with(report, &["failed", "not_implemented"])
+                let failed: Vec<String> = rows_with(report, &["failed", "not_implemented"])
                     .into_iter()
                     .map(|(id, _)| id)
                     .collect();
+                baseline_failures.extend(failed.iter().map(|id| baseline_key(id, release)));
+                failed
             }
             _ => {
                 return Err(Error::Step {
@@ -799,16 +1031,16 @@ pub fn run(options: &Options) -> Result<Run> {
                     ),
                 });
             }
-        }
+        };
         eprintln!(
             "burstcert: baseline done in {:.0} s: {}",
             t.elapsed().as_secs_f64(),
-            if baseline_failures.is_empty() {
+            if failed.is_empty() {
                 "every expected scenario passes without a breakage".to_owned()
             } else {
                 format!(
                     "{} fail without any breakage (they will catch nothing)",
-                    baseline_failures.join(", ")
+                    failed.join(", ")
                 )
             }
         );
@@ -839,7 +1071,7 @@ pub fn run(options: &Options) -> Result<Run> {
             i + 1,
             selected.len(),
             breakage.name,
-            breakage.expected.join(" ")
+            breakage.expected_label()
         );
         let t = Instant::now();
         let (exit, report, tail) = certify(
@@ -851,10 +1083,16 @@ pub fn run(options: &Options) -> Result<Run> {
             },
             &binaries,
             breakage.expected,
+            breakage.release,
             &dir,
-            options.timeout,
+            (options.kubernetes, options.timeout),
         )?;
-        let verdict = classify(exit, report.as_ref(), &tail, &baseline_failures);
+        let failures = failures_at(&baseline_failures, breakage.release);
+        let verdict = not_shown_where_served(
+            classify(exit, report.as_ref(), &tail, &failures),
+            breakage,
+            options.kubernetes,
+        );
         let seconds = t.elapsed().as_secs_f64();
         eprintln!(
             "burstcert: [{}/{}] {}: {} in {seconds:.0} s",
@@ -866,6 +1104,7 @@ pub fn run(options: &Options) -> Result<Run> {
                     format!("caught by {} ({evidence})", by.join(", "))
                 }
                 Verdict::Missed => "MISSED".to_owned(),
+                Verdict::NotShown { reason } => format!("not shown here ({reason})"),
                 Verdict::Error { reason } => format!("ERROR: {reason}"),
             }
         );
@@ -988,6 +1227,62 @@ mod tests {
     }
 
     #[test]
+    fn a_breakage_at_another_release_runs_where_its_gated_scenarios_lack_the_behaviour() {
+        let entries = crate::catalogue::entries();
+        let mut at_a_release = 0;
+        for b in CATALOGUE {
+            let Some(release) = b.release else {
+                continue;
+            };
+            at_a_release += 1;
+            let release = crate::certify::parse_release(release).unwrap();
+            for id in b.expected {
+                let entry = entries.iter().find(|e| e.id == *id).unwrap();
+                let gate = entry
+                    .gate
+                    .unwrap_or_else(|| panic!("{}: {id} has no gate", b.name))
+                    .gate;
+                assert!(
+                    !gate.applies_to(release),
+                    "{}: {id} at {release} checks the side with the behaviour",
+                    b.name
+                );
+            }
+        }
+        assert!(at_a_release >= 1, "no breakage aims at a gate's lower side");
+    }
+
+    #[test]
+    fn baselines_run_once_per_release_and_their_failures_stay_with_their_release() {
+        let all = select(&[]).unwrap();
+        let runs = releases(&all);
+        assert_eq!(runs[0], None, "the default release first");
+        let mut unique = runs.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), runs.len());
+        assert!(runs.contains(&Some("1.5.4")));
+        let only_early = select(&["lb-gate-one-release-early".into()]).unwrap();
+        assert_eq!(releases(&only_early), [Some("1.5.4")]);
+        let failures = vec![
+            baseline_key("WL-01", None),
+            baseline_key("INST-04", Some("1.5.4")),
+        ];
+        assert_eq!(failures, ["WL-01", "INST-04@1.5.4"]);
+        assert_eq!(failures_at(&failures, None), ["WL-01"]);
+        assert_eq!(failures_at(&failures, Some("1.5.4")), ["INST-04"]);
+        assert!(failures_at(&failures, Some("1.3.24")).is_empty());
+        assert_eq!(
+            find("lb-gate-one-release-early").unwrap().expected_label(),
+            "INST-04 at 1.5.4"
+        );
+        assert_eq!(
+            find("delete-not-sent").unwrap().expected_label(),
+            "WL-02, VK-01"
+        );
+    }
+
+    #[test]
     fn the_wrapper_turns_the_breakage_on_and_passes_every_argument() {
         let script = wrapper_script(
             Path::new("/t/it's/bursting-engine-breakages"),
@@ -1043,6 +1338,62 @@ mod tests {
             "timed out after 60s waiting for x"
         );
         assert_eq!(evidence(&"é".repeat(300)).chars().count(), 201);
+    }
+
+    #[test]
+    fn a_breakage_needing_a_feature_is_not_shown_where_it_is_served_and_caught_elsewhere() {
+        let watch = find("watch-list-only").unwrap();
+        assert_eq!(watch.lacking, Some(Feature::WatchList));
+        let pinned = Minor::PINNED;
+        assert!(Feature::WatchList.served_at(pinned.number()));
+        match not_shown_where_served(Verdict::Missed, watch, pinned) {
+            Verdict::NotShown { reason } => {
+                assert!(reason.contains(&pinned.release()), "{reason}");
+                assert!(reason.contains("streaming lists"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // On the oldest minor (no WatchList) a pass is a miss, as for any breakage.
+        assert!(!Feature::WatchList.served_at(Minor::oldest().number()));
+        assert_eq!(
+            not_shown_where_served(Verdict::Missed, watch, Minor::oldest()),
+            Verdict::Missed
+        );
+        let caught = Verdict::Caught {
+            by: vec!["VOL-01".into()],
+            evidence: "x".into(),
+        };
+        assert_eq!(
+            not_shown_where_served(caught.clone(), watch, pinned),
+            caught
+        );
+        // A breakage that needs nothing is never excused.
+        let plain = find("delete-not-sent").unwrap();
+        assert_eq!(
+            not_shown_where_served(Verdict::Missed, plain, pinned),
+            Verdict::Missed
+        );
+        let run = Run {
+            baseline_failures: vec![],
+            outcomes: vec![Outcome {
+                breakage: *watch,
+                verdict: not_shown_where_served(Verdict::Missed, watch, pinned),
+                seconds: 1.0,
+                dir: PathBuf::from("/r"),
+            }],
+            wall_seconds: 1.0,
+        };
+        assert!(run.all_caught());
+        assert!(
+            run.summary().contains("1 cannot show on this Kubernetes"),
+            "{}",
+            run.summary()
+        );
+        assert!(
+            run.markdown().contains("not shown here"),
+            "{}",
+            run.markdown()
+        );
     }
 
     #[test]

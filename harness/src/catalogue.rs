@@ -6,11 +6,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use futures::FutureExt as _;
 
 use burst_rules::release::Release;
 
+use crate::env::{Env, ExtraCluster, Run};
 use crate::gates::{Bound, Gate};
 
 use crate::needs::Need;
@@ -128,15 +130,18 @@ impl std::fmt::Debug for Entry {
 
 macro_rules! entries {
     ($( $id:literal, $title:literal, $body:expr, [$($need:ident),*] $(, $gate:expr)?; )*) => {
-        /// The whole catalogue, in `SCENARIOS.md` order.
+        /// The whole catalogue, in `SCENARIOS.md` order (and the report's test fixtures after
+        /// it, when a test asks for them: [`crate::report::fixture`]).
         pub fn entries() -> Vec<Entry> {
-            vec![$( Entry {
+            let mut entries = vec![$( Entry {
                 id: $id,
                 title: $title,
                 body: $body,
                 gate: entries!(@gate $($gate)?),
                 needs: &[$(Need::$need),*],
-            } ),*]
+            } ),*];
+            entries.extend(crate::report::fixture::entries());
+            entries
         }
     };
     (@gate) => { None };
@@ -213,52 +218,47 @@ entries! {
     "SAFE-04", "The CCI credential in no argument, env value, log, event or command line; the tunnel and the kubelet API refuse who may not use them", Some(scenarios::safe::safe_04), [AddonLogs, ClusterNetwork];
 }
 
-/// Held by every running scenario, one per environment: shared by those confined to their
-/// namespace, exclusively by a cluster-wide one ([`Entry::cluster_wide`]). Fair, so a waiting
-/// cluster-wide scenario is not starved by a stream of confined ones.
-/// With extra clusters ([`crate::env::configure_extra_clusters`]) a cluster-wide scenario holds
-/// one of them (and its lock), so it excludes no confined scenario on the shared one.
-static FOOTPRINTS: [tokio::sync::RwLock<()>; crate::env::MAX_CLUSTERS] =
-    [const { tokio::sync::RwLock::const_new(()) }; crate::env::MAX_CLUSTERS];
-
-/// How a running scenario holds [`FOOTPRINTS`].
+/// How a running scenario holds its environment's lock ([`Run::footprint`](crate::env::Run)):
+/// shared by the scenarios confined to their namespace, exclusively by a cluster-wide one
+/// ([`Entry::cluster_wide`]). With extra clusters a cluster-wide scenario holds one of them (and
+/// its lock), so it excludes no confined scenario on the shared one.
 enum Footprint {
-    Alone(#[allow(dead_code)] tokio::sync::RwLockWriteGuard<'static, ()>),
-    Shared(#[allow(dead_code)] tokio::sync::RwLockReadGuard<'static, ()>),
+    Alone(#[allow(dead_code)] tokio::sync::OwnedRwLockWriteGuard<()>),
+    Shared(#[allow(dead_code)] tokio::sync::OwnedRwLockReadGuard<()>),
 }
 
 impl Footprint {
     /// Waits for environment `index`'s lock: `alone`, or beside the other confined scenarios.
-    async fn hold(index: usize, alone: bool) -> Self {
-        let footprint = &FOOTPRINTS[index];
+    async fn hold(run: &Run, index: usize, alone: bool) -> Self {
+        let footprint = run.footprint(index);
         if alone {
-            Footprint::Alone(footprint.write().await)
+            Footprint::Alone(footprint.write_owned().await)
         } else {
-            Footprint::Shared(footprint.read().await)
+            Footprint::Shared(footprint.read_owned().await)
         }
     }
 }
 
-/// The shared environment held beside the confined scenarios, for a trial that is not in the
-/// catalogue and stays in its own namespace.
-pub async fn hold_shared() -> crate::Result<(&'static crate::env::Env, SharedHold)> {
-    let env = crate::env::shared().await?;
-    Ok((env, SharedHold(Footprint::hold(0, false).await)))
+/// The shared environment of `run` held beside the confined scenarios, for a trial that is not
+/// in the catalogue and stays in its own namespace.
+pub async fn hold_shared(run: &Arc<Run>) -> crate::Result<(Arc<Env>, SharedHold)> {
+    let env = run.shared().await?;
+    Ok((env, SharedHold(Footprint::hold(run, 0, false).await)))
 }
 
 /// How a trial holds the shared environment ([`hold_shared`]).
 pub struct SharedHold(#[allow(dead_code)] Footprint);
 
-/// An environment held alone, as a cluster-wide scenario holds one, for a trial that is not in
-/// the catalogue and changes its cluster (e.g. the suites' existing-cluster trial): an extra
-/// cluster when the run has them, so the confined scenarios go on beside it on the shared one
-/// (it held the shared one for ~2 minutes and the confined batch waited for it); else the shared
-/// one, the others waiting until the guard is dropped.
-pub async fn hold_alone() -> crate::Result<(&'static crate::env::Env, AloneHold)> {
-    let extra = crate::env::hold_extra_cluster().await;
-    let index = extra.as_ref().map_or(0, crate::env::ExtraCluster::index);
-    let env = crate::env::at(index).await?;
-    let footprint = Footprint::hold(index, true).await;
+/// An environment of `run` held alone, as a cluster-wide scenario holds one, for a trial that is
+/// not in the catalogue and changes its cluster (e.g. the suites' existing-cluster trial): an
+/// extra cluster when the run has them, so the confined scenarios go on beside it on the shared
+/// one (it held the shared one for ~2 minutes and the confined batch waited for it); else the
+/// shared one, the others waiting until the guard is dropped.
+pub async fn hold_alone(run: &Arc<Run>) -> crate::Result<(Arc<Env>, AloneHold)> {
+    let extra = run.hold_extra_cluster().await;
+    let index = extra.as_ref().map_or(0, ExtraCluster::index);
+    let env = run.at(index).await?;
+    let footprint = Footprint::hold(run, index, true).await;
     Ok((
         env,
         AloneHold {
@@ -272,7 +272,7 @@ pub async fn hold_alone() -> crate::Result<(&'static crate::env::Env, AloneHold)
 /// extra cluster (fields drop in order).
 pub struct AloneHold {
     _footprint: Footprint,
-    _extra: Option<crate::env::ExtraCluster>,
+    _extra: Option<ExtraCluster>,
 }
 
 /// Scenarios proposed for `SCENARIOS.md` and not yet in it: the suites run them (by ID, like any
@@ -290,22 +290,23 @@ pub fn find(id: &str) -> Option<Entry> {
     entries().into_iter().chain(proposed()).find(|e| e.id == id)
 }
 
-/// Runs one scenario by ID in a fresh namespace of the shared environment and returns its
-/// outcome; a body's error or panic becomes [`Outcome::Failed`] with the diagnosis.
-pub async fn run(id: &str) -> Outcome {
-    run_held(id, hold_cluster_for(id).await).await
+/// Runs one scenario by ID in a fresh namespace of `run`'s shared environment (a cluster-wide
+/// one on an extra cluster, when the run has them) and returns its outcome; a body's error or
+/// panic becomes [`Outcome::Failed`] with the diagnosis.
+pub async fn run(run: &Arc<Run>, id: &str) -> Outcome {
+    run_held(run, id, hold_cluster_for(run, id).await).await
 }
 
-/// For a cluster-wide scenario, waits for an extra cluster of its own, if there are any
+/// For a cluster-wide scenario, waits for an extra cluster of `run`'s own, if there are any
 /// (`None` otherwise: the scenario runs on the shared environment), and for it to be up (it may
-/// still be booting, see [`crate::env::bring_up_all`]; a failed bring-up is left to
-/// [`run_held`] to report). `certify` waits for it before timing the scenario, so a scenario's
-/// time is its own, not its wait.
-pub async fn hold_cluster_for(id: &str) -> Option<crate::env::ExtraCluster> {
+/// still be booting, see [`Run::bring_up_all`]; a failed bring-up is left to [`run_held`] to
+/// report). `certify` waits for it before timing the scenario, so a scenario's time is its own,
+/// not its wait.
+pub async fn hold_cluster_for(run: &Arc<Run>, id: &str) -> Option<ExtraCluster> {
     match find(id) {
         Some(entry) if entry.body.is_some() && entry.cluster_wide() => {
-            let held = crate::env::hold_extra_cluster().await?;
-            let _ = crate::env::at(held.index()).await;
+            let held = run.hold_extra_cluster().await?;
+            let _ = run.at(held.index()).await;
             Some(held)
         }
         _ => None,
@@ -313,8 +314,8 @@ pub async fn hold_cluster_for(id: &str) -> Option<crate::env::ExtraCluster> {
 }
 
 /// [`run`] with the extra cluster (from [`hold_cluster_for`]) already held.
-pub async fn run_held(id: &str, extra: Option<crate::env::ExtraCluster>) -> Outcome {
-    run_held_then(id, extra, &|_, _| Box::pin(async {})).await
+pub async fn run_held(run: &Arc<Run>, id: &str, extra: Option<ExtraCluster>) -> Outcome {
+    run_held_then(run, id, extra, &|_, _| Box::pin(async {})).await
 }
 
 /// What runs once a scenario's body ended, with its outcome, while its namespace is still
@@ -324,8 +325,9 @@ pub type AfterBody = dyn for<'a> Fn(&'a Scenario, &'a Outcome) -> Pin<Box<dyn Fu
 
 /// [`run_held`], calling `after` between the body's end and the namespace's removal.
 pub async fn run_held_then(
+    run: &Arc<Run>,
     id: &str,
-    extra: Option<crate::env::ExtraCluster>,
+    extra: Option<ExtraCluster>,
     after: &AfterBody,
 ) -> Outcome {
     let Some(entry) = find(id) else {
@@ -335,8 +337,8 @@ pub async fn run_held_then(
         return Outcome::NotImplemented;
     };
     let wide = entry.cluster_wide();
-    let index = extra.as_ref().map_or(0, crate::env::ExtraCluster::index);
-    let env = match crate::env::at(index).await {
+    let index = extra.as_ref().map_or(0, ExtraCluster::index);
+    let env = match run.at(index).await {
         Ok(env) => env,
         Err(e) => return Outcome::Failed(format!("setting up {id}: {e}")),
     };
@@ -345,8 +347,8 @@ pub async fn run_held_then(
     }
     // Isolation, whoever runs scenarios side by side (certify --jobs, the test harness's
     // threads): a cluster-wide scenario runs alone, the others together.
-    let _footprint = Footprint::hold(index, wide).await;
-    let scenario = match Scenario::new_on(id, env).await {
+    let _footprint = Footprint::hold(run, index, wide).await;
+    let scenario = match Scenario::new(id, env).await {
         Ok(s) => s,
         Err(e) => return Outcome::Failed(format!("setting up {id}: {e}")),
     };

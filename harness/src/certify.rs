@@ -126,7 +126,8 @@ async fn report_no_addon(
         rows,
         provenance: Some(provenance(options, started, Vec::new())),
     };
-    report.write(&options.report_dir)?;
+    // No environment was started: no credential of the run's to redact.
+    report.write_redacting(&options.report_dir, &[])?;
     Ok(report)
 }
 
@@ -141,7 +142,7 @@ async fn attach_existing(
     options: &Options,
     existing: &ExistingChoice,
     client: &kube::Client,
-) -> Result<Option<Release>> {
+) -> Result<Option<(Release, std::sync::Arc<dyn crate::target::Launch>)>> {
     let Some(installed) = crate::discover::read(
         client,
         &existing.addon_namespace,
@@ -211,16 +212,14 @@ async fn attach_existing(
             crate::cci::CciAuth::AkSk(pair) => format!("signing as {}", pair.access_key()),
         },
     );
-    let configured = crate::env::configure_target(std::sync::Arc::new(crate::env::Existing {
-        kubeconfig: existing.kubeconfig.clone(),
-        cci: crate::cci::CciClient::with_auth(&endpoint, auth, existing.cci_ca.as_deref())?,
-        cluster_id,
-        virtual_node,
-    }));
-    if !configured {
-        return Err(step("this process already has an environment".into()));
-    }
-    Ok(Some(release))
+    let launch: std::sync::Arc<dyn crate::target::Launch> =
+        std::sync::Arc::new(crate::env::Existing {
+            kubeconfig: existing.kubeconfig.clone(),
+            cci: crate::cci::CciClient::with_auth(&endpoint, auth, existing.cci_ca.as_deref())?,
+            cluster_id,
+            virtual_node,
+        });
+    Ok(Some((release, launch)))
 }
 
 /// Environment variable holding the tenant's CCI token (`certify --cluster existing`,
@@ -402,40 +401,28 @@ pub async fn certify(options: &Options) -> Result<Report> {
         step: "read --focus / --skip".into(),
         detail,
     })?;
-    let (release, cluster) = match &options.cluster {
-        ClusterChoice::Made(launch) => {
-            crate::env::configure_target(launch.clone());
-            (
-                options.release.unwrap_or(default_release()),
-                launch.kind().to_owned(),
-            )
-        }
+    let (release, cluster, launch) = match &options.cluster {
+        ClusterChoice::Made(launch) => (
+            options.release.unwrap_or(default_release()),
+            launch.kind().to_owned(),
+            std::sync::Arc::clone(launch),
+        ),
         ClusterChoice::Existing(existing) => {
             let client = crate::cluster::client_for(&existing.kubeconfig).await?;
             match attach_existing(options, existing, &client).await? {
-                Some(release) => (
+                Some((release, launch)) => (
                     release,
                     format!("existing ({})", existing.kubeconfig.display()),
+                    launch,
                 ),
                 None => return report_no_addon(options, existing, &client, started).await,
             }
         }
     };
-    if !crate::env::configure_addon_auth(options.addon_auth) {
-        return Err(crate::Error::Step {
-            step: "read --cci-auth".into(),
-            detail: "this process already installs the add-on with another credential".into(),
-        });
-    }
-    if !crate::env::configure_release(&release.to_string()) {
-        return Err(crate::Error::Step {
-            step: "read --release".into(),
-            detail: format!(
-                "this process already runs the engine as {}",
-                crate::env::release()
-            ),
-        });
-    }
+    let setup = crate::env::Setup {
+        release,
+        addon_auth: options.addon_auth,
+    };
     let entries = catalogue::entries();
     let runnable: Vec<Entry> = entries
         .iter()
@@ -447,14 +434,38 @@ pub async fn certify(options: &Options) -> Result<Report> {
     // On a target a run may bring up several of (local) with --jobs above 1 the cluster-wide
     // scenarios get extra clusters of their own, when something can run beside them; --jobs 1
     // keeps one cluster and the catalogue's order.
-    if matches!(&options.cluster, ClusterChoice::Made(launch) if launch.several())
-        && options.jobs > 1
-    {
-        crate::env::configure_extra_clusters(crate::env::extra_clusters_for(wide, selected - wide));
+    let extras = if options.jobs > 1 {
+        crate::env::extra_clusters_for(wide, selected - wide)
+    } else {
+        0
+    };
+    let run = crate::env::Run::new(setup, launch, extras);
+    // Whatever happens next, this run's environments are torn down before certify returns.
+    let certified = certify_on(&run, options, started, release, cluster, &runnable).await;
+    let run_ = std::sync::Arc::clone(&run);
+    let destroyed = tokio::task::spawn_blocking(move || run_.destroy_started()).await;
+    let report = certified?;
+    if let Ok(Err(e)) = destroyed {
+        eprintln!("burstcert: warning: tearing down the run's environments: {e}");
     }
-    let extras = crate::env::extra_clusters();
+    Ok(report)
+}
+
+/// [`certify`] on `run`'s environments: runs `runnable`, the selected scenarios.
+async fn certify_on(
+    run: &std::sync::Arc<crate::env::Run>,
+    options: &Options,
+    started: DateTime<Utc>,
+    release: Release,
+    cluster: String,
+    runnable: &[Entry],
+) -> Result<Report> {
+    let entries = catalogue::entries();
+    let selected = runnable.len();
+    let wide = runnable.iter().filter(|e| e.cluster_wide()).count();
+    let extras = run.extra_clusters();
     let (kubernetes, addon_images) = if selected > 0 {
-        let env = crate::env::bring_up_all(selected > wide, wide > 0).await?;
+        let env = run.bring_up_all(selected > wide, wide > 0).await?;
         let client = env.client().await?;
         let version = client
             .apiserver_version()
@@ -474,8 +485,8 @@ pub async fn certify(options: &Options) -> Result<Report> {
     let gatherer = std::sync::Arc::new(Gatherer {
         dir: options.report_dir.clone(),
         release: release.to_string(),
-        cluster_args: cluster_args(&options.cluster),
-        secrets: crate::report::run_secrets(),
+        cluster_args: evidence::target_args(&cluster_args(&options.cluster), options.addon_auth),
+        secrets: crate::report::run_secrets(run),
     });
     gatherer.clear()?;
     let started_all = Instant::now();
@@ -487,7 +498,7 @@ pub async fn certify(options: &Options) -> Result<Report> {
         let gatherer = &gatherer;
         async move {
             // A cluster-wide scenario's cluster first: its time is its own, not its wait.
-            let held = catalogue::hold_cluster_for(entry.id).await;
+            let held = catalogue::hold_cluster_for(run, entry.id).await;
             let n = ran.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             eprintln!(
                 "burstcert: [{n}/{selected}] {} {} ...",
@@ -499,7 +510,7 @@ pub async fn certify(options: &Options) -> Result<Report> {
             let seconds = loop {
                 let held = match held.take() {
                     Some(held) => held,
-                    None => catalogue::hold_cluster_for(entry.id).await,
+                    None => catalogue::hold_cluster_for(run, entry.id).await,
                 };
                 let from = Utc::now();
                 let gatherer = std::sync::Arc::clone(gatherer);
@@ -508,7 +519,7 @@ pub async fn certify(options: &Options) -> Result<Report> {
                     Box::pin(async move { gatherer.after(scenario, outcome, from).await })
                 });
                 let started = Instant::now();
-                let outcome = catalogue::run_held_then(entry.id, held, &after).await;
+                let outcome = catalogue::run_held_then(run, entry.id, held, &after).await;
                 let seconds = started.elapsed().as_secs_f64();
                 let again = matches!(outcome, Outcome::Failed(_))
                     && runs.len() < usize::try_from(options.retries).unwrap_or(usize::MAX);
@@ -516,7 +527,11 @@ pub async fn certify(options: &Options) -> Result<Report> {
                     "burstcert:   {} {} ({seconds:.1}s) {}{}",
                     entry.id,
                     outcome.label(),
-                    first_line(outcome.reason()),
+                    // A CI log keeps this line as long as the report: redacted as the report.
+                    crate::report::redact(
+                        first_line(outcome.reason()).into(),
+                        &crate::report::run_secrets(run)
+                    ),
                     if again { " (running it again)" } else { "" }
                 );
                 runs.push(outcome);
@@ -566,11 +581,11 @@ pub async fn certify(options: &Options) -> Result<Report> {
             options.report_dir.join("report.json").display()
         );
     }
-    let [shared_lane, extra_lane] = schedule(&runnable, options.jobs, extras, &past);
+    let [shared_lane, extra_lane] = schedule(runnable, options.jobs, extras, &past);
     let lend = extras > 0 && !shared_lane.is_empty() && !extra_lane.is_empty();
     let shared_then_lend = async {
         let ran = run_lane(shared_lane).await;
-        if lend && crate::env::lend_shared_environment().await {
+        if lend && run.lend_shared_environment().await {
             eprintln!(
                 "burstcert: the confined scenarios are done; the shared cluster takes cluster-wide ones too"
             );
@@ -633,7 +648,7 @@ pub async fn certify(options: &Options) -> Result<Report> {
         rows,
         provenance: Some(provenance(options, started, addon_images)),
     };
-    report.write(&options.report_dir)?;
+    report.write(&options.report_dir, run)?;
     Ok(report)
 }
 
@@ -661,9 +676,22 @@ fn addon_namespace(options: &Options) -> &str {
 /// The flags of `burstcert certify` that choose the target, as `reproduce.txt` repeats them.
 fn cluster_args(cluster: &ClusterChoice) -> String {
     match cluster {
-        // The default target needs no flag; another made one is named by its kind.
-        ClusterChoice::Made(launch) if launch.kind() == "local" => String::new(),
-        ClusterChoice::Made(launch) => format!("--cluster {}", launch.kind()),
+        // The default target needs no flag; another made one is named by its kind, a minor
+        // other than the pinned one by --kubernetes.
+        ClusterChoice::Made(launch) => {
+            let cluster = match launch.kind() {
+                "local" => String::new(),
+                other => format!("--cluster {other}"),
+            };
+            match launch.kubernetes() {
+                Some(minor) if minor != crate::tools::Minor::PINNED => {
+                    format!("{cluster} --kubernetes {}", minor.minor())
+                        .trim_start()
+                        .to_owned()
+                }
+                _ => cluster,
+            }
+        }
         ClusterChoice::Existing(existing) => {
             let mut args = format!(
                 "--cluster existing --kubeconfig {}",
@@ -1037,8 +1065,24 @@ mod tests {
     #[test]
     fn reproduce_flags_name_the_target() {
         assert_eq!(cluster_args(&ClusterChoice::default()), "");
-        let kind = ClusterChoice::Made(std::sync::Arc::new(crate::target::kind::Kind));
+        let kind = ClusterChoice::Made(std::sync::Arc::new(crate::target::kind::Kind::default()));
         assert_eq!(cluster_args(&kind), "--cluster kind");
+        let oldest = crate::tools::Minor::oldest();
+        let old = ClusterChoice::Made(std::sync::Arc::new(crate::target::local::Local {
+            kubernetes: oldest,
+            ..Default::default()
+        }));
+        assert_eq!(
+            cluster_args(&old),
+            format!("--kubernetes {}", oldest.minor())
+        );
+        let old_kind = ClusterChoice::Made(std::sync::Arc::new(crate::target::kind::Kind {
+            kubernetes: oldest,
+        }));
+        assert_eq!(
+            cluster_args(&old_kind),
+            format!("--cluster kind --kubernetes {}", oldest.minor())
+        );
     }
 
     #[test]

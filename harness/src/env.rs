@@ -27,7 +27,6 @@ use crate::error::{Error, Result};
 use crate::mock_admin::MockAdmin;
 use crate::needs::Need;
 use crate::target::existing::ExistingTarget;
-use crate::target::kind::Kind;
 use crate::target::local::Local;
 use crate::target::{AddonLogs, Installer, Launch, Target, addon_pods};
 use crate::wait;
@@ -86,31 +85,17 @@ pub struct Env {
     pub cci_namespace: String,
     /// Where the target's own logs (the add-on's on the host node, the mock's) go.
     pub logs: PathBuf,
+    release: Release,
     target: Box<dyn Target>,
 }
 
 pub use crate::target::existing::Existing;
 
-/// The most local environments one process brings up: the shared one and
+/// The most local environments one run brings up: the shared one and
 /// [`MAX_EXTRA_CLUSTERS`] for cluster-wide scenarios.
 pub const MAX_CLUSTERS: usize = 1 + MAX_EXTRA_CLUSTERS;
-/// The most extra local clusters for cluster-wide scenarios ([`configure_extra_clusters`]).
+/// The most extra local clusters for cluster-wide scenarios ([`Run::new`]).
 pub const MAX_EXTRA_CLUSTERS: usize = 3;
-
-/// The environments of this process: `[0]` the shared one, the others the extra local clusters
-/// of the cluster-wide scenarios ([`configure_extra_clusters`]); each brought up on first use.
-static ENVS: [OnceLock<std::result::Result<Env, String>>; MAX_CLUSTERS] =
-    [const { OnceLock::new() }; MAX_CLUSTERS];
-/// Set by [`configure_extra_clusters`].
-static EXTRA: OnceLock<usize> = OnceLock::new();
-/// The extra clusters no cluster-wide scenario holds now, and permits for them.
-static FREE_EXTRA: Mutex<Vec<usize>> = Mutex::new(Vec::new());
-static EXTRA_PERMITS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(0);
-static RELEASE: OnceLock<String> = OnceLock::new();
-/// Set by [`configure_addon_auth`].
-static ADDON_AUTH: OnceLock<AddonAuth> = OnceLock::new();
-/// Set by [`configure_target`]: how this process brings its environments up.
-static LAUNCH: OnceLock<Arc<dyn Launch>> = OnceLock::new();
 
 /// How the add-on an environment installs authenticates to the mock CCI.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -123,56 +108,265 @@ pub enum AddonAuth {
     AkSk,
 }
 
-/// Sets how the add-on of every environment of this process authenticates (before the first
-/// starts; default [`AddonAuth::Token`]). Returns false if it was already set differently.
-pub fn configure_addon_auth(auth: AddonAuth) -> bool {
-    *ADDON_AUTH.get_or_init(|| auth) == auth
+/// What every environment of a run installs, and how: the release the engine runs as and the
+/// credential the add-on authenticates with. Handed to [`Launch::start`]; an environment keeps
+/// its release ([`Env::release`]), so scenarios ask their environment, never the process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Setup {
+    /// The add-on release installed (on an existing cluster: the one found installed).
+    pub release: Release,
+    /// How the add-on authenticates to CCI.
+    pub addon_auth: AddonAuth,
 }
 
-/// How the add-on of this process's environments authenticates ([`configure_addon_auth`]).
-pub fn addon_auth() -> AddonAuth {
-    ADDON_AUTH.get().copied().unwrap_or_default()
-}
-
-/// Makes this process's environments targets of `launch` (before the first is used; default
-/// [`Local`]). Returns false if it was already set.
-pub fn configure_target(launch: Arc<dyn Launch>) -> bool {
-    LAUNCH.set(launch).is_ok()
-}
-
-/// How this process brings its environments up ([`configure_target`]).
-fn launch() -> &'static dyn Launch {
-    LAUNCH.get_or_init(|| Arc::new(Local::default())).as_ref()
-}
-
-/// Sets the add-on release the shared environment runs the engine as (before it starts;
-/// default [`DEFAULT_RELEASE`](crate::addon::params::DEFAULT_RELEASE)). Returns false if it was already set differently.
-pub fn configure_release(release: &str) -> bool {
-    RELEASE.get_or_init(|| release.to_owned()) == release
-}
-
-/// The release the shared environment runs (or will run) the engine as.
-pub fn release() -> &'static str {
-    RELEASE.get_or_init(|| crate::addon::params::DEFAULT_RELEASE.to_owned())
-}
-
-/// Gives the cluster-wide scenarios ([`crate::catalogue::Entry::cluster_wide`]: install,
-/// uninstall, upgrade, lock, restarts…) `n` local clusters of their own (at most
-/// [`MAX_EXTRA_CLUSTERS`]; before any environment is used): each runs there alone, and up to `n`
-/// of them at once, beside the confined scenarios on the shared environment instead of
-/// stopping them. Only a target that may be brought up several times has extras
-/// ([`Launch::several`]: the local one). Returns false if it was already set differently.
-pub fn configure_extra_clusters(n: usize) -> bool {
-    let n = n.min(MAX_EXTRA_CLUSTERS);
-    let set = *EXTRA.get_or_init(|| {
-        if let Ok(mut free) = FREE_EXTRA.lock() {
-            // Handed out from the back: the first extra cluster first.
-            free.extend((1..=n).rev());
+impl Setup {
+    /// Release `release` with the tenant's token.
+    pub fn at(release: Release) -> Self {
+        Self {
+            release,
+            addon_auth: AddonAuth::Token,
         }
-        EXTRA_PERMITS.add_permits(n);
-        n
-    });
-    set == n
+    }
+}
+
+impl Default for Setup {
+    /// [`DEFAULT_RELEASE`](crate::addon::params::DEFAULT_RELEASE) with the tenant's token.
+    fn default() -> Self {
+        Self::at(
+            Release::parse(crate::addon::params::DEFAULT_RELEASE)
+                .expect("the default release is X.Y.Z"),
+        )
+    }
+}
+
+/// One run's environments: what they install ([`Setup`]), how they are brought up
+/// ([`Launch`]), and the pool itself: `[0]` the shared environment, the others the extra
+/// clusters of the cluster-wide scenarios, each brought up on first use. A value owned by whoever
+/// runs scenarios (`certify`, a suite binary) and shared as `Arc<Run>`; two runs in one process
+/// (the gates suite's two releases) share nothing.
+pub struct Run {
+    setup: Setup,
+    launch: Arc<dyn Launch>,
+    extra: usize,
+    envs: [OnceLock<std::result::Result<Arc<Env>, String>>; MAX_CLUSTERS],
+    /// The extra clusters no cluster-wide scenario holds now, and permits for them.
+    free_extra: Mutex<Vec<usize>>,
+    extra_permits: Arc<tokio::sync::Semaphore>,
+    /// Bring-ups under way, so a teardown waits for clusters still coming up.
+    booting: Arc<BootCount>,
+    /// Held by every running scenario, one per environment: shared by those confined to their
+    /// namespace, exclusively by a cluster-wide one. Fair (tokio's lock is), so a waiting
+    /// cluster-wide scenario is not starved by a stream of confined ones.
+    footprints: [Arc<tokio::sync::RwLock<()>>; MAX_CLUSTERS],
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Run")
+            .field("setup", &self.setup)
+            .field("launch", &self.launch)
+            .field("extra", &self.extra)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Run {
+    /// A run installing `setup` on targets of `launch`, whose cluster-wide scenarios get `extra`
+    /// local clusters of their own (at most [`MAX_EXTRA_CLUSTERS`]; none where the target may
+    /// not be brought up several times, [`Launch::several`]): each runs there alone, up to
+    /// `extra` of them at once, beside the confined scenarios on the shared environment instead
+    /// of stopping them ([`extra_clusters_for`]). Nothing starts before an environment is asked.
+    pub fn new(setup: Setup, launch: Arc<dyn Launch>, extra: usize) -> Arc<Self> {
+        let extra = if launch.several() {
+            extra.min(MAX_EXTRA_CLUSTERS)
+        } else {
+            0
+        };
+        Arc::new(Self {
+            setup,
+            launch,
+            extra,
+            envs: [const { OnceLock::new() }; MAX_CLUSTERS],
+            // Handed out from the back: the first extra cluster first.
+            free_extra: Mutex::new((1..=extra).rev().collect()),
+            extra_permits: Arc::new(tokio::sync::Semaphore::new(extra)),
+            booting: Arc::default(),
+            footprints: std::array::from_fn(|_| Arc::default()),
+        })
+    }
+
+    /// A run on the local target with `setup` and no extra clusters.
+    pub fn local(setup: Setup) -> Arc<Self> {
+        Self::new(setup, Arc::new(Local::default()), 0)
+    }
+
+    /// What this run's environments install.
+    pub fn setup(&self) -> Setup {
+        self.setup
+    }
+
+    /// The release this run's environments run the engine as.
+    pub fn release(&self) -> Release {
+        self.setup.release
+    }
+
+    /// How this run brings its environments up.
+    pub fn launch(&self) -> &dyn Launch {
+        self.launch.as_ref()
+    }
+
+    /// How many extra local clusters the cluster-wide scenarios have (0: they share the one).
+    pub fn extra_clusters(&self) -> usize {
+        self.extra
+    }
+
+    /// Environment `index` (0: the shared one; else an extra cluster), brought up on first use.
+    pub async fn at(self: &Arc<Self>, index: usize) -> Result<Arc<Env>> {
+        let what = if index == 0 {
+            "the test environment (shared by this run)".to_owned()
+        } else {
+            format!("extra cluster {index} (for cluster-wide scenarios)")
+        };
+        if index >= MAX_CLUSTERS {
+            return Err(Error::Step {
+                step: format!("bring up {what}"),
+                detail: format!("at most {MAX_CLUSTERS} environments"),
+            });
+        }
+        let run = Arc::clone(self);
+        let result = tokio::task::spawn_blocking(move || {
+            let _booting = Booting::begin(&run.booting);
+            run.envs[index]
+                .get_or_init(|| {
+                    run.launch
+                        .start(&run.setup)
+                        .map(|target| Arc::new(Env::new(target, run.setup.release)))
+                        .map_err(|e| e.to_string())
+                })
+                .clone()
+        })
+        .await
+        .map_err(|e| Error::Step {
+            step: format!("bring up {what}"),
+            detail: e.to_string(),
+        })?;
+        result.map_err(|detail| Error::Step {
+            step: format!("bring up {what}"),
+            detail,
+        })
+    }
+
+    /// The environment shared by the run's scenarios, brought up on first use.
+    pub async fn shared(self: &Arc<Self>) -> Result<Arc<Env>> {
+        self.at(0).await
+    }
+
+    /// Brings up the environments a run needs: the shared one when `confined` scenarios will
+    /// run (or there are no extra clusters), every extra cluster when `wide` ones will. Only the
+    /// first is waited for and returned: the others come up in the background, one after
+    /// another (kwokctl's creates take turns anyway, see `LocalCluster`), so scenarios start on
+    /// the first ~7 s after it is up instead of after all of them (~30 s for four). A
+    /// cluster-wide scenario that holds an extra cluster still booting waits for it before its
+    /// time starts ([`crate::catalogue::hold_cluster_for`]); [`Run::destroy_started`] waits for
+    /// those still booting.
+    pub async fn bring_up_all(self: &Arc<Self>, confined: bool, wide: bool) -> Result<Arc<Env>> {
+        let extras = if wide { self.extra } else { 0 };
+        let first = if confined || extras == 0 { 0 } else { 1 };
+        let env = self.at(first).await?;
+        // The first extra cluster handed out is the first up (`hold_extra_cluster` hands out
+        // index 1 first). A failed bring-up is kept in its cell: the scenarios that hold that
+        // cluster fail, naming it. The whole queue counts as booting from here, so a teardown
+        // between two of its bring-ups still waits for the next one.
+        let booting = Booting::begin(&self.booting);
+        let run = Arc::clone(self);
+        tokio::spawn(async move {
+            for index in first + 1..=extras {
+                let _ = run.at(index).await;
+            }
+            drop(booting);
+        });
+        Ok(env)
+    }
+
+    /// Waits for an extra cluster no other cluster-wide scenario holds; `None` when there are
+    /// none ([`Run::extra_clusters`] is 0).
+    pub async fn hold_extra_cluster(self: &Arc<Self>) -> Option<ExtraCluster> {
+        if self.extra == 0 {
+            return None;
+        }
+        let permit = Arc::clone(&self.extra_permits).acquire_owned().await.ok()?;
+        let index = self.free_extra.lock().ok()?.pop()?;
+        Some(ExtraCluster {
+            index,
+            run: Arc::clone(self),
+            _permit: permit,
+        })
+    }
+
+    /// Lends the shared environment to the cluster-wide scenarios as one more extra cluster,
+    /// once nothing confined is left to run on it (`certify` calls it when its confined batch
+    /// ended): the cluster-wide ones then finish on one more cluster than the extra ones. First
+    /// it waits (up to a minute) for the confined scenarios' leftovers to go: no namespace still
+    /// terminating and no pod left in the cluster's CCI namespace, so a cluster-wide scenario
+    /// starts on a quiet cluster as on an extra one (UN-04 counts this cluster's CCI pods around
+    /// a purge). Returns whether it was lent: not without extra clusters, when the shared
+    /// environment was never brought up, or when it did not quiesce.
+    pub async fn lend_shared_environment(&self) -> bool {
+        if self.extra == 0 {
+            return false;
+        }
+        let Some(Ok(env)) = self.envs[0].get() else {
+            return false;
+        };
+        if let Err(e) = env.quiesce().await {
+            eprintln!("burstcert: the shared cluster is not lent to cluster-wide scenarios: {e}");
+            return false;
+        }
+        let Ok(mut free) = self.free_extra.lock() else {
+            return false;
+        };
+        free.push(0);
+        self.extra_permits.add_permits(1);
+        true
+    }
+
+    /// The lock scenarios hold on environment `index` (see [`crate::catalogue`]'s footprints).
+    pub(crate) fn footprint(&self, index: usize) -> Arc<tokio::sync::RwLock<()>> {
+        Arc::clone(&self.footprints[index.min(MAX_CLUSTERS - 1)])
+    }
+
+    /// The environments this run brought up (the shared one first).
+    pub fn started(&self) -> Vec<Arc<Env>> {
+        self.envs
+            .iter()
+            .filter_map(|cell| cell.get().and_then(|r| r.as_ref().ok()).cloned())
+            .collect()
+    }
+
+    /// Tears down every environment this run brought up, all at once (each stops its add-on's
+    /// processes and deletes its cluster: seconds each, mostly waiting), after waiting for those
+    /// still coming up (see [`Run::bring_up_all`]); the first error, if any.
+    pub fn destroy_started(&self) -> Result<()> {
+        self.booting.wait_none(BOOTING_PATIENCE);
+        let envs = self.started();
+        std::thread::scope(|scope| {
+            let running: Vec<_> = envs
+                .iter()
+                .map(|env| scope.spawn(move || env.destroy()))
+                .collect();
+            running
+                .into_iter()
+                .map(|t| {
+                    t.join().unwrap_or_else(|_| {
+                        Err(Error::Step {
+                            step: "tear down an environment".into(),
+                            detail: "its teardown panicked".into(),
+                        })
+                    })
+                })
+                .fold(Ok(()), Result::and)
+        })
+    }
 }
 
 /// The extra clusters `certify --jobs N` (N > 1) and the suites give the cluster-wide
@@ -187,8 +381,8 @@ pub fn default_extra_clusters() -> usize {
 }
 
 /// How many extra clusters to give a run of `wide` cluster-wide and `confined` confined
-/// scenarios (for [`configure_extra_clusters`]): none unless something runs beside a
-/// cluster-wide one, never more than there are cluster-wide ones.
+/// scenarios (for [`Run::new`]): none unless something runs beside a cluster-wide one, never
+/// more than there are cluster-wide ones.
 pub fn extra_clusters_for(wide: usize, confined: usize) -> usize {
     if wide > 1 || (wide == 1 && confined > 0) {
         default_extra_clusters().min(wide)
@@ -197,24 +391,18 @@ pub fn extra_clusters_for(wide: usize, confined: usize) -> usize {
     }
 }
 
-/// How many extra local clusters the cluster-wide scenarios have (0: they share the one).
-pub fn extra_clusters() -> usize {
-    if !launch().several() {
-        return 0;
-    }
-    EXTRA.get().copied().unwrap_or(0)
-}
-
-/// An extra cluster held by one cluster-wide scenario ([`hold_extra_cluster`]).
+/// An extra cluster held by one cluster-wide scenario ([`Run::hold_extra_cluster`]); handed
+/// back to its run when dropped.
 #[derive(Debug)]
 pub struct ExtraCluster {
     index: usize,
-    _permit: tokio::sync::SemaphorePermit<'static>,
+    run: Arc<Run>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl ExtraCluster {
-    /// Its index among the environments (1 and up; 0 once the shared one is lent, see
-    /// [`lend_shared_environment`]).
+    /// Its index among the run's environments (1 and up; 0 once the shared one is lent, see
+    /// [`Run::lend_shared_environment`]).
     pub fn index(&self) -> usize {
         self.index
     }
@@ -222,182 +410,51 @@ impl ExtraCluster {
 
 impl Drop for ExtraCluster {
     fn drop(&mut self) {
-        if let Ok(mut free) = FREE_EXTRA.lock() {
+        if let Ok(mut free) = self.run.free_extra.lock() {
             free.push(self.index);
         }
     }
 }
 
-/// Lends the shared environment to the cluster-wide scenarios as one more extra cluster, once
-/// nothing confined is left to run on it (`certify` calls it when its confined batch ended):
-/// the cluster-wide ones then finish on one more cluster than the extra ones. First it waits (up to a
-/// minute) for the confined scenarios' leftovers to go: no namespace still terminating and no
-/// pod left in the cluster's CCI namespace, so a cluster-wide scenario starts on a quiet
-/// cluster as on an extra one (UN-04 counts this cluster's CCI pods around a purge).
-/// Returns whether it was lent: not without extra clusters, when the shared environment was
-/// never brought up, or when it did not quiesce.
-pub async fn lend_shared_environment() -> bool {
-    if extra_clusters() == 0 {
-        return false;
-    }
-    let Some(Ok(env)) = ENVS[0].get() else {
-        return false;
-    };
-    if let Err(e) = env.quiesce().await {
-        eprintln!("burstcert: the shared cluster is not lent to cluster-wide scenarios: {e}");
-        return false;
-    }
-    let Ok(mut free) = FREE_EXTRA.lock() else {
-        return false;
-    };
-    free.push(0);
-    EXTRA_PERMITS.add_permits(1);
-    true
-}
-
-/// Waits for an extra cluster no other cluster-wide scenario holds; `None` when there are none
-/// ([`extra_clusters`] is 0).
-pub async fn hold_extra_cluster() -> Option<ExtraCluster> {
-    if extra_clusters() == 0 {
-        return None;
-    }
-    let permit = EXTRA_PERMITS.acquire().await.ok()?;
-    let index = FREE_EXTRA.lock().ok()?.pop()?;
-    Some(ExtraCluster {
-        index,
-        _permit: permit,
-    })
-}
-
-/// Environment `index` (0: the shared one; else an extra cluster), brought up on first use.
-pub async fn at(index: usize) -> Result<&'static Env> {
-    let what = if index == 0 {
-        "the test environment (shared by this test binary)".to_owned()
-    } else {
-        format!("extra cluster {index} (for cluster-wide scenarios)")
-    };
-    let cell = ENVS.get(index).ok_or_else(|| Error::Step {
-        step: format!("bring up {what}"),
-        detail: format!("at most {MAX_CLUSTERS} environments"),
-    })?;
-    bring_up(cell, &what).await
-}
-
-/// Brings up the environments a run needs: the shared one when `confined` scenarios will run
-/// (or there are no extra clusters), every extra cluster when `wide` ones will. Only the first
-/// is waited for and returned: the others come up in the background, one after another
-/// (kwokctl's creates take turns anyway, see `LocalCluster`), so scenarios start on the first
-/// ~7 s after it is up instead of after all of them (~30 s for four). A cluster-wide
-/// scenario that holds an extra cluster still booting waits for it before its time starts
-/// ([`crate::catalogue::hold_cluster_for`]); [`destroy_started`] waits for those still booting.
-pub async fn bring_up_all(confined: bool, wide: bool) -> Result<&'static Env> {
-    let extras = if wide { extra_clusters() } else { 0 };
-    let first = if confined || extras == 0 { 0 } else { 1 };
-    let env = at(first).await?;
-    // The first extra cluster handed out is the first up (`hold_extra_cluster` hands out
-    // index 1 first). A failed bring-up is kept in its cell: the scenarios that hold that
-    // cluster fail, naming it. The whole queue counts as booting from here, so a teardown
-    // between two of its bring-ups still waits for the next one.
-    let booting = Booting::begin();
-    tokio::spawn(async move {
-        for index in first + 1..=extras {
-            let _ = at(index).await;
-        }
-        drop(booting);
-    });
-    Ok(env)
-}
-
-/// The environment shared by every scenario of this process, brought up on first use.
-pub async fn shared() -> Result<&'static Env> {
-    at(0).await
-}
-
-async fn bring_up(
-    cell: &'static OnceLock<std::result::Result<Env, String>>,
-    what: &str,
-) -> Result<&'static Env> {
-    let result = tokio::task::spawn_blocking(|| {
-        let _booting = Booting::begin();
-        cell.get_or_init(|| launch().start().map(Env::new).map_err(|e| e.to_string()))
-    })
-    .await
-    .map_err(|e| Error::Step {
-        step: format!("bring up {what}"),
-        detail: e.to_string(),
-    })?;
-    result.as_ref().map_err(|e| Error::Step {
-        step: format!("bring up {what}"),
-        detail: e.clone(),
-    })
-}
-
-/// How many bring-ups are under way in this process ([`Booting`]), and a signal when one ends.
-static BOOTING: (Mutex<usize>, std::sync::Condvar) = (Mutex::new(0), std::sync::Condvar::new());
-/// The longest [`destroy_started`] waits for bring-ups under way (one takes ~10 s; kwokctl's
-/// own `--wait` is 90 s).
+/// The longest [`Run::destroy_started`] waits for bring-ups under way (one takes ~10 s;
+/// kwokctl's own `--wait` is 90 s).
 const BOOTING_PATIENCE: Duration = Duration::from_secs(120);
 
-/// One bring-up under way, counted in [`BOOTING`] until dropped (also when it panics), so that
-/// a teardown does not miss a cluster that was still coming up (not yet among [`started`]).
-struct Booting;
+/// How many bring-ups of a run are under way ([`Booting`]), and a signal when one ends.
+#[derive(Default)]
+struct BootCount(Mutex<usize>, std::sync::Condvar);
 
-impl Booting {
-    fn begin() -> Self {
-        if let Ok(mut n) = BOOTING.0.lock() {
-            *n += 1;
-        }
-        Booting
-    }
-
+impl BootCount {
     /// Waits until no bring-up is under way, at most `patience`.
-    fn wait_none(patience: Duration) {
-        let Ok(n) = BOOTING.0.lock() else {
+    fn wait_none(&self, patience: Duration) {
+        let Ok(n) = self.0.lock() else {
             return;
         };
-        let _ = BOOTING.1.wait_timeout_while(n, patience, |n| *n > 0);
+        let _ = self.1.wait_timeout_while(n, patience, |n| *n > 0);
+    }
+}
+
+/// One bring-up under way, counted in its run's [`BootCount`] until dropped (also when it
+/// panics), so that a teardown does not miss a cluster that was still coming up (not yet among
+/// [`Run::started`]).
+struct Booting(Arc<BootCount>);
+
+impl Booting {
+    fn begin(count: &Arc<BootCount>) -> Self {
+        if let Ok(mut n) = count.0.lock() {
+            *n += 1;
+        }
+        Booting(Arc::clone(count))
     }
 }
 
 impl Drop for Booting {
     fn drop(&mut self) {
-        if let Ok(mut n) = BOOTING.0.lock() {
+        if let Ok(mut n) = self.0.0.lock() {
             *n = n.saturating_sub(1);
         }
-        BOOTING.1.notify_all();
+        self.0.1.notify_all();
     }
-}
-
-/// Tears down every environment this process brought up, all at once (each stops its add-on's
-/// processes and deletes its cluster: seconds each, mostly waiting), after waiting for those
-/// still coming up (see [`bring_up_all`]); the first error, if any.
-pub fn destroy_started() -> Result<()> {
-    Booting::wait_none(BOOTING_PATIENCE);
-    let envs = started();
-    std::thread::scope(|scope| {
-        let running: Vec<_> = envs
-            .iter()
-            .map(|env| scope.spawn(move || env.destroy()))
-            .collect();
-        running
-            .into_iter()
-            .map(|t| {
-                t.join().unwrap_or_else(|_| {
-                    Err(Error::Step {
-                        step: "tear down an environment".into(),
-                        detail: "its teardown panicked".into(),
-                    })
-                })
-            })
-            .fold(Ok(()), Result::and)
-    })
-}
-
-/// The environments this process brought up (the shared one first).
-pub fn started() -> Vec<&'static Env> {
-    ENVS.iter()
-        .filter_map(|cell| cell.get().and_then(|r| r.as_ref().ok()))
-        .collect()
 }
 
 /// The AK/SK pair (`AK:SK`) the mock accepts for the tenant of `token` besides the token:
@@ -410,9 +467,10 @@ pub fn aksk_pair(token: &str) -> String {
 }
 
 impl Env {
-    /// The environment of `target`.
-    pub fn new(target: Box<dyn Target>) -> Self {
+    /// The environment of `target`, whose add-on runs `release`.
+    pub fn new(target: Box<dyn Target>, release: Release) -> Self {
         Self {
+            release,
             cci: target.cci().clone(),
             cluster_id: target.cluster_id().to_owned(),
             cci_namespace: cci_api::namespace_for_cluster(target.cluster_id()),
@@ -421,32 +479,39 @@ impl Env {
         }
     }
 
-    /// The environment of an existing cluster: nothing is started, nothing local is offered.
-    pub fn attach(existing: Existing) -> Self {
-        Self::new(Box::new(ExistingTarget::attach(existing)))
+    /// The environment of an existing cluster whose add-on runs `release`: nothing is started,
+    /// nothing local is offered.
+    pub fn attach(existing: Existing, release: Release) -> Self {
+        Self::new(Box::new(ExistingTarget::attach(existing)), release)
     }
 
-    /// Brings everything up (blocking) on the local target. Prefer [`shared`].
-    pub fn start() -> Result<Self> {
-        Self::start_with(None)
+    /// Brings everything up (blocking) on the local target, installing `setup`.
+    pub fn start(setup: &Setup) -> Result<Self> {
+        Self::start_with(setup, None)
     }
 
     /// Brings everything up (blocking) on a local cluster whose controller manager and scheduler
     /// call the API server at `client_rates` (`None`: their defaults, as [`start`](Self::start)).
-    pub fn start_with(client_rates: Option<ClientRates>) -> Result<Self> {
-        Self::launch(&Local { client_rates })
+    pub fn start_with(setup: &Setup, client_rates: Option<ClientRates>) -> Result<Self> {
+        Self::launch(
+            &Local {
+                client_rates,
+                ..Local::default()
+            },
+            setup,
+        )
     }
 
-    /// Brings up a kind cluster from locally made images, the mock CCI in a container on kind's
-    /// network and the add-on installed with the production rendering (blocking; see
-    /// [`crate::kind`]). Prefer [`shared`] after [`configure_target`].
-    pub fn start_kind() -> Result<Self> {
-        Self::launch(&Kind)
+    /// Brings a target of `launch` up (blocking), installing `setup`. Scenarios get theirs from
+    /// a [`Run`].
+    pub fn launch(launch: &dyn Launch, setup: &Setup) -> Result<Self> {
+        Ok(Self::new(launch.start(setup)?, setup.release))
     }
 
-    /// Brings a target of `launch` up (blocking). Prefer [`shared`] after [`configure_target`].
-    pub fn launch(launch: &dyn Launch) -> Result<Self> {
-        Ok(Self::new(launch.start()?))
+    /// The add-on release this environment's engine runs as (on an existing cluster: the one
+    /// found installed).
+    pub fn release(&self) -> Release {
+        self.release
     }
 
     /// The target this environment runs on, to ask for its capabilities.
@@ -737,20 +802,18 @@ impl Env {
     }
 }
 
-/// The parameters an environment installs the add-on with: the configured release, interconnect
+/// The parameters an environment installs the add-on with: `setup`'s release, interconnect
 /// on, the harness's registry, the mock as CCI with the tenant's token or its AK/SK pair
-/// ([`addon_auth`]), the shortened node lock.
+/// (`setup`'s [`AddonAuth`]), the shortened node lock.
 pub(crate) fn default_params(
+    setup: &Setup,
     cluster_id: &str,
     cluster_name: &str,
     cci_endpoint: &str,
     token: &str,
 ) -> Result<InstallParams> {
     Ok(InstallParams {
-        release: Release::parse(release()).map_err(|e| Error::Step {
-            step: "read the release to install".into(),
-            detail: e.to_string(),
-        })?,
+        release: setup.release,
         spec: Spec::Single,
         interconnect: true,
         swr_addr: REGISTRY.into(),
@@ -766,7 +829,7 @@ pub(crate) fn default_params(
         security_group_id: "sg-local".into(),
         domain_id: "domain-local".into(),
         cci_endpoint: cci_endpoint.into(),
-        cci_token: match addon_auth() {
+        cci_token: match setup.addon_auth {
             AddonAuth::Token => token.into(),
             AddonAuth::AkSk => String::new(),
         },
@@ -775,7 +838,7 @@ pub(crate) fn default_params(
         pending_lock_threshold_secs: Some(PENDING_LOCK_SECONDS),
         check_resource_pressure: None,
         pod_disruption_budget: None,
-        cci_aksk: match addon_auth() {
+        cci_aksk: match setup.addon_auth {
             AddonAuth::Token => None,
             AddonAuth::AkSk => Some(aksk_pair(token)),
         },
@@ -787,12 +850,15 @@ mod tests {
     use super::*;
 
     fn existing() -> Env {
-        Env::attach(Existing {
-            kubeconfig: "/nonexistent/kubeconfig".into(),
-            cci: CciClient::new("https://127.0.0.1:1", "token", None).unwrap(),
-            cluster_id: "c1".into(),
-            virtual_node: "virtual-kubelet".into(),
-        })
+        Env::attach(
+            Existing {
+                kubeconfig: "/nonexistent/kubeconfig".into(),
+                cci: CciClient::new("https://127.0.0.1:1", "token", None).unwrap(),
+                cluster_id: "c1".into(),
+                virtual_node: "virtual-kubelet".into(),
+            },
+            Release::new(1, 5, 18),
+        )
     }
 
     fn not_offered(result: Result<impl std::fmt::Debug>) -> Need {
@@ -826,6 +892,51 @@ mod tests {
     #[should_panic(expected = "Need::Installer")]
     fn the_installers_parameters_are_only_asked_by_scenarios_that_declare_it() {
         let _ = existing().addon_defaults();
+    }
+
+    #[tokio::test]
+    async fn two_runs_in_one_process_share_nothing_and_extra_clusters_go_back_to_their_run() {
+        let old = Run::new(
+            Setup::at(Release::new(1, 3, 24)),
+            Arc::new(Local::default()),
+            2,
+        );
+        let new = Run::local(Setup::default());
+        assert_eq!(old.release(), Release::new(1, 3, 24));
+        assert_eq!(
+            new.release().to_string(),
+            crate::addon::params::DEFAULT_RELEASE
+        );
+        assert_eq!((old.extra_clusters(), new.extra_clusters()), (2, 0));
+        assert!(new.hold_extra_cluster().await.is_none(), "none to hold");
+        let first = old.hold_extra_cluster().await.expect("two to hold");
+        let second = old.hold_extra_cluster().await.expect("two to hold");
+        assert_eq!(
+            (first.index(), second.index()),
+            (1, 2),
+            "the first one first"
+        );
+        drop(first);
+        let again = old.hold_extra_cluster().await.expect("one was given back");
+        assert_eq!(again.index(), 1);
+        assert!(
+            old.started().is_empty() && new.started().is_empty(),
+            "nothing asked, nothing up"
+        );
+        // A cluster the harness is handed is one: no extras, whatever is asked.
+        let handed = existing();
+        let existing = Run::new(
+            Setup::default(),
+            Arc::new(Existing {
+                kubeconfig: handed.kubeconfig().to_owned(),
+                cci: handed.cci.clone(),
+                cluster_id: handed.cluster_id.clone(),
+                virtual_node: handed.virtual_node().to_owned(),
+            }),
+            3,
+        );
+        assert_eq!(existing.extra_clusters(), 0);
+        assert!(existing.hold_extra_cluster().await.is_none());
     }
 
     #[test]

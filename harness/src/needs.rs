@@ -132,7 +132,14 @@ mod tests {
                 mock_admin: crate::mock_admin::MockAdmin::new(url, None).unwrap(),
                 installer: crate::target::Installer {
                     rendering: crate::addon::render::Target::Production,
-                    defaults: crate::env::default_params("c1", "fake", url, "token").unwrap(),
+                    defaults: crate::env::default_params(
+                        &Default::default(),
+                        "c1",
+                        "fake",
+                        url,
+                        "token",
+                    )
+                    .unwrap(),
                 },
                 nodes: crate::target::ChosenNodes {
                     count: 2,

@@ -2,6 +2,7 @@
 //! the cluster's CCI namespace. The namespace is removed when the scenario ends.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Event, Namespace, Pod, ServiceAccount};
@@ -9,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 
 use crate::cci::CciClient;
-use crate::env::{self, Env};
+use crate::env::Env;
 use crate::error::{Error, Result};
 use crate::mock_admin::MockAdmin;
 pub use crate::needs::Need;
@@ -73,20 +74,15 @@ pub struct Scenario {
     /// An admin client of the cluster.
     pub client: kube::Client,
     /// The environment it runs on (the shared one, or an extra cluster).
-    pub env: &'static Env,
+    pub env: Arc<Env>,
     finished: bool,
 }
 
 impl Scenario {
-    /// Starts scenario `id` (e.g. `"WL-02"`): brings the shared environment up if needed and
+    /// Starts scenario `id` (e.g. `"WL-02"`) on environment `env` (a run's shared one, or an
+    /// extra cluster a cluster-wide scenario holds, see [`crate::env::Run::hold_extra_cluster`]):
     /// creates the namespace `{id}-{random}` (lower case).
-    pub async fn new(id: &str) -> Result<Self> {
-        Self::new_on(id, env::shared().await?).await
-    }
-
-    /// [`Scenario::new`] on environment `env` (e.g. an extra cluster a cluster-wide scenario
-    /// holds, see [`crate::env::hold_extra_cluster`]).
-    pub async fn new_on(id: &str, env: &'static crate::env::Env) -> Result<Self> {
+    pub async fn new(id: &str, env: Arc<Env>) -> Result<Self> {
         let client = env.client().await?;
         let namespace = format!(
             "{}-{}",
@@ -280,7 +276,7 @@ impl Drop for Scenario {
         // A failed (panicking) scenario still gives back its namespace. The client belongs to the
         // test's runtime, which may be unwinding, so use a fresh runtime on a fresh thread.
         let namespace = self.namespace.clone();
-        let env = self.env;
+        let env = std::sync::Arc::clone(&self.env);
         let _ = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

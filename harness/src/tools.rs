@@ -4,6 +4,11 @@
 //! the Kubernetes, etcd and kwok releases). Those files are compiled into the harness, so the
 //! harness can build the binaries from any working directory, and their hash keys the cache: a new
 //! pin means a new cache folder, never a stale binary.
+//!
+//! Each Kubernetes minor the harness runs ([`Minor::SUPPORTED`], chosen with `--kubernetes`) has
+//! one pinned patch release and wrapper modules of its own (`tools/k8s/kubernetes/` for
+//! [`Minor::PINNED`], `tools/k8s/v1.Y/` for the others), and runs on the etcd its kubeadm
+//! pairs it with; kwok, kind and CoreDNS are one pin for all (see `docs/versions.md`).
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
@@ -84,7 +89,205 @@ const KWOK: Wrapper = Wrapper {
     stamped: false,
 };
 
-const WRAPPERS: [&Wrapper; 3] = [&KUBERNETES, &ETCD, &KWOK];
+/// etcd 3.5, which kubeadm pairs with Kubernetes up to 1.33 (1.30: 3.5.15, 1.33: 3.5.21).
+const ETCD_3_5: Wrapper = Wrapper {
+    dir: "etcd-v3.5",
+    go_mod: include_str!("../../tools/k8s/etcd-v3.5/go.mod"),
+    go_sum: include_str!("../../tools/k8s/etcd-v3.5/go.sum"),
+    ..ETCD
+};
+
+/// The control plane and kubectl of a minor other than the pinned one, from `tools/k8s/{dir}`.
+macro_rules! control_plane {
+    ($dir:literal) => {
+        Wrapper {
+            dir: concat!($dir, "/kubernetes"),
+            go_mod: include_str!(concat!("../../tools/k8s/", $dir, "/kubernetes/go.mod")),
+            go_sum: include_str!(concat!("../../tools/k8s/", $dir, "/kubernetes/go.sum")),
+            ..KUBERNETES
+        }
+    };
+}
+
+/// The kind node binaries of a minor other than the pinned one, from `tools/k8s/{dir}`.
+macro_rules! kind_node {
+    ($dir:literal) => {
+        Wrapper {
+            dir: concat!($dir, "/kind-node"),
+            go_mod: include_str!(concat!("../../tools/k8s/", $dir, "/kind-node/go.mod")),
+            go_sum: include_str!(concat!("../../tools/k8s/", $dir, "/kind-node/go.sum")),
+            ..KIND_NODE
+        }
+    };
+}
+
+/// A Kubernetes minor the harness brings clusters up at: its pinned patch release (the
+/// `k8s.io/kubernetes` require line of its control plane's wrapper module) and the modules that
+/// build its binaries.
+pub struct Minor {
+    control_plane: Wrapper,
+    kind_node: Wrapper,
+    etcd: &'static Wrapper,
+}
+
+impl Minor {
+    /// The minor this harness pins by default: what `certify` runs without `--kubernetes`.
+    pub const PINNED: &'static Minor = &Minor {
+        control_plane: KUBERNETES,
+        kind_node: KIND_NODE,
+        etcd: &ETCD,
+    };
+
+    /// Every minor the harness runs, oldest first; [`Minor::PINNED`] is the newest. The oldest is
+    /// the oldest whose every module the Go module proxy serves (`docs/versions.md`).
+    pub const SUPPORTED: &'static [&'static Minor] = &[
+        &Minor {
+            control_plane: control_plane!("v1.30"),
+            kind_node: kind_node!("v1.30"),
+            etcd: &ETCD_3_5,
+        },
+        &Minor {
+            control_plane: control_plane!("v1.33"),
+            kind_node: kind_node!("v1.33"),
+            etcd: &ETCD_3_5,
+        },
+        Minor::PINNED,
+    ];
+
+    /// The oldest supported minor.
+    pub fn oldest() -> &'static Minor {
+        Minor::SUPPORTED[0]
+    }
+
+    /// The pinned release, e.g. `v1.30.14`.
+    pub fn release(&self) -> String {
+        required_version(self.control_plane.go_mod, self.control_plane.pinned_module)
+            .unwrap_or_else(|| {
+                panic!(
+                    "tools/k8s/{}/go.mod requires no {}",
+                    self.control_plane.dir, self.control_plane.pinned_module
+                )
+            })
+    }
+
+    /// The minor, e.g. `1.30`.
+    pub fn minor(&self) -> String {
+        let release = self.release();
+        let mut parts = release.trim_start_matches('v').split('.');
+        format!(
+            "{}.{}",
+            parts.next().unwrap_or("1"),
+            parts.next().unwrap_or("0")
+        )
+    }
+
+    /// The minor number alone, e.g. `30`.
+    pub fn number(&self) -> u32 {
+        self.minor()
+            .split('.')
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// The supported minor `text` names: `1.30`, `v1.30`, its pinned release (`1.30.14`,
+    /// `v1.30.14`), or `oldest` / `pinned` (so CI names the oldest without repeating it); an
+    /// error names what is supported.
+    pub fn parse(text: &str) -> std::result::Result<&'static Minor, String> {
+        match text.trim() {
+            "oldest" => return Ok(Minor::oldest()),
+            "pinned" => return Ok(Minor::PINNED),
+            _ => {}
+        }
+        let wanted = text.trim().trim_start_matches('v');
+        let supported = || {
+            Minor::SUPPORTED
+                .iter()
+                .map(|m| format!("{} ({})", m.minor(), m.release()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let parts: Vec<&str> = wanted.split('.').collect();
+        let well_formed = matches!(parts.len(), 2 | 3)
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+        if !well_formed {
+            return Err(format!(
+                "{text:?} is not a Kubernetes minor like 1.30, nor oldest or pinned (supported: {})",
+                supported()
+            ));
+        }
+        let minor = format!("{}.{}", parts[0], parts[1]);
+        let found = Minor::SUPPORTED
+            .iter()
+            .copied()
+            .find(|m| m.minor() == minor)
+            .ok_or_else(|| {
+                format!(
+                    "Kubernetes {minor} is not supported (supported: {}; see docs/versions.md)",
+                    supported()
+                )
+            })?;
+        if parts.len() == 3 && found.release() != format!("v{wanted}") {
+            return Err(format!(
+                "Kubernetes {minor} is pinned at {}, not v{wanted}",
+                found.release()
+            ));
+        }
+        Ok(found)
+    }
+
+    /// A comma-separated list of minors (`1.30,1.36`), each once, in the order given.
+    pub fn parse_list(text: &str) -> std::result::Result<Vec<&'static Minor>, String> {
+        let mut minors: Vec<&'static Minor> = Vec::new();
+        for part in text.split(',') {
+            let minor = Minor::parse(part)?;
+            if !minors.iter().any(|m| std::ptr::eq(*m, minor)) {
+                minors.push(minor);
+            }
+        }
+        Ok(minors)
+    }
+
+    /// The wrapper modules of a local cluster at this minor.
+    fn wrappers(&self) -> [&Wrapper; 3] {
+        [&self.control_plane, self.etcd, &KWOK]
+    }
+
+    /// What a kind cluster at this minor needs on top of [`Minor::wrappers`] (built only for
+    /// `--cluster kind`, into a cache folder of its own, so the local cluster's cache is never
+    /// invalidated by it).
+    fn kind_wrappers(&self) -> [&Wrapper; 3] {
+        [&self.kind_node, &KIND, &COREDNS]
+    }
+}
+
+impl Default for &'static Minor {
+    fn default() -> Self {
+        Minor::PINNED
+    }
+}
+
+impl PartialEq for Minor {
+    fn eq(&self, other: &Self) -> bool {
+        self.control_plane.go_mod == other.control_plane.go_mod
+    }
+}
+
+impl Eq for Minor {}
+
+impl std::fmt::Debug for Minor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Minor({})", self.release())
+    }
+}
+
+impl std::fmt::Display for Minor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.release())
+    }
+}
 
 /// The node binaries of a kind node image, at the pin of [`KUBERNETES`].
 const KIND_NODE: Wrapper = Wrapper {
@@ -118,11 +321,7 @@ const COREDNS: Wrapper = Wrapper {
     stamped: false,
 };
 
-/// What a kind cluster needs on top of [`WRAPPERS`] (built only for `--cluster kind`, into a
-/// cache folder of its own, so the local cluster's cache is never invalidated by it).
-const KIND_WRAPPERS: [&Wrapper; 3] = [&KIND_NODE, &KIND, &COREDNS];
-
-/// Every binary of [`KIND_WRAPPERS`].
+/// Every binary of [`Minor::kind_wrappers`].
 pub const KIND_BINARIES: [&str; 5] = ["kubelet", "kubeadm", "kube-proxy", "kind", "coredns"];
 
 /// The pinned versions, read from the wrapper modules.
@@ -141,16 +340,21 @@ pub struct Pins {
 }
 
 impl Pins {
-    /// The pins compiled into this harness.
+    /// The pins compiled into this harness for the pinned minor ([`Minor::PINNED`]).
     pub fn current() -> Self {
+        Self::of(Minor::PINNED)
+    }
+
+    /// The pins of a cluster at `minor`.
+    pub fn of(minor: &Minor) -> Self {
         let get = |w: &Wrapper| {
             required_version(w.go_mod, w.pinned_module).unwrap_or_else(|| {
                 panic!("tools/k8s/{}/go.mod requires no {}", w.dir, w.pinned_module)
             })
         };
         Self {
-            kubernetes: get(&KUBERNETES),
-            etcd: get(&ETCD),
+            kubernetes: minor.release(),
+            etcd: get(minor.etcd),
             kwok: get(&KWOK),
             kind: get(&KIND),
             coredns: get(&COREDNS),
@@ -204,10 +408,16 @@ impl Tools {
         &self.dir
     }
 
-    /// Finds the binaries: the folder named by [`PREBUILT_ENV`], else the cache, building into it
-    /// on first use (minutes on 2 cores; progress is shown).
+    /// Finds the binaries of the pinned minor ([`Tools::ensure_for`] [`Minor::PINNED`]).
     pub fn ensure(progress: &Progress) -> Result<Self> {
-        let pins = Pins::current();
+        Self::ensure_for(Minor::PINNED, progress)
+    }
+
+    /// Finds the binaries of `minor`: the folder named by [`PREBUILT_ENV`] (when its
+    /// kube-apiserver is that minor's pinned release), else the cache, building into it on first
+    /// use (minutes on 2 cores; progress is shown). Each minor has a cache folder of its own.
+    pub fn ensure_for(minor: &Minor, progress: &Progress) -> Result<Self> {
+        let pins = Pins::of(minor);
         if let Some(dir) = std::env::var_os(PREBUILT_ENV) {
             let dir = crate::binaries::user_path(PathBuf::from(dir));
             check_complete(&dir, &BINARIES).map_err(|binary| Error::PrebuiltMissing {
@@ -216,36 +426,69 @@ impl Tools {
                 binary,
                 binaries: BINARIES.join(", "),
             })?;
+            check_prebuilt_version(&dir, &pins.kubernetes)?;
             return Ok(Self { dir, pins });
         }
+        let wrappers = minor.wrappers();
         let dir = cache_root()?.join(format!(
             "k8s-{}-etcd-{}-kwok-{}-{}",
             pins.kubernetes,
             pins.etcd,
             pins.kwok,
-            hash_of(&WRAPPERS)
+            hash_of(&wrappers)
         ));
         ensure_built(&dir, &BINARIES, progress, || {
-            build_all(&dir, &pins, &WRAPPERS, &BINARIES, progress)
+            build_all(&dir, &pins, &wrappers, &BINARIES, progress)
         })?;
         Ok(Self { dir, pins })
     }
 }
 
-/// The binaries a kind cluster needs besides [`Tools`]: kubelet, kubeadm, kube-proxy, the kind
-/// CLI and CoreDNS ([`KIND_BINARIES`]), built from the Go module proxy on first use and cached
-/// by their pins (about 3 minutes on 2 cores with Go's build cache warm from [`Tools::ensure`]).
+/// Checks that the prebuilt kube-apiserver in `dir` is `release`: a folder of another release
+/// would bring up a cluster the run does not claim.
+fn check_prebuilt_version(dir: &Path, release: &str) -> Result<()> {
+    let binary = dir.join("kube-apiserver");
+    let out = Command::new(&binary)
+        .arg("--version")
+        .output()
+        .io_context(|| format!("run {} --version", binary.display()))?;
+    let said = String::from_utf8_lossy(&out.stdout);
+    // `Kubernetes v1.36.3`
+    let version = said.split_whitespace().last().unwrap_or_default();
+    if version == release {
+        return Ok(());
+    }
+    Err(Error::Step {
+        step: format!("use the binaries of {PREBUILT_ENV}"),
+        detail: format!(
+            "{} says {:?}, but this run is for Kubernetes {release} (--kubernetes); name a folder of {release} binaries, or unset {PREBUILT_ENV} to build them",
+            binary.display(),
+            said.trim()
+        ),
+    })
+}
+
+/// The kind binaries of the pinned minor ([`ensure_kind_for`] [`Minor::PINNED`]).
 pub fn ensure_kind(progress: &Progress) -> Result<Tools> {
-    let pins = Pins::current();
+    ensure_kind_for(Minor::PINNED, progress)
+}
+
+/// The binaries a kind cluster at `minor` needs besides [`Tools`]: kubelet, kubeadm,
+/// kube-proxy, the kind CLI and CoreDNS ([`KIND_BINARIES`]), built from the Go module proxy on
+/// first use and cached by their pins (about 3 minutes on 2 cores with Go's build cache warm
+/// from [`Tools::ensure_for`]).
+pub fn ensure_kind_for(minor: &Minor, progress: &Progress) -> Result<Tools> {
+    let pins = Pins::of(minor);
+    let wrappers = minor.kind_wrappers();
     let dir = cache_root()?.join(format!(
         "kind-{}-k8s-{}-coredns-{}-{}",
         pins.kind,
         pins.kubernetes,
         pins.coredns,
-        hash_of(&KIND_WRAPPERS)
+        hash_of(&wrappers)
     ));
     ensure_built(&dir, &KIND_BINARIES, progress, || {
-        build_all(&dir, &pins, &KIND_WRAPPERS, &KIND_BINARIES, progress)
+        build_all(&dir, &pins, &wrappers, &KIND_BINARIES, progress)
     })?;
     Ok(Tools { dir, pins })
 }
@@ -474,24 +717,123 @@ mod tests {
         assert!(pins.kubernetes.starts_with("v1."), "{pins:?}");
         assert!(pins.etcd.starts_with("v3."), "{pins:?}");
         assert!(pins.kwok.starts_with("v0."), "{pins:?}");
-        // Every staging module must be replaced by the v0.Y.Z twin of the pinned v1.Y.Z.
-        let staging = format!("v0.{}", pins.kubernetes.trim_start_matches("v1."));
-        let replaces: Vec<&str> = KUBERNETES
-            .go_mod
-            .lines()
-            .filter(|l| l.contains("=>"))
+        for minor in Minor::SUPPORTED {
+            // Every staging module must be replaced by the v0.Y.Z twin of the pinned v1.Y.Z.
+            let staging = format!("v0.{}", minor.release().trim_start_matches("v1."));
+            for wrapper in [&minor.control_plane, &minor.kind_node] {
+                let replaces: Vec<&str> = wrapper
+                    .go_mod
+                    .lines()
+                    .filter(|l| l.contains("=>"))
+                    .collect();
+                assert!(
+                    replaces.len() >= 29,
+                    "{}: only {} replace lines",
+                    wrapper.dir,
+                    replaces.len()
+                );
+                for line in replaces {
+                    assert!(
+                        line.trim_end().ends_with(&staging),
+                        "{}: {line} is not at {staging}",
+                        wrapper.dir
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn each_wrapper_module_is_named_after_its_folder() {
+        let mut wrappers: Vec<&Wrapper> = Minor::SUPPORTED
+            .iter()
+            .flat_map(|m| m.wrappers().into_iter().chain(m.kind_wrappers()))
             .collect();
-        assert!(
-            replaces.len() >= 29,
-            "only {} replace lines",
-            replaces.len()
-        );
-        for line in replaces {
+        wrappers.dedup_by_key(|w| w.dir);
+        for w in wrappers {
+            let module = format!("module burstcert.local/tools/k8s/{}", w.dir);
             assert!(
-                line.trim_end().ends_with(&staging),
-                "{line} is not at {staging}"
+                w.go_mod.lines().any(|l| l == module),
+                "tools/k8s/{}/go.mod does not say `{module}`",
+                w.dir
             );
         }
+    }
+
+    #[test]
+    fn minors_are_listed_oldest_first_each_once_the_pinned_one_last() {
+        let numbers: Vec<u32> = Minor::SUPPORTED.iter().map(|m| m.number()).collect();
+        assert!(numbers.windows(2).all(|w| w[0] < w[1]), "{numbers:?}");
+        assert!(std::ptr::eq(
+            *Minor::SUPPORTED.last().unwrap(),
+            Minor::PINNED
+        ));
+        assert_eq!(Minor::oldest().number(), numbers[0]);
+        assert_eq!(<&Minor>::default(), Minor::PINNED);
+    }
+
+    #[test]
+    fn k8s_openapi_is_compiled_for_the_newest_minor_the_harness_brings_up() {
+        let manifest =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml"))
+                .unwrap();
+        let line = manifest
+            .lines()
+            .find(|l| l.starts_with("k8s-openapi ="))
+            .expect("the workspace names k8s-openapi");
+        let newest = Minor::SUPPORTED.last().unwrap().number();
+        assert!(
+            line.contains(&format!("\"v1_{newest}\"")),
+            "{line}: not the newest supported minor 1.{newest}"
+        );
+    }
+
+    #[test]
+    fn each_minor_runs_on_the_etcd_its_kubeadm_pairs_it_with() {
+        // kubeadm pairs Kubernetes up to 1.33 with etcd 3.5 and 1.34 on with etcd 3.6.
+        for minor in Minor::SUPPORTED {
+            let etcd = Pins::of(minor).etcd;
+            let want = if minor.number() <= 33 {
+                "v3.5."
+            } else {
+                "v3.6."
+            };
+            assert!(etcd.starts_with(want), "{minor}: etcd {etcd}");
+        }
+    }
+
+    #[rstest]
+    #[case::minor("1.30", Ok("v1.30.14"))]
+    #[case::with_v("v1.30", Ok("v1.30.14"))]
+    #[case::pinned_patch("1.30.14", Ok("v1.30.14"))]
+    #[case::pinned_patch_with_v(" v1.36.3", Ok("v1.36.3"))]
+    #[case::other_patch("1.30.2", Err("pinned at v1.30.14"))]
+    #[case::unsupported("1.28", Err("Kubernetes 1.28 is not supported"))]
+    #[case::malformed("1.x", Err("not a Kubernetes minor"))]
+    #[case::oldest("oldest", Ok("v1.30.14"))]
+    #[case::pinned("pinned", Ok("v1.36.3"))]
+    #[case::major_only("1", Err("not a Kubernetes minor"))]
+    fn a_kubernetes_argument_names_a_supported_minor(
+        #[case] text: &str,
+        #[case] want: std::result::Result<&str, &str>,
+    ) {
+        match (Minor::parse(text), want) {
+            (Ok(minor), Ok(release)) => assert_eq!(minor.release(), release),
+            (Err(e), Err(part)) => {
+                assert!(e.contains(part), "{e}");
+                assert!(e.contains("1.36") || part.contains("pinned"), "{e}");
+            }
+            (got, want) => panic!("{text}: got {got:?}, want {want:?}"),
+        }
+    }
+
+    #[test]
+    fn a_list_of_minors_keeps_its_order_and_names_each_once() {
+        let list = Minor::parse_list("1.36,1.30,v1.36.3").unwrap();
+        let releases: Vec<String> = list.iter().map(|m| m.release()).collect();
+        assert_eq!(releases, ["v1.36.3", "v1.30.14"]);
+        assert!(Minor::parse_list("1.30,1.99").is_err());
+        assert!(Minor::parse_list("").is_err());
     }
 
     #[test]
@@ -505,18 +847,21 @@ mod tests {
 
     #[test]
     fn the_kind_node_binaries_are_pinned_with_the_control_plane() {
-        assert_eq!(
-            required_version(KIND_NODE.go_mod, "k8s.io/kubernetes"),
-            required_version(KUBERNETES.go_mod, "k8s.io/kubernetes")
-        );
-        let mut built: Vec<&str> = KIND_WRAPPERS
-            .iter()
-            .flat_map(|w| w.packages.iter().map(|p| p.1))
-            .collect();
-        built.sort_unstable();
-        let mut want = KIND_BINARIES.to_vec();
-        want.sort_unstable();
-        assert_eq!(built, want);
+        for minor in Minor::SUPPORTED {
+            assert_eq!(
+                required_version(minor.kind_node.go_mod, "k8s.io/kubernetes"),
+                Some(minor.release())
+            );
+            let mut built: Vec<&str> = minor
+                .kind_wrappers()
+                .iter()
+                .flat_map(|w| w.packages.iter().map(|p| p.1))
+                .collect();
+            built.sort_unstable();
+            let mut want = KIND_BINARIES.to_vec();
+            want.sort_unstable();
+            assert_eq!(built, want);
+        }
     }
 
     #[test]
@@ -554,13 +899,16 @@ mod tests {
 
     #[test]
     fn every_binary_is_built_by_exactly_one_wrapper() {
-        let mut built: Vec<&str> = WRAPPERS
-            .iter()
-            .flat_map(|w| w.packages.iter().map(|p| p.1))
-            .collect();
-        built.sort_unstable();
-        let mut want = BINARIES.to_vec();
-        want.sort_unstable();
-        assert_eq!(built, want);
+        for minor in Minor::SUPPORTED {
+            let mut built: Vec<&str> = minor
+                .wrappers()
+                .iter()
+                .flat_map(|w| w.packages.iter().map(|p| p.1))
+                .collect();
+            built.sort_unstable();
+            let mut want = BINARIES.to_vec();
+            want.sort_unstable();
+            assert_eq!(built, want, "{minor}");
+        }
     }
 }

@@ -9,26 +9,25 @@
 //! Scenarios mostly wait on the cluster, so every trial gets a thread of its own (unless
 //! `--test-threads` says otherwise) and the harness paces them as `burstcert certify` does: the
 //! cluster-wide ones each alone on an extra local cluster of their own
-//! (`burstcert::env::configure_extra_clusters`), beside the scenarios confined to their own
+//! (`burstcert::env::Run::new`), beside the scenarios confined to their own
 //! namespace, of which [`burstcert::certify::default_jobs`] run at once on the shared one. A scenario
 //! that is not applicable at the suite's release shows as ignored with the reason: never as
 //! passed.
 
 use std::process::ExitCode;
-use std::sync::OnceLock;
+use std::sync::Arc;
 
 use burst_rules::release::Release;
 use burstcert::catalogue::{self, Entry};
+use burstcert::env::{Run, Setup};
+use burstcert::gates::{Bound, Gate};
 use burstcert::scenario::Outcome;
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
-/// The release `tests/gates.rs` certifies before every gate that starts (`>=`).
-pub const BEFORE_EVERY_GATE: &str = "1.3.24";
-/// The release `tests/gates.rs` certifies after every gate that ends (`<=`).
-pub const AFTER_EVERY_GATE: &str = "1.5.38";
-
-/// Set on the child process [`gates_main`] starts for its second release: the release it runs.
-const GATES_RELEASE_ENV: &str = "BURSTCERT_SUITES_GATES_RELEASE";
+/// How many trials of the gates binary run at once by default: its trials are grouped by
+/// release, each release a cluster of its own torn down when its trials end, so this bounds the
+/// clusters up at once too (about two or three on a 2-core machine).
+const GATE_EDGE_THREADS: usize = 4;
 
 /// The trial name of scenario `id`: `VOL-05` → `vol::vol_05`.
 pub fn trial_name(id: &str) -> String {
@@ -46,22 +45,41 @@ pub fn every_scenario() -> Vec<Entry> {
         .collect()
 }
 
-/// The gated scenarios whose gate puts `release` on its other side ("without the behaviour"):
-/// what a gates binary at `release` runs. Asked of the harness's gate table
-/// (`burstcert::gates`, read from the spec, never the engine's `burst_rules::release`).
-pub fn other_side_of_gates(release: &str) -> Vec<Entry> {
-    let release = Release::parse(release).expect("a suite's release parses");
-    catalogue::entries()
+/// The releases on the two sides of `gate`'s edge, the one without the behaviour first: for a
+/// gate from X (`>= X`) the patch before X and X; for a gate up to X (`<= X`) the patch after X
+/// and X. An engine that moved a threshold by one release fails on one side.
+pub fn edge(gate: Gate) -> [Release; 2] {
+    match gate.bound() {
+        Bound::AtLeast(x) => {
+            assert!(x.patch > 0, "a gate from {x}: no patch before it to check");
+            [Release::new(x.major, x.minor, x.patch - 1), x]
+        }
+        Bound::AtMost(x) => [Release::new(x.major, x.minor, x.patch + 1), x],
+    }
+}
+
+/// What the gates binary runs: for every gate of the harness's gate table (`burstcert::gates`,
+/// read from the spec, never the engine's `burst_rules::release`), its gated scenarios at each
+/// release of its [`edge`], in the table's order.
+pub fn gate_edges() -> Vec<(Release, Vec<Entry>)> {
+    Gate::ALL
         .into_iter()
-        .filter(|e| e.gate.is_some_and(|g| !g.gate.applies_to(release)))
+        .flat_map(|gate| {
+            let gated: Vec<Entry> = catalogue::entries()
+                .into_iter()
+                .filter(|e| e.gate.is_some_and(|g| g.gate == gate))
+                .collect();
+            edge(gate).map(|release| (release, gated.clone()))
+        })
         .collect()
 }
 
-/// One trial per entry, in run order ([`in_run_order`]).
-pub fn trials(entries: Vec<Entry>) -> Vec<Trial> {
+/// One trial per entry, in run order ([`in_run_order`]), on `run`'s environments.
+pub fn trials(run: &Arc<Run>, entries: Vec<Entry>) -> Vec<Trial> {
+    let permits = confined_permits();
     in_run_order(entries)
         .into_iter()
-        .map(scenario_trial)
+        .map(|entry| named_scenario_trial(run, &permits, trial_name(entry.id), entry, None))
         .collect()
 }
 
@@ -71,30 +89,38 @@ fn in_run_order(mut entries: Vec<Entry>) -> Vec<Entry> {
     entries
 }
 
-/// Paces the confined scenarios: [`burstcert::certify::default_jobs`] at once.
-fn confined_permits() -> &'static tokio::sync::Semaphore {
-    static PERMITS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
-    PERMITS.get_or_init(|| tokio::sync::Semaphore::new(burstcert::certify::default_jobs()))
+/// Paces one run's confined scenarios: [`burstcert::certify::default_jobs`] at once.
+fn confined_permits() -> Arc<tokio::sync::Semaphore> {
+    Arc::new(tokio::sync::Semaphore::new(
+        burstcert::certify::default_jobs(),
+    ))
 }
 
-/// The trial that runs `entry` through `burstcert::catalogue::run`.
-pub fn scenario_trial(entry: Entry) -> Trial {
-    named_scenario_trial(trial_name(entry.id), entry)
-}
-
-/// [`scenario_trial`] under another name.
-fn named_scenario_trial(name: String, entry: Entry) -> Trial {
+/// The trial `name` that runs `entry` through `burstcert::catalogue::run` on `run`'s
+/// environments, a confined one when one of `permits` is free.
+fn named_scenario_trial(
+    run: &Arc<Run>,
+    permits: &Arc<tokio::sync::Semaphore>,
+    name: String,
+    entry: Entry,
+    last: Option<LastOut>,
+) -> Trial {
     let (id, wide) = (entry.id, entry.cluster_wide());
+    let (run, permits) = (Arc::clone(run), Arc::clone(permits));
     Trial::ignorable_test(name, move || {
         let outcome = block_on(async {
             // A cluster-wide scenario is paced by the harness (alone on its environment).
             let _permit = if wide {
                 None
             } else {
-                confined_permits().acquire().await.ok()
+                permits.acquire().await.ok()
             };
-            catalogue::run(id).await
-        })?;
+            catalogue::run(&run, id).await
+        });
+        if let Some(last) = &last {
+            last.done();
+        }
+        let outcome = outcome?;
         match outcome {
             Outcome::Passed => Ok(Completion::Completed),
             Outcome::NotApplicable(why) => {
@@ -119,6 +145,13 @@ pub fn block_on<T>(future: impl Future<Output = T>) -> Result<T, Failed> {
     Ok(runtime.block_on(future))
 }
 
+/// A hand-written trial (not in the catalogue) of a suite binary: its name, and its body, given
+/// the suite's run.
+pub type MoreTrial = (
+    String,
+    Box<dyn FnOnce(Arc<Run>) -> Result<(), Failed> + Send>,
+);
+
 /// A suite binary's `main`: runs a trial per entry ([`trials`]) after the hand-written `more`
 /// (confined to their namespace), with the engine at `release` (`None`: the default), parsing
 /// libtest's arguments. `--test-threads` defaults to one per trial (the harness paces them, see
@@ -128,10 +161,25 @@ pub fn block_on<T>(future: impl Future<Output = T>) -> Result<T, Failed> {
 pub fn main(
     release: Option<&str>,
     entries: Vec<Entry>,
-    more: Vec<Trial>,
+    more: Vec<MoreTrial>,
     extra_clusters: bool,
 ) -> ExitCode {
-    exit_code(run(release, entries, more, extra_clusters, trial_name))
+    let mut args = Arguments::from_args();
+    let release = release.map_or_else(Setup::default, |r| {
+        Setup::at(Release::parse(r).expect("a suite's release parses"))
+    });
+    let suite = Suite::new(
+        &args,
+        release,
+        entries,
+        more,
+        extra_clusters,
+        false,
+        trial_name,
+    );
+    args.test_threads.get_or_insert(suite.trials.len().max(1));
+    let passed = !libtest_mimic::run(&args, suite.trials).has_failed();
+    exit_code(passed && suite.run.destroy_started().is_ok())
 }
 
 /// A suite binary's exit code for whether every trial passed.
@@ -143,42 +191,96 @@ fn exit_code(passed: bool) -> ExitCode {
     }
 }
 
-/// [`main`] with the trials named by `name` (from the scenario ID); whether every trial passed.
-fn run(
-    release: Option<&str>,
-    entries: Vec<Entry>,
-    more: Vec<Trial>,
-    extra_clusters: bool,
-    name: impl Fn(&str) -> String,
-) -> bool {
-    let mut args = Arguments::from_args();
-    if let Some(release) = release
-        && !burstcert::env::configure_release(release)
-    {
-        eprintln!("this suite runs the engine as {release} only");
-        return false;
+/// One release's trials and the run whose environments they use.
+struct Suite {
+    run: Arc<Run>,
+    trials: Vec<Trial>,
+}
+
+/// Tears a run down once the last of its selected trials ended (the gates binary's releases
+/// each have a cluster: one whose trials are done should not hold memory while the others run).
+/// A suite also tears every run down at its end (a teardown is idempotent).
+#[derive(Clone)]
+struct LastOut {
+    run: Arc<Run>,
+    left: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl LastOut {
+    fn done(&self) {
+        if self.left.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1
+            && let Err(e) = self.run.destroy_started()
+        {
+            eprintln!("tearing down a suite's environments: {e}");
+        }
     }
-    let mut confined = more.iter().filter(|t| !args.is_filtered_out(t)).count();
-    let mut wide = 0;
-    let mut all = more;
-    for entry in in_run_order(entries) {
-        let trial = named_scenario_trial(name(entry.id), entry);
-        if !args.is_filtered_out(&trial) {
-            if entry.cluster_wide() {
-                wide += 1;
-            } else {
-                confined += 1;
+}
+
+impl Suite {
+    /// The trials of `entries` (named by `name`, from the scenario ID) after the hand-written
+    /// `more`, on a run installing `setup`: with `extra_clusters` (and more than one test
+    /// thread) the cluster-wide scenarios get extra local clusters when something that `args`
+    /// selects runs beside them.
+    fn new(
+        args: &Arguments,
+        setup: Setup,
+        entries: Vec<Entry>,
+        more: Vec<MoreTrial>,
+        extra_clusters: bool,
+        tear_down_early: bool,
+        name: impl Fn(&str) -> String,
+    ) -> Self {
+        let entries: Vec<(String, Entry)> = in_run_order(entries)
+            .into_iter()
+            .map(|entry| (name(entry.id), entry))
+            .collect();
+        // libtest's filter sees names only: a probe trial of each name tells what will run.
+        let selected = |name: &str| !args.is_filtered_out(&Trial::test(name, || Ok(())));
+        let selected_more = more.iter().filter(|(name, _)| selected(name)).count();
+        let mut confined = selected_more;
+        let mut wide = 0;
+        for (name, entry) in &entries {
+            if selected(name) {
+                if entry.cluster_wide() {
+                    wide += 1;
+                } else {
+                    confined += 1;
+                }
             }
         }
-        all.push(trial);
+        let threads = args
+            .test_threads
+            .unwrap_or(more.len() + entries.len())
+            .max(1);
+        let extras = if extra_clusters && threads > 1 {
+            burstcert::env::extra_clusters_for(wide, confined)
+        } else {
+            0
+        };
+        let run = Run::new(
+            setup,
+            Arc::new(burstcert::target::local::Local::default()),
+            extras,
+        );
+        let mut trials: Vec<Trial> = more
+            .into_iter()
+            .map(|(name, body)| {
+                let run = Arc::clone(&run);
+                Trial::test(name, move || body(run))
+            })
+            .collect();
+        let permits = confined_permits();
+        // Counts the selected scenario trials only: a trial filtered out never ends.
+        let last = tear_down_early.then(|| LastOut {
+            run: Arc::clone(&run),
+            left: Arc::new((wide + confined - selected_more).into()),
+        });
+        trials.extend(entries.into_iter().map(|(name, entry)| {
+            let last = last.clone().filter(|_| selected(&name));
+            named_scenario_trial(&run, &permits, name, entry, last)
+        }));
+        Self { run, trials }
     }
-    let threads = *args.test_threads.get_or_insert(all.len().max(1));
-    if extra_clusters && threads > 1 {
-        burstcert::env::configure_extra_clusters(burstcert::env::extra_clusters_for(
-            wide, confined,
-        ));
-    }
-    !libtest_mimic::run(&args, all).has_failed()
 }
 
 /// The trial name of scenario `id` checked at `release` by the gates binary:
@@ -187,47 +289,31 @@ pub fn gates_trial_name(release: &str, id: &str) -> String {
     format!("at_{}::{}", release.replace('.', "_"), trial_name(id))
 }
 
-/// The gates binary's `main`: the gated scenarios [`other_side_of_gates`] puts on the other
-/// side at [`BEFORE_EVERY_GATE`] and at [`AFTER_EVERY_GATE`], each release on a cluster of its
-/// own (a handful of scenarios, most of them seconds long), side by side.
-///
-/// NB: a process runs the engine at one release (`burstcert::env::configure_release`), so the
-/// second release runs in a child process of this binary, with the same arguments; they were
-/// two binaries that `cargo test` ran one after the other (a link and ~10 s of bring-up each).
+/// The gates binary's `main`: every gate's edge ([`gate_edges`]), its gated scenarios at the
+/// release on each side, each release on a run (a cluster) of its own, torn down once its
+/// trials ended; all in this one process, [`GATE_EDGE_THREADS`] trials at once by default.
 pub fn gates_main() -> ExitCode {
-    let gates = |release: &str| {
-        run(
-            Some(release),
-            other_side_of_gates(release),
+    let mut args = Arguments::from_args();
+    let mut trials = Vec::new();
+    let mut runs = Vec::new();
+    for (release, entries) in gate_edges() {
+        let at = release.to_string();
+        let suite = Suite::new(
+            &args,
+            Setup::at(release),
+            entries,
             Vec::new(),
             false,
-            |id| gates_trial_name(release, id),
-        )
-    };
-    if let Ok(release) = std::env::var(GATES_RELEASE_ENV) {
-        return exit_code(gates(&release));
+            true,
+            |id| gates_trial_name(&at, id),
+        );
+        trials.extend(suite.trials);
+        runs.push(suite.run);
     }
-    let child = std::env::current_exe().and_then(|exe| {
-        std::process::Command::new(exe)
-            .args(std::env::args_os().skip(1))
-            .env(GATES_RELEASE_ENV, AFTER_EVERY_GATE)
-            .spawn()
-    });
-    let here = gates(BEFORE_EVERY_GATE);
-    let there = match child {
-        Ok(mut child) => match child.wait() {
-            Ok(status) => status.success(),
-            Err(e) => {
-                eprintln!("waiting for the gates at {AFTER_EVERY_GATE}: {e}");
-                false
-            }
-        },
-        Err(e) => {
-            eprintln!("starting the gates at {AFTER_EVERY_GATE} (a child process): {e}");
-            false
-        }
-    };
-    exit_code(here && there)
+    args.test_threads.get_or_insert(GATE_EDGE_THREADS);
+    let passed = !libtest_mimic::run(&args, trials).has_failed();
+    let destroyed = runs.iter().all(|run| run.destroy_started().is_ok());
+    exit_code(passed && destroyed)
 }
 
 #[cfg(test)]
@@ -248,7 +334,7 @@ mod tests {
             .map(|e| e.id)
             .collect();
         assert!(ids.len() >= 49, "the catalogue lost IDs: {ids:?}");
-        let names: Vec<String> = trials(every_scenario())
+        let names: Vec<String> = trials(&Run::local(Setup::default()), every_scenario())
             .iter()
             .map(|t| t.name().to_owned())
             .collect();
@@ -274,27 +360,59 @@ mod tests {
     }
 
     #[test]
-    fn every_gate_is_also_run_on_its_other_side() {
-        let gated: Vec<&str> = catalogue::entries()
-            .iter()
+    fn every_gated_scenario_runs_on_both_sides_of_its_gates_edge() {
+        let gated: Vec<Entry> = catalogue::entries()
+            .into_iter()
             .filter(|e| e.gate.is_some())
-            .map(|e| e.id)
             .collect();
         assert!(!gated.is_empty(), "the catalogue has no gated scenario");
-        let other_side: BTreeSet<&str> = [BEFORE_EVERY_GATE, AFTER_EVERY_GATE]
+        let edges = gate_edges();
+        for entry in gated {
+            let gate = entry.gate.unwrap().gate;
+            let sides: Vec<bool> = edges
+                .iter()
+                .filter(|(_, entries)| entries.iter().any(|e| e.id == entry.id))
+                .map(|(release, _)| gate.applies_to(*release))
+                .collect();
+            assert_eq!(
+                sides,
+                [false, true],
+                "{} should run once without its gate's behaviour, then once with it",
+                entry.id
+            );
+        }
+        let names: BTreeSet<String> = edges
             .iter()
-            .flat_map(|release| other_side_of_gates(release))
-            .map(|e| e.id)
+            .flat_map(|(release, entries)| {
+                entries
+                    .iter()
+                    .map(|e| gates_trial_name(&release.to_string(), e.id))
+            })
             .collect();
-        let one_sided: Vec<&&str> = gated
-            .iter()
-            .filter(|id| !other_side.contains(**id))
-            .collect();
-        assert!(
-            one_sided.is_empty(),
-            "gated scenarios no gates binary runs on the other side of their gate (add a release \
-             to suites/src/lib.rs and to gates_main): {one_sided:?}"
+        assert_eq!(
+            names.len(),
+            edges.iter().map(|(_, e)| e.len()).sum::<usize>(),
+            "two trials share a name"
         );
+    }
+
+    #[test]
+    fn an_edge_is_the_release_next_to_the_threshold_and_the_threshold() {
+        assert_eq!(
+            edge(Gate::EtcLocaltimeHostPath),
+            [Release::new(1, 5, 8), Release::new(1, 5, 9)]
+        );
+        assert_eq!(
+            edge(Gate::ArmUnsupported),
+            [Release::new(1, 5, 38), Release::new(1, 5, 37)]
+        );
+        for gate in Gate::ALL {
+            let [without, with] = edge(gate);
+            assert!(
+                !gate.applies_to(without) && gate.applies_to(with),
+                "{gate:?}"
+            );
+        }
     }
 
     #[test]
@@ -316,7 +434,7 @@ mod tests {
     #[test]
     fn confined_scenarios_come_before_cluster_wide_ones() {
         let entries = every_scenario();
-        let names: Vec<String> = trials(entries.clone())
+        let names: Vec<String> = trials(&Run::local(Setup::default()), entries.clone())
             .iter()
             .map(|t| t.name().to_owned())
             .collect();

@@ -158,6 +158,9 @@ pub struct Config {
     /// cluster CA that signs the API server's `--kubelet-client-certificate`. Required when
     /// [`kubelet_listen`](Self::kubelet_listen) is set.
     pub kubelet_client_ca: Vec<Vec<u8>>,
+    /// Register the node again when someone deletes it (the default). Off, a deleted node stays
+    /// deleted until the virtual kubelet restarts, and its lease is not renewed meanwhile.
+    pub reregister_deleted_node: bool,
 }
 
 impl Config {
@@ -176,6 +179,7 @@ impl Config {
             retry_max: DEFAULT_RETRY_MAX,
             kubelet_listen: None,
             kubelet_client_ca: Vec::new(),
+            reregister_deleted_node: true,
         }
     }
 }
@@ -213,7 +217,8 @@ pub async fn run<P: Provider>(
             client.clone(),
             config.node.clone(),
             config.lease_duration_seconds,
-        );
+        )
+        .reregistering(config.reregister_deleted_node);
         let mut attempt = 0;
         while let Err(e) = agent.register().await {
             if !e.is_retryable() {

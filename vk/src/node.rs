@@ -385,6 +385,8 @@ pub(crate) struct NodeAgent {
     transition: Timestamp,
     /// UID of the node object we registered (owner of the lease).
     uid: Option<String>,
+    /// Whether a deleted node is registered again ([`crate::Config::reregister_deleted_node`]).
+    reregister: bool,
 }
 
 impl NodeAgent {
@@ -397,7 +399,14 @@ impl NodeAgent {
             health: Health::Healthy,
             transition: Timestamp::now(),
             uid: None,
+            reregister: true,
         }
+    }
+
+    /// Whether a deleted node is registered again (see [`crate::Config::reregister_deleted_node`]).
+    pub(crate) fn reregistering(mut self, reregister: bool) -> Self {
+        self.reregister = reregister;
+        self
     }
 
     /// Create the node, or bring an existing one up to date (labels, our taints, status).
@@ -473,7 +482,9 @@ impl NodeAgent {
     /// Post the status heartbeat; recreate the node if someone deleted it.
     pub(crate) async fn heartbeat(&mut self) -> Result<()> {
         match self.patch_status().await {
-            Err(Error::Kube { source, .. }) if api_code(&source) == Some(404) => {
+            Err(Error::Kube { source, .. })
+                if api_code(&source) == Some(404) && self.reregister =>
+            {
                 tracing::warn!(node = %self.config.name, "node was deleted; registering it again");
                 self.register().await
             }
@@ -506,6 +517,10 @@ impl NodeAgent {
                     .map_err(|e| Error::kube(format!("get node {name}"), e))?
                     .is_none()
                 {
+                    if !self.reregister {
+                        // Owned by the node: a lease made now would name the deleted one.
+                        return Ok(());
+                    }
                     tracing::warn!(node = %name, "node was deleted; registering it again");
                     self.register().await?;
                 }
@@ -593,7 +608,9 @@ impl NodeAgent {
             tokio::select! {
                 event = events.next(), if watching => match event {
                     Some(Ok(event)) => {
-                        if on_node_event(&event, &mut listed) == NodeWatch::Reregister {
+                        if on_node_event(&event, &mut listed) == NodeWatch::Reregister
+                            && self.reregister
+                        {
                             self.reregister().await;
                         }
                     }

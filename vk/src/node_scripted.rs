@@ -178,6 +178,32 @@ async fn the_heartbeat_posts_the_status_and_registers_a_deleted_node_again() {
 }
 
 #[tokio::test]
+async fn an_agent_told_not_to_reregister_leaves_a_deleted_node_and_its_lease_deleted() {
+    let (client, mut api) = scripted_api::client();
+    let mut agent = agent(client).reregistering(false);
+    agent.uid = Some("u-old".into());
+    let (done, _) = scripted(
+        &mut api,
+        agent.heartbeat(),
+        vec![expect(Method::PATCH, NODE_STATUS, 404, not_found())],
+    )
+    .await;
+    let error = done.expect_err("the 404 is reported").to_string();
+    assert!(error.contains("patch status of node vk"), "{error}");
+    let (done, _) = scripted(
+        &mut api,
+        agent.renew_lease(),
+        vec![
+            expect(Method::PATCH, LEASE, 404, not_found()),
+            expect(Method::GET, NODE, 404, not_found()),
+        ],
+    )
+    .await;
+    done.unwrap();
+    assert_eq!(agent.uid.as_deref(), Some("u-old"), "nothing registered");
+}
+
+#[tokio::test]
 async fn a_heartbeat_refused_otherwise_is_an_error_and_registers_nothing() {
     let (client, mut api) = scripted_api::client();
     let mut agent = agent(client);

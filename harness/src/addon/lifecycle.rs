@@ -504,7 +504,7 @@ pub async fn install(
         });
     }
     let pki = new_pki(target)?;
-    let objects = render::with_manifest_breakage(render::render(params, target, &pki))?;
+    let objects = render::render_for_install(params, target, &pki)?;
     record(client, Status::Installing, params, None, "").await?;
     let step = progress.spinner(&format!("install the add-on {}", params.release));
     let applied = async {
@@ -701,7 +701,7 @@ pub async fn upgrade(
         Some(pki) if !crate::pki::renewal_due(&pki.cert_pem, chrono::Utc::now().timestamp()) => pki,
         _ => new_pki(target)?,
     };
-    let objects = render::with_manifest_breakage(render::render(params, target, &pki))?;
+    let objects = render::render_for_install(params, target, &pki)?;
     record(client, Status::Upgrading, params, Some(&current.params), "").await?;
     let step = progress.spinner(&format!(
         "upgrade the add-on {} -> {}",

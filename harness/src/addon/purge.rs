@@ -183,6 +183,7 @@ struct CaFile(std::path::PathBuf);
 
 impl CaFile {
     fn write(namespace: &str, pem: &str) -> Result<Self> {
+        // Not environment state: a counter that keeps two CA files of one process apart.
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let path = std::env::temp_dir().join(format!(

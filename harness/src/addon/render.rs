@@ -320,7 +320,7 @@ fn rbac(params: &InstallParams, name: &str, component: &str) -> Vec<Rendered> {
 /// resident set was 133–144 MiB: per-thread arenas, and the holes that transient buffers (300
 /// KiB ConfigMaps read and copied to CCI, lists of thousands of pods) leave once glibc raises its
 /// mmap threshold to their size and serves the next ones from the heap. With these two settings
-/// the same binary stayed at 114 MiB, peak 119 MiB (`burstcert bench`, 2026-12-02). One arena
+/// the same binary stayed at 114 MiB, peak 119 MiB (`burstcert bench`, docs/benchmarks.md). One arena
 /// costs little: the engine runs on a handful of threads.
 pub const MALLOC_TUNING: [(&str, &str); 2] = [
     ("MALLOC_ARENA_MAX", "1"),
@@ -991,22 +991,74 @@ pub const MANIFEST_BREAKAGES: &[(&str, &str)] = &[
         "gc-jobs-tolerate-all",
         "the gc jobs' pods tolerate every taint, the cordon's too, so they run on nodes taken out of service (§8)",
     ),
+    (
+        "arm-nodes-not-avoided",
+        "the add-on's Deployments carry no amd64 node affinity: up to 1.5.37 their pods may land on Arm nodes (§2)",
+    ),
+    (
+        "webhook-recreated-on-upgrade",
+        "the webhook's Deployment is replaced with the strategy Recreate: during an upgrade no webhook answers, and pods are refused (§9)",
+    ),
+    (
+        PROXY_WITHOUT_INTERCONNECT,
+        "the proxy is rendered whatever the network interconnect says: without it, CCI pods still reach cluster Services (§10)",
+    ),
 ];
+
+/// The manifest breakage that renders the proxy without the interconnect (see
+/// [`render_for_install`]).
+const PROXY_WITHOUT_INTERCONNECT: &str = "proxy-installed-without-interconnect";
+
+/// What install and upgrade apply: [`render`] with the breakage [`MANIFEST_BREAKAGE_ENV`]
+/// names, if any ([`render_broken`]).
+pub fn render_for_install(
+    params: &InstallParams,
+    target: &Target,
+    pki: &WebhookPki,
+) -> crate::Result<Vec<Rendered>> {
+    match manifest_breakage() {
+        None => Ok(render(params, target, pki)),
+        Some(name) => render_broken(params, target, pki, &name),
+    }
+}
+
+/// The manifest breakage [`MANIFEST_BREAKAGE_ENV`] names, if any.
+fn manifest_breakage() -> Option<String> {
+    std::env::var(MANIFEST_BREAKAGE_ENV)
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+}
 
 /// `objects` with the breakage [`MANIFEST_BREAKAGE_ENV`] names, if any; an error when it names
 /// none of [`MANIFEST_BREAKAGES`] (a typo must never install intact manifests as broken ones).
 pub fn with_manifest_breakage(objects: Vec<Rendered>) -> crate::Result<Vec<Rendered>> {
-    match std::env::var(MANIFEST_BREAKAGE_ENV)
-        .ok()
-        .as_deref()
-        .map(str::trim)
-    {
-        None | Some("") => Ok(objects),
-        Some(name) => broken(objects, name),
+    match manifest_breakage() {
+        None => Ok(objects),
+        Some(name) => broken(objects, &name),
     }
 }
 
-/// `objects` with the manifest breakage `name` applied.
+/// [`render`] with the manifest breakage `name` ([`broken`]); `proxy-installed-without-interconnect`
+/// renders as if the interconnect were on.
+pub fn render_broken(
+    params: &InstallParams,
+    target: &Target,
+    pki: &WebhookPki,
+    name: &str,
+) -> crate::Result<Vec<Rendered>> {
+    if name == PROXY_WITHOUT_INTERCONNECT {
+        let on = InstallParams {
+            interconnect: true,
+            ..params.clone()
+        };
+        return broken(render(&on, target, pki), name);
+    }
+    broken(render(params, target, pki), name)
+}
+
+/// `objects` with the manifest breakage `name` applied; an error when it names none of
+/// [`MANIFEST_BREAKAGES`] (a typo must never install intact manifests as broken ones).
 pub fn broken(mut objects: Vec<Rendered>, name: &str) -> crate::Result<Vec<Rendered>> {
     if !MANIFEST_BREAKAGES.iter().any(|(n, _)| *n == name) {
         return Err(crate::Error::Step {
@@ -1081,6 +1133,17 @@ pub fn broken(mut objects: Vec<Rendered>, name: &str) -> crate::Result<Vec<Rende
             ("gc-jobs-tolerate-all", "Job") => {
                 data["spec"]["template"]["spec"]["tolerations"] =
                     serde_json::json!([{"operator": "Exists"}]);
+            }
+            ("arm-nodes-not-avoided", "Deployment") => {
+                if let Some(affinity) = data["spec"]["template"]["spec"]["affinity"].as_object_mut()
+                {
+                    affinity.remove("nodeAffinity");
+                }
+            }
+            ("webhook-recreated-on-upgrade", "Deployment")
+                if r.object.metadata.name.as_deref() == Some(WEBHOOK) =>
+            {
+                data["spec"]["strategy"] = serde_json::json!({"type": "Recreate"});
             }
             ("daemonset-pods-intercepted", "MutatingWebhookConfiguration") => {
                 for hook in data["webhooks"].as_array_mut().into_iter().flatten() {
@@ -1440,6 +1503,7 @@ mod tests {
             ("runs-as-root", "readOnlyRootFilesystem"),
             ("daemonset-pods-intercepted", "matchConditions"),
             ("credential-in-env", "--cci-token-file"),
+            ("arm-nodes-not-avoided", "kubernetes.io/arch"),
         ] {
             assert!(intact.contains(gone), "{gone}");
             let broken = json(&broken(rendered.clone(), name).unwrap());
@@ -1477,6 +1541,54 @@ mod tests {
         // Created unbroken when no breakage is named (the variable is unset in tests).
         let created = gc_jobs_as_created(&p, &Target::Production).unwrap();
         assert_eq!(created, gc_jobs(&p, &Target::Production));
+    }
+
+    #[test]
+    fn the_upgrade_and_interconnect_breakages_change_the_webhooks_strategy_and_add_the_proxy() {
+        let p = params("1.5.18");
+        assert!(!p.interconnect);
+        let strategies = |objects: &[Rendered]| -> Vec<(String, String)> {
+            objects
+                .iter()
+                .filter(|r| r.resource.kind == "Deployment")
+                .map(|r| {
+                    (
+                        r.object.metadata.name.clone().unwrap_or_default(),
+                        r.object.data["spec"]["strategy"]["type"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    )
+                })
+                .collect()
+        };
+        let intact = render(&p, &Target::Production, &pki());
+        let recreated = render_broken(
+            &p,
+            &Target::Production,
+            &pki(),
+            "webhook-recreated-on-upgrade",
+        )
+        .unwrap();
+        for ((name, before), (_, after)) in
+            strategies(&intact).into_iter().zip(strategies(&recreated))
+        {
+            if name == WEBHOOK {
+                assert_eq!(
+                    (before.as_str(), after.as_str()),
+                    ("RollingUpdate", "Recreate")
+                );
+            } else {
+                assert_eq!(before, after, "{name}");
+            }
+        }
+        let deployments = |objects: &[Rendered]| -> Vec<String> {
+            strategies(objects).into_iter().map(|(n, _)| n).collect()
+        };
+        assert!(!deployments(&intact).contains(&PROXY.to_owned()));
+        let with_proxy =
+            render_broken(&p, &Target::Production, &pki(), PROXY_WITHOUT_INTERCONNECT).unwrap();
+        assert!(deployments(&with_proxy).contains(&PROXY.to_owned()));
     }
 
     #[test]

@@ -493,6 +493,12 @@ fn assemble_node(
                 ],
             )?;
         }
+        // containerd's sandbox image is the pause kubeadm names for this minor (3.9 for 1.30,
+        // 3.10.2 for 1.36): the one imported below; any other would be pulled, and fail.
+        let pause = images
+            .iter()
+            .find(|tag| tag.contains("/pause:"))
+            .map_or("registry.k8s.io/pause:3.10.2", String::as_str);
         run(
             "start containerd in the node image builder",
             "docker",
@@ -502,7 +508,8 @@ fn assemble_node(
                 "sh",
                 "-c",
                 &format!(
-                    "echo {} > /kind/version && (containerd >/tmp/containerd.log 2>&1 &) && \
+                    "sed -i 's#^  sandbox_image = .*#  sandbox_image = \"{pause}\"#' /etc/containerd/config.toml && \
+                     echo {} > /kind/version && (containerd >/tmp/containerd.log 2>&1 &) && \
                      for i in $(seq 100); do ctr version >/dev/null 2>&1 && exit 0; sleep 0.1; done; \
                      cat /tmp/containerd.log; exit 1",
                     k8s.pins.kubernetes

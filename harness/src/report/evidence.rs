@@ -131,13 +131,21 @@ pub fn normalise_path(path: &str, namespace: &str, cci_namespace: &str) -> Strin
     }
 }
 
+/// What stands for the release certified where a CCI object records the release it was made
+/// under ([`cci_api::ANNOTATION_RELEASE`]).
+pub const RELEASE: &str = "[release]";
+
 /// A CCI object (a pod) as what was asked of CCI, normalised: no status (it depends on when it
 /// was read), none of the fields the server sets per object (uid, resourceVersion, timestamps,
-/// managedFields, generation), names normalised.
+/// managedFields, generation), names normalised, and the release annotation [`RELEASE`] when
+/// it names `release`, the release certified. That annotation names the run as the namespace
+/// does: two releases compared would otherwise differ in every object by it alone, hiding what
+/// else changed; an object made under another release (an upgrade's old pods) keeps its value.
 pub fn normalise_object(
     object: &serde_json::Value,
     namespace: &str,
     cci_namespace: &str,
+    release: &str,
 ) -> String {
     let mut object = object.clone();
     if let Some(map) = object.as_object_mut() {
@@ -147,6 +155,13 @@ pub fn normalise_object(
         .get_mut("metadata")
         .and_then(serde_json::Value::as_object_mut)
     {
+        if let Some(stamp) = meta
+            .get_mut("annotations")
+            .and_then(|a| a.get_mut(cci_api::ANNOTATION_RELEASE))
+            .filter(|v| v.as_str() == Some(release))
+        {
+            *stamp = RELEASE.into();
+        }
         for key in [
             "uid",
             "resourceVersion",
@@ -181,6 +196,30 @@ pub struct TranscriptRequest {
     pub count: u32,
 }
 
+/// The bodies of the CCI objects of one normalised name: the SHA-256 of each distinct
+/// normalised object. Several pods can share a normalised name (a Deployment's replicas are all
+/// `web-[hash]-[suffix]`) and differ (an upgrade's old and new pods): each body is kept.
+/// Written as a list; a transcript that holds one digest as a string reads as a set of one.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "DigestsOnDisk")]
+pub struct Digests(pub std::collections::BTreeSet<String>);
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum DigestsOnDisk {
+    One(String),
+    Several(std::collections::BTreeSet<String>),
+}
+
+impl From<DigestsOnDisk> for Digests {
+    fn from(on_disk: DigestsOnDisk) -> Self {
+        match on_disk {
+            DigestsOnDisk::One(digest) => Digests([digest].into()),
+            DigestsOnDisk::Several(digests) => Digests(digests),
+        }
+    }
+}
+
 /// The CCI side of one scenario, normalised so two runs of the same release are equal.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transcript {
@@ -191,9 +230,13 @@ pub struct Transcript {
     /// and status. The mock logs no request bodies: what a create asked for is in `objects`.
     pub requests: Vec<TranscriptRequest>,
     /// The CCI pods standing for the scenario's pods when its body ended: normalised name →
-    /// SHA-256 of the normalised object ([`normalise_object`]), which changes when what the
-    /// engine asked CCI for does.
-    pub objects: BTreeMap<String, String>,
+    /// the SHA-256 of each normalised object of that name ([`normalise_object`]), which
+    /// changes when what the engine asked CCI for does.
+    pub objects: BTreeMap<String, Digests>,
+    /// Each normalised object of `objects`, by its SHA-256: what a diff shows of a body that
+    /// changed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub bodies: BTreeMap<String, serde_json::Value>,
     /// Why a part could not be read (e.g. the target has no mock admin side), if one could not.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gaps: Vec<String>,
@@ -221,6 +264,41 @@ fn in_window(time: DateTime<Utc>, from: DateTime<Utc>, to: DateTime<Utc>) -> boo
     use chrono::Timelike as _;
     let from = from.with_nanosecond(0).unwrap_or(from);
     time >= from && time <= to
+}
+
+/// The `objects` and `bodies` of a transcript from the CCI pods `pods` (as JSON) standing for
+/// the scenario's pods: each normalised ([`normalise_object`]) and redacted ([`super::redact`])
+/// before it is hashed and kept.
+pub fn transcript_objects(
+    pods: &[serde_json::Value],
+    namespace: &str,
+    cci_namespace: &str,
+    release: &str,
+    secrets: &[String],
+) -> (
+    BTreeMap<String, Digests>,
+    BTreeMap<String, serde_json::Value>,
+) {
+    let mut objects: BTreeMap<String, Digests> = BTreeMap::new();
+    let mut bodies = BTreeMap::new();
+    for pod in pods {
+        let name = normalise_text(
+            pod["metadata"]["name"].as_str().unwrap_or(""),
+            namespace,
+            cci_namespace,
+        );
+        let text = super::redact(
+            normalise_object(pod, namespace, cci_namespace, release),
+            secrets,
+        );
+        let digest = sha256_hex(text.as_bytes());
+        objects.entry(name).or_default().0.insert(digest.clone());
+        bodies.insert(
+            digest,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        );
+    }
+    (objects, bodies)
 }
 
 /// The transcript requests: those of `log` within `[from, to]` (see [`in_window`]) whose path
@@ -310,15 +388,86 @@ pub fn lines_in_window(text: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> Ve
     kept
 }
 
-/// The line that runs scenario `id` again as this run did: `burstcert certify --focus ID
-/// --release R` and the target's flags (`cluster_args`, e.g. `--cluster kind`).
-pub fn reproduce_line(id: &str, release: &str, cluster_args: &str) -> String {
-    let mut line = format!("burstcert certify --focus {id} --release {release}");
+/// The line that runs scenario `id` again as this run did: the environment variables that
+/// chose what ran (`env`, see [`reproduce_env`]), then `burstcert certify --focus ID --release
+/// R` and the target's flags (`cluster_args`, e.g. `--cluster kind`).
+pub fn reproduce_line(
+    id: &str,
+    release: &str,
+    cluster_args: &str,
+    env: &[(String, String)],
+) -> String {
+    let mut line: String = env
+        .iter()
+        .map(|(name, value)| format!("{name}={} ", sh_word(value)))
+        .collect();
+    line.push_str(&format!(
+        "burstcert certify --focus {id} --release {release}"
+    ));
     if !cluster_args.is_empty() {
         line.push(' ');
         line.push_str(cluster_args);
     }
     line
+}
+
+/// The flags that choose the target (`cluster_args`) and how the add-on burstcert installs
+/// authenticates (`--cci-auth aksk`; the default, a token, needs no flag): a failure only
+/// an add-on signing with AK/SK shows must be run again so.
+pub fn target_args(cluster_args: &str, auth: crate::env::AddonAuth) -> String {
+    match auth {
+        crate::env::AddonAuth::Token => cluster_args.to_owned(),
+        crate::env::AddonAuth::AkSk if cluster_args.is_empty() => "--cci-auth aksk".to_owned(),
+        crate::env::AddonAuth::AkSk => format!("{cluster_args} --cci-auth aksk"),
+    }
+}
+
+/// `text` as one word of `sh`: as it is when it holds only characters without a meaning to
+/// the shell, else in single quotes (a single quote inside becomes `'\''`).
+fn sh_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c));
+    if plain {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
+/// The environment variables of this process that change what a run certifies, as a
+/// reproduction must repeat them: the binaries run as the add-on's image and as the mock
+/// (`burstcert breakages` names an engine with a breakage on this way), a breakage of the
+/// add-on's manifests, the engine's lock duration, the waits' patience and the report's test
+/// fixtures. Without them the line would run the shipped engine and pass where this run
+/// failed. A binary's relative path becomes absolute: the line may be run from elsewhere.
+pub fn reproduce_env() -> Vec<(String, String)> {
+    let binaries = [
+        crate::binaries::ENGINE.env,
+        crate::binaries::MOCK.env,
+        crate::binaries::ECHO_BACKEND.env,
+    ];
+    let others = [
+        crate::addon::render::MANIFEST_BREAKAGE_ENV,
+        crate::env::LOCK_SECONDS_ENV,
+        crate::wait::PATIENCE_ENV,
+        super::fixture::ENV,
+    ];
+    binaries
+        .iter()
+        .map(|name| (name, true))
+        .chain(others.iter().map(|name| (name, false)))
+        .filter_map(|(name, path)| {
+            let value = std::env::var(name).ok().filter(|v| !v.is_empty())?;
+            let value = if path {
+                std::path::absolute(&value).map_or(value, |p| p.display().to_string())
+            } else {
+                value
+            };
+            Some(((*name).to_owned(), value))
+        })
+        .collect()
 }
 
 /// Gathers what each scenario leaves in the report folder `dir` when its body ends (see
@@ -382,19 +531,17 @@ impl Gatherer {
         }
         match &cci_pods {
             Ok(pods) => {
-                for pod in pods {
-                    let value = serde_json::to_value(pod).expect("pods serialize");
-                    let name = normalise_text(
-                        pod.metadata.name.as_deref().unwrap_or(""),
-                        namespace,
-                        cci_namespace,
-                    );
-                    let text = normalise_object(&value, namespace, cci_namespace);
-                    transcript.objects.insert(
-                        name,
-                        sha256_hex(super::redact(text, &self.secrets).as_bytes()),
-                    );
-                }
+                let pods: Vec<serde_json::Value> = pods
+                    .iter()
+                    .map(|pod| serde_json::to_value(pod).expect("pods serialize"))
+                    .collect();
+                (transcript.objects, transcript.bodies) = transcript_objects(
+                    &pods,
+                    namespace,
+                    cci_namespace,
+                    &self.release,
+                    &self.secrets,
+                );
             }
             Err(e) => transcript.gaps.push(format!("CCI pods: {e}")),
         }
@@ -540,7 +687,12 @@ impl Gatherer {
         )?;
         self.write(
             &file("reproduce.txt"),
-            reproduce_line(&scenario.id, &self.release, &self.cluster_args) + "\n",
+            reproduce_line(
+                &scenario.id,
+                &self.release,
+                &self.cluster_args,
+                &reproduce_env(),
+            ) + "\n",
         )
     }
 }
@@ -615,48 +767,78 @@ mod tests {
 
     #[test]
     fn two_runs_of_one_object_normalise_to_the_same_text_and_a_changed_spec_does_not() {
-        let pod = |ns: &str, uid: &str, rv: &str, image: &str| {
+        let pod = |ns: &str, uid: &str, rv: &str, image: &str, release: &str| {
             serde_json::json!({
                 "metadata": {"name": format!("{ns}.web-65467cb447-h4rv7"), "uid": uid,
                              "resourceVersion": rv, "creationTimestamp": "2026-12-07T02:51:07Z",
-                             "labels": {"bursting.cci.io/cluster-pod-uid": uid}},
+                             "labels": {"bursting.cci.io/cluster-pod-uid": uid},
+                             "annotations": {cci_api::ANNOTATION_RELEASE: release}},
                 "spec": {"containers": [{"name": "web", "image": image}]},
                 "status": {"phase": "Running", "podIP": "10.0.0.7"}
             })
         };
+        let (uid_a, uid_b) = (
+            "ee7abfc5-a792-44b0-8e5e-ca47ce03ce4f",
+            "6653f362-1b86-4d78-86ae-27a53428d6f0",
+        );
         let a = normalise_object(
-            &pod(
-                "wl-02-aaaaaa",
-                "ee7abfc5-a792-44b0-8e5e-ca47ce03ce4f",
-                "7",
-                "nginx",
-            ),
+            &pod("wl-02-aaaaaa", uid_a, "7", "nginx", "1.5.17"),
             "wl-02-aaaaaa",
             "bursting-1",
+            "1.5.17",
         );
         let b = normalise_object(
-            &pod(
-                "wl-02-bbbbbb",
-                "6653f362-1b86-4d78-86ae-27a53428d6f0",
-                "19",
-                "nginx",
-            ),
+            &pod("wl-02-bbbbbb", uid_b, "19", "nginx", "1.5.18"),
             "wl-02-bbbbbb",
             "bursting-2",
+            "1.5.18",
         );
-        assert_eq!(a, b);
+        assert_eq!(a, b, "each stamped with the release it certified");
+        assert!(a.contains(&format!("\"{RELEASE}\"")), "{a}");
         let c = normalise_object(
-            &pod(
-                "wl-02-bbbbbb",
-                "6653f362-1b86-4d78-86ae-27a53428d6f0",
-                "19",
-                "nginx:2",
-            ),
+            &pod("wl-02-bbbbbb", uid_b, "19", "nginx:2", "1.5.18"),
             "wl-02-bbbbbb",
             "bursting-2",
+            "1.5.18",
         );
         assert_ne!(a, c);
         assert!(!a.contains("Running"), "{a}");
+        // A pod made under another release than the one certified (an upgrade's old pod) says so.
+        let old = normalise_object(
+            &pod("wl-02-bbbbbb", uid_b, "19", "nginx", "1.5.17"),
+            "wl-02-bbbbbb",
+            "bursting-2",
+            "1.5.18",
+        );
+        assert!(old.contains("\"1.5.17\""), "{old}");
+        assert_ne!(old, b);
+    }
+
+    #[test]
+    fn pods_of_one_normalised_name_keep_each_distinct_body_and_read_back_from_either_form() {
+        let pod = |name: &str, protocol: &str| {
+            serde_json::json!({"metadata": {"name": format!("up-03-aaaaaa.{name}"),
+                "annotations": {cci_api::ANNOTATION_SIDECAR_PROTOCOL: protocol}}})
+        };
+        let pods = [
+            pod("web-65467cb447-h4rv7", "v1"),
+            pod("web-7d4b9c8f6d-x2x4z", "v2"),
+            pod("web-7d4b9c8f6d-bq7w2", "v2"),
+        ];
+        let (objects, bodies) = transcript_objects(&pods, "up-03-aaaaaa", "b-1", "1.5.18", &[]);
+        let digests = &objects["[scenario-ns].web-[hash]-[suffix]"].0;
+        assert_eq!(digests.len(), 2, "{objects:?}");
+        assert_eq!(bodies.len(), 2);
+        for digest in digests {
+            assert_eq!(
+                sha256_hex(serde_json::to_string(&bodies[digest]).unwrap().as_bytes()),
+                *digest
+            );
+        }
+        let one: Digests = serde_json::from_str("\"ab\"").unwrap();
+        assert_eq!(one.0, ["ab".to_owned()].into());
+        let several: Digests = serde_json::from_str("[\"ab\", \"cd\"]").unwrap();
+        assert_eq!(several.0.len(), 2);
     }
 
     fn at(s: &str) -> DateTime<Utc> {
@@ -751,14 +933,33 @@ mod tests {
     }
 
     #[test]
-    fn the_reproduce_line_names_the_scenario_the_release_and_the_target() {
+    fn the_reproduce_line_names_the_scenario_the_release_the_target_and_what_chose_the_binaries() {
         assert_eq!(
-            reproduce_line("WL-01", "1.5.18", ""),
+            reproduce_line("WL-01", "1.5.18", "", &[]),
             "burstcert certify --focus WL-01 --release 1.5.18"
         );
         assert_eq!(
-            reproduce_line("WL-01", "1.5.18", "--cluster kind"),
+            reproduce_line("WL-01", "1.5.18", "--cluster kind", &[]),
             "burstcert certify --focus WL-01 --release 1.5.18 --cluster kind"
+        );
+        let env = [
+            (
+                "BURSTCERT_ENGINE_BIN".to_owned(),
+                "/r/delete-not-sent/bursting-engine".to_owned(),
+            ),
+            ("BURSTCERT_PATIENCE".to_owned(), "a b'c".to_owned()),
+        ];
+        assert_eq!(
+            reproduce_line("VK-01", "1.5.17", "", &env),
+            "BURSTCERT_ENGINE_BIN=/r/delete-not-sent/bursting-engine BURSTCERT_PATIENCE='a b'\\''c' \
+             burstcert certify --focus VK-01 --release 1.5.17"
+        );
+        use crate::env::AddonAuth;
+        assert_eq!(target_args("", AddonAuth::Token), "");
+        assert_eq!(target_args("", AddonAuth::AkSk), "--cci-auth aksk");
+        assert_eq!(
+            target_args("--cluster kind", AddonAuth::AkSk),
+            "--cluster kind --cci-auth aksk"
         );
     }
 

@@ -57,16 +57,21 @@ pub fn html(report: &Report, evidence: &dyn Fn(&str) -> Vec<(String, String)>) -
             "failed" => "failed",
             _ => "other",
         };
+        // A row without a reason (a pass) gets no `<pre>`: an empty one is dropped by HTML
+        // checkers as meaningless markup.
+        let reason = match r.outcome.reason() {
+            "" => String::new(),
+            reason => format!("<pre>{}</pre>", escape(reason)),
+        };
         let _ = write!(
             page,
-            "<tr class=\"{class}\" data-outcome=\"{}\" data-family=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{:.1}s</td><td><pre>{}</pre>",
+            "<tr class=\"{class}\" data-outcome=\"{}\" data-family=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{:.1}s</td><td>{reason}",
             escape(label),
             escape(family(&r.id)),
             escape(&r.id),
             escape(&r.title),
             escape(&r.label()),
             r.seconds,
-            escape(r.outcome.reason())
         );
         if let Some(dir) = &r.evidence {
             let _ = write!(
@@ -178,6 +183,81 @@ mod tests {
         } else {
             Err(format!("never closed: {open:?}"))
         }
+    }
+
+    /// A report with each kind of row: a failure with its evidence (text HTML would take for
+    /// markup in every place), a pass, a gated row; and its provenance.
+    fn sample() -> Report {
+        let mut failed = Row::new(
+            "WL-01",
+            "a <pod> & more".into(),
+            Outcome::Failed("timed out </td></tr><script>x</script>".into()),
+            2.0,
+        );
+        failed.evidence = Some("evidence/WL-01".into());
+        Report {
+            release: "1.5.18".into(),
+            cluster: "local".into(),
+            kubernetes: "v1.36.3".into(),
+            rows: vec![
+                failed,
+                Row::new("VOL-01", "a volume".into(), Outcome::Passed, 1.0),
+                Row::new(
+                    "VOL-04",
+                    "DownwardAPI".into(),
+                    Outcome::NotApplicable("gate >= 1.3.25".into()),
+                    0.0,
+                ),
+            ],
+            provenance: Some(crate::report::provenance::Provenance {
+                catalogue_sha256: "ab".repeat(32),
+                ..Default::default()
+            }),
+        }
+    }
+
+    /// What HTML Tidy (Debian's `tidy`, which `ci/setup.sh` installs) says of `page`: its exit
+    /// code (0: clean, 1: warnings, 2: errors) and its messages; `None` when it is not installed.
+    fn tidy(page: &str) -> Option<(i32, String)> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("report.html");
+        std::fs::write(&file, page).unwrap();
+        let out = match std::process::Command::new("tidy")
+            .args(["-quiet", "-errors", "-utf8"])
+            .arg(&file)
+            .output()
+        {
+            Ok(out) => out,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => panic!("run tidy: {e}"),
+        };
+        Some((
+            out.status.code().expect("tidy ends with a code"),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    }
+
+    /// The page as an HTML checker reads it, beyond the tag balance above: HTML Tidy finds no
+    /// error and no warning in it (an empty element, an attribute HTML does not have, a
+    /// misnested tag, text a browser would repair). Skips, saying why, where tidy is absent.
+    #[test]
+    fn html_tidy_finds_nothing_to_say_about_the_page() {
+        let page = html(&sample(), &|id| {
+            vec![
+                ("failure.txt".into(), format!("{id} <failed> & why")),
+                ("events.yaml".into(), "- reason: Failed\n".into()),
+            ]
+        });
+        let Some((code, said)) = tidy(&page) else {
+            eprintln!(
+                "skipped: HTML Tidy is not installed (`apt-get install tidy`; ci/setup.sh installs it)"
+            );
+            return;
+        };
+        assert_eq!((code, said.as_str()), (0, ""), "tidy on the page:\n{said}");
+        let (code, said) = tidy("<!DOCTYPE html>\n<html><head><title>t</title></head><body><table><tr><td></p></table></body></html>\n")
+            .expect("tidy ran once already");
+        assert_ne!(code, 0, "tidy finds a broken page broken: {said}");
     }
 
     #[test]

@@ -6,10 +6,12 @@
 //! - [`verify`]: `burstcert verify`, the folder checked against that manifest;
 //! - [`evidence`]: what a failed scenario leaves for a person to read, and every scenario's
 //!   transcript;
-//! - [`diff`]: `burstcert diff`, two report folders compared.
+//! - [`diff`]: `burstcert diff`, two report folders compared;
+//! - [`fixture`]: scenarios that exist only for the tests of this machinery.
 
 pub mod diff;
 pub mod evidence;
+pub mod fixture;
 pub mod html;
 pub mod provenance;
 pub mod verify;
@@ -143,11 +145,23 @@ pub fn redact(text: String, secrets: &[String]) -> String {
         })
 }
 
-/// The CCI credential of every environment this run started: what [`redact`] hides.
-pub fn run_secrets() -> Vec<String> {
-    crate::env::started()
+/// The CCI credential of every environment `run` started: what [`redact`] hides. With a
+/// token, the secret key of the AK/SK pair the mock accepts for it too
+/// ([`crate::env::aksk_pair`]): the add-on holds that pair under `--cci-auth aksk`, and its log
+/// is evidence.
+pub fn run_secrets(run: &crate::env::Run) -> Vec<String> {
+    run.started()
         .iter()
-        .map(|env| env.cci.auth().secret().to_owned())
+        .flat_map(|env| {
+            let auth = env.cci.auth();
+            let pair_of_token = match auth {
+                crate::cci::CciAuth::Token(token) => crate::env::aksk_pair(token)
+                    .split_once(':')
+                    .map(|(_, secret_key)| secret_key.to_owned()),
+                crate::cci::CciAuth::AkSk(_) => None,
+            };
+            std::iter::once(auth.secret().to_owned()).chain(pair_of_token)
+        })
         .collect()
 }
 
@@ -411,10 +425,10 @@ impl Report {
         xml
     }
 
-    /// Writes `report.md`, `junit.xml`, `report.html` and `report.json` into `dir`, with the CCI credential of
-    /// every environment this run started redacted (a failure's words may quote one).
-    pub fn write(&self, dir: &Path) -> Result<()> {
-        self.write_redacting(dir, &run_secrets())
+    /// Writes `report.md`, `junit.xml`, `report.html` and `report.json` into `dir`, with the CCI
+    /// credential of every environment `run` started redacted (a failure's words may quote one).
+    pub fn write(&self, dir: &Path, run: &crate::env::Run) -> Result<()> {
+        self.write_redacting(dir, &run_secrets(run))
     }
 
     /// [`Report::write`], redacting `secrets` (see [`redact`]). `report.json` is written last:
@@ -603,7 +617,7 @@ mod tests {
     fn the_json_report_carries_the_verdict() {
         let dir = tempfile::tempdir().unwrap();
         report(vec![Outcome::Passed, skipped()])
-            .write(dir.path())
+            .write_redacting(dir.path(), &[])
             .unwrap();
         let json: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
@@ -729,5 +743,41 @@ mod tests {
             assert!(!text.contains(&canary), "{name}: {text}");
             assert!(text.contains("X-Auth-Token (redacted)"), "{name}: {text}");
         }
+    }
+
+    /// The Markdown report's shape, reviewed once: a row per outcome (a failure with its
+    /// evidence link), the verdict line, the provenance line; times and the commit redacted, so
+    /// only a change of shape changes the snapshot.
+    #[test]
+    fn the_markdown_report_keeps_its_reviewed_shape() {
+        let mut report = report(vec![
+            Outcome::Passed,
+            failed(),
+            na(),
+            not_run(),
+            skipped(),
+            Outcome::NotImplemented,
+        ]);
+        report.rows[1].evidence = Some("evidence/WL-02".into());
+        report.rows[0].seconds = 12.34;
+        report.provenance = Some(provenance::Provenance {
+            harness: provenance::Harness {
+                version: "0.1.0".into(),
+                commit: "0123456789ab".into(),
+            },
+            catalogue_sha256: "c".repeat(64),
+            mock: provenance::Mock {
+                version: "0.1.0".into(),
+                mode: "local process".into(),
+            },
+            started: "2026-12-07T10:00:00Z".into(),
+            ended: "2026-12-07T10:04:08Z".into(),
+            ..Default::default()
+        });
+        let mut settings = crate::snapshot::settings();
+        settings.add_filter(r"\b\d+\.\ds\b", "[seconds]");
+        settings.add_filter(r"\d{4}-\d\d-\d\dT[0-9:.]+Z", "[time]");
+        settings.add_filter(r"\(([0-9a-f]{12})(\+dirty)?\)", "([commit])");
+        settings.bind(|| insta::assert_snapshot!("report_md_shape", report.markdown()));
     }
 }

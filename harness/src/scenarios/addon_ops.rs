@@ -26,10 +26,6 @@ use crate::{fixtures, wait};
 
 pub(super) const PATIENCE: Duration = Duration::from_secs(120);
 
-pub(super) fn release() -> anyhow::Result<Release> {
-    Release::parse(crate::env::release()).map_err(|e| anyhow::anyhow!("{e}"))
-}
-
 /// Runs `body`, then puts the add-on back as the environment installed it, whether the body
 /// passed or not.
 pub(crate) async fn serially<'a, F>(s: &'a Scenario, body: F) -> anyhow::Result<Outcome>

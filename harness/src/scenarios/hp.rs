@@ -156,7 +156,7 @@ pub fn hp_05(s: &Scenario) -> BodyFuture<'_> {
             {"name": "tz", "hostPath": {"path": "/etc/localtime"}}
         ]);
         let policies = serde_json::json!([{"name": "*", "policyType": "remove"}]);
-        if !super::has(Gate::EtcLocaltimeHostPath)? {
+        if !super::has(s, Gate::EtcLocaltimeHostPath) {
             let pod = pod_with(
                 "star",
                 volumes,

@@ -21,7 +21,7 @@ use k8s_openapi::api::storage::v1::StorageClass;
 use kube::ResourceExt as _;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 
-use super::addon_ops::{release, serially};
+use super::addon_ops::serially;
 use super::{BodyFuture, POLICY_LABEL, claim, converge, ensure_class, pod_with};
 use crate::addon::lifecycle;
 use crate::addon::params::{InstallParams, Spec};
@@ -166,7 +166,7 @@ pub fn inst_01(s: &Scenario) -> BodyFuture<'_> {
 /// the add-on's restarted pods are scheduled and run.
 pub fn inst_02(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(serially(s, async move {
-        let release = release()?;
+        let release = s.env.release();
         let pods: Api<Pod> = Api::namespaced(s.client.clone(), NAMESPACE);
         let addon = pods
             .list(&ListParams::default().labels(&render::selector()))
@@ -349,7 +349,7 @@ fn admits(affinity: Option<&k8s_openapi::api::core::v1::NodeAffinity>, arch: &st
 /// already, and the second node is a kwok node, which runs no add-on replica for real.
 pub fn inst_03(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(serially(s, async move {
-        let release = release()?;
+        let release = s.env.release();
         if !crate::gates::Gate::FootprintCheck.applies_to(release) {
             return Ok(Outcome::NotApplicable(format!(
                 "the pod-room check starts at 1.5.2; this is {release}"
@@ -401,8 +401,7 @@ async fn pod_room_checks(s: &Scenario) -> anyhow::Result<()> {
     };
     // NB: the fillers are topped up until exactly 7 slots are free, not counted once: a pod
     // of the cluster that was still going or coming (a gc Job's, an add-on replica being
-    // replaced) moved the count after a single count, and the wait for 7 never ended (29
-    // fillers made; a flake seen on a quiet machine, 2026-12-02).
+    // replaced) moves the count after a single count, and a wait for 7 would never end.
     let made = std::sync::atomic::AtomicU32::new(0);
     let last_free = std::sync::atomic::AtomicU32::new(u32::MAX);
     wait::until(
@@ -579,6 +578,7 @@ fn service(name: &str, type_: &str) -> anyhow::Result<Service> {
 
 /// Checks a refusal by the webhook names the Service, the rule and the release it needs.
 fn check_refusal(
+    s: &Scenario,
     what: &str,
     result: Result<Service, kube::Error>,
     service: &str,
@@ -587,7 +587,7 @@ fn check_refusal(
         Ok(_) => anyhow::bail!(
             "{what} was admitted on release {}; expected a refusal (LoadBalancer for burst pods \
              needs 1.5.5)",
-            crate::env::release()
+            s.env.release()
         ),
         Err(kube::Error::Api(status)) => status.message.clone(),
         Err(e) => return Err(e).context(what.to_owned()),
@@ -638,7 +638,7 @@ pub fn inst_04(s: &Scenario) -> BodyFuture<'_> {
             .create(&PostParams::default(), &service("web-lb", "LoadBalancer")?)
             .await;
         let to_lb = serde_json::json!({"spec": {"type": "LoadBalancer"}});
-        if super::has(crate::gates::Gate::LoadBalancerService)? {
+        if super::has(s, crate::gates::Gate::LoadBalancerService) {
             lb.context("create LoadBalancer Service web-lb (expected to be admitted)")?;
             let got = services
                 .get_opt("web-lb")
@@ -659,7 +659,7 @@ pub fn inst_04(s: &Scenario) -> BodyFuture<'_> {
                 .context("update Service web-internal to LoadBalancer (expected admitted)")?;
         } else {
             let name = format!("{}/web-lb", s.namespace);
-            check_refusal("LoadBalancer Service web-lb", lb, &name)?;
+            check_refusal(s, "LoadBalancer Service web-lb", lb, &name)?;
             anyhow::ensure!(
                 services.get_opt("web-lb").await?.is_none(),
                 "Service web-lb exists after its refusal"
@@ -672,7 +672,12 @@ pub fn inst_04(s: &Scenario) -> BodyFuture<'_> {
                 )
                 .await;
             let name = format!("{}/web-internal", s.namespace);
-            check_refusal("the update of web-internal to LoadBalancer", update, &name)?;
+            check_refusal(
+                s,
+                "the update of web-internal to LoadBalancer",
+                update,
+                &name,
+            )?;
             let kept = services
                 .get_opt("web-internal")
                 .await?

@@ -220,7 +220,10 @@ async fn waiting_runs(s: &Scenario, name: &str) -> anyhow::Result<()> {
 
 /// Clears the fault and leaves the node uncordoned with no lock recorded, whatever happened.
 /// The scenario's pods go first: a pod still waiting must not be scheduled by the uncordon
-/// into the next scenario's sold-out CCI.
+/// into the next scenario's sold-out CCI. Their CCI pods are deleted before it returns (the node
+/// and the fault restored first, whatever the engine does), so the engine's deletes are within
+/// the scenario whatever its speed: its transcript, which `burstcert diff` compares between
+/// runs, holds them every time, not only when the engine was quick.
 async fn restore(s: &Scenario, fault: Option<FaultGuard>) -> anyhow::Result<()> {
     s.api::<Pod>()
         .delete_collection(
@@ -238,6 +241,19 @@ async fn restore(s: &Scenario, fault: Option<FaultGuard>) -> anyhow::Result<()> 
     nodes(s)
         .patch(VIRTUAL_NODE, &PatchParams::default(), &Patch::Merge(&patch))
         .await?;
+    wait::until(
+        "the CCI pods of the scenario's deleted pods deleted",
+        PATIENCE,
+        || async {
+            let left = s.cci_pods().await?;
+            Ok(left
+                .iter()
+                .all(|p| p.metadata.deletion_timestamp.is_some())
+                .then_some(()))
+        },
+        || diagnose(s),
+    )
+    .await?;
     Ok(())
 }
 

@@ -36,13 +36,11 @@ use kube::api::{Api, ListParams, PostParams};
 use crate::scenario::Scenario;
 use crate::wait;
 
-/// Whether the release under test has the behaviour behind `gate`: the harness's gate table
+/// Whether the release `s` runs has the behaviour behind `gate`: the harness's gate table
 /// ([`crate::gates`], read from the spec, not the engine's), so no scenario writes a threshold
 /// of its own.
-pub fn has(gate: crate::gates::Gate) -> anyhow::Result<bool> {
-    let release = burst_rules::release::Release::parse(crate::env::release())
-        .map_err(|e| anyhow::anyhow!("release {:?}: {e}", crate::env::release()))?;
-    Ok(gate.applies_to(release))
+pub fn has(s: &Scenario, gate: crate::gates::Gate) -> bool {
+    gate.applies_to(s.env.release())
 }
 
 /// The (vCPU, GiB) of a CCI flavour string, in thousandths: `2_4` and `2.00_4.0` (the

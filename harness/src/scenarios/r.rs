@@ -31,13 +31,15 @@ pub fn r_01(s: &Scenario) -> BodyFuture<'_> {
             .create(&PostParams::default(), &deployment)
             .await?;
 
-        // Kill it mid-burst: once some, but not all, CCI pods exist.
+        // Kill it mid-burst: once the first CCI pod exists, so that most of the burst is still
+        // ahead while the kill is under way (on a loaded machine the engine created the other
+        // 90 between a count of 10 and the kill).
         let partial = wait::until(
             "the engine to have burst some of the 100 pods",
             Duration::from_secs(120),
             || async {
                 let n = s.cci_pods().await?.len();
-                Ok((n >= 10).then_some(n))
+                Ok((n >= 1).then_some(n))
             },
             || s.diagnose(),
         )
@@ -341,8 +343,9 @@ pub fn r_03(s: &Scenario) -> BodyFuture<'_> {
             .filter_map(|p| p.metadata.name)
             .collect();
 
-        let env = s.env;
+        let env = std::sync::Arc::clone(&s.env);
         tokio::task::spawn_blocking(move || env.restart_api_server()).await??;
+        let env = &s.env;
         eprintln!("R-03: kube-apiserver restarted");
 
         // A fresh client: the old one's connections died with the server.

@@ -161,14 +161,59 @@ pub fn safe_01(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(async move {
         let created_crd = ensure_crd(&s.client).await?;
         let outcome = owners_of_an_operator(s).await;
+        let removed = remove_operator(s).await;
         if created_crd {
             let crds: Api<CustomResourceDefinition> = Api::all(s.client.clone());
             let _ = crds
                 .delete(&format!("{CR_PLURAL}.{CR_GROUP}"), &DeleteParams::default())
                 .await;
         }
-        outcome
+        let outcome = outcome?;
+        removed.context("removing the operator's custom resource afterwards")?;
+        Ok(outcome)
     })
+}
+
+/// Deletes the custom resource, and waits until the garbage collector has deleted the pods it
+/// owns and the engine their CCI pods: those deletes are then within the scenario whatever the
+/// collector's speed, so its transcript (which `burstcert diff` compares between runs) holds
+/// them every time, not only when the collector was quick. The deletes are started, not waited
+/// out: a burst pod stays Terminating on both sides for its grace period.
+async fn remove_operator(s: &Scenario) -> anyhow::Result<()> {
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(CR_GROUP, "v1", CR_KIND),
+        CR_PLURAL,
+    );
+    let widgets: Api<DynamicObject> =
+        Api::namespaced_with(s.client.clone(), &s.namespace, &resource);
+    match widgets.delete("operator", &DeleteParams::default()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 404 => {}
+        Err(e) => return Err(e).context("delete the custom resource"),
+    }
+    wait::until(
+        "the custom resource's pods deleted, on the cluster and on CCI",
+        PATIENCE,
+        || async {
+            let pods = s
+                .api::<Pod>()
+                .list(&ListParams::default())
+                .await
+                .map_err(|source| crate::Error::Kube {
+                    context: format!("list the pods of {}", s.namespace),
+                    source,
+                })?
+                .items;
+            let cci = s.cci_pods().await?;
+            let deleting = |meta: &kube::api::ObjectMeta| meta.deletion_timestamp.is_some();
+            Ok((pods.iter().all(|p| deleting(&p.metadata))
+                && cci.iter().all(|p| deleting(&p.metadata)))
+            .then_some(()))
+        },
+        || s.diagnose(),
+    )
+    .await?;
+    Ok(())
 }
 
 async fn owners_of_an_operator(s: &Scenario) -> anyhow::Result<Outcome> {

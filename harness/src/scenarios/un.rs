@@ -3,13 +3,13 @@
 //! Every body changes cluster-wide state (the add-on in `kube-system`, nodes) and puts the
 //! add-on back afterwards (`serially`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use kube::ResourceExt as _;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 
@@ -479,7 +479,38 @@ pub fn un_04(s: &Scenario) -> BodyFuture<'_> {
             || async { s.cci().describe(&ns).await },
         )
         .await?;
-        let ours_before = s.cci().pods(s.cci_namespace()).await?.len();
+        // This cluster's CCI pods that are meant to stay: not already going, and their cluster
+        // pod's namespace neither gone nor terminating (the scenario that ran before on this
+        // cluster may still be removing its namespace, whose CCI pods the engine then deletes on
+        // its own). Purge must leave each of them as it was.
+        let namespaces: Api<Namespace> = Api::all(s.client.clone());
+        let mut staying = BTreeSet::new();
+        for pod in s.cci().pods(s.cci_namespace()).await? {
+            let cluster_namespace = pod
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("bursting.cci.io/cluster-pod"))
+                .and_then(|key| key.split_once('/'))
+                .map(|(ns, _)| ns.to_owned());
+            let Some(cluster_namespace) = cluster_namespace else {
+                continue;
+            };
+            let namespace_stays = namespaces
+                .get_opt(&cluster_namespace)
+                .await?
+                .is_some_and(|n| n.metadata.deletion_timestamp.is_none());
+            if pod.metadata.deletion_timestamp.is_none() && namespace_stays {
+                staying.extend(pod.metadata.uid);
+            }
+        }
+        let live = |pods: Vec<cci_api::Pod>| -> BTreeSet<String> {
+            pods.into_iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .filter_map(|p| p.metadata.uid)
+                .collect()
+        };
+        let ours_before = staying;
         let report = crate::addon::purge::purge(s.cci(), &gone).await?;
         eprintln!("UN-04: {report}");
         anyhow::ensure!(
@@ -492,9 +523,12 @@ pub fn un_04(s: &Scenario) -> BodyFuture<'_> {
             "purge reported no billable time: {report}"
         );
         anyhow::ensure!(!s.cci().namespace_exists(&ns).await?, "{ns} is still there");
+        let ours_after = live(s.cci().pods(s.cci_namespace()).await?);
+        let touched: Vec<&String> = ours_before.difference(&ours_after).collect();
         anyhow::ensure!(
-            s.cci().pods(s.cci_namespace()).await?.len() == ours_before,
-            "purge touched this cluster's namespace"
+            touched.is_empty(),
+            "purge touched this cluster's namespace {}: pods (by uid) gone or terminating since: {touched:?}",
+            s.cci_namespace()
         );
         Ok(Outcome::Passed)
     }))

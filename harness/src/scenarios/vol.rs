@@ -294,7 +294,7 @@ pub fn vol_04(s: &Scenario) -> BodyFuture<'_> {
             ]}}]),
             &[],
         )?;
-        if !super::has(Gate::DownwardApiAndProjected)? {
+        if !super::has(s, Gate::DownwardApiAndProjected) {
             expect_refused(s, &pod, &["podinfo", "downwardAPI", ">= 1.3.25"]).await?;
             return Ok(Outcome::Passed);
         }
@@ -352,7 +352,7 @@ pub fn vol_05(s: &Scenario) -> BodyFuture<'_> {
             &[],
         )?;
         pod.spec.as_mut().context("spec")?.service_account_name = Some(TOKEN_ACCOUNT.into());
-        if !super::has(Gate::DownwardApiAndProjected)? {
+        if !super::has(s, Gate::DownwardApiAndProjected) {
             expect_refused(s, &pod, &["sa-token", "projected", ">= 1.3.25"]).await?;
             return Ok(Outcome::Passed);
         }
@@ -622,7 +622,7 @@ pub fn vol_07(s: &Scenario) -> BodyFuture<'_> {
             serde_json::json!([{"name": "tz", "hostPath": {"path": "/etc/localtime"}}]),
             &[],
         )?;
-        if !super::has(Gate::EtcLocaltimeHostPath)? {
+        if !super::has(s, Gate::EtcLocaltimeHostPath) {
             expect_refused(s, &tz, &["tz", "/etc/localtime", ">= 1.5.9"])
                 .await
                 .context("an /etc/localtime hostPath before 1.5.9")?;

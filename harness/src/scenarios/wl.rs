@@ -76,10 +76,8 @@ pub fn wl_02(s: &Scenario) -> BodyFuture<'_> {
         cci.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
         let pod = serde_json::to_value(&cci[0])?;
         // Redacted in the snapshot (they follow the release), so checked here.
-        let release = crate::env::release();
-        let sidecar = if burst_rules::release::Release::parse(release)
-            .is_ok_and(|r| crate::gates::Gate::SidecarV2.applies_to(r))
-        {
+        let release = s.env.release().to_string();
+        let sidecar = if super::has(s, crate::gates::Gate::SidecarV2) {
             "v2"
         } else {
             "v1"
@@ -579,13 +577,13 @@ async fn get_job(s: &Scenario, name: &str) -> crate::Result<Job> {
 /// WL-04: the seed's Job. With `activeDeadlineSeconds: 10` and containers that run until
 /// stopped it fails with `DeadlineExceeded` and its CCI pods are gone; without the deadline
 /// (the seed's perl, which the harness's mock completes after `--compute-time-ms`, 1 s) it
-/// completes 50, every pod on the virtual node, and the mock never held more than 5 of its pods
-/// active at once.
+/// completes 50 without a failed pod, every pod on the virtual node, and the mock never held
+/// more than 5 of its pods active at once.
 ///
-/// The peak is read per Job: CCI pods carry their cluster pod's labels (engine/src/translate.rs),
-/// and the Job controller labels its pods `job-name` and [`JOB_UID_LABEL`], so pods of the
-/// deadline-failed Job still terminating, or of a Job of the same name in another scenario,
-/// never count against this one.
+/// The peak is read per Job: CCI pods carry their cluster pod's labels
+/// (engine/src/translate/pod.rs), and the Job controller labels its pods `job-name` and
+/// [`JOB_UID_LABEL`], so pods of the deadline-failed Job still terminating, or of a Job of the
+/// same name in another scenario, never count against this one.
 pub fn wl_04(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(async move {
         // 1. The deadline.
@@ -643,22 +641,31 @@ pub fn wl_04(s: &Scenario) -> BodyFuture<'_> {
         job.spec.as_mut().context("spec")?.active_deadline_seconds = None;
         let created = s.api::<Job>().create(&PostParams::default(), &job).await?;
         let pi_uid = created.metadata.uid.context("the Job pi has no uid")?;
+        // A failed Job, or a failed pod, ends the wait at once: neither comes right by waiting
+        // (an error of the check would only be retried until the deadline).
         let done = wait::until(
             "pi to complete 50",
             Duration::from_secs(300),
             || async {
                 let job = get_job(s, "pi").await?;
                 if let Some(reason) = condition(&job, "Failed") {
-                    return Err(crate::Error::Step {
-                        step: "pi to complete".into(),
-                        detail: format!("the Job failed: {reason}"),
-                    });
+                    return Ok(Some(Err(format!("the Job failed: {reason}"))));
                 }
-                Ok(condition(&job, "Complete").map(|_| job))
+                // The mock ends every pod of pi with exit 0: a failed one is a wrong status, not
+                // the Job's business (its backoffLimit would hide a few, and its backoff delays
+                // would make the Job's own failure take minutes).
+                let failed = job.status.as_ref().and_then(|st| st.failed).unwrap_or(0);
+                if failed > 0 {
+                    return Ok(Some(Err(format!(
+                        "{failed} pod(s) of pi failed; the mock completes each with exit 0"
+                    ))));
+                }
+                Ok(condition(&job, "Complete").map(|_| Ok(job)))
             },
             || s.diagnose(),
         )
-        .await?;
+        .await?
+        .map_err(|why| anyhow::anyhow!("pi did not complete: {why}"))?;
         let succeeded = done.status.as_ref().and_then(|st| st.succeeded);
         anyhow::ensure!(succeeded == Some(50), "pi succeeded {succeeded:?}, not 50");
         let pods = job_pods(s, "pi").await?;
@@ -895,6 +902,22 @@ fn nginx(name: &str, policy: Option<&str>) -> anyhow::Result<Pod> {
     Ok(pod)
 }
 
+/// What the admission webhook decides about a pod, as the API server stored it: its labels and
+/// annotations, and the scheduling fields it may write (tolerations, affinity, node selector,
+/// scheduler); the rest is the API server's defaulting, which is not the add-on's.
+fn admitted_view(pod: &Pod) -> anyhow::Result<serde_json::Value> {
+    let pod = serde_json::to_value(pod)?;
+    let spec = &pod["spec"];
+    Ok(serde_json::json!({
+        "labels": pod["metadata"]["labels"],
+        "annotations": pod["metadata"]["annotations"],
+        "tolerations": spec["tolerations"],
+        "affinity": spec["affinity"],
+        "nodeSelector": spec["nodeSelector"],
+        "schedulerName": spec["schedulerName"],
+    }))
+}
+
 fn node_of(pod: &Pod) -> Option<&str> {
     pod.spec.as_ref().and_then(|s| s.node_name.as_deref())
 }
@@ -1055,11 +1078,16 @@ pub fn wl_07(s: &Scenario) -> BodyFuture<'_> {
         let pods = s.api::<Pod>();
         // With room: the kwok nodes (4 CPU each) are empty.
         for policy in POLICIES {
-            pods.create(
-                &PostParams::default(),
-                &nginx(&case_name(policy, "room"), policy)?,
-            )
-            .await?;
+            let name = case_name(policy, "room");
+            let created = pods
+                .create(&PostParams::default(), &nginx(&name, policy)?)
+                .await?;
+            // What a reviewer should see: the pod as the create answered it, after admission and
+            // before anything else wrote to it (the engine annotates a pod it burst), so exactly
+            // what the webhook wrote for this policy.
+            let admitted = admitted_view(&created)?;
+            snapshot::settings()
+                .bind(|| insta::assert_json_snapshot!(format!("wl_07_admitted_{name}"), admitted));
         }
         wait_burst(s, "room-enforce").await?;
         for policy in [Some("localPrefer"), Some("off"), None] {

@@ -26,7 +26,7 @@ impl Launch for Existing {
         "existing"
     }
 
-    fn start(&self) -> Result<Box<dyn Target>> {
+    fn start(&self, _: &crate::env::Setup) -> Result<Box<dyn Target>> {
         Ok(Box::new(ExistingTarget::attach(self.clone())))
     }
 }

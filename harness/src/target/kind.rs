@@ -30,7 +30,7 @@ use crate::addon::render;
 use crate::cci::CciClient;
 use crate::cluster::nodes::{NodeShape, create_nodes};
 use crate::cluster::{ClusterProvider, VIRTUAL_NODE, client_for, node_ready};
-use crate::env::{DEFAULT_KWOK_NODES, ECHO_BACKEND_IMAGE, REGISTRY, REGISTRY_USER};
+use crate::env::{DEFAULT_KWOK_NODES, ECHO_BACKEND_IMAGE, REGISTRY, REGISTRY_USER, Setup};
 use crate::error::{Error, Result};
 use crate::kind::{Container, KindCluster, MOCK_PORT, nodes};
 use crate::mock_admin::MockAdmin;
@@ -39,20 +39,27 @@ use crate::target::{
     AddonLogs, ChosenNodes, ClusterNetwork, Connecting, ControlPlane, EngineProcess, HostNode,
     Installer, Launch, MockFiles, Target, bring_up_runtime,
 };
-use crate::tools::Tools;
+use crate::tools::{Minor, Tools};
 use crate::wait;
 
 /// Launches [`KindTarget`]s (one a run: see [`Launch::several`]).
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Kind;
+pub struct Kind {
+    /// The Kubernetes minor of the cluster (default: [`Minor::PINNED`]).
+    pub kubernetes: &'static Minor,
+}
 
 impl Launch for Kind {
     fn kind(&self) -> &'static str {
         "kind"
     }
 
-    fn start(&self) -> Result<Box<dyn Target>> {
-        Ok(Box::new(KindTarget::start()?))
+    fn start(&self, setup: &Setup) -> Result<Box<dyn Target>> {
+        Ok(Box::new(KindTarget::start_at(setup, self.kubernetes)?))
+    }
+
+    fn kubernetes(&self) -> Option<&'static Minor> {
+        Some(self.kubernetes)
     }
 }
 
@@ -77,15 +84,22 @@ pub struct KindTarget {
 }
 
 impl KindTarget {
-    /// Brings the kind cluster, the mock's container and the add-on up (blocking).
-    pub fn start() -> Result<Self> {
+    /// Brings the kind cluster of the pinned minor, the mock's container and the add-on (as
+    /// `setup` says) up (blocking).
+    pub fn start(setup: &Setup) -> Result<Self> {
+        Self::start_at(setup, Minor::PINNED)
+    }
+
+    /// Brings a kind cluster of Kubernetes `kubernetes`, the mock's container and the add-on (as
+    /// `setup` says) up (blocking).
+    pub fn start_at(setup: &Setup, kubernetes: &Minor) -> Result<Self> {
         let progress = Progress::stderr();
         crate::kind::check_docker()?;
         let mock_binary = crate::binaries::resolve(crate::binaries::MOCK)?;
         let engine_binary = crate::binaries::resolve(crate::binaries::ENGINE)?;
         let echo_binary = crate::binaries::resolve(crate::binaries::ECHO_BACKEND)?;
-        let tools = Tools::ensure(&progress)?;
-        let kind_tools = crate::tools::ensure_kind(&progress)?;
+        let tools = Tools::ensure_for(kubernetes, &progress)?;
+        let kind_tools = crate::tools::ensure_kind_for(kubernetes, &progress)?;
         let node_image = crate::kind::ensure_node_image(&tools, &kind_tools, &progress)?;
 
         let cluster_name = crate::cluster::local::random_name();
@@ -98,6 +112,7 @@ impl KindTarget {
         // The engine in the cluster reaches the mock by its container name (Docker's DNS,
         // served to pods through the node: see tools/kind/node's entrypoint).
         let defaults = files.install_params(
+            setup,
             &cluster_id,
             &cluster_name,
             &format!("https://{mock_name}:{MOCK_PORT}"),
@@ -105,17 +120,20 @@ impl KindTarget {
         // The add-on's image under the tags of the releases scenarios install (the default
         // one, and 1.5.17 for the upgrade and rollback scenarios): one binary, its release
         // comes from the install parameters, as with the real add-on's images.
-        let mut engine_tags: Vec<String> = ["1.5.17", "1.5.18", crate::env::release()]
-            .iter()
-            .filter_map(|r| Release::parse(r).ok())
-            .map(|release| {
-                InstallParams {
-                    release,
-                    ..defaults.clone()
-                }
-                .image()
-            })
-            .collect();
+        let mut engine_tags: Vec<String> = [
+            Release::new(1, 5, 17),
+            Release::new(1, 5, 18),
+            setup.release,
+        ]
+        .into_iter()
+        .map(|release| {
+            InstallParams {
+                release,
+                ..defaults.clone()
+            }
+            .image()
+        })
+        .collect();
         engine_tags.sort();
         engine_tags.dedup();
         let mock_image = "burstcert/mock-cci:current".to_owned();

@@ -13,7 +13,9 @@ use crate::cci::CciClient;
 use crate::cluster::local::{ClientRates, LocalCluster, LocalOptions};
 use crate::cluster::nodes::{NodeShape, create_nodes};
 use crate::cluster::{ClusterProvider, VIRTUAL_NODE, client_for};
-use crate::env::{DEFAULT_KWOK_NODES, ECHO_BACKEND_IMAGE, HOST_NODE_PODS, REGISTRY, REGISTRY_USER};
+use crate::env::{
+    DEFAULT_KWOK_NODES, ECHO_BACKEND_IMAGE, HOST_NODE_PODS, REGISTRY, REGISTRY_USER, Setup,
+};
 use crate::error::{Error, Result};
 use crate::mock_admin::MockAdmin;
 use crate::progress::Progress;
@@ -21,7 +23,7 @@ use crate::target::{
     AddonLogs, ChosenNodes, ClusterNetwork, Connecting, ControlPlane, EngineProcess, Installer,
     Launch, LogFiles, MockFiles, Target, bring_up_runtime,
 };
-use crate::tools::Tools;
+use crate::tools::{Minor, Tools};
 use crate::wait;
 use vk_hostnode::process::{Guarded, tail_file};
 use vk_hostnode::{self as hostnode, HostNode, HostNodeOptions, Registry};
@@ -32,6 +34,8 @@ pub struct Local {
     /// The rates the controller manager and scheduler call the API server at (`None`: their
     /// defaults).
     pub client_rates: Option<ClientRates>,
+    /// The Kubernetes minor of the control plane (default: [`Minor::PINNED`]).
+    pub kubernetes: &'static Minor,
 }
 
 impl Launch for Local {
@@ -39,8 +43,16 @@ impl Launch for Local {
         "local"
     }
 
-    fn start(&self) -> Result<Box<dyn Target>> {
-        Ok(Box::new(LocalTarget::start(self.client_rates)?))
+    fn start(&self, setup: &Setup) -> Result<Box<dyn Target>> {
+        Ok(Box::new(LocalTarget::start_at(
+            setup,
+            self.kubernetes,
+            self.client_rates,
+        )?))
+    }
+
+    fn kubernetes(&self) -> Option<&'static Minor> {
+        Some(self.kubernetes)
     }
 
     /// An idle control plane costs little, so cluster-wide scenarios get their own.
@@ -75,16 +87,28 @@ pub struct LocalTarget {
 }
 
 impl LocalTarget {
-    /// Brings everything up (blocking) on a cluster whose controller manager and scheduler call
-    /// the API server at `client_rates` (`None`: their defaults).
-    pub fn start(client_rates: Option<ClientRates>) -> Result<Self> {
+    /// Brings everything up (blocking), the add-on installed as `setup` says, on a cluster of the
+    /// pinned minor whose controller manager and scheduler call the API server at `client_rates`
+    /// (`None`: their defaults).
+    pub fn start(setup: &Setup, client_rates: Option<ClientRates>) -> Result<Self> {
+        Self::start_at(setup, Minor::PINNED, client_rates)
+    }
+
+    /// Brings everything up (blocking), the add-on installed as `setup` says, on a cluster of
+    /// Kubernetes `kubernetes` whose controller manager and scheduler call the API server at
+    /// `client_rates` (`None`: their defaults).
+    pub fn start_at(
+        setup: &Setup,
+        kubernetes: &Minor,
+        client_rates: Option<ClientRates>,
+    ) -> Result<Self> {
         let progress = Progress::stderr();
         // The engine and the mock first: built from the current source (or named by the
         // environment), before anything is created that a failed build would leave behind.
         let mock_binary = crate::binaries::resolve(crate::binaries::MOCK)?;
         let engine_binary = crate::binaries::resolve(crate::binaries::ENGINE)?;
         let echo_binary = crate::binaries::resolve(crate::binaries::ECHO_BACKEND)?;
-        let tools = Tools::ensure(&progress)?;
+        let tools = Tools::ensure_for(kubernetes, &progress)?;
         let cluster = LocalCluster::create(
             &tools,
             LocalOptions {
@@ -153,7 +177,7 @@ impl LocalTarget {
 
         let installer = Installer {
             rendering: render::Target::local(address_block),
-            defaults: mock.install_params(&cluster_id, &cluster_name, &mock_url)?,
+            defaults: mock.install_params(setup, &cluster_id, &cluster_name, &mock_url)?,
         };
         runtime.block_on(async {
             let client = client_for(&kubeconfig).await?;

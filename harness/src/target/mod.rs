@@ -60,6 +60,7 @@ use crate::addon::lifecycle::{self, Status};
 use crate::addon::params::InstallParams;
 use crate::addon::render;
 use crate::cci::CciClient;
+use crate::env::Setup;
 use crate::error::{Error, Result};
 use crate::mock_admin::MockAdmin;
 use crate::progress::Progress;
@@ -139,16 +140,23 @@ pub trait Target: Send + Sync + std::fmt::Debug {
 }
 
 /// How a target is brought up: one value per kind of target, chosen once per run
-/// ([`crate::env::configure_target`]) and asked for each environment the run brings up.
+/// ([`crate::env::Run::new`]) and asked for each environment the run brings up.
 pub trait Launch: Send + Sync + std::fmt::Debug {
     /// `local`, `kind`, `existing`: the report's name for where the scenarios ran.
     fn kind(&self) -> &'static str;
 
-    /// Brings one target up (blocking; seconds to minutes where the harness makes it).
-    fn start(&self) -> Result<Box<dyn Target>>;
+    /// Brings one target up (blocking; seconds to minutes where the harness makes it), the
+    /// add-on installed as `setup` says (where the harness installs it).
+    fn start(&self, setup: &Setup) -> Result<Box<dyn Target>>;
+
+    /// The Kubernetes minor it brings up, where the harness chooses it (`--kubernetes`); `None`
+    /// for a cluster it is handed.
+    fn kubernetes(&self) -> Option<&'static crate::tools::Minor> {
+        None
+    }
 
     /// Whether a run may bring up several at once, so that cluster-wide scenarios get a
-    /// cluster each ([`crate::env::configure_extra_clusters`]). No by default: a cluster the
+    /// cluster each ([`crate::env::Run::new`]). No by default: a cluster the
     /// harness did not make is one, and another kind cluster costs more than it saves.
     fn several(&self) -> bool {
         false
@@ -400,13 +408,14 @@ impl MockFiles {
     /// add-on reaches it) for cluster `cluster_id`/`cluster_name`.
     pub fn install_params(
         &self,
+        setup: &Setup,
         cluster_id: &str,
         cluster_name: &str,
         endpoint: &str,
     ) -> Result<InstallParams> {
         Ok(InstallParams {
             cci_ca: Some(self.pki.ca_pem.clone()),
-            ..crate::env::default_params(cluster_id, cluster_name, endpoint, &self.token)?
+            ..crate::env::default_params(setup, cluster_id, cluster_name, endpoint, &self.token)?
         })
     }
 }

@@ -12,6 +12,7 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::Arc;
 
 use burst_rules::release::Release;
 use burstcert::addon::lifecycle;
@@ -226,11 +227,11 @@ fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
 }
 
 /// The trial: holds an environment alone, checks, and always puts its add-on back.
-pub fn trial() -> Result<(), Failed> {
+pub fn trial(run: std::sync::Arc<burstcert::env::Run>) -> Result<(), Failed> {
     suites::block_on(async {
         // Held first: the trial is among the longest (~2 min), and the cluster-wide
         // scenarios queue for the same clusters while the CLI builds.
-        let (env, _alone) = burstcert::catalogue::hold_alone()
+        let (env, _alone) = burstcert::catalogue::hold_alone(&run)
             .await
             .map_err(|e| format!("an environment for the trial: {e}"))?;
         let cli =
@@ -238,8 +239,8 @@ pub fn trial() -> Result<(), Failed> {
                 .await
                 .map_err(|e| format!("build burstcert: {e}"))?
                 .map_err(|e| format!("{e}"))?;
-        let checked = match discovery(env).await {
-            Ok(()) => check(&cli, env).await,
+        let checked = match discovery(&env).await {
+            Ok(()) => check(&cli, &env).await,
             Err(e) => Err(e),
         };
         // Whatever happened, the scenarios after this one meet the add-on as installed.
@@ -255,7 +256,7 @@ pub fn trial() -> Result<(), Failed> {
 /// node of that name (the CCI 2.0 shape's `bursting-node` is the environment's own). A pod's
 /// status cannot be created, so the kubelet's pod is left to the unit tests. Discovery must
 /// find the add-on in each: its release, its cluster id, its node.
-async fn discovery(env: &'static Env) -> Result<(), Failed> {
+async fn discovery(env: &Env) -> Result<(), Failed> {
     use k8s_openapi::api::apps::v1::Deployment;
     use k8s_openapi::api::core::v1::{Namespace, Node};
     use kube::api::{Api, DeleteParams, PostParams};
@@ -359,18 +360,18 @@ async fn discovery(env: &'static Env) -> Result<(), Failed> {
 /// [`certify_existing`] off the runtime's threads, into a report folder of its own.
 async fn certify(
     cli: &Path,
-    env: &'static Env,
+    env: &Arc<Env>,
     args: &'static [&'static str],
     given: Given,
     patience: f64,
 ) -> Result<(Output, Vec<String>, tempfile::TempDir), Failed> {
-    let cli = cli.to_owned();
+    let (cli, env) = (cli.to_owned(), Arc::clone(env));
     tokio::task::spawn_blocking(move || {
         let report = tempfile::tempdir().map_err(|e| format!("a report folder: {e}"))?;
         let inputs = tempfile::tempdir().map_err(|e| format!("a folder for its inputs: {e}"))?;
         let (out, ps) = certify_existing(
             &cli,
-            env,
+            &env,
             report.path(),
             inputs.path(),
             args,
@@ -383,7 +384,7 @@ async fn certify(
     .map_err(|e| format!("certify: {e}"))?
 }
 
-async fn check(cli: &Path, env: &'static Env) -> Result<(), Failed> {
+async fn check(cli: &Path, env: &Arc<Env>) -> Result<(), Failed> {
     let (token, access_key, secret_key) = tenant(env)?;
     let secrets = [token, secret_key];
     let admin = env.mock_admin().ok_or("the environment has its mock")?;
