@@ -904,14 +904,28 @@ fn nginx(name: &str, policy: Option<&str>) -> anyhow::Result<Pod> {
 
 /// What the admission webhook decides about a pod, as the API server stored it: its labels and
 /// annotations, and the scheduling fields it may write (tolerations, affinity, node selector,
-/// scheduler); the rest is the API server's defaulting, which is not the add-on's.
+/// scheduler); the rest is the API server's defaulting, which is not the add-on's. Of the
+/// tolerations the API server's own admission adds, the view keeps those every API server adds
+/// (DefaultTolerationSeconds: not-ready, unreachable) and leaves out the one its
+/// PodTolerationRestriction plugin adds where a cluster turns it on (memory-pressure, to every pod
+/// that is not BestEffort; the kind cluster does, for `kube-system`'s placement on the host
+/// node): the same webhook then shows the same view on every cluster.
 fn admitted_view(pod: &Pod) -> anyhow::Result<serde_json::Value> {
     let pod = serde_json::to_value(pod)?;
     let spec = &pod["spec"];
+    let tolerations = match spec["tolerations"].as_array() {
+        Some(all) => serde_json::Value::Array(
+            all.iter()
+                .filter(|t| t["key"] != "node.kubernetes.io/memory-pressure")
+                .cloned()
+                .collect(),
+        ),
+        None => spec["tolerations"].clone(),
+    };
     Ok(serde_json::json!({
         "labels": pod["metadata"]["labels"],
         "annotations": pod["metadata"]["annotations"],
-        "tolerations": spec["tolerations"],
+        "tolerations": tolerations,
         "affinity": spec["affinity"],
         "nodeSelector": spec["nodeSelector"],
         "schedulerName": spec["schedulerName"],
