@@ -315,7 +315,7 @@ pub const CATALOGUE: &[Breakage] = &[
     ),
     b(
         "proxy-speaks-v1-only",
-        &["NET-01"],
+        &["NET-01", "UP-02"],
         "with interconnect, a pod burst at 1.5.18 reaches no Service",
     ),
     b(

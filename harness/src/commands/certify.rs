@@ -60,8 +60,7 @@ pub struct CertifyArgs {
     /// endpoint it bursts to: the scenarios that need only the cluster's API and CCI's
     /// public API run, the rest are "not run", so the verdict is at best INCOMPLETE) or
     /// `kind` (a kind cluster from locally made images, the mock in a container: needs a
-    /// running Docker engine, see docs/kind.md; scenarios that need the harness's processes,
-    /// kwok nodes or log files are "not run" there).
+    /// running Docker engine, see docs/kind.md; every scenario runs there).
     #[arg(long, value_enum, default_value_t = ClusterArg::Local)]
     pub cluster: ClusterArg,
     /// The Kubernetes minor(s) of the cluster burstcert brings up (local, kind), each at its

@@ -29,7 +29,8 @@ pub enum ClusterCommand {
         #[arg(long, conflicts_with = "all")]
         name: Option<String>,
         /// Remove every kind cluster and container burstcert made (`burstcert-*`, what a killed
-        /// `--cluster kind` run left behind) and every local cluster.
+        /// `--cluster kind` run left behind; not those a running burstcert owns) and every local
+        /// cluster.
         #[arg(long)]
         all: bool,
     },

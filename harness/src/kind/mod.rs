@@ -1213,6 +1213,8 @@ pub fn delete_all(tools: &Tools, out: &mut impl std::io::Write) -> Result<usize>
         let _ = writeln!(out, "deleted kind cluster {name}");
         deleted += 1;
     }
+    // A kind node names its cluster in kind's label; it also carries ours, inherited from the
+    // node image's build (value `node-image-build`), so kind's label decides whose it is.
     let containers = run(
         "list burstcert's containers",
         "docker",
@@ -1222,16 +1224,18 @@ pub fn delete_all(tools: &Tools, out: &mut impl std::io::Write) -> Result<usize>
             "--filter",
             &format!("label={LABEL}"),
             "--format",
-            &format!("{{{{.ID}}}} {{{{.Names}}}} {{{{.Label \"{LABEL}\"}}}}"),
+            &format!(
+                "{{{{.ID}}}} {{{{.Names}}}} {{{{.Label \"{LABEL}\"}}}} {{{{.Label \"{KIND_LABEL}\"}}}}"
+            ),
         ],
     )?;
     for line in containers.lines() {
-        let mut words = line.split_whitespace();
-        let (Some(id), Some(name)) = (words.next(), words.next()) else {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let [id, name, ours, rest @ ..] = words.as_slice() else {
             continue;
         };
-        let cluster = words.next().unwrap_or_default();
-        if owned.contains(name) || owned.contains(cluster) {
+        let cluster = rest.first().copied().unwrap_or(ours);
+        if owned.contains(*name) || owned.contains(cluster) || building(name) {
             let _ = writeln!(
                 out,
                 "kept container {name}: a running burstcert owns it (its clean-up is armed)"
@@ -1242,6 +1246,17 @@ pub fn delete_all(tools: &Tools, out: &mut impl std::io::Write) -> Result<usize>
         let _ = writeln!(out, "removed container {name}");
     }
     Ok(deleted)
+}
+
+/// kind's label on a node container: the cluster it belongs to.
+const KIND_LABEL: &str = "io.x-k8s.kind.cluster";
+
+/// Whether `name` is the node image's builder of a burstcert still running
+/// (`burstcert-node-build-{pid}`, see [`ensure_node_image`]).
+fn building(name: &str) -> bool {
+    name.strip_prefix(&format!("{PREFIX}node-build-"))
+        .and_then(|pid| pid.parse::<u32>().ok())
+        .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
 }
 
 /// What the clean-up guards of running burstcert processes on this machine are armed to remove
@@ -1286,6 +1301,34 @@ fn guarded_name(cmdline: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The jobs users copy run the script CI runs, and upload the folder it writes: a change to
+    /// the script reaches them, and CI (which runs it) would fail first.
+    #[test]
+    fn the_ci_examples_run_the_script_ci_runs_and_keep_its_report() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let read = |path: &str| {
+            std::fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+        };
+        let script = read("ci/kind-certify.sh");
+        assert!(script.contains("certify --cluster kind --report \"$report\" \"$@\""));
+        assert!(script.contains("report=${BURSTCERT_REPORT:-burstcert-report}"));
+        assert!(script.contains("exit \"$rc\""));
+        assert!(read(".ci/run").contains("ci/kind-certify.sh\n"));
+        for example in ["docs/ci/github-actions.yml", "docs/ci/gitlab-ci.yml"] {
+            let text = read(example);
+            assert!(text.contains("ci/kind-certify.sh --release"), "{example}");
+            assert!(
+                text.contains("BURSTCERT_REPORT: burstcert-report"),
+                "{example}"
+            );
+            assert!(
+                text.contains("- burstcert-report/") || text.contains("path: burstcert-report/"),
+                "{example}"
+            );
+            assert!(text.contains("timeout") && text.contains("90"), "{example}");
+        }
+    }
 
     #[test]
     fn a_clean_up_guard_names_the_cluster_or_container_it_is_armed_for() {

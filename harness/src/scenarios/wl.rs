@@ -166,6 +166,34 @@ pub fn wl_06(s: &Scenario) -> BodyFuture<'_> {
             .create(&PostParams::default(), &ds)
             .await?;
         let kwok_nodes = crate::env::DEFAULT_KWOK_NODES;
+        // The DaemonSet controller's own count first, once it has seen the DaemonSet: it counts
+        // every node whose taints the pods tolerate, so a virtual node they may reach is in it
+        // at once (the pods alone, Running on the kwok nodes within a second, would pass before
+        // the controller placed one on the virtual node).
+        let desired = wait::until(
+            "the DaemonSet controller to count the nodes the DaemonSet runs on",
+            SCALE_PATIENCE,
+            || async {
+                let ds = s.api::<DaemonSet>().get("agent").await.map_err(|source| {
+                    crate::Error::Kube {
+                        context: "get DaemonSet agent".into(),
+                        source,
+                    }
+                })?;
+                let observed = ds.status.as_ref().and_then(|st| st.observed_generation);
+                let desired = ds
+                    .status
+                    .as_ref()
+                    .map_or(0, |st| st.desired_number_scheduled);
+                Ok((observed >= ds.metadata.generation && desired > 0).then_some(desired))
+            },
+            || s.diagnose(),
+        )
+        .await?;
+        anyhow::ensure!(
+            desired as usize == kwok_nodes,
+            "the DaemonSet wants {desired} pods, not one per kwok node ({kwok_nodes}): the virtual node must not count"
+        );
         let pods = wait::until(
             &format!("the DaemonSet's {kwok_nodes} pods Running on the kwok nodes"),
             SCALE_PATIENCE,
@@ -876,14 +904,28 @@ fn nginx(name: &str, policy: Option<&str>) -> anyhow::Result<Pod> {
 
 /// What the admission webhook decides about a pod, as the API server stored it: its labels and
 /// annotations, and the scheduling fields it may write (tolerations, affinity, node selector,
-/// scheduler); the rest is the API server's defaulting, which is not the add-on's.
+/// scheduler); the rest is the API server's defaulting, which is not the add-on's. Of the
+/// tolerations the API server's own admission adds, the view keeps those every API server adds
+/// (DefaultTolerationSeconds: not-ready, unreachable) and leaves out the one its
+/// PodTolerationRestriction plugin adds where a cluster turns it on (memory-pressure, to every pod
+/// that is not BestEffort; the kind cluster does, for `kube-system`'s placement on the host
+/// node): the same webhook then shows the same view on every cluster.
 fn admitted_view(pod: &Pod) -> anyhow::Result<serde_json::Value> {
     let pod = serde_json::to_value(pod)?;
     let spec = &pod["spec"];
+    let tolerations = match spec["tolerations"].as_array() {
+        Some(all) => serde_json::Value::Array(
+            all.iter()
+                .filter(|t| t["key"] != "node.kubernetes.io/memory-pressure")
+                .cloned()
+                .collect(),
+        ),
+        None => spec["tolerations"].clone(),
+    };
     Ok(serde_json::json!({
         "labels": pod["metadata"]["labels"],
         "annotations": pod["metadata"]["annotations"],
-        "tolerations": spec["tolerations"],
+        "tolerations": tolerations,
         "affinity": spec["affinity"],
         "nodeSelector": spec["nodeSelector"],
         "schedulerName": spec["schedulerName"],
