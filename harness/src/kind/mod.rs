@@ -864,10 +864,15 @@ impl ClusterProvider for KindCluster {
         Ok(())
     }
 
-    /// Deletes the cluster now (`kind delete cluster`); later calls do nothing.
+    /// Deletes the cluster now (`kind delete cluster`) and, once it is gone, its folder (the
+    /// kubeconfig; a failed delete leaves the folder and its `cleanup.log`); later calls do
+    /// nothing.
     fn destroy(&mut self) -> Result<()> {
-        if let Some(cleanup) = self.cleanup.take() {
-            cleanup.run_now()?;
+        if let Some(cleanup) = self.cleanup.take()
+            && cleanup.run_now()?.success()
+            && let Some(dir) = self.kubeconfig.parent()
+        {
+            let _ = std::fs::remove_dir_all(dir);
         }
         Ok(())
     }
@@ -1244,6 +1249,17 @@ pub fn delete_all(tools: &Tools, out: &mut impl std::io::Write) -> Result<usize>
         }
         run("remove a container", "docker", &["rm", "-f", id])?;
         let _ = writeln!(out, "removed container {name}");
+    }
+    // The folders (kubeconfig, clean-up log) of clusters that are gone, except a running
+    // burstcert's: its folder is made before `kind create` lists the cluster.
+    let alive = list(tools)?;
+    if let Ok(entries) = std::fs::read_dir(cache_root()?.join("kind")) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(PREFIX) && !alive.contains(&name) && !owned.contains(&name) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
     }
     Ok(deleted)
 }
