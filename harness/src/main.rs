@@ -18,6 +18,8 @@
 //! burstcert soak [--events N] [--seed S] [--max-replicas M] [--deadline-secs D]  # chaos soak, numbers
 //! ```
 
+#[cfg(test)]
+mod ci_examples;
 mod commands;
 
 use std::process::ExitCode;
