@@ -64,6 +64,9 @@ breakages! {
     /// translate: an emptyDir loses its sizeLimit.
     EmptyDirSizeLimitDropped = "emptydir-size-limit-dropped",
         "emptyDir volumes reach CCI without their sizeLimit";
+    /// webhook: the emptyDir cap is a flat 10Gi, not 10Gi per core.
+    EmptyDirCapFlat = "emptydir-cap-flat",
+        "an emptyDir sizeLimit above 10Gi is refused whatever the pod's cores (§5: 10 × cores)";
     /// translate: `env[].valueFrom.configMapKeyRef` keeps the cluster name.
     EnvConfigMapRefNotRenamed = "env-configmap-ref-not-renamed",
         "an env variable from a ConfigMap key names the cluster ConfigMap, not its CCI mirror";

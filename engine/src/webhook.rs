@@ -267,6 +267,9 @@ async fn admit(
         cluster: facts.cluster,
     };
     misread(&mut input);
+    if let Some(message) = misjudged(&input.pod) {
+        return response.deny(message);
+    }
     let name = pod
         .metadata
         .name
@@ -299,6 +302,28 @@ async fn admit(
         }
         burst_rules::decide::Decision::Refuse { message } => response.deny(message),
     }
+}
+
+/// A refusal the webhook's breakages (see `crate::breakage`) make up: none, in a build without
+/// them.
+fn misjudged(pod: &Pod) -> Option<String> {
+    if !breakage::is(Breakage::EmptyDirCapFlat) {
+        return None;
+    }
+    // The bug: the cap is read as 10Gi for every pod, not 10Gi per started core.
+    pod.spec
+        .as_ref()?
+        .volumes
+        .iter()
+        .flatten()
+        .filter_map(|v| Some((&v.name, v.empty_dir.as_ref()?.size_limit.as_ref()?)))
+        .find(|(_, limit)| {
+            burst_rules::quantity::Quantity::parse(&limit.0)
+                .ok()
+                .and_then(|q| q.whole_gib())
+                .is_some_and(|gib| gib > 10)
+        })
+        .map(|(name, limit)| format!("emptyDir {name}: sizeLimit {} is more than 10Gi", limit.0))
 }
 
 /// What the webhook's breakages (see `crate::breakage`) get wrong in the decision's patch:

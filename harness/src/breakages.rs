@@ -154,6 +154,11 @@ pub const CATALOGUE: &[Breakage] = &[
         "emptyDir volumes on CCI have no sizeLimit",
     ),
     b(
+        "emptydir-cap-flat",
+        &["VOL-03"],
+        "a 2-vCPU pod with a 15Gi emptyDir is refused (the cap is 10Gi per core)",
+    ),
+    b(
         "env-configmap-ref-not-renamed",
         &["VOL-01"],
         "an env variable from a ConfigMap key points at a ConfigMap CCI does not have",

@@ -16,6 +16,7 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, Event, PersistentVolume, PersistentVolumeClaim, Pod, Secret, ServiceAccount,
 };
 use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 
 use crate::gates::Gate;
@@ -233,7 +234,8 @@ pub fn vol_02(s: &Scenario) -> BodyFuture<'_> {
 }
 
 /// VOL-03: emptyDir with subPath, 1536Mi or more than 10 × the pod's (started) cores is refused;
-/// plain, 1Gi and 10Gi (a 0.5-vCPU pod: one started core) run.
+/// plain, 1Gi and 10Gi (a 0.5-vCPU pod: one started core) run; on a 2-vCPU pod 15Gi runs and
+/// 21Gi is refused (the cap grows with the cores: a flat 10Gi cap fails here).
 pub fn vol_03(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(async move {
         let mut sub = pod_with(
@@ -269,8 +271,25 @@ pub fn vol_03(s: &Scenario) -> BodyFuture<'_> {
             ]),
             &[],
         )?;
+        // Two cores: 20Gi is the cap.
+        let too_big_for_two = two_cores(pod_with(
+            "two-cores-too-big",
+            serde_json::json!([{"name": "cache", "emptyDir": {"sizeLimit": "21Gi"}}]),
+            &[],
+        )?)?;
+        expect_refused(s, &too_big_for_two, &["cache", "sizeLimit", "21Gi"])
+            .await
+            .context("sizeLimit 21Gi on 2 vCPU")?;
+        let two = two_cores(pod_with(
+            "two-cores",
+            serde_json::json!([{"name": "big", "emptyDir": {"sizeLimit": "15Gi"}}]),
+            &[],
+        )?)?;
         create(s, &ok).await?;
-        converge(s, &enforce_selector(), 1, PATIENCE).await?;
+        create(s, &two)
+            .await
+            .context("a 2-vCPU pod with a 15Gi emptyDir (within 10 × 2 cores)")?;
+        converge(s, &enforce_selector(), 2, PATIENCE).await?;
         let cci = cci_pod_of(s, "empties").await?;
         for (name, want) in [("plain", None), ("one", Some("1Gi")), ("ten", Some("10Gi"))] {
             anyhow::ensure!(
@@ -279,8 +298,30 @@ pub fn vol_03(s: &Scenario) -> BodyFuture<'_> {
                 volumes_view(&cci)
             );
         }
+        let cci = cci_pod_of(s, "two-cores").await?;
+        anyhow::ensure!(
+            empty_dir_limit(&cci, "big") == Some(Some("15Gi".to_owned())),
+            "emptyDir big is not on the 2-vCPU CCI pod with sizeLimit 15Gi: {}",
+            volumes_view(&cci)
+        );
         Ok(Outcome::Passed)
     })
+}
+
+/// `pod` with 2 vCPU and 4Gi (requests and limits) in its one container.
+fn two_cores(mut pod: Pod) -> anyhow::Result<Pod> {
+    let size: BTreeMap<String, Quantity> = [
+        ("cpu".to_owned(), Quantity("2".into())),
+        ("memory".to_owned(), Quantity("4Gi".into())),
+    ]
+    .into();
+    let container = &mut pod.spec.as_mut().context("spec")?.containers[0];
+    container.resources = Some(k8s_openapi::api::core::v1::ResourceRequirements {
+        requests: Some(size.clone()),
+        limits: Some(size),
+        ..Default::default()
+    });
+    Ok(pod)
 }
 
 /// VOL-04: a downwardAPI volume is refused before 1.3.25 (naming the volume, the type and the
