@@ -154,6 +154,9 @@ breakages! {
     /// webhook: refusals are turned into admissions.
     RefusalsFailOpen = "refusals-fail-open",
         "the webhook admits, unmutated, every pod it should refuse";
+    /// webhook: a Bound claim is taken for cloud storage without a look at its class.
+    BoundClaimsTrusted = "bound-claims-trusted",
+        "a Bound persistentVolumeClaim is taken for SFS whatever its class (a local PV bursts)";
     /// webhook: the installed Volcano's version is never read.
     VolcanoNotChecked = "volcano-not-checked",
         "the webhook never reads Volcano's version, so old Volcano pods with cloud storage burst";

@@ -594,15 +594,27 @@ async fn gather(state: &WebhookState, namespace: &str, pod: &Pod) -> Result<Fact
             .list(&Default::default())
             .await?
         {
+            let bound = pvc.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound");
             if let Some(name) = pvc.metadata.name {
-                cluster
-                    .pvc_classes
-                    .insert(name, pvc.spec.and_then(|s| s.storage_class_name));
+                let class = if bound && breakage::is(Breakage::BoundClaimsTrusted) {
+                    // The bug: a bound claim is assumed to be SFS.
+                    cluster.storage_classes.insert(
+                        TRUSTED_CLASS.into(),
+                        burst_rules::volumes::PROVISIONER_SFS.into(),
+                    );
+                    Some(TRUSTED_CLASS.to_owned())
+                } else {
+                    pvc.spec.and_then(|s| s.storage_class_name)
+                };
+                cluster.pvc_classes.insert(name, class);
             }
         }
     }
     Ok(Facts { owners, cluster })
 }
+
+/// The class breakage `bound-claims-trusted` gives every bound claim.
+const TRUSTED_CLASS: &str = "breakage-trusted-sfs";
 
 /// What a metadata watch of `K` yields.
 type MetaEvent<K> = Result<watcher::Event<PartialObjectMeta<K>>, watcher::Error>;

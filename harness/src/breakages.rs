@@ -304,6 +304,11 @@ pub const CATALOGUE: &[Breakage] = &[
         "pods the webhook must refuse are admitted",
     ),
     b(
+        "bound-claims-trusted",
+        &["VOL-08"],
+        "a pod with a claim bound to a local PersistentVolume is admitted for CCI",
+    ),
+    b(
         "volcano-not-checked",
         &["INST-05"],
         "a Volcano <= 1.17.10 pod with cloud storage bursts",

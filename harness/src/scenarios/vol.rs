@@ -693,7 +693,9 @@ pub fn vol_08(s: &Scenario) -> BodyFuture<'_> {
         )?;
         expect_refused(s, &flex, &["flex-vol", "flexVolume"]).await?;
 
-        // A local PersistentVolume through a claim of a no-provisioner class.
+        // A local PersistentVolume bound to a claim of a no-provisioner class (bound ahead by
+        // the claim's volumeName, as an operator binds a local disk): the pod must be refused
+        // for what the claim really holds, a disk of one node.
         let class = format!("local-{}", s.namespace);
         let sc: StorageClass = serde_json::from_value(serde_json::json!({
             "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
@@ -703,20 +705,56 @@ pub fn vol_08(s: &Scenario) -> BodyFuture<'_> {
         }))?;
         let classes: Api<StorageClass> = Api::all(s.client.clone());
         classes.create(&PostParams::default(), &sc).await?;
+        let pv_name = format!("local-{}", s.namespace);
+        let pv: PersistentVolume = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": {"name": pv_name},
+            "spec": {
+                "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                "persistentVolumeReclaimPolicy": "Retain", "storageClassName": class,
+                "local": {"path": "/mnt/disks/ssd1"},
+                "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                    {"key": "kubernetes.io/hostname", "operator": "In", "values": ["kwok-node-0"]}
+                ]}]}}
+            }
+        }))?;
+        let volumes: Api<PersistentVolume> = Api::all(s.client.clone());
+        volumes.create(&PostParams::default(), &pv).await?;
         let pvc: PersistentVolumeClaim = serde_json::from_value(serde_json::json!({
             "apiVersion": "v1", "kind": "PersistentVolumeClaim",
             "metadata": {"name": "local-claim"},
             "spec": {"storageClassName": class, "accessModes": ["ReadWriteOnce"],
+                     "volumeName": pv_name,
                      "resources": {"requests": {"storage": "1Gi"}}}
         }))?;
-        s.api::<PersistentVolumeClaim>()
-            .create(&PostParams::default(), &pvc)
-            .await?;
+        let claims = s.api::<PersistentVolumeClaim>();
+        claims.create(&PostParams::default(), &pvc).await?;
+        let bound = wait::until(
+            "claim local-claim Bound to the local PersistentVolume",
+            PATIENCE,
+            || async {
+                let c = claims
+                    .get("local-claim")
+                    .await
+                    .map_err(|source| crate::Error::Kube {
+                        context: "read claim local-claim".into(),
+                        source,
+                    })?;
+                Ok((c.status.and_then(|st| st.phase).as_deref() == Some("Bound")).then_some(()))
+            },
+            || async { s.diagnose().await },
+        )
+        .await;
         let local = with_volume(
             enforce_pod("local")?,
             serde_json::json!({"name": "local-vol", "persistentVolumeClaim": {"claimName": "local-claim"}}),
         )?;
-        let result = expect_refused(s, &local, &["local-vol"]).await;
+        let result = match bound {
+            Ok(()) => expect_refused(s, &local, &["local-vol", "no-provisioner"]).await,
+            Err(e) => Err(e.into()),
+        };
+        let _ = claims.delete("local-claim", &DeleteParams::default()).await;
+        let _ = volumes.delete(&pv_name, &DeleteParams::default()).await;
         let _ = classes.delete(&class, &DeleteParams::default()).await;
         result?;
         Ok(Outcome::Passed)
