@@ -157,6 +157,9 @@ breakages! {
     /// webhook: a Bound claim is taken for cloud storage without a look at its class.
     BoundClaimsTrusted = "bound-claims-trusted",
         "a Bound persistentVolumeClaim is taken for SFS whatever its class (a local PV bursts)";
+    /// webhook: a pod it should keep local is refused instead.
+    KeptLocalRefused = "kept-local-refused",
+        "an auto or localPrefer pod CCI cannot take is refused instead of kept in the cluster (§5)";
     /// webhook: the installed Volcano's version is never read.
     VolcanoNotChecked = "volcano-not-checked",
         "the webhook never reads Volcano's version, so old Volcano pods with cloud storage burst";

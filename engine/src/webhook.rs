@@ -286,6 +286,11 @@ async fn admit(
                 Err(e) => response.deny(format!("bursting webhook built an invalid patch: {e}")),
             }
         }
+        burst_rules::decide::Decision::KeepLocal { reason }
+            if breakage::is(Breakage::KeptLocalRefused) =>
+        {
+            response.deny(reason)
+        }
         burst_rules::decide::Decision::KeepLocal { reason } => {
             tracing::info!(%namespace, pod = %name, %reason, dry_run, "kept local");
             // The pod has no UID yet; the event names it and explains (best effort). A dry run

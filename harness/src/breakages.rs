@@ -309,6 +309,11 @@ pub const CATALOGUE: &[Breakage] = &[
         "a pod with a claim bound to a local PersistentVolume is admitted for CCI",
     ),
     b(
+        "kept-local-refused",
+        &["VOL-08"],
+        "an auto or localPrefer pod with a flexVolume is refused, not kept in the cluster",
+    ),
+    b(
         "volcano-not-checked",
         &["INST-05"],
         "a Volcano <= 1.17.10 pod with cloud storage bursts",

@@ -1,10 +1,11 @@
 //! Pods the volume and sizing scenarios (VOL, HP, RES-02) create and expect admitted
 //! ([`create`]) or refused at admission ([`expect_refused`]: the person who applied the manifest
-//! reads what is wrong and what to do, and nothing is created on either side).
+//! reads what is wrong and what to do, and nothing is created on either side), or admitted but
+//! kept off the virtual node ([`kept_local_events`]).
 
 use anyhow::Context as _;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::PostParams;
+use k8s_openapi::api::core::v1::{Event, Pod};
+use kube::api::{ListParams, PostParams};
 
 use crate::fixtures;
 use crate::scenario::Scenario;
@@ -74,4 +75,51 @@ pub(super) fn with_volume(mut pod: Pod, volume: serde_json::Value) -> anyhow::Re
         });
     spec.volumes.get_or_insert_default().push(volume);
     Ok(pod)
+}
+
+/// Whether a pod tolerates the virtual node's taint by name (the webhook's mark).
+pub(super) fn tolerates_virtual_node(pod: &Pod) -> bool {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.tolerations.as_ref())
+        .is_some_and(|ts| {
+            ts.iter()
+                .any(|t| t.key.as_deref() == Some(crate::cluster::VIRTUAL_NODE_TAINT))
+        })
+}
+
+/// Whether a pod requires a node labelled `type=virtual-kubelet` (the webhook's `enforce` mark).
+pub(super) fn requires_virtual_node(pod: &Pod) -> bool {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.affinity.as_ref())
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|n| {
+            n.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
+        .is_some_and(|r| {
+            r.node_selector_terms.iter().all(|t| {
+                t.match_expressions.iter().flatten().any(|e| {
+                    e.key == "type"
+                        && e.operator == "In"
+                        && e.values.as_deref() == Some(&["virtual-kubelet".to_owned()][..])
+                })
+            })
+        })
+}
+
+/// The Warning events the webhook posted on pod `name` because it kept the pod local.
+pub(super) async fn kept_local_events(s: &Scenario, name: &str) -> crate::Result<Vec<Event>> {
+    Ok(s.api::<Event>()
+        .list(&ListParams::default().fields(&format!("involvedObject.name={name}")))
+        .await
+        .map_err(|source| crate::Error::Kube {
+            context: format!("list events of pod {name}"),
+            source,
+        })?
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("KeptLocal"))
+        .collect())
 }

@@ -15,13 +15,14 @@ use std::time::Duration;
 use anyhow::Context as _;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{
-    Event, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Service,
+    Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Service,
 };
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::ResourceExt as _;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 
 use super::addon_ops::serially;
+use super::admission::{kept_local_events, requires_virtual_node, tolerates_virtual_node};
 use super::{BodyFuture, POLICY_LABEL, claim, converge, ensure_class, pod_with};
 use crate::addon::lifecycle;
 use crate::addon::params::{InstallParams, Spec};
@@ -695,8 +696,6 @@ pub fn inst_04(s: &Scenario) -> BodyFuture<'_> {
 /// Where the webhook looks for Volcano's scheduler (the namespace and name Volcano's charts use).
 const VOLCANO_NAMESPACE: &str = "volcano-system";
 const VOLCANO_DEPLOYMENT: &str = "volcano-scheduler";
-/// The virtual node's taint, which the webhook's toleration names.
-const VIRTUAL_NODE_TAINT: &str = "virtual-kubelet.io/provider";
 
 /// Creates or updates the Deployment `volcano-scheduler` running `image`, with 0 replicas:
 /// nothing needs to run, it only tells which Volcano is installed.
@@ -725,38 +724,6 @@ async fn install_volcano(client: &kube::Client, image: &str) -> anyhow::Result<(
             format!("apply Deployment {VOLCANO_NAMESPACE}/{VOLCANO_DEPLOYMENT} ({image})")
         })?;
     Ok(())
-}
-
-/// Whether a pod tolerates the virtual node's taint by name (the webhook's mark).
-fn tolerates_virtual_node(pod: &Pod) -> bool {
-    pod.spec
-        .as_ref()
-        .and_then(|s| s.tolerations.as_ref())
-        .is_some_and(|ts| {
-            ts.iter()
-                .any(|t| t.key.as_deref() == Some(VIRTUAL_NODE_TAINT))
-        })
-}
-
-/// Whether a pod requires a node labelled `type=virtual-kubelet` (the webhook's `enforce` mark).
-fn requires_virtual_node(pod: &Pod) -> bool {
-    pod.spec
-        .as_ref()
-        .and_then(|s| s.affinity.as_ref())
-        .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|n| {
-            n.required_during_scheduling_ignored_during_execution
-                .as_ref()
-        })
-        .is_some_and(|r| {
-            r.node_selector_terms.iter().all(|t| {
-                t.match_expressions.iter().flatten().any(|e| {
-                    e.key == "type"
-                        && e.operator == "In"
-                        && e.values.as_deref() == Some(&["virtual-kubelet".to_owned()][..])
-                })
-            })
-        })
 }
 
 /// Waits until the webhook, asked through a server-side dry run of `pod` (nothing is created,
@@ -793,21 +760,6 @@ async fn until_webhook_sees(
     )
     .await?;
     Ok(())
-}
-
-/// The Warning events the webhook posted on pod `name` because it kept the pod local.
-async fn kept_local_events(s: &Scenario, name: &str) -> crate::Result<Vec<Event>> {
-    Ok(s.api::<Event>()
-        .list(&ListParams::default().fields(&format!("involvedObject.name={name}")))
-        .await
-        .map_err(|source| crate::Error::Kube {
-            context: format!("list events of pod {name}"),
-            source,
-        })?
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("KeptLocal"))
-        .collect())
 }
 
 /// An `enforce` pod `name` Volcano schedules (`schedulerName: volcano`) with an SFS claim.

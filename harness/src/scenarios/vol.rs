@@ -21,7 +21,10 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 
 use crate::gates::Gate;
 
-use super::admission::{create, enforce_pod, expect_refused, with_volume};
+use super::admission::{
+    create, enforce_pod, expect_refused, kept_local_events, requires_virtual_node,
+    tolerates_virtual_node, with_volume,
+};
 use super::cci_pod::{cci_pod_of, empty_dir_limit, mounted, volume, volumes_view};
 use super::{
     BodyFuture, HOSTPATH_REPLACEMENT, claim, converge, enforce_selector, ensure_class, pod_with,
@@ -306,6 +309,67 @@ pub fn vol_03(s: &Scenario) -> BodyFuture<'_> {
         );
         Ok(Outcome::Passed)
     })
+}
+
+/// Creates a pod of `policy` with `volume`, which CCI cannot take: it must be admitted without
+/// the virtual node's toleration or affinity, get a KeptLocal Warning event naming the volume,
+/// and run on a cluster node, with nothing on CCI.
+async fn kept_local_with(
+    s: &Scenario,
+    policy: &str,
+    volume: serde_json::Value,
+) -> anyhow::Result<()> {
+    let name = format!("kept-{}", policy.to_lowercase());
+    let volume_name = volume["name"].as_str().unwrap_or_default().to_owned();
+    let mut pod = with_volume(enforce_pod(&name)?, volume)?;
+    pod.metadata
+        .labels
+        .get_or_insert_default()
+        .insert(super::POLICY_LABEL.into(), policy.into());
+    let created = s
+        .api::<Pod>()
+        .create(&PostParams::default(), &pod)
+        .await
+        .with_context(|| format!("create pod {name} (expected admitted, kept local)"))?;
+    anyhow::ensure!(
+        !tolerates_virtual_node(&created) && !requires_virtual_node(&created),
+        "pod {name} was marked for the virtual node: {:?}",
+        created.spec.as_ref().map(|s| (&s.tolerations, &s.affinity))
+    );
+    let event = wait::until(
+        &format!("a KeptLocal Warning event on pod {name}"),
+        PATIENCE,
+        || async { Ok(kept_local_events(s, &name).await?.into_iter().next()) },
+        || s.diagnose(),
+    )
+    .await?;
+    let message = event.message.clone().unwrap_or_default();
+    anyhow::ensure!(
+        event.type_.as_deref() == Some("Warning") && message.contains(&volume_name),
+        "the KeptLocal event of {name} is not a Warning naming {volume_name:?}: {:?} {message}",
+        event.type_
+    );
+    let pods = s.api::<Pod>();
+    wait::until(
+        &format!("pod {name} Running on a cluster node"),
+        PATIENCE,
+        || async {
+            let p = pods.get(&name).await.map_err(|source| crate::Error::Kube {
+                context: format!("read pod {name}"),
+                source,
+            })?;
+            let node = p.spec.as_ref().and_then(|sp| sp.node_name.clone());
+            let running = p.status.and_then(|st| st.phase).as_deref() == Some("Running");
+            Ok((running && node.is_some_and(|n| n != s.virtual_node())).then_some(()))
+        },
+        || s.diagnose(),
+    )
+    .await?;
+    anyhow::ensure!(
+        s.cci_pods().await?.is_empty(),
+        "CCI holds a pod although {name} was kept local"
+    );
+    Ok(())
 }
 
 /// `pod` with 2 vCPU and 4Gi (requests and limits) in its one container.
@@ -684,14 +748,21 @@ pub fn vol_07(s: &Scenario) -> BodyFuture<'_> {
     })
 }
 
-/// VOL-08: flexVolume and local volumes are refused for a pod that must burst.
+/// VOL-08: flexVolume and local volumes are refused for a pod that must burst; an `auto` or
+/// `localPrefer` pod with the same flexVolume, which can still run in the cluster, is admitted
+/// unmarked for the virtual node, with a KeptLocal Warning event naming the volume, and runs on
+/// a cluster node (§5's [design] choice).
 pub fn vol_08(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(async move {
-        let flex = with_volume(
-            enforce_pod("flex")?,
-            serde_json::json!({"name": "flex-vol", "flexVolume": {"driver": "example.com/lvm"}}),
-        )?;
+        let flex_volume =
+            serde_json::json!({"name": "flex-vol", "flexVolume": {"driver": "example.com/lvm"}});
+        let flex = with_volume(enforce_pod("flex")?, flex_volume.clone())?;
         expect_refused(s, &flex, &["flex-vol", "flexVolume"]).await?;
+        for policy in ["auto", "localPrefer"] {
+            kept_local_with(s, policy, flex_volume.clone())
+                .await
+                .with_context(|| format!("a {policy} pod with a flexVolume"))?;
+        }
 
         // A local PersistentVolume bound to a claim of a no-provisioner class (bound ahead by
         // the claim's volumeName, as an operator binds a local disk): the pod must be refused

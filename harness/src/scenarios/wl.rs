@@ -22,6 +22,7 @@ use kube::api::{
     PatchParams, PostParams,
 };
 
+use super::admission::tolerates_virtual_node;
 use super::{BodyFuture, POLICY_LABEL, cci_running, cluster_uid_of, converge, running_on};
 use crate::cluster::VIRTUAL_NODE;
 use crate::scenario::Outcome;
@@ -868,8 +869,6 @@ pub fn wl_05(s: &Scenario) -> BodyFuture<'_> {
 // WL-07: the scheduling policy matrix.
 
 const PATIENCE: Duration = Duration::from_secs(90);
-/// The virtual node's taint (BEHAVIOR.md §1); bursting policies tolerate it.
-const VIRTUAL_NODE_TAINT: &str = "virtual-kubelet.io/provider";
 /// Label naming a pod's case in the matrix.
 const CASE_LABEL: &str = "burstcert.io/case";
 /// Label on the filler pods that take the kwok nodes' CPU.
@@ -960,16 +959,6 @@ fn unschedulable(pod: &Pod) -> bool {
                         && c.reason.as_deref() == Some("Unschedulable")
                 })
             })
-}
-
-fn tolerates_virtual_node(pod: &Pod) -> bool {
-    pod.spec
-        .as_ref()
-        .and_then(|s| s.tolerations.as_ref())
-        .is_some_and(|ts| {
-            ts.iter()
-                .any(|t| t.key.as_deref() == Some(VIRTUAL_NODE_TAINT))
-        })
 }
 
 async fn wait_pod(
