@@ -780,8 +780,8 @@ fn volcano_pod(name: &str, claim_name: &str) -> anyhow::Result<Pod> {
 /// replicas and the image `volcanosh/vc-scheduler:v1.17.10` says which Volcano is installed,
 /// which is what the webhook reads. An `enforce` pod naming the scheduler `volcano` with an SFS
 /// claim is then admitted unmutated (no toleration, no affinity to the virtual node), carries
-/// a KeptLocal Warning event naming Volcano 1.17.10, the rule and the volume, is not bound to
-/// the virtual node and has nothing on CCI. With `v1.17.11` the same pod is mutated for the
+/// a KeptLocal Warning event naming Volcano 1.17.10, the rule and the volume, and has nothing
+/// on CCI. With `v1.17.11` the same pod is mutated for the
 /// virtual node and gets no such event; bound to the node its affinity requires, as Volcano's
 /// scheduler would bind it, it runs on CCI with its claim. The Deployment (and the namespace,
 /// if the scenario made it) is removed at the end; the Volcano install is cluster-wide, and so
@@ -907,12 +907,9 @@ async fn inst_05_body(s: &Scenario, pv_name: &str) -> anyhow::Result<()> {
         );
     }
     snapshot::settings().bind(|| insta::assert_snapshot!("inst_05_kept_local_event", message));
-    let pod = s.api::<Pod>().get("old-volcano").await?;
-    anyhow::ensure!(
-        pod.spec.as_ref().and_then(|sp| sp.node_name.as_deref()) != Some(s.virtual_node()),
-        "pod old-volcano is bound to {}",
-        s.virtual_node()
-    );
+    // Whether the pod is bound to the virtual node is not asked: no Volcano scheduler runs
+    // here, so nothing binds it whatever the engine did. What a scheduler acts on, the
+    // toleration and the affinity, was checked above.
     anyhow::ensure!(
         s.cci_pods().await?.is_empty(),
         "CCI holds a pod although Volcano 1.17.10 keeps the pod local"
