@@ -184,6 +184,9 @@ breakages! {
     /// translate: CCI pod names carry a fragment of the pod's UID.
     CciNamesUidSuffixed = "cci-names-uid-suffixed",
         "CCI pods are named {namespace}.{name}-{uid prefix}, so a StatefulSet's ordinal names are not kept on CCI";
+    /// status: a container's restarts and last state are not carried back.
+    ContainerRestartsDropped = "container-restarts-dropped",
+        "a container crash-looping on CCI shows no restarts and no last state in the cluster";
     /// translate: a pod that succeeded on CCI is reported Failed.
     SucceededReportedFailed = "succeeded-reported-failed",
         "a CCI pod whose containers all succeeded is mirrored as Failed: a Job's completions count as failures";

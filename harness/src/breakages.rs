@@ -355,6 +355,11 @@ pub const CATALOGUE: &[Breakage] = &[
         "a StatefulSet's pods are not named by their ordinals on CCI",
     ),
     b(
+        "container-restarts-dropped",
+        &["WL-01"],
+        "a crash-looping burst pod shows 0 restarts and no last state in the cluster",
+    ),
+    b(
         "succeeded-reported-failed",
         &["WL-04"],
         "a Job's pods that complete on CCI show Failed: the Job counts them as failures and retries them",

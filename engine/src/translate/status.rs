@@ -69,9 +69,16 @@ pub fn cluster_status(cci: &PodStatus, containers: &[cci_api::ContainerSummary])
     let container = |s: &ContainerStatus| ContainerStatus {
         name: s.name.clone(),
         state: s.state.clone(),
-        last_state: s.last_state.clone(),
+        last_state: s
+            .last_state
+            .clone()
+            .filter(|_| !breakage::is(Breakage::ContainerRestartsDropped)),
         ready: s.ready,
-        restart_count: s.restart_count,
+        restart_count: if breakage::is(Breakage::ContainerRestartsDropped) {
+            0
+        } else {
+            s.restart_count
+        },
         image: if s.image.is_empty() {
             image_of(&s.name)
         } else {

@@ -273,7 +273,8 @@ const NEWER_POLICY_LABEL: &str = "bursting.cci.io/burst-to-cci";
 
 /// WL-01: a bare Pod labelled `enforce` (the seed's nginx: 500m / 1024Mi, `imagepull-secret`)
 /// runs on `bursting-node`; the CCI pod exists in `bursting-{clusterID}`, runs the pod's image
-/// and is Running; a pod labelled with the newer manuals' key bursts as well.
+/// and is Running; a pod labelled with the newer manuals' key bursts as well; a burst pod that
+/// crash-loops on CCI shows its restarts and last exit code in the cluster.
 pub fn wl_01(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(async move {
         let mut pod: Pod = fixtures::load("seed/nginx-pod.yaml")?;
@@ -345,8 +346,68 @@ pub fn wl_01(s: &Scenario) -> BodyFuture<'_> {
                 .any(|p| cluster_uid_of(p) == Some(newer_uid.as_str())),
             "no CCI pod for the pod labelled {NEWER_POLICY_LABEL}=enforce"
         );
+        crash_loop_carried_back(s).await?;
         Ok(Outcome::Passed)
     })
+}
+
+/// A burst pod whose container exits 3 a second after each start: CCI restarts it (the pod's
+/// restartPolicy is Always), and the cluster pod must show what CCI shows, a restart count and
+/// the last state with its exit code, not only a phase.
+async fn crash_loop_carried_back(s: &Scenario) -> anyhow::Result<()> {
+    let mut crasher: Pod = fixtures::load("seed/nginx-pod.yaml")?;
+    crasher.metadata.name = Some("crasher".into());
+    crasher
+        .metadata
+        .labels
+        .get_or_insert_default()
+        .insert(NEWER_POLICY_LABEL.into(), "enforce".into());
+    crasher.spec.as_mut().context("spec")?.containers[0].command =
+        Some(vec!["sh".into(), "-c".into(), "sleep 1; exit 3".into()]);
+    s.api::<Pod>()
+        .create(&PostParams::default(), &crasher)
+        .await
+        .context("create pod crasher")?;
+    let pods = s.api::<Pod>();
+    let last = std::sync::Mutex::new(String::new());
+    wait::until(
+        "pod crasher to show a restart and its last exit code 3",
+        SCALE_PATIENCE,
+        || async {
+            let pod = pods
+                .get("crasher")
+                .await
+                .map_err(|source| crate::Error::Kube {
+                    context: "read pod crasher".into(),
+                    source,
+                })?;
+            let status = pod
+                .status
+                .and_then(|st| st.container_statuses)
+                .and_then(|cs| cs.into_iter().next());
+            let seen = status.as_ref().map(|c| {
+                let exit = c
+                    .last_state
+                    .as_ref()
+                    .and_then(|l| l.terminated.as_ref())
+                    .map(|t| t.exit_code);
+                (c.restart_count, exit)
+            });
+            *last.lock().expect("last") = format!("restarts and last exit code: {seen:?}");
+            Ok(seen
+                .is_some_and(|(restarts, exit)| restarts >= 1 && exit == Some(3))
+                .then_some(()))
+        },
+        || async {
+            format!(
+                "{}\n{}",
+                last.lock().map(|l| l.clone()).unwrap_or_default(),
+                s.diagnose().await
+            )
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// The uids of the `app=nginx` ReplicaSets, sorted.
