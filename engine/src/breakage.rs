@@ -160,6 +160,9 @@ breakages! {
     /// webhook: a pod it should keep local is refused instead.
     KeptLocalRefused = "kept-local-refused",
         "an auto or localPrefer pod CCI cannot take is refused instead of kept in the cluster (§5)";
+    /// webhook: a pod's admission never looks at the LoadBalancer Services that select it.
+    LoadBalancedPodsUnchecked = "load-balanced-pods-unchecked",
+        "below 1.5.5 a pod bursts behind a LoadBalancer Service made before it (§2: >= 1.5.5)";
     /// webhook: the installed Volcano's version is never read.
     VolcanoNotChecked = "volcano-not-checked",
         "the webhook never reads Volcano's version, so old Volcano pods with cloud storage burst";

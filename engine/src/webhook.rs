@@ -586,6 +586,26 @@ async fn gather(state: &WebhookState, namespace: &str, pod: &Pod) -> Result<Fact
     if volcano_may_matter(pod) && !breakage::is(Breakage::VolcanoNotChecked) {
         cluster.volcano_version = volcano_version(state).await?;
     }
+    // Below 1.5.5 a LoadBalancer Service made before the pods it selects must still keep them
+    // off CCI: the pod's admission is where that shows.
+    let gate = Gate::LoadBalancerService;
+    if !breakage::judged_at(state.release, gate).allows(gate)
+        && !breakage::is(Breakage::LoadBalancedPodsUnchecked)
+    {
+        for service in Api::<Service>::namespaced(state.client.clone(), namespace)
+            .list(&Default::default())
+            .await?
+        {
+            let spec = service.spec.unwrap_or_default();
+            if spec.type_.as_deref() == Some("LoadBalancer")
+                && let Some(name) = service.metadata.name
+            {
+                cluster
+                    .load_balancers
+                    .insert(name, spec.selector.unwrap_or_default());
+            }
+        }
+    }
     if uses_pvc {
         for sc in Api::<StorageClass>::all(state.client.clone())
             .list(&Default::default())

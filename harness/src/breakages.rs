@@ -314,6 +314,12 @@ pub const CATALOGUE: &[Breakage] = &[
         "an auto or localPrefer pod with a flexVolume is refused, not kept in the cluster",
     ),
     b(
+        "load-balanced-pods-unchecked",
+        &["INST-04"],
+        "at 1.5.4 a burst pod created after a LoadBalancer Service that selects it is admitted",
+    )
+    .at("1.5.4"),
+    b(
         "volcano-not-checked",
         &["INST-05"],
         "a Volcano <= 1.17.10 pod with cloud storage bursts",

@@ -22,7 +22,10 @@
 //!    on CCI and get a Warning event on its CCE side": a refused pod would not exist to carry
 //!    the event. The virtual kubelet refuses to create it on CCI and posts that event (RES-03).
 //!    A bad or too small `resource.cci.io/pod-size-specs` pin, or no resources at all, is
-//!    still refused (§4 says so).
+//!    still refused (§4 says so). Below 1.5.5 a Service of type LoadBalancer that selects the
+//!    pod ([`ClusterFacts::load_balancers`]) is one more problem (§2: a dedicated ELB for
+//!    burst pods needs `>= 1.5.5`): [`check_service`] refuses such a Service once a burst pod
+//!    exists, and a Service made before its pods is caught here. \[design\]
 //! 4. **Volcano** `<= 1.17.10` scheduling a pod with cloud storage → `KeepLocal`, for every
 //!    policy (INST-05: the pod stays off CCI with an explaining event).
 //! 5. Otherwise → [`Decision::Mutate`] with an RFC 6902 patch:
@@ -78,6 +81,9 @@ pub struct ClusterFacts {
     /// The scheduler of pods that name none (or `default-scheduler`); `None` means
     /// kube-scheduler.
     pub default_scheduler: Option<String>,
+    /// The Services of type LoadBalancer in the pod's namespace: name → selector. Needed only
+    /// where the release does not allow them for burst pods ([`Gate::LoadBalancerService`]).
+    pub load_balancers: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// Everything [`decide`] looks at.
@@ -259,6 +265,7 @@ pub fn decide(input: &AdmissionInput) -> Decision {
         }
         problems.extend(violations.into_iter().map(|v| v.message));
     }
+    problems.extend(load_balancers_selecting(pod, &input.cluster, input.release));
     let enforce = resolved.policy == Policy::Enforce;
     if let Some(e) = &no_flavour
         && (!enforce || !problems.is_empty())
@@ -334,6 +341,33 @@ pub fn decide(input: &AdmissionInput) -> Decision {
         patch: Value::Array(patch),
         reasons,
     }
+}
+
+/// What stands in the way of `pod` bursting where the release does not allow LoadBalancer
+/// Services for burst pods (§2: `>= 1.5.5`): each such Service that selects it. A Service made
+/// before any pod it selects bursts is admitted ([`check_service`] sees no burst pod yet), so
+/// the pod is where the gate holds.
+fn load_balancers_selecting(pod: &Pod, cluster: &ClusterFacts, release: Release) -> Vec<String> {
+    let gate = Gate::LoadBalancerService;
+    if release.allows(gate) {
+        return Vec::new();
+    }
+    let labels = pod.metadata.labels.clone().unwrap_or_default();
+    cluster
+        .load_balancers
+        .iter()
+        .filter(|(_, selector)| {
+            !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+        })
+        .map(|(name, _)| {
+            format!(
+                "Service {name} of type LoadBalancer (a dedicated ELB) selects it, and a \
+                 LoadBalancer for pods that burst to CCI {}; use type ClusterIP or NodePort, or \
+                 upgrade the add-on",
+                gate.explain(release)
+            )
+        })
+        .collect()
 }
 
 /// Checks a Service: one of type LoadBalancer (a dedicated ELB) that selects burst pods needs
@@ -617,5 +651,61 @@ mod tests {
             panic!("a LoadBalancer for burst pods before 1.5.5 is refused");
         };
         assert!(message.starts_with(start), "{message}");
+    }
+
+    /// A pod of `policy` labelled `app`, sized for a flavour.
+    fn pod_labelled(policy: &str, app: &str) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "p", "namespace": "default", "labels": {
+                "virtual-kubelet.io/burst-to-cci": policy, "app": app}},
+            "spec": {"containers": [{"name": "c", "image": "nginx", "resources": {
+                "requests": {"cpu": "500m", "memory": "1Gi"}}}]}
+        }))
+        .unwrap()
+    }
+
+    #[rstest::rstest]
+    #[case::enforce_is_refused_below_the_gate("enforce", "web", 4, "refuse")]
+    #[case::auto_is_kept_local_below_the_gate("auto", "web", 4, "keep local")]
+    #[case::enforce_bursts_from_the_gate("enforce", "web", 5, "mutate")]
+    #[case::a_pod_no_balancer_selects_bursts("enforce", "other", 4, "mutate")]
+    fn a_pod_a_load_balancer_selects_bursts_only_from_1_5_5(
+        #[case] policy: &str,
+        #[case] app: &str,
+        #[case] patch: u32,
+        #[case] want: &str,
+    ) {
+        let cluster = ClusterFacts {
+            load_balancers: BTreeMap::from([
+                (
+                    "web-lb".to_owned(),
+                    BTreeMap::from([("app".to_owned(), "web".to_owned())]),
+                ),
+                // An empty selector selects no pod (its endpoints are the user's to manage).
+                ("manual".to_owned(), BTreeMap::new()),
+            ]),
+            ..ClusterFacts::default()
+        };
+        let input = AdmissionInput {
+            pod: pod_labelled(policy, app),
+            owners: Vec::new(),
+            release: Release::new(1, 5, patch),
+            cluster,
+        };
+        let decision = decide(&input);
+        let got = match &decision {
+            Decision::Refuse { .. } => "refuse",
+            Decision::KeepLocal { .. } => "keep local",
+            Decision::Mutate { .. } => "mutate",
+            Decision::Allow => "allow",
+        };
+        assert_eq!(got, want, "{decision:?}");
+        if let Some(message) = decision.message() {
+            assert!(
+                message.contains("web-lb") && message.contains(">= 1.5.5"),
+                "{message}"
+            );
+            assert!(!message.contains("manual"), "{message}");
+        }
     }
 }

@@ -264,6 +264,8 @@ fn rules_of(component: &str) -> Vec<PolicyRule> {
             rule(&["apps"], &["statefulsets", "daemonsets"], &["get"]),
             rule(&["batch"], &["jobs", "cronjobs"], &["get"]),
             rule(&["storage.k8s.io"], &["storageclasses"], READ),
+            // Below 1.5.5 a pod's admission looks for LoadBalancer Services that select it.
+            rule(&[""], &["services"], &["list"]),
             rule(
                 &["", "events.k8s.io"],
                 &["events"],

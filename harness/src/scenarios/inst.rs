@@ -608,7 +608,8 @@ fn check_refusal(
 
 /// INST-04: a LoadBalancer Service selecting a burst pod is refused before 1.5.5 (on create and
 /// on an update to LoadBalancer) and works from 1.5.5; a ClusterIP Service works on every
-/// release.
+/// release; a burst pod a LoadBalancer Service made before it selects is refused before 1.5.5
+/// and bursts from 1.5.5 ([`service_first`]).
 pub fn inst_04(s: &Scenario) -> BodyFuture<'_> {
     Box::pin(async move {
         let mut pod: Pod = fixtures::load("seed/nginx-pod.yaml")?;
@@ -689,8 +690,55 @@ pub fn inst_04(s: &Scenario) -> BodyFuture<'_> {
                 kept.spec
             );
         }
+        service_first(s)
+            .await
+            .context("a LoadBalancer Service made before its pod")?;
         Ok(Outcome::Passed)
     })
+}
+
+/// INST-04 the other way round: a LoadBalancer Service `later-lb` made while no pod it selects
+/// exists (admitted: it selects no burst pod yet), then an `enforce` pod it selects. Below 1.5.5
+/// the pod is refused naming the Service, the rule and the release; from 1.5.5 it bursts.
+async fn service_first(s: &Scenario) -> anyhow::Result<()> {
+    let mut lb = service("later-lb", "LoadBalancer")?;
+    lb.spec.as_mut().context("spec")?.selector =
+        Some([("app".to_owned(), "later".to_owned())].into());
+    s.api::<Service>()
+        .create(&PostParams::default(), &lb)
+        .await
+        .context("create LoadBalancer Service later-lb, which selects no pod yet")?;
+    let mut pod: Pod = fixtures::load("seed/nginx-pod.yaml")?;
+    pod.metadata.name = Some("later".into());
+    let labels = pod.metadata.labels.get_or_insert_default();
+    labels.insert(POLICY_LABEL.into(), "enforce".into());
+    labels.insert("app".into(), "later".into());
+    let created = s.api::<Pod>().create(&PostParams::default(), &pod).await;
+    if super::has(s, crate::gates::Gate::LoadBalancerService) {
+        created.context("create the enforce pod later (expected admitted from 1.5.5)")?;
+        converge(s, "app in (web,later)", 2, PATIENCE).await?;
+        return Ok(());
+    }
+    let message = match created {
+        Ok(_) => anyhow::bail!(
+            "pod later, selected by LoadBalancer Service later-lb, was admitted on release {}; \
+             expected a refusal (LoadBalancer for burst pods needs 1.5.5)",
+            s.env.release()
+        ),
+        Err(kube::Error::Api(status)) => status.message,
+        Err(e) => return Err(e).context("create the enforce pod later"),
+    };
+    for needle in ["later-lb", "LoadBalancer", "1.5.5"] {
+        anyhow::ensure!(
+            message.contains(needle),
+            "the refusal of pod later does not mention {needle:?}: {message}"
+        );
+    }
+    anyhow::ensure!(
+        s.api::<Pod>().get_opt("later").await?.is_none(),
+        "pod later exists after its refusal"
+    );
+    Ok(())
 }
 
 /// Where the webhook looks for Volcano's scheduler (the namespace and name Volcano's charts use).
