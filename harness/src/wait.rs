@@ -18,6 +18,28 @@ pub fn patience(base: Duration) -> Duration {
     base.mul_f64(factor)
 }
 
+/// What a wait's check saw last, for the diagnosis when the deadline passes: the check
+/// [`note`](LastSeen::note)s it, the diagnosis puts it first ([`LastSeen::before`]).
+#[derive(Debug, Default)]
+pub struct LastSeen(std::sync::Mutex<String>);
+
+impl LastSeen {
+    /// Records what the check saw this time.
+    pub fn note(&self, seen: String) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = seen;
+    }
+
+    /// What was seen last (empty if nothing yet).
+    pub fn last(&self) -> String {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// What was seen last, then the `diagnosis` on the next line.
+    pub async fn before(&self, diagnosis: impl Future<Output = String>) -> String {
+        format!("{}\n{}", self.last(), diagnosis.await)
+    }
+}
+
 /// Polls `check` until it yields `Some`, or fails after `base` (scaled by [`patience`]) with
 /// `what` and the diagnosis `diagnose` gathers at that moment.
 ///

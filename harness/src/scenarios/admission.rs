@@ -107,17 +107,25 @@ pub(super) fn requires_virtual_node(pod: &Pod) -> bool {
         })
 }
 
-/// The Warning events the webhook posted on pod `name` because it kept the pod local.
-pub(super) async fn kept_local_events(s: &Scenario, name: &str) -> crate::Result<Vec<Event>> {
-    Ok(s.api::<Event>()
+/// The events on the scenario's cluster pod `name`, oldest first.
+pub(super) async fn events_on(s: &Scenario, name: &str) -> crate::Result<Vec<Event>> {
+    let mut events = s
+        .api::<Event>()
         .list(&ListParams::default().fields(&format!("involvedObject.name={name}")))
         .await
         .map_err(|source| crate::Error::Kube {
             context: format!("list events of pod {name}"),
             source,
         })?
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("KeptLocal"))
-        .collect())
+        .items;
+    events.sort_by_key(|e| e.metadata.creation_timestamp.clone().map(|t| t.0));
+    Ok(events)
+}
+
+/// The events the webhook posted on pod `name` because it kept the pod local (of any type:
+/// the scenarios check it is a Warning).
+pub(super) async fn kept_local_events(s: &Scenario, name: &str) -> crate::Result<Vec<Event>> {
+    let mut events = events_on(s, name).await?;
+    events.retain(|e| e.reason.as_deref() == Some("KeptLocal"));
+    Ok(events)
 }

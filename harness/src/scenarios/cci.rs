@@ -168,7 +168,7 @@ async fn taken_up_by_every_component(
 ) -> anyhow::Result<()> {
     let credential = |t: &str| format!("token:{}", cci_api::token_fingerprint(t));
     let (old, renewed) = (credential(old), credential(renewed));
-    let last = std::sync::Mutex::new(String::new());
+    let last = crate::wait::LastSeen::default();
     crate::wait::until(
         "every component of the add-on that used the first token to use the renewed one",
         SECRET_PROPAGATION,
@@ -190,17 +190,12 @@ async fn taken_up_by_every_component(
                     .collect::<std::collections::BTreeSet<_>>()
             };
             let (on_old, on_renewed) = (used(&old, old_since), used(&renewed, renewed_since));
-            *last.lock().expect("last") =
-                format!("used the first token: {on_old:?}; the renewed one: {on_renewed:?}");
+            last.note(format!(
+                "used the first token: {on_old:?}; the renewed one: {on_renewed:?}"
+            ));
             Ok((!on_renewed.is_empty() && on_old.is_subset(&on_renewed)).then_some(()))
         },
-        || async {
-            format!(
-                "{}\n{}",
-                last.lock().map(|l| l.clone()).unwrap_or_default(),
-                s.diagnose().await
-            )
-        },
+        || last.before(s.diagnose()),
     )
     .await?;
     Ok(())

@@ -9,9 +9,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use k8s_openapi::api::core::v1::{Container, Event, Pod, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use kube::api::{ListParams, PostParams};
+use kube::api::PostParams;
 
-use super::admission::{create, expect_refused};
+use super::admission::{create, events_on, expect_refused};
 use super::cci_pod::cci_pod_of;
 use super::{BodyFuture, POLICY_LABEL, cluster_uid_of, converge, enforce_selector, pod_with};
 use crate::scenario::Outcome;
@@ -291,17 +291,8 @@ pub fn res_02(s: &Scenario) -> BodyFuture<'_> {
 
 /// The Warning events on cluster pod `name` of the scenario, oldest first.
 async fn warnings_on(s: &Scenario, name: &str) -> crate::Result<Vec<Event>> {
-    let mut events = s
-        .api::<Event>()
-        .list(&ListParams::default().fields(&format!("involvedObject.name={name}")))
-        .await
-        .map_err(|source| crate::Error::Kube {
-            context: format!("list events of pod {name}"),
-            source,
-        })?
-        .items;
+    let mut events = events_on(s, name).await?;
     events.retain(|e| e.type_.as_deref() == Some("Warning"));
-    events.sort_by_key(|e| e.metadata.creation_timestamp.clone().map(|t| t.0));
     Ok(events)
 }
 

@@ -119,7 +119,7 @@ pub(super) async fn probe_until(
             "no longer reach"
         }
     );
-    let last = std::sync::Mutex::new(String::new());
+    let last = crate::wait::LastSeen::default();
     let result = wait::until(
         &what,
         Duration::from_secs(45),
@@ -140,15 +140,10 @@ pub(super) async fn probe_until(
                 "exit {}: {}{}",
                 answer.exit_code, answer.stdout, answer.stderr
             );
-            *last.lock().expect("probe answer") = text.clone();
+            last.note(text.clone());
             Ok(((answer.exit_code == 0) == reachable).then_some(text))
         },
-        || async {
-            format!(
-                "last probe: {}",
-                last.lock().map(|l| l.clone()).unwrap_or_default()
-            )
-        },
+        || async { format!("last probe: {}", last.last()) },
     )
     .await?;
     Ok(result)

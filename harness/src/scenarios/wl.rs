@@ -369,7 +369,7 @@ async fn crash_loop_carried_back(s: &Scenario) -> anyhow::Result<()> {
         .await
         .context("create pod crasher")?;
     let pods = s.api::<Pod>();
-    let last = std::sync::Mutex::new(String::new());
+    let last = wait::LastSeen::default();
     wait::until(
         "pod crasher to show a restart and its last exit code 3",
         SCALE_PATIENCE,
@@ -393,18 +393,12 @@ async fn crash_loop_carried_back(s: &Scenario) -> anyhow::Result<()> {
                     .map(|t| t.exit_code);
                 (c.restart_count, exit)
             });
-            *last.lock().expect("last") = format!("restarts and last exit code: {seen:?}");
+            last.note(format!("restarts and last exit code: {seen:?}"));
             Ok(seen
                 .is_some_and(|(restarts, exit)| restarts >= 1 && exit == Some(3))
                 .then_some(()))
         },
-        || async {
-            format!(
-                "{}\n{}",
-                last.lock().map(|l| l.clone()).unwrap_or_default(),
-                s.diagnose().await
-            )
-        },
+        || last.before(s.diagnose()),
     )
     .await?;
     Ok(())
